@@ -1,0 +1,55 @@
+import type { Command } from "commander";
+import { bootQemu, logTail, type BootMedia } from "../qemu/boot";
+
+interface BootTestFlags {
+  kernel?: string;
+  initrd?: string[];
+  append?: string;
+  disk?: string;
+  expect: string;
+  timeout: string;
+  quiet?: boolean;
+}
+
+/** `ramroot boot-test`: boot under QEMU and exit 0 only when the marker shows on the serial console. */
+export function registerQemuCommands(program: Command): void {
+  program
+    .command("boot-test")
+    .description("boot a kernel + initramfs, or a disk image through its bootloader, in QEMU and wait for a marker")
+    .option("--kernel <file>", "kernel image to boot directly")
+    .option("--initrd <file...>", "initramfs (and microcode) images, in order")
+    .option("--append <cmdline>", "extra kernel command line", "rdinit=/sbin/init")
+    .option("--disk <image>", "raw disk image to boot through its bootloader instead")
+    .requiredOption("--expect <marker>", "text that proves the boot worked")
+    .option("--timeout <seconds>", "give up after this many seconds", "120")
+    .option("--quiet", "do not echo the console")
+    .action(async (flags: BootTestFlags) => {
+      const media = bootMediaFromFlags(flags);
+      const timeoutS = Number(flags.timeout);
+      if (!Number.isFinite(timeoutS) || timeoutS <= 0) {
+        throw new Error(`--timeout: "${flags.timeout}" is not a positive number of seconds`);
+      }
+      const result = await bootQemu({
+        media,
+        marker: flags.expect,
+        timeoutMs: timeoutS * 1000,
+        onOutput: flags.quiet ? undefined : (chunk) => process.stdout.write(chunk),
+      });
+      if (result.found) {
+        process.stderr.write(`\nramroot: marker "${flags.expect}" seen after ${(result.durationMs / 1000).toFixed(1)} s\n`);
+        return;
+      }
+      const why = result.reason === "timeout" ? `not seen within ${timeoutS} s` : `QEMU exited (code ${result.exitCode}) before it appeared`;
+      if (flags.quiet) process.stderr.write(logTail(result.log) + "\n");
+      throw new Error(`boot-test: marker "${flags.expect}" ${why}`);
+    });
+}
+
+function bootMediaFromFlags(flags: BootTestFlags): BootMedia {
+  if (flags.disk !== undefined && flags.kernel !== undefined) {
+    throw new Error("boot-test: give either --kernel (direct boot) or --disk (through the bootloader), not both");
+  }
+  if (flags.disk !== undefined) return { kind: "disk", image: flags.disk };
+  if (flags.kernel !== undefined) return { kind: "kernel", kernel: flags.kernel, initrd: flags.initrd, append: flags.append };
+  throw new Error("boot-test: one of --kernel <file> or --disk <image> is required");
+}
