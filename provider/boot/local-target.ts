@@ -1,0 +1,152 @@
+import { createHash } from "node:crypto";
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { isMissing, sha256File, sha256Hex } from "./file-hash";
+import type { BootTarget, TargetSpec } from "./target";
+import { targetRelPath, tempNameFor } from "./target-path";
+
+type LocalSpec = Extract<TargetSpec, { kind: "local" }>;
+
+const CHUNK = 1 << 20;
+
+/** A mounted boot partition (or any directory standing in for one). */
+export class LocalTarget implements BootTarget {
+  private constructor(
+    readonly spec: LocalSpec,
+    /** the absolute, resolved root directory */
+    readonly root: string,
+  ) {}
+
+  static async open(spec: LocalSpec): Promise<LocalTarget> {
+    const root = path.resolve(spec.path);
+    let stat: fs.Stats;
+    try {
+      stat = await fs.promises.stat(root);
+    } catch (err) {
+      if (isMissing(err)) throw new Error(`boot target path: "${spec.path}" does not exist; expected a mounted boot partition directory`);
+      throw err;
+    }
+    if (!stat.isDirectory()) throw new Error(`boot target path: "${spec.path}" is not a directory; expected a mounted boot partition directory`);
+    return new LocalTarget(spec, root);
+  }
+
+  describe(): string {
+    return `local ${this.root}`;
+  }
+
+  /** The absolute local path of a target-relative path. */
+  resolve(rel: string): string {
+    return path.join(this.root, targetRelPath(rel));
+  }
+
+  async readFile(rel: string): Promise<Buffer | undefined> {
+    try {
+      return await fs.promises.readFile(this.resolve(rel));
+    } catch (err) {
+      if (isMissing(err) || (err as NodeJS.ErrnoException).code === "EISDIR") return undefined;
+      throw err;
+    }
+  }
+
+  async writeFileAtomic(rel: string, data: Buffer | string): Promise<void> {
+    const bytes = typeof data === "string" ? Buffer.from(data, "utf8") : data;
+    const expected = sha256Hex(bytes);
+    await this.replaceAtomic(rel, async (handle) => {
+      await handle.writeFile(bytes);
+      return expected;
+    });
+  }
+
+  async copyInAtomic(rel: string, localFile: string, onProgress?: (done: number, total: number) => void): Promise<string> {
+    const source = await fs.promises.open(localFile, "r");
+    try {
+      const total = (await source.stat()).size;
+      return await this.replaceAtomic(rel, async (handle) => {
+        const hash = createHash("sha256");
+        const buffer = Buffer.alloc(CHUNK);
+        let done = 0;
+        onProgress?.(0, total);
+        for (;;) {
+          const { bytesRead } = await source.read(buffer, 0, CHUNK, null);
+          if (bytesRead === 0) break;
+          const chunk = buffer.subarray(0, bytesRead);
+          hash.update(chunk);
+          await handle.write(chunk);
+          done += bytesRead;
+          onProgress?.(done, total);
+        }
+        return hash.digest("hex");
+      });
+    } finally {
+      await source.close();
+    }
+  }
+
+  async sha256(rel: string): Promise<string | undefined> {
+    return sha256File(this.resolve(rel));
+  }
+
+  async list(relDir: string): Promise<string[]> {
+    try {
+      return (await fs.promises.readdir(this.resolve(relDir))).sort();
+    } catch (err) {
+      if (isMissing(err)) return [];
+      throw err;
+    }
+  }
+
+  async remove(rel: string): Promise<void> {
+    const abs = this.resolve(rel);
+    if (abs === this.root) throw new Error(`remove: refusing to remove the target root ${this.root}`);
+    await fs.promises.rm(abs, { recursive: true, force: true });
+  }
+
+  async close(): Promise<void> {}
+
+  /**
+   * Writes through `fill` into a temporary file beside `rel`, fsyncs it, reads it back and
+   * compares the sha256 with what `fill` says it wrote, and only then renames it over `rel` and
+   * fsyncs the directory. Any failure (ENOSPC, I/O error, mismatch) removes the temporary file
+   * and leaves the old file as it was.
+   */
+  private async replaceAtomic(rel: string, fill: (handle: fs.promises.FileHandle) => Promise<string>): Promise<string> {
+    const normal = targetRelPath(rel);
+    const final = path.join(this.root, normal);
+    const temp = path.join(this.root, tempNameFor(normal));
+    await fs.promises.mkdir(path.dirname(final), { recursive: true });
+    try {
+      const handle = await fs.promises.open(temp, "wx", 0o644);
+      let expected: string;
+      try {
+        expected = await fill(handle);
+        await handle.sync();
+      } finally {
+        await handle.close();
+      }
+      const readBack = await sha256File(temp);
+      if (readBack !== expected) {
+        throw new Error(`${this.describe()}: ${normal} read back as sha256 ${readBack ?? "(missing)"} but ${expected} was written; the old file is kept`);
+      }
+      await fs.promises.rename(temp, final);
+      await syncDirectory(path.dirname(final));
+      return expected;
+    } catch (err) {
+      await fs.promises.rm(temp, { force: true });
+      throw err;
+    }
+  }
+}
+
+/** fsync a directory so a rename in it is durable. Some filesystems (vfat) refuse directory fsync: that is fine. */
+async function syncDirectory(dir: string): Promise<void> {
+  let handle: fs.promises.FileHandle | undefined;
+  try {
+    handle = await fs.promises.open(dir, "r");
+    await handle.sync();
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code !== "EINVAL" && code !== "EISDIR" && code !== "EPERM" && code !== "EBADF") throw err;
+  } finally {
+    await handle?.close();
+  }
+}
