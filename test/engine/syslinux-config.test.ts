@@ -1,0 +1,98 @@
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { SyslinuxConfig } from "../../provider/resources/program";
+import { parseSyslinuxConfig } from "../../provider/boot/syslinux-config";
+import { engineStack, type EngineStack } from "./pulumi-harness";
+
+// The real pulumi engine (file backend, no network) drives the real provider plugin.
+jest.setTimeout(300_000);
+
+let env: EngineStack;
+let bootDir: string;
+let defaultLabel = "a";
+let append = "rdinit=/sbin/init panic=5";
+
+const program = async () => {
+  const cfg = new SyslinuxConfig("boot", {
+    target: { kind: "local", path: bootDir },
+    defaultLabel,
+    timeout: 10,
+    entries: ["a", "b"].map((label) => ({ label, kernel: `/${label}/vmlinuz`, initrd: [`/${label}/initramfs`], append })),
+  });
+  return { path: cfg.path, active: cfg.activeDefault };
+};
+
+beforeAll(async () => {
+  env = await engineStack("syslinux", program);
+  bootDir = path.join(env.dir, "boot");
+  fs.mkdirSync(bootDir);
+});
+afterAll(async () => env?.cleanup());
+
+const cfgFile = () => path.join(bootDir, "syslinux.cfg");
+
+test("preview shows the create and writes nothing", async () => {
+  const preview = await env.stack.preview();
+  expect(preview.changeSummary.create).toBe(2); // the stack and the config
+  expect(fs.existsSync(cfgFile())).toBe(false);
+});
+
+test("up writes syslinux.cfg; a second preview shows no changes", async () => {
+  const up = await env.stack.up();
+  expect(up.summary.result).toBe("succeeded");
+  const spec = parseSyslinuxConfig(fs.readFileSync(cfgFile(), "utf8"));
+  expect(spec.defaultLabel).toBe("a");
+  expect(spec.entries.map((e) => e.label)).toEqual(["a", "b"]);
+  expect(up.outputs.active?.value).toBe("a");
+
+  const again = await env.stack.preview({ diff: true });
+  expect(again.changeSummary.same).toBe(2);
+  expect(again.changeSummary.update ?? 0).toBe(0);
+  expect(again.changeSummary.create ?? 0).toBe(0);
+});
+
+test("a changed input shows an update naming the property", async () => {
+  defaultLabel = "b";
+  append = "rdinit=/sbin/init panic=10";
+  const preview = await env.stack.preview({ diff: true });
+  expect(preview.changeSummary.update).toBe(1);
+  expect(preview.stdout).toMatch(/defaultLabel/);
+  expect(preview.stdout).toMatch(/entries\[0\]\.append|append/);
+  expect(parseSyslinuxConfig(fs.readFileSync(cfgFile(), "utf8")).defaultLabel).toBe("a"); // preview writes nothing
+  const up = await env.stack.up();
+  expect(up.summary.resourceChanges?.update).toBe(1);
+  expect(parseSyslinuxConfig(fs.readFileSync(cfgFile(), "utf8")).defaultLabel).toBe("b");
+});
+
+test("refresh finds a hand edit of the file, and up puts it back", async () => {
+  const text = fs.readFileSync(cfgFile(), "utf8");
+  fs.writeFileSync(cfgFile(), text.replace("DEFAULT b", "DEFAULT a"));
+  const refresh = await env.stack.refresh();
+  expect(refresh.summary.resourceChanges?.update).toBe(1);
+  // The refreshed state holds what the file says now.
+  const state = await env.stack.exportStack();
+  const resource = state.deployment.resources.find((r: { type: string }) => r.type === "ramroot:index:SyslinuxConfig");
+  expect(resource.outputs.activeDefault).toBe("a");
+  expect(resource.inputs.defaultLabel).toBe("b");
+  const up = await env.stack.up();
+  expect(up.summary.resourceChanges?.update).toBe(1);
+  expect(parseSyslinuxConfig(fs.readFileSync(cfgFile(), "utf8")).defaultLabel).toBe("b");
+});
+
+test("a bad input fails at preview naming the property, and the file stays", async () => {
+  const before = fs.readFileSync(cfgFile(), "utf8");
+  defaultLabel = "c";
+  await expect(env.stack.preview()).rejects.toThrow(/defaultLabel: got "c"; expected one of the entry labels: a, b/);
+  defaultLabel = "b";
+  expect(fs.readFileSync(cfgFile(), "utf8")).toBe(before);
+});
+
+test("destroy removes the file; stack history lists the updates", async () => {
+  const destroy = await env.stack.destroy();
+  expect(destroy.summary.resourceChanges?.delete).toBe(2);
+  expect(fs.existsSync(cfgFile())).toBe(false);
+  const history = await env.stack.history();
+  const kinds = history.map((h) => h.kind);
+  expect(kinds).toEqual(expect.arrayContaining(["update", "refresh", "destroy"]));
+  expect(kinds.filter((k) => k === "update").length).toBe(3);
+});
