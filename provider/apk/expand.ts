@@ -1,0 +1,271 @@
+import { createHash } from "node:crypto";
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { readTar, type TarReadType } from "./tar-reader";
+
+/** One path of the built tree, with the ownership and mode the image must give it. */
+export interface ManifestEntry {
+  /** Relative to the root, no leading or trailing "/" ("usr/bin/busybox"). */
+  path: string;
+  type: TarReadType;
+  /** Permission bits including setuid/setgid/sticky (07777). */
+  mode: number;
+  uid: number;
+  gid: number;
+  /** Symlink target, or for hard links the path (relative to the root) of the file linked to. */
+  target?: string;
+  /** hex SHA-1 of the content (files, hard links) or of the target (symlinks). */
+  sha1?: string;
+  size: number;
+  devmajor?: number;
+  devminor?: number;
+  /** The package that installed it. */
+  package: string;
+}
+
+/** path -> entry, for every path packages installed. */
+export type FileManifest = Map<string, ManifestEntry>;
+
+export interface Acl {
+  uid: number;
+  gid: number;
+  mode: number;
+}
+
+/** A file a package owns, as the installed db lists it under its directory. */
+export interface InstalledFile {
+  /** Base name. */
+  name: string;
+  acl: Acl;
+  /** hex SHA-1 (apk's Z:), when apk records one (files, hard links, symlinks). */
+  sha1?: string;
+}
+
+/** A directory a package owns (F:) with its files (R:), in the order apk meets them. */
+export interface InstalledDir {
+  /** Relative path, "" for the root. */
+  name: string;
+  acl: Acl;
+  files: InstalledFile[];
+}
+
+export interface ExpandOptions {
+  /** The staging root. */
+  root: string;
+  /** Manifest of everything installed so far; updated in place. */
+  manifest: FileManifest;
+  packageName: string;
+  /** Names the package in errors. */
+  source: string;
+  /** Whether this package may overwrite a file another package installed (apk: replaces / same origin). */
+  mayOverwrite?: (owner: string) => boolean;
+}
+
+export const DEFAULT_DIR_ACL: Acl = { uid: 0, gid: 0, mode: 0o755 };
+export const DEFAULT_FILE_ACL: Acl = { uid: 0, gid: 0, mode: 0o644 };
+
+/** name -> id from the root's /etc/passwd or /etc/group, as apk's id cache resolves owners. */
+function readIds(root: string, file: string, idField: number): Map<string, number> {
+  const ids = new Map<string, number>();
+  let text: string;
+  try {
+    text = fs.readFileSync(path.join(root, "etc", file), "utf8");
+  } catch {
+    return ids;
+  }
+  for (const line of text.split("\n")) {
+    const fields = line.split(":");
+    const id = Number(fields[idField]);
+    if (fields[0] && Number.isInteger(id) && !ids.has(fields[0])) ids.set(fields[0], id);
+  }
+  return ids;
+}
+
+/**
+ * Normalises a tar entry name to a relative path, refusing what could leave the root:
+ * absolute paths and ".." components. Returns "" for the root itself ("./").
+ */
+export function safeEntryPath(name: string, source: string): string {
+  if (name.includes("\0")) throw new Error(`${source}: entry ${JSON.stringify(name)} contains a NUL byte; refused`);
+  if (name.startsWith("/")) throw new Error(`${source}: entry ${JSON.stringify(name)} is an absolute path; package entries must be relative, refused`);
+  const parts = name.split("/").filter((p) => p !== "" && p !== ".");
+  if (parts.includes("..")) throw new Error(`${source}: entry ${JSON.stringify(name)} contains "..", which could leave the root; refused`);
+  return parts.join("/");
+}
+
+/**
+ * The host path of `rel` inside `root`, following symlinks in its directories as the target
+ * system would see them (absolute targets are taken from the root, as in a chroot). A symlink
+ * whose ".." climbs above the root is refused: nothing is written outside the tree. The last
+ * component is not followed.
+ */
+export function resolveInRoot(root: string, rel: string, source: string): string {
+  const pending = rel.split("/").filter((p) => p !== "" && p !== ".");
+  const last = pending.pop();
+  const resolved: string[] = [];
+  let hops = 0;
+  while (pending.length > 0) {
+    const part = pending.shift()!;
+    if (part === "..") {
+      if (resolved.length === 0) throw new Error(`${source}: ${JSON.stringify(rel)} goes through a symlink that leaves the root; refused`);
+      resolved.pop();
+      continue;
+    }
+    const host = path.join(root, ...resolved, part);
+    let st: fs.Stats | undefined;
+    try {
+      st = fs.lstatSync(host);
+    } catch {
+      st = undefined;
+    }
+    if (st?.isSymbolicLink()) {
+      if (++hops > 40) throw new Error(`${source}: too many symlinks resolving ${JSON.stringify(rel)}`);
+      const target = fs.readlinkSync(host);
+      const targetParts = target.split("/").filter((p) => p !== "" && p !== ".");
+      if (target.startsWith("/")) resolved.length = 0;
+      pending.unshift(...targetParts);
+      continue;
+    }
+    if (st && !st.isDirectory()) throw new Error(`${source}: ${JSON.stringify(rel)} needs ${path.join(...resolved, part)} to be a directory, but it is a file`);
+    resolved.push(part);
+  }
+  return last === undefined ? path.join(root, ...resolved) : path.join(root, ...resolved, last);
+}
+
+function mkdirs(root: string, rel: string, source: string): void {
+  const parts = rel.split("/").filter((p) => p !== "");
+  for (let i = 1; i <= parts.length; i++) {
+    const host = resolveInRoot(root, parts.slice(0, i).join("/"), source);
+    let st: fs.Stats | undefined;
+    try {
+      st = fs.statSync(host);
+    } catch {
+      st = undefined;
+    }
+    if (!st) fs.mkdirSync(host, { mode: 0o755 });
+  }
+}
+
+function isDirectory(host: string): boolean {
+  try {
+    return fs.statSync(host).isDirectory();
+  } catch {
+    return false;
+  }
+}
+
+function sha1(data: Buffer | string): string {
+  return createHash("sha1").update(data).digest("hex");
+}
+
+/**
+ * Unpacks a package's data tar into the staging root without needing root: content, modes
+ * (permission bits; setuid and ownership are recorded, not applied), symlinks and hard links
+ * land on disk, and every path goes into `manifest` with the uid/gid/mode the image needs.
+ * Owners are resolved by name through the root's /etc/passwd and /etc/group (as apk does, so
+ * users a pre-install script made are honoured), falling back to the numeric ids in the tar.
+ * Each file's PAX APK-TOOLS.checksum.SHA1 is checked against its content. Refuses absolute
+ * paths, "..", writes through symlinks that leave the root, and overwriting another package's
+ * file unless `mayOverwrite` allows it. Returns the directories and files for the installed db.
+ */
+export function expandDataTar(dataTar: Buffer, opts: ExpandOptions): InstalledDir[] {
+  const { root, manifest, source } = opts;
+  const entries = readTar(dataTar, `${source} (data member)`);
+  const users = readIds(root, "passwd", 2);
+  const groups = readIds(root, "group", 2);
+  const dirs: InstalledDir[] = [];
+  const dirIndex = new Map<string, InstalledDir>();
+  const dirFor = (name: string): InstalledDir => {
+    let dir = dirIndex.get(name);
+    if (!dir) {
+      dir = { name, acl: DEFAULT_DIR_ACL, files: [] };
+      dirIndex.set(name, dir);
+      dirs.push(dir);
+    }
+    return dir;
+  };
+
+  for (const entry of entries) {
+    const rel = safeEntryPath(entry.name, source);
+    if (rel === "") continue;
+    const uid = (entry.uname ? users.get(entry.uname) : undefined) ?? entry.uid;
+    const gid = (entry.gname ? groups.get(entry.gname) : undefined) ?? entry.gid;
+    const acl: Acl = { uid, gid, mode: entry.mode & 0o7777 };
+    const existing = manifest.get(rel);
+    if (existing && existing.package !== opts.packageName && (existing.type !== "directory" || entry.type !== "directory")) {
+      if (!(opts.mayOverwrite?.(existing.package) ?? false)) {
+        throw new Error(`${source}: trying to overwrite ${rel} owned by ${existing.package}; the package must list it in replaces`);
+      }
+    }
+    const slash = rel.lastIndexOf("/");
+    const parent = slash < 0 ? "" : rel.slice(0, slash);
+    const base = slash < 0 ? rel : rel.slice(slash + 1);
+    mkdirs(root, parent, source);
+    const host = resolveInRoot(root, rel, source);
+    let current: fs.Stats | undefined;
+    try {
+      current = fs.lstatSync(host);
+    } catch {
+      current = undefined;
+    }
+
+    if (entry.type === "directory") {
+      const dir = dirFor(rel);
+      dir.acl = acl;
+      if (current?.isSymbolicLink() && isDirectory(path.dirname(resolveInRoot(root, `${rel}/probe`, source)))) {
+        // A symlink to a directory stands where the package has a directory (usr-merge style):
+        // the link stays, files go through it, as apk's mkdir() finding it leaves it.
+        continue;
+      }
+      if (current && !current.isDirectory()) fs.rmSync(host, { force: true });
+      if (!current || !current.isDirectory()) fs.mkdirSync(host, { mode: 0o755 });
+      fs.chmodSync(host, (acl.mode & 0o777) | 0o700);
+      manifest.set(rel, { path: rel, type: "directory", mode: acl.mode, uid, gid, size: 0, package: opts.packageName });
+      continue;
+    }
+
+    if (current?.isDirectory()) throw new Error(`${source}: ${rel} is a directory on disk but a ${entry.type} in the package; refused`);
+    if (current) fs.rmSync(host, { force: true });
+    const record: ManifestEntry = { path: rel, type: entry.type, mode: acl.mode, uid, gid, size: 0, package: opts.packageName };
+    switch (entry.type) {
+      case "file": {
+        const digest = sha1(entry.content);
+        const claimed = entry.pax["APK-TOOLS.checksum.SHA1"];
+        if (claimed !== undefined && claimed.toLowerCase() !== digest) {
+          throw new Error(`${source}: ${rel} has SHA-1 ${digest} but its PAX header says ${claimed}; the package is corrupt`);
+        }
+        fs.writeFileSync(host, entry.content, { mode: (acl.mode & 0o777) | 0o200 });
+        fs.chmodSync(host, (acl.mode & 0o777) | 0o200);
+        record.sha1 = digest;
+        record.size = entry.content.length;
+        break;
+      }
+      case "symlink": {
+        const target = entry.linkTarget ?? "";
+        fs.symlinkSync(target, host);
+        record.target = target;
+        record.sha1 = sha1(target);
+        break;
+      }
+      case "hardlink": {
+        const targetRel = safeEntryPath(entry.linkTarget ?? "", source);
+        const linked = manifest.get(targetRel);
+        if (!linked || linked.type !== "file") throw new Error(`${source}: hard link ${rel} points to ${JSON.stringify(entry.linkTarget)}, which is no file installed before it; refused`);
+        fs.linkSync(resolveInRoot(root, targetRel, source), host);
+        record.target = targetRel;
+        record.sha1 = linked.sha1;
+        record.size = linked.size;
+        break;
+      }
+      default:
+        // Device nodes and FIFOs are recorded for the image (cpio can carry them); creating
+        // them would need root, so nothing is made on disk.
+        record.devmajor = entry.devmajor;
+        record.devminor = entry.devminor;
+        break;
+    }
+    manifest.set(rel, record);
+    dirFor(parent).files.push({ name: base, acl, sha1: record.sha1 });
+  }
+  return dirs;
+}
