@@ -3,7 +3,7 @@
 // its file); every other package is loaded as published.
 const esmOnly = [
   "execa", "figures", "get-stream", "human-signals", "is-plain-obj", "is-stream", "is-unicode-supported",
-  "npm-run-path", "parse-ms", "path-key", "pretty-ms", "strip-final-newline", "unicorn-magic", "yoctocolors",
+  "npm-run-path", "parse-ms", "path-key", "pretty-ms", "strip-final-newline", "unicorn-magic", "which-command", "yoctocolors",
   "@sec-ant/readable-stream", "@sindresorhus/merge-streams",
 ];
 module.exports = {
