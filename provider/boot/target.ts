@@ -1,5 +1,6 @@
 import { z } from "zod";
 import { parseInput } from "./input-error";
+import { ImageTarget } from "./image-target";
 import { LocalTarget } from "./local-target";
 
 /** Where a boot partition is: a mounted directory, a FAT disk image file, or a directory on a remote machine. */
@@ -95,6 +96,7 @@ export async function openTarget(input: TargetSpec): Promise<BootTarget> {
     case "local":
       return LocalTarget.open(spec);
     case "image":
+      return ImageTarget.open(spec);
     case "ssh":
       throw new Error(`boot target kind "${spec.kind}" is not available yet in this build`);
   }

@@ -1,0 +1,172 @@
+import type { FileHandle } from "node:fs/promises";
+
+/**
+ * Just enough of FAT12/16/32 to find where a file's bytes lie inside a disk image, so a few
+ * sectors can be patched in place (syslinux's ADV at the end of ldlinux.sys). mtools can only
+ * replace whole files, which would move ldlinux.sys away from the sectors its boot sector
+ * records; no maintained npm package reads FAT without a block-device layer, hence this reader.
+ */
+export interface FatVolume {
+  /** byte offset of the filesystem inside the image */
+  offset: number;
+  bits: 12 | 16 | 32;
+  bytesPerSector: number;
+  clusterBytes: number;
+  /** byte offset (in the image) of the first FAT */
+  fatStart: number;
+  /** FAT12/16: byte offset of the fixed root directory and its size */
+  rootDirStart: number;
+  rootDirBytes: number;
+  /** FAT32: the root directory's first cluster */
+  rootCluster: number;
+  /** byte offset of cluster 2 */
+  dataStart: number;
+  clusterCount: number;
+}
+
+export interface FatFile {
+  size: number;
+  clusters: number[];
+  attributes: number;
+}
+
+async function pread(fh: FileHandle, offset: number, length: number): Promise<Buffer> {
+  const buf = Buffer.alloc(length);
+  const { bytesRead } = await fh.read(buf, 0, length, offset);
+  if (bytesRead !== length) throw new Error(`FAT image ends at byte ${offset + bytesRead}; expected ${length} bytes at ${offset}`);
+  return buf;
+}
+
+export async function readFatVolume(fh: FileHandle, offset: number): Promise<FatVolume> {
+  const bs = await pread(fh, offset, 512);
+  const bytesPerSector = bs.readUInt16LE(11);
+  const sectorsPerCluster = bs[13] ?? 0;
+  const reserved = bs.readUInt16LE(14);
+  const fats = bs[16] ?? 0;
+  const rootEntries = bs.readUInt16LE(17);
+  const total = bs.readUInt16LE(19) || bs.readUInt32LE(32);
+  const fatSectors = bs.readUInt16LE(22) || bs.readUInt32LE(36);
+  if (bs.readUInt16LE(510) !== 0xaa55 || ![512, 1024, 2048, 4096].includes(bytesPerSector) || sectorsPerCluster === 0 || fats === 0) {
+    throw new Error(`no FAT boot sector at byte ${offset} of the image`);
+  }
+  const rootDirSectors = Math.ceil((rootEntries * 32) / bytesPerSector);
+  const dataSector = reserved + fats * fatSectors + rootDirSectors;
+  const clusterCount = Math.floor((total - dataSector) / sectorsPerCluster);
+  // Microsoft's rule: the type follows from the cluster count alone.
+  const bits = clusterCount < 4085 ? 12 : clusterCount < 65525 ? 16 : 32;
+  return {
+    offset,
+    bits,
+    bytesPerSector,
+    clusterBytes: bytesPerSector * sectorsPerCluster,
+    fatStart: offset + reserved * bytesPerSector,
+    rootDirStart: offset + (reserved + fats * fatSectors) * bytesPerSector,
+    rootDirBytes: rootDirSectors * bytesPerSector,
+    rootCluster: bits === 32 ? bs.readUInt32LE(44) : 0,
+    dataStart: offset + dataSector * bytesPerSector,
+    clusterCount,
+  };
+}
+
+async function nextCluster(fh: FileHandle, vol: FatVolume, cluster: number): Promise<number> {
+  if (vol.bits === 12) {
+    const at = vol.fatStart + Math.floor(cluster * 1.5);
+    const v = (await pread(fh, at, 2)).readUInt16LE(0);
+    return cluster & 1 ? v >> 4 : v & 0xfff;
+  }
+  if (vol.bits === 16) return (await pread(fh, vol.fatStart + cluster * 2, 2)).readUInt16LE(0);
+  return (await pread(fh, vol.fatStart + cluster * 4, 4)).readUInt32LE(0) & 0x0fffffff;
+}
+
+/** The cluster chain starting at `first`. */
+export async function clusterChain(fh: FileHandle, vol: FatVolume, first: number): Promise<number[]> {
+  const end = vol.bits === 12 ? 0xff8 : vol.bits === 16 ? 0xfff8 : 0x0ffffff8;
+  const chain: number[] = [];
+  for (let c = first; c >= 2 && c < end; c = await nextCluster(fh, vol, c)) {
+    if (c >= vol.clusterCount + 2 || chain.length > vol.clusterCount) throw new Error(`FAT cluster chain from ${first} is broken at cluster ${c}`);
+    chain.push(c);
+  }
+  return chain;
+}
+
+/** Byte offset in the image of `fileOffset` within a file laid out on `clusters`. */
+export function imageOffsetOf(vol: FatVolume, clusters: number[], fileOffset: number): number {
+  const cluster = clusters[Math.floor(fileOffset / vol.clusterBytes)];
+  if (cluster === undefined) throw new Error(`byte ${fileOffset} lies past the file's ${clusters.length} clusters`);
+  return vol.dataStart + (cluster - 2) * vol.clusterBytes + (fileOffset % vol.clusterBytes);
+}
+
+interface DirEntry {
+  longName?: string;
+  shortName: string;
+  attributes: number;
+  firstCluster: number;
+  size: number;
+}
+
+function shortNameOf(raw: Buffer): string {
+  const base = raw.toString("latin1", 0, 8).trimEnd();
+  const ext = raw.toString("latin1", 8, 11).trimEnd();
+  return ext === "" ? base : `${base}.${ext}`;
+}
+
+function parseDirectory(data: Buffer, bits: FatVolume["bits"]): DirEntry[] {
+  const entries: DirEntry[] = [];
+  let lfn: string[] = [];
+  for (let at = 0; at + 32 <= data.length; at += 32) {
+    const first = data[at] ?? 0;
+    if (first === 0x00) break;
+    const attributes = data[at + 11] ?? 0;
+    if (first === 0xe5) {
+      lfn = [];
+      continue;
+    }
+    if (attributes === 0x0f) {
+      const part = Buffer.concat([data.subarray(at + 1, at + 11), data.subarray(at + 14, at + 26), data.subarray(at + 28, at + 32)]);
+      const text = part.toString("utf16le").split("\u0000")[0] ?? "";
+      if (first & 0x40) lfn = [];
+      lfn.unshift(text);
+      continue;
+    }
+    if (attributes & 0x08) {
+      lfn = [];
+      continue; // volume label
+    }
+    const hi = bits === 32 ? data.readUInt16LE(at + 20) : 0;
+    entries.push({
+      longName: lfn.length > 0 ? lfn.join("") : undefined,
+      shortName: shortNameOf(data.subarray(at, at + 11)),
+      attributes,
+      firstCluster: (hi << 16) | data.readUInt16LE(at + 26),
+      size: data.readUInt32LE(at + 28),
+    });
+    lfn = [];
+  }
+  return entries;
+}
+
+async function readDirectory(fh: FileHandle, vol: FatVolume, firstCluster: number | "root"): Promise<DirEntry[]> {
+  if (firstCluster === "root" && vol.bits !== 32) return parseDirectory(await pread(fh, vol.rootDirStart, vol.rootDirBytes), vol.bits);
+  const chain = await clusterChain(fh, vol, firstCluster === "root" ? vol.rootCluster : firstCluster);
+  const parts = await Promise.all(chain.map((c) => pread(fh, vol.dataStart + (c - 2) * vol.clusterBytes, vol.clusterBytes)));
+  return parseDirectory(Buffer.concat(parts), vol.bits);
+}
+
+/** Finds a file by path ("ldlinux.sys", "boot/syslinux/ldlinux.sys"), names matched case-insensitively, long or short. */
+export async function findFatFile(fh: FileHandle, vol: FatVolume, path: string): Promise<FatFile | undefined> {
+  const parts = path.split("/").filter((p) => p !== "");
+  let dir: number | "root" = "root";
+  for (let i = 0; i < parts.length; i++) {
+    const want = (parts[i] ?? "").toLowerCase();
+    const entry: DirEntry | undefined = (await readDirectory(fh, vol, dir)).find((e) => e.shortName.toLowerCase() === want || e.longName?.toLowerCase() === want);
+    if (!entry) return undefined;
+    const isDir = (entry.attributes & 0x10) !== 0;
+    if (i === parts.length - 1) {
+      if (isDir) return undefined;
+      return { size: entry.size, clusters: entry.size === 0 ? [] : await clusterChain(fh, vol, entry.firstCluster), attributes: entry.attributes };
+    }
+    if (!isDir) return undefined;
+    dir = entry.firstCluster === 0 ? "root" : entry.firstCluster;
+  }
+  return undefined;
+}

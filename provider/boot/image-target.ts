@@ -1,0 +1,175 @@
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import { sha256File, sha256Hex } from "./file-hash";
+import { fatOffsetOf } from "./mbr";
+import { readFatVolume } from "./fat";
+import { isMtoolsNotFound, mtools } from "./mtools";
+import type { BootTarget, TargetSpec } from "./target";
+import { targetRelPath, tempNameFor } from "./target-path";
+
+type ImageSpec = Extract<TargetSpec, { kind: "image" }>;
+
+/**
+ * A FAT disk image file, superfloppy or MBR-partitioned, read and written with mtools: no
+ * mount, no loop device, no root needed. A replace copies to a temporary name, reads it back
+ * and compares the sha256, then renames it over the old file (`mren -o`).
+ */
+export class ImageTarget implements BootTarget {
+  private constructor(
+    readonly spec: ImageSpec,
+    /** absolute path of the image file */
+    readonly image: string,
+    /** byte offset of the FAT filesystem in the image */
+    readonly offset: number,
+    private readonly scratch: string,
+  ) {}
+
+  static async open(spec: ImageSpec): Promise<ImageTarget> {
+    const image = path.resolve(spec.path);
+    let fh: fs.promises.FileHandle;
+    try {
+      fh = await fs.promises.open(image, "r");
+    } catch (err) {
+      throw new Error(`boot target path: "${spec.path}" cannot be opened (${(err as Error).message}); expected a FAT disk image file`);
+    }
+    let offset: number;
+    try {
+      const sector0 = Buffer.alloc(512);
+      await fh.read(sector0, 0, 512, 0);
+      offset = fatOffsetOf(sector0, spec.partition, `disk image ${spec.path}`);
+      await readFatVolume(fh, offset);
+    } finally {
+      await fh.close();
+    }
+    const scratch = await fs.promises.mkdtemp(path.join(os.tmpdir(), "ramroot-image-"));
+    return new ImageTarget(spec, image, offset, scratch);
+  }
+
+  describe(): string {
+    return `image ${this.image}${this.offset === 0 ? "" : ` (FAT at byte ${this.offset})`}`;
+  }
+
+  private rel(rel: string): string {
+    const normal = targetRelPath(rel);
+    if (/[*?[\]]/.test(normal)) throw new Error(`path: got ${JSON.stringify(rel)}; mtools treats * ? [ ] as wildcards, expected a plain name`);
+    return normal;
+  }
+
+  private async run(command: Parameters<typeof mtools>[0], args: string[], what: string) {
+    const result = await mtools(command, this.image, this.offset, args);
+    if (result.exitCode !== 0) {
+      throw new Error(`${this.describe()}: ${what} failed: ${result.stderr.trim() || `${command} exited ${result.exitCode}`}`);
+    }
+    return result;
+  }
+
+  /** "file", "dir", or undefined when the path does not exist. */
+  async kind(rel: string): Promise<"file" | "dir" | undefined> {
+    const normal = this.rel(rel);
+    if (normal === "") return "dir";
+    const parent = path.posix.dirname(normal) === "." ? "" : path.posix.dirname(normal);
+    const base = path.posix.basename(normal).toLowerCase();
+    for (const line of await this.listRaw(parent)) {
+      const isDir = line.endsWith("/");
+      if (path.posix.basename(line.replace(/\/$/, "")).toLowerCase() === base) return isDir ? "dir" : "file";
+    }
+    return undefined;
+  }
+
+  private async listRaw(dir: string): Promise<string[]> {
+    const result = await mtools("mdir", this.image, this.offset, ["-a", "-b", `::/${dir}`]);
+    if (result.exitCode !== 0) {
+      if (isMtoolsNotFound(result.stderr)) return [];
+      throw new Error(`${this.describe()}: listing ${dir || "/"} failed: ${result.stderr.trim()}`);
+    }
+    return result.stdout.toString("utf8").split("\n").map((l) => l.trim()).filter((l) => l.startsWith("::/"));
+  }
+
+  async readFile(rel: string): Promise<Buffer | undefined> {
+    const normal = this.rel(rel);
+    if ((await this.kind(normal)) !== "file") return undefined;
+    const result = await this.run("mcopy", ["-n", `::/${normal}`, "-"], `reading ${normal}`);
+    return Buffer.from(result.stdout);
+  }
+
+  async sha256(rel: string): Promise<string | undefined> {
+    const data = await this.readFile(rel);
+    return data === undefined ? undefined : sha256Hex(data);
+  }
+
+  async list(relDir: string): Promise<string[]> {
+    const normal = this.rel(relDir);
+    if ((await this.kind(normal)) !== "dir") return [];
+    return (await this.listRaw(normal)).map((l) => path.posix.basename(l.replace(/\/$/, ""))).sort();
+  }
+
+  async writeFileAtomic(rel: string, data: Buffer | string): Promise<void> {
+    const local = path.join(this.scratch, "data");
+    await fs.promises.writeFile(local, data);
+    try {
+      await this.copyInAtomic(rel, local);
+    } finally {
+      await fs.promises.rm(local, { force: true });
+    }
+  }
+
+  async copyInAtomic(rel: string, localFile: string, onProgress?: (done: number, total: number) => void): Promise<string> {
+    const normal = this.rel(rel);
+    if (normal === "") throw new Error("path: got the target root; expected a file path");
+    const total = (await fs.promises.stat(localFile)).size;
+    const expected = await sha256File(localFile);
+    onProgress?.(0, total);
+    await this.makeParents(normal);
+    const temp = tempNameFor(normal);
+    try {
+      // mtools writes through to the image file; an fsync of the image follows the copy.
+      await this.run("mcopy", ["-o", localFile, `::/${temp}`], `copying ${localFile} to ${temp}`);
+      const readBack = await this.sha256(temp);
+      if (readBack !== expected) {
+        throw new Error(`${this.describe()}: ${temp} read back as sha256 ${readBack ?? "(missing)"} but ${expected} was copied; the old ${normal} is kept`);
+      }
+      await this.syncImage();
+      if ((await this.kind(normal)) === "dir") throw new Error(`${this.describe()}: ${normal} is a directory; expected a file path`);
+      await this.run("mren", ["-o", `::/${temp}`, `::/${normal}`], `renaming ${temp} over ${normal}`);
+      await this.syncImage();
+    } catch (err) {
+      await mtools("mdel", this.image, this.offset, [`::/${temp}`]);
+      throw err;
+    }
+    onProgress?.(total, total);
+    return expected as string;
+  }
+
+  private async makeParents(normal: string): Promise<void> {
+    const parts = normal.split("/").slice(0, -1);
+    for (let i = 1; i <= parts.length; i++) {
+      const dir = parts.slice(0, i).join("/");
+      const kind = await this.kind(dir);
+      if (kind === "file") throw new Error(`${this.describe()}: ${dir} is a file; expected a directory`);
+      if (kind === undefined) await this.run("mmd", [`::/${dir}`], `creating ${dir}`);
+    }
+  }
+
+  private async syncImage(): Promise<void> {
+    const fh = await fs.promises.open(this.image, "r+");
+    try {
+      await fh.sync();
+    } finally {
+      await fh.close();
+    }
+  }
+
+  async remove(rel: string): Promise<void> {
+    const normal = this.rel(rel);
+    if (normal === "") throw new Error(`remove: refusing to remove the root of ${this.describe()}`);
+    const kind = await this.kind(normal);
+    if (kind === "dir") await this.run("mdeltree", [`::/${normal}`], `removing ${normal}`);
+    if (kind === "file") await this.run("mdel", [`::/${normal}`], `removing ${normal}`);
+    if (kind !== undefined) await this.syncImage();
+  }
+
+  async close(): Promise<void> {
+    await fs.promises.rm(this.scratch, { recursive: true, force: true });
+  }
+}

@@ -1,0 +1,100 @@
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import { createHash } from "node:crypto";
+import { ADV_MAGIC1, ADV_MAGIC3, advOfLdlinux, bootOnceOf, parseAdv, renderAdv, updateImageAdv, withAdvEntry, ADV_TAG_BOOTONCE } from "../../../provider/boot/adv";
+import { createDisk } from "../../../provider/boot/disk-create";
+import { readMbrPartitions } from "../../../provider/boot/mbr";
+import { openTarget } from "../../../provider/boot/target";
+
+jest.setTimeout(60_000);
+
+let dir: string;
+beforeAll(() => {
+  dir = fs.mkdtempSync(path.join(os.tmpdir(), "ramroot-disk-"));
+});
+afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
+
+const sha = (b: Buffer | string) => createHash("sha256").update(b).digest("hex");
+
+test("disk create is deterministic and lays out MBR, active FAT partition, syslinux and slots", async () => {
+  const one = await createDisk({ output: path.join(dir, "one.img"), sizeMiB: 32, layout: "mbr", slots: ["a", "b"] });
+  const two = await createDisk({ output: path.join(dir, "two.img"), sizeMiB: 32, layout: "mbr", slots: ["a", "b"] });
+  expect(one.sha256).toBe(two.sha256);
+  expect(one.fatOffset).toBe(2048 * 512);
+  const sector0 = Buffer.alloc(512);
+  const fd = fs.openSync(one.output, "r");
+  fs.readSync(fd, sector0, 0, 512, 0);
+  fs.closeSync(fd);
+  // syslinux's mbr.bin is in the boot code area.
+  expect(sector0.subarray(0, 64).equals(fs.readFileSync("/usr/lib/syslinux/mbr/mbr.bin").subarray(0, 64))).toBe(true);
+  expect(readMbrPartitions(sector0)).toEqual([{ number: 1, active: true, type: 0x0e, start: 2048, sectors: 32 * 2048 - 2048 }]);
+  const target = await openTarget({ kind: "image", path: one.output });
+  try {
+    expect(await target.list("")).toEqual(["a", "b", "ldlinux.c32", "ldlinux.sys"]);
+    expect(target.describe()).toContain("FAT at byte 1048576");
+  } finally {
+    await target.close();
+  }
+  const floppy = await createDisk({ output: path.join(dir, "floppy.img"), sizeMiB: 16, layout: "superfloppy", slots: ["a"] });
+  expect(floppy.fatOffset).toBe(0);
+  const ft = await openTarget({ kind: "image", path: floppy.output });
+  expect(await ft.list("")).toEqual(["a", "ldlinux.c32", "ldlinux.sys"]);
+  await ft.close();
+  await expect(createDisk({ output: path.join(dir, "x.img"), sizeMiB: 4, layout: "mbr", slots: ["a"] })).rejects.toThrow(/sizeMiB: got 4; expected at least 8 MiB/);
+  await expect(createDisk({ output: path.join(dir, "x.img"), sizeMiB: 16, layout: "gpt" as "mbr", slots: ["a"] })).rejects.toThrow(/layout: got "gpt"/);
+});
+
+test("image target: atomic verified copies, reads, lists, removes; a full disk keeps the old file", async () => {
+  const { output } = await createDisk({ output: path.join(dir, "t.img"), sizeMiB: 8, layout: "mbr", slots: ["a", "b"] });
+  const target = await openTarget({ kind: "image", path: output, partition: 1 });
+  try {
+    await target.writeFileAtomic("a/vmlinuz", "kernel-one");
+    expect((await target.readFile("a/vmlinuz"))?.toString()).toBe("kernel-one");
+    await target.writeFileAtomic("a/vmlinuz", "kernel-two");
+    expect(await target.sha256("a/vmlinuz")).toBe(sha("kernel-two"));
+    await target.writeFileAtomic("c/deep/Manifest.json", "{}");
+    expect(await target.list("c/deep")).toEqual(["Manifest.json"]);
+    expect(await target.readFile("c")).toBeUndefined();
+    expect(await target.readFile("nope")).toBeUndefined();
+    await target.remove("c");
+    expect(await target.list("")).not.toContain("c");
+
+    const big = path.join(dir, "big.bin");
+    fs.writeFileSync(big, Buffer.alloc(12 * 1024 * 1024, 1));
+    await expect(target.copyInAtomic("a/vmlinuz", big)).rejects.toThrow(/Disk full/i);
+    expect((await target.readFile("a/vmlinuz"))?.toString()).toBe("kernel-two");
+    expect(await target.list("a")).toEqual(["vmlinuz"]);
+    await expect(target.readFile("a/*")).rejects.toThrow(/wildcards/);
+  } finally {
+    await target.close();
+  }
+  await expect(openTarget({ kind: "image", path: output, partition: 2 })).rejects.toThrow(/partition: got 2; .* has partitions 1/);
+});
+
+test("ADV: render/parse with checksum; in-place update inside the image keeps ldlinux.sys's clusters", async () => {
+  const adv = renderAdv([{ tag: ADV_TAG_BOOTONCE, data: Buffer.from("b") }]);
+  expect(adv.readUInt32LE(0)).toBe(ADV_MAGIC1);
+  expect(adv.readUInt32LE(508)).toBe(ADV_MAGIC3);
+  expect(adv.subarray(0, 512).equals(adv.subarray(512))).toBe(true);
+  expect(bootOnceOf(parseAdv(adv).entries)).toBe("b");
+  const corrupt = Buffer.from(adv);
+  corrupt[10] = 0x55; // first copy's checksum no longer matches: the second copy is used
+  expect(bootOnceOf(parseAdv(corrupt).entries)).toBe("b");
+  corrupt[512 + 10] = 0x55;
+  expect(parseAdv(corrupt)).toEqual({ valid: false, entries: [] });
+
+  const { output } = await createDisk({ output: path.join(dir, "adv.img"), sizeMiB: 8, layout: "mbr", slots: ["a", "b"] });
+  const target = await openTarget({ kind: "image", path: output });
+  const before = (await target.readFile("ldlinux.sys"))!;
+  expect(advOfLdlinux(before).valid).toBe(true);
+  expect(bootOnceOf(advOfLdlinux(before).entries)).toBeUndefined();
+  const entries = await updateImageAdv(output, undefined, (e) => withAdvEntry(e, ADV_TAG_BOOTONCE, Buffer.from("b")));
+  expect(bootOnceOf(entries)).toBe("b");
+  const after = (await target.readFile("ldlinux.sys"))!;
+  // Only the two ADV sectors changed, and mtools sees the change through the filesystem.
+  expect(after.length).toBe(before.length);
+  expect(after.subarray(0, after.length - 1024).equals(before.subarray(0, before.length - 1024))).toBe(true);
+  expect(bootOnceOf(advOfLdlinux(after).entries)).toBe("b");
+  await target.close();
+});
