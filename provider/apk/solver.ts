@@ -1,0 +1,653 @@
+/**
+ * Resolves a world (package names with constraints) against repository packages into a lock, with
+ * apk-tools' rules (src/solver.c): one provider per name unless every provider of it is unversioned;
+ * versioned provides are auto-selectable, unversioned ones only with provider_priority or when the
+ * provider's own name is also required; among candidates prefer the higher version of the requested
+ * name, then the higher version of the same package, then provider_priority, then the earlier
+ * repository; install_if packages join when all their conditions hold in the solution; `!name`
+ * conflicts. apk's solver is a deductive, non-backtracking one; this is a depth-first search with
+ * backtracking over the same preference order, so it finds a solution whenever one exists. When none
+ * exists, a greedy apk-like selection is made and analysed the way apk's error reporter
+ * (src/commit.c) does, giving apk's "unable to select packages" text.
+ */
+import type { RepositoryPackage } from "./package-record";
+import {
+  type Dependency,
+  type Provide,
+  dependencySatisfiedBy,
+  formatDependency,
+  formatProvide,
+  parseDependency,
+  parseProvide,
+} from "./dependency";
+import { compareOptional, VERSION_GREATER, VERSION_LESS } from "./version";
+
+export interface LockEntry {
+  name: string;
+  version: string;
+  arch?: string;
+  checksum?: string;
+  repository: string;
+  size?: number;
+  record: RepositoryPackage;
+}
+
+export interface Lock {
+  /** Sorted by name. */
+  packages: LockEntry[];
+  /** The world as resolved: normalised dependency texts, sorted by name. */
+  world: string[];
+}
+
+export class SolverError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "SolverError";
+  }
+}
+
+interface Pkg {
+  id: number;
+  rec: RepositoryPackage;
+  name: string;
+  version: string;
+  depends: Dependency[];
+  provides: Provide[];
+  installIf: Dependency[];
+  /** Why the package can never be selected (unknown upper-case field, malformed dependency). */
+  uninstallable?: string;
+}
+
+interface Provider {
+  pkg: Pkg;
+  /** The version the name is provided at; undefined for an unversioned (virtual) provide. */
+  version: string | undefined;
+}
+
+interface Requirement {
+  dep: Dependency;
+  from: Pkg | null;
+}
+
+/** The packages of the repositories, indexed by every name they provide. */
+class PackageUniverse {
+  readonly pkgs: Pkg[] = [];
+  readonly providers = new Map<string, Provider[]>();
+  readonly installIfByName = new Map<string, Pkg[]>();
+
+  constructor(packages: readonly RepositoryPackage[], arch?: string) {
+    const ordered = packages
+      .map((rec, i) => ({ rec, i }))
+      .filter(({ rec }) => arch === undefined || rec.arch === undefined || rec.arch === arch || rec.arch === "noarch")
+      .sort((a, b) => a.rec.repositoryOrder - b.rec.repositoryOrder || a.i - b.i);
+    const seen = new Set<string>();
+    for (const { rec } of ordered) {
+      // The same package in several repositories is one package; the earliest repository serves it.
+      const key = `${rec.name}\0${rec.version}\0${rec.checksum ?? ""}`;
+      if (seen.has(key)) continue;
+      seen.add(key);
+      this.add(rec);
+    }
+  }
+
+  private add(rec: RepositoryPackage): void {
+    const pkg: Pkg = { id: this.pkgs.length, rec, name: rec.name, version: rec.version, depends: [], provides: [], installIf: [] };
+    if (rec.unknownUpperFields && rec.unknownUpperFields.length > 0) {
+      pkg.uninstallable = `unknown field ${rec.unknownUpperFields.map((f) => f.slice(0, 1)).join(", ")}`;
+    }
+    for (const text of rec.depends) {
+      try {
+        const dep = parseDependency(text);
+        if (dep.broken) pkg.uninstallable ??= `invalid version in dependency ${text}`;
+        pkg.depends.push(dep);
+      } catch {
+        pkg.uninstallable ??= `malformed dependency ${text}`;
+      }
+    }
+    for (const text of rec.provides) {
+      try {
+        pkg.provides.push(parseProvide(text));
+      } catch {
+        // apk skips a provides entry it cannot parse
+      }
+    }
+    try {
+      pkg.installIf = rec.installIf.map((t) => parseDependency(t));
+    } catch {
+      pkg.installIf = []; // apk disables a partial install_if rule
+    }
+    this.pkgs.push(pkg);
+    this.providersOf(pkg.name).push({ pkg, version: pkg.version });
+    for (const p of pkg.provides) this.providersOf(p.name).push({ pkg, version: p.version });
+    for (const d of pkg.installIf) {
+      const list = this.installIfByName.get(d.name) ?? [];
+      list.push(pkg);
+      this.installIfByName.set(d.name, list);
+    }
+  }
+
+  providersOf(name: string): Provider[] {
+    let list = this.providers.get(name);
+    if (!list) {
+      list = [];
+      this.providers.set(name, list);
+    }
+    return list;
+  }
+
+  existingProviders(name: string): Provider[] {
+    return this.providers.get(name) ?? [];
+  }
+}
+
+/** The names a package assigns when selected: its own, then each provide. */
+function assignedEntries(pkg: Pkg): Array<{ name: string; version: string | undefined }> {
+  return [{ name: pkg.name, version: pkg.version }, ...pkg.provides.map((p) => ({ name: p.name, version: p.version }))];
+}
+
+/** A package holding one name twice (its own name again, or two versions of a provide) conflicts with itself. */
+function providesItselfTwice(pkg: Pkg): boolean {
+  const seen = new Map<string, string | undefined>();
+  for (const e of assignedEntries(pkg)) {
+    if (seen.has(e.name) && !(e.version === undefined && seen.get(e.name) === undefined)) return true;
+    seen.set(e.name, e.version);
+  }
+  return false;
+}
+
+function providerSatisfies(dep: Dependency, from: Pkg | null, p: Provider): boolean {
+  return dependencySatisfiedBy(dep, { version: p.version, checksum: p.pkg.rec.checksum, self: from === p.pkg });
+}
+
+/** compare_providers: > 0 when `a` is preferred over `b`. */
+function comparePreference(a: Provider, b: Provider): number {
+  const byRequested = compareOptional(a.version, b.version);
+  if (byRequested === VERSION_GREATER) return 1;
+  if (byRequested === VERSION_LESS) return -1;
+  if (a.pkg.name === b.pkg.name) {
+    const byPrincipal = compareOptional(a.pkg.version, b.pkg.version);
+    if (byPrincipal === VERSION_GREATER) return 1;
+    if (byPrincipal === VERSION_LESS) return -1;
+  }
+  const prio = (a.pkg.rec.providerPriority ?? 0) - (b.pkg.rec.providerPriority ?? 0);
+  if (prio !== 0) return prio;
+  const repo = b.pkg.rec.repositoryOrder - a.pkg.rec.repositoryOrder;
+  if (repo !== 0) return repo;
+  return b.pkg.id - a.pkg.id;
+}
+
+function byPreference(list: Provider[]): Provider[] {
+  return [...list].sort((a, b) => comparePreference(b, a));
+}
+
+const STEP_LIMIT = 200_000;
+
+/** The mutable state of one search: selected packages, the names they hold, and the requirements met so far. */
+class SearchState {
+  readonly selected: Pkg[] = [];
+  readonly selectedIds = new Set<number>();
+  readonly entries = new Map<string, Provider[]>();
+  readonly agenda: Requirement[] = [];
+  /** Non-conflict requirement count per name (apk's "requirers"). */
+  readonly requirers = new Map<string, number>();
+  readonly blockedIif = new Set<number>();
+  steps = 0;
+
+  constructor(readonly universe: PackageUniverse) {}
+
+  push(req: Requirement): void {
+    this.agenda.push(req);
+    if (!req.dep.conflict) this.requirers.set(req.dep.name, (this.requirers.get(req.dep.name) ?? 0) + 1);
+  }
+
+  popTo(length: number): void {
+    while (this.agenda.length > length) {
+      const req = this.agenda.pop()!;
+      if (!req.dep.conflict) this.requirers.set(req.dep.name, this.requirers.get(req.dep.name)! - 1);
+    }
+  }
+
+  isRequired(name: string): boolean {
+    return (this.requirers.get(name) ?? 0) > 0;
+  }
+
+  autoSelectable(p: Provider): boolean {
+    return p.version !== undefined || (p.pkg.rec.providerPriority ?? 0) > 0 || this.isRequired(p.pkg.name);
+  }
+
+  /** Can `pkg` join the selection without breaking anything already decided or pending? */
+  compatible(pkg: Pkg): boolean {
+    if (pkg.uninstallable || this.selectedIds.has(pkg.id)) return false;
+    if (providesItselfTwice(pkg)) return false;
+    for (const e of assignedEntries(pkg)) {
+      const held = this.entries.get(e.name) ?? [];
+      // Two holders of a name are allowed only when both provide it without a version.
+      if (held.length > 0 && !(e.version === undefined && held.every((h) => h.version === undefined))) return false;
+      const provider: Provider = { pkg, version: e.version };
+      for (const req of this.agenda) {
+        if (req.dep.name !== e.name) continue;
+        if (req.dep.conflict || held.length === 0) {
+          if (!providerSatisfies(req.dep, req.from, provider)) return false;
+        }
+      }
+    }
+    for (const dep of pkg.depends) {
+      const held = this.entries.get(dep.name);
+      if (!held || held.length === 0) continue;
+      if (dep.conflict ? !held.every((h) => providerSatisfies(dep, pkg, h)) : !held.some((h) => providerSatisfies(dep, pkg, h))) return false;
+    }
+    return true;
+  }
+
+  select(pkg: Pkg): void {
+    this.selected.push(pkg);
+    this.selectedIds.add(pkg.id);
+    for (const e of assignedEntries(pkg)) {
+      const held = this.entries.get(e.name) ?? [];
+      held.push({ pkg, version: e.version });
+      this.entries.set(e.name, held);
+    }
+    for (const dep of pkg.depends) this.push({ dep, from: pkg });
+  }
+
+  unselect(pkg: Pkg, agendaLength: number): void {
+    this.popTo(agendaLength);
+    this.selected.pop();
+    this.selectedIds.delete(pkg.id);
+    for (const e of assignedEntries(pkg)) {
+      const held = this.entries.get(e.name)!;
+      held.pop();
+      if (held.length === 0) this.entries.delete(e.name);
+    }
+  }
+
+  /** Candidates for an unheld name, best first, that satisfy every pending requirement on it. */
+  candidates(name: string): Provider[] {
+    const reqs = this.agenda.filter((r) => r.dep.name === name && !r.dep.conflict);
+    return byPreference(
+      this.universe
+        .existingProviders(name)
+        .filter((p) => this.autoSelectable(p) && reqs.every((r) => providerSatisfies(r.dep, r.from, p)) && this.compatible(p.pkg)),
+    );
+  }
+
+  /** Install-if packages whose every condition holds now, grouped by name in name order, best first. */
+  triggeredInstallIf(): Pkg[][] {
+    const byName = new Map<string, Provider[]>();
+    const seen = new Set<number>();
+    for (const name of [...this.entries.keys()].sort()) {
+      for (const pkg of this.universe.installIfByName.get(name) ?? []) {
+        if (seen.has(pkg.id)) continue;
+        seen.add(pkg.id);
+        if (this.selectedIds.has(pkg.id) || this.blockedIif.has(pkg.id) || this.entries.has(pkg.name)) continue;
+        if (!this.installIfHolds(pkg)) continue;
+        const list = byName.get(pkg.name) ?? [];
+        list.push({ pkg, version: pkg.version });
+        byName.set(pkg.name, list);
+      }
+    }
+    return [...byName.keys()].sort().map((n) => byPreference(byName.get(n)!).map((p) => p.pkg));
+  }
+
+  private installIfHolds(pkg: Pkg): boolean {
+    return pkg.installIf.every((dep) => {
+      const held = this.entries.get(dep.name) ?? [];
+      if (held.length === 0) return dep.conflict;
+      return dep.conflict ? held.every((h) => providerSatisfies(dep, pkg, h)) : held.some((h) => providerSatisfies(dep, pkg, h));
+    });
+  }
+}
+
+class StepLimitReached extends Error {}
+
+/**
+ * The next requirement to decide, from agenda position `at` on: apk resolves names that are real
+ * packages before purely virtual names (its order_id), so a requested package can satisfy a virtual
+ * name before another provider is picked for it. Returns the new scan start (everything before it is
+ * met), the requirement's index, or "dead" when a held name fails a requirement.
+ */
+function nextRequirement(state: SearchState, at: number): { at: number; index: number | undefined } | "dead" {
+  let start = at;
+  let virtual: number | undefined;
+  for (let i = at; i < state.agenda.length; i++) {
+    const { dep, from } = state.agenda[i]!;
+    const held = dep.conflict ? undefined : state.entries.get(dep.name);
+    const met = dep.conflict || (held !== undefined && held.length > 0);
+    if (met) {
+      if (held && !held.some((h) => providerSatisfies(dep, from, h))) return "dead";
+      if (start === i) start = i + 1;
+      continue;
+    }
+    if (state.universe.existingProviders(dep.name).some((p) => p.pkg.name === dep.name)) return { at: start, index: i };
+    virtual ??= i;
+  }
+  return { at: start, index: virtual };
+}
+
+/** Depth-first search from agenda position `at`; true when every requirement is met. */
+function search(state: SearchState, at: number): boolean {
+  if (++state.steps > STEP_LIMIT) throw new StepLimitReached();
+  const next = nextRequirement(state, at);
+  if (next === "dead") return false;
+  if (next.index !== undefined) {
+    const { dep } = state.agenda[next.index]!;
+    for (const cand of state.candidates(dep.name)) {
+      const mark = state.agenda.length;
+      state.select(cand.pkg);
+      if (search(state, next.at)) return true;
+      state.unselect(cand.pkg, mark);
+    }
+    return false;
+  }
+  // Every requirement is met: add install_if packages that the solution now triggers.
+  for (const group of state.triggeredInstallIf()) {
+    for (const pkg of group) {
+      if (!state.compatible(pkg)) continue;
+      const mark = state.agenda.length;
+      state.select(pkg);
+      if (search(state, mark)) return true;
+      state.unselect(pkg, mark);
+    }
+    // None of this name's install_if packages can join: leave them out, as apk disqualifies them.
+    for (const pkg of group) state.blockedIif.add(pkg.id);
+    const ok = search(state, state.agenda.length);
+    for (const pkg of group) state.blockedIif.delete(pkg.id);
+    return ok;
+  }
+  return true;
+}
+
+function parseWorld(world: readonly string[]): Dependency[] {
+  const deps = world.map((text, i) => {
+    let dep: Dependency;
+    try {
+      dep = parseDependency(text);
+    } catch (err) {
+      throw new SolverError(`world[${i}]: ${(err as Error).message}`);
+    }
+    if (dep.broken) {
+      throw new SolverError(`world[${i}]: ${JSON.stringify(text)} has an invalid version ${JSON.stringify(dep.version)}; see "ramroot apk version -c"`);
+    }
+    return dep;
+  });
+  // apk sorts the world by name before solving.
+  return deps.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+}
+
+/**
+ * Resolves `world` against `packages`. Throws SolverError with apk's "unable to select packages"
+ * report when no selection satisfies it.
+ */
+export function resolvePackages(world: string[], packages: RepositoryPackage[], opts: { arch?: string } = {}): Lock {
+  const worldDeps = parseWorld(world);
+  const universe = new PackageUniverse(packages, opts.arch);
+  const state = new SearchState(universe);
+  for (const dep of worldDeps) state.push({ dep, from: null });
+  let solved: boolean;
+  try {
+    solved = search(state, 0);
+  } catch (err) {
+    if (err instanceof StepLimitReached) {
+      throw new SolverError(`ERROR: unable to select packages: gave up after ${STEP_LIMIT} search steps for world [${world.join(" ")}]`);
+    }
+    throw err;
+  }
+  if (!solved) throw new SolverError(explainFailure(universe, worldDeps));
+  const lockWorld = worldDeps.map(formatDependency);
+  const entries = state.selected.map(lockEntry).sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : a.version < b.version ? -1 : 1));
+  return { packages: entries, world: lockWorld };
+}
+
+function lockEntry(pkg: Pkg): LockEntry {
+  const r = pkg.rec;
+  const e: LockEntry = { name: r.name, version: r.version, repository: r.repository, record: r };
+  if (r.arch !== undefined) e.arch = r.arch;
+  if (r.checksum !== undefined) e.checksum = r.checksum;
+  if (r.size !== undefined) e.size = r.size;
+  return e;
+}
+
+/**
+ * The changeset order apk installs in: world names in order, each package after its dependencies
+ * (a dependency cycle is cut where the walk first re-enters it), install_if packages right after the
+ * last package that triggers them.
+ */
+function changesetOrder(universe: PackageUniverse, chosen: (name: string) => Pkg | undefined, roots: string[]): Pkg[] {
+  const order: Pkg[] = [];
+  const inChangeset = new Set<number>();
+  const processed = new Set<string>();
+  const visitName = (name: string): void => {
+    processed.add(name);
+    const pkg = chosen(name);
+    if (!pkg || inChangeset.has(pkg.id)) return;
+    inChangeset.add(pkg.id);
+    processed.add(pkg.name);
+    for (const p of pkg.provides) processed.add(p.name);
+    for (const dep of pkg.depends) visitName(dep.name);
+    order.push(pkg);
+    for (const e of assignedEntries(pkg)) {
+      for (const iif of universe.installIfByName.get(e.name) ?? []) {
+        if (chosen(iif.name) !== iif || inChangeset.has(iif.id)) continue;
+        if (iif.installIf.every((d) => d.conflict || processed.has(d.name))) visitName(iif.name);
+      }
+    }
+  };
+  for (const name of roots) visitName(name);
+  return order;
+}
+
+/** Orders a lock for installation: dependencies before dependents, deterministically, like apk's changeset. */
+export function installOrder(lock: Lock): LockEntry[] {
+  const universe = new PackageUniverse(lock.packages.map((e) => e.record));
+  const byName = new Map<string, Pkg>();
+  for (const pkg of universe.pkgs) if (!byName.has(pkg.name)) byName.set(pkg.name, pkg);
+  const chosen = (name: string): Pkg | undefined => byName.get(name) ?? universe.existingProviders(name)[0]?.pkg;
+  // World names first; anything a lock holds beyond them (not the case for a solver lock) follows by name.
+  const roots = [...parseWorld(lock.world).map((d) => d.name), ...[...byName.keys()].sort()];
+  const order = changesetOrder(universe, chosen, roots);
+  const entryOf = new Map(lock.packages.map((e) => [e.record, e] as const));
+  return order.map((p) => entryOf.get(p.rec)!);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Failure analysis, after apk's src/commit.c (apk_solver_print_errors).
+
+/** apk's greedy selection, used only to explain a failure: the best provider per name, problems kept. */
+function greedySelection(universe: PackageUniverse, worldDeps: Dependency[]): { chosen: Map<string, Pkg>; state: SearchState } {
+  const state = new SearchState(universe);
+  const chosen = new Map<string, Pkg>();
+  const unresolvable = new Set<string>();
+  for (const dep of worldDeps) state.push({ dep, from: null });
+  for (;;) {
+    const open = state.agenda.filter((r) => !r.dep.conflict && !chosen.has(r.dep.name) && !unresolvable.has(r.dep.name));
+    const req = open.find((r) => universe.existingProviders(r.dep.name).some((p) => p.pkg.name === r.dep.name)) ?? open[0];
+    if (!req) break;
+    const name = req.dep.name;
+    const reqs = state.agenda.filter((r) => r.dep.name === name && !r.dep.conflict);
+    const options = universe.existingProviders(name).filter((p) => state.autoSelectable(p));
+    if (options.length === 0) {
+      unresolvable.add(name);
+      continue;
+    }
+    const fits = (p: Provider): number => (state.compatible(p.pkg) && reqs.every((r) => providerSatisfies(r.dep, r.from, p)) ? 1 : 0);
+    const best = [...options].sort((a, b) => fits(b) - fits(a) || comparePreference(b, a))[0]!;
+    chosen.set(name, best.pkg);
+    if (state.selectedIds.has(best.pkg.id)) continue;
+    for (const e of assignedEntries(best.pkg)) if (!chosen.has(e.name)) chosen.set(e.name, best.pkg);
+    state.select(best.pkg);
+  }
+  return { chosen, state };
+}
+
+/** apk wraps its error report at 50 columns when standard output is not a terminal. */
+const REPORT_WIDTH = 50;
+
+/**
+ * Labelled groups of items, wrapped the way apk_print_indented does: items follow each other on a
+ * line separated by a space until the next would reach the width, then continue under the first.
+ */
+class Report {
+  readonly lines: string[] = [];
+  labels = 0;
+  private pending: string | undefined;
+  private group: string | undefined;
+  private line = "";
+  private indent = 0;
+
+  start(label: string): void {
+    this.pending = label;
+  }
+
+  clear(): void {
+    this.pending = undefined;
+  }
+
+  get open(): boolean {
+    return this.pending !== undefined;
+  }
+
+  item(group: string, text: string): void {
+    if (this.pending !== undefined) {
+      this.endGroup();
+      this.lines.push(`  ${this.pending}:`);
+      this.pending = undefined;
+      this.labels++;
+    }
+    if (this.group !== group) {
+      this.endGroup();
+      this.group = group;
+      this.line = `    ${group} ${text}`;
+      this.indent = group.length + 5;
+    } else if (this.line.length + text.length + 1 >= REPORT_WIDTH) {
+      this.lines.push(this.line);
+      this.line = " ".repeat(this.indent) + text;
+    } else {
+      this.line += " " + text;
+    }
+  }
+
+  /** Words of a sentence as items of one group. */
+  words(group: string, sentence: string): void {
+    for (const w of sentence.split(" ")) this.item(group, w);
+    this.endGroup();
+  }
+
+  endGroup(): void {
+    if (this.group !== undefined) this.lines.push(this.line);
+    this.group = undefined;
+    this.line = "";
+  }
+}
+
+type Analysis = "satisfies" | "conflicts" | "irrelevant";
+
+/** apk_dep_analyze: how `dep` (of `from`, null for world) relates to `pkg`. */
+function analyzeDependency(from: Pkg | null, dep: Dependency, pkg: Pkg): Analysis {
+  if (dep.name === pkg.name) {
+    const ok = dependencySatisfiedBy(dep, { version: pkg.version, checksum: pkg.rec.checksum });
+    return ok ? "satisfies" : "conflicts";
+  }
+  for (const p of pkg.provides) {
+    if (p.name !== dep.name) continue;
+    return providerSatisfies(dep, from, { pkg, version: p.version }) ? "satisfies" : "conflicts";
+  }
+  return "irrelevant";
+}
+
+function pkgText(pkg: Pkg): string {
+  return `${pkg.name}-${pkg.version}`;
+}
+
+function explainFailure(universe: PackageUniverse, worldDeps: Dependency[]): string {
+  const { chosen } = greedySelection(universe, worldDeps);
+  const changeset = changesetOrder(universe, (n) => chosen.get(n), worldDeps.map((d) => d.name));
+  const marked = new Set(changeset.map((p) => p.id));
+  const present = new Set<string>();
+  for (const pkg of changeset) for (const e of assignedEntries(pkg)) present.add(e.name);
+  const missing = new Set<string>();
+  const report = new Report();
+
+  const analyzeName = (name: string): void => {
+    const providers = universe.existingProviders(name);
+    if (providers.length > 0) {
+      report.start(`${name} (virtual)`);
+      report.words("note:", "please select one of the 'provided by' packages explicitly");
+      // A provider's name is printed alone when all of its packages provide this name.
+      const counts = new Map<string, number>();
+      for (const p of providers) counts.set(p.pkg.name, (counts.get(p.pkg.name) ?? 0) + 1);
+      for (const p of providers) {
+        const refs = counts.get(p.pkg.name)!;
+        if (refs === universe.existingProviders(p.pkg.name).length) {
+          report.item("provided by:", p.pkg.name);
+          counts.set(p.pkg.name, 0);
+        } else if (refs > 0) {
+          report.item("provided by:", pkgText(p.pkg));
+          counts.set(p.pkg.name, refs - 1);
+        }
+      }
+      report.endGroup();
+    } else {
+      report.start(`${name} (no such package)`);
+    }
+    for (const d of worldDeps) if (d.name === name && !d.conflict) report.item("required by:", `world[${formatDependency(d)}]`);
+    for (const pkg of changeset) {
+      const d = pkg.depends.find((x) => x.name === name && !x.conflict);
+      if (d) report.item("required by:", `${pkgText(pkg)}[${formatDependency(d)}]`);
+    }
+    report.endGroup();
+    report.clear();
+  };
+
+  const analyzeDeps = (deps: Dependency[]): void => {
+    for (const d of deps) {
+      if (d.conflict || present.has(d.name) || missing.has(d.name)) continue;
+      missing.add(d.name);
+      analyzeName(d.name);
+    }
+  };
+
+  const printDeps = (pkg: Pkg, want: Analysis): void => {
+    const group = want === "satisfies" ? "satisfies:" : "breaks:";
+    for (const d of worldDeps) if (analyzeDependency(null, d, pkg) === want) report.item(group, `world[${formatDependency(d)}]`);
+    for (const other of changeset) {
+      for (const d of other.depends) {
+        if (analyzeDependency(other, d, pkg) === want) report.item(group, `${pkgText(other)}[${formatDependency(d)}]`);
+      }
+    }
+    report.endGroup();
+  };
+
+  const analyzePackage = (pkg: Pkg): void => {
+    report.start(pkgText(pkg));
+    if (pkg.uninstallable) report.item("uninstallable:", pkg.uninstallable);
+    report.endGroup();
+    for (const p of universe.existingProviders(pkg.name)) {
+      if (p.pkg === pkg || !marked.has(p.pkg.id)) continue;
+      report.item("conflicts:", pkgText(p.pkg));
+    }
+    for (const d of pkg.provides) {
+      let once = true;
+      for (const p of universe.existingProviders(d.name)) {
+        if (!marked.has(p.pkg.id)) continue;
+        if (d.version === undefined && p.version === undefined) continue;
+        if (once && p.pkg === pkg && p.version === d.version) {
+          once = false;
+          continue;
+        }
+        report.item("conflicts:", `${pkgText(p.pkg)}[${formatProvide(d)}]`);
+      }
+    }
+    report.endGroup();
+    printDeps(pkg, "conflicts");
+    if (!report.open) printDeps(pkg, "satisfies");
+  };
+
+  analyzeDeps(worldDeps);
+  for (const pkg of changeset) {
+    analyzePackage(pkg);
+    analyzeDeps(pkg.depends);
+  }
+  report.endGroup();
+  if (report.labels === 0) report.lines.push("  Huh? Error reporter did not find the broken constraints.");
+  return ["ERROR: unable to select packages:", ...report.lines].join("\n");
+}
