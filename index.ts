@@ -5,13 +5,17 @@
  *   ramroot:default   the slot syslinux boots (a or b)
  *   ramroot:append    extra kernel command line
  */
+import * as fs from "node:fs";
 import * as path from "node:path";
 import * as pulumi from "@pulumi/pulumi";
 import { SyslinuxConfig } from "./provider/resources/program";
 
 const config = new pulumi.Config("ramroot");
 const stack = pulumi.getStack();
-const bootDir = path.resolve(config.get("bootDir") ?? path.join(__dirname, "..", ".ramroot", `boot-${stack}`));
+const givenBootDir = config.get("bootDir");
+const bootDir = path.resolve(givenBootDir ?? path.join(__dirname, "..", ".ramroot", `boot-${stack}`));
+// The demo's own boot directory is made on first use; a given one must already be mounted.
+if (givenBootDir === undefined) fs.mkdirSync(bootDir, { recursive: true });
 const append = config.get("append") ?? "";
 
 const slot = (label: string) => ({

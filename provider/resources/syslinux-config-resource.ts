@@ -1,6 +1,7 @@
 import { z } from "zod";
 import { openTarget, targetSpecSchema, type BootTarget, type TargetSpec } from "../boot/target";
 import {
+  findSyslinuxConfigPath,
   normalizeSyslinuxConfig,
   readSyslinuxConfig,
   renderSyslinuxConfig,
@@ -59,7 +60,9 @@ async function withTarget<T>(spec: TargetSpec, fn: (target: BootTarget) => Promi
 async function write(inputs: SyslinuxConfigInputs, ctx: OperationContext): Promise<SyslinuxConfigOutputs> {
   const rendered = renderSyslinuxConfig(specOf(inputs));
   if (ctx.preview) {
-    return { ...inputs, path: "", sha256: sha256Hex(rendered), activeDefault: inputs.defaultLabel };
+    // A preview only reads: where the file will go, when the target can be looked at already.
+    const path = await withTarget(inputs.target, (target) => findSyslinuxConfigPath(target)).catch(() => "");
+    return { ...inputs, path, sha256: sha256Hex(rendered), activeDefault: inputs.defaultLabel };
   }
   return withTarget(inputs.target, async (target) => {
     const { path, sha256 } = await writeSyslinuxConfig(target, specOf(inputs));

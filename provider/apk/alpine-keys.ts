@@ -1,0 +1,65 @@
+/**
+ * Trust for Alpine's own mirrors. The public keys are not shipped in this repository: their
+ * SHA-256 fingerprints are pinned here, and on first use the key files are fetched from
+ * alpinelinux.org and kept only when they match the pin. Keys a user gives are always used.
+ */
+import * as crypto from "node:crypto";
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+
+export const ALPINE_KEYS_URL = "https://alpinelinux.org/keys";
+
+/** sha256 of each `.rsa.pub` file, per architecture. */
+export const ALPINE_KEY_PINS: Readonly<Record<string, Readonly<Record<string, string>>>> = {
+  x86_64: {
+    "alpine-devel@lists.alpinelinux.org-4a6a0840.rsa.pub": "9c102bcc376af1498d549b77bdbfa815ae86faa1d2d82f040e616b18ef2df2d4",
+    "alpine-devel@lists.alpinelinux.org-5261cecb.rsa.pub": "12f899e55a7691225603d6fb3324940fc51cd7f133e7ead788663c2b7eecb00c",
+    "alpine-devel@lists.alpinelinux.org-6165ee59.rsa.pub": "207e4696d3c05f7cb05966aee557307151f1f00217af4143c1bcaf33b8df733f",
+  },
+  aarch64: {
+    "alpine-devel@lists.alpinelinux.org-58199dcc.rsa.pub": "73867d92083f2f8ab899a26ccda7ef63dfaa0032a938620eda605558958a8041",
+    "alpine-devel@lists.alpinelinux.org-616ae350.rsa.pub": "d11f6b21c61b4274e182eb888883a8ba8acdbf820dcc7a6d82a7d9fc2fd2836d",
+  },
+};
+
+function defaultKeyCache(): string {
+  return path.join(process.env.RAMROOT_CACHE ?? path.join(os.homedir(), ".cache", "ramroot"), "alpine-keys");
+}
+
+/**
+ * Alpine's keys for `arch` (file name -> PEM), fetched once and checked against the pins. A
+ * key whose bytes do not match its pin is refused with both fingerprints in the message.
+ */
+export async function alpineKeys(arch: string, opts: { cacheDir?: string; baseUrl?: string } = {}): Promise<Map<string, Buffer>> {
+  const pins = ALPINE_KEY_PINS[arch];
+  if (!pins) throw new Error(`arch: no pinned Alpine keys for "${arch}"; expected one of ${Object.keys(ALPINE_KEY_PINS).join(", ")}`);
+  const cacheDir = opts.cacheDir ?? defaultKeyCache();
+  fs.mkdirSync(cacheDir, { recursive: true });
+  const keys = new Map<string, Buffer>();
+  for (const [name, pin] of Object.entries(pins)) {
+    const cached = path.join(cacheDir, name);
+    let data = fs.existsSync(cached) ? fs.readFileSync(cached) : undefined;
+    if (data === undefined || sha256(data) !== pin) {
+      const url = `${opts.baseUrl ?? ALPINE_KEYS_URL}/${name}`;
+      let res: Response;
+      try {
+        res = await fetch(url, { signal: AbortSignal.timeout(30_000) });
+      } catch (err) {
+        throw new Error(`cannot fetch Alpine key ${url}: ${(err as Error).message}; give the keys yourself (keys input) when offline`);
+      }
+      if (!res.ok) throw new Error(`cannot fetch Alpine key ${url}: HTTP ${res.status}`);
+      data = Buffer.from(await res.arrayBuffer());
+      const got = sha256(data);
+      if (got !== pin) throw new Error(`Alpine key ${url} has sha256 ${got}, but the pinned fingerprint is ${pin}: refusing it`);
+      fs.writeFileSync(`${cached}.tmp`, data);
+      fs.renameSync(`${cached}.tmp`, cached);
+    }
+    keys.set(name, data);
+  }
+  return keys;
+}
+
+function sha256(data: Buffer): string {
+  return crypto.createHash("sha256").update(data).digest("hex");
+}

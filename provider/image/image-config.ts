@@ -1,0 +1,102 @@
+/**
+ * What an image is made of: the inputs of `AlpineImage` and of `ramroot build CONFIG`.
+ * Validated once here, with errors that name the field, the value and what is accepted.
+ */
+import { z } from "zod";
+import { parseDependency } from "../apk/dependency";
+import { COMPRESSIONS, type Compression } from "./compress";
+
+export const LATEST_RELEASE = "v3.24";
+export const ARCHES = ["x86_64", "aarch64"] as const;
+export type Arch = (typeof ARCHES)[number];
+export const KERNEL_FLAVORS = ["lts", "virt", "none"] as const;
+export const MICROCODES = ["intel", "amd", "none"] as const;
+export const RUNLEVELS = ["sysinit", "boot", "default", "shutdown"] as const;
+export type Runlevel = (typeof RUNLEVELS)[number];
+
+/** The release's main and community repositories on Alpine's CDN. */
+export function defaultRepositories(release: string): string[] {
+  return ["main", "community"].map((r) => `https://dl-cdn.alpinelinux.org/alpine/${release}/${r}`);
+}
+
+/**
+ * What Alpine's own diskless setup enables, so the machine comes up with devices, modules,
+ * hostname, networking and syslog. Services named here that no package installed are skipped;
+ * services the config names must exist.
+ */
+export const DEFAULT_SERVICES: Readonly<Record<Runlevel, readonly string[]>> = {
+  sysinit: ["devfs", "dmesg", "mdev", "hwdrivers"],
+  boot: ["modules", "hwclock", "hostname", "sysctl", "bootmisc", "syslog", "networking"],
+  default: [],
+  shutdown: ["mount-ro", "killprocs"],
+};
+
+const packageSpec = z.string().superRefine((spec, ctx) => {
+  try {
+    const dep = parseDependency(spec);
+    if (dep.conflict) throw new Error("a conflict (!name) cannot be installed");
+    if (dep.broken) throw new Error(`${JSON.stringify(dep.version)} is not a valid apk version`);
+  } catch (err) {
+    ctx.addIssue({ code: "custom", input: spec, message: `expected a package name with an optional constraint such as "busybox" or "linux-lts>=6.12" (${(err as Error).message})` });
+  }
+});
+
+const serviceName = z.string().regex(/^-?[A-Za-z0-9._@+-]+$/, 'expected an OpenRC service name, or "-name" to drop a default');
+
+export const imageConfigSchema = z
+  .strictObject({
+    release: z.string().regex(/^(v\d+\.\d+|edge)$/, 'expected an Alpine release such as "v3.24" or "edge"').default(LATEST_RELEASE),
+    arch: z.enum(ARCHES, { error: `expected one of ${ARCHES.join(", ")}` }).default("x86_64"),
+    repositories: z.array(z.string().min(1, "expected a repository URL or directory")).min(1, "expected at least one repository").optional(),
+    /** trusted public keys: key files or directories of them; default: Alpine's pinned keys */
+    keys: z.array(z.string().min(1)).optional(),
+    allowUntrusted: z.boolean().default(false),
+    packages: z.array(packageSpec).min(1, "expected at least one package, e.g. alpine-base"),
+    /** the overlay directory (root/): every file lands at the same path in the image */
+    overlay: z.string().min(1, "expected a directory path").optional(),
+    files: z
+      .array(
+        z.strictObject({
+          path: z.string().regex(/^\/?[^\0]+$/, "expected an absolute path in the image").refine((p) => !p.split("/").includes(".."), 'expected a path without ".."'),
+          content: z.string(),
+          mode: z.number().int().min(0).max(0o7777, "expected permission bits such as 0o644 (420)").optional(),
+        }),
+      )
+      .default([]),
+    kernel: z.enum(KERNEL_FLAVORS, { error: `expected one of ${KERNEL_FLAVORS.join(", ")}` }).default("lts"),
+    /** firmware files to keep under /lib/firmware (names or globs); absent keeps all that packages installed */
+    firmware: z.array(z.string().min(1)).optional(),
+    microcode: z.enum(MICROCODES, { error: `expected one of ${MICROCODES.join(", ")}` }).default("none"),
+    services: z.partialRecord(z.enum(RUNLEVELS, { error: `expected a runlevel: ${RUNLEVELS.join(", ")}` }), z.array(serviceName)).default({}),
+    hostname: z.string().regex(/^[A-Za-z0-9]([A-Za-z0-9-]{0,62})?$/, "expected a host name (letters, digits, -; at most 63)").optional(),
+    cmdline: z.string().refine((v) => !/[\r\n]/.test(v), "expected a single line").default(""),
+    compression: z.enum(COMPRESSIONS as [Compression, ...Compression[]], { error: `expected one of ${COMPRESSIONS.join(", ")}` }).default("gzip"),
+    /** every timestamp in the image, seconds since 1970 */
+    epoch: z.number().int().min(0, "expected seconds since 1970").max(0xffffffff).default(0),
+  })
+  .transform((c) => ({ ...c, repositories: c.repositories ?? defaultRepositories(c.release) }));
+
+export type ImageConfig = z.output<typeof imageConfigSchema>;
+export type ImageConfigInput = z.input<typeof imageConfigSchema>;
+
+/** The world: the requested packages plus what the kernel flavor and microcode choices imply. */
+export function worldOf(config: ImageConfig): string[] {
+  const world = [...config.packages];
+  const names = new Set(world.map((p) => parseDependency(p).name));
+  if (config.kernel !== "none" && !names.has(`linux-${config.kernel}`)) world.push(`linux-${config.kernel}`);
+  if (config.microcode !== "none" && !names.has(`${config.microcode}-ucode`)) world.push(`${config.microcode}-ucode`);
+  return world;
+}
+
+/** Services per runlevel: the defaults, plus what the config adds, minus its "-name" entries. */
+export function servicesOf(config: ImageConfig): Record<Runlevel, { name: string; required: boolean }[]> {
+  const out = {} as Record<Runlevel, { name: string; required: boolean }[]>;
+  for (const level of RUNLEVELS) {
+    const asked = config.services[level] ?? [];
+    const dropped = new Set(asked.filter((s) => s.startsWith("-")).map((s) => s.slice(1)));
+    const added = asked.filter((s) => !s.startsWith("-"));
+    const list = DEFAULT_SERVICES[level].filter((s) => !dropped.has(s) && !added.includes(s)).map((name) => ({ name, required: false }));
+    out[level] = [...list, ...added.map((name) => ({ name, required: true }))];
+  }
+  return out;
+}
