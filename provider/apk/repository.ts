@@ -1,0 +1,271 @@
+/**
+ * Loads a repository index the way apk reads /etc/apk/repositories entries:
+ * - `https://` (or `http://`) and `file://` URLs and local directories use Alpine's layout,
+ *   `<repo>/<arch>/APKINDEX.tar.gz`;
+ * - a URL or path that names an `APKINDEX.tar.gz` file (ends in `.tar.gz`, or is a regular file) is read as is;
+ * - a regular file that is not gzip is a plain, unsigned APKINDEX text, accepted only with allowUntrusted.
+ * Remote indexes are cached under ~/.cache/ramroot/apk/indexes and revalidated with conditional
+ * requests (ETag / If-Modified-Since); every copy, fresh or cached, is signature-checked before use.
+ */
+import * as crypto from "node:crypto";
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import { fileURLToPath } from "node:url";
+import { parseApkindex } from "./apkindex";
+import { readIndexArchive } from "./index-archive";
+import type { RepositoryPackage } from "./package-record";
+import { loadKeysDir } from "./signature";
+
+export interface LoadedRepository {
+  /** The repository as configured (trailing slashes removed). */
+  url: string;
+  order: number;
+  signer?: string;
+  verified: boolean;
+  packages: RepositoryPackage[];
+  description?: string;
+  /** Where the index itself was read from; packages live beside it. */
+  indexUrl: string;
+}
+
+export interface LoadRepositoryOptions {
+  arch: string;
+  keysDir?: string;
+  keys?: Map<string, Buffer>;
+  allowUntrusted?: boolean;
+  cacheDir?: string;
+  onProgress?: (msg: string) => void;
+  /** Attempts for a remote index before giving up (default 3), with exponential backoff from `retryDelayMs` (default 250). */
+  attempts?: number;
+  retryDelayMs?: number;
+}
+
+export class RepositoryError extends Error {
+  constructor(
+    readonly url: string,
+    message: string,
+  ) {
+    super(message);
+    this.name = "RepositoryError";
+  }
+}
+
+/** Default cache directory for indexes. */
+export function indexCacheDir(): string {
+  const base = process.env.RAMROOT_CACHE ?? path.join(os.homedir(), ".cache", "ramroot");
+  return path.join(base, "apk", "indexes");
+}
+
+const GZIP_MAGIC = Buffer.from([0x1f, 0x8b]);
+
+function trimSlashes(s: string): string {
+  return s.replace(/\/+$/, "");
+}
+
+/** Where to read the index from: a remote URL or a local file path (and the text to name it by). */
+type IndexLocation = { kind: "remote"; url: string } | { kind: "local"; file: string; url: string };
+
+function locateIndex(spec: string, arch: string): IndexLocation {
+  const base = trimSlashes(spec);
+  if (/^https?:\/\//i.test(base)) {
+    const url = base.endsWith(".tar.gz") ? base : `${base}/${arch}/APKINDEX.tar.gz`;
+    return { kind: "remote", url };
+  }
+  let local = base;
+  let asUrl = (p: string) => p;
+  if (/^file:\/\//i.test(base)) {
+    try {
+      local = fileURLToPath(base);
+    } catch (err) {
+      throw new RepositoryError(spec, `repository ${JSON.stringify(spec)} is not a valid file:// URL: ${(err as Error).message}`);
+    }
+    asUrl = (p: string) => `${base}${p.slice(local.length)}`;
+  } else if (/^[a-z][a-z0-9+.-]*:\/\//i.test(base)) {
+    throw new RepositoryError(spec, `repository ${JSON.stringify(spec)} has an unsupported scheme; accepted: https://, http://, file://, a directory or an index file`);
+  }
+  let stat: fs.Stats;
+  try {
+    stat = fs.statSync(local);
+  } catch {
+    throw new RepositoryError(spec, `repository ${JSON.stringify(spec)} cannot be reached: ${local} does not exist`);
+  }
+  if (stat.isFile()) return { kind: "local", file: local, url: asUrl(local) };
+  const inArch = path.join(local, arch, "APKINDEX.tar.gz");
+  const file = fs.existsSync(inArch) ? inArch : path.join(local, "APKINDEX.tar.gz");
+  if (!fs.existsSync(file)) {
+    throw new RepositoryError(spec, `repository ${JSON.stringify(spec)} cannot be reached: no index at ${inArch}`);
+  }
+  return { kind: "local", file, url: asUrl(file) };
+}
+
+interface CacheMeta {
+  url: string;
+  etag?: string;
+  lastModified?: string;
+}
+
+function cachePaths(cacheDir: string, url: string): { data: string; meta: string } {
+  const key = crypto.createHash("sha256").update(url).digest("hex").slice(0, 40);
+  return { data: path.join(cacheDir, `${key}.tar.gz`), meta: path.join(cacheDir, `${key}.json`) };
+}
+
+function readCache(cacheDir: string, url: string): { data: Buffer; meta: CacheMeta } | undefined {
+  const p = cachePaths(cacheDir, url);
+  try {
+    const meta = JSON.parse(fs.readFileSync(p.meta, "utf8")) as CacheMeta;
+    if (meta.url !== url) return undefined;
+    return { data: fs.readFileSync(p.data), meta };
+  } catch {
+    return undefined;
+  }
+}
+
+function writeAtomic(file: string, data: Buffer | string): void {
+  const tmp = `${file}.${process.pid}.${crypto.randomBytes(4).toString("hex")}.tmp`;
+  const fd = fs.openSync(tmp, "w", 0o644);
+  try {
+    fs.writeFileSync(fd, data);
+    fs.fsyncSync(fd);
+  } finally {
+    fs.closeSync(fd);
+  }
+  fs.renameSync(tmp, file);
+}
+
+function writeCache(cacheDir: string, meta: CacheMeta, data: Buffer): void {
+  fs.mkdirSync(cacheDir, { recursive: true });
+  const p = cachePaths(cacheDir, meta.url);
+  writeAtomic(p.data, data);
+  writeAtomic(p.meta, JSON.stringify(meta, null, 2) + "\n");
+}
+
+class RetryableError extends Error {}
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/**
+ * GETs an index with the cached validators; returns the body, or the cached bytes on 304.
+ * Network errors, timeouts, 429 and 5xx are retried with backoff; other statuses fail at once.
+ */
+async function fetchIndex(url: string, cached: { data: Buffer; meta: CacheMeta } | undefined, opts: LoadRepositoryOptions): Promise<{ data: Buffer; meta: CacheMeta; fromCache: boolean }> {
+  const attempts = opts.attempts ?? 3;
+  const delay = opts.retryDelayMs ?? 250;
+  let lastError = "";
+  for (let attempt = 1; attempt <= attempts; attempt++) {
+    if (attempt > 1) await sleep(delay * 2 ** (attempt - 2));
+    try {
+      const headers: Record<string, string> = { "user-agent": "ramroot" };
+      if (cached?.meta.etag) headers["if-none-match"] = cached.meta.etag;
+      if (cached?.meta.lastModified) headers["if-modified-since"] = cached.meta.lastModified;
+      const res = await fetch(url, { headers, signal: AbortSignal.timeout(60_000), redirect: "follow" });
+      if (res.status === 304 && cached) {
+        await res.body?.cancel();
+        return { data: cached.data, meta: cached.meta, fromCache: true };
+      }
+      if (res.status === 429 || res.status >= 500) {
+        await res.body?.cancel();
+        throw new RetryableError(`HTTP ${res.status} ${res.statusText}`);
+      }
+      if (!res.ok) {
+        await res.body?.cancel();
+        throw new RepositoryError(url, `${url}: HTTP ${res.status} ${res.statusText}`);
+      }
+      const data = Buffer.from(await res.arrayBuffer());
+      const length = res.headers.get("content-length");
+      if (length !== null && res.headers.get("content-encoding") === null && Number(length) !== data.length) {
+        throw new RetryableError(`truncated download: ${data.length} of ${length} bytes`);
+      }
+      const meta: CacheMeta = { url };
+      const etag = res.headers.get("etag");
+      const lastModified = res.headers.get("last-modified");
+      if (etag) meta.etag = etag;
+      if (lastModified) meta.lastModified = lastModified;
+      return { data, meta, fromCache: false };
+    } catch (err) {
+      if (err instanceof RepositoryError) throw err;
+      const cause = (err as { cause?: { code?: string; message?: string } }).cause;
+      lastError = cause?.code ? `${(err as Error).message} (${cause.code})` : (err as Error).message;
+      opts.onProgress?.(`fetch ${url}: attempt ${attempt}/${attempts} failed: ${lastError}`);
+    }
+  }
+  throw new RepositoryError(url, `${url}: cannot be reached after ${attempts} attempts: ${lastError}`);
+}
+
+function trustedKeys(opts: LoadRepositoryOptions): Map<string, Buffer> {
+  if (opts.keys) return opts.keys;
+  if (opts.keysDir) return loadKeysDir(opts.keysDir);
+  return new Map();
+}
+
+/** Loads one repository's index; `order` is its position in the configured list (earlier wins ties). */
+export async function loadRepository(spec: string, opts: LoadRepositoryOptions, order: number): Promise<LoadedRepository> {
+  const url = trimSlashes(spec);
+  const location = locateIndex(spec, opts.arch);
+  const keys = trustedKeys(opts);
+  let data: Buffer;
+  let source: string;
+  let remote: { meta: CacheMeta; fromCache: boolean } | undefined;
+  if (location.kind === "remote") {
+    const cacheDir = opts.cacheDir ?? indexCacheDir();
+    const cached = readCache(cacheDir, location.url);
+    opts.onProgress?.(`fetch ${location.url}`);
+    const got = await fetchIndex(location.url, cached, opts);
+    data = got.data;
+    remote = got;
+    source = location.url;
+  } else {
+    data = fs.readFileSync(location.file);
+    source = location.url;
+  }
+
+  let text: string;
+  let signer: string | undefined;
+  let verified = false;
+  let description: string | undefined;
+  if (data.subarray(0, 2).equals(GZIP_MAGIC)) {
+    let archive;
+    try {
+      archive = readIndexArchive(data, { keys, allowUntrusted: opts.allowUntrusted, source });
+    } catch (err) {
+      throw new RepositoryError(source, (err as Error).message.startsWith(source) ? (err as Error).message : `${source}: ${(err as Error).message}`);
+    }
+    text = archive.apkindexText;
+    signer = archive.signer;
+    verified = archive.verified;
+    description = archive.description;
+  } else {
+    if (!opts.allowUntrusted) {
+      throw new RepositoryError(source, `${source}: is a plain, unsigned APKINDEX text; pass allowUntrusted (--allow-untrusted) to use it`);
+    }
+    text = data.toString("utf8");
+  }
+
+  let records;
+  try {
+    records = parseApkindex(text, source);
+  } catch (err) {
+    throw new RepositoryError(source, (err as Error).message);
+  }
+  // Only a copy that verified (or was explicitly allowed) reaches the cache.
+  if (location.kind === "remote" && remote && !remote.fromCache) writeCache(opts.cacheDir ?? indexCacheDir(), remote.meta, data);
+
+  const packages: RepositoryPackage[] = records.map((r) => ({ ...r, repository: url, repositoryOrder: order }));
+  const loaded: LoadedRepository = { url, order, verified, packages, indexUrl: location.url };
+  if (signer !== undefined) loaded.signer = signer;
+  if (description !== undefined) loaded.description = description;
+  return loaded;
+}
+
+/** Loads repositories in order; their packages keep that order for tie-breaking. */
+export async function loadRepositories(specs: readonly string[], opts: LoadRepositoryOptions): Promise<LoadedRepository[]> {
+  const repos: LoadedRepository[] = [];
+  for (const [i, spec] of specs.entries()) repos.push(await loadRepository(spec, opts, i));
+  return repos;
+}
+
+/** Where a package's .apk lives: beside the index, `<repo>/<arch>/<name>-<version>.apk`. */
+export function packageUrl(repo: LoadedRepository, pkg: RepositoryPackage): string {
+  const dir = repo.indexUrl.slice(0, repo.indexUrl.lastIndexOf("/"));
+  return `${dir}/${pkg.name}-${pkg.version}.apk`;
+}

@@ -1,0 +1,145 @@
+/**
+ * `ramroot apk version|index|resolve`, following apk's conventions. The `apk` group is shared:
+ * other areas add their verbs through apkCommandGroup().
+ */
+import type { Command } from "commander";
+import { z } from "zod";
+import { loadRepositories, loadRepository } from "../apk/repository";
+import { installOrder, resolvePackages, SolverError } from "../apk/solver";
+import { compareVersions, isValidVersion } from "../apk/version";
+
+/** Creates the `apk` sub-command of `program`, or returns it when another area already did. */
+export function apkCommandGroup(program: Command): Command {
+  const existing = program.commands.find((c) => c.name() === "apk");
+  if (existing) return existing;
+  return program.command("apk").description("Alpine package tools: versions, indexes, dependency resolution, packages");
+}
+
+const ARCHES = ["x86_64", "x86", "aarch64", "armhf", "armv7", "ppc64le", "s390x", "riscv64", "loongarch64"] as const;
+
+const repoOptions = z.object({
+  keys: z.string().min(1, "--keys needs a directory").optional(),
+  allowUntrusted: z.boolean().optional(),
+  arch: z.enum(ARCHES, { error: (iss) => `--arch ${JSON.stringify(iss.input)} is not accepted; use one of ${ARCHES.join(", ")}` }),
+  cacheDir: z.string().min(1).optional(),
+});
+
+function defaultArch(): string {
+  return process.arch === "arm64" ? "aarch64" : process.arch === "arm" ? "armv7" : "x86_64";
+}
+
+function parseRepoOptions(raw: unknown): z.infer<typeof repoOptions> {
+  const parsed = repoOptions.safeParse(raw);
+  if (!parsed.success) throw new Error(parsed.error.issues.map((i) => i.message).join("; "));
+  return parsed.data;
+}
+
+async function readStdinLines(): Promise<string[]> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
+  return Buffer.concat(chunks)
+    .toString("utf8")
+    .split("\n")
+    .map((l) => l.trim())
+    .filter((l) => l.length > 0);
+}
+
+function fail(message: string): void {
+  process.stderr.write(message.endsWith("\n") ? message : message + "\n");
+  process.exitCode = 1;
+}
+
+export function registerApkCommands(program: Command): void {
+  const apk = apkCommandGroup(program);
+
+  apk
+    .command("version")
+    .description("Compare (-t A B) or validate (-c V...) versions; without arguments read them from standard input")
+    .option("-t, --test", "print <, = or > for A compared with B (pairs \"A B\" per line on standard input when no arguments)")
+    .option("-c, --check", "print the invalid versions among the arguments (or standard input lines); exit 1 if any")
+    .argument("[versions...]")
+    .action(async (versions: string[], o: { test?: boolean; check?: boolean }) => {
+      if (o.test === o.check) return fail("apk version: give exactly one of -t (test) or -c (check)");
+      if (o.test) {
+        if (versions.length > 0) {
+          if (versions.length !== 2) return fail(`apk version -t: expected two versions A B, got ${versions.length}: ${versions.join(" ")}`);
+          process.stdout.write(compareVersions(versions[0]!, versions[1]!) + "\n");
+          return;
+        }
+        const out: string[] = [];
+        for (const [i, line] of (await readStdinLines()).entries()) {
+          const pair = line.split(/\s+/);
+          if (pair.length !== 2) return fail(`apk version -t: standard input line ${i + 1} ${JSON.stringify(line)} is not "A B"`);
+          out.push(compareVersions(pair[0]!, pair[1]!));
+        }
+        process.stdout.write(out.map((l) => l + "\n").join(""));
+        return;
+      }
+      const candidates = versions.length > 0 ? versions : await readStdinLines();
+      const invalid = candidates.filter((v) => !isValidVersion(v));
+      process.stdout.write(invalid.map((v) => v + "\n").join(""));
+      if (invalid.length > 0) process.exitCode = 1;
+    });
+
+  apk
+    .command("index")
+    .description("Read a repository index (APKINDEX.tar.gz file or URL, repository directory or URL, or plain APKINDEX text) and print it as JSON")
+    .option("--keys <dir>", "trusted public keys (like /etc/apk/keys)")
+    .option("--allow-untrusted", "accept indexes without a trusted signature")
+    .option("--arch <arch>", "architecture for repository layouts", defaultArch())
+    .option("--cache-dir <dir>", "index cache directory")
+    .argument("<index>")
+    .action(async (spec: string, raw: unknown) => {
+      const o = parseRepoOptions(raw);
+      try {
+        const repo = await loadRepository(spec, { arch: o.arch, keysDir: o.keys, allowUntrusted: o.allowUntrusted, cacheDir: o.cacheDir }, 0);
+        const out = {
+          source: repo.indexUrl,
+          signer: repo.signer ?? null,
+          verified: repo.verified,
+          description: repo.description ?? null,
+          packageCount: repo.packages.length,
+          packages: repo.packages.map(({ repository: _r, repositoryOrder: _o, ...rec }) => rec),
+        };
+        process.stdout.write(JSON.stringify(out, null, 2) + "\n");
+      } catch (err) {
+        fail(`ERROR: ${(err as Error).message}`);
+      }
+    });
+
+  apk
+    .command("resolve")
+    .description("Resolve packages against repositories into an exact lock, printed as JSON")
+    .option("--repository <repo>", "repository URL, directory, index file or plain APKINDEX (repeatable, in priority order)", (v: string, prev: string[]) => [...prev, v], [] as string[])
+    .option("--keys <dir>", "trusted public keys (like /etc/apk/keys)")
+    .option("--allow-untrusted", "accept repositories without a trusted signature, and plain APKINDEX files")
+    .option("--arch <arch>", "architecture", defaultArch())
+    .option("--cache-dir <dir>", "index cache directory")
+    .argument("<packages...>")
+    .action(async (world: string[], raw: { repository: string[] }) => {
+      const o = parseRepoOptions(raw);
+      if (raw.repository.length === 0) return fail("apk resolve: give at least one --repository URL|DIR|APKINDEX-file");
+      try {
+        const repos = await loadRepositories(raw.repository, {
+          arch: o.arch,
+          keysDir: o.keys,
+          allowUntrusted: o.allowUntrusted,
+          cacheDir: o.cacheDir,
+          onProgress: (m) => process.stderr.write(m + "\n"),
+        });
+        const lock = resolvePackages(
+          world,
+          repos.flatMap((r) => r.packages),
+          { arch: o.arch },
+        );
+        const out = {
+          world: lock.world,
+          packages: lock.packages.map(({ record: _record, ...entry }) => entry),
+          installOrder: installOrder(lock).map((e) => e.name),
+        };
+        process.stdout.write(JSON.stringify(out, null, 2) + "\n");
+      } catch (err) {
+        fail(err instanceof SolverError ? err.message : `ERROR: ${(err as Error).message}`);
+      }
+    });
+}
