@@ -2,6 +2,7 @@ import { z } from "zod";
 import { parseInput } from "./input-error";
 import { ImageTarget } from "./image-target";
 import { LocalTarget } from "./local-target";
+import { SshTarget } from "./ssh-target";
 
 /** Where a boot partition is: a mounted directory, a FAT disk image file, or a directory on a remote machine. */
 export type TargetSpec =
@@ -98,6 +99,6 @@ export async function openTarget(input: TargetSpec): Promise<BootTarget> {
     case "image":
       return ImageTarget.open(spec);
     case "ssh":
-      throw new Error(`boot target kind "${spec.kind}" is not available yet in this build`);
+      return SshTarget.open(spec);
   }
 }

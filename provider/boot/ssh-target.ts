@@ -1,0 +1,219 @@
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import { createHash } from "node:crypto";
+import { spawn } from "node:child_process";
+import { execa } from "execa";
+import type { BootTarget, TargetSpec } from "./target";
+import { targetRelPath, tempNameFor } from "./target-path";
+
+type SshSpec = Extract<TargetSpec, { kind: "ssh" }>;
+
+/** Exit code the remote scripts use for "no such file". */
+const MISSING = 3;
+
+/** Single-quotes a word for the remote POSIX shell. */
+export function shellQuote(word: string): string {
+  return `'${word.replace(/'/g, `'\\''`)}'`;
+}
+
+/**
+ * A boot directory on another machine, through the system's OpenSSH client: `~/.ssh/config`,
+ * the agent and known_hosts work as they do for `ssh` itself. Host keys are checked strictly by
+ * default. A private key given as text is written to a 0600 file in a 0700 directory for the
+ * session and deleted by close(); it never appears in arguments or messages. One master
+ * connection (ControlMaster) carries every command of the session.
+ */
+export class SshTarget implements BootTarget {
+  private readonly running = new Set<{ kill(signal: NodeJS.Signals): boolean }>();
+
+  private constructor(
+    readonly spec: SshSpec,
+    private readonly session: string,
+    private readonly baseArgs: string[],
+  ) {}
+
+  static async open(spec: SshSpec): Promise<SshTarget> {
+    const session = await fs.promises.mkdtemp(path.join(os.tmpdir(), "ramroot-ssh-"));
+    await fs.promises.chmod(session, 0o700);
+    const args = ["-o", "BatchMode=yes", "-o", `StrictHostKeyChecking=${spec.strictHostKeyChecking === false ? "accept-new" : "yes"}`];
+    if (spec.sshConfigFile !== undefined) args.unshift("-F", spec.sshConfigFile);
+    if (spec.knownHostsFile !== undefined) args.push("-o", `UserKnownHostsFile=${spec.knownHostsFile}`);
+    if (spec.port !== undefined) args.push("-p", String(spec.port));
+    if (spec.user !== undefined) args.push("-l", spec.user);
+    if (spec.privateKey !== undefined) {
+      const keyFile = path.join(session, "key");
+      await fs.promises.writeFile(keyFile, spec.privateKey.endsWith("\n") ? spec.privateKey : `${spec.privateKey}\n`, { mode: 0o600 });
+      args.push("-i", keyFile, "-o", "IdentitiesOnly=yes");
+    }
+    args.push("-o", `ControlPath=${path.join(session, "cm")}`);
+    const target = new SshTarget(spec, session, args);
+    try {
+      await target.startMaster();
+    } catch (err) {
+      await fs.promises.rm(session, { recursive: true, force: true });
+      throw err;
+    }
+    return target;
+  }
+
+  describe(): string {
+    return `ssh ${this.spec.user ? `${this.spec.user}@` : ""}${this.spec.host}${this.spec.port ? `:${this.spec.port}` : ""}:${this.spec.path}`;
+  }
+
+  /** The master connection: authenticates once (and checks the host key), then backgrounds itself. */
+  private async startMaster(): Promise<void> {
+    const log = path.join(this.session, "master.log");
+    const fd = fs.openSync(log, "w", 0o600);
+    try {
+      // stdout/stderr go to a file, not a pipe: the backgrounded master keeps them open.
+      // node's spawn, not execa: execa would pipe the output, and the master would hold the pipe open.
+      const child = spawn("ssh", [...this.baseArgs, "-o", "ControlMaster=yes", "-o", "ControlPersist=yes", "-f", "-N", "--", this.spec.host], {
+        stdio: ["ignore", fd, fd],
+      });
+      const exitCode = await new Promise<number | null>((resolve, reject) => {
+        child.on("error", (err) => reject((err as NodeJS.ErrnoException).code === "ENOENT" ? new Error("ssh is missing: install openssh-client") : err));
+        child.on("exit", (code) => resolve(code));
+      });
+      if (exitCode !== 0) {
+        const why = fs.readFileSync(log, "utf8").trim() || `ssh exited ${exitCode}`;
+        throw new Error(`${this.describe()}: cannot connect: ${why}`);
+      }
+    } finally {
+      fs.closeSync(fd);
+    }
+  }
+
+  /** Absolute remote path of a target-relative path. */
+  remotePath(rel: string): string {
+    const normal = targetRelPath(rel);
+    const root = this.spec.path.replace(/\/+$/, "") || "/";
+    return normal === "" ? root : `${root === "/" ? "" : root}/${normal}`;
+  }
+
+  /**
+   * Runs a POSIX shell script on the remote machine through the master connection. `input` is
+   * piped to its stdin. Resolves with the exit code and output; never rejects on a non-zero exit.
+   */
+  async runRemote(script: string, input?: Buffer | string | fs.ReadStream): Promise<{ exitCode: number; stdout: Buffer; stderr: string }> {
+    const args = [...this.baseArgs, "-o", "ControlMaster=no", "--", this.spec.host, script];
+    const common = { encoding: "buffer", reject: false, stripFinalNewline: false, maxBuffer: 1 << 30 } as const;
+    const child = execa("ssh", args, { ...common, stdin: "pipe" });
+    this.running.add(child);
+    if (input instanceof fs.ReadStream) input.pipe(child.stdin);
+    else child.stdin.end(input);
+    // A remote command that exits before reading all input closes the pipe: not an error by itself.
+    child.stdin.on("error", () => {});
+    try {
+      const result = await child;
+      const stderr = Buffer.from(result.stderr).toString("utf8");
+      if (result.exitCode === 255 || result.isTerminated) {
+        throw new Error(`${this.describe()}: ssh failed${result.isTerminated ? ` (killed by ${result.signal})` : ""}: ${stderr.trim() || "connection lost"}`);
+      }
+      return { exitCode: result.exitCode ?? 1, stdout: Buffer.from(result.stdout), stderr };
+    } finally {
+      this.running.delete(child);
+    }
+  }
+
+  /** Kills the ssh processes of the commands in flight (SIGKILL); their operations fail and leave old files in place. */
+  cancel(): void {
+    for (const child of this.running) child.kill("SIGKILL");
+  }
+
+  private async check(script: string, what: string, input?: Buffer | string | fs.ReadStream): Promise<Buffer | undefined> {
+    const result = await this.runRemote(script, input);
+    if (result.exitCode === MISSING) return undefined;
+    if (result.exitCode !== 0) throw new Error(`${this.describe()}: ${what} failed (exit ${result.exitCode}): ${result.stderr.trim()}`);
+    return result.stdout;
+  }
+
+  async readFile(rel: string): Promise<Buffer | undefined> {
+    const file = shellQuote(this.remotePath(rel));
+    return this.check(`if [ -f ${file} ]; then exec cat -- ${file}; else exit ${MISSING}; fi`, `reading ${rel}`);
+  }
+
+  async sha256(rel: string): Promise<string | undefined> {
+    const file = shellQuote(this.remotePath(rel));
+    const out = await this.check(`if [ -f ${file} ]; then sha256sum < ${file}; else exit ${MISSING}; fi`, `hashing ${rel}`);
+    return out === undefined ? undefined : parseSha256(out.toString("utf8"), rel);
+  }
+
+  async list(relDir: string): Promise<string[]> {
+    const dir = shellQuote(this.remotePath(relDir));
+    const out = await this.check(`if [ -d ${dir} ]; then ls -1A -- ${dir}; fi`, `listing ${relDir || "/"}`);
+    return (out?.toString("utf8") ?? "").split("\n").filter((n) => n !== "").sort();
+  }
+
+  async remove(rel: string): Promise<void> {
+    if (targetRelPath(rel) === "") throw new Error(`remove: refusing to remove the root of ${this.describe()}`);
+    await this.check(`rm -rf -- ${shellQuote(this.remotePath(rel))}`, `removing ${rel}`);
+  }
+
+  async writeFileAtomic(rel: string, data: Buffer | string): Promise<void> {
+    const bytes = typeof data === "string" ? Buffer.from(data, "utf8") : data;
+    await this.replace(rel, bytes.length, createHash("sha256").update(bytes).digest("hex"), bytes);
+  }
+
+  async copyInAtomic(rel: string, localFile: string, onProgress?: (done: number, total: number) => void): Promise<string> {
+    const total = (await fs.promises.stat(localFile)).size;
+    const hash = createHash("sha256");
+    for await (const chunk of fs.createReadStream(localFile, { highWaterMark: 1 << 20 })) hash.update(chunk as Buffer);
+    const expected = hash.digest("hex");
+    const stream = fs.createReadStream(localFile, { highWaterMark: 1 << 20 });
+    let done = 0;
+    onProgress?.(0, total);
+    stream.on("data", (chunk) => {
+      done += chunk.length;
+      onProgress?.(done, total);
+    });
+    return this.replace(rel, total, expected, stream);
+  }
+
+  /**
+   * The remote side of an atomic replace, in one script: the bytes go to a temporary name in the
+   * same directory; the size and sha256 are checked there (a cut stream is a short file, never a
+   * replacement); then sync, rename, sync, and the file is hashed again under its final name.
+   * The temporary file is removed on any failure.
+   */
+  private async replace(rel: string, size: number, expected: string, input: Buffer | fs.ReadStream): Promise<string> {
+    const normal = targetRelPath(rel);
+    if (normal === "") throw new Error("path: got the target root; expected a file path");
+    const final = shellQuote(this.remotePath(normal));
+    const temp = shellQuote(this.remotePath(tempNameFor(normal)));
+    const dir = shellQuote(path.posix.dirname(this.remotePath(normal)));
+    const script = [
+      "set -e",
+      "umask 022",
+      `t=${temp}`,
+      `trap 'rm -f -- "$t"' EXIT`,
+      `if [ -d ${final} ]; then echo "is a directory" >&2; exit 4; fi`,
+      `mkdir -p -- ${dir}`,
+      `cat > ${temp}`,
+      `got=$(wc -c < ${temp} | tr -d ' ')`,
+      `if [ "$got" != ${size} ]; then echo "received $got of ${size} bytes" >&2; exit 5; fi`,
+      `sum=$(sha256sum < ${temp} | cut -d' ' -f1)`,
+      `if [ "$sum" != ${expected} ]; then echo "received bytes hash to $sum, expected ${expected}" >&2; exit 6; fi`,
+      "sync",
+      `mv -f -- ${temp} ${final}`,
+      "sync",
+      `sha256sum < ${final}`,
+    ].join("\n");
+    const out = await this.check(script, `writing ${normal}`, input);
+    const readBack = parseSha256(out?.toString("utf8") ?? "", normal);
+    if (readBack !== expected) throw new Error(`${this.describe()}: ${normal} read back as sha256 ${readBack} but ${expected} was sent`);
+    return readBack;
+  }
+
+  async close(): Promise<void> {
+    this.cancel();
+    await execa("ssh", [...this.baseArgs, "-O", "exit", "--", this.spec.host], { reject: false, stdin: "ignore" });
+    await fs.promises.rm(this.session, { recursive: true, force: true });
+  }
+}
+
+function parseSha256(text: string, rel: string): string {
+  const match = /^([0-9a-f]{64})\b/.exec(text.trim());
+  if (!match?.[1]) throw new Error(`sha256sum of ${rel} printed ${JSON.stringify(text.slice(0, 80))}; expected a hex digest`);
+  return match[1];
+}

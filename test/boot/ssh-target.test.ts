@@ -1,0 +1,55 @@
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import { createHash } from "node:crypto";
+import { openTarget, type TargetSpec } from "../../provider/boot/target";
+import { startSshd, type TestSshd } from "./sshd";
+
+jest.setTimeout(120_000);
+
+let sshd: TestSshd;
+let root: string;
+let spec: Extract<TargetSpec, { kind: "ssh" }>;
+beforeAll(async () => {
+  sshd = await startSshd();
+  root = fs.mkdtempSync(path.join(os.tmpdir(), "ramroot-sshroot-"));
+  spec = { kind: "ssh", host: "127.0.0.1", port: sshd.port, user: "root", path: root, privateKey: sshd.userKey, knownHostsFile: sshd.knownHosts };
+});
+afterAll(async () => {
+  await sshd?.stop();
+  fs.rmSync(root, { recursive: true, force: true });
+});
+
+const sha = (b: Buffer | string) => createHash("sha256").update(b).digest("hex");
+
+test("reads, writes atomically with read-back hashes, lists and removes over a real sshd", async () => {
+  const target = await openTarget(spec);
+  try {
+    expect(target.describe()).toBe(`ssh root@127.0.0.1:${sshd.port}:${root}`);
+    expect(target.describe()).not.toContain("PRIVATE");
+    expect(await target.readFile("a/vmlinuz")).toBeUndefined();
+    expect(await target.list("a")).toEqual([]);
+    await target.writeFileAtomic("a/it's here.txt", "quoted");
+    expect((await target.readFile("a/it's here.txt"))?.toString()).toBe("quoted");
+    const src = path.join(sshd.dir, "payload");
+    const bytes = Buffer.alloc(2 * 1024 * 1024 + 3, 9);
+    fs.writeFileSync(src, bytes);
+    const done: number[] = [];
+    expect(await target.copyInAtomic("a/vmlinuz", src, (d) => done.push(d))).toBe(sha(bytes));
+    expect(done[done.length - 1]).toBe(bytes.length);
+    expect(await target.sha256("a/vmlinuz")).toBe(sha(bytes));
+    expect(fs.readFileSync(path.join(root, "a/vmlinuz")).equals(bytes)).toBe(true);
+    expect(await target.list("a")).toEqual(["it's here.txt", "vmlinuz"]);
+    await target.remove("a/it's here.txt");
+    expect(await target.list("a")).toEqual(["vmlinuz"]);
+  } finally {
+    await target.close();
+  }
+});
+
+test("an unknown or changed host key is refused", async () => {
+  await expect(openTarget({ ...spec, knownHostsFile: sshd.wrongKnownHosts })).rejects.toThrow(/Host key verification failed|REMOTE HOST IDENTIFICATION HAS CHANGED/);
+  const empty = path.join(sshd.dir, "known_hosts_empty");
+  fs.writeFileSync(empty, "");
+  await expect(openTarget({ ...spec, knownHostsFile: empty })).rejects.toThrow(/Host key verification failed/);
+});
