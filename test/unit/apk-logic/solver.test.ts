@@ -165,6 +165,17 @@ k:1
 p:pulseaudio=1 pulseaudio-alsa=1
 `);
 
+/** apk's report for the virtual name conflicted-provider, whose two providers have no provider_priority. */
+function conflictedProvider(requiredBy: string): string {
+  return `ERROR: unable to select packages:
+  conflicted-provider (virtual):
+    note: please select one of the 'provided by'
+          packages explicitly
+    provided by: conflicted-provider-a
+                 conflicted-provider-b
+    required by: ${requiredBy}`;
+}
+
 describe("apk-tools solver tests on provides.repo", () => {
   test.each([
     ["provides1", ["app"], ["libfoo (1)", "app (2)"]],
@@ -212,35 +223,17 @@ describe("apk-tools solver tests on provides.repo", () => {
     [
       "provides9",
       ["conflicted-provider"],
-      `ERROR: unable to select packages:
-  conflicted-provider (virtual):
-    note: please select one of the 'provided by'
-          packages explicitly
-    provided by: conflicted-provider-a
-                 conflicted-provider-b
-    required by: world[conflicted-provider]`,
+      conflictedProvider("world[conflicted-provider]"),
     ],
     [
       "provides10",
       ["conflicted-dep"],
-      `ERROR: unable to select packages:
-  conflicted-provider (virtual):
-    note: please select one of the 'provided by'
-          packages explicitly
-    provided by: conflicted-provider-a
-                 conflicted-provider-b
-    required by: conflicted-dep-0.1[conflicted-provider]`,
+      conflictedProvider("conflicted-dep-0.1[conflicted-provider]"),
     ],
     [
       "provides11",
       ["conflicted-parent"],
-      `ERROR: unable to select packages:
-  conflicted-provider (virtual):
-    note: please select one of the 'provided by'
-          packages explicitly
-    provided by: conflicted-provider-a
-                 conflicted-provider-b
-    required by: conflicted-dep-0.1[conflicted-provider]`,
+      conflictedProvider("conflicted-dep-0.1[conflicted-provider]"),
     ],
     [
       "provides12",
