@@ -1,0 +1,48 @@
+/**
+ * Takes /boot out of the tree: the kernel (vmlinuz-<flavor>) and the microcode image go beside
+ * the initramfs, never inside it. Kernel modules stay inside (/lib/modules).
+ */
+import * as fs from "node:fs";
+import * as path from "node:path";
+
+export interface BootFiles {
+  /** the kernel, moved out of the tree, or undefined when the image has none */
+  kernel?: string;
+  /** the microcode initramfs (loaded before the main one), or undefined */
+  microcode?: string;
+  /** the rest of /boot that was removed (config, System.map, ...) */
+  removed: string[];
+}
+
+const MICROCODE_FILES: Record<string, string> = { intel: "intel-ucode.img", amd: "amd-ucode.img" };
+
+/** Moves the kernel and microcode into `outDir` and deletes /boot from the tree. */
+export function splitBoot(root: string, outDir: string, opts: { kernelFlavor: string; microcode: string }): BootFiles {
+  const boot = path.join(root, "boot");
+  const result: BootFiles = { removed: [] };
+  if (!fs.existsSync(boot)) {
+    if (opts.kernelFlavor !== "none") throw new Error(`kernel: flavor "${opts.kernelFlavor}" was asked for, but no package installed /boot/vmlinuz-${opts.kernelFlavor}`);
+    return result;
+  }
+  fs.mkdirSync(outDir, { recursive: true });
+  const names = fs.readdirSync(boot).sort();
+  if (opts.kernelFlavor !== "none") {
+    const name = `vmlinuz-${opts.kernelFlavor}`;
+    if (!names.includes(name)) {
+      const found = names.filter((n) => n.startsWith("vmlinuz"));
+      throw new Error(`kernel: no /boot/${name} in the image (found: ${found.join(", ") || "no kernel"}); install linux-${opts.kernelFlavor} or set kernel to none`);
+    }
+    result.kernel = path.join(outDir, "vmlinuz");
+    fs.copyFileSync(path.join(boot, name), result.kernel);
+  }
+  if (opts.microcode !== "none") {
+    const name = MICROCODE_FILES[opts.microcode];
+    if (!name || !names.includes(name)) throw new Error(`microcode: no /boot/${name ?? opts.microcode} in the image; install ${opts.microcode}-ucode`);
+    result.microcode = path.join(outDir, "microcode");
+    fs.copyFileSync(path.join(boot, name), result.microcode);
+  }
+  result.removed = names;
+  fs.rmSync(boot, { recursive: true, force: true });
+  fs.mkdirSync(boot);
+  return result;
+}

@@ -1,0 +1,164 @@
+/**
+ * The plan: everything that decides an image's bytes, computed without building anything.
+ * It is cheap (indexes are cached and signature-checked, the overlay is hashed), runs during
+ * `pulumi preview`, and its hash, the planId, names the image before it exists.
+ */
+import * as crypto from "node:crypto";
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { alpineKeys } from "../apk/alpine-keys";
+import { loadRepositories, type LoadedRepository } from "../apk/repository";
+import { resolvePackages, type Lock } from "../apk/solver";
+import { loadKeysDir } from "../apk/signature";
+import { imageConfigSchema, servicesOf, worldOf, type ImageConfig, type ImageConfigInput } from "./image-config";
+import { inlineEntries, mergeOverlays, overlayDigest, overlaySummary, scanOverlay, type OverlayEntry } from "./overlay";
+
+/** Bumped whenever the builder's output for the same plan would change. */
+export const BUILDER_FORMAT = 1;
+
+export interface LockedPackage {
+  name: string;
+  version: string;
+  checksum?: string;
+  repository: string;
+}
+
+export interface ImagePlan {
+  planId: string;
+  /** package name -> version */
+  packages: Record<string, string>;
+  lock: LockedPackage[];
+  world: string[];
+  /** overlay path -> "file 644 <sha256>" / "dir 755" / "symlink 777 <sha256>" */
+  overlay: Record<string, string>;
+  overlayDigest: string;
+  options: {
+    release: string;
+    arch: string;
+    kernel: string;
+    microcode: string;
+    firmware: string[] | null;
+    services: Record<string, string[]>;
+    hostname: string | null;
+    cmdline: string;
+    compression: string;
+    epoch: number;
+    repositories: string[];
+  };
+}
+
+/** What a build needs beyond the plan: the resolved packages and the overlay's sources. */
+export interface ResolvedPlan {
+  plan: ImagePlan;
+  config: ImageConfig;
+  lock: Lock;
+  repositories: LoadedRepository[];
+  keys: Map<string, Buffer>;
+  overlayEntries: OverlayEntry[];
+}
+
+/** Reads the config with zod; a bad field throws naming the field, the value and what is accepted. */
+export function parseImageConfig(input: unknown): ImageConfig {
+  const result = imageConfigSchema.safeParse(input, { reportInput: true });
+  if (result.success) return result.data;
+  const lines = result.error.issues.map((issue) => {
+    const field = issue.path.map((p) => (typeof p === "number" ? `[${p}]` : `.${String(p)}`)).join("").replace(/^\./, "") || "(config)";
+    const found = "input" in issue && issue.input !== undefined ? JSON.stringify(issue.input) : "nothing";
+    return `${field}: got ${found}; ${issue.message}`;
+  });
+  throw new Error(`invalid image config:\n  ${lines.join("\n  ")}`);
+}
+
+/** Trusted keys: the files and directories the config names, else Alpine's pinned keys. */
+export async function trustedKeys(config: ImageConfig, baseDir: string): Promise<Map<string, Buffer>> {
+  if (!config.keys || config.keys.length === 0) return alpineKeys(config.arch);
+  const keys = new Map<string, Buffer>();
+  for (const k of config.keys) {
+    const p = path.resolve(baseDir, k);
+    if (!fs.existsSync(p)) throw new Error(`keys: "${k}" does not exist; expected a public key file or a directory of them`);
+    if (fs.statSync(p).isDirectory()) for (const [name, pem] of loadKeysDir(p)) keys.set(name, pem);
+    else keys.set(path.basename(p), fs.readFileSync(p));
+  }
+  return keys;
+}
+
+function sha256(text: string): string {
+  return crypto.createHash("sha256").update(text).digest("hex");
+}
+
+/** JSON with sorted keys, so equal plans hash equally. */
+export function canonicalJson(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(",")}]`;
+  if (value !== null && typeof value === "object") {
+    const obj = value as Record<string, unknown>;
+    return `{${Object.keys(obj)
+      .filter((k) => obj[k] !== undefined)
+      .sort()
+      .map((k) => `${JSON.stringify(k)}:${canonicalJson(obj[k])}`)
+      .join(",")}}`;
+  }
+  return JSON.stringify(value);
+}
+
+export interface PlanOptions {
+  /** relative paths in the config (overlay, keys, local repositories) resolve against this */
+  baseDir: string;
+  onProgress?: (message: string) => void;
+}
+
+/** Resolves the config into a plan: repositories read and verified, world solved, overlay hashed. */
+export async function planImage(input: ImageConfigInput | ImageConfig, opts: PlanOptions): Promise<ResolvedPlan> {
+  const config = parseImageConfig(input);
+  const repoSpecs = config.repositories.map((r) => (/^[a-z]+:\/\//.test(r) ? r : path.resolve(opts.baseDir, r)));
+  const keys = await trustedKeys(config, opts.baseDir);
+  const repositories = await loadRepositories(repoSpecs, {
+    arch: config.arch,
+    keys,
+    allowUntrusted: config.allowUntrusted,
+    onProgress: opts.onProgress,
+  });
+  const world = worldOf(config);
+  const lock = resolvePackages(
+    world,
+    repositories.flatMap((r) => r.packages),
+    { arch: config.arch },
+  );
+  const overlayEntries = mergeOverlays(
+    config.overlay ? scanOverlay(path.resolve(opts.baseDir, config.overlay)) : [],
+    inlineEntries(config.files),
+  );
+  const services = servicesOf(config);
+  const plan: Omit<ImagePlan, "planId"> = {
+    packages: Object.fromEntries(lock.packages.map((p) => [p.name, p.version])),
+    lock: lock.packages.map((p) => ({ name: p.name, version: p.version, checksum: p.checksum, repository: p.repository })),
+    world: lock.world,
+    overlay: overlaySummary(overlayEntries),
+    overlayDigest: overlayDigest(overlayEntries),
+    options: {
+      release: config.release,
+      arch: config.arch,
+      kernel: config.kernel,
+      microcode: config.microcode,
+      firmware: config.firmware ?? null,
+      services: Object.fromEntries(Object.entries(services).map(([level, list]) => [level, list.map((s) => s.name)])),
+      hostname: config.hostname ?? null,
+      cmdline: config.cmdline,
+      compression: config.compression,
+      epoch: config.epoch,
+      repositories: config.repositories,
+    },
+  };
+  // The planId covers what decides the bytes: the lock's checksums, the overlay digest and the
+  // options (the repositories as written in the config land in /etc/apk/repositories). Where
+  // the overlay sits on this machine does not enter it; the kernel command line is not in the
+  // image but in the boot entry.
+  const planId = sha256(
+    canonicalJson({
+      format: BUILDER_FORMAT,
+      lock: plan.lock.map((p) => ({ name: p.name, version: p.version, checksum: p.checksum })),
+      overlayDigest: plan.overlayDigest,
+      options: { ...plan.options, cmdline: undefined },
+    }),
+  );
+  return { plan: { planId, ...plan }, config, lock, repositories, keys, overlayEntries };
+}
