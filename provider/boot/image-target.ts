@@ -160,6 +160,16 @@ export class ImageTarget implements BootTarget {
     }
   }
 
+  async rename(fromRel: string, toRel: string): Promise<void> {
+    const from = this.rel(fromRel);
+    const to = this.rel(toRel);
+    if (path.posix.dirname(from) !== path.posix.dirname(to)) throw new Error(`rename: ${fromRel} and ${toRel} are in different directories; expected one directory`);
+    if ((await this.kind(from)) !== "file") throw new Error(`${this.describe()}: rename: ${from} is not a file`);
+    if ((await this.kind(to)) === "dir") throw new Error(`${this.describe()}: rename: ${to} is a directory`);
+    await this.run("mren", ["-o", `::/${from}`, `::/${to}`], `renaming ${from} over ${to}`);
+    await this.syncImage();
+  }
+
   async remove(rel: string): Promise<void> {
     const normal = this.rel(rel);
     if (normal === "") throw new Error(`remove: refusing to remove the root of ${this.describe()}`);

@@ -95,6 +95,14 @@ export class LocalTarget implements BootTarget {
     }
   }
 
+  async rename(fromRel: string, toRel: string): Promise<void> {
+    const from = this.resolve(fromRel);
+    const to = this.resolve(toRel);
+    if (path.dirname(from) !== path.dirname(to)) throw new Error(`rename: ${fromRel} and ${toRel} are in different directories; expected one directory`);
+    await fs.promises.rename(from, to);
+    await syncDirectory(path.dirname(to));
+  }
+
   async remove(rel: string): Promise<void> {
     const abs = this.resolve(rel);
     if (abs === this.root) throw new Error(`remove: refusing to remove the target root ${this.root}`);

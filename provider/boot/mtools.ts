@@ -25,7 +25,7 @@ export async function mtools(
   offset: number,
   args: string[],
 ): Promise<MtoolsResult> {
-  const result = await execa(command, ["-i", `${image}@@${offset}`, ...args], { encoding: "buffer", reject: false, stdin: "ignore", env: mtoolsEnv() });
+  const result = await execa(command, ["-i", `${image}@@${offset}`, ...args], { encoding: "buffer", stripFinalNewline: false, maxBuffer: 1 << 30, reject: false, stdin: "ignore", env: mtoolsEnv() });
   if (result.code === "ENOENT") throw new Error(`${command} is missing: install Debian's mtools`);
   return { exitCode: result.exitCode ?? 1, stdout: Buffer.from(result.stdout), stderr: Buffer.from(result.stderr).toString("utf8") };
 }

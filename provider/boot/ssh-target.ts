@@ -150,6 +150,13 @@ export class SshTarget implements BootTarget {
     await this.check(`rm -rf -- ${shellQuote(this.remotePath(rel))}`, `removing ${rel}`);
   }
 
+  async rename(fromRel: string, toRel: string): Promise<void> {
+    const from = this.remotePath(fromRel);
+    const to = this.remotePath(toRel);
+    if (path.posix.dirname(from) !== path.posix.dirname(to)) throw new Error(`rename: ${fromRel} and ${toRel} are in different directories; expected one directory`);
+    await this.check(`set -e; [ -f ${shellQuote(from)} ]; [ ! -d ${shellQuote(to)} ]; mv -f -- ${shellQuote(from)} ${shellQuote(to)}; sync`, `renaming ${fromRel} over ${toRel}`);
+  }
+
   async writeFileAtomic(rel: string, data: Buffer | string): Promise<void> {
     const bytes = typeof data === "string" ? Buffer.from(data, "utf8") : data;
     await this.replace(rel, bytes.length, createHash("sha256").update(bytes).digest("hex"), bytes);

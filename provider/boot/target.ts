@@ -84,6 +84,8 @@ export interface BootTarget {
   sha256(rel: string): Promise<string | undefined>;
   /** Names (not paths) in a directory, sorted; [] when the directory does not exist. */
   list(relDir: string): Promise<string[]>;
+  /** Renames a file over another in the same directory (atomic where the filesystem is), durably. */
+  rename(fromRel: string, toRel: string): Promise<void>;
   /** Removes a file or a directory tree; fine when it is already gone. */
   remove(rel: string): Promise<void>;
   /** Releases what the target holds (temp key files, ssh master connections). */

@@ -1,0 +1,233 @@
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { z } from "zod";
+import { parseInput } from "./input-error";
+import { readBootOnce } from "./once";
+import { SshTarget } from "./ssh-target";
+import { readSyslinuxConfig, type SyslinuxConfigSpec, type SyslinuxEntry } from "./syslinux-config";
+import type { BootTarget } from "./target";
+
+/**
+ * A/B slots: a directory per slot on the boot partition (`<slot>/vmlinuz`, `initramfs`,
+ * optional `microcode`) and a `manifest.json` saying what it holds. A write stages every file
+ * under a temporary name (each verified by hash), then renames them in, then writes the
+ * manifest; the slot syslinux defaults to, the one set to boot once, and the one the machine
+ * is running are refused.
+ */
+export const SLOT_FILES = { kernel: "vmlinuz", initramfs: "initramfs", microcode: "microcode" } as const;
+export const SLOT_MANIFEST = "manifest.json";
+const STAGED = ".new";
+
+export type SlotFileRole = keyof typeof SLOT_FILES;
+
+export interface SlotFilesInput {
+  /** local paths of the artifacts to copy in */
+  kernel: string;
+  initramfs: string;
+  microcode?: string;
+}
+
+export interface SlotManifestInput {
+  imageId: string;
+  planId: string;
+  /** what the image holds, e.g. { "linux-lts": "6.12.41-r0", ... } */
+  lockSummary?: Record<string, string>;
+  /** ISO time of the write; default now */
+  when?: string;
+}
+
+export interface SlotFileRecord {
+  /** path on the target, e.g. "a/vmlinuz" */
+  path: string;
+  sha256: string;
+  size: number;
+}
+
+export interface SlotManifest {
+  slot: string;
+  imageId: string;
+  planId: string;
+  lockSummary?: Record<string, string>;
+  when: string;
+  files: Partial<Record<SlotFileRole, SlotFileRecord>>;
+}
+
+export interface SlotState {
+  slot: string;
+  /** the manifest as stored, undefined when the slot has none */
+  manifest?: SlotManifest;
+  /** the files as they are now, re-hashed */
+  files: Partial<Record<SlotFileRole, { path: string; sha256: string }>>;
+  /** true when a manifest exists and every file it lists hashes as recorded (and no unlisted file is present) */
+  consistent: boolean;
+}
+
+const slotName = z.string().regex(/^[a-z0-9][a-z0-9_-]{0,7}$/, "expected a slot name of 1-8 lower-case letters, digits, _ or -");
+
+const writeSchema = z.strictObject({
+  slot: slotName,
+  files: z.strictObject({ kernel: z.string().min(1, "expected a local file path"), initramfs: z.string().min(1, "expected a local file path"), microcode: z.string().min(1).optional() }),
+  manifest: z.strictObject({
+    imageId: z.string().min(1, "expected the image id"),
+    planId: z.string().min(1, "expected the plan id"),
+    lockSummary: z.record(z.string(), z.string()).optional(),
+    when: z.string().optional(),
+  }),
+  runningSlot: slotName.optional(),
+});
+
+export interface WriteSlotOptions {
+  slot: string;
+  files: SlotFilesInput;
+  manifest: SlotManifestInput;
+  /** the slot the machine runs, when known by other means (ssh targets read it from /proc/cmdline) */
+  runningSlot?: string;
+  onProgress?: (file: SlotFileRole, done: number, total: number) => void;
+}
+
+/** The syslinux entry that boots a slot: absolute paths from the partition root. */
+export function slotEntry(slot: string, opts: { microcode: boolean; append: string; menuLabel?: string; label?: string }): SyslinuxEntry {
+  return {
+    label: opts.label ?? slot,
+    ...(opts.menuLabel !== undefined ? { menuLabel: opts.menuLabel } : {}),
+    kernel: `/${slot}/${SLOT_FILES.kernel}`,
+    initrd: [...(opts.microcode ? [`/${slot}/${SLOT_FILES.microcode}`] : []), `/${slot}/${SLOT_FILES.initramfs}`],
+    append: opts.append,
+  };
+}
+
+/** The slot directory a boot path points into ("/a/vmlinuz" -> "a"), resolved against the config's directory. */
+export function slotOfBootPath(bootPath: string, configPath: string): string | undefined {
+  const configDir = path.posix.dirname(configPath);
+  const abs = bootPath.startsWith("/") ? bootPath : path.posix.join("/", configDir === "." ? "" : configDir, bootPath);
+  const parts = path.posix.normalize(abs).split("/").filter((p) => p !== "");
+  return parts.length >= 2 ? parts[0]?.toLowerCase() : undefined;
+}
+
+function slotsOfEntry(entry: SyslinuxEntry | undefined, configPath: string): Set<string> {
+  const slots = new Set<string>();
+  if (!entry) return slots;
+  for (const p of [entry.kernel, ...entry.initrd]) {
+    const slot = slotOfBootPath(p, configPath);
+    if (slot !== undefined) slots.add(slot);
+  }
+  return slots;
+}
+
+function entryFor(spec: SyslinuxConfigSpec, label: string): SyslinuxEntry | undefined {
+  return spec.entries.find((e) => e.label.toLowerCase() === label.toLowerCase());
+}
+
+/** The slot the machine behind an ssh target is running, from BOOT_IMAGE in its /proc/cmdline. */
+export async function runningSlotOf(target: BootTarget): Promise<string | undefined> {
+  if (!(target instanceof SshTarget)) return undefined;
+  const result = await target.runRemote("cat /proc/cmdline");
+  if (result.exitCode !== 0) return undefined;
+  const match = /(?:^|\s)BOOT_IMAGE=(\S+)/.exec(result.stdout.toString("utf8"));
+  return match?.[1] === undefined ? undefined : slotOfBootPath(match[1], "syslinux.cfg");
+}
+
+/** Why a slot must not be written now, or undefined when it may be. */
+export async function slotRefusal(target: BootTarget, slot: string, runningSlot?: string): Promise<string | undefined> {
+  const want = slot.toLowerCase();
+  const config = await readSyslinuxConfig(target);
+  if (config) {
+    if (slotsOfEntry(entryFor(config.spec, config.spec.defaultLabel), config.path).has(want)) {
+      return `slot "${slot}" holds what syslinux boots by default (DEFAULT ${config.spec.defaultLabel} in ${config.path}); write the other slot, or change DEFAULT first`;
+    }
+    const once = await readBootOnce(target).catch(() => undefined);
+    if (once !== undefined && slotsOfEntry(entryFor(config.spec, once), config.path).has(want)) {
+      return `slot "${slot}" is set to boot once (label ${once}); clear the one-time boot first`;
+    }
+  }
+  const running = runningSlot ?? (await runningSlotOf(target));
+  if (running !== undefined && running.toLowerCase() === want) {
+    return `slot "${slot}" is the one the machine is running (BOOT_IMAGE in /proc/cmdline); write the other slot`;
+  }
+  return undefined;
+}
+
+function slotPath(slot: string, name: string): string {
+  return `${slot}/${name}`;
+}
+
+/**
+ * Copies kernel, initramfs and microcode into `<slot>/` and writes the manifest. Every file is
+ * staged under `<name>.new` (temp name, fsync, rename, read back and compared by sha256), and
+ * only when all are staged are they renamed over the old ones; the manifest goes last. A copy
+ * that fails or is killed leaves the slot's previous files as they were. Refuses the default,
+ * once and running slots.
+ */
+export async function writeSlot(target: BootTarget, input: WriteSlotOptions): Promise<SlotState> {
+  const { onProgress, ...rest } = input;
+  const opts = parseInput(writeSchema, rest, "slot write");
+  const refusal = await slotRefusal(target, opts.slot, opts.runningSlot);
+  if (refusal) throw new Error(`${target.describe()}: refusing to write: ${refusal}`);
+  const roles = (Object.keys(SLOT_FILES) as SlotFileRole[]).filter((role) => opts.files[role] !== undefined);
+  for (const role of roles) {
+    const file = opts.files[role] as string;
+    if (!fs.existsSync(file)) throw new Error(`files.${role}: got ${JSON.stringify(file)}; the file does not exist`);
+  }
+  // Leftovers of an interrupted write are not part of the slot.
+  for (const name of await target.list(opts.slot)) {
+    if (name.endsWith(STAGED) || name.includes(".tmp-")) await target.remove(slotPath(opts.slot, name));
+  }
+  const records: Partial<Record<SlotFileRole, SlotFileRecord>> = {};
+  for (const role of roles) {
+    const local = opts.files[role] as string;
+    const finalPath = slotPath(opts.slot, SLOT_FILES[role]);
+    const sha256 = await target.copyInAtomic(`${finalPath}${STAGED}`, local, (done, total) => onProgress?.(role, done, total));
+    records[role] = { path: finalPath, sha256, size: (await fs.promises.stat(local)).size };
+  }
+  // All staged and verified: move them in, then check each under its final name.
+  for (const role of roles) {
+    const record = records[role] as SlotFileRecord;
+    await target.rename(`${record.path}${STAGED}`, record.path);
+  }
+  for (const role of roles) {
+    const record = records[role] as SlotFileRecord;
+    const now = await target.sha256(record.path);
+    if (now !== record.sha256) throw new Error(`${target.describe()}: ${record.path} hashes to ${now ?? "(missing)"} after the rename, expected ${record.sha256}`);
+  }
+  for (const role of Object.keys(SLOT_FILES) as SlotFileRole[]) {
+    if (!roles.includes(role)) await target.remove(slotPath(opts.slot, SLOT_FILES[role]));
+  }
+  const manifest: SlotManifest = {
+    slot: opts.slot,
+    imageId: opts.manifest.imageId,
+    planId: opts.manifest.planId,
+    ...(opts.manifest.lockSummary ? { lockSummary: opts.manifest.lockSummary } : {}),
+    when: opts.manifest.when ?? new Date().toISOString(),
+    files: records,
+  };
+  await target.writeFileAtomic(slotPath(opts.slot, SLOT_MANIFEST), JSON.stringify(manifest, null, 2) + "\n");
+  const state = await readSlot(target, opts.slot);
+  if (!state?.consistent) throw new Error(`${target.describe()}: slot ${opts.slot} does not read back as written`);
+  return state;
+}
+
+/** What a slot holds now: the stored manifest and every file re-hashed, so hand edits show. */
+export async function readSlot(target: BootTarget, slot: string): Promise<SlotState | undefined> {
+  parseInput(slotName, slot, "slot name");
+  const names = await target.list(slot);
+  if (names.length === 0) return undefined;
+  let manifest: SlotManifest | undefined;
+  const raw = await target.readFile(slotPath(slot, SLOT_MANIFEST));
+  if (raw !== undefined) {
+    try {
+      manifest = JSON.parse(raw.toString("utf8")) as SlotManifest;
+    } catch {
+      manifest = undefined;
+    }
+  }
+  const files: SlotState["files"] = {};
+  for (const role of Object.keys(SLOT_FILES) as SlotFileRole[]) {
+    const p = slotPath(slot, SLOT_FILES[role]);
+    const sha256 = names.includes(SLOT_FILES[role]) ? await target.sha256(p) : undefined;
+    if (sha256 !== undefined) files[role] = { path: p, sha256 };
+  }
+  const consistent =
+    manifest !== undefined &&
+    (Object.keys(SLOT_FILES) as SlotFileRole[]).every((role) => (manifest.files?.[role]?.sha256 ?? undefined) === files[role]?.sha256);
+  return { slot, ...(manifest ? { manifest } : {}), files, consistent };
+}
