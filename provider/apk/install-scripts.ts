@@ -1,0 +1,93 @@
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { execa } from "execa";
+import picomatch from "picomatch";
+import type { ScriptName } from "./package-file";
+
+/** apk's architecture name for the machine this runs on. */
+export function hostApkArch(): string {
+  const map: Record<string, string> = { x64: "x86_64", arm64: "aarch64", ia32: "x86", arm: "armv7", ppc64: "ppc64le", s390x: "s390x", riscv64: "riscv64", loong64: "loongarch64" };
+  return map[process.arch] ?? process.arch;
+}
+
+/** How scripts can run here: chroot as root, a user namespace otherwise, or not at all. */
+export type ScriptRunner = "chroot" | "userns" | "none";
+
+export interface ScriptOutcome {
+  package: string;
+  script: ScriptName;
+  outcome: "ran" | "failed" | "skipped";
+  /** Why it failed or was skipped, with the script's output when it failed. */
+  detail?: string;
+}
+
+export interface ScriptEnvironment {
+  root: string;
+  /** The image's architecture; scripts run only when it is the host's (they execute the image's own binaries). */
+  targetArch: string;
+  /** Force a runner (tests); default: chroot when root, else a user namespace. */
+  runner?: ScriptRunner;
+}
+
+/** The runner that will be used, or why none can be. */
+export function chooseRunner(env: ScriptEnvironment): { runner: ScriptRunner; reason?: string } {
+  const host = hostApkArch();
+  if (env.targetArch !== host && env.targetArch !== "noarch") {
+    return { runner: "none", reason: `target architecture ${env.targetArch} differs from the host's ${host}: the image's binaries cannot run here` };
+  }
+  if (env.runner) return { runner: env.runner };
+  return { runner: process.getuid?.() === 0 ? "chroot" : "userns" };
+}
+
+/**
+ * Runs one install script as apk-tools does: the script is written under the root
+ * (/lib/apk/exec), and executed chrooted into the root with PATH=/usr/sbin:/usr/bin:/sbin:/bin
+ * and nothing else in the environment, cwd "/", with `args` (the package version for
+ * install scripts, the changed directories for triggers). As root `chroot` is used; otherwise
+ * `unshare -r -R` (a user namespace mapping the caller to root). /proc is not mounted (busybox
+ * --install then links to its argv[0], /bin/busybox). A script that exits non-zero is
+ * reported as failed (apk marks the package and goes on); a script that cannot run because the
+ * architectures differ is reported skipped, and the caller must warn loudly.
+ */
+export async function runInstallScript(env: ScriptEnvironment, pkg: { name: string; version: string }, script: ScriptName, body: Buffer, args: string[]): Promise<ScriptOutcome> {
+  const base = { package: pkg.name, script };
+  const { runner, reason } = chooseRunner(env);
+  if (runner === "none") return { ...base, outcome: "skipped", detail: reason };
+  const execDir = path.join(env.root, "lib/apk/exec");
+  fs.mkdirSync(execDir, { recursive: true });
+  const fileName = `${pkg.name}-${pkg.version}.${script}`;
+  const hostFile = path.join(execDir, fileName);
+  fs.writeFileSync(hostFile, body, { mode: 0o755 });
+  fs.chmodSync(hostFile, 0o755);
+  const inRoot = `/lib/apk/exec/${fileName}`;
+  const [cmd, cmdArgs] = runner === "chroot" ? ["chroot", [env.root, inRoot, ...args]] : ["unshare", ["-r", `--root=${env.root}`, inRoot, ...args]];
+  try {
+    const result = await execa(cmd, cmdArgs, {
+      env: { PATH: "/usr/sbin:/usr/bin:/sbin:/bin" },
+      extendEnv: false,
+      cwd: env.root,
+      reject: false,
+      all: true,
+      stdin: "ignore",
+    });
+    if (result.exitCode === 0) return { ...base, outcome: "ran", detail: result.all?.trim() || undefined };
+    const why = result.exitCode !== undefined ? `exited with ${result.exitCode}` : `failed (${result.shortMessage})`;
+    return { ...base, outcome: "failed", detail: `${pkg.name}-${pkg.version}.${script} ${why}${result.all ? `: ${result.all.trim()}` : ""}` };
+  } finally {
+    fs.rmSync(hostFile, { force: true });
+    try {
+      fs.rmdirSync(execDir);
+    } catch {
+      // other scripts' files, or not empty: leave it
+    }
+  }
+}
+
+/**
+ * The directories (rooted, "/usr/share/fonts") a package's trigger globs match among those
+ * the transaction changed, as apk matches them with fnmatch(FNM_PATHNAME).
+ */
+export function matchTriggers(globs: string[], changedDirs: Iterable<string>): string[] {
+  const matchers = globs.map((g) => picomatch(g, { dot: true }));
+  return [...new Set(changedDirs)].filter((dir) => matchers.some((m) => m(dir))).sort();
+}

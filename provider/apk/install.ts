@@ -1,0 +1,186 @@
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import { parseDependency } from "./dependency";
+import { expandDataTar, type FileManifest, type InstalledDir } from "./expand";
+import { writeApkDatabase, type InstalledPackage } from "./installed-db";
+import { matchTriggers, runInstallScript, type ScriptEnvironment, type ScriptOutcome, type ScriptRunner } from "./install-scripts";
+import { readPackageFile, type PackageFile } from "./package-file";
+import type { RepositoryPackage } from "./package-record";
+import { installOrder, type Lock } from "./solver";
+
+export interface InstallOptions {
+  /** The staging root to install into (created when missing). */
+  root: string;
+  lock: Lock;
+  /** The image's architecture: the repository subdirectory and what decides whether scripts run. */
+  arch: string;
+  /** Trusted keys; also written to /etc/apk/keys. */
+  keys: Map<string, Buffer>;
+  allowUntrusted?: boolean;
+  /** /etc/apk/repositories; default the lock's repositories in first-seen order. */
+  repositories?: string[];
+  /** Default ~/.cache/ramroot/apk/packages (RAMROOT_CACHE moves ~/.cache/ramroot). */
+  cacheDir?: string;
+  /** Default true. */
+  runScripts?: boolean;
+  scriptRunner?: ScriptRunner;
+  onProgress?: (message: string) => void;
+  /** Where a package's .apk is (URL or path); default `packageLocation(record.repository, arch, record)`. */
+  locate?: (record: RepositoryPackage) => string;
+}
+
+export interface InstallResult {
+  /** path -> uid/gid/mode/type/target of everything packages installed: what cpio ownership comes from. */
+  manifest: FileManifest;
+  /** Every script outcome in the order run. */
+  scripts: ScriptOutcome[];
+  /** Scripts not run (architecture differs): the tree is NOT what apk would leave; warn loudly. */
+  skippedScripts: ScriptOutcome[];
+  /** Scripts that exited non-zero (apk goes on and reports them, so do we). */
+  failedScripts: ScriptOutcome[];
+  installed: { name: string; version: string; checksum: string }[];
+}
+
+export function defaultPackageCacheDir(): string {
+  const base = process.env.RAMROOT_CACHE ?? path.join(os.homedir(), ".cache", "ramroot");
+  return path.join(base, "apk", "packages");
+}
+
+/** Where apk fetches a package: `<repository>/<arch>/<name>-<version>.apk`. */
+export function packageLocation(repository: string, arch: string, record: { name: string; version: string }): string {
+  return `${repository.replace(/\/+$/, "")}/${arch}/${record.name}-${record.version}.apk`;
+}
+
+async function download(location: string): Promise<Buffer> {
+  if (/^https?:\/\//.test(location)) {
+    const response = await fetch(location);
+    if (!response.ok) throw new Error(`${location}: HTTP ${response.status} ${response.statusText}`);
+    return Buffer.from(await response.arrayBuffer());
+  }
+  const file = location.startsWith("file://") ? new URL(location).pathname : location;
+  try {
+    return fs.readFileSync(file);
+  } catch (err) {
+    throw new Error(`${location}: cannot read the package: ${(err as Error).message}`);
+  }
+}
+
+/**
+ * A verified package for a lock entry: from the content-addressed cache (named by the hex of
+ * its index checksum, re-verified on every use) or downloaded, verified, then cached
+ * (temporary file + rename).
+ */
+export async function fetchVerifiedPackage(
+  record: RepositoryPackage,
+  opts: { arch: string; keys: Map<string, Buffer>; allowUntrusted?: boolean; cacheDir: string; locate?: (record: RepositoryPackage) => string },
+): Promise<PackageFile> {
+  const location = opts.locate ? opts.locate(record) : packageLocation(record.repository, opts.arch, record);
+  const key = record.checksum?.startsWith("Q1") ? Buffer.from(record.checksum.slice(2), "base64").toString("hex") : undefined;
+  const cached = key ? path.join(opts.cacheDir, key) : undefined;
+  if (cached && fs.existsSync(cached)) {
+    try {
+      return readPackageFile(fs.readFileSync(cached), { source: cached, keys: opts.keys, expected: record, allowUntrusted: opts.allowUntrusted });
+    } catch {
+      fs.rmSync(cached, { force: true }); // a damaged cache entry is fetched again
+    }
+  }
+  const bytes = await download(location);
+  const pkg = readPackageFile(bytes, { source: location, keys: opts.keys, expected: record, allowUntrusted: opts.allowUntrusted });
+  if (cached) {
+    fs.mkdirSync(opts.cacheDir, { recursive: true });
+    const tmp = `${cached}.tmp-${process.pid}`;
+    fs.writeFileSync(tmp, bytes);
+    fs.renameSync(tmp, cached);
+  }
+  return pkg;
+}
+
+function dependencyNames(specs: string[]): Set<string> {
+  const names = new Set<string>();
+  for (const spec of specs) {
+    try {
+      names.add(parseDependency(spec).name);
+    } catch {
+      names.add(spec);
+    }
+  }
+  return names;
+}
+
+/**
+ * Installs a resolved lock into `root` as `apk add --root` would: in apk's install order each
+ * package is fetched and verified (index checksum, datahash, signature) before anything is
+ * unpacked, its pre-install runs, its data is unpacked (ownership recorded in the manifest),
+ * its post-install runs; then triggers fire for the directories the transaction touched, and
+ * the apk database is written (installed, scripts.tar, triggers, world, arch, repositories,
+ * keys). Scripts run chrooted when the image's architecture is the host's, otherwise they are
+ * returned in `skippedScripts`.
+ */
+export async function installPackages(opts: InstallOptions): Promise<InstallResult> {
+  const progress = opts.onProgress ?? (() => {});
+  const cacheDir = opts.cacheDir ?? defaultPackageCacheDir();
+  fs.mkdirSync(opts.root, { recursive: true });
+  const manifest: FileManifest = new Map();
+  const scriptEnv: ScriptEnvironment = { root: opts.root, targetArch: opts.arch, runner: opts.scriptRunner };
+  const runScripts = opts.runScripts ?? true;
+  const outcomes: ScriptOutcome[] = [];
+  const installed: InstalledPackage[] = [];
+  const origins = new Map<string, string | undefined>();
+
+  const order = installOrder(opts.lock);
+  // Verify everything before the first byte is unpacked.
+  const files: PackageFile[] = [];
+  for (const entry of order) {
+    progress(`fetch ${entry.name}-${entry.version}`);
+    files.push(await fetchVerifiedPackage(entry.record, { arch: opts.arch, keys: opts.keys, allowUntrusted: opts.allowUntrusted, cacheDir, locate: opts.locate }));
+  }
+
+  const run = async (pkg: PackageFile, script: "pre-install" | "post-install") => {
+    const body = pkg.scripts.get(script);
+    if (!body || !runScripts) return;
+    progress(`${script} ${pkg.record.name}-${pkg.record.version}`);
+    outcomes.push(await runInstallScript(scriptEnv, pkg.record, script, body, [pkg.record.version]));
+  };
+
+  const dirsByPackage = new Map<string, InstalledDir[]>();
+  for (const pkg of files) {
+    const { record } = pkg;
+    await run(pkg, "pre-install");
+    progress(`unpack ${record.name}-${record.version}`);
+    const replaces = dependencyNames(record.replaces);
+    const dirs = expandDataTar(pkg.dataTar, {
+      root: opts.root,
+      manifest,
+      packageName: record.name,
+      source: `${record.name}-${record.version}.apk`,
+      mayOverwrite: (owner) => replaces.has(owner) || (record.origin !== undefined && origins.get(owner) === record.origin),
+    });
+    origins.set(record.name, record.origin);
+    dirsByPackage.set(record.name, dirs);
+    installed.push({ record, dirs, scripts: pkg.scripts, triggers: pkg.triggers });
+    await run(pkg, "post-install");
+  }
+
+  if (runScripts) {
+    const changed = [...dirsByPackage.values()].flat().map((d) => `/${d.name}`);
+    for (const pkg of files) {
+      const body = pkg.scripts.get("trigger");
+      if (!body || pkg.triggers.length === 0) continue;
+      const matched = matchTriggers(pkg.triggers, changed);
+      if (matched.length === 0) continue;
+      progress(`trigger ${pkg.record.name}-${pkg.record.version}: ${matched.join(" ")}`);
+      outcomes.push(await runInstallScript(scriptEnv, pkg.record, "trigger", body, matched));
+    }
+  }
+
+  const repositories = opts.repositories ?? [...new Set(opts.lock.packages.map((p) => p.repository))];
+  writeApkDatabase(opts.root, { packages: installed, world: opts.lock.world, arch: opts.arch, repositories, keys: opts.keys, manifest });
+  return {
+    manifest,
+    scripts: outcomes,
+    skippedScripts: outcomes.filter((o) => o.outcome === "skipped"),
+    failedScripts: outcomes.filter((o) => o.outcome === "failed"),
+    installed: files.map((f) => ({ name: f.record.name, version: f.record.version, checksum: f.checksum })),
+  };
+}
