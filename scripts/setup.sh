@@ -37,7 +37,7 @@ say "node $(node --version) from $node_bin"
 declare -A tools=(
   [qemu-system-x86_64]=qemu-system-x86 [syslinux]=syslinux [extlinux]=extlinux
   [mcopy]=mtools [mkfs.fat]=dosfstools [cpio]=cpio [zstd]=zstd [pigz]=pigz
-  [sshd]=openssh-server [ssh]=openssh-client [ssh-keygen]=openssh-client
+  [sshd]=openssh-server [ssh]=openssh-client [ssh-keygen]=openssh-client [depmod]=kmod
 )
 missing=()
 for cmd in "${!tools[@]}"; do

@@ -2,10 +2,12 @@ import type { Command } from "commander";
 import { registerQemuCommands } from "./qemu-command";
 import { registerApkCommands } from "./apk-command";
 import { registerPkgCommands } from "./pkg-command";
+import { registerBuildCommands } from "./build-command";
 
 /** Every area's verbs. A new area adds one line here and keeps its verbs in its own file. */
 export function registerCommands(program: Command): void {
   registerQemuCommands(program);
   registerApkCommands(program);
   registerPkgCommands(program);
+  registerBuildCommands(program);
 }

@@ -118,11 +118,17 @@ export async function planImage(input: ImageConfigInput | ImageConfig, opts: Pla
     onProgress: opts.onProgress,
   });
   const world = worldOf(config);
-  const lock = resolvePackages(
-    world,
-    repositories.flatMap((r) => r.packages),
-    { arch: config.arch },
-  );
+  let lock: Lock;
+  try {
+    lock = resolvePackages(
+      world,
+      repositories.flatMap((r) => r.packages),
+      { arch: config.arch },
+    );
+  } catch (err) {
+    const searched = repositories.map((r) => `${r.url} (${r.packages.length} packages)`).join(", ");
+    throw new Error(`packages: ${(err as Error).message}\nrepositories searched: ${searched}`);
+  }
   const overlayEntries = mergeOverlays(
     config.overlay ? scanOverlay(path.resolve(opts.baseDir, config.overlay)) : [],
     inlineEntries(config.files),

@@ -1,0 +1,125 @@
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import { stringify as toYaml } from "yaml";
+import { planImage } from "../../provider/image/plan";
+import { buildImage } from "../../provider/image/build";
+import { bootQemu } from "../../provider/qemu/boot";
+import { buildImageRepo, type ImageRepo } from "../fixtures/image-repo";
+import { ramroot } from "../fixtures/debian-repo";
+
+// Builds real images from a real-format signed repository made of Debian binaries, and boots them.
+jest.setTimeout(900_000);
+
+let work: string;
+let repo: ImageRepo;
+
+const HELLO = `#!/bin/sh
+# a service from the overlay: its marker carries a value from another overlay file
+[ "$1" = start ] || exit 0
+echo "RAMROOT-UP msg=$(cat /etc/ramroot/message) user=$(id -u ramroot) uname=$(/bin/uname -s) host=$(hostname)"
+`;
+
+/** A project directory: config + root/ overlay, pointing at the test repository. */
+function writeProject(dir: string, message: string): string {
+  fs.mkdirSync(path.join(dir, "root", "etc", "init.d"), { recursive: true });
+  fs.mkdirSync(path.join(dir, "root", "etc", "ramroot"), { recursive: true });
+  fs.writeFileSync(path.join(dir, "root", "etc", "init.d", "hello"), HELLO, { mode: 0o755 });
+  fs.writeFileSync(path.join(dir, "root", "etc", "ramroot", "message"), `${message}\n`);
+  fs.symlinkSync("/etc/ramroot/message", path.join(dir, "root", "etc", "motd-link"));
+  const config = {
+    repositories: [repo.repository],
+    keys: [repo.keysDir],
+    packages: ["alpine-baselayout", "busybox", "ramroot-init"],
+    kernel: "lts",
+    overlay: "root",
+    services: { boot: ["hostname"], default: ["hello"] },
+    hostname: "testbox",
+    compression: "gzip",
+    epoch: 1700000000,
+  };
+  const file = path.join(dir, "image.yaml");
+  fs.writeFileSync(file, toYaml(config));
+  return file;
+}
+
+beforeAll(async () => {
+  work = fs.mkdtempSync(path.join(os.tmpdir(), "ramroot-image-"));
+  repo = await buildImageRepo(path.join(work, "repo"));
+});
+afterAll(() => fs.rmSync(work, { recursive: true, force: true }));
+
+test("builds an image that boots with its own kernel: init, a service, the overlay, the script-made user, an applet link", async () => {
+  const project = path.join(work, "p1");
+  fs.mkdirSync(project);
+  const config = writeProject(project, "hello-from-overlay");
+  const out = await ramroot("build", config, "--cache", path.join(work, "cache1"));
+  const imageId = /imageId\s+([0-9a-f]{64})/.exec(out)?.[1];
+  const kernel = /kernel\s+(\S+)/.exec(out)?.[1];
+  const initramfs = /initramfs\s+(\S+)/.exec(out)?.[1];
+  expect(imageId).toBeDefined();
+  expect(fs.existsSync(kernel!)).toBe(true);
+  const result = await bootQemu({
+    media: { kind: "kernel", kernel: kernel!, initrd: initramfs!, append: "rdinit=/sbin/init" },
+    marker: "RAMROOT-UP msg=hello-from-overlay user=100 uname=Linux host=testbox",
+    timeoutMs: 180_000,
+  });
+  if (!result.found) console.log(result.log.slice(-3000));
+  expect(result.found).toBe(true);
+  // A second build of the same config comes from the cache.
+  const again = await ramroot("build", config, "--cache", path.join(work, "cache1"));
+  expect(again).toContain(imageId!);
+  expect(again).toContain("from the cache");
+});
+
+test("same config in another directory, later: the same bytes; one overlay file changed: only planId, imageId and that file change", async () => {
+  const a = path.join(work, "pa");
+  const b = path.join(work, "pb");
+  fs.mkdirSync(a);
+  fs.mkdirSync(b);
+  const ca = writeProject(a, "same");
+  const cb = writeProject(b, "same");
+  const pa = await planImage(require("yaml").parse(fs.readFileSync(ca, "utf8")), { baseDir: a });
+  const ia = await buildImage(pa, { cacheDir: path.join(work, "cache-a") });
+  await new Promise((r) => setTimeout(r, 1100)); // a different second for every host timestamp
+  fs.utimesSync(path.join(b, "root", "etc", "ramroot", "message"), new Date(), new Date());
+  const pb = await planImage(require("yaml").parse(fs.readFileSync(cb, "utf8")), { baseDir: b });
+  const ib = await buildImage(pb, { cacheDir: path.join(work, "cache-b") });
+  expect(ib.built).toBe(true);
+  expect(pb.plan.planId).toBe(pa.plan.planId);
+  expect(ib.kernel!.sha256).toBe(ia.kernel!.sha256);
+  expect(ib.initramfs.sha256).toBe(ia.initramfs.sha256);
+  expect(ib.sbom.sha256).toBe(ia.sbom.sha256);
+  expect(ib.imageId).toBe(ia.imageId);
+
+  fs.writeFileSync(path.join(b, "root", "etc", "ramroot", "message"), "changed\n");
+  const pc = await planImage(require("yaml").parse(fs.readFileSync(cb, "utf8")), { baseDir: b });
+  const ic = await buildImage(pc, { cacheDir: path.join(work, "cache-b") });
+  expect(pc.plan.planId).not.toBe(pa.plan.planId);
+  expect(ic.imageId).not.toBe(ia.imageId);
+  expect(pc.plan.packages).toEqual(pa.plan.packages);
+  expect(pc.plan.options).toEqual(pa.plan.options);
+  const changed = Object.keys(pc.plan.overlay).filter((p) => pc.plan.overlay[p] !== pa.plan.overlay[p]);
+  expect(changed).toEqual(["etc/ramroot/message"]);
+  expect(ic.kernel!.sha256).toBe(ia.kernel!.sha256);
+});
+
+test("--plan-only prints the plan; an unreachable repository fails fast naming the URL; a missing package names it and the repositories", async () => {
+  const project = path.join(work, "p2");
+  fs.mkdirSync(project);
+  const config = writeProject(project, "plan");
+  const plan = JSON.parse(await ramroot("build", "--plan-only", config));
+  expect(plan.planId).toMatch(/^[0-9a-f]{64}$/);
+  expect(plan.packages).toEqual(expect.objectContaining({ busybox: "1.35.0-r0", "linux-lts": "6.1.0-r0", "alpine-baselayout": "3.6.8-r1" }));
+  expect(plan.overlay["etc/init.d/hello"]).toMatch(/^file 755 [0-9a-f]{64}$/);
+
+  const unreachable = path.join(project, "unreachable.yaml");
+  fs.writeFileSync(unreachable, toYaml({ repositories: ["http://127.0.0.1:9/alpine/main"], keys: [repo.keysDir], packages: ["busybox"], kernel: "none" }));
+  await expect(ramroot("build", "--plan-only", unreachable)).rejects.toThrow(/http:\/\/127\.0\.0\.1:9\/alpine\/main/);
+
+  const missing = path.join(project, "missing.yaml");
+  fs.writeFileSync(missing, toYaml({ repositories: [repo.repository], keys: [repo.keysDir], packages: ["busybox", "zfs-lts"], kernel: "none" }));
+  const err = await ramroot("build", "--plan-only", missing).catch((e: Error) => e.message);
+  expect(err).toMatch(/zfs-lts/);
+  expect(err).toContain(repo.repository);
+});
