@@ -59,3 +59,25 @@ test("a failed write leaves the old file and no temporary file", async () => {
   expect((await target.readFile("syslinux.cfg"))?.toString()).toBe("old");
   expect(await target.list("")).toEqual(["syslinux.cfg"]);
 });
+
+test("slot refusals: the running slot named by the caller, and slot paths resolved like syslinux does", async () => {
+  const { slotOfBootPath, writeSlot } = await import("../../../provider/boot/slot");
+  expect(slotOfBootPath("/b/vmlinuz", "syslinux.cfg")).toBe("b");
+  expect(slotOfBootPath("b/vmlinuz", "syslinux.cfg")).toBe("b");
+  expect(slotOfBootPath("../a/vmlinuz", "boot/syslinux/syslinux.cfg")).toBe("boot");
+  expect(slotOfBootPath("vmlinuz", "syslinux.cfg")).toBeUndefined();
+  const target = await openTarget({ kind: "local", path: dir });
+  const k = path.join(dir, "..", `${path.basename(dir)}-k`);
+  fs.writeFileSync(k, "kernel");
+  try {
+    await expect(writeSlot(target, { slot: "b", runningSlot: "b", files: { kernel: k, initramfs: k }, manifest: { imageId: "i", planId: "p" } })).rejects.toThrow(
+      /slot "b" is the one the machine is running/,
+    );
+    await expect(writeSlot(target, { slot: "B/x", files: { kernel: k, initramfs: k }, manifest: { imageId: "i", planId: "p" } })).rejects.toThrow(/slot: got "B\/x"/);
+    const state = await writeSlot(target, { slot: "b", files: { kernel: k, initramfs: k }, manifest: { imageId: "i", planId: "p", when: "2020-01-01T00:00:00Z" } });
+    expect(state.files.kernel?.sha256).toBe(sha("kernel"));
+    expect(state.manifest?.files.initramfs?.size).toBe(6);
+  } finally {
+    fs.rmSync(k);
+  }
+});
