@@ -3,6 +3,7 @@ import { registerQemuCommands } from "./qemu-command";
 import { registerApkCommands } from "./apk-command";
 import { registerPkgCommands } from "./pkg-command";
 import { registerBuildCommands } from "./build-command";
+import { registerBootCommands } from "./boot-command";
 
 /** Every area's verbs. A new area adds one line here and keeps its verbs in its own file. */
 export function registerCommands(program: Command): void {
@@ -10,4 +11,5 @@ export function registerCommands(program: Command): void {
   registerApkCommands(program);
   registerPkgCommands(program);
   registerBuildCommands(program);
+  registerBootCommands(program);
 }

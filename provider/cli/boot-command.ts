@@ -1,0 +1,160 @@
+import * as fs from "node:fs";
+import type { Command } from "commander";
+import { createDisk, parseDiskCreateOptions } from "../boot/disk-create";
+import { clearBootOnce, promote, readBootOnce, setBootOnce } from "../boot/once";
+import { readSlot, slotEntry, writeSlot } from "../boot/slot";
+import { readSyslinuxConfig, writeSyslinuxConfig } from "../boot/syslinux-config";
+import { openTarget, parseTargetSpec, type BootTarget, type TargetSpec } from "../boot/target";
+
+interface TargetFlags {
+  dir?: string;
+  image?: string;
+  partition?: string;
+  ssh?: string;
+  port?: string;
+  identity?: string;
+  knownHosts?: string;
+  sshConfig?: string;
+}
+
+function addTargetOptions(cmd: Command): Command {
+  return cmd
+    .option("--dir <path>", "a mounted boot partition")
+    .option("--image <file>", "a FAT disk image file")
+    .option("--partition <n>", "MBR partition of --image (default: superfloppy or the first FAT partition)")
+    .option("--ssh <[user@]host:/path>", "a remote machine's boot directory, through OpenSSH")
+    .option("--port <n>", "ssh port")
+    .option("--identity <file>", "ssh private key file (default: ~/.ssh/config and the agent)")
+    .option("--known-hosts <file>", "known_hosts file to check the host key against")
+    .option("--ssh-config <file>", "ssh config file");
+}
+
+function int(value: string | undefined, flag: string): number | undefined {
+  if (value === undefined) return undefined;
+  if (!/^\d+$/.test(value)) throw new Error(`${flag}: got "${value}"; expected a whole number`);
+  return Number(value);
+}
+
+/** The target named by --dir, --image or --ssh (exactly one), validated like any other input. */
+export function targetSpecFromFlags(flags: TargetFlags): TargetSpec {
+  const given = [flags.dir, flags.image, flags.ssh].filter((v) => v !== undefined);
+  if (given.length !== 1) throw new Error("target: give exactly one of --dir <path>, --image <file> or --ssh <[user@]host:/path>");
+  if (flags.dir !== undefined) return parseTargetSpec({ kind: "local", path: flags.dir });
+  if (flags.image !== undefined) {
+    const partition = int(flags.partition, "--partition");
+    return parseTargetSpec({ kind: "image", path: flags.image, ...(partition !== undefined ? { partition } : {}) });
+  }
+  const match = /^(?:([^@]+)@)?([^:]+):(\/.*)$/.exec(flags.ssh ?? "");
+  if (!match) throw new Error(`--ssh: got "${flags.ssh}"; expected [user@]host:/absolute/path`);
+  const port = int(flags.port, "--port");
+  return parseTargetSpec({
+    kind: "ssh",
+    host: match[2],
+    path: match[3],
+    ...(match[1] !== undefined ? { user: match[1] } : {}),
+    ...(port !== undefined ? { port } : {}),
+    ...(flags.identity !== undefined ? { privateKey: fs.readFileSync(flags.identity, "utf8") } : {}),
+    ...(flags.knownHosts !== undefined ? { knownHostsFile: flags.knownHosts } : {}),
+    ...(flags.sshConfig !== undefined ? { sshConfigFile: flags.sshConfig } : {}),
+  });
+}
+
+async function withTarget<T>(flags: TargetFlags, use: (target: BootTarget) => Promise<T>): Promise<T> {
+  const target = await openTarget(targetSpecFromFlags(flags));
+  try {
+    return await use(target);
+  } finally {
+    await target.close();
+  }
+}
+
+function print(value: unknown): void {
+  process.stdout.write(`${JSON.stringify(value, null, 2)}\n`);
+}
+
+/** `ramroot disk create`, `ramroot slot write|show`, `ramroot syslinux show|write|set-default|once|clear-once`. */
+export function registerBootCommands(program: Command): void {
+  const disk = program.command("disk").description("bootable disk images");
+  disk
+    .command("create")
+    .description("make a bootable FAT image with syslinux and empty slot directories, ready to write to an SD card or USB stick")
+    .argument("<out>", "image file to write")
+    .requiredOption("--size <MiB>", "image size in MiB")
+    .option("--layout <layout>", "mbr (syslinux mbr.bin + one active partition) or superfloppy", "mbr")
+    .option("--slots <names>", "comma-separated slot directories", "a,b")
+    .option("--volume-id <hex>", "FAT volume id and MBR disk signature (8 hex digits)")
+    .option("--label <label>", "FAT volume label")
+    .action(async (out: string, flags: { size: string; layout: string; slots: string; volumeId?: string; label?: string }) => {
+      if (flags.volumeId !== undefined && !/^[0-9a-fA-F]{1,8}$/.test(flags.volumeId)) throw new Error(`--volume-id: got "${flags.volumeId}"; expected up to 8 hex digits`);
+      const opts = parseDiskCreateOptions({
+        output: out,
+        sizeMiB: int(flags.size, "--size"),
+        layout: flags.layout,
+        slots: flags.slots.split(",").filter((s) => s !== ""),
+        ...(flags.volumeId !== undefined ? { volumeId: Number.parseInt(flags.volumeId, 16) } : {}),
+        ...(flags.label !== undefined ? { label: flags.label } : {}),
+      });
+      print(await createDisk(opts));
+    });
+
+  const slot = program.command("slot").description("A/B boot slots on a boot target");
+  addTargetOptions(
+    slot
+      .command("write")
+      .description("copy kernel, initramfs (and microcode) into a slot: staged, verified by sha256, then renamed in")
+      .requiredOption("--slot <name>", "slot to write")
+      .requiredOption("--kernel <file>", "kernel image")
+      .requiredOption("--initramfs <file>", "initramfs image")
+      .option("--microcode <file>", "microcode initramfs")
+      .option("--image-id <id>", "image id for the manifest", "unknown")
+      .option("--plan-id <id>", "plan id for the manifest", "unknown"),
+  ).action(async (flags: TargetFlags & { slot: string; kernel: string; initramfs: string; microcode?: string; imageId: string; planId: string }) => {
+    await withTarget(flags, async (target) => {
+      const files = { kernel: flags.kernel, initramfs: flags.initramfs, ...(flags.microcode !== undefined ? { microcode: flags.microcode } : {}) };
+      print(await writeSlot(target, { slot: flags.slot, files, manifest: { imageId: flags.imageId, planId: flags.planId } }));
+    });
+  });
+  addTargetOptions(slot.command("show").description("what a slot holds, re-hashed").requiredOption("--slot <name>", "slot to read")).action(
+    async (flags: TargetFlags & { slot: string }) => {
+      await withTarget(flags, async (target) => print((await readSlot(target, flags.slot)) ?? { slot: flags.slot, empty: true }));
+    },
+  );
+
+  const syslinux = program.command("syslinux").description("the syslinux config and one-time boots on a boot target");
+  addTargetOptions(syslinux.command("show").description("the config syslinux will read, parsed, and any pending one-time boot")).action(async (flags: TargetFlags) => {
+    await withTarget(flags, async (target) => {
+      const config = await readSyslinuxConfig(target);
+      print({ path: config?.path, config: config?.spec, bootOnce: await readBootOnce(target).catch(() => undefined) });
+    });
+  });
+  addTargetOptions(
+    syslinux
+      .command("write")
+      .description("write a config with one entry per slot (atomic replace)")
+      .requiredOption("--default <label>", "DEFAULT label")
+      .option("--slots <names>", "comma-separated slots, one LABEL each", "a,b")
+      .option("--append <cmdline>", "kernel command line", "rdinit=/sbin/init console=ttyS0 panic=5")
+      .option("--timeout <deciseconds>", "TIMEOUT", "0")
+      .option("--microcode", "slots carry a microcode image"),
+  ).action(async (flags: TargetFlags & { default: string; slots: string; append: string; timeout: string; microcode?: boolean }) => {
+    await withTarget(flags, async (target) => {
+      const entries = flags.slots.split(",").filter((s) => s !== "").map((s) => slotEntry(s, { microcode: flags.microcode === true, append: flags.append, menuLabel: `slot ${s}` }));
+      print(await writeSyslinuxConfig(target, { defaultLabel: flags.default, timeout: int(flags.timeout, "--timeout") ?? 0, entries }));
+    });
+  });
+  addTargetOptions(syslinux.command("set-default").description("make LABEL the DEFAULT (promote)").argument("<label>")).action(async (label: string, flags: TargetFlags) => {
+    await withTarget(flags, async (target) => print(await promote(target, label)));
+  });
+  addTargetOptions(syslinux.command("once").description("boot LABEL on the next boot only").argument("<label>")).action(async (label: string, flags: TargetFlags) => {
+    await withTarget(flags, async (target) => {
+      await setBootOnce(target, label);
+      print({ bootOnce: await readBootOnce(target) });
+    });
+  });
+  addTargetOptions(syslinux.command("clear-once").description("cancel a pending one-time boot")).action(async (flags: TargetFlags) => {
+    await withTarget(flags, async (target) => {
+      await clearBootOnce(target);
+      print({ bootOnce: await readBootOnce(target) });
+    });
+  });
+}

@@ -1,0 +1,50 @@
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import { Command } from "commander";
+import { registerBootCommands } from "../../../provider/cli/boot-command";
+
+jest.setTimeout(60_000);
+
+let dir: string;
+beforeAll(() => {
+  dir = fs.mkdtempSync(path.join(os.tmpdir(), "ramroot-bootcli-"));
+});
+afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
+
+/** Runs `ramroot <args>` with only the boot verbs registered, returning what it printed. */
+async function ramroot(...args: string[]): Promise<unknown> {
+  const program = new Command("ramroot").exitOverride();
+  registerBootCommands(program);
+  let out = "";
+  const write = process.stdout.write.bind(process.stdout);
+  process.stdout.write = ((chunk: string) => {
+    out += chunk;
+    return true;
+  }) as typeof process.stdout.write;
+  try {
+    await program.parseAsync(["node", "ramroot", ...args]);
+  } finally {
+    process.stdout.write = write;
+  }
+  return JSON.parse(out);
+}
+
+test("disk create, slot write, syslinux write/once/clear-once/set-default, through the CLI", async () => {
+  const image = path.join(dir, "cli.img");
+  const created = (await ramroot("disk", "create", "--size", "16", "--layout", "mbr", "--slots", "a,b", "--volume-id", "0badcafe", image)) as { fatOffset: number };
+  expect(created.fatOffset).toBe(1048576);
+  const kernel = path.join(dir, "k");
+  fs.writeFileSync(kernel, "kernel bytes");
+  const slot = (await ramroot("slot", "write", "--image", image, "--slot", "b", "--kernel", kernel, "--initramfs", kernel, "--image-id", "img1")) as { consistent: boolean };
+  expect(slot.consistent).toBe(true);
+  expect(await ramroot("syslinux", "write", "--image", image, "--default", "a")).toMatchObject({ path: "syslinux.cfg" });
+  expect(await ramroot("syslinux", "once", "--image", image, "b")).toEqual({ bootOnce: "b" });
+  expect(await ramroot("syslinux", "show", "--image", image)).toMatchObject({ path: "syslinux.cfg", bootOnce: "b", config: { defaultLabel: "a" } });
+  expect(await ramroot("syslinux", "clear-once", "--image", image)).toEqual({});
+  await ramroot("syslinux", "set-default", "--image", image, "b");
+  expect(await ramroot("syslinux", "show", "--image", image)).toMatchObject({ config: { defaultLabel: "b" } });
+  expect(await ramroot("slot", "show", "--image", image, "--slot", "b")).toMatchObject({ slot: "b", consistent: true, manifest: { imageId: "img1" } });
+  await expect(ramroot("slot", "show", "--dir", dir, "--image", image, "--slot", "b")).rejects.toThrow(/exactly one of --dir/);
+  await expect(ramroot("disk", "create", "--size", "16", "--layout", "gpt", image)).rejects.toThrow(/layout: got "gpt"; expected "mbr" or "superfloppy"/);
+});
