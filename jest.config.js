@@ -4,7 +4,7 @@
 const esmOnly = [
   "execa", "figures", "get-stream", "human-signals", "is-plain-obj", "is-stream", "is-unicode-supported",
   "npm-run-path", "parse-ms", "path-key", "pretty-ms", "strip-final-newline", "unicorn-magic", "which-command", "yoctocolors",
-  "@sec-ant/readable-stream", "@sindresorhus/merge-streams",
+  "@sec-ant/readable-stream", "@sindresorhus/merge-streams", "commander",
 ];
 module.exports = {
   testEnvironment: "node",

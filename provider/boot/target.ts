@@ -104,3 +104,13 @@ export async function openTarget(input: TargetSpec): Promise<BootTarget> {
       return SshTarget.open(spec);
   }
 }
+
+/** Opens a target for the length of `fn`, and closes it whatever happens. */
+export async function withTarget<T>(spec: TargetSpec, fn: (target: BootTarget) => Promise<T>): Promise<T> {
+  const target = await openTarget(spec);
+  try {
+    return await fn(target);
+  } finally {
+    await target.close();
+  }
+}

@@ -4,6 +4,9 @@
  */
 import { ProviderServer } from "./provider-server";
 import { syslinuxConfigHandler } from "./syslinux-config-resource";
+import { alpineImageHandler } from "./alpine-image-resource";
+import { bootSlotHandler } from "./boot-slot-resource";
+import { bootTestHandler } from "./boot-test-resource";
 import { providerSchema } from "./schema";
 
 export const PROVIDER_VERSION = "0.1.0";
@@ -11,7 +14,7 @@ export const PROVIDER_VERSION = "0.1.0";
 const server = new ProviderServer({
   name: "ramroot",
   version: PROVIDER_VERSION,
-  handlers: [syslinuxConfigHandler],
+  handlers: [alpineImageHandler, bootSlotHandler, bootTestHandler, syslinuxConfigHandler],
   schema: JSON.stringify(providerSchema(PROVIDER_VERSION)),
 });
 

@@ -31,8 +31,14 @@ function walk(olds: unknown, news: unknown, path: string, out: Record<string, Pr
   }
   if (isObject(olds) && isObject(news)) {
     const keys = [...new Set([...Object.keys(olds), ...Object.keys(news)])].sort();
-    for (const key of keys) walk(olds[key], news[key], path === "" ? key : `${path}.${key}`, out);
+    for (const key of keys) walk(olds[key], news[key], childPath(path, key), out);
     return;
   }
   if (JSON.stringify(olds) !== JSON.stringify(news)) out[path] = "update";
+}
+
+/** A Pulumi property path step: `.name` for identifiers, `["name"]` for other keys. */
+function childPath(path: string, key: string): string {
+  if (/^[A-Za-z_][A-Za-z0-9_]*$/.test(key)) return path === "" ? key : `${path}.${key}`;
+  return `${path}[${JSON.stringify(key)}]`;
 }

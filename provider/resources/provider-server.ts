@@ -173,7 +173,7 @@ export class ProviderServer {
         info.setVersion(this.opts.version);
         return info;
       }),
-      check: this.unary((req: provproto.CheckRequest) => {
+      check: this.unary(async (req: provproto.CheckRequest) => {
         const res = new provproto.CheckResponse();
         const news = toJs(req.getNews());
         // Values another resource has yet to produce are checked when they are known.
@@ -181,7 +181,7 @@ export class ProviderServer {
           res.setInputs(req.getNews());
           return res;
         }
-        const outcome = this.handler(req.getUrn()).check(news);
+        const outcome = await this.handler(req.getUrn()).check(news);
         if (outcome.ok) {
           res.setInputs(toStruct(outcome.inputs));
         } else {

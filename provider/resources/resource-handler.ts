@@ -33,7 +33,7 @@ export interface OperationContext {
 export interface ResourceHandler<I, O> {
   /** the Pulumi type token, e.g. "ramroot:index:SyslinuxConfig" */
   readonly token: string;
-  check(news: unknown): CheckOutcome<I>;
+  check(news: unknown): CheckOutcome<I> | Promise<CheckOutcome<I>>;
   diff(id: string, olds: O, news: I, ctx: OperationContext): Promise<DiffOutcome>;
   create(inputs: I, ctx: OperationContext): Promise<{ id: string; outs: O }>;
   /** undefined means the resource is gone */

@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { openTarget, targetSpecSchema, type BootTarget, type TargetSpec } from "../boot/target";
+import { targetSpecSchema, withTarget, type TargetSpec } from "../boot/target";
 import {
   findSyslinuxConfigPath,
   normalizeSyslinuxConfig,
@@ -10,14 +10,29 @@ import {
   type SyslinuxConfigSpec,
 } from "../boot/syslinux-config";
 import { sha256Hex } from "../boot/file-hash";
+import { currentDefault, recordDefault } from "../boot/journal";
+import { trialBoot } from "../boot/trial";
 import { checkInputs } from "./check-inputs";
 import { diffProperties } from "./property-diff";
 import type { CheckOutcome, OperationContext, ResourceHandler } from "./resource-handler";
 
 export const SYSLINUX_CONFIG_TOKEN = "ramroot:index:SyslinuxConfig";
 
-/** Inputs: where the boot partition is, and the config it should hold. */
-export type SyslinuxConfigInputs = SyslinuxConfigSpec & { target: TargetSpec };
+export interface TrialInputs {
+  /** a file the booted image writes with its image id, read over ssh */
+  probePath: string;
+  timeoutSeconds: number;
+  /** reboot the machine to start the trial (default true) */
+  reboot: boolean;
+}
+
+/** Inputs: where the boot partition is, the config it should hold, and how DEFAULT changes. */
+export type SyslinuxConfigInputs = SyslinuxConfigSpec & {
+  target: TargetSpec;
+  /** "switch" rewrites DEFAULT at once; "trial" boots the new DEFAULT once and promotes it when it answers */
+  strategy: "switch" | "trial";
+  trial?: TrialInputs;
+};
 
 export interface SyslinuxConfigOutputs extends SyslinuxConfigInputs {
   /** where the config lives on the target, e.g. "syslinux.cfg" */
@@ -28,33 +43,49 @@ export interface SyslinuxConfigOutputs extends SyslinuxConfigInputs {
   activeDefault: string;
 }
 
-const targetInputSchema = z.object({ target: targetSpecSchema });
+const deploySchema = z
+  .object({
+    target: targetSpecSchema,
+    strategy: z.enum(["switch", "trial"], { error: 'expected "switch" or "trial"' }).default("switch"),
+    trial: z
+      .strictObject({
+        probePath: z.string().startsWith("/", "expected an absolute path on the machine").default("/run/ramroot/image-id"),
+        timeoutSeconds: z.number().positive("expected a positive number of seconds").default(300),
+        reboot: z.boolean().default(true),
+      })
+      .optional(),
+  })
+  .superRefine((v, ctx) => {
+    if (v.strategy === "trial" && v.target.kind !== "ssh") {
+      ctx.addIssue({ code: "custom", path: ["strategy"], input: v.strategy, message: 'expected "switch": a trial waits for the booted machine to answer over ssh, and this target is not an ssh target' });
+    }
+  });
 
 function checkSyslinuxConfigInputs(news: unknown): CheckOutcome<SyslinuxConfigInputs> {
-  const { target, ...rest } = (news ?? {}) as Record<string, unknown>;
-  const t = checkInputs(targetInputSchema, { target });
+  const { target, strategy, trial, ...rest } = (news ?? {}) as Record<string, unknown>;
+  const d = checkInputs(deploySchema, { target, strategy, trial });
   const s = checkInputs(syslinuxConfigSpecSchema, rest);
-  if (!t.ok || !s.ok) return { ok: false, failures: [...(t.ok ? [] : t.failures), ...(s.ok ? [] : s.failures)] };
-  return { ok: true, inputs: { target: t.inputs.target, ...normalizeSyslinuxConfig(s.inputs) } };
+  if (!d.ok || !s.ok) return { ok: false, failures: [...(d.ok ? [] : d.failures), ...(s.ok ? [] : s.failures)] };
+  const deploy = d.inputs;
+  return {
+    ok: true,
+    inputs: {
+      target: deploy.target,
+      strategy: deploy.strategy,
+      ...(deploy.strategy === "trial" ? { trial: deploy.trial ?? { probePath: "/run/ramroot/image-id", timeoutSeconds: 300, reboot: true } } : {}),
+      ...normalizeSyslinuxConfig(s.inputs),
+    },
+  };
 }
 
 function specOf(inputs: SyslinuxConfigInputs): SyslinuxConfigSpec {
-  const { target: _target, ...spec } = inputs;
+  const { target: _target, strategy: _s, trial: _t, ...spec } = inputs;
   return spec;
 }
 
 function inputsOf(outs: SyslinuxConfigOutputs): SyslinuxConfigInputs {
   const { path: _p, sha256: _s, activeDefault: _d, ...inputs } = outs;
   return inputs;
-}
-
-async function withTarget<T>(spec: TargetSpec, fn: (target: BootTarget) => Promise<T>): Promise<T> {
-  const target = await openTarget(spec);
-  try {
-    return await fn(target);
-  } finally {
-    await target.close();
-  }
 }
 
 async function write(inputs: SyslinuxConfigInputs, ctx: OperationContext): Promise<SyslinuxConfigOutputs> {
@@ -64,10 +95,22 @@ async function write(inputs: SyslinuxConfigInputs, ctx: OperationContext): Promi
     const path = await withTarget(inputs.target, (target) => findSyslinuxConfigPath(target)).catch(() => "");
     return { ...inputs, path, sha256: sha256Hex(rendered), activeDefault: inputs.defaultLabel };
   }
+  const before = await withTarget(inputs.target, (target) => currentDefault(target));
+  const changesDefault = before === undefined || before.label.toLowerCase() !== inputs.defaultLabel.toLowerCase();
+  let written: { path: string; sha256: string };
+  if (inputs.strategy === "trial" && inputs.trial && changesDefault) {
+    written = await trialBoot(inputs.target, specOf(inputs), { ...inputs.trial, log: (m) => ctx.log(m) });
+  } else {
+    written = await withTarget(inputs.target, (target) => writeSyslinuxConfig(target, specOf(inputs)));
+  }
   return withTarget(inputs.target, async (target) => {
-    const { path, sha256 } = await writeSyslinuxConfig(target, specOf(inputs));
-    ctx.log(`wrote ${path} on ${target.describe()}: DEFAULT ${inputs.defaultLabel}`);
-    return { ...inputs, path, sha256, activeDefault: inputs.defaultLabel };
+    ctx.log(`wrote ${written.path} on ${target.describe()}: DEFAULT ${inputs.defaultLabel}`);
+    const after = await currentDefault(target);
+    // The journal on the target says what each switch deployed (status and rollback read it).
+    if (after && (before === undefined || before.label !== after.label || before.imageId !== after.imageId)) {
+      await recordDefault(target, inputs.strategy);
+    }
+    return { ...inputs, path: written.path, sha256: written.sha256, activeDefault: inputs.defaultLabel };
   });
 }
 

@@ -1,0 +1,137 @@
+import * as fs from "node:fs";
+import { imageConfigSchema, type ImageConfig } from "../image/image-config";
+import { planImage, type ResolvedPlan } from "../image/plan";
+import { buildImage, cachedImage, type Artifact } from "../image/build";
+import { checkInputs } from "./check-inputs";
+import { diffProperties } from "./property-diff";
+import type { CheckOutcome, OperationContext, ResourceHandler } from "./resource-handler";
+
+export const ALPINE_IMAGE_TOKEN = "ramroot:index:AlpineImage";
+
+/**
+ * The inputs as checked: the image config, plus the plan computed from it during `check`, so
+ * `pulumi preview` shows package versions and overlay files before anything is built.
+ */
+export type AlpineImageInputs = ImageConfig & {
+  planId: string;
+  /** package name -> locked version */
+  lock: Record<string, string>;
+  /** overlay path -> "file 644 <sha256 prefix>" */
+  overlayFiles: Record<string, string>;
+};
+
+export interface ImageArtifactFiles {
+  kernel?: Artifact;
+  initramfs: Artifact;
+  microcode?: Artifact;
+}
+
+export type AlpineImageOutputs = AlpineImageInputs & {
+  /** unknown in a preview that would build */
+  imageId?: string;
+  artifacts?: ImageArtifactFiles;
+  sbomPath?: string;
+  archiveSize?: number;
+};
+
+/** Where a planning failure belongs, so the preview names the property to fix. */
+function propertyOf(message: string): string {
+  if (/^packages:/.test(message)) return "packages";
+  if (/^overlay:/.test(message)) return "overlay";
+  if (/^keys:|trusted key|signature|signed by/i.test(message)) return "keys";
+  if (/^arch:/.test(message)) return "arch";
+  return "repositories";
+}
+
+function shortSummary(summary: Record<string, string>): Record<string, string> {
+  // "file 644 <64 hex>" -> "file 644 <12 hex>": enough to see a change, short enough to read.
+  return Object.fromEntries(Object.entries(summary).map(([p, s]) => [p, s.replace(/([0-9a-f]{12})[0-9a-f]{52}$/, "$1")]));
+}
+
+async function plan(config: ImageConfig, ctx?: OperationContext): Promise<ResolvedPlan> {
+  return planImage(config, { baseDir: process.cwd(), onProgress: ctx ? (m) => ctx.log(m) : undefined });
+}
+
+/** Checks the config, then plans it: an unknown package, a malformed version, a missing overlay or a wrong key stop the preview here. */
+export async function checkAlpineImage(news: unknown): Promise<CheckOutcome<AlpineImageInputs>> {
+  const { planId: _p, lock: _l, overlayFiles: _o, ...raw } = (news ?? {}) as Record<string, unknown>;
+  const checked = checkInputs(imageConfigSchema, raw);
+  if (!checked.ok) return checked;
+  try {
+    const resolved = await plan(checked.inputs);
+    return {
+      ok: true,
+      inputs: { ...checked.inputs, planId: resolved.plan.planId, lock: resolved.plan.packages, overlayFiles: shortSummary(resolved.plan.overlay) },
+    };
+  } catch (err) {
+    const message = (err as Error).message;
+    const property = propertyOf(message);
+    return { ok: false, failures: [{ property, reason: message.startsWith(`${property}:`) ? message : `${property}: ${message}` }] };
+  }
+}
+
+function inputsOf(outs: AlpineImageOutputs): Partial<AlpineImageInputs> {
+  const { imageId: _i, artifacts: _f, sbomPath: _s, archiveSize: _a, ...inputs } = outs;
+  return inputs;
+}
+
+async function build(inputs: AlpineImageInputs, ctx: OperationContext): Promise<AlpineImageOutputs> {
+  if (ctx.preview) {
+    // The plan is known; the image is not built in a preview, so imageId stays unknown.
+    return { ...inputs };
+  }
+  const resolved = await plan(inputs, ctx);
+  if (resolved.plan.planId !== inputs.planId) {
+    throw new Error(`the plan changed between preview and update (repositories moved on?): planned ${inputs.planId.slice(0, 12)}, now ${resolved.plan.planId.slice(0, 12)}; run the update again`);
+  }
+  const image = await buildImage(resolved, { onProgress: (m) => ctx.log(m) });
+  for (const w of image.warnings) ctx.log(w, "warning");
+  return {
+    ...inputs,
+    imageId: image.imageId,
+    artifacts: {
+      ...(image.kernel ? { kernel: image.kernel } : {}),
+      initramfs: image.initramfs,
+      ...(image.microcode ? { microcode: image.microcode } : {}),
+    },
+    sbomPath: image.sbom.path,
+    archiveSize: image.archiveSize,
+  };
+}
+
+/** A built image in the local, content-addressed cache. */
+export const alpineImageHandler: ResourceHandler<AlpineImageInputs, AlpineImageOutputs> = {
+  token: ALPINE_IMAGE_TOKEN,
+
+  check: checkAlpineImage,
+
+  async diff(_id, olds, news) {
+    return { changes: diffProperties(inputsOf(olds), news) };
+  },
+
+  async create(inputs, ctx) {
+    const outs = await build(inputs, ctx);
+    return { id: inputs.planId, outs };
+  },
+
+  /** The image is still what the state says when its cached artifacts still hash as recorded. */
+  async read(_id, olds) {
+    if (!olds.artifacts) return undefined;
+    const cached = await cachedImage({ planId: olds.planId } as never, cacheDirOf(olds));
+    if (!cached || cached.imageId !== olds.imageId) return undefined;
+    return { outs: olds, inputs: inputsOf(olds) as AlpineImageInputs };
+  },
+
+  async update(_id, _olds, news, ctx) {
+    return build(news, ctx);
+  },
+
+  /** The cache is shared by every stack and keyed by content: deleting the resource leaves it. */
+  async delete() {},
+};
+
+function cacheDirOf(outs: AlpineImageOutputs): string | undefined {
+  // <cache>/<planId>/initramfs.gz -> <cache>
+  const dir = (outs.artifacts?.initramfs.path ?? "").split("/").slice(0, -2).join("/");
+  return fs.existsSync(dir) ? dir : undefined;
+}

@@ -1,0 +1,64 @@
+import { z } from "zod";
+import { bootQemu, logTail } from "../qemu/boot";
+import { checkInputs } from "./check-inputs";
+import { diffProperties } from "./property-diff";
+import type { OperationContext, ResourceHandler } from "./resource-handler";
+
+export const BOOT_TEST_TOKEN = "ramroot:index:BootTest";
+
+const inputsSchema = z.strictObject({
+  /** the image under test: a new imageId means a new boot test */
+  imageId: z.string().min(1, "expected the image id"),
+  kernel: z.string().min(1, "expected the kernel file"),
+  initrd: z.array(z.string().min(1)).min(1, "expected the initramfs (and microcode) files"),
+  append: z.string().default("rdinit=/sbin/init"),
+  /** text the booted image must print on its serial console */
+  marker: z.string().min(1, "expected a marker the image prints when it is up"),
+  timeoutSeconds: z.number().positive("expected a positive number of seconds").default(180),
+  memoryMiB: z.number().int().min(64, "expected at least 64 MiB").default(512),
+});
+
+export type BootTestInputs = z.output<typeof inputsSchema>;
+export interface BootTestOutputs extends BootTestInputs {
+  passed: boolean;
+  seconds: number;
+}
+
+async function run(inputs: BootTestInputs, ctx: OperationContext): Promise<BootTestOutputs> {
+  if (ctx.preview) return { ...inputs, passed: false, seconds: 0 };
+  ctx.log(`booting image ${inputs.imageId.slice(0, 12)} in QEMU, waiting for "${inputs.marker}"`);
+  const result = await bootQemu({
+    media: { kind: "kernel", kernel: inputs.kernel, initrd: inputs.initrd, append: inputs.append },
+    marker: inputs.marker,
+    timeoutMs: inputs.timeoutSeconds * 1000,
+    memoryMiB: inputs.memoryMiB,
+  });
+  if (!result.found) {
+    const why = result.reason === "timeout" ? `did not print it within ${inputs.timeoutSeconds} s` : `stopped (QEMU exit ${result.exitCode}) before printing it`;
+    throw new Error(`boot test: image ${inputs.imageId.slice(0, 12)} ${why}; nothing was written to the target. Last console lines:\n${logTail(result.log, 15)}`);
+  }
+  const seconds = Math.round(result.durationMs / 100) / 10;
+  ctx.log(`boot test passed in ${seconds} s`);
+  return { ...inputs, passed: true, seconds };
+}
+
+/** Boots an image in QEMU before it may go to a slot; a failure stops the update. */
+export const bootTestHandler: ResourceHandler<BootTestInputs, BootTestOutputs> = {
+  token: BOOT_TEST_TOKEN,
+  check: (news) => checkInputs(inputsSchema, news),
+  async diff(_id, olds, news) {
+    const { passed: _p, seconds: _s, ...old } = olds;
+    // Where the files sit does not matter; the image they are does.
+    const changes = diffProperties({ ...old, kernel: undefined, initrd: undefined }, { ...news, kernel: undefined, initrd: undefined });
+    return { changes };
+  },
+  async create(inputs, ctx) {
+    return { id: ctx.preview ? "" : inputs.imageId, outs: await run(inputs, ctx) };
+  },
+  async read(_id, olds) {
+    const { passed: _p, seconds: _s, ...inputs } = olds;
+    return { outs: olds, inputs };
+  },
+  update: (_id, _olds, news, ctx) => run(news, ctx),
+  async delete() {},
+};
