@@ -1,37 +1,43 @@
 /**
- * The ramroot Pulumi program, driven by the stack's config (stacks/Pulumi.<stack>.yaml).
+ * The ramroot Pulumi program: one machine, driven by the stack's config
+ * (stacks/Pulumi.<stack>.yaml). See README.md for every key.
  *
- *   ramroot:bootDir   the boot partition to manage (a directory; default .ramroot/boot-<stack>)
- *   ramroot:default   the slot syslinux boots (a or b)
- *   ramroot:append    extra kernel command line
+ *   ramroot:target     where the boot partition is: {kind: local|image|ssh, path, ...}
+ *   ramroot:image      the image: release, repositories, keys, packages, overlay, services, ...
+ *   ramroot:strategy   switch (default) or trial
+ *   ramroot:trial      {probePath, timeoutSeconds, reboot} for the trial strategy
+ *   ramroot:bootTest   {marker, timeoutSeconds}: boot the image in QEMU before it is written
+ *   ramroot:append     extra kernel command line
+ *   ramroot:rollbackTo a planId to select instead of the config's image (set by `ramroot rollback`)
  */
-import * as fs from "node:fs";
 import * as path from "node:path";
 import * as pulumi from "@pulumi/pulumi";
-import { SyslinuxConfig } from "./provider/resources/program";
+import { AbSystem } from "./components/ab-system";
+import type { TargetSpec } from "./provider/boot/target";
+import type { ImageConfigInput } from "./provider/image/image-config";
+import type { TrialInputs } from "./provider/resources/syslinux-config-resource";
 
-const config = new pulumi.Config("ramroot");
-const stack = pulumi.getStack();
-const givenBootDir = config.get("bootDir");
-const bootDir = path.resolve(givenBootDir ?? path.join(__dirname, "..", ".ramroot", `boot-${stack}`));
-// The demo's own boot directory is made on first use; a given one must already be mounted.
-if (givenBootDir === undefined) fs.mkdirSync(bootDir, { recursive: true });
-const append = config.get("append") ?? "";
+// The program runs compiled from dist/; paths in the stack config are relative to the project.
+process.chdir(path.resolve(__dirname, ".."));
 
-const slot = (label: string) => ({
-  label,
-  menuLabel: `ramroot slot ${label}`,
-  kernel: `/${label}/vmlinuz`,
-  initrd: [`/${label}/initramfs`],
-  append: `rdinit=/sbin/init console=ttyS0 panic=5 ${append}`.trim(),
-});
-
-const syslinux = new SyslinuxConfig("boot", {
-  target: { kind: "local", path: bootDir },
-  defaultLabel: config.get("default") ?? "a",
-  timeout: config.getNumber("timeout") ?? 10,
-  entries: [slot("a"), slot("b")],
-});
-
-export const syslinuxPath = syslinux.path;
-export const syslinuxDefault = syslinux.activeDefault;
+export = async () => {
+  const config = new pulumi.Config("ramroot");
+  const target = config.requireObject<TargetSpec>("target");
+  const system = await AbSystem.create("machine", {
+    target: target.kind === "ssh" ? target : { ...target, path: path.resolve(target.path) },
+    image: config.requireObject<ImageConfigInput>("image"),
+    strategy: (config.get("strategy") as "switch" | "trial" | undefined) ?? "switch",
+    trial: config.getObject<Partial<TrialInputs>>("trial"),
+    bootTest: config.getObject<{ marker: string; timeoutSeconds?: number }>("bootTest"),
+    append: config.get("append"),
+    rollbackTo: config.get("rollbackTo"),
+  });
+  return {
+    activeSlot: system.activeSlot,
+    imageId: system.imageId,
+    planId: system.planId,
+    packages: system.image.lock,
+    artifacts: system.image.artifacts,
+    syslinuxDefault: system.syslinux.activeDefault,
+  };
+};

@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
-# The main job, offline: set up, then deploy the demo stack (stacks/Pulumi.demo.yaml) with
-# the real Pulumi engine and a file backend inside the project (.ramroot/state).
+# The main job, offline: set up, make the demo's package repository (Debian binaries
+# packaged with `ramroot pkg build`) and its disk image once, deploy the demo stack
+# (stacks/Pulumi.demo.yaml) with the real Pulumi engine, then boot the disk in QEMU through
+# syslinux and print the machine's marker. Run it again after editing root/: the new image
+# goes to the other slot and syslinux switches to it.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
@@ -8,8 +11,21 @@ bash scripts/setup.sh
 # shellcheck source=/dev/null
 source .ramroot/env.sh
 stack="${RAMROOT_STACK:-demo}"
+demo=.ramroot/demo
+mkdir -p "$demo"
+RAMROOT_CLI_MAIN="$root/dist/provider/cli/main.js" node dist/scripts/demo-repo.js "$demo/repo"
+if [ ! -f "$demo/disk.img" ]; then
+  echo "[demo] creating the machine's boot disk: $demo/disk.img (MBR, FAT, syslinux, slots a and b)" >&2
+  node bin/ramroot.js disk create --size 64 --layout mbr --slots a,b "$demo/disk.img" >&2
+fi
 pulumi stack select "$stack" 2>/dev/null || pulumi stack init "$stack"
-pulumi up --yes --stack "$stack" "$@"
+pulumi up --yes --skip-preview --stack "$stack" "$@"
 echo
-echo "The demo stack's boot partition: $(pulumi stack output syslinuxPath --stack "$stack" 2>/dev/null || true) in .ramroot/boot-$stack"
-echo "Preview a change:  source .ramroot/env.sh && pulumi config set ramroot:default b --stack $stack && pulumi preview --diff --stack $stack"
+echo "[demo] booting $demo/disk.img through syslinux in QEMU" >&2
+node bin/ramroot.js qemu --stack "$stack" --expect "RAMROOT-DEMO image=" --timeout 180 > "$demo/console.log"
+echo
+node bin/ramroot.js status --stack "$stack"
+echo
+echo "The machine's disk:   $root/$demo/disk.img (write it to a USB stick, or: npx ramroot qemu)"
+echo "The image artifacts:  $(pulumi stack output artifacts --stack "$stack" --json | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>{const a=JSON.parse(s);console.log(require("path").dirname(a.initramfs.path))})')"
+echo "Try a change:         edit root/etc/ramroot/message, then npm start again (slot b is written, DEFAULT flips)"

@@ -3,6 +3,7 @@ import { registerQemuCommands } from "./qemu-command";
 import { registerApkCommands } from "./apk-command";
 import { registerPkgCommands } from "./pkg-command";
 import { registerBuildCommands } from "./build-command";
+import { registerStackCommands } from "./stack-command";
 import { registerBootCommands } from "./boot-command";
 
 /** Every area's verbs. A new area adds one line here and keeps its verbs in its own file. */
@@ -11,5 +12,6 @@ export function registerCommands(program: Command): void {
   registerApkCommands(program);
   registerPkgCommands(program);
   registerBuildCommands(program);
+  registerStackCommands(program);
   registerBootCommands(program);
 }

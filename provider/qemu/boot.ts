@@ -89,16 +89,22 @@ export function bootQemu(opts: BootOptions): Promise<BootResult> {
       if (settled) return;
       settled = true;
       clearTimeout(timer);
+      clearTimeout(lineGrace);
       if (child.exitCode === null) child.kill("SIGKILL");
       const found = opts.marker !== undefined && countOccurrences(log, opts.marker) >= wanted;
       resolve({ found, reason, exitCode, log, durationMs: Date.now() - started });
     };
     const timer = setTimeout(() => finish("timeout", null), timeoutMs);
+    let lineGrace: NodeJS.Timeout | undefined;
     child.stdout.setEncoding("utf8");
     child.stdout.on("data", (chunk: string) => {
       log += chunk;
       opts.onOutput?.(chunk);
-      if (opts.marker !== undefined && countOccurrences(log, opts.marker) >= wanted) finish("marker", null);
+      if (opts.marker !== undefined && countOccurrences(log, opts.marker) >= wanted) {
+        // Let the marker's line finish (it often carries values after the marker), briefly.
+        if (/\n/.test(log.slice(log.lastIndexOf(opts.marker)))) finish("marker", null);
+        else lineGrace ??= setTimeout(() => finish("marker", null), 2000);
+      }
     });
     child.stderr.setEncoding("utf8");
     child.stderr.on("data", (chunk: string) => {

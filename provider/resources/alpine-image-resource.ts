@@ -75,12 +75,18 @@ function inputsOf(outs: AlpineImageOutputs): Partial<AlpineImageInputs> {
   return inputs;
 }
 
+/** The image config inside the checked inputs (without the plan check added). */
+function configOf(inputs: AlpineImageInputs): ImageConfig {
+  const { planId: _p, lock: _l, overlayFiles: _o, ...config } = inputs;
+  return config;
+}
+
 async function build(inputs: AlpineImageInputs, ctx: OperationContext): Promise<AlpineImageOutputs> {
   if (ctx.preview) {
     // The plan is known; the image is not built in a preview, so imageId stays unknown.
     return { ...inputs };
   }
-  const resolved = await plan(inputs, ctx);
+  const resolved = await plan(configOf(inputs), ctx);
   if (resolved.plan.planId !== inputs.planId) {
     throw new Error(`the plan changed between preview and update (repositories moved on?): planned ${inputs.planId.slice(0, 12)}, now ${resolved.plan.planId.slice(0, 12)}; run the update again`);
   }

@@ -2,10 +2,18 @@
  * The program side: typed classes a Pulumi program uses. Each is a plain CustomResource whose
  * type token the ramroot provider plugin serves; no code is serialised into the state.
  */
+import * as path from "node:path";
 import * as pulumi from "@pulumi/pulumi";
 import type { TargetSpec } from "../boot/target";
 import type { SyslinuxEntry } from "../boot/syslinux-config";
-import { SYSLINUX_CONFIG_TOKEN } from "./syslinux-config-resource";
+import type { ImageConfigInput } from "../image/image-config";
+import type { Artifact } from "../image/build";
+import { SYSLINUX_CONFIG_TOKEN, type TrialInputs } from "./syslinux-config-resource";
+import { ALPINE_IMAGE_TOKEN } from "./alpine-image-resource";
+import { BOOT_SLOT_TOKEN } from "./boot-slot-resource";
+import { BOOT_TEST_TOKEN } from "./boot-test-resource";
+
+type Inputs<T> = { [K in keyof T]: pulumi.Input<T[K]> };
 
 export interface SyslinuxConfigArgs {
   target: pulumi.Input<TargetSpec>;
@@ -16,6 +24,9 @@ export interface SyslinuxConfigArgs {
   /** SERIAL line; default port 0 at 115200; false for none */
   serial?: pulumi.Input<{ port: number; baud: number } | false>;
   entries: pulumi.Input<pulumi.Input<SyslinuxEntry>[]>;
+  /** "switch" (default) or "trial" (ssh targets: boot once, promote when the machine answers) */
+  strategy?: pulumi.Input<"switch" | "trial">;
+  trial?: pulumi.Input<Partial<TrialInputs>>;
 }
 
 export class SyslinuxConfig extends pulumi.CustomResource {
@@ -26,5 +37,81 @@ export class SyslinuxConfig extends pulumi.CustomResource {
 
   constructor(name: string, args: SyslinuxConfigArgs, opts?: pulumi.CustomResourceOptions) {
     super(SYSLINUX_CONFIG_TOKEN, name, { ...args, path: undefined, sha256: undefined, activeDefault: undefined }, opts);
+  }
+}
+
+/** The image config (see provider/image/image-config.ts); relative paths resolve against the program's directory. */
+export type AlpineImageArgs = Inputs<ImageConfigInput>;
+
+/** Resolves the config's local paths against `baseDir`, so the provider sees absolute paths. */
+export function absolutePaths<T extends { overlay?: unknown; keys?: unknown; repositories?: unknown }>(config: T, baseDir: string): T {
+  const abs = (p: string) => (/^[a-z]+:\/\//.test(p) || path.isAbsolute(p) ? p : path.resolve(baseDir, p));
+  const out = { ...config } as Record<string, unknown>;
+  if (typeof config.overlay === "string") out.overlay = abs(config.overlay);
+  if (Array.isArray(config.keys)) out.keys = config.keys.map((k) => (typeof k === "string" ? abs(k) : k));
+  if (Array.isArray(config.repositories)) {
+    // Repositories keep their text for /etc/apk/repositories; only local directories become absolute.
+    out.repositories = config.repositories.map((r) => (typeof r === "string" && !/^[a-z]+:\/\//.test(r) ? abs(r) : r));
+  }
+  return out as T;
+}
+
+export class AlpineImage extends pulumi.CustomResource {
+  declare public readonly planId: pulumi.Output<string>;
+  declare public readonly imageId: pulumi.Output<string>;
+  /** package -> locked version */
+  declare public readonly lock: pulumi.Output<Record<string, string>>;
+  declare public readonly overlayFiles: pulumi.Output<Record<string, string>>;
+  declare public readonly artifacts: pulumi.Output<{ kernel?: Artifact; initramfs: Artifact; microcode?: Artifact }>;
+  declare public readonly sbomPath: pulumi.Output<string>;
+  declare public readonly cmdline: pulumi.Output<string>;
+
+  constructor(name: string, args: AlpineImageArgs, opts?: pulumi.CustomResourceOptions) {
+    super(
+      ALPINE_IMAGE_TOKEN,
+      name,
+      { ...absolutePaths(args, process.cwd()), planId: undefined, lock: undefined, overlayFiles: undefined, imageId: undefined, artifacts: undefined, sbomPath: undefined, archiveSize: undefined },
+      opts,
+    );
+  }
+}
+
+export interface BootSlotArgs {
+  target: pulumi.Input<TargetSpec>;
+  slot: pulumi.Input<string>;
+  imageId: pulumi.Input<string>;
+  planId: pulumi.Input<string>;
+  files: pulumi.Input<{ kernel: string; initramfs: string; microcode?: string }>;
+  sources?: pulumi.Input<{ kernel: string; initramfs: string; microcode?: string }>;
+  packages?: pulumi.Input<Record<string, string>>;
+}
+
+export class BootSlot extends pulumi.CustomResource {
+  declare public readonly imageId: pulumi.Output<string>;
+  declare public readonly planId: pulumi.Output<string>;
+  declare public readonly written: pulumi.Output<string>;
+  declare public readonly consistent: pulumi.Output<boolean>;
+
+  constructor(name: string, args: BootSlotArgs, opts?: pulumi.CustomResourceOptions) {
+    super(BOOT_SLOT_TOKEN, name, { ...args, written: undefined, consistent: undefined }, opts);
+  }
+}
+
+export interface BootTestArgs {
+  imageId: pulumi.Input<string>;
+  kernel: pulumi.Input<string>;
+  initrd: pulumi.Input<pulumi.Input<string>[]>;
+  append?: pulumi.Input<string>;
+  marker: pulumi.Input<string>;
+  timeoutSeconds?: pulumi.Input<number>;
+  memoryMiB?: pulumi.Input<number>;
+}
+
+export class BootTest extends pulumi.CustomResource {
+  declare public readonly passed: pulumi.Output<boolean>;
+  declare public readonly seconds: pulumi.Output<number>;
+
+  constructor(name: string, args: BootTestArgs, opts?: pulumi.CustomResourceOptions) {
+    super(BOOT_TEST_TOKEN, name, { ...args, passed: undefined, seconds: undefined }, opts);
   }
 }

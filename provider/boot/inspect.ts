@@ -1,0 +1,46 @@
+/**
+ * What a boot target holds now: the syslinux config and its DEFAULT, the one-time boot, each
+ * slot's manifest (re-hashed), and the deployment journal. Read-only; `ramroot status` prints
+ * it and the A/B component decides from it which slot to write.
+ */
+import { readBootOnce } from "./once";
+import { readJournal, type JournalEntry } from "./journal";
+import { readSlot, slotOfBootPath, type SlotState } from "./slot";
+import { readSyslinuxConfig, type SyslinuxConfigSpec } from "./syslinux-config";
+import { withTarget, type TargetSpec } from "./target";
+
+export interface TargetState {
+  description: string;
+  config?: { path: string; spec: SyslinuxConfigSpec };
+  /** the DEFAULT label and the slot it boots */
+  defaultLabel?: string;
+  defaultSlot?: string;
+  /** label set to boot once, if any */
+  once?: string;
+  slots: Record<string, SlotState | undefined>;
+  journal: JournalEntry[];
+}
+
+export async function inspectTarget(spec: TargetSpec, slots: string[]): Promise<TargetState> {
+  return withTarget(spec, async (target) => {
+    const config = await readSyslinuxConfig(target);
+    const entry = config?.spec.entries.find((e) => e.label.toLowerCase() === config.spec.defaultLabel.toLowerCase());
+    const states: Record<string, SlotState | undefined> = {};
+    for (const slot of slots) states[slot] = await readSlot(target, slot);
+    const once = config ? await readBootOnce(target).catch(() => undefined) : undefined;
+    const defaultSlot = entry && config ? slotOfBootPath(entry.kernel, config.path) : undefined;
+    return {
+      description: target.describe(),
+      ...(config ? { config: { path: config.path, spec: config.spec }, defaultLabel: config.spec.defaultLabel } : {}),
+      ...(defaultSlot ? { defaultSlot } : {}),
+      ...(once ? { once } : {}),
+      slots: states,
+      journal: await readJournal(target),
+    };
+  });
+}
+
+/** The slot that holds a plan's image, consistent (every file hashing as its manifest says). */
+export function slotHolding(state: TargetState, planId: string): string | undefined {
+  return Object.entries(state.slots).find(([, s]) => s?.consistent && s.manifest?.planId === planId)?.[0];
+}
