@@ -143,9 +143,11 @@ export class AbSystem extends pulumi.ComponentResource {
     if (decision.write) {
       const slot = decision.write;
       // The image to send: the one this config builds, or a cached one being rolled back to.
-      const source = decision.fromCache
-        ? pulumi.output({ imageId: decision.fromCache.imageId, planId: decision.fromCache.planId, artifacts: { kernel: decision.fromCache.kernel, initramfs: decision.fromCache.initramfs, microcode: decision.fromCache.microcode }, packages: decision.fromCache.packages })
-        : pulumi.all([self.image.imageId, self.image.planId, self.image.artifacts, self.image.lock]).apply(([imageId, planId, artifacts, packages]) => ({ imageId, planId, artifacts, packages }));
+      // Each piece separately, so what a preview already knows (planId, packages) shows as known.
+      const c = decision.fromCache;
+      const source = c
+        ? { imageId: pulumi.output(c.imageId), planId: pulumi.output(c.planId), artifacts: pulumi.output({ kernel: c.kernel, initramfs: c.initramfs, microcode: c.microcode }), packages: pulumi.output(c.packages) }
+        : { imageId: self.image.imageId, planId: self.image.planId, artifacts: self.image.artifacts, packages: self.image.lock };
       const artifact = (role: "kernel" | "initramfs" | "microcode") => source.artifacts.apply((a) => a?.[role]);
       self.slots[slot] = new BootSlot(`${name}-slot-${slot}`, {
         target: args.target,

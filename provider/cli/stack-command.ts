@@ -88,6 +88,50 @@ export function imageDeployedBy(version: number, history: UpdateSummary[], journ
   return [...journal].reverse().find((e) => Date.parse(e.when) <= end);
 }
 
+
+export interface RollbackOptions {
+  /** the update number to go back to (default: the previous successful update) */
+  to?: string | number;
+  log?: (message: string) => void;
+  onOutput?: (out: string) => void;
+}
+
+/**
+ * Goes back to the image update `to` deployed, through `pulumi up` (so it is in the history):
+ * the image is found in the target's journal; if a slot holds it, DEFAULT is switched; if the
+ * local cache holds it, it is written to the idle slot first; otherwise nothing runs and the
+ * error says which commit to check out and rebuild.
+ */
+export async function rollback(stack: Stack, target: TargetSpec, opts: RollbackOptions = {}): Promise<{ version: number; planId: string; imageId?: string; inSlot?: string }> {
+  const log = opts.log ?? (() => undefined);
+  const history = await numberedHistory(stack);
+  const updates = history.filter((h) => h.kind === "update" && h.result === "succeeded").sort((a, b) => a.version - b.version);
+  const version = opts.to !== undefined ? Number(opts.to) : updates[updates.length - 2]?.version;
+  if (version === undefined || !Number.isInteger(version)) {
+    throw new Error(opts.to !== undefined ? `--to: "${opts.to}" is not an update number; see \`ramroot history\`` : "rollback: there is no earlier successful update to go back to");
+  }
+  const state = await inspectTarget(target, SLOTS);
+  const deployed = imageDeployedBy(version, history, state.journal);
+  if (!deployed?.planId) throw new Error(`--to: update ${version} switched nothing that the journal on ${state.description} records`);
+  const inSlot = slotHolding(state, deployed.planId);
+  if (!inSlot && !(await cachedImage({ planId: deployed.planId } as never))) {
+    const head = history.find((h) => h.version === version)?.environment?.["git.head"];
+    throw new Error(
+      `image ${short(deployed.imageId)} (plan ${short(deployed.planId)}) that update ${version} deployed is in no slot and not in the local image cache: ` +
+        (head ? `check out commit ${head} and run \`pulumi up\` to rebuild it (same plan, same bytes)` : "check out the commit of that update and run `pulumi up` to rebuild it"),
+    );
+  }
+  log(`rolling back to update ${version}: image ${short(deployed.imageId)}, ${inSlot ? `already in slot ${inSlot}: switching only` : "in the local cache: writing the idle slot, then switching"}`);
+  await stack.setConfig("ramroot:rollbackTo", { value: deployed.planId });
+  try {
+    const result = await stack.up({ message: `ramroot rollback to update ${version} (image ${short(deployed.imageId)})`, ...(opts.onOutput ? { onOutput: opts.onOutput } : {}) });
+    if (result.summary.result !== "succeeded") throw new Error(`rollback: pulumi up ended ${result.summary.result}`);
+  } finally {
+    await stack.removeConfig("ramroot:rollbackTo");
+  }
+  return { version, planId: deployed.planId, ...(deployed.imageId ? { imageId: deployed.imageId } : {}), ...(inSlot ? { inSlot } : {}) };
+}
+
 export function registerStackCommands(program: Command): void {
   program
     .command("status")
@@ -124,35 +168,14 @@ export function registerStackCommands(program: Command): void {
     .description("go back to the image update N deployed (default: the previous successful update), through `pulumi up`")
     .option("--stack <name>", "the stack", "demo")
     .option("--cwd <dir>", "the Pulumi project directory", ".")
-    .option("--to <version>", "the stack update to go back to (see `pulumi stack history`)")
+    .option("--to <version>", "the update number to go back to (see `ramroot history`)")
     .action(async (flags: StackFlags & { to?: string }) => {
       const { stack, projectDir } = await openStack(flags);
-      const history = await numberedHistory(stack);
-      const updates = history.filter((h) => h.kind === "update" && h.result === "succeeded").sort((a, b) => a.version - b.version);
-      const version = flags.to !== undefined ? Number(flags.to) : updates[updates.length - 2]?.version;
-      if (version === undefined || !Number.isInteger(version)) {
-        throw new Error(flags.to !== undefined ? `--to: "${flags.to}" is not an update number; see \`pulumi stack history\`` : "rollback: there is no earlier successful update to go back to");
-      }
-      const target = await stackTarget(stack, projectDir);
-      const state = await inspectTarget(target, SLOTS);
-      const deployed = imageDeployedBy(version, history, state.journal);
-      if (!deployed?.planId) throw new Error(`--to: update ${version} switched nothing that the journal on ${state.description} records`);
-      const inSlot = slotHolding(state, deployed.planId);
-      if (!inSlot && !(await cachedImage({ planId: deployed.planId } as never))) {
-        const head = history.find((h) => h.version === version)?.environment?.["git.head"];
-        throw new Error(
-          `image ${short(deployed.imageId)} (plan ${short(deployed.planId)}) that update ${version} deployed is in no slot and not in the local image cache: ` +
-            (head ? `check out commit ${head} and run \`pulumi up\` to rebuild it (same plan, same bytes)` : "check out the commit of that update and run `pulumi up` to rebuild it"),
-        );
-      }
-      process.stderr.write(`[ramroot] rolling back to update ${version}: image ${short(deployed.imageId)}, ${inSlot ? `already in slot ${inSlot}: switching only` : "in the local cache: writing the idle slot, then switching"}\n`);
-      await stack.setConfig("ramroot:rollbackTo", { value: deployed.planId });
-      try {
-        const result = await stack.up({ message: `ramroot rollback to update ${version} (image ${short(deployed.imageId)})`, onOutput: (o) => process.stdout.write(o) });
-        if (result.summary.result !== "succeeded") throw new Error(`rollback: pulumi up ended ${result.summary.result}`);
-      } finally {
-        await stack.removeConfig("ramroot:rollbackTo");
-      }
+      await rollback(stack, await stackTarget(stack, projectDir), {
+        ...(flags.to !== undefined ? { to: flags.to } : {}),
+        log: (m) => process.stderr.write(`[ramroot] ${m}\n`),
+        onOutput: (o) => process.stdout.write(o),
+      });
     });
 
   program

@@ -56,8 +56,9 @@ export interface BuildOptions {
   force?: boolean;
 }
 
+/** RAMROOT_IMAGE_CACHE, else images/ in RAMROOT_CACHE (default ~/.cache/ramroot). */
 export function defaultImageCacheDir(): string {
-  return path.join(process.env.RAMROOT_CACHE ?? path.join(os.homedir(), ".cache", "ramroot"), "images");
+  return process.env.RAMROOT_IMAGE_CACHE ?? path.join(process.env.RAMROOT_CACHE ?? path.join(os.homedir(), ".cache", "ramroot"), "images");
 }
 
 const MANIFEST = "image.json";

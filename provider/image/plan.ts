@@ -44,6 +44,8 @@ export interface ImagePlan {
     compression: string;
     epoch: number;
     repositories: string[];
+    /** trusted key file -> sha256: they land in /etc/apk/keys */
+    keys: Record<string, string>;
   };
 }
 
@@ -152,6 +154,7 @@ export async function planImage(input: ImageConfigInput | ImageConfig, opts: Pla
       compression: config.compression,
       epoch: config.epoch,
       repositories: config.repositories,
+      keys: Object.fromEntries([...keys.entries()].sort(([a], [b]) => (a < b ? -1 : 1)).map(([name, pem]) => [name, crypto.createHash("sha256").update(pem).digest("hex")])),
     },
   };
   // The planId covers what decides the bytes: the lock's checksums, the overlay digest and the

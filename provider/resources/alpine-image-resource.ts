@@ -18,6 +18,8 @@ export type AlpineImageInputs = ImageConfig & {
   lock: Record<string, string>;
   /** overlay path -> "file 644 <sha256 prefix>" */
   overlayFiles: Record<string, string>;
+  /** trusted key file -> sha256 prefix (they land in /etc/apk/keys) */
+  trustedKeys: Record<string, string>;
 };
 
 export interface ImageArtifactFiles {
@@ -54,14 +56,20 @@ async function plan(config: ImageConfig, ctx?: OperationContext): Promise<Resolv
 
 /** Checks the config, then plans it: an unknown package, a malformed version, a missing overlay or a wrong key stop the preview here. */
 export async function checkAlpineImage(news: unknown): Promise<CheckOutcome<AlpineImageInputs>> {
-  const { planId: _p, lock: _l, overlayFiles: _o, ...raw } = (news ?? {}) as Record<string, unknown>;
+  const { planId: _p, lock: _l, overlayFiles: _o, trustedKeys: _k, ...raw } = (news ?? {}) as Record<string, unknown>;
   const checked = checkInputs(imageConfigSchema, raw);
   if (!checked.ok) return checked;
   try {
     const resolved = await plan(checked.inputs);
     return {
       ok: true,
-      inputs: { ...checked.inputs, planId: resolved.plan.planId, lock: resolved.plan.packages, overlayFiles: shortSummary(resolved.plan.overlay) },
+      inputs: {
+        ...checked.inputs,
+        planId: resolved.plan.planId,
+        lock: resolved.plan.packages,
+        overlayFiles: shortSummary(resolved.plan.overlay),
+        trustedKeys: Object.fromEntries(Object.entries(resolved.plan.options.keys).map(([k, v]) => [k, v.slice(0, 12)])),
+      },
     };
   } catch (err) {
     const message = (err as Error).message;
@@ -77,7 +85,7 @@ function inputsOf(outs: AlpineImageOutputs): Partial<AlpineImageInputs> {
 
 /** The image config inside the checked inputs (without the plan check added). */
 function configOf(inputs: AlpineImageInputs): ImageConfig {
-  const { planId: _p, lock: _l, overlayFiles: _o, ...config } = inputs;
+  const { planId: _p, lock: _l, overlayFiles: _o, trustedKeys: _k, ...config } = inputs;
   return config;
 }
 

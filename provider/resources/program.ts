@@ -70,7 +70,7 @@ export class AlpineImage extends pulumi.CustomResource {
     super(
       ALPINE_IMAGE_TOKEN,
       name,
-      { ...absolutePaths(args, process.cwd()), planId: undefined, lock: undefined, overlayFiles: undefined, imageId: undefined, artifacts: undefined, sbomPath: undefined, archiveSize: undefined },
+      { ...absolutePaths(args, process.cwd()), planId: undefined, lock: undefined, overlayFiles: undefined, trustedKeys: undefined, imageId: undefined, artifacts: undefined, sbomPath: undefined, archiveSize: undefined },
       opts,
     );
   }

@@ -52,6 +52,7 @@ export function providerSchema(version: string): Record<string, unknown> {
           planId: str("computed: the plan's hash"),
           lock: map("computed: package -> locked version"),
           overlayFiles: map("computed: overlay path -> type, mode, hash"),
+          trustedKeys: map("computed: trusted key file -> sha256 prefix"),
         },
         ["packages"],
         { imageId: str("sha256 over the artifacts"), artifacts: any("kernel, initramfs, microcode: {path, sha256, size}"), sbomPath: str("SPDX 2.3 JSON"), archiveSize: num("uncompressed archive bytes") },

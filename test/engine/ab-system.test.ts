@@ -1,0 +1,181 @@
+import * as crypto from "node:crypto";
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { machineProgram } from "../../components/machine-program";
+import { createDisk } from "../../provider/boot/disk-create";
+import { inspectTarget } from "../../provider/boot/inspect";
+import { rollback, numberedHistory } from "../../provider/cli/stack-command";
+import { bootQemu } from "../../provider/qemu/boot";
+import { buildImageRepo, type ImageRepo } from "../fixtures/image-repo";
+import { engineStack, type EngineStack } from "./pulumi-harness";
+
+// The whole flow users run, with the real pulumi engine (file backend, no network), the real
+// provider plugin, a real disk image with syslinux, booted in QEMU.
+jest.setTimeout(1_800_000);
+
+let env: EngineStack;
+let repo: ImageRepo;
+let disk: string;
+let overlay: string;
+let cacheDir: string;
+
+const SERVICE = `#!/bin/sh
+[ "$1" = start ] || exit 0
+image=$(sed -n 's/.*ramroot\\.image=\\([^ ]*\\).*/\\1/p' /proc/cmdline)
+echo "MACHINE-UP image=$image message=$(cat /etc/ramroot/message)"
+`;
+
+function imageConfig(packages: string[], extra: Record<string, unknown> = {}) {
+  return {
+    repositories: [repo.repository],
+    keys: [repo.keysDir],
+    packages,
+    kernel: "lts",
+    overlay,
+    hostname: "engine-test",
+    cmdline: "console=ttyS0",
+    services: { default: ["machine"] },
+    epoch: 1700000000,
+    ...extra,
+  };
+}
+
+async function setConfig(image: Record<string, unknown>, bootTest = true): Promise<void> {
+  await env.stack.setAllConfig({
+    "ramroot:target": { value: JSON.stringify({ kind: "image", path: disk }) },
+    "ramroot:image": { value: JSON.stringify(image) },
+  });
+  if (bootTest) await env.stack.setConfig("ramroot:bootTest", { value: JSON.stringify({ marker: "MACHINE-UP image=", timeoutSeconds: 180 }) });
+  else await env.stack.removeConfig("ramroot:bootTest");
+}
+
+/** Boots a copy of the disk (the test's own; the original stays as the machine's). */
+async function bootDisk(): Promise<string> {
+  const copy = `${disk}.boot`;
+  fs.copyFileSync(disk, copy);
+  try {
+    const result = await bootQemu({ media: { kind: "disk", image: copy }, marker: "MACHINE-UP image=", timeoutMs: 180_000 });
+    if (!result.found) throw new Error(`the disk did not boot to its marker:\n${result.log.slice(-2000)}`);
+    return result.log.split(/\r?\n/).find((l) => l.includes("MACHINE-UP image="))!.trim();
+  } finally {
+    fs.rmSync(copy, { force: true });
+  }
+}
+
+const sha256 = (file: string) => crypto.createHash("sha256").update(fs.readFileSync(file)).digest("hex");
+const builtImages = () => (fs.existsSync(cacheDir) ? fs.readdirSync(cacheDir).filter((d) => !d.startsWith(".")).sort() : []);
+
+beforeAll(async () => {
+  env = await engineStack("machine", machineProgram);
+  // A private image cache, so "nothing rebuilt" can be seen; the provider plugin inherits it.
+  cacheDir = path.join(env.dir, "images");
+  process.env.RAMROOT_IMAGE_CACHE = cacheDir;
+  repo = await buildImageRepo(path.join(env.dir, "repo"));
+  overlay = path.join(env.dir, "root");
+  fs.mkdirSync(path.join(overlay, "etc", "init.d"), { recursive: true });
+  fs.mkdirSync(path.join(overlay, "etc", "ramroot"), { recursive: true });
+  fs.writeFileSync(path.join(overlay, "etc", "init.d", "machine"), SERVICE, { mode: 0o755 });
+  fs.writeFileSync(path.join(overlay, "etc", "ramroot", "message"), "first\n");
+  disk = path.join(env.dir, "disk.img");
+  await createDisk({ output: disk, sizeMiB: 64, layout: "mbr", slots: ["a", "b"] });
+});
+afterAll(async () => env?.cleanup());
+
+let firstImage = "";
+let secondImage = "";
+
+test("up: the image is boot-tested, written to slot a, and the disk boots it with its id in the marker", async () => {
+  await setConfig(imageConfig(["alpine-baselayout", "busybox", "ramroot-init"]));
+  const up = await env.stack.up();
+  expect(up.summary.result).toBe("succeeded");
+  firstImage = up.outputs.imageId!.value as string;
+  expect(up.outputs.activeSlot!.value).toBe("a");
+  const line = await bootDisk();
+  expect(line).toContain(`image=${firstImage}`);
+  expect(line).toContain("message=first");
+});
+
+test("preview with no change: no changes, nothing rebuilt, nothing written", async () => {
+  const images = builtImages();
+  const diskHash = sha256(disk);
+  const preview = await env.stack.preview({ diff: true });
+  expect(preview.changeSummary.update ?? 0).toBe(0);
+  expect(preview.changeSummary.create ?? 0).toBe(0);
+  expect(preview.changeSummary.delete ?? 0).toBe(0);
+  expect(builtImages()).toEqual(images);
+  expect(sha256(disk)).toBe(diskHash);
+});
+
+test("an edited overlay file and an added package: preview names exactly those and slot b; up boots b", async () => {
+  fs.writeFileSync(path.join(overlay, "etc", "ramroot", "message"), "second\n");
+  await setConfig(imageConfig(["alpine-baselayout", "busybox", "ramroot-init", "hello-ramroot"]));
+  const diskHash = sha256(disk);
+  const preview = await env.stack.preview({ diff: true });
+  const out = preview.stdout;
+  expect(out).toMatch(/\+ hello-ramroot: "1\.0-r0"/);
+  expect(out).toMatch(/~ etc\/ramroot\/message: "file 644 [0-9a-f]{12}" => "file 644 [0-9a-f]{12}"/);
+  // only that file, only that package
+  expect(out.match(/^\s+[~+-] etc\//gm)?.length).toBe(1);
+  expect(out.match(/^\s+[+-] [a-z0-9-]+: "[^"]+"$/gm)?.filter((l) => !/target|kind|path/.test(l)).length).toBe(1);
+  expect(out).toMatch(/machine-slot-b/);
+  expect(out).toMatch(/defaultLabel: "a" => "b"/);
+  expect(sha256(disk)).toBe(diskHash);
+
+  const up = await env.stack.up();
+  secondImage = up.outputs.imageId!.value as string;
+  expect(up.outputs.activeSlot!.value).toBe("b");
+  expect(secondImage).not.toBe(firstImage);
+  const line = await bootDisk();
+  expect(line).toContain(`image=${secondImage}`);
+  expect(line).toContain("message=second");
+});
+
+test("ramroot rollback: back to slot a with no rebuild and no copy; history lists the three updates", async () => {
+  const images = builtImages();
+  const before = await inspectTarget({ kind: "image", path: disk }, ["a", "b"]);
+  const result = await rollback(env.stack, { kind: "image", path: disk });
+  expect(result.inSlot).toBe("a");
+  const after = await inspectTarget({ kind: "image", path: disk }, ["a", "b"]);
+  expect(after.defaultLabel).toBe("a");
+  expect(after.slots.a?.manifest?.when).toBe(before.slots.a?.manifest?.when); // not copied again
+  expect(after.slots.b?.manifest?.when).toBe(before.slots.b?.manifest?.when);
+  expect(builtImages()).toEqual(images); // nothing built
+  const line = await bootDisk();
+  expect(line).toContain(`image=${firstImage}`);
+  const updates = (await numberedHistory(env.stack)).filter((h) => h.kind === "update");
+  expect(updates.map((u) => u.result)).toEqual(["succeeded", "succeeded", "succeeded"]);
+  expect(updates[2]?.message).toMatch(/ramroot rollback to update 1/);
+});
+
+test("bad configs fail at preview naming the property; the target is untouched", async () => {
+  const diskHash = sha256(disk);
+  const base = ["alpine-baselayout", "busybox", "ramroot-init"];
+  // A key pair nobody signed the repository with.
+  const wrongKeys = path.join(env.dir, "wrong-keys");
+  fs.mkdirSync(wrongKeys);
+  const { publicKey } = crypto.generateKeyPairSync("rsa", { modulusLength: 2048 });
+  fs.writeFileSync(path.join(wrongKeys, "someone-else.rsa.pub"), publicKey.export({ type: "spki", format: "pem" }));
+  const cases: [Record<string, unknown>, RegExp][] = [
+    [imageConfig([...base, "no-such-package"]), /packages: [\s\S]*no-such-package/],
+    [imageConfig([...base, "busybox>=1..2"]), /packages\[3\]: got "busybox>=1\.\.2"/],
+    [imageConfig(base, { overlay: path.join(env.dir, "missing-root") }), /overlay: directory ".*missing-root" does not exist/],
+    [imageConfig(base, { keys: [wrongKeys] }), /keys: /],
+  ];
+  for (const [config, message] of cases) {
+    await setConfig(config);
+    await expect(env.stack.preview()).rejects.toThrow(message);
+    expect(sha256(disk)).toBe(diskHash);
+  }
+});
+
+test("a boot test on an image whose init panics stops the update; the target still boots its slot", async () => {
+  const diskHash = sha256(disk);
+  fs.mkdirSync(path.join(overlay, "sbin"), { recursive: true });
+  fs.writeFileSync(path.join(overlay, "sbin", "init"), "#!/bin/sh\necho broken init\nexit 1\n", { mode: 0o755 });
+  await setConfig(imageConfig(["alpine-baselayout", "busybox", "ramroot-init"]));
+  await expect(env.stack.up()).rejects.toThrow(/boot test: image [0-9a-f]{12} stopped/);
+  expect(sha256(disk)).toBe(diskHash);
+  const line = await bootDisk();
+  expect(line).toContain(`image=${firstImage}`);
+  fs.rmSync(path.join(overlay, "sbin"), { recursive: true });
+});
