@@ -78,7 +78,6 @@ export PATH="$pulumi_bin:$root/node_modules/.bin:$node_bin:\$PATH"
 export RAMROOT_NODE="$node_bin/node"
 export PULUMI_SKIP_UPDATE_CHECK=true
 export PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION=true
-export PULUMI_AUTOMATION_API_SKIP_VERSION_CHECK=\${PULUMI_AUTOMATION_API_SKIP_VERSION_CHECK:-false}
 # A file backend inside the project: no accounts, no network.
 export PULUMI_BACKEND_URL="\${PULUMI_BACKEND_URL:-file://$root/.ramroot/state}"
 export PULUMI_CONFIG_PASSPHRASE="\${PULUMI_CONFIG_PASSPHRASE-ramroot-demo}"
