@@ -157,7 +157,7 @@ export function collectEntries(root: string, manifest: FileManifest, overlay: Se
 }
 
 /** Packs the entries, compresses them and writes `out`; resolves to the archive's raw size. */
-async function packArchive(entries: CpioEntry[], out: string, compression: ResolvedPlan["config"]["compression"], epoch: number, progress: (m: string) => void): Promise<number> {
+export async function packArchive(entries: CpioEntry[], out: string, compression: ResolvedPlan["config"]["compression"], epoch: number, progress: (m: string) => void): Promise<number> {
   const raw = new PassThrough({ highWaterMark: 1 << 20 });
   const c = compressor(compression);
   const done = c ? pipeline(raw, c, fs.createWriteStream(out)) : pipeline(raw, fs.createWriteStream(out));
