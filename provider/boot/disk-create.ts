@@ -4,7 +4,7 @@ import { execa } from "execa";
 import { z } from "zod";
 import { readFatVolume } from "./fat";
 import { sha256File } from "./file-hash";
-import { parseInput } from "./input-error";
+import { parseInput } from "../input-error";
 import { writeMbr } from "./mbr";
 import { mtools, mtoolsEnv } from "./mtools";
 

@@ -1,7 +1,7 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { z } from "zod";
-import { parseInput } from "./input-error";
+import { parseInput } from "../input-error";
 import { readBootOnce } from "./once";
 import { SshTarget } from "./ssh-target";
 import { readSyslinuxConfig, type SyslinuxConfigSpec, type SyslinuxEntry } from "./syslinux-config";

@@ -1,6 +1,6 @@
 import { z } from "zod";
 import { sha256Hex } from "./file-hash";
-import { parseInput } from "./input-error";
+import { parseInput } from "../input-error";
 import type { BootTarget } from "./target";
 
 /** One boot entry: `LABEL label`, `LINUX kernel`, `INITRD a,b`, `APPEND ...`. */

@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { parseInput } from "./input-error";
+import { parseInput } from "../input-error";
 import { ImageTarget } from "./image-target";
 import { LocalTarget } from "./local-target";
 import { SshTarget } from "./ssh-target";

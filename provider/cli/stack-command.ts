@@ -132,23 +132,20 @@ export async function rollback(stack: Stack, target: TargetSpec, opts: RollbackO
   return { version, planId: deployed.planId, ...(deployed.imageId ? { imageId: deployed.imageId } : {}), ...(inSlot ? { inSlot } : {}) };
 }
 
+/** A verb that works on a stack of the Pulumi project in --cwd. */
+function stackCommand(program: Command, name: string, description: string): Command {
+  return program.command(name).description(description).option("--stack <name>", "the stack", "demo").option("--cwd <dir>", "the Pulumi project directory", ".");
+}
+
 export function registerStackCommands(program: Command): void {
-  program
-    .command("status")
-    .description("what each slot holds, which one is DEFAULT, and which stack update put it there")
-    .option("--stack <name>", "the stack", "demo")
-    .option("--cwd <dir>", "the Pulumi project directory", ".")
+  stackCommand(program, "status", "what each slot holds, which one is DEFAULT, and which stack update put it there")
     .action(async (flags: StackFlags) => {
       const { stack, projectDir } = await openStack(flags);
       const state = await inspectTarget(await stackTarget(stack, projectDir), SLOTS);
       process.stdout.write(renderStatus(state, await numberedHistory(stack)) + "\n");
     });
 
-  program
-    .command("history")
-    .description("the stack's updates, numbered, with the image each one left as DEFAULT (from the target's journal)")
-    .option("--stack <name>", "the stack", "demo")
-    .option("--cwd <dir>", "the Pulumi project directory", ".")
+  stackCommand(program, "history", "the stack's updates, numbered, with the image each one left as DEFAULT (from the target's journal)")
     .action(async (flags: StackFlags) => {
       const { stack, projectDir } = await openStack(flags);
       const history = await numberedHistory(stack);
@@ -163,11 +160,7 @@ export function registerStackCommands(program: Command): void {
       }
     });
 
-  program
-    .command("rollback")
-    .description("go back to the image update N deployed (default: the previous successful update), through `pulumi up`")
-    .option("--stack <name>", "the stack", "demo")
-    .option("--cwd <dir>", "the Pulumi project directory", ".")
+  stackCommand(program, "rollback", "go back to the image update N deployed (default: the previous successful update), through `pulumi up`")
     .option("--to <version>", "the update number to go back to (see `ramroot history`)")
     .action(async (flags: StackFlags & { to?: string }) => {
       const { stack, projectDir } = await openStack(flags);
@@ -178,11 +171,7 @@ export function registerStackCommands(program: Command): void {
       });
     });
 
-  program
-    .command("qemu")
-    .description("boot the stack's machine (its disk image target) or a given disk image in QEMU, console on this terminal")
-    .option("--stack <name>", "the stack", "demo")
-    .option("--cwd <dir>", "the Pulumi project directory", ".")
+  stackCommand(program, "qemu", "boot the stack's machine (its disk image target) or a given disk image in QEMU, console on this terminal")
     .option("--disk <image>", "a disk image to boot instead of the stack's")
     .option("--expect <marker>", "exit 0 once this marker shows on the console, 1 if it does not")
     .option("--timeout <seconds>", "with --expect: give up after this long", "180")

@@ -10,6 +10,7 @@ import { alpineKeys } from "../apk/alpine-keys";
 import { loadRepositories, type LoadedRepository } from "../apk/repository";
 import { resolvePackages, type Lock } from "../apk/solver";
 import { loadKeysDir } from "../apk/signature";
+import { parseInput } from "../input-error";
 import { imageConfigSchema, servicesOf, worldOf, type ImageConfig, type ImageConfigInput } from "./image-config";
 import { inlineEntries, mergeOverlays, overlayDigest, overlaySummary, scanOverlay, type OverlayEntry } from "./overlay";
 
@@ -61,14 +62,7 @@ export interface ResolvedPlan {
 
 /** Reads the config with zod; a bad field throws naming the field, the value and what is accepted. */
 export function parseImageConfig(input: unknown): ImageConfig {
-  const result = imageConfigSchema.safeParse(input, { reportInput: true });
-  if (result.success) return result.data;
-  const lines = result.error.issues.map((issue) => {
-    const field = issue.path.map((p) => (typeof p === "number" ? `[${p}]` : `.${String(p)}`)).join("").replace(/^\./, "") || "(config)";
-    const found = "input" in issue && issue.input !== undefined ? JSON.stringify(issue.input) : "nothing";
-    return `${field}: got ${found}; ${issue.message}`;
-  });
-  throw new Error(`invalid image config:\n  ${lines.join("\n  ")}`);
+  return parseInput(imageConfigSchema, input, "image config");
 }
 
 /** Trusted keys: the files and directories the config names, else Alpine's pinned keys. */
