@@ -66,11 +66,11 @@ test("bad specs are refused with the field, the value and what is accepted", () 
   expect(() => renderSyslinuxConfig({ ...spec, defaultLabel: "c" })).toThrow(/defaultLabel: got "c"; expected one of the entry labels: a, b/);
   expect(() => renderSyslinuxConfig({ ...spec, timeout: -1 })).toThrow(/timeout: got -1; expected 0 or more deciseconds/);
   const badEntry = { ...spec, entries: [{ ...spec.entries[0]!, label: "has space" }] };
-  expect(() => renderSyslinuxConfig(badEntry)).toThrow(/entries\.0\.label: got "has space"; expected a label/);
+  expect(() => renderSyslinuxConfig(badEntry)).toThrow(/entries\[0\]\.label: got "has space"; expected a label/);
   const commaInitrd = { ...spec, entries: [{ ...spec.entries[0]!, initrd: ["/a/x,y"] }] };
-  expect(() => renderSyslinuxConfig(commaInitrd)).toThrow(/entries\.0\.initrd\.0: got "\/a\/x,y"/);
+  expect(() => renderSyslinuxConfig(commaInitrd)).toThrow(/entries\[0\]\.initrd\[0\]: got "\/a\/x,y"/);
   const dupe = { ...spec, entries: [spec.entries[0]!, { ...spec.entries[1]!, label: "A" }] };
-  expect(() => renderSyslinuxConfig(dupe)).toThrow(/entries\.1\.label: got "A"; expected labels to be unique/);
+  expect(() => renderSyslinuxConfig(dupe)).toThrow(/entries\[1\]\.label: got "A"; expected labels to be unique/);
 });
 
 describe("on a local target", () => {
