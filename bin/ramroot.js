@@ -1,17 +1,39 @@
 #!/usr/bin/env node
 // The `ramroot` command. The TypeScript sources are compiled to dist/ by `npm run build`
-// (the setup script does it); this file only hands over to the compiled CLI.
+// (the setup does it); this file only hands over to the compiled CLI, under Node >= 22:
+// when the Node running it is older, it runs itself again with the Node the setup provided.
 "use strict";
 const path = require("node:path");
 const fs = require("node:fs");
-const entry = path.join(__dirname, "..", "dist", "provider", "cli", "main.js");
+const os = require("node:os");
+const { spawnSync } = require("node:child_process");
+
+const root = path.join(__dirname, "..");
+const entry = path.join(root, "dist", "provider", "cli", "main.js");
+const major = Number(process.versions.node.split(".")[0]);
+
+function setupNode() {
+  if (process.env.RAMROOT_NODE && fs.existsSync(process.env.RAMROOT_NODE)) return process.env.RAMROOT_NODE;
+  const dir = path.join(process.env.RAMROOT_CACHE || path.join(os.homedir(), ".cache", "ramroot"), "node");
+  const found = fs.existsSync(dir) ? fs.readdirSync(dir).filter((d) => d.startsWith("node-")).sort().reverse() : [];
+  for (const d of found) {
+    const node = path.join(dir, d, "bin", "node");
+    if (fs.existsSync(node)) return node;
+  }
+  return undefined;
+}
+
+if (major < 22) {
+  const node = setupNode();
+  if (!node || node === process.execPath) {
+    console.error(`ramroot: needs Node >= 22, this is ${process.version}; run \`npm run setup\``);
+    process.exit(2);
+  }
+  const result = spawnSync(node, [__filename, ...process.argv.slice(2)], { stdio: "inherit" });
+  process.exit(result.status === null ? 1 : result.status);
+}
 if (!fs.existsSync(entry)) {
   console.error(`ramroot: ${entry} is missing; run \`npm run setup\` (or \`npm run build\`) first`);
-  process.exit(2);
-}
-const major = Number(process.versions.node.split(".")[0]);
-if (major < 22) {
-  console.error(`ramroot: needs Node >= 22, this is ${process.version}; run \`npm run setup\` and \`source .ramroot/env.sh\``);
   process.exit(2);
 }
 require(entry).main(process.argv).catch((err) => {
