@@ -16,6 +16,8 @@ export interface Sample {
   peakKiB?: number;
   /** output bytes, when the variant produces a file */
   bytes?: number;
+  /** what a command printed, for checks (not kept in the results) */
+  stdout?: string;
 }
 
 export interface Variant {
@@ -55,7 +57,7 @@ export async function alternate(variants: Variant[], runs: number, log: (m: stri
       await v.before?.();
       const sample = await v.run();
       await v.check?.(sample);
-      samples[i]!.push(sample);
+      samples[i]!.push({ seconds: sample.seconds, peakKiB: sample.peakKiB, bytes: sample.bytes });
       log(`  [${round + 1}/${runs}] ${v.label}: ${sample.seconds.toFixed(2)} s${sample.peakKiB ? `, peak ${(sample.peakKiB / 1024).toFixed(0)} MiB` : ""}${sample.bytes !== undefined ? `, ${sample.bytes} bytes` : ""}`);
     }
   }

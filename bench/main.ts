@@ -1,0 +1,105 @@
+/**
+ * `npm run bench` (through bench/run.sh): makes the workload once, runs every benchmark and
+ * rewrites bench/RESULTS.md (and bench/results.json with every sample). BENCH_ONLY picks
+ * sections (cpio,compress,build,install,preview,boot); a partial run writes RESULTS.partial.md.
+ */
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import { benchWorkload } from "./workload";
+import { machineInfo } from "./machine";
+import { renderResults } from "./report";
+import { benchCpio } from "./cpio-bench";
+import { benchCompress } from "./compress-bench";
+import { benchBuild } from "./build-bench";
+import { benchInstall } from "./install-bench";
+import { benchPreview } from "./preview-bench";
+import { benchBoot } from "./boot-bench";
+import type { BenchContext, SectionResult } from "./section";
+
+const SECTIONS = ["cpio", "compress", "build", "install", "preview", "boot"] as const;
+type SectionId = (typeof SECTIONS)[number];
+
+function count(name: string, fallback: number, min = 1): number {
+  const raw = process.env[name];
+  if (raw === undefined || raw === "") return fallback;
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < min) throw new Error(`${name}=${JSON.stringify(raw)}: expected a whole number >= ${min}`);
+  return n;
+}
+
+function selected(): SectionId[] {
+  const raw = process.env.BENCH_ONLY;
+  if (!raw) return [...SECTIONS];
+  const ids = raw.split(",").map((s) => s.trim()).filter((s) => s !== "");
+  for (const id of ids) if (!SECTIONS.includes(id as SectionId)) throw new Error(`BENCH_ONLY: "${id}" is not a section; expected some of ${SECTIONS.join(",")}`);
+  return ids as SectionId[];
+}
+
+async function main(): Promise<void> {
+  const started = Date.now();
+  const loadBefore = os.loadavg();
+  // bench/run.sh runs this from the repository root, compiled into <out>/bench/main.js.
+  const repoRoot = process.cwd();
+  const compiled = path.resolve(__dirname, "..");
+  const benchDir = path.join(repoRoot, "bench");
+  if (!fs.existsSync(path.join(benchDir, "run.sh"))) throw new Error(`run from the repository root (no bench/run.sh under ${repoRoot}); use npm run bench`);
+  const only = selected();
+  const ctx: BenchContext = {
+    runs: count("BENCH_RUNS", 5),
+    heavyRuns: count("BENCH_HEAVY_RUNS", 3),
+    scratch: fs.mkdtempSync(path.join(os.tmpdir(), "ramroot-bench-")),
+    log: (m) => process.stderr.write(`[bench] ${m}\n`),
+  };
+  const gzipBuildRuns = count("BENCH_GZIP_BUILD_RUNS", 1, 0);
+  const machine = machineInfo({
+    "GNU cpio": ["cpio", ["--version"]],
+    gzip: ["gzip", ["--version"]],
+    pigz: ["pigz", ["--version"]],
+    zstd: ["zstd", ["--version"]],
+    qemu: ["qemu-system-x86_64", ["--version"]],
+    pulumi: ["pulumi", ["version"]],
+    zlib: [process.execPath, ["-p", "'zlib ' + process.versions.zlib + ', zstd ' + process.versions.zstd"]],
+  });
+  try {
+    const w = await benchWorkload();
+    const sections: SectionResult[] = [];
+    const run: Record<SectionId, () => Promise<SectionResult>> = {
+      cpio: () => benchCpio(w, ctx),
+      compress: () => benchCompress(w, ctx),
+      build: () => benchBuild(w, ctx, gzipBuildRuns),
+      install: () => benchInstall(w, ctx, repoRoot),
+      preview: () => benchPreview(ctx, repoRoot, compiled),
+      boot: () => benchBoot(w, ctx, repoRoot),
+    };
+    for (const id of only) {
+      const t0 = Date.now();
+      sections.push(await run[id]());
+      ctx.log(`${id}: ${((Date.now() - t0) / 1000).toFixed(0)} s`);
+    }
+    const partial = only.length !== SECTIONS.length;
+    const analysisFile = path.join(benchDir, "analysis.md");
+    const analysis = fs.existsSync(analysisFile) ? fs.readFileSync(analysisFile, "utf8") : "";
+    const info = {
+      date: new Date().toISOString().replace(/\.\d+Z$/, "Z"),
+      totalSeconds: (Date.now() - started) / 1000,
+      runs: ctx.runs,
+      heavyRuns: ctx.heavyRuns,
+      gzipBuildRuns,
+      loadBefore,
+      loadAfter: os.loadavg(),
+      command: partial ? `BENCH_ONLY=${only.join(",")} npm run bench` : "npm run bench",
+    };
+    const results = path.join(benchDir, partial ? "RESULTS.partial.md" : "RESULTS.md");
+    fs.writeFileSync(results, renderResults(info, machine, w, sections, analysis));
+    fs.writeFileSync(path.join(benchDir, partial ? "results.partial.json" : "results.json"), JSON.stringify({ info, machine, sections }, null, 2) + "\n");
+    ctx.log(`wrote ${results}`);
+  } finally {
+    fs.rmSync(ctx.scratch, { recursive: true, force: true });
+  }
+}
+
+main().catch((err) => {
+  console.error(`bench: ${err instanceof Error ? err.stack : err}`);
+  process.exit(1);
+});
