@@ -1,32 +1,44 @@
 /**
  * Deterministic compression of the packed archive. gzip comes from zlib with no file name and
- * a zero mtime in its header; zstd from Node's bundled libzstd in multi-threaded mode, whose
- * output does not depend on how many workers run (checked: 1, 2 and 4 workers give the same
- * bytes), so it uses every core and stays reproducible.
+ * a zero mtime in its header. zstd runs the zstd program multi-threaded: its output does not
+ * depend on the number of threads (checked: -T1, -T2 and -T4 give the same bytes), so it uses
+ * every core and stays reproducible. Node's own zstd stream is not used for it: with workers
+ * enabled it ends before the workers' output is flushed (an empty or truncated file).
  */
 import * as os from "node:os";
 import * as zlib from "node:zlib";
-import type { Transform } from "node:stream";
+import { spawn } from "node:child_process";
+import { Duplex } from "node:stream";
 
 export type Compression = "gzip" | "zstd" | "none";
 
 export const COMPRESSIONS: readonly Compression[] = ["gzip", "zstd", "none"];
 
+export const ZSTD_LEVEL = 19;
+
+function zstdProcess(): Duplex {
+  const threads = Math.max(1, os.availableParallelism());
+  const child = spawn("zstd", [`-${ZSTD_LEVEL}`, `-T${threads}`, "-q", "-c", "--no-progress"], { stdio: ["pipe", "pipe", "pipe"] });
+  let stderr = "";
+  child.stderr.setEncoding("utf8");
+  child.stderr.on("data", (d: string) => (stderr += d));
+  const duplex = Duplex.from({ writable: child.stdin, readable: child.stdout });
+  child.on("error", (err) => duplex.destroy(new Error(`cannot run zstd: ${err.message} (install Debian's zstd)`)));
+  child.on("close", (code) => {
+    if (code !== 0) duplex.destroy(new Error(`zstd exited with ${code}: ${stderr.trim()}`));
+  });
+  return duplex;
+}
+
 /** A stream that compresses what is written to it, or undefined for "none". */
-export function compressor(kind: Compression): Transform | undefined {
+export function compressor(kind: Compression): Duplex | undefined {
   switch (kind) {
     case "gzip":
       // The kernel's gunzip is the most widely built decompressor; level 9 is what
       // mkinitfs and frood use.
       return zlib.createGzip({ level: 9, memLevel: 9 });
     case "zstd":
-      return zlib.createZstdCompress({
-        params: {
-          [zlib.constants.ZSTD_c_compressionLevel]: 19,
-          [zlib.constants.ZSTD_c_nbWorkers]: Math.max(1, os.availableParallelism()),
-          [zlib.constants.ZSTD_c_checksumFlag]: 1,
-        },
-      });
+      return zstdProcess();
     case "none":
       return undefined;
   }

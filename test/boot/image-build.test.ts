@@ -21,7 +21,7 @@ echo "RAMROOT-UP msg=$(cat /etc/ramroot/message) user=$(id -u ramroot) uname=$(/
 `;
 
 /** A project directory: config + root/ overlay, pointing at the test repository. */
-function writeProject(dir: string, message: string): string {
+function writeProject(dir: string, message: string, compression = "gzip"): string {
   fs.mkdirSync(path.join(dir, "root", "etc", "init.d"), { recursive: true });
   fs.mkdirSync(path.join(dir, "root", "etc", "ramroot"), { recursive: true });
   fs.writeFileSync(path.join(dir, "root", "etc", "init.d", "hello"), HELLO, { mode: 0o755 });
@@ -35,7 +35,7 @@ function writeProject(dir: string, message: string): string {
     overlay: "root",
     services: { boot: ["hostname"], default: ["hello"] },
     hostname: "testbox",
-    compression: "gzip",
+    compression,
     epoch: 1700000000,
   };
   const file = path.join(dir, "image.yaml");
@@ -122,4 +122,21 @@ test("--plan-only prints the plan; an unreachable repository fails fast naming t
   const err = await ramroot("build", "--plan-only", missing).catch((e: Error) => e.message);
   expect(err).toMatch(/zfs-lts/);
   expect(err).toContain(repo.repository);
+});
+
+test("a zstd image (multi-threaded, still reproducible) boots too", async () => {
+  const project = path.join(work, "pz");
+  fs.mkdirSync(project);
+  const config = writeProject(project, "zstd-image", "zstd");
+  const resolved = await planImage(require("yaml").parse(fs.readFileSync(config, "utf8")), { baseDir: project });
+  const a = await buildImage(resolved, { cacheDir: path.join(work, "cache-z1") });
+  const b = await buildImage(resolved, { cacheDir: path.join(work, "cache-z2") });
+  expect(a.initramfs.path.endsWith(".zst")).toBe(true);
+  expect(b.initramfs.sha256).toBe(a.initramfs.sha256);
+  const result = await bootQemu({
+    media: { kind: "kernel", kernel: a.kernel!.path, initrd: a.initramfs.path, append: "rdinit=/sbin/init" },
+    marker: "RAMROOT-UP msg=zstd-image",
+    timeoutMs: 180_000,
+  });
+  expect(result.found).toBe(true);
 });

@@ -1,0 +1,43 @@
+import * as crypto from "node:crypto";
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import { execFileSync } from "node:child_process";
+import { Readable } from "node:stream";
+import { pipeline } from "node:stream/promises";
+import { compressor, type Compression } from "../../../provider/image/compress";
+
+// 24 MiB of mixed data: large enough for zstd to split the work between threads.
+const input = Buffer.concat([fs.readFileSync("/bin/busybox"), crypto.randomBytes(4 << 20), Buffer.alloc(18 << 20, 7)]);
+
+async function compress(kind: Compression, out: string): Promise<Buffer> {
+  await pipeline(Readable.from([input]), compressor(kind)!, fs.createWriteStream(out));
+  return fs.readFileSync(out);
+}
+
+let work: string;
+beforeAll(() => (work = fs.mkdtempSync(path.join(os.tmpdir(), "ramroot-compress-"))));
+afterAll(() => fs.rmSync(work, { recursive: true, force: true }));
+
+test.each(["gzip", "zstd"] as Compression[])("%s: same input, same bytes, and the standard tool gives the input back", async (kind) => {
+  const a = await compress(kind, path.join(work, `a.${kind}`));
+  const b = await compress(kind, path.join(work, `b.${kind}`));
+  expect(a.length).toBeGreaterThan(0);
+  expect(a.equals(b)).toBe(true);
+  const back = execFileSync(kind === "gzip" ? "gzip" : "zstd", ["-d", "-c", path.join(work, `a.${kind}`)], { maxBuffer: 64 << 20 });
+  expect(back.equals(input)).toBe(true);
+});
+
+test("gzip's header has no name and no time", async () => {
+  const gz = await compress("gzip", path.join(work, "h.gz"));
+  expect(gz.readUInt32LE(4)).toBe(0); // MTIME
+  expect(gz[3]! & 0x08).toBe(0); // FNAME flag
+});
+
+test("zstd's output does not depend on the number of threads", () => {
+  const file = path.join(work, "in.bin");
+  fs.writeFileSync(file, input);
+  const one = execFileSync("zstd", ["-19", "-T1", "-q", "-c", file], { maxBuffer: 64 << 20 });
+  const two = execFileSync("zstd", ["-19", "-T2", "-q", "-c", file], { maxBuffer: 64 << 20 });
+  expect(one.equals(two)).toBe(true);
+});
