@@ -9,6 +9,7 @@ import * as path from "node:path";
 import { parse as parseYaml } from "yaml";
 import { planImage } from "../provider/image/plan";
 import { installPackages } from "../provider/apk/install";
+import { packageLocator } from "../provider/apk/repository";
 
 async function main(argv: string[]): Promise<void> {
   const [config, dest, cache] = argv;
@@ -21,6 +22,7 @@ async function main(argv: string[]): Promise<void> {
     keys: resolved.keys,
     repositories: resolved.config.repositories,
     cacheDir: cache,
+    locate: packageLocator(resolved.repositories),
   });
   if (result.failedScripts.length > 0) throw new Error(`scripts failed: ${result.failedScripts.map((s) => `${s.package} ${s.script}`).join(", ")}`);
   process.stdout.write(`${result.installed.length} packages, ${result.manifest.size} paths\n`);

@@ -26,8 +26,8 @@ export interface InstallOptions {
   runScripts?: boolean;
   scriptRunner?: ScriptRunner;
   onProgress?: (message: string) => void;
-  /** Where a package's .apk is (URL or path); default `packageLocation(record.repository, arch, record)`. */
-  locate?: (record: RepositoryPackage) => string;
+  /** Where a package's .apk is (URL or path): `packageLocator(repositories)` from repository.ts. */
+  locate: (record: RepositoryPackage) => string;
 }
 
 export interface InstallResult {
@@ -45,11 +45,6 @@ export interface InstallResult {
 export function defaultPackageCacheDir(): string {
   const base = process.env.RAMROOT_CACHE ?? path.join(os.homedir(), ".cache", "ramroot");
   return path.join(base, "apk", "packages");
-}
-
-/** Where apk fetches a package: `<repository>/<arch>/<name>-<version>.apk`. */
-export function packageLocation(repository: string, arch: string, record: { name: string; version: string }): string {
-  return `${repository.replace(/\/+$/, "")}/${arch}/${record.name}-${record.version}.apk`;
 }
 
 async function download(location: string): Promise<Buffer> {
@@ -73,9 +68,9 @@ async function download(location: string): Promise<Buffer> {
  */
 export async function fetchVerifiedPackage(
   record: RepositoryPackage,
-  opts: { arch: string; keys: Map<string, Buffer>; allowUntrusted?: boolean; cacheDir: string; locate?: (record: RepositoryPackage) => string },
+  opts: { keys: Map<string, Buffer>; allowUntrusted?: boolean; cacheDir: string; locate: (record: RepositoryPackage) => string },
 ): Promise<PackageFile> {
-  const location = opts.locate ? opts.locate(record) : packageLocation(record.repository, opts.arch, record);
+  const location = opts.locate(record);
   const key = record.checksum?.startsWith("Q1") ? Buffer.from(record.checksum.slice(2), "base64").toString("hex") : undefined;
   const cached = key ? path.join(opts.cacheDir, key) : undefined;
   if (cached && fs.existsSync(cached)) {
@@ -133,7 +128,7 @@ export async function installPackages(opts: InstallOptions): Promise<InstallResu
   const files: PackageFile[] = [];
   for (const entry of order) {
     progress(`fetch ${entry.name}-${entry.version}`);
-    files.push(await fetchVerifiedPackage(entry.record, { arch: opts.arch, keys: opts.keys, allowUntrusted: opts.allowUntrusted, cacheDir, locate: opts.locate }));
+    files.push(await fetchVerifiedPackage(entry.record, { keys: opts.keys, allowUntrusted: opts.allowUntrusted, cacheDir, locate: opts.locate }));
   }
 
   const run = async (pkg: PackageFile, script: "pre-install" | "post-install") => {

@@ -269,3 +269,13 @@ export function packageUrl(repo: LoadedRepository, pkg: RepositoryPackage): stri
   const dir = repo.indexUrl.slice(0, repo.indexUrl.lastIndexOf("/"));
   return `${dir}/${pkg.name}-${pkg.version}.apk`;
 }
+
+/** Where each package of these repositories is, for the installer. */
+export function packageLocator(repos: readonly LoadedRepository[]): (pkg: RepositoryPackage) => string {
+  const byUrl = new Map(repos.map((r) => [r.url, r]));
+  return (pkg) => {
+    const repo = byUrl.get(pkg.repository);
+    if (!repo) throw new Error(`${pkg.name}-${pkg.version}: its repository ${pkg.repository} is not among those loaded`);
+    return packageUrl(repo, pkg);
+  };
+}

@@ -8,7 +8,7 @@ import { parseApkindex } from "../apk/apkindex";
 import { buildPackage, type PackageSpec } from "../apk/package-builder";
 import { readPackageFile, SCRIPT_NAMES, type ScriptName } from "../apk/package-file";
 import { writeRepositoryIndex } from "../apk/repository-index";
-import { loadRepositories, packageUrl } from "../apk/repository";
+import { loadRepositories, packageLocator } from "../apk/repository";
 import { generateKeyPair, loadKeysDir, type Signer, type SignatureDigest } from "../apk/signature";
 import { resolvePackages } from "../apk/solver";
 import { apkCommandGroup } from "./apk-command";
@@ -192,11 +192,10 @@ export function registerPkgCommands(program: Command): void {
       const progress = (msg: string) => process.stderr.write(`${msg}\n`);
       const repos = await loadRepositories(flags.repository, { arch: flags.arch, keys, allowUntrusted: flags.allowUntrusted, onProgress: progress });
       const lock = resolvePackages(world, repos.flatMap((r) => r.packages), { arch: flags.arch });
-      const repoOf = new Map(repos.map((r) => [r.url, r] as const));
       const result = await installPackages({
         root: flags.root, lock, arch: flags.arch, keys, allowUntrusted: flags.allowUntrusted, repositories: flags.repository,
         cacheDir: flags.cacheDir, runScripts: flags.scripts, onProgress: progress,
-        locate: (record) => packageUrl(repoOf.get(record.repository)!, record),
+        locate: packageLocator(repos),
       });
       for (const p of result.installed) process.stdout.write(`installed ${p.name}-${p.version}\n`);
       for (const s of result.skippedScripts) process.stderr.write(`WARNING: ${s.package}.${s.script} NOT RUN: ${s.detail}\n`);

@@ -11,6 +11,7 @@ import * as path from "node:path";
 import { pipeline } from "node:stream/promises";
 import { PassThrough } from "node:stream";
 import { installPackages } from "../apk/install";
+import { packageLocator } from "../apk/repository";
 import type { FileManifest } from "../apk/expand";
 import { writeCpio, type CpioEntry } from "./cpio-writer";
 import { compressor, compressionSuffix } from "./compress";
@@ -202,6 +203,7 @@ export async function buildImage(resolved: ResolvedPlan, opts: BuildOptions = {}
       keys: resolved.keys,
       allowUntrusted: config.allowUntrusted,
       repositories: config.repositories,
+      locate: packageLocator(resolved.repositories),
       onProgress: progress,
     });
     for (const s of installed.skippedScripts) warnings.push(`${s.package} ${s.script} not run: ${s.detail ?? "architecture differs"}`);
