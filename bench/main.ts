@@ -41,7 +41,6 @@ async function main(): Promise<void> {
   const loadBefore = os.loadavg();
   // bench/run.sh runs this from the repository root, compiled into <out>/bench/main.js.
   const repoRoot = process.cwd();
-  const compiled = path.resolve(__dirname, "..");
   const benchDir = path.join(repoRoot, "bench");
   if (!fs.existsSync(path.join(benchDir, "run.sh"))) throw new Error(`run from the repository root (no bench/run.sh under ${repoRoot}); use npm run bench`);
   const only = selected();
@@ -69,7 +68,7 @@ async function main(): Promise<void> {
       compress: () => benchCompress(w, ctx),
       build: () => benchBuild(w, ctx, gzipBuildRuns),
       install: () => benchInstall(w, ctx, repoRoot),
-      preview: () => benchPreview(ctx, repoRoot, compiled),
+      preview: () => benchPreview(ctx, repoRoot),
       boot: () => benchBoot(w, ctx, repoRoot),
     };
     for (const id of only) {
