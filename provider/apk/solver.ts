@@ -82,8 +82,11 @@ class PackageUniverse {
       .sort((a, b) => a.rec.repositoryOrder - b.rec.repositoryOrder || a.i - b.i);
     const seen = new Set<string>();
     for (const { rec } of ordered) {
-      // The same package in several repositories is one package; the earliest repository serves it.
-      const key = `${rec.name}\0${rec.version}\0${rec.checksum ?? ""}`;
+      // apk knows a package by its checksum (apk_db_pkg_add): a record whose checksum is already
+      // known is the same package, whatever its name says, and the first one read (the earliest
+      // repository) serves it. The checksum is compared decoded, so two texts that decode to the
+      // same bytes (base64 differing only in padding bits) are one package too.
+      const key = rec.checksum !== undefined ? `C\0${checksumIdentity(rec.checksum)}` : `P\0${rec.name}\0${rec.version}`;
       if (seen.has(key)) continue;
       seen.add(key);
       this.add(rec);
@@ -138,6 +141,16 @@ class PackageUniverse {
   existingProviders(name: string): Provider[] {
     return this.providers.get(name) ?? [];
   }
+}
+
+/**
+ * The bytes an index checksum stands for: "Q1" + 28 base64 characters is a SHA-1, 32 hex digits an
+ * MD5. Text of any other shape (not a checksum apk would read) is compared as it is.
+ */
+function checksumIdentity(checksum: string): string {
+  if (/^Q1[A-Za-z0-9+/]{27}=$/.test(checksum)) return Buffer.from(checksum.slice(2), "base64").toString("hex");
+  if (/^[0-9a-fA-F]{32}$/.test(checksum)) return checksum.toLowerCase();
+  return checksum;
 }
 
 /** The names a package assigns when selected: its own, then each provide. */
@@ -358,16 +371,17 @@ function search(state: SearchState, at: number): boolean {
 }
 
 function parseWorld(world: readonly string[]): Dependency[] {
+  // apk's words for a bad world entry (apk add), followed by what exactly is wrong with it.
+  const invalid = (i: number, text: string, why: string): SolverError =>
+    new SolverError(`world[${i}]: '${text}' is not a valid world dependency, format is name(@tag)([<>~=]version): ${why}`);
   const deps = world.map((text, i) => {
     let dep: Dependency;
     try {
       dep = parseDependency(text);
     } catch (err) {
-      throw new SolverError(`world[${i}]: ${(err as Error).message}`);
+      throw invalid(i, text, (err as Error).message);
     }
-    if (dep.broken) {
-      throw new SolverError(`world[${i}]: ${JSON.stringify(text)} has an invalid version ${JSON.stringify(dep.version)}; see "ramroot apk version -c"`);
-    }
+    if (dep.broken) throw invalid(i, text, `invalid version ${JSON.stringify(dep.version)}; see "ramroot apk version -c"`);
     return dep;
   });
   // apk sorts the world by name before solving.

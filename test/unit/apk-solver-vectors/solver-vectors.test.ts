@@ -1,0 +1,39 @@
+/**
+ * apk-tools' own solver test cases (data/*.test with their data/*.repo indexes, see data/README.md),
+ * run against ramroot's solver in-process: the install order (name and version, in apk's order)
+ * or the "unable to select packages" report must be apk's, line for line.
+ */
+import * as path from "node:path";
+import { apkOutput, ramrootOutput, readVector, vectorFiles } from "./vector-file";
+
+/**
+ * Vectors ramroot does not reproduce yet: name -> how its answer differs and why. Each runs as
+ * test.failing, so it starts failing (and must move out of this list) the day ramroot agrees.
+ */
+const KNOWN_DIFFERENCES: Record<string, string> = {};
+
+const vectors = vectorFiles().map(readVector);
+
+test("the vector set is the one data/README.md lists", () => {
+  expect(vectors.map((v) => v.name)).toEqual(expect.arrayContaining(["basic1", "conflict2", "installif2", "provides17", "error10"]));
+  for (const v of vectors) {
+    // Only cases that start from an empty root with `apk add` are kept (see data/README.md).
+    expect({ name: v.name, applet: v.applet, needsInstalled: v.needsInstalled }).toEqual({ name: v.name, applet: "add", needsInstalled: false });
+    expect(v.expect).not.toBe("");
+  }
+});
+
+describe.each(vectors.map((v) => [v.name, v] as const))("%s", (name, v) => {
+  const run = KNOWN_DIFFERENCES[name] ? test.failing : test;
+  run(`apk ${[...v.options, v.applet, ...v.packages].join(" ")} (${v.repos.map((r) => path.basename(r)).join(", ") || "no repository"})`, () => {
+    const want = apkOutput(v);
+    const got = ramrootOutput(v);
+    if (v.repos.length === 0) {
+      // Argument errors (error8-10): apk's message, which ramroot's also names the world entry around.
+      expect(want.startsWith("ERROR: ")).toBe(true);
+      expect(got).toContain(want.slice("ERROR: ".length));
+    } else {
+      expect(got).toBe(want);
+    }
+  });
+});

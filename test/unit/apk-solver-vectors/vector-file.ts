@@ -1,0 +1,124 @@
+/**
+ * Reads apk-tools' solver test cases (test/*.test, test/solver/*.test) in both of their layouts:
+ *
+ *   old:  @ARGS                      new:  @ARGS add a b
+ *         --test-repo basic.repo           @REPO basic.repo      (or @CACHE basic.repo)
+ *         add a b                          @EXPECT
+ *         @EXPECT                          (1/2) Installing b (2)
+ *         (1/2) Installing b (2)           ...
+ *
+ * and runs them against ramroot's solver the way apk's test runner (test/solver.sh) runs apk.
+ */
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { parseApkindex } from "../../../provider/apk/apkindex";
+import type { RepositoryPackage } from "../../../provider/apk/package-record";
+import { installOrder, resolvePackages } from "../../../provider/apk/solver";
+
+export const DATA_DIR = path.join(__dirname, "data");
+
+export interface Vector {
+  name: string;
+  /** Index files in repository order, as named by the test (--test-repo, @REPO, @CACHE). */
+  repos: string[];
+  /** The apk applet (add, del, upgrade...). */
+  applet: string;
+  /** Options other than the repositories (--no-network...). */
+  options: string[];
+  /** The packages given to the applet. */
+  packages: string[];
+  /** Whether the case needs an installed database or an existing world. */
+  needsInstalled: boolean;
+  /** The text apk prints, verbatim. */
+  expect: string;
+}
+
+export function readVector(file: string): Vector {
+  const v: Vector = { name: path.basename(file, ".test"), repos: [], applet: "", options: [], packages: [], needsInstalled: false, expect: "" };
+  const tokens: string[] = [];
+  let section: "args" | "expect" | undefined;
+  const expected: string[] = [];
+  for (const line of fs.readFileSync(file, "utf8").split("\n")) {
+    if (section === "expect" && !line.startsWith("@")) {
+      expected.push(line);
+      continue;
+    }
+    const [tag, ...rest] = line.split(" ");
+    const value = rest.join(" ");
+    switch (tag) {
+      case "@ARGS":
+        section = "args";
+        tokens.push(...rest.filter((t) => t.length > 0));
+        break;
+      case "@REPO":
+      case "@CACHE":
+        v.repos.push(value);
+        break;
+      case "@INSTALLED":
+      case "@WORLD":
+        v.needsInstalled = true;
+        break;
+      case "@EXPECT":
+        section = "expect";
+        break;
+      default:
+        if (line.startsWith("@")) throw new Error(`${file}: unknown directive ${JSON.stringify(line)}`);
+        if (section === "args") tokens.push(...line.split(" ").filter((t) => t.length > 0));
+    }
+  }
+  for (let i = 0; i < tokens.length; i++) {
+    const t = tokens[i]!;
+    if (t === "--test-repo") v.repos.push(tokens[++i]!.replace(/^!/, ""));
+    else if (t === "--test-instdb" || t === "--test-world") {
+      v.needsInstalled = true;
+      i++;
+    } else if (t.startsWith("-")) v.options.push(t);
+    else if (v.applet === "") v.applet = t;
+    else v.packages.push(t);
+  }
+  v.expect = expected.join("\n").replace(/\n+$/, "");
+  return v;
+}
+
+/** The vectors kept under data/, by name. */
+export function vectorFiles(): string[] {
+  return fs
+    .readdirSync(DATA_DIR)
+    .filter((f) => f.endsWith(".test"))
+    .sort((a, b) => a.localeCompare(b, "en", { numeric: true }))
+    .map((f) => path.join(DATA_DIR, f));
+}
+
+/** The repositories of a vector as ramroot reads them: plain APKINDEX text, in priority order. */
+export function vectorPackages(v: Vector): RepositoryPackage[] {
+  return v.repos.flatMap((name, order) => {
+    const url = `file://${path.join(DATA_DIR, name)}`;
+    return parseApkindex(fs.readFileSync(path.join(DATA_DIR, name), "utf8"), url).map((r) => ({ ...r, repository: url, repositoryOrder: order }));
+  });
+}
+
+/** apk's "(i/n) Installing name (version)" lines for an install order. */
+export function installLines(order: Array<{ name: string; version: string }>): string[] {
+  return order.map((e, i) => `(${i + 1}/${order.length}) Installing ${e.name} (${e.version})`);
+}
+
+/**
+ * What ramroot says for the vector, in apk's words: the install lines, or the error text. apk's
+ * closing "OK: n MiB in m packages" line counts the installed database, which ramroot has none of,
+ * so it is left out of both sides.
+ */
+export function ramrootOutput(v: Vector): string {
+  try {
+    return installLines(installOrder(resolvePackages(v.packages, vectorPackages(v)))).join("\n");
+  } catch (err) {
+    const message = (err as Error).message;
+    return message.startsWith("ERROR: ") ? message : `ERROR: ${message}`;
+  }
+}
+
+export function apkOutput(v: Vector): string {
+  return v.expect
+    .split("\n")
+    .filter((l) => !l.startsWith("OK: "))
+    .join("\n");
+}
