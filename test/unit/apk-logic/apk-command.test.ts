@@ -2,34 +2,23 @@ import * as crypto from "node:crypto";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
-import { execa } from "execa";
 import { writeIndexArchive } from "../../../provider/apk/index-archive";
+import { type CliRun, type CompiledCli, compileCli } from "../../fixtures/ramroot-cli";
 
-// commander is ESM-only and jest loads CommonJS, so the CLI runs as the real program: compiled by
-// tsc into a scratch directory and started with Node, standard input and exit code included.
-const ROOT = path.resolve(__dirname, "../../..");
-let cliMain: string;
-
-async function run(args: string[], stdin = ""): Promise<{ stdout: string; stderr: string; code: number }> {
-  const script = `require(${JSON.stringify(cliMain)}).main(["node", "ramroot", ...process.argv.slice(1)])`;
-  const r = await execa(process.execPath, ["-e", script, "--", ...args], { input: stdin, reject: false, stripFinalNewline: false });
-  return { stdout: r.stdout as string, stderr: r.stderr as string, code: r.exitCode ?? -1 };
-}
+let cli: CompiledCli;
+const run = (args: string[], stdin = ""): Promise<CliRun> => cli.run(args, stdin);
 
 const INDEX = "C:Q1a\nP:a\nV:1.0-r0\nA:x86_64\nD:b>=2\n\nC:Q1b1\nP:b\nV:1.0-r0\nA:x86_64\n\nC:Q1b2\nP:b\nV:2.1-r0\nA:x86_64\n\n";
 
 let tmp: string;
 beforeAll(async () => {
   tmp = fs.mkdtempSync(path.join(os.tmpdir(), "ramroot-apkcli-"));
-  const out = path.join(tmp, "build");
-  const tsc = path.join(ROOT, "node_modules", "typescript", "bin", "tsc");
-  await execa(process.execPath, [tsc, "-p", path.join(ROOT, "tsconfig.json"), "--outDir", out, "--sourceMap", "false"], { reject: false, cwd: ROOT });
-  cliMain = path.join(out, "provider", "cli", "main.js");
-  if (!fs.existsSync(cliMain)) throw new Error(`tsc did not produce ${cliMain}`);
-  // the compiled tree resolves node_modules from the repository
-  fs.symlinkSync(path.join(ROOT, "node_modules"), path.join(out, "node_modules"));
+  cli = await compileCli();
 }, 180_000);
-afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
+afterAll(() => {
+  cli?.dispose();
+  fs.rmSync(tmp, { recursive: true, force: true });
+});
 
 describe("ramroot apk version", () => {
   test("-t compares two arguments", async () => {

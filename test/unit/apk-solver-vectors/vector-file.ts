@@ -122,3 +122,23 @@ export function apkOutput(v: Vector): string {
     .filter((l) => !l.startsWith("OK: "))
     .join("\n");
 }
+
+export interface VersionPair {
+  a: string;
+  op: "<" | "=" | ">";
+  b: string;
+}
+
+/** apk-tools' test/version.data: "A op B" per line, "# comment" allowed. */
+export function readVersionData(): VersionPair[] {
+  return fs
+    .readFileSync(path.join(DATA_DIR, "version.data"), "utf8")
+    .split("\n")
+    .map((line) => line.replace(/#.*/, "").trim())
+    .filter((line) => line.length > 0)
+    .map((line) => {
+      const [a, op, b, ...rest] = line.split(/\s+/);
+      if (rest.length > 0 || (op !== "<" && op !== "=" && op !== ">") || !a || !b) throw new Error(`version.data: cannot read ${JSON.stringify(line)}`);
+      return { a, op, b };
+    });
+}
