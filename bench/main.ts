@@ -7,8 +7,8 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { benchWorkload } from "./workload";
-import { machineInfo } from "./machine";
-import { renderResults } from "./report";
+import { machineInfo, type Machine } from "./machine";
+import { renderResults, type RunInfo } from "./report";
 import { benchCpio } from "./cpio-bench";
 import { benchCompress } from "./compress-bench";
 import { benchBuild } from "./build-bench";
@@ -36,7 +36,19 @@ function selected(): SectionId[] {
   return ids as SectionId[];
 }
 
+/**
+ * `npm run bench -- --render`: RESULTS.md again from bench/results.json, the cached workload and
+ * the current bench/analysis.md, measuring nothing (for a corrected analysis or layout).
+ */
+async function render(benchDir: string): Promise<void> {
+  const stored = JSON.parse(fs.readFileSync(path.join(benchDir, "results.json"), "utf8")) as { info: RunInfo; machine: Machine; sections: SectionResult[] };
+  const w = await benchWorkload();
+  const analysis = fs.readFileSync(path.join(benchDir, "analysis.md"), "utf8");
+  fs.writeFileSync(path.join(benchDir, "RESULTS.md"), renderResults(stored.info, stored.machine, w, stored.sections, analysis));
+}
+
 async function main(): Promise<void> {
+  if (process.argv.includes("--render")) return render(path.join(process.cwd(), "bench"));
   const started = Date.now();
   const loadBefore = os.loadavg();
   // bench/run.sh runs this from the repository root, compiled into <out>/bench/main.js.
@@ -79,7 +91,7 @@ async function main(): Promise<void> {
     const partial = only.length !== SECTIONS.length;
     const analysisFile = path.join(benchDir, "analysis.md");
     const analysis = fs.existsSync(analysisFile) ? fs.readFileSync(analysisFile, "utf8") : "";
-    const info = {
+    const info: RunInfo = {
       date: new Date().toISOString().replace(/\.\d+Z$/, "Z"),
       totalSeconds: (Date.now() - started) / 1000,
       runs: ctx.runs,

@@ -17,19 +17,22 @@ export interface RunInfo {
 const mibs = (bytes: number) => `${(bytes / 2 ** 20).toFixed(1)} MiB`;
 const secs = (s: number) => (s >= 100 ? s.toFixed(0) : s >= 10 ? s.toFixed(1) : s.toFixed(2));
 
+/** A table cell: "|" (as in `find | cpio`) would end the cell. */
+const cell = (text: string) => text.replace(/\|/g, "\\|");
+
 function table(t: ResultTable): string {
   const base = t.rows.find((r) => r.label === t.baseline);
   const head = ["variant", "median s", `time vs ${t.baseline}`];
   if (t.inputBytes) head.push("MiB/s in");
   if (t.showBytes) head.push("output");
   head.push("peak RSS", "all runs (s)");
-  const lines = [`| ${head.join(" | ")} |`, `|${head.map(() => " --- ").join("|")}|`];
+  const lines = [`| ${head.map(cell).join(" | ")} |`, `|${head.map(() => " --- ").join("|")}|`];
   for (const r of t.rows) {
     const cells = [r.label, secs(r.medianSeconds), base ? `${(r.medianSeconds / base.medianSeconds).toFixed(2)}x` : "-"];
     if (t.inputBytes) cells.push((t.inputBytes / 2 ** 20 / r.medianSeconds).toFixed(1));
     if (t.showBytes) cells.push(r.bytes !== undefined ? mibs(r.bytes) : "-");
     cells.push(r.medianPeakKiB !== undefined ? `${(r.medianPeakKiB / 1024).toFixed(0)} MiB` : "-", r.samples.map((s) => secs(s.seconds)).join(", "));
-    lines.push(`| ${cells.join(" | ")} |`);
+    lines.push(`| ${cells.map(cell).join(" | ")} |`);
   }
   return lines.join("\n");
 }
