@@ -3,7 +3,8 @@
 # developer's dist/ is neither used nor disturbed), then runs bench/main.ts, which measures
 # everything and rewrites bench/RESULTS.md. BENCH_RUNS / BENCH_HEAVY_RUNS set the run counts;
 # BENCH_ONLY=cpio,compress,build,install,preview,boot runs a subset (RESULTS.md is then
-# written to bench/RESULTS.partial.md instead).
+# written to bench/RESULTS.partial.md instead). `npm run bench -- --render` rewrites RESULTS.md
+# from bench/results.json and bench/analysis.md without measuring.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
