@@ -1,14 +1,14 @@
 /**
- * Deterministic compression of the packed archive. gzip comes from zlib with no file name and
- * a zero mtime in its header. zstd runs the zstd program multi-threaded: its output does not
+ * Deterministic compression of the packed archive. gzip is deflated in fixed blocks on every
+ * core, with no file name and a zero mtime in its header (parallel-gzip.ts). zstd runs the zstd program multi-threaded: its output does not
  * depend on the number of threads (checked: -T1, -T2 and -T4 give the same bytes), so it uses
  * every core and stays reproducible. Node's own zstd stream is not used for it: with workers
  * enabled it ends before the workers' output is flushed (an empty or truncated file).
  */
 import * as os from "node:os";
-import * as zlib from "node:zlib";
 import { spawn } from "node:child_process";
 import { Duplex } from "node:stream";
+import { ParallelGzip } from "./parallel-gzip";
 
 export type Compression = "gzip" | "zstd" | "none";
 
@@ -35,8 +35,8 @@ export function compressor(kind: Compression): Duplex | undefined {
   switch (kind) {
     case "gzip":
       // The kernel's gunzip is the most widely built decompressor; level 9 is what
-      // mkinitfs and frood use.
-      return zlib.createGzip({ level: 9, memLevel: 9 });
+      // mkinitfs and frood use. Blocks are deflated on every core (parallel-gzip.ts).
+      return new ParallelGzip(9);
     case "zstd":
       return zstdProcess();
     case "none":

@@ -15,7 +15,7 @@ import { imageConfigSchema, servicesOf, worldOf, type ImageConfig, type ImageCon
 import { inlineEntries, mergeOverlays, overlayDigest, overlaySummary, scanOverlay, type OverlayEntry } from "./overlay";
 
 /** Bumped whenever the builder's output for the same plan would change. */
-export const BUILDER_FORMAT = 2;
+export const BUILDER_FORMAT = 3;
 
 export interface LockedPackage {
   name: string;

@@ -41,3 +41,29 @@ test("zstd's output does not depend on the number of threads", () => {
   const two = execFileSync("zstd", ["-19", "-T2", "-q", "-c", file], { maxBuffer: 64 << 20 });
   expect(one.equals(two)).toBe(true);
 });
+
+test("parallel gzip: the same bytes whatever the parallelism, one member any gunzip reads", async () => {
+  const { ParallelGzip } = await import("../../../provider/image/parallel-gzip");
+  const run = async (parallelism: number) => {
+    const out: Buffer[] = [];
+    // uneven chunks, as the cpio writer produces them
+    const parts: Buffer[] = [];
+    for (let at = 0, i = 0; at < input.length; i++) {
+      const n = [110, 65536, 7, 1 << 20][i % 4]!;
+      parts.push(input.subarray(at, at + n));
+      at += n;
+    }
+    await pipeline(Readable.from(parts), new ParallelGzip(9, parallelism), async function* (src: AsyncIterable<Buffer>) {
+      for await (const c of src) out.push(c);
+    });
+    return Buffer.concat(out);
+  };
+  const one = await run(1);
+  const four = await run(4);
+  expect(one.equals(four)).toBe(true);
+  const file = path.join(work, "p.gz");
+  fs.writeFileSync(file, one);
+  execFileSync("gzip", ["-t", file]);
+  expect(execFileSync("gzip", ["-d", "-c", file], { maxBuffer: 64 << 20 }).equals(input)).toBe(true);
+  expect(execFileSync("gzip", ["-l", file], { encoding: "utf8" })).toMatch(new RegExp(String(input.length)));
+});
