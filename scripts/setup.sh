@@ -76,6 +76,7 @@ cat > .ramroot/env.sh <<ENV
 # Written by scripts/setup.sh. Source it to use this project's Node and Pulumi engine.
 export PATH="$pulumi_bin:$root/node_modules/.bin:$node_bin:\$PATH"
 export RAMROOT_NODE="$node_bin/node"
+export RAMROOT_PULUMI_ROOT="$(dirname "$pulumi_bin")"
 export PULUMI_SKIP_UPDATE_CHECK=true
 export PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION=true
 # A file backend inside the project: no accounts, no network.

@@ -1,20 +1,25 @@
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
-import { execFileSync } from "node:child_process";
 import { LocalWorkspace, PulumiCommand, type InlineProgramArgs, type Stack } from "@pulumi/pulumi/automation";
 
 export const REPO_ROOT = path.resolve(__dirname, "..", "..");
 
-/** The real pulumi CLI the setup installed; a test that needs it fails loudly without it. */
+/**
+ * The real pulumi CLI the setup installed (RAMROOT_PULUMI_ROOT from .ramroot/env.sh, else the
+ * first `pulumi` binary on PATH that has the Node.js language host beside it; npm's `pulumi`
+ * wrapper in node_modules/.bin is not one). A test that needs it fails loudly without it.
+ */
 export async function pulumiCommand(): Promise<PulumiCommand> {
-  let bin: string;
-  try {
-    bin = execFileSync("sh", ["-c", "command -v pulumi"], { encoding: "utf8" }).trim();
-  } catch {
-    throw new Error("the pulumi CLI is not on PATH: run `npm test` (it runs the setup) or `source .ramroot/env.sh`");
+  const fromEnv = process.env.RAMROOT_PULUMI_ROOT;
+  if (fromEnv && fs.existsSync(path.join(fromEnv, "bin", "pulumi"))) return PulumiCommand.get({ root: fromEnv });
+  for (const dir of (process.env.PATH ?? "").split(path.delimiter)) {
+    const bin = path.join(dir, "pulumi");
+    if (!fs.existsSync(bin)) continue;
+    const real = fs.realpathSync(bin);
+    if (fs.existsSync(path.join(path.dirname(real), "pulumi-language-nodejs"))) return PulumiCommand.get({ root: path.dirname(path.dirname(real)) });
   }
-  return PulumiCommand.get({ root: path.dirname(path.dirname(fs.realpathSync(bin))) });
+  throw new Error("the pulumi CLI is not installed: run `npm test` (it runs the setup) or `source .ramroot/env.sh`");
 }
 
 export interface EngineStack {
