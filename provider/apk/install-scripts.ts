@@ -1,4 +1,5 @@
 import * as fs from "node:fs";
+import { execFileSync } from "node:child_process";
 import * as path from "node:path";
 import { execa } from "execa";
 import picomatch from "picomatch";
@@ -90,4 +91,31 @@ export async function runInstallScript(env: ScriptEnvironment, pkg: { name: stri
 export function matchTriggers(globs: string[], changedDirs: Iterable<string>): string[] {
   const matchers = globs.map((g) => picomatch(g, { dot: true }));
   return [...new Set(changedDirs)].filter((dir) => matchers.some((m) => m(dir))).sort();
+}
+
+/** Character devices scripts commonly use (`>/dev/null`, `/dev/urandom`): major, minor. */
+const SCRIPT_DEVICES: Record<string, [number, number]> = { null: [1, 3], zero: [1, 5], random: [1, 8], urandom: [1, 9] };
+
+/**
+ * Gives chrooted scripts the few device nodes they redirect to, as the host's /dev would when
+ * apk runs on a live system; without them `>/dev/null` would leave a regular file in the
+ * image. Only as root (mknod); the returned function removes exactly what was added, so the
+ * image's /dev stays what the packages and the image builder put there.
+ */
+export function provideScriptDevices(env: ScriptEnvironment): () => void {
+  if (chooseRunner(env).runner !== "chroot") return () => undefined;
+  // /dev itself stays: a package may own it, and every image has one anyway.
+  const dev = path.join(env.root, "dev");
+  fs.mkdirSync(dev, { recursive: true });
+  const made: string[] = [];
+  for (const [name, [major, minor]] of Object.entries(SCRIPT_DEVICES)) {
+    const node = path.join(dev, name);
+    if (fs.existsSync(node)) continue;
+    execFileSync("mknod", ["-m", "666", node, "c", String(major), String(minor)]);
+    made.push(node);
+  }
+  return () => {
+    // Whatever is at those paths now (a script may have replaced a node) goes.
+    for (const node of made) fs.rmSync(node, { force: true });
+  };
 }

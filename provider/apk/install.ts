@@ -4,7 +4,7 @@ import * as path from "node:path";
 import { parseDependency } from "./dependency";
 import { expandDataTar, type FileManifest, type InstalledDir } from "./expand";
 import { writeApkDatabase, type InstalledPackage } from "./installed-db";
-import { matchTriggers, runInstallScript, type ScriptEnvironment, type ScriptOutcome, type ScriptRunner } from "./install-scripts";
+import { matchTriggers, provideScriptDevices, runInstallScript, type ScriptEnvironment, type ScriptOutcome, type ScriptRunner } from "./install-scripts";
 import { readPackageFile, type PackageFile } from "./package-file";
 import type { RepositoryPackage } from "./package-record";
 import { installOrder, type Lock } from "./solver";
@@ -139,34 +139,39 @@ export async function installPackages(opts: InstallOptions): Promise<InstallResu
   };
 
   const dirsByPackage = new Map<string, InstalledDir[]>();
-  for (const pkg of files) {
-    const { record } = pkg;
-    await run(pkg, "pre-install");
-    progress(`unpack ${record.name}-${record.version}`);
-    const replaces = dependencyNames(record.replaces);
-    const dirs = expandDataTar(pkg.dataTar, {
-      root: opts.root,
-      manifest,
-      packageName: record.name,
-      source: `${record.name}-${record.version}.apk`,
-      mayOverwrite: (owner) => replaces.has(owner) || (record.origin !== undefined && origins.get(owner) === record.origin),
-    });
-    origins.set(record.name, record.origin);
-    dirsByPackage.set(record.name, dirs);
-    installed.push({ record, dirs, scripts: pkg.scripts, triggers: pkg.triggers });
-    await run(pkg, "post-install");
-  }
-
-  if (runScripts) {
-    const changed = [...dirsByPackage.values()].flat().map((d) => `/${d.name}`);
+  const removeDevices = runScripts ? provideScriptDevices(scriptEnv) : () => undefined;
+  try {
     for (const pkg of files) {
-      const body = pkg.scripts.get("trigger");
-      if (!body || pkg.triggers.length === 0) continue;
-      const matched = matchTriggers(pkg.triggers, changed);
-      if (matched.length === 0) continue;
-      progress(`trigger ${pkg.record.name}-${pkg.record.version}: ${matched.join(" ")}`);
-      outcomes.push(await runInstallScript(scriptEnv, pkg.record, "trigger", body, matched));
+      const { record } = pkg;
+      await run(pkg, "pre-install");
+      progress(`unpack ${record.name}-${record.version}`);
+      const replaces = dependencyNames(record.replaces);
+      const dirs = expandDataTar(pkg.dataTar, {
+        root: opts.root,
+        manifest,
+        packageName: record.name,
+        source: `${record.name}-${record.version}.apk`,
+        mayOverwrite: (owner) => replaces.has(owner) || (record.origin !== undefined && origins.get(owner) === record.origin),
+      });
+      origins.set(record.name, record.origin);
+      dirsByPackage.set(record.name, dirs);
+      installed.push({ record, dirs, scripts: pkg.scripts, triggers: pkg.triggers });
+      await run(pkg, "post-install");
     }
+
+    if (runScripts) {
+      const changed = [...dirsByPackage.values()].flat().map((d) => `/${d.name}`);
+      for (const pkg of files) {
+        const body = pkg.scripts.get("trigger");
+        if (!body || pkg.triggers.length === 0) continue;
+        const matched = matchTriggers(pkg.triggers, changed);
+        if (matched.length === 0) continue;
+        progress(`trigger ${pkg.record.name}-${pkg.record.version}: ${matched.join(" ")}`);
+        outcomes.push(await runInstallScript(scriptEnv, pkg.record, "trigger", body, matched));
+      }
+    }
+  } finally {
+    removeDevices();
   }
 
   const repositories = opts.repositories ?? [...new Set(opts.lock.packages.map((p) => p.repository))];

@@ -52,6 +52,8 @@ test("`ramroot apk install` resolves and installs with scripts: installed db, ap
   expect(fs.readlinkSync(path.join(root, "bin/ls"))).toBe("/bin/busybox");
   expect(fs.lstatSync(path.join(root, "usr/bin/env")).isSymbolicLink()).toBe(true);
   // The user and group alpine-baselayout's pre-install added with busybox adduser/addgroup.
+  // The scripts had /dev/null and /dev/urandom while they ran; none of it stays in the tree.
+  for (const node of ["null", "urandom"]) expect(fs.existsSync(path.join(root, "dev", node))).toBe(false);
   const passwd = fs.readFileSync(path.join(root, "etc/passwd"), "utf8");
   const user = /^ramroot:x:(\d+):(\d+):ramroot:\/var\/lib\/ramroot:\/sbin\/nologin$/m.exec(passwd);
   expect(user).not.toBeNull();
