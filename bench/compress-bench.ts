@@ -39,7 +39,7 @@ export async function benchCompress(w: Workload, ctx: BenchContext): Promise<Sec
   const packTree = path.join(__dirname, "pack-tree.js");
   const out = (name: string) => path.join(dir, name);
   const ours = (compression: "gzip" | "zstd", file: string, test: string[]): Variant => ({
-    label: `ramroot ${compression === "gzip" ? "gzip (zlib -9)" : "zstd (-19, all cores)"}`,
+    label: `ramroot ${compression === "gzip" ? "gzip -9 (parallel blocks, all cores)" : "zstd -19 (zstd program, all cores)"}`,
     command: `node bench/pack-tree.js TREE OUT ${compression}`,
     before: () => fs.rmSync(out(file), { force: true }),
     run: () => timeCommand(process.execPath, [packTree, sample.tree, out(file), compression], { output: out(file) }),

@@ -16,6 +16,7 @@ import * as path from "node:path";
 import { execFileSync } from "node:child_process";
 import { stringify as toYaml } from "yaml";
 import { fixtureCacheDir } from "../test/fixtures/cache";
+import { BUILDER_FORMAT } from "../provider/image/plan";
 import { debianKernel } from "../test/fixtures/debian-kernel";
 import { ramroot } from "../test/fixtures/debian-repo";
 import { buildImageRepo, type ImageRepo } from "../test/fixtures/image-repo";
@@ -185,8 +186,10 @@ export async function benchWorkload(): Promise<Workload> {
   const dir = path.join(fixtureCacheDir(), `bench-workload-v${WORKLOAD_VERSION}-${kernel.release}`);
   const done = path.join(dir, "workload.json");
   if (fs.existsSync(done)) {
-    const w = JSON.parse(fs.readFileSync(done, "utf8")) as Workload;
-    if (Object.values(w.images).every((i) => i === undefined || fs.existsSync(i.initramfs)) && fs.existsSync(w.tree)) return w;
+    const w = JSON.parse(fs.readFileSync(done, "utf8")) as Workload & { builderFormat?: number };
+    // Images from another builder format, or a failed build, are made again (the repository stays).
+    const current = w.builderFormat === BUILDER_FORMAT && Object.keys(w.buildErrors).length === 0;
+    if (current && Object.values(w.images).every((i) => i === undefined || fs.existsSync(i.initramfs)) && fs.existsSync(w.tree)) return w;
   }
   // The repository (the slow part: a 400 MB package) is kept once made; the rest is redone.
   const repoDone = path.join(dir, "repo.json");
@@ -228,7 +231,7 @@ export async function benchWorkload(): Promise<Workload> {
     marker: `RAMROOT-BENCH-UP modules=${modules}`,
     images, buildErrors, tree, treeBytes: size.bytes, treeFiles: size.files,
   };
-  fs.writeFileSync(done, JSON.stringify(workload, null, 2) + "\n");
+  fs.writeFileSync(done, JSON.stringify({ ...workload, builderFormat: BUILDER_FORMAT }, null, 2) + "\n");
   return workload;
 }
 
