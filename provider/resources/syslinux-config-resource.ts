@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { targetSpecSchema, withTarget, type TargetSpec } from "../boot/target";
+import { targetSpecSchema, withTarget, type BootTarget, type TargetSpec } from "../boot/target";
 import {
   findSyslinuxConfigPath,
   normalizeSyslinuxConfig,
@@ -95,23 +95,36 @@ async function write(inputs: SyslinuxConfigInputs, ctx: OperationContext): Promi
     const path = await withTarget(inputs.target, (target) => findSyslinuxConfigPath(target)).catch(() => "");
     return { ...inputs, path, sha256: sha256Hex(rendered), activeDefault: inputs.defaultLabel };
   }
-  const before = await withTarget(inputs.target, (target) => currentDefault(target));
-  const changesDefault = before === undefined || before.label.toLowerCase() !== inputs.defaultLabel.toLowerCase();
-  let written: { path: string; sha256: string };
-  if (inputs.strategy === "trial" && inputs.trial && changesDefault) {
-    written = await trialBoot(inputs.target, specOf(inputs), { ...inputs.trial, log: (m) => ctx.log(m) });
-  } else {
-    written = await withTarget(inputs.target, (target) => writeSyslinuxConfig(target, specOf(inputs)));
-  }
-  return withTarget(inputs.target, async (target) => {
-    ctx.log(`wrote ${written.path} on ${target.describe()}: DEFAULT ${inputs.defaultLabel}`);
-    const after = await currentDefault(target);
-    // The journal on the target says what each switch deployed (status and rollback read it).
-    if (after && (before === undefined || before.label !== after.label || before.imageId !== after.imageId)) {
-      await recordDefault(target, inputs.strategy);
+  // A trial reboots the machine between its steps, so it manages its own connections.
+  if (inputs.strategy === "trial" && inputs.trial) {
+    const before = await withTarget(inputs.target, (target) => currentDefault(target));
+    if (before === undefined || before.label.toLowerCase() !== inputs.defaultLabel.toLowerCase()) {
+      const written = await trialBoot(inputs.target, specOf(inputs), { ...inputs.trial, log: (m) => ctx.log(m) });
+      return withTarget(inputs.target, (target) => recordWrite(target, inputs, before, written, ctx));
     }
-    return { ...inputs, path: written.path, sha256: written.sha256, activeDefault: inputs.defaultLabel };
+  }
+  // Otherwise one connection: what DEFAULT boots, the write, the journal.
+  return withTarget(inputs.target, async (target) => {
+    const before = await currentDefault(target);
+    const written = await writeSyslinuxConfig(target, specOf(inputs));
+    return recordWrite(target, inputs, before, written, ctx);
   });
+}
+
+/** After a write: the journal on the target says what each switch deployed (status and rollback read it). */
+async function recordWrite(
+  target: BootTarget,
+  inputs: SyslinuxConfigInputs,
+  before: Awaited<ReturnType<typeof currentDefault>>,
+  written: { path: string; sha256: string },
+  ctx: OperationContext,
+): Promise<SyslinuxConfigOutputs> {
+  ctx.log(`wrote ${written.path} on ${target.describe()}: DEFAULT ${inputs.defaultLabel}`);
+  const after = await currentDefault(target);
+  if (after && (before === undefined || before.label !== after.label || before.imageId !== after.imageId)) {
+    await recordDefault(target, inputs.strategy);
+  }
+  return { ...inputs, path: written.path, sha256: written.sha256, activeDefault: inputs.defaultLabel };
 }
 
 /** `syslinux.cfg` on a boot target: rendered from the inputs, replaced atomically, re-read on refresh. */
