@@ -171,7 +171,7 @@ export function registerStackCommands(program: Command): void {
       });
     });
 
-  stackCommand(program, "qemu", "boot the stack's machine (its disk image target) or a given disk image in QEMU, console on this terminal")
+  stackCommand(program, "qemu", "boot the stack's machine in QEMU (its disk image target, else its current image), or a given disk image; console on this terminal")
     .option("--disk <image>", "a disk image to boot instead of the stack's")
     .option("--expect <marker>", "exit 0 once this marker shows on the console, 1 if it does not")
     .option("--timeout <seconds>", "with --expect: give up after this long", "180")
@@ -181,8 +181,18 @@ export function registerStackCommands(program: Command): void {
       else {
         const { stack, projectDir } = await openStack(flags);
         const target = await stackTarget(stack, projectDir);
-        if (target.kind !== "image") throw new Error(`qemu: stack ${stack.name}'s target is ${target.kind}, not a disk image; give --disk`);
-        media = { kind: "disk", image: target.path };
+        if (target.kind === "image") media = { kind: "disk", image: target.path };
+        else {
+          // No disk to boot here: the stack's current image, kernel and initramfs directly.
+          const artifacts = (await stack.outputs())["artifacts"]?.value as { kernel?: { path: string }; initramfs?: { path: string }; microcode?: { path: string } } | undefined;
+          if (!artifacts?.kernel || !artifacts.initramfs) throw new Error(`qemu: stack ${stack.name} has no built image with a kernel in its outputs; run \`pulumi up\`, or give --disk`);
+          media = {
+            kind: "kernel",
+            kernel: artifacts.kernel.path,
+            initrd: [...(artifacts.microcode ? [artifacts.microcode.path] : []), artifacts.initramfs.path],
+            append: "rdinit=/sbin/init",
+          };
+        }
       }
       if (flags.expect === undefined) {
         // Interactive: the serial console and QEMU's monitor share this terminal (Ctrl-A X quits).
