@@ -3,9 +3,9 @@
  * SHA-256 fingerprints are pinned here, and on first use the key files are fetched from
  * alpinelinux.org and kept only when they match the pin. Keys a user gives are always used.
  */
-import * as crypto from "node:crypto";
+import { cacheDir } from "../cache-dir";
+import { sha256Hex } from "../file-hash";
 import * as fs from "node:fs";
-import * as os from "node:os";
 import * as path from "node:path";
 
 export const ALPINE_KEYS_URL = "https://alpinelinux.org/keys";
@@ -23,10 +23,6 @@ export const ALPINE_KEY_PINS: Readonly<Record<string, Readonly<Record<string, st
   },
 };
 
-function defaultKeyCache(): string {
-  return path.join(process.env.RAMROOT_CACHE ?? path.join(os.homedir(), ".cache", "ramroot"), "alpine-keys");
-}
-
 /**
  * Alpine's keys for `arch` (file name -> PEM), fetched once and checked against the pins. A
  * key whose bytes do not match its pin is refused with both fingerprints in the message.
@@ -34,13 +30,13 @@ function defaultKeyCache(): string {
 export async function alpineKeys(arch: string, opts: { cacheDir?: string; baseUrl?: string } = {}): Promise<Map<string, Buffer>> {
   const pins = ALPINE_KEY_PINS[arch];
   if (!pins) throw new Error(`arch: no pinned Alpine keys for "${arch}"; expected one of ${Object.keys(ALPINE_KEY_PINS).join(", ")}`);
-  const cacheDir = opts.cacheDir ?? defaultKeyCache();
-  fs.mkdirSync(cacheDir, { recursive: true });
+  const keyDir = opts.cacheDir ?? cacheDir("alpine-keys");
+  fs.mkdirSync(keyDir, { recursive: true });
   const keys = new Map<string, Buffer>();
   for (const [name, pin] of Object.entries(pins)) {
-    const cached = path.join(cacheDir, name);
+    const cached = path.join(keyDir, name);
     let data = fs.existsSync(cached) ? fs.readFileSync(cached) : undefined;
-    if (data === undefined || sha256(data) !== pin) {
+    if (data === undefined || sha256Hex(data) !== pin) {
       const url = `${opts.baseUrl ?? ALPINE_KEYS_URL}/${name}`;
       let res: Response;
       try {
@@ -50,7 +46,7 @@ export async function alpineKeys(arch: string, opts: { cacheDir?: string; baseUr
       }
       if (!res.ok) throw new Error(`cannot fetch Alpine key ${url}: HTTP ${res.status}`);
       data = Buffer.from(await res.arrayBuffer());
-      const got = sha256(data);
+      const got = sha256Hex(data);
       if (got !== pin) throw new Error(`Alpine key ${url} has sha256 ${got}, but the pinned fingerprint is ${pin}: refusing it`);
       fs.writeFileSync(`${cached}.tmp`, data);
       fs.renameSync(`${cached}.tmp`, cached);
@@ -58,8 +54,4 @@ export async function alpineKeys(arch: string, opts: { cacheDir?: string; baseUr
     keys.set(name, data);
   }
   return keys;
-}
-
-function sha256(data: Buffer): string {
-  return crypto.createHash("sha256").update(data).digest("hex");
 }

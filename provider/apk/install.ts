@@ -1,5 +1,5 @@
 import * as fs from "node:fs";
-import * as os from "node:os";
+import { cacheDir } from "../cache-dir";
 import * as path from "node:path";
 import { parseDependency } from "./dependency";
 import { expandDataTar, type FileManifest, type InstalledDir } from "./expand";
@@ -43,8 +43,7 @@ export interface InstallResult {
 }
 
 export function defaultPackageCacheDir(): string {
-  const base = process.env.RAMROOT_CACHE ?? path.join(os.homedir(), ".cache", "ramroot");
-  return path.join(base, "apk", "packages");
+  return cacheDir(path.join("apk", "packages"));
 }
 
 async function download(location: string): Promise<Buffer> {

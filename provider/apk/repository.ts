@@ -9,7 +9,7 @@
  */
 import * as crypto from "node:crypto";
 import * as fs from "node:fs";
-import * as os from "node:os";
+import { cacheDir } from "../cache-dir";
 import * as path from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseApkindex } from "./apkindex";
@@ -53,8 +53,7 @@ export class RepositoryError extends Error {
 
 /** Default cache directory for indexes. */
 export function indexCacheDir(): string {
-  const base = process.env.RAMROOT_CACHE ?? path.join(os.homedir(), ".cache", "ramroot");
-  return path.join(base, "apk", "indexes");
+  return cacheDir(path.join("apk", "indexes"));
 }
 
 const GZIP_MAGIC = Buffer.from([0x1f, 0x8b]);

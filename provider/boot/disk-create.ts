@@ -3,7 +3,7 @@ import * as path from "node:path";
 import { execa } from "execa";
 import { z } from "zod";
 import { readFatVolume } from "./fat";
-import { sha256File } from "./file-hash";
+import { sha256File } from "../file-hash";
 import { parseInput } from "../input-error";
 import { writeMbr } from "./mbr";
 import { mtools, mtoolsEnv } from "./mtools";

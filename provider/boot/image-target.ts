@@ -1,7 +1,7 @@
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
-import { sha256File, sha256Hex } from "./file-hash";
+import { sha256File, sha256Hex } from "../file-hash";
 import { fatOffsetOf } from "./mbr";
 import { readFatVolume } from "./fat";
 import { isMtoolsNotFound, mtools } from "./mtools";

@@ -1,7 +1,7 @@
 import { createHash } from "node:crypto";
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { isMissing, sha256File, sha256Hex } from "./file-hash";
+import { isMissing, sha256File, sha256Hex } from "../file-hash";
 import type { BootTarget, TargetSpec } from "./target";
 import { targetRelPath, tempNameFor } from "./target-path";
 

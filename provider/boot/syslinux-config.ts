@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { sha256Hex } from "./file-hash";
+import { sha256Hex } from "../file-hash";
 import { parseInput } from "../input-error";
 import type { BootTarget } from "./target";
 

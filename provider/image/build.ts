@@ -4,11 +4,11 @@
  * a deterministic newc archive and compress it. Artifacts land in a content-addressed cache
  * named by the planId, so a plan that was built before is not built again.
  */
-import * as crypto from "node:crypto";
 import * as fs from "node:fs";
-import * as os from "node:os";
 import * as path from "node:path";
 import { pipeline } from "node:stream/promises";
+import { cacheDir } from "../cache-dir";
+import { sha256File, sha256Hex } from "../file-hash";
 import { PassThrough } from "node:stream";
 import { installPackages } from "../apk/install";
 import { packageLocator } from "../apk/repository";
@@ -57,27 +57,23 @@ export interface BuildOptions {
   force?: boolean;
 }
 
-/** RAMROOT_IMAGE_CACHE, else images/ in RAMROOT_CACHE (default ~/.cache/ramroot). */
+/** RAMROOT_IMAGE_CACHE, else images/ in the ramroot cache. */
 export function defaultImageCacheDir(): string {
-  return process.env.RAMROOT_IMAGE_CACHE ?? path.join(process.env.RAMROOT_CACHE ?? path.join(os.homedir(), ".cache", "ramroot"), "images");
+  return process.env.RAMROOT_IMAGE_CACHE ?? cacheDir("images");
 }
 
 const MANIFEST = "image.json";
 
-async function sha256File(file: string): Promise<string> {
-  const hash = crypto.createHash("sha256");
-  await pipeline(fs.createReadStream(file), hash);
-  return hash.digest("hex");
-}
-
 async function artifact(file: string): Promise<Artifact> {
-  return { path: file, sha256: await sha256File(file), size: fs.statSync(file).size };
+  const sha256 = await sha256File(file);
+  if (sha256 === undefined) throw new Error(`${file} vanished while the image was being built`);
+  return { path: file, sha256, size: fs.statSync(file).size };
 }
 
 /** The image id: what the artifacts are, by name and content. */
 export function imageIdOf(artifacts: Record<string, { sha256: string } | undefined>): string {
   const named = Object.fromEntries(Object.entries(artifacts).filter(([, a]) => a !== undefined).map(([k, a]) => [k, a!.sha256]));
-  return crypto.createHash("sha256").update(canonicalJson(named)).digest("hex");
+  return sha256Hex(canonicalJson(named));
 }
 
 /** A cached build of the plan, re-hashed so a damaged cache is never trusted. */
@@ -89,7 +85,7 @@ export async function cachedImage(plan: ImagePlan, cacheDir = defaultImageCacheD
   for (const a of [stored.kernel, stored.initramfs, stored.microcode, stored.sbom]) {
     if (!a) continue;
     const file = path.join(dir, path.basename(a.path));
-    if (!fs.existsSync(file) || (await sha256File(file)) !== a.sha256) return undefined;
+    if ((await sha256File(file)) !== a.sha256) return undefined;
   }
   const at = (a: Artifact | undefined) => (a ? { ...a, path: path.join(dir, path.basename(a.path)) } : undefined);
   return { ...stored, dir, kernel: at(stored.kernel), initramfs: at(stored.initramfs)!, microcode: at(stored.microcode), sbom: at(stored.sbom)!, built: false };

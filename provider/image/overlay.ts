@@ -3,7 +3,7 @@
  * the same path in the image, with its mode and symlinks kept and root ownership. Its digest
  * (paths, types, modes, contents) is part of the plan, so a changed file changes the planId.
  */
-import * as crypto from "node:crypto";
+import { sha256Hex as sha256 } from "../file-hash";
 import * as fs from "node:fs";
 import * as path from "node:path";
 
@@ -27,7 +27,6 @@ export interface InlineFile {
   mode?: number;
 }
 
-const sha256 = (data: Buffer | string) => crypto.createHash("sha256").update(data).digest("hex");
 
 /** Reads the overlay directory. Devices, sockets and FIFOs are refused: git cannot hold them either. */
 export function scanOverlay(dir: string): OverlayEntry[] {

@@ -3,7 +3,7 @@
  * It is cheap (indexes are cached and signature-checked, the overlay is hashed), runs during
  * `pulumi preview`, and its hash, the planId, names the image before it exists.
  */
-import * as crypto from "node:crypto";
+import { sha256Hex } from "../file-hash";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { alpineKeys } from "../apk/alpine-keys";
@@ -78,10 +78,6 @@ export async function trustedKeys(config: ImageConfig, baseDir: string): Promise
   return keys;
 }
 
-function sha256(text: string): string {
-  return crypto.createHash("sha256").update(text).digest("hex");
-}
-
 /** JSON with sorted keys, so equal plans hash equally. */
 export function canonicalJson(value: unknown): string {
   if (Array.isArray(value)) return `[${value.map(canonicalJson).join(",")}]`;
@@ -148,14 +144,14 @@ export async function planImage(input: ImageConfigInput | ImageConfig, opts: Pla
       compression: config.compression,
       epoch: config.epoch,
       repositories: config.repositories,
-      keys: Object.fromEntries([...keys.entries()].sort(([a], [b]) => (a < b ? -1 : 1)).map(([name, pem]) => [name, crypto.createHash("sha256").update(pem).digest("hex")])),
+      keys: Object.fromEntries([...keys.entries()].sort(([a], [b]) => (a < b ? -1 : 1)).map(([name, pem]) => [name, sha256Hex(pem)])),
     },
   };
   // The planId covers what decides the bytes: the lock's checksums, the overlay digest and the
   // options (the repositories as written in the config land in /etc/apk/repositories). Where
   // the overlay sits on this machine does not enter it; the kernel command line is not in the
   // image but in the boot entry.
-  const planId = sha256(
+  const planId = sha256Hex(
     canonicalJson({
       format: BUILDER_FORMAT,
       lock: plan.lock.map((p) => ({ name: p.name, version: p.version, checksum: p.checksum })),

@@ -9,7 +9,7 @@ import {
   writeSyslinuxConfig,
   type SyslinuxConfigSpec,
 } from "../boot/syslinux-config";
-import { sha256Hex } from "../boot/file-hash";
+import { sha256Hex } from "../file-hash";
 import { currentDefault, recordDefault } from "../boot/journal";
 import { trialBoot } from "../boot/trial";
 import { checkInputs } from "./check-inputs";
