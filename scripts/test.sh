@@ -7,4 +7,7 @@ cd "$root"
 bash scripts/setup.sh
 # shellcheck source=/dev/null
 source .ramroot/env.sh
+# The tests are type-checked too (jest runs them through SWC, which only strips types).
+echo "[test] type-checking sources and tests (tsconfig.test.json)" >&2
+npx tsc -p tsconfig.test.json
 exec npx jest --ci "$@"

@@ -25,7 +25,7 @@ test("the kernel unpacks an initramfs from ramroot's newc writer and runs its in
     const initrd = path.join(work, "initramfs.gz");
     const sink = new PassThrough();
     const gz = zlib.createGzip({ level: 6 });
-    const done = new Promise((resolve, reject) => sink.pipe(gz).pipe(fs.createWriteStream(initrd)).on("finish", resolve).on("error", reject));
+    const done = new Promise<void>((resolve, reject) => sink.pipe(gz).pipe(fs.createWriteStream(initrd)).on("finish", resolve).on("error", reject));
     await writeCpio(entries, sink, { epoch: 0 });
     sink.end();
     await done;

@@ -1,7 +1,10 @@
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
-import { LocalWorkspace, PulumiCommand, type InlineProgramArgs, type Stack } from "@pulumi/pulumi/automation";
+import { LocalWorkspace, PulumiCommand, type InlineProgramArgs, type ProjectSettings, type Stack } from "@pulumi/pulumi/automation";
+
+/** Pulumi.yaml's `plugins` section, which the Automation API writes through but does not type. */
+type ProjectWithPlugins = ProjectSettings & { plugins: { providers: { name: string; path: string }[] } };
 
 export const REPO_ROOT = path.resolve(__dirname, "..", "..");
 
@@ -37,6 +40,12 @@ export async function engineStack(name: string, program: InlineProgramArgs["prog
   const state = path.join(dir, "state");
   fs.mkdirSync(state);
   const pulumi = await pulumiCommand();
+  const projectSettings: ProjectWithPlugins = {
+    name: "ramroot-test",
+    runtime: "nodejs",
+    backend: { url: `file://${state}` },
+    plugins: { providers: [{ name: "ramroot", path: path.join(REPO_ROOT, "provider", "plugin") }] },
+  };
   const stack = await LocalWorkspace.createOrSelectStack(
     { stackName: name, projectName: "ramroot-test", program },
     {
@@ -48,12 +57,7 @@ export async function engineStack(name: string, program: InlineProgramArgs["prog
         PULUMI_SKIP_UPDATE_CHECK: "true",
         PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION: "true",
       },
-      projectSettings: {
-        name: "ramroot-test",
-        runtime: "nodejs",
-        backend: { url: `file://${state}` },
-        plugins: { providers: [{ name: "ramroot", path: path.join(REPO_ROOT, "provider", "plugin") }] },
-      },
+      projectSettings,
     },
   );
   return { stack, dir, cleanup: async () => fs.rmSync(dir, { recursive: true, force: true }) };

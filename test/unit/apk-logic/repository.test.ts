@@ -119,7 +119,7 @@ describe("local repositories", () => {
 
   test("a tampered index is refused even with --allow-untrusted", async () => {
     const bad = Buffer.from(signedArchive);
-    bad[bad.length - 20] ^= 0xff;
+    bad.writeUInt8(bad.readUInt8(bad.length - 20) ^ 0xff, bad.length - 20);
     const dir = repoDir("tampered", bad);
     await expect(loadRepository(dir, { arch: "x86_64", keysDir: good.keysDir, allowUntrusted: true }, 0)).rejects.toThrow(RepositoryError);
   });

@@ -2,6 +2,7 @@ import { createHash } from "node:crypto";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
+import { slotOfBootPath, writeSlot } from "../../../provider/boot/slot";
 import { openTarget, parseTargetSpec } from "../../../provider/boot/target";
 
 let dir: string;
@@ -61,7 +62,6 @@ test("a failed write leaves the old file and no temporary file", async () => {
 });
 
 test("slot refusals: the running slot named by the caller, and slot paths resolved like syslinux does", async () => {
-  const { slotOfBootPath, writeSlot } = await import("../../../provider/boot/slot");
   expect(slotOfBootPath("/b/vmlinuz", "syslinux.cfg")).toBe("b");
   expect(slotOfBootPath("b/vmlinuz", "syslinux.cfg")).toBe("b");
   expect(slotOfBootPath("../a/vmlinuz", "boot/syslinux/syslinux.cfg")).toBe("boot");
