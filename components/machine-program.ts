@@ -10,10 +10,9 @@
  *   append     extra kernel command line
  *   rollbackTo a planId to select instead of the config's image (set by `ramroot rollback`)
  */
-import * as path from "node:path";
 import * as pulumi from "@pulumi/pulumi";
 import { AbSystem } from "./ab-system";
-import type { TargetSpec } from "../provider/boot/target";
+import { resolveTargetSpec, type TargetSpec } from "../provider/boot/target-spec";
 import type { ImageConfigInput } from "../provider/image/image-config";
 import type { TrialInputs } from "../provider/resources/syslinux-config-resource";
 
@@ -21,7 +20,7 @@ export async function machineProgram(): Promise<Record<string, unknown>> {
   const config = new pulumi.Config("ramroot");
   const target = config.requireObject<TargetSpec>("target");
   const system = await AbSystem.create("machine", {
-    target: target.kind === "ssh" ? target : { ...target, path: path.resolve(target.path) },
+    target: resolveTargetSpec(target, process.cwd()),
     image: config.requireObject<ImageConfigInput>("image"),
     strategy: (config.get("strategy") as "switch" | "trial" | undefined) ?? "switch",
     trial: config.getObject<Partial<TrialInputs>>("trial"),

@@ -3,7 +3,9 @@
  * SHA-256 fingerprints are pinned here, and on first use the key files are fetched from
  * alpinelinux.org and kept only when they match the pin. Keys a user gives are always used.
  */
+import { writeFileAtomicSync } from "../atomic-file";
 import { cacheDir } from "../cache-dir";
+import { httpGetBody } from "../http-get";
 import { sha256Hex } from "../file-hash";
 import * as fs from "node:fs";
 import * as path from "node:path";
@@ -35,21 +37,17 @@ export async function alpineKeys(arch: string, opts: { cacheDir?: string; baseUr
   const keys = new Map<string, Buffer>();
   for (const [name, pin] of Object.entries(pins)) {
     const cached = path.join(keyDir, name);
-    let data = fs.existsSync(cached) ? fs.readFileSync(cached) : undefined;
+    let data: Buffer | undefined = fs.existsSync(cached) ? fs.readFileSync(cached) : undefined;
     if (data === undefined || sha256Hex(data) !== pin) {
       const url = `${opts.baseUrl ?? ALPINE_KEYS_URL}/${name}`;
-      let res: Response;
       try {
-        res = await fetch(url, { signal: AbortSignal.timeout(30_000) });
+        data = await httpGetBody(url, { timeoutMs: 30_000, maxBytes: 1 << 16 });
       } catch (err) {
-        throw new Error(`cannot fetch Alpine key ${url}: ${(err as Error).message}; give the keys yourself (keys input) when offline`);
+        throw new Error(`cannot fetch Alpine key: ${(err as Error).message}; give the keys yourself (keys input) when offline`);
       }
-      if (!res.ok) throw new Error(`cannot fetch Alpine key ${url}: HTTP ${res.status}`);
-      data = Buffer.from(await res.arrayBuffer());
       const got = sha256Hex(data);
       if (got !== pin) throw new Error(`Alpine key ${url} has sha256 ${got}, but the pinned fingerprint is ${pin}: refusing it`);
-      fs.writeFileSync(`${cached}.tmp`, data);
-      fs.renameSync(`${cached}.tmp`, cached);
+      writeFileAtomicSync(cached, data);
     }
     keys.set(name, data);
   }

@@ -1,5 +1,7 @@
 import * as fs from "node:fs";
+import { writeFileAtomicSync } from "../atomic-file";
 import { cacheDir } from "../cache-dir";
+import { httpGetBody } from "../http-get";
 import * as path from "node:path";
 import { parseDependency } from "./dependency";
 import { expandDataTar, type FileManifest, type InstalledDir } from "./expand";
@@ -48,9 +50,7 @@ export function defaultPackageCacheDir(): string {
 
 async function download(location: string): Promise<Buffer> {
   if (/^https?:\/\//.test(location)) {
-    const response = await fetch(location);
-    if (!response.ok) throw new Error(`${location}: HTTP ${response.status} ${response.statusText}`);
-    return Buffer.from(await response.arrayBuffer());
+    return httpGetBody(location);
   }
   const file = location.startsWith("file://") ? new URL(location).pathname : location;
   try {
@@ -82,10 +82,7 @@ export async function fetchVerifiedPackage(
   const bytes = await download(location);
   const pkg = readPackageFile(bytes, { source: location, keys: opts.keys, expected: record, allowUntrusted: opts.allowUntrusted });
   if (cached) {
-    fs.mkdirSync(opts.cacheDir, { recursive: true });
-    const tmp = `${cached}.tmp-${process.pid}`;
-    fs.writeFileSync(tmp, bytes);
-    fs.renameSync(tmp, cached);
+    writeFileAtomicSync(cached, bytes);
   }
   return pkg;
 }

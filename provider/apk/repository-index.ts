@@ -1,5 +1,6 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
+import { writeFileAtomicSync } from "../atomic-file";
 import { serializeApkindex } from "./apkindex";
 import { writeIndexArchive } from "./index-archive";
 import { readPackageFile } from "./package-file";
@@ -27,8 +28,6 @@ export function writeRepositoryIndex(dir: string, opts: { description: string; s
   if (records.length === 0) throw new Error(`repository directory ${JSON.stringify(dir)} holds no .apk files to index`);
   const archive = writeIndexArchive(serializeApkindex(records), opts.description, opts.signer);
   const target = path.join(dir, "APKINDEX.tar.gz");
-  const tmp = `${target}.tmp-${process.pid}`;
-  fs.writeFileSync(tmp, archive);
-  fs.renameSync(tmp, target);
+  writeFileAtomicSync(target, archive);
   return records;
 }

@@ -9,7 +9,9 @@
  */
 import * as crypto from "node:crypto";
 import * as fs from "node:fs";
+import { writeFileAtomicSync } from "../atomic-file";
 import { cacheDir } from "../cache-dir";
+import { HttpError, httpGet } from "../http-get";
 import * as path from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseApkindex } from "./apkindex";
@@ -120,75 +122,30 @@ function readCache(cacheDir: string, url: string): { data: Buffer; meta: CacheMe
   }
 }
 
-function writeAtomic(file: string, data: Buffer | string): void {
-  const tmp = `${file}.${process.pid}.${crypto.randomBytes(4).toString("hex")}.tmp`;
-  const fd = fs.openSync(tmp, "w", 0o644);
-  try {
-    fs.writeFileSync(fd, data);
-    fs.fsyncSync(fd);
-  } finally {
-    fs.closeSync(fd);
-  }
-  fs.renameSync(tmp, file);
-}
-
 function writeCache(cacheDir: string, meta: CacheMeta, data: Buffer): void {
   fs.mkdirSync(cacheDir, { recursive: true });
   const p = cachePaths(cacheDir, meta.url);
-  writeAtomic(p.data, data);
-  writeAtomic(p.meta, JSON.stringify(meta, null, 2) + "\n");
+  writeFileAtomicSync(p.data, data);
+  writeFileAtomicSync(p.meta, JSON.stringify(meta, null, 2) + "\n");
 }
 
-class RetryableError extends Error {}
-
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-
-/**
- * GETs an index with the cached validators; returns the body, or the cached bytes on 304.
- * Network errors, timeouts, 429 and 5xx are retried with backoff; other statuses fail at once.
- */
+/** GETs an index with the cached validators (http-get.ts: timeout, retries, backoff); the cached bytes on 304. */
 async function fetchIndex(url: string, cached: { data: Buffer; meta: CacheMeta } | undefined, opts: LoadRepositoryOptions): Promise<{ data: Buffer; meta: CacheMeta; fromCache: boolean }> {
-  const attempts = opts.attempts ?? 3;
-  const delay = opts.retryDelayMs ?? 250;
-  let lastError = "";
-  for (let attempt = 1; attempt <= attempts; attempt++) {
-    if (attempt > 1) await sleep(delay * 2 ** (attempt - 2));
-    try {
-      const headers: Record<string, string> = { "user-agent": "ramroot" };
-      if (cached?.meta.etag) headers["if-none-match"] = cached.meta.etag;
-      if (cached?.meta.lastModified) headers["if-modified-since"] = cached.meta.lastModified;
-      const res = await fetch(url, { headers, signal: AbortSignal.timeout(60_000), redirect: "follow" });
-      if (res.status === 304 && cached) {
-        await res.body?.cancel();
-        return { data: cached.data, meta: cached.meta, fromCache: true };
-      }
-      if (res.status === 429 || res.status >= 500) {
-        await res.body?.cancel();
-        throw new RetryableError(`HTTP ${res.status} ${res.statusText}`);
-      }
-      if (!res.ok) {
-        await res.body?.cancel();
-        throw new RepositoryError(url, `${url}: HTTP ${res.status} ${res.statusText}`);
-      }
-      const data = Buffer.from(await res.arrayBuffer());
-      const length = res.headers.get("content-length");
-      if (length !== null && res.headers.get("content-encoding") === null && Number(length) !== data.length) {
-        throw new RetryableError(`truncated download: ${data.length} of ${length} bytes`);
-      }
-      const meta: CacheMeta = { url };
-      const etag = res.headers.get("etag");
-      const lastModified = res.headers.get("last-modified");
-      if (etag) meta.etag = etag;
-      if (lastModified) meta.lastModified = lastModified;
-      return { data, meta, fromCache: false };
-    } catch (err) {
-      if (err instanceof RepositoryError) throw err;
-      const cause = (err as { cause?: { code?: string; message?: string } }).cause;
-      lastError = cause?.code ? `${(err as Error).message} (${cause.code})` : (err as Error).message;
-      opts.onProgress?.(`fetch ${url}: attempt ${attempt}/${attempts} failed: ${lastError}`);
-    }
+  let result;
+  try {
+    result = await httpGet(url, {
+      ...(opts.attempts !== undefined ? { attempts: opts.attempts } : {}),
+      ...(opts.retryDelayMs !== undefined ? { retryDelayMs: opts.retryDelayMs } : {}),
+      ...(cached ? { validators: { ...(cached.meta.etag ? { etag: cached.meta.etag } : {}), ...(cached.meta.lastModified ? { lastModified: cached.meta.lastModified } : {}) } } : {}),
+      onRetry: (message) => opts.onProgress?.(`fetch ${message}`),
+    });
+  } catch (err) {
+    if (err instanceof HttpError) throw new RepositoryError(url, err.message);
+    throw err;
   }
-  throw new RepositoryError(url, `${url}: cannot be reached after ${attempts} attempts: ${lastError}`);
+  if (result.notModified && cached) return { data: cached.data, meta: cached.meta, fromCache: true };
+  if (result.notModified) throw new RepositoryError(url, `${url}: answered 304 Not Modified without a cached copy`);
+  return { data: result.body, meta: { url, ...result.validators }, fromCache: false };
 }
 
 function trustedKeys(opts: LoadRepositoryOptions): Map<string, Buffer> {

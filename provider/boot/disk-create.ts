@@ -2,6 +2,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { execa } from "execa";
 import { z } from "zod";
+import { renameDurably, tempNameFor } from "../atomic-file";
 import { readFatVolume } from "./fat";
 import { sha256File } from "../file-hash";
 import { parseInput } from "../input-error";
@@ -74,13 +75,12 @@ async function run(cmd: string, args: string[]): Promise<void> {
 export async function createDisk(input: DiskCreateOptions): Promise<DiskCreateResult> {
   const opts = parseDiskCreateOptions(input);
   const output = path.resolve(opts.output);
-  const temp = `${output}.tmp-${process.pid}`;
+  const temp = tempNameFor(output);
   const volumeId = opts.volumeId ?? 0x52414d52;
   const totalSectors = opts.sizeMiB * 2048;
   const start = opts.layout === "mbr" ? PARTITION_START_SECTOR : 0;
   const fatSectors = totalSectors - start;
   let fatBits: 12 | 16 | 32 = 16;
-  await fs.promises.rm(temp, { force: true });
   try {
     const fh = await fs.promises.open(temp, "wx", 0o644);
     await fh.truncate(totalSectors * 512);
@@ -113,7 +113,7 @@ export async function createDisk(input: DiskCreateOptions): Promise<DiskCreateRe
       const made = await mtools("mmd", temp, start * 512, [`::/${slot}`]);
       if (made.exitCode !== 0) throw new Error(`creating slot directory ${slot} failed: ${made.stderr.trim()}`);
     }
-    await fs.promises.rename(temp, output);
+    await renameDurably(temp, output);
   } catch (err) {
     await fs.promises.rm(temp, { force: true });
     throw err;

@@ -1,19 +1,41 @@
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
+import { tempNameFor } from "../atomic-file";
+import { onProcessExit, processAlive } from "../exit-cleanup";
 import { sha256File, sha256Hex } from "../file-hash";
+import { ADV_TAG_BOOTONCE, updateImageAdv, withAdvEntry } from "./adv";
+import type { BootTarget } from "./boot-target";
 import { fatOffsetOf } from "./mbr";
 import { readFatVolume } from "./fat";
-import { isMtoolsNotFound, mtools } from "./mtools";
-import type { BootTarget, TargetSpec } from "./target";
-import { targetRelPath, tempNameFor } from "./target-path";
+import { isMtoolsNotFound, mtools, withImageLock } from "./mtools";
+import type { TargetSpec } from "./target-spec";
+import { targetRelPath } from "./target-path";
 
 type ImageSpec = Extract<TargetSpec, { kind: "image" }>;
 
+const SCRATCH_PREFIX = "ramroot-image-";
+
+/**
+ * Removes scratch directories of image targets whose process is gone (killed before it could
+ * clean up): their names carry the pid, `ramroot-image-<pid>-<random>`.
+ */
+async function removeStaleScratch(): Promise<void> {
+  const tmp = os.tmpdir();
+  for (const name of await fs.promises.readdir(tmp).catch(() => [] as string[])) {
+    const match = new RegExp(`^${SCRATCH_PREFIX}(\\d+)-`).exec(name);
+    if (match?.[1] === undefined || Number(match[1]) === process.pid || processAlive(Number(match[1]))) continue;
+    await fs.promises.rm(path.join(tmp, name), { recursive: true, force: true }).catch(() => undefined);
+  }
+}
+
 /**
  * A FAT disk image file, superfloppy or MBR-partitioned, read and written with mtools: no
- * mount, no loop device, no root needed. A replace copies to a temporary name, reads it back
- * and compares the sha256, then renames it over the old file (`mren -o`).
+ * mount, no loop device, no root needed. Every mtools command runs under an exclusive lock of
+ * the image file (mtools itself does not lock image files), so two processes never interleave
+ * FAT updates. A replace copies to a temporary name, reads it back and compares the sha256,
+ * then renames it over the old file (`mren -o`). The local scratch directory is removed on
+ * close and on every exit path of the process; those of killed processes are swept at open.
  */
 export class ImageTarget implements BootTarget {
   private constructor(
@@ -23,6 +45,7 @@ export class ImageTarget implements BootTarget {
     /** byte offset of the FAT filesystem in the image */
     readonly offset: number,
     private readonly scratch: string,
+    private readonly dropScratch: () => void,
   ) {}
 
   static async open(spec: ImageSpec): Promise<ImageTarget> {
@@ -42,8 +65,10 @@ export class ImageTarget implements BootTarget {
     } finally {
       await fh.close();
     }
-    const scratch = await fs.promises.mkdtemp(path.join(os.tmpdir(), "ramroot-image-"));
-    return new ImageTarget(spec, image, offset, scratch);
+    await removeStaleScratch();
+    const scratch = await fs.promises.mkdtemp(path.join(os.tmpdir(), `${SCRATCH_PREFIX}${process.pid}-`));
+    const dropScratch = onProcessExit(() => fs.rmSync(scratch, { recursive: true, force: true }));
+    return new ImageTarget(spec, image, offset, scratch, dropScratch);
   }
 
   describe(): string {
@@ -105,7 +130,7 @@ export class ImageTarget implements BootTarget {
   }
 
   async writeFileAtomic(rel: string, data: Buffer | string): Promise<void> {
-    const local = path.join(this.scratch, "data");
+    const local = path.join(this.scratch, `data-${Math.random().toString(36).slice(2)}`);
     await fs.promises.writeFile(local, data);
     try {
       await this.copyInAtomic(rel, local);
@@ -164,9 +189,10 @@ export class ImageTarget implements BootTarget {
     const from = this.rel(fromRel);
     const to = this.rel(toRel);
     if (path.posix.dirname(from) !== path.posix.dirname(to)) throw new Error(`rename: ${fromRel} and ${toRel} are in different directories; expected one directory`);
-    if ((await this.kind(from)) !== "file") throw new Error(`${this.describe()}: rename: ${from} is not a file`);
+    const kind = await this.kind(from);
+    if (kind === undefined) throw new Error(`${this.describe()}: rename: ${from} does not exist`);
     if ((await this.kind(to)) === "dir") throw new Error(`${this.describe()}: rename: ${to} is a directory`);
-    await this.run("mren", ["-o", `::/${from}`, `::/${to}`], `renaming ${from} over ${to}`);
+    await this.run("mren", [...(kind === "file" ? ["-o"] : []), `::/${from}`, `::/${to}`], `renaming ${from} over ${to}`);
     await this.syncImage();
   }
 
@@ -179,7 +205,33 @@ export class ImageTarget implements BootTarget {
     if (kind !== undefined) await this.syncImage();
   }
 
+
+  async makeDirectoryExclusive(rel: string): Promise<boolean> {
+    const normal = this.rel(rel);
+    if (normal === "") return false;
+    // mmd fails on an existing name; under the image lock the look and the create are one step.
+    const made = await mtools("mmd", this.image, this.offset, [`::/${normal}`]);
+    if (made.exitCode === 0) {
+      await this.syncImage();
+      return true;
+    }
+    if ((await this.kind(normal)) !== undefined) return false;
+    throw new Error(`${this.describe()}: creating ${normal} failed: ${made.stderr.trim() || `mmd exited ${made.exitCode}`}`);
+  }
+
+  /** The ADV at the end of ldlinux.sys is edited in place (no extlinux without a mount), under the image lock. */
+  async writeBootOnce(label: string | undefined): Promise<void> {
+    await withImageLock(this.image, () =>
+      updateImageAdv(this.image, this.spec.partition, (entries) => withAdvEntry(entries, ADV_TAG_BOOTONCE, label === undefined ? undefined : Buffer.from(label, "latin1"))),
+    );
+  }
+
+  /** An image file is not running anywhere. */
+  async runningCmdline(): Promise<string | undefined> {
+    return undefined;
+  }
+
   async close(): Promise<void> {
-    await fs.promises.rm(this.scratch, { recursive: true, force: true });
+    this.dropScratch();
   }
 }

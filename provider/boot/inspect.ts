@@ -5,7 +5,7 @@
  */
 import { readBootOnce } from "./once";
 import { readJournal, type JournalEntry } from "./journal";
-import { readSlot, slotOfBootPath, type SlotState } from "./slot";
+import { defaultSlotOf, readSlot, type SlotState } from "./slot";
 import { readSyslinuxConfig, type SyslinuxConfigSpec } from "./syslinux-config";
 import { withTarget, type TargetSpec } from "./target";
 
@@ -24,11 +24,10 @@ export interface TargetState {
 export async function inspectTarget(spec: TargetSpec, slots: string[]): Promise<TargetState> {
   return withTarget(spec, async (target) => {
     const config = await readSyslinuxConfig(target);
-    const entry = config?.spec.entries.find((e) => e.label.toLowerCase() === config.spec.defaultLabel.toLowerCase());
     const states: Record<string, SlotState | undefined> = {};
     for (const slot of slots) states[slot] = await readSlot(target, slot);
     const once = config ? await readBootOnce(target).catch(() => undefined) : undefined;
-    const defaultSlot = entry && config ? slotOfBootPath(entry.kernel, config.path) : undefined;
+    const defaultSlot = config ? defaultSlotOf(config) : undefined;
     return {
       description: target.describe(),
       ...(config ? { config: { path: config.path, spec: config.spec }, defaultLabel: config.spec.defaultLabel } : {}),

@@ -3,10 +3,9 @@
  * which slot and which image it now boots. It lives with the machine, so `ramroot status` and
  * `ramroot rollback` can tell what each stack update deployed from any checkout.
  */
-import { readSlot } from "./slot";
+import type { BootTarget } from "./boot-target";
+import { defaultSlotOf, readSlot } from "./slot";
 import { readSyslinuxConfig } from "./syslinux-config";
-import { slotOfBootPath } from "./slot";
-import type { BootTarget } from "./target";
 
 export const JOURNAL_PATH = "ramroot/journal.json";
 const KEEP = 500;
@@ -38,8 +37,7 @@ export async function readJournal(target: BootTarget): Promise<JournalEntry[]> {
 export async function currentDefault(target: BootTarget): Promise<Omit<JournalEntry, "when" | "how"> | undefined> {
   const config = await readSyslinuxConfig(target);
   if (!config) return undefined;
-  const entry = config.spec.entries.find((e) => e.label.toLowerCase() === config.spec.defaultLabel.toLowerCase());
-  const slot = entry ? slotOfBootPath(entry.kernel, config.path) : undefined;
+  const slot = defaultSlotOf(config);
   const state = slot ? await readSlot(target, slot) : undefined;
   return {
     label: config.spec.defaultLabel,

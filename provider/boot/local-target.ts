@@ -1,9 +1,12 @@
 import { createHash } from "node:crypto";
 import * as fs from "node:fs";
 import * as path from "node:path";
+import { execa } from "execa";
+import { renameDurably, replaceFile, syncDirectory } from "../atomic-file";
 import { isMissing, sha256File, sha256Hex } from "../file-hash";
-import type { BootTarget, TargetSpec } from "./target";
-import { targetRelPath, tempNameFor } from "./target-path";
+import type { BootTarget } from "./boot-target";
+import type { TargetSpec } from "./target-spec";
+import { targetRelPath } from "./target-path";
 
 type LocalSpec = Extract<TargetSpec, { kind: "local" }>;
 
@@ -35,7 +38,7 @@ export class LocalTarget implements BootTarget {
   }
 
   /** The absolute local path of a target-relative path. */
-  resolve(rel: string): string {
+  private resolve(rel: string): string {
     return path.join(this.root, targetRelPath(rel));
   }
 
@@ -99,8 +102,7 @@ export class LocalTarget implements BootTarget {
     const from = this.resolve(fromRel);
     const to = this.resolve(toRel);
     if (path.dirname(from) !== path.dirname(to)) throw new Error(`rename: ${fromRel} and ${toRel} are in different directories; expected one directory`);
-    await fs.promises.rename(from, to);
-    await syncDirectory(path.dirname(to));
+    await renameDurably(from, to);
   }
 
   async remove(rel: string): Promise<void> {
@@ -109,52 +111,47 @@ export class LocalTarget implements BootTarget {
     await fs.promises.rm(abs, { recursive: true, force: true });
   }
 
+  async makeDirectoryExclusive(rel: string): Promise<boolean> {
+    const abs = this.resolve(rel);
+    try {
+      await fs.promises.mkdir(abs);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === "EEXIST") return false;
+      throw err;
+    }
+    await syncDirectory(path.dirname(abs));
+    return true;
+  }
+
+  async writeBootOnce(label: string | undefined, ldlinuxDir: string): Promise<void> {
+    const args = label === undefined ? ["--clear-once"] : [`--once=${label}`];
+    const result = await execa("extlinux", [...args, this.resolve(ldlinuxDir)], { reject: false, stdin: "ignore" });
+    if (result.code === "ENOENT") throw new Error("extlinux is missing: install Debian's extlinux");
+    if (result.exitCode !== 0) throw new Error(`${this.describe()}: extlinux ${args.join(" ")} failed: ${String(result.stderr || result.message).trim()}`);
+  }
+
+  /** A mounted directory says nothing about which machine boots from it. */
+  async runningCmdline(): Promise<string | undefined> {
+    return undefined;
+  }
+
   async close(): Promise<void> {}
 
   /**
-   * Writes through `fill` into a temporary file beside `rel`, fsyncs it, reads it back and
-   * compares the sha256 with what `fill` says it wrote, and only then renames it over `rel` and
-   * fsyncs the directory. Any failure (ENOSPC, I/O error, mismatch) removes the temporary file
-   * and leaves the old file as it was.
+   * Writes through `fill` into a temporary file beside `rel` (atomic-file.ts), which reads it
+   * back and compares the sha256 with what `fill` says it wrote before the rename. Any failure
+   * (ENOSPC, I/O error, mismatch) removes the temporary file and leaves the old file as it was.
    */
   private async replaceAtomic(rel: string, fill: (handle: fs.promises.FileHandle) => Promise<string>): Promise<string> {
     const normal = targetRelPath(rel);
-    const final = path.join(this.root, normal);
-    const temp = path.join(this.root, tempNameFor(normal));
-    await fs.promises.mkdir(path.dirname(final), { recursive: true });
-    try {
-      const handle = await fs.promises.open(temp, "wx", 0o644);
-      let expected: string;
-      try {
-        expected = await fill(handle);
-        await handle.sync();
-      } finally {
-        await handle.close();
-      }
-      const readBack = await sha256File(temp);
-      if (readBack !== expected) {
-        throw new Error(`${this.describe()}: ${normal} read back as sha256 ${readBack ?? "(missing)"} but ${expected} was written; the old file is kept`);
-      }
-      await fs.promises.rename(temp, final);
-      await syncDirectory(path.dirname(final));
-      return expected;
-    } catch (err) {
-      await fs.promises.rm(temp, { force: true });
-      throw err;
-    }
-  }
-}
-
-/** fsync a directory so a rename in it is durable. Some filesystems (vfat) refuse directory fsync: that is fine. */
-async function syncDirectory(dir: string): Promise<void> {
-  let handle: fs.promises.FileHandle | undefined;
-  try {
-    handle = await fs.promises.open(dir, "r");
-    await handle.sync();
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    if (code !== "EINVAL" && code !== "EISDIR" && code !== "EPERM" && code !== "EBADF") throw err;
-  } finally {
-    await handle?.close();
+    if (normal === "") throw new Error("path: got the target root; expected a file path");
+    return replaceFile(path.join(this.root, normal), (handle) => fill(handle), {
+      verify: async (temp, expected) => {
+        const readBack = await sha256File(temp);
+        if (readBack !== expected) {
+          throw new Error(`${this.describe()}: ${normal} read back as sha256 ${readBack ?? "(missing)"} but ${expected} was written; the old file is kept`);
+        }
+      },
+    });
   }
 }

@@ -2,7 +2,7 @@ import { execa } from "execa";
 
 /**
  * Runs an mtools command on a FAT filesystem inside an image file (`-i image@@offset`), never
- * mounting it. Timestamps are pinned (SOURCE_DATE_EPOCH = 1980-01-01, FAT's epoch, in UTC) so
+ * mounting it, under an exclusive lock of the image file. Timestamps are pinned (SOURCE_DATE_EPOCH = 1980-01-01, FAT's epoch, in UTC) so
  * the same operations give the same bytes; stdin is closed so a name clash can never wait for
  * an answer.
  */
@@ -19,14 +19,43 @@ export interface MtoolsResult {
   stderr: string;
 }
 
+/** How long an mtools command waits for another process's lock on the same image. */
+const LOCK_WAIT_SECONDS = 600;
+
+/**
+ * Runs `fn` while this process holds an exclusive lock (flock(2), through util-linux's flock)
+ * on `image`: the same lock every mtools command here runs under. The lock is held by a child
+ * whose stdin is this process: if this process dies, the child reads EOF and the lock goes.
+ */
+export async function withImageLock<T>(image: string, fn: () => Promise<T>): Promise<T> {
+  const holder = execa("flock", ["-w", String(LOCK_WAIT_SECONDS), image, "sh", "-c", "echo locked; exec cat >/dev/null"], { stdin: "pipe", stdout: "pipe", stderr: "pipe", reject: false, buffer: false });
+  await new Promise<void>((resolve, reject) => {
+    holder.stdout?.once("data", () => resolve());
+    holder.once("exit", (code) => reject(new Error(`locking ${image} failed (flock exited ${code}); is util-linux's flock installed?`)));
+    holder.once("error", reject);
+  });
+  try {
+    return await fn();
+  } finally {
+    holder.stdin?.end();
+    await holder;
+  }
+}
+
 export async function mtools(
   command: "mcopy" | "mdir" | "mdel" | "mdeltree" | "mmd" | "mren" | "mmove" | "mattrib",
   image: string,
   offset: number,
   args: string[],
 ): Promise<MtoolsResult> {
-  const result = await execa(command, ["-i", `${image}@@${offset}`, ...args], { encoding: "buffer", stripFinalNewline: false, maxBuffer: 1 << 30, reject: false, stdin: "ignore", env: mtoolsEnv() });
-  if (result.code === "ENOENT") throw new Error(`${command} is missing: install Debian's mtools`);
+  // mtools does not lock image files: every command holds an exclusive flock of the image.
+  const result = await execa("flock", ["-w", String(LOCK_WAIT_SECONDS), image, command, "-i", `${image}@@${offset}`, ...args], {
+    encoding: "buffer", stripFinalNewline: false, maxBuffer: 1 << 30, reject: false, stdin: "ignore", env: mtoolsEnv(),
+  });
+  if (result.code === "ENOENT") throw new Error("flock is missing: install Debian's util-linux");
+  if (result.exitCode !== 0 && /^flock: failed to execute/m.test(Buffer.from(result.stderr).toString("utf8"))) {
+    throw new Error(`${command} is missing: install Debian's mtools`);
+  }
   return { exitCode: result.exitCode ?? 1, stdout: Buffer.from(result.stdout), stderr: Buffer.from(result.stderr).toString("utf8") };
 }
 

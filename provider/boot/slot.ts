@@ -1,11 +1,11 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { z } from "zod";
+import { isTempName } from "../atomic-file";
 import { parseInput } from "../input-error";
+import type { BootTarget } from "./boot-target";
 import { readBootOnce } from "./once";
-import { SshTarget } from "./ssh-target";
-import { readSyslinuxConfig, type SyslinuxConfigSpec, type SyslinuxEntry } from "./syslinux-config";
-import type { BootTarget } from "./target";
+import { entryByLabel, readSyslinuxConfig, type SyslinuxConfigSpec, type SyslinuxEntry } from "./syslinux-config";
 
 /**
  * A/B slots: a directory per slot on the boot partition (`<slot>/vmlinuz`, `initramfs`,
@@ -114,16 +114,22 @@ function slotsOfEntry(entry: SyslinuxEntry | undefined, configPath: string): Set
   return slots;
 }
 
-function entryFor(spec: SyslinuxConfigSpec, label: string): SyslinuxEntry | undefined {
-  return spec.entries.find((e) => e.label.toLowerCase() === label.toLowerCase());
+/** The slot the entry `label` boots (its kernel's directory), or undefined when no entry has that label. */
+export function slotOfLabel(config: { path: string; spec: SyslinuxConfigSpec }, label: string): string | undefined {
+  const entry = entryByLabel(config.spec, label);
+  return entry ? slotOfBootPath(entry.kernel, config.path) : undefined;
 }
 
-/** The slot the machine behind an ssh target is running, from BOOT_IMAGE in its /proc/cmdline. */
+/** The slot syslinux boots by DEFAULT. */
+export function defaultSlotOf(config: { path: string; spec: SyslinuxConfigSpec }): string | undefined {
+  return slotOfLabel(config, config.spec.defaultLabel);
+}
+
+/** The slot the machine running from the target boots, from BOOT_IMAGE in its kernel command line (ssh targets). */
 export async function runningSlotOf(target: BootTarget): Promise<string | undefined> {
-  if (!(target instanceof SshTarget)) return undefined;
-  const result = await target.runRemote("cat /proc/cmdline");
-  if (result.exitCode !== 0) return undefined;
-  const match = /(?:^|\s)BOOT_IMAGE=(\S+)/.exec(result.stdout.toString("utf8"));
+  const cmdline = await target.runningCmdline();
+  if (cmdline === undefined) return undefined;
+  const match = /(?:^|\s)BOOT_IMAGE=(\S+)/.exec(cmdline);
   return match?.[1] === undefined ? undefined : slotOfBootPath(match[1], "syslinux.cfg");
 }
 
@@ -132,11 +138,11 @@ export async function slotRefusal(target: BootTarget, slot: string, runningSlot?
   const want = slot.toLowerCase();
   const config = await readSyslinuxConfig(target);
   if (config) {
-    if (slotsOfEntry(entryFor(config.spec, config.spec.defaultLabel), config.path).has(want)) {
+    if (slotsOfEntry(entryByLabel(config.spec, config.spec.defaultLabel), config.path).has(want)) {
       return `slot "${slot}" holds what syslinux boots by default (DEFAULT ${config.spec.defaultLabel} in ${config.path}); write the other slot, or change DEFAULT first`;
     }
     const once = await readBootOnce(target).catch(() => undefined);
-    if (once !== undefined && slotsOfEntry(entryFor(config.spec, once), config.path).has(want)) {
+    if (once !== undefined && slotsOfEntry(entryByLabel(config.spec, once), config.path).has(want)) {
       return `slot "${slot}" is set to boot once (label ${once}); clear the one-time boot first`;
     }
   }
@@ -170,7 +176,7 @@ export async function writeSlot(target: BootTarget, input: WriteSlotOptions): Pr
   }
   // Leftovers of an interrupted write are not part of the slot.
   for (const name of await target.list(opts.slot)) {
-    if (name.endsWith(STAGED) || name.includes(".tmp-")) await target.remove(slotPath(opts.slot, name));
+    if (name.endsWith(STAGED) || isTempName(name)) await target.remove(slotPath(opts.slot, name));
   }
   const records: Partial<Record<SlotFileRole, SlotFileRecord>> = {};
   for (const role of roles) {

@@ -2,56 +2,86 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { createHash } from "node:crypto";
-import { spawn } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import { execa } from "execa";
-import type { BootTarget, TargetSpec } from "./target";
-import { targetRelPath, tempNameFor } from "./target-path";
+import { tempNameFor } from "../atomic-file";
+import { onProcessExit, processAlive } from "../exit-cleanup";
+import type { BootTarget, CommandResult, MachineShell } from "./boot-target";
+import type { TargetSpec } from "./target-spec";
+import { shellQuote } from "./shell-quote";
+import { targetRelPath } from "./target-path";
 
 type SshSpec = Extract<TargetSpec, { kind: "ssh" }>;
 
 /** Exit code the remote scripts use for "no such file". */
 const MISSING = 3;
 
-/** Single-quotes a word for the remote POSIX shell. */
-export function shellQuote(word: string): string {
-  return `'${word.replace(/'/g, `'\\''`)}'`;
+
+const SESSION_PREFIX = "ramroot-ssh-";
+/** Seconds an idle master connection stays after its last command: bounded, so a killed deploy leaves none. */
+export const CONTROL_PERSIST_SECONDS = 5;
+
+/** Removes session directories of processes that are gone (killed): names carry the pid, `ramroot-ssh-<pid>-<random>`. */
+async function removeStaleSessions(): Promise<void> {
+  const tmp = os.tmpdir();
+  for (const name of await fs.promises.readdir(tmp).catch(() => [] as string[])) {
+    const match = new RegExp(`^${SESSION_PREFIX}(\\d+)-`).exec(name);
+    if (match?.[1] === undefined || Number(match[1]) === process.pid || processAlive(Number(match[1]))) continue;
+    await fs.promises.rm(path.join(tmp, name), { recursive: true, force: true }).catch(() => undefined);
+  }
 }
 
 /**
  * A boot directory on another machine, through the system's OpenSSH client: `~/.ssh/config`,
  * the agent and known_hosts work as they do for `ssh` itself. Host keys are checked strictly by
- * default. A private key given as text is written to a 0600 file in a 0700 directory for the
- * session and deleted by close(); it never appears in arguments or messages. One master
- * connection (ControlMaster) carries every command of the session.
+ * default. One master connection (ControlMaster) carries every command of the session.
+ *
+ * Nothing usable outlives the process, however it ends. A private key given as text is written
+ * to a 0600 file in a 0700 session directory only while the master authenticates, and deleted
+ * as soon as it has; it never appears in arguments or messages. The master ends on close, on
+ * exit and on SIGINT/SIGTERM/SIGHUP (exit-cleanup.ts), and by itself after
+ * CONTROL_PERSIST_SECONDS without a command, so a SIGKILLed deploy leaves no live master: its
+ * socket goes with it, and the empty session directory is swept by the next open. A master that
+ * idled out is started again for the next command.
  */
 export class SshTarget implements BootTarget {
   private readonly running = new Set<{ kill(signal: NodeJS.Signals): boolean }>();
+  private readonly controlPath: string;
+  private readonly dropSession: () => void;
+  /** One master start at a time. */
+  private starting: Promise<void> | undefined;
+
+  readonly machine: MachineShell = { run: (script, input) => this.runRemote(script, input) };
 
   private constructor(
     readonly spec: SshSpec,
     private readonly session: string,
     private readonly baseArgs: string[],
-  ) {}
+  ) {
+    this.controlPath = path.join(session, "cm");
+    // On every exit path: the master told to exit, the directory (key, socket) removed.
+    this.dropSession = onProcessExit(() => {
+      if (fs.existsSync(this.controlPath)) spawnSync("ssh", [...this.baseArgs, "-O", "exit", "--", this.spec.host], { stdio: "ignore", timeout: 5000 });
+      fs.rmSync(this.session, { recursive: true, force: true });
+    });
+  }
 
   static async open(spec: SshSpec): Promise<SshTarget> {
-    const session = await fs.promises.mkdtemp(path.join(os.tmpdir(), "ramroot-ssh-"));
+    await removeStaleSessions();
+    const session = await fs.promises.mkdtemp(path.join(os.tmpdir(), `${SESSION_PREFIX}${process.pid}-`));
     await fs.promises.chmod(session, 0o700);
     const args = ["-o", "BatchMode=yes", "-o", `StrictHostKeyChecking=${spec.strictHostKeyChecking === false ? "accept-new" : "yes"}`];
     if (spec.sshConfigFile !== undefined) args.unshift("-F", spec.sshConfigFile);
     if (spec.knownHostsFile !== undefined) args.push("-o", `UserKnownHostsFile=${spec.knownHostsFile}`);
     if (spec.port !== undefined) args.push("-p", String(spec.port));
     if (spec.user !== undefined) args.push("-l", spec.user);
-    if (spec.privateKey !== undefined) {
-      const keyFile = path.join(session, "key");
-      await fs.promises.writeFile(keyFile, spec.privateKey.endsWith("\n") ? spec.privateKey : `${spec.privateKey}\n`, { mode: 0o600 });
-      args.push("-i", keyFile, "-o", "IdentitiesOnly=yes");
-    }
+    if (spec.privateKey !== undefined) args.push("-i", path.join(session, "key"), "-o", "IdentitiesOnly=yes");
     args.push("-o", `ControlPath=${path.join(session, "cm")}`);
     const target = new SshTarget(spec, session, args);
     try {
       await target.startMaster();
     } catch (err) {
-      await fs.promises.rm(session, { recursive: true, force: true });
+      target.dropSession();
       throw err;
     }
     return target;
@@ -61,14 +91,28 @@ export class SshTarget implements BootTarget {
     return `ssh ${this.spec.user ? `${this.spec.user}@` : ""}${this.spec.host}${this.spec.port ? `:${this.spec.port}` : ""}:${this.spec.path}`;
   }
 
-  /** The master connection: authenticates once (and checks the host key), then backgrounds itself. */
+  /** A master connection, started again when the last one idled out. */
+  private async ensureMaster(): Promise<void> {
+    if (fs.existsSync(this.controlPath)) return;
+    this.starting ??= this.startMaster().finally(() => (this.starting = undefined));
+    await this.starting;
+  }
+
+  /**
+   * The master connection: authenticates once (and checks the host key), then backgrounds
+   * itself. The key file exists only for this step.
+   */
   private async startMaster(): Promise<void> {
+    const keyFile = path.join(this.session, "key");
+    if (this.spec.privateKey !== undefined) {
+      await fs.promises.writeFile(keyFile, this.spec.privateKey.endsWith("\n") ? this.spec.privateKey : `${this.spec.privateKey}\n`, { mode: 0o600 });
+    }
     const log = path.join(this.session, "master.log");
     const fd = fs.openSync(log, "w", 0o600);
     try {
       // stdout/stderr go to a file, not a pipe: the backgrounded master keeps them open.
       // node's spawn, not execa: execa would pipe the output, and the master would hold the pipe open.
-      const child = spawn("ssh", [...this.baseArgs, "-o", "ControlMaster=yes", "-o", "ControlPersist=yes", "-f", "-N", "--", this.spec.host], {
+      const child = spawn("ssh", [...this.baseArgs, "-o", "ControlMaster=yes", "-o", `ControlPersist=${CONTROL_PERSIST_SECONDS}`, "-f", "-N", "--", this.spec.host], {
         stdio: ["ignore", fd, fd],
       });
       const exitCode = await new Promise<number | null>((resolve, reject) => {
@@ -81,6 +125,8 @@ export class SshTarget implements BootTarget {
       }
     } finally {
       fs.closeSync(fd);
+      await fs.promises.rm(keyFile, { force: true });
+      await fs.promises.rm(log, { force: true });
     }
   }
 
@@ -95,7 +141,8 @@ export class SshTarget implements BootTarget {
    * Runs a POSIX shell script on the remote machine through the master connection. `input` is
    * piped to its stdin. Resolves with the exit code and output; never rejects on a non-zero exit.
    */
-  async runRemote(script: string, input?: Buffer | string | fs.ReadStream): Promise<{ exitCode: number; stdout: Buffer; stderr: string }> {
+  async runRemote(script: string, input?: Buffer | string | fs.ReadStream): Promise<CommandResult> {
+    await this.ensureMaster();
     const args = [...this.baseArgs, "-o", "ControlMaster=no", "--", this.spec.host, script];
     const common = { encoding: "buffer", reject: false, stripFinalNewline: false, maxBuffer: 1 << 30 } as const;
     const child = execa("ssh", args, { ...common, stdin: "pipe" });
@@ -154,7 +201,7 @@ export class SshTarget implements BootTarget {
     const from = this.remotePath(fromRel);
     const to = this.remotePath(toRel);
     if (path.posix.dirname(from) !== path.posix.dirname(to)) throw new Error(`rename: ${fromRel} and ${toRel} are in different directories; expected one directory`);
-    await this.check(`set -e; [ -f ${shellQuote(from)} ]; [ ! -d ${shellQuote(to)} ]; mv -f -- ${shellQuote(from)} ${shellQuote(to)}; sync`, `renaming ${fromRel} over ${toRel}`);
+    await this.check(`set -e; [ -e ${shellQuote(from)} ]; [ ! -d ${shellQuote(to)} ]; mv -f -- ${shellQuote(from)} ${shellQuote(to)}; sync`, `renaming ${fromRel} over ${toRel}`);
   }
 
   async writeFileAtomic(rel: string, data: Buffer | string): Promise<void> {
@@ -212,10 +259,29 @@ export class SshTarget implements BootTarget {
     return readBack;
   }
 
+  async makeDirectoryExclusive(rel: string): Promise<boolean> {
+    const dir = shellQuote(this.remotePath(rel));
+    const result = await this.runRemote(`if mkdir -- ${dir} 2>/dev/null; then sync; exit 0; elif [ -e ${dir} ]; then exit ${MISSING}; else mkdir -- ${dir}; fi`);
+    if (result.exitCode === 0) return true;
+    if (result.exitCode === MISSING) return false;
+    throw new Error(`${this.describe()}: creating ${rel} failed (exit ${result.exitCode}): ${result.stderr.trim()}`);
+  }
+
+  async writeBootOnce(label: string | undefined, ldlinuxDir: string): Promise<void> {
+    const args = label === undefined ? ["--clear-once"] : [`--once=${label}`];
+    const result = await this.runRemote(`extlinux ${args.map(shellQuote).join(" ")} ${shellQuote(this.remotePath(ldlinuxDir))}`);
+    if (result.exitCode !== 0) throw new Error(`${this.describe()}: extlinux ${args.join(" ")} failed (exit ${result.exitCode}): ${result.stderr.trim()}`);
+  }
+
+  async runningCmdline(): Promise<string | undefined> {
+    const result = await this.runRemote("cat /proc/cmdline");
+    return result.exitCode === 0 ? result.stdout.toString("utf8") : undefined;
+  }
+
   async close(): Promise<void> {
     this.cancel();
-    await execa("ssh", [...this.baseArgs, "-O", "exit", "--", this.spec.host], { reject: false, stdin: "ignore" });
-    await fs.promises.rm(this.session, { recursive: true, force: true });
+    if (fs.existsSync(this.controlPath)) await execa("ssh", [...this.baseArgs, "-O", "exit", "--", this.spec.host], { reject: false, stdin: "ignore" });
+    this.dropSession();
   }
 }
 

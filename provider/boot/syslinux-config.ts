@@ -1,7 +1,7 @@
 import { z } from "zod";
 import { sha256Hex } from "../file-hash";
 import { parseInput } from "../input-error";
-import type { BootTarget } from "./target";
+import type { BootTarget } from "./boot-target";
 
 /** One boot entry: `LABEL label`, `LINUX kernel`, `INITRD a,b`, `APPEND ...`. */
 export interface SyslinuxEntry {
@@ -78,6 +78,12 @@ export const syslinuxConfigSpecSchema: z.ZodType<SyslinuxConfigSpec> = z
       });
     }
   });
+
+/** The entry named `label`, matched case-insensitively as syslinux matches labels. */
+export function entryByLabel(spec: Pick<SyslinuxConfigSpec, "entries">, label: string): SyslinuxEntry | undefined {
+  const want = label.toLowerCase();
+  return spec.entries.find((e) => e.label.toLowerCase() === want);
+}
 
 /** Validates untrusted input into a config spec, or throws an error naming field, value and what is accepted. */
 export function parseSyslinuxConfigSpec(input: unknown): SyslinuxConfigSpec {

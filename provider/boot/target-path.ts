@@ -2,10 +2,9 @@ import * as path from "node:path";
 
 /**
  * Checks a path relative to a boot target's root ("a/vmlinuz", "syslinux.cfg") and returns it
- * normalised. Absolute paths and paths that climb out with ".." are refused: a target never
- * reads or writes outside its root.
+ * normalised; "" (or "/" or ".") is the root itself. Absolute paths and paths that climb out
+ * with ".." are refused: a target never reads or writes outside its root.
  */
-/** "" (or "/" or ".") is the root itself. */
 export function targetRelPath(rel: string, field = "path"): string {
   if (typeof rel !== "string") throw new Error(`${field}: got ${JSON.stringify(rel)}; expected a path relative to the target root`);
   if (rel.includes("\0") || rel.includes("\n")) throw new Error(`${field}: got ${JSON.stringify(rel)}; NUL and newline are not accepted in a path`);
@@ -15,14 +14,4 @@ export function targetRelPath(rel: string, field = "path"): string {
     throw new Error(`${field}: got ${JSON.stringify(rel)}; expected a path inside the target root (no "..")`);
   }
   return normal === "." ? "" : normal.replace(/\/+$/, "");
-}
-
-/** The temporary name a file is written under before it is renamed over `rel`, in the same directory. */
-export function tempNameFor(rel: string): string {
-  const dir = path.posix.dirname(rel);
-  const base = path.posix.basename(rel);
-  const suffix = `${process.pid.toString(36)}${Math.floor(Math.random() * 0xffffff).toString(36)}`;
-  // Short: FAT without long names still works, and the name says what it is.
-  const name = `${base}.tmp-${suffix}`;
-  return dir === "." ? name : `${dir}/${name}`;
 }

@@ -5,10 +5,10 @@
  * a machine that did reboot into a broken image comes back on DEFAULT by itself.
  */
 import { openTarget, type BootTarget, type TargetSpec } from "./target";
-import { SshTarget, shellQuote } from "./ssh-target";
+import { shellQuote } from "./shell-quote";
 import { clearBootOnce, promote, setBootOnce } from "./once";
-import { readSlot, slotOfBootPath } from "./slot";
-import { readSyslinuxConfig, writeSyslinuxConfig, type SyslinuxConfigSpec } from "./syslinux-config";
+import { readSlot, slotOfLabel } from "./slot";
+import { entryByLabel, readSyslinuxConfig, writeSyslinuxConfig, type SyslinuxConfigSpec } from "./syslinux-config";
 
 export interface TrialOptions {
   /** a file the booted image writes with its image id (from ramroot.image= on its command line) */
@@ -22,8 +22,7 @@ export interface TrialOptions {
 
 /** The image id the config's entry `label` boots, from its slot's manifest. */
 async function imageOfLabel(target: BootTarget, spec: SyslinuxConfigSpec, label: string, configPath: string): Promise<string> {
-  const entry = spec.entries.find((e) => e.label.toLowerCase() === label.toLowerCase());
-  const slot = entry ? slotOfBootPath(entry.kernel, configPath) : undefined;
+  const slot = slotOfLabel({ path: configPath, spec }, label);
   const state = slot ? await readSlot(target, slot) : undefined;
   if (!state?.manifest) throw new Error(`trial: label ${label} boots slot ${slot ?? "?"}, which holds no ramroot image`);
   return state.manifest.imageId;
@@ -33,8 +32,8 @@ async function probe(spec: TargetSpec, path: string): Promise<string | undefined
   let target: BootTarget | undefined;
   try {
     target = await openTarget(spec);
-    if (!(target instanceof SshTarget)) return undefined;
-    const r = await target.runRemote(`cat ${shellQuote(path)} 2>/dev/null`);
+    if (!target.machine) return undefined;
+    const r = await target.machine.run(`cat ${shellQuote(path)} 2>/dev/null`);
     return r.exitCode === 0 ? r.stdout.toString("utf8").trim() : undefined;
   } catch {
     return undefined; // rebooting: not answering yet
@@ -47,16 +46,17 @@ async function probe(spec: TargetSpec, path: string): Promise<string | undefined
 export async function trialBoot(targetSpec: TargetSpec, spec: SyslinuxConfigSpec, opts: TrialOptions): Promise<{ path: string; sha256: string }> {
   const log = opts.log ?? (() => undefined);
   const target = await openTarget(targetSpec);
-  if (!(target instanceof SshTarget)) {
+  const machine = target.machine;
+  if (!machine) {
     await target.close();
-    throw new Error('strategy: "trial" needs an ssh target (it waits for the booted machine to answer); use "switch" for this target');
+    throw new Error('strategy: "trial" needs a target with a shell on the machine, an ssh target (it waits for the booted machine to answer); use "switch" for this target');
   }
   const newLabel = spec.defaultLabel;
   let expected: string;
   try {
     const current = await readSyslinuxConfig(target);
     const oldLabel = current?.spec.defaultLabel;
-    if (!current || !oldLabel || !current.spec.entries.some((e) => e.label.toLowerCase() === oldLabel.toLowerCase())) {
+    if (!current || !oldLabel || !entryByLabel(current.spec, oldLabel)) {
       // Nothing to fall back to: a plain switch is the only honest choice.
       return await writeSyslinuxConfig(target, spec);
     }
@@ -65,7 +65,7 @@ export async function trialBoot(targetSpec: TargetSpec, spec: SyslinuxConfigSpec
     expected = await imageOfLabel(target, spec, newLabel, staged.path);
     await setBootOnce(target, newLabel);
     log(`trial: ${newLabel} set to boot once (DEFAULT stays ${oldLabel}); waiting up to ${opts.timeoutSeconds} s for image ${expected.slice(0, 12)} to answer`);
-    if (opts.reboot) await target.runRemote("(sleep 1; reboot) >/dev/null 2>&1 &").catch(() => undefined);
+    if (opts.reboot) await machine.run("(sleep 1; reboot) >/dev/null 2>&1 &").catch(() => undefined);
   } finally {
     await target.close().catch(() => undefined);
   }

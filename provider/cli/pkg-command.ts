@@ -1,5 +1,6 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
+import { writeFileAtomicSync } from "../atomic-file";
 import type { Command } from "commander";
 import { z } from "zod";
 import { installPackages } from "../apk/install";
@@ -129,10 +130,8 @@ export function registerPkgCommands(program: Command): void {
       owners: parseOwners(flags.owner),
     };
     const built = buildPackage(flags.dir, spec, signerFrom(flags));
-    fs.mkdirSync(flags.output, { recursive: true });
     const out = path.join(flags.output, built.fileName);
-    fs.writeFileSync(`${out}.tmp`, built.apk);
-    fs.renameSync(`${out}.tmp`, out);
+    writeFileAtomicSync(out, built.apk);
     process.stdout.write(`${out}\n`);
   });
 

@@ -8,7 +8,7 @@ import type { Command } from "commander";
 import { LocalWorkspace, type Stack, type UpdateSummary } from "@pulumi/pulumi/automation";
 import { inspectTarget, slotHolding, type TargetState } from "../boot/inspect";
 import type { JournalEntry } from "../boot/journal";
-import { parseTargetSpec, type TargetSpec } from "../boot/target";
+import { parseTargetSpec, resolveTargetSpec, type TargetSpec } from "../boot/target-spec";
 import { cachedImage } from "../image/build";
 import { bootQemu, qemuArgs, type BootMedia } from "../qemu/boot";
 
@@ -29,8 +29,7 @@ async function openStack(flags: StackFlags): Promise<{ stack: Stack; projectDir:
 async function stackTarget(stack: Stack, projectDir: string): Promise<TargetSpec> {
   const value = (await stack.getAllConfig())["ramroot:target"]?.value;
   if (value === undefined) throw new Error(`stack ${stack.name} has no ramroot:target in its config`);
-  const spec = parseTargetSpec(JSON.parse(value));
-  return spec.kind === "ssh" ? spec : { ...spec, path: path.resolve(projectDir, spec.path) };
+  return resolveTargetSpec(parseTargetSpec(JSON.parse(value)), projectDir);
 }
 
 /**

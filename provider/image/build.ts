@@ -6,6 +6,7 @@
  */
 import * as fs from "node:fs";
 import * as path from "node:path";
+import { renameDurablySync } from "../atomic-file";
 import { pipeline } from "node:stream/promises";
 import { cacheDir } from "../cache-dir";
 import { sha256File, sha256Hex } from "../file-hash";
@@ -246,7 +247,7 @@ export async function buildImage(resolved: ResolvedPlan, opts: BuildOptions = {}
     fs.writeFileSync(path.join(outDir, MANIFEST), JSON.stringify(result, null, 2) + "\n");
     fs.writeFileSync(path.join(outDir, "plan.json"), JSON.stringify(plan, null, 2) + "\n");
     fs.rmSync(dir, { recursive: true, force: true });
-    fs.renameSync(outDir, dir);
+    renameDurablySync(outDir, dir);
     progress(`image ${imageId.slice(0, 12)}: initramfs ${(initramfs.size / (1 << 20)).toFixed(1)} MiB (${(archiveSize / (1 << 20)).toFixed(1)} MiB unpacked)`);
     return result;
   } finally {

@@ -1,0 +1,60 @@
+/**
+ * A boot partition, wherever it is, by what it can do. Code outside the factory (target.ts)
+ * uses these capabilities and never asks which kind a target is.
+ */
+import type { TargetSpec } from "./target-spec";
+
+/** A command's outcome; a non-zero exit is not an exception. */
+export interface CommandResult {
+  exitCode: number;
+  stdout: Buffer;
+  stderr: string;
+}
+
+/** A POSIX shell on the machine that boots from the partition (ssh targets). */
+export interface MachineShell {
+  /** Runs a shell script there; `input` goes to its stdin. */
+  run(script: string, input?: Buffer | string): Promise<CommandResult>;
+}
+
+/**
+ * Paths (`rel`) are relative to the partition root, with "/" separators; ".." and absolute
+ * paths are refused. Every write is atomic: a temporary name in the same directory, flushed,
+ * verified by hash, then renamed over the old file.
+ */
+export interface BootTarget {
+  readonly spec: TargetSpec;
+  /** e.g. "local /mnt/boot", "image disk.img (partition 1)", "ssh root@nas:/media/boot"; never includes secrets. */
+  describe(): string;
+  /** The file's bytes, or undefined when it does not exist. */
+  readFile(rel: string): Promise<Buffer | undefined>;
+  /** Temp name + fsync + rename, with a read-back check of the hash. Parent directories are created. */
+  writeFileAtomic(rel: string, data: Buffer | string): Promise<void>;
+  /** Copies a local file in atomically; resolves to the sha256 (hex) read back from the target. */
+  copyInAtomic(rel: string, localFile: string, onProgress?: (done: number, total: number) => void): Promise<string>;
+  /** sha256 (hex) of the file as stored on the target, or undefined when it does not exist. */
+  sha256(rel: string): Promise<string | undefined>;
+  /** Names (not paths) in a directory, sorted; [] when the directory does not exist. */
+  list(relDir: string): Promise<string[]>;
+  /** Renames a file or directory over another name in the same directory (atomic where the filesystem is), durably. */
+  rename(fromRel: string, toRel: string): Promise<void>;
+  /** Removes a file or a directory tree; fine when it is already gone. */
+  remove(rel: string): Promise<void>;
+  /**
+   * Creates the directory `rel` (its parent must exist) only when nothing has that name: true
+   * when this call created it, false when it was there. Atomic against every other writer that
+   * uses it (mkdir(2); on disk images under a lock of the image file): what a lease stands on.
+   */
+  makeDirectoryExclusive(rel: string): Promise<boolean>;
+  /**
+   * Sets (or with undefined clears) syslinux's boot-once label in the ADV of the ldlinux.sys in
+   * `ldlinuxDir`: `extlinux --once` where the partition is mounted, an in-place ADV edit on images.
+   */
+  writeBootOnce(label: string | undefined, ldlinuxDir: string): Promise<void>;
+  /** The kernel command line of the machine running from this partition, when it can be known (ssh: /proc/cmdline). */
+  runningCmdline(): Promise<string | undefined>;
+  /** A shell on the machine that boots from this partition, when there is one (ssh targets). */
+  readonly machine?: MachineShell;
+  /** Releases what the target holds (scratch files, temp key files, ssh master connections). */
+  close(): Promise<void>;
+}
