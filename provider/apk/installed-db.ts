@@ -1,6 +1,6 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { serializeRecord } from "./apkindex";
+import { isPrivateKeyPem } from "./signature";
 import type { PackageRecord } from "./package-record";
 import { DEFAULT_DIR_ACL, DEFAULT_FILE_ACL, type Acl, type FileManifest, type InstalledDir } from "./expand";
 import { SCRIPT_NAMES, type ScriptName } from "./package-file";
@@ -13,15 +13,17 @@ export interface InstalledPackage {
   dirs: InstalledDir[];
   scripts: Map<ScriptName, Buffer>;
   triggers: string[];
+  /** What apk flags in the db (`f:`): files it could not install (`f`), a script that failed (`s`). */
+  broken?: { files?: boolean; script?: boolean };
 }
 
 export interface ApkDatabase {
   packages: InstalledPackage[];
-  /** /etc/apk/world: the dependencies asked for ("busybox", "alpine-base>=3.20"). */
+  /** /etc/apk/world: the dependencies asked for ("busybox", "alpine-base>=3.20"), in the solver's order (by name). */
   world: string[];
   arch: string;
-  /** /etc/apk/repositories lines. */
-  repositories: string[];
+  /** /etc/apk/repositories lines; the file is written only when given (`apk add --initdb` writes none). */
+  repositories?: string[];
   /** /etc/apk/keys: file name -> PEM. */
   keys: Map<string, Buffer>;
   /** When given, files another package took over are listed only under their new owner. */
@@ -47,15 +49,39 @@ function sorted(packages: InstalledPackage[]): InstalledPackage[] {
 }
 
 /**
- * /lib/apk/db/installed in apk's format (apk_db_fdb_write): per package its index header lines
- * (C P V A S I T U L o m t c k D p i r q), then per directory `F:` and `M:uid:gid:mode` when not
- * root:root 0755, per file `R:`, `a:uid:gid:mode` when not root:root 0644, `Z:Q1...`; a blank
- * line ends each package.
+ * A package's header in /lib/apk/db/installed, field for field as apk_pkg_write_index_header
+ * writes it (T:, U: and L: always, even empty; t: and k: only when non-zero), then what only the
+ * installed db holds: r: (replaces), q: (replaces_priority), f: (broken files / script).
+ */
+function installedHeader(pkg: InstalledPackage): string {
+  const r = pkg.record;
+  const lines = [`C:${r.checksum ?? ""}`, `P:${r.name}`, `V:${r.version}`];
+  if (r.arch !== undefined) lines.push(`A:${r.arch}`);
+  lines.push(`S:${r.size ?? 0}`, `I:${r.installedSize ?? 0}`, `T:${r.description ?? ""}`, `U:${r.url ?? ""}`, `L:${r.license ?? ""}`);
+  if (r.origin) lines.push(`o:${r.origin}`);
+  if (r.maintainer) lines.push(`m:${r.maintainer}`);
+  if (r.buildTime) lines.push(`t:${r.buildTime}`);
+  if (r.commit) lines.push(`c:${r.commit}`);
+  if (r.providerPriority) lines.push(`k:${r.providerPriority}`);
+  if (r.depends.length > 0) lines.push(`D:${r.depends.join(" ")}`);
+  if (r.provides.length > 0) lines.push(`p:${r.provides.join(" ")}`);
+  if (r.installIf.length > 0) lines.push(`i:${r.installIf.join(" ")}`);
+  if (r.replaces.length > 0) lines.push(`r:${r.replaces.join(" ")}`);
+  if (r.replacesPriority) lines.push(`q:${r.replacesPriority}`);
+  const flags = `${pkg.broken?.files ? "f" : ""}${pkg.broken?.script ? "s" : ""}`;
+  if (flags) lines.push(`f:${flags}`);
+  return lines.join("\n") + "\n";
+}
+
+/**
+ * /lib/apk/db/installed in apk's format (apk_db_fdb_write): per package its header lines, then
+ * per directory `F:` and `M:uid:gid:mode` when not root:root 0755, per file `R:`,
+ * `a:uid:gid:mode` when not root:root 0644, `Z:Q1...`; a blank line ends each package.
  */
 export function formatInstalledDb(packages: InstalledPackage[], manifest?: FileManifest): string {
   let out = "";
   for (const pkg of sorted(packages)) {
-    out += serializeRecord(pkg.record);
+    out += installedHeader(pkg);
     for (const dir of pkg.dirs) {
       out += `F:${dir.name}\n`;
       if (!sameAcl(dir.acl, DEFAULT_DIR_ACL)) out += aclLine("M", dir.acl);
@@ -73,27 +99,38 @@ export function formatInstalledDb(packages: InstalledPackage[], manifest?: FileM
 }
 
 /**
- * /lib/apk/db/scripts.tar: each package's scripts as `<name>-<version>.<hex checksum>.<action>`,
- * mode 0755, mtime = build time, in apk's script order.
+ * The name apk 2.14 gives a script in scripts.tar (apk_db_scriptdb_write):
+ * `<name>-<version>.<package identity as apk prints it, "Q1" + base64 of the SHA-1>.<action>`,
+ * cut to the 99 bytes of a tar name field as its strlcpy does. apk reads the identity back from
+ * between the last two dots, so any other form (bare hex) attaches the script to nothing.
+ */
+export function scriptEntryName(record: { name: string; version: string; checksum?: string }, action: ScriptName): string {
+  if (!record.checksum?.startsWith("Q1")) throw new Error(`package ${record.name}: no Q1 checksum to name its scripts with`);
+  const name = Buffer.from(`${record.name}-${record.version}.${record.checksum}.${action}`);
+  return name.subarray(0, 99).toString("utf8");
+}
+
+/**
+ * /lib/apk/db/scripts.tar: every script of every installed package, in install order (apk walks
+ * its installed list, which grows as packages are installed) and per package in apk's script
+ * order, mode 0755, root, mtime = build time, then the end-of-archive blocks.
  */
 export function formatScriptsTar(packages: InstalledPackage[]): Buffer {
   const entries: TarEntry[] = [];
-  for (const pkg of sorted(packages)) {
+  for (const pkg of packages) {
     const { record } = pkg;
-    if (!record.checksum?.startsWith("Q1")) throw new Error(`package ${record.name}: no Q1 checksum to name its scripts with`);
-    const hex = Buffer.from(record.checksum.slice(2), "base64").toString("hex");
     for (const action of SCRIPT_NAMES) {
       const body = pkg.scripts.get(action);
       if (!body) continue;
-      entries.push({ name: `${record.name}-${record.version}.${hex}.${action}`, type: "file", mode: 0o755, uid: 0, gid: 0, mtime: record.buildTime ?? 0, content: body });
+      entries.push({ name: scriptEntryName(record, action), type: "file", mode: 0o755, uid: 0, gid: 0, mtime: record.buildTime ?? 0, content: body });
     }
   }
   return writeTar(entries, { endOfArchive: true });
 }
 
-/** /lib/apk/db/triggers: "<Q1 checksum> <path glob>..." per package that has triggers. */
+/** /lib/apk/db/triggers: "<Q1 checksum> <path glob>..." per package that has triggers, in install order. */
 export function formatTriggers(packages: InstalledPackage[]): string {
-  return sorted(packages)
+  return packages
     .filter((p) => p.triggers.length > 0)
     .map((p) => `${p.record.checksum} ${p.triggers.join(" ")}\n`)
     .join("");
@@ -110,12 +147,14 @@ export function writeApkDatabase(root: string, db: ApkDatabase): void {
   write("lib/apk/db/installed", formatInstalledDb(db.packages, db.manifest));
   write("lib/apk/db/scripts.tar", formatScriptsTar(db.packages));
   write("lib/apk/db/triggers", formatTriggers(db.packages));
-  write("etc/apk/world", [...new Set(db.world)].sort().map((w) => `${w}\n`).join(""));
+  write("etc/apk/world", [...new Set(db.world)].join("\n") + "\n");
   write("etc/apk/arch", `${db.arch}\n`);
-  write("etc/apk/repositories", db.repositories.map((r) => `${r}\n`).join(""));
+  if (db.repositories) write("etc/apk/repositories", db.repositories.map((r) => `${r}\n`).join(""));
   fs.mkdirSync(path.join(root, "etc/apk/keys"), { recursive: true });
   for (const [name, pem] of db.keys) {
     if (name.includes("/") || name.startsWith(".")) throw new Error(`key file name ${JSON.stringify(name)} is not accepted: a plain file name`);
+    // The last guard: only public keys ever enter a root.
+    if (isPrivateKeyPem(pem)) throw new Error(`key ${JSON.stringify(name)} is a PRIVATE key; only public keys may be written to etc/apk/keys`);
     write(path.join("etc/apk/keys", name), pem);
   }
 }

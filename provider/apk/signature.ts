@@ -52,10 +52,36 @@ export function verifyData(data: Buffer, signature: Buffer, publicKeyPem: string
 }
 
 /**
+ * True when `pem` holds a private key (PKCS#1, PKCS#8, encrypted or not, EC, OpenSSH): such a
+ * file must never be trusted as a key nor copied into a root.
+ */
+export function isPrivateKeyPem(pem: Buffer | string): boolean {
+  const text = Buffer.isBuffer(pem) ? pem.toString("latin1") : pem;
+  if (/-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----/.test(text)) return true;
+  try {
+    crypto.createPrivateKey(text);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+export interface LoadKeysOptions {
+  /** Told about every private key skipped (default: a WARNING line on standard error). */
+  onSkippedPrivateKey?: (file: string) => void;
+}
+
+function warnSkipped(file: string): void {
+  process.stderr.write(`WARNING: ${file} is a PRIVATE key: skipped; only public keys are trusted and copied into a root (keep private keys out of the keys directory)\n`);
+}
+
+/**
  * Trusted keys from a directory, as apk reads /etc/apk/keys: file name -> PEM. Every regular
  * file (symlinks followed) is a candidate; the name is what `.SIGN.RSA.<name>` refers to.
+ * Private keys (a `ramroot key generate` directory holds the pair) are skipped loudly: they are
+ * no trust anchor, and whatever this returns may be written into a root.
  */
-export function loadKeysDir(dir: string): Map<string, Buffer> {
+export function loadKeysDir(dir: string, opts: LoadKeysOptions = {}): Map<string, Buffer> {
   let names: string[];
   try {
     names = fs.readdirSync(dir);
@@ -66,9 +92,21 @@ export function loadKeysDir(dir: string): Map<string, Buffer> {
   for (const name of names.sort()) {
     const file = path.join(dir, name);
     if (!fs.statSync(file).isFile()) continue;
-    keys.set(name, fs.readFileSync(file));
+    const pem = fs.readFileSync(file);
+    if (isPrivateKeyPem(pem)) {
+      (opts.onSkippedPrivateKey ?? warnSkipped)(file);
+      continue;
+    }
+    keys.set(name, pem);
   }
   return keys;
+}
+
+/** One trusted key file: refused when it holds a private key; `what` names it in the error (default: the file). */
+export function loadPublicKeyFile(file: string, what = `key file ${JSON.stringify(file)}`): Buffer {
+  const pem = fs.readFileSync(file);
+  if (isPrivateKeyPem(pem)) throw new Error(`${what} is a PRIVATE key; name its public half (${path.basename(file)}.pub) instead: only public keys are trusted and copied into a root`);
+  return pem;
 }
 
 export interface GeneratedKeyPair {

@@ -9,7 +9,7 @@ import * as path from "node:path";
 import { alpineKeys } from "../apk/alpine-keys";
 import { loadRepositories, type LoadedRepository } from "../apk/repository";
 import { resolvePackages, type Lock } from "../apk/solver";
-import { loadKeysDir } from "../apk/signature";
+import { loadKeysDir, loadPublicKeyFile } from "../apk/signature";
 import { parseInput } from "../input-error";
 import { imageConfigSchema, servicesOf, worldOf, type ImageConfig, type ImageConfigInput } from "./image-config";
 import { inlineEntries, mergeOverlays, overlayDigest, overlaySummary, scanOverlay, type OverlayEntry } from "./overlay";
@@ -72,8 +72,9 @@ export async function trustedKeys(config: ImageConfig, baseDir: string): Promise
   for (const k of config.keys) {
     const p = path.resolve(baseDir, k);
     if (!fs.existsSync(p)) throw new Error(`keys: "${k}" does not exist; expected a public key file or a directory of them`);
+    // Private keys never become trusted keys, so they never reach etc/apk/keys of an image.
     if (fs.statSync(p).isDirectory()) for (const [name, pem] of loadKeysDir(p)) keys.set(name, pem);
-    else keys.set(path.basename(p), fs.readFileSync(p));
+    else keys.set(path.basename(p), loadPublicKeyFile(p, `keys: "${k}"`));
   }
   return keys;
 }
