@@ -17,6 +17,8 @@ export interface ManifestEntry {
   /** hex SHA-1 of the content (files, hard links) or of the target (symlinks). */
   sha1?: string;
   size: number;
+  /** The entry's mtime in the package (apk gives installed files their package mtime). */
+  mtime?: number;
   devmajor?: number;
   devminor?: number;
   /** The package that installed it. */
@@ -59,6 +61,12 @@ export interface ExpandOptions {
   source: string;
   /** Whether this package may overwrite a file another package installed (apk: replaces / same origin). */
   mayOverwrite?: (owner: string) => boolean;
+  /**
+   * Told about a file another package owns that this one may not overwrite; the file is then
+   * skipped and the rest installed, as apk does (it flags the package). Without it, such a
+   * file is an error.
+   */
+  onRefusedOverwrite?: (path: string, owner: string) => void;
 }
 
 export const DEFAULT_DIR_ACL: Acl = { uid: 0, gid: 0, mode: 0o755 };
@@ -194,6 +202,10 @@ export function expandDataTar(dataTar: Buffer, opts: ExpandOptions): InstalledDi
     const existing = manifest.get(rel);
     if (existing && existing.package !== opts.packageName && (existing.type !== "directory" || entry.type !== "directory")) {
       if (!(opts.mayOverwrite?.(existing.package) ?? false)) {
+        if (opts.onRefusedOverwrite) {
+          opts.onRefusedOverwrite(rel, existing.package);
+          continue;
+        }
         throw new Error(`${source}: trying to overwrite ${rel} owned by ${existing.package}; the package must list it in replaces`);
       }
     }
@@ -220,13 +232,13 @@ export function expandDataTar(dataTar: Buffer, opts: ExpandOptions): InstalledDi
       if (current && !current.isDirectory()) fs.rmSync(host, { force: true });
       if (!current || !current.isDirectory()) fs.mkdirSync(host, { mode: 0o755 });
       fs.chmodSync(host, (acl.mode & 0o777) | 0o700);
-      manifest.set(rel, { path: rel, type: "directory", mode: acl.mode, uid, gid, size: 0, package: opts.packageName });
+      manifest.set(rel, { path: rel, type: "directory", mode: acl.mode, uid, gid, size: 0, mtime: entry.mtime, package: opts.packageName });
       continue;
     }
 
     if (current?.isDirectory()) throw new Error(`${source}: ${rel} is a directory on disk but a ${entry.type} in the package; refused`);
     if (current) fs.rmSync(host, { force: true });
-    const record: ManifestEntry = { path: rel, type: entry.type, mode: acl.mode, uid, gid, size: 0, package: opts.packageName };
+    const record: ManifestEntry = { path: rel, type: entry.type, mode: acl.mode, uid, gid, size: 0, mtime: entry.mtime, package: opts.packageName };
     switch (entry.type) {
       case "file": {
         const digest = sha1(entry.content);

@@ -8,6 +8,7 @@ import { expandDataTar, type FileManifest, type InstalledDir } from "./expand";
 import { writeApkDatabase, type InstalledPackage } from "./installed-db";
 import { matchTriggers, provideScriptDevices, runInstallScript, type ScriptEnvironment, type ScriptOutcome, type ScriptRunner } from "./install-scripts";
 import { readPackageFile, type PackageFile } from "./package-file";
+import { applyOwnership, packageEntries, readBackOwnership } from "./root-ownership";
 import type { RepositoryPackage } from "./package-record";
 import { installOrder, type Lock } from "./solver";
 
@@ -20,7 +21,7 @@ export interface InstallOptions {
   /** Trusted keys; also written to /etc/apk/keys. */
   keys: Map<string, Buffer>;
   allowUntrusted?: boolean;
-  /** /etc/apk/repositories; default the lock's repositories in first-seen order. */
+  /** /etc/apk/repositories; none is written when not given (as `apk add --initdb` writes none). */
   repositories?: string[];
   /** Default ~/.cache/ramroot/apk/packages (RAMROOT_CACHE moves ~/.cache/ramroot). */
   cacheDir?: string;
@@ -41,6 +42,13 @@ export interface InstallResult {
   skippedScripts: ScriptOutcome[];
   /** Scripts that exited non-zero (apk goes on and reports them, so do we). */
   failedScripts: ScriptOutcome[];
+  /** Files not installed because another package owns them and this one does not replace it (apk's "trying to overwrite"). */
+  refusedFiles: { package: string; path: string; owner: string }[];
+  /**
+   * apk's error count: packages flagged in the db (`f:s` a script failed, `f:f` files not
+   * installed). `apk add` exits with it; the root and its database are complete all the same.
+   */
+  errors: number;
   installed: { name: string; version: string; checksum: string }[];
 }
 
@@ -127,11 +135,15 @@ export async function installPackages(opts: InstallOptions): Promise<InstallResu
     files.push(await fetchVerifiedPackage(entry.record, { keys: opts.keys, allowUntrusted: opts.allowUntrusted, cacheDir, locate: opts.locate }));
   }
 
+  const brokenScript = new Set<string>();
+  const refusedFiles: InstallResult["refusedFiles"] = [];
   const run = async (pkg: PackageFile, script: "pre-install" | "post-install") => {
     const body = pkg.scripts.get(script);
     if (!body || !runScripts) return;
     progress(`${script} ${pkg.record.name}-${pkg.record.version}`);
-    outcomes.push(await runInstallScript(scriptEnv, pkg.record, script, body, [pkg.record.version]));
+    const outcome = await runInstallScript(scriptEnv, pkg.record, script, body, [pkg.record.version]);
+    if (outcome.outcome === "failed") brokenScript.add(pkg.record.name);
+    outcomes.push(outcome);
   };
 
   const dirsByPackage = new Map<string, InstalledDir[]>();
@@ -139,6 +151,13 @@ export async function installPackages(opts: InstallOptions): Promise<InstallResu
   try {
     for (const pkg of files) {
       const { record } = pkg;
+      if (record.installedSize === 0) {
+        // apk installs a package of zero installed size (only directories) without opening it:
+        // nothing unpacked, no script kept or run, no trigger registered, no directory owned.
+        progress(`install ${record.name}-${record.version} (no files: not unpacked, as apk does)`);
+        installed.push({ record, dirs: [], scripts: new Map(), triggers: [] });
+        continue;
+      }
       await run(pkg, "pre-install");
       progress(`unpack ${record.name}-${record.version}`);
       const replaces = dependencyNames(record.replaces);
@@ -148,7 +167,14 @@ export async function installPackages(opts: InstallOptions): Promise<InstallResu
         packageName: record.name,
         source: `${record.name}-${record.version}.apk`,
         mayOverwrite: (owner) => replaces.has(owner) || (record.origin !== undefined && origins.get(owner) === record.origin),
+        onRefusedOverwrite: (file, owner) => {
+          const ownerRecord = files.find((f) => f.record.name === owner)?.record;
+          progress(`ERROR: ${record.name}-${record.version}: trying to overwrite ${file} owned by ${owner}${ownerRecord ? `-${ownerRecord.version}` : ""}.`);
+          refusedFiles.push({ package: record.name, path: file, owner });
+        },
       });
+      // Owners, modes (setuid/sticky included) and mtimes on disk before post-install, so what it changes stays.
+      applyOwnership(opts.root, packageEntries(manifest, dirs, record.name));
       origins.set(record.name, record.origin);
       dirsByPackage.set(record.name, dirs);
       installed.push({ record, dirs, scripts: pkg.scripts, triggers: pkg.triggers });
@@ -157,26 +183,36 @@ export async function installPackages(opts: InstallOptions): Promise<InstallResu
 
     if (runScripts) {
       const changed = [...dirsByPackage.values()].flat().map((d) => `/${d.name}`);
-      for (const pkg of files) {
-        const body = pkg.scripts.get("trigger");
-        if (!body || pkg.triggers.length === 0) continue;
-        const matched = matchTriggers(pkg.triggers, changed);
+      for (const { record, scripts, triggers } of installed) {
+        const body = scripts.get("trigger");
+        if (!body || triggers.length === 0) continue;
+        const matched = matchTriggers(triggers, changed);
         if (matched.length === 0) continue;
-        progress(`trigger ${pkg.record.name}-${pkg.record.version}: ${matched.join(" ")}`);
-        outcomes.push(await runInstallScript(scriptEnv, pkg.record, "trigger", body, matched));
+        progress(`trigger ${record.name}-${record.version}: ${matched.join(" ")}`);
+        const outcome = await runInstallScript(scriptEnv, record, "trigger", body, matched);
+        if (outcome.outcome === "failed") brokenScript.add(record.name);
+        outcomes.push(outcome);
       }
     }
   } finally {
     removeDevices();
   }
+  // What the scripts changed (owners, modes) is what the image must carry.
+  readBackOwnership(opts.root, manifest);
 
-  const repositories = opts.repositories ?? [...new Set(opts.lock.packages.map((p) => p.repository))];
-  writeApkDatabase(opts.root, { packages: installed, world: opts.lock.world, arch: opts.arch, repositories, keys: opts.keys, manifest });
+  const refusedBy = new Set(refusedFiles.map((r) => r.package));
+  for (const pkg of installed) {
+    const broken = { files: refusedBy.has(pkg.record.name), script: brokenScript.has(pkg.record.name) };
+    if (broken.files || broken.script) pkg.broken = broken;
+  }
+  writeApkDatabase(opts.root, { packages: installed, world: opts.lock.world, arch: opts.arch, repositories: opts.repositories, keys: opts.keys, manifest });
   return {
     manifest,
     scripts: outcomes,
     skippedScripts: outcomes.filter((o) => o.outcome === "skipped"),
     failedScripts: outcomes.filter((o) => o.outcome === "failed"),
+    refusedFiles,
+    errors: installed.filter((p) => p.broken).length,
     installed: files.map((f) => ({ name: f.record.name, version: f.record.version, checksum: f.checksum })),
   };
 }

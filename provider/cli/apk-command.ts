@@ -8,11 +8,28 @@ import { loadRepositories, loadRepository } from "../apk/repository";
 import { installOrder, resolvePackages, SolverError } from "../apk/solver";
 import { compareVersions, isValidVersion } from "../apk/version";
 
+/**
+ * A reader that closes the pipe early (`ramroot apk index ... | head`) ends the output, not the
+ * program with an unhandled EPIPE: the command stops quietly, as apk does on SIGPIPE.
+ */
+function stopQuietlyOnClosedStdout(): void {
+  if (process.stdout.listeners("error").some((l) => l === closedStdout)) return;
+  process.stdout.on("error", closedStdout);
+}
+
+function closedStdout(err: NodeJS.ErrnoException): void {
+  if (err.code === "EPIPE") process.exit(process.exitCode ?? 0);
+  throw err;
+}
+
 /** Creates the `apk` sub-command of `program`, or returns it when another area already did. */
 export function apkCommandGroup(program: Command): Command {
   const existing = program.commands.find((c) => c.name() === "apk");
   if (existing) return existing;
-  return program.command("apk").description("Alpine package tools: versions, indexes, dependency resolution, packages");
+  return program
+    .command("apk")
+    .description("Alpine package tools: versions, indexes, dependency resolution, packages")
+    .hook("preAction", stopQuietlyOnClosedStdout);
 }
 
 const ARCHES = ["x86_64", "x86", "aarch64", "armhf", "armv7", "ppc64le", "s390x", "riscv64", "loongarch64"] as const;

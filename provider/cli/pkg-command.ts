@@ -155,12 +155,13 @@ export function registerPkgCommands(program: Command): void {
   apk
     .command("verify")
     .description("check a .apk: signature, datahash and, with --index, the index checksum")
-    .requiredOption("--keys <dir>", "trusted public keys")
+    .option("--keys <dir>", "trusted public keys (needed unless --allow-untrusted)")
     .option("--index <file>", "an APKINDEX.tar.gz whose record the package must match")
     .option("--allow-untrusted", "accept packages and indexes not signed by a trusted key")
     .argument("<file>", "the .apk")
-    .action((file: string, flags: { keys: string; index?: string; allowUntrusted?: boolean }) => {
-      const keys = loadKeysDir(flags.keys);
+    .action((file: string, flags: { keys?: string; index?: string; allowUntrusted?: boolean }) => {
+      if (!flags.keys && !flags.allowUntrusted) throw new Error("apk verify: give --keys DIR (the trusted public keys), or --allow-untrusted to check only the package's integrity");
+      const keys = flags.keys ? loadKeysDir(flags.keys) : new Map<string, Buffer>();
       const data = fs.readFileSync(file);
       let expected;
       if (flags.index) {
@@ -191,14 +192,17 @@ export function registerPkgCommands(program: Command): void {
       const progress = (msg: string) => process.stderr.write(`${msg}\n`);
       const repos = await loadRepositories(flags.repository, { arch: flags.arch, keys, allowUntrusted: flags.allowUntrusted, onProgress: progress });
       const lock = resolvePackages(world, repos.flatMap((r) => r.packages), { arch: flags.arch });
+      // No repositories file: `apk add --root R --initdb --repository X` writes none either.
       const result = await installPackages({
-        root: flags.root, lock, arch: flags.arch, keys, allowUntrusted: flags.allowUntrusted, repositories: flags.repository,
+        root: flags.root, lock, arch: flags.arch, keys, allowUntrusted: flags.allowUntrusted,
         cacheDir: flags.cacheDir, runScripts: flags.scripts, onProgress: progress,
         locate: packageLocator(repos),
       });
       for (const p of result.installed) process.stdout.write(`installed ${p.name}-${p.version}\n`);
       for (const s of result.skippedScripts) process.stderr.write(`WARNING: ${s.package}.${s.script} NOT RUN: ${s.detail}\n`);
       for (const s of result.failedScripts) process.stderr.write(`ERROR: ${s.detail}\n`);
-      if (result.failedScripts.length > 0) process.exitCode = 1;
+      // As apk: the root and its database are complete; the exit code counts the flagged packages.
+      process.stdout.write(result.errors > 0 ? `${result.errors} error${result.errors > 1 ? "s" : ""}; ${result.installed.length} packages\n` : `OK: ${result.installed.length} packages\n`);
+      if (result.errors > 0) process.exitCode = Math.min(result.errors, 255);
     });
 }

@@ -2,6 +2,7 @@ import * as crypto from "node:crypto";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
+import { execa } from "execa";
 import { writeIndexArchive } from "../../../provider/apk/index-archive";
 import { type CliRun, type CompiledCli, compileCli } from "../../fixtures/ramroot-cli";
 
@@ -81,6 +82,18 @@ describe("ramroot apk index and resolve", () => {
     const bad = await run(["apk", "resolve", "--arch", "mips", "--repository", file, "a"]);
     expect(bad.code).not.toBe(0);
     expect(bad.stderr).toMatch(/--arch "mips" is not accepted; use one of x86_64/);
+  });
+
+  test("index into a pipe the reader closes early (`| head`) stops quietly, without an EPIPE crash", async () => {
+    const file = path.join(tmp, "APKINDEX.big");
+    // big enough that the JSON overflows the pipe buffer after the reader is gone
+    fs.writeFileSync(file, Array.from({ length: 3000 }, (_, i) => `C:Q1x${i}\nP:pkg-${i}\nV:1.0-r0\nA:x86_64\nT:${"description ".repeat(8)}\n\n`).join(""));
+    const { file: node, args } = cli.commandLine(["apk", "index", "--allow-untrusted", file]);
+    const child = execa(node, args, { reject: false, buffer: { stdout: false, stderr: true }, stdout: "pipe" });
+    child.stdout!.once("data", () => child.stdout!.destroy());
+    const r = await child;
+    expect(r.stderr).toBe("");
+    expect(r.exitCode).toBe(0);
   });
 
   test("help lists the apk verbs", async () => {
