@@ -6,7 +6,7 @@ import { readSlot, slotEntry, writeSlot } from "../boot/slot";
 import { readSyslinuxConfig, writeSyslinuxConfig } from "../boot/syslinux-config";
 import { openTarget, parseTargetSpec, type BootTarget, type TargetSpec } from "../boot/target";
 
-interface TargetFlags {
+export interface TargetFlags {
   dir?: string;
   image?: string;
   partition?: string;
@@ -17,7 +17,7 @@ interface TargetFlags {
   sshConfig?: string;
 }
 
-function addTargetOptions(cmd: Command): Command {
+export function addTargetOptions(cmd: Command): Command {
   return cmd
     .option("--dir <path>", "a mounted boot partition")
     .option("--image <file>", "a FAT disk image file")

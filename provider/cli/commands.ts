@@ -5,6 +5,7 @@ import { registerPkgCommands } from "./pkg-command";
 import { registerBuildCommands } from "./build-command";
 import { registerStackCommands } from "./stack-command";
 import { registerBootCommands } from "./boot-command";
+import { registerImageCommands } from "./image-command";
 
 /** Every area's verbs. A new area adds one line here and keeps its verbs in its own file. */
 export function registerCommands(program: Command): void {
@@ -14,4 +15,5 @@ export function registerCommands(program: Command): void {
   registerBuildCommands(program);
   registerStackCommands(program);
   registerBootCommands(program);
+  registerImageCommands(program);
 }

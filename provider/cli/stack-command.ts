@@ -10,23 +10,25 @@ import { inspectTarget, slotHolding, type TargetState } from "../boot/inspect";
 import type { JournalEntry } from "../boot/journal";
 import { parseTargetSpec, resolveTargetSpec, type TargetSpec } from "../boot/target-spec";
 import { cachedImage } from "../image/build";
+import { findProjectDir } from "../project-dir";
 import { bootQemu, qemuArgs, type BootMedia } from "../qemu/boot";
 
 const SLOTS = ["a", "b"];
 
-interface StackFlags {
+export interface StackFlags {
   stack: string;
   cwd?: string;
 }
 
-async function openStack(flags: StackFlags): Promise<{ stack: Stack; projectDir: string }> {
-  const projectDir = path.resolve(flags.cwd ?? process.cwd());
+/** The stack in the Pulumi project at or above --cwd (default: this directory), so paths mean the same from any directory. */
+export async function openStack(flags: StackFlags): Promise<{ stack: Stack; projectDir: string }> {
+  const projectDir = findProjectDir(flags.cwd ?? process.cwd());
   const stack = await LocalWorkspace.selectStack({ stackName: flags.stack, workDir: projectDir });
   return { stack, projectDir };
 }
 
 /** The stack's boot target, from its config (ramroot:target), with paths resolved like the program does. */
-async function stackTarget(stack: Stack, projectDir: string): Promise<TargetSpec> {
+export async function stackTarget(stack: Stack, projectDir: string): Promise<TargetSpec> {
   const value = (await stack.getAllConfig())["ramroot:target"]?.value;
   if (value === undefined) throw new Error(`stack ${stack.name} has no ramroot:target in its config`);
   return resolveTargetSpec(parseTargetSpec(JSON.parse(value)), projectDir);
@@ -113,7 +115,7 @@ export async function rollback(stack: Stack, target: TargetSpec, opts: RollbackO
   const deployed = imageDeployedBy(version, history, state.journal);
   if (!deployed?.planId) throw new Error(`--to: update ${version} switched nothing that the journal on ${state.description} records`);
   const inSlot = slotHolding(state, deployed.planId);
-  if (!inSlot && !(await cachedImage({ planId: deployed.planId } as never))) {
+  if (!inSlot && !(await cachedImage({ planId: deployed.planId }))) {
     const head = history.find((h) => h.version === version)?.environment?.["git.head"];
     throw new Error(
       `image ${short(deployed.imageId)} (plan ${short(deployed.planId)}) that update ${version} deployed is in no slot and not in the local image cache: ` +
@@ -133,7 +135,7 @@ export async function rollback(stack: Stack, target: TargetSpec, opts: RollbackO
 
 /** A verb that works on a stack of the Pulumi project in --cwd. */
 function stackCommand(program: Command, name: string, description: string): Command {
-  return program.command(name).description(description).option("--stack <name>", "the stack", "demo").option("--cwd <dir>", "the Pulumi project directory", ".");
+  return program.command(name).description(description).option("--stack <name>", "the stack", "demo").option("--cwd <dir>", "a directory in the Pulumi project (default: this one; the project is the nearest directory with Pulumi.yaml)");
 }
 
 export function registerStackCommands(program: Command): void {

@@ -78,7 +78,7 @@ export function imageIdOf(artifacts: Record<string, { sha256: string } | undefin
 }
 
 /** A cached build of the plan, re-hashed so a damaged cache is never trusted. */
-export async function cachedImage(plan: ImagePlan, cacheDir = defaultImageCacheDir()): Promise<ImageArtifacts | undefined> {
+export async function cachedImage(plan: Pick<ImagePlan, "planId">, cacheDir = defaultImageCacheDir()): Promise<ImageArtifacts | undefined> {
   const dir = path.join(cacheDir, plan.planId);
   const manifestPath = path.join(dir, MANIFEST);
   if (!fs.existsSync(manifestPath)) return undefined;

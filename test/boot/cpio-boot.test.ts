@@ -4,6 +4,7 @@ import * as path from "node:path";
 import * as zlib from "node:zlib";
 import { PassThrough } from "node:stream";
 import { writeCpio, type CpioEntry } from "../../provider/image/cpio-writer";
+import { expectImageHolds } from "../fixtures/image-readback";
 import { bootQemu } from "../../provider/qemu/boot";
 import { debianKernel } from "../fixtures/debian-kernel";
 import { BUSYBOX, markerInit } from "../fixtures/busybox-initramfs";
@@ -29,6 +30,7 @@ test("the kernel unpacks an initramfs from ramroot's newc writer and runs its in
     await writeCpio(entries, sink, { epoch: 0 });
     sink.end();
     await done;
+    await expectImageHolds(initrd, entries);
     const result = await bootQemu({
       media: { kind: "kernel", kernel: debianKernel().vmlinuz, initrd, append: "rdinit=/sbin/init quiet" },
       marker: "NEWC-from-our-writer",

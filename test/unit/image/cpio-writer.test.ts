@@ -4,6 +4,7 @@ import * as path from "node:path";
 import { execFileSync } from "node:child_process";
 import { PassThrough } from "node:stream";
 import { archiveOrder, writeCpio, type CpioEntry } from "../../../provider/image/cpio-writer";
+import { expectImageHolds } from "../../fixtures/image-readback";
 
 async function pack(entries: CpioEntry[], epoch = 1_700_000_000): Promise<Buffer> {
   const sink = new PassThrough();
@@ -70,6 +71,9 @@ test("GNU cpio reads back every entry with its mode, owner, link and content", a
   expect(fs.readFileSync(path.join(out, "etc/hostname"), "utf8")).toBe("nas\n");
   expect(fs.readlinkSync(path.join(out, "bin/sh"))).toBe("/usr/bin/tool");
   expect(tool.mtimeMs / 1000).toBe(1_700_000_000);
+  // and cpio-stream, the independent reader every image test uses, agrees entry by entry
+  fs.writeFileSync(path.join(work, "archive.cpio"), archive);
+  await expectImageHolds(path.join(work, "archive.cpio"), sample());
 });
 
 test("same entries, same bytes; another epoch changes only timestamps", async () => {

@@ -1,0 +1,135 @@
+/**
+ * `ramroot image ls|diff|extract`: what is inside an initramfs, and what differs between two.
+ * An image is named by a file path, `slot:NAME` (a slot on the target given by --dir/--image/
+ * --ssh, else on the stack's target), `update:N` (what stack update N deployed, from the image
+ * cache or the slot holding it) or `plan:ID` (the local image cache).
+ */
+import * as path from "node:path";
+import type { Command } from "commander";
+import { inspectTarget, slotHolding } from "../boot/inspect";
+import type { TargetSpec } from "../boot/target";
+import { cachedImage } from "../image/build";
+import { diffImages, renderDiff, renderListing, summarizeDiff } from "../image/image-diff";
+import { extractImage } from "../image/image-extract";
+import { describeSource, readImageSource, type ImageSource } from "../image/image-source";
+import { addTargetOptions, targetSpecFromFlags, type TargetFlags } from "./boot-command";
+import { imageDeployedBy, numberedHistory, openStack, stackTarget } from "./stack-command";
+
+interface ImageFlags extends TargetFlags {
+  stack: string;
+  cwd?: string;
+  slot?: string[];
+  update?: string[];
+}
+
+const collect = (value: string, previous: string[] | undefined) => [...(previous ?? []), value];
+
+/** Resolves `slot:`/`update:`/`plan:`/file specs; the stack is opened only when one needs it. */
+class SourceResolver {
+  private stackTargetSpec?: Promise<{ target: TargetSpec; open: Awaited<ReturnType<typeof openStack>> }>;
+
+  constructor(private readonly flags: ImageFlags) {}
+
+  private stackSide() {
+    this.stackTargetSpec ??= openStack({ stack: this.flags.stack, ...(this.flags.cwd !== undefined ? { cwd: this.flags.cwd } : {}) }).then(async (open) => ({
+      open,
+      target: await stackTarget(open.stack, open.projectDir),
+    }));
+    return this.stackTargetSpec;
+  }
+
+  private async target(): Promise<TargetSpec> {
+    const { dir, image, ssh } = this.flags;
+    if (dir !== undefined || image !== undefined || ssh !== undefined) return targetSpecFromFlags(this.flags);
+    return (await this.stackSide()).target;
+  }
+
+  async resolve(spec: string): Promise<ImageSource> {
+    const [, kind, value] = /^(slot|update|plan):(.*)$/.exec(spec) ?? [];
+    if (kind === "slot") return { kind: "slot", target: await this.target(), slot: value! };
+    if (kind === "plan") {
+      if (!/^[0-9a-f]{12,64}$/.test(value!)) throw new Error(`plan:${value}: expected a plan id (hex, at least 12 digits)`);
+      return { kind: "plan", planId: value! };
+    }
+    if (kind === "update") return this.update(value!);
+    return { kind: "file", path: path.resolve(spec) };
+  }
+
+  /** The image stack update N deployed: the image cache when it holds it, else the slot that does. */
+  private async update(value: string): Promise<ImageSource> {
+    const version = Number(value);
+    if (!/^\d+$/.test(value)) throw new Error(`update:${value}: expected an update number (see \`ramroot history\`)`);
+    const { open, target } = await this.stackSide();
+    const history = await numberedHistory(open.stack);
+    if (!history.some((h) => h.version === version)) throw new Error(`no update ${version} in stack ${open.stack.name} (it has ${history.length}; see \`ramroot history\`)`);
+    const state = await inspectTarget(target, ["a", "b"]);
+    const deployed = imageDeployedBy(version, history, state.journal);
+    if (!deployed?.planId) throw new Error(`update ${version} of stack ${open.stack.name} deployed no image that the journal on ${state.description} records`);
+    if (await cachedImage({ planId: deployed.planId })) return { kind: "plan", planId: deployed.planId };
+    const slot = slotHolding(state, deployed.planId);
+    if (slot !== undefined) return { kind: "slot", target, slot };
+    throw new Error(`the image update ${version} deployed (plan ${deployed.planId.slice(0, 12)}) is neither in the local image cache nor in a slot`);
+  }
+}
+
+/** Positional specs first, then --slot values, then --update values. */
+function sourceSpecs(positional: string[], flags: ImageFlags): string[] {
+  return [...positional, ...(flags.slot ?? []).map((s) => `slot:${s}`), ...(flags.update ?? []).map((u) => `update:${u}`)];
+}
+
+function imageCommand(parent: Command, name: string, description: string): Command {
+  return addTargetOptions(
+    parent
+      .command(name)
+      .description(description)
+      .option("--slot <name>", "a slot on the target (--dir/--image/--ssh, else the stack's); repeat for diff", collect)
+      .option("--update <n>", "the image stack update N deployed (see `ramroot history`); repeat for diff", collect)
+      .option("--stack <name>", "the stack, for slot: and update: without a target flag", "demo")
+      .option("--cwd <dir>", "a directory in the Pulumi project (default: this one)"),
+  );
+}
+
+const SOURCE_HELP = "an initramfs file, slot:NAME, update:N or plan:ID";
+
+export function registerImageCommands(program: Command): void {
+  const image = program.command("image").description("what is inside an initramfs, and what differs between two (read back with cpio-stream)");
+
+  imageCommand(image, "ls", "every path the image holds: type, mode, owner, size and sha256 (files), link target, owning package")
+    .argument("[source]", SOURCE_HELP)
+    .option("--layers", "also list the archives (layers) the image is made of")
+    .action(async (source: string | undefined, flags: ImageFlags & { layers?: boolean }) => {
+      const specs = sourceSpecs(source === undefined ? [] : [source], flags);
+      if (specs.length !== 1) throw new Error(`image ls: give one image (${SOURCE_HELP}, or --slot/--update); got ${specs.length}`);
+      const resolved = await new SourceResolver(flags).resolve(specs[0]!);
+      const read = await readImageSource(resolved);
+      if (flags.layers) {
+        for (const l of read.layers) process.stdout.write(`layer ${l.layer}: ${l.compression} at byte ${l.offset}, ${l.entries} entries, ${l.bytes} bytes of cpio\n`);
+      }
+      process.stdout.write(renderListing(read).join("\n") + "\n");
+    });
+
+  imageCommand(image, "diff", "paths added (+), removed (-) and changed (~) from one image to another, by package; package versions first")
+    .argument("[from]", SOURCE_HELP)
+    .argument("[to]", SOURCE_HELP)
+    .action(async (from: string | undefined, to: string | undefined, flags: ImageFlags) => {
+      const specs = sourceSpecs([from, to].filter((s): s is string => s !== undefined), flags);
+      if (specs.length !== 2) throw new Error(`image diff: give two images (${SOURCE_HELP}, or --slot/--update twice); got ${specs.length}`);
+      const resolver = new SourceResolver(flags);
+      const a = await resolver.resolve(specs[0]!);
+      const b = await resolver.resolve(specs[1]!);
+      const [ra, rb] = [await readImageSource(a), await readImageSource(b)];
+      const diff = diffImages(ra, rb);
+      process.stdout.write(`--- ${describeSource(a)}\n+++ ${describeSource(b)}\n${renderDiff(diff, ra, rb).join("\n")}\n${summarizeDiff(diff)}\n`);
+    });
+
+  imageCommand(image, "extract", "write the image's files (or the given paths) into a new directory; devices and FIFOs are listed, not made")
+    .argument("<source>", SOURCE_HELP)
+    .argument("<dir>", "a new or empty directory")
+    .argument("[paths...]", "only these paths (and what is under them)")
+    .action(async (source: string, dir: string, paths: string[], flags: ImageFlags) => {
+      const resolved = await new SourceResolver(flags).resolve(source);
+      const result = await extractImage(resolved, path.resolve(dir), paths);
+      process.stdout.write(`${describeSource(resolved)} -> ${dir}: ${result.files} files, ${result.dirs} directories, ${result.symlinks} symlinks\n`);
+      for (const s of result.skipped) process.stdout.write(`not made: ${s}\n`);
+    });
+}
