@@ -337,8 +337,14 @@ function nextRequirement(state: SearchState, at: number): { at: number; index: n
   return { at: start, index: virtual };
 }
 
-/** Depth-first search from agenda position `at`; true when every requirement is met. */
-function search(state: SearchState, at: number): boolean {
+/**
+ * Depth-first search from agenda position `at`; true when every requirement is met. With
+ * `strictInstallIf`, an install_if package whose conditions hold must join: when it cannot, the
+ * search backtracks into earlier choices (apk's solver revisits a name's provider when a
+ * triggered install_if package needs another one, installif10); without it, such a package is
+ * left out, as apk disqualifies one that conflicts with everything possible.
+ */
+function search(state: SearchState, at: number, strictInstallIf: boolean): boolean {
   if (++state.steps > STEP_LIMIT) throw new StepLimitReached();
   const next = nextRequirement(state, at);
   if (next === "dead") return false;
@@ -347,7 +353,7 @@ function search(state: SearchState, at: number): boolean {
     for (const cand of state.candidates(dep.name)) {
       const mark = state.agenda.length;
       state.select(cand.pkg);
-      if (search(state, next.at)) return true;
+      if (search(state, next.at, strictInstallIf)) return true;
       state.unselect(cand.pkg, mark);
     }
     return false;
@@ -358,16 +364,31 @@ function search(state: SearchState, at: number): boolean {
       if (!state.compatible(pkg)) continue;
       const mark = state.agenda.length;
       state.select(pkg);
-      if (search(state, mark)) return true;
+      if (search(state, mark, strictInstallIf)) return true;
       state.unselect(pkg, mark);
     }
+    if (strictInstallIf) return false;
     // None of this name's install_if packages can join: leave them out, as apk disqualifies them.
     for (const pkg of group) state.blockedIif.add(pkg.id);
-    const ok = search(state, state.agenda.length);
+    const ok = search(state, state.agenda.length, strictInstallIf);
     for (const pkg of group) state.blockedIif.delete(pkg.id);
     return ok;
   }
   return true;
+}
+
+/** A solution in which every triggered install_if package joins when one exists, else one that leaves out those that cannot. */
+function solve(universe: PackageUniverse, worldDeps: Dependency[]): SearchState | undefined {
+  for (const strict of [true, false]) {
+    const state = new SearchState(universe);
+    for (const dep of worldDeps) state.push({ dep, from: null });
+    try {
+      if (search(state, 0, strict)) return state;
+    } catch (err) {
+      if (!(err instanceof StepLimitReached) || !strict) throw err;
+    }
+  }
+  return undefined;
 }
 
 function parseWorld(world: readonly string[]): Dependency[] {
@@ -395,18 +416,16 @@ function parseWorld(world: readonly string[]): Dependency[] {
 export function resolvePackages(world: string[], packages: RepositoryPackage[], opts: { arch?: string } = {}): Lock {
   const worldDeps = parseWorld(world);
   const universe = new PackageUniverse(packages, opts.arch);
-  const state = new SearchState(universe);
-  for (const dep of worldDeps) state.push({ dep, from: null });
-  let solved: boolean;
+  let state: SearchState | undefined;
   try {
-    solved = search(state, 0);
+    state = solve(universe, worldDeps);
   } catch (err) {
     if (err instanceof StepLimitReached) {
       throw new SolverError(`ERROR: unable to select packages: gave up after ${STEP_LIMIT} search steps for world [${world.join(" ")}]`);
     }
     throw err;
   }
-  if (!solved) throw new SolverError(explainFailure(universe, worldDeps));
+  if (!state) throw new SolverError(explainFailure(universe, worldDeps));
   const lockWorld = worldDeps.map(formatDependency);
   const entries = state.selected.map(lockEntry).sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : a.version < b.version ? -1 : 1));
   return { packages: entries, world: lockWorld };
