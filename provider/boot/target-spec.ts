@@ -51,7 +51,11 @@ const sshSchema = z.strictObject({
     .optional(),
   port: z.number().int("expected a whole number").min(1, "expected a TCP port 1-65535").max(65535, "expected a TCP port 1-65535").optional(),
   path: nonEmpty.refine((v) => v.startsWith("/") && noControl(v), "expected an absolute directory path on the remote machine"),
-  privateKey: z.string().refine((v) => v.includes("PRIVATE KEY"), "expected the text of a private key (a PEM/OpenSSH block)").optional(),
+  privateKey: z
+    .string()
+    .refine((v) => v.includes("PRIVATE KEY"), "expected the text of a private key (a PEM/OpenSSH block)")
+    .optional()
+    .meta({ secret: true, description: "the private key text, a Pulumi secret: written to a 0600 file for the session only" }),
   knownHostsFile: nonEmpty.optional(),
   strictHostKeyChecking: z.boolean().optional(),
   sshConfigFile: nonEmpty.optional(),

@@ -1,4 +1,5 @@
 import * as fs from "node:fs";
+import { z } from "zod";
 import { imageConfigSchema, type ImageConfig } from "../image/image-config";
 import { planImage, type ResolvedPlan } from "../image/plan";
 import { buildImage, cachedImage, type Artifact } from "../image/build";
@@ -7,6 +8,32 @@ import { diffProperties } from "./property-diff";
 import type { CheckOutcome, OperationContext, ResourceHandler } from "./resource-handler";
 
 export const ALPINE_IMAGE_TOKEN = "ramroot:index:AlpineImage";
+
+const summary = z.record(z.string(), z.string());
+
+/** Inputs for the package schema: the image config plus the plan `check` adds. */
+export const alpineImageInputsSchema = imageConfigSchema.in.extend({
+  planId: z.string().optional().describe("computed by check: the plan's hash, naming the image before it is built"),
+  lock: summary.optional().describe("computed by check: package -> locked version"),
+  overlayFiles: summary.optional().describe("computed by check: overlay path -> type, mode, sha256 prefix"),
+  trustedKeys: summary.optional().describe("computed by check: trusted key file -> sha256 prefix"),
+});
+
+const artifactSchema = z.object({
+  path: z.string().describe("the file in the local image cache"),
+  sha256: z.string(),
+  size: z.number(),
+});
+
+export const alpineImageOutputsSchema = z.object({
+  imageId: z.string().optional().describe("sha256 over the artifacts"),
+  artifacts: z
+    .object({ kernel: artifactSchema.optional(), initramfs: artifactSchema, microcode: artifactSchema.optional() })
+    .optional()
+    .describe("kernel, initramfs and microcode in the local image cache"),
+  sbomPath: z.string().optional().describe("SPDX 2.3 JSON of every package"),
+  archiveSize: z.number().optional().describe("uncompressed archive bytes"),
+});
 
 /**
  * The inputs as checked: the image config, plus the plan computed from it during `check`, so

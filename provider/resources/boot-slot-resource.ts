@@ -1,40 +1,52 @@
 import * as fs from "node:fs";
 import { z } from "zod";
-import { targetSpecSchema, withTarget, type TargetSpec } from "../boot/target";
+import { targetSpecSchema, withTarget, type BootTarget } from "../boot/target";
 import { readSlot, slotRefusal, writeSlot, SLOT_FILES, type SlotFileRole, type SlotState } from "../boot/slot";
+import { imageIdOf } from "../image/build";
 import { checkInputs } from "./check-inputs";
+import { noteWritten, wasWrittenThisRun, wipeOnDeleteSchema } from "./delete-policy";
+import { formatTargetId, parseTargetId } from "./target-id";
+import { diffTarget } from "./target-identity";
 import type { OperationContext, ResourceHandler } from "./resource-handler";
 
 export const BOOT_SLOT_TOKEN = "ramroot:index:BootSlot";
 
 const sha = z.string().regex(/^[0-9a-f]{64}$/, "expected a sha256 in hex");
 
-const inputsSchema = z.strictObject({
+export const bootSlotInputsSchema = z.strictObject({
   target: targetSpecSchema,
-  slot: z.string().regex(/^[a-z0-9][a-z0-9_-]{0,7}$/, "expected a slot name of 1-8 lower-case letters, digits, _ or -"),
-  /** what the slot must hold */
-  imageId: z.string().min(1, "expected the image id"),
-  planId: z.string().min(1, "expected the plan id"),
-  /** sha256 of each file the slot must hold */
-  files: z.strictObject({ kernel: sha, initramfs: sha, microcode: sha.optional() }),
-  /** local copies to send when the slot does not hold them yet (paths in the image cache) */
-  sources: z.strictObject({ kernel: z.string(), initramfs: z.string(), microcode: z.string().optional() }).optional(),
-  /** package -> version, written to the slot's manifest */
-  packages: z.record(z.string(), z.string()).optional(),
+  slot: z.string().regex(/^[a-z0-9][a-z0-9_-]{0,7}$/, "expected a slot name of 1-8 lower-case letters, digits, _ or -").describe("the slot's directory on the partition, e.g. a"),
+  imageId: z.string().min(1, "expected the image id").describe("the image the slot must hold"),
+  planId: z.string().min(1, "expected the plan id").describe("the plan of that image"),
+  files: z
+    .strictObject({ kernel: sha.describe("sha256 of vmlinuz"), initramfs: sha.describe("sha256 of initramfs"), microcode: sha.optional().describe("sha256 of microcode") })
+    .describe("sha256 of each file the slot must hold"),
+  sources: z
+    .strictObject({ kernel: z.string(), initramfs: z.string(), microcode: z.string().optional() })
+    .optional()
+    .describe("local copies to send when the slot does not hold them yet (paths in the image cache)"),
+  packages: z.record(z.string(), z.string()).optional().describe("package -> version, written to the slot's manifest"),
+  wipeOnDelete: wipeOnDeleteSchema,
 });
 
-export type BootSlotInputs = z.output<typeof inputsSchema>;
+export const bootSlotOutputsSchema = z.object({
+  written: z.string().optional().describe("when the slot was written (its manifest)"),
+  consistent: z.boolean().describe("every file re-hashed and matching the manifest"),
+  onDelete: z.string().describe("what deleting this resource will do to the slot's files"),
+});
 
-export interface BootSlotOutputs extends BootSlotInputs {
-  /** when the slot was written (its manifest) */
-  written?: string;
-  /** every file re-hashed and matching the manifest */
-  consistent: boolean;
-}
+export type BootSlotInputs = z.output<typeof bootSlotInputsSchema>;
+export type BootSlotOutputs = BootSlotInputs & z.output<typeof bootSlotOutputsSchema>;
 
 function holds(state: SlotState | undefined, inputs: BootSlotInputs): boolean {
   if (!state?.consistent || state.manifest?.imageId !== inputs.imageId) return false;
   return (Object.keys(SLOT_FILES) as SlotFileRole[]).every((role) => state.files[role]?.sha256 === inputs.files[role]);
+}
+
+function onDelete(inputs: BootSlotInputs): string {
+  return inputs.wipeOnDelete === true
+    ? `removes slot ${inputs.slot} (wipeOnDelete), unless a replacement wrote it in the same run`
+    : `keeps slot ${inputs.slot} and its files on the partition (set wipeOnDelete: true and run up to remove them on delete)`;
 }
 
 function outputsFrom(inputs: BootSlotInputs, state: SlotState): BootSlotOutputs {
@@ -50,6 +62,28 @@ function outputsFrom(inputs: BootSlotInputs, state: SlotState): BootSlotOutputs 
     files: files as BootSlotInputs["files"],
     ...(state.manifest?.when ? { written: state.manifest.when } : {}),
     consistent: state.consistent,
+    onDelete: onDelete(inputs),
+  };
+}
+
+/** The inputs that describe what a slot holds now: what `pulumi import` adopts and `refresh` records. */
+function inputsFrom(target: BootSlotInputs["target"], slot: string, state: SlotState, olds?: Partial<BootSlotInputs>): BootSlotInputs {
+  const files: Record<string, string> = {};
+  for (const role of Object.keys(SLOT_FILES) as SlotFileRole[]) {
+    const f = state.files[role];
+    if (f) files[role] = f.sha256;
+  }
+  const lock = state.manifest?.lockSummary ?? olds?.packages;
+  return {
+    target,
+    slot,
+    // A slot made by hand has no manifest: its image id is computed from its files as ramroot does.
+    imageId: state.manifest?.imageId ?? imageIdOf(Object.fromEntries(Object.entries(files).map(([r, sha256]) => [r, { sha256 }]))),
+    planId: state.manifest?.planId ?? "unknown",
+    files: files as BootSlotInputs["files"],
+    ...(olds?.sources ? { sources: olds.sources } : {}),
+    ...(lock ? { packages: lock } : {}),
+    ...(olds?.wipeOnDelete !== undefined ? { wipeOnDelete: olds.wipeOnDelete } : {}),
   };
 }
 
@@ -63,13 +97,14 @@ async function place(inputs: BootSlotInputs, ctx: OperationContext): Promise<Boo
     }
     const refusal = await slotRefusal(target, inputs.slot);
     if (refusal) throw new Error(`slot: ${target.describe()}: refusing to write: ${refusal}`);
-    if (ctx.preview) return { ...inputs, consistent: true };
+    if (ctx.preview) return { ...inputs, consistent: true, onDelete: onDelete(inputs) };
     const sources = inputs.sources;
     if (!sources) throw new Error(`sources: slot ${inputs.slot} must receive image ${inputs.imageId.slice(0, 12)}, but no local copy was given`);
     for (const [role, file] of Object.entries(sources)) {
       if (file && !fs.existsSync(file)) throw new Error(`sources.${role}: ${file} is not in the local image cache any more; run \`pulumi up --refresh\` to rebuild it`);
     }
     ctx.log(`writing image ${inputs.imageId.slice(0, 12)} into slot ${inputs.slot} on ${target.describe()}`);
+    noteWritten(inputs.target, inputs.slot);
     let lastTenth = -1;
     const state = await writeSlot(target, {
       slot: inputs.slot,
@@ -88,17 +123,34 @@ async function place(inputs: BootSlotInputs, ctx: OperationContext): Promise<Boo
   });
 }
 
+/** Removes the slot's files when asked to (wipeOnDelete) and it is still what this resource wrote. */
+async function wipe(target: BootTarget, olds: BootSlotOutputs, ctx: OperationContext): Promise<void> {
+  const where = `slot ${olds.slot} on ${target.describe()}`;
+  if (wasWrittenThisRun(olds.target, olds.slot)) {
+    ctx.log(`kept ${where}: its replacement wrote it in this update`, "warning");
+    return;
+  }
+  const state = await readSlot(target, olds.slot);
+  if (!state) return;
+  if (state.manifest?.imageId !== olds.imageId || (olds.written !== undefined && state.manifest?.when !== olds.written)) {
+    ctx.log(`kept ${where}: it holds image ${state.manifest?.imageId?.slice(0, 12) ?? "(no manifest)"} now, not what this resource wrote`, "warning");
+    return;
+  }
+  await target.remove(olds.slot);
+  ctx.log(`removed ${where} (wipeOnDelete)`, "warning");
+}
+
 /** One slot directory on a boot target: kernel, initramfs, microcode and a manifest. */
 export const bootSlotHandler: ResourceHandler<BootSlotInputs, BootSlotOutputs> = {
   token: BOOT_SLOT_TOKEN,
 
   check(news) {
-    return checkInputs(inputsSchema, news);
+    return checkInputs(bootSlotInputsSchema, news);
   },
 
   async diff(_id, olds, news) {
-    const changes: Record<string, "update"> = {};
-    if (JSON.stringify(olds.target) !== JSON.stringify(news.target)) changes["target"] = "update";
+    const target = diffTarget(olds.target, news.target);
+    const changes: Record<string, "add" | "delete" | "update"> = { ...target.changes };
     if (olds.slot !== news.slot) changes["slot"] = "update";
     // What the slot holds is what counts; where the local copies sit does not.
     if (olds.imageId !== news.imageId) changes["imageId"] = "update";
@@ -107,20 +159,26 @@ export const bootSlotHandler: ResourceHandler<BootSlotInputs, BootSlotOutputs> =
       if (olds.files?.[role] !== news.files[role]) changes[`files.${role}`] = "update";
     }
     if (olds.consistent === false) changes["files"] = "update";
-    const replaces = changes["target"] || changes["slot"] ? ["target", "slot"].filter((k) => changes[k]) : [];
+    if ((olds.wipeOnDelete ?? false) !== (news.wipeOnDelete ?? false)) changes["wipeOnDelete"] = "update";
+    // Another partition is another slot; a new way to reach the same one writes nothing.
+    const replaces = [...(target.replace ? ["target"] : []), ...(changes["slot"] ? ["slot"] : [])];
     return { changes, replaces, deleteBeforeReplace: false };
   },
 
   async create(inputs, ctx) {
     const outs = await place(inputs, ctx);
-    return { id: ctx.preview ? "" : `${inputs.target.kind}:${inputs.target.path}#${inputs.slot}`, outs };
+    return { id: ctx.preview ? "" : `${formatTargetId(inputs.target)}#${inputs.slot}`, outs };
   },
 
-  async read(_id, olds) {
-    return withTarget(olds.target, async (target) => {
-      const state = await readSlot(target, olds.slot);
+  /** Re-reads the slot: refresh records what it holds now; an import (no state yet) adopts it by its id. */
+  async read(id, olds) {
+    const known = olds.target !== undefined && olds.slot !== undefined;
+    const { target: spec, slot } = known ? { target: olds.target, slot: olds.slot } : parseTargetId(id);
+    if (slot === undefined) throw new Error(`id: got ${JSON.stringify(id)}; a BootSlot id ends in #<slot>, e.g. image:/srv/disk.img#a`);
+    return withTarget(spec, async (target) => {
+      const state = await readSlot(target, slot);
       if (!state) return undefined;
-      const { written: _w, consistent: _c, ...inputs } = olds;
+      const inputs = inputsFrom(spec, slot, state, known ? olds : undefined);
       return { outs: outputsFrom(inputs, state), inputs };
     });
   },
@@ -129,16 +187,12 @@ export const bootSlotHandler: ResourceHandler<BootSlotInputs, BootSlotOutputs> =
     return place(news, ctx);
   },
 
-  /** Removes the slot's files, unless syslinux boots it by default (then it stays, with a warning). */
+  /** Lets go of the slot (its files stay), unless wipeOnDelete asks for a removal. */
   async delete(_id, olds, ctx) {
-    await withTarget(olds.target, async (target) => {
-      const refusal = await slotRefusal(target, olds.slot);
-      if (refusal) {
-        ctx.log(`leaving slot ${olds.slot} on ${target.describe()} in place: ${refusal}`, "warning");
-        return;
-      }
-      await target.remove(olds.slot);
-      ctx.log(`removed slot ${olds.slot} from ${target.describe()}`);
-    });
+    if (olds.wipeOnDelete !== true) {
+      ctx.log(`left slot ${olds.slot} on ${formatTargetId(olds.target)} in place: deleting the resource lets go of it (wipeOnDelete is off)`, "warning");
+      return;
+    }
+    await withTarget(olds.target, (target) => wipe(target, olds, ctx));
   },
 };

@@ -6,7 +6,7 @@ import type { OperationContext, ResourceHandler } from "./resource-handler";
 
 export const BOOT_TEST_TOKEN = "ramroot:index:BootTest";
 
-const inputsSchema = z.strictObject({
+export const bootTestInputsSchema = z.strictObject({
   /** the image under test: a new imageId means a new boot test */
   imageId: z.string().min(1, "expected the image id"),
   kernel: z.string().min(1, "expected the kernel file"),
@@ -18,7 +18,11 @@ const inputsSchema = z.strictObject({
   memoryMiB: z.number().int().min(64, "expected at least 64 MiB").default(512),
 });
 
-export type BootTestInputs = z.output<typeof inputsSchema>;
+export type BootTestInputs = z.output<typeof bootTestInputsSchema>;
+export const bootTestOutputsSchema = z.object({
+  passed: z.boolean().describe("the marker was seen"),
+  seconds: z.number().describe("boot time"),
+});
 export interface BootTestOutputs extends BootTestInputs {
   passed: boolean;
   seconds: number;
@@ -45,7 +49,7 @@ async function run(inputs: BootTestInputs, ctx: OperationContext): Promise<BootT
 /** Boots an image in QEMU before it may go to a slot; a failure stops the update. */
 export const bootTestHandler: ResourceHandler<BootTestInputs, BootTestOutputs> = {
   token: BOOT_TEST_TOKEN,
-  check: (news) => checkInputs(inputsSchema, news),
+  check: (news) => checkInputs(bootTestInputsSchema, news),
   async diff(_id, olds, news) {
     const { passed: _p, seconds: _s, ...old } = olds;
     // Where the files sit does not matter; the image they are does.

@@ -7,7 +7,7 @@ import { syslinuxConfigHandler } from "./syslinux-config-resource";
 import { alpineImageHandler } from "./alpine-image-resource";
 import { bootSlotHandler } from "./boot-slot-resource";
 import { bootTestHandler } from "./boot-test-resource";
-import { providerSchema } from "./schema";
+import { packageSchema } from "./package-schema";
 
 export const PROVIDER_VERSION = "0.1.0";
 
@@ -15,7 +15,7 @@ const server = new ProviderServer({
   name: "ramroot",
   version: PROVIDER_VERSION,
   handlers: [alpineImageHandler, bootSlotHandler, bootTestHandler, syslinuxConfigHandler],
-  schema: JSON.stringify(providerSchema(PROVIDER_VERSION)),
+  schema: JSON.stringify(packageSchema(PROVIDER_VERSION)),
 });
 
 const engineAddress = process.argv.slice(2).find((a) => !a.startsWith("-"));

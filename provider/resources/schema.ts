@@ -1,105 +1,194 @@
 /**
- * The provider's Pulumi package schema: enough for `pulumi import`, YAML programs and other
- * languages to name the resources and their properties. The TypeScript classes in
- * provider/resources/program.ts are the typed program side.
+ * The provider's Pulumi package schema, generated from the zod schemas the resources validate
+ * their inputs with: one source for validation, types, docs, defaults and secret flags.
+ *
+ * zod's JSON Schema (`z.toJSONSchema`, input side) is mapped onto Pulumi's schema dialect:
+ * every object becomes a named object type (`ramroot:index:Target`, `...:SyslinuxEntry`), a
+ * discriminated union (the target kinds) becomes one object type whose `kind` says which
+ * fields apply, string enums become enum types, records become maps, a property whose zod
+ * schema carries `.meta({ secret: true })` is flagged `secret`. No input is `Any`.
  */
-type Prop = Record<string, unknown>;
-const any = (description: string): Prop => ({ $ref: "pulumi.json#/Any", description });
-const str = (description: string): Prop => ({ type: "string", description });
-const num = (description: string): Prop => ({ type: "number", description });
-const bool = (description: string): Prop => ({ type: "boolean", description });
-const strings = (description: string): Prop => ({ type: "array", items: { type: "string" }, description });
-const map = (description: string): Prop => ({ type: "object", additionalProperties: { type: "string" }, description });
+import { z } from "zod";
 
-function resource(description: string, inputs: Record<string, Prop>, required: string[], outputs: Record<string, Prop>): Prop {
-  return {
-    description,
-    inputProperties: inputs,
-    requiredInputs: required,
-    properties: { ...inputs, ...outputs },
-    required: [...required, ...Object.keys(outputs)],
-  };
+type Json = Record<string, unknown>;
+
+/** One resource: its token, what it is, its input and output zod schemas. */
+export interface ResourceSchemaSource {
+  token: string;
+  description: string;
+  inputs: z.ZodType;
+  outputs: z.ZodType;
+  /** names for the object types found at property paths, e.g. { target: "Target" } */
+  typeNames?: Record<string, string>;
 }
 
-const target = any("where the boot partition is: {kind: local|image|ssh, path, ...}");
+const PACKAGE = "ramroot";
 
-export function providerSchema(version: string): Record<string, unknown> {
+function pascal(text: string): string {
+  return text
+    .split(/[^A-Za-z0-9]+/)
+    .filter((p) => p !== "")
+    .map((p) => p[0]!.toUpperCase() + p.slice(1))
+    .join("");
+}
+
+function isObject(v: unknown): v is Json {
+  return v !== null && typeof v === "object" && !Array.isArray(v);
+}
+
+/** Collects named types while the resources' properties are converted. */
+class TypeTable {
+  readonly types: Record<string, Json> = {};
+  private readonly byContent = new Map<string, string>();
+
+  /** Registers a type under `name`; an identical type already registered (under any name) is reused. */
+  add(name: string, spec: Json): string {
+    const content = JSON.stringify(spec);
+    const known = this.byContent.get(content);
+    if (known !== undefined) return known;
+    let token = `${PACKAGE}:index:${name}`;
+    for (let n = 2; this.types[token] !== undefined; n++) token = `${PACKAGE}:index:${name}${n}`;
+    this.types[token] = spec;
+    this.byContent.set(content, token);
+    return token;
+  }
+}
+
+/** The parts of a JSON Schema node a Pulumi property keeps: description, default, secret. */
+function annotations(node: Json): Json {
+  const out: Json = {};
+  if (typeof node.description === "string") out.description = node.description;
+  if (node.default !== undefined && (typeof node.default === "string" || typeof node.default === "number" || typeof node.default === "boolean")) {
+    out.default = node.default;
+  }
+  if (node.secret === true) out.secret = true;
+  return out;
+}
+
+/** Variants of a union, with a nested union flattened. */
+function variantsOf(node: Json): Json[] | undefined {
+  const list = (node.oneOf ?? node.anyOf) as Json[] | undefined;
+  return Array.isArray(list) ? list.filter(isObject) : undefined;
+}
+
+/** Object variants that all carry a `kind`-like const field: one object type with that field as an enum. */
+function mergeDiscriminated(variants: Json[]): Json | undefined {
+  if (variants.length < 2 || !variants.every((v) => v.type === "object" && isObject(v.properties))) return undefined;
+  const first = variants[0]!.properties as Json;
+  const discriminator = Object.keys(first).find((key) =>
+    variants.every((v) => isObject((v.properties as Json)[key]) && ((v.properties as Json)[key] as Json).const !== undefined),
+  );
+  if (discriminator === undefined) return undefined;
+  const values = variants.map((v) => ((v.properties as Json)[discriminator] as Json).const as string);
+  const properties: Json = { [discriminator]: { type: "string", enum: values, description: `one of ${values.join(", ")}: which other fields apply` } };
+  const usedBy: Record<string, string[]> = {};
+  for (const [i, v] of variants.entries()) {
+    for (const [key, prop] of Object.entries(v.properties as Json)) {
+      if (key === discriminator) continue;
+      (usedBy[key] ??= []).push(values[i]!);
+      if (properties[key] === undefined) properties[key] = prop;
+    }
+  }
+  for (const [key, kinds] of Object.entries(usedBy)) {
+    if (kinds.length === values.length) continue;
+    const prop = properties[key] as Json;
+    const only = `${discriminator} ${kinds.join(", ")} only`;
+    properties[key] = { ...prop, description: typeof prop.description === "string" ? `${prop.description} (${only})` : only };
+  }
+  const required = Object.keys(properties).filter((key) => variants.every((v) => Array.isArray(v.required) && (v.required as string[]).includes(key)));
+  return { type: "object", properties, required, ...(typeof variants[0]!.description === "string" ? { description: variants[0]!.description } : {}) };
+}
+
+/** Converts one JSON Schema node into a Pulumi type reference; `name` names an object type found here. */
+function convert(node: Json, name: string, table: TypeTable, names: Record<string, string>, path: string): Json {
+  const notes = annotations(node);
+  const variants = variantsOf(node);
+  if (variants) {
+    const merged = mergeDiscriminated(variants);
+    if (merged) return { ...convert({ ...merged, ...notes }, name, table, names, path), ...notes };
+    const converted = variants.map((v, i) => convert(v, variants.length > 1 && v.type === "object" ? name : `${name}${i}`, table, names, path));
+    const unique = [...new Map(converted.map((c) => [JSON.stringify({ ...c, description: undefined }), c])).values()];
+    if (unique.length === 1) return { ...unique[0], ...notes };
+    return { oneOf: unique.map(({ description: _d, default: _x, ...rest }) => rest), ...notes };
+  }
+  if (Array.isArray(node.enum) && node.enum.every((v) => typeof v === "string")) {
+    const token = table.add(names[path] ?? name, { type: "string", enum: (node.enum as string[]).map((value) => ({ value })) });
+    return { $ref: `#/types/${token}`, ...notes };
+  }
+  switch (node.type) {
+    case "string":
+    case "boolean":
+    case "integer":
+    case "number":
+      return { type: node.type, ...notes };
+    case "array":
+      return { type: "array", items: convert(isObject(node.items) ? node.items : {}, name.replace(/s$/, ""), table, names, `${path}[]`), ...notes };
+    case "object": {
+      const propertyNames = isObject(node.propertyNames) ? node.propertyNames : undefined;
+      const keys = Array.isArray(propertyNames?.enum) ? (propertyNames.enum as string[]) : undefined;
+      if (keys && isObject(node.additionalProperties)) {
+        // A record over a closed set of keys (services per runlevel) is an object with those fields.
+        const value = node.additionalProperties;
+        return convert({ type: "object", properties: Object.fromEntries(keys.map((k) => [k, value])), required: [], ...notes }, name, table, names, path);
+      }
+      if (isObject(node.properties) && Object.keys(node.properties).length > 0) {
+        const properties: Json = {};
+        for (const [key, prop] of Object.entries(node.properties)) {
+          properties[key] = convert(isObject(prop) ? prop : {}, `${name}${pascal(key)}`, table, names, path === "" ? key : `${path}.${key}`);
+        }
+        const required = Array.isArray(node.required) ? (node.required as string[]).filter((k) => k in properties) : [];
+        const token = table.add(names[path] ?? name, {
+          type: "object",
+          ...(typeof node.description === "string" ? { description: node.description } : {}),
+          properties,
+          ...(required.length > 0 ? { required } : {}),
+        });
+        return { $ref: `#/types/${token}`, ...notes };
+      }
+      const value = isObject(node.additionalProperties) ? convert(node.additionalProperties, `${name}Value`, table, names, `${path}{}`) : { type: "string" };
+      return { type: "object", additionalProperties: value, ...notes };
+    }
+    default:
+      throw new Error(`schema: ${name} (${path}) has no Pulumi type (${JSON.stringify(node).slice(0, 200)}); give its zod schema a concrete type`);
+  }
+}
+
+/** The top-level properties of a resource's inputs or outputs, converted. */
+function propertiesOf(schema: z.ZodType, resource: string, table: TypeTable, names: Record<string, string>): { properties: Record<string, Json>; required: string[] } {
+  const root = z.toJSONSchema(schema, { io: "input", unrepresentable: "throw" }) as Json;
+  const properties: Record<string, Json> = {};
+  for (const [key, prop] of Object.entries((root.properties ?? {}) as Json)) {
+    properties[key] = convert(isObject(prop) ? prop : {}, `${resource}${pascal(key)}`, table, names, key);
+  }
+  return { properties, required: Array.isArray(root.required) ? (root.required as string[]) : [] };
+}
+
+export function providerSchema(version: string, resources: ResourceSchemaSource[]): Json {
+  const table = new TypeTable();
+  const out: Record<string, Json> = {};
+  for (const r of resources) {
+    const name = r.token.split(":").pop() ?? r.token;
+    const names = r.typeNames ?? {};
+    const inputs = propertiesOf(r.inputs, name, table, names);
+    const outputs = propertiesOf(r.outputs, name, table, names);
+    out[r.token] = {
+      description: r.description,
+      inputProperties: inputs.properties,
+      requiredInputs: inputs.required,
+      properties: { ...inputs.properties, ...outputs.properties },
+      required: [...new Set([...inputs.required, ...outputs.required])],
+    };
+  }
   return {
-    name: "ramroot",
+    name: PACKAGE,
     displayName: "ramroot",
     version,
     description: "A whole Alpine Linux machine in one initramfs, deployed to A/B syslinux slots",
-    resources: {
-      "ramroot:index:AlpineImage": resource(
-        "a bootable, reproducible initramfs built from APK packages and a root/ overlay, in the local content-addressed cache",
-        {
-          release: str("Alpine release, default v3.24"),
-          arch: str("x86_64 or aarch64"),
-          repositories: strings("repository URLs or directories"),
-          keys: strings("trusted public key files or directories; default Alpine's pinned keys"),
-          allowUntrusted: bool("accept unsigned indexes"),
-          packages: strings("package names with optional constraints"),
-          overlay: str("the overlay directory (root/)"),
-          files: { type: "array", items: any("{path, content, mode}") },
-          kernel: str("lts, virt or none"),
-          firmware: strings("firmware to keep (names or globs)"),
-          microcode: str("intel, amd or none"),
-          services: any("OpenRC services per runlevel"),
-          hostname: str("/etc/hostname"),
-          cmdline: str("kernel command line for the boot entry"),
-          compression: str("gzip, zstd or none"),
-          epoch: num("every timestamp in the image"),
-          planId: str("computed: the plan's hash"),
-          lock: map("computed: package -> locked version"),
-          overlayFiles: map("computed: overlay path -> type, mode, hash"),
-          trustedKeys: map("computed: trusted key file -> sha256 prefix"),
-        },
-        ["packages"],
-        { imageId: str("sha256 over the artifacts"), artifacts: any("kernel, initramfs, microcode: {path, sha256, size}"), sbomPath: str("SPDX 2.3 JSON"), archiveSize: num("uncompressed archive bytes") },
-      ),
-      "ramroot:index:BootSlot": resource(
-        "one A/B slot directory on a boot target",
-        {
-          target,
-          slot: str("slot name, e.g. a"),
-          imageId: str("the image the slot holds"),
-          planId: str("its plan"),
-          files: map("role -> sha256"),
-          sources: map("role -> local file to copy"),
-          packages: map("package -> version"),
-        },
-        ["target", "slot", "imageId", "planId", "files"],
-        { written: str("when the slot was written"), consistent: bool("files match the manifest") },
-      ),
-      "ramroot:index:SyslinuxConfig": resource(
-        "syslinux.cfg on a boot target, replaced atomically",
-        {
-          target,
-          defaultLabel: str("the label syslinux boots"),
-          timeout: { type: "integer", description: "deciseconds" },
-          prompt: bool("show the boot: prompt"),
-          serial: any("{port, baud} or false"),
-          entries: { type: "array", items: any("LABEL entry: label, menuLabel, kernel, initrd[], append") },
-          strategy: str("switch or trial"),
-          trial: any("{probePath, timeoutSeconds, reboot}"),
-        },
-        ["target", "defaultLabel", "timeout", "entries"],
-        { path: str("where syslinux reads the config"), sha256: str("of the file on the target"), activeDefault: str("DEFAULT in the file") },
-      ),
-      "ramroot:index:BootTest": resource(
-        "boots an image in QEMU and requires a marker before it may be deployed",
-        {
-          imageId: str("the image under test"),
-          kernel: str("kernel file"),
-          initrd: strings("initramfs files"),
-          append: str("kernel command line"),
-          marker: str("text the image prints when it is up"),
-          timeoutSeconds: num("give up after"),
-          memoryMiB: num("guest memory"),
-        },
-        ["imageId", "kernel", "initrd", "marker"],
-        { passed: bool("the marker was seen"), seconds: num("boot time") },
-      ),
-    },
+    meta: { moduleFormat: "(.*)" },
+    language: { nodejs: { packageName: "@ramroot/pulumi", dependencies: { "@pulumi/pulumi": "^3.0.0" } } },
+    config: {},
+    types: table.types,
+    provider: { description: "the ramroot provider: it needs no configuration" },
+    resources: out,
   };
 }

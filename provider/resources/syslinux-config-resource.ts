@@ -13,7 +13,10 @@ import { sha256Hex } from "../file-hash";
 import { currentDefault, recordDefault } from "../boot/journal";
 import { trialBoot } from "../boot/trial";
 import { checkInputs } from "./check-inputs";
+import { noteWritten, wasWrittenThisRun, wipeOnDeleteSchema } from "./delete-policy";
 import { diffProperties } from "./property-diff";
+import { formatTargetId, parseTargetId } from "./target-id";
+import { diffTarget } from "./target-identity";
 import type { CheckOutcome, OperationContext, ResourceHandler } from "./resource-handler";
 
 export const SYSLINUX_CONFIG_TOKEN = "ramroot:index:SyslinuxConfig";
@@ -32,9 +35,13 @@ export type SyslinuxConfigInputs = SyslinuxConfigSpec & {
   /** "switch" rewrites DEFAULT at once; "trial" boots the new DEFAULT once and promotes it when it answers */
   strategy: "switch" | "trial";
   trial?: TrialInputs;
+  /** true: deleting the resource removes the file (default false: it stays, the partition keeps booting) */
+  wipeOnDelete?: boolean;
 };
 
 export interface SyslinuxConfigOutputs extends SyslinuxConfigInputs {
+  /** what deleting this resource will do to the file */
+  onDelete: string;
   /** where the config lives on the target, e.g. "syslinux.cfg" */
   path: string;
   /** sha256 of the file as it is on the target (refresh re-reads it) */
@@ -46,14 +53,19 @@ export interface SyslinuxConfigOutputs extends SyslinuxConfigInputs {
 const deploySchema = z
   .object({
     target: targetSpecSchema,
-    strategy: z.enum(["switch", "trial"], { error: 'expected "switch" or "trial"' }).default("switch"),
+    strategy: z
+      .enum(["switch", "trial"], { error: 'expected "switch" or "trial"' })
+      .default("switch")
+      .describe("switch: rewrite DEFAULT at once; trial (ssh targets): boot the new DEFAULT once and promote it when the machine answers"),
     trial: z
       .strictObject({
-        probePath: z.string().startsWith("/", "expected an absolute path on the machine").default("/run/ramroot/image-id"),
-        timeoutSeconds: z.number().positive("expected a positive number of seconds").default(300),
-        reboot: z.boolean().default(true),
+        probePath: z.string().startsWith("/", "expected an absolute path on the machine").default("/run/ramroot/image-id").describe("a file the booted image writes with its image id"),
+        timeoutSeconds: z.number().positive("expected a positive number of seconds").default(300).describe("how long to wait for the machine to answer"),
+        reboot: z.boolean().default(true).describe("reboot the machine to start the trial"),
       })
-      .optional(),
+      .optional()
+      .describe("how a trial runs"),
+    wipeOnDelete: wipeOnDeleteSchema,
   })
   .superRefine((v, ctx) => {
     if (v.strategy === "trial" && v.target.kind !== "ssh") {
@@ -61,9 +73,23 @@ const deploySchema = z
     }
   });
 
+function shapeOf(schema: z.ZodType): z.ZodRawShape {
+  if (schema instanceof z.ZodObject) return schema.shape;
+  throw new Error("syslinux config spec: expected a zod object schema");
+}
+
+/** Inputs and outputs for the package schema (provider/resources/schema.ts). */
+export const syslinuxConfigInputsSchema = z.object({ ...deploySchema.shape, ...shapeOf(syslinuxConfigSpecSchema) });
+export const syslinuxConfigOutputsSchema = z.object({
+  path: z.string().describe("where syslinux reads the config, e.g. syslinux.cfg"),
+  sha256: z.string().describe("sha256 of the file as it is on the target"),
+  activeDefault: z.string().describe("the DEFAULT label the file names"),
+  onDelete: z.string().describe("what deleting this resource will do to the file"),
+});
+
 function checkSyslinuxConfigInputs(news: unknown): CheckOutcome<SyslinuxConfigInputs> {
-  const { target, strategy, trial, ...rest } = (news ?? {}) as Record<string, unknown>;
-  const d = checkInputs(deploySchema, { target, strategy, trial });
+  const { target, strategy, trial, wipeOnDelete, ...rest } = (news ?? {}) as Record<string, unknown>;
+  const d = checkInputs(deploySchema, { target, strategy, trial, wipeOnDelete });
   const s = checkInputs(syslinuxConfigSpecSchema, rest);
   if (!d.ok || !s.ok) return { ok: false, failures: [...(d.ok ? [] : d.failures), ...(s.ok ? [] : s.failures)] };
   const deploy = d.inputs;
@@ -73,19 +99,26 @@ function checkSyslinuxConfigInputs(news: unknown): CheckOutcome<SyslinuxConfigIn
       target: deploy.target,
       strategy: deploy.strategy,
       ...(deploy.strategy === "trial" ? { trial: deploy.trial ?? { probePath: "/run/ramroot/image-id", timeoutSeconds: 300, reboot: true } } : {}),
+      ...(deploy.wipeOnDelete !== undefined ? { wipeOnDelete: deploy.wipeOnDelete } : {}),
       ...normalizeSyslinuxConfig(s.inputs),
     },
   };
 }
 
 function specOf(inputs: SyslinuxConfigInputs): SyslinuxConfigSpec {
-  const { target: _target, strategy: _s, trial: _t, ...spec } = inputs;
+  const { target: _target, strategy: _s, trial: _t, wipeOnDelete: _w, ...spec } = inputs;
   return spec;
 }
 
 function inputsOf(outs: SyslinuxConfigOutputs): SyslinuxConfigInputs {
-  const { path: _p, sha256: _s, activeDefault: _d, ...inputs } = outs;
+  const { path: _p, sha256: _s, activeDefault: _d, onDelete: _o, ...inputs } = outs;
   return inputs;
+}
+
+function onDelete(inputs: SyslinuxConfigInputs): string {
+  return inputs.wipeOnDelete === true
+    ? "removes the config (wipeOnDelete): the partition will not boot until a config is written again"
+    : "keeps the config on the partition, so it keeps booting its DEFAULT (set wipeOnDelete: true and run up to remove it on delete)";
 }
 
 async function write(inputs: SyslinuxConfigInputs, ctx: OperationContext): Promise<SyslinuxConfigOutputs> {
@@ -93,19 +126,27 @@ async function write(inputs: SyslinuxConfigInputs, ctx: OperationContext): Promi
   if (ctx.preview) {
     // A preview only reads: where the file will go, when the target can be looked at already.
     const path = await withTarget(inputs.target, (target) => findSyslinuxConfigPath(target)).catch(() => "");
-    return { ...inputs, path, sha256: sha256Hex(rendered), activeDefault: inputs.defaultLabel };
+    return { ...inputs, path, sha256: sha256Hex(rendered), activeDefault: inputs.defaultLabel, onDelete: onDelete(inputs) };
   }
   // A trial reboots the machine between its steps, so it manages its own connections.
   if (inputs.strategy === "trial" && inputs.trial) {
     const before = await withTarget(inputs.target, (target) => currentDefault(target));
     if (before === undefined || before.label.toLowerCase() !== inputs.defaultLabel.toLowerCase()) {
+      noteWritten(inputs.target, "syslinux config");
       const written = await trialBoot(inputs.target, specOf(inputs), { ...inputs.trial, log: (m) => ctx.log(m) });
       return withTarget(inputs.target, (target) => recordWrite(target, inputs, before, written, ctx));
     }
   }
   // Otherwise one connection: what DEFAULT boots, the write, the journal.
   return withTarget(inputs.target, async (target) => {
+    // A file that already says exactly this is left alone (a connection change writes nothing).
+    const found = await readSyslinuxConfig(target);
+    if (found && found.text === rendered) {
+      ctx.log(`${found.path} on ${target.describe()} already holds this config: nothing to write`);
+      return { ...inputs, path: found.path, sha256: sha256Hex(found.text), activeDefault: found.spec.defaultLabel, onDelete: onDelete(inputs) };
+    }
     const before = await currentDefault(target);
+    noteWritten(inputs.target, "syslinux config");
     const written = await writeSyslinuxConfig(target, specOf(inputs));
     return recordWrite(target, inputs, before, written, ctx);
   });
@@ -124,7 +165,18 @@ async function recordWrite(
   if (after && (before === undefined || before.label !== after.label || before.imageId !== after.imageId)) {
     await recordDefault(target, inputs.strategy);
   }
-  return { ...inputs, path: written.path, sha256: written.sha256, activeDefault: inputs.defaultLabel };
+  return { ...inputs, path: written.path, sha256: written.sha256, activeDefault: inputs.defaultLabel, onDelete: onDelete(inputs) };
+}
+
+/** The inputs that describe a config file as it is: what `pulumi import` adopts and `refresh` records. */
+function inputsFromFile(spec: SyslinuxConfigSpec, deploy: Pick<SyslinuxConfigInputs, "target" | "strategy" | "trial" | "wipeOnDelete">): SyslinuxConfigInputs {
+  return {
+    target: deploy.target,
+    strategy: deploy.strategy,
+    ...(deploy.trial ? { trial: deploy.trial } : {}),
+    ...(deploy.wipeOnDelete !== undefined ? { wipeOnDelete: deploy.wipeOnDelete } : {}),
+    ...normalizeSyslinuxConfig(spec),
+  };
 }
 
 /** `syslinux.cfg` on a boot target: rendered from the inputs, replaced atomically, re-read on refresh. */
@@ -134,30 +186,33 @@ export const syslinuxConfigHandler: ResourceHandler<SyslinuxConfigInputs, Syslin
   check: checkSyslinuxConfigInputs,
 
   async diff(_id, olds, news) {
-    const changes = diffProperties(inputsOf(olds), news);
-    // A hand edit found by refresh: the file no longer holds what the inputs render.
-    if (Object.keys(changes).length === 0 && olds.sha256 !== sha256Hex(renderSyslinuxConfig(specOf(news)))) {
-      changes["sha256"] = "update";
-    }
-    const replaces = Object.keys(changes).some((p) => p === "target" || p.startsWith("target.")) ? ["target"] : [];
-    return { changes, replaces };
+    const { target: oldTarget, ...oldRest } = inputsOf(olds);
+    const { target: newTarget, ...newRest } = news;
+    const target = diffTarget(oldTarget, newTarget);
+    // Field by field: refresh re-reads the file, so a hand edit shows as the field it changed.
+    const changes = { ...target.changes, ...diffProperties(oldRest, newRest) };
+    return { changes, replaces: target.replace ? ["target"] : [] };
   },
 
   async create(inputs, ctx) {
     const outs = await write(inputs, ctx);
-    return { id: ctx.preview ? "" : `${inputs.target.kind}:${inputs.target.path}:${outs.path}`, outs };
+    return { id: ctx.preview ? "" : formatTargetId(inputs.target), outs };
   },
 
-  async read(_id, olds, ctx) {
-    return withTarget(olds.target, async (target) => {
+  /** Re-reads and parses the file: refresh records the fields it holds now; an import adopts it by its id. */
+  async read(id, olds, ctx) {
+    const known = olds.target !== undefined;
+    const spec = known ? olds.target : parseTargetId(id).target;
+    return withTarget(spec, async (target) => {
       const found = await readSyslinuxConfig(target);
       if (!found) {
         ctx.log(`no syslinux config on ${target.describe()}`, "warning");
         return undefined;
       }
+      const inputs = inputsFromFile(found.spec, known ? olds : { target: spec, strategy: "switch" });
       return {
-        inputs: inputsOf(olds),
-        outs: { ...olds, path: found.path, sha256: sha256Hex(found.text), activeDefault: found.spec.defaultLabel },
+        inputs,
+        outs: { ...inputs, path: found.path, sha256: sha256Hex(found.text), activeDefault: found.spec.defaultLabel, onDelete: onDelete(inputs) },
       };
     });
   },
@@ -166,10 +221,26 @@ export const syslinuxConfigHandler: ResourceHandler<SyslinuxConfigInputs, Syslin
     return write(news, ctx);
   },
 
+  /** Lets go of the file (it stays, so the partition keeps booting), unless wipeOnDelete asks for a removal. */
   async delete(_id, olds, ctx) {
+    const where = `${olds.path || "the syslinux config"} on ${formatTargetId(olds.target)}`;
+    if (olds.wipeOnDelete !== true) {
+      ctx.log(`left ${where} in place: deleting the resource lets go of it, the partition keeps booting DEFAULT ${olds.activeDefault} (wipeOnDelete is off)`, "warning");
+      return;
+    }
+    if (wasWrittenThisRun(olds.target, "syslinux config")) {
+      ctx.log(`kept ${where}: its replacement wrote it in this update`, "warning");
+      return;
+    }
     await withTarget(olds.target, async (target) => {
-      if (olds.path) await target.remove(olds.path);
-      ctx.log(`removed ${olds.path} from ${target.describe()}`);
+      const found = await readSyslinuxConfig(target);
+      if (!found) return;
+      if (sha256Hex(found.text) !== olds.sha256) {
+        ctx.log(`kept ${found.path} on ${target.describe()}: it changed since this resource wrote it`, "warning");
+        return;
+      }
+      await target.remove(found.path);
+      ctx.log(`removed ${found.path} from ${target.describe()} (wipeOnDelete)`, "warning");
     });
   },
 };

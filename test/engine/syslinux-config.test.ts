@@ -11,6 +11,7 @@ let env: EngineStack;
 let bootDir: string;
 let defaultLabel = "a";
 let append = "rdinit=/sbin/init panic=5";
+let wipeOnDelete: boolean | undefined;
 
 const program = async () => {
   const cfg = new SyslinuxConfig("boot", {
@@ -18,6 +19,7 @@ const program = async () => {
     defaultLabel,
     timeout: 10,
     entries: ["a", "b"].map((label) => ({ label, kernel: `/${label}/vmlinuz`, initrd: [`/${label}/initramfs`], append })),
+    ...(wipeOnDelete !== undefined ? { wipeOnDelete } : {}),
   });
   return { path: cfg.path, active: cfg.activeDefault };
 };
@@ -64,16 +66,21 @@ test("a changed input shows an update naming the property", async () => {
   expect(parseSyslinuxConfig(fs.readFileSync(cfgFile(), "utf8")).defaultLabel).toBe("b");
 });
 
-test("refresh finds a hand edit of the file, and up puts it back", async () => {
+test("refresh names the fields a hand edit changed, and up puts them back", async () => {
   const text = fs.readFileSync(cfgFile(), "utf8");
-  fs.writeFileSync(cfgFile(), text.replace("DEFAULT b", "DEFAULT a"));
-  const refresh = await env.stack.refresh();
+  fs.writeFileSync(cfgFile(), text.replace("DEFAULT b", "DEFAULT a").replace("TIMEOUT 10", "TIMEOUT 50"));
+  const refresh = await env.stack.refresh({ diff: true });
   expect(refresh.summary.resourceChanges?.update).toBe(1);
-  // The refreshed state holds what the file says now.
+  expect(refresh.stdout).toMatch(/\[diff: ~defaultLabel,timeout\]/);
+  // The refreshed state holds what the file says now, inputs included (Read parses the file).
   const state = await env.stack.exportStack();
   const resource = state.deployment.resources.find((r: { type: string }) => r.type === "ramroot:index:SyslinuxConfig");
   expect(resource.outputs.activeDefault).toBe("a");
-  expect(resource.inputs.defaultLabel).toBe("b");
+  expect(resource.inputs.defaultLabel).toBe("a");
+  expect(resource.inputs.timeout).toBe(50);
+  const preview = await env.stack.preview({ diff: true });
+  expect(preview.stdout).toMatch(/~ timeout\s*: 50 => 10/);
+  expect(preview.stdout).toMatch(/~ defaultLabel\s*: "a" => "b"/);
   const up = await env.stack.up();
   expect(up.summary.resourceChanges?.update).toBe(1);
   expect(parseSyslinuxConfig(fs.readFileSync(cfgFile(), "utf8")).defaultLabel).toBe("b");
@@ -87,12 +94,30 @@ test("a bad input fails at preview naming the property, and the file stays", asy
   expect(fs.readFileSync(cfgFile(), "utf8")).toBe(before);
 });
 
-test("destroy removes the file; stack history lists the updates", async () => {
+test("destroy lets go of the file: it stays, byte for byte, and the preview says so", async () => {
+  const before = fs.readFileSync(cfgFile());
+  const preview = await env.stack.preview({ diff: true });
+  expect(preview.changeSummary.same).toBe(2);
+  const destroy = await env.stack.destroy();
+  expect(destroy.summary.resourceChanges?.delete).toBe(2);
+  expect(destroy.stdout).toMatch(/left syslinux\.cfg on local:.* in place/);
+  expect(fs.readFileSync(cfgFile())).toEqual(before);
+});
+
+test("wipeOnDelete, applied by an up (an update that writes nothing), makes destroy remove the file", async () => {
+  // The stack is empty again: adopt the file as it is, then ask for the wipe.
+  const before = fs.readFileSync(cfgFile());
+  wipeOnDelete = true;
+  const up = await env.stack.up();
+  expect(up.summary.resourceChanges?.create).toBe(2);
+  expect(fs.readFileSync(cfgFile())).toEqual(before); // the same bytes: nothing rewritten
+  const state = await env.stack.exportStack();
+  const resource = state.deployment.resources.find((r: { type: string }) => r.type === "ramroot:index:SyslinuxConfig");
+  expect(resource.outputs.onDelete).toMatch(/removes the config/);
   const destroy = await env.stack.destroy();
   expect(destroy.summary.resourceChanges?.delete).toBe(2);
   expect(fs.existsSync(cfgFile())).toBe(false);
   const history = await env.stack.history();
   const kinds = history.map((h) => h.kind);
   expect(kinds).toEqual(expect.arrayContaining(["update", "refresh", "destroy"]));
-  expect(kinds.filter((k) => k === "update").length).toBe(3);
 });

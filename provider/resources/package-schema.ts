@@ -1,0 +1,41 @@
+/**
+ * The ramroot package schema: each resource's zod schemas, named types for the objects they
+ * share, turned into Pulumi's schema by provider/resources/schema.ts.
+ */
+import { ALPINE_IMAGE_TOKEN, alpineImageInputsSchema, alpineImageOutputsSchema } from "./alpine-image-resource";
+import { BOOT_SLOT_TOKEN, bootSlotInputsSchema, bootSlotOutputsSchema } from "./boot-slot-resource";
+import { BOOT_TEST_TOKEN, bootTestInputsSchema, bootTestOutputsSchema } from "./boot-test-resource";
+import { SYSLINUX_CONFIG_TOKEN, syslinuxConfigInputsSchema, syslinuxConfigOutputsSchema } from "./syslinux-config-resource";
+import { providerSchema } from "./schema";
+
+export function packageSchema(version: string): Record<string, unknown> {
+  return providerSchema(version, [
+    {
+      token: ALPINE_IMAGE_TOKEN,
+      description: "a bootable, reproducible initramfs built from APK packages and a root/ overlay, in the local content-addressed cache",
+      inputs: alpineImageInputsSchema,
+      outputs: alpineImageOutputsSchema,
+      typeNames: { "files[]": "InlineFile", services: "Services", arch: "Arch", kernel: "KernelFlavor", microcode: "Microcode", compression: "Compression", artifacts: "ImageArtifacts", "artifacts.kernel": "Artifact" },
+    },
+    {
+      token: BOOT_SLOT_TOKEN,
+      description: "one A/B slot directory on a boot target",
+      inputs: bootSlotInputsSchema,
+      outputs: bootSlotOutputsSchema,
+      typeNames: { target: "Target", "target.kind": "TargetKind", files: "SlotFiles", sources: "SlotSources" },
+    },
+    {
+      token: SYSLINUX_CONFIG_TOKEN,
+      description: "syslinux.cfg on a boot target, replaced atomically",
+      inputs: syslinuxConfigInputsSchema,
+      outputs: syslinuxConfigOutputsSchema,
+      typeNames: { target: "Target", "target.kind": "TargetKind", "entries[]": "SyslinuxEntry", serial: "SerialConsole", trial: "Trial", strategy: "Strategy" },
+    },
+    {
+      token: BOOT_TEST_TOKEN,
+      description: "boots an image in QEMU and requires a marker before it may be deployed",
+      inputs: bootTestInputsSchema,
+      outputs: bootTestOutputsSchema,
+    },
+  ]);
+}

@@ -1,0 +1,87 @@
+/**
+ * A boot target's identity (where the boot partition physically is) apart from how it is
+ * reached. The identity is the target's kind, its host and its normalised location: the real
+ * path of a directory or disk image (a trailing slash or a symlink changes nothing), and for a
+ * disk image the byte offset of its FAT filesystem, so "partition auto-detected" and "the same
+ * partition named explicitly" are one identity. How it is reached (ssh user, port, private
+ * key, known hosts, ssh config, host key checking) is the connection: changing it is an
+ * in-place update that touches nothing on the disk.
+ */
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { fatOffsetOf } from "../boot/mbr";
+import type { TargetSpec } from "../boot/target";
+import { diffProperties } from "./property-diff";
+import type { PropertyChange } from "./resource-handler";
+
+/** The target fields that say how the partition is reached, not where it is. */
+export const CONNECTION_FIELDS = ["user", "port", "privateKey", "knownHostsFile", "strictHostKeyChecking", "sshConfigFile"] as const;
+
+function realPath(p: string): string {
+  const resolved = path.resolve(p);
+  try {
+    return fs.realpathSync(resolved);
+  } catch {
+    return resolved;
+  }
+}
+
+/** The FAT filesystem's byte offset in a disk image, or undefined when the image cannot be read. */
+function fatOffset(image: string, partition: number | undefined): number | undefined {
+  let fd: number | undefined;
+  try {
+    fd = fs.openSync(image, "r");
+    const sector0 = Buffer.alloc(512);
+    fs.readSync(fd, sector0, 0, 512, 0);
+    return fatOffsetOf(sector0, partition, `disk image ${image}`);
+  } catch {
+    return undefined;
+  } finally {
+    if (fd !== undefined) fs.closeSync(fd);
+  }
+}
+
+/**
+ * A string naming where the boot partition is, e.g. `image:/srv/disk.img@1048576`,
+ * `local:/mnt/boot`, `ssh:nas:/media/mmcblk0p1`. Two specs with the same identity are the same
+ * physical partition (as far as can be known from here: two host names for one machine are not
+ * recognised as one).
+ */
+export function partitionIdentity(spec: TargetSpec): string {
+  switch (spec.kind) {
+    case "local":
+      return `local:${realPath(spec.path)}`;
+    case "image": {
+      const image = realPath(spec.path);
+      const offset = fatOffset(image, spec.partition);
+      return `image:${image}@${offset ?? `partition ${spec.partition ?? "auto"}`}`;
+    }
+    case "ssh": {
+      const dir = path.posix.normalize(spec.path).replace(/(.)\/+$/, "$1");
+      return `ssh:${spec.host.toLowerCase()}:${dir}`;
+    }
+  }
+}
+
+/** True when both specs name the same physical partition, however each is reached. */
+export function sameTarget(a: TargetSpec | undefined, b: TargetSpec | undefined): boolean {
+  if (a === undefined || b === undefined) return a === b;
+  return a.kind === b.kind && partitionIdentity(a) === partitionIdentity(b);
+}
+
+/** The target with its connection fields left out, for comparing what it names. */
+export function withoutConnection(spec: TargetSpec): Record<string, unknown> {
+  const out: Record<string, unknown> = { ...spec };
+  for (const field of CONNECTION_FIELDS) delete out[field];
+  return out;
+}
+
+/**
+ * The target's part of a diff: every changed field by its path (`target.port`), and whether
+ * the change moves the resource to another partition (a replacement) or only changes how the
+ * same partition is reached or spelled (an in-place update that writes nothing).
+ */
+export function diffTarget(olds: TargetSpec | undefined, news: TargetSpec): { changes: Record<string, PropertyChange>; replace: boolean } {
+  const changes = diffProperties(olds, news, "target");
+  return { changes, replace: Object.keys(changes).length > 0 && !sameTarget(olds, news) };
+}
