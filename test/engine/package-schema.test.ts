@@ -1,3 +1,4 @@
+import { execa } from "execa";
 import { pulumiCommand, REPO_ROOT } from "./pulumi-harness";
 
 // `pulumi package get-schema ./provider/plugin`, the real CLI running the real plugin through its
@@ -9,7 +10,10 @@ let schema: { resources: Record<string, { inputProperties: Record<string, Json>;
 
 beforeAll(async () => {
   const pulumi = await pulumiCommand();
-  const result = await pulumi.run(["package", "get-schema", "./provider/plugin"], REPO_ROOT, {}, undefined, undefined);
+  const result = await execa(pulumi.command, ["package", "get-schema", "./provider/plugin"], {
+    cwd: REPO_ROOT,
+    env: { PULUMI_SKIP_UPDATE_CHECK: "true", PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION: "true" },
+  });
   schema = JSON.parse(result.stdout);
 });
 

@@ -69,7 +69,7 @@ test("a changed input shows an update naming the property", async () => {
 test("refresh names the fields a hand edit changed, and up puts them back", async () => {
   const text = fs.readFileSync(cfgFile(), "utf8");
   fs.writeFileSync(cfgFile(), text.replace("DEFAULT b", "DEFAULT a").replace("TIMEOUT 10", "TIMEOUT 50"));
-  const refresh = await env.stack.refresh({ diff: true });
+  const refresh = await env.stack.refresh();
   expect(refresh.summary.resourceChanges?.update).toBe(1);
   expect(refresh.stdout).toMatch(/\[diff: ~defaultLabel,timeout\]/);
   // The refreshed state holds what the file says now, inputs included (Read parses the file).
