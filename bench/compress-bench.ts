@@ -40,9 +40,9 @@ export async function benchCompress(w: Workload, ctx: BenchContext): Promise<Sec
   const out = (name: string) => path.join(dir, name);
   const ours = (compression: "gzip" | "zstd", file: string, test: string[]): Variant => ({
     label: `ramroot ${compression === "gzip" ? "gzip -9 (parallel blocks, all cores)" : "zstd -19 (zstd program, all cores)"}`,
-    command: `node bench/pack-tree.js TREE OUT ${compression}`,
+    command: `node bench/pack-tree.js TREE OUT ${compression} ${compression === "gzip" ? 9 : 19}`,
     before: () => fs.rmSync(out(file), { force: true }),
-    run: () => timeCommand(process.execPath, [packTree, sample.tree, out(file), compression], { output: out(file) }),
+    run: () => timeCommand(process.execPath, [packTree, sample.tree, out(file), compression, compression === "gzip" ? "9" : "19"], { output: out(file) }),
     check: () => void execFileSync(test[0]!, [...test.slice(1), out(file)], { stdio: "ignore" }),
   });
   const shell = (label: string, compressor: string, file: string): Variant => ({

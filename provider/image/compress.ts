@@ -14,11 +14,25 @@ export type Compression = "gzip" | "zstd" | "none";
 
 export const COMPRESSIONS: readonly Compression[] = ["gzip", "zstd", "none"];
 
-export const ZSTD_LEVEL = 19;
+/**
+ * The levels each compression accepts, and the default. zstd stops at 19: 20-22 need
+ * `--ultra` and windows of up to 128 MiB that the kernel's decompressor must allocate at boot.
+ * The defaults come from bench/RESULTS.md ("compression at each default level"): see README.
+ */
+export const COMPRESSION_LEVELS: Readonly<Record<Exclude<Compression, "none">, { min: number; max: number; default: number }>> = {
+  gzip: { min: 1, max: 9, default: 6 },
+  zstd: { min: 1, max: 19, default: 19 },
+};
 
-function zstdProcess(): Duplex {
+/** The level a build uses: the one asked for, else the compression's default (none: 0). */
+export function compressionLevelOf(kind: Compression, level: number | undefined): number {
+  if (kind === "none") return 0;
+  return level ?? COMPRESSION_LEVELS[kind].default;
+}
+
+function zstdProcess(level: number): Duplex {
   const threads = Math.max(1, os.availableParallelism());
-  const child = spawn("zstd", [`-${ZSTD_LEVEL}`, `-T${threads}`, "-q", "-c", "--no-progress"], { stdio: ["pipe", "pipe", "pipe"] });
+  const child = spawn("zstd", [`-${level}`, `-T${threads}`, "-q", "-c", "--no-progress"], { stdio: ["pipe", "pipe", "pipe"] });
   let stderr = "";
   child.stderr.setEncoding("utf8");
   child.stderr.on("data", (d: string) => (stderr += d));
@@ -30,15 +44,15 @@ function zstdProcess(): Duplex {
   return duplex;
 }
 
-/** A stream that compresses what is written to it, or undefined for "none". */
-export function compressor(kind: Compression): Duplex | undefined {
+/** A stream that compresses what is written to it at `level` (default: the kind's), or undefined for "none". */
+export function compressor(kind: Compression, level?: number): Duplex | undefined {
   switch (kind) {
     case "gzip":
-      // The kernel's gunzip is the most widely built decompressor; level 9 is what
-      // mkinitfs and frood use. Blocks are deflated on every core (parallel-gzip.ts).
-      return new ParallelGzip(9);
+      // The kernel's gunzip is the most widely built decompressor. Blocks are deflated on
+      // every core (parallel-gzip.ts).
+      return new ParallelGzip(compressionLevelOf(kind, level));
     case "zstd":
-      return zstdProcess();
+      return zstdProcess(compressionLevelOf(kind, level));
     case "none":
       return undefined;
   }

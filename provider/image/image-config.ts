@@ -4,7 +4,7 @@
  */
 import { z } from "zod";
 import { parseDependency } from "../apk/dependency";
-import { COMPRESSIONS, type Compression } from "./compress";
+import { COMPRESSIONS, COMPRESSION_LEVELS, type Compression } from "./compress";
 
 export const LATEST_RELEASE = "v3.24";
 export const ARCHES = ["x86_64", "aarch64"] as const;
@@ -71,8 +71,21 @@ export const imageConfigSchema = z
     hostname: z.string().regex(/^[A-Za-z0-9]([A-Za-z0-9-]{0,62})?$/, "expected a host name (letters, digits, -; at most 63)").optional(),
     cmdline: z.string().refine((v) => !/[\r\n]/.test(v), "expected a single line").default(""),
     compression: z.enum(COMPRESSIONS as [Compression, ...Compression[]], { error: `expected one of ${COMPRESSIONS.join(", ")}` }).default("gzip"),
+    /** the compression's level; default per compression (COMPRESSION_LEVELS) */
+    compressionLevel: z.number({ error: "expected a whole number" }).int("expected a whole number").optional(),
     /** every timestamp in the image, seconds since 1970 */
     epoch: z.number().int().min(0, "expected seconds since 1970").max(0xffffffff).default(0),
+  })
+  .superRefine((c, ctx) => {
+    if (c.compressionLevel === undefined) return;
+    if (c.compression === "none") {
+      ctx.addIssue({ code: "custom", path: ["compressionLevel"], input: c.compressionLevel, message: 'expected no level with compression "none"' });
+      return;
+    }
+    const { min, max } = COMPRESSION_LEVELS[c.compression];
+    if (c.compressionLevel < min || c.compressionLevel > max) {
+      ctx.addIssue({ code: "custom", path: ["compressionLevel"], input: c.compressionLevel, message: `expected ${min} to ${max} for ${c.compression}` });
+    }
   })
   .transform((c) => ({ ...c, repositories: c.repositories ?? defaultRepositories(c.release) }));
 

@@ -12,10 +12,14 @@ import { resolvePackages, type Lock } from "../apk/solver";
 import { loadKeysDir, loadPublicKeyFile } from "../apk/signature";
 import { parseInput } from "../input-error";
 import { imageConfigSchema, servicesOf, worldOf, type ImageConfig, type ImageConfigInput } from "./image-config";
+import { compressionLevelOf } from "./compress";
 import { inlineEntries, mergeOverlays, overlayDigest, overlaySummary, scanOverlay, type OverlayEntry } from "./overlay";
 
-/** Bumped whenever the builder's output for the same plan would change. */
-export const BUILDER_FORMAT = 3;
+/**
+ * Bumped whenever the builder's output for the same plan would change. 4: the initramfs is a
+ * concatenation of layers (layers.ts); a compression level.
+ */
+export const BUILDER_FORMAT = 4;
 
 export interface LockedPackage {
   name: string;
@@ -43,6 +47,8 @@ export interface ImagePlan {
     hostname: string | null;
     cmdline: string;
     compression: string;
+    /** the level used (the default when the config names none; 0 for none) */
+    compressionLevel: number;
     epoch: number;
     repositories: string[];
     /** trusted key file -> sha256: they land in /etc/apk/keys */
@@ -143,6 +149,7 @@ export async function planImage(input: ImageConfigInput | ImageConfig, opts: Pla
       hostname: config.hostname ?? null,
       cmdline: config.cmdline,
       compression: config.compression,
+      compressionLevel: compressionLevelOf(config.compression, config.compressionLevel),
       epoch: config.epoch,
       repositories: config.repositories,
       keys: Object.fromEntries([...keys.entries()].sort(([a], [b]) => (a < b ? -1 : 1)).map(([name, pem]) => [name, sha256Hex(pem)])),

@@ -72,18 +72,20 @@ test("builds an image that boots with its own kernel: init, a service, the overl
   expect(again).toContain("from the cache");
 });
 
-test("same config in another directory, later: the same bytes; one overlay file changed: only planId, imageId and that file change", async () => {
+test("layered: same config in another directory, later, gives the same bytes; an overlay edit rebuilds only the overlay layer, equals a cold build of the edit, and boots showing it", async () => {
   const a = path.join(work, "pa");
   const b = path.join(work, "pb");
-  fs.mkdirSync(a);
-  fs.mkdirSync(b);
+  const c = path.join(work, "pc");
+  for (const d of [a, b, c]) fs.mkdirSync(d);
   const ca = writeProject(a, "same");
   const cb = writeProject(b, "same");
-  const pa = await planImage(require("yaml").parse(fs.readFileSync(ca, "utf8")), { baseDir: a });
+  const plan = (config: string, dir: string) => planImage(require("yaml").parse(fs.readFileSync(config, "utf8")), { baseDir: dir });
+  const pa = await plan(ca, a);
   const ia = await buildImage(pa, { cacheDir: path.join(work, "cache-a") });
+  expect(ia.layers).toHaveLength(2);
   await new Promise((r) => setTimeout(r, 1100)); // a different second for every host timestamp
   fs.utimesSync(path.join(b, "root", "etc", "ramroot", "message"), new Date(), new Date());
-  const pb = await planImage(require("yaml").parse(fs.readFileSync(cb, "utf8")), { baseDir: b });
+  const pb = await plan(cb, b);
   const ib = await buildImage(pb, { cacheDir: path.join(work, "cache-b") });
   expect(ib.built).toBe(true);
   expect(pb.plan.planId).toBe(pa.plan.planId);
@@ -92,16 +94,58 @@ test("same config in another directory, later: the same bytes; one overlay file 
   expect(ib.sbom.sha256).toBe(ia.sbom.sha256);
   expect(ib.imageId).toBe(ia.imageId);
 
+  // One overlay file edited: the package layer comes from the layer cache, nothing is installed.
   fs.writeFileSync(path.join(b, "root", "etc", "ramroot", "message"), "changed\n");
-  const pc = await planImage(require("yaml").parse(fs.readFileSync(cb, "utf8")), { baseDir: b });
-  const ic = await buildImage(pc, { cacheDir: path.join(work, "cache-b") });
-  expect(pc.plan.planId).not.toBe(pa.plan.planId);
-  expect(ic.imageId).not.toBe(ia.imageId);
-  expect(pc.plan.packages).toEqual(pa.plan.packages);
-  expect(pc.plan.options).toEqual(pa.plan.options);
-  const changed = Object.keys(pc.plan.overlay).filter((p) => pc.plan.overlay[p] !== pa.plan.overlay[p]);
+  const pe = await plan(cb, b);
+  const log: string[] = [];
+  const ie = await buildImage(pe, { cacheDir: path.join(work, "cache-b"), onProgress: (m) => log.push(m) });
+  expect(pe.plan.planId).not.toBe(pa.plan.planId);
+  expect(ie.imageId).not.toBe(ia.imageId);
+  expect(pe.plan.packages).toEqual(pa.plan.packages);
+  expect(pe.plan.options).toEqual(pa.plan.options);
+  const changed = Object.keys(pe.plan.overlay).filter((p) => pe.plan.overlay[p] !== pa.plan.overlay[p]);
   expect(changed).toEqual(["etc/ramroot/message"]);
-  expect(ic.kernel!.sha256).toBe(ia.kernel!.sha256);
+  expect(ie.kernel!.sha256).toBe(ia.kernel!.sha256);
+  expect(log.some((m) => /^package layer [0-9a-f]{12} is in the cache$/.test(m))).toBe(true);
+  expect(log.some((m) => m.startsWith("installing"))).toBe(false);
+  expect(ie.layers[0]).toEqual(ia.layers[0]);
+  expect(ie.layers[1]!.sha256).not.toBe(ia.layers[1]!.sha256);
+
+  // The same edit built cold elsewhere, with no layer cache: the same bytes.
+  const cc = writeProject(c, "changed");
+  const ic = await buildImage(await plan(cc, c), { cacheDir: path.join(work, "cache-c") });
+  expect(ic.initramfs.sha256).toBe(ie.initramfs.sha256);
+  expect(ic.imageId).toBe(ie.imageId);
+
+  const result = await bootQemu({
+    media: { kind: "kernel", kernel: ie.kernel!.path, initrd: ie.initramfs.path, append: "rdinit=/sbin/init" },
+    marker: "RAMROOT-UP msg=changed user=100 uname=Linux host=testbox",
+    timeoutMs: 180_000,
+  });
+  if (!result.found) console.log(result.log.slice(-3000));
+  expect(result.found).toBe(true);
+});
+
+test("an overlay file where the packages have a directory cannot be layered: one folded archive, which boots without that directory", async () => {
+  const project = path.join(work, "pf");
+  fs.mkdirSync(project);
+  const config = writeProject(project, "folded");
+  // lib/modules holds the kernel's module tree: a later archive could not replace it
+  fs.mkdirSync(path.join(project, "root", "lib"), { recursive: true });
+  fs.writeFileSync(path.join(project, "root", "lib", "modules"), "no-modules\n");
+  fs.writeFileSync(path.join(project, "root", "etc", "init.d", "hello"), HELLO.replace("msg=$(cat /etc/ramroot/message)", "msg=$(cat /etc/ramroot/message)-$(cat /lib/modules)"), { mode: 0o755 });
+  const log: string[] = [];
+  const resolved = await planImage(require("yaml").parse(fs.readFileSync(config, "utf8")), { baseDir: project });
+  const image = await buildImage(resolved, { cacheDir: path.join(work, "cache-f"), onProgress: (m) => log.push(m) });
+  expect(image.layers).toHaveLength(1);
+  expect(log.some((m) => m.includes("lib/modules: replaces a directory of the packages"))).toBe(true);
+  const result = await bootQemu({
+    media: { kind: "kernel", kernel: image.kernel!.path, initrd: image.initramfs.path, append: "rdinit=/sbin/init" },
+    marker: "RAMROOT-UP msg=folded-no-modules",
+    timeoutMs: 180_000,
+  });
+  if (!result.found) console.log(result.log.slice(-3000));
+  expect(result.found).toBe(true);
 });
 
 test("--plan-only prints the plan; an unreachable repository fails fast naming the URL; a missing package names it and the repositories", async () => {

@@ -5,14 +5,18 @@ import * as path from "node:path";
 import { execFileSync } from "node:child_process";
 import { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
-import { compressor, type Compression } from "../../../provider/image/compress";
+import { compressor, COMPRESSION_LEVELS, type Compression } from "../../../provider/image/compress";
 import { ParallelGzip } from "../../../provider/image/parallel-gzip";
+import { parseImageConfig } from "../../../provider/image/plan";
+
+// zstd -19 over 24 MiB takes seconds on a shared machine; no wall-clock limit is meant here.
+jest.setTimeout(300_000);
 
 // 24 MiB of mixed data: large enough for zstd to split the work between threads.
 const input = Buffer.concat([fs.readFileSync("/bin/busybox"), crypto.randomBytes(4 << 20), Buffer.alloc(18 << 20, 7)]);
 
-async function compress(kind: Compression, out: string): Promise<Buffer> {
-  await pipeline(Readable.from([input]), compressor(kind)!, fs.createWriteStream(out));
+async function compress(kind: Compression, out: string, level?: number): Promise<Buffer> {
+  await pipeline(Readable.from([input]), compressor(kind, level)!, fs.createWriteStream(out));
   return fs.readFileSync(out);
 }
 
@@ -69,4 +73,25 @@ test("parallel gzip: the same bytes whatever the parallelism, one member any gun
   execFileSync("gzip", ["-t", file]);
   expect(execFileSync("gzip", ["-d", "-c", file], { maxBuffer: 64 << 20 }).equals(input)).toBe(true);
   expect(execFileSync("gzip", ["-l", file], { encoding: "utf8" })).toMatch(new RegExp(String(input.length)));
+});
+
+test("compressionLevel: each compression's range is accepted, and a level changes the bytes", async () => {
+  const base = { packages: ["busybox"], kernel: "none" };
+  expect(parseImageConfig({ ...base, compression: "gzip", compressionLevel: 1 }).compressionLevel).toBe(1);
+  expect(parseImageConfig({ ...base, compression: "zstd", compressionLevel: 19 }).compressionLevel).toBe(19);
+  expect(parseImageConfig({ ...base, compression: "zstd" }).compressionLevel).toBeUndefined();
+  const fast = await compress("gzip", path.join(work, "l1.gz"), COMPRESSION_LEVELS.gzip.min);
+  const best = await compress("gzip", path.join(work, "l9.gz"), COMPRESSION_LEVELS.gzip.max);
+  expect(best.length).toBeLessThan(fast.length);
+  expect(execFileSync("gzip", ["-d", "-c", path.join(work, "l1.gz")], { maxBuffer: 64 << 20 }).equals(input)).toBe(true);
+});
+
+test.each([
+  [{ compression: "gzip", compressionLevel: 10 }, "compressionLevel: got 10; expected 1 to 9 for gzip"],
+  [{ compression: "zstd", compressionLevel: 22 }, "compressionLevel: got 22; expected 1 to 19 for zstd"],
+  [{ compression: "zstd", compressionLevel: 0 }, "compressionLevel: got 0; expected 1 to 19 for zstd"],
+  [{ compressionLevel: 2.5 }, "compressionLevel: got 2.5; expected a whole number"],
+  [{ compression: "none", compressionLevel: 3 }, 'compressionLevel: got 3; expected no level with compression "none"'],
+])("compressionLevel %j is refused naming the field, the value and what is accepted", (bad, message) => {
+  expect(() => parseImageConfig({ packages: ["busybox"], kernel: "none", ...bad })).toThrow(message);
 });

@@ -1,0 +1,119 @@
+/**
+ * The installed tree a layer is packed from: the lock installed into a staging directory
+ * (scripts honoured), and, for an image whose overlay cannot be layered (overlay-layer.ts), the
+ * overlay, hostname and services laid on it as a single-layer build does. collectEntries turns
+ * the tree into cpio entries with the ownership the packages recorded.
+ */
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { installPackages } from "../apk/install";
+import { packageLocator } from "../apk/repository";
+import type { FileManifest } from "../apk/expand";
+import type { CpioEntry } from "./cpio-writer";
+import { servicesOf } from "./image-config";
+import { enableServices } from "./services";
+import type { ResolvedPlan } from "./plan";
+import type { OverlayEntry } from "./overlay";
+
+/** Installs the plan's lock into `staging`; resolves to the ownership manifest and the script warnings. */
+export async function installTree(resolved: ResolvedPlan, staging: string, progress: (m: string) => void): Promise<{ manifest: FileManifest; warnings: string[] }> {
+  const { config } = resolved;
+  progress(`installing ${resolved.lock.packages.length} packages`);
+  const installed = await installPackages({
+    root: staging,
+    lock: resolved.lock,
+    arch: config.arch,
+    keys: resolved.keys,
+    allowUntrusted: config.allowUntrusted,
+    repositories: config.repositories,
+    locate: packageLocator(resolved.repositories),
+    onProgress: progress,
+  });
+  const warnings: string[] = [];
+  for (const s of installed.skippedScripts) warnings.push(`${s.package} ${s.script} not run: ${s.detail ?? "architecture differs"}`);
+  for (const s of installed.failedScripts) warnings.push(`${s.package} ${s.script} failed: ${s.detail ?? ""}`);
+  for (const w of warnings) progress(`WARNING: ${w}`);
+  return { manifest: installed.manifest, warnings };
+}
+
+/**
+ * Lays the overlay, the hostname and the service links on an installed tree (the folded,
+ * single-layer build); resolves to the paths they own (root-owned in the archive).
+ */
+export function layOverlay(staging: string, resolved: ResolvedPlan, progress: (m: string) => void): Set<string> {
+  const { config } = resolved;
+  writeOverlay(staging, resolved.overlayEntries);
+  const overlayPaths = new Set(resolved.overlayEntries.map((e) => e.path));
+  if (config.hostname) {
+    fs.mkdirSync(path.join(staging, "etc"), { recursive: true });
+    fs.writeFileSync(path.join(staging, "etc", "hostname"), `${config.hostname}\n`);
+    overlayPaths.add("etc/hostname");
+  }
+  const links = enableServices(staging, servicesOf(config));
+  if (links.skipped.length > 0) progress(`default services not installed, skipped: ${links.skipped.join(" ")}`);
+  for (const level of Object.keys(links.enabled)) overlayPaths.add(`etc/runlevels/${level}`);
+  return overlayPaths;
+}
+
+function writeOverlay(root: string, entries: OverlayEntry[]): void {
+  for (const e of entries) {
+    const dest = path.join(root, e.path);
+    fs.mkdirSync(path.dirname(dest), { recursive: true });
+    const existing = fs.lstatSync(dest, { throwIfNoEntry: false });
+    if (e.type === "dir") {
+      if (existing && !existing.isDirectory()) fs.rmSync(dest, { force: true });
+      fs.mkdirSync(dest, { recursive: true });
+      fs.chmodSync(dest, e.mode);
+      continue;
+    }
+    if (existing) fs.rmSync(dest, { recursive: true, force: true });
+    if (e.type === "symlink") fs.symlinkSync(e.linkTarget!, dest);
+    else {
+      if (Buffer.isBuffer(e.source)) fs.writeFileSync(dest, e.source);
+      else fs.copyFileSync(e.source!, dest);
+      fs.chmodSync(dest, e.mode);
+    }
+  }
+}
+
+/**
+ * Every path of the staging tree as a cpio entry. Ownership and modes come from the package
+ * metadata for files packages installed, root for the overlay, and what install scripts left
+ * on disk for the rest; nothing else about the host (mtime, inode, user) reaches the archive.
+ */
+export function collectEntries(root: string, manifest: FileManifest, overlay: Set<string>): CpioEntry[] {
+  const entries: CpioEntry[] = [];
+  const walk = (rel: string) => {
+    for (const name of fs.readdirSync(path.join(root, rel))) {
+      const p = rel === "" ? name : `${rel}/${name}`;
+      const abs = path.join(root, p);
+      const st = fs.lstatSync(abs);
+      const meta = overlay.has(p) ? undefined : manifest.get(p);
+      const owner = overlay.has(p) ? { uid: 0, gid: 0 } : meta ? { uid: meta.uid, gid: meta.gid } : { uid: st.uid, gid: st.gid };
+      const mode = meta && !overlay.has(p) ? meta.mode : st.mode & 0o7777;
+      if (meta && (meta.type === "char" || meta.type === "block" || meta.type === "fifo")) {
+        entries.push({ path: p, type: meta.type, mode, ...owner, rdevMajor: meta.devmajor, rdevMinor: meta.devminor });
+      } else if (st.isDirectory()) {
+        entries.push({ path: p, type: "dir", mode, ...owner });
+        walk(p);
+      } else if (st.isSymbolicLink()) {
+        entries.push({ path: p, type: "symlink", mode: 0o777, ...owner, linkTarget: fs.readlinkSync(abs) });
+      } else if (st.isFile()) {
+        entries.push({ path: p, type: "file", mode, ...owner, source: abs, ...(st.nlink > 1 ? { hardLinkKey: String(st.ino) } : {}) });
+      } else if (st.isCharacterDevice() || st.isBlockDevice()) {
+        const rdev = st.rdev;
+        entries.push({ path: p, type: st.isCharacterDevice() ? "char" : "block", mode, ...owner, rdevMajor: Math.floor(rdev / 256) & 0xfff, rdevMinor: rdev & 0xff });
+      } else if (st.isFIFO()) {
+        entries.push({ path: p, type: "fifo", mode, ...owner });
+      }
+    }
+  };
+  walk("");
+  // The kernel opens /dev/console for init's stdio before init runs: it must be in the archive.
+  const have = new Set(entries.map((e) => e.path));
+  if (!have.has("dev")) entries.push({ path: "dev", type: "dir", mode: 0o755, uid: 0, gid: 0 });
+  if (!have.has("dev/console")) entries.push({ path: "dev/console", type: "char", mode: 0o600, uid: 0, gid: 0, rdevMajor: 5, rdevMinor: 1 });
+  if (!have.has("dev/null")) entries.push({ path: "dev/null", type: "char", mode: 0o666, uid: 0, gid: 0, rdevMajor: 1, rdevMinor: 3 });
+  return entries;
+}
+
