@@ -12,6 +12,8 @@
 import * as pulumi from "@pulumi/pulumi";
 import type { TargetSpec } from "../provider/boot/target";
 import { inspectTarget, slotHolding, type TargetState } from "../provider/boot/inspect";
+import { parseUserAppend } from "../provider/boot/kernel-append";
+import { describeHolder, LeaseHeldError } from "../provider/boot/lease";
 import { slotEntry, type SlotState } from "../provider/boot/slot";
 import type { ImageConfigInput } from "../provider/image/image-config";
 import { planImage } from "../provider/image/plan";
@@ -88,7 +90,14 @@ export class AbSystem extends pulumi.ComponentResource {
     const self = new AbSystem(name, opts);
     const slots = args.slots ?? ["a", "b"];
     const config = absolutePaths(args.image, process.cwd());
+    // A command line that would load another slot's initramfs, or spans lines, stops the preview.
+    parseUserAppend(args.append);
     const state = await inspectTarget(args.target, slots);
+    // Another deploy is writing the target: what was just read may change under this plan.
+    if (state.lease) {
+      if (!pulumi.runtime.isDryRun()) throw new LeaseHeldError(state.description, state.lease);
+      pulumi.log.warn(`${state.description} is leased by ${describeHolder(state.lease)}: another deploy is writing it; this preview may be stale`);
+    }
 
     // The plan names the image before it is built. A config that does not plan is left to
     // AlpineImage's check, which stops the preview with the property to fix.

@@ -28,6 +28,8 @@ export interface DiskCreateOptions {
   label?: string;
   /** FAT type; default: mkfs.fat's choice for the size */
   fatBits?: 12 | 16 | 32;
+  /** replace an existing file (it may hold deployed slots); default false: an existing file is refused */
+  force?: boolean;
 }
 
 export interface DiskCreateResult {
@@ -49,6 +51,7 @@ const optionsSchema = z.strictObject({
   volumeId: z.number().int().min(0, "expected a 32-bit number").max(0xffffffff, "expected a 32-bit number").optional(),
   label: z.string().regex(/^[A-Z0-9_-]{1,11}$/, "expected 1-11 upper-case letters, digits, _ or -").optional(),
   fatBits: z.union([z.literal(12), z.literal(16), z.literal(32)], "expected 12, 16 or 32").optional(),
+  force: z.boolean().optional(),
 });
 
 /** Validates untrusted input (CLI flags) for `createDisk`. */
@@ -70,11 +73,15 @@ async function run(cmd: string, args: string[]): Promise<void> {
  * Makes a bootable FAT disk image ready to write to an SD card or USB stick: FAT made with
  * mkfs.fat (pinned volume id, `--invariant`), syslinux installed with the stock FAT installer,
  * for MBR disks syslinux's mbr.bin in sector 0 and one active partition, and an empty
- * directory per slot. Same options, same bytes. Written to a temporary file and renamed.
+ * directory per slot. Same options, same bytes. Written to a temporary file and renamed; an
+ * existing file is replaced only with `force`.
  */
 export async function createDisk(input: DiskCreateOptions): Promise<DiskCreateResult> {
   const opts = parseDiskCreateOptions(input);
   const output = path.resolve(opts.output);
+  if (!opts.force && fs.existsSync(output)) {
+    throw new Error(`output: ${output} exists (it may hold deployed slots and their history); expected a new file name, or force (--force) to replace it`);
+  }
   const temp = tempNameFor(output);
   const volumeId = opts.volumeId ?? 0x52414d52;
   const totalSectors = opts.sizeMiB * 2048;

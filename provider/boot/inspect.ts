@@ -5,6 +5,7 @@
  */
 import { readBootOnce } from "./once";
 import { readJournal, type JournalEntry } from "./journal";
+import { readLease, staleReason, type LeaseRecord } from "./lease";
 import { defaultSlotOf, readSlot, type SlotState } from "./slot";
 import { readSyslinuxConfig, type SyslinuxConfigSpec } from "./syslinux-config";
 import { withTarget, type TargetSpec } from "./target";
@@ -19,10 +20,13 @@ export interface TargetState {
   once?: string;
   slots: Record<string, SlotState | undefined>;
   journal: JournalEntry[];
+  /** the lease a live writer holds on the target now (another deploy is writing it), if any */
+  lease?: LeaseRecord;
 }
 
 export async function inspectTarget(spec: TargetSpec, slots: string[]): Promise<TargetState> {
   return withTarget(spec, async (target) => {
+    const lease = await readLease(target);
     const config = await readSyslinuxConfig(target);
     const states: Record<string, SlotState | undefined> = {};
     for (const slot of slots) states[slot] = await readSlot(target, slot);
@@ -35,6 +39,7 @@ export async function inspectTarget(spec: TargetSpec, slots: string[]): Promise<
       ...(once ? { once } : {}),
       slots: states,
       journal: await readJournal(target),
+      ...(lease && staleReason(lease) === undefined ? { lease } : {}),
     };
   });
 }

@@ -8,6 +8,8 @@ import { defaultSlotOf, readSlot } from "./slot";
 import { readSyslinuxConfig } from "./syslinux-config";
 
 export const JOURNAL_PATH = "ramroot/journal.json";
+/** The journal as it was before the last append: what a damaged journal is restored from. */
+export const JOURNAL_BACKUP_PATH = "ramroot/journal.json.bak";
 const KEEP = 500;
 
 export interface JournalEntry {
@@ -22,15 +24,36 @@ export interface JournalEntry {
   how: string;
 }
 
+function parseJournal(raw: Buffer): JournalEntry[] | string {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(raw.toString("utf8"));
+  } catch (err) {
+    return `it is not JSON (${(err as Error).message})`;
+  }
+  const entries = (parsed as { entries?: unknown }).entries;
+  if (!Array.isArray(entries)) return 'it has no "entries" list';
+  const bad = entries.findIndex((e) => typeof e !== "object" || e === null || typeof (e as JournalEntry).when !== "string" || typeof (e as JournalEntry).label !== "string");
+  if (bad >= 0) return `entry ${bad} has no "when" and "label"`;
+  return entries as JournalEntry[];
+}
+
+/**
+ * The journal's entries, oldest first; [] when there is none. A damaged journal is an error, never
+ * read as empty: replacing it would lose the history that status and rollback stand on.
+ */
 export async function readJournal(target: BootTarget): Promise<JournalEntry[]> {
   const raw = await target.readFile(JOURNAL_PATH);
   if (raw === undefined) return [];
-  try {
-    const parsed = JSON.parse(raw.toString("utf8")) as { entries?: JournalEntry[] };
-    return Array.isArray(parsed.entries) ? parsed.entries : [];
-  } catch {
-    return [];
-  }
+  const entries = parseJournal(raw);
+  if (typeof entries !== "string") return entries;
+  const backup = await target.readFile(JOURNAL_BACKUP_PATH);
+  const backupEntries = backup === undefined ? undefined : parseJournal(backup);
+  const way =
+    backupEntries !== undefined && typeof backupEntries !== "string"
+      ? `${JOURNAL_BACKUP_PATH} holds the journal before its last entry (${backupEntries.length} entries): copy it over ${JOURNAL_PATH} to go on`
+      : `no intact backup (${JOURNAL_BACKUP_PATH}) exists: move ${JOURNAL_PATH} aside to start a new history`;
+  throw new Error(`${target.describe()}: the deployment journal ${JOURNAL_PATH} is damaged (${entries}); nothing was changed. ${way}`);
 }
 
 /** What DEFAULT boots now: the label, its slot and the image the slot's manifest names. */
@@ -46,12 +69,19 @@ export async function currentDefault(target: BootTarget): Promise<Omit<JournalEn
   };
 }
 
-/** Records what DEFAULT boots now (atomic replace; the newest KEEP entries are kept). */
+/**
+ * Records what DEFAULT boots now: the current journal is first kept as the backup, then the
+ * journal is replaced atomically (the newest KEEP entries are kept). A damaged journal stops
+ * here with readJournal's error.
+ */
 export async function recordDefault(target: BootTarget, how: string, when = new Date().toISOString()): Promise<JournalEntry | undefined> {
   const now = await currentDefault(target);
   if (!now) return undefined;
   const entry: JournalEntry = { when, ...now, how };
-  const entries = [...(await readJournal(target)), entry].slice(-KEEP);
+  const previous = await readJournal(target);
+  const current = await target.readFile(JOURNAL_PATH);
+  if (current !== undefined) await target.writeFileAtomic(JOURNAL_BACKUP_PATH, current);
+  const entries = [...previous, entry].slice(-KEEP);
   await target.writeFileAtomic(JOURNAL_PATH, JSON.stringify({ entries }, null, 2) + "\n");
   return entry;
 }

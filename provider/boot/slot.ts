@@ -83,6 +83,8 @@ export interface WriteSlotOptions {
   /** the slot the machine runs, when known by other means (ssh targets read it from /proc/cmdline) */
   runningSlot?: string;
   onProgress?: (file: SlotFileRole, done: number, total: number) => void;
+  /** runs after every file is staged and verified, before the first rename: a lease check */
+  beforeCommit?: () => Promise<void>;
 }
 
 /** The syslinux entry that boots a slot: absolute paths from the partition root. */
@@ -133,6 +135,60 @@ export async function runningSlotOf(target: BootTarget): Promise<string | undefi
   return match?.[1] === undefined ? undefined : slotOfBootPath(match[1], "syslinux.cfg");
 }
 
+/** The path on the target (from the partition root) of a path in a boot entry. */
+function targetPathOfBootPath(bootPath: string, configPath: string): string {
+  const configDir = path.posix.dirname(configPath);
+  const abs = bootPath.startsWith("/") ? bootPath : path.posix.join("/", configDir === "." ? "" : configDir, bootPath);
+  return path.posix.normalize(abs).replace(/^\/+/, "");
+}
+
+/**
+ * Why the entry `label` would not boot what its slot holds, or undefined when it would: every
+ * kernel and initrd file must exist, a file in a slot with a manifest must hash as the manifest
+ * records, and an entry whose command line names `ramroot.image=` must point at a slot holding
+ * that image (another deploy may have rewritten the slot since this one planned). Checked before
+ * a config that boots the label (DEFAULT or once) is written, so a boot partition never gets a
+ * DEFAULT it cannot boot.
+ */
+export async function labelBootProblem(target: BootTarget, spec: SyslinuxConfigSpec, label: string, configPath: string): Promise<string | undefined> {
+  const entry = entryByLabel(spec, label);
+  if (!entry) return `no entry is labelled ${JSON.stringify(label)}`;
+  const slots = new Map<string, SlotState | undefined>();
+  const slotState = async (slot: string) => {
+    if (!slots.has(slot)) slots.set(slot, await readSlot(target, slot).catch(() => undefined));
+    return slots.get(slot);
+  };
+  for (const bootPath of [entry.kernel, ...entry.initrd]) {
+    const rel = targetPathOfBootPath(bootPath, configPath);
+    const slot = slotOfBootPath(bootPath, configPath);
+    const state = slot !== undefined && slotName.safeParse(slot).success ? await slotState(slot) : undefined;
+    const role = (Object.keys(SLOT_FILES) as SlotFileRole[]).find((r) => state?.files[r]?.path === rel || state?.manifest?.files[r]?.path === rel);
+    if (state?.manifest && role !== undefined) {
+      const recorded = state.manifest.files[role]?.sha256;
+      const now = state.files[role]?.sha256;
+      if (now === undefined) return `entry ${entry.label}: ${bootPath} does not exist on ${target.describe()}`;
+      if (recorded !== now) return `entry ${entry.label}: ${bootPath} hashes to ${now.slice(0, 12)}, but slot ${slot}'s manifest records ${recorded?.slice(0, 12) ?? "nothing"}`;
+      continue;
+    }
+    if ((await target.sha256(rel)) === undefined) return `entry ${entry.label}: ${bootPath} does not exist on ${target.describe()}`;
+  }
+  const wanted = /(?:^|\s)ramroot\.image=(\S+)/.exec(entry.append)?.[1];
+  const slot = slotOfBootPath(entry.kernel, configPath);
+  if (wanted !== undefined && slot !== undefined) {
+    const held = (await slotState(slot))?.manifest?.imageId;
+    if (held !== wanted) {
+      return `entry ${entry.label} is for image ${wanted.slice(0, 12)}, but slot ${slot} holds ${held ? `image ${held.slice(0, 12)}` : "no ramroot image"} (written by another deploy since this one planned?)`;
+    }
+  }
+  return undefined;
+}
+
+/** Throws unless `label` boots what its slot holds (see labelBootProblem). */
+export async function assertLabelBootable(target: BootTarget, spec: SyslinuxConfigSpec, label: string, configPath: string): Promise<void> {
+  const problem = await labelBootProblem(target, spec, label, configPath);
+  if (problem) throw new Error(`${target.describe()}: refusing to make ${JSON.stringify(label)} bootable: ${problem}; nothing was written`);
+}
+
 /** Why a slot must not be written now, or undefined when it may be. */
 export async function slotRefusal(target: BootTarget, slot: string, runningSlot?: string): Promise<string | undefined> {
   const want = slot.toLowerCase();
@@ -165,7 +221,7 @@ function slotPath(slot: string, name: string): string {
  * once and running slots.
  */
 export async function writeSlot(target: BootTarget, input: WriteSlotOptions): Promise<SlotState> {
-  const { onProgress, ...rest } = input;
+  const { onProgress, beforeCommit, ...rest } = input;
   const opts = parseInput(writeSchema, rest, "slot write");
   const refusal = await slotRefusal(target, opts.slot, opts.runningSlot);
   if (refusal) throw new Error(`${target.describe()}: refusing to write: ${refusal}`);
@@ -186,6 +242,7 @@ export async function writeSlot(target: BootTarget, input: WriteSlotOptions): Pr
     records[role] = { path: finalPath, sha256, size: (await fs.promises.stat(local)).size };
   }
   // All staged and verified: move them in, then check each under its final name.
+  await beforeCommit?.();
   for (const role of roles) {
     const record = records[role] as SlotFileRecord;
     await target.rename(`${record.path}${STAGED}`, record.path);

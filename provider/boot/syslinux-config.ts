@@ -1,6 +1,7 @@
 import { z } from "zod";
 import { sha256Hex } from "../file-hash";
 import { parseInput } from "../input-error";
+import { entryAppendSchema } from "./kernel-append";
 import type { BootTarget } from "./boot-target";
 
 /** One boot entry: `LABEL label`, `LINUX kernel`, `INITRD a,b`, `APPEND ...`. */
@@ -41,7 +42,7 @@ const entrySchema = z.strictObject({
   menuLabel: z.string().refine((v) => oneLine("menuLabel")(v) === true, "expected a single line").optional(),
   kernel: pathToken,
   initrd: z.array(pathToken),
-  append: z.string().refine((v) => oneLine("append")(v) === true, "expected a single line"),
+  append: entryAppendSchema,
 });
 
 /** zod schema of a config spec: labels unique, DEFAULT names one of them. */
@@ -255,10 +256,29 @@ export async function readSyslinuxConfig(target: BootTarget): Promise<{ path: st
   return { path, text, spec: parseSyslinuxConfig(text) };
 }
 
+export interface WriteConfigOptions {
+  /**
+   * Compare-and-swap: the sha256 of the config as the writer read it (null: there was none).
+   * The file is read again right before the write; if it changed, nothing is written.
+   */
+  expectedSha256?: string | null;
+  /** runs right before the write (a lease check) */
+  beforeCommit?: () => Promise<void>;
+}
+
 /** Renders and atomically replaces the config syslinux reads. Returns where it went and the sha256 of the text. */
-export async function writeSyslinuxConfig(target: BootTarget, spec: SyslinuxConfigSpec): Promise<{ path: string; sha256: string }> {
+export async function writeSyslinuxConfig(target: BootTarget, spec: SyslinuxConfigSpec, opts: WriteConfigOptions = {}): Promise<{ path: string; sha256: string }> {
   const text = renderSyslinuxConfig(spec);
   const path = await findSyslinuxConfigPath(target);
+  await opts.beforeCommit?.();
+  if (opts.expectedSha256 !== undefined) {
+    const now = await target.readFile(path);
+    const nowSha = now === undefined ? null : sha256Hex(now);
+    if (nowSha !== opts.expectedSha256) {
+      const nowDefault = now === undefined ? "no config" : `DEFAULT ${parseSyslinuxConfig(now.toString("utf8")).defaultLabel}`;
+      throw new Error(`${target.describe()}: ${path} changed since it was read (now ${nowDefault}): another writer switched it; nothing was written, run the deploy again`);
+    }
+  }
   await target.writeFileAtomic(path, text);
   return { path, sha256: sha256Hex(text) };
 }

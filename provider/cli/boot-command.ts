@@ -2,8 +2,10 @@ import * as fs from "node:fs";
 import type { Command } from "commander";
 import { createDisk, parseDiskCreateOptions } from "../boot/disk-create";
 import { clearBootOnce, promote, readBootOnce, setBootOnce } from "../boot/once";
-import { readSlot, slotEntry, writeSlot } from "../boot/slot";
-import { readSyslinuxConfig, writeSyslinuxConfig } from "../boot/syslinux-config";
+import { withLease, type Lease } from "../boot/lease";
+import { assertLabelBootable, readSlot, slotEntry, writeSlot } from "../boot/slot";
+import { findSyslinuxConfigPath, readSyslinuxConfig, writeSyslinuxConfig } from "../boot/syslinux-config";
+import { sha256Hex } from "../file-hash";
 import { openTarget, parseTargetSpec, type BootTarget, type TargetSpec } from "../boot/target";
 
 export interface TargetFlags {
@@ -68,6 +70,18 @@ async function withTarget<T>(flags: TargetFlags, use: (target: BootTarget) => Pr
   }
 }
 
+/** A target for a command that writes: under the target's lease for the whole command. */
+async function withWriteTarget<T>(flags: TargetFlags, what: string, use: (target: BootTarget, lease: Lease) => Promise<T>): Promise<T> {
+  return withTarget(flags, (target) => withLease(target, { owner: `ramroot ${what}`, log: (m) => process.stderr.write(`${m}\n`) }, (lease) => use(target, lease)));
+}
+
+/** Refuses to make `label` DEFAULT or boot-once unless its files are there and match their slot's manifest. */
+async function assertBootable(target: BootTarget, label: string): Promise<void> {
+  const config = await readSyslinuxConfig(target);
+  if (!config) throw new Error(`${target.describe()}: no syslinux config; write one first (ramroot syslinux write)`);
+  await assertLabelBootable(target, config.spec, label, config.path);
+}
+
 function print(value: unknown): void {
   process.stdout.write(`${JSON.stringify(value, null, 2)}\n`);
 }
@@ -84,7 +98,8 @@ export function registerBootCommands(program: Command): void {
     .option("--slots <names>", "comma-separated slot directories", "a,b")
     .option("--volume-id <hex>", "FAT volume id and MBR disk signature (8 hex digits)")
     .option("--label <label>", "FAT volume label")
-    .action(async (out: string, flags: { size: string; layout: string; slots: string; volumeId?: string; label?: string }) => {
+    .option("--force", "replace an existing file (it may hold deployed slots)")
+    .action(async (out: string, flags: { size: string; layout: string; slots: string; volumeId?: string; label?: string; force?: boolean }) => {
       if (flags.volumeId !== undefined && !/^[0-9a-fA-F]{1,8}$/.test(flags.volumeId)) throw new Error(`--volume-id: got "${flags.volumeId}"; expected up to 8 hex digits`);
       const opts = parseDiskCreateOptions({
         output: out,
@@ -93,6 +108,7 @@ export function registerBootCommands(program: Command): void {
         slots: flags.slots.split(",").filter((s) => s !== ""),
         ...(flags.volumeId !== undefined ? { volumeId: Number.parseInt(flags.volumeId, 16) } : {}),
         ...(flags.label !== undefined ? { label: flags.label } : {}),
+        ...(flags.force ? { force: true } : {}),
       });
       print(await createDisk(opts));
     });
@@ -109,9 +125,9 @@ export function registerBootCommands(program: Command): void {
       .option("--image-id <id>", "image id for the manifest", "unknown")
       .option("--plan-id <id>", "plan id for the manifest", "unknown"),
   ).action(async (flags: TargetFlags & { slot: string; kernel: string; initramfs: string; microcode?: string; imageId: string; planId: string }) => {
-    await withTarget(flags, async (target) => {
+    await withWriteTarget(flags, `slot write --slot ${flags.slot}`, async (target, lease) => {
       const files = { kernel: flags.kernel, initramfs: flags.initramfs, ...(flags.microcode !== undefined ? { microcode: flags.microcode } : {}) };
-      print(await writeSlot(target, { slot: flags.slot, files, manifest: { imageId: flags.imageId, planId: flags.planId } }));
+      print(await writeSlot(target, { slot: flags.slot, files, manifest: { imageId: flags.imageId, planId: flags.planId }, beforeCommit: () => lease.assertHeld(target) }));
     });
   });
   addTargetOptions(slot.command("show").description("what a slot holds, re-hashed").requiredOption("--slot <name>", "slot to read")).action(
@@ -137,22 +153,29 @@ export function registerBootCommands(program: Command): void {
       .option("--timeout <deciseconds>", "TIMEOUT", "0")
       .option("--microcode", "slots carry a microcode image"),
   ).action(async (flags: TargetFlags & { default: string; slots: string; append: string; timeout: string; microcode?: boolean }) => {
-    await withTarget(flags, async (target) => {
+    await withWriteTarget(flags, "syslinux write", async (target, lease) => {
       const entries = flags.slots.split(",").filter((s) => s !== "").map((s) => slotEntry(s, { microcode: flags.microcode === true, append: flags.append, menuLabel: `slot ${s}` }));
-      print(await writeSyslinuxConfig(target, { defaultLabel: flags.default, timeout: int(flags.timeout, "--timeout") ?? 0, entries }));
+      const spec = { defaultLabel: flags.default, timeout: int(flags.timeout, "--timeout") ?? 0, entries };
+      const read = await readSyslinuxConfig(target);
+      await assertLabelBootable(target, spec, flags.default, read?.path ?? (await findSyslinuxConfigPath(target)));
+      print(await writeSyslinuxConfig(target, spec, { expectedSha256: read ? sha256Hex(read.text) : null, beforeCommit: () => lease.assertHeld(target) }));
     });
   });
   addTargetOptions(syslinux.command("set-default").description("make LABEL the DEFAULT (promote)").argument("<label>")).action(async (label: string, flags: TargetFlags) => {
-    await withTarget(flags, async (target) => print(await promote(target, label)));
+    await withWriteTarget(flags, `syslinux set-default ${label}`, async (target) => {
+      await assertBootable(target, label);
+      print(await promote(target, label));
+    });
   });
   addTargetOptions(syslinux.command("once").description("boot LABEL on the next boot only").argument("<label>")).action(async (label: string, flags: TargetFlags) => {
-    await withTarget(flags, async (target) => {
+    await withWriteTarget(flags, `syslinux once ${label}`, async (target) => {
+      await assertBootable(target, label);
       await setBootOnce(target, label);
       print({ bootOnce: await readBootOnce(target) });
     });
   });
   addTargetOptions(syslinux.command("clear-once").description("cancel a pending one-time boot")).action(async (flags: TargetFlags) => {
-    await withTarget(flags, async (target) => {
+    await withWriteTarget(flags, "syslinux clear-once", async (target) => {
       await clearBootOnce(target);
       print({ bootOnce: await readBootOnce(target) });
     });

@@ -3,6 +3,7 @@
  * Validated once here, with errors that name the field, the value and what is accepted.
  */
 import { z } from "zod";
+import { userAppendSchema } from "../boot/kernel-append";
 import { parseDependency } from "../apk/dependency";
 import { COMPRESSIONS, COMPRESSION_LEVELS, type Compression } from "./compress";
 
@@ -69,7 +70,7 @@ export const imageConfigSchema = z
     microcode: z.enum(MICROCODES, { error: `expected one of ${MICROCODES.join(", ")}` }).default("none"),
     services: z.partialRecord(z.enum(RUNLEVELS, { error: `expected a runlevel: ${RUNLEVELS.join(", ")}` }), z.array(serviceName)).default({}),
     hostname: z.string().regex(/^[A-Za-z0-9]([A-Za-z0-9-]{0,62})?$/, "expected a host name (letters, digits, -; at most 63)").optional(),
-    cmdline: z.string().refine((v) => !/[\r\n]/.test(v), "expected a single line").default(""),
+    cmdline: userAppendSchema.default(""),
     compression: z.enum(COMPRESSIONS as [Compression, ...Compression[]], { error: `expected one of ${COMPRESSIONS.join(", ")}` }).default("gzip"),
     /** the compression's level; default per compression (COMPRESSION_LEVELS) */
     compressionLevel: z.number({ error: "expected a whole number" }).int("expected a whole number").optional(),

@@ -1,5 +1,6 @@
 import * as fs from "node:fs";
 import { z } from "zod";
+import { withLease, type Lease } from "../boot/lease";
 import { targetSpecSchema, withTarget, type BootTarget } from "../boot/target";
 import { readSlot, slotRefusal, writeSlot, SLOT_FILES, type SlotFileRole, type SlotState } from "../boot/slot";
 import { imageIdOf } from "../image/build";
@@ -89,38 +90,48 @@ function inputsFrom(target: BootSlotInputs["target"], slot: string, state: SlotS
 
 /** Writes the image into the slot unless it holds it already; refuses the default, once and running slots. */
 async function place(inputs: BootSlotInputs, ctx: OperationContext): Promise<BootSlotOutputs> {
-  return withTarget(inputs.target, async (target) => {
-    const current = await readSlot(target, inputs.slot);
-    if (holds(current, inputs)) {
-      ctx.log(`slot ${inputs.slot} on ${target.describe()} already holds image ${inputs.imageId.slice(0, 12)}: nothing to copy`);
-      return outputsFrom(inputs, current!);
-    }
-    const refusal = await slotRefusal(target, inputs.slot);
-    if (refusal) throw new Error(`slot: ${target.describe()}: refusing to write: ${refusal}`);
-    if (ctx.preview) return { ...inputs, consistent: true, onDelete: onDelete(inputs) };
-    const sources = inputs.sources;
-    if (!sources) throw new Error(`sources: slot ${inputs.slot} must receive image ${inputs.imageId.slice(0, 12)}, but no local copy was given`);
-    for (const [role, file] of Object.entries(sources)) {
-      if (file && !fs.existsSync(file)) throw new Error(`sources.${role}: ${file} is not in the local image cache any more; run \`pulumi up --refresh\` to rebuild it`);
-    }
-    ctx.log(`writing image ${inputs.imageId.slice(0, 12)} into slot ${inputs.slot} on ${target.describe()}`);
-    noteWritten(inputs.target, inputs.slot);
-    let lastTenth = -1;
-    const state = await writeSlot(target, {
-      slot: inputs.slot,
-      files: { kernel: sources.kernel, initramfs: sources.initramfs, ...(sources.microcode ? { microcode: sources.microcode } : {}) },
-      manifest: { imageId: inputs.imageId, planId: inputs.planId, ...(inputs.packages ? { lockSummary: inputs.packages } : {}) },
-      onProgress: (role, done, total) => {
-        const tenth = Math.floor((done / Math.max(total, 1)) * 10);
-        if (role === "initramfs" && tenth !== lastTenth) {
-          lastTenth = tenth;
-          ctx.log(`slot ${inputs.slot}: initramfs ${(done / (1 << 20)).toFixed(1)} of ${(total / (1 << 20)).toFixed(1)} MiB`);
-        }
-      },
-    });
-    if (!holds(state, inputs)) throw new Error(`slot ${inputs.slot}: after the copy the slot does not hold image ${inputs.imageId.slice(0, 12)} (hash mismatch)`);
-    return outputsFrom(inputs, state);
+  if (ctx.preview) return withTarget(inputs.target, (target) => placeUnder(target, inputs, ctx));
+  // The lease is taken before the first check and kept for this deploy's switch of DEFAULT
+  // (SyslinuxConfig releases it), so no other deploy can switch or write in between.
+  return withTarget(inputs.target, (target) =>
+    withLease(target, { owner: `pulumi up: BootSlot ${inputs.slot} <- image ${inputs.imageId.slice(0, 12)}`, keep: true, log: (m) => ctx.log(m) }, (lease) => placeUnder(target, inputs, ctx, lease)),
+  );
+}
+
+async function placeUnder(target: BootTarget, inputs: BootSlotInputs, ctx: OperationContext, lease?: Lease): Promise<BootSlotOutputs> {
+  const current = await readSlot(target, inputs.slot);
+  if (holds(current, inputs)) {
+    ctx.log(`slot ${inputs.slot} on ${target.describe()} already holds image ${inputs.imageId.slice(0, 12)}: nothing to copy`);
+    // Nothing written: the switch checks the slot again under its own lease.
+    await lease?.release(target);
+    return outputsFrom(inputs, current!);
+  }
+  const refusal = await slotRefusal(target, inputs.slot);
+  if (refusal) throw new Error(`slot: ${target.describe()}: refusing to write: ${refusal}`);
+  if (ctx.preview) return { ...inputs, consistent: true, onDelete: onDelete(inputs) };
+  const sources = inputs.sources;
+  if (!sources) throw new Error(`sources: slot ${inputs.slot} must receive image ${inputs.imageId.slice(0, 12)}, but no local copy was given`);
+  for (const [role, file] of Object.entries(sources)) {
+    if (file && !fs.existsSync(file)) throw new Error(`sources.${role}: ${file} is not in the local image cache any more; run \`pulumi up --refresh\` to rebuild it`);
+  }
+  ctx.log(`writing image ${inputs.imageId.slice(0, 12)} into slot ${inputs.slot} on ${target.describe()}`);
+  noteWritten(inputs.target, inputs.slot);
+  let lastTenth = -1;
+  const state = await writeSlot(target, {
+    slot: inputs.slot,
+    files: { kernel: sources.kernel, initramfs: sources.initramfs, ...(sources.microcode ? { microcode: sources.microcode } : {}) },
+    manifest: { imageId: inputs.imageId, planId: inputs.planId, ...(inputs.packages ? { lockSummary: inputs.packages } : {}) },
+    ...(lease ? { beforeCommit: () => lease.assertHeld(target) } : {}),
+    onProgress: (role, done, total) => {
+      const tenth = Math.floor((done / Math.max(total, 1)) * 10);
+      if (role === "initramfs" && tenth !== lastTenth) {
+        lastTenth = tenth;
+        ctx.log(`slot ${inputs.slot}: initramfs ${(done / (1 << 20)).toFixed(1)} of ${(total / (1 << 20)).toFixed(1)} MiB`);
+      }
+    },
   });
+  if (!holds(state, inputs)) throw new Error(`slot ${inputs.slot}: after the copy the slot does not hold image ${inputs.imageId.slice(0, 12)} (hash mismatch)`);
+  return outputsFrom(inputs, state);
 }
 
 /** Removes the slot's files when asked to (wipeOnDelete) and it is still what this resource wrote. */
@@ -193,6 +204,6 @@ export const bootSlotHandler: ResourceHandler<BootSlotInputs, BootSlotOutputs> =
       ctx.log(`left slot ${olds.slot} on ${formatTargetId(olds.target)} in place: deleting the resource lets go of it (wipeOnDelete is off)`, "warning");
       return;
     }
-    await withTarget(olds.target, (target) => wipe(target, olds, ctx));
+    await withTarget(olds.target, (target) => withLease(target, { owner: `pulumi destroy: BootSlot ${olds.slot}`, log: (m) => ctx.log(m) }, () => wipe(target, olds, ctx)));
   },
 };

@@ -10,7 +10,9 @@ import {
   type SyslinuxConfigSpec,
 } from "../boot/syslinux-config";
 import { sha256Hex } from "../file-hash";
-import { currentDefault, recordDefault } from "../boot/journal";
+import { currentDefault, readJournal, recordDefault } from "../boot/journal";
+import { withLease } from "../boot/lease";
+import { assertLabelBootable } from "../boot/slot";
 import { trialBoot } from "../boot/trial";
 import { checkInputs } from "./check-inputs";
 import { noteWritten, wasWrittenThisRun, wipeOnDeleteSchema } from "./delete-policy";
@@ -128,28 +130,48 @@ async function write(inputs: SyslinuxConfigInputs, ctx: OperationContext): Promi
     const path = await withTarget(inputs.target, (target) => findSyslinuxConfigPath(target)).catch(() => "");
     return { ...inputs, path, sha256: sha256Hex(rendered), activeDefault: inputs.defaultLabel, onDelete: onDelete(inputs) };
   }
-  // A trial reboots the machine between its steps, so it manages its own connections.
+  const leaseOptions = { owner: `pulumi up: SyslinuxConfig DEFAULT ${inputs.defaultLabel}`, log: (m: string) => ctx.log(m) };
+  // A trial reboots the machine between its steps, so it manages its own connections; the
+  // lease is held over a connection of its own for the whole trial.
   if (inputs.strategy === "trial" && inputs.trial) {
+    const trial = inputs.trial;
     const before = await withTarget(inputs.target, (target) => currentDefault(target));
     if (before === undefined || before.label.toLowerCase() !== inputs.defaultLabel.toLowerCase()) {
-      noteWritten(inputs.target, "syslinux config");
-      const written = await trialBoot(inputs.target, specOf(inputs), { ...inputs.trial, log: (m) => ctx.log(m) });
-      return withTarget(inputs.target, (target) => recordWrite(target, inputs, before, written, ctx));
+      return withTarget(inputs.target, (leaseTarget) =>
+        withLease(leaseTarget, { ...leaseOptions, ttlSeconds: trial.timeoutSeconds + 300 }, async () => {
+          await withTarget(inputs.target, async (target) => {
+            await readJournal(target); // a damaged journal stops the switch before it happens
+            await assertLabelBootable(target, specOf(inputs), inputs.defaultLabel, await findSyslinuxConfigPath(target));
+          });
+          noteWritten(inputs.target, "syslinux config");
+          const written = await trialBoot(inputs.target, specOf(inputs), { ...trial, log: (m) => ctx.log(m) });
+          return withTarget(inputs.target, (target) => recordWrite(target, inputs, before, written, ctx));
+        }),
+      );
     }
   }
-  // Otherwise one connection: what DEFAULT boots, the write, the journal.
-  return withTarget(inputs.target, async (target) => {
-    // A file that already says exactly this is left alone (a connection change writes nothing).
-    const found = await readSyslinuxConfig(target);
-    if (found && found.text === rendered) {
-      ctx.log(`${found.path} on ${target.describe()} already holds this config: nothing to write`);
-      return { ...inputs, path: found.path, sha256: sha256Hex(found.text), activeDefault: found.spec.defaultLabel, onDelete: onDelete(inputs) };
-    }
-    const before = await currentDefault(target);
-    noteWritten(inputs.target, "syslinux config");
-    const written = await writeSyslinuxConfig(target, specOf(inputs));
-    return recordWrite(target, inputs, before, written, ctx);
-  });
+  // Otherwise one connection, under the target's lease (the one a slot write of this deploy
+  // took, when there was one): what DEFAULT boots, the checks, the write compared and swapped
+  // against what was read, the journal. The lease is released after this last write.
+  return withTarget(inputs.target, (target) =>
+    withLease(target, leaseOptions, async (lease) => {
+      // A file that already says exactly this is left alone (a connection change writes nothing).
+      const found = await readSyslinuxConfig(target);
+      if (found && found.text === rendered) {
+        ctx.log(`${found.path} on ${target.describe()} already holds this config: nothing to write`);
+        return { ...inputs, path: found.path, sha256: sha256Hex(found.text), activeDefault: found.spec.defaultLabel, onDelete: onDelete(inputs) };
+      }
+      const before = await currentDefault(target);
+      await readJournal(target); // a damaged journal stops the switch before it happens
+      await assertLabelBootable(target, specOf(inputs), inputs.defaultLabel, found?.path ?? (await findSyslinuxConfigPath(target)));
+      noteWritten(inputs.target, "syslinux config");
+      const written = await writeSyslinuxConfig(target, specOf(inputs), {
+        expectedSha256: found ? sha256Hex(found.text) : null,
+        beforeCommit: () => lease.assertHeld(target),
+      });
+      return recordWrite(target, inputs, before, written, ctx);
+    }),
+  );
 }
 
 /** After a write: the journal on the target says what each switch deployed (status and rollback read it). */
@@ -232,7 +254,7 @@ export const syslinuxConfigHandler: ResourceHandler<SyslinuxConfigInputs, Syslin
       ctx.log(`kept ${where}: its replacement wrote it in this update`, "warning");
       return;
     }
-    await withTarget(olds.target, async (target) => {
+    await withTarget(olds.target, (target) => withLease(target, { owner: "pulumi destroy: SyslinuxConfig", log: (m) => ctx.log(m) }, async () => {
       const found = await readSyslinuxConfig(target);
       if (!found) return;
       if (sha256Hex(found.text) !== olds.sha256) {
@@ -241,6 +263,6 @@ export const syslinuxConfigHandler: ResourceHandler<SyslinuxConfigInputs, Syslin
       }
       await target.remove(found.path);
       ctx.log(`removed ${found.path} from ${target.describe()} (wipeOnDelete)`, "warning");
-    });
+    }));
   },
 };

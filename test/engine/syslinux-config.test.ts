@@ -27,7 +27,11 @@ const program = async () => {
 beforeAll(async () => {
   env = await engineStack("syslinux", program);
   bootDir = path.join(env.dir, "boot");
-  fs.mkdirSync(bootDir);
+  // Files for both entries: a DEFAULT whose kernel or initramfs is missing is refused.
+  for (const slot of ["a", "b"]) {
+    fs.mkdirSync(path.join(bootDir, slot), { recursive: true });
+    for (const name of ["vmlinuz", "initramfs"]) fs.writeFileSync(path.join(bootDir, slot, name), `${slot} ${name}`);
+  }
 });
 afterAll(async () => env?.cleanup());
 
@@ -91,6 +95,17 @@ test("a bad input fails at preview naming the property, and the file stays", asy
   defaultLabel = "c";
   await expect(env.stack.preview()).rejects.toThrow(/defaultLabel: got "c"; expected one of the entry labels: a, b/);
   defaultLabel = "b";
+  // syslinux would take initrd= in APPEND as the entry's initramfs (another slot's); a newline
+  // would end the APPEND line. Both stop the preview, not the update.
+  const good = append;
+  for (const [bad, message] of [
+    [`${good} initrd=/b/initramfs`, /entries\[0\]\.append: got ".*initrd=\/b\/initramfs"; expected no initrd= or BOOT_IMAGE=/],
+    [`${good}\nDEFAULT b`, /entries\[0\]\.append: got ".*\\nDEFAULT b"; expected a single line/],
+  ] as const) {
+    append = bad;
+    await expect(env.stack.preview()).rejects.toThrow(message);
+  }
+  append = good;
   expect(fs.readFileSync(cfgFile(), "utf8")).toBe(before);
 });
 
