@@ -12,7 +12,10 @@
 # used by both the npm `pulumi` wrapper and the Automation API's
 # PulumiCommand.get({ root: "$PULUMI_HOME/versions/<cliversion>" })).
 #
-# All progress goes to stderr; the LAST stdout line is the absolute bin dir.
+# Needs: a `pulumi` (>= the SDK version) with `pulumi-language-nodejs` on PATH, or Go >= 1.25
+# to build them (the first build takes 5-11 minutes on two cores, then it is cached).
+# Short progress goes to stderr, every detail (go, npm, smoke tests) to the log file
+# ($RAMROOT_SETUP_LOG, default .ramroot/setup.log); the LAST stdout line is the absolute bin dir.
 #
 # Environment:
 #   PULUMI_SDK_VERSION       @pulumi/pulumi version to satisfy (default: from
@@ -29,11 +32,16 @@
 #   RAMROOT_PULUMI_ALIASES=0 don't create versions/<sdkversion> alias symlinks
 set -euo pipefail
 
-log() { printf '[setup-pulumi] %s\n' "$*" >&2; }
-die() { log "ERROR: $*"; exit 1; }
-
 SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 PROJECT_ROOT="$(cd "$SCRIPT_DIR/.." && pwd)"
+SETUP_LOG="${RAMROOT_SETUP_LOG:-$PROJECT_ROOT/.ramroot/setup.log}"
+mkdir -p "$(dirname "$SETUP_LOG")"
+# Every command's own output goes to the log; the terminal gets say() lines only.
+exec 3>&2 2>>"$SETUP_LOG"
+log() { printf '[setup-pulumi] %s\n' "$*" >&2; }             # the log file only
+say() { log "$*"; printf '[setup-pulumi] %s\n' "$*" >&3; }    # the terminal too
+die() { say "ERROR: $*"; say "details: $SETUP_LOG"; exit 1; }
+GO_MIN_VERSION=1.25
 
 PKG_MOD="github.com/pulumi/pulumi/pkg/v3"
 SDK_MOD="github.com/pulumi/pulumi/sdk/v3"
@@ -163,7 +171,7 @@ find_on_path() {
   v="$(cli_version_of "$p")"
   is_semver "$v" || { log "pulumi on PATH reports non-semver version '$v'"; return 1; }
   ver_ge "$v" "$PULUMI_SDK_VERSION" || { log "pulumi on PATH is $v < $PULUMI_SDK_VERSION"; return 1; }
-  log "using pulumi $v from PATH ($p)"
+  say "using pulumi $v from PATH ($p)"
   FOUND_DIR="$(dirname "$(readlink -f "$p")")"
   FOUND_NODE_HOST="$(readlink -f "$(command -v pulumi-language-nodejs)")"
   FOUND_VER="$(normver "$v")"
@@ -266,15 +274,38 @@ write_tools() { # dir imports...
   } > "$dir/tools.go"
 }
 
+# Prints, every PROGRESS_EVERY seconds while `pid` runs, how many of `total` packages `go build
+# -v` has compiled so far (it names each package it compiles, one a line, in `vlog`).
+PROGRESS_EVERY="${RAMROOT_SETUP_PROGRESS_SECONDS:-20}"
+build_progress() { # pid vlog total name t0
+  local pid="$1" vlog="$2" total="$3" name="$4" t0="$5" n
+  while kill -0 "$pid" 2>/dev/null; do
+    sleep "$PROGRESS_EVERY" & wait $! || true
+    kill -0 "$pid" 2>/dev/null || break
+    n="$(grep -c . "$vlog" 2>/dev/null || true)"
+    say "  $name: ${n:-0} of ~$total packages compiled ($(( $(date +%s) - t0 ))s)"
+  done
+}
+
 go_build() { # dir out pkg ldversionvar version
-  local dir="$1" out="$2" pkg="$3" var="$4" ver="$5" t0
+  local dir="$1" out="$2" pkg="$3" var="$4" ver="$5" t0 total vlog pid rc=0
   t0=$(date +%s)
-  log "go build $pkg -> $out (this can take several minutes on 2 cores) ..."
+  total="$(cd "$dir" && go list -deps "$pkg" 2>/dev/null | grep -c . || true)"
+  vlog="$(mktemp "${TMPDIR:-/tmp}/ramroot-go-build.XXXXXX")"
+  say "go build $(basename "$out"): ~${total:-?} packages (a few minutes on 2 cores; cached ones are skipped)"
   # build to a temp name and rename, so a hard-linked/running copy is never rewritten in place
-  ( cd "$dir" && go build -trimpath -ldflags "-s -w -X $var=$ver" -o "$out.tmp.$$" "$pkg" ) >&2 \
-    || { rm -f "$out.tmp.$$"; return 1; }
+  ( cd "$dir" && go build -v -trimpath -ldflags "-s -w -X $var=$ver" -o "$out.tmp.$$" "$pkg" ) 2>"$vlog" &
+  pid=$!
+  build_progress "$pid" "$vlog" "${total:-?}" "$(basename "$out")" "$t0" &
+  local progress_pid=$!
+  wait "$pid" || rc=$?
+  kill "$progress_pid" 2>/dev/null || true
+  wait "$progress_pid" 2>/dev/null || true
+  cat "$vlog" >&2
+  rm -f "$vlog"
+  if [[ "$rc" != 0 ]]; then rm -f "$out.tmp.$$"; say "  go build $(basename "$out") failed (exit $rc)"; return 1; fi
   mv -f "$out.tmp.$$" "$out"
-  log "  built $(basename "$out") in $(( $(date +%s) - t0 ))s"
+  say "  built $(basename "$out") in $(( $(date +%s) - t0 ))s"
 }
 
 build_node_host() { # cliver dest -> 0 if built
@@ -282,7 +313,7 @@ build_node_host() { # cliver dest -> 0 if built
   log "looking for a served pseudo-version of $NODE_HOST_MOD ..."
   cand="$(pick_node_host)"
   if [[ -z "$cand" ]]; then
-    log "WARNING: no served pseudo-version of $NODE_HOST_MOD found; no nodejs language host"
+    say "WARNING: no served pseudo-version of $NODE_HOST_MOD found; no nodejs language host"
     log "         (set PULUMI_NODEJS_HOST_VERSION='v3.0.0-<yyyymmddhhmmss>-<12hex>[|<pkg/sdk version>]')"
     return 1
   fi
@@ -305,7 +336,7 @@ build_node_host() { # cliver dest -> 0 if built
     fi
     log "  nodejs host does not build against pkg/sdk $ver"
   done
-  log "WARNING: could not build $NODE_HOST_MOD@$nodever"
+  say "WARNING: could not build $NODE_HOST_MOD@$nodever"
   return 1
 }
 
@@ -341,7 +372,7 @@ build_all() { # cliver(v-prefixed) destbin need_cli need_node need_yaml
       log "resolving pulumi-yaml module graph in $ydir ..."
       if ( cd "$ydir" && go mod tidy ) >&2; then
         go_build "$ydir" "$dest/pulumi-language-yaml" "$YAML_MAIN" "$YAML_VERSION_VAR" "$PULUMI_YAML_VERSION" \
-          || log "WARNING: pulumi-language-yaml build failed"
+          || say "WARNING: pulumi-language-yaml build failed"
       else
         log "WARNING: go mod tidy failed for pulumi-yaml; skipping pulumi-language-yaml"
       fi
@@ -374,7 +405,7 @@ else
   need_cli=1 need_node=1 need_yaml=1
   if [[ "${RAMROOT_PULUMI_REBUILD:-0}" != "1" ]] && find_cached; then
     cache_bin="$CACHE_ROOT/$FOUND_VER/bin"
-    log "found cached build $cache_bin"
+    say "using the cached build in $cache_bin"
     need_cli=0; need_node=0; need_yaml=0
     [[ -x "$cache_bin/pulumi-language-yaml" ]] || need_yaml=1
     if [[ "$PARTIAL" == 1 ]]; then
@@ -394,16 +425,18 @@ else
     fi
     cliver="v$FOUND_VER"
   else
-    command -v go >/dev/null || die "go not found (expected /usr/local/go/bin/go)"
-    log "building from the Go module proxy ($(go env GOPROXY))"
+    command -v go >/dev/null || die "no pulumi >= $PULUMI_SDK_VERSION on PATH and no Go to build one: install Go >= $GO_MIN_VERSION (in /usr/local/go/bin or on PATH), or put a pulumi with pulumi-language-nodejs on PATH"
+    gov="$(go env GOVERSION | sed -E 's/^go([0-9]+\.[0-9]+).*/\1/')"
+    ver_ge "$gov.0" "$GO_MIN_VERSION.0" || die "Go $gov is older than $GO_MIN_VERSION, which the Pulumi CLI needs: install a newer Go, or put a pulumi >= $PULUMI_SDK_VERSION on PATH"
+    say "no pulumi on PATH or in the cache: building it with Go $gov from the Go module proxy ($(go env GOPROXY)), once; 5-11 minutes on 2 cores"
     cliver="$(pick_cli_version)" || die "no served $PKG_MOD release >= $PULUMI_SDK_VERSION"
-    log "CLI version: $cliver"
+    say "CLI version: $cliver"
     cache_bin="$CACHE_ROOT/$(normver "$cliver")/bin"
   fi
   if [[ "$need_cli$need_node$need_yaml" != "000" ]]; then
     t_start=$(date +%s)
     build_all "$cliver" "$cache_bin" "$need_cli" "$need_node" "$need_yaml"
-    log "build step finished in $(( $(date +%s) - t_start ))s"
+    say "build step finished in $(( $(date +%s) - t_start ))s"
   fi
   [[ -x "$cache_bin/pulumi" ]] || die "no pulumi binary in $cache_bin"
   BIN="$(install_into_home "$cache_bin" "$(normver "$cliver")")"
@@ -417,7 +450,7 @@ is_semver "$ver" || die "$BIN/pulumi version printed '$ver' (not semver)"
 [[ "$ver" == v* ]] || die "$BIN/pulumi version printed '$ver' (expected v3.x.y)"
 log "pulumi version: $ver"
 for f in pulumi-language-nodejs pulumi-language-yaml; do
-  if [[ -x "$BIN/$f" ]]; then log "  $f: present"; else log "  $f: MISSING"; fi
+  if [[ -x "$BIN/$f" ]]; then log "  $f: present"; else say "  $f: MISSING"; fi
 done
 
 smoke_env() {
@@ -432,7 +465,7 @@ if [[ "${RAMROOT_SKIP_SMOKE:-0}" != "1" ]]; then
   SMOKE="$(mktemp -d "${TMPDIR:-/tmp}/ramroot-pulumi-smoke.XXXXXX")"
   trap 'rm -rf "$SMOKE"' EXIT
   if [[ -x "$BIN/pulumi-language-yaml" ]]; then
-    log "smoke test (yaml, file backend) in $SMOKE ..."
+    say "smoke tests (yaml, nodejs) against a file backend ..."
     (
       smoke_env
       mkdir -p "$SMOKE/state" "$SMOKE/yaml"
@@ -449,7 +482,7 @@ EOF
       out="$(pulumi stack output greeting)"
       [[ "$out" == "hello-from-yaml" ]] || { echo "unexpected output '$out'" >&2; exit 1; }
     ) >&2 || die "yaml smoke test failed"
-    log "yaml smoke test OK"
+    say "yaml smoke test OK"
   else
     log "skipping yaml smoke test (no pulumi-language-yaml)"
   fi
@@ -492,12 +525,12 @@ EOF
         out="$(pulumi stack output greeting)"
         [[ "$out" == "hello-from-nodejs" ]] || { echo "unexpected output '$out'" >&2; exit 1; }
       ) >&2 || die "nodejs smoke test failed"
-      log "nodejs smoke test OK"
+      say "nodejs smoke test OK"
     fi
   fi
 fi
 
-log "done: $BIN"
+say "done: $BIN"
 log "  npm 'pulumi' wrapper: PULUMI_HOME=$PULUMI_HOME PULUMI_VERSION=${ver#v} npx pulumi ..."
 log "  Automation API: PulumiCommand.get({ root: \"$(dirname "$BIN")\" })"
 printf '%s\n' "$BIN"

@@ -7,9 +7,18 @@
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
-say() { printf '[setup] %s\n' "$*" >&2; }
 cache="${RAMROOT_CACHE:-$HOME/.cache/ramroot}"
 mkdir -p "$cache" .ramroot
+# Short lines on the terminal; what apt, npm, tsc and go print goes to the log.
+export RAMROOT_SETUP_LOG="$root/.ramroot/setup.log"
+printf '\n== setup %s ==\n' "$(date -u +%FT%TZ)" >> "$RAMROOT_SETUP_LOG"
+exec 3>&2 2>>"$RAMROOT_SETUP_LOG"
+say() { printf '[setup] %s\n' "$*" >&2; printf '[setup] %s\n' "$*" >&3; }
+failed() { printf '[setup] failed (exit %s); the end of %s:\n' "$1" "$RAMROOT_SETUP_LOG" >&3; tail -n 15 "$RAMROOT_SETUP_LOG" | sed 's/^/  | /' >&3; }
+trap 'rc=$?; [ "$rc" -eq 0 ] || failed "$rc"' EXIT
+say "needs: Debian tools (installed with apt-get when missing, as root), Node >= 22 (fetched when older),"
+say "       and a pulumi on PATH, or Go >= 1.25 to build it once (5-11 min on 2 cores; under a minute when cached)"
+say "details: $RAMROOT_SETUP_LOG"
 
 # --- Node >= 22 -------------------------------------------------------------------------
 node_major() { "$1" -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0; }
@@ -62,14 +71,14 @@ fi
 
 # --- npm dependencies and the compiled sources ---------------------------------------------
 if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
-  say "installing npm dependencies (npm ci)"
+  say "installing npm dependencies (npm ci, about a minute)"
   npm ci --no-audit --no-fund >&2
 fi
 say "compiling TypeScript"
 npx tsc -p tsconfig.json >&2
 
 # --- The Pulumi engine ----------------------------------------------------------------------
-pulumi_bin="$(bash scripts/setup-pulumi.sh | tail -n 1)"
+pulumi_bin="$(bash scripts/setup-pulumi.sh 2>&3 | tail -n 1)"
 [ -x "$pulumi_bin/pulumi" ] || { say "no pulumi binary in '$pulumi_bin'"; exit 1; }
 
 cat > .ramroot/env.sh <<ENV
