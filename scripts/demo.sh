@@ -19,13 +19,29 @@ if [ ! -f "$demo/disk.img" ]; then
   node bin/ramroot.js disk create --size 64 --layout mbr --slots a,b "$demo/disk.img" >&2
 fi
 pulumi stack select "$stack" 2>/dev/null || pulumi stack init "$stack"
+updates() { pulumi stack history --stack "$stack" --json 2>/dev/null | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>{try{console.log(JSON.parse(s||"[]").length)}catch{console.log(0)}})'; }
+before="$(updates)"
+# The preview first, with its diff (packages, overlay files, the slot written, DEFAULT), then
+# the update (the provider refuses it if the plan moved on since the preview).
+pulumi preview --diff --stack "$stack" "$@"
 pulumi up --yes --skip-preview --stack "$stack" "$@"
+changes="$(pulumi stack history --stack "$stack" --json | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>{const h=JSON.parse(s)[0]||{};const c=h.resourceChanges||{};console.log(Object.entries(c).filter(([k,n])=>k!=="same"&&n>0).length)})')"
 echo
-echo "[demo] booting $demo/disk.img through syslinux in QEMU" >&2
-node bin/ramroot.js qemu --stack "$stack" --expect "RAMROOT-DEMO image=" --timeout 180 > "$demo/console.log"
+if [ "$before" != "0" ] && [ "$changes" = "0" ]; then
+  echo "[demo] nothing changed since the last deployment: no image built, no slot written, DEFAULT as it was" >&2
+  echo "[demo] (npx ramroot qemu boots the machine; edit root/etc/ramroot/message to see a change)" >&2
+else
+  echo "[demo] booting $demo/disk.img through syslinux in QEMU" >&2
+  node bin/ramroot.js qemu --stack "$stack" --expect "RAMROOT-DEMO image=" --timeout 180 > "$demo/console.log"
+fi
 echo
-node bin/ramroot.js status --stack "$stack"
+status="$(node bin/ramroot.js status --stack "$stack")"
+echo "$status"
+default_slot="$(printf '%s\n' "$status" | sed -n 's/^slot \([a-z0-9_-]*\) .*\[DEFAULT\].*/\1/p')"
+next_slot=b
+[ "$default_slot" = b ] && next_slot=a
 echo
 echo "The machine's disk:   $root/$demo/disk.img (write it to a USB stick, or: npx ramroot qemu)"
 echo "The image artifacts:  $(pulumi stack output artifacts --stack "$stack" --json | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>{const a=JSON.parse(s);console.log(require("path").dirname(a.initramfs.path))})')"
-echo "Try a change:         edit root/etc/ramroot/message, then npm start again (slot b is written, DEFAULT flips)"
+echo "Try a change:         edit root/etc/ramroot/message, then npm start again (slot $next_slot is written, DEFAULT flips to it)"
+echo "What differs:         npx ramroot image diff --slot a --slot b (after the second deployment)"

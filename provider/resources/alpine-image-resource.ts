@@ -3,6 +3,7 @@ import { z } from "zod";
 import { imageConfigSchema, type ImageConfig } from "../image/image-config";
 import { planImage, type ResolvedPlan } from "../image/plan";
 import { buildImage, cachedImage, type Artifact } from "../image/build";
+import { imageChangeSummary } from "../image/image-summary";
 import { checkInputs } from "./check-inputs";
 import { diffProperties } from "./property-diff";
 import type { CheckOutcome, OperationContext, ResourceHandler } from "./resource-handler";
@@ -116,7 +117,16 @@ function configOf(inputs: AlpineImageInputs): ImageConfig {
   return config;
 }
 
-async function build(inputs: AlpineImageInputs, ctx: OperationContext): Promise<AlpineImageOutputs> {
+/** What the build changed inside the image, kept in the update's output (a note, not progress). */
+async function logImageChange(ctx: OperationContext, after: string, before: string | undefined): Promise<void> {
+  try {
+    ctx.log(await imageChangeSummary(after, before), "note");
+  } catch (err) {
+    ctx.log(`the new image could not be read back to list what changed: ${(err as Error).message}`, "warning");
+  }
+}
+
+async function build(inputs: AlpineImageInputs, ctx: OperationContext, previous?: AlpineImageOutputs): Promise<AlpineImageOutputs> {
   if (ctx.preview) {
     // The plan is known; the image is not built in a preview, so imageId stays unknown.
     return { ...inputs };
@@ -127,6 +137,7 @@ async function build(inputs: AlpineImageInputs, ctx: OperationContext): Promise<
   }
   const image = await buildImage(resolved, { onProgress: (m) => ctx.log(m) });
   for (const w of image.warnings) ctx.log(w, "warning");
+  await logImageChange(ctx, image.initramfs.path, previous?.artifacts?.initramfs?.path);
   return {
     ...inputs,
     imageId: image.imageId,
@@ -163,8 +174,8 @@ export const alpineImageHandler: ResourceHandler<AlpineImageInputs, AlpineImageO
     return { outs: olds, inputs: inputsOf(olds) as AlpineImageInputs };
   },
 
-  async update(_id, _olds, news, ctx) {
-    return build(news, ctx);
+  async update(_id, olds, news, ctx) {
+    return build(news, ctx, olds);
   },
 
   /** The cache is shared by every stack and keyed by content: deleting the resource leaves it. */

@@ -87,7 +87,7 @@ export class ProviderServer {
       urn,
       preview,
       log: (message, severity = "info") => {
-        const sev = { info: engineproto.LogSeverity.INFO, warning: engineproto.LogSeverity.WARNING, debug: engineproto.LogSeverity.DEBUG }[severity];
+        const sev = { info: engineproto.LogSeverity.INFO, note: engineproto.LogSeverity.INFO, warning: engineproto.LogSeverity.WARNING, debug: engineproto.LogSeverity.DEBUG }[severity];
         if (!this.engine) {
           process.stderr.write(`${message}\n`);
           return;

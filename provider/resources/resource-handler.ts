@@ -26,8 +26,11 @@ export interface OperationContext {
   urn: string;
   /** true during `pulumi preview`: compute, never write */
   preview: boolean;
-  /** progress and notes, shown by the engine next to the resource */
-  log(message: string, severity?: "info" | "warning" | "debug"): void;
+  /**
+   * progress and notes, shown by the engine next to the resource; "info" is transient
+   * (progress), "note" stays in the update's output (e.g. what a build changed)
+   */
+  log(message: string, severity?: "info" | "note" | "warning" | "debug"): void;
 }
 
 export interface ResourceHandler<I, O> {
