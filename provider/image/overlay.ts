@@ -44,7 +44,9 @@ export function scanOverlay(dir: string): OverlayEntry[] {
       const childRel = rel === "" ? name : `${rel}/${name}`;
       const childAbs = path.join(dir, childRel);
       const st = fs.lstatSync(childAbs);
-      const mode = st.mode & 0o7777;
+      // Group and other write bits follow the umask a checkout was made with (git records only
+      // 644 or 755): dropped, so two clones of one repository give the same image.
+      const mode = st.mode & 0o7755;
       if (st.isSymbolicLink()) {
         const linkTarget = fs.readlinkSync(childAbs);
         entries.push({ path: childRel, type: "symlink", mode: 0o777, linkTarget, sha256: sha256(linkTarget) });

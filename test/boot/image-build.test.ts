@@ -1,6 +1,7 @@
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
+import { execFileSync } from "node:child_process";
 import { stringify as toYaml } from "yaml";
 import { planImage } from "../../provider/image/plan";
 import { buildImage } from "../../provider/image/build";
@@ -124,6 +125,31 @@ test("layered: same config in another directory, later, gives the same bytes; an
   });
   if (!result.found) console.log(result.log.slice(-3000));
   expect(result.found).toBe(true);
+});
+
+test("two git clones of one project, made with different umasks in different directories, give the same image", async () => {
+  const origin = path.join(work, "origin");
+  fs.mkdirSync(origin);
+  writeProject(origin, "cloned");
+  const git = (cwd: string, ...args: string[]) => execFileSync("git", args, { cwd, stdio: "pipe" });
+  git(origin, "init", "-q");
+  git(origin, "add", ".");
+  git(origin, "-c", "user.name=t", "-c", "user.email=t@example.org", "commit", "-q", "-m", "project");
+  const clone = (name: string, umask: string) => {
+    const dir = path.join(work, name);
+    execFileSync("sh", ["-c", `umask ${umask} && git clone -q "$1" "$2"`, "sh", origin, dir]);
+    return dir;
+  };
+  const a = clone("clone-022", "022");
+  const b = clone(path.join("nested", "clone-002"), "002");
+  expect(fs.statSync(path.join(b, "root", "etc", "ramroot", "message")).mode & 0o777).toBe(0o664);
+  const build = async (dir: string, cache: string) =>
+    buildImage(await planImage(require("yaml").parse(fs.readFileSync(path.join(dir, "image.yaml"), "utf8")), { baseDir: dir }), { cacheDir: path.join(work, cache) });
+  const ia = await build(a, "cache-clone-a");
+  const ib = await build(b, "cache-clone-b");
+  expect(ib.planId).toBe(ia.planId);
+  expect(ib.initramfs.sha256).toBe(ia.initramfs.sha256);
+  expect(ib.imageId).toBe(ia.imageId);
 });
 
 test("an overlay file where the packages have a directory cannot be layered: one folded archive, which boots without that directory", async () => {
