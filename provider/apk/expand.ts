@@ -1,6 +1,7 @@
 import { createHash } from "node:crypto";
 import * as fs from "node:fs";
 import * as path from "node:path";
+import { StagingRoot } from "./staging-root";
 import { readTar, type TarReadType } from "./tar-reader";
 
 /** One path of the built tree, with the ownership and mode the image must give it. */
@@ -73,11 +74,11 @@ export const DEFAULT_DIR_ACL: Acl = { uid: 0, gid: 0, mode: 0o755 };
 export const DEFAULT_FILE_ACL: Acl = { uid: 0, gid: 0, mode: 0o644 };
 
 /** name -> id from the root's /etc/passwd or /etc/group, as apk's id cache resolves owners. */
-function readIds(root: string, file: string, idField: number): Map<string, number> {
+function readIds(root: StagingRoot, file: string, idField: number): Map<string, number> {
   const ids = new Map<string, number>();
   let text: string;
   try {
-    text = fs.readFileSync(path.join(root, "etc", file), "utf8");
+    text = root.readFile(`etc/${file}`)?.toString("utf8") ?? "";
   } catch {
     return ids;
   }
@@ -101,67 +102,6 @@ export function safeEntryPath(name: string, source: string): string {
   return parts.join("/");
 }
 
-/**
- * The host path of `rel` inside `root`, following symlinks in its directories as the target
- * system would see them (absolute targets are taken from the root, as in a chroot). A symlink
- * whose ".." climbs above the root is refused: nothing is written outside the tree. The last
- * component is not followed.
- */
-export function resolveInRoot(root: string, rel: string, source: string): string {
-  const pending = rel.split("/").filter((p) => p !== "" && p !== ".");
-  const last = pending.pop();
-  const resolved: string[] = [];
-  let hops = 0;
-  while (pending.length > 0) {
-    const part = pending.shift()!;
-    if (part === "..") {
-      if (resolved.length === 0) throw new Error(`${source}: ${JSON.stringify(rel)} goes through a symlink that leaves the root; refused`);
-      resolved.pop();
-      continue;
-    }
-    const host = path.join(root, ...resolved, part);
-    let st: fs.Stats | undefined;
-    try {
-      st = fs.lstatSync(host);
-    } catch {
-      st = undefined;
-    }
-    if (st?.isSymbolicLink()) {
-      if (++hops > 40) throw new Error(`${source}: too many symlinks resolving ${JSON.stringify(rel)}`);
-      const target = fs.readlinkSync(host);
-      const targetParts = target.split("/").filter((p) => p !== "" && p !== ".");
-      if (target.startsWith("/")) resolved.length = 0;
-      pending.unshift(...targetParts);
-      continue;
-    }
-    if (st && !st.isDirectory()) throw new Error(`${source}: ${JSON.stringify(rel)} needs ${path.join(...resolved, part)} to be a directory, but it is a file`);
-    resolved.push(part);
-  }
-  return last === undefined ? path.join(root, ...resolved) : path.join(root, ...resolved, last);
-}
-
-function mkdirs(root: string, rel: string, source: string): void {
-  const parts = rel.split("/").filter((p) => p !== "");
-  for (let i = 1; i <= parts.length; i++) {
-    const host = resolveInRoot(root, parts.slice(0, i).join("/"), source);
-    let st: fs.Stats | undefined;
-    try {
-      st = fs.statSync(host);
-    } catch {
-      st = undefined;
-    }
-    if (!st) fs.mkdirSync(host, { mode: 0o755 });
-  }
-}
-
-function isDirectory(host: string): boolean {
-  try {
-    return fs.statSync(host).isDirectory();
-  } catch {
-    return false;
-  }
-}
-
 function sha1(data: Buffer | string): string {
   return createHash("sha1").update(data).digest("hex");
 }
@@ -179,8 +119,9 @@ function sha1(data: Buffer | string): string {
 export function expandDataTar(dataTar: Buffer, opts: ExpandOptions): InstalledDir[] {
   const { root, manifest, source } = opts;
   const entries = readTar(dataTar, `${source} (data member)`);
-  const users = readIds(root, "passwd", 2);
-  const groups = readIds(root, "group", 2);
+  const staging = new StagingRoot(root, source);
+  const users = readIds(staging, "passwd", 2);
+  const groups = readIds(staging, "group", 2);
   const dirs: InstalledDir[] = [];
   const dirIndex = new Map<string, InstalledDir>();
   const dirFor = (name: string): InstalledDir => {
@@ -212,32 +153,23 @@ export function expandDataTar(dataTar: Buffer, opts: ExpandOptions): InstalledDi
     const slash = rel.lastIndexOf("/");
     const parent = slash < 0 ? "" : rel.slice(0, slash);
     const base = slash < 0 ? rel : rel.slice(slash + 1);
-    mkdirs(root, parent, source);
-    const host = resolveInRoot(root, rel, source);
-    let current: fs.Stats | undefined;
-    try {
-      current = fs.lstatSync(host);
-    } catch {
-      current = undefined;
-    }
+    staging.mkdirp(parent);
+    const current = staging.lstat(rel);
 
     if (entry.type === "directory") {
       const dir = dirFor(rel);
       dir.acl = acl;
-      if (current?.isSymbolicLink() && isDirectory(path.dirname(resolveInRoot(root, `${rel}/probe`, source)))) {
+      if (current?.isSymbolicLink() && staging.stat(rel)?.stat.isDirectory()) {
         // A symlink to a directory stands where the package has a directory (usr-merge style):
-        // the link stays, files go through it, as apk's mkdir() finding it leaves it.
+        // the link stays, files go through it (inside the root), as apk's mkdir() finding it leaves it.
         continue;
       }
-      if (current && !current.isDirectory()) fs.rmSync(host, { force: true });
-      if (!current || !current.isDirectory()) fs.mkdirSync(host, { mode: 0o755 });
-      fs.chmodSync(host, (acl.mode & 0o777) | 0o700);
+      staging.directory(rel, (acl.mode & 0o777) | 0o700);
       manifest.set(rel, { path: rel, type: "directory", mode: acl.mode, uid, gid, size: 0, mtime: entry.mtime, package: opts.packageName });
       continue;
     }
 
     if (current?.isDirectory()) throw new Error(`${source}: ${rel} is a directory on disk but a ${entry.type} in the package; refused`);
-    if (current) fs.rmSync(host, { force: true });
     const record: ManifestEntry = { path: rel, type: entry.type, mode: acl.mode, uid, gid, size: 0, mtime: entry.mtime, package: opts.packageName };
     switch (entry.type) {
       case "file": {
@@ -246,15 +178,14 @@ export function expandDataTar(dataTar: Buffer, opts: ExpandOptions): InstalledDi
         if (claimed !== undefined && claimed.toLowerCase() !== digest) {
           throw new Error(`${source}: ${rel} has SHA-1 ${digest} but its PAX header says ${claimed}; the package is corrupt`);
         }
-        fs.writeFileSync(host, entry.content, { mode: (acl.mode & 0o777) | 0o200 });
-        fs.chmodSync(host, (acl.mode & 0o777) | 0o200);
+        staging.writeFile(rel, entry.content, (acl.mode & 0o777) | 0o200);
         record.sha1 = digest;
         record.size = entry.content.length;
         break;
       }
       case "symlink": {
         const target = entry.linkTarget ?? "";
-        fs.symlinkSync(target, host);
+        staging.symlink(rel, target);
         record.target = target;
         record.sha1 = sha1(target);
         break;
@@ -263,7 +194,7 @@ export function expandDataTar(dataTar: Buffer, opts: ExpandOptions): InstalledDi
         const targetRel = safeEntryPath(entry.linkTarget ?? "", source);
         const linked = manifest.get(targetRel);
         if (!linked || linked.type !== "file") throw new Error(`${source}: hard link ${rel} points to ${JSON.stringify(entry.linkTarget)}, which is no file installed before it; refused`);
-        fs.linkSync(resolveInRoot(root, targetRel, source), host);
+        staging.link(targetRel, rel);
         record.target = targetRel;
         record.sha1 = linked.sha1;
         record.size = linked.size;
@@ -271,7 +202,8 @@ export function expandDataTar(dataTar: Buffer, opts: ExpandOptions): InstalledDi
       }
       default:
         // Device nodes and FIFOs are recorded for the image (cpio can carry them); creating
-        // them would need root, so nothing is made on disk.
+        // them would need root, so nothing is made on disk; whatever stood there goes.
+        if (current) staging.remove(rel);
         record.devmajor = entry.devmajor;
         record.devminor = entry.devminor;
         break;

@@ -3,6 +3,7 @@ import { execFileSync } from "node:child_process";
 import * as path from "node:path";
 import { execa } from "execa";
 import picomatch from "picomatch";
+import { StagingRoot } from "./staging-root";
 import type { ScriptName } from "./package-file";
 
 /** apk's architecture name for the machine this runs on. */
@@ -54,12 +55,10 @@ export async function runInstallScript(env: ScriptEnvironment, pkg: { name: stri
   const base = { package: pkg.name, script };
   const { runner, reason } = chooseRunner(env);
   if (runner === "none") return { ...base, outcome: "skipped", detail: reason };
-  const execDir = path.join(env.root, "lib/apk/exec");
-  fs.mkdirSync(execDir, { recursive: true });
+  const staging = new StagingRoot(env.root);
+  const execDir = staging.mkdirp("lib/apk/exec");
   const fileName = `${pkg.name}-${pkg.version}.${script}`;
-  const hostFile = path.join(execDir, fileName);
-  fs.writeFileSync(hostFile, body, { mode: 0o755 });
-  fs.chmodSync(hostFile, 0o755);
+  staging.writeFile(`lib/apk/exec/${fileName}`, body, 0o755);
   const inRoot = `/lib/apk/exec/${fileName}`;
   const [cmd, cmdArgs] = runner === "chroot" ? ["chroot", [env.root, inRoot, ...args]] : ["unshare", ["-r", `--root=${env.root}`, inRoot, ...args]];
   try {
@@ -75,7 +74,7 @@ export async function runInstallScript(env: ScriptEnvironment, pkg: { name: stri
     const why = result.exitCode !== undefined ? `exited with ${result.exitCode}` : `failed (${result.shortMessage})`;
     return { ...base, outcome: "failed", detail: `${pkg.name}-${pkg.version}.${script} ${why}${result.all ? `: ${result.all.trim()}` : ""}` };
   } finally {
-    fs.rmSync(hostFile, { force: true });
+    staging.remove(`lib/apk/exec/${fileName}`);
     try {
       fs.rmdirSync(execDir);
     } catch {
@@ -105,12 +104,11 @@ const SCRIPT_DEVICES: Record<string, [number, number]> = { null: [1, 3], zero: [
 export function provideScriptDevices(env: ScriptEnvironment): () => void {
   if (chooseRunner(env).runner !== "chroot") return () => undefined;
   // /dev itself stays: a package may own it, and every image has one anyway.
-  const dev = path.join(env.root, "dev");
-  fs.mkdirSync(dev, { recursive: true });
+  const dev = new StagingRoot(env.root).mkdirp("dev");
   const made: string[] = [];
   for (const [name, [major, minor]] of Object.entries(SCRIPT_DEVICES)) {
     const node = path.join(dev, name);
-    if (fs.existsSync(node)) continue;
+    if (fs.lstatSync(node, { throwIfNoEntry: false })) continue;
     execFileSync("mknod", ["-m", "666", node, "c", String(major), String(minor)]);
     made.push(node);
   }

@@ -1,8 +1,7 @@
-import * as fs from "node:fs";
-import * as path from "node:path";
 import { isPrivateKeyPem } from "./signature";
 import type { PackageRecord } from "./package-record";
 import { DEFAULT_DIR_ACL, DEFAULT_FILE_ACL, type Acl, type FileManifest, type InstalledDir } from "./expand";
+import { StagingRoot } from "./staging-root";
 import { SCRIPT_NAMES, type ScriptName } from "./package-file";
 import { writeTar, type TarEntry } from "./tar-writer";
 
@@ -138,11 +137,10 @@ export function formatTriggers(packages: InstalledPackage[]): string {
 
 /** Writes the apk database into `root` so that `apk` on the machine sees what is installed. */
 export function writeApkDatabase(root: string, db: ApkDatabase): void {
+  // Inside the root only: a package's own lib/apk/db or etc/apk symlink never leads out.
+  const staging = new StagingRoot(root);
   const write = (rel: string, content: string | Buffer, mode = 0o644) => {
-    const file = path.join(root, rel);
-    fs.mkdirSync(path.dirname(file), { recursive: true });
-    fs.writeFileSync(file, content, { mode });
-    fs.chmodSync(file, mode);
+    staging.writeFile(rel, content, mode);
   };
   write("lib/apk/db/installed", formatInstalledDb(db.packages, db.manifest));
   write("lib/apk/db/scripts.tar", formatScriptsTar(db.packages));
@@ -150,12 +148,12 @@ export function writeApkDatabase(root: string, db: ApkDatabase): void {
   write("etc/apk/world", [...new Set(db.world)].join("\n") + "\n");
   write("etc/apk/arch", `${db.arch}\n`);
   if (db.repositories) write("etc/apk/repositories", db.repositories.map((r) => `${r}\n`).join(""));
-  fs.mkdirSync(path.join(root, "etc/apk/keys"), { recursive: true });
+  staging.mkdirp("etc/apk/keys");
   for (const [name, pem] of db.keys) {
     if (name.includes("/") || name.startsWith(".")) throw new Error(`key file name ${JSON.stringify(name)} is not accepted: a plain file name`);
     // The last guard: only public keys ever enter a root.
     if (isPrivateKeyPem(pem)) throw new Error(`key ${JSON.stringify(name)} is a PRIVATE key; only public keys may be written to etc/apk/keys`);
-    write(path.join("etc/apk/keys", name), pem);
+    write(`etc/apk/keys/${name}`, pem);
   }
 }
 

@@ -4,6 +4,7 @@
  */
 import * as fs from "node:fs";
 import * as path from "node:path";
+import { StagingRoot } from "../apk/staging-root";
 
 export interface BootFiles {
   /** the kernel, moved out of the tree, or undefined when the image has none */
@@ -18,14 +19,15 @@ const MICROCODE_FILES: Record<string, string> = { intel: "intel-ucode.img", amd:
 
 /** Moves the kernel and microcode into `outDir` and deletes /boot from the tree. */
 export function splitBoot(root: string, outDir: string, opts: { kernelFlavor: string; microcode: string }): BootFiles {
-  const boot = path.join(root, "boot");
+  // Inside the root only: a package's boot -> /host/dir never copies the host's kernel.
+  const staging = new StagingRoot(root, "/boot");
   const result: BootFiles = { removed: [] };
-  if (!fs.existsSync(boot)) {
+  if (!staging.stat("boot")?.stat.isDirectory()) {
     if (opts.kernelFlavor !== "none") throw new Error(`kernel: flavor "${opts.kernelFlavor}" was asked for, but no package installed /boot/vmlinuz-${opts.kernelFlavor}`);
     return result;
   }
   fs.mkdirSync(outDir, { recursive: true });
-  const names = fs.readdirSync(boot).sort();
+  const names = staging.readdir("boot").sort();
   if (opts.kernelFlavor !== "none") {
     const name = `vmlinuz-${opts.kernelFlavor}`;
     if (!names.includes(name)) {
@@ -33,16 +35,16 @@ export function splitBoot(root: string, outDir: string, opts: { kernelFlavor: st
       throw new Error(`kernel: no /boot/${name} in the image (found: ${found.join(", ") || "no kernel"}); install linux-${opts.kernelFlavor} or set kernel to none`);
     }
     result.kernel = path.join(outDir, "vmlinuz");
-    fs.copyFileSync(path.join(boot, name), result.kernel);
+    staging.copyOut(`boot/${name}`, result.kernel);
   }
   if (opts.microcode !== "none") {
     const name = MICROCODE_FILES[opts.microcode];
     if (!name || !names.includes(name)) throw new Error(`microcode: no /boot/${name ?? opts.microcode} in the image; install ${opts.microcode}-ucode`);
     result.microcode = path.join(outDir, "microcode");
-    fs.copyFileSync(path.join(boot, name), result.microcode);
+    staging.copyOut(`boot/${name}`, result.microcode);
   }
   result.removed = names;
-  fs.rmSync(boot, { recursive: true, force: true });
-  fs.mkdirSync(boot);
+  staging.remove("boot");
+  staging.mkdirp("boot");
   return result;
 }

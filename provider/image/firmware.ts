@@ -5,6 +5,7 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import picomatch from "picomatch";
+import { StagingRoot } from "../apk/staging-root";
 
 export interface FirmwareTrim {
   kept: number;
@@ -13,9 +14,12 @@ export interface FirmwareTrim {
 }
 
 export function trimFirmware(root: string, keep: string[]): FirmwareTrim {
-  const base = path.join(root, "lib", "firmware");
   const result: FirmwareTrim = { kept: 0, dropped: 0, droppedBytes: 0 };
-  if (!fs.existsSync(base)) return result;
+  // Resolved inside the root: a package's lib/firmware -> /host/dir never leads to the host.
+  // Below it only real directories are entered and only their entries are deleted.
+  const found = new StagingRoot(root, "firmware").stat("lib/firmware");
+  if (!found?.stat.isDirectory()) return result;
+  const base = found.host;
   // A bare name keeps that file or that directory's files; globs match paths under /lib/firmware.
   const matchers = keep.map((k) => picomatch(k.replace(/^\/?(lib\/firmware\/)?/, ""), { dot: true }));
   const dirPrefixes = keep.filter((k) => !/[*?[\]{}]/.test(k)).map((k) => `${k.replace(/^\/?(lib\/firmware\/)?/, "").replace(/\/+$/, "")}/`);

@@ -58,7 +58,11 @@ export const imageConfigSchema = z
     files: z
       .array(
         z.strictObject({
-          path: z.string().regex(/^\/?[^\0]+$/, "expected an absolute path in the image").refine((p) => !p.split("/").includes(".."), 'expected a path without ".."'),
+          path: z
+            .string()
+            .regex(/^\/?[^\0]+$/, "expected an absolute path in the image")
+            .refine((p) => !p.split("/").includes(".."), 'expected a path without ".."')
+            .refine((p) => p.split("/").some((part) => part !== "" && part !== "."), 'expected a file path such as "/etc/motd", not the root itself'),
           content: z.string(),
           mode: z.number().int().min(0).max(0o7777, "expected permission bits such as 0o644 (420)").optional(),
         }),

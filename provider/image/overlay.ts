@@ -6,6 +6,7 @@
 import { sha256Hex as sha256 } from "../file-hash";
 import * as fs from "node:fs";
 import * as path from "node:path";
+import { StagingRoot } from "../apk/staging-root";
 
 export interface OverlayEntry {
   /** path in the image, relative, "/" separated */
@@ -64,10 +65,18 @@ export function scanOverlay(dir: string): OverlayEntry[] {
   return entries;
 }
 
+/** An inline file's path relative to the root ("/etc/x", "./etc//x" -> "etc/x"); "" for the root itself. */
+export function inlinePath(p: string): string {
+  return p
+    .split("/")
+    .filter((part) => part !== "" && part !== ".")
+    .join("/");
+}
+
 /** Inline files as overlay entries (with their parent directories implied). */
 export function inlineEntries(files: InlineFile[]): OverlayEntry[] {
   return files.map((f) => {
-    const rel = f.path.replace(/^\/+/, "");
+    const rel = inlinePath(f.path);
     const content = Buffer.from(f.content, "utf8");
     return { path: rel, type: "file" as const, mode: f.mode ?? 0o644, size: content.length, source: content, sha256: sha256(content) };
   });
@@ -96,4 +105,19 @@ export function overlayDigest(entries: OverlayEntry[]): string {
     .sort()
     .map((p) => `${p}\t${summary[p]}\n`);
   return sha256(lines.join(""));
+}
+
+/**
+ * Lays overlay entries (sorted by path) on the staging root, inside it only: directories get
+ * their mode, files replace whatever stood at their path, symlinks are copied as symlinks and
+ * never followed; a symlink already in the tree is followed only inside the root.
+ */
+export function writeOverlay(root: string, entries: OverlayEntry[]): void {
+  const staging = new StagingRoot(root, "overlay");
+  for (const e of entries) {
+    if (e.type === "dir") staging.directory(e.path, e.mode);
+    else if (e.type === "symlink") staging.symlink(e.path, e.linkTarget!, { replaceDirectory: true });
+    else if (Buffer.isBuffer(e.source)) staging.writeFile(e.path, e.source, e.mode, { replaceDirectory: true });
+    else staging.copyIn(e.source!, e.path, e.mode, { replaceDirectory: true });
+  }
 }

@@ -13,7 +13,8 @@ import type { CpioEntry } from "./cpio-writer";
 import { servicesOf } from "./image-config";
 import { enableServices } from "./services";
 import type { ResolvedPlan } from "./plan";
-import type { OverlayEntry } from "./overlay";
+import { writeOverlay } from "./overlay";
+import { StagingRoot } from "../apk/staging-root";
 
 /** Installs the plan's lock into `staging`; resolves to the ownership manifest and the script warnings. */
 export async function installTree(resolved: ResolvedPlan, staging: string, progress: (m: string) => void): Promise<{ manifest: FileManifest; warnings: string[] }> {
@@ -45,35 +46,13 @@ export function layOverlay(staging: string, resolved: ResolvedPlan, progress: (m
   writeOverlay(staging, resolved.overlayEntries);
   const overlayPaths = new Set(resolved.overlayEntries.map((e) => e.path));
   if (config.hostname) {
-    fs.mkdirSync(path.join(staging, "etc"), { recursive: true });
-    fs.writeFileSync(path.join(staging, "etc", "hostname"), `${config.hostname}\n`);
+    new StagingRoot(staging).writeFile("etc/hostname", `${config.hostname}\n`);
     overlayPaths.add("etc/hostname");
   }
   const links = enableServices(staging, servicesOf(config));
   if (links.skipped.length > 0) progress(`default services not installed, skipped: ${links.skipped.join(" ")}`);
   for (const level of Object.keys(links.enabled)) overlayPaths.add(`etc/runlevels/${level}`);
   return overlayPaths;
-}
-
-function writeOverlay(root: string, entries: OverlayEntry[]): void {
-  for (const e of entries) {
-    const dest = path.join(root, e.path);
-    fs.mkdirSync(path.dirname(dest), { recursive: true });
-    const existing = fs.lstatSync(dest, { throwIfNoEntry: false });
-    if (e.type === "dir") {
-      if (existing && !existing.isDirectory()) fs.rmSync(dest, { force: true });
-      fs.mkdirSync(dest, { recursive: true });
-      fs.chmodSync(dest, e.mode);
-      continue;
-    }
-    if (existing) fs.rmSync(dest, { recursive: true, force: true });
-    if (e.type === "symlink") fs.symlinkSync(e.linkTarget!, dest);
-    else {
-      if (Buffer.isBuffer(e.source)) fs.writeFileSync(dest, e.source);
-      else fs.copyFileSync(e.source!, dest);
-      fs.chmodSync(dest, e.mode);
-    }
-  }
 }
 
 /**
