@@ -102,6 +102,14 @@ export function safeEntryPath(name: string, source: string): string {
   return parts.join("/");
 }
 
+/**
+ * The host path of `rel` inside `root`, its directories' symlinks followed inside the root (the
+ * last component not followed); see StagingRoot.resolve. A ".." that climbs out is refused.
+ */
+export function resolveInRoot(root: string, rel: string, source: string): string {
+  return new StagingRoot(root, source).resolve(rel);
+}
+
 function sha1(data: Buffer | string): string {
   return createHash("sha1").update(data).digest("hex");
 }
