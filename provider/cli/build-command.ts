@@ -4,6 +4,7 @@ import type { Command } from "commander";
 import { parse as parseYaml } from "yaml";
 import { planImage } from "../image/plan";
 import { buildImage } from "../image/build";
+import { terminalSink } from "../progress";
 
 /** Reads a build config (YAML or JSON: JSON is YAML) with the inputs of AlpineImage. */
 export function readBuildConfig(file: string): unknown {
@@ -37,7 +38,8 @@ export function registerBuildCommands(program: Command): void {
     .option("--force", "build even when the cache holds this plan")
     .action(async (configFile: string, flags: BuildFlags) => {
       const baseDir = path.dirname(path.resolve(configFile));
-      const progress = (m: string) => process.stderr.write(`[ramroot] ${m}\n`);
+      const sink = terminalSink();
+      const progress = (m: string) => sink(m);
       const resolved = await planImage(readBuildConfig(configFile) as never, { baseDir, onProgress: progress });
       if (flags.planOnly) {
         process.stdout.write(JSON.stringify(resolved.plan, null, 2) + "\n");

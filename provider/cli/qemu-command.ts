@@ -1,5 +1,6 @@
 import type { Command } from "commander";
 import { bootQemu, logTail, type BootMedia } from "../qemu/boot";
+import { heartbeat, terminalSink } from "../progress";
 
 interface BootTestFlags {
   kernel?: string;
@@ -29,12 +30,15 @@ export function registerQemuCommands(program: Command): void {
       if (!Number.isFinite(timeoutS) || timeoutS <= 0) {
         throw new Error(`--timeout: "${flags.timeout}" is not a positive number of seconds`);
       }
+      // With the console hidden (or sent to a file), say every 10 s that the wait goes on.
+      const sink = terminalSink();
+      const waiting = flags.quiet || !process.stdout.isTTY ? heartbeat((s) => sink(`waiting for "${flags.expect}": ${s} of at most ${timeoutS} s`, true)) : undefined;
       const result = await bootQemu({
         media,
         marker: flags.expect,
         timeoutMs: timeoutS * 1000,
         onOutput: flags.quiet ? undefined : (chunk) => process.stdout.write(chunk),
-      });
+      }).finally(() => waiting?.stop());
       if (result.found) {
         process.stderr.write(`\nramroot: marker "${flags.expect}" seen after ${(result.durationMs / 1000).toFixed(1)} s\n`);
         return;

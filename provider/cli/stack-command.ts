@@ -11,6 +11,7 @@ import type { JournalEntry } from "../boot/journal";
 import { parseTargetSpec, resolveTargetSpec, type TargetSpec } from "../boot/target-spec";
 import { cachedImage } from "../image/build";
 import { findProjectDir } from "../project-dir";
+import { heartbeat, terminalSink } from "../progress";
 import { bootQemu, qemuArgs, type BootMedia } from "../qemu/boot";
 
 const SLOTS = ["a", "b"];
@@ -203,7 +204,9 @@ export function registerStackCommands(program: Command): void {
         await new Promise<void>((resolve) => child.on("close", () => resolve()));
         return;
       }
-      const result = await bootQemu({ media, marker: flags.expect, timeoutMs: Number(flags.timeout) * 1000, noReboot: false, onOutput: (c) => process.stdout.write(c) });
+      const sink = terminalSink();
+      const waiting = process.stdout.isTTY ? undefined : heartbeat((s) => sink(`waiting for "${flags.expect}" on the console: ${s} of at most ${flags.timeout} s`, true));
+      const result = await bootQemu({ media, marker: flags.expect, timeoutMs: Number(flags.timeout) * 1000, noReboot: false, onOutput: (c) => process.stdout.write(c) }).finally(() => waiting?.stop());
       if (!result.found) throw new Error(`qemu: "${flags.expect}" did not show within ${flags.timeout} s`);
       const line = result.log.split(/\r?\n/).find((l) => l.includes(flags.expect!));
       process.stderr.write(`\n[ramroot] seen: ${line?.trim()}\n`);

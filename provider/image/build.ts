@@ -19,7 +19,7 @@ import { compressionSuffix } from "./compress";
 import { buildSbom } from "./sbom";
 import { canonicalJson, type ImagePlan, type ResolvedPlan } from "./plan";
 import { LayerCache, concatenateLayers, DamagedLayerError, type StoredLayer } from "./layer-cache";
-import { foldedLayer, foldedLayerKey, KERNEL_FILE, MICROCODE_FILE, overlayArchive, overlayLayerKey, packageLayer, packageLayerKey, planOverlayLayer } from "./layers";
+import { foldedLayer, foldedLayerKey, KERNEL_FILE, MICROCODE_FILE, overlayArchive, overlayLayerKey, packageLayer, packageLayerKey, planOverlayLayer, type OnPacked } from "./layers";
 
 export interface Artifact {
   /** absolute path in the image cache */
@@ -55,6 +55,8 @@ export interface BuildOptions {
   onProgress?: (message: string) => void;
   /** build even when the cache holds the plan */
   force?: boolean;
+  /** every archive packed, with its entries, while the staging tree still exists (tests read it back) */
+  onPacked?: OnPacked;
 }
 
 /** RAMROOT_IMAGE_CACHE, else images/ in the ramroot cache. */
@@ -93,21 +95,21 @@ export async function cachedImage(plan: Pick<ImagePlan, "planId">, cacheDir = de
 
 
 /** The image's layers, from the layer cache or built now: [packages, overlay], or [folded]. */
-async function imageLayers(resolved: ResolvedPlan, cache: LayerCache, progress: (m: string) => void): Promise<StoredLayer[]> {
-  const packages = await packageLayer(resolved, cache, progress);
+async function imageLayers(resolved: ResolvedPlan, cache: LayerCache, progress: (m: string) => void, onPacked?: OnPacked): Promise<StoredLayer[]> {
+  const packages = await packageLayer(resolved, cache, progress, onPacked);
   const overlay = planOverlayLayer(resolved, packages);
   if ("fold" in overlay) {
     progress(`the overlay cannot be layered (${overlay.fold}): packing the image as one archive`);
-    return [await foldedLayer(resolved, cache, progress)];
+    return [await foldedLayer(resolved, cache, progress, onPacked)];
   }
   if (overlay.skippedServices.length > 0) progress(`default services not installed, skipped: ${overlay.skippedServices.join(" ")}`);
-  return [packages, await overlayArchive(resolved, packages, overlay.entries, cache, progress)];
+  return [packages, await overlayArchive(resolved, packages, overlay.entries, cache, progress, onPacked)];
 }
 
 /** Concatenates the layers into `out`; a damaged cached layer is dropped and built again, once. */
-async function writeInitramfs(resolved: ResolvedPlan, cache: LayerCache, out: string, progress: (m: string) => void): Promise<{ layers: StoredLayer[]; sha256: string; size: number }> {
+async function writeInitramfs(resolved: ResolvedPlan, cache: LayerCache, out: string, progress: (m: string) => void, onPacked?: OnPacked): Promise<{ layers: StoredLayer[]; sha256: string; size: number }> {
   for (let attempt = 0; ; attempt++) {
-    const layers = await imageLayers(resolved, cache, progress);
+    const layers = await imageLayers(resolved, cache, progress, onPacked);
     try {
       return { layers, ...(await concatenateLayers(layers, out)) };
     } catch (err) {
@@ -140,7 +142,7 @@ export async function buildImage(resolved: ResolvedPlan, opts: BuildOptions = {}
   try {
     const initramfsName = `initramfs${compressionSuffix(config.compression)}`;
     const initramfsPath = path.join(outDir, initramfsName);
-    const whole = await writeInitramfs(resolved, layerCache, initramfsPath, progress);
+    const whole = await writeInitramfs(resolved, layerCache, initramfsPath, progress, opts.onPacked);
     const initramfs: Artifact = { path: initramfsPath, sha256: whole.sha256, size: whole.size };
     const base = whole.layers[0]!;
     const beside = async (name: string, as: string) => {

@@ -25,6 +25,7 @@ import { BUILDER_FORMAT, canonicalJson, type ResolvedPlan } from "./plan";
 import { collectEntries, installTree, layOverlay } from "./staging-tree";
 import { overlayLayer, type OverlayLayer, type PackageIndex } from "./overlay-layer";
 import type { LayerCache, StoredLayer } from "./layer-cache";
+import { counter } from "../progress";
 
 /** Files a base layer (packages or folded) keeps beside its archive. */
 export const KERNEL_FILE = "vmlinuz";
@@ -76,23 +77,28 @@ export function foldedLayerKey(resolved: ResolvedPlan): string {
   return sha256Hex(canonicalJson({ layer: "folded", format: BUILDER_FORMAT, plan: resolved.plan.planId }));
 }
 
+/** Called with every archive the build packs, while the files its entries name still exist (tests read it back). */
+export type OnPacked = (archive: { file: string; entries: CpioEntry[] }) => Promise<void> | void;
+
 /** Packs the entries as newc, compresses them and writes `out`; resolves to the archive's raw size. */
-export async function packArchive(entries: CpioEntry[], out: string, compression: Compression, level: number, epoch: number, progress: Progress): Promise<number> {
+export async function packArchive(entries: CpioEntry[], out: string, compression: Compression, level: number, epoch: number, progress: Progress, onPacked?: OnPacked): Promise<number> {
   const raw = new PassThrough({ highWaterMark: 1 << 20 });
   const c = compressor(compression, level);
-  const done = c ? pipeline(raw, c, fs.createWriteStream(out)) : pipeline(raw, fs.createWriteStream(out));
-  let lastReport = 0;
+  const file = fs.createWriteStream(out);
+  const done = c ? pipeline(raw, c, file) : pipeline(raw, file);
+  const packed = counter(progress, "packed", undefined, { unit: "bytes" });
+  let last = 0;
   const total = await writeCpio(entries, raw, {
     epoch,
     onProgress: (bytes) => {
-      if (bytes - lastReport >= 64 << 20) {
-        lastReport = bytes;
-        progress(`packed ${(bytes / (1 << 20)).toFixed(0)} MiB`);
-      }
+      packed.add(bytes - last, c ? `${(file.bytesWritten / (1 << 20)).toFixed(1)} MiB ${compression} written` : undefined);
+      last = bytes;
     },
   });
   raw.end();
   await done;
+  if (total >= 8 << 20) packed.done(c ? `${(file.bytesWritten / (1 << 20)).toFixed(1)} MiB ${compression}` : undefined);
+  await onPacked?.({ file: out, entries });
   return total;
 }
 
@@ -123,7 +129,7 @@ function options(resolved: ResolvedPlan) {
 }
 
 /** The package layer, from the cache or installed and packed now. */
-export async function packageLayer(resolved: ResolvedPlan, cache: LayerCache, progress: Progress): Promise<StoredLayer> {
+export async function packageLayer(resolved: ResolvedPlan, cache: LayerCache, progress: Progress, onPacked?: OnPacked): Promise<StoredLayer> {
   const key = packageLayerKey(resolved);
   const hit = cache.get(key);
   if (hit) {
@@ -138,7 +144,7 @@ export async function packageLayer(resolved: ResolvedPlan, cache: LayerCache, pr
       const entries = collectEntries(staging, manifest, new Set());
       fs.writeFileSync(path.join(dir, PATHS_FILE), JSON.stringify(pathIndexOf(entries)) + "\n");
       progress(`packing the package layer: ${entries.length} entries (${compression}${level ? ` -${level}` : ""})`);
-      const rawSize = await packArchive(entries, archive, compression, level, epoch, progress);
+      const rawSize = await packArchive(entries, archive, compression, level, epoch, progress, onPacked);
       return { rawSize, warnings };
     }),
   );
@@ -171,17 +177,17 @@ export function planOverlayLayer(resolved: ResolvedPlan, packages: StoredLayer):
 }
 
 /** The overlay layer, from the cache or packed now. */
-export async function overlayArchive(resolved: ResolvedPlan, packages: StoredLayer, entries: CpioEntry[], cache: LayerCache, progress: Progress): Promise<StoredLayer> {
+export async function overlayArchive(resolved: ResolvedPlan, packages: StoredLayer, entries: CpioEntry[], cache: LayerCache, progress: Progress, onPacked?: OnPacked): Promise<StoredLayer> {
   const key = overlayLayerKey(resolved, packages.key);
   const hit = cache.get(key);
   if (hit) return hit;
   const { compression, level, epoch } = options(resolved);
   progress(`packing the overlay layer: ${entries.length} entries`);
-  return cache.put(key, async (archive) => ({ rawSize: await packArchive(entries, archive, compression, level, epoch, progress), warnings: [] }));
+  return cache.put(key, async (archive) => ({ rawSize: await packArchive(entries, archive, compression, level, epoch, progress, onPacked), warnings: [] }));
 }
 
 /** The whole tree in one archive (overlay laid on the installed packages), from the cache or built now. */
-export async function foldedLayer(resolved: ResolvedPlan, cache: LayerCache, progress: Progress): Promise<StoredLayer> {
+export async function foldedLayer(resolved: ResolvedPlan, cache: LayerCache, progress: Progress, onPacked?: OnPacked): Promise<StoredLayer> {
   const key = foldedLayerKey(resolved);
   const hit = cache.get(key);
   if (hit) return hit;
@@ -193,7 +199,7 @@ export async function foldedLayer(resolved: ResolvedPlan, cache: LayerCache, pro
       finishTree(staging, dir, resolved, progress);
       const entries = collectEntries(staging, manifest, overlayPaths);
       progress(`packing one archive: ${entries.length} entries`);
-      const rawSize = await packArchive(entries, archive, compression, level, epoch, progress);
+      const rawSize = await packArchive(entries, archive, compression, level, epoch, progress, onPacked);
       return { rawSize, warnings };
     }),
   );

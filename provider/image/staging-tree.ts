@@ -15,11 +15,24 @@ import { enableServices } from "./services";
 import type { ResolvedPlan } from "./plan";
 import { writeOverlay } from "./overlay";
 import { StagingRoot } from "../apk/staging-root";
+import { counter } from "../progress";
 
 /** Installs the plan's lock into `staging`; resolves to the ownership manifest and the script warnings. */
 export async function installTree(resolved: ResolvedPlan, staging: string, progress: (m: string) => void): Promise<{ manifest: FileManifest; warnings: string[] }> {
   const { config } = resolved;
-  progress(`installing ${resolved.lock.packages.length} packages`);
+  const total = resolved.lock.packages.length;
+  progress(`installing ${total} packages`);
+  // The installer says "fetch NAME-VERSION" and "unpack NAME-VERSION" (or "install ..." for a
+  // package without files) once per package: counted here, at most a line a second each.
+  const names = new Set(resolved.lock.packages.map((p) => `${p.name}-${p.version}`));
+  const fetched = counter(progress, "packages fetched", total, { intervalMs: 1000 });
+  const unpacked = counter(progress, "packages installed", total, { intervalMs: 1000 });
+  const onProgress = (m: string) => {
+    const [verb, what = ""] = m.split(" ", 2);
+    if (verb === "fetch" && names.has(what)) fetched.add(1, what);
+    else if ((verb === "unpack" || verb === "install") && names.has(what)) unpacked.add(1, what);
+    else progress(m);
+  };
   const installed = await installPackages({
     root: staging,
     lock: resolved.lock,
@@ -28,7 +41,7 @@ export async function installTree(resolved: ResolvedPlan, staging: string, progr
     allowUntrusted: config.allowUntrusted,
     repositories: config.repositories,
     locate: packageLocator(resolved.repositories),
-    onProgress: progress,
+    onProgress,
   });
   const warnings: string[] = [];
   for (const s of installed.skippedScripts) warnings.push(`${s.package} ${s.script} not run: ${s.detail ?? "architecture differs"}`);

@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { heartbeat } from "../progress";
 import { bootQemu, logTail } from "../qemu/boot";
 import { checkInputs } from "./check-inputs";
 import { diffProperties } from "./property-diff";
@@ -31,12 +32,19 @@ export interface BootTestOutputs extends BootTestInputs {
 async function run(inputs: BootTestInputs, ctx: OperationContext): Promise<BootTestOutputs> {
   if (ctx.preview) return { ...inputs, passed: false, seconds: 0 };
   ctx.log(`booting image ${inputs.imageId.slice(0, 12)} in QEMU, waiting for "${inputs.marker}"`);
+  let lastLine = "";
+  const waiting = heartbeat((s) => ctx.log(`waiting for "${inputs.marker}": ${s} of at most ${inputs.timeoutSeconds} s${lastLine ? `; console: ${lastLine.slice(0, 80)}` : ""}`));
   const result = await bootQemu({
     media: { kind: "kernel", kernel: inputs.kernel, initrd: inputs.initrd, append: inputs.append },
     marker: inputs.marker,
     timeoutMs: inputs.timeoutSeconds * 1000,
     memoryMiB: inputs.memoryMiB,
-  });
+    onOutput: (chunk) => {
+      // eslint-disable-next-line no-control-regex
+      const line = chunk.replace(/\x1b\[[0-9;?]*[A-Za-z]/g, "").split(/\r?\n/).map((l) => l.replace(/[\x00-\x1f\x7f]/g, "").trim()).filter((l) => l !== "").pop();
+      if (line) lastLine = line;
+    },
+  }).finally(() => waiting.stop());
   if (!result.found) {
     const why = result.reason === "timeout" ? `did not print it within ${inputs.timeoutSeconds} s` : `stopped (QEMU exit ${result.exitCode}) before printing it`;
     throw new Error(`boot test: image ${inputs.imageId.slice(0, 12)} ${why}; nothing was written to the target. Last console lines:\n${logTail(result.log, 15)}`);

@@ -8,12 +8,16 @@ import { buildImage } from "../../provider/image/build";
 import { bootQemu } from "../../provider/qemu/boot";
 import { buildImageRepo, type ImageRepo } from "../fixtures/image-repo";
 import { ramroot } from "../fixtures/debian-repo";
+import { readBack, readBackEveryArchive } from "../fixtures/image-readback";
 
 // Builds real images from a real-format signed repository made of Debian binaries, and boots them.
 jest.setTimeout(900_000);
 
 let work: string;
 let repo: ImageRepo;
+// every archive a build here packs is read back through cpio-stream and compared with its staging tree
+const archives = readBackEveryArchive();
+const sha256 = (text: string) => require("node:crypto").createHash("sha256").update(text).digest("hex");
 
 const HELLO = `#!/bin/sh
 # a service from the overlay: its marker carries a value from another overlay file
@@ -60,6 +64,11 @@ test("builds an image that boots with its own kernel: init, a service, the overl
   const initramfs = /initramfs\s+(\S+)/.exec(out)?.[1];
   expect(imageId).toBeDefined();
   expect(fs.existsSync(kernel!)).toBe(true);
+  // built by the CLI: read back through cpio-stream, the layers folded as the kernel unpacks them
+  const tree = await readBack(initramfs!);
+  expect(tree.get("etc/ramroot/message")?.sha256).toBe(sha256("hello-from-overlay\n"));
+  expect(tree.get("etc/hostname")?.sha256).toBe(sha256("testbox\n"));
+  expect(tree.get("bin/busybox")).toEqual(expect.objectContaining({ type: "file", mode: 0o755 }));
   const result = await bootQemu({
     media: { kind: "kernel", kernel: kernel!, initrd: initramfs!, append: "rdinit=/sbin/init" },
     marker: "RAMROOT-UP msg=hello-from-overlay user=100 uname=Linux host=testbox",
@@ -82,12 +91,12 @@ test("layered: same config in another directory, later, gives the same bytes; an
   const cb = writeProject(b, "same");
   const plan = (config: string, dir: string) => planImage(require("yaml").parse(fs.readFileSync(config, "utf8")), { baseDir: dir });
   const pa = await plan(ca, a);
-  const ia = await buildImage(pa, { cacheDir: path.join(work, "cache-a") });
+  const ia = await buildImage(pa, { cacheDir: path.join(work, "cache-a"), onPacked: archives.onPacked });
   expect(ia.layers).toHaveLength(2);
   await new Promise((r) => setTimeout(r, 1100)); // a different second for every host timestamp
   fs.utimesSync(path.join(b, "root", "etc", "ramroot", "message"), new Date(), new Date());
   const pb = await plan(cb, b);
-  const ib = await buildImage(pb, { cacheDir: path.join(work, "cache-b") });
+  const ib = await buildImage(pb, { cacheDir: path.join(work, "cache-b"), onPacked: archives.onPacked });
   expect(ib.built).toBe(true);
   expect(pb.plan.planId).toBe(pa.plan.planId);
   expect(ib.kernel!.sha256).toBe(ia.kernel!.sha256);
@@ -99,7 +108,7 @@ test("layered: same config in another directory, later, gives the same bytes; an
   fs.writeFileSync(path.join(b, "root", "etc", "ramroot", "message"), "changed\n");
   const pe = await plan(cb, b);
   const log: string[] = [];
-  const ie = await buildImage(pe, { cacheDir: path.join(work, "cache-b"), onProgress: (m) => log.push(m) });
+  const ie = await buildImage(pe, { cacheDir: path.join(work, "cache-b"), onProgress: (m) => log.push(m), onPacked: archives.onPacked });
   expect(pe.plan.planId).not.toBe(pa.plan.planId);
   expect(ie.imageId).not.toBe(ia.imageId);
   expect(pe.plan.packages).toEqual(pa.plan.packages);
@@ -114,9 +123,14 @@ test("layered: same config in another directory, later, gives the same bytes; an
 
   // The same edit built cold elsewhere, with no layer cache: the same bytes.
   const cc = writeProject(c, "changed");
-  const ic = await buildImage(await plan(cc, c), { cacheDir: path.join(work, "cache-c") });
+  const ic = await buildImage(await plan(cc, c), { cacheDir: path.join(work, "cache-c"), onPacked: archives.onPacked });
   expect(ic.initramfs.sha256).toBe(ie.initramfs.sha256);
   expect(ic.imageId).toBe(ie.imageId);
+  // the concatenated image, read back whole: the edit in the overlay layer wins over nothing else
+  const tree = await readBack(ie.initramfs.path);
+  expect(tree.get("etc/ramroot/message")).toEqual(expect.objectContaining({ type: "file", mode: 0o644, uid: 0, gid: 0, sha256: sha256("changed\n") }));
+  expect(tree.get("etc/motd-link")).toEqual(expect.objectContaining({ type: "symlink", linkTarget: "/etc/ramroot/message" }));
+  expect(archives.checked).toBeGreaterThanOrEqual(5); // a: 2, b: 2, e: overlay only, c: 2
 
   const result = await bootQemu({
     media: { kind: "kernel", kernel: ie.kernel!.path, initrd: ie.initramfs.path, append: "rdinit=/sbin/init" },
@@ -162,7 +176,7 @@ test("an overlay file where the packages have a directory cannot be layered: one
   fs.writeFileSync(path.join(project, "root", "etc", "init.d", "hello"), HELLO.replace("msg=$(cat /etc/ramroot/message)", "msg=$(cat /etc/ramroot/message)-$(cat /lib/modules)"), { mode: 0o755 });
   const log: string[] = [];
   const resolved = await planImage(require("yaml").parse(fs.readFileSync(config, "utf8")), { baseDir: project });
-  const image = await buildImage(resolved, { cacheDir: path.join(work, "cache-f"), onProgress: (m) => log.push(m) });
+  const image = await buildImage(resolved, { cacheDir: path.join(work, "cache-f"), onProgress: (m) => log.push(m), onPacked: archives.onPacked });
   expect(image.layers).toHaveLength(1);
   expect(log.some((m) => m.includes("lib/modules: replaces a directory of the packages"))).toBe(true);
   const result = await bootQemu({
@@ -199,8 +213,8 @@ test("a zstd image (multi-threaded, still reproducible) boots too", async () => 
   fs.mkdirSync(project);
   const config = writeProject(project, "zstd-image", "zstd");
   const resolved = await planImage(require("yaml").parse(fs.readFileSync(config, "utf8")), { baseDir: project });
-  const a = await buildImage(resolved, { cacheDir: path.join(work, "cache-z1") });
-  const b = await buildImage(resolved, { cacheDir: path.join(work, "cache-z2") });
+  const a = await buildImage(resolved, { cacheDir: path.join(work, "cache-z1"), onPacked: archives.onPacked });
+  const b = await buildImage(resolved, { cacheDir: path.join(work, "cache-z2"), onPacked: archives.onPacked });
   expect(a.initramfs.path.endsWith(".zst")).toBe(true);
   expect(b.initramfs.sha256).toBe(a.initramfs.sha256);
   const result = await bootQemu({
