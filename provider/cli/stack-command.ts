@@ -112,6 +112,9 @@ export async function rollback(stack: Stack, target: TargetSpec, opts: RollbackO
   if (version === undefined || !Number.isInteger(version)) {
     throw new Error(opts.to !== undefined ? `--to: "${opts.to}" is not an update number; see \`ramroot history\`` : "rollback: there is no earlier successful update to go back to");
   }
+  if (!history.some((h) => h.version === version)) {
+    throw new Error(`--to: no update ${version} in stack ${stack.name} (its updates are numbered 1 to ${history.length}; see \`ramroot history\`)`);
+  }
   const state = await inspectTarget(target, SLOTS);
   const deployed = imageDeployedBy(version, history, state.journal);
   if (!deployed?.planId) throw new Error(`--to: update ${version} switched nothing that the journal on ${state.description} records`);
