@@ -1,10 +1,12 @@
 /**
  * What a process must undo however it ends: temporary key files, ssh master connections,
  * scratch directories. A registered cleanup runs once, synchronously, on normal exit and on
- * SIGINT, SIGTERM and SIGHUP (after which the signal's default action is taken again, so the
- * exit status still says which signal ended the process). SIGKILL cannot be caught: whatever is
+ * SIGINT, SIGTERM and SIGHUP, after which the process ends with 128 + the signal's number.
+ * Ending is not left to other listeners: signal-exit (under execa) defers to any other listener
+ * and would let a "killed" deploy go on writing. SIGKILL cannot be caught: whatever is
  * registered here must also be harmless or self-expiring when it is left behind.
  */
+import { constants } from "node:os";
 
 type Cleanup = () => void;
 
@@ -25,12 +27,8 @@ function runAll(): void {
 
 function onSignal(signal: NodeJS.Signals): void {
   runAll();
-  // Others may handle the signal too (the provider server closes gracefully on SIGTERM); when
-  // nobody else does, end the way the signal would have.
-  if (process.listenerCount(signal) <= 1) {
-    for (const s of SIGNALS) process.removeListener(s, onSignal);
-    process.kill(process.pid, signal);
-  }
+  // process.exit still runs the 'exit' listeners (execa's kills its subprocesses there).
+  process.exit(128 + (constants.signals[signal] ?? 0));
 }
 
 function install(): void {
