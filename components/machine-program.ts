@@ -8,32 +8,37 @@
  *   trial      {probePath, timeoutSeconds, reboot} for the trial strategy
  *   bootTest   {marker, timeoutSeconds}: boot the image in QEMU before it is written
  *   append     extra kernel command line
- *   rollbackTo a planId to select instead of the config's image (set by `ramroot rollback`)
+ *   pin        {update, planId, imageId}: written by `ramroot rollback`, removed by `ramroot
+ *              release`; the provider's AbSystem reads it from the stack config
  */
 import * as pulumi from "@pulumi/pulumi";
 import { AbSystem } from "./ab-system";
-import { resolveTargetSpec, type TargetSpec } from "../provider/boot/target-spec";
+import type { TargetSpec } from "../provider/boot/target-spec";
 import type { ImageConfigInput } from "../provider/image/image-config";
-import type { TrialInputs } from "../provider/resources/syslinux-config-resource";
 
-export async function machineProgram(): Promise<Record<string, unknown>> {
+export function machineProgram(): Record<string, pulumi.Output<unknown>> {
   const config = new pulumi.Config("ramroot");
-  const target = config.requireObject<TargetSpec>("target");
-  const system = await AbSystem.create("machine", {
-    target: resolveTargetSpec(target, process.cwd()),
+  const strategy = config.get("strategy");
+  const trial = config.getObject<{ probePath?: string; timeoutSeconds?: number; reboot?: boolean }>("trial");
+  const bootTest = config.getObject<{ marker: string; timeoutSeconds?: number }>("bootTest");
+  const append = config.get("append");
+  const system = new AbSystem("machine", {
+    target: config.requireObject<TargetSpec>("target"),
     image: config.requireObject<ImageConfigInput>("image"),
-    strategy: (config.get("strategy") as "switch" | "trial" | undefined) ?? "switch",
-    trial: config.getObject<Partial<TrialInputs>>("trial"),
-    bootTest: config.getObject<{ marker: string; timeoutSeconds?: number }>("bootTest"),
-    append: config.get("append"),
-    rollbackTo: config.get("rollbackTo"),
+    ...(strategy !== undefined ? { strategy } : {}),
+    ...(trial ? { trial } : {}),
+    ...(bootTest ? { bootTest } : {}),
+    ...(append !== undefined ? { append } : {}),
   });
   return {
     activeSlot: system.activeSlot,
+    writtenSlot: system.writtenSlot,
     imageId: system.imageId,
     planId: system.planId,
-    packages: system.image.lock,
-    artifacts: system.image.artifacts,
-    syslinuxDefault: system.syslinux.activeDefault,
+    packages: system.packages,
+    artifacts: system.artifacts,
+    syslinuxDefault: system.syslinuxDefault,
+    pinned: system.pinned,
   };
 }
+

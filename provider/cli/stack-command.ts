@@ -10,6 +10,7 @@ import { inspectTarget, slotHolding, type TargetState } from "../boot/inspect";
 import type { JournalEntry } from "../boot/journal";
 import { parseTargetSpec, resolveTargetSpec, type TargetSpec } from "../boot/target-spec";
 import { cachedImage } from "../image/build";
+import { PIN_CONFIG_KEY } from "../deploy/ab-system-inputs";
 import { findProjectDir } from "../project-dir";
 import { heartbeat, terminalSink } from "../progress";
 import { bootQemu, qemuArgs, type BootMedia } from "../qemu/boot";
@@ -127,12 +128,16 @@ export async function rollback(stack: Stack, target: TargetSpec, opts: RollbackO
     );
   }
   log(`rolling back to update ${version}: image ${short(deployed.imageId)}, ${inSlot ? `already in slot ${inSlot}: switching only` : "in the local cache: writing the idle slot, then switching"}`);
-  await stack.setConfig("ramroot:rollbackTo", { value: deployed.planId });
+  // The pin holds until `ramroot release`: every later preview and up keeps this image.
+  const previous = (await stack.getAllConfig())[PIN_CONFIG_KEY]?.value;
+  await stack.setConfig(PIN_CONFIG_KEY, { value: JSON.stringify({ update: version, planId: deployed.planId, ...(deployed.imageId ? { imageId: deployed.imageId } : {}) }) });
   try {
     const result = await stack.up({ message: `ramroot rollback to update ${version} (image ${short(deployed.imageId)})`, ...(opts.onOutput ? { onOutput: opts.onOutput } : {}) });
     if (result.summary.result !== "succeeded") throw new Error(`rollback: pulumi up ended ${result.summary.result}`);
-  } finally {
-    await stack.removeConfig("ramroot:rollbackTo");
+  } catch (err) {
+    if (previous === undefined) await stack.removeConfig(PIN_CONFIG_KEY);
+    else await stack.setConfig(PIN_CONFIG_KEY, { value: previous });
+    throw err;
   }
   return { version, planId: deployed.planId, ...(deployed.imageId ? { imageId: deployed.imageId } : {}), ...(inSlot ? { inSlot } : {}) };
 }

@@ -1,14 +1,15 @@
 import * as fs from "node:fs";
 import { z } from "zod";
 import { imageConfigSchema, type ImageConfig } from "../image/image-config";
-import { planImage, type ResolvedPlan } from "../image/plan";
+import type { ResolvedPlan } from "../image/plan";
+import { planImageOnce } from "../image/plan-memo";
 import { buildImage, cachedImage, type Artifact } from "../image/build";
 import { imageChangeSummary } from "../image/image-summary";
 import { checkInputs } from "./check-inputs";
 import { diffProperties } from "./property-diff";
 import type { CheckOutcome, OperationContext, ResourceHandler } from "./resource-handler";
 
-export const ALPINE_IMAGE_TOKEN = "ramroot:index:AlpineImage";
+import { ALPINE_IMAGE_TOKEN } from "./tokens";
 
 const summary = z.record(z.string(), z.string());
 
@@ -79,7 +80,8 @@ function shortSummary(summary: Record<string, string>): Record<string, string> {
 }
 
 async function plan(config: ImageConfig, ctx?: OperationContext): Promise<ResolvedPlan> {
-  return planImage(config, { baseDir: process.cwd(), onProgress: ctx ? (m) => ctx.log(m) : undefined });
+  // Once per operation: the AbSystem component, check and create share one plan.
+  return planImageOnce(config, { baseDir: process.cwd(), onProgress: ctx ? (m) => ctx.log(m) : undefined });
 }
 
 /** Checks the config, then plans it: an unknown package, a malformed version, a missing overlay or a wrong key stop the preview here. */
@@ -169,7 +171,7 @@ export const alpineImageHandler: ResourceHandler<AlpineImageInputs, AlpineImageO
   /** The image is still what the state says when its cached artifacts still hash as recorded. */
   async read(_id, olds) {
     if (!olds.artifacts) return undefined;
-    const cached = await cachedImage({ planId: olds.planId } as never, cacheDirOf(olds));
+    const cached = await cachedImage({ planId: olds.planId }, cacheDirOf(olds));
     if (!cached || cached.imageId !== olds.imageId) return undefined;
     return { outs: olds, inputs: inputsOf(olds) as AlpineImageInputs };
   },

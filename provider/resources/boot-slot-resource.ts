@@ -10,7 +10,7 @@ import { formatTargetId, parseTargetId } from "./target-id";
 import { diffTarget } from "./target-identity";
 import type { OperationContext, ResourceHandler } from "./resource-handler";
 
-export const BOOT_SLOT_TOKEN = "ramroot:index:BootSlot";
+import { BOOT_SLOT_TOKEN } from "./tokens";
 
 const sha = z.string().regex(/^[0-9a-f]{64}$/, "expected a sha256 in hex");
 

@@ -5,7 +5,7 @@ import { checkInputs } from "./check-inputs";
 import { diffProperties } from "./property-diff";
 import type { OperationContext, ResourceHandler } from "./resource-handler";
 
-export const BOOT_TEST_TOKEN = "ramroot:index:BootTest";
+import { BOOT_TEST_TOKEN } from "./tokens";
 
 export const bootTestInputsSchema = z.strictObject({
   /** the image under test: a new imageId means a new boot test */

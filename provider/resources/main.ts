@@ -8,6 +8,7 @@ import { alpineImageHandler } from "./alpine-image-resource";
 import { bootSlotHandler } from "./boot-slot-resource";
 import { bootTestHandler } from "./boot-test-resource";
 import { packageSchema } from "./package-schema";
+import { abSystemHandler } from "./ab-system-component";
 
 export const PROVIDER_VERSION = "0.1.0";
 
@@ -15,6 +16,7 @@ const server = new ProviderServer({
   name: "ramroot",
   version: PROVIDER_VERSION,
   handlers: [alpineImageHandler, bootSlotHandler, bootTestHandler, syslinuxConfigHandler],
+  components: [abSystemHandler],
   schema: JSON.stringify(packageSchema(PROVIDER_VERSION)),
 });
 

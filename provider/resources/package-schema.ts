@@ -2,11 +2,12 @@
  * The ramroot package schema: each resource's zod schemas, named types for the objects they
  * share, turned into Pulumi's schema by provider/resources/schema.ts.
  */
-import { ALPINE_IMAGE_TOKEN, alpineImageInputsSchema, alpineImageOutputsSchema } from "./alpine-image-resource";
-import { BOOT_SLOT_TOKEN, bootSlotInputsSchema, bootSlotOutputsSchema } from "./boot-slot-resource";
-import { BOOT_TEST_TOKEN, bootTestInputsSchema, bootTestOutputsSchema } from "./boot-test-resource";
-import { SYSLINUX_CONFIG_TOKEN, syslinuxConfigInputsSchema, syslinuxConfigOutputsSchema } from "./syslinux-config-resource";
+import { alpineImageInputsSchema, alpineImageOutputsSchema } from "./alpine-image-resource";
+import { bootSlotInputsSchema, bootSlotOutputsSchema } from "./boot-slot-resource";
+import { bootTestInputsSchema, bootTestOutputsSchema } from "./boot-test-resource";
+import { syslinuxConfigInputsSchema, syslinuxConfigOutputsSchema } from "./syslinux-config-resource";
 import { providerSchema } from "./schema";
+import { ALPINE_IMAGE_TOKEN, BOOT_SLOT_TOKEN, BOOT_TEST_TOKEN, SYSLINUX_CONFIG_TOKEN } from "./tokens";
 
 export function packageSchema(version: string): Record<string, unknown> {
   return providerSchema(version, [

@@ -8,10 +8,8 @@ import type { TargetSpec } from "../boot/target";
 import type { SyslinuxEntry } from "../boot/syslinux-config";
 import type { ImageConfigInput } from "../image/image-config";
 import type { Artifact } from "../image/build";
-import { SYSLINUX_CONFIG_TOKEN, type TrialInputs } from "./syslinux-config-resource";
-import { ALPINE_IMAGE_TOKEN } from "./alpine-image-resource";
-import { BOOT_SLOT_TOKEN } from "./boot-slot-resource";
-import { BOOT_TEST_TOKEN } from "./boot-test-resource";
+import type { TrialInputs } from "./syslinux-config-resource";
+import { ALPINE_IMAGE_TOKEN, BOOT_SLOT_TOKEN, BOOT_TEST_TOKEN, SYSLINUX_CONFIG_TOKEN } from "./tokens";
 
 type Inputs<T> = { [K in keyof T]: pulumi.Input<T[K]> };
 

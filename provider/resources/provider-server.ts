@@ -15,6 +15,7 @@ import * as pluginproto from "@pulumi/pulumi/proto/plugin_pb";
 import * as enginerpc from "@pulumi/pulumi/proto/engine_grpc_pb";
 import * as engineproto from "@pulumi/pulumi/proto/engine_pb";
 import type { AnyResourceHandler, OperationContext, PropertyChange } from "./resource-handler";
+import { construct, type ComponentHandler } from "./construct";
 
 /** The sentinel the engine uses for values not known until another resource is created. */
 export const UNKNOWN = "04da6b54-80e4-46f7-96ec-b56ff0331ba9";
@@ -63,20 +64,26 @@ export interface ProviderOptions {
   name: string;
   version: string;
   handlers: AnyResourceHandler[];
+  /** component resources built on the provider's side (Construct) */
+  components?: ComponentHandler[];
   schema: string;
 }
 
 export class ProviderServer {
   private readonly handlers = new Map<string, AnyResourceHandler>();
+  private readonly components = new Map<string, ComponentHandler>();
   private engine?: enginerpc.EngineClient;
+  private engineAddress?: string;
 
   constructor(private readonly opts: ProviderOptions) {
     for (const h of opts.handlers) this.handlers.set(h.token, h);
+    for (const c of opts.components ?? []) this.components.set(c.token, c);
   }
 
   /** Connects progress logging to the engine that launched the plugin. */
   connectEngine(address: string | undefined): void {
     if (!address) return;
+    this.engineAddress = address;
     this.engine = new enginerpc.EngineClient(address, grpc.credentials.createInsecure(), {
       "grpc.max_receive_message_length": 400 * 1024 * 1024,
     });
@@ -125,7 +132,7 @@ export class ProviderServer {
       handshake: this.unary((req: provproto.ProviderHandshakeRequest) => {
         void req;
         const res = new provproto.ProviderHandshakeResponse();
-        res.setAcceptSecrets(false);
+        res.setAcceptSecrets(true);
         res.setAcceptResources(false);
         res.setAcceptOutputs(false);
         return res;
@@ -148,8 +155,8 @@ export class ProviderServer {
       }),
       configure: this.unary(() => {
         const res = new provproto.ConfigureResponse();
-        // Secrets arrive as plain values; the engine keeps outputs of secret inputs secret.
-        res.setAcceptsecrets(false);
+        // The engine requires it of a provider that constructs components (AbSystem).
+        res.setAcceptsecrets(true);
         res.setAcceptresources(false);
         // Previews call create/update with preview=true, so the plan shows real values.
         res.setSupportspreview(true);
@@ -157,7 +164,11 @@ export class ProviderServer {
       }),
       invoke: unimplemented("Invoke"),
       call: unimplemented("Call"),
-      construct: unimplemented("Construct"),
+      construct: this.unary((req: provproto.ConstructRequest) => {
+        const component = this.components.get(req.getType());
+        if (!component) throw new Error(`unknown component type ${req.getType()}; ${this.opts.name} constructs ${[...this.components.keys()].join(", ") || "none"}`);
+        return construct(req, this.engineAddress, component);
+      }),
       list: (call) => {
         call.emit("error", { code: grpc.status.UNIMPLEMENTED, details: "List is not implemented" });
       },

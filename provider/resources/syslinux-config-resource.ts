@@ -21,7 +21,7 @@ import { formatTargetId, parseTargetId } from "./target-id";
 import { diffTarget } from "./target-identity";
 import type { CheckOutcome, OperationContext, ResourceHandler } from "./resource-handler";
 
-export const SYSLINUX_CONFIG_TOKEN = "ramroot:index:SyslinuxConfig";
+import { SYSLINUX_CONFIG_TOKEN } from "./tokens";
 
 export interface TrialInputs {
   /** a file the booted image writes with its image id, read over ssh */

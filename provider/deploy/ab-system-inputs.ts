@@ -1,0 +1,88 @@
+/**
+ * The A/B component's inputs, validated once at the edge (the provider's Construct): every bad
+ * field is named with its value and what is accepted. Relative paths (the image's overlay, keys
+ * and local repositories, a local or disk-image target) resolve against the project directory.
+ */
+import * as path from "node:path";
+import { z } from "zod";
+import { parseInput } from "../input-error";
+import { imageConfigSchema, type ImageConfig } from "../image/image-config";
+import { resolveTargetSpec, targetSpecSchema, type TargetSpec } from "../boot/target-spec";
+import { userAppendSchema } from "../boot/kernel-append";
+import type { SlotPair } from "./ab-decision";
+
+const slotName = z.string().regex(/^[a-z0-9][a-z0-9_-]{0,7}$/, "expected a slot name of 1-8 lower-case letters, digits, _ or -");
+const oneLine = z.string().refine((v) => !/[\r\n]/.test(v), "expected a single line");
+
+export const abSystemInputsSchema = z
+  .strictObject({
+    image: imageConfigSchema,
+    target: targetSpecSchema,
+    slots: z.tuple([slotName, slotName]).default(["a", "b"]),
+    /** kernel command line after rdinit=/sbin/init, the image's cmdline, ramroot.image= and panic= */
+    append: userAppendSchema.default(""),
+    /** seconds before a panicking kernel reboots */
+    panicSeconds: z.number().int("expected whole seconds").min(0, "expected 0 or more seconds").default(10),
+    /** deciseconds syslinux waits */
+    timeout: z.number().int("expected whole deciseconds").min(0, "expected 0 or more deciseconds").default(10),
+    serial: z.union([z.strictObject({ port: z.number().int(), baud: z.number().int() }), z.literal(false)]).optional(),
+    strategy: z.enum(["switch", "trial"], { error: 'expected "switch" or "trial"' }).default("switch"),
+    trial: z.strictObject({ probePath: z.string().optional(), timeoutSeconds: z.number().optional(), reboot: z.boolean().optional() }).optional(),
+    /** boot the config's image in QEMU and require this marker before a slot is written or DEFAULT switches to it */
+    bootTest: z
+      .strictObject({
+        marker: z.string().min(1, "expected a marker the image prints when it is up"),
+        timeoutSeconds: z.number().positive("expected a positive number of seconds").default(180),
+        append: userAppendSchema.default(""),
+      })
+      .optional(),
+  })
+  .refine((v) => v.slots[0] !== v.slots[1], { path: ["slots"], message: "expected two different slot names" });
+
+export type AbSystemInputs = z.output<typeof abSystemInputsSchema>;
+export type AbSystemInputsInput = z.input<typeof abSystemInputsSchema>;
+
+/** A rollback's pin, as `ramroot rollback` writes it to the stack config (`ramroot:pin`). */
+export const pinSchema = z.strictObject({
+  /** the update whose image is pinned (`ramroot history` numbers) */
+  update: z.number().int("expected an update number").min(1, "expected an update number (1 or more)"),
+  planId: z.string().regex(/^[0-9a-f]{64}$/, "expected the pinned image's plan id (64 hex digits)"),
+  imageId: z.string().regex(/^[0-9a-f]{64}$/, "expected the pinned image's id (64 hex digits)").optional(),
+});
+
+export type Pin = z.output<typeof pinSchema>;
+
+/** The stack config key `ramroot rollback` writes and `ramroot release` removes. */
+export const PIN_CONFIG_KEY = "ramroot:pin";
+
+function absolute(p: string, baseDir: string): string {
+  return /^[a-z]+:\/\//.test(p) || path.isAbsolute(p) ? p : path.resolve(baseDir, p);
+}
+
+/** The image config with its local paths made absolute, so every process that plans it sees the same config. */
+export function absoluteImageConfig(config: ImageConfig, baseDir: string): ImageConfig {
+  return {
+    ...config,
+    repositories: config.repositories.map((r) => absolute(r, baseDir)),
+    ...(config.keys ? { keys: config.keys.map((k) => absolute(k, baseDir)) } : {}),
+    ...(config.overlay ? { overlay: absolute(config.overlay, baseDir) } : {}),
+  };
+}
+
+/** Validates the component's inputs and resolves their paths against `baseDir`. */
+export function parseAbSystemInputs(value: unknown, baseDir: string): AbSystemInputs & { target: TargetSpec; slots: SlotPair } {
+  const inputs = parseInput(abSystemInputsSchema, value, "AbSystem inputs");
+  return { ...inputs, image: absoluteImageConfig(inputs.image, baseDir), target: resolveTargetSpec(inputs.target, baseDir) };
+}
+
+/** The pin from the stack config's JSON text, or undefined when the stack is not pinned. */
+export function parsePin(json: string | undefined): Pin | undefined {
+  if (json === undefined || json === "") return undefined;
+  let value: unknown;
+  try {
+    value = JSON.parse(json);
+  } catch {
+    throw new Error(`${PIN_CONFIG_KEY}: got ${JSON.stringify(json)}; expected {update, planId} as \`ramroot rollback\` writes it (\`ramroot release\` removes it)`);
+  }
+  return parseInput(pinSchema, value, PIN_CONFIG_KEY);
+}

@@ -1,0 +1,161 @@
+/**
+ * The A/B system as a component resource, built on the provider's side (Construct): an image,
+ * the two slots of a boot target, an optional boot test, and syslinux pointing at one slot. It
+ * declares its children from a deployment plan (provider/deploy/deployment-plan.ts) and holds
+ * no decision of its own. Its outputs describe one image: the one DEFAULT boots.
+ */
+import * as pulumi from "@pulumi/pulumi";
+import { slotEntry } from "../boot/slot";
+import { describeHolder, LeaseHeldError } from "../boot/lease";
+import type { SyslinuxEntry } from "../boot/syslinux-config";
+import { parseAbSystemInputs, parsePin, PIN_CONFIG_KEY, type AbSystemInputs } from "../deploy/ab-system-inputs";
+import { planDeployment, type DeploymentPlan, type ImageFiles } from "../deploy/deployment-plan";
+import type { ComponentHandler } from "./construct";
+import { AlpineImage, BootSlot, BootTest, SyslinuxConfig } from "./program";
+import { AB_SYSTEM_TOKEN } from "./tokens";
+
+/** What the component returns to the program (the stack outputs of index.ts). */
+export interface AbSystemState {
+  activeSlot: string;
+  writtenSlot: string | undefined;
+  imageId: pulumi.Output<string>;
+  planId: pulumi.Output<string>;
+  packages: pulumi.Output<Record<string, string>>;
+  artifacts: pulumi.Output<ImageFiles | undefined>;
+  syslinuxDefault: pulumi.Output<string>;
+  /** "update N (image …)" while a rollback pins the stack */
+  pinned: string | undefined;
+}
+
+const short = (id: string) => id.slice(0, 12);
+
+function shasOf(files: ImageFiles | undefined): { kernel: string; initramfs: string; microcode?: string } {
+  return { kernel: files?.kernel?.sha256 ?? "", initramfs: files?.initramfs.sha256 ?? "", ...(files?.microcode ? { microcode: files.microcode.sha256 } : {}) };
+}
+
+function pathsOf(files: ImageFiles | undefined): { kernel: string; initramfs: string; microcode?: string } {
+  return { kernel: files?.kernel?.path ?? "", initramfs: files?.initramfs.path ?? "", ...(files?.microcode ? { microcode: files.microcode.path } : {}) };
+}
+
+export class AbSystemComponent extends pulumi.ComponentResource {
+  readonly state: AbSystemState;
+
+  constructor(name: string, inputs: AbSystemInputs, plan: DeploymentPlan, opts?: pulumi.ComponentResourceOptions, secretInputs: ReadonlySet<string> = new Set()) {
+    super(AB_SYSTEM_TOKEN, name, {}, opts);
+    const parent = { parent: this };
+    // A target the program marked secret (an ssh key in it) stays secret in every child.
+    const target = secretInputs.has("target") ? pulumi.secret(inputs.target) : inputs.target;
+    const { decision } = plan;
+    const image = new AlpineImage(`${name}-image`, inputs.image, parent);
+    const appendFor = (imageId: string) =>
+      ["rdinit=/sbin/init", inputs.image.cmdline, `ramroot.image=${imageId}`, `panic=${inputs.panicSeconds}`, inputs.append].filter((s) => s !== "").join(" ");
+    const menuLabel = (imageId: string) => `ramroot ${short(imageId)}`;
+
+    if (plan.pinned) {
+      const { pin, image: pinnedImage } = plan.pinned;
+      pulumi.log.warn(`pinned to update ${pin.update} (image ${short(pinnedImage.imageId)}) by \`ramroot rollback\`; \`ramroot release\` lets the config's image deploy again`, this);
+    }
+    for (const note of plan.notes) pulumi.log.warn(note, this);
+
+    // The boot test follows the config's image (declared on every run, so an unchanged stack
+    // previews no change); writing that image, or switching DEFAULT to it, waits for it to pass.
+    let test: BootTest | undefined;
+    if (inputs.bootTest) {
+      const bootTest = inputs.bootTest;
+      const a = image.artifacts;
+      test = new BootTest(`${name}-boot-test`, {
+        imageId: image.imageId,
+        kernel: a.apply((x) => x?.kernel?.path ?? ""),
+        initrd: a.apply((x) => [...(x?.microcode ? [x.microcode.path] : []), x?.initramfs.path ?? ""]),
+        append: image.imageId.apply((id) => `${appendFor(id)} ${bootTest.append}`.trim()),
+        marker: bootTest.marker,
+        timeoutSeconds: bootTest.timeoutSeconds,
+      }, parent);
+    }
+
+    const slots: Record<string, BootSlot> = {};
+    const entries: pulumi.Output<SyslinuxEntry>[] = [];
+    const written: pulumi.Resource[] = [];
+
+    // Slots that keep what they hold are declared as they are, so nothing is copied to them;
+    // a damaged one that is not booted now is rewritten from the image cache.
+    for (const kept of plan.kept) {
+      slots[kept.slot] = new BootSlot(`${name}-slot-${kept.slot}`, {
+        target,
+        slot: kept.slot,
+        imageId: kept.imageId,
+        planId: kept.planId,
+        files: kept.files,
+        ...(kept.from ? { sources: pathsOf(kept.from) } : {}),
+        ...(kept.packages ? { packages: kept.packages } : {}),
+      }, parent);
+      if (kept.from) written.push(slots[kept.slot]!);
+      entries.push(pulumi.output(slotEntry(kept.slot, { microcode: kept.microcode, append: appendFor(kept.imageId), menuLabel: menuLabel(kept.imageId) })));
+    }
+
+    if (decision.write) {
+      const slot = decision.write;
+      // The image to send: the one this config builds, or a cached one a pin keeps. Each piece
+      // separately, so what a preview already knows (planId, packages) shows as known.
+      const c = plan.writeFromCache;
+      const source = c
+        ? { imageId: pulumi.output(c.imageId), planId: pulumi.output(c.planId), artifacts: pulumi.output<ImageFiles | undefined>(c.artifacts), packages: pulumi.output(c.packages) }
+        : { imageId: image.imageId, planId: image.planId, artifacts: image.artifacts.apply((a): ImageFiles | undefined => a), packages: image.lock };
+      slots[slot] = new BootSlot(`${name}-slot-${slot}`, {
+        target,
+        slot,
+        imageId: source.imageId,
+        planId: source.planId,
+        files: source.artifacts.apply(shasOf),
+        sources: source.artifacts.apply(pathsOf),
+        packages: source.packages,
+      }, { parent: this, ...(test && !c ? { dependsOn: [test] } : {}) });
+      written.push(slots[slot]!);
+      entries.push(pulumi.all([source.imageId, source.artifacts]).apply(([imageId, a]) => slotEntry(slot, { microcode: a?.microcode !== undefined, append: appendFor(imageId), menuLabel: menuLabel(imageId) })));
+    }
+
+    const sorted = pulumi.all(entries).apply((list) => [...list].sort((a, b) => (a.label < b.label ? -1 : 1)));
+    const syslinux = new SyslinuxConfig(`${name}-syslinux`, {
+      target,
+      defaultLabel: decision.active,
+      timeout: inputs.timeout,
+      ...(inputs.serial !== undefined ? { serial: inputs.serial } : {}),
+      entries: sorted,
+      strategy: inputs.strategy,
+      ...(inputs.trial ? { trial: inputs.trial } : {}),
+    }, { parent: this, dependsOn: [...written, ...(test && plan.activeIsConfig ? [test] : [])] });
+
+    // One image in the outputs: the one DEFAULT boots.
+    const pinned = plan.pinned && !plan.activeIsConfig ? plan.pinned.image : undefined;
+    this.state = {
+      activeSlot: decision.active,
+      writtenSlot: decision.write,
+      imageId: pinned ? pulumi.output(pinned.imageId) : image.imageId,
+      planId: pinned ? pulumi.output(pinned.planId) : image.planId,
+      packages: pinned ? pulumi.output(pinned.packages) : image.lock,
+      artifacts: pinned ? pulumi.output(pinned.artifacts) : image.artifacts.apply((a): ImageFiles | undefined => a),
+      syslinuxDefault: syslinux.activeDefault,
+      pinned: plan.pinned ? `update ${plan.pinned.pin.update} (image ${short(plan.pinned.image.imageId)})` : undefined,
+    };
+    this.registerOutputs({ ...this.state });
+  }
+}
+
+/** Construct for AbSystem: validate, plan the deployment (target read, image planned once), declare. */
+export const abSystemHandler: ComponentHandler = {
+  token: AB_SYSTEM_TOKEN,
+  async construct(name, raw, ctx) {
+    // Relative paths in the stack config are relative to the project: the engine starts the plugin there.
+    const baseDir = process.cwd();
+    const inputs = parseAbSystemInputs(raw, baseDir);
+    const pin = parsePin(ctx.config.get(PIN_CONFIG_KEY));
+    const plan = await planDeployment({ target: inputs.target, slots: inputs.slots, image: inputs.image, ...(pin ? { pin } : {}), baseDir });
+    // Another deploy is writing the target: what was just read may change under this plan.
+    if (plan.lease) {
+      if (!ctx.preview) throw new LeaseHeldError(plan.target, plan.lease);
+      plan.notes.push(`${plan.target} is leased by ${describeHolder(plan.lease)}: another deploy is writing it; this preview may be stale`);
+    }
+    const component = new AbSystemComponent(name, inputs, plan, ctx.options, ctx.secretInputs);
+    return { urn: component.urn, state: { ...component.state } };
+  },
+};
