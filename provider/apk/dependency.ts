@@ -23,6 +23,8 @@ export interface Dependency {
   conflict: boolean;
   /** The version is not a valid apk version (apk accepts the text but marks the dependency broken). */
   broken: boolean;
+  /** `name@tag`: packages of the repositories tagged `@tag` may satisfy it (apk's pinning). */
+  tag?: string;
 }
 
 /** A name a package provides: `name` (unversioned, virtual) or `name=version`. */
@@ -67,9 +69,18 @@ export function parseDependency(spec: string): Dependency {
   }
   if (name.length === 0) throw new DependencyFormatError(spec, "the name is empty");
   if (/[ \t\n]/.test(name)) throw new DependencyFormatError(spec, "the name contains white space");
-  if (name.includes("@")) throw new DependencyFormatError(spec, "repository tags (name@tag) are not supported");
+  let tag: string | undefined;
+  const atSign = name.indexOf("@");
+  if (atSign >= 0) {
+    tag = name.slice(atSign + 1);
+    name = name.slice(0, atSign);
+    if (name.length === 0) throw new DependencyFormatError(spec, "the name is empty");
+    if (!/^[A-Za-z0-9._+-]+$/.test(tag)) throw new DependencyFormatError(spec, `repository tag ${JSON.stringify(tag)} is not a tag name`);
+  }
   const broken = version !== undefined && (op & DEPMASK_CHECKSUM) !== DEPMASK_CHECKSUM && !isValidVersion(version);
-  return version === undefined ? { name, op, conflict: (op & VERSION_CONFLICT) !== 0, broken } : { name, op, version, conflict: (op & VERSION_CONFLICT) !== 0, broken };
+  const dep: Dependency = version === undefined ? { name, op, conflict: (op & VERSION_CONFLICT) !== 0, broken } : { name, op, version, conflict: (op & VERSION_CONFLICT) !== 0, broken };
+  if (tag !== undefined) dep.tag = tag;
+  return dep;
 }
 
 /** Splits a space separated field (D:, p:, i:) into its entries. */
@@ -87,9 +98,9 @@ export function parseProvide(spec: string): Provide {
   return { name: dep.name, version: dep.version };
 }
 
-/** The text apk prints for a dependency (apk_dep_snprintf): `!name<op>version`. */
+/** The text apk prints for a dependency (apk_dep_snprintf): `!name@tag<op>version`. */
 export function formatDependency(dep: Dependency): string {
-  return `${dep.conflict ? "!" : ""}${dep.name}${dep.version !== undefined ? operatorText(dep.op) + dep.version : ""}`;
+  return `${dep.conflict ? "!" : ""}${dep.name}${dep.tag !== undefined ? `@${dep.tag}` : ""}${dep.version !== undefined ? operatorText(dep.op) + dep.version : ""}`;
 }
 
 export function formatProvide(p: Provide): string {

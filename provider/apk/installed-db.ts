@@ -1,3 +1,4 @@
+import { parseApkindex } from "./apkindex";
 import { isPrivateKeyPem } from "./signature";
 import type { PackageRecord } from "./package-record";
 import { DEFAULT_DIR_ACL, DEFAULT_FILE_ACL, type Acl, type FileManifest, type InstalledDir } from "./expand";
@@ -159,3 +160,26 @@ export function writeApkDatabase(root: string, db: ApkDatabase): void {
 
 /** The files the database itself adds to the image (all root:root). */
 export const DATABASE_PATHS = ["lib/apk/db/installed", "lib/apk/db/scripts.tar", "lib/apk/db/triggers", "etc/apk/world", "etc/apk/arch", "etc/apk/repositories"];
+
+/** What an installed database says: the packages (index fields) and the repository tag each was installed with (s:). */
+export interface InstalledDbState {
+  records: PackageRecord[];
+  tags: Map<string, string>;
+}
+
+/** Reads /lib/apk/db/installed: the package headers (file lines skipped) and each package's `s:` tag. */
+export function parseInstalledDb(text: string, source: string): InstalledDbState {
+  const records = parseApkindex(text, source);
+  const tags = new Map<string, string>();
+  for (const block of text.split(/\n\s*\n/)) {
+    const name = /^P:(.*)$/m.exec(block)?.[1];
+    const tag = /^s:(.*)$/m.exec(block)?.[1];
+    if (name !== undefined && tag) tags.set(name, tag);
+  }
+  return { records, tags };
+}
+
+/** Reads /etc/apk/world: dependencies separated by white space. */
+export function parseWorldFile(text: string): string[] {
+  return text.split(/\s+/).filter((w) => w !== "");
+}

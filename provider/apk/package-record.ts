@@ -53,4 +53,6 @@ export interface RepositoryPackage extends PackageRecord {
   repository: string;
   /** Index of the repository in the configured list; earlier is preferred. */
   repositoryOrder: number;
+  /** The repository's tag (`@testing` in /etc/apk/repositories, without the "@"); untagged when absent. */
+  repositoryTag?: string;
 }

@@ -10,7 +10,7 @@
  * exists, a greedy apk-like selection is made and analysed the way apk's error reporter
  * (src/commit.c) does, giving apk's "unable to select packages" text.
  */
-import type { RepositoryPackage } from "./package-record";
+import type { PackageRecord, RepositoryPackage } from "./package-record";
 import {
   type Dependency,
   type Provide,
@@ -56,6 +56,12 @@ interface Pkg {
   installIf: Dependency[];
   /** Why the package can never be selected (unknown upper-case field, malformed dependency). */
   uninstallable?: string;
+  /** Tags of the repositories that hold it ("" for an untagged one). */
+  tags: Set<string>;
+  /** In the installed database. */
+  installed: boolean;
+  /** Available from a repository (an installed package may be in none). */
+  inRepo: boolean;
 }
 
 interface Provider {
@@ -67,6 +73,14 @@ interface Provider {
 interface Requirement {
   dep: Dependency;
   from: Pkg | null;
+  /** Repository tags whose packages may satisfy it: the world entry's own tag and the untagged repositories, or what the requiring package was allowed (apk's pinning, inherited). */
+  allowed: ReadonlySet<string>;
+}
+
+const UNTAGGED: ReadonlySet<string> = new Set([""]);
+
+function worldRequirement(dep: Dependency): Requirement {
+  return { dep, from: null, allowed: dep.tag !== undefined ? new Set(["", dep.tag]) : UNTAGGED };
 }
 
 /** The packages of the repositories, indexed by every name they provide. */
@@ -75,7 +89,7 @@ class PackageUniverse {
   readonly providers = new Map<string, Provider[]>();
   readonly installIfByName = new Map<string, Pkg[]>();
 
-  constructor(packages: readonly RepositoryPackage[], arch?: string) {
+  constructor(packages: readonly RepositoryPackage[], arch?: string, installed: readonly PackageRecord[] = [], installedTags: ReadonlyMap<string, string> = new Map()) {
     const ordered = packages
       .map((rec, i) => ({ rec, i }))
       .filter(({ rec }) => arch === undefined || rec.arch === undefined || rec.arch === arch || rec.arch === "noarch")
@@ -87,14 +101,35 @@ class PackageUniverse {
       // repository) serves it. The checksum is compared decoded, so two texts that decode to the
       // same bytes (base64 differing only in padding bits) are one package too.
       const key = rec.checksum !== undefined ? `C\0${checksumIdentity(rec.checksum)}` : `P\0${rec.name}\0${rec.version}`;
-      if (seen.has(key)) continue;
-      seen.add(key);
-      this.add(rec);
+      const known = this.byKey.get(key);
+      if (known) {
+        known.tags.add(rec.repositoryTag ?? "");
+        continue;
+      }
+      this.byKey.set(key, this.add(rec, { installed: false, inRepo: true }));
+    }
+    // The installed database: a record whose checksum a repository has is that package, installed;
+    // any other is an installed package no repository offers (kept while nothing replaces it).
+    for (const rec of installed) {
+      const key = rec.checksum !== undefined ? `C\0${checksumIdentity(rec.checksum)}` : `P\0${rec.name}\0${rec.version}`;
+      const known = this.byKey.get(key) ?? this.add({ ...rec, repository: "installed", repositoryOrder: Number.MAX_SAFE_INTEGER }, { installed: true, inRepo: false });
+      this.byKey.set(key, known);
+      known.installed = true;
+      // apk counts an installed package as in the repositories of the tag it was installed with (get_pkg_repos)
+      known.tags.add(installedTags.get(rec.name) ?? "");
     }
   }
 
-  private add(rec: RepositoryPackage): void {
-    const pkg: Pkg = { id: this.pkgs.length, rec, name: rec.name, version: rec.version, depends: [], provides: [], installIf: [] };
+  private readonly byKey = new Map<string, Pkg>();
+
+  /** The installed packages, in the installed database's order. */
+  installedPkgs(): Pkg[] {
+    return this.pkgs.filter((p) => p.installed);
+  }
+
+  private add(rec: RepositoryPackage, state: { installed: boolean; inRepo: boolean }): Pkg {
+    const tags = new Set<string>(state.inRepo ? [rec.repositoryTag ?? ""] : []);
+    const pkg: Pkg = { id: this.pkgs.length, rec, name: rec.name, version: rec.version, depends: [], provides: [], installIf: [], tags, ...state };
     if (rec.unknownUpperFields && rec.unknownUpperFields.length > 0) {
       pkg.uninstallable = `unknown field ${rec.unknownUpperFields.map((f) => f.slice(0, 1)).join(", ")}`;
     }
@@ -127,6 +162,7 @@ class PackageUniverse {
       list.push(pkg);
       this.installIfByName.set(d.name, list);
     }
+    return pkg;
   }
 
   providersOf(name: string): Provider[] {
@@ -172,8 +208,28 @@ function providerSatisfies(dep: Dependency, from: Pkg | null, p: Provider): bool
   return dependencySatisfiedBy(dep, { version: p.version, checksum: p.pkg.rec.checksum, self: from === p.pkg });
 }
 
+/** What the choice for one name depends on beyond the providers themselves. */
+interface PreferenceContext {
+  /** The tag whose repositories are preferred: a world entry's own tag, else the untagged repositories (apk's pinning_preferred). */
+  preferredTag: string;
+  /** `apk upgrade`: installed packages lose their preference. */
+  upgrade: boolean;
+}
+
+const NO_CONTEXT: PreferenceContext = { preferredTag: "", upgrade: false };
+
+function tagPreferred(p: Pkg, ctx: PreferenceContext): boolean {
+  return p.tags.has(ctx.preferredTag) || p.rec.installedSize === 0;
+}
+
 /** compare_providers: > 0 when `a` is preferred over `b`. */
-function comparePreference(a: Provider, b: Provider): number {
+function comparePreference(a: Provider, b: Provider, ctx: PreferenceContext = NO_CONTEXT): number {
+  const byTag = Number(tagPreferred(a.pkg, ctx)) - Number(tagPreferred(b.pkg, ctx));
+  if (byTag !== 0) return byTag;
+  if (!ctx.upgrade) {
+    const byInstalled = Number(a.pkg.installed) - Number(b.pkg.installed);
+    if (byInstalled !== 0) return byInstalled;
+  }
   const byRequested = compareOptional(a.version, b.version);
   if (byRequested === VERSION_GREATER) return 1;
   if (byRequested === VERSION_LESS) return -1;
@@ -182,6 +238,8 @@ function comparePreference(a: Provider, b: Provider): number {
     if (byPrincipal === VERSION_GREATER) return 1;
     if (byPrincipal === VERSION_LESS) return -1;
   }
+  const installedNow = Number(a.pkg.installed) - Number(b.pkg.installed);
+  if (installedNow !== 0) return installedNow;
   const prio = (a.pkg.rec.providerPriority ?? 0) - (b.pkg.rec.providerPriority ?? 0);
   if (prio !== 0) return prio;
   const repo = b.pkg.rec.repositoryOrder - a.pkg.rec.repositoryOrder;
@@ -189,8 +247,8 @@ function comparePreference(a: Provider, b: Provider): number {
   return b.pkg.id - a.pkg.id;
 }
 
-function byPreference(list: Provider[]): Provider[] {
-  return [...list].sort((a, b) => comparePreference(b, a));
+function byPreference(list: Provider[], ctx: PreferenceContext = NO_CONTEXT): Provider[] {
+  return [...list].sort((a, b) => comparePreference(b, a, ctx));
 }
 
 const STEP_LIMIT = 200_000;
@@ -204,9 +262,14 @@ class SearchState {
   /** Non-conflict requirement count per name (apk's "requirers"). */
   readonly requirers = new Map<string, number>();
   readonly blockedIif = new Set<number>();
+  /** The repository tags each selected package was allowed (what its own dependencies inherit). */
+  readonly allowedOf = new Map<number, ReadonlySet<string>>();
   steps = 0;
 
-  constructor(readonly universe: PackageUniverse) {}
+  constructor(
+    readonly universe: PackageUniverse,
+    readonly upgrade = false,
+  ) {}
 
   push(req: Requirement): void {
     this.agenda.push(req);
@@ -252,21 +315,23 @@ class SearchState {
     return true;
   }
 
-  select(pkg: Pkg): void {
+  select(pkg: Pkg, allowed: ReadonlySet<string> = UNTAGGED): void {
     this.selected.push(pkg);
     this.selectedIds.add(pkg.id);
+    this.allowedOf.set(pkg.id, allowed);
     for (const e of assignedEntries(pkg)) {
       const held = this.entries.get(e.name) ?? [];
       held.push({ pkg, version: e.version });
       this.entries.set(e.name, held);
     }
-    for (const dep of pkg.depends) this.push({ dep, from: pkg });
+    for (const dep of pkg.depends) this.push({ dep, from: pkg, allowed });
   }
 
   unselect(pkg: Pkg, agendaLength: number): void {
     this.popTo(agendaLength);
     this.selected.pop();
     this.selectedIds.delete(pkg.id);
+    this.allowedOf.delete(pkg.id);
     for (const e of assignedEntries(pkg)) {
       const held = this.entries.get(e.name)!;
       held.pop();
@@ -274,14 +339,38 @@ class SearchState {
     }
   }
 
-  /** Candidates for an unheld name, best first, that satisfy every pending requirement on it. */
-  candidates(name: string): Provider[] {
+  /** The tags a name's pending requirements allow, and the one they prefer. */
+  pinning(name: string): { allowed: ReadonlySet<string>; ctx: PreferenceContext } {
     const reqs = this.agenda.filter((r) => r.dep.name === name && !r.dep.conflict);
-    return byPreference(
+    const allowed = new Set<string>();
+    for (const r of reqs) for (const t of r.allowed) allowed.add(t);
+    const fromWorld = reqs.find((r) => r.from === null);
+    return { allowed, ctx: { preferredTag: fromWorld?.dep.tag ?? "", upgrade: this.upgrade } };
+  }
+
+  /** apk's tag_ok: installed, or in a repository the requirement's pinning allows. */
+  static tagOk(pkg: Pkg, allowed: ReadonlySet<string>): boolean {
+    return pkg.installed || pkg.rec.installedSize === 0 || [...pkg.tags].some((t) => allowed.has(t));
+  }
+
+  /** Candidates for an unheld name, best first, that satisfy every pending requirement on it. */
+  candidates(name: string): { providers: Provider[]; allowed: ReadonlySet<string> } {
+    const reqs = this.agenda.filter((r) => r.dep.name === name && !r.dep.conflict);
+    const { allowed, ctx } = this.pinning(name);
+    const providers = byPreference(
       this.universe
         .existingProviders(name)
-        .filter((p) => this.autoSelectable(p) && reqs.every((r) => providerSatisfies(r.dep, r.from, p)) && this.compatible(p.pkg)),
+        .filter((p) => SearchState.tagOk(p.pkg, allowed) && this.autoSelectable(p) && reqs.every((r) => providerSatisfies(r.dep, r.from, p)) && this.compatible(p.pkg)),
+      ctx,
     );
+    return { providers, allowed };
+  }
+
+  /** The tags an install_if package may come from: what the packages that trigger it were allowed. */
+  installIfAllowed(pkg: Pkg): ReadonlySet<string> {
+    const allowed = new Set<string>([""]);
+    for (const d of pkg.installIf) for (const h of this.entries.get(d.name) ?? []) for (const t of this.allowedOf.get(h.pkg.id) ?? []) allowed.add(t);
+    return allowed;
   }
 
   /** Install-if packages whose every condition holds now, grouped by name in name order, best first. */
@@ -293,13 +382,13 @@ class SearchState {
         if (seen.has(pkg.id)) continue;
         seen.add(pkg.id);
         if (this.selectedIds.has(pkg.id) || this.blockedIif.has(pkg.id) || this.entries.has(pkg.name)) continue;
-        if (!this.installIfHolds(pkg)) continue;
+        if (!this.installIfHolds(pkg) || !SearchState.tagOk(pkg, this.installIfAllowed(pkg))) continue;
         const list = byName.get(pkg.name) ?? [];
         list.push({ pkg, version: pkg.version });
         byName.set(pkg.name, list);
       }
     }
-    return [...byName.keys()].sort().map((n) => byPreference(byName.get(n)!).map((p) => p.pkg));
+    return [...byName.keys()].sort().map((n) => byPreference(byName.get(n)!, { preferredTag: "", upgrade: this.upgrade }).map((p) => p.pkg));
   }
 
   private installIfHolds(pkg: Pkg): boolean {
@@ -350,9 +439,10 @@ function search(state: SearchState, at: number, strictInstallIf: boolean): boole
   if (next === "dead") return false;
   if (next.index !== undefined) {
     const { dep } = state.agenda[next.index]!;
-    for (const cand of state.candidates(dep.name)) {
+    const { providers, allowed } = state.candidates(dep.name);
+    for (const cand of providers) {
       const mark = state.agenda.length;
-      state.select(cand.pkg);
+      state.select(cand.pkg, allowed);
       if (search(state, next.at, strictInstallIf)) return true;
       state.unselect(cand.pkg, mark);
     }
@@ -363,7 +453,7 @@ function search(state: SearchState, at: number, strictInstallIf: boolean): boole
     for (const pkg of group) {
       if (!state.compatible(pkg)) continue;
       const mark = state.agenda.length;
-      state.select(pkg);
+      state.select(pkg, state.installIfAllowed(pkg));
       if (search(state, mark, strictInstallIf)) return true;
       state.unselect(pkg, mark);
     }
@@ -378,10 +468,10 @@ function search(state: SearchState, at: number, strictInstallIf: boolean): boole
 }
 
 /** A solution in which every triggered install_if package joins when one exists, else one that leaves out those that cannot. */
-function solve(universe: PackageUniverse, worldDeps: Dependency[]): SearchState | undefined {
+function solve(universe: PackageUniverse, worldDeps: Dependency[], upgrade = false): SearchState | undefined {
   for (const strict of [true, false]) {
-    const state = new SearchState(universe);
-    for (const dep of worldDeps) state.push({ dep, from: null });
+    const state = new SearchState(universe, upgrade);
+    for (const dep of worldDeps) state.push(worldRequirement(dep));
     try {
       if (search(state, 0, strict)) return state;
     } catch (err) {
@@ -440,6 +530,181 @@ function lockEntry(pkg: Pkg): LockEntry {
   return e;
 }
 
+/** One line of apk's changeset: what happens to one package. */
+export interface Change {
+  /** apk's verb: Installing, Purging, Upgrading, Downgrading, Replacing, Updating pinning. */
+  action: "Installing" | "Purging" | "Upgrading" | "Downgrading" | "Replacing" | "Updating pinning";
+  name: string;
+  /** The tag the new package comes with (`a@testing`), when not the untagged repositories. */
+  tag?: string;
+  oldVersion?: string;
+  newVersion?: string;
+}
+
+/** apk's text for a change, without the "(i/n) " counter: `Upgrading a@testing (3 -> 3.1)`. */
+export function formatChange(c: Change): string {
+  const versions = c.oldVersion !== undefined && c.newVersion !== undefined && c.action !== "Updating pinning" ? `${c.oldVersion} -> ${c.newVersion}` : (c.newVersion ?? c.oldVersion);
+  return `${c.action} ${c.name}${c.tag ? `@${c.tag}` : ""} (${versions})`;
+}
+
+export interface InstalledState {
+  /** The installed database's records (lib/apk/db/installed), in its order. */
+  installed: PackageRecord[];
+  /** Per installed package name, the repository tag it was installed with (the db's s: line). */
+  installedTags?: Map<string, string>;
+}
+
+export interface ChangeResolution {
+  lock: Lock;
+  /** In apk's order (removals where apk's changeset walk meets them). */
+  changes: Change[];
+}
+
+/**
+ * Resolves a world against repositories and an installed database, as `apk add`/`del`/`upgrade`
+ * do: installed packages are kept unless the world or a newer preferred package needs otherwise
+ * (`upgrade` drops their preference), `name@tag` entries pin to tagged repositories, and the
+ * result is apk's changeset (src/solver.c generate_changeset): what is purged, installed,
+ * upgraded, downgraded or replaced, in apk's order.
+ */
+export function resolveChanges(world: string[], packages: RepositoryPackage[], state: InstalledState, opts: { arch?: string; upgrade?: boolean } = {}): ChangeResolution {
+  const worldDeps = parseWorld(world);
+  const universe = new PackageUniverse(packages, opts.arch, state.installed, state.installedTags);
+  let solved: SearchState | undefined;
+  try {
+    solved = solve(universe, worldDeps, opts.upgrade ?? false);
+  } catch (err) {
+    if (err instanceof StepLimitReached) throw new SolverError(`ERROR: unable to select packages: gave up after ${STEP_LIMIT} search steps for world [${world.join(" ")}]`);
+    throw err;
+  }
+  if (!solved) throw new SolverError(explainFailure(universe, worldDeps));
+  const lock: Lock = {
+    packages: solved.selected.map(lockEntry).sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : a.version < b.version ? -1 : 1)),
+    world: worldDeps.map(formatDependency),
+  };
+  return { lock, changes: generateChangeset(universe, solved, worldDeps, state) };
+}
+
+/** apk's tag order: untagged first, then tags as the repositories name them. */
+function tagOrder(universe: PackageUniverse): string[] {
+  const tags = [""];
+  for (const p of [...universe.pkgs].sort((a, b) => a.rec.repositoryOrder - b.rec.repositoryOrder)) for (const t of p.tags) if (!tags.includes(t)) tags.push(t);
+  return tags;
+}
+
+/** generate_changeset, over the solution the search found. */
+function generateChangeset(universe: PackageUniverse, solved: SearchState, worldDeps: Dependency[], state: InstalledState): Change[] {
+  const order = tagOrder(universe);
+  const installedByName = new Map<string, Pkg>();
+  const installedNameOf = new Map<string, string>();
+  // the installed db's order (apk's installed list)
+  const byChecksum = new Map(universe.pkgs.filter((p) => p.installed).map((p) => [p.rec.checksum ?? `${p.name}-${p.version}`, p] as const));
+  const installed = state.installed.map((r) => byChecksum.get(r.checksum ?? `${r.name}-${r.version}`)).filter((p): p is Pkg => p !== undefined);
+  for (const pkg of installed) {
+    installedByName.set(pkg.name, pkg);
+    installedNameOf.set(pkg.name, pkg.name);
+    for (const p of pkg.provides) if (p.version !== undefined) installedNameOf.set(p.name, pkg.name);
+  }
+  const chosen = (name: string): Pkg | undefined => solved.entries.get(name)?.[0]?.pkg;
+  const nameInChangeset = new Set<string>();
+  const pkgInChangeset = new Set<number>();
+  const requirers = new Map<string, number>();
+  const changes: Change[] = [];
+
+  const tagOf = (pkg: Pkg): string => {
+    const allowed = solved.allowedOf.get(pkg.id) ?? UNTAGGED;
+    for (const t of order) if (allowed.has(t) && pkg.tags.has(t)) return t;
+    return "";
+  };
+  const record = (old: Pkg | undefined, pkg: Pkg | undefined): void => {
+    if (!pkg) {
+      changes.push({ action: "Purging", name: old!.name, oldVersion: old!.version });
+      return;
+    }
+    const tag = tagOf(pkg);
+    if (!old) {
+      changes.push({ action: "Installing", name: pkg.name, tag: tag || undefined, newVersion: pkg.version });
+      return;
+    }
+    const oldTag = state.installedTags?.get(old.name) ?? "";
+    if (old === pkg) {
+      if (tag !== oldTag) changes.push({ action: "Updating pinning", name: pkg.name, tag: tag || undefined, oldVersion: old.version, newVersion: pkg.version });
+      return;
+    }
+    const cmp = compareOptional(pkg.version, old.version);
+    const action = cmp === VERSION_LESS ? "Downgrading" : cmp === VERSION_GREATER ? "Upgrading" : "Replacing";
+    changes.push({ action, name: pkg.name, tag: tag || undefined, oldVersion: old.version, newVersion: pkg.version });
+  };
+
+  const trackAdded = (pkg: Pkg): void => {
+    for (const d of pkg.depends) {
+      const n = d.conflict ? undefined : installedNameOf.get(d.name);
+      if (n !== undefined) requirers.set(n, (requirers.get(n) ?? 0) + 1);
+    }
+  };
+  const trackRemoved = (pkg: Pkg): void => {
+    for (const d of pkg.depends) {
+      const n = d.conflict ? undefined : installedNameOf.get(d.name);
+      if (n === undefined) continue;
+      const left = (requirers.get(n) ?? 0) - 1;
+      requirers.set(n, left);
+      if (left > 0) continue;
+      const pkg0 = installedByName.get(n);
+      if (pkg0) genRemove(pkg0);
+    }
+  };
+  const genRemove = (pkg: Pkg): void => {
+    if (pkgInChangeset.has(pkg.id) || chosen(pkg.name)?.name === pkg.name) return;
+    nameInChangeset.add(pkg.name);
+    pkgInChangeset.add(pkg.id);
+    // installed packages that depend on it go first
+    for (const other of installed) {
+      if (other === pkg) continue;
+      const names = new Set(assignedEntries(pkg).map((e) => e.name));
+      if (other.depends.some((d) => !d.conflict && names.has(d.name) && analyzeDependency(other, d, pkg) === "satisfies")) genRemove(other);
+    }
+    record(pkg, undefined);
+    trackRemoved(pkg);
+  };
+  const removeOrphan = (name: string): void => {
+    if (nameInChangeset.has(name)) return;
+    nameInChangeset.add(name);
+    const inst = installedByName.get(name);
+    if (inst && (!chosen(name) || chosen(name)!.name !== name)) genRemove(inst);
+    for (const p of universe.existingProviders(name)) {
+      if (installedByName.get(p.pkg.name) === p.pkg && !chosen(p.pkg.name)) genRemove(p.pkg);
+    }
+  };
+  const genChange = (name: string): void => {
+    if (nameInChangeset.has(name)) return;
+    removeOrphan(name);
+    const pkg = chosen(name);
+    if (!pkg || pkgInChangeset.has(pkg.id)) return;
+    pkgInChangeset.add(pkg.id);
+    removeOrphan(pkg.name);
+    for (const p of pkg.provides) removeOrphan(p.name);
+    const old = installedByName.get(pkg.name);
+    for (const d of pkg.depends) genChange(d.name);
+    record(old, pkg);
+    // install_if packages this one completes
+    for (const e of assignedEntries(pkg)) {
+      for (const iif of universe.installIfByName.get(e.name) ?? []) {
+        const c = chosen(iif.name);
+        if (c !== iif || nameInChangeset.has(iif.name)) continue;
+        if (iif.installIf.every((d) => nameInChangeset.has(d.name))) genChange(iif.name);
+      }
+    }
+    trackAdded(pkg);
+    if (old) trackRemoved(old);
+  };
+
+  for (const pkg of installed) trackAdded(pkg);
+  for (const pkg of installed) if ((requirers.get(pkg.name) ?? 0) === 0 && !chosen(pkg.name)) genRemove(pkg);
+  for (const d of worldDeps) genChange(d.name);
+  for (const pkg of installed) genChange(pkg.name);
+  return changes;
+}
+
 /**
  * The changeset order apk installs in: world names in order, each package after its dependencies
  * (a dependency cycle is cut where the walk first re-enters it), install_if packages right after the
@@ -490,7 +755,7 @@ function greedySelection(universe: PackageUniverse, worldDeps: Dependency[]): { 
   const state = new SearchState(universe);
   const chosen = new Map<string, Pkg>();
   const unresolvable = new Set<string>();
-  for (const dep of worldDeps) state.push({ dep, from: null });
+  for (const dep of worldDeps) state.push(worldRequirement(dep));
   for (;;) {
     const open = state.agenda.filter((r) => !r.dep.conflict && !chosen.has(r.dep.name) && !unresolvable.has(r.dep.name));
     const req = open.find((r) => universe.existingProviders(r.dep.name).some((p) => p.pkg.name === r.dep.name)) ?? open[0];

@@ -4,8 +4,11 @@
  */
 import type { Command } from "commander";
 import { z } from "zod";
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { parseInstalledDb, parseWorldFile } from "../apk/installed-db";
 import { loadRepositories, loadRepository } from "../apk/repository";
-import { installOrder, resolvePackages, SolverError } from "../apk/solver";
+import { formatChange, installOrder, resolveChanges, resolvePackages, SolverError } from "../apk/solver";
 import { compareVersions, isValidVersion } from "../apk/version";
 
 /**
@@ -126,33 +129,65 @@ export function registerApkCommands(program: Command): void {
 
   apk
     .command("resolve")
-    .description("Resolve packages against repositories into an exact lock, printed as JSON")
-    .option("--repository <repo>", "repository URL, directory, index file or plain APKINDEX (repeatable, in priority order)", (v: string, prev: string[]) => [...prev, v], [] as string[])
+    .description(
+      "Resolve packages against repositories into an exact lock, printed as JSON. With an installed database (--root, or --installed and --world) it answers as apk add/del/upgrade would: the PACKAGES are added to the world, --del names leave it, and the changes are listed in apk's words",
+    )
+    .option("--repository <repo>", "repository URL, directory, index file or plain APKINDEX (repeatable, in priority order); \"@tag REPO\" pins it as /etc/apk/repositories does", (v: string, prev: string[]) => [...prev, v], [] as string[])
     .option("--keys <dir>", "trusted public keys (like /etc/apk/keys)")
     .option("--allow-untrusted", "accept repositories without a trusted signature, and plain APKINDEX files")
     .option("--arch <arch>", "architecture", defaultArch())
     .option("--cache-dir <dir>", "index cache directory")
-    .argument("<packages...>")
-    .action(async (world: string[], raw: { repository: string[] }) => {
+    .option("--root <dir>", "a root whose lib/apk/db/installed and etc/apk/world are the starting point")
+    .option("--installed <file>", "an installed database (lib/apk/db/installed) to start from")
+    .option("--world <file>", "the world file (etc/apk/world) to start from")
+    .option("--del <name>", "take a name out of the world, as apk del (repeatable)", (v: string, prev: string[]) => [...prev, v], [] as string[])
+    .option("--upgrade", "as apk upgrade: installed packages are not preferred")
+    .argument("[packages...]")
+    .action(async (packages: string[], raw: { repository: string[]; root?: string; installed?: string; world?: string; del: string[]; upgrade?: boolean }) => {
       const o = parseRepoOptions(raw);
       if (raw.repository.length === 0) return fail("apk resolve: give at least one --repository URL|DIR|APKINDEX-file");
+      if (raw.root && (raw.installed || raw.world)) return fail("apk resolve: give --root, or --installed and --world, not both");
+      const installedFile = raw.root ? path.join(raw.root, "lib/apk/db/installed") : raw.installed;
+      const worldFile = raw.root ? path.join(raw.root, "etc/apk/world") : raw.world;
+      const withState = installedFile !== undefined || worldFile !== undefined || raw.del.length > 0 || raw.upgrade;
+      if (!withState && packages.length === 0) return fail("apk resolve: give the packages to resolve, or a starting point (--root, --installed, --world)");
       try {
-        const repos = await loadRepositories(raw.repository, {
-          arch: o.arch,
-          keysDir: o.keys,
-          allowUntrusted: o.allowUntrusted,
-          cacheDir: o.cacheDir,
-          onProgress: (m) => process.stderr.write(m + "\n"),
+        const tagged = raw.repository.map((spec) => {
+          const m = /^@(\S+)\s+(.+)$/.exec(spec);
+          return m ? { tag: m[1]!, spec: m[2]! } : { spec };
         });
-        const lock = resolvePackages(
-          world,
-          repos.flatMap((r) => r.packages),
-          { arch: o.arch },
+        const repos = await loadRepositories(
+          tagged.map((t) => t.spec),
+          { arch: o.arch, keysDir: o.keys, allowUntrusted: o.allowUntrusted, cacheDir: o.cacheDir, onProgress: (m) => process.stderr.write(m + "\n") },
         );
+        const available = repos.flatMap((r, i) => {
+          const tag = tagged[i]!.tag;
+          return tag ? r.packages.map((p) => ({ ...p, repositoryTag: tag })) : r.packages;
+        });
+        if (!withState) {
+          const lock = resolvePackages(packages, available, { arch: o.arch });
+          const out = { world: lock.world, packages: lock.packages.map(({ record: _record, ...entry }) => entry), installOrder: installOrder(lock).map((e) => e.name) };
+          process.stdout.write(JSON.stringify(out, null, 2) + "\n");
+          return;
+        }
+        const read = (file: string | undefined, what: string): string => {
+          if (file === undefined) return "";
+          try {
+            return fs.readFileSync(file, "utf8");
+          } catch (err) {
+            throw new Error(`${what} ${JSON.stringify(file)} cannot be read: ${(err as Error).message}`);
+          }
+        };
+        const installed = parseInstalledDb(read(installedFile, "--installed"), installedFile ?? "installed");
+        const nameOf = (d: string) => d.replace(/^!/, "").split(/[@<>=~]/)[0]!;
+        const removed = new Set(raw.del.map(nameOf));
+        const added = packages.map(nameOf);
+        const world = [...parseWorldFile(read(worldFile, "--world")).filter((w) => !removed.has(nameOf(w)) && !added.includes(nameOf(w))), ...packages];
+        const { lock, changes } = resolveChanges(world, available, { installed: installed.records, installedTags: installed.tags }, { arch: o.arch, upgrade: raw.upgrade });
         const out = {
           world: lock.world,
           packages: lock.packages.map(({ record: _record, ...entry }) => entry),
-          installOrder: installOrder(lock).map((e) => e.name),
+          changes: changes.map((c, i) => `(${i + 1}/${changes.length}) ${formatChange(c)}`),
         };
         process.stdout.write(JSON.stringify(out, null, 2) + "\n");
       } catch (err) {

@@ -190,11 +190,33 @@ describe("ramroot against the real apk 2.14.4", () => {
     expect(compareRoots(ws)).toEqual(SAME);
   });
 
+  /** `ramroot apk resolve --root` on the ramroot-made root against the real apk's --simulate there. */
+  async function resolveAsApk(cases: { apk: string[]; ramroot: string[] }[]): Promise<void> {
+    const root = ws.host("/roots/ramroot");
+    for (const c of cases) {
+      const real = await ws.apk(["--root", "/roots/ramroot", "--keys-dir", "/parity/keys", "--simulate", ...c.apk]);
+      const ours = await cli.run(["apk", "resolve", "--root", root, "--keys", repos.keysDir, ...c.ramroot]);
+      expect(ours.code).toBe(0);
+      const lines = real.stdout.split("\n").filter((l) => /^\(\d+\/\d+\) /.test(l));
+      if (lines.length === 0) throw new Error(`real apk ${c.apk.join(" ")} changes nothing: ${JSON.stringify(real)}`);
+      expect((JSON.parse(ours.stdout) as { changes: string[] }).changes).toEqual(lines);
+    }
+  }
+
+  test("ramroot apk resolve --root answers as the real apk's simulated add and del on that root", async () => {
+    await resolveAsApk([
+      { apk: ["--repository", "/parity/repo-v1", "add", "app", "links"], ramroot: ["--repository", repos.v1, "app", "links"] },
+      { apk: ["--repository", "/parity/repo-v1", "del", "over-b", "suid"], ramroot: ["--repository", repos.v1, "--del", "over-b", "--del", "suid"] },
+      { apk: ["--repository", "/parity/repo-v2", "add", "app"], ramroot: ["--repository", repos.v2, "app"] },
+    ]);
+  });
+
   test("real apk upgrade from a newer repository on both roots: upgrade scripts, removed and added files alike", async () => {
     clearLogs(ws);
     await ws.apk(["--root", "/roots/apk", "--keys-dir", "/parity/keys", "--repository", "/parity/repo-v1", "add", "app"]);
     await ws.apk(["--root", "/roots/ramroot", "--keys-dir", "/parity/keys", "--repository", "/parity/repo-v1", "add", "app"]);
     clearLogs(ws);
+    await resolveAsApk([{ apk: ["--repository", "/parity/repo-v2", "upgrade"], ramroot: ["--repository", repos.v2, "--upgrade"] }]);
     const args = ["--keys-dir", "/parity/keys", "--repository", "/parity/repo-v2", "upgrade"];
     const a = await ws.apk(["--root", "/roots/apk", ...args]);
     const r = await ws.apk(["--root", "/roots/ramroot", ...args]);

@@ -6,6 +6,9 @@ import { execa } from "execa";
 import { writeIndexArchive } from "../../../provider/apk/index-archive";
 import { type CliRun, type CompiledCli, compileCli } from "../../fixtures/ramroot-cli";
 
+// Every test starts the compiled CLI (a Node process): seconds each on a loaded machine.
+jest.setTimeout(60_000);
+
 let cli: CompiledCli;
 const run = (args: string[], stdin = ""): Promise<CliRun> => cli.run(args, stdin);
 

@@ -13,7 +13,8 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { parseApkindex } from "../../../provider/apk/apkindex";
 import type { RepositoryPackage } from "../../../provider/apk/package-record";
-import { installOrder, resolvePackages } from "../../../provider/apk/solver";
+import { parseInstalledDb } from "../../../provider/apk/installed-db";
+import { formatChange, installOrder, resolveChanges, resolvePackages } from "../../../provider/apk/solver";
 
 export const DATA_DIR = path.join(__dirname, "data");
 
@@ -29,12 +30,15 @@ export interface Vector {
   packages: string[];
   /** Whether the case needs an installed database or an existing world. */
   needsInstalled: boolean;
+  /** The installed database file (@INSTALLED) and the world before the applet runs (@WORLD). */
+  installed?: string;
+  world: string[];
   /** The text apk prints, verbatim. */
   expect: string;
 }
 
 export function readVector(file: string): Vector {
-  const v: Vector = { name: path.basename(file, ".test"), repos: [], applet: "", options: [], packages: [], needsInstalled: false, expect: "" };
+  const v: Vector = { name: path.basename(file, ".test"), repos: [], applet: "", options: [], packages: [], needsInstalled: false, world: [], expect: "" };
   const tokens: string[] = [];
   let section: "args" | "expect" | undefined;
   const expected: string[] = [];
@@ -55,8 +59,12 @@ export function readVector(file: string): Vector {
         v.repos.push(value);
         break;
       case "@INSTALLED":
+        v.needsInstalled = true;
+        v.installed = value;
+        break;
       case "@WORLD":
         v.needsInstalled = true;
+        v.world = rest.filter((t) => t.length > 0);
         break;
       case "@EXPECT":
         section = "expect";
@@ -89,12 +97,39 @@ export function vectorFiles(): string[] {
     .map((f) => path.join(DATA_DIR, f));
 }
 
+/** A repository as a vector names it: "file.repo", or "@tag file.repo" for a tagged (pinned) one. */
+export function vectorRepository(entry: string): { file: string; tag?: string } {
+  const m = /^@(\S+)\s+(\S+)$/.exec(entry);
+  return m ? { tag: m[1]!, file: m[2]! } : { file: entry };
+}
+
 /** The repositories of a vector as ramroot reads them: plain APKINDEX text, in priority order. */
 export function vectorPackages(v: Vector): RepositoryPackage[] {
-  return v.repos.flatMap((name, order) => {
-    const url = `file://${path.join(DATA_DIR, name)}`;
-    return parseApkindex(fs.readFileSync(path.join(DATA_DIR, name), "utf8"), url).map((r) => ({ ...r, repository: url, repositoryOrder: order }));
+  return v.repos.flatMap((entry, order) => {
+    const { file, tag } = vectorRepository(entry);
+    const url = `file://${path.join(DATA_DIR, file)}`;
+    return parseApkindex(fs.readFileSync(path.join(DATA_DIR, file), "utf8"), url).map((r) => ({ ...r, repository: url, repositoryOrder: order, ...(tag ? { repositoryTag: tag } : {}) }));
   });
+}
+
+/** The world after the applet: `add` puts its packages in (replacing an entry of the same name), `del` takes them out. */
+export function worldAfter(v: Vector): string[] {
+  const nameOf = (d: string) => d.replace(/^!/, "").split(/[@<>=~]/)[0]!;
+  if (v.applet === "add") return [...v.world.filter((w) => !v.packages.some((p) => nameOf(p) === nameOf(w))), ...v.packages];
+  if (v.applet === "del") return v.world.filter((w) => !v.packages.some((p) => nameOf(p) === nameOf(w)));
+  return v.world;
+}
+
+/** apk's "(i/n) <change>" lines for a vector with an installed database (or tagged repositories). */
+export function changeOutput(v: Vector): string {
+  const installed = v.installed ? parseInstalledDb(fs.readFileSync(path.join(DATA_DIR, v.installed), "utf8"), v.installed) : { records: [], tags: new Map<string, string>() };
+  try {
+    const { changes } = resolveChanges(worldAfter(v), vectorPackages(v), { installed: installed.records, installedTags: installed.tags }, { upgrade: v.applet === "upgrade" });
+    return changes.map((c, i) => `(${i + 1}/${changes.length}) ${formatChange(c)}`).join("\n");
+  } catch (err) {
+    const message = (err as Error).message;
+    return message.startsWith("ERROR: ") ? message : `ERROR: ${message}`;
+  }
 }
 
 /** apk's "(i/n) Installing name (version)" lines for an install order. */
@@ -108,6 +143,7 @@ export function installLines(order: Array<{ name: string; version: string }>): s
  * so it is left out of both sides.
  */
 export function ramrootOutput(v: Vector): string {
+  if (v.needsInstalled || v.repos.some((r) => r.startsWith("@"))) return changeOutput(v);
   try {
     return installLines(installOrder(resolvePackages(v.packages, vectorPackages(v)))).join("\n");
   } catch (err) {
