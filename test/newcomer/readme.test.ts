@@ -1,0 +1,155 @@
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import { execFileSync } from "node:child_process";
+import { execa } from "execa";
+import { startSshd, type TestSshd } from "../boot/sshd";
+
+// A newcomer's first hour, as the README tells it: a fresh clone of this repository, then the
+// README's commands in order, in a shell, checking the lines the README promises. It builds,
+// boots and deploys for real (three `npm start`s); the Pulumi engine the setup built before is
+// reused (its cache), everything else is the clone's own: its state, its demo repository and
+// disk, a private image cache.
+jest.setTimeout(3_600_000);
+
+const REPO_ROOT = path.resolve(__dirname, "..", "..");
+
+let work: string;
+let clone: string;
+let sshd: TestSshd | undefined;
+const timings: string[] = [];
+
+/** The environment of a new shell: none of this checkout's pulumi/ramroot settings. */
+function freshEnv(extra: Record<string, string> = {}): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const [k, v] of Object.entries(process.env)) {
+    if (v === undefined || k.startsWith("PULUMI_") || k.startsWith("RAMROOT_") || k.startsWith("npm_") || k === "NODE_OPTIONS" || k === "JEST_WORKER_ID") continue;
+    env[k] = v;
+  }
+  env.PATH = (process.env.PATH ?? "").split(path.delimiter).filter((p) => !p.startsWith(REPO_ROOT)).join(path.delimiter);
+  env.RAMROOT_IMAGE_CACHE = path.join(work, "images");
+  return { ...env, ...extra };
+}
+
+interface Run {
+  out: string;
+  code: number;
+}
+
+/** Runs a line in bash in the clone (or a directory of it), stdout and stderr together, and times it. */
+async function sh(line: string, opts: { cwd?: string; env?: Record<string, string> } = {}): Promise<Run> {
+  const start = Date.now();
+  const r = await execa("bash", ["-c", line], { cwd: opts.cwd ?? clone, env: freshEnv(opts.env), extendEnv: false, all: true, reject: false, stdin: "ignore" });
+  timings.push(`${((Date.now() - start) / 1000).toFixed(0).padStart(4)} s  ${line}`);
+  return { out: r.all ?? "", code: r.exitCode ?? -1 };
+}
+
+async function ok(line: string, opts: { cwd?: string; env?: Record<string, string> } = {}): Promise<string> {
+  const r = await sh(line, opts);
+  if (r.code !== 0) throw new Error(`\`${line}\` exited ${r.code}:\n${r.out.slice(-4000)}`);
+  return r.out;
+}
+
+/** The preview part of an `npm start` (before the update runs). */
+const previewOf = (out: string) => out.slice(out.indexOf("Previewing update (demo)"), out.indexOf("Updating (demo)"));
+
+beforeAll(() => {
+  work = fs.mkdtempSync(path.join(os.tmpdir(), "ramroot-newcomer-"));
+  clone = path.join(work, "ramroot");
+  execFileSync("git", ["clone", "--quiet", REPO_ROOT, clone]);
+});
+
+afterAll(async () => {
+  await sshd?.stop();
+  console.log(`newcomer test, step by step:\n${timings.join("\n")}`);
+  fs.rmSync(work, { recursive: true, force: true });
+});
+
+test("the README's commands on a fresh clone do what the README says", async () => {
+  // "npm start works with no internet and no accounts ... the machine prints RAMROOT-DEMO image=<imageId> message=<root/etc/ramroot/message>"
+  const first = await ok("npm start");
+  expect(previewOf(first)).toContain("+ ramroot:index:AlpineImage: (create)");
+  expect(previewOf(first)).toMatch(/etc\/ramroot\/message: "file 644 [0-9a-f]{12}"/);
+  expect(first).toMatch(/seen: RAMROOT-DEMO image=[0-9a-f]{64} message=hello from root\/ in git/);
+  expect(first).toMatch(/^slot a +image [0-9a-f]{12} .*\[DEFAULT\]$/m);
+  expect(first).toContain("then npm start again (slot b is written, DEFAULT flips to it)");
+  expect(fs.existsSync(path.join(clone, ".ramroot", "demo", "disk.img"))).toBe(true);
+
+  // "source .ramroot/env.sh; npx ramroot --help; npx pulumi preview --diff --stack demo"
+  const help = await ok("source .ramroot/env.sh && npx ramroot --help");
+  for (const verb of ["build", "image", "status", "history", "rollback", "qemu"]) expect(help).toMatch(new RegExp(`^  ${verb}\\b`, "m"));
+  const preview = await ok("source .ramroot/env.sh && npx pulumi preview --diff --stack demo");
+  expect(preview).toMatch(/Resources:\n\s+\d+ unchanged/);
+
+  // "Edit root/etc/ramroot/message (or add hello-ramroot to the packages) and run npm start again:
+  // the preview lists the file and the package, the new image goes to slot b, and DEFAULT flips"
+  fs.writeFileSync(path.join(clone, "root", "etc", "ramroot", "message"), "edited by a newcomer\n");
+  const stackFile = path.join(clone, "stacks", "Pulumi.demo.yaml");
+  fs.writeFileSync(stackFile, fs.readFileSync(stackFile, "utf8").replace("      - ramroot-init\n", "      - ramroot-init\n      - hello-ramroot\n"));
+  const second = await ok("npm start", { env: { RAMROOT_SKIP_SMOKE: "1" } });
+  const preview2 = previewOf(second);
+  expect(preview2).toContain('+ hello-ramroot: "1.0-r0"');
+  expect(preview2).toMatch(/~ etc\/ramroot\/message: "file 644 [0-9a-f]{12}" => "file 644 [0-9a-f]{12}"/);
+  expect(preview2).toMatch(/\+ ramroot:index:BootSlot: \(create\)[\s\S]*slot +: "b"/);
+  expect(preview2).toMatch(/~ defaultLabel: "a" => "b"/);
+  // "the update ends with what changed inside the image, path by path"
+  expect(second).toMatch(/files changed from the previous image: \+\d+ -\d+ ~\d+ paths, 1 package changed/);
+  expect(second).toMatch(/\+ usr\/share\/hello-ramroot\/greeting {2}file 0644 0:0/);
+  expect(second).toMatch(/seen: RAMROOT-DEMO image=[0-9a-f]{64} message=edited by a newcomer/);
+  expect(second).toMatch(/^DEFAULT +b\b/m);
+  expect(second).toContain("then npm start again (slot a is written, DEFAULT flips to it)");
+
+  // "npx ramroot image diff --slot a --slot b shows the two slots' difference", from root/ too
+  // ("relative paths are relative to the project directory ... also from a directory inside it")
+  const diff = await ok("source ../.ramroot/env.sh && npx ramroot image diff --slot a --slot b", { cwd: path.join(clone, "root") });
+  expect(diff).toContain("+ package hello-ramroot 1.0-r0");
+  expect(diff).toMatch(/^hello-ramroot:\n(?: {2}.*\n)*? {2}\+ usr\/share\/hello-ramroot\/greeting {2}file 0644 0:0 \d+ [0-9a-f]{12}$/m);
+  expect(diff).toMatch(/^ {2}~ etc\/ramroot\/message {2}size 24 -> 21, sha256 [0-9a-f]{12} -> [0-9a-f]{12}$/m);
+
+  // The same two slots on an ssh target (a real sshd on loopback): written there by
+  // `ramroot slot write --ssh`, compared by `ramroot image diff --ssh`.
+  sshd = await startSshd();
+  const bootDir = path.join(work, "ssh-boot");
+  fs.mkdirSync(bootDir);
+  const ssh = `--ssh root@127.0.0.1:${bootDir} --port ${sshd.port} --identity ${path.join(sshd.dir, "user_key")} --known-hosts ${sshd.knownHosts}`;
+  const local = path.join(work, "slots");
+  for (const slot of ["a", "b"]) {
+    fs.mkdirSync(path.join(local, slot), { recursive: true });
+    for (const f of ["vmlinuz", "initramfs"]) {
+      execFileSync("mcopy", ["-n", "-o", "-i", `${path.join(clone, ".ramroot", "demo", "disk.img")}@@1048576`, `::/${slot}/${f}`, path.join(local, slot, f)]);
+    }
+    await ok(`source .ramroot/env.sh && npx ramroot slot write ${ssh} --slot ${slot} --kernel ${path.join(local, slot, "vmlinuz")} --initramfs ${path.join(local, slot, "initramfs")}`);
+  }
+  const sshDiff = await ok(`source .ramroot/env.sh && npx ramroot image diff ${ssh} slot:a slot:b`);
+  expect(sshDiff).toMatch(/^--- slot a \(ssh root@127\.0\.0\.1:/m);
+  expect(sshDiff).toContain("+ package hello-ramroot 1.0-r0");
+  expect(sshDiff).toMatch(/^ {2}\+ usr\/share\/hello-ramroot\/greeting {2}file 0644 0:0/m);
+  expect(sshDiff).toMatch(/^ {2}~ etc\/ramroot\/message {2}size 24 -> 21/m);
+
+  // A second npm start with nothing changed says so, and builds, writes and boots nothing.
+  const third = await ok("npm start", { env: { RAMROOT_SKIP_SMOKE: "1" } });
+  expect(third).toContain("[demo] nothing changed since the last deployment");
+  expect(third).not.toContain("booting .ramroot/demo/disk.img");
+  expect(third).toContain("then npm start again (slot a is written, DEFAULT flips to it)");
+
+  // "npx ramroot rollback --stack demo goes back to slot a without rebuilding or copying anything"
+  const back = await ok("source .ramroot/env.sh && npx ramroot rollback --stack demo");
+  expect(back).toMatch(/rolling back to update \d+: image [0-9a-f]{12}, already in slot a: switching only/);
+  expect(await ok("source .ramroot/env.sh && npx ramroot status")).toMatch(/^DEFAULT +a\b/m);
+  const missing = await sh("source .ramroot/env.sh && npx ramroot rollback --to 99");
+  expect(missing.code).toBe(1);
+  expect(missing.out).toMatch(/^ramroot: --to: no update 99 in stack demo/m);
+
+  // Errors name the way out: no passphrase in the shell.
+  const noPass = await sh("source .ramroot/env.sh && unset PULUMI_CONFIG_PASSPHRASE && npx ramroot status");
+  expect(noPass.code).toBe(1);
+  expect(noPass.out.trim().split("\n").pop()).toBe(
+    "ramroot: the stack's secrets need a passphrase and none is set: run `source .ramroot/env.sh` (the demo's), or set PULUMI_CONFIG_PASSPHRASE",
+  );
+  const noStack = await sh("source .ramroot/env.sh && npx ramroot status --stack nas-at-home");
+  expect(noStack.out).toContain('ramroot: no stack "nas-at-home" in this project: `npm start` creates the demo stack; for another one, `pulumi stack init nas-at-home`');
+
+  // The README points nowhere outside the repository.
+  expect(fs.readFileSync(path.join(clone, "README.md"), "utf8")).not.toMatch(/\.\.\/shared|DESIGN\.md/);
+  expect(fs.existsSync(path.join(clone, "docs", "design.md"))).toBe(true);
+});
