@@ -65,7 +65,7 @@ class SourceResolver {
     const state = await inspectTarget(target, ["a", "b"]);
     const deployed = imageDeployedBy(version, history, state.journal);
     if (!deployed?.planId) throw new Error(`update ${version} of stack ${open.stack.name} deployed no image that the journal on ${state.description} records`);
-    if (await cachedImage({ planId: deployed.planId })) return { kind: "plan", planId: deployed.planId };
+    if (await cachedImage({ planId: deployed.planId })) return { kind: "plan", planId: deployed.planId, update: version };
     const slot = slotHolding(state, deployed.planId);
     if (slot !== undefined) return { kind: "slot", target, slot };
     throw new Error(`the image update ${version} deployed (plan ${deployed.planId.slice(0, 12)}) is neither in the local image cache nor in a slot`);

@@ -15,7 +15,8 @@ import { readImage, type ImageEntry } from "./initramfs-reader";
 export type ImageSource =
   | { kind: "file"; path: string }
   | { kind: "slot"; target: TargetSpec; slot: string }
-  | { kind: "plan"; planId: string; cacheDir?: string };
+  /** `update`: the stack update that deployed it, named in descriptions */
+  | { kind: "plan"; planId: string; cacheDir?: string; update?: number };
 
 /** "initramfs.gz", "slot a on image disk.img", "plan 3f9c2a1b0c4d (image cache)". */
 export function describeSource(source: ImageSource): string {
@@ -25,7 +26,7 @@ export function describeSource(source: ImageSource): string {
     case "slot":
       return `slot ${source.slot} (${source.target.kind === "ssh" ? `ssh ${source.target.user ? `${source.target.user}@` : ""}${source.target.host}:${source.target.path}` : `${source.target.kind} ${source.target.path}`})`;
     case "plan":
-      return `plan ${source.planId.slice(0, 12)} (image cache)`;
+      return `${source.update !== undefined ? `update ${source.update}: ` : ""}plan ${source.planId.slice(0, 12)} (image cache)`;
   }
 }
 

@@ -6,7 +6,9 @@
  * An initramfs is a sequence of members, as the kernel's unpack_to_rootfs takes them: gzip
  * members, zstd frames and plain cpio archives, with zero padding allowed between them; each
  * decompressed member holds one or more cpio archives, each ending in TRAILER!!!. A later
- * archive's entry replaces an earlier one at the same path, as the kernel's unpacking does.
+ * archive's entry replaces an earlier one at the same path, as the kernel's unpacking does
+ * (including its two surprises: a directory with children is not replaced, and a file written
+ * over an earlier hard link rewrites every name of that inode).
  * cpio-stream reads one archive and ignores what follows its trailer, so the sequence is
  * handled here: each archive goes to a fresh extractor, and the archive's end is found from
  * the last entry it reported plus the trailer's own header.
@@ -203,6 +205,27 @@ export async function readImage(image: Buffer, source: string, opts: ReadImageOp
     }
   };
 
+  // Hard-link groups ("layer:ino" -> paths) and each path's group, for the kernel's O_TRUNC rule.
+  const groups = new Map<string, Set<string>>();
+  const groupOf = new Map<string, string>();
+  const hasChildren = (dir: string): boolean => {
+    for (const p of entries.keys()) if (p.startsWith(`${dir}/`)) return true;
+    return false;
+  };
+  const leaveGroup = (path: string): void => {
+    const g = groupOf.get(path);
+    if (g !== undefined) groups.get(g)?.delete(path);
+    groupOf.delete(path);
+  };
+  const place = (entry: ImageEntry, content: Buffer): void => {
+    entries.delete(entry.path);
+    entries.set(entry.path, entry);
+    if (entry.type === "file") {
+      opts.onFile?.(entry, content);
+      if (keep.has(entry.path)) contents.set(entry.path, content);
+    }
+  };
+
   const addArchive = (raw: RawEntry[], layer: number): void => {
     // Hard links: the data travels on one member of the inode group (GNU cpio: the last).
     const inodeData = new Map<number, Buffer>();
@@ -225,12 +248,24 @@ export async function readImage(image: Buffer, source: string, opts: ReadImageOp
         ...(type === "symlink" ? { linkTarget: r.header.linkname ?? "" } : {}),
         ...(type === "char" || type === "block" ? { rdevMajor: r.header.rdevmajor, rdevMinor: r.header.rdevminor } : {}),
       };
-      entries.delete(path);
-      entries.set(path, entry);
-      if (type === "file") {
-        opts.onFile?.(entry, content);
-        if (keep.has(path)) contents.set(path, content);
+      const existing = entries.get(path);
+      // The kernel cannot remove a directory that has children (rmdir fails), so what would
+      // replace it is not made.
+      if (existing?.type === "dir" && type !== "dir" && hasChildren(path)) continue;
+      // A regular file over an earlier archive's hard-linked file is opened with O_TRUNC: the
+      // shared inode is rewritten, so every name of it gets the new content, mode and owner.
+      const group = groupOf.get(path);
+      if (existing?.type === "file" && type === "file" && group !== undefined && !group.startsWith(`${layer}:`)) {
+        for (const member of groups.get(group) ?? []) place({ ...entry, path: member }, content);
+        continue;
       }
+      leaveGroup(path);
+      if (type === "file" && r.header.nlink > 1) {
+        const key = `${layer}:${r.header.ino}`;
+        groups.set(key, (groups.get(key) ?? new Set()).add(path));
+        groupOf.set(path, key);
+      }
+      place(entry, content);
     }
   };
 

@@ -8,6 +8,8 @@ import { compressor, type Compression } from "../../provider/image/compress";
 import { bootQemu } from "../../provider/qemu/boot";
 import { debianKernel } from "../fixtures/debian-kernel";
 import { BUSYBOX } from "../fixtures/busybox-initramfs";
+import { readBack } from "../fixtures/image-readback";
+import { createHash } from "node:crypto";
 
 // The facts the layered image (provider/image/layers.ts) stands on, checked on a real kernel:
 // it unpacks an initramfs made of separately compressed cpio archives one after the other, and
@@ -107,6 +109,12 @@ describe.each<Compression>(["gzip", "zstd", "none"])("a %s initramfs of three co
     try {
       const initrd = path.join(work, "initramfs");
       await writeLayered(initrd, compression);
+      // cpio-stream's reading (initramfs-reader.ts) folds the archives as the kernel does below
+      const tree = await readBack(initrd);
+      const holds = (p: string) => tree.get(p)?.sha256;
+      const sha = (t: string) => createHash("sha256").update(t).digest("hex");
+      expect([holds("etc/a"), holds("etc/p1"), holds("etc/p2"), holds("etc/l2f"), holds("etc/empty")]).toEqual([sha("a3"), sha("p-new"), sha("p-new"), sha("now-a-file"), sha("file-over-empty-dir")]);
+      expect([tree.get("etc/f2l")?.linkTarget, tree.get("etc/full")?.type, tree.get("etc/d")?.mode, tree.get("etc/mode")?.mode, tree.get("etc/mode")?.uid]).toEqual(["a", "dir", 0o700, 0o755, 0]);
       const result = await bootQemu({
         media: { kind: "kernel", kernel: debianKernel().vmlinuz, initrd, append: "rdinit=/sbin/init quiet" },
         marker: " END",
