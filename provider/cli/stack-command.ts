@@ -5,7 +5,7 @@
 import * as path from "node:path";
 import { spawn } from "node:child_process";
 import type { Command } from "commander";
-import { LocalWorkspace, type Stack, type UpdateSummary } from "@pulumi/pulumi/automation";
+import type { Stack, UpdateSummary } from "@pulumi/pulumi/automation";
 import { inspectTarget, slotHolding, type TargetState } from "../boot/inspect";
 import type { JournalEntry } from "../boot/journal";
 import { parseTargetSpec, resolveTargetSpec, type TargetSpec } from "../boot/target-spec";
@@ -25,6 +25,9 @@ export interface StackFlags {
 /** The stack in the Pulumi project at or above --cwd (default: this directory), so paths mean the same from any directory. */
 export async function openStack(flags: StackFlags): Promise<{ stack: Stack; projectDir: string }> {
   const projectDir = findProjectDir(flags.cwd ?? process.cwd());
+  // Loaded on use: the Automation API brings @pulumi/pulumi and TypeScript (~750 modules, most
+  // of the start-up of every other verb, `ramroot build` included).
+  const { LocalWorkspace } = require("@pulumi/pulumi/automation") as typeof import("@pulumi/pulumi/automation");
   const stack = await LocalWorkspace.selectStack({ stackName: flags.stack, workDir: projectDir });
   return { stack, projectDir };
 }
