@@ -6,6 +6,7 @@ import { registerBuildCommands } from "./build-command";
 import { registerStackCommands } from "./stack-command";
 import { registerBootCommands } from "./boot-command";
 import { registerImageCommands } from "./image-command";
+import { registerVmCommands } from "./vm-command";
 
 /** Every area's verbs. A new area adds one line here and keeps its verbs in its own file. */
 export function registerCommands(program: Command): void {
@@ -16,4 +17,5 @@ export function registerCommands(program: Command): void {
   registerStackCommands(program);
   registerBootCommands(program);
   registerImageCommands(program);
+  registerVmCommands(program);
 }

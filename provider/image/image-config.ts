@@ -42,6 +42,52 @@ const packageSpec = z.string().superRefine((spec, ctx) => {
   }
 });
 
+const absolutePath = z
+  .string()
+  .regex(/^\/[A-Za-z0-9._@+\/-]*$/, "expected an absolute path of letters, digits and . _ @ + - /, such as /data")
+  .refine((p) => !p.split("/").includes(".."), 'expected a path without ".."');
+const ipv4 = z.string().regex(/^(25[0-5]|2[0-4]\d|1?\d?\d)(\.(25[0-5]|2[0-4]\d|1?\d?\d)){3}$/, "expected an IPv4 address such as 192.168.1.1");
+const FILESYSTEMS = ["ext4", "xfs", "btrfs", "vfat"] as const;
+
+/** The first NIC (or `interface`) by DHCP (busybox udhcpc), or a static address. */
+export const networkSchema = z
+  .strictObject({
+    interface: z.string().regex(/^[a-z][a-z0-9._-]{0,14}$/, "expected a network interface name such as eth0").default("eth0"),
+    mode: z.enum(["dhcp", "static"], { error: 'expected "dhcp" or "static"' }),
+    /** static: address/prefix */
+    address: z.string().regex(/^(\d{1,3}\.){3}\d{1,3}\/\d{1,2}$/, "expected an IPv4 address with its prefix length such as 192.168.1.10/24").optional(),
+    gateway: ipv4.optional(),
+    dns: z.array(ipv4).optional(),
+  })
+  .superRefine((n, ctx) => {
+    if (n.mode === "static" && n.address === undefined) ctx.addIssue({ code: "custom", path: ["address"], input: n.address, message: 'expected an address such as 192.168.1.10/24 when mode is "static"' });
+    if (n.mode === "dhcp" && (n.address !== undefined || n.gateway !== undefined || n.dns !== undefined)) {
+      ctx.addIssue({ code: "custom", path: ["mode"], input: n.mode, message: 'expected "static" when address, gateway or dns are given (DHCP supplies them)' });
+    }
+  });
+
+/** The persistent data disk, mounted by filesystem label. */
+export const dataDiskSchema = z.strictObject({
+  label: z.string().regex(/^[A-Za-z0-9_.-]{1,16}$/, "expected a filesystem label of 1-16 letters, digits, _ . -"),
+  mountpoint: absolutePath.default("/data"),
+  fs: z.enum(FILESYSTEMS, { error: `expected one of ${FILESYSTEMS.join(", ")}` }).default("ext4"),
+  options: z.string().regex(/^[A-Za-z0-9=,._-]+$/, "expected mount options such as defaults,noatime").default("defaults"),
+});
+
+/** The boot partition (FAT, syslinux), mounted where the boot target's path expects it. */
+export const bootPartitionSchema = z
+  .strictObject({
+    label: z.string().regex(/^[A-Z0-9_-]{1,11}$/, "expected a FAT label of 1-11 upper-case letters, digits, _ or - (ramroot disk create's default is RAMROOT)").optional(),
+    uuid: z.string().regex(/^[0-9A-F]{4}-[0-9A-F]{4}$/, "expected a FAT volume id such as 5241-4D52").optional(),
+    mountpoint: absolutePath.default("/media/boot"),
+  })
+  .refine((b) => (b.label === undefined) !== (b.uuid === undefined), { message: "expected exactly one of label or uuid" });
+
+/** SSH host keys kept on the data disk: made once on the machine, linked into place at every boot. */
+export const sshHostKeysSchema = z.strictObject({
+  dir: absolutePath.optional(),
+});
+
 const serviceName = z.string().regex(/^-?[A-Za-z0-9._@+-]+$/, 'expected an OpenRC service name, or "-name" to drop a default');
 
 export const imageConfigSchema = z
@@ -80,6 +126,22 @@ export const imageConfigSchema = z
     compressionLevel: z.number({ error: "expected a whole number" }).int("expected a whole number").optional(),
     /** every timestamp in the image, seconds since 1970 */
     epoch: z.number().int().min(0, "expected seconds since 1970").max(0xffffffff).default(0),
+    /** machine services (provider/image/machine-services.ts) */
+    network: networkSchema.optional(),
+    dataDisk: dataDiskSchema.optional(),
+    bootPartition: bootPartitionSchema.optional(),
+    sshHostKeys: sshHostKeysSchema.optional(),
+  })
+  .superRefine((c, ctx) => {
+    if (c.sshHostKeys === undefined) return;
+    if (c.dataDisk === undefined) {
+      ctx.addIssue({ code: "custom", path: ["sshHostKeys"], input: c.sshHostKeys, message: "expected a dataDisk too: host keys are kept on it so they survive deploys" });
+      return;
+    }
+    const dir = c.sshHostKeys.dir;
+    if (dir !== undefined && !dir.startsWith(`${c.dataDisk.mountpoint.replace(/\/+$/, "")}/`)) {
+      ctx.addIssue({ code: "custom", path: ["sshHostKeys", "dir"], input: dir, message: `expected a directory under the data disk's mountpoint ${c.dataDisk.mountpoint}` });
+    }
   })
   .superRefine((c, ctx) => {
     if (c.compressionLevel === undefined) return;

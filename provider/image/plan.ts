@@ -11,15 +11,17 @@ import { loadRepositories, type LoadedRepository } from "../apk/repository";
 import { resolvePackages, type Lock } from "../apk/solver";
 import { loadKeysDir, loadPublicKeyFile } from "../apk/signature";
 import { parseInput } from "../input-error";
+import { machineEntries } from "./machine-services";
 import { imageConfigSchema, servicesOf, worldOf, type ImageConfig, type ImageConfigInput } from "./image-config";
 import { compressionLevelOf } from "./compress";
 import { inlineEntries, mergeOverlays, overlayDigest, overlaySummary, scanOverlay, type OverlayEntry } from "./overlay";
 
 /**
  * Bumped whenever the builder's output for the same plan would change. 4: the initramfs is a
- * concatenation of layers (layers.ts); a compression level.
+ * concatenation of layers (layers.ts); a compression level. 5: modules.dep made at build when
+ * the packages leave it missing or incomplete (kernel-modules.ts).
  */
-export const BUILDER_FORMAT = 4;
+export const BUILDER_FORMAT = 5;
 
 export interface LockedPackage {
   name: string;
@@ -129,6 +131,7 @@ export async function planImage(input: ImageConfigInput | ImageConfig, opts: Pla
     throw new Error(`packages: ${(err as Error).message}\nrepositories searched: ${searched}`);
   }
   const overlayEntries = mergeOverlays(
+    machineEntries(config, lock.packages.map((p) => p.name)),
     config.overlay ? scanOverlay(path.resolve(opts.baseDir, config.overlay)) : [],
     inlineEntries(config.files),
   );

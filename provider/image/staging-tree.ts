@@ -12,6 +12,7 @@ import type { FileManifest } from "../apk/expand";
 import type { CpioEntry } from "./cpio-writer";
 import { servicesOf } from "./image-config";
 import { enableServices } from "./services";
+import { ensureModuleIndex } from "./kernel-modules";
 import type { ResolvedPlan } from "./plan";
 import { writeOverlay } from "./overlay";
 import { StagingRoot } from "../apk/staging-root";
@@ -47,6 +48,7 @@ export async function installTree(resolved: ResolvedPlan, staging: string, progr
   for (const s of installed.skippedScripts) warnings.push(`${s.package} ${s.script} not run: ${s.detail ?? "architecture differs"}`);
   for (const s of installed.failedScripts) warnings.push(`${s.package} ${s.script} failed: ${s.detail ?? ""}`);
   for (const w of warnings) progress(`WARNING: ${w}`);
+  ensureModuleIndex(staging, installed.manifest);
   return { manifest: installed.manifest, warnings };
 }
 

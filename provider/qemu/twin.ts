@@ -1,0 +1,199 @@
+/**
+ * A machine twin in QEMU: the machine's boot disk (syslinux, A/B slots) plus a persistent data
+ * disk, user-mode networking with SSH forwarded to 127.0.0.1:<port> only, the serial console
+ * in a log file, reboots allowed (a reboot goes back through syslinux, as on the machine), and
+ * optionally an emulated i6300esb watchdog that resets the machine when it stops being fed.
+ * A stack whose ssh target is 127.0.0.1:<port> deploys to it exactly as to the real box.
+ * Runs in the foreground (console on the terminal, Ctrl-A X quits) or detached with a pid file.
+ */
+import * as fs from "node:fs";
+import * as net from "node:net";
+import * as path from "node:path";
+import { spawn } from "node:child_process";
+import { execa } from "execa";
+
+export interface TwinOptions {
+  /** the boot disk image (MBR or superfloppy FAT with syslinux) */
+  disk: string;
+  /** the data disk image; made (ext4, labelled dataLabel) when missing */
+  data: string;
+  /** size of a new data disk, MiB (default 256) */
+  dataSizeMiB?: number;
+  /** filesystem label of a new data disk (default "data") */
+  dataLabel?: string;
+  /** host port forwarded to the machine's port 22, on 127.0.0.1 only */
+  sshPort: number;
+  /** the serial console is appended to this file */
+  serialLog: string;
+  /** guest memory, MiB (default 512) */
+  memoryMiB?: number;
+  /** an i6300esb watchdog whose expiry resets the machine */
+  watchdog?: boolean;
+  /** the qemu binary (default qemu-system-x86_64) */
+  qemu?: string;
+}
+
+/** Finds a free TCP port on 127.0.0.1 (the forwarded SSH port when none is given). */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer();
+    server.on("error", reject);
+    server.listen(0, "127.0.0.1", () => {
+      const address = server.address();
+      server.close(() => (typeof address === "object" && address ? resolve(address.port) : reject(new Error("no free port on 127.0.0.1"))));
+    });
+  });
+}
+
+/**
+ * Makes the data disk when it does not exist: a sparse file with an ext4 filesystem made by
+ * mkfs.ext4 (no root, no loop device). An existing disk is never touched.
+ */
+export async function ensureDataDisk(file: string, sizeMiB = 256, label = "data"): Promise<{ created: boolean }> {
+  if (fs.existsSync(file)) return { created: false };
+  if (!Number.isInteger(sizeMiB) || sizeMiB < 16) throw new Error(`data disk size: got ${sizeMiB}; expected whole MiB, at least 16`);
+  if (!/^[A-Za-z0-9_.-]{1,16}$/.test(label)) throw new Error(`data disk label: got "${label}"; expected 1-16 letters, digits, _ . -`);
+  fs.mkdirSync(path.dirname(path.resolve(file)), { recursive: true });
+  const temp = `${file}.partial`;
+  fs.rmSync(temp, { force: true });
+  fs.writeFileSync(temp, "");
+  fs.truncateSync(temp, sizeMiB * 1024 * 1024);
+  try {
+    await execa("mkfs.ext4", ["-q", "-F", "-L", label, temp]);
+  } catch (err) {
+    fs.rmSync(temp, { force: true });
+    const e = err as { code?: string; stderr?: string; message: string };
+    throw new Error(`making the data disk ${file}: ${e.code === "ENOENT" ? "mkfs.ext4 is missing (install e2fsprogs)" : (e.stderr?.trim() || e.message)}`);
+  }
+  fs.renameSync(temp, file);
+  return { created: true };
+}
+
+/** The QEMU command line of the twin, without the console and daemon flags. */
+export function twinArgs(opts: TwinOptions): string[] {
+  const args = [
+    "-name", "ramroot-twin",
+    "-machine", "pc",
+    "-m", String(opts.memoryMiB ?? 512),
+    "-smp", "1",
+    "-display", "none",
+    // The boot disk first: SeaBIOS boots it, syslinux picks the slot.
+    "-drive", `file=${opts.disk},format=raw,if=none,id=boot`,
+    "-device", "virtio-blk-pci,drive=boot,bootindex=0",
+    "-drive", `file=${opts.data},format=raw,if=none,id=data`,
+    "-device", "virtio-blk-pci,drive=data",
+    // User-mode networking: DHCP from QEMU, SSH forwarded from 127.0.0.1 only.
+    "-netdev", `user,id=net0,hostfwd=tcp:127.0.0.1:${opts.sshPort}-:22`,
+    "-device", "virtio-net-pci,netdev=net0",
+  ];
+  if (opts.watchdog) args.push("-device", "i6300esb", "-action", "watchdog=reset");
+  return args;
+}
+
+function check(opts: TwinOptions): void {
+  if (!fs.existsSync(opts.disk)) throw new Error(`boot disk ${opts.disk} does not exist; make one with \`ramroot disk create\``);
+  if (!Number.isInteger(opts.sshPort) || opts.sshPort < 1 || opts.sshPort > 65535) throw new Error(`ssh port: got ${opts.sshPort}; expected 1-65535`);
+}
+
+export interface DetachedTwin {
+  pid: number;
+  pidFile: string;
+}
+
+/** Starts the twin in the background (QEMU's -daemonize); the console goes to the serial log. */
+export async function startTwin(opts: TwinOptions, pidFile: string): Promise<DetachedTwin> {
+  check(opts);
+  await ensureDataDisk(opts.data, opts.dataSizeMiB, opts.dataLabel);
+  if (fs.existsSync(pidFile)) {
+    const pid = Number(fs.readFileSync(pidFile, "utf8").trim());
+    if (processAlive(pid)) throw new Error(`a twin already runs with pid ${pid} (${pidFile}); stop it with \`ramroot vm stop\``);
+    fs.rmSync(pidFile, { force: true });
+  }
+  fs.mkdirSync(path.dirname(path.resolve(opts.serialLog)), { recursive: true });
+  fs.mkdirSync(path.dirname(path.resolve(pidFile)), { recursive: true });
+  const args = [
+    ...twinArgs(opts),
+    "-chardev", `file,id=console,path=${path.resolve(opts.serialLog)},append=on`,
+    "-serial", "chardev:console",
+    "-monitor", "none",
+    "-daemonize",
+    "-pidfile", path.resolve(pidFile),
+  ];
+  try {
+    await execa(opts.qemu ?? "qemu-system-x86_64", args, { stdin: "ignore" });
+  } catch (err) {
+    const e = err as { code?: string; stderr?: string; message: string };
+    throw new Error(e.code === "ENOENT" ? `cannot start ${opts.qemu ?? "qemu-system-x86_64"} (install qemu-system-x86)` : `qemu failed: ${e.stderr?.trim() || e.message}`);
+  }
+  const pid = Number(fs.readFileSync(pidFile, "utf8").trim());
+  return { pid, pidFile };
+}
+
+/** Runs the twin on this terminal: the serial console and QEMU's monitor share it (Ctrl-A X quits), and the console is also logged. */
+export async function runTwin(opts: TwinOptions): Promise<number | null> {
+  check(opts);
+  await ensureDataDisk(opts.data, opts.dataSizeMiB, opts.dataLabel);
+  fs.mkdirSync(path.dirname(path.resolve(opts.serialLog)), { recursive: true });
+  const args = [
+    ...twinArgs(opts),
+    "-chardev", `stdio,id=console,mux=on,signal=off,logfile=${path.resolve(opts.serialLog)},logappend=on`,
+    "-serial", "chardev:console",
+    "-mon", "chardev=console",
+  ];
+  const child = spawn(opts.qemu ?? "qemu-system-x86_64", args, { stdio: "inherit" });
+  return new Promise((resolve, reject) => {
+    child.on("error", (err) => reject(new Error(`cannot start ${opts.qemu ?? "qemu-system-x86_64"}: ${err.message} (install qemu-system-x86)`)));
+    child.on("close", (code) => resolve(code));
+  });
+}
+
+function processAlive(pid: number): boolean {
+  if (!Number.isInteger(pid) || pid <= 0) return false;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === "EPERM";
+  }
+}
+
+/**
+ * Stops a detached twin: SIGTERM (QEMU exits as if the power were cut; the data disk is
+ * whatever the guest last wrote), SIGKILL after `graceMs`. Returns false when none ran.
+ */
+export async function stopTwin(pidFile: string, graceMs = 10_000): Promise<boolean> {
+  if (!fs.existsSync(pidFile)) return false;
+  const pid = Number(fs.readFileSync(pidFile, "utf8").trim());
+  if (!processAlive(pid)) {
+    fs.rmSync(pidFile, { force: true });
+    return false;
+  }
+  process.kill(pid, "SIGTERM");
+  const deadline = Date.now() + graceMs;
+  while (processAlive(pid) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+  if (processAlive(pid)) process.kill(pid, "SIGKILL");
+  while (processAlive(pid)) await new Promise((r) => setTimeout(r, 50));
+  fs.rmSync(pidFile, { force: true });
+  return true;
+}
+
+/**
+ * Waits until `pattern` has matched `count` times in the serial log (counted across reboots),
+ * and returns the log. Rejects with the log's tail when `timeoutMs` passes first, or when the
+ * pid file's QEMU is gone.
+ */
+export async function waitForConsole(serialLog: string, pattern: RegExp, opts: { count?: number; timeoutMs?: number; pidFile?: string } = {}): Promise<string> {
+  const wanted = opts.count ?? 1;
+  const deadline = Date.now() + (opts.timeoutMs ?? 300_000);
+  const global = new RegExp(pattern.source, pattern.flags.includes("g") ? pattern.flags : `${pattern.flags}g`);
+  for (;;) {
+    const log = fs.existsSync(serialLog) ? fs.readFileSync(serialLog, "utf8") : "";
+    if ((log.match(global)?.length ?? 0) >= wanted) return log;
+    const gone = opts.pidFile !== undefined && !(fs.existsSync(opts.pidFile) && processAlive(Number(fs.readFileSync(opts.pidFile, "utf8").trim())));
+    if (gone || Date.now() > deadline) {
+      const tail = log.replace(/\r/g, "").split("\n").slice(-30).join("\n");
+      throw new Error(`${gone ? "QEMU exited" : "timed out"} before ${pattern} showed ${wanted} time(s) on the console (${serialLog}); it ended with:\n${tail}`);
+    }
+    await new Promise((r) => setTimeout(r, 500));
+  }
+}

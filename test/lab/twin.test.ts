@@ -1,0 +1,140 @@
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import { execFileSync } from "node:child_process";
+import { execa } from "execa";
+import { stringify as toYaml } from "yaml";
+import { freePort, stopTwin, waitForConsole } from "../../provider/qemu/twin";
+import { ramroot } from "../fixtures/debian-repo";
+import { buildNasRepo, type NasRepo } from "../fixtures/nas-repo";
+
+// The machine twin: a NAS-shaped image from the offline repository (dropbear, DHCP, a data disk
+// by label, the boot partition, host keys kept on the data disk) on a syslinux disk made with
+// the ramroot CLI, booted with `ramroot vm` (QEMU without KVM: each boot takes a minute or so).
+jest.setTimeout(1_800_000);
+
+let work: string;
+let repo: NasRepo;
+const running: string[] = [];
+
+beforeAll(async () => {
+  work = fs.mkdtempSync(path.join(os.tmpdir(), "ramroot-twin-"));
+  repo = await buildNasRepo(path.join(work, "repo"));
+});
+afterAll(async () => {
+  for (const pidFile of running) await stopTwin(pidFile);
+  fs.rmSync(work, { recursive: true, force: true });
+});
+
+/** Runs the test body; on failure the machine's serial log is kept outside the work directory and named in the error. */
+async function keepingSerialLog(serialLog: string, body: () => Promise<void>): Promise<void> {
+  try {
+    await body();
+  } catch (err) {
+    const kept = path.join(os.tmpdir(), `ramroot-twin-serial-${Date.now()}.log`);
+    if (fs.existsSync(serialLog)) fs.copyFileSync(serialLog, kept);
+    (err as Error).message += `\n(the machine's serial log is kept in ${kept})`;
+    throw err;
+  }
+}
+
+test("a NAS image on the twin: strict ssh, the image id published, data and host key kept across a reboot", async () => {
+  const started = Date.now();
+  const project = path.join(work, "nas");
+  const ssh = path.join(work, "ssh");
+  fs.mkdirSync(ssh);
+  const userKey = path.join(ssh, "id_ed25519");
+  execFileSync("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-C", "ramroot-twin-test", "-f", userKey]);
+  // Only the public key enters the image.
+  fs.mkdirSync(path.join(project, "root", "root", ".ssh"), { recursive: true });
+  fs.copyFileSync(`${userKey}.pub`, path.join(project, "root", "root", ".ssh", "authorized_keys"));
+  const config = {
+    repositories: [repo.repository],
+    keys: [repo.keysDir],
+    packages: repo.nasPackages,
+    kernel: "lts",
+    overlay: "root",
+    hostname: "nas-twin",
+    services: { boot: ["hostname"], default: ["dropbear"] },
+    network: { mode: "dhcp" },
+    dataDisk: { label: "nasdata", mountpoint: "/data" },
+    bootPartition: { label: "RAMROOT", mountpoint: "/media/boot" },
+    sshHostKeys: {},
+    epoch: 1700000000,
+  };
+  fs.writeFileSync(path.join(project, "image.yaml"), toYaml(config));
+  const built = await ramroot("build", path.join(project, "image.yaml"), "--cache", path.join(work, "images"));
+  const imageId = /imageId\s+([0-9a-f]{64})/.exec(built)![1]!;
+  const planId = /planId\s+([0-9a-f]{64})/.exec(built)![1]!;
+  const kernel = /kernel\s+(\S+)/.exec(built)![1]!;
+  const initramfs = /initramfs\s+(\S+)/.exec(built)![1]!;
+  const builtAt = Date.now();
+
+  // The machine's boot disk, through the ramroot CLI: disk, slot a, syslinux DEFAULT a.
+  const disk = path.join(work, "boot.img");
+  await ramroot("disk", "create", "--size", "64", "--layout", "mbr", "--slots", "a,b", disk);
+  await ramroot("slot", "write", "--image", disk, "--slot", "a", "--kernel", kernel, "--initramfs", initramfs, "--image-id", imageId, "--plan-id", planId);
+  await ramroot("syslinux", "write", "--image", disk, "--default", "b", "--slots", "a,b", "--append", `rdinit=/sbin/init console=ttyS0 ramroot.image=${imageId} panic=10`);
+  await ramroot("syslinux", "set-default", "a", "--image", disk);
+
+  const port = await freePort();
+  const serialLog = path.join(work, "serial.log");
+  const pidFile = path.join(work, "qemu.pid");
+  const data = path.join(work, "data.img");
+  await keepingSerialLog(serialLog, async () => {
+    const out = JSON.parse(await ramroot("vm", "--disk", disk, "--data", data, "--data-size", "64", "--data-label", "nasdata", "--ssh-port", String(port), "--serial-log", serialLog, "--pid-file", pidFile, "--detach"));
+    running.push(pidFile);
+    expect(out).toEqual(expect.objectContaining({ sshPort: port, pidFile, serialLog }));
+    const ready = /dropbear: listening on port 22/;
+    const first = await waitForConsole(serialLog, ready, { timeoutMs: 600_000, pidFile });
+    const firstBoot = Date.now();
+
+    // First contact: the host keys the machine printed on its console, and nothing else, are trusted.
+    const hostKeys = [...first.matchAll(/ramroot: ssh host key (\S+ AAAA\S+)/g)].map((m) => m[1]!);
+    expect(hostKeys.map((k) => k.split(" ")[0])).toEqual(["ssh-ed25519", "ecdsa-sha2-nistp256"]);
+    const knownHosts = path.join(ssh, "known_hosts");
+    fs.writeFileSync(knownHosts, hostKeys.map((k) => `[127.0.0.1]:${port} ${k}\n`).join(""));
+    const wrongKnownHosts = path.join(ssh, "known_hosts_wrong");
+    fs.writeFileSync(wrongKnownHosts, `[127.0.0.1]:${port} ${fs.readFileSync(`${userKey}.pub`, "utf8").split(" ").slice(0, 2).join(" ")}\n`);
+    const sshArgs = (known: string) => [
+      "-o", "StrictHostKeyChecking=yes", "-o", `UserKnownHostsFile=${known}`, "-o", "GlobalKnownHostsFile=/dev/null",
+      "-o", "BatchMode=yes", "-o", "IdentitiesOnly=yes", "-o", "ConnectTimeout=30", "-i", userKey, "-p", String(port), "root@127.0.0.1",
+    ];
+    const onMachine = async (script: string) => (await execa("ssh", [...sshArgs(knownHosts), script])).stdout;
+
+    expect((await onMachine("cat /run/ramroot/image-id")).trim()).toBe(imageId);
+    expect(await onMachine("hostname")).toBe("nas-twin");
+    // The data disk and the boot partition are mounted by label; the boot partition holds slot a.
+    const mounts = await onMachine("cat /proc/mounts");
+    expect(mounts).toMatch(/ \/data ext4 rw/);
+    expect(mounts).toMatch(/ \/media\/boot vfat rw/);
+    expect((await onMachine("cat /media/boot/a/manifest.json"))).toContain(imageId);
+    // Modules load through modprobe (modules.dep made at build): the NIC's driver is loaded.
+    expect(await onMachine("cat /proc/modules")).toMatch(/^virtio_net /m);
+    const note = `kept across reboots ${Date.now()}`;
+    await onMachine(`echo '${note}' > /data/note && sync`);
+    // Strict host key checking is real: a wrong key is refused.
+    const refused = await execa("ssh", [...sshArgs(wrongKnownHosts), "true"], { reject: false });
+    expect(refused.exitCode).toBe(255);
+    expect(refused.stderr).toMatch(/host key/i);
+
+    // Reboot the machine (through syslinux again): same host key, the file is still there.
+    await execa("ssh", [...sshArgs(knownHosts), "reboot"], { reject: false });
+    const second = await waitForConsole(serialLog, ready, { count: 2, timeoutMs: 600_000, pidFile });
+    const secondBoot = Date.now();
+    const secondKeys = [...second.matchAll(/ramroot: ssh host key (\S+ AAAA\S+)/g)].map((m) => m[1]!).slice(hostKeys.length);
+    expect(secondKeys).toEqual(hostKeys);
+    // The shutdown unmounted both disks: neither needed a repair on the way back.
+    const afterReboot = second.slice(second.indexOf("Requesting system reboot"));
+    expect(afterReboot).not.toMatch(/not properly unmounted|recovery complete/);
+    expect((await onMachine("cat /data/note")).trim()).toBe(note);
+    expect((await onMachine("cat /run/ramroot/image-id")).trim()).toBe(imageId);
+
+    await ramroot("vm", "stop", "--pid-file", pidFile);
+    expect(fs.existsSync(pidFile)).toBe(false);
+    process.stderr.write(
+      `[twin] build ${((builtAt - started) / 1000).toFixed(0)} s, first boot to sshd ${((firstBoot - builtAt) / 1000).toFixed(0)} s, ` +
+        `reboot to sshd ${((secondBoot - firstBoot) / 1000).toFixed(0)} s, total ${((Date.now() - started) / 1000).toFixed(0)} s\n`,
+    );
+  });
+});
