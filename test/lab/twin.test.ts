@@ -74,8 +74,7 @@ test("a NAS image on the twin: strict ssh, the image id published, data and host
   const disk = path.join(work, "boot.img");
   await ramroot("disk", "create", "--size", "64", "--layout", "mbr", "--slots", "a,b", disk);
   await ramroot("slot", "write", "--image", disk, "--slot", "a", "--kernel", kernel, "--initramfs", initramfs, "--image-id", imageId, "--plan-id", planId);
-  await ramroot("syslinux", "write", "--image", disk, "--default", "b", "--slots", "a,b", "--append", `rdinit=/sbin/init console=ttyS0 ramroot.image=${imageId} panic=10`);
-  await ramroot("syslinux", "set-default", "a", "--image", disk);
+  await ramroot("syslinux", "write", "--image", disk, "--default", "a", "--slots", "a", "--append", `rdinit=/sbin/init console=ttyS0 ramroot.image=${imageId} panic=10`);
 
   const port = await freePort();
   const serialLog = path.join(work, "serial.log");
