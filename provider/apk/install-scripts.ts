@@ -12,8 +12,11 @@ export function hostApkArch(): string {
   return map[process.arch] ?? process.arch;
 }
 
-/** How scripts can run here: chroot as root, a user namespace otherwise, or not at all. */
-export type ScriptRunner = "chroot" | "userns" | "none";
+/**
+ * How scripts run here: in a bubblewrap sandbox (new user, mount, pid, network, ipc and uts
+ * namespaces; only the staging root visible), or not at all (another architecture).
+ */
+export type ScriptRunner = "sandbox" | "none";
 
 export interface ScriptOutcome {
   package: string;
@@ -27,7 +30,7 @@ export interface ScriptEnvironment {
   root: string;
   /** The image's architecture; scripts run only when it is the host's (they execute the image's own binaries). */
   targetArch: string;
-  /** Force a runner (tests); default: chroot when root, else a user namespace. */
+  /** Force a runner (tests); default: the sandbox. */
   runner?: ScriptRunner;
 }
 
@@ -37,50 +40,154 @@ export function chooseRunner(env: ScriptEnvironment): { runner: ScriptRunner; re
   if (env.targetArch !== host && env.targetArch !== "noarch") {
     return { runner: "none", reason: `target architecture ${env.targetArch} differs from the host's ${host}: the image's binaries cannot run here` };
   }
-  if (env.runner) return { runner: env.runner };
-  return { runner: process.getuid?.() === 0 ? "chroot" : "userns" };
+  return { runner: env.runner ?? "sandbox" };
+}
+
+const SCRIPT_PATH = "/usr/sbin:/usr/bin:/sbin:/bin";
+
+/** Where bubblewrap is; a clear error when it is missing (scripts never run unsandboxed). */
+function bwrapPath(): string {
+  for (const dir of ["/usr/bin", "/usr/local/bin", "/bin"]) {
+    const candidate = path.join(dir, "bwrap");
+    if (fs.existsSync(candidate)) return candidate;
+  }
+  throw new Error("install scripts run in a bubblewrap sandbox, and bwrap is not installed; install Debian's bubblewrap (scripts/setup.sh does), or build for another architecture where no script runs");
 }
 
 /**
- * Runs one install script as apk-tools does: the script is written under the root
- * (/lib/apk/exec), and executed chrooted into the root with PATH=/usr/sbin:/usr/bin:/sbin:/bin
- * and nothing else in the environment, cwd "/", with `args` (the package version for
- * install scripts, the changed directories for triggers). As root `chroot` is used; otherwise
- * `unshare -r -R` (a user namespace mapping the caller to root). /proc is not mounted (busybox
- * --install then links to its argv[0], /bin/busybox). A script that exits non-zero is
- * reported as failed (apk marks the package and goes on); a script that cannot run because the
- * architectures differ is reported skipped, and the caller must warn loudly.
+ * Capabilities the script keeps inside its user namespace when ramroot runs as root: what
+ * `chown`, `chmod`, `adduser` and friends need on the root's files. Never CAP_SYS_ADMIN,
+ * CAP_MKNOD, CAP_NET_* or CAP_SYS_PTRACE; and being in a user namespace, none of these
+ * reaches beyond the sandbox's own mounts.
+ */
+const SCRIPT_CAPABILITIES = ["CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_DAC_READ_SEARCH", "CAP_FOWNER", "CAP_FSETID", "CAP_SETUID", "CAP_SETGID", "CAP_SETFCAP", "CAP_KILL"];
+
+/**
+ * The bubblewrap command line for one script: only the staging root, bound as "/", its own
+ * /proc (a new pid namespace) and a minimal /dev (null, zero, full, random, urandom, tty,
+ * and /dev/console as another /dev/null), no network (a new, empty net namespace), new ipc
+ * and uts namespaces, a new session, killed with ramroot (--die-with-parent; the pid
+ * namespace takes every process the script started with it), PATH as apk sets it and
+ * nothing else in the environment, cwd "/".
+ */
+export function sandboxArgs(root: string, command: string[], opts: { privileged: boolean }): string[] {
+  return [
+    "--unshare-ipc", "--unshare-pid", "--unshare-net", "--unshare-uts", "--unshare-cgroup-try",
+    // Unprivileged, bwrap makes the user namespace itself and maps the caller to root.
+    ...(opts.privileged ? ["--cap-drop", "ALL", ...SCRIPT_CAPABILITIES.flatMap((c) => ["--cap-add", c])] : ["--unshare-user", "--uid", "0", "--gid", "0"]),
+    "--die-with-parent", "--new-session",
+    "--bind", root, "/",
+    "--proc", "/proc",
+    "--dev", "/dev",
+    "--dev-bind", "/dev/null", "/dev/console",
+    "--clearenv", "--setenv", "PATH", SCRIPT_PATH,
+    "--chdir", "/",
+    "--",
+    ...command,
+  ];
+}
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/**
+ * Runs `command` in the sandbox. As root, the sandbox's user namespace maps every uid and gid
+ * to itself (written by this process before the sandbox starts: bwrap alone would map only
+ * uid 0), so a script's `chown 1234:1234 f` lands on disk as apk's would, and is read back for
+ * the image; its capabilities, though, count only inside the namespace (no mknod of a host
+ * disk, no mount outside its own). Unprivileged, bwrap maps the caller to uid 0; a chown to
+ * another id then fails as it would for apk run without root.
+ */
+async function runSandboxed(root: string, command: string[]): Promise<{ exitCode?: number; output: string; shortMessage?: string }> {
+  const bwrap = bwrapPath();
+  const privileged = process.getuid?.() === 0;
+  const args = sandboxArgs(root, command, { privileged });
+  const options = { env: { PATH: SCRIPT_PATH }, extendEnv: false, cwd: root, reject: false, all: true } as const;
+  if (!privileged) {
+    const result = await execa(bwrap, args, { ...options, stdin: "ignore" });
+    return { exitCode: result.exitCode, output: result.all ?? "", shortMessage: result.shortMessage };
+  }
+  // A user namespace first (unshare), held on a read of stdin until its maps are written.
+  const child = execa("unshare", ["--user", "--", "/bin/sh", "-c", 'read -r go && exec "$@"', "sh", bwrap, ...args], { ...options, stdin: "pipe" });
+  try {
+    const pid = child.pid;
+    if (pid === undefined) throw new Error("unshare did not start");
+    const own = fs.readlinkSync("/proc/self/ns/user");
+    for (let waited = 0; ; waited += 5) {
+      let ns: string | undefined;
+      try {
+        ns = fs.readlinkSync(`/proc/${pid}/ns/user`);
+      } catch {
+        ns = undefined; // not yet there, or already gone (the result tells)
+      }
+      if (ns !== undefined && ns !== own) break;
+      if (ns === undefined && child.exitCode !== null && child.exitCode !== undefined) break;
+      if (waited > 30_000) throw new Error("the script sandbox's user namespace did not appear within 30 s");
+      await sleep(5);
+    }
+    fs.writeFileSync(`/proc/${pid}/uid_map`, "0 0 4294967295\n");
+    fs.writeFileSync(`/proc/${pid}/gid_map`, "0 0 4294967295\n");
+    child.stdin?.end("go\n");
+  } catch (err) {
+    child.kill("SIGKILL");
+    await child;
+    throw err;
+  }
+  const result = await child;
+  return { exitCode: result.exitCode, output: result.all ?? "", shortMessage: result.shortMessage };
+}
+
+/**
+ * Runs one install script as apk-tools does, inside the sandbox: the script is written under
+ * the root (/lib/apk/exec), executed as root of the sandbox with PATH=/usr/sbin:/usr/bin:/sbin:/bin
+ * and nothing else in the environment, cwd "/", with `args` (the package version for install
+ * scripts, the changed directories for triggers). A script that exits non-zero is reported as
+ * failed (apk marks the package and goes on; the image build then fails unless told
+ * otherwise); a script that cannot run because the architectures differ is reported skipped,
+ * and the caller must warn loudly.
  */
 export async function runInstallScript(env: ScriptEnvironment, pkg: { name: string; version: string }, script: ScriptName, body: Buffer, args: string[]): Promise<ScriptOutcome> {
   const base = { package: pkg.name, script };
   const { runner, reason } = chooseRunner(env);
   if (runner === "none") return { ...base, outcome: "skipped", detail: reason };
   const staging = new StagingRoot(env.root);
-  const execDir = staging.mkdirp("lib/apk/exec");
+  prepareScriptRoot(env.root);
   const fileName = `${pkg.name}-${pkg.version}.${script}`;
   staging.writeFile(`lib/apk/exec/${fileName}`, body, 0o755);
-  const inRoot = `/lib/apk/exec/${fileName}`;
-  const [cmd, cmdArgs] = runner === "chroot" ? ["chroot", [env.root, inRoot, ...args]] : ["unshare", ["-r", `--root=${env.root}`, inRoot, ...args]];
   try {
-    const result = await execa(cmd, cmdArgs, {
-      env: { PATH: "/usr/sbin:/usr/bin:/sbin:/bin" },
-      extendEnv: false,
-      cwd: env.root,
-      reject: false,
-      all: true,
-      stdin: "ignore",
-    });
-    if (result.exitCode === 0) return { ...base, outcome: "ran", detail: result.all?.trim() || undefined };
+    const result = await runSandboxed(env.root, [`/lib/apk/exec/${fileName}`, ...args]);
+    const output = result.output.trim();
+    if (result.exitCode === 0) return { ...base, outcome: "ran", detail: output || undefined };
     const why = result.exitCode !== undefined ? `exited with ${result.exitCode}` : `failed (${result.shortMessage})`;
-    return { ...base, outcome: "failed", detail: `${pkg.name}-${pkg.version}.${script} ${why}${result.all ? `: ${result.all.trim()}` : ""}` };
+    return { ...base, outcome: "failed", detail: `${pkg.name}-${pkg.version}.${script} ${why}${output ? `: ${output}` : ""}` };
   } finally {
     staging.remove(`lib/apk/exec/${fileName}`);
-    try {
-      fs.rmdirSync(execDir);
-    } catch {
-      // other scripts' files, or not empty: leave it
+  }
+}
+
+/** Character devices `apk add --initdb` makes in a new root: name -> mode, major, minor. */
+const INITDB_DEVICES: Record<string, [number, number, number]> = { null: [0o666, 1, 3], zero: [0o666, 1, 5], random: [0o666, 1, 8], urandom: [0o666, 1, 9], console: [0o600, 5, 1] };
+
+/**
+ * The layout `apk add --initdb` gives a new root and the directories scripts run with:
+ * tmp (1777), dev with null, zero, random, urandom and console (device nodes need root: as
+ * another user only the directory), proc (the sandbox mounts its own there), lib/apk/exec
+ * (0700), var/cache/apk and var/cache/misc. What exists already is left as it is.
+ */
+export function prepareScriptRoot(root: string): void {
+  const staging = new StagingRoot(root);
+  if (!staging.lstat("tmp")) staging.directory("tmp", 0o1777);
+  staging.mkdirp("dev");
+  if (process.getuid?.() === 0) {
+    for (const [name, [mode, major, minor]] of Object.entries(INITDB_DEVICES)) {
+      if (staging.lstat(`dev/${name}`)) continue;
+      const node = staging.resolve(`dev/${name}`);
+      execFileSync("mknod", ["-m", mode.toString(8), node, "c", String(major), String(minor)]);
     }
   }
+  staging.mkdirp("proc");
+  if (!staging.lstat("lib/apk/exec")) staging.directory("lib/apk/exec", 0o700);
+  staging.mkdirp("var/cache/apk");
+  staging.mkdirp("var/cache/misc");
 }
 
 /**
@@ -90,30 +197,4 @@ export async function runInstallScript(env: ScriptEnvironment, pkg: { name: stri
 export function matchTriggers(globs: string[], changedDirs: Iterable<string>): string[] {
   const matchers = globs.map((g) => picomatch(g, { dot: true }));
   return [...new Set(changedDirs)].filter((dir) => matchers.some((m) => m(dir))).sort();
-}
-
-/** Character devices scripts commonly use (`>/dev/null`, `/dev/urandom`): major, minor. */
-const SCRIPT_DEVICES: Record<string, [number, number]> = { null: [1, 3], zero: [1, 5], random: [1, 8], urandom: [1, 9] };
-
-/**
- * Gives chrooted scripts the few device nodes they redirect to, as the host's /dev would when
- * apk runs on a live system; without them `>/dev/null` would leave a regular file in the
- * image. Only as root (mknod); the returned function removes exactly what was added, so the
- * image's /dev stays what the packages and the image builder put there.
- */
-export function provideScriptDevices(env: ScriptEnvironment): () => void {
-  if (chooseRunner(env).runner !== "chroot") return () => undefined;
-  // /dev itself stays: a package may own it, and every image has one anyway.
-  const dev = new StagingRoot(env.root).mkdirp("dev");
-  const made: string[] = [];
-  for (const [name, [major, minor]] of Object.entries(SCRIPT_DEVICES)) {
-    const node = path.join(dev, name);
-    if (fs.lstatSync(node, { throwIfNoEntry: false })) continue;
-    execFileSync("mknod", ["-m", "666", node, "c", String(major), String(minor)]);
-    made.push(node);
-  }
-  return () => {
-    // Whatever is at those paths now (a script may have replaced a node) goes.
-    for (const node of made) fs.rmSync(node, { force: true });
-  };
 }

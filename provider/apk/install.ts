@@ -6,7 +6,7 @@ import * as path from "node:path";
 import { parseDependency } from "./dependency";
 import { expandDataTar, type FileManifest, type InstalledDir } from "./expand";
 import { writeApkDatabase, type InstalledPackage } from "./installed-db";
-import { matchTriggers, provideScriptDevices, runInstallScript, type ScriptEnvironment, type ScriptOutcome, type ScriptRunner } from "./install-scripts";
+import { matchTriggers, prepareScriptRoot, runInstallScript, type ScriptEnvironment, type ScriptOutcome, type ScriptRunner } from "./install-scripts";
 import { readPackageFile, type PackageFile } from "./package-file";
 import { applyOwnership, packageEntries, readBackOwnership } from "./root-ownership";
 import type { RepositoryPackage } from "./package-record";
@@ -120,6 +120,8 @@ export async function installPackages(opts: InstallOptions): Promise<InstallResu
   const progress = opts.onProgress ?? (() => {});
   const cacheDir = opts.cacheDir ?? defaultPackageCacheDir();
   fs.mkdirSync(opts.root, { recursive: true });
+  // The root as `apk add --initdb` lays it out (tmp, dev nodes, proc, lib/apk/exec, var/cache).
+  prepareScriptRoot(opts.root);
   const manifest: FileManifest = new Map();
   const scriptEnv: ScriptEnvironment = { root: opts.root, targetArch: opts.arch, runner: opts.scriptRunner };
   const runScripts = opts.runScripts ?? true;
@@ -147,55 +149,50 @@ export async function installPackages(opts: InstallOptions): Promise<InstallResu
   };
 
   const dirsByPackage = new Map<string, InstalledDir[]>();
-  const removeDevices = runScripts ? provideScriptDevices(scriptEnv) : () => undefined;
-  try {
-    for (const pkg of files) {
-      const { record } = pkg;
-      if (record.installedSize === 0) {
-        // apk installs a package of zero installed size (only directories) without opening it:
-        // nothing unpacked, no script kept or run, no trigger registered, no directory owned.
-        progress(`install ${record.name}-${record.version} (no files: not unpacked, as apk does)`);
-        installed.push({ record, dirs: [], scripts: new Map(), triggers: [] });
-        continue;
-      }
-      await run(pkg, "pre-install");
-      progress(`unpack ${record.name}-${record.version}`);
-      const replaces = dependencyNames(record.replaces);
-      const dirs = expandDataTar(pkg.dataTar, {
-        root: opts.root,
-        manifest,
-        packageName: record.name,
-        source: `${record.name}-${record.version}.apk`,
-        mayOverwrite: (owner) => replaces.has(owner) || (record.origin !== undefined && origins.get(owner) === record.origin),
-        onRefusedOverwrite: (file, owner) => {
-          const ownerRecord = files.find((f) => f.record.name === owner)?.record;
-          progress(`ERROR: ${record.name}-${record.version}: trying to overwrite ${file} owned by ${owner}${ownerRecord ? `-${ownerRecord.version}` : ""}.`);
-          refusedFiles.push({ package: record.name, path: file, owner });
-        },
-      });
-      // Owners, modes (setuid/sticky included) and mtimes on disk before post-install, so what it changes stays.
-      applyOwnership(opts.root, packageEntries(manifest, dirs, record.name));
-      origins.set(record.name, record.origin);
-      dirsByPackage.set(record.name, dirs);
-      installed.push({ record, dirs, scripts: pkg.scripts, triggers: pkg.triggers });
-      await run(pkg, "post-install");
+  for (const pkg of files) {
+    const { record } = pkg;
+    if (record.installedSize === 0) {
+      // apk installs a package of zero installed size (only directories) without opening it:
+      // nothing unpacked, no script kept or run, no trigger registered, no directory owned.
+      progress(`install ${record.name}-${record.version} (no files: not unpacked, as apk does)`);
+      installed.push({ record, dirs: [], scripts: new Map(), triggers: [] });
+      continue;
     }
+    await run(pkg, "pre-install");
+    progress(`unpack ${record.name}-${record.version}`);
+    const replaces = dependencyNames(record.replaces);
+    const dirs = expandDataTar(pkg.dataTar, {
+      root: opts.root,
+      manifest,
+      packageName: record.name,
+      source: `${record.name}-${record.version}.apk`,
+      mayOverwrite: (owner) => replaces.has(owner) || (record.origin !== undefined && origins.get(owner) === record.origin),
+      onRefusedOverwrite: (file, owner) => {
+        const ownerRecord = files.find((f) => f.record.name === owner)?.record;
+        progress(`ERROR: ${record.name}-${record.version}: trying to overwrite ${file} owned by ${owner}${ownerRecord ? `-${ownerRecord.version}` : ""}.`);
+        refusedFiles.push({ package: record.name, path: file, owner });
+      },
+    });
+    // Owners, modes (setuid/sticky included) and mtimes on disk before post-install, so what it changes stays.
+    applyOwnership(opts.root, packageEntries(manifest, dirs, record.name));
+    origins.set(record.name, record.origin);
+    dirsByPackage.set(record.name, dirs);
+    installed.push({ record, dirs, scripts: pkg.scripts, triggers: pkg.triggers });
+    await run(pkg, "post-install");
+  }
 
-    if (runScripts) {
-      const changed = [...dirsByPackage.values()].flat().map((d) => `/${d.name}`);
-      for (const { record, scripts, triggers } of installed) {
-        const body = scripts.get("trigger");
-        if (!body || triggers.length === 0) continue;
-        const matched = matchTriggers(triggers, changed);
-        if (matched.length === 0) continue;
-        progress(`trigger ${record.name}-${record.version}: ${matched.join(" ")}`);
-        const outcome = await runInstallScript(scriptEnv, record, "trigger", body, matched);
-        if (outcome.outcome === "failed") brokenScript.add(record.name);
-        outcomes.push(outcome);
-      }
+  if (runScripts) {
+    const changed = [...dirsByPackage.values()].flat().map((d) => `/${d.name}`);
+    for (const { record, scripts, triggers } of installed) {
+      const body = scripts.get("trigger");
+      if (!body || triggers.length === 0) continue;
+      const matched = matchTriggers(triggers, changed);
+      if (matched.length === 0) continue;
+      progress(`trigger ${record.name}-${record.version}: ${matched.join(" ")}`);
+      const outcome = await runInstallScript(scriptEnv, record, "trigger", body, matched);
+      if (outcome.outcome === "failed") brokenScript.add(record.name);
+      outcomes.push(outcome);
     }
-  } finally {
-    removeDevices();
   }
   // What the scripts changed (owners, modes) is what the image must carry.
   readBackOwnership(opts.root, manifest);
