@@ -7,6 +7,7 @@
  */
 import type { PackageRecord } from "./package-record";
 import { splitDependencyField } from "./dependency";
+import { packageNameProblem, packageVersionProblem } from "./package-name";
 
 export class ApkindexFormatError extends Error {
   constructor(
@@ -60,6 +61,9 @@ function finish(d: Draft, source: string): PackageRecord {
   if (f.version === undefined || f.version === "") {
     throw new ApkindexFormatError(source, d.firstLine, `package ${f.name} has no V: (version) field`);
   }
+  // Name and version become file names: checked here, before anything is located or read.
+  const problem = packageNameProblem(f.name) ?? packageVersionProblem(f.name, f.version);
+  if (problem) throw new ApkindexFormatError(source, d.firstLine, problem);
   const rec: PackageRecord = {
     name: f.name,
     version: f.version,

@@ -13,6 +13,38 @@ export interface GzipMember {
   content: Buffer;
 }
 
+/**
+ * Expansion limits. Nothing is inflated before the bytes it comes from are verified, except
+ * what must be inflated to find where a member ends (a signature member, a package's control
+ * member), which is bounded here; an index or a data member is inflated only after its
+ * signature or hash checked out, and still within limits.
+ */
+export const EXPANSION_LIMITS = {
+  /** a signature member: a tar of one or a few RSA signatures */
+  signatureMember: 64 << 10,
+  /** a package's control member: .PKGINFO and scripts */
+  controlMember: 16 << 20,
+  /** an APKINDEX archive (Alpine's largest, community, is ~10 MiB) */
+  index: 128 << 20,
+  /** a package's data member: at least this much ... */
+  dataFloor: 64 << 20,
+  /** ... or this many times its compressed size */
+  dataRatio: 200,
+  /** and never more than this */
+  dataMax: 2 ** 31,
+} as const;
+
+/** Default for a member when the caller names no limit. */
+const MAX_MEMBER_OUTPUT = EXPANSION_LIMITS.index;
+
+/** A member that would expand beyond its limit. */
+export class GzipLimitError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "GzipLimitError";
+  }
+}
+
 const FTEXT = 1;
 const FHCRC = 2;
 const FEXTRA = 4;
@@ -25,7 +57,7 @@ const FCOMMENT = 16;
  * raw deflate stream is handed to zlib, whose `bytesWritten` tells how much of the input the
  * stream consumed; that is where the member ends. CRC-32 and length in the trailer are checked.
  */
-export function readGzipMember(data: Buffer, offset: number, source: string): GzipMember {
+export function readGzipMember(data: Buffer, offset: number, source: string, maxOutput: number = MAX_MEMBER_OUTPUT): GzipMember {
   const fail = (why: string): never => {
     throw new Error(`${source}: gzip member at byte ${offset}: ${why}`);
   };
@@ -52,8 +84,13 @@ export function readGzipMember(data: Buffer, offset: number, source: string): Gz
   if (pos >= data.length) fail("truncated after the header");
   let inflated: { buffer: Buffer; engine: zlib.InflateRaw };
   try {
-    inflated = zlib.inflateRawSync(data.subarray(pos), { info: true }) as unknown as { buffer: Buffer; engine: zlib.InflateRaw };
+    // maxOutputLength stops zlib as soon as the member would expand beyond the limit: a gzip
+    // bomb costs at most `maxOutput` bytes of memory, never what it would expand to.
+    inflated = zlib.inflateRawSync(data.subarray(pos), { info: true, maxOutputLength: maxOutput }) as unknown as { buffer: Buffer; engine: zlib.InflateRaw };
   } catch (err) {
+    if (err instanceof RangeError || (err as { code?: string }).code === "ERR_BUFFER_TOO_LARGE") {
+      throw new GzipLimitError(`${source}: gzip member at byte ${offset} expands beyond ${maxOutput} bytes (from ${data.length - offset} compressed); refused as a decompression bomb`);
+    }
     return fail(`corrupt or truncated deflate data (${(err as Error).message})`);
   }
   const end = pos + inflated.engine.bytesWritten;
@@ -66,14 +103,19 @@ export function readGzipMember(data: Buffer, offset: number, source: string): Gz
   return { offset, raw: data.subarray(offset, end + 8), content };
 }
 
-/** Splits a buffer of concatenated gzip members, as APK files are, into its members. */
-export function splitGzipMembers(data: Buffer, source: string): GzipMember[] {
+/**
+ * Splits a buffer of concatenated gzip members, as APK files are, into its members; together
+ * they may expand to at most `maxOutput` bytes.
+ */
+export function splitGzipMembers(data: Buffer, source: string, maxOutput: number = MAX_MEMBER_OUTPUT): GzipMember[] {
   if (data.length === 0) throw new Error(`${source}: empty file, expected concatenated gzip members`);
   const members: GzipMember[] = [];
   let offset = 0;
+  let total = 0;
   while (offset < data.length) {
-    const member = readGzipMember(data, offset, source);
+    const member = readGzipMember(data, offset, source, maxOutput - total);
     members.push(member);
+    total += member.content.length;
     offset += member.raw.length;
   }
   return members;

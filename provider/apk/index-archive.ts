@@ -1,4 +1,4 @@
-import { splitGzipMembers, gzipDeterministic, type GzipMember } from "./gzip-members";
+import { EXPANSION_LIMITS, GzipLimitError, gzipDeterministic, readGzipMember, splitGzipMembers } from "./gzip-members";
 import { checkSignatures, describeSignatureCheck, signatureMember, type Signer } from "./signature";
 import { readTar, type TarReadEntry } from "./tar-reader";
 import { writeTar } from "./tar-writer";
@@ -13,31 +13,33 @@ export interface IndexArchive {
   description?: string;
 }
 
-/** The signature entries of a leading signature member, and the members it covers. */
-export interface SignedMembers {
+/** A leading signature member's entries, and where the bytes it signs start. */
+export interface SignaturePart {
   signatureEntries: TarReadEntry[];
-  /** Members after the signature member (all of them when there is none). */
-  members: GzipMember[];
-  /** The raw compressed bytes the signature covers. */
-  signedBytes: Buffer;
+  /** Offset of the first member after the signature member (0 when there is none). */
+  bodyOffset: number;
 }
 
 /**
- * Splits an APK v2 file (index or package) into its optional leading signature member and the
- * rest. A first member is the signature member when it holds only `.SIGN.*` entries and more
- * members follow, as abuild-sign writes it.
+ * Reads an APK v2 file's (index or package) optional leading signature member, inflating at
+ * most EXPANSION_LIMITS.signatureMember bytes of it. A first member is the signature member
+ * when it holds only `.SIGN.*` entries and more bytes follow, as abuild-sign writes it; a
+ * first member that expands beyond the limit is no signature member (it is the content).
  */
-export function splitSignedMembers(data: Buffer, source: string): SignedMembers {
-  const members = splitGzipMembers(data, source);
-  const first = members[0]!;
-  if (members.length > 1) {
-    const entries = readTar(first.content, `${source} (signature member)`);
-    if (entries.length > 0 && entries.every((e) => e.name.startsWith(".SIGN."))) {
-      const rest = members.slice(1);
-      return { signatureEntries: entries, members: rest, signedBytes: data.subarray(rest[0]!.offset) };
-    }
+export function readSignaturePart(data: Buffer, source: string): SignaturePart {
+  if (data.length === 0) throw new Error(`${source}: empty file, expected concatenated gzip members`);
+  let first;
+  try {
+    first = readGzipMember(data, 0, source, EXPANSION_LIMITS.signatureMember);
+  } catch (err) {
+    if (err instanceof GzipLimitError) return { signatureEntries: [], bodyOffset: 0 };
+    throw err;
   }
-  return { signatureEntries: [], members, signedBytes: data };
+  if (first.raw.length < data.length) {
+    const entries = readTar(first.content, `${source} (signature member)`);
+    if (entries.length > 0 && entries.every((e) => e.name.startsWith(".SIGN."))) return { signatureEntries: entries, bodyOffset: first.raw.length };
+  }
+  return { signatureEntries: [], bodyOffset: 0 };
 }
 
 /**
@@ -45,12 +47,13 @@ export function splitSignedMembers(data: Buffer, source: string): SignedMembers 
  * member 2 a tar with DESCRIPTION and APKINDEX; the signature covers member 2's raw bytes.
  * Signatures by unknown keys are skipped; the first by a trusted key must verify. Without a
  * trusted signature the index is refused unless `allowUntrusted`; a bad signature by a trusted
- * key is refused always (as apk-tools does).
+ * key is refused always (as apk-tools does). The signature is checked over the compressed
+ * bytes before the index is inflated, and inflating stops at EXPANSION_LIMITS.index.
  */
 export function readIndexArchive(data: Buffer, opts: { keys: Map<string, Buffer>; allowUntrusted?: boolean; source: string }): IndexArchive {
   const { source } = opts;
-  const split = splitSignedMembers(data, source);
-  const check = checkSignatures(split.signatureEntries, split.signedBytes, opts.keys);
+  const signature = readSignaturePart(data, source);
+  const check = checkSignatures(signature.signatureEntries, data.subarray(signature.bodyOffset), opts.keys);
   if (check.signer && !check.valid) {
     throw new Error(`${source}: signature does not verify (${describeSignatureCheck(check)}); the index is corrupt or was tampered with`);
   }
@@ -58,7 +61,8 @@ export function readIndexArchive(data: Buffer, opts: { keys: Map<string, Buffer>
     const keyList = [...opts.keys.keys()].join(", ") || "none";
     throw new Error(`${source}: not signed by a trusted key (${describeSignatureCheck(check)}; trusted keys: ${keyList}); add the signer's public key to the keys directory or allow untrusted repositories`);
   }
-  const tar = Buffer.concat(split.members.map((m) => m.content));
+  const members = splitGzipMembers(data.subarray(signature.bodyOffset), source, EXPANSION_LIMITS.index);
+  const tar = Buffer.concat(members.map((m) => m.content));
   const entries = readTar(tar, source);
   const apkindex = entries.find((e) => e.name === "APKINDEX" && e.type === "file");
   if (!apkindex) {

@@ -184,7 +184,7 @@ export function prepareScriptRoot(root: string): void {
       execFileSync("mknod", ["-m", mode.toString(8), node, "c", String(major), String(minor)]);
     }
   }
-  staging.mkdirp("proc");
+  if (!staging.lstat("proc")) staging.directory("proc", 0o555);
   if (!staging.lstat("lib/apk/exec")) staging.directory("lib/apk/exec", 0o700);
   staging.mkdirp("var/cache/apk");
   staging.mkdirp("var/cache/misc");

@@ -88,6 +88,10 @@ export async function fetchVerifiedPackage(
     }
   }
   const bytes = await download(location);
+  // The index's S: is verified (signed index): a file of another size is refused before anything is inflated.
+  if (record.size !== undefined && record.size > 0 && bytes.length !== record.size) {
+    throw new Error(`${location}: is ${bytes.length} bytes but the index says ${record.size} for ${record.name}-${record.version}; the download is corrupt or not the indexed package`);
+  }
   const pkg = readPackageFile(bytes, { source: location, keys: opts.keys, expected: record, allowUntrusted: opts.allowUntrusted });
   if (cached) {
     writeFileAtomicSync(cached, bytes);

@@ -1,6 +1,7 @@
 import { createHash } from "node:crypto";
 import type { PackageRecord } from "./package-record";
-import { splitSignedMembers } from "./index-archive";
+import { readSignaturePart } from "./index-archive";
+import { EXPANSION_LIMITS, readGzipMember } from "./gzip-members";
 import { checkSignatures, describeSignatureCheck } from "./signature";
 import { readTar } from "./tar-reader";
 import { parsePkginfo, pkginfoToRecord, type Pkginfo } from "./pkginfo";
@@ -61,25 +62,27 @@ export function q1Checksum(bytes: Buffer): string {
  */
 export function readPackageFile(data: Buffer, opts: ReadPackageOptions): PackageFile {
   const { source } = opts;
-  const split = splitSignedMembers(data, source);
-  if (split.members.length !== 2) {
-    throw new Error(`${source}: expected a control and a data gzip member after the signature, found ${split.members.length} member(s); not a v2 .apk`);
-  }
-  const [control, dataMember] = split.members as [typeof split.members[0], typeof split.members[0]];
+  // Only what must be inflated to find the members' ends is, within limits; the data member is
+  // hashed compressed and inflated only once the package is verified.
+  const signature = readSignaturePart(data, source);
+  const control = readGzipMember(data, signature.bodyOffset, source, EXPANSION_LIMITS.controlMember);
+  const dataOffset = signature.bodyOffset + control.raw.length;
+  if (dataOffset >= data.length) throw new Error(`${source}: expected a control and a data gzip member after the signature, found 1 member(s); not a v2 .apk`);
+  const dataRaw = data.subarray(dataOffset);
   const controlEntries = readTar(control.content, `${source} (control member)`);
   const pkginfoEntry = controlEntries.find((e) => e.name === ".PKGINFO" && e.type === "file");
   if (!pkginfoEntry) throw new Error(`${source}: control member has no .PKGINFO (found: ${controlEntries.map((e) => e.name).join(", ") || "nothing"})`);
   const pkginfo = parsePkginfo(pkginfoEntry.content.toString("utf8"), source);
   const checksum = q1Checksum(control.raw);
   const record = pkginfoToRecord(pkginfo, { checksum, fileSize: data.length }, source);
-  const dataSha256 = createHash("sha256").update(dataMember.raw).digest("hex");
+  const dataSha256 = createHash("sha256").update(dataRaw).digest("hex");
   const datahash = pkginfo.get("datahash")?.at(-1);
 
   if (datahash !== undefined && datahash.toLowerCase() !== dataSha256) {
     throw new Error(`${source}: data member SHA-256 is ${dataSha256} but .PKGINFO datahash says ${datahash}; the package is corrupt or was tampered with`);
   }
-  const signedBytes = datahash !== undefined ? control.raw : split.signedBytes;
-  const check = checkSignatures(split.signatureEntries, signedBytes, opts.keys);
+  const signedBytes = datahash !== undefined ? control.raw : data.subarray(signature.bodyOffset);
+  const check = checkSignatures(signature.signatureEntries, signedBytes, opts.keys);
   if (check.signer && !check.valid) {
     throw new Error(`${source}: package signature does not verify (${describeSignatureCheck(check)}); the package is corrupt or was tampered with`);
   }
@@ -101,6 +104,12 @@ export function readPackageFile(data: Buffer, opts: ReadPackageOptions): Package
   if (trust === "untrusted" && !opts.allowUntrusted) {
     const why = datahash === undefined ? "it has no datahash, so only a signature over control and data can vouch for its data" : "no index checksum to compare with";
     throw new Error(`${source}: not signed by a trusted key (${describeSignatureCheck(check)}) and ${why}; add the signer's public key to the keys directory or allow untrusted packages`);
+  }
+
+  const dataLimit = Math.min(EXPANSION_LIMITS.dataMax, Math.max(EXPANSION_LIMITS.dataFloor, dataRaw.length * EXPANSION_LIMITS.dataRatio));
+  const dataMember = readGzipMember(data, dataOffset, source, dataLimit);
+  if (dataOffset + dataMember.raw.length !== data.length) {
+    throw new Error(`${source}: expected a control and a data gzip member after the signature, found more after the data member (${data.length - dataOffset - dataMember.raw.length} bytes); not a v2 .apk`);
   }
 
   const scripts = new Map<ScriptName, Buffer>();

@@ -16,6 +16,7 @@ import * as path from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseApkindex } from "./apkindex";
 import { readIndexArchive } from "./index-archive";
+import { packageNameProblem, packageVersionProblem } from "./package-name";
 import type { RepositoryPackage } from "./package-record";
 import { loadKeysDir } from "./signature";
 
@@ -222,6 +223,8 @@ export async function loadRepositories(specs: readonly string[], opts: LoadRepos
 
 /** Where a package's .apk lives: beside the index, `<repo>/<arch>/<name>-<version>.apk`. */
 export function packageUrl(repo: LoadedRepository, pkg: RepositoryPackage): string {
+  const problem = packageNameProblem(pkg.name) ?? packageVersionProblem(pkg.name, pkg.version);
+  if (problem) throw new RepositoryError(repo.url, `${repo.indexUrl}: ${problem}`);
   const dir = repo.indexUrl.slice(0, repo.indexUrl.lastIndexOf("/"));
   return `${dir}/${pkg.name}-${pkg.version}.apk`;
 }

@@ -175,6 +175,8 @@ export class StagingRoot {
   directory(rel: string, mode: number): string {
     const st = this.lstat(rel);
     if (st && !st.isDirectory()) fs.unlinkSync(this.resolve(rel));
+    const parts = this.split(rel);
+    this.mkdirp(parts.slice(0, -1).join("/"));
     const host = this.mkdirp(rel, mode & 0o777);
     this.chmod(rel, mode);
     return host;
