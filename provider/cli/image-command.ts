@@ -26,16 +26,16 @@ const collect = (value: string, previous: string[] | undefined) => [...(previous
 
 /** Resolves `slot:`/`update:`/`plan:`/file specs; the stack is opened only when one needs it. */
 class SourceResolver {
-  private stackTargetSpec?: Promise<{ target: TargetSpec; open: Awaited<ReturnType<typeof openStack>> }>;
+  private stack?: Promise<{ target: TargetSpec; open: Awaited<ReturnType<typeof openStack>> }>;
 
   constructor(private readonly flags: ImageFlags) {}
 
   private stackSide() {
-    this.stackTargetSpec ??= openStack({ stack: this.flags.stack, ...(this.flags.cwd !== undefined ? { cwd: this.flags.cwd } : {}) }).then(async (open) => ({
+    this.stack ??= openStack({ stack: this.flags.stack, ...(this.flags.cwd !== undefined ? { cwd: this.flags.cwd } : {}) }).then(async (open) => ({
       open,
       target: await stackTarget(open.stack, open.projectDir),
     }));
-    return this.stackTargetSpec;
+    return this.stack;
   }
 
   private async target(): Promise<TargetSpec> {
@@ -127,9 +127,12 @@ export function registerImageCommands(program: Command): void {
     .argument("<dir>", "a new or empty directory")
     .argument("[paths...]", "only these paths (and what is under them)")
     .action(async (source: string, dir: string, paths: string[], flags: ImageFlags) => {
+      const specs = sourceSpecs([source], flags);
+      if (specs.length !== 1) throw new Error(`image extract: give one image, as the first argument (${SOURCE_HELP}); --slot and --update are for ls and diff`);
       const resolved = await new SourceResolver(flags).resolve(source);
       const result = await extractImage(resolved, path.resolve(dir), paths);
-      process.stdout.write(`${describeSource(resolved)} -> ${dir}: ${result.files} files, ${result.dirs} directories, ${result.symlinks} symlinks\n`);
+      const n = (count: number, one: string, many: string) => `${count} ${count === 1 ? one : many}`;
+      process.stdout.write(`${describeSource(resolved)} -> ${dir}: ${n(result.files, "file", "files")}, ${n(result.dirs, "directory", "directories")}, ${n(result.symlinks, "symlink", "symlinks")}\n`);
       for (const s of result.skipped) process.stdout.write(`not made: ${s}\n`);
     });
 }
