@@ -17,3 +17,12 @@ export function findProjectDir(from: string = process.cwd()): string {
   }
   throw new Error(`no Pulumi project at or above ${start} (no Pulumi.yaml); run ramroot inside the project, or give --cwd <project dir>`);
 }
+
+/** The project at or above `from`, or `from` itself when there is none (an inline program's work dir). */
+export function projectDirOr(from: string): string {
+  try {
+    return findProjectDir(from);
+  } catch {
+    return path.resolve(from);
+  }
+}

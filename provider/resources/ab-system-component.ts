@@ -13,6 +13,7 @@ import { planDeployment, type DeploymentPlan, type ImageFiles } from "../deploy/
 import type { ComponentHandler } from "./construct";
 import { AlpineImage, BootSlot, BootTest, SyslinuxConfig } from "./program";
 import { AB_SYSTEM_TOKEN } from "./tokens";
+import { projectDirOr } from "../project-dir";
 
 /** What the component returns to the program (the stack outputs of index.ts). */
 export interface AbSystemState {
@@ -145,8 +146,10 @@ export class AbSystemComponent extends pulumi.ComponentResource {
 export const abSystemHandler: ComponentHandler = {
   token: AB_SYSTEM_TOKEN,
   async construct(name, raw, ctx) {
-    // Relative paths in the stack config are relative to the project: the engine starts the plugin there.
-    const baseDir = process.cwd();
+    // Relative paths in the stack config are relative to the project (the directory holding
+    // Pulumi.yaml). The engine starts the plugin in the program's directory, which is below the
+    // project when Pulumi.yaml's `main` points into it (the demo's dist/index.js).
+    const baseDir = projectDirOr(process.cwd());
     const inputs = parseAbSystemInputs(raw, baseDir);
     const pin = parsePin(ctx.config.get(PIN_CONFIG_KEY));
     const plan = await planDeployment({ target: inputs.target, slots: inputs.slots, image: inputs.image, ...(pin ? { pin } : {}), baseDir });
