@@ -47,6 +47,7 @@ export async function installTree(resolved: ResolvedPlan, staging: string, progr
   const warnings: string[] = [];
   for (const s of installed.skippedScripts) warnings.push(`${s.package} ${s.script} not run: ${s.detail ?? "architecture differs"}`);
   for (const s of installed.failedScripts) warnings.push(`${s.package} ${s.script} failed: ${s.detail ?? ""}`);
+  for (const r of installed.refusedFiles) warnings.push(`${r.package}: ${r.path} not installed, ${r.owner} owns it and ${r.package} does not replace it (flagged f:f in the db, as apk does)`);
   if (installed.failedScripts.length > 0 && !config.allowScriptFailures) {
     const failed = installed.failedScripts.map((s) => s.detail ?? `${s.package} ${s.script}`).join("; ");
     throw new Error(`install scripts failed, so the image is not what the packages expect: ${failed}. Fix the package, or set allowScriptFailures: true to build it anyway (apk flags the package and goes on)`);

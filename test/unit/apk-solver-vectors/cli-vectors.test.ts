@@ -11,6 +11,9 @@ import * as path from "node:path";
 import { type CompiledCli, compileCli } from "../../fixtures/ramroot-cli";
 import { apkOutput, DATA_DIR, installLines, readVector, readVersionData, vectorFiles, vectorRepository } from "./vector-file";
 
+// Every case starts the compiled CLI (a Node process): seconds each on a loaded machine.
+jest.setTimeout(60_000);
+
 let cli: CompiledCli;
 beforeAll(async () => {
   cli = await compileCli();
