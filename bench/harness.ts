@@ -14,6 +14,8 @@ export interface Sample {
   seconds: number;
   /** peak resident set, KiB */
   peakKiB?: number;
+  /** user + system CPU seconds (GNU time), which a loaded machine changes less than wall time */
+  cpuSeconds?: number;
   /** output bytes, when the variant produces a file */
   bytes?: number;
   /** what a command printed, for checks (not kept in the results) */
@@ -37,6 +39,7 @@ export interface VariantResult {
   samples: Sample[];
   medianSeconds: number;
   medianPeakKiB?: number;
+  medianCpuSeconds?: number;
   /** bytes of the last run's output (all runs must agree for deterministic variants) */
   bytes?: number;
 }
@@ -57,19 +60,21 @@ export async function alternate(variants: Variant[], runs: number, log: (m: stri
       await v.before?.();
       const sample = await v.run();
       await v.check?.(sample);
-      samples[i]!.push({ seconds: sample.seconds, peakKiB: sample.peakKiB, bytes: sample.bytes });
+      samples[i]!.push({ seconds: sample.seconds, peakKiB: sample.peakKiB, cpuSeconds: sample.cpuSeconds, bytes: sample.bytes });
       log(`  [${round + 1}/${runs}] ${v.label}: ${sample.seconds.toFixed(2)} s${sample.peakKiB ? `, peak ${(sample.peakKiB / 1024).toFixed(0)} MiB` : ""}${sample.bytes !== undefined ? `, ${sample.bytes} bytes` : ""}`);
     }
   }
   return variants.map((v, i) => {
     const s = samples[i]!;
     const peaks = s.map((x) => x.peakKiB).filter((x): x is number => x !== undefined);
+    const cpu = s.map((x) => x.cpuSeconds).filter((x): x is number => x !== undefined);
     return {
       label: v.label,
       command: v.command,
       samples: s,
       medianSeconds: median(s.map((x) => x.seconds)),
       medianPeakKiB: peaks.length > 0 ? median(peaks) : undefined,
+      medianCpuSeconds: cpu.length > 0 ? median(cpu) : undefined,
       bytes: s[s.length - 1]?.bytes,
     };
   });
@@ -86,7 +91,7 @@ export async function timeCommand(
 ): Promise<Sample & { stdout: string; stderr: string }> {
   const rssFile = path.join(os.tmpdir(), `ramroot-bench-rss-${process.pid}`);
   const started = process.hrtime.bigint();
-  const result = await execa("/usr/bin/time", ["-f", "%M", "-o", rssFile, file, ...args], {
+  const result = await execa("/usr/bin/time", ["-f", "%M %U %S", "-o", rssFile, file, ...args], {
     cwd: opts.cwd,
     env: opts.env,
     reject: false,
@@ -99,12 +104,14 @@ export async function timeCommand(
   if (result.exitCode !== 0) {
     throw new Error(`${file} ${args.join(" ")} failed (exit ${result.exitCode}): ${String(result.stderr).trim().slice(-2000)}`);
   }
-  // time prints "Command exited with non-zero status" lines before %M when the command fails.
-  const peak = Number(rssText.trim().split("\n").pop());
+  // time prints "Command exited with non-zero status" lines before its own when the command fails.
+  const [peak, user, system] = (rssText.trim().split("\n").pop() ?? "").split(" ").map(Number);
+  const cpuSeconds = user !== undefined && system !== undefined && Number.isFinite(user + system) ? user + system : undefined;
   const out = opts.output ?? opts.stdout;
   return {
     seconds,
-    peakKiB: Number.isFinite(peak) ? peak : undefined,
+    peakKiB: peak !== undefined && Number.isFinite(peak) ? peak : undefined,
+    cpuSeconds,
     bytes: out ? fs.statSync(out).size : undefined,
     stdout: typeof result.stdout === "string" ? result.stdout : "",
     stderr: String(result.stderr),

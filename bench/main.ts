@@ -1,7 +1,8 @@
 /**
  * `npm run bench` (through bench/run.sh): makes the workload once, runs every benchmark and
  * rewrites bench/RESULTS.md (and bench/results.json with every sample). BENCH_ONLY picks
- * sections (cpio,compress,build,install,preview,boot); a partial run writes RESULTS.partial.md.
+ * sections (cpio,compress,build,install,preview,boot,rebuild,compression); a partial run writes
+ * RESULTS.partial.md, or with BENCH_MERGE=1 replaces those sections in RESULTS.md.
  */
 import * as fs from "node:fs";
 import * as os from "node:os";
@@ -15,9 +16,11 @@ import { benchBuild } from "./build-bench";
 import { benchInstall } from "./install-bench";
 import { benchPreview } from "./preview-bench";
 import { benchBoot } from "./boot-bench";
+import { benchRebuild } from "./rebuild-bench";
+import { benchCompression } from "./compression-bench";
 import type { BenchContext, SectionResult } from "./section";
 
-const SECTIONS = ["cpio", "compress", "build", "install", "preview", "boot"] as const;
+const SECTIONS = ["cpio", "compress", "build", "install", "preview", "boot", "rebuild", "compression"] as const;
 type SectionId = (typeof SECTIONS)[number];
 
 function count(name: string, fallback: number, min = 1): number {
@@ -82,6 +85,8 @@ async function main(): Promise<void> {
       install: () => benchInstall(w, ctx, repoRoot),
       preview: () => benchPreview(ctx, repoRoot),
       boot: () => benchBoot(w, ctx, repoRoot),
+      rebuild: () => benchRebuild(w, ctx),
+      compression: () => benchCompression(w, ctx),
     };
     for (const id of only) {
       const t0 = Date.now();
@@ -101,6 +106,22 @@ async function main(): Promise<void> {
       loadAfter: os.loadavg(),
       command: partial ? `BENCH_ONLY=${only.join(",")} npm run bench` : "npm run bench",
     };
+    if (partial && process.env.BENCH_MERGE === "1") {
+      // The sections measured now replace (or join) those of the last full run in RESULTS.md,
+      // each saying when and under what load it was measured.
+      const file = path.join(benchDir, "results.json");
+      const stored = JSON.parse(fs.readFileSync(file, "utf8")) as { info: RunInfo; machine: Machine; sections: SectionResult[] };
+      for (const s of sections) {
+        s.measured = { date: info.date, command: `BENCH_MERGE=1 ${info.command}`, loadBefore: info.loadBefore, loadAfter: info.loadAfter };
+        const at = stored.sections.findIndex((old) => old.id === s.id);
+        if (at >= 0) stored.sections[at] = s;
+        else stored.sections.push(s);
+      }
+      fs.writeFileSync(file, JSON.stringify(stored, null, 2) + "\n");
+      fs.writeFileSync(path.join(benchDir, "RESULTS.md"), renderResults(stored.info, stored.machine, w, stored.sections, analysis));
+      ctx.log(`merged ${only.join(",")} into ${path.join(benchDir, "RESULTS.md")}`);
+      return;
+    }
     const results = path.join(benchDir, partial ? "RESULTS.partial.md" : "RESULTS.md");
     fs.writeFileSync(results, renderResults(info, machine, w, sections, analysis));
     fs.writeFileSync(path.join(benchDir, partial ? "results.partial.json" : "results.json"), JSON.stringify({ info, machine, sections }, null, 2) + "\n");

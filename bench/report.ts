@@ -25,12 +25,15 @@ function table(t: ResultTable): string {
   const head = ["variant", "median s", `time vs ${t.baseline}`];
   if (t.inputBytes) head.push("MiB/s in");
   if (t.showBytes) head.push("output");
+  const cpu = t.rows.some((r) => r.medianCpuSeconds !== undefined);
+  if (cpu) head.push("CPU s");
   head.push("peak RSS", "all runs (s)");
   const lines = [`| ${head.map(cell).join(" | ")} |`, `|${head.map(() => " --- ").join("|")}|`];
   for (const r of t.rows) {
     const cells = [r.label, secs(r.medianSeconds), base ? `${(r.medianSeconds / base.medianSeconds).toFixed(2)}x` : "-"];
     if (t.inputBytes) cells.push((t.inputBytes / 2 ** 20 / r.medianSeconds).toFixed(1));
     if (t.showBytes) cells.push(r.bytes !== undefined ? mibs(r.bytes) : "-");
+    if (cpu) cells.push(r.medianCpuSeconds !== undefined ? secs(r.medianCpuSeconds) : "-");
     cells.push(r.medianPeakKiB !== undefined ? `${(r.medianPeakKiB / 1024).toFixed(0)} MiB` : "-", r.samples.map((s) => secs(s.seconds)).join(", "));
     lines.push(`| ${cells.map(cell).join(" | ")} |`);
   }
@@ -66,6 +69,10 @@ export function renderResults(run: RunInfo, machine: Machine, w: Workload, secti
   }
   for (const s of sections) {
     out.push(`## ${s.title}`, "", s.intro, "");
+    if (s.measured) {
+      const load = (l: number[]) => l.map((x) => x.toFixed(2)).join("/");
+      out.push(`Measured on ${s.measured.date} by \`${s.measured.command}\` (merged into this file), load average ${load(s.measured.loadBefore)} at the start and ${load(s.measured.loadAfter)} at the end.`, "");
+    }
     for (const t of s.tables) {
       out.push(`**${t.caption}** (${t.runs} rounds)`, "", table(t), "");
       out.push("Commands (TREE, OUT, DIR are scratch paths):", "");

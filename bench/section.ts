@@ -21,6 +21,8 @@ export interface SectionResult {
   tables: ResultTable[];
   /** findings, explanations, plans */
   notes: string[];
+  /** set when the section was measured in a partial run merged into RESULTS.md (BENCH_MERGE) */
+  measured?: { date: string; command: string; loadBefore: number[]; loadAfter: number[] };
 }
 
 export interface BenchContext {

@@ -21,7 +21,7 @@ export const COMPRESSIONS: readonly Compression[] = ["gzip", "zstd", "none"];
  */
 export const COMPRESSION_LEVELS: Readonly<Record<Exclude<Compression, "none">, { min: number; max: number; default: number }>> = {
   gzip: { min: 1, max: 9, default: 6 },
-  zstd: { min: 1, max: 19, default: 19 },
+  zstd: { min: 1, max: 19, default: 9 },
 };
 
 /** The level a build uses: the one asked for, else the compression's default (none: 0). */
