@@ -67,8 +67,15 @@ export class LayerCache {
       const notes: LayerNotes = { sha256, rawSize, warnings };
       fs.writeFileSync(path.join(scratch, NOTES), JSON.stringify(notes, null, 2) + "\n");
       const dir = this.dirOf(key);
-      fs.rmSync(dir, { recursive: true, force: true });
-      renameDurablySync(scratch, dir);
+      try {
+        renameDurablySync(scratch, dir);
+      } catch (err) {
+        // Another build published the same key first: same inputs, same bytes; keep theirs.
+        const code = (err as NodeJS.ErrnoException).code;
+        const theirs = code === "ENOTEMPTY" || code === "EEXIST" ? this.get(key) : undefined;
+        if (!theirs) throw err;
+        return theirs;
+      }
       return { ...notes, key, dir, archive: path.join(dir, ARCHIVE) };
     } finally {
       fs.rmSync(scratch, { recursive: true, force: true });
