@@ -4,12 +4,11 @@
  * `ramroot rollback` can tell what each stack update deployed from any checkout.
  */
 import type { BootTarget } from "./boot-target";
+import { JOURNAL_BACKUP_PATH, JOURNAL_PATH } from "./journal-file";
+import { describeHolder, heldLease } from "./lease";
 import { defaultSlotOf, readSlot } from "./slot";
 import { readSyslinuxConfig } from "./syslinux-config";
 
-export const JOURNAL_PATH = "ramroot/journal.json";
-/** The journal as it was before the last append: what a damaged journal is restored from. */
-export const JOURNAL_BACKUP_PATH = "ramroot/journal.json.bak";
 const KEEP = 500;
 
 export interface JournalEntry {
@@ -22,6 +21,8 @@ export interface JournalEntry {
   planId?: string;
   /** "switch", "trial" or "rollback" */
   how: string;
+  /** who held the target's lease when DEFAULT changed, e.g. `"pulumi up: ..." (user root, pid 12 on host nas, since ...)` */
+  by?: string;
 }
 
 function parseJournal(raw: Buffer): JournalEntry[] | string {
@@ -77,7 +78,8 @@ export async function currentDefault(target: BootTarget): Promise<Omit<JournalEn
 export async function recordDefault(target: BootTarget, how: string, when = new Date().toISOString()): Promise<JournalEntry | undefined> {
   const now = await currentDefault(target);
   if (!now) return undefined;
-  const entry: JournalEntry = { when, ...now, how };
+  const lease = heldLease(target);
+  const entry: JournalEntry = { when, ...now, how, ...(lease ? { by: describeHolder(lease.record) } : {}) };
   const previous = await readJournal(target);
   const current = await target.readFile(JOURNAL_PATH);
   if (current !== undefined) await target.writeFileAtomic(JOURNAL_BACKUP_PATH, current);

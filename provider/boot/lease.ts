@@ -103,10 +103,18 @@ export function staleReason(record: LeaseRecord, now = Date.now()): string | und
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-/** A lease this process holds on one boot target. */
+/**
+ * A lease this process holds on one boot target. Steps of one deploy that run at the same time
+ * (two BootSlots, say) share it: each use counts; a use that ends without keeping it (the switch
+ * of DEFAULT, or a failure) marks it to be given back, which happens when no use is left.
+ */
 export class Lease {
   private timer: NodeJS.Timeout | undefined;
   private lost: Error | undefined;
+  /** uses in progress */
+  users = 0;
+  /** the deploy is done with the target: give the lease back when the last use ends */
+  private closing = false;
 
   constructor(
     readonly identity: string,
@@ -152,18 +160,33 @@ export class Lease {
     this.timer = undefined;
   }
 
-  /** Gives the lease back (only when the record on the target is still this one). */
-  async release(target: BootTarget): Promise<void> {
+  /**
+   * Ends one use. `keep`: the deploy goes on (a later step will use the lease again); otherwise
+   * the lease is given back once no use is left (only when the record on the target is still
+   * this one).
+   */
+  async end(target: BootTarget, keep: boolean): Promise<void> {
+    this.users = Math.max(0, this.users - 1);
+    if (!keep) this.closing = true;
+    if (this.users > 0) return;
     this.stopKeepAlive();
+    if (!this.closing) return;
     held.delete(this.identity);
     const now = await readLease(target);
     if (now?.token !== this.record.token) return;
     await target.remove(LEASE_DIR);
   }
+
+  /** Ends one use and gives the lease back when it was the last. */
+  async release(target: BootTarget): Promise<void> {
+    await this.end(target, false);
+  }
 }
 
 /** Leases this process holds, by target identity: one deploy's steps share one lease. */
 const held = new Map<string, Lease>();
+/** Leases being taken, so steps starting together wait for one taking instead of racing themselves. */
+const taking = new Map<string, Promise<Lease>>();
 
 async function ensureParent(target: BootTarget): Promise<void> {
   const parent = LEASE_DIR.slice(0, LEASE_DIR.lastIndexOf("/"));
@@ -197,13 +220,39 @@ async function takeOver(target: BootTarget, stale: LeaseRecord, why: string, log
  */
 export async function acquireLease(target: BootTarget, opts: LeaseOptions): Promise<Lease> {
   const identity = targetIdentity(target.spec);
+  for (;;) {
+    const mine = held.get(identity);
+    if (mine) {
+      mine.users += 1;
+      try {
+        await mine.renew(target);
+      } catch (err) {
+        await mine.end(target, true);
+        throw err;
+      }
+      return mine;
+    }
+    const other = taking.get(identity);
+    if (other) {
+      await other.catch(() => undefined);
+      continue;
+    }
+    const attempt = takeLease(target, identity, opts);
+    taking.set(identity, attempt);
+    try {
+      const lease = await attempt;
+      lease.users = 1;
+      held.set(identity, lease);
+      return lease;
+    } finally {
+      taking.delete(identity);
+    }
+  }
+}
+
+async function takeLease(target: BootTarget, identity: string, opts: LeaseOptions): Promise<Lease> {
   const ttl = opts.ttlSeconds ?? 120;
   const log = opts.log ?? (() => undefined);
-  const mine = held.get(identity);
-  if (mine) {
-    await mine.renew(target);
-    return mine;
-  }
   const waitSeconds = opts.waitSeconds ?? (Number(process.env.RAMROOT_LEASE_WAIT ?? "0") || 0);
   const deadline = Date.now() + waitSeconds * 1000;
   let recordless = 0;
@@ -222,9 +271,7 @@ export async function acquireLease(target: BootTarget, opts: LeaseOptions): Prom
         expires: new Date(now + ttl * 1000).toISOString(),
       };
       await target.writeFileAtomic(LEASE_RECORD, JSON.stringify(record, null, 2) + "\n");
-      const lease = new Lease(identity, record, ttl);
-      held.set(identity, lease);
-      return lease;
+      return new Lease(identity, record, ttl);
     }
     const holder = await readLease(target);
     if (holder === undefined) {
@@ -272,6 +319,6 @@ export async function withLease<T>(target: BootTarget, opts: LeaseOptions & { ke
     return result;
   } finally {
     stop();
-    if (!opts.keep || !ok) await lease.release(target).catch(() => undefined);
+    await lease.end(target, opts.keep === true && ok).catch(() => undefined);
   }
 }

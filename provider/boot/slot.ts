@@ -4,6 +4,7 @@ import { z } from "zod";
 import { isTempName } from "../atomic-file";
 import { parseInput } from "../input-error";
 import type { BootTarget } from "./boot-target";
+import { JOURNAL_PATH } from "./journal-file";
 import { readBootOnce } from "./once";
 import { entryByLabel, readSyslinuxConfig, type SyslinuxConfigSpec, type SyslinuxEntry } from "./syslinux-config";
 
@@ -189,13 +190,26 @@ export async function assertLabelBootable(target: BootTarget, spec: SyslinuxConf
   if (problem) throw new Error(`${target.describe()}: refusing to make ${JSON.stringify(label)} bootable: ${problem}; nothing was written`);
 }
 
+/** The journal's newest entry (who switched DEFAULT last), read leniently: a refusal only quotes it. */
+async function lastSwitch(target: BootTarget): Promise<{ when: string; label: string; by?: string } | undefined> {
+  const raw = await target.readFile(JOURNAL_PATH).catch(() => undefined);
+  try {
+    const entries = (JSON.parse(raw?.toString("utf8") ?? "{}") as { entries?: { when: string; label: string; by?: string }[] }).entries;
+    return Array.isArray(entries) ? entries[entries.length - 1] : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 /** Why a slot must not be written now, or undefined when it may be. */
 export async function slotRefusal(target: BootTarget, slot: string, runningSlot?: string): Promise<string | undefined> {
   const want = slot.toLowerCase();
   const config = await readSyslinuxConfig(target);
   if (config) {
     if (slotsOfEntry(entryByLabel(config.spec, config.spec.defaultLabel), config.path).has(want)) {
-      return `slot "${slot}" holds what syslinux boots by default (DEFAULT ${config.spec.defaultLabel} in ${config.path}); write the other slot, or change DEFAULT first`;
+      const last = await lastSwitch(target);
+      const since = last && last.label.toLowerCase() === config.spec.defaultLabel.toLowerCase() ? `, since ${last.when}${last.by ? ` by ${last.by}` : ""}` : "";
+      return `slot "${slot}" holds what syslinux boots by default (DEFAULT ${config.spec.defaultLabel} in ${config.path}${since}); write the other slot, or change DEFAULT first`;
     }
     const once = await readBootOnce(target).catch(() => undefined);
     if (once !== undefined && slotsOfEntry(entryByLabel(config.spec, once), config.path).has(want)) {

@@ -102,8 +102,6 @@ async function placeUnder(target: BootTarget, inputs: BootSlotInputs, ctx: Opera
   const current = await readSlot(target, inputs.slot);
   if (holds(current, inputs)) {
     ctx.log(`slot ${inputs.slot} on ${target.describe()} already holds image ${inputs.imageId.slice(0, 12)}: nothing to copy`);
-    // Nothing written: the switch checks the slot again under its own lease.
-    await lease?.release(target);
     return outputsFrom(inputs, current!);
   }
   const refusal = await slotRefusal(target, inputs.slot);

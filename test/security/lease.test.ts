@@ -112,3 +112,30 @@ test("an expired lease of another host is taken over with a message; a lost leas
     }
   }
 });
+
+test("steps of one deploy share its lease: concurrent uses in one process, kept by a slot write, given back by the switch", async () => {
+  const spec = (await kinds()).find(([kind]) => kind === "image")?.[1];
+  if (!spec) throw new Error("no image target");
+  const target = await openTarget(spec);
+  try {
+    let inside = 0;
+    const step = (keep: boolean) =>
+      withLease(target, { owner: "pulumi up: BootSlot", keep }, async () => {
+        inside += 1;
+        expect((await readLease(target))?.owner).toBe("pulumi up: BootSlot");
+        await sleep(300);
+      });
+    // Two slot steps at once: one lease taken, not two racing each other.
+    await Promise.all([step(true), step(true)]);
+    expect(inside).toBe(2);
+    expect((await readLease(target))?.pid).toBe(process.pid); // kept for the switch
+    await withLease(target, { owner: "pulumi up: SyslinuxConfig" }, async () => {
+      expect((await readLease(target))?.owner).toBe("pulumi up: BootSlot");
+    });
+    expect(await readLease(target)).toBeUndefined();
+  } finally {
+    await target.close();
+  }
+});
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
