@@ -17,6 +17,8 @@ import { fileURLToPath } from "node:url";
 import { parseApkindex } from "./apkindex";
 import { readIndexArchive } from "./index-archive";
 import { packageNameProblem, packageVersionProblem } from "./package-name";
+import { checkIndexFreshness, IndexDowngradeError } from "./index-freshness";
+import type { PackageRecord } from "./package-record";
 import type { RepositoryPackage } from "./package-record";
 import { loadKeysDir } from "./signature";
 
@@ -42,6 +44,8 @@ export interface LoadRepositoryOptions {
   /** Attempts for a remote index before giving up (default 3), with exponential backoff from `retryDelayMs` (default 250). */
   attempts?: number;
   retryDelayMs?: number;
+  /** Accept a remote index older than one seen before, or offering a lower version (index-freshness.ts). */
+  allowDowngrade?: boolean;
 }
 
 export class RepositoryError extends Error {
@@ -155,31 +159,17 @@ function trustedKeys(opts: LoadRepositoryOptions): Map<string, Buffer> {
   return new Map();
 }
 
-/** Loads one repository's index; `order` is its position in the configured list (earlier wins ties). */
-export async function loadRepository(spec: string, opts: LoadRepositoryOptions, order: number): Promise<LoadedRepository> {
-  const url = trimSlashes(spec);
-  const location = locateIndex(spec, opts.arch);
-  const keys = trustedKeys(opts);
-  let data: Buffer;
-  let source: string;
-  let remote: { meta: CacheMeta; fromCache: boolean } | undefined;
-  if (location.kind === "remote") {
-    const cacheDir = opts.cacheDir ?? indexCacheDir();
-    const cached = readCache(cacheDir, location.url);
-    opts.onProgress?.(`fetch ${location.url}`);
-    const got = await fetchIndex(location.url, cached, opts);
-    data = got.data;
-    remote = got;
-    source = location.url;
-  } else {
-    data = fs.readFileSync(location.file);
-    source = location.url;
-  }
+interface ReadIndex {
+  records: PackageRecord[];
+  signer?: string;
+  verified: boolean;
+  description?: string;
+}
 
+/** Verifies and parses an index's bytes (signed archive, or plain text when untrusted is allowed). */
+function readIndexData(data: Buffer, source: string, keys: Map<string, Buffer>, opts: LoadRepositoryOptions): ReadIndex {
   let text: string;
-  let signer: string | undefined;
-  let verified = false;
-  let description: string | undefined;
+  const result: Omit<ReadIndex, "records"> = { verified: false };
   if (data.subarray(0, 2).equals(GZIP_MAGIC)) {
     let archive;
     try {
@@ -188,29 +178,63 @@ export async function loadRepository(spec: string, opts: LoadRepositoryOptions, 
       throw new RepositoryError(source, (err as Error).message.startsWith(source) ? (err as Error).message : `${source}: ${(err as Error).message}`);
     }
     text = archive.apkindexText;
-    signer = archive.signer;
-    verified = archive.verified;
-    description = archive.description;
+    if (archive.signer !== undefined) result.signer = archive.signer;
+    result.verified = archive.verified;
+    if (archive.description !== undefined) result.description = archive.description;
   } else {
     if (!opts.allowUntrusted) {
       throw new RepositoryError(source, `${source}: is a plain, unsigned APKINDEX text; pass allowUntrusted (--allow-untrusted) to use it`);
     }
     text = data.toString("utf8");
   }
-
-  let records;
   try {
-    records = parseApkindex(text, source);
+    return { ...result, records: parseApkindex(text, source) };
   } catch (err) {
     throw new RepositoryError(source, (err as Error).message);
   }
-  // Only a copy that verified (or was explicitly allowed) reaches the cache.
-  if (location.kind === "remote" && remote && !remote.fromCache) writeCache(opts.cacheDir ?? indexCacheDir(), remote.meta, data);
+}
 
-  const packages: RepositoryPackage[] = records.map((r) => ({ ...r, repository: url, repositoryOrder: order }));
-  const loaded: LoadedRepository = { url, order, verified, packages, indexUrl: location.url };
-  if (signer !== undefined) loaded.signer = signer;
-  if (description !== undefined) loaded.description = description;
+/** Loads one repository's index; `order` is its position in the configured list (earlier wins ties). */
+export async function loadRepository(spec: string, opts: LoadRepositoryOptions, order: number): Promise<LoadedRepository> {
+  const url = trimSlashes(spec);
+  const location = locateIndex(spec, opts.arch);
+  const keys = trustedKeys(opts);
+  let index: ReadIndex;
+  if (location.kind === "remote") {
+    const cacheDir = opts.cacheDir ?? indexCacheDir();
+    const cached = readCache(cacheDir, location.url);
+    opts.onProgress?.(`fetch ${location.url}`);
+    let got = await fetchIndex(location.url, cached, opts);
+    try {
+      index = readIndexData(got.data, location.url, keys, opts);
+    } catch (err) {
+      if (!got.fromCache) throw err;
+      // The server said "not modified" but the cached copy no longer verifies (a flipped byte):
+      // it is dropped and the index fetched again, unconditionally.
+      const paths = cachePaths(cacheDir, location.url);
+      opts.onProgress?.(`cached index ${paths.data} is damaged (${(err as Error).message}): dropped, fetching again`);
+      fs.rmSync(paths.data, { force: true });
+      fs.rmSync(paths.meta, { force: true });
+      got = await fetchIndex(location.url, undefined, opts);
+      index = readIndexData(got.data, location.url, keys, opts);
+    }
+    // Replay/downgrade: refused unless the config allows it (then said in the progress).
+    try {
+      for (const note of checkIndexFreshness(cacheDir, location.url, index.records, { allowDowngrade: opts.allowDowngrade })) opts.onProgress?.(`WARNING: ${note}`);
+    } catch (err) {
+      if (err instanceof IndexDowngradeError) throw new RepositoryError(location.url, err.message);
+      throw err;
+    }
+    // Only a copy that verified (or was explicitly allowed) reaches the cache.
+    if (!got.fromCache) writeCache(cacheDir, got.meta, got.data);
+  } else {
+    index = readIndexData(fs.readFileSync(location.file), location.url, keys, opts);
+  }
+
+  const packages: RepositoryPackage[] = index.records.map((r) => ({ ...r, repository: url, repositoryOrder: order }));
+  const loaded: LoadedRepository = { url, order, verified: index.verified, packages, indexUrl: location.url };
+  if (index.signer !== undefined) loaded.signer = index.signer;
+  if (index.description !== undefined) loaded.description = index.description;
   return loaded;
 }
 

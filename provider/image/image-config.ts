@@ -100,6 +100,8 @@ export const imageConfigSchema = z
     allowUntrusted: z.boolean().default(false),
     /** build the image even when an install script fails (apk flags the package and goes on); default: the build fails */
     allowScriptFailures: z.boolean().default(false),
+    /** accept a remote index older than one seen before, or one offering a lower version of a package (replay/downgrade protection) */
+    allowDowngrade: z.boolean().default(false),
     packages: z.array(packageSpec).min(1, "expected at least one package, e.g. alpine-base"),
     /** the overlay directory (root/): every file lands at the same path in the image */
     overlay: z.string().min(1, "expected a directory path").optional(),

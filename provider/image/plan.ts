@@ -116,6 +116,7 @@ export async function planImage(input: ImageConfigInput | ImageConfig, opts: Pla
     arch: config.arch,
     keys,
     allowUntrusted: config.allowUntrusted,
+    allowDowngrade: config.allowDowngrade,
     onProgress: opts.onProgress,
   });
   const world = worldOf(config);

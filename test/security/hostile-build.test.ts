@@ -4,7 +4,9 @@
  * `apk install`). Canary files outside the staging root are planted and checked (bytes, modes,
  * owners, presence) after every run. As root; the sandbox case also as an unprivileged user.
  */
+import { createHash } from "node:crypto";
 import * as fs from "node:fs";
+import * as http from "node:http";
 import * as net from "node:net";
 import * as os from "node:os";
 import * as path from "node:path";
@@ -328,5 +330,65 @@ describe("decompression bombs are refused before they are inflated, under 300 MB
     expect(sized.code).not.toBe(0);
     expect(sized.stderr).toMatch(/but the index says \d+ for bomb-1\.0-r0/);
     expect(sized.maxRssKiB).toBeLessThan(LIMIT_KIB);
+  });
+});
+
+describe("a remote index cannot go back in time", () => {
+  /** Serves files from `root()` over HTTP with ETags, answering 304 to a matching If-None-Match. */
+  async function serve(root: () => string): Promise<{ url: string; close: () => void }> {
+    const server = http.createServer((req, res) => {
+      const file = path.join(root(), decodeURIComponent(new URL(req.url ?? "/", "http://x").pathname));
+      if (!fs.existsSync(file) || !fs.statSync(file).isFile()) {
+        res.writeHead(404).end();
+        return;
+      }
+      const body = fs.readFileSync(file);
+      const etag = `"${createHash("sha256").update(body).digest("hex").slice(0, 16)}"`;
+      if (req.headers["if-none-match"] === etag) {
+        res.writeHead(304, { etag }).end();
+        return;
+      }
+      res.writeHead(200, { etag, "last-modified": new Date().toUTCString(), "content-length": body.length }).end(body);
+    });
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    return { url: `http://127.0.0.1:${(server.address() as net.AddressInfo).port}`, close: () => server.close() };
+  }
+
+  test("after evil 2.0-r0 was seen, an older signed index offering 1.0-r0 is refused unless allowDowngrade; a damaged cached index is fetched again", async () => {
+    const dir = caseDir("downgrade");
+    const v2 = buildRepo(dir, key, [{ spec: { name: "evil", version: "2.0-r0" }, files: { "usr/share/evil": "2\n" } }], { name: "v2", buildTime: 1_700_100_000 });
+    const v1 = buildRepo(dir, key, [{ spec: { name: "evil", version: "1.0-r0" }, files: { "usr/share/evil": "1\n" } }], { name: "v1", buildTime: 1_700_000_000 });
+    let serving = v2;
+    const server = await serve(() => serving);
+    try {
+      const config = writeConfig(dir, { repositories: [server.url], packages: ["evil"] });
+      const first = await build(dir, config, ["--plan-only"]);
+      expect({ code: first.code, stderr: first.stderr }).toMatchObject({ code: 0 });
+      expect(JSON.parse(first.stdout).packages).toEqual({ evil: "2.0-r0" });
+
+      // A byte flipped in the cached index while the server answers 304: dropped and fetched again.
+      const indexCache = path.join(dir, "cache", "apk", "indexes");
+      const cachedFile = fs.readdirSync(indexCache).find((f) => f.endsWith(".tar.gz"))!;
+      const bytes = fs.readFileSync(path.join(indexCache, cachedFile));
+      bytes[bytes.length - 20]! ^= 0xff;
+      fs.writeFileSync(path.join(indexCache, cachedFile), bytes);
+      const again = await build(dir, config, ["--plan-only"]);
+      expect({ code: again.code, stderr: again.stderr }).toMatchObject({ code: 0 });
+      expect(again.stderr).toContain(`cached index ${path.join(indexCache, cachedFile)} is damaged`);
+
+      serving = v1; // the replay: signed by the same key, served fresh
+      const replay = await build(dir, config, ["--plan-only"]);
+      expect(replay.code).not.toBe(0);
+      expect(replay.stderr).toMatch(/refused as a replayed or downgraded index/);
+      expect(replay.stderr).toMatch(/evil 1\.0-r0 is lower than the 2\.0-r0 seen on/);
+      expect(replay.stderr).toMatch(/allowDowngrade: true/);
+
+      const allowed = await build(dir, writeConfig(dir, { repositories: [server.url], packages: ["evil"], allowDowngrade: true }), ["--plan-only"]);
+      expect({ code: allowed.code, stderr: allowed.stderr }).toMatchObject({ code: 0 });
+      expect(JSON.parse(allowed.stdout).packages).toEqual({ evil: "1.0-r0" });
+      expect(allowed.stderr).toMatch(/accepted although evil 1\.0-r0 is lower/);
+    } finally {
+      server.close();
+    }
   });
 });
