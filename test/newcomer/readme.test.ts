@@ -69,7 +69,7 @@ test("the README's commands on a fresh clone do what the README says", async () 
   // "npm start works with no internet and no accounts ... the machine prints RAMROOT-DEMO image=<imageId> message=<root/etc/ramroot/message>"
   const first = await ok("npm start");
   expect(previewOf(first)).toContain("+ ramroot:index:AlpineImage: (create)");
-  expect(previewOf(first)).toMatch(/etc\/ramroot\/message: "file 644 [0-9a-f]{12}"/);
+  expect(previewOf(first)).toMatch(/etc\/ramroot\/message *: "file 644 [0-9a-f]{12}"/);
   expect(first).toMatch(/seen: RAMROOT-DEMO image=[0-9a-f]{64} message=hello from root\/ in git/);
   expect(first).toMatch(/^slot a +image [0-9a-f]{12} .*\[DEFAULT\]$/m);
   expect(first).toContain("then npm start again (slot b is written, DEFAULT flips to it)");
@@ -94,10 +94,10 @@ test("the README's commands on a fresh clone do what the README says", async () 
   fs.writeFileSync(stackFile, fs.readFileSync(stackFile, "utf8").replace("      - ramroot-init\n", "      - ramroot-init\n      - hello-ramroot\n"));
   const second = await ok("npm start", { env: { RAMROOT_SKIP_SMOKE: "1" } });
   const preview2 = previewOf(second);
-  expect(preview2).toContain('+ hello-ramroot: "1.0-r0"');
-  expect(preview2).toMatch(/~ etc\/ramroot\/message: "file 644 [0-9a-f]{12}" => "file 644 [0-9a-f]{12}"/);
+  expect(preview2).toMatch(/\+ hello-ramroot *: "1\.0-r0"/);
+  expect(preview2).toMatch(/~ etc\/ramroot\/message *: "file 644 [0-9a-f]{12}" => "file 644 [0-9a-f]{12}"/);
   expect(preview2).toMatch(/\+ ramroot:index:BootSlot: \(create\)[\s\S]*slot +: "b"/);
-  expect(preview2).toMatch(/~ defaultLabel: "a" => "b"/);
+  expect(preview2).toMatch(/~ defaultLabel *: "a" => "b"/);
   // "the update ends with what changed inside the image, path by path"
   expect(second).toMatch(/files changed from the previous image: \+\d+ -\d+ ~\d+ paths, 1 package changed/);
   expect(second).toMatch(/\+ usr\/share\/hello-ramroot\/greeting {2}file 0644 0:0/);
