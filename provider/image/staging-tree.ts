@@ -108,6 +108,17 @@ export function collectEntries(root: string, manifest: FileManifest, overlay: Se
     }
   };
   walk("");
+  // Device nodes and FIFOs packages ship are not made on disk (mknod needs root, and the staging
+  // tree is no place for them); they come from the manifest, under a directory the tree has.
+  const dirs = new Set(entries.filter((e) => e.type === "dir").map((e) => e.path));
+  const present = new Set(entries.map((e) => e.path));
+  for (const meta of manifest.values()) {
+    if (meta.type !== "char" && meta.type !== "block" && meta.type !== "fifo") continue;
+    if (present.has(meta.path) || overlay.has(meta.path)) continue;
+    const slash = meta.path.lastIndexOf("/");
+    if (slash >= 0 && !dirs.has(meta.path.slice(0, slash))) continue;
+    entries.push({ path: meta.path, type: meta.type, mode: meta.mode, uid: meta.uid, gid: meta.gid, rdevMajor: meta.devmajor, rdevMinor: meta.devminor });
+  }
   // The kernel opens /dev/console for init's stdio before init runs: it must be in the archive.
   const have = new Set(entries.map((e) => e.path));
   if (!have.has("dev")) entries.push({ path: "dev", type: "dir", mode: 0o755, uid: 0, gid: 0 });
