@@ -9,8 +9,9 @@ import { LocalTarget } from "./local-target";
 import { SshTarget } from "./ssh-target";
 import { parseTargetSpec, resolveTargetSpec, type TargetSpec } from "./target-spec";
 
-export type { BootTarget, CommandResult, MachineShell } from "./boot-target";
-export { parseTargetSpec, resolveTargetSpec, targetIdentity, targetSpecSchema, type TargetSpec } from "./target-spec";
+// What callers of the factory use with it, from the modules that define them.
+export type { BootTarget } from "./boot-target";
+export { parseTargetSpec, targetSpecSchema, type TargetSpec } from "./target-spec";
 
 export interface OpenTargetOptions {
   /** what relative local and image paths are relative to: the project directory (default the current directory) */

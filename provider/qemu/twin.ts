@@ -9,6 +9,7 @@
 import * as fs from "node:fs";
 import * as net from "node:net";
 import * as path from "node:path";
+import { renameDurablySync, tempNameFor } from "../atomic-file";
 import { spawn } from "node:child_process";
 import { execa } from "execa";
 
@@ -54,9 +55,8 @@ export async function ensureDataDisk(file: string, sizeMiB = 256, label = "data"
   if (!Number.isInteger(sizeMiB) || sizeMiB < 16) throw new Error(`data disk size: got ${sizeMiB}; expected whole MiB, at least 16`);
   if (!/^[A-Za-z0-9_.-]{1,16}$/.test(label)) throw new Error(`data disk label: got "${label}"; expected 1-16 letters, digits, _ . -`);
   fs.mkdirSync(path.dirname(path.resolve(file)), { recursive: true });
-  const temp = `${file}.partial`;
-  fs.rmSync(temp, { force: true });
-  fs.writeFileSync(temp, "");
+  const temp = tempNameFor(file);
+  fs.writeFileSync(temp, "", { flag: "wx" });
   fs.truncateSync(temp, sizeMiB * 1024 * 1024);
   try {
     await execa("mkfs.ext4", ["-q", "-F", "-L", label, temp]);
@@ -65,7 +65,7 @@ export async function ensureDataDisk(file: string, sizeMiB = 256, label = "data"
     const e = err as { code?: string; stderr?: string; message: string };
     throw new Error(`making the data disk ${file}: ${e.code === "ENOENT" ? "mkfs.ext4 is missing (install e2fsprogs)" : (e.stderr?.trim() || e.message)}`);
   }
-  fs.renameSync(temp, file);
+  renameDurablySync(temp, file); // mkfs.ext4 flushed what it wrote
   return { created: true };
 }
 
