@@ -111,7 +111,9 @@ mount_by() { # SPEC FS DIR OPTIONS
 	echo "ramroot: mounted $1 ($dev) on $3"
 }
 rc=0
-if [ -n "$BOOT_SPEC" ]; then mount_by "$BOOT_SPEC" vfat "$BOOT_MOUNTPOINT" rw,noatime || rc=1; fi
+# shortname=lower: a name FAT holds only as 8.3 (mtools writes "vmlinuz" as VMLINUZ) reads back
+# in lower case, as the boot target names it, instead of the default's VMLINUZ.
+if [ -n "$BOOT_SPEC" ]; then mount_by "$BOOT_SPEC" vfat "$BOOT_MOUNTPOINT" rw,noatime,shortname=lower || rc=1; fi
 if [ -n "$DATA_LABEL" ]; then mount_by "LABEL=$DATA_LABEL" "$DATA_FS" "$DATA_MOUNTPOINT" "$DATA_OPTIONS" || rc=1; fi
 exit $rc
 `,

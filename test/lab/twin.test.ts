@@ -5,7 +5,7 @@ import { execFileSync } from "node:child_process";
 import { execa } from "execa";
 import { stringify as toYaml } from "yaml";
 import { freePort, stopTwin, waitForConsole } from "../../provider/qemu/twin";
-import { ramroot } from "../fixtures/debian-repo";
+import { ramroot, ramrootArgv } from "../fixtures/debian-repo";
 import { buildNasRepo, type NasRepo } from "../fixtures/nas-repo";
 
 // The machine twin: a NAS-shaped image from the offline repository (dropbear, DHCP, a data disk
@@ -16,6 +16,8 @@ jest.setTimeout(1_800_000);
 let work: string;
 let repo: NasRepo;
 const running: string[] = [];
+/** The first test's machine (boot disk, data disk), booted again in the foreground by the second. */
+let machine: { disk: string; data: string } | undefined;
 
 beforeAll(async () => {
   work = fs.mkdtempSync(path.join(os.tmpdir(), "ramroot-twin-"));
@@ -38,7 +40,7 @@ async function keepingSerialLog(serialLog: string, body: () => Promise<void>): P
   }
 }
 
-test("a NAS image on the twin: strict ssh, the image id published, data and host key kept across a reboot", async () => {
+test("a NAS image on the twin: strict ssh, the image id published, the slot read over ssh, data and host key kept across a reboot, a watchdog reset", async () => {
   const started = Date.now();
   const project = path.join(work, "nas");
   const ssh = path.join(work, "ssh");
@@ -81,7 +83,7 @@ test("a NAS image on the twin: strict ssh, the image id published, data and host
   const pidFile = path.join(work, "qemu.pid");
   const data = path.join(work, "data.img");
   await keepingSerialLog(serialLog, async () => {
-    const out = JSON.parse(await ramroot("vm", "--disk", disk, "--data", data, "--data-size", "64", "--data-label", "nasdata", "--ssh-port", String(port), "--serial-log", serialLog, "--pid-file", pidFile, "--detach"));
+    const out = JSON.parse(await ramroot("vm", "--disk", disk, "--data", data, "--data-size", "64", "--data-label", "nasdata", "--ssh-port", String(port), "--serial-log", serialLog, "--pid-file", pidFile, "--watchdog", "--detach"));
     running.push(pidFile);
     expect(out).toEqual(expect.objectContaining({ sshPort: port, pidFile, serialLog }));
     const ready = /dropbear: listening on port 22/;
@@ -108,6 +110,12 @@ test("a NAS image on the twin: strict ssh, the image id published, data and host
     expect(mounts).toMatch(/ \/data ext4 rw/);
     expect(mounts).toMatch(/ \/media\/boot vfat rw/);
     expect((await onMachine("cat /media/boot/a/manifest.json"))).toContain(imageId);
+    // The names the boot target uses (an 8.3-only name such as vmlinuz reads back in lower case).
+    expect((await onMachine("ls /media/boot/a")).split("\n").sort()).toEqual(["initramfs", "manifest.json", "vmlinuz"]);
+    // The boot side reads the slot over ssh from the running machine, as a deploy does.
+    const sshTarget = ["--ssh", "root@127.0.0.1:/media/boot", "--port", String(port), "--identity", userKey, "--known-hosts", knownHosts];
+    const slotA = JSON.parse(await ramroot("slot", "show", "--slot", "a", ...sshTarget));
+    expect(slotA).toEqual(expect.objectContaining({ consistent: true, manifest: expect.objectContaining({ imageId }) }));
     // Modules load through modprobe (modules.dep made at build): the NIC's driver is loaded.
     expect(await onMachine("cat /proc/modules")).toMatch(/^virtio_net /m);
     const note = `kept across reboots ${Date.now()}`;
@@ -129,11 +137,43 @@ test("a NAS image on the twin: strict ssh, the image id published, data and host
     expect((await onMachine("cat /data/note")).trim()).toBe(note);
     expect((await onMachine("cat /run/ramroot/image-id")).trim()).toBe(imageId);
 
+    // The i6300esb watchdog (--watchdog): opened and then no longer fed, it resets the machine
+    // (QEMU's -action watchdog=reset), which boots again through syslinux by itself.
+    expect(await onMachine("ls /dev/watchdog")).toBe("/dev/watchdog");
+    await onMachine("sync; exec 3>/dev/watchdog; echo armed");
+    const third = await waitForConsole(serialLog, ready, { count: 3, timeoutMs: 600_000, pidFile });
+    const watchdogReset = Date.now();
+    expect(third.slice(third.lastIndexOf("Requesting system reboot"))).toMatch(/watchdog did not stop/);
+    expect((await onMachine("cat /data/note")).trim()).toBe(note);
+
     await ramroot("vm", "stop", "--pid-file", pidFile);
     expect(fs.existsSync(pidFile)).toBe(false);
+    machine = { disk, data };
     process.stderr.write(
       `[twin] build ${((builtAt - started) / 1000).toFixed(0)} s, first boot to sshd ${((firstBoot - builtAt) / 1000).toFixed(0)} s, ` +
-        `reboot to sshd ${((secondBoot - firstBoot) / 1000).toFixed(0)} s, total ${((Date.now() - started) / 1000).toFixed(0)} s\n`,
+        `reboot to sshd ${((secondBoot - firstBoot) / 1000).toFixed(0)} s, watchdog reset to sshd ${((watchdogReset - secondBoot) / 1000).toFixed(0)} s, total ${((Date.now() - started) / 1000).toFixed(0)} s\n`,
     );
   });
+});
+
+test("ramroot vm in the foreground: the console on the terminal and in the log, Ctrl-A X quits", async () => {
+  if (!machine) throw new Error("needs the machine of the first test");
+  const serialLog = path.join(work, "foreground.log");
+  const cli = execa(process.execPath, ramrootArgv("vm", "--disk", machine.disk, "--data", machine.data, "--serial-log", serialLog), { stdin: "pipe", reject: false });
+  let console = "";
+  await new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`no kernel output on the terminal within 300 s:\n${console.slice(-2000)}`)), 300_000);
+    cli.stdout!.on("data", (chunk: Buffer) => {
+      console += chunk.toString();
+      if (/Run \/sbin\/init as init process/.test(console)) {
+        clearTimeout(timer);
+        resolve();
+      }
+    });
+  });
+  cli.stdin!.write("\x01x");
+  const result = await cli;
+  expect(result.exitCode).toBe(0);
+  expect(result.stderr).toMatch(/ssh on 127\.0\.0\.1:\d+, data disk .*; Ctrl-A X quits/);
+  expect(fs.readFileSync(serialLog, "utf8")).toMatch(/Run \/sbin\/init as init process/);
 });
