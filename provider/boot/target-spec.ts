@@ -73,10 +73,17 @@ export function parseTargetSpec(input: unknown): TargetSpec {
 
 /**
  * The spec with the path of a local or image target made absolute against `baseDir` (the
- * project directory), wherever the command runs from. ssh paths are remote and already absolute.
+ * project directory), wherever the command runs from; for ssh, the local known_hosts and
+ * config files (the remote path is remote and already absolute).
  */
 export function resolveTargetSpec(spec: TargetSpec, baseDir: string): TargetSpec {
-  return spec.kind === "ssh" ? spec : { ...spec, path: path.resolve(baseDir, spec.path) };
+  if (spec.kind !== "ssh") return { ...spec, path: path.resolve(baseDir, spec.path) };
+  // The remote path stays as it is; the local files ssh reads resolve against the project too.
+  return {
+    ...spec,
+    ...(spec.knownHostsFile !== undefined ? { knownHostsFile: path.resolve(baseDir, spec.knownHostsFile) } : {}),
+    ...(spec.sshConfigFile !== undefined ? { sshConfigFile: path.resolve(baseDir, spec.sshConfigFile) } : {}),
+  };
 }
 
 /**
