@@ -16,7 +16,7 @@ import { AbSystem } from "./ab-system";
 import type { TargetSpec } from "../provider/boot/target-spec";
 import type { ImageConfigInput } from "../provider/image/image-config";
 
-export function machineProgram(): Record<string, pulumi.Output<unknown>> {
+export async function machineProgram(): Promise<Record<string, pulumi.Output<unknown>>> {
   const config = new pulumi.Config("ramroot");
   const strategy = config.get("strategy");
   const trial = config.getObject<{ probePath?: string; timeoutSeconds?: number; reboot?: boolean }>("trial");

@@ -23,6 +23,8 @@ export interface JournalEntry {
   how: string;
   /** who held the target's lease when DEFAULT changed, e.g. `"pulumi up: ..." (user root, pid 12 on host nas, since ...)` */
   by?: string;
+  /** a rollback: the stack update it went back to (`ramroot history` numbers) */
+  update?: number;
 }
 
 function parseJournal(raw: Buffer): JournalEntry[] | string {
@@ -75,11 +77,11 @@ export async function currentDefault(target: BootTarget): Promise<Omit<JournalEn
  * journal is replaced atomically (the newest KEEP entries are kept). A damaged journal stops
  * here with readJournal's error.
  */
-export async function recordDefault(target: BootTarget, how: string, when = new Date().toISOString()): Promise<JournalEntry | undefined> {
+export async function recordDefault(target: BootTarget, how: string, when = new Date().toISOString(), update?: number): Promise<JournalEntry | undefined> {
   const now = await currentDefault(target);
   if (!now) return undefined;
   const lease = heldLease(target);
-  const entry: JournalEntry = { when, ...now, how, ...(lease ? { by: describeHolder(lease.record) } : {}) };
+  const entry: JournalEntry = { when, ...now, how, ...(lease ? { by: describeHolder(lease.record) } : {}), ...(update !== undefined ? { update } : {}) };
   const previous = await readJournal(target);
   const current = await target.readFile(JOURNAL_PATH);
   if (current !== undefined) await target.writeFileAtomic(JOURNAL_BACKUP_PATH, current);

@@ -13,7 +13,8 @@ import { diffImages, renderDiff, renderListing, summarizeDiff } from "../image/i
 import { extractImage } from "../image/image-extract";
 import { describeSource, readImageSource, type ImageSource } from "../image/image-source";
 import { addTargetOptions, targetSpecFromFlags, type TargetFlags } from "./boot-command";
-import { imageDeployedBy, numberedHistory, openStack, stackTarget } from "./stack-command";
+import { openStack, stackTarget } from "./stack-command";
+import { deployedBy, stackHistory } from "../deploy/history";
 
 interface ImageFlags extends TargetFlags {
   stack: string;
@@ -60,10 +61,11 @@ class SourceResolver {
     const version = Number(value);
     if (!/^\d+$/.test(value)) throw new Error(`update:${value}: expected an update number (see \`ramroot history\`)`);
     const { open, target } = await this.stackSide();
-    const history = await numberedHistory(open.stack);
-    if (!history.some((h) => h.version === version)) throw new Error(`no update ${version} in stack ${open.stack.name} (it has ${history.length}; see \`ramroot history\`)`);
+    const history = await stackHistory(open.stack);
+    const update = history.find((h) => h.number === version && h.kind === "update");
+    if (!update) throw new Error(`no update ${version} in stack ${open.stack.name} (see \`ramroot history\`)`);
     const state = await inspectTarget(target, ["a", "b"]);
-    const deployed = imageDeployedBy(version, history, state.journal);
+    const deployed = deployedBy(update, state.journal);
     if (!deployed?.planId) throw new Error(`update ${version} of stack ${open.stack.name} deployed no image that the journal on ${state.description} records`);
     if (await cachedImage({ planId: deployed.planId })) return { kind: "plan", planId: deployed.planId, update: version };
     const slot = slotHolding(state, deployed.planId);

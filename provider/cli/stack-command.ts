@@ -5,17 +5,17 @@
 import * as path from "node:path";
 import { spawn } from "node:child_process";
 import type { Command } from "commander";
-import type { Stack, UpdateSummary } from "@pulumi/pulumi/automation";
-import { inspectTarget, slotHolding, type TargetState } from "../boot/inspect";
+import type { Stack } from "@pulumi/pulumi/automation";
+import { inspectTarget, type TargetState } from "../boot/inspect";
 import type { JournalEntry } from "../boot/journal";
 import { parseTargetSpec, resolveTargetSpec, type TargetSpec } from "../boot/target-spec";
-import { cachedImage } from "../image/build";
-import { PIN_CONFIG_KEY } from "../deploy/ab-system-inputs";
+import { DEFAULT_SLOTS } from "../deploy/ab-decision";
+import type { Pin } from "../deploy/ab-system-inputs";
+import { deployedBy, stackHistory, updateOf, type StackUpdate } from "../deploy/history";
+import { release, rollback, stackPin } from "../deploy/rollback";
 import { findProjectDir } from "../project-dir";
 import { heartbeat, terminalSink } from "../progress";
 import { bootQemu, qemuArgs, type BootMedia } from "../qemu/boot";
-
-const SLOTS = ["a", "b"];
 
 export interface StackFlags {
   stack: string;
@@ -39,28 +39,13 @@ export async function stackTarget(stack: Stack, projectDir: string): Promise<Tar
   return resolveTargetSpec(parseTargetSpec(JSON.parse(value)), projectDir);
 }
 
-/**
- * The stack's history, oldest first, numbered. The file backend stores every entry with version
- * 0, so entries are numbered 1, 2, ... by start time, as the service backends number them.
- */
-export async function numberedHistory(stack: Stack): Promise<UpdateSummary[]> {
-  const history = [...(await stack.history())].sort((a, b) => new Date(a.startTime).getTime() - new Date(b.startTime).getTime());
-  const unnumbered = history.every((h) => h.version === 0);
-  return history.map((h, i) => (unnumbered ? { ...h, version: i + 1 } : h));
-}
-
-/** The update whose run contains the journal entry (the switch happened during it). */
-function updateOf(entry: JournalEntry, history: UpdateSummary[]): UpdateSummary | undefined {
-  const when = Date.parse(entry.when);
-  return history.find((h) => new Date(h.startTime).getTime() <= when && when <= new Date(h.endTime ?? Date.now()).getTime() + 1000);
-}
-
 function short(id: string | undefined): string {
   return id ? id.slice(0, 12) : "-";
 }
 
-export function renderStatus(state: TargetState, history: UpdateSummary[]): string {
+export function renderStatus(state: TargetState, history: StackUpdate[], pin?: Pin): string {
   const lines = [`target   ${state.description}`, `DEFAULT  ${state.defaultLabel ?? "(no syslinux config)"}${state.defaultSlot ? ` -> slot ${state.defaultSlot}` : ""}`];
+  if (pin) lines.push(`PINNED   to update ${pin.update} (image ${short(pin.imageId ?? pin.planId)}) by \`ramroot rollback\`; \`ramroot release\` lets the config's image deploy again`);
   if (state.once) lines.push(`ONCE     ${state.once} (set to boot once)`);
   for (const [slot, s] of Object.entries(state.slots)) {
     if (!s?.manifest) {
@@ -71,7 +56,7 @@ export function renderStatus(state: TargetState, history: UpdateSummary[]): stri
     const by = switched ? updateOf(switched, history) : undefined;
     const packages = Object.entries(s.manifest.lockSummary ?? {}).map(([n, v]) => `${n} ${v}`).join(", ");
     lines.push(
-      `slot ${slot}   image ${short(s.manifest.imageId)}  plan ${short(s.manifest.planId)}  written ${s.manifest.when}${by ? `  deployed by update ${by.version}` : ""}${s.consistent ? "" : "  (FILES CHANGED since written)"}${slot === state.defaultSlot ? "  [DEFAULT]" : ""}`,
+      `slot ${slot}   image ${short(s.manifest.imageId)}  plan ${short(s.manifest.planId)}  written ${s.manifest.when}${by ? `  deployed by update ${by.number}` : ""}${s.consistent ? "" : "  (FILES CHANGED since written)"}${slot === state.defaultSlot ? "  [DEFAULT]" : ""}`,
     );
     if (packages) lines.push(`         ${packages}`);
   }
@@ -80,69 +65,25 @@ export function renderStatus(state: TargetState, history: UpdateSummary[]): stri
     lines.push("switches (newest last):");
     for (const e of recent) {
       const u = updateOf(e, history);
-      lines.push(`  ${e.when}  DEFAULT ${e.label} (slot ${e.slot ?? "?"}, image ${short(e.imageId)})  ${e.how}${u ? `  update ${u.version}` : ""}`);
+      const how = e.how === "rollback" && e.update !== undefined ? `rollback to update ${e.update}` : e.how;
+      lines.push(`  ${e.when}  DEFAULT ${e.label} (slot ${e.slot ?? "?"}, image ${short(e.imageId)})  ${how}${u ? `  update ${u.number}` : ""}`);
     }
   }
   return lines.join("\n");
 }
 
-/** What update `version` deployed: the last switch recorded before it ended. */
-export function imageDeployedBy(version: number, history: UpdateSummary[], journal: JournalEntry[]): JournalEntry | undefined {
-  const update = history.find((h) => h.version === version);
-  if (!update) return undefined;
-  const end = new Date(update.endTime ?? update.startTime).getTime() + 1000;
-  return [...journal].reverse().find((e) => Date.parse(e.when) <= end);
+/** One line of `ramroot history`; what is not an update has no number. */
+function historyLine(h: StackUpdate, deployed: JournalEntry | undefined): string {
+  return (
+    `${(h.number === undefined ? "-" : String(h.number)).padStart(4)}  ${h.startTime}  ${h.kind.padEnd(8)} ${h.result.padEnd(9)}` +
+    `${deployed ? ` DEFAULT ${deployed.label} image ${short(deployed.imageId)}` : ""}${h.commit ? `  git ${h.commit.slice(0, 12)}${h.commit.endsWith("+dirty") ? "+dirty" : ""}` : ""}${h.message ? `  ${h.message}` : ""}`
+  );
 }
 
-
-export interface RollbackOptions {
-  /** the update number to go back to (default: the previous successful update) */
-  to?: string | number;
-  log?: (message: string) => void;
-  onOutput?: (out: string) => void;
-}
-
-/**
- * Goes back to the image update `to` deployed, through `pulumi up` (so it is in the history):
- * the image is found in the target's journal; if a slot holds it, DEFAULT is switched; if the
- * local cache holds it, it is written to the idle slot first; otherwise nothing runs and the
- * error says which commit to check out and rebuild.
- */
-export async function rollback(stack: Stack, target: TargetSpec, opts: RollbackOptions = {}): Promise<{ version: number; planId: string; imageId?: string; inSlot?: string }> {
-  const log = opts.log ?? (() => undefined);
-  const history = await numberedHistory(stack);
-  const updates = history.filter((h) => h.kind === "update" && h.result === "succeeded").sort((a, b) => a.version - b.version);
-  const version = opts.to !== undefined ? Number(opts.to) : updates[updates.length - 2]?.version;
-  if (version === undefined || !Number.isInteger(version)) {
-    throw new Error(opts.to !== undefined ? `--to: "${opts.to}" is not an update number; see \`ramroot history\`` : "rollback: there is no earlier successful update to go back to");
-  }
-  if (!history.some((h) => h.version === version)) {
-    throw new Error(`--to: no update ${version} in stack ${stack.name} (its updates are numbered 1 to ${history.length}; see \`ramroot history\`)`);
-  }
-  const state = await inspectTarget(target, SLOTS);
-  const deployed = imageDeployedBy(version, history, state.journal);
-  if (!deployed?.planId) throw new Error(`--to: update ${version} switched nothing that the journal on ${state.description} records`);
-  const inSlot = slotHolding(state, deployed.planId);
-  if (!inSlot && !(await cachedImage({ planId: deployed.planId }))) {
-    const head = history.find((h) => h.version === version)?.environment?.["git.head"];
-    throw new Error(
-      `image ${short(deployed.imageId)} (plan ${short(deployed.planId)}) that update ${version} deployed is in no slot and not in the local image cache: ` +
-        (head ? `check out commit ${head} and run \`pulumi up\` to rebuild it (same plan, same bytes)` : "check out the commit of that update and run `pulumi up` to rebuild it"),
-    );
-  }
-  log(`rolling back to update ${version}: image ${short(deployed.imageId)}, ${inSlot ? `already in slot ${inSlot}: switching only` : "in the local cache: writing the idle slot, then switching"}`);
-  // The pin holds until `ramroot release`: every later preview and up keeps this image.
-  const previous = (await stack.getAllConfig())[PIN_CONFIG_KEY]?.value;
-  await stack.setConfig(PIN_CONFIG_KEY, { value: JSON.stringify({ update: version, planId: deployed.planId, ...(deployed.imageId ? { imageId: deployed.imageId } : {}) }) });
-  try {
-    const result = await stack.up({ message: `ramroot rollback to update ${version} (image ${short(deployed.imageId)})`, ...(opts.onOutput ? { onOutput: opts.onOutput } : {}) });
-    if (result.summary.result !== "succeeded") throw new Error(`rollback: pulumi up ended ${result.summary.result}`);
-  } catch (err) {
-    if (previous === undefined) await stack.removeConfig(PIN_CONFIG_KEY);
-    else await stack.setConfig(PIN_CONFIG_KEY, { value: previous });
-    throw err;
-  }
-  return { version, planId: deployed.planId, ...(deployed.imageId ? { imageId: deployed.imageId } : {}), ...(inSlot ? { inSlot } : {}) };
+function releaseMessage(pin: Pin | undefined): string {
+  return pin
+    ? `[ramroot] released the pin to update ${pin.update} (image ${short(pin.imageId ?? pin.planId)}); \`pulumi preview\` shows the way back to the config's image, \`pulumi up\` deploys it`
+    : "[ramroot] the stack is not pinned; nothing to release";
 }
 
 /** A verb that works on a stack of the Pulumi project in --cwd. */
@@ -151,37 +92,48 @@ function stackCommand(program: Command, name: string, description: string): Comm
 }
 
 export function registerStackCommands(program: Command): void {
-  stackCommand(program, "status", "what each slot holds, which one is DEFAULT, and which stack update put it there")
+  stackCommand(program, "status", "what each slot holds, which one is DEFAULT, which stack update put it there, and the pin")
     .action(async (flags: StackFlags) => {
       const { stack, projectDir } = await openStack(flags);
-      const state = await inspectTarget(await stackTarget(stack, projectDir), SLOTS);
-      process.stdout.write(renderStatus(state, await numberedHistory(stack)) + "\n");
+      const state = await inspectTarget(await stackTarget(stack, projectDir), [...DEFAULT_SLOTS]);
+      process.stdout.write(renderStatus(state, await stackHistory(stack), await stackPin(stack)) + "\n");
     });
 
-  stackCommand(program, "history", "the stack's updates, numbered, with the image each one left as DEFAULT (from the target's journal)")
-    .action(async (flags: StackFlags) => {
+  stackCommand(program, "history", "the stack's updates, numbered (numbers never change), with the image each one left as DEFAULT (from the target's journal)")
+    .option("--json", "print the list as JSON, for scripts")
+    .action(async (flags: StackFlags & { json?: boolean }) => {
       const { stack, projectDir } = await openStack(flags);
-      const history = await numberedHistory(stack);
-      const state = await inspectTarget(await stackTarget(stack, projectDir), SLOTS);
-      for (const h of history) {
-        const deployed = h.kind === "update" && h.result === "succeeded" ? imageDeployedBy(h.version, history, state.journal) : undefined;
-        const head = h.environment?.["git.head"];
-        process.stdout.write(
-          `${String(h.version).padStart(3)}  ${new Date(h.startTime).toISOString()}  ${h.kind.padEnd(8)} ${h.result.padEnd(9)}` +
-            `${deployed ? ` DEFAULT ${deployed.label} image ${short(deployed.imageId)}` : ""}${head ? `  git ${head.slice(0, 12)}` : ""}${h.message ? `  ${h.message}` : ""}\n`,
-        );
+      const history = await stackHistory(stack);
+      const state = await inspectTarget(await stackTarget(stack, projectDir), [...DEFAULT_SLOTS]);
+      const rows = history.map((h) => ({ ...h, deployed: h.kind === "update" && h.result === "succeeded" ? deployedBy(h, state.journal) : undefined }));
+      if (flags.json) {
+        process.stdout.write(JSON.stringify(rows, null, 2) + "\n");
+        return;
       }
+      for (const row of rows) process.stdout.write(historyLine(row, row.deployed) + "\n");
     });
 
-  stackCommand(program, "rollback", "go back to the image update N deployed (default: the previous successful update), through `pulumi up`")
-    .option("--to <version>", "the update number to go back to (see `ramroot history`)")
-    .action(async (flags: StackFlags & { to?: string }) => {
+  stackCommand(program, "rollback", "go back to the image update N left running (default: the newest earlier update that left another image running), through `pulumi up`; the stack stays pinned to it until `ramroot release`")
+    .option("--to <update>", "the update number to go back to (see `ramroot history`)")
+    .option("--release", "remove the pin instead (the same as `ramroot release`)")
+    .action(async (flags: StackFlags & { to?: string; release?: boolean }) => {
       const { stack, projectDir } = await openStack(flags);
+      if (flags.release) {
+        process.stderr.write(releaseMessage(await release(stack)) + "\n");
+        return;
+      }
+      if (flags.to !== undefined && !/^\d+$/.test(flags.to)) throw new Error(`--to: got ${JSON.stringify(flags.to)}; expected an update number (see \`ramroot history\`)`);
       await rollback(stack, await stackTarget(stack, projectDir), {
-        ...(flags.to !== undefined ? { to: flags.to } : {}),
+        ...(flags.to !== undefined ? { to: Number(flags.to) } : {}),
         log: (m) => process.stderr.write(`[ramroot] ${m}\n`),
         onOutput: (o) => process.stdout.write(o),
       });
+    });
+
+  stackCommand(program, "release", "remove the pin a rollback wrote to the stack config: the next `pulumi preview` shows the way back to the config's image")
+    .action(async (flags: StackFlags) => {
+      const { stack } = await openStack(flags);
+      process.stderr.write(releaseMessage(await release(stack)) + "\n");
     });
 
   stackCommand(program, "qemu", "boot the stack's machine in QEMU (its disk image target, else its current image), or a given disk image; console on this terminal")

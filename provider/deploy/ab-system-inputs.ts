@@ -14,8 +14,7 @@ import type { SlotPair } from "./ab-decision";
 const slotName = z.string().regex(/^[a-z0-9][a-z0-9_-]{0,7}$/, "expected a slot name of 1-8 lower-case letters, digits, _ or -");
 const oneLine = z.string().refine((v) => !/[\r\n]/.test(v), "expected a single line");
 
-export const abSystemInputsSchema = z
-  .strictObject({
+const abSystemShape = {
     image: imageConfigSchema,
     target: targetSpecSchema,
     slots: z.tuple([slotName, slotName]).default(["a", "b"]),
@@ -36,8 +35,30 @@ export const abSystemInputsSchema = z
         append: userAppendSchema.default(""),
       })
       .optional(),
-  })
+};
+
+export const abSystemInputsSchema = z
+  .strictObject(abSystemShape)
   .refine((v) => v.slots[0] !== v.slots[1], { path: ["slots"], message: "expected two different slot names" });
+
+/** The inputs as the package schema shows them (other languages, YAML): the image's input side, the slots as a list. */
+export const abSystemSchemaInputs = z.object({
+  ...abSystemShape,
+  image: imageConfigSchema.in.describe("the image: the inputs of AlpineImage"),
+  target: targetSpecSchema.describe("the boot partition: {kind: local|image|ssh, path, ...}"),
+  slots: z.array(slotName).optional().describe("the two slot names (default a, b)"),
+});
+
+/** What the component returns (its outputs describe one image: the one DEFAULT boots). */
+export const abSystemSchemaOutputs = z.object({
+  activeSlot: z.string().describe("the slot DEFAULT names after the update"),
+  writtenSlot: z.string().optional().describe("the slot the update writes; absent when the image was already in a slot"),
+  imageId: z.string().describe("the image DEFAULT boots"),
+  planId: z.string().describe("its plan"),
+  packages: z.record(z.string(), z.string()).describe("its packages: name -> version"),
+  syslinuxDefault: z.string().describe("DEFAULT in syslinux.cfg on the target"),
+  pinned: z.string().optional().describe("update N (image ...) while `ramroot rollback` pins the stack"),
+});
 
 export type AbSystemInputs = z.output<typeof abSystemInputsSchema>;
 export type AbSystemInputsInput = z.input<typeof abSystemInputsSchema>;

@@ -10,6 +10,7 @@ import { describeHolder, LeaseHeldError } from "../boot/lease";
 import type { SyslinuxEntry } from "../boot/syslinux-config";
 import { parseAbSystemInputs, parsePin, PIN_CONFIG_KEY, type AbSystemInputs } from "../deploy/ab-system-inputs";
 import { planDeployment, type DeploymentPlan, type ImageFiles } from "../deploy/deployment-plan";
+import { planImageOnce } from "../image/plan-memo";
 import type { ComponentHandler } from "./construct";
 import { AlpineImage, BootSlot, BootTest, SyslinuxConfig } from "./program";
 import { AB_SYSTEM_TOKEN } from "./tokens";
@@ -124,6 +125,7 @@ export class AbSystemComponent extends pulumi.ComponentResource {
       entries: sorted,
       strategy: inputs.strategy,
       ...(inputs.trial ? { trial: inputs.trial } : {}),
+      ...(plan.pinned ? { rollbackTo: plan.pinned.pin.update } : {}),
     }, { parent: this, dependsOn: [...written, ...(test && plan.activeIsConfig ? [test] : [])] });
 
     // One image in the outputs: the one DEFAULT boots.
@@ -152,6 +154,15 @@ export const abSystemHandler: ComponentHandler = {
     const baseDir = projectDirOr(process.cwd());
     const inputs = parseAbSystemInputs(raw, baseDir);
     const pin = parsePin(ctx.config.get(PIN_CONFIG_KEY));
+    // A config that does not plan is declared as its image alone: AlpineImage's check then
+    // stops the preview naming the property to fix (packages, overlay, keys, ...), as it does
+    // for any program, and nothing else is declared.
+    const plans = await planImageOnce(inputs.image, { baseDir }).then(() => true, () => false);
+    if (!plans) {
+      const component = new pulumi.ComponentResource(AB_SYSTEM_TOKEN, name, {}, ctx.options);
+      new AlpineImage(`${name}-image`, inputs.image, { parent: component });
+      return { urn: component.urn, state: {} };
+    }
     const plan = await planDeployment({ target: inputs.target, slots: inputs.slots, image: inputs.image, ...(pin ? { pin } : {}), baseDir });
     // Another deploy is writing the target: what was just read may change under this plan.
     if (plan.lease) {

@@ -7,7 +7,8 @@ import { bootSlotInputsSchema, bootSlotOutputsSchema } from "./boot-slot-resourc
 import { bootTestInputsSchema, bootTestOutputsSchema } from "./boot-test-resource";
 import { syslinuxConfigInputsSchema, syslinuxConfigOutputsSchema } from "./syslinux-config-resource";
 import { providerSchema } from "./schema";
-import { ALPINE_IMAGE_TOKEN, BOOT_SLOT_TOKEN, BOOT_TEST_TOKEN, SYSLINUX_CONFIG_TOKEN } from "./tokens";
+import { AB_SYSTEM_TOKEN, ALPINE_IMAGE_TOKEN, BOOT_SLOT_TOKEN, BOOT_TEST_TOKEN, SYSLINUX_CONFIG_TOKEN } from "./tokens";
+import { abSystemSchemaInputs, abSystemSchemaOutputs } from "../deploy/ab-system-inputs";
 
 export function packageSchema(version: string): Record<string, unknown> {
   return providerSchema(version, [
@@ -37,6 +38,14 @@ export function packageSchema(version: string): Record<string, unknown> {
       description: "boots an image in QEMU and requires a marker before it may be deployed",
       inputs: bootTestInputsSchema,
       outputs: bootTestOutputsSchema,
+    },
+    {
+      token: AB_SYSTEM_TOKEN,
+      description: "the A/B system: an image, two slots on a boot target and syslinux; the provider reads the target, plans the image and decides which slot to write (a component it constructs)",
+      inputs: abSystemSchemaInputs,
+      outputs: abSystemSchemaOutputs,
+      isComponent: true,
+      typeNames: { "image.files[]": "InlineFile", "image.services": "Services", target: "Target", "target.kind": "TargetKind", serial: "SerialConsole", trial: "AbTrial", bootTest: "BootTestSpec", strategy: "Strategy" },
     },
   ]);
 }

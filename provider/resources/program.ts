@@ -25,6 +25,8 @@ export interface SyslinuxConfigArgs {
   /** "switch" (default) or "trial" (ssh targets: boot once, promote when the machine answers) */
   strategy?: pulumi.Input<"switch" | "trial">;
   trial?: pulumi.Input<Partial<TrialInputs>>;
+  /** the update a rollback went back to: the journal on the target records the switch as a rollback */
+  rollbackTo?: pulumi.Input<number>;
 }
 
 export class SyslinuxConfig extends pulumi.CustomResource {

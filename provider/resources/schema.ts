@@ -20,6 +20,8 @@ export interface ResourceSchemaSource {
   outputs: z.ZodType;
   /** names for the object types found at property paths, e.g. { target: "Target" } */
   typeNames?: Record<string, string>;
+  /** a component the provider constructs (Construct), e.g. AbSystem */
+  isComponent?: boolean;
 }
 
 const PACKAGE = "ramroot";
@@ -172,6 +174,7 @@ export function providerSchema(version: string, resources: ResourceSchemaSource[
     const inputs = propertiesOf(r.inputs, name, table, names);
     const outputs = propertiesOf(r.outputs, name, table, names);
     out[r.token] = {
+      ...(r.isComponent ? { isComponent: true } : {}),
       description: r.description,
       inputProperties: inputs.properties,
       requiredInputs: inputs.required,

@@ -39,6 +39,8 @@ export type SyslinuxConfigInputs = SyslinuxConfigSpec & {
   trial?: TrialInputs;
   /** true: deleting the resource removes the file (default false: it stays, the partition keeps booting) */
   wipeOnDelete?: boolean;
+  /** set by the AbSystem component while a rollback pins the stack: the journal records the switch as a rollback to this update */
+  rollbackTo?: number;
 };
 
 export interface SyslinuxConfigOutputs extends SyslinuxConfigInputs {
@@ -68,6 +70,7 @@ const deploySchema = z
       .optional()
       .describe("how a trial runs"),
     wipeOnDelete: wipeOnDeleteSchema,
+    rollbackTo: z.number().int("expected an update number").min(1, "expected an update number (1 or more)").optional().describe("the update a rollback went back to: the journal records the switch as a rollback to it"),
   })
   .superRefine((v, ctx) => {
     if (v.strategy === "trial" && v.target.kind !== "ssh") {
@@ -90,8 +93,8 @@ export const syslinuxConfigOutputsSchema = z.object({
 });
 
 function checkSyslinuxConfigInputs(news: unknown): CheckOutcome<SyslinuxConfigInputs> {
-  const { target, strategy, trial, wipeOnDelete, ...rest } = (news ?? {}) as Record<string, unknown>;
-  const d = checkInputs(deploySchema, { target, strategy, trial, wipeOnDelete });
+  const { target, strategy, trial, wipeOnDelete, rollbackTo, ...rest } = (news ?? {}) as Record<string, unknown>;
+  const d = checkInputs(deploySchema, { target, strategy, trial, wipeOnDelete, rollbackTo });
   const s = checkInputs(syslinuxConfigSpecSchema, rest);
   if (!d.ok || !s.ok) return { ok: false, failures: [...(d.ok ? [] : d.failures), ...(s.ok ? [] : s.failures)] };
   const deploy = d.inputs;
@@ -102,13 +105,14 @@ function checkSyslinuxConfigInputs(news: unknown): CheckOutcome<SyslinuxConfigIn
       strategy: deploy.strategy,
       ...(deploy.strategy === "trial" ? { trial: deploy.trial ?? { probePath: "/run/ramroot/image-id", timeoutSeconds: 300, reboot: true } } : {}),
       ...(deploy.wipeOnDelete !== undefined ? { wipeOnDelete: deploy.wipeOnDelete } : {}),
+      ...(deploy.rollbackTo !== undefined ? { rollbackTo: deploy.rollbackTo } : {}),
       ...normalizeSyslinuxConfig(s.inputs),
     },
   };
 }
 
 function specOf(inputs: SyslinuxConfigInputs): SyslinuxConfigSpec {
-  const { target: _target, strategy: _s, trial: _t, wipeOnDelete: _w, ...spec } = inputs;
+  const { target: _target, strategy: _s, trial: _t, wipeOnDelete: _w, rollbackTo: _r, ...spec } = inputs;
   return spec;
 }
 
@@ -185,18 +189,19 @@ async function recordWrite(
   ctx.log(`wrote ${written.path} on ${target.describe()}: DEFAULT ${inputs.defaultLabel}`);
   const after = await currentDefault(target);
   if (after && (before === undefined || before.label !== after.label || before.imageId !== after.imageId)) {
-    await recordDefault(target, inputs.strategy);
+    await recordDefault(target, inputs.rollbackTo !== undefined ? "rollback" : inputs.strategy, undefined, inputs.rollbackTo);
   }
   return { ...inputs, path: written.path, sha256: written.sha256, activeDefault: inputs.defaultLabel, onDelete: onDelete(inputs) };
 }
 
 /** The inputs that describe a config file as it is: what `pulumi import` adopts and `refresh` records. */
-function inputsFromFile(spec: SyslinuxConfigSpec, deploy: Pick<SyslinuxConfigInputs, "target" | "strategy" | "trial" | "wipeOnDelete">): SyslinuxConfigInputs {
+function inputsFromFile(spec: SyslinuxConfigSpec, deploy: Pick<SyslinuxConfigInputs, "target" | "strategy" | "trial" | "wipeOnDelete" | "rollbackTo">): SyslinuxConfigInputs {
   return {
     target: deploy.target,
     strategy: deploy.strategy,
     ...(deploy.trial ? { trial: deploy.trial } : {}),
     ...(deploy.wipeOnDelete !== undefined ? { wipeOnDelete: deploy.wipeOnDelete } : {}),
+    ...(deploy.rollbackTo !== undefined ? { rollbackTo: deploy.rollbackTo } : {}),
     ...normalizeSyslinuxConfig(spec),
   };
 }

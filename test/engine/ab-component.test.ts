@@ -1,9 +1,8 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { machineProgram } from "../../components/machine-program";
 import { inspectTarget } from "../../provider/boot/inspect";
 import { buildImageRepo, type ImageRepo } from "../fixtures/image-repo";
-import { engineStack, type EngineStack } from "./pulumi-harness";
+import { machineStack, type EngineStack } from "./pulumi-harness";
 
 // The A/B component built by the provider (Construct), on a mounted-directory target: the
 // program only declares it; the provider reads the target, plans once, and declares the rest.
@@ -26,7 +25,7 @@ async function setConfig(packages: string[]): Promise<void> {
 }
 
 beforeAll(async () => {
-  env = await engineStack("component", machineProgram);
+  env = await machineStack("component");
   process.env.RAMROOT_IMAGE_CACHE = path.join(env.dir, "images");
   repo = await buildImageRepo(path.join(env.dir, "repo"));
   overlay = path.join(env.dir, "root");

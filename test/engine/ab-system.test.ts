@@ -1,13 +1,13 @@
 import * as crypto from "node:crypto";
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { machineProgram } from "../../components/machine-program";
 import { createDisk } from "../../provider/boot/disk-create";
 import { inspectTarget } from "../../provider/boot/inspect";
-import { rollback, numberedHistory } from "../../provider/cli/stack-command";
+import { stackHistory } from "../../provider/deploy/history";
+import { rollback } from "../../provider/deploy/rollback";
 import { bootQemu } from "../../provider/qemu/boot";
 import { buildImageRepo, type ImageRepo } from "../fixtures/image-repo";
-import { engineStack, type EngineStack } from "./pulumi-harness";
+import { machineStack, type EngineStack } from "./pulumi-harness";
 
 // The whole flow users run, with the real pulumi engine (file backend, no network), the real
 // provider plugin, a real disk image with syslinux, booted in QEMU.
@@ -66,7 +66,7 @@ const sha256 = (file: string) => crypto.createHash("sha256").update(fs.readFileS
 const builtImages = () => (fs.existsSync(cacheDir) ? fs.readdirSync(cacheDir).filter((d) => !d.startsWith(".")).sort() : []);
 
 beforeAll(async () => {
-  env = await engineStack("machine", machineProgram);
+  env = await machineStack("machine");
   // A private image cache, so "nothing rebuilt" can be seen; the provider plugin inherits it.
   cacheDir = path.join(env.dir, "images");
   process.env.RAMROOT_IMAGE_CACHE = cacheDir;
@@ -142,7 +142,7 @@ test("ramroot rollback: back to slot a with no rebuild and no copy; history list
   expect(builtImages()).toEqual(images); // nothing built
   const line = await bootDisk();
   expect(line).toContain(`image=${firstImage}`);
-  const updates = (await numberedHistory(env.stack)).filter((h) => h.kind === "update");
+  const updates = (await stackHistory(env.stack)).filter((h) => h.kind === "update");
   expect(updates.map((u) => u.result)).toEqual(["succeeded", "succeeded", "succeeded"]);
   expect(updates[2]?.message).toMatch(/ramroot rollback to update 1/);
 });

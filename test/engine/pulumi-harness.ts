@@ -62,3 +62,36 @@ export async function engineStack(name: string, program: InlineProgramArgs["prog
   );
   return { stack, dir, cleanup: async () => fs.rmSync(dir, { recursive: true, force: true }) };
 }
+
+/**
+ * A stack whose program is the project's own, compiled index.ts (dist/index.js, the machine
+ * program on the stack config), run by the Node.js language host in its own process as
+ * `pulumi up` runs it. A failed update then ends that process, not the test's: an inline
+ * program's registrations still pending when the engine stops would reject inside jest.
+ */
+export async function machineStack(name: string): Promise<EngineStack> {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), `ramroot-engine-${name}-`));
+  const state = path.join(dir, "state");
+  fs.mkdirSync(state);
+  const projectSettings: ProjectWithPlugins = {
+    name: "ramroot-test",
+    runtime: { name: "nodejs", options: { typescript: false } },
+    main: path.relative(dir, path.join(REPO_ROOT, "dist", "index.js")),
+    backend: { url: `file://${state}` },
+    plugins: { providers: [{ name: "ramroot", path: path.join(REPO_ROOT, "provider", "plugin") }] },
+  };
+  const stack = await LocalWorkspace.createOrSelectStack(
+    { stackName: name, workDir: dir },
+    {
+      pulumiCommand: await pulumiCommand(),
+      envVars: {
+        PULUMI_BACKEND_URL: `file://${state}`,
+        PULUMI_CONFIG_PASSPHRASE: "test",
+        PULUMI_SKIP_UPDATE_CHECK: "true",
+        PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION: "true",
+      },
+      projectSettings,
+    },
+  );
+  return { stack, dir, cleanup: async () => fs.rmSync(dir, { recursive: true, force: true }) };
+}
