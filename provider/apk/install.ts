@@ -69,6 +69,15 @@ async function download(location: string): Promise<Buffer> {
 }
 
 /**
+ * The verified package with its data read again from the cache file when it is unpacked
+ * (re-hashed against what was verified), so the whole .apk is not held in memory until then.
+ */
+function fromCacheFile(pkg: PackageFile, file: string): PackageFile {
+  const verified = pkg.readDataTar;
+  return { ...pkg, readDataTar: () => verified(fs.readFileSync(file)) };
+}
+
+/**
  * A verified package for a lock entry: from the content-addressed cache (named by the hex of
  * its index checksum, re-verified on every use) or downloaded, verified, then cached
  * (temporary file + rename).
@@ -82,7 +91,7 @@ export async function fetchVerifiedPackage(
   const cached = key ? path.join(opts.cacheDir, key) : undefined;
   if (cached && fs.existsSync(cached)) {
     try {
-      return readPackageFile(fs.readFileSync(cached), { source: cached, keys: opts.keys, expected: record, allowUntrusted: opts.allowUntrusted });
+      return fromCacheFile(readPackageFile(fs.readFileSync(cached), { source: cached, keys: opts.keys, expected: record, allowUntrusted: opts.allowUntrusted, retainData: false }), cached);
     } catch {
       fs.rmSync(cached, { force: true }); // a damaged cache entry is fetched again
     }
@@ -92,9 +101,10 @@ export async function fetchVerifiedPackage(
   if (record.size !== undefined && record.size > 0 && bytes.length !== record.size) {
     throw new Error(`${location}: is ${bytes.length} bytes but the index says ${record.size} for ${record.name}-${record.version}; the download is corrupt or not the indexed package`);
   }
-  const pkg = readPackageFile(bytes, { source: location, keys: opts.keys, expected: record, allowUntrusted: opts.allowUntrusted });
+  const pkg = readPackageFile(bytes, { source: location, keys: opts.keys, expected: record, allowUntrusted: opts.allowUntrusted, retainData: !cached });
   if (cached) {
     writeFileAtomicSync(cached, bytes);
+    return fromCacheFile(pkg, cached);
   }
   return pkg;
 }
@@ -162,10 +172,13 @@ export async function installPackages(opts: InstallOptions): Promise<InstallResu
       installed.push({ record, dirs: [], scripts: new Map(), triggers: [] });
       continue;
     }
+    // Inflated before pre-install (a malformed member fails before any script runs), and only
+    // this package's data tar is in memory.
+    const dataTar = pkg.readDataTar();
     await run(pkg, "pre-install");
     progress(`unpack ${record.name}-${record.version}`);
     const replaces = dependencyNames(record.replaces);
-    const dirs = expandDataTar(pkg.dataTar, {
+    const dirs = expandDataTar(dataTar, {
       root: opts.root,
       manifest,
       packageName: record.name,

@@ -25,8 +25,12 @@ export interface PackageFile {
   scripts: Map<ScriptName, Buffer>;
   /** Trigger paths (globs) from .PKGINFO `triggers`. */
   triggers: string[];
-  /** The inflated data tar. */
-  dataTar: Buffer;
+  /**
+   * Inflates the (verified) data member within the expansion limits: one package's data tar in
+   * memory at a time, when it is unpacked. With `bytes` (the same .apk read again, e.g. from
+   * the cache), their data member must hash to `dataSha256` first.
+   */
+  readDataTar(bytes?: Buffer): Buffer;
   /** How the file was trusted: matched a verified index's checksum, or a trusted signature. */
   trust: "index" | "signature" | "untrusted";
   /** Key file name whose signature verified, if one did. */
@@ -43,6 +47,8 @@ export interface ReadPackageOptions {
    */
   expected?: PackageRecord;
   allowUntrusted?: boolean;
+  /** Keep the file's bytes for readDataTar() (default true); false when the caller can read them again. */
+  retainData?: boolean;
 }
 
 /** Q1 + base64(SHA-1), apk's text form of a SHA-1 checksum. */
@@ -107,10 +113,25 @@ export function readPackageFile(data: Buffer, opts: ReadPackageOptions): Package
   }
 
   const dataLimit = Math.min(EXPANSION_LIMITS.dataMax, Math.max(EXPANSION_LIMITS.dataFloor, dataRaw.length * EXPANSION_LIMITS.dataRatio));
-  const dataMember = readGzipMember(data, dataOffset, source, dataLimit);
-  if (dataOffset + dataMember.raw.length !== data.length) {
-    throw new Error(`${source}: expected a control and a data gzip member after the signature, found more after the data member (${data.length - dataOffset - dataMember.raw.length} bytes); not a v2 .apk`);
-  }
+  // Only the small head (signature and control members) is kept to compare a re-read with; the
+  // whole file only when the caller cannot read it again.
+  const head = Buffer.from(data.subarray(0, dataOffset));
+  const held = opts.retainData === false ? undefined : data;
+  const readDataTar = (given?: Buffer): Buffer => {
+    const bytes = given ?? held;
+    if (!bytes) throw new Error(`${source}: the package bytes were not kept; read the file again and pass them`);
+    if (bytes !== held) {
+      const again = createHash("sha256").update(bytes.subarray(dataOffset)).digest("hex");
+      if (again !== dataSha256 || !bytes.subarray(0, dataOffset).equals(head)) {
+        throw new Error(`${source}: changed since it was verified (data member SHA-256 ${again}, verified ${dataSha256}); refused`);
+      }
+    }
+    const dataMember = readGzipMember(bytes, dataOffset, source, dataLimit);
+    if (dataOffset + dataMember.raw.length !== bytes.length) {
+      throw new Error(`${source}: expected a control and a data gzip member after the signature, found more after the data member (${bytes.length - dataOffset - dataMember.raw.length} bytes); not a v2 .apk`);
+    }
+    return dataMember.content;
+  };
 
   const scripts = new Map<ScriptName, Buffer>();
   for (const entry of controlEntries) {
@@ -126,7 +147,7 @@ export function readPackageFile(data: Buffer, opts: ReadPackageOptions): Package
     datahash,
     scripts,
     triggers,
-    dataTar: dataMember.content,
+    readDataTar,
     trust,
     signer: check.valid ? check.signer : undefined,
   };
