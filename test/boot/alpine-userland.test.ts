@@ -13,6 +13,7 @@ import { planImage } from "../../provider/image/plan";
 import { bootQemu } from "../../provider/qemu/boot";
 import { cachedMinirootfs } from "../fixtures/alpine-minirootfs";
 import { debianKernel } from "../fixtures/debian-kernel";
+import { readBackEveryArchive } from "../fixtures/image-readback";
 import { buildParityRepos } from "../fixtures/parity-repo";
 
 jest.setTimeout(900_000);
@@ -29,7 +30,10 @@ test("an image of Alpine's musl and busybox boots and shows the owners and modes
     { repositories: [repos.v1], keys: [repos.keysDir], packages: ["busybox", "app", "suid", "marker-init"], kernel: "none", epoch: 1700000000 },
     { baseDir: work },
   );
-  const image = await buildImage(resolved, { cacheDir: path.join(work, "images") });
+  // every archive read back through cpio-stream against the staging tree it was packed from
+  const archives = readBackEveryArchive();
+  const image = await buildImage(resolved, { cacheDir: path.join(work, "images"), onPacked: archives.onPacked });
+  expect(archives.checked).toBeGreaterThan(0);
   expect(image.warnings).toEqual([]);
   const result = await bootQemu({
     media: { kind: "kernel", kernel: debianKernel().vmlinuz, initrd: image.initramfs.path, append: "rdinit=/sbin/init" },

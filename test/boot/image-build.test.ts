@@ -158,7 +158,7 @@ test("two git clones of one project, made with different umasks in different dir
   const b = clone(path.join("nested", "clone-002"), "002");
   expect(fs.statSync(path.join(b, "root", "etc", "ramroot", "message")).mode & 0o777).toBe(0o664);
   const build = async (dir: string, cache: string) =>
-    buildImage(await planImage(require("yaml").parse(fs.readFileSync(path.join(dir, "image.yaml"), "utf8")), { baseDir: dir }), { cacheDir: path.join(work, cache) });
+    buildImage(await planImage(require("yaml").parse(fs.readFileSync(path.join(dir, "image.yaml"), "utf8")), { baseDir: dir }), { cacheDir: path.join(work, cache), onPacked: archives.onPacked });
   const ia = await build(a, "cache-clone-a");
   const ib = await build(b, "cache-clone-b");
   expect(ib.planId).toBe(ia.planId);
