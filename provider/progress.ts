@@ -22,6 +22,8 @@ export interface CounterOptions {
   unit?: "items" | "bytes";
   /** the least time between two lines (the first and the final one are always printed) */
   intervalMs?: number;
+  /** print the first line only after an interval (a step that ends sooner stays silent) */
+  startQuiet?: boolean;
   now?: () => number;
 }
 
@@ -33,7 +35,7 @@ export function counter(sink: ProgressSink, label: string, total: number | undef
   const interval = opts.intervalMs ?? 2000;
   const now = opts.now ?? Date.now;
   let done = 0;
-  let last = -Infinity;
+  let last = opts.startQuiet ? now() : -Infinity;
   const line = (detail?: string) => {
     const amount = unit === "bytes" ? `${mib(done)}${total !== undefined ? `/${mib(total)}` : ""} MiB` : `${done}${total !== undefined ? `/${total}` : ""}`;
     return `${label} ${amount}${detail ? `: ${detail}` : ""}`;
@@ -42,7 +44,7 @@ export function counter(sink: ProgressSink, label: string, total: number | undef
     add(n = 1, detail) {
       done += n;
       const t = now();
-      if (t - last >= interval || (total !== undefined && done >= total)) {
+      if (t - last >= interval || (total !== undefined && done >= total && !opts.startQuiet)) {
         last = t;
         sink(line(detail), true);
       }

@@ -38,8 +38,8 @@ export function registerBuildCommands(program: Command): void {
     .option("--force", "build even when the cache holds this plan")
     .action(async (configFile: string, flags: BuildFlags) => {
       const baseDir = path.dirname(path.resolve(configFile));
-      const sink = terminalSink();
-      const progress = (m: string) => sink(m);
+      // The counters (packages, MiB packed) pass `transient` through: rewritten in place on a terminal.
+      const progress = terminalSink();
       const resolved = await planImage(readBuildConfig(configFile) as never, { baseDir, onProgress: progress });
       if (flags.planOnly) {
         process.stdout.write(JSON.stringify(resolved.plan, null, 2) + "\n");

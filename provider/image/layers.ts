@@ -86,7 +86,7 @@ export async function packArchive(entries: CpioEntry[], out: string, compression
   const c = compressor(compression, level);
   const file = fs.createWriteStream(out);
   const done = c ? pipeline(raw, c, file) : pipeline(raw, file);
-  const packed = counter(progress, "packed", undefined, { unit: "bytes" });
+  const packed = counter(progress, "packed", undefined, { unit: "bytes", startQuiet: true });
   let last = 0;
   const total = await writeCpio(entries, raw, {
     epoch,

@@ -59,3 +59,16 @@ test("pulumi's errors become one line with the command that fixes them; ramroot'
   const own = "ramroot:image: 2 problems\n  packages[0]: got \"\"; expected a package name\n  kernel: got \"rt\"; expected one of lts, virt, none";
   expect(errorLine(new Error(own))).toBe(own);
 });
+
+test("a quiet-start counter says nothing for a step shorter than its interval", () => {
+  const lines: string[] = [];
+  let now = 0;
+  const c = counter((l) => lines.push(l), "packed", undefined, { unit: "bytes", intervalMs: 2000, startQuiet: true, now: () => now });
+  c.add(1 << 20);
+  now = 1000;
+  c.add(1 << 20);
+  expect(lines).toEqual([]);
+  now = 2500;
+  c.add(1 << 20);
+  expect(lines).toEqual(["packed 3.0 MiB"]);
+});
