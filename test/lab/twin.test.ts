@@ -7,17 +7,20 @@ import { stringify as toYaml } from "yaml";
 import { freePort, stopTwin, waitForConsole } from "../../provider/qemu/twin";
 import { ramroot, ramrootArgv } from "../fixtures/debian-repo";
 import { buildNasRepo, type NasRepo } from "../fixtures/nas-repo";
+import { machineProgram } from "../../components/machine-program";
+import { engineStack } from "../engine/pulumi-harness";
 
 // The machine twin: a NAS-shaped image from the offline repository (dropbear, DHCP, a data disk
 // by label, the boot partition, host keys kept on the data disk) on a syslinux disk made with
-// the ramroot CLI, booted with `ramroot vm` (QEMU without KVM: each boot takes a minute or so).
+// the ramroot CLI, booted with `ramroot vm` (QEMU without KVM: each boot takes a minute or so),
+// then deployed to over ssh by the real pulumi.
 jest.setTimeout(1_800_000);
 
 let work: string;
 let repo: NasRepo;
 const running: string[] = [];
 /** The first test's machine (boot disk, data disk), booted again in the foreground by the second. */
-let machine: { disk: string; data: string } | undefined;
+let machine: { disk: string; data: string; config: Record<string, unknown>; project: string; userKey: string; hostKeys: string[]; imageId: string } | undefined;
 
 beforeAll(async () => {
   work = fs.mkdtempSync(path.join(os.tmpdir(), "ramroot-twin-"));
@@ -148,11 +151,63 @@ test("a NAS image on the twin: strict ssh, the image id published, the slot read
 
     await ramroot("vm", "stop", "--pid-file", pidFile);
     expect(fs.existsSync(pidFile)).toBe(false);
-    machine = { disk, data };
+    machine = { disk, data, config, project, userKey, hostKeys, imageId };
     process.stderr.write(
       `[twin] build ${((builtAt - started) / 1000).toFixed(0)} s, first boot to sshd ${((firstBoot - builtAt) / 1000).toFixed(0)} s, ` +
         `reboot to sshd ${((secondBoot - firstBoot) / 1000).toFixed(0)} s, watchdog reset to sshd ${((watchdogReset - secondBoot) / 1000).toFixed(0)} s, total ${((Date.now() - started) / 1000).toFixed(0)} s\n`,
     );
+  });
+});
+
+test("pulumi up over ssh to the running twin: the new image goes to slot b, DEFAULT b, and after a reboot the machine runs it, same host key, data kept", async () => {
+  if (!machine) throw new Error("needs the machine of the first test");
+  const m = machine;
+  const port = await freePort();
+  const serialLog = path.join(work, "deploy-serial.log");
+  const pidFile = path.join(work, "deploy-qemu.pid");
+  await keepingSerialLog(serialLog, async () => {
+    await ramroot("vm", "--disk", m.disk, "--data", m.data, "--ssh-port", String(port), "--serial-log", serialLog, "--pid-file", pidFile, "--detach");
+    running.push(pidFile);
+    const ready = /dropbear: listening on port 22/;
+    await waitForConsole(serialLog, ready, { timeoutMs: 600_000, pidFile });
+    const ssh = path.join(work, "deploy-ssh");
+    fs.mkdirSync(ssh);
+    const knownHosts = path.join(ssh, "known_hosts");
+    fs.writeFileSync(knownHosts, m.hostKeys.map((k) => `[127.0.0.1]:${port} ${k}\n`).join(""));
+    const sshConfig = path.join(ssh, "config");
+    fs.writeFileSync(sshConfig, `Host 127.0.0.1\n  IdentityFile ${m.userKey}\n  IdentitiesOnly yes\n  BatchMode yes\n`);
+    const onMachine = async (script: string) =>
+      (await execa("ssh", ["-F", sshConfig, "-o", "StrictHostKeyChecking=yes", "-o", `UserKnownHostsFile=${knownHosts}`, "-p", String(port), "root@127.0.0.1", script])).stdout;
+
+    // The same machine config with one overlay file more: a new image.
+    fs.mkdirSync(path.join(m.project, "root", "etc", "ramroot"), { recursive: true });
+    fs.writeFileSync(path.join(m.project, "root", "etc", "ramroot", "release"), "second\n");
+    const env = await engineStack("twin", async () => machineProgram());
+    try {
+      process.env.RAMROOT_IMAGE_CACHE = path.join(env.dir, "images");
+      const image = { ...m.config, overlay: path.join(m.project, "root"), cmdline: "console=ttyS0" };
+      await env.stack.setAllConfig({
+        "ramroot:target": { value: JSON.stringify({ kind: "ssh", host: "127.0.0.1", port, user: "root", path: "/media/boot", knownHostsFile: knownHosts, sshConfigFile: sshConfig }) },
+        "ramroot:image": { value: JSON.stringify(image) },
+      });
+      const up = await env.stack.up();
+      expect(up.summary.result).toBe("succeeded");
+      expect(up.outputs.activeSlot!.value).toBe("b");
+      const deployed = up.outputs.imageId!.value as string;
+      expect(deployed).not.toBe(m.imageId);
+      expect(await onMachine("sed -n 's/^DEFAULT //p' /media/boot/syslinux.cfg")).toBe("b");
+
+      await execa("ssh", ["-F", sshConfig, "-o", "StrictHostKeyChecking=yes", "-o", `UserKnownHostsFile=${knownHosts}`, "-p", String(port), "root@127.0.0.1", "reboot"], { reject: false });
+      await waitForConsole(serialLog, ready, { count: 2, timeoutMs: 600_000, pidFile });
+      expect((await onMachine("cat /run/ramroot/image-id")).trim()).toBe(deployed);
+      expect(await onMachine("cat /etc/ramroot/release")).toBe("second");
+      expect(await onMachine("cat /proc/cmdline")).toMatch(/BOOT_IMAGE=\/b\/vmlinuz/);
+      expect((await onMachine("cat /data/note")).trim()).toMatch(/^kept across reboots/);
+    } finally {
+      await env.cleanup();
+      delete process.env.RAMROOT_IMAGE_CACHE;
+    }
+    await ramroot("vm", "stop", "--pid-file", pidFile);
   });
 });
 
