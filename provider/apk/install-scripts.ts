@@ -112,20 +112,25 @@ async function runSandboxed(root: string, command: string[]): Promise<{ exitCode
     const pid = child.pid;
     if (pid === undefined) throw new Error("unshare did not start");
     const own = fs.readlinkSync("/proc/self/ns/user");
+    let ready = false;
     for (let waited = 0; ; waited += 5) {
       let ns: string | undefined;
       try {
         ns = fs.readlinkSync(`/proc/${pid}/ns/user`);
       } catch {
-        ns = undefined; // not yet there, or already gone (the result tells)
+        break; // unshare is gone: its exit code and message say why
       }
-      if (ns !== undefined && ns !== own) break;
-      if (ns === undefined && child.exitCode !== null && child.exitCode !== undefined) break;
+      if (ns !== own) {
+        ready = true;
+        break;
+      }
       if (waited > 30_000) throw new Error("the script sandbox's user namespace did not appear within 30 s");
       await sleep(5);
     }
-    fs.writeFileSync(`/proc/${pid}/uid_map`, "0 0 4294967295\n");
-    fs.writeFileSync(`/proc/${pid}/gid_map`, "0 0 4294967295\n");
+    if (ready) {
+      fs.writeFileSync(`/proc/${pid}/uid_map`, "0 0 4294967295\n");
+      fs.writeFileSync(`/proc/${pid}/gid_map`, "0 0 4294967295\n");
+    }
     child.stdin?.end("go\n");
   } catch (err) {
     child.kill("SIGKILL");
