@@ -19,9 +19,11 @@ import { inlineEntries, mergeOverlays, overlayDigest, overlaySummary, scanOverla
 /**
  * Bumped whenever the builder's output for the same plan would change. 4: the initramfs is a
  * concatenation of layers (layers.ts); a compression level. 5: modules.dep made at build when
- * the packages leave it missing or incomplete (kernel-modules.ts).
+ * the packages leave it missing or incomplete (kernel-modules.ts). 6: the root laid out as
+ * `apk add --initdb` does (dev nodes, tmp, proc, lib/apk/exec, var/cache), scripts in the
+ * bubblewrap sandbox, device nodes and FIFOs from packages kept.
  */
-export const BUILDER_FORMAT = 5;
+export const BUILDER_FORMAT = 6;
 
 export interface LockedPackage {
   name: string;
