@@ -2,6 +2,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import type { Command } from "commander";
 import { parse as parseYaml } from "yaml";
+import { findProjectDir, projectDirOr } from "../project-dir";
 import { freePort, runTwin, startTwin, stopTwin, type TwinOptions } from "../qemu/twin";
 
 interface VmFlags {
@@ -23,23 +24,25 @@ function wholeNumber(value: string, flag: string, min: number, max: number): num
   return Number(value);
 }
 
-/** Where a twin keeps its state when no paths are given: .ramroot/vm/<name>/ in the working directory. */
+/** Where a twin keeps its state when no paths are given: .ramroot/vm/<name>/ in the project (else the working directory). */
 function stateDir(name: string): string {
-  return path.resolve(".ramroot", "vm", name);
+  return path.join(projectDirOr(process.cwd()), ".ramroot", "vm", name);
 }
 
 /**
- * The stack's boot disk: its `image` target's path, else `ramroot:twin.disk` in
- * stacks/Pulumi.<stack>.yaml (a stack that deploys over ssh to the twin names the twin's disk there).
+ * The stack's boot disk: its `image` target's path, else `ramroot:twin.disk` in the project's
+ * stacks/Pulumi.<stack>.yaml (a stack that deploys over ssh to the twin names the twin's disk
+ * there). Relative paths mean paths in the project.
  */
 function stackDisk(stack: string): string {
-  const file = path.resolve("stacks", `Pulumi.${stack}.yaml`);
-  if (!fs.existsSync(file)) throw new Error(`--stack: ${file} does not exist; run in the project directory or give --disk IMG`);
+  const project = findProjectDir();
+  const file = path.join(project, "stacks", `Pulumi.${stack}.yaml`);
+  if (!fs.existsSync(file)) throw new Error(`--stack: ${file} does not exist; name a stack of this project or give --disk IMG`);
   const config = (parseYaml(fs.readFileSync(file, "utf8")) as { config?: Record<string, unknown> } | null)?.config ?? {};
   const target = config["ramroot:target"] as { kind?: string; path?: string } | undefined;
-  if (target?.kind === "image" && typeof target.path === "string") return path.resolve(target.path);
+  if (target?.kind === "image" && typeof target.path === "string") return path.resolve(project, target.path);
   const twin = config["ramroot:twin"] as { disk?: unknown } | undefined;
-  if (typeof twin?.disk === "string") return path.resolve(twin.disk);
+  if (typeof twin?.disk === "string") return path.resolve(project, twin.disk);
   throw new Error(`--stack ${stack}: its target is not a disk image and it names no ramroot:twin.disk; give --disk IMG`);
 }
 
