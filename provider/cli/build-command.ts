@@ -2,7 +2,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import type { Command } from "commander";
 import { parse as parseYaml } from "yaml";
-import { planImage } from "../image/plan";
+import { parseImageConfig, planImage } from "../image/plan";
 import { buildImage } from "../image/build";
 import { terminalSink } from "../progress";
 
@@ -40,7 +40,7 @@ export function registerBuildCommands(program: Command): void {
       const baseDir = path.dirname(path.resolve(configFile));
       // The counters (packages, MiB packed) pass `transient` through: rewritten in place on a terminal.
       const progress = terminalSink();
-      const resolved = await planImage(readBuildConfig(configFile) as never, { baseDir, onProgress: progress });
+      const resolved = await planImage(parseImageConfig(readBuildConfig(configFile)), { baseDir, onProgress: progress });
       if (flags.planOnly) {
         process.stdout.write(JSON.stringify(resolved.plan, null, 2) + "\n");
         return;

@@ -42,7 +42,7 @@ function pathsOf(files: ImageFiles | undefined): { kernel: string; initramfs: st
 export class AbSystemComponent extends pulumi.ComponentResource {
   readonly state: AbSystemState;
 
-  constructor(name: string, inputs: AbSystemInputs, plan: DeploymentPlan, opts?: pulumi.ComponentResourceOptions, secretInputs: ReadonlySet<string> = new Set()) {
+  constructor(name: string, inputs: AbSystemInputs, plan: DeploymentPlan, opts?: pulumi.ComponentResourceOptions, secretInputs: ReadonlySet<string> = new Set(), warn?: (message: string) => void) {
     super(AB_SYSTEM_TOKEN, name, {}, opts);
     const parent = { parent: this };
     // A target the program marked secret (an ssh key in it) stays secret in every child.
@@ -55,9 +55,9 @@ export class AbSystemComponent extends pulumi.ComponentResource {
 
     if (plan.pinned) {
       const { pin, image: pinnedImage } = plan.pinned;
-      pulumi.log.warn(`pinned to update ${pin.update} (image ${short(pinnedImage.imageId)}) by \`ramroot rollback\`; \`ramroot release\` lets the config's image deploy again`, this);
+      warn?.(`pinned to update ${pin.update} (image ${short(pinnedImage.imageId)}) by \`ramroot rollback\`; \`ramroot release\` lets the config's image deploy again`);
     }
-    for (const note of plan.notes) pulumi.log.warn(note, this);
+    for (const note of plan.notes) warn?.(note);
 
     // The boot test follows the config's image (declared on every run, so an unchanged stack
     // previews no change); writing that image, or switching DEFAULT to it, waits for it to pass.
@@ -169,7 +169,12 @@ export const abSystemHandler: ComponentHandler = {
       if (!ctx.preview) throw new LeaseHeldError(plan.target, plan.lease);
       plan.notes.push(`${plan.target} is leased by ${describeHolder(plan.lease)}: another deploy is writing it; this preview may be stale`);
     }
-    const component = new AbSystemComponent(name, inputs, plan, ctx.options, ctx.secretInputs);
-    return { urn: component.urn, state: { ...component.state } };
+    const warnings: string[] = [];
+    const component = new AbSystemComponent(name, inputs, plan, ctx.options, ctx.secretInputs, (m) => warnings.push(m));
+    // Shown with the component in the preview and the update: the engine log needs its URN.
+    const urn = await new Promise<string>((resolve) => component.urn.apply(resolve));
+    for (const m of warnings) ctx.warn(m, urn);
+    // null, not absent: an absent output is unknown in every preview, a change that is not one.
+    return { urn: component.urn, state: { ...component.state, writtenSlot: component.state.writtenSlot ?? null, pinned: component.state.pinned ?? null } };
   },
 };

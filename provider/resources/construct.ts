@@ -31,6 +31,8 @@ export interface ConstructContext {
   /** the stack's config, "namespace:key" -> value (JSON text for objects) */
   config: ReadonlyMap<string, string>;
   preview: boolean;
+  /** a warning shown with the resource `urn` in the preview and update output */
+  warn(message: string, urn: string): void;
 }
 
 /** What one component type implements; the provider server routes Construct calls by token. */
@@ -72,7 +74,7 @@ function optionsOf(req: provproto.ConstructRequest): pulumi.ComponentResourceOpt
 }
 
 /** Serves one Construct request with `handler`; the caller answers the engine with the response. */
-export async function construct(req: provproto.ConstructRequest, engineAddress: string | undefined, handler: ComponentHandler): Promise<provproto.ConstructResponse> {
+export async function construct(req: provproto.ConstructRequest, engineAddress: string | undefined, handler: ComponentHandler, warn: ConstructContext["warn"]): Promise<provproto.ConstructResponse> {
   if (!engineAddress) throw new Error("Construct: the engine's address is unknown (the plugin was started without it)");
   return localState.withLocalStorage(async () => {
     settings.resetOptions(req.getProject(), req.getStack(), req.getParallel(), engineAddress, req.getMonitorendpoint(), req.getDryrun(), req.getOrganization());
@@ -93,7 +95,7 @@ export async function construct(req: provproto.ConstructRequest, engineAddress: 
       inputs[key] = plain;
     }
 
-    const { urn, state } = await handler.construct(req.getName(), inputs, { options: optionsOf(req), secretInputs, config, preview: req.getDryrun() });
+    const { urn, state } = await handler.construct(req.getName(), inputs, { options: optionsOf(req), secretInputs, config, preview: req.getDryrun(), warn });
     const res = new provproto.ConstructResponse();
     res.setUrn(await valueOf(urn));
     const defined = Object.fromEntries(Object.entries(state).filter(([, v]) => v !== undefined));

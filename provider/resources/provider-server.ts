@@ -167,7 +167,7 @@ export class ProviderServer {
       construct: this.unary((req: provproto.ConstructRequest) => {
         const component = this.components.get(req.getType());
         if (!component) throw new Error(`unknown component type ${req.getType()}; ${this.opts.name} constructs ${[...this.components.keys()].join(", ") || "none"}`);
-        return construct(req, this.engineAddress, component);
+        return construct(req, this.engineAddress, component, (message, urn) => this.context(urn, req.getDryrun()).log(message, "warning"));
       }),
       list: (call) => {
         call.emit("error", { code: grpc.status.UNIMPLEMENTED, details: "List is not implemented" });
