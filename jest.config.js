@@ -12,4 +12,7 @@ module.exports = {
   transformIgnorePatterns: [`/node_modules/(?!(${esmOnly.join("|")})/)`],
   moduleNameMapper: { "^unicorn-magic$": "<rootDir>/node_modules/unicorn-magic/node.js" },
   roots: ["<rootDir>/test"],
+  // A hang guard, not a speed limit: jest's 5 s default failed CLI and compression tests on a
+  // busy machine. Slow suites set their own with jest.setTimeout.
+  testTimeout: 120_000,
 };

@@ -125,6 +125,48 @@ export function writeFileAtomicSync(file: string, data: Buffer | string, opts: R
 }
 
 /**
+ * `writeFileAtomicSync` that also returns a read-only descriptor of the file it wrote, opened
+ * before the rename: what the caller reads through it is its own bytes even when another
+ * process replaces or removes `file` afterwards (a shared cache). The caller closes it.
+ */
+export function writeFileAtomicSyncOpen(file: string, data: Buffer | string, opts: ReplaceOptions = {}): number {
+  const dir = path.dirname(file);
+  if (opts.mkdir !== false) fs.mkdirSync(dir, { recursive: true });
+  const temp = tempNameFor(file);
+  let reader: number | undefined;
+  try {
+    const fd = fs.openSync(temp, "wx", opts.mode ?? 0o644);
+    try {
+      fs.writeFileSync(fd, data);
+      fs.fsyncSync(fd);
+    } finally {
+      fs.closeSync(fd);
+    }
+    reader = fs.openSync(temp, "r");
+    fs.renameSync(temp, file);
+    syncDirectorySync(dir);
+    return reader;
+  } catch (err) {
+    if (reader !== undefined) fs.closeSync(reader);
+    fs.rmSync(temp, { force: true });
+    throw err;
+  }
+}
+
+/** The whole content of an open file, read from its start (whatever the descriptor's position). */
+export function readWholeFd(fd: number): Buffer {
+  const size = fs.fstatSync(fd).size;
+  const out = Buffer.alloc(size);
+  let at = 0;
+  while (at < size) {
+    const n = fs.readSync(fd, out, at, size - at, at);
+    if (n === 0) break;
+    at += n;
+  }
+  return at === size ? out : out.subarray(0, at);
+}
+
+/**
  * Renames `from` over `to` (a file or a directory already flushed by its writer) and flushes
  * both directories: how a finished temporary tree is published.
  */

@@ -1,5 +1,5 @@
 import * as fs from "node:fs";
-import { writeFileAtomicSync } from "../atomic-file";
+import { readWholeFd, writeFileAtomicSyncOpen } from "../atomic-file";
 import { cacheDir } from "../cache-dir";
 import { httpGetBody } from "../http-get";
 import * as path from "node:path";
@@ -69,12 +69,32 @@ async function download(location: string): Promise<Buffer> {
 }
 
 /**
- * The verified package with its data read again from the cache file when it is unpacked
- * (re-hashed against what was verified), so the whole .apk is not held in memory until then.
+ * The verified package with its data read again, when it is unpacked, through a descriptor of
+ * the very cache file that was verified (re-hashed against what was verified), so the whole
+ * .apk is not held in memory until then. The descriptor keeps that file even when another
+ * build replaces or removes the cache entry meanwhile (the cache is shared, and one package
+ * signed by two keys has one cache name). Reading the data closes it; `release` closes it
+ * when the data is never read.
  */
-function fromCacheFile(pkg: PackageFile, file: string): PackageFile {
+function fromCacheFd(pkg: PackageFile, fd: number): PackageFile {
   const verified = pkg.readDataTar;
-  return { ...pkg, readDataTar: () => verified(fs.readFileSync(file)) };
+  let open = true;
+  const release = () => {
+    if (open) fs.closeSync(fd);
+    open = false;
+  };
+  return {
+    ...pkg,
+    readDataTar: () => {
+      if (!open) throw new Error(`${pkg.record.name}-${pkg.record.version}: the package's data was already read`);
+      try {
+        return verified(readWholeFd(fd));
+      } finally {
+        release();
+      }
+    },
+    release,
+  };
 }
 
 /**
@@ -89,11 +109,20 @@ export async function fetchVerifiedPackage(
   const location = opts.locate(record);
   const key = record.checksum?.startsWith("Q1") ? Buffer.from(record.checksum.slice(2), "base64").toString("hex") : undefined;
   const cached = key ? path.join(opts.cacheDir, key) : undefined;
-  if (cached && fs.existsSync(cached)) {
+  if (cached) {
+    let fd: number | undefined;
     try {
-      return fromCacheFile(readPackageFile(fs.readFileSync(cached), { source: cached, keys: opts.keys, expected: record, allowUntrusted: opts.allowUntrusted, retainData: false }), cached);
+      fd = fs.openSync(cached, "r");
     } catch {
-      fs.rmSync(cached, { force: true }); // a damaged cache entry is fetched again
+      // not cached yet (or removed by another build since): downloaded below
+    }
+    if (fd !== undefined) {
+      try {
+        return fromCacheFd(readPackageFile(readWholeFd(fd), { source: cached, keys: opts.keys, expected: record, allowUntrusted: opts.allowUntrusted, retainData: false }), fd);
+      } catch {
+        fs.closeSync(fd);
+        fs.rmSync(cached, { force: true }); // a damaged (or otherwise signed) cache entry is fetched again
+      }
     }
   }
   const bytes = await download(location);
@@ -102,10 +131,7 @@ export async function fetchVerifiedPackage(
     throw new Error(`${location}: is ${bytes.length} bytes but the index says ${record.size} for ${record.name}-${record.version}; the download is corrupt or not the indexed package`);
   }
   const pkg = readPackageFile(bytes, { source: location, keys: opts.keys, expected: record, allowUntrusted: opts.allowUntrusted, retainData: !cached });
-  if (cached) {
-    writeFileAtomicSync(cached, bytes);
-    return fromCacheFile(pkg, cached);
-  }
+  if (cached) return fromCacheFd(pkg, writeFileAtomicSyncOpen(cached, bytes));
   return pkg;
 }
 
@@ -143,14 +169,6 @@ export async function installPackages(opts: InstallOptions): Promise<InstallResu
   const installed: InstalledPackage[] = [];
   const origins = new Map<string, string | undefined>();
 
-  const order = installOrder(opts.lock);
-  // Verify everything before the first byte is unpacked.
-  const files: PackageFile[] = [];
-  for (const entry of order) {
-    progress(`fetch ${entry.name}-${entry.version}`);
-    files.push(await fetchVerifiedPackage(entry.record, { keys: opts.keys, allowUntrusted: opts.allowUntrusted, cacheDir, locate: opts.locate }));
-  }
-
   const brokenScript = new Set<string>();
   const refusedFiles: InstallResult["refusedFiles"] = [];
   const run = async (pkg: PackageFile, script: "pre-install" | "post-install") => {
@@ -163,6 +181,16 @@ export async function installPackages(opts: InstallOptions): Promise<InstallResu
   };
 
   const dirsByPackage = new Map<string, InstalledDir[]>();
+
+  const order = installOrder(opts.lock);
+  // Verify everything before the first byte is unpacked.
+  const files: PackageFile[] = [];
+  try {
+  for (const entry of order) {
+    progress(`fetch ${entry.name}-${entry.version}`);
+    files.push(await fetchVerifiedPackage(entry.record, { keys: opts.keys, allowUntrusted: opts.allowUntrusted, cacheDir, locate: opts.locate }));
+  }
+
   for (const pkg of files) {
     const { record } = pkg;
     if (record.installedSize === 0) {
@@ -196,6 +224,10 @@ export async function installPackages(opts: InstallOptions): Promise<InstallResu
     dirsByPackage.set(record.name, dirs);
     installed.push({ record, dirs, scripts: pkg.scripts, triggers: pkg.triggers });
     await run(pkg, "post-install");
+  }
+  } finally {
+    // A failure part way leaves later packages unread: their cache files are let go of.
+    for (const pkg of files) pkg.release?.();
   }
 
   if (runScripts) {

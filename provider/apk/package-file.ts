@@ -31,6 +31,8 @@ export interface PackageFile {
    * the cache), their data member must hash to `dataSha256` first.
    */
   readDataTar(bytes?: Buffer): Buffer;
+  /** Lets go of what `readDataTar` would have read (an open cache file) when it is never called. */
+  release?: () => void;
   /** How the file was trusted: matched a verified index's checksum, or a trusted signature. */
   trust: "index" | "signature" | "untrusted";
   /** Key file name whose signature verified, if one did. */
