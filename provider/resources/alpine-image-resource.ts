@@ -1,9 +1,10 @@
 import * as fs from "node:fs";
+import * as path from "node:path";
 import { z } from "zod";
 import { imageConfigSchema, type ImageConfig } from "../image/image-config";
-import type { ResolvedPlan } from "../image/plan";
+import type { ImagePlan, ResolvedPlan } from "../image/plan";
 import { planImageOnce } from "../image/plan-memo";
-import { buildImage, cachedImage, type Artifact } from "../image/build";
+import { buildImage, cachedImage, defaultImageCacheDir, type Artifact } from "../image/build";
 import { imageChangeSummary } from "../image/image-summary";
 import { checkInputs } from "./check-inputs";
 import { diffProperties } from "./property-diff";
@@ -160,6 +161,9 @@ export const alpineImageHandler: ResourceHandler<AlpineImageInputs, AlpineImageO
   check: checkAlpineImage,
 
   async diff(_id, olds, news) {
+    // The plan id hashes everything the image is made of (lock, overlay digest, options): the
+    // same plan is the same image, however its inputs are spelled (an overlay moved, an import).
+    if (olds.planId !== undefined && olds.planId === news.planId && olds.imageId !== undefined) return { changes: {} };
     return { changes: diffProperties(inputsOf(olds), news) };
   },
 
@@ -168,8 +172,12 @@ export const alpineImageHandler: ResourceHandler<AlpineImageInputs, AlpineImageO
     return { id: inputs.planId, outs };
   },
 
-  /** The image is still what the state says when its cached artifacts still hash as recorded. */
-  async read(_id, olds) {
+  /**
+   * Refresh: the image is still what the state says when its cached artifacts still hash as
+   * recorded. Import (no state yet): the id is a planId whose build is in the local image cache.
+   */
+  async read(id, olds) {
+    if (olds.planId === undefined) return importFromCache(id);
     if (!olds.artifacts) return undefined;
     const cached = await cachedImage({ planId: olds.planId }, cacheDirOf(olds));
     if (!cached || cached.imageId !== olds.imageId) return undefined;
@@ -183,6 +191,54 @@ export const alpineImageHandler: ResourceHandler<AlpineImageInputs, AlpineImageO
   /** The cache is shared by every stack and keyed by content: deleting the resource leaves it. */
   async delete() {},
 };
+
+/** An image built on this machine, adopted by its planId: inputs as far as its stored plan tells them. */
+async function importFromCache(planId: string): Promise<{ outs: AlpineImageOutputs; inputs: AlpineImageInputs }> {
+  const cacheDir = defaultImageCacheDir();
+  if (!/^[0-9a-f]{64}$/.test(planId)) {
+    throw new Error(`id: got ${JSON.stringify(planId)}; an AlpineImage is imported by its planId (64 hex digits), as \`ramroot build --plan-only\` or the stack's planId output prints it`);
+  }
+  const cached = await cachedImage({ planId }, cacheDir);
+  const planFile = path.join(cacheDir, planId, "plan.json");
+  if (!cached || !fs.existsSync(planFile)) {
+    throw new Error(`id: image plan ${planId.slice(0, 12)} is not in the local image cache (${cacheDir}), or its files no longer hash as built; build it with \`pulumi up\` (same config, same plan) instead of importing it`);
+  }
+  const plan = JSON.parse(fs.readFileSync(planFile, "utf8")) as ImagePlan;
+  const o = plan.options;
+  const inputs: AlpineImageInputs = {
+    release: o.release,
+    arch: o.arch as AlpineImageInputs["arch"],
+    repositories: o.repositories,
+    keys: Object.keys(o.keys),
+    allowUntrusted: false,
+    allowScriptFailures: false,
+    allowDowngrade: false,
+    packages: plan.world,
+    files: [],
+    kernel: o.kernel as AlpineImageInputs["kernel"],
+    ...(o.firmware !== null ? { firmware: o.firmware } : {}),
+    microcode: o.microcode as AlpineImageInputs["microcode"],
+    services: o.services,
+    ...(o.hostname !== null ? { hostname: o.hostname } : {}),
+    cmdline: o.cmdline,
+    compression: o.compression as AlpineImageInputs["compression"],
+    epoch: o.epoch,
+    planId,
+    lock: plan.packages,
+    overlayFiles: shortSummary(plan.overlay),
+    trustedKeys: Object.fromEntries(Object.entries(o.keys).map(([k, v]) => [k, v.slice(0, 12)])),
+  };
+  return {
+    inputs,
+    outs: {
+      ...inputs,
+      imageId: cached.imageId,
+      artifacts: { ...(cached.kernel ? { kernel: cached.kernel } : {}), initramfs: cached.initramfs, ...(cached.microcode ? { microcode: cached.microcode } : {}) },
+      sbomPath: cached.sbom.path,
+      archiveSize: cached.archiveSize,
+    },
+  };
+}
 
 function cacheDirOf(outs: AlpineImageOutputs): string | undefined {
   // <cache>/<planId>/initramfs.gz -> <cache>

@@ -40,8 +40,11 @@ export type BootSlotInputs = z.output<typeof bootSlotInputsSchema>;
 export type BootSlotOutputs = BootSlotInputs & z.output<typeof bootSlotOutputsSchema>;
 
 function holds(state: SlotState | undefined, inputs: BootSlotInputs): boolean {
-  if (!state?.consistent || state.manifest?.imageId !== inputs.imageId) return false;
-  return (Object.keys(SLOT_FILES) as SlotFileRole[]).every((role) => state.files[role]?.sha256 === inputs.files[role]);
+  if (!state) return false;
+  const filesMatch = (Object.keys(SLOT_FILES) as SlotFileRole[]).every((role) => state.files[role]?.sha256 === inputs.files[role]);
+  // A slot made by hand has no manifest: its files are what it holds.
+  if (!state.manifest) return filesMatch;
+  return state.consistent && state.manifest.imageId === inputs.imageId && filesMatch;
 }
 
 function onDelete(inputs: BootSlotInputs): string {
@@ -58,8 +61,8 @@ function outputsFrom(inputs: BootSlotInputs, state: SlotState): BootSlotOutputs 
   }
   return {
     ...inputs,
-    imageId: state.manifest?.imageId ?? "",
-    planId: state.manifest?.planId ?? "",
+    imageId: state.manifest?.imageId ?? inputs.imageId,
+    planId: state.manifest?.planId ?? inputs.planId,
     files: files as BootSlotInputs["files"],
     ...(state.manifest?.when ? { written: state.manifest.when } : {}),
     consistent: state.consistent,
@@ -167,7 +170,8 @@ export const bootSlotHandler: ResourceHandler<BootSlotInputs, BootSlotOutputs> =
     for (const role of Object.keys(SLOT_FILES) as SlotFileRole[]) {
       if (olds.files?.[role] !== news.files[role]) changes[`files.${role}`] = "update";
     }
-    if (olds.consistent === false) changes["files"] = "update";
+    // Files that no longer match their manifest are rewritten; a slot made by hand has none, its files are the truth.
+    if (olds.consistent === false && olds.written !== undefined) changes["files"] = "update";
     if ((olds.wipeOnDelete ?? false) !== (news.wipeOnDelete ?? false)) changes["wipeOnDelete"] = "update";
     // Another partition is another slot; a new way to reach the same one writes nothing.
     const replaces = [...(target.replace ? ["target"] : []), ...(changes["slot"] ? ["slot"] : [])];

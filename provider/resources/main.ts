@@ -9,15 +9,18 @@ import { bootSlotHandler } from "./boot-slot-resource";
 import { bootTestHandler } from "./boot-test-resource";
 import { packageSchema } from "./package-schema";
 import { abSystemHandler } from "./ab-system-component";
+import { secretPropertyNames } from "./schema";
 
 export const PROVIDER_VERSION = "0.1.0";
 
+const schema = packageSchema(PROVIDER_VERSION);
 const server = new ProviderServer({
   name: "ramroot",
   version: PROVIDER_VERSION,
   handlers: [alpineImageHandler, bootSlotHandler, bootTestHandler, syslinuxConfigHandler],
   components: [abSystemHandler],
-  schema: JSON.stringify(packageSchema(PROVIDER_VERSION)),
+  schema: JSON.stringify(schema),
+  secretFields: secretPropertyNames(schema),
 });
 
 // The engine (or a user after killing it) ends a plugin with SIGTERM or SIGINT: end at once,

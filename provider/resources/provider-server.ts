@@ -16,6 +16,7 @@ import * as enginerpc from "@pulumi/pulumi/proto/engine_grpc_pb";
 import * as engineproto from "@pulumi/pulumi/proto/engine_pb";
 import type { AnyResourceHandler, OperationContext, PropertyChange } from "./resource-handler";
 import { construct, type ComponentHandler } from "./construct";
+import { annotateSecrets, reveal, secretFields } from "./secret-values";
 
 /** The sentinel the engine uses for values not known until another resource is created. */
 export const UNKNOWN = "04da6b54-80e4-46f7-96ec-b56ff0331ba9";
@@ -40,8 +41,14 @@ const REPLACE_KIND: Record<PropertyChange, provproto.PropertyDiff.Kind> = {
 
 type Unary<Req, Res> = (call: grpc.ServerUnaryCall<Req, Res>, callback: grpc.sendUnaryData<Res>) => void;
 
-function toJs(struct: structproto.Struct | undefined): Record<string, unknown> {
+/** The properties as sent, secrets still wrapped. */
+function toWrapped(struct: structproto.Struct | undefined): Record<string, unknown> {
   return (struct?.toJavaScript() ?? {}) as Record<string, unknown>;
+}
+
+/** The properties as the handlers see them: plain values, secrets unwrapped. */
+function toJs(struct: structproto.Struct | undefined): Record<string, unknown> {
+  return reveal(toWrapped(struct)) as Record<string, unknown>;
 }
 
 function toStruct(value: unknown): structproto.Struct {
@@ -67,6 +74,8 @@ export interface ProviderOptions {
   /** component resources built on the provider's side (Construct) */
   components?: ComponentHandler[];
   schema: string;
+  /** property names the schema flags secret: always returned as secrets */
+  secretFields?: ReadonlySet<string>;
 }
 
 export class ProviderServer {
@@ -107,6 +116,11 @@ export class ProviderServer {
         this.engine.log(req, () => undefined);
       },
     };
+  }
+
+  /** What a handler returns, secret where the inputs were and where the schema says so. */
+  private guarded(plain: unknown, wrappedInputs: unknown): structproto.Struct {
+    return toStruct(secretFields(annotateSecrets(plain, wrappedInputs), this.opts.secretFields ?? new Set()));
   }
 
   private handler(urn: string): AnyResourceHandler {
@@ -155,7 +169,8 @@ export class ProviderServer {
       }),
       configure: this.unary(() => {
         const res = new provproto.ConfigureResponse();
-        // The engine requires it of a provider that constructs components (AbSystem).
+        // The engine requires it of a provider that constructs components (AbSystem). Secrets
+        // arrive wrapped; every answer keeps them secret (secret-values.ts).
         res.setAcceptsecrets(true);
         res.setAcceptresources(false);
         // Previews call create/update with preview=true, so the plan shows real values.
@@ -189,12 +204,12 @@ export class ProviderServer {
         const news = toJs(req.getNews());
         // Values another resource has yet to produce are checked when they are known.
         if (containsUnknown(news)) {
-          res.setInputs(req.getNews());
+          res.setInputs(this.guarded(news, toWrapped(req.getNews())));
           return res;
         }
         const outcome = await this.handler(req.getUrn()).check(news);
         if (outcome.ok) {
-          res.setInputs(toStruct(outcome.inputs));
+          res.setInputs(this.guarded(outcome.inputs, toWrapped(req.getNews())));
         } else {
           res.setInputs(req.getNews());
           res.setFailuresList(
@@ -239,12 +254,12 @@ export class ProviderServer {
         const inputs = toJs(req.getProperties());
         const res = new provproto.CreateResponse();
         if (req.getPreview() && containsUnknown(inputs)) {
-          res.setProperties(toStruct(inputs));
+          res.setProperties(req.getProperties() ?? toStruct({}));
           return res;
         }
         const { id, outs } = await this.handler(urn).create(inputs, this.context(urn, req.getPreview()));
         res.setId(req.getPreview() ? "" : id);
-        res.setProperties(toStruct(outs));
+        res.setProperties(this.guarded(outs, toWrapped(req.getProperties())));
         return res;
       }),
       read: this.unary(async (req: provproto.ReadRequest) => {
@@ -253,8 +268,8 @@ export class ProviderServer {
         const found = await this.handler(urn).read(req.getId(), toJs(req.getProperties()), this.context(urn, false));
         if (!found) return res; // an empty id tells the engine the resource is gone
         res.setId(req.getId());
-        res.setProperties(toStruct(found.outs));
-        res.setInputs(toStruct(found.inputs));
+        res.setProperties(this.guarded(found.outs, toWrapped(req.getProperties())));
+        res.setInputs(this.guarded(found.inputs, toWrapped(req.getInputs() ?? req.getProperties())));
         return res;
       }),
       update: this.unary(async (req: provproto.UpdateRequest) => {
@@ -262,12 +277,13 @@ export class ProviderServer {
         const olds = toJs(req.getOlds());
         const news = toJs(req.getNews());
         const res = new provproto.UpdateResponse();
+        const wrapped = { ...toWrapped(req.getOlds()), ...toWrapped(req.getNews()) };
         if (req.getPreview() && containsUnknown(news)) {
-          res.setProperties(toStruct({ ...olds, ...news }));
+          res.setProperties(this.guarded({ ...olds, ...news }, wrapped));
           return res;
         }
         const outs = await this.handler(urn).update(req.getId(), olds, news, this.context(urn, req.getPreview()));
-        res.setProperties(toStruct(outs));
+        res.setProperties(this.guarded(outs, wrapped));
         return res;
       }),
       delete: this.unary(async (req: provproto.DeleteRequest) => {

@@ -195,3 +195,20 @@ export function providerSchema(version: string, resources: ResourceSchemaSource[
     resources: out,
   };
 }
+
+/** Names of the properties the schema flags secret, anywhere in its types and resources. */
+export function secretPropertyNames(schema: Json): Set<string> {
+  const names = new Set<string>();
+  const visit = (node: unknown): void => {
+    if (Array.isArray(node)) return node.forEach(visit);
+    if (!isObject(node)) return;
+    for (const key of ["properties", "inputProperties"]) {
+      const props = node[key];
+      if (!isObject(props)) continue;
+      for (const [name, prop] of Object.entries(props)) if (isObject(prop) && prop.secret === true) names.add(name);
+    }
+    Object.values(node).forEach(visit);
+  };
+  visit(schema);
+  return names;
+}
