@@ -92,19 +92,19 @@ const serviceName = z.string().regex(/^-?[A-Za-z0-9._@+-]+$/, 'expected an OpenR
 
 export const imageConfigSchema = z
   .strictObject({
-    release: z.string().regex(/^(v\d+\.\d+|edge)$/, 'expected an Alpine release such as "v3.24" or "edge"').default(LATEST_RELEASE),
-    arch: z.enum(ARCHES, { error: `expected one of ${ARCHES.join(", ")}` }).default("x86_64"),
-    repositories: z.array(z.string().min(1, "expected a repository URL or directory")).min(1, "expected at least one repository").optional(),
+    release: z.string().regex(/^(v\d+\.\d+|edge)$/, 'expected an Alpine release such as "v3.24" or "edge"').default(LATEST_RELEASE).describe("Alpine release"),
+    arch: z.enum(ARCHES, { error: `expected one of ${ARCHES.join(", ")}` }).default("x86_64").describe("CPU architecture"),
+    repositories: z.array(z.string().min(1, "expected a repository URL or directory")).min(1, "expected at least one repository").optional().describe("repository URLs (https://, file://) or directories in Alpine's layout; default the release's main and community"),
     /** trusted public keys: key files or directories of them; default: Alpine's pinned keys */
-    keys: z.array(z.string().min(1)).optional(),
-    allowUntrusted: z.boolean().default(false),
+    keys: z.array(z.string().min(1)).optional().describe("trusted public key files or directories; default Alpine's pinned keys"),
+    allowUntrusted: z.boolean().default(false).describe("accept unsigned indexes"),
     /** build the image even when an install script fails (apk flags the package and goes on); default: the build fails */
     allowScriptFailures: z.boolean().default(false),
     /** accept a remote index older than one seen before, or one offering a lower version of a package (replay/downgrade protection) */
     allowDowngrade: z.boolean().default(false),
-    packages: z.array(packageSpec).min(1, "expected at least one package, e.g. alpine-base"),
+    packages: z.array(packageSpec).min(1, "expected at least one package, e.g. alpine-base").describe("package names with optional constraints (linux-lts>=6.12)"),
     /** the overlay directory (root/): every file lands at the same path in the image */
-    overlay: z.string().min(1, "expected a directory path").optional(),
+    overlay: z.string().min(1, "expected a directory path").optional().describe("directory whose files land at the same paths in the image"),
     files: z
       .array(
         z.strictObject({
@@ -117,19 +117,20 @@ export const imageConfigSchema = z
           mode: z.number().int().min(0).max(0o7777, "expected permission bits such as 0o644 (420)").optional(),
         }),
       )
-      .default([]),
-    kernel: z.enum(KERNEL_FLAVORS, { error: `expected one of ${KERNEL_FLAVORS.join(", ")}` }).default("lts"),
+      .default([])
+      .describe("inline files {path, content, mode}"),
+    kernel: z.enum(KERNEL_FLAVORS, { error: `expected one of ${KERNEL_FLAVORS.join(", ")}` }).default("lts").describe("kernel flavor: adds linux-<flavor>"),
     /** firmware files to keep under /lib/firmware (names or globs); absent keeps all that packages installed */
-    firmware: z.array(z.string().min(1)).optional(),
-    microcode: z.enum(MICROCODES, { error: `expected one of ${MICROCODES.join(", ")}` }).default("none"),
-    services: z.partialRecord(z.enum(RUNLEVELS, { error: `expected a runlevel: ${RUNLEVELS.join(", ")}` }), z.array(serviceName)).default({}),
-    hostname: z.string().regex(/^[A-Za-z0-9]([A-Za-z0-9-]{0,62})?$/, "expected a host name (letters, digits, -; at most 63)").optional(),
-    cmdline: userAppendSchema.default(""),
-    compression: z.enum(COMPRESSIONS as [Compression, ...Compression[]], { error: `expected one of ${COMPRESSIONS.join(", ")}` }).default("gzip"),
+    firmware: z.array(z.string().min(1)).optional().describe("names or globs under /lib/firmware to keep; absent keeps all"),
+    microcode: z.enum(MICROCODES, { error: `expected one of ${MICROCODES.join(", ")}` }).default("none").describe("CPU microcode loaded before the initramfs"),
+    services: z.partialRecord(z.enum(RUNLEVELS, { error: `expected a runlevel: ${RUNLEVELS.join(", ")}` }), z.array(serviceName)).default({}).describe("OpenRC services per runlevel, added to the diskless defaults; -name drops a default"),
+    hostname: z.string().regex(/^[A-Za-z0-9]([A-Za-z0-9-]{0,62})?$/, "expected a host name (letters, digits, -; at most 63)").optional().describe("/etc/hostname"),
+    cmdline: userAppendSchema.default("").describe("kernel command line for the boot entries"),
+    compression: z.enum(COMPRESSIONS as [Compression, ...Compression[]], { error: `expected one of ${COMPRESSIONS.join(", ")}` }).default("gzip").describe("initramfs compression"),
     /** the compression's level; default per compression (COMPRESSION_LEVELS) */
-    compressionLevel: z.number({ error: "expected a whole number" }).int("expected a whole number").optional(),
+    compressionLevel: z.number({ error: "expected a whole number" }).int("expected a whole number").optional().describe("the compression's level; default per compression"),
     /** every timestamp in the image, seconds since 1970 */
-    epoch: z.number().int().min(0, "expected seconds since 1970").max(0xffffffff).default(0),
+    epoch: z.number().int().min(0, "expected seconds since 1970").max(0xffffffff).default(0).describe("every timestamp in the image, seconds since 1970"),
     /** machine services (provider/image/machine-services.ts) */
     network: networkSchema.optional(),
     dataDisk: dataDiskSchema.optional(),

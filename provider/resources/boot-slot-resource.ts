@@ -94,11 +94,20 @@ function inputsFrom(target: BootSlotInputs["target"], slot: string, state: SlotS
 /** Writes the image into the slot unless it holds it already; refuses the default, once and running slots. */
 async function place(inputs: BootSlotInputs, ctx: OperationContext): Promise<BootSlotOutputs> {
   if (ctx.preview) return withTarget(inputs.target, (target) => placeUnder(target, inputs, ctx));
-  // The lease is taken before the first check and kept for this deploy's switch of DEFAULT
-  // (SyslinuxConfig releases it), so no other deploy can switch or write in between.
-  return withTarget(inputs.target, (target) =>
-    withLease(target, { owner: `pulumi up: BootSlot ${inputs.slot} <- image ${inputs.imageId.slice(0, 12)}`, keep: true, log: (m) => ctx.log(m) }, (lease) => placeUnder(target, inputs, ctx, lease)),
-  );
+  return withTarget(inputs.target, async (target) => {
+    // A slot that holds the image already is only read: no lease, nothing on the partition
+    // changes (a connection-only update writes nothing). The switch checks it again under its lease.
+    const current = await readSlot(target, inputs.slot);
+    if (holds(current, inputs)) {
+      ctx.log(`slot ${inputs.slot} on ${target.describe()} already holds image ${inputs.imageId.slice(0, 12)}: nothing to copy`);
+      return outputsFrom(inputs, current!);
+    }
+    // A write: the lease is taken before the check that decides it and kept for this deploy's
+    // switch of DEFAULT (SyslinuxConfig releases it), so no other deploy can switch or write in between.
+    return withLease(target, { owner: `pulumi up: BootSlot ${inputs.slot} <- image ${inputs.imageId.slice(0, 12)}`, keep: true, log: (m) => ctx.log(m) }, (lease) =>
+      placeUnder(target, inputs, ctx, lease),
+    );
+  });
 }
 
 async function placeUnder(target: BootTarget, inputs: BootSlotInputs, ctx: OperationContext, lease?: Lease): Promise<BootSlotOutputs> {

@@ -14,14 +14,15 @@ import { ALPINE_IMAGE_TOKEN, BOOT_SLOT_TOKEN, BOOT_TEST_TOKEN, SYSLINUX_CONFIG_T
 type Inputs<T> = { [K in keyof T]: pulumi.Input<T[K]> };
 
 export interface SyslinuxConfigArgs {
-  target: pulumi.Input<TargetSpec>;
+  /** a field (e.g. privateKey) may be a secret Output */
+  target: pulumi.Input<Inputs<TargetSpec>>;
   defaultLabel: pulumi.Input<string>;
   /** deciseconds before DEFAULT boots; 0 = at once */
   timeout: pulumi.Input<number>;
   prompt?: pulumi.Input<boolean>;
   /** SERIAL line; default port 0 at 115200; false for none */
   serial?: pulumi.Input<{ port: number; baud: number } | false>;
-  entries: pulumi.Input<pulumi.Input<SyslinuxEntry>[]>;
+  entries: pulumi.Input<pulumi.Input<Inputs<SyslinuxEntry>>[]>;
   /** "switch" (default) or "trial" (ssh targets: boot once, promote when the machine answers) */
   strategy?: pulumi.Input<"switch" | "trial">;
   trial?: pulumi.Input<Partial<TrialInputs>>;
@@ -77,7 +78,8 @@ export class AlpineImage extends pulumi.CustomResource {
 }
 
 export interface BootSlotArgs {
-  target: pulumi.Input<TargetSpec>;
+  /** a field (e.g. privateKey) may be a secret Output */
+  target: pulumi.Input<Inputs<TargetSpec>>;
   slot: pulumi.Input<string>;
   imageId: pulumi.Input<string>;
   planId: pulumi.Input<string>;

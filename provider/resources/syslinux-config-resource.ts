@@ -11,7 +11,7 @@ import {
 } from "../boot/syslinux-config";
 import { sha256Hex } from "../file-hash";
 import { currentDefault, readJournal, recordDefault } from "../boot/journal";
-import { withLease } from "../boot/lease";
+import { heldLease, withLease } from "../boot/lease";
 import { assertLabelBootable } from "../boot/slot";
 import { trialBoot } from "../boot/trial";
 import { checkInputs } from "./check-inputs";
@@ -157,14 +157,18 @@ async function write(inputs: SyslinuxConfigInputs, ctx: OperationContext): Promi
   // Otherwise one connection, under the target's lease (the one a slot write of this deploy
   // took, when there was one): what DEFAULT boots, the checks, the write compared and swapped
   // against what was read, the journal. The lease is released after this last write.
-  return withTarget(inputs.target, (target) =>
-    withLease(target, leaseOptions, async (lease) => {
-      // A file that already says exactly this is left alone (a connection change writes nothing).
+  return withTarget(inputs.target, async (target) => {
+    // A file that already says exactly this is only read: no lease, nothing on the partition
+    // changes (a connection-only update writes nothing). A lease a slot write of this deploy
+    // kept for the switch is let go.
+    const current = await readSyslinuxConfig(target);
+    if (current && current.text === rendered) {
+      await heldLease(target)?.release(target);
+      ctx.log(`${current.path} on ${target.describe()} already holds this config: nothing to write`);
+      return { ...inputs, path: current.path, sha256: sha256Hex(current.text), activeDefault: current.spec.defaultLabel, onDelete: onDelete(inputs) };
+    }
+    return withLease(target, leaseOptions, async (lease) => {
       const found = await readSyslinuxConfig(target);
-      if (found && found.text === rendered) {
-        ctx.log(`${found.path} on ${target.describe()} already holds this config: nothing to write`);
-        return { ...inputs, path: found.path, sha256: sha256Hex(found.text), activeDefault: found.spec.defaultLabel, onDelete: onDelete(inputs) };
-      }
       const before = await currentDefault(target);
       await readJournal(target); // a damaged journal stops the switch before it happens
       await assertLabelBootable(target, specOf(inputs), inputs.defaultLabel, found?.path ?? (await findSyslinuxConfigPath(target)));
@@ -174,8 +178,8 @@ async function write(inputs: SyslinuxConfigInputs, ctx: OperationContext): Promi
         beforeCommit: () => lease.assertHeld(target),
       });
       return recordWrite(target, inputs, before, written, ctx);
-    }),
-  );
+    });
+  });
 }
 
 /** After a write: the journal on the target says what each switch deployed (status and rollback read it). */

@@ -3,6 +3,7 @@ import { execFileSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
+import * as pulumi from "@pulumi/pulumi";
 import { createDisk } from "../../provider/boot/disk-create";
 import { slotEntry } from "../../provider/boot/slot";
 import type { TargetSpec } from "../../provider/boot/target";
@@ -35,7 +36,7 @@ let sshd: TestSshd;
 let secondKey: string;
 
 /** The program: slots a and b hold their images, syslinux boots a; everything on `target`. */
-function lowLevelProgram(state: { target: TargetSpec; wipeOnDelete?: boolean }) {
+function lowLevelProgram(state: { target: TargetSpec; secretAppend?: string }) {
   return async () => {
     const slots = (["a", "b"] as const).map(
       (slot) =>
@@ -54,7 +55,11 @@ function lowLevelProgram(state: { target: TargetSpec; wipeOnDelete?: boolean }) 
         target: state.target,
         defaultLabel: "a",
         timeout: 0,
-        entries: ["a", "b"].map((slot) => slotEntry(slot, { microcode: false, append: APPEND, menuLabel: `slot ${slot}` })),
+        entries: ["a", "b"].map((slot) => {
+          const entry = slotEntry(slot, { microcode: false, append: APPEND, menuLabel: `slot ${slot}` });
+          // A command line carrying a token, given as a Pulumi secret, stays one in the state.
+          return state.secretAppend ? { ...entry, append: pulumi.secret(`${APPEND} ${state.secretAppend}`) } : entry;
+        }),
       },
       { dependsOn: slots },
     );
@@ -168,7 +173,8 @@ describe("ssh target (sshd on loopback)", () => {
   let env: EngineStack;
   let root: string;
   let movedRoot: string;
-  const state: { target: TargetSpec } = { target: { kind: "local", path: "" } };
+  const token = "ramroot.token=SECRET-APPEND-7f3a9c";
+  const state: { target: TargetSpec; secretAppend?: string } = { target: { kind: "local", path: "" }, secretAppend: token };
 
   beforeAll(async () => {
     env = await engineStack("lifecycle-ssh", lowLevelProgram(state));
@@ -214,6 +220,10 @@ describe("ssh target (sshd on loopback)", () => {
     expect(cli.stdout).toContain("ramroot:index:BootSlot");
     expectNoKey(cli.stdout, sshd.userKey);
     expectNoKey(up.stdout + up.stderr, sshd.userKey);
+    // The secret append is on the machine (syslinux needs it) and nowhere in the state.
+    expect(fs.readFileSync(path.join(root, "syslinux.cfg"), "utf8")).toContain(token);
+    expect(stateFiles()).not.toContain(token);
+    expect(cli.stdout).not.toContain(token);
     const exported = JSON.parse(cli.stdout);
     const slot = exported.deployment.resources.find((r: { type: string }) => r.type === "ramroot:index:BootSlot");
     expect(JSON.stringify(slot.inputs.target.privateKey)).toMatch(/ciphertext/);
