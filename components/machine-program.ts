@@ -7,7 +7,7 @@
  *   strategy   switch (default) or trial
  *   trial      {probePath, timeoutSeconds, reboot} for the trial strategy
  *   bootTest   {marker, timeoutSeconds}: boot the image in QEMU before it is written
- *   append     extra kernel command line
+ *   append     extra kernel command line (kept a Pulumi secret)
  *   pin        {update, planId, imageId}: written by `ramroot rollback`, removed by `ramroot
  *              release`; the provider's AbSystem reads it from the stack config
  */
@@ -21,9 +21,13 @@ export async function machineProgram(): Promise<Record<string, pulumi.Output<unk
   const strategy = config.get("strategy");
   const trial = config.getObject<{ probePath?: string; timeoutSeconds?: number; reboot?: boolean }>("trial");
   const bootTest = config.getObject<{ marker: string; timeoutSeconds?: number }>("bootTest");
-  const append = config.get("append");
+  // Secrets stay secrets: the ssh key (set with `pulumi config set --secret --path
+  // ramroot:target.privateKey`) and the kernel command line (it can carry a token; the SDK cannot
+  // tell a secret config value from a plain one, so a set append is always kept secret).
+  const target = config.requireObject<TargetSpec>("target");
+  const append = config.get("append") !== undefined ? config.requireSecret("append") : undefined;
   const system = new AbSystem("machine", {
-    target: config.requireObject<TargetSpec>("target"),
+    target: target.kind === "ssh" && target.privateKey !== undefined ? pulumi.secret(target) : target,
     image: config.requireObject<ImageConfigInput>("image"),
     ...(strategy !== undefined ? { strategy } : {}),
     ...(trial ? { trial } : {}),

@@ -47,6 +47,8 @@ export class AbSystemComponent extends pulumi.ComponentResource {
     const parent = { parent: this };
     // A target the program marked secret (an ssh key in it) stays secret in every child.
     const target = secretInputs.has("target") ? pulumi.secret(inputs.target) : inputs.target;
+    // So does a secret kernel command line (a token in append): entries and boot test carry it as one.
+    const keepSecret = <T>(o: pulumi.Output<T>) => (secretInputs.has("append") ? pulumi.secret(o) : o);
     const { decision } = plan;
     const image = new AlpineImage(`${name}-image`, inputs.image, parent);
     const appendFor = (imageId: string) =>
@@ -69,7 +71,7 @@ export class AbSystemComponent extends pulumi.ComponentResource {
         imageId: image.imageId,
         kernel: a.apply((x) => x?.kernel?.path ?? ""),
         initrd: a.apply((x) => [...(x?.microcode ? [x.microcode.path] : []), x?.initramfs.path ?? ""]),
-        append: image.imageId.apply((id) => `${appendFor(id)} ${bootTest.append}`.trim()),
+        append: keepSecret(image.imageId.apply((id) => `${appendFor(id)} ${bootTest.append}`.trim())),
         marker: bootTest.marker,
         timeoutSeconds: bootTest.timeoutSeconds,
       }, parent);
@@ -116,7 +118,7 @@ export class AbSystemComponent extends pulumi.ComponentResource {
       entries.push(pulumi.all([source.imageId, source.artifacts]).apply(([imageId, a]) => slotEntry(slot, { microcode: a?.microcode !== undefined, append: appendFor(imageId), menuLabel: menuLabel(imageId) })));
     }
 
-    const sorted = pulumi.all(entries).apply((list) => [...list].sort((a, b) => (a.label < b.label ? -1 : 1)));
+    const sorted = keepSecret(pulumi.all(entries).apply((list) => [...list].sort((a, b) => (a.label < b.label ? -1 : 1))));
     const syslinux = new SyslinuxConfig(`${name}-syslinux`, {
       target,
       defaultLabel: decision.active,

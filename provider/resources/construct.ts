@@ -13,6 +13,7 @@ import * as runtimeConfig from "@pulumi/pulumi/runtime/config";
 import * as rpc from "@pulumi/pulumi/runtime/rpc";
 import * as settings from "@pulumi/pulumi/runtime/settings";
 import * as localState from "@pulumi/pulumi/runtime/state";
+import { containsSecret, reveal } from "./secret-values";
 
 // The three runtime steps the SDK's provider server takes are internal to the SDK (no typings).
 declare module "@pulumi/pulumi/runtime/settings" {
@@ -87,8 +88,9 @@ export async function construct(req: provproto.ConstructRequest, engineAddress: 
     const inputs: Record<string, unknown> = {};
     const secretInputs = new Set<string>();
     for (const [key, value] of Object.entries(deserialized)) {
-      if (rpc.isRpcSecret(value)) secretInputs.add(key);
-      const plain: unknown = rpc.unwrapRpcSecret(value);
+      // A secret anywhere inside (the private key of a target) makes the input secret.
+      if (containsSecret(value)) secretInputs.add(key);
+      const plain: unknown = reveal(value);
       if (containsUnknownOutput(plain)) {
         throw new Error(`${handler.token} ${req.getName()}: input "${key}" is not known yet; the A/B decision needs every input during the preview (pass plain values or stack config, not another resource's outputs)`);
       }

@@ -1,0 +1,69 @@
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { execa } from "execa";
+import { machineProgram } from "../../components/machine-program";
+import { buildImageRepo, type ImageRepo } from "../fixtures/image-repo";
+import { startSshd, type TestSshd } from "../boot/sshd";
+import { engineStack, pulumiCommand, type EngineStack } from "./pulumi-harness";
+
+// The issue's scenario: the stack's program (index.ts's machineProgram, the AbSystem component the
+// provider constructs) deploying over ssh with the key and a kernel command line token set as
+// secret config. Afterwards neither a state file nor `pulumi stack export` (as a user runs it,
+// without --show-secrets) holds a line of the key or the token.
+jest.setTimeout(900_000);
+
+let env: EngineStack;
+let repo: ImageRepo;
+let sshd: TestSshd;
+let root: string;
+const TOKEN = "ramroot.token=SECRET-APPEND-51d0";
+
+beforeAll(async () => {
+  env = await engineStack("machine-secrets", machineProgram);
+  process.env.RAMROOT_IMAGE_CACHE = path.join(env.dir, "images");
+  repo = await buildImageRepo(path.join(env.dir, "repo"));
+  sshd = await startSshd();
+  root = path.join(env.dir, "boot");
+  fs.mkdirSync(root);
+});
+afterAll(async () => {
+  await sshd?.stop();
+  await env?.cleanup();
+});
+
+function stateText(): string {
+  const out: string[] = [];
+  const walk = (dir: string) => {
+    for (const e of fs.readdirSync(dir, { withFileTypes: true })) {
+      const p = path.join(dir, e.name);
+      if (e.isDirectory()) walk(p);
+      else out.push(fs.readFileSync(p, "latin1"));
+    }
+  };
+  walk(path.join(env.dir, "state"));
+  return out.join("\n");
+}
+
+test("an ssh up with a secret key and a secret append: no state file and no export holds either", async () => {
+  const target = { kind: "ssh", host: "127.0.0.1", port: sshd.port, user: "root", path: root, privateKey: sshd.userKey, knownHostsFile: sshd.knownHosts };
+  await env.stack.setAllConfig({
+    "ramroot:target": { value: JSON.stringify(target), secret: true },
+    "ramroot:image": { value: JSON.stringify({ repositories: [repo.repository], keys: [repo.keysDir], packages: ["alpine-baselayout", "busybox"], kernel: "lts", epoch: 1700000000 }) },
+    "ramroot:append": { value: TOKEN, secret: true },
+  });
+  const up = await env.stack.up();
+  expect(up.summary.result).toBe("succeeded");
+  // The machine got both: the key reached it, the token is on its command line.
+  expect(fs.readFileSync(path.join(root, "syslinux.cfg"), "utf8")).toContain(TOKEN);
+  const exported = await execa((await pulumiCommand()).command, ["stack", "export", "--stack", "machine-secrets"], {
+    cwd: env.dir,
+    env: { PULUMI_BACKEND_URL: `file://${path.join(env.dir, "state")}`, PULUMI_CONFIG_PASSPHRASE: "test", PULUMI_SKIP_UPDATE_CHECK: "true" },
+  });
+  expect(exported.stdout).toContain("ramroot:index:BootSlot");
+  const lines = sshd.userKey.split("\n").filter((l) => l.trim() !== "" && !l.startsWith("-----"));
+  expect(lines.length).toBeGreaterThan(2);
+  for (const text of [stateText(), exported.stdout, up.stdout, up.stderr]) {
+    for (const line of lines) expect(text).not.toContain(line);
+    expect(text).not.toContain("SECRET-APPEND-51d0");
+  }
+});
