@@ -103,33 +103,12 @@ export async function writeFileAtomic(file: string, data: Buffer | string, opts:
   await replaceFile(file, (handle) => handle.writeFile(data), opts);
 }
 
-/** The synchronous twin of `writeFileAtomic`, for code paths that are synchronous. */
-export function writeFileAtomicSync(file: string, data: Buffer | string, opts: ReplaceOptions = {}): void {
-  const dir = path.dirname(file);
-  if (opts.mkdir !== false) fs.mkdirSync(dir, { recursive: true });
-  const temp = tempNameFor(file);
-  try {
-    const fd = fs.openSync(temp, "wx", opts.mode ?? 0o644);
-    try {
-      fs.writeFileSync(fd, data);
-      fs.fsyncSync(fd);
-    } finally {
-      fs.closeSync(fd);
-    }
-    fs.renameSync(temp, file);
-    syncDirectorySync(dir);
-  } catch (err) {
-    fs.rmSync(temp, { force: true });
-    throw err;
-  }
-}
-
 /**
- * `writeFileAtomicSync` that also returns a read-only descriptor of the file it wrote, opened
- * before the rename: what the caller reads through it is its own bytes even when another
- * process replaces or removes `file` afterwards (a shared cache). The caller closes it.
+ * Writes `data` under a temporary name, flushes it, renames it over `file` and flushes the
+ * directory; with `keepReader`, a read-only descriptor of the new file is opened before the
+ * rename and returned (the caller closes it).
  */
-export function writeFileAtomicSyncOpen(file: string, data: Buffer | string, opts: ReplaceOptions = {}): number {
+function replaceFileSync(file: string, data: Buffer | string, opts: ReplaceOptions, keepReader: boolean): number | undefined {
   const dir = path.dirname(file);
   if (opts.mkdir !== false) fs.mkdirSync(dir, { recursive: true });
   const temp = tempNameFor(file);
@@ -142,7 +121,7 @@ export function writeFileAtomicSyncOpen(file: string, data: Buffer | string, opt
     } finally {
       fs.closeSync(fd);
     }
-    reader = fs.openSync(temp, "r");
+    if (keepReader) reader = fs.openSync(temp, "r");
     fs.renameSync(temp, file);
     syncDirectorySync(dir);
     return reader;
@@ -151,6 +130,22 @@ export function writeFileAtomicSyncOpen(file: string, data: Buffer | string, opt
     fs.rmSync(temp, { force: true });
     throw err;
   }
+}
+
+/** The synchronous twin of `writeFileAtomic`, for code paths that are synchronous. */
+export function writeFileAtomicSync(file: string, data: Buffer | string, opts: ReplaceOptions = {}): void {
+  replaceFileSync(file, data, opts, false);
+}
+
+/**
+ * `writeFileAtomicSync` that also returns a read-only descriptor of the file it wrote, opened
+ * before the rename: what the caller reads through it is its own bytes even when another
+ * process replaces or removes `file` afterwards (a shared cache). The caller closes it.
+ */
+export function writeFileAtomicSyncOpen(file: string, data: Buffer | string, opts: ReplaceOptions = {}): number {
+  const reader = replaceFileSync(file, data, opts, true);
+  if (reader === undefined) throw new Error(`${file}: written, but no descriptor was kept`);
+  return reader;
 }
 
 /** The whole content of an open file, read from its start (whatever the descriptor's position). */
