@@ -10,4 +10,6 @@ source .ramroot/env.sh
 # The tests are type-checked too (jest runs them through SWC, which only strips types).
 echo "[test] type-checking sources and tests (tsconfig.test.json)" >&2
 npx tsc -p tsconfig.test.json
+echo "[test] checking formatting (prettier; \`npm run format\` fixes it)" >&2
+npx prettier --check --log-level warn "**/*.{ts,js,mjs,cjs}"
 exec npx jest --ci "$@"
