@@ -2,9 +2,24 @@
 // transformed too (and the one helper that exports only an "import" condition is mapped to
 // its file); every other package is loaded as published.
 const esmOnly = [
-  "execa", "figures", "get-stream", "human-signals", "is-plain-obj", "is-stream", "is-unicode-supported",
-  "npm-run-path", "parse-ms", "path-key", "pretty-ms", "strip-final-newline", "unicorn-magic", "which-command", "yoctocolors",
-  "@sec-ant/readable-stream", "@sindresorhus/merge-streams", "commander",
+  "execa",
+  "figures",
+  "get-stream",
+  "human-signals",
+  "is-plain-obj",
+  "is-stream",
+  "is-unicode-supported",
+  "npm-run-path",
+  "parse-ms",
+  "path-key",
+  "pretty-ms",
+  "strip-final-newline",
+  "unicorn-magic",
+  "which-command",
+  "yoctocolors",
+  "@sec-ant/readable-stream",
+  "@sindresorhus/merge-streams",
+  "commander",
 ];
 module.exports = {
   testEnvironment: "node",

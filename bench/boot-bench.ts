@@ -20,7 +20,10 @@ function bootVariant(label: string, command: string, opts: () => BootOptions, be
     before,
     run: async () => {
       const result = await bootQemu(opts());
-      if (!result.found) throw new Error(`${label}: no marker (${result.reason}) after ${result.durationMs} ms:\n${logTail(result.log, 30)}`);
+      if (!result.found)
+        throw new Error(
+          `${label}: no marker (${result.reason}) after ${result.durationMs} ms:\n${logTail(result.log, 30)}`,
+        );
       return { seconds: result.durationMs / 1000 };
     },
   };
@@ -41,7 +44,12 @@ export async function benchBoot(w: Workload, ctx: BenchContext, repoRoot: string
       () => fs.copyFileSync(demoDisk, disk), // every boot from the deployed bytes
     );
     ctx.log("boot: demo disk");
-    tables.push({ caption: "demo machine, BIOS + syslinux + kernel + init", baseline: "demo disk (syslinux)", rows: await alternate([demo], ctx.runs, ctx.log), runs: ctx.runs });
+    tables.push({
+      caption: "demo machine, BIOS + syslinux + kernel + init",
+      baseline: "demo disk (syslinux)",
+      rows: await alternate([demo], ctx.runs, ctx.log),
+      runs: ctx.runs,
+    });
   } else {
     notes.push(`${demoDisk} does not exist (run \`npm start\` once): the demo boot was not measured.`);
   }
@@ -51,15 +59,27 @@ export async function benchBoot(w: Workload, ctx: BenchContext, repoRoot: string
       notes.push(`No ${compression} NAS image to boot: its build failed (see the workload).`);
       return [];
     }
-    return [bootVariant(
-      `NAS image, ${compression} (${(image.initramfsBytes / 2 ** 20).toFixed(0)} MiB)`,
-      `qemu-system-x86_64 -m 2048 -smp 1 -kernel vmlinuz -initrd initramfs.${compression === "gzip" ? "gz" : "zst"} -append "console=ttyS0 rdinit=/sbin/init"  # until "${w.marker}"`,
-      () => ({ media: { kind: "kernel", kernel: image.kernel, initrd: image.initramfs, append: "rdinit=/sbin/init" }, marker: w.marker, memoryMiB: 2048, timeoutMs: 600_000 }),
-    )];
+    return [
+      bootVariant(
+        `NAS image, ${compression} (${(image.initramfsBytes / 2 ** 20).toFixed(0)} MiB)`,
+        `qemu-system-x86_64 -m 2048 -smp 1 -kernel vmlinuz -initrd initramfs.${compression === "gzip" ? "gz" : "zst"} -append "console=ttyS0 rdinit=/sbin/init"  # until "${w.marker}"`,
+        () => ({
+          media: { kind: "kernel", kernel: image.kernel, initrd: image.initramfs, append: "rdinit=/sbin/init" },
+          marker: w.marker,
+          memoryMiB: 2048,
+          timeoutMs: 600_000,
+        }),
+      ),
+    ];
   };
   ctx.log("boot: NAS image gzip vs zstd");
   const rows = await alternate([...nas("gzip"), ...nas("zstd")], ctx.heavyRuns, ctx.log);
-  tables.push({ caption: "NAS-sized image, kernel + initramfs + init", baseline: rows[0]!.label, rows, runs: ctx.heavyRuns });
+  tables.push({
+    caption: "NAS-sized image, kernel + initramfs + init",
+    baseline: rows[0]!.label,
+    rows,
+    runs: ctx.heavyRuns,
+  });
   return {
     id: "boot",
     title: "QEMU boot to the marker",

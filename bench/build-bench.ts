@@ -24,7 +24,8 @@ async function buildVariants(w: Workload, compression: BenchCompression, dir: st
   const setOverlay = (value: string) => fs.writeFileSync(w.changingFile, `${value}\n`);
   const expect = (fromCache: boolean) => (s: { stdout?: string }) => {
     const hit = (s.stdout ?? "").includes("from the cache");
-    if (hit !== fromCache) throw new Error(`ramroot build ${config}: expected ${fromCache ? "a cache hit" : "a build"}, got:\n${s.stdout}`);
+    if (hit !== fromCache)
+      throw new Error(`ramroot build ${config}: expected ${fromCache ? "a cache hit" : "a build"}, got:\n${s.stdout}`);
   };
   const command = `RAMROOT_CACHE=DIR ramroot build ${path.basename(config)} --cache DIR/images`;
   return [
@@ -67,11 +68,19 @@ export async function benchBuild(w: Workload, ctx: BenchContext, gzipRuns: numbe
   fs.mkdirSync(dir, { recursive: true });
   const tables: ResultTable[] = [];
   try {
-    for (const [compression, runs] of [["none", ctx.runs], ["gzip", gzipRuns]] as const) {
+    for (const [compression, runs] of [
+      ["none", ctx.runs],
+      ["gzip", gzipRuns],
+    ] as const) {
       if (runs < 1) continue;
       ctx.log(`build: ${path.basename(w.config[compression])}, ${runs} rounds`);
       const rows = await alternate(await buildVariants(w, compression, dir), runs, ctx.log);
-      tables.push({ caption: `${path.basename(w.config[compression])} (compression: ${compression})`, baseline: "cold", rows, runs });
+      tables.push({
+        caption: `${path.basename(w.config[compression])} (compression: ${compression})`,
+        baseline: "cold",
+        rows,
+        runs,
+      });
     }
   } finally {
     fs.writeFileSync(w.changingFile, "0\n");

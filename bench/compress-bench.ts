@@ -19,7 +19,8 @@ export function sampleTree(w: Workload, dir: string): { tree: string; bytes: num
   execFileSync("cp", ["-a", w.tree, tree]);
   for (const release of fs.readdirSync(path.join(tree, "lib", "modules"))) {
     const kernel = path.join(tree, "lib", "modules", release, "kernel");
-    for (const sub of fs.readdirSync(kernel)) if (sub !== "fs" && sub !== "net") fs.rmSync(path.join(kernel, sub), { recursive: true, force: true });
+    for (const sub of fs.readdirSync(kernel))
+      if (sub !== "fs" && sub !== "net") fs.rmSync(path.join(kernel, sub), { recursive: true, force: true });
   }
   let bytes = 0;
   let files = 0;
@@ -42,14 +43,23 @@ export async function benchCompress(w: Workload, ctx: BenchContext): Promise<Sec
     label: `ramroot ${compression === "gzip" ? "gzip -9 (parallel blocks, all cores)" : "zstd -19 (zstd program, all cores)"}`,
     command: `node bench/pack-tree.js TREE OUT ${compression} ${compression === "gzip" ? 9 : 19}`,
     before: () => fs.rmSync(out(file), { force: true }),
-    run: () => timeCommand(process.execPath, [packTree, sample.tree, out(file), compression, compression === "gzip" ? "9" : "19"], { output: out(file) }),
+    run: () =>
+      timeCommand(
+        process.execPath,
+        [packTree, sample.tree, out(file), compression, compression === "gzip" ? "9" : "19"],
+        { output: out(file) },
+      ),
     check: () => void execFileSync(test[0]!, [...test.slice(1), out(file)], { stdio: "ignore" }),
   });
   const shell = (label: string, compressor: string, file: string): Variant => ({
     label,
     command: `cd TREE && find . | cpio -o -H newc --quiet | ${compressor} > OUT`,
     before: () => fs.rmSync(out(file), { force: true }),
-    run: () => timeShell(`find . | cpio -o -H newc --quiet | ${compressor} > ${JSON.stringify(out(file))}`, { cwd: sample.tree, output: out(file) }),
+    run: () =>
+      timeShell(`find . | cpio -o -H newc --quiet | ${compressor} > ${JSON.stringify(out(file))}`, {
+        cwd: sample.tree,
+        output: out(file),
+      }),
   });
   const notes: string[] = [];
   // ramroot's zstd stream can fail on large inputs (a Node bug, see the analysis): probe it once
@@ -58,7 +68,13 @@ export async function benchCompress(w: Workload, ctx: BenchContext): Promise<Sec
   const zstdWorks = await zstd.run().then(
     () => true,
     (err: Error) => {
-      notes.push(`ramroot zstd FAILED on this tree, so it is not in the table: ${err.message.split("\n").filter((l) => /Error|failed/.test(l)).slice(0, 3).join(" / ")}`);
+      notes.push(
+        `ramroot zstd FAILED on this tree, so it is not in the table: ${err.message
+          .split("\n")
+          .filter((l) => /Error|failed/.test(l))
+          .slice(0, 3)
+          .join(" / ")}`,
+      );
       return false;
     },
   );
@@ -81,7 +97,16 @@ export async function benchCompress(w: Workload, ctx: BenchContext): Promise<Sec
       `From a tree to a compressed newc archive. The tree is the unpacked image with its kernel modules cut down to kernel/fs and kernel/net ` +
       `(${sample.files} files, ${(sample.bytes / 2 ** 20).toFixed(0)} MiB of file data, ${(w.treeBytes / sample.bytes).toFixed(1)}x less than the whole image), so that every level-9/19 compressor runs several times within the time budget. ` +
       "ramroot's outputs are checked with `gzip -t` / `zstd -t` after every run.",
-    tables: [{ caption: "pack + compress", baseline: "find | cpio | gzip -9", rows, inputBytes: sample.bytes, showBytes: true, runs: ctx.heavyRuns }],
+    tables: [
+      {
+        caption: "pack + compress",
+        baseline: "find | cpio | gzip -9",
+        rows,
+        inputBytes: sample.bytes,
+        showBytes: true,
+        runs: ctx.heavyRuns,
+      },
+    ],
     notes,
   };
 }

@@ -10,7 +10,9 @@ import { COMPRESSIONS, compressor, type Compression } from "../provider/image/co
 async function main(argv: string[]): Promise<void> {
   const [input, out, compression, level] = argv;
   if (!input || !out || !COMPRESSIONS.includes(compression as Compression) || compression === "none") {
-    throw new Error(`usage: compress-file IN OUT COMPRESSION [LEVEL]; COMPRESSION is gzip or zstd, got ${JSON.stringify(compression)}`);
+    throw new Error(
+      `usage: compress-file IN OUT COMPRESSION [LEVEL]; COMPRESSION is gzip or zstd, got ${JSON.stringify(compression)}`,
+    );
   }
   const c = compressor(compression as Compression, level === undefined ? undefined : Number(level))!;
   await pipeline(fs.createReadStream(input, { highWaterMark: 1 << 20 }), c, fs.createWriteStream(out));

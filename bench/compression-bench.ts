@@ -14,7 +14,15 @@ import { cliCommand } from "./ramroot-cli";
 import type { BenchContext, ResultTable, SectionResult } from "./section";
 import { COMPRESSIONS, type Workload } from "./workload";
 
-const LEVELS: [string, number][] = [["gzip", 1], ["gzip", 6], ["gzip", 9], ["zstd", 3], ["zstd", 9], ["zstd", 15], ["zstd", 19]];
+const LEVELS: [string, number][] = [
+  ["gzip", 1],
+  ["gzip", 6],
+  ["gzip", 9],
+  ["zstd", 3],
+  ["zstd", 9],
+  ["zstd", 15],
+  ["zstd", 19],
+];
 
 export async function benchCompression(w: Workload, ctx: BenchContext): Promise<SectionResult> {
   const dir = path.join(ctx.scratch, "compression");
@@ -32,7 +40,9 @@ export async function benchCompression(w: Workload, ctx: BenchContext): Promise<
       run: () => timeCommand(process.execPath, [packTree, sample.tree, out, kind, String(level)], { output: out }),
     };
   });
-  ctx.log(`compression: ${LEVELS.length} levels over the sample (${(sample.bytes / 2 ** 20).toFixed(0)} MiB), ${ctx.heavyRuns} rounds`);
+  ctx.log(
+    `compression: ${LEVELS.length} levels over the sample (${(sample.bytes / 2 ** 20).toFixed(0)} MiB), ${ctx.heavyRuns} rounds`,
+  );
   tables.push({
     caption: `ramroot pack + compress of the sample tree (${sample.files} files, ${(sample.bytes / 2 ** 20).toFixed(0)} MiB) at each level`,
     baseline: "gzip -9",
@@ -57,7 +67,8 @@ export async function benchCompression(w: Workload, ctx: BenchContext): Promise<
         const s = await timeCommand(node, args, { env: { RAMROOT_CACHE: home } });
         const initramfs = /^initramfs\s+(\S+)/m.exec(s.stdout)?.[1];
         const kernel = /^kernel\s+(\S+)/m.exec(s.stdout)?.[1];
-        if (!initramfs || !kernel) throw new Error(`ramroot build ${config} printed no kernel/initramfs line:\n${s.stdout}`);
+        if (!initramfs || !kernel)
+          throw new Error(`ramroot build ${config} printed no kernel/initramfs line:\n${s.stdout}`);
         const keep = path.join(dir, `initramfs-${compression}`);
         fs.copyFileSync(initramfs, keep);
         fs.copyFileSync(kernel, path.join(dir, "vmlinuz"));
@@ -68,20 +79,40 @@ export async function benchCompression(w: Workload, ctx: BenchContext): Promise<
   });
   ctx.log(`compression: cold builds at the default levels, ${ctx.heavyRuns} rounds`);
   const coldRows = await alternate(coldVariants, ctx.heavyRuns, ctx.log);
-  tables.push({ caption: "cold `ramroot build` of the whole workload at each default level (empty caches)", baseline: "none", rows: coldRows, showBytes: true, runs: ctx.heavyRuns });
+  tables.push({
+    caption: "cold `ramroot build` of the whole workload at each default level (empty caches)",
+    baseline: "none",
+    rows: coldRows,
+    showBytes: true,
+    runs: ctx.heavyRuns,
+  });
 
   const bootVariants: Variant[] = COMPRESSIONS.map((compression) => ({
     label: coldVariants[COMPRESSIONS.indexOf(compression)]!.label,
     command: `qemu-system-x86_64 -m 2048 -smp 1 -kernel vmlinuz -initrd initramfs -append "console=ttyS0 rdinit=/sbin/init"  # until "${w.marker}"`,
     run: async () => {
       const image = built[compression]!;
-      const result = await bootQemu({ media: { kind: "kernel", kernel: image.kernel, initrd: image.initramfs, append: "rdinit=/sbin/init" }, marker: w.marker, memoryMiB: 2048, timeoutMs: 900_000 });
-      if (!result.found) throw new Error(`${compression}: no marker (${result.reason}) after ${result.durationMs} ms:\n${logTail(result.log, 30)}`);
+      const result = await bootQemu({
+        media: { kind: "kernel", kernel: image.kernel, initrd: image.initramfs, append: "rdinit=/sbin/init" },
+        marker: w.marker,
+        memoryMiB: 2048,
+        timeoutMs: 900_000,
+      });
+      if (!result.found)
+        throw new Error(
+          `${compression}: no marker (${result.reason}) after ${result.durationMs} ms:\n${logTail(result.log, 30)}`,
+        );
       return { seconds: result.durationMs / 1000, bytes: fs.statSync(image.initramfs).size };
     },
   }));
   ctx.log(`compression: QEMU boots, ${ctx.heavyRuns} rounds`);
-  tables.push({ caption: "QEMU (TCG, one vCPU) boot to the marker of what each cold build made", baseline: "none", rows: await alternate(bootVariants, ctx.heavyRuns, ctx.log), showBytes: true, runs: ctx.heavyRuns });
+  tables.push({
+    caption: "QEMU (TCG, one vCPU) boot to the marker of what each cold build made",
+    baseline: "none",
+    rows: await alternate(bootVariants, ctx.heavyRuns, ctx.log),
+    showBytes: true,
+    runs: ctx.heavyRuns,
+  });
   return {
     id: "compression",
     title: "Compression at each level, and at the defaults",

@@ -26,7 +26,8 @@ export async function benchCpio(w: Workload, ctx: BenchContext): Promise<Section
       check: () => {
         // Deterministic: every run writes the same bytes.
         const d = sha256File(ours);
-        if (digest !== undefined && d !== digest) throw new Error(`pack-tree wrote different bytes in two runs (${digest} then ${d})`);
+        if (digest !== undefined && d !== digest)
+          throw new Error(`pack-tree wrote different bytes in two runs (${digest} then ${d})`);
         digest = d;
       },
     },
@@ -40,16 +41,32 @@ export async function benchCpio(w: Workload, ctx: BenchContext): Promise<Section
   ctx.log(`cpio: ${variants.map((v) => v.label).join(" vs ")} over ${w.tree}`);
   const rows = await alternate(variants, ctx.runs, ctx.log);
   // Both archives hold the same paths (GNU cpio's carry a leading "./" and the "." entry).
-  const list = (f: string) => execFileSync("cpio", ["-it", "--quiet", "-F", f], { encoding: "utf8", maxBuffer: 64 << 20 }).split("\n").filter((l) => l !== "" && l !== ".").map((l) => l.replace(/^\.\//, ""));
+  const list = (f: string) =>
+    execFileSync("cpio", ["-it", "--quiet", "-F", f], { encoding: "utf8", maxBuffer: 64 << 20 })
+      .split("\n")
+      .filter((l) => l !== "" && l !== ".")
+      .map((l) => l.replace(/^\.\//, ""));
   const a = new Set(list(ours));
   const b = list(gnu);
   const missing = b.filter((p) => !a.has(p));
-  if (missing.length > 0) throw new Error(`ramroot's archive lacks ${missing.length} paths GNU cpio packed, e.g. ${missing.slice(0, 3).join(", ")}`);
+  if (missing.length > 0)
+    throw new Error(
+      `ramroot's archive lacks ${missing.length} paths GNU cpio packed, e.g. ${missing.slice(0, 3).join(", ")}`,
+    );
   return {
     id: "cpio",
     title: "newc writer: ramroot vs GNU cpio",
     intro: `The unpacked image (${w.treeFiles} files, ${(w.treeBytes / 2 ** 20).toFixed(0)} MiB of file data), packed to an uncompressed newc archive; page cache warm after the first round. Both archives list the same ${a.size} paths (checked with \`cpio -it\`); ramroot's is byte-identical run to run (sha256 ${digest}).`,
-    tables: [{ caption: "newc, uncompressed", baseline: "GNU cpio", rows, inputBytes: w.treeBytes, showBytes: true, runs: ctx.runs }],
+    tables: [
+      {
+        caption: "newc, uncompressed",
+        baseline: "GNU cpio",
+        rows,
+        inputBytes: w.treeBytes,
+        showBytes: true,
+        runs: ctx.runs,
+      },
+    ],
     notes: [],
   };
 }

@@ -60,8 +60,15 @@ export async function alternate(variants: Variant[], runs: number, log: (m: stri
       await v.before?.();
       const sample = await v.run();
       await v.check?.(sample);
-      samples[i]!.push({ seconds: sample.seconds, peakKiB: sample.peakKiB, cpuSeconds: sample.cpuSeconds, bytes: sample.bytes });
-      log(`  [${round + 1}/${runs}] ${v.label}: ${sample.seconds.toFixed(2)} s${sample.peakKiB ? `, peak ${(sample.peakKiB / 1024).toFixed(0)} MiB` : ""}${sample.bytes !== undefined ? `, ${sample.bytes} bytes` : ""}`);
+      samples[i]!.push({
+        seconds: sample.seconds,
+        peakKiB: sample.peakKiB,
+        cpuSeconds: sample.cpuSeconds,
+        bytes: sample.bytes,
+      });
+      log(
+        `  [${round + 1}/${runs}] ${v.label}: ${sample.seconds.toFixed(2)} s${sample.peakKiB ? `, peak ${(sample.peakKiB / 1024).toFixed(0)} MiB` : ""}${sample.bytes !== undefined ? `, ${sample.bytes} bytes` : ""}`,
+      );
     }
   }
   return variants.map((v, i) => {
@@ -102,11 +109,14 @@ export async function timeCommand(
   const rssText = fs.readFileSync(rssFile, "utf8");
   fs.rmSync(rssFile, { force: true });
   if (result.exitCode !== 0) {
-    throw new Error(`${file} ${args.join(" ")} failed (exit ${result.exitCode}): ${String(result.stderr).trim().slice(-2000)}`);
+    throw new Error(
+      `${file} ${args.join(" ")} failed (exit ${result.exitCode}): ${String(result.stderr).trim().slice(-2000)}`,
+    );
   }
   // time prints "Command exited with non-zero status" lines before its own when the command fails.
   const [peak, user, system] = (rssText.trim().split("\n").pop() ?? "").split(" ").map(Number);
-  const cpuSeconds = user !== undefined && system !== undefined && Number.isFinite(user + system) ? user + system : undefined;
+  const cpuSeconds =
+    user !== undefined && system !== undefined && Number.isFinite(user + system) ? user + system : undefined;
   const out = opts.output ?? opts.stdout;
   return {
     seconds,

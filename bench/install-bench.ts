@@ -21,7 +21,13 @@ export async function benchInstall(w: Workload, ctx: BenchContext, repoRoot: str
   const notes: string[] = [];
   let apko: string | undefined;
   try {
-    apko = execFileSync("bash", [path.join(repoRoot, "bench", "build-apko.sh")], { encoding: "utf8", stdio: ["ignore", "pipe", "inherit"] }).trim().split("\n").pop();
+    apko = execFileSync("bash", [path.join(repoRoot, "bench", "build-apko.sh")], {
+      encoding: "utf8",
+      stdio: ["ignore", "pipe", "inherit"],
+    })
+      .trim()
+      .split("\n")
+      .pop();
   } catch (err) {
     notes.push(`apko could not be built from the Go module proxy: ${(err as Error).message.split("\n")[0]}`);
   }
@@ -29,7 +35,17 @@ export async function benchInstall(w: Workload, ctx: BenchContext, repoRoot: str
   fs.mkdirSync(dir, { recursive: true });
   const packages = [...w.packages, "linux-lts"];
   const apkoConfig = path.join(dir, "apko.yaml");
-  fs.writeFileSync(apkoConfig, toYaml({ contents: { repositories: [w.repo.repository], keyring: fs.readdirSync(w.repo.keysDir).map((k) => path.join(w.repo.keysDir, k)), packages }, archs: ["x86_64"] }));
+  fs.writeFileSync(
+    apkoConfig,
+    toYaml({
+      contents: {
+        repositories: [w.repo.repository],
+        keyring: fs.readdirSync(w.repo.keysDir).map((k) => path.join(w.repo.keysDir, k)),
+        packages,
+      },
+      archs: ["x86_64"],
+    }),
+  );
   const installRoot = path.join(__dirname, "install-root.js");
   const dest = path.join(dir, "root");
   const cache = path.join(dir, "cache");
@@ -47,7 +63,8 @@ export async function benchInstall(w: Workload, ctx: BenchContext, repoRoot: str
       run: () => timeCommand(process.execPath, [installRoot, w.config.gzip, dest, cache]),
       check: () => {
         ramrootPaths = countTree(dest);
-        if (!fs.existsSync(path.join(dest, "lib", "apk", "db", "installed"))) throw new Error(`ramroot install left no ${dest}/lib/apk/db/installed`);
+        if (!fs.existsSync(path.join(dest, "lib", "apk", "db", "installed")))
+          throw new Error(`ramroot install left no ${dest}/lib/apk/db/installed`);
       },
     },
   ];
@@ -56,13 +73,16 @@ export async function benchInstall(w: Workload, ctx: BenchContext, repoRoot: str
       label: "apko build-minirootfs",
       command: `XDG_CACHE_HOME=EMPTY apko build-minirootfs apko.yaml out.tar  # apko.yaml: contents.repositories [${w.repo.repository}], keyring, packages ${packages.join(" ")}`,
       before: fresh,
-      run: () => timeCommand(apko!, ["build-minirootfs", apkoConfig, tar], { env: { XDG_CACHE_HOME: xdg }, output: tar }),
+      run: () =>
+        timeCommand(apko!, ["build-minirootfs", apkoConfig, tar], { env: { XDG_CACHE_HOME: xdg }, output: tar }),
     });
   }
   ctx.log(`install: ${variants.map((v) => v.label).join(" vs ")}`);
   const rows = await alternate(variants, ctx.runs, ctx.log);
   if (apko) {
-    const listing = execFileSync("tar", ["tf", tar], { encoding: "utf8", maxBuffer: 64 << 20 }).split("\n").filter((l) => l !== "");
+    const listing = execFileSync("tar", ["tf", tar], { encoding: "utf8", maxBuffer: 64 << 20 })
+      .split("\n")
+      .filter((l) => l !== "");
     const passwd = execFileSync("tar", ["xOf", tar, "etc/passwd"], { encoding: "utf8" });
     notes.push(
       `Both read the same signed local repository (${w.repo.repository}) with the same key and install the same ${packages.length} packages ` +
@@ -76,7 +96,9 @@ export async function benchInstall(w: Workload, ctx: BenchContext, repoRoot: str
     id: "install",
     title: "Install of the same package set: ramroot vs apko",
     intro: "Package install into a directory, empty caches every run.",
-    tables: [{ caption: "install", baseline: apko ? "apko build-minirootfs" : "ramroot install", rows, runs: ctx.runs }],
+    tables: [
+      { caption: "install", baseline: apko ? "apko build-minirootfs" : "ramroot install", rows, runs: ctx.runs },
+    ],
     notes,
   };
 }

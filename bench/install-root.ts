@@ -14,7 +14,9 @@ import { packageLocator } from "../provider/apk/repository";
 async function main(argv: string[]): Promise<void> {
   const [config, dest, cache] = argv;
   if (!config || !dest || !cache) throw new Error("usage: install-root CONFIG DEST CACHE");
-  const resolved = await planImage(parseYaml(fs.readFileSync(config, "utf8")), { baseDir: path.dirname(path.resolve(config)) });
+  const resolved = await planImage(parseYaml(fs.readFileSync(config, "utf8")), {
+    baseDir: path.dirname(path.resolve(config)),
+  });
   const result = await installPackages({
     root: dest,
     lock: resolved.lock,
@@ -24,7 +26,8 @@ async function main(argv: string[]): Promise<void> {
     cacheDir: cache,
     locate: packageLocator(resolved.repositories),
   });
-  if (result.failedScripts.length > 0) throw new Error(`scripts failed: ${result.failedScripts.map((s) => `${s.package} ${s.script}`).join(", ")}`);
+  if (result.failedScripts.length > 0)
+    throw new Error(`scripts failed: ${result.failedScripts.map((s) => `${s.package} ${s.script}`).join(", ")}`);
   process.stdout.write(`${result.installed.length} packages, ${result.manifest.size} paths\n`);
 }
 

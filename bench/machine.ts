@@ -16,7 +16,12 @@ export interface Machine {
 function firstLine(cmd: string, args: string[]): string {
   try {
     const out = execFileSync(cmd, args, { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] });
-    return out.split("\n").find((l) => l.trim() !== "")?.trim() ?? "";
+    return (
+      out
+        .split("\n")
+        .find((l) => l.trim() !== "")
+        ?.trim() ?? ""
+    );
   } catch (err) {
     const e = err as { stdout?: string; stderr?: string };
     return (e.stdout || e.stderr || "not available").split("\n")[0]!.trim();

@@ -27,15 +27,21 @@ function count(name: string, fallback: number, min = 1): number {
   const raw = process.env[name];
   if (raw === undefined || raw === "") return fallback;
   const n = Number(raw);
-  if (!Number.isInteger(n) || n < min) throw new Error(`${name}=${JSON.stringify(raw)}: expected a whole number >= ${min}`);
+  if (!Number.isInteger(n) || n < min)
+    throw new Error(`${name}=${JSON.stringify(raw)}: expected a whole number >= ${min}`);
   return n;
 }
 
 function selected(): SectionId[] {
   const raw = process.env.BENCH_ONLY;
   if (!raw) return [...SECTIONS];
-  const ids = raw.split(",").map((s) => s.trim()).filter((s) => s !== "");
-  for (const id of ids) if (!SECTIONS.includes(id as SectionId)) throw new Error(`BENCH_ONLY: "${id}" is not a section; expected some of ${SECTIONS.join(",")}`);
+  const ids = raw
+    .split(",")
+    .map((s) => s.trim())
+    .filter((s) => s !== "");
+  for (const id of ids)
+    if (!SECTIONS.includes(id as SectionId))
+      throw new Error(`BENCH_ONLY: "${id}" is not a section; expected some of ${SECTIONS.join(",")}`);
   return ids as SectionId[];
 }
 
@@ -44,10 +50,17 @@ function selected(): SectionId[] {
  * the current bench/analysis.md, measuring nothing (for a corrected analysis or layout).
  */
 async function render(benchDir: string): Promise<void> {
-  const stored = JSON.parse(fs.readFileSync(path.join(benchDir, "results.json"), "utf8")) as { info: RunInfo; machine: Machine; sections: SectionResult[] };
+  const stored = JSON.parse(fs.readFileSync(path.join(benchDir, "results.json"), "utf8")) as {
+    info: RunInfo;
+    machine: Machine;
+    sections: SectionResult[];
+  };
   const w = await benchWorkload();
   const analysis = fs.readFileSync(path.join(benchDir, "analysis.md"), "utf8");
-  fs.writeFileSync(path.join(benchDir, "RESULTS.md"), renderResults(stored.info, stored.machine, w, stored.sections, analysis));
+  fs.writeFileSync(
+    path.join(benchDir, "RESULTS.md"),
+    renderResults(stored.info, stored.machine, w, stored.sections, analysis),
+  );
 }
 
 async function main(): Promise<void> {
@@ -57,7 +70,8 @@ async function main(): Promise<void> {
   // bench/run.sh runs this from the repository root, compiled into <out>/bench/main.js.
   const repoRoot = process.cwd();
   const benchDir = path.join(repoRoot, "bench");
-  if (!fs.existsSync(path.join(benchDir, "run.sh"))) throw new Error(`run from the repository root (no bench/run.sh under ${repoRoot}); use npm run bench`);
+  if (!fs.existsSync(path.join(benchDir, "run.sh")))
+    throw new Error(`run from the repository root (no bench/run.sh under ${repoRoot}); use npm run bench`);
   const only = selected();
   const ctx: BenchContext = {
     runs: count("BENCH_RUNS", 5),
@@ -110,21 +124,36 @@ async function main(): Promise<void> {
       // The sections measured now replace (or join) those of the last full run in RESULTS.md,
       // each saying when and under what load it was measured.
       const file = path.join(benchDir, "results.json");
-      const stored = JSON.parse(fs.readFileSync(file, "utf8")) as { info: RunInfo; machine: Machine; sections: SectionResult[] };
+      const stored = JSON.parse(fs.readFileSync(file, "utf8")) as {
+        info: RunInfo;
+        machine: Machine;
+        sections: SectionResult[];
+      };
       for (const s of sections) {
-        s.measured = { date: info.date, command: `BENCH_MERGE=1 ${info.command}`, loadBefore: info.loadBefore, loadAfter: info.loadAfter };
+        s.measured = {
+          date: info.date,
+          command: `BENCH_MERGE=1 ${info.command}`,
+          loadBefore: info.loadBefore,
+          loadAfter: info.loadAfter,
+        };
         const at = stored.sections.findIndex((old) => old.id === s.id);
         if (at >= 0) stored.sections[at] = s;
         else stored.sections.push(s);
       }
       fs.writeFileSync(file, JSON.stringify(stored, null, 2) + "\n");
-      fs.writeFileSync(path.join(benchDir, "RESULTS.md"), renderResults(stored.info, stored.machine, w, stored.sections, analysis));
+      fs.writeFileSync(
+        path.join(benchDir, "RESULTS.md"),
+        renderResults(stored.info, stored.machine, w, stored.sections, analysis),
+      );
       ctx.log(`merged ${only.join(",")} into ${path.join(benchDir, "RESULTS.md")}`);
       return;
     }
     const results = path.join(benchDir, partial ? "RESULTS.partial.md" : "RESULTS.md");
     fs.writeFileSync(results, renderResults(info, machine, w, sections, analysis));
-    fs.writeFileSync(path.join(benchDir, partial ? "results.partial.json" : "results.json"), JSON.stringify({ info, machine, sections }, null, 2) + "\n");
+    fs.writeFileSync(
+      path.join(benchDir, partial ? "results.partial.json" : "results.json"),
+      JSON.stringify({ info, machine, sections }, null, 2) + "\n",
+    );
     ctx.log(`wrote ${results}`);
   } finally {
     fs.rmSync(ctx.scratch, { recursive: true, force: true });

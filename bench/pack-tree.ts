@@ -11,11 +11,20 @@ import { COMPRESSIONS, compressionLevelOf, type Compression } from "../provider/
 async function main(argv: string[]): Promise<void> {
   const [tree, out, compression, level] = argv;
   if (!tree || !out || !COMPRESSIONS.includes(compression as Compression)) {
-    throw new Error(`usage: pack-tree TREE OUT COMPRESSION [LEVEL]; COMPRESSION is one of ${COMPRESSIONS.join(", ")}, got ${JSON.stringify(compression)}`);
+    throw new Error(
+      `usage: pack-tree TREE OUT COMPRESSION [LEVEL]; COMPRESSION is one of ${COMPRESSIONS.join(", ")}, got ${JSON.stringify(compression)}`,
+    );
   }
   const entries = collectEntries(tree, new Map(), new Set());
   const kind = compression as Compression;
-  const raw = await packArchive(entries, out, kind, compressionLevelOf(kind, level === undefined ? undefined : Number(level)), 1700000000, () => {});
+  const raw = await packArchive(
+    entries,
+    out,
+    kind,
+    compressionLevelOf(kind, level === undefined ? undefined : Number(level)),
+    1700000000,
+    () => {},
+  );
   process.stdout.write(`${entries.length} entries, ${raw} bytes unpacked\n`);
 }
 

@@ -14,9 +14,18 @@ const DEMO_STACK = "demo";
 
 function emptyProject(repoRoot: string, dest: string): void {
   fs.mkdirSync(dest, { recursive: true });
-  fs.writeFileSync(path.join(dest, "Pulumi.yaml"), "name: bench-empty\nruntime:\n  name: nodejs\n  options:\n    typescript: false\nmain: index.js\n");
-  fs.writeFileSync(path.join(dest, "package.json"), JSON.stringify({ name: "bench-empty", private: true, main: "index.js" }) + "\n");
-  fs.writeFileSync(path.join(dest, "index.js"), "// an empty Pulumi program: no resources, no outputs\nmodule.exports = {};\n");
+  fs.writeFileSync(
+    path.join(dest, "Pulumi.yaml"),
+    "name: bench-empty\nruntime:\n  name: nodejs\n  options:\n    typescript: false\nmain: index.js\n",
+  );
+  fs.writeFileSync(
+    path.join(dest, "package.json"),
+    JSON.stringify({ name: "bench-empty", private: true, main: "index.js" }) + "\n",
+  );
+  fs.writeFileSync(
+    path.join(dest, "index.js"),
+    "// an empty Pulumi program: no resources, no outputs\nmodule.exports = {};\n",
+  );
   fs.symlinkSync(path.join(repoRoot, "node_modules"), path.join(dest, "node_modules"));
 }
 
@@ -38,16 +47,37 @@ export async function benchPreview(ctx: BenchContext, repoRoot: string): Promise
     RAMROOT_NODE: process.execPath,
   };
   await execa("pulumi", ["stack", "init", "bench-empty", "--non-interactive"], { cwd: empty, env });
-  await execa("pulumi", ["up", "--yes", "--skip-preview", "--non-interactive", "--stack", "bench-empty"], { cwd: empty, env });
+  await execa("pulumi", ["up", "--yes", "--skip-preview", "--non-interactive", "--stack", "bench-empty"], {
+    cwd: empty,
+    env,
+  });
   let demoSummary = "";
   const preview = (cwd: string, stack: string, expectNoChanges: boolean) => async () => {
-    const s = await timeCommand("pulumi", ["preview", "--stack", stack, "--non-interactive", ...(expectNoChanges ? ["--expect-no-changes"] : [])], { cwd, env });
-    if (stack === DEMO_STACK) demoSummary = s.stdout.slice(s.stdout.indexOf("Resources:")).trim().split("\n").map((l) => l.trim()).join("; ");
+    const s = await timeCommand(
+      "pulumi",
+      ["preview", "--stack", stack, "--non-interactive", ...(expectNoChanges ? ["--expect-no-changes"] : [])],
+      { cwd, env },
+    );
+    if (stack === DEMO_STACK)
+      demoSummary = s.stdout
+        .slice(s.stdout.indexOf("Resources:"))
+        .trim()
+        .split("\n")
+        .map((l) => l.trim())
+        .join("; ");
     return s;
   };
   const variants: Variant[] = [
-    { label: "demo stack", command: "PULUMI_BACKEND_URL=file://COPY pulumi preview --stack demo", run: preview(repoRoot, DEMO_STACK, false) },
-    { label: "empty program", command: "pulumi preview --stack bench-empty --expect-no-changes  # index.js: module.exports = {}", run: preview(empty, "bench-empty", true) },
+    {
+      label: "demo stack",
+      command: "PULUMI_BACKEND_URL=file://COPY pulumi preview --stack demo",
+      run: preview(repoRoot, DEMO_STACK, false),
+    },
+    {
+      label: "empty program",
+      command: "pulumi preview --stack bench-empty --expect-no-changes  # index.js: module.exports = {}",
+      run: preview(empty, "bench-empty", true),
+    },
   ];
   ctx.log("preview: demo stack vs empty program");
   const rows = await alternate(variants, ctx.runs, ctx.log);
@@ -59,6 +89,8 @@ export async function benchPreview(ctx: BenchContext, repoRoot: string): Promise
       "the boot disk image is read) run in the project directory against a copy of the file backend, and of an empty Node.js program with no changes (--expect-no-changes). " +
       "The demo runs in place because the stack's inputs hold absolute paths (overlay, keys, repositories): a copied project previews as changed.",
     tables: [{ caption: "preview", baseline: "empty program", rows, runs: ctx.runs }],
-    notes: [`The demo preview's summary in the last run: ${demoSummary || "(none)"}. When it proposes changes the project was edited since the last \`npm start\`; the preview still plans everything, so the timing stands.`],
+    notes: [
+      `The demo preview's summary in the last run: ${demoSummary || "(none)"}. When it proposes changes the project was edited since the last \`npm start\`; the preview still plans everything, so the timing stands.`,
+    ],
   };
 }

@@ -14,9 +14,13 @@ export function cliCommand(args: string[]): [string, string[]] {
   return [process.execPath, ["-e", script, ...args]];
 }
 
-export async function ramrootCli(args: string[], env: Record<string, string> = {}): Promise<{ stdout: string; stderr: string }> {
+export async function ramrootCli(
+  args: string[],
+  env: Record<string, string> = {},
+): Promise<{ stdout: string; stderr: string }> {
   const [file, argv] = cliCommand(args);
   const r = await execa(file, argv, { env, reject: false, maxBuffer: 64 * 1024 * 1024 });
-  if (r.exitCode !== 0) throw new Error(`ramroot ${args.join(" ")} failed (exit ${r.exitCode}): ${String(r.stderr).trim().slice(-2000)}`);
+  if (r.exitCode !== 0)
+    throw new Error(`ramroot ${args.join(" ")} failed (exit ${r.exitCode}): ${String(r.stderr).trim().slice(-2000)}`);
   return { stdout: String(r.stdout), stderr: String(r.stderr) };
 }

@@ -17,7 +17,11 @@ import type { Workload } from "./workload";
 
 type Layered = "gzip" | "zstd";
 
-function writeConfig(file: string, base: string, change: (c: Record<string, unknown>) => Record<string, unknown>): string {
+function writeConfig(
+  file: string,
+  base: string,
+  change: (c: Record<string, unknown>) => Record<string, unknown>,
+): string {
   const config = parseYaml(fs.readFileSync(base, "utf8")) as Record<string, unknown>;
   fs.writeFileSync(file, toYaml(change(config)));
   return file;
@@ -41,17 +45,35 @@ export async function benchRebuild(w: Workload, ctx: BenchContext): Promise<Sect
       };
       const config = w.config[compression];
       // In the project directory: the overlay and repository paths resolve as for the base config.
-      const plus = writeConfig(path.join(w.projectDir, `image-${compression}-plus-hello.yaml`), config, (c) => ({ ...c, packages: [...(c.packages as string[]), "hello-ramroot"] }));
-      const alone = writeConfig(path.join(w.projectDir, `image-${compression}-hello-alone.yaml`), config, (c) => ({ ...c, packages: ["hello-ramroot"], kernel: "none", overlay: undefined, services: undefined, hostname: undefined }));
+      const plus = writeConfig(path.join(w.projectDir, `image-${compression}-plus-hello.yaml`), config, (c) => ({
+        ...c,
+        packages: [...(c.packages as string[]), "hello-ramroot"],
+      }));
+      const alone = writeConfig(path.join(w.projectDir, `image-${compression}-hello-alone.yaml`), config, (c) => ({
+        ...c,
+        packages: ["hello-ramroot"],
+        kernel: "none",
+        overlay: undefined,
+        services: undefined,
+        hostname: undefined,
+      }));
       setOverlay("0");
       ctx.log(`rebuild ${compression}: priming the caches (two cold builds, not timed)`);
       await build(config);
       const primed = await build(plus);
       const initramfs = /^initramfs\s+(\S+)/m.exec(primed.stdout)?.[1];
       if (!initramfs) throw new Error(`ramroot build ${plus} printed no initramfs line:\n${primed.stdout}`);
-      const packageLayer = JSON.parse(fs.readFileSync(path.join(path.dirname(initramfs), "image.json"), "utf8")) as { layers: { key: string }[] };
+      const packageLayer = JSON.parse(fs.readFileSync(path.join(path.dirname(initramfs), "image.json"), "utf8")) as {
+        layers: { key: string }[];
+      };
       const rawLayer = path.join(dir, `package-layer-${compression}.cpio`);
-      execFileSync("sh", ["-c", `${compression === "gzip" ? "gzip" : "zstd"} -dc < "$1" > "$2"`, "sh", path.join(images, "layers", packageLayer.layers[0]!.key, "layer.cpio"), rawLayer]);
+      execFileSync("sh", [
+        "-c",
+        `${compression === "gzip" ? "gzip" : "zstd"} -dc < "$1" > "$2"`,
+        "sh",
+        path.join(images, "layers", packageLayer.layers[0]!.key, "layer.cpio"),
+        rawLayer,
+      ]);
 
       const overlayEdit: Variant = {
         label: `one overlay file changed (${compression})`,
@@ -59,12 +81,18 @@ export async function benchRebuild(w: Workload, ctx: BenchContext): Promise<Sect
         before: () => setOverlay(`changed-${++revision}`),
         run: () => build(config),
         check: (s) => {
-          if (/from the cache/.test(s.stdout ?? "")) throw new Error(`${config}: the edited overlay came from the image cache`);
+          if (/from the cache/.test(s.stdout ?? ""))
+            throw new Error(`${config}: the edited overlay came from the image cache`);
         },
       };
       ctx.log(`rebuild ${compression}: overlay edit, ${ctx.runs} rounds`);
       const editRows = await alternate([overlayEdit], ctx.runs, ctx.log);
-      tables.push({ caption: `one overlay file changed, ${compression} at its default level`, baseline: overlayEdit.label, rows: editRows, runs: ctx.runs });
+      tables.push({
+        caption: `one overlay file changed, ${compression} at its default level`,
+        baseline: overlayEdit.label,
+        rows: editRows,
+        runs: ctx.runs,
+      });
       setOverlay("0");
 
       const root = path.join(dir, "alone-root");
@@ -79,9 +107,24 @@ export async function benchRebuild(w: Workload, ctx: BenchContext): Promise<Sect
         before: () => fs.rmSync(root, { recursive: true, force: true }),
         run: async (): Promise<Sample> => {
           const node = process.execPath;
-          const install = await timeCommand(node, [path.join(__dirname, "install-root.js"), alone, root, path.join(home, "apk", "packages")]);
-          const pack = await timeCommand(node, [path.join(__dirname, "pack-tree.js"), root, path.join(dir, "alone.cpio"), compression]);
-          const recompress = await timeCommand(node, [path.join(__dirname, "compress-file.js"), rawLayer, path.join(dir, "layer.out"), compression]);
+          const install = await timeCommand(node, [
+            path.join(__dirname, "install-root.js"),
+            alone,
+            root,
+            path.join(home, "apk", "packages"),
+          ]);
+          const pack = await timeCommand(node, [
+            path.join(__dirname, "pack-tree.js"),
+            root,
+            path.join(dir, "alone.cpio"),
+            compression,
+          ]);
+          const recompress = await timeCommand(node, [
+            path.join(__dirname, "compress-file.js"),
+            rawLayer,
+            path.join(dir, "layer.out"),
+            compression,
+          ]);
           const parts = [install, pack, recompress];
           return {
             seconds: parts.reduce((n, p) => n + p.seconds, 0),
@@ -92,7 +135,12 @@ export async function benchRebuild(w: Workload, ctx: BenchContext): Promise<Sect
       };
       ctx.log(`rebuild ${compression}: one package added, ${ctx.heavyRuns} rounds`);
       const pkgRows = await alternate([packageChange, floor], ctx.heavyRuns, ctx.log);
-      tables.push({ caption: `one package added, ${compression} at its default level`, baseline: floor.label, rows: pkgRows, runs: ctx.heavyRuns });
+      tables.push({
+        caption: `one package added, ${compression} at its default level`,
+        baseline: floor.label,
+        rows: pkgRows,
+        runs: ctx.heavyRuns,
+      });
       fs.rmSync(rawLayer, { force: true });
     }
   } finally {

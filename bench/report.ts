@@ -30,17 +30,30 @@ function table(t: ResultTable): string {
   head.push("peak RSS", "all runs (s)");
   const lines = [`| ${head.map(cell).join(" | ")} |`, `|${head.map(() => " --- ").join("|")}|`];
   for (const r of t.rows) {
-    const cells = [r.label, secs(r.medianSeconds), base ? `${(r.medianSeconds / base.medianSeconds).toFixed(2)}x` : "-"];
+    const cells = [
+      r.label,
+      secs(r.medianSeconds),
+      base ? `${(r.medianSeconds / base.medianSeconds).toFixed(2)}x` : "-",
+    ];
     if (t.inputBytes) cells.push((t.inputBytes / 2 ** 20 / r.medianSeconds).toFixed(1));
     if (t.showBytes) cells.push(r.bytes !== undefined ? mibs(r.bytes) : "-");
     if (cpu) cells.push(r.medianCpuSeconds !== undefined ? secs(r.medianCpuSeconds) : "-");
-    cells.push(r.medianPeakKiB !== undefined ? `${(r.medianPeakKiB / 1024).toFixed(0)} MiB` : "-", r.samples.map((s) => secs(s.seconds)).join(", "));
+    cells.push(
+      r.medianPeakKiB !== undefined ? `${(r.medianPeakKiB / 1024).toFixed(0)} MiB` : "-",
+      r.samples.map((s) => secs(s.seconds)).join(", "),
+    );
     lines.push(`| ${cells.map(cell).join(" | ")} |`);
   }
   return lines.join("\n");
 }
 
-export function renderResults(run: RunInfo, machine: Machine, w: Workload, sections: SectionResult[], analysis: string): string {
+export function renderResults(
+  run: RunInfo,
+  machine: Machine,
+  w: Workload,
+  sections: SectionResult[],
+  analysis: string,
+): string {
   const out: string[] = [];
   out.push("# ramroot benchmarks", "");
   out.push(
@@ -52,9 +65,18 @@ export function renderResults(run: RunInfo, machine: Machine, w: Workload, secti
     "",
   );
   out.push("## Machine", "");
-  out.push(`- CPU: ${machine.cpu}, ${machine.cores} cores; ${machine.memoryGiB} GiB RAM; ${machine.kernel}; KVM: ${machine.kvm ? "yes (not used)" : "no"}`);
-  out.push(`- Node ${machine.node}; ${Object.entries(machine.tools).map(([k, v]) => `${k}: ${v}`).join("; ")}`);
-  out.push(`- Load average (1/5/15 min) at the start ${run.loadBefore.map((l) => l.toFixed(2)).join("/")}, at the end ${run.loadAfter.map((l) => l.toFixed(2)).join("/")}: other jobs on the machine show up here.`, "");
+  out.push(
+    `- CPU: ${machine.cpu}, ${machine.cores} cores; ${machine.memoryGiB} GiB RAM; ${machine.kernel}; KVM: ${machine.kvm ? "yes (not used)" : "no"}`,
+  );
+  out.push(
+    `- Node ${machine.node}; ${Object.entries(machine.tools)
+      .map(([k, v]) => `${k}: ${v}`)
+      .join("; ")}`,
+  );
+  out.push(
+    `- Load average (1/5/15 min) at the start ${run.loadBefore.map((l) => l.toFixed(2)).join("/")}, at the end ${run.loadAfter.map((l) => l.toFixed(2)).join("/")}: other jobs on the machine show up here.`,
+    "",
+  );
   out.push("## Workload", "");
   out.push(
     `A signed local repository built with \`ramroot pkg build\` + \`ramroot repo index\` (bench/workload.ts, on top of test/fixtures/image-repo.ts): ` +
@@ -65,13 +87,27 @@ export function renderResults(run: RunInfo, machine: Machine, w: Workload, secti
     "",
   );
   for (const [compression, error] of Object.entries(w.buildErrors)) {
-    out.push(`**\`ramroot build\` with compression ${compression} failed on this workload:**`, "", "```", error.split("\n").filter((l) => !l.startsWith("[ramroot]")).slice(-14).join("\n"), "```", "");
+    out.push(
+      `**\`ramroot build\` with compression ${compression} failed on this workload:**`,
+      "",
+      "```",
+      error
+        .split("\n")
+        .filter((l) => !l.startsWith("[ramroot]"))
+        .slice(-14)
+        .join("\n"),
+      "```",
+      "",
+    );
   }
   for (const s of sections) {
     out.push(`## ${s.title}`, "", s.intro, "");
     if (s.measured) {
       const load = (l: number[]) => l.map((x) => x.toFixed(2)).join("/");
-      out.push(`Measured on ${s.measured.date} by \`${s.measured.command}\` (merged into this file), load average ${load(s.measured.loadBefore)} at the start and ${load(s.measured.loadAfter)} at the end.`, "");
+      out.push(
+        `Measured on ${s.measured.date} by \`${s.measured.command}\` (merged into this file), load average ${load(s.measured.loadBefore)} at the start and ${load(s.measured.loadAfter)} at the end.`,
+        "",
+      );
     }
     for (const t of s.tables) {
       out.push(`**${t.caption}** (${t.runs} rounds)`, "", table(t), "");

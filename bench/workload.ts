@@ -60,7 +60,24 @@ const log = (m: string) => process.stderr.write(`[bench workload] ${m}\n`);
 
 /** Deterministic filler text, so the small files compress like text, not like noise. */
 function fillerText(seed: number, bytes: number): string {
-  const words = ["storage", "pool", "replica", "snapshot", "export", "network", "service", "daemon", "config", "volume", "disk", "share", "user", "group", "mount", "scrub"];
+  const words = [
+    "storage",
+    "pool",
+    "replica",
+    "snapshot",
+    "export",
+    "network",
+    "service",
+    "daemon",
+    "config",
+    "volume",
+    "disk",
+    "share",
+    "user",
+    "group",
+    "mount",
+    "scrub",
+  ];
   let out = "";
   let x = seed;
   while (out.length < bytes) {
@@ -73,7 +90,15 @@ function fillerText(seed: number, bytes: number): string {
 function writeBenchData(tree: string): number {
   let files = 0;
   for (let i = 0; i < 240; i++) {
-    const file = path.join(tree, "usr", "share", "doc", "bench-data", `section-${String(i % 12).padStart(2, "0")}`, `page-${String(i).padStart(3, "0")}.txt`);
+    const file = path.join(
+      tree,
+      "usr",
+      "share",
+      "doc",
+      "bench-data",
+      `section-${String(i % 12).padStart(2, "0")}`,
+      `page-${String(i).padStart(3, "0")}.txt`,
+    );
     fs.mkdirSync(path.dirname(file), { recursive: true });
     fs.writeFileSync(file, fillerText(i + 1, 200 + ((i * 977) % 8000)));
     files++;
@@ -81,7 +106,10 @@ function writeBenchData(tree: string): number {
   for (let i = 0; i < 60; i++) {
     const file = path.join(tree, "etc", "bench-data", `conf.d-${String(i).padStart(2, "0")}.conf`);
     fs.mkdirSync(path.dirname(file), { recursive: true });
-    fs.writeFileSync(file, `# setting file ${i}\nname=share${i}\npath=/srv/share${i}\nreadonly=${i % 2 === 0 ? "no" : "yes"}\n`);
+    fs.writeFileSync(
+      file,
+      `# setting file ${i}\nname=share${i}\npath=/srv/share${i}\nreadonly=${i % 2 === 0 ? "no" : "yes"}\n`,
+    );
     files++;
   }
   return files;
@@ -89,7 +117,8 @@ function writeBenchData(tree: string): number {
 
 function countKernelModules(dir: string): number {
   let n = 0;
-  for (const entry of fs.readdirSync(dir, { withFileTypes: true, recursive: true })) if (entry.isFile() && /\.ko(\.(xz|zst|gz))?$/.test(entry.name)) n++;
+  for (const entry of fs.readdirSync(dir, { withFileTypes: true, recursive: true }))
+    if (entry.isFile() && /\.ko(\.(xz|zst|gz))?$/.test(entry.name)) n++;
   return n;
 }
 
@@ -128,42 +157,77 @@ async function buildRepository(dir: string): Promise<{ repo: ImageRepo; modules:
   fs.cpSync(kernel.modulesDir, path.join(ktree, "lib", "modules", kernel.release), { recursive: true });
   const modules = countKernelModules(path.join(ktree, "lib", "modules"));
   log(`ramroot pkg build linux-lts 6.1.0-r1 (${modules} modules)`);
-  await ramroot("pkg", "build", "--dir", ktree, "--name", "linux-lts", "--version", "6.1.0-r1", "--description", `Debian kernel ${kernel.release}, all modules`,
-    "--license", "GPL-2.0-only", "--origin", "linux-lts", ...common);
+  await ramroot(
+    "pkg",
+    "build",
+    "--dir",
+    ktree,
+    "--name",
+    "linux-lts",
+    "--version",
+    "6.1.0-r1",
+    "--description",
+    `Debian kernel ${kernel.release}, all modules`,
+    "--license",
+    "GPL-2.0-only",
+    "--origin",
+    "linux-lts",
+    ...common,
+  );
   fs.rmSync(ktree, { recursive: true, force: true }); // 400 MB the benchmarks never read again
 
   const dtree = path.join(dir, "trees", "bench-data");
   fs.rmSync(dtree, { recursive: true, force: true });
   const files = writeBenchData(dtree);
   log(`ramroot pkg build bench-data (${files} small files)`);
-  await ramroot("pkg", "build", "--dir", dtree, "--name", "bench-data", "--version", "1.0-r0", "--description", "small files like a real system has",
-    "--license", "MIT", ...common);
+  await ramroot(
+    "pkg",
+    "build",
+    "--dir",
+    dtree,
+    "--name",
+    "bench-data",
+    "--version",
+    "1.0-r0",
+    "--description",
+    "small files like a real system has",
+    "--license",
+    "MIT",
+    ...common,
+  );
   await ramroot("repo", "index", "--dir", repo.archDir, "--description", "ramroot benchmark repository", ...sign);
   return { repo, modules };
 }
 
-function writeProject(dir: string, repo: ImageRepo): { config: Record<BenchCompression, string>; changingFile: string; packages: string[] } {
+function writeProject(
+  dir: string,
+  repo: ImageRepo,
+): { config: Record<BenchCompression, string>; changingFile: string; packages: string[] } {
   fs.mkdirSync(path.join(dir, "root", "etc", "init.d"), { recursive: true });
   fs.mkdirSync(path.join(dir, "root", "etc", "bench"), { recursive: true });
   fs.writeFileSync(path.join(dir, "root", "etc", "init.d", "bench-marker"), MARKER_SERVICE, { mode: 0o755 });
   const changingFile = path.join(dir, "root", "etc", "bench", "revision");
   fs.writeFileSync(changingFile, "0\n");
-  for (let i = 0; i < 40; i++) fs.writeFileSync(path.join(dir, "root", "etc", "bench", `share-${i}.conf`), fillerText(1000 + i, 300));
+  for (let i = 0; i < 40; i++)
+    fs.writeFileSync(path.join(dir, "root", "etc", "bench", `share-${i}.conf`), fillerText(1000 + i, 300));
   const packages = ["alpine-baselayout", "busybox", "ramroot-init", "bench-data"];
   const config = {} as Record<BenchCompression, string>;
   for (const compression of COMPRESSIONS) {
     const file = path.join(dir, `image-${compression}.yaml`);
-    fs.writeFileSync(file, toYaml({
-      repositories: [repo.repository],
-      keys: [repo.keysDir],
-      packages,
-      kernel: "lts",
-      overlay: "root",
-      services: { boot: ["hostname"], default: ["bench-marker"] },
-      hostname: "benchbox",
-      compression,
-      epoch: 1700000000,
-    }));
+    fs.writeFileSync(
+      file,
+      toYaml({
+        repositories: [repo.repository],
+        keys: [repo.keysDir],
+        packages,
+        kernel: "lts",
+        overlay: "root",
+        services: { boot: ["hostname"], default: ["bench-marker"] },
+        hostname: "benchbox",
+        compression,
+        epoch: 1700000000,
+      }),
+    );
     config[compression] = file;
   }
   return { config, changingFile, packages };
@@ -171,14 +235,21 @@ function writeProject(dir: string, repo: ImageRepo): { config: Record<BenchCompr
 
 /** Builds one config with the CLI into the workload's own caches. */
 async function buildWith(config: string, dir: string): Promise<BuiltImage> {
-  const out = await ramrootCli(["build", config, "--cache", path.join(dir, "images")], { RAMROOT_CACHE: path.join(dir, "cache") });
+  const out = await ramrootCli(["build", config, "--cache", path.join(dir, "images")], {
+    RAMROOT_CACHE: path.join(dir, "cache"),
+  });
   const field = (name: string) => {
     const m = new RegExp(`^${name}\\s+(\\S+)(?:\\s+(\\S+))?`, "m").exec(out.stdout);
     if (!m) throw new Error(`ramroot build ${config} printed no ${name} line:\n${out.stdout}`);
     return m;
   };
   const initramfs = field("initramfs")[1]!;
-  return { kernel: field("kernel")[1]!, initramfs, initramfsBytes: fs.statSync(initramfs).size, imageId: field("imageId")[1]! };
+  return {
+    kernel: field("kernel")[1]!,
+    initramfs,
+    initramfsBytes: fs.statSync(initramfs).size,
+    imageId: field("imageId")[1]!,
+  };
 }
 
 export async function benchWorkload(): Promise<Workload> {
@@ -189,14 +260,20 @@ export async function benchWorkload(): Promise<Workload> {
     const w = JSON.parse(fs.readFileSync(done, "utf8")) as Workload & { builderFormat?: number };
     // Images from another builder format, or a failed build, are made again (the repository stays).
     const current = w.builderFormat === BUILDER_FORMAT && Object.keys(w.buildErrors).length === 0;
-    if (current && Object.values(w.images).every((i) => i === undefined || fs.existsSync(i.initramfs)) && fs.existsSync(w.tree)) return w;
+    if (
+      current &&
+      Object.values(w.images).every((i) => i === undefined || fs.existsSync(i.initramfs)) &&
+      fs.existsSync(w.tree)
+    )
+      return w;
   }
   // The repository (the slow part: a 400 MB package) is kept once made; the rest is redone.
   const repoDone = path.join(dir, "repo.json");
   let made: { repo: ImageRepo; modules: number };
   if (fs.existsSync(repoDone)) {
     made = JSON.parse(fs.readFileSync(repoDone, "utf8")) as { repo: ImageRepo; modules: number };
-    for (const p of ["project", "images", "cache", "tree"]) fs.rmSync(path.join(dir, p), { recursive: true, force: true });
+    for (const p of ["project", "images", "cache", "tree"])
+      fs.rmSync(path.join(dir, p), { recursive: true, force: true });
   } else {
     fs.rmSync(dir, { recursive: true, force: true });
     fs.mkdirSync(dir, { recursive: true });
@@ -224,12 +301,24 @@ export async function benchWorkload(): Promise<Workload> {
   const tree = path.join(dir, "tree");
   fs.mkdirSync(tree);
   log("unpacking the uncompressed image with GNU cpio");
-  execFileSync("cpio", ["-idm", "--quiet", "--no-absolute-filenames", "-F", images.none.initramfs], { cwd: tree, stdio: ["ignore", "ignore", "pipe"] });
+  execFileSync("cpio", ["-idm", "--quiet", "--no-absolute-filenames", "-F", images.none.initramfs], {
+    cwd: tree,
+    stdio: ["ignore", "ignore", "pipe"],
+  });
   const size = treeSize(tree);
   const workload: Workload = {
-    dir, repo, projectDir, config, changingFile, packages,
+    dir,
+    repo,
+    projectDir,
+    config,
+    changingFile,
+    packages,
     marker: `RAMROOT-BENCH-UP modules=${modules}`,
-    images, buildErrors, tree, treeBytes: size.bytes, treeFiles: size.files,
+    images,
+    buildErrors,
+    tree,
+    treeBytes: size.bytes,
+    treeFiles: size.files,
   };
   fs.writeFileSync(done, JSON.stringify({ ...workload, builderFormat: BUILDER_FORMAT }, null, 2) + "\n");
   return workload;
@@ -241,7 +330,7 @@ export function sha256File(file: string): string {
   const fd = fs.openSync(file, "r");
   try {
     const buf = Buffer.allocUnsafe(1 << 20);
-    for (let n; (n = fs.readSync(fd, buf, 0, buf.length, null)) > 0; ) hash.update(buf.subarray(0, n));
+    for (let n; (n = fs.readSync(fd, buf, 0, buf.length, null)) > 0;) hash.update(buf.subarray(0, n));
   } finally {
     fs.closeSync(fd);
   }

@@ -15,7 +15,13 @@ const major = Number(process.versions.node.split(".")[0]);
 function setupNode() {
   if (process.env.RAMROOT_NODE && fs.existsSync(process.env.RAMROOT_NODE)) return process.env.RAMROOT_NODE;
   const dir = path.join(process.env.RAMROOT_CACHE || path.join(os.homedir(), ".cache", "ramroot"), "node");
-  const found = fs.existsSync(dir) ? fs.readdirSync(dir).filter((d) => d.startsWith("node-")).sort().reverse() : [];
+  const found = fs.existsSync(dir)
+    ? fs
+        .readdirSync(dir)
+        .filter((d) => d.startsWith("node-"))
+        .sort()
+        .reverse()
+    : [];
   for (const d of found) {
     const node = path.join(dir, d, "bin", "node");
     if (fs.existsSync(node)) return node;
@@ -36,7 +42,9 @@ if (!fs.existsSync(entry)) {
   console.error(`ramroot: ${entry} is missing; run \`npm run setup\` (or \`npm run build\`) first`);
   process.exit(2);
 }
-require(entry).main(process.argv).catch((err) => {
-  console.error(`ramroot: ${err && err.message ? err.message : err}`);
-  process.exit(1);
-});
+require(entry)
+  .main(process.argv)
+  .catch((err) => {
+    console.error(`ramroot: ${err && err.message ? err.message : err}`);
+    process.exit(1);
+  });

@@ -48,8 +48,23 @@ export class AbSystem extends pulumi.ComponentResource {
   declare public readonly pinned: pulumi.Output<string | undefined>;
 
   constructor(name: string, args: AbSystemArgs, opts: pulumi.ComponentResourceOptions = {}) {
-    const outputs = { activeSlot: undefined, writtenSlot: undefined, imageId: undefined, planId: undefined, packages: undefined, artifacts: undefined, syslinuxDefault: undefined, pinned: undefined };
+    const outputs = {
+      activeSlot: undefined,
+      writtenSlot: undefined,
+      imageId: undefined,
+      planId: undefined,
+      packages: undefined,
+      artifacts: undefined,
+      syslinuxDefault: undefined,
+      pinned: undefined,
+    };
     // Stacks deployed before the component moved into the provider named it ramroot:components:AbSystem.
-    super(AB_SYSTEM_TOKEN, name, { ...args, ...outputs }, { ...opts, aliases: [...(opts.aliases ?? []), { type: "ramroot:components:AbSystem" }] }, true);
+    super(
+      AB_SYSTEM_TOKEN,
+      name,
+      { ...args, ...outputs },
+      { ...opts, aliases: [...(opts.aliases ?? []), { type: "ramroot:components:AbSystem" }] },
+      true,
+    );
   }
 }

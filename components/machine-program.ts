@@ -45,4 +45,3 @@ export async function machineProgram(): Promise<Record<string, pulumi.Output<unk
     pinned: system.pinned,
   };
 }
-

@@ -108,7 +108,12 @@ export async function writeFileAtomic(file: string, data: Buffer | string, opts:
  * directory; with `keepReader`, a read-only descriptor of the new file is opened before the
  * rename and returned (the caller closes it).
  */
-function replaceFileSync(file: string, data: Buffer | string, opts: ReplaceOptions, keepReader: boolean): number | undefined {
+function replaceFileSync(
+  file: string,
+  data: Buffer | string,
+  opts: ReplaceOptions,
+  keepReader: boolean,
+): number | undefined {
   const dir = path.dirname(file);
   if (opts.mkdir !== false) fs.mkdirSync(dir, { recursive: true });
   const temp = tempNameFor(file);

@@ -25,9 +25,7 @@ export interface HttpGetOptions {
   onRetry?: (message: string) => void;
 }
 
-export type HttpGetResult =
-  | { notModified: true }
-  | { notModified: false; body: Buffer; validators: HttpValidators };
+export type HttpGetResult = { notModified: true } | { notModified: false; body: Buffer; validators: HttpValidators };
 
 /** A download that failed for good; `url` is what was asked for. */
 export class HttpError extends Error {
@@ -50,7 +48,10 @@ async function readBody(res: Response, url: string, maxBytes: number): Promise<B
   const declared = res.headers.get("content-length");
   if (declared !== null && Number(declared) > maxBytes) {
     await res.body?.cancel();
-    throw new HttpError(url, `${url}: the body (${declared} bytes announced) is larger than the limit of ${maxBytes} bytes`);
+    throw new HttpError(
+      url,
+      `${url}: the body (${declared} bytes announced) is larger than the limit of ${maxBytes} bytes`,
+    );
   }
   const chunks: Buffer[] = [];
   let total = 0;
@@ -83,7 +84,11 @@ export async function httpGet(url: string, opts: HttpGetOptions = {}): Promise<H
       const headers: Record<string, string> = { "user-agent": "ramroot" };
       if (opts.validators?.etag) headers["if-none-match"] = opts.validators.etag;
       if (opts.validators?.lastModified) headers["if-modified-since"] = opts.validators.lastModified;
-      const res = await fetch(url, { headers, signal: AbortSignal.timeout(opts.timeoutMs ?? 60_000), redirect: "follow" });
+      const res = await fetch(url, {
+        headers,
+        signal: AbortSignal.timeout(opts.timeoutMs ?? 60_000),
+        redirect: "follow",
+      });
       if (res.status === 304 && opts.validators) {
         await res.body?.cancel();
         return { notModified: true };

@@ -14,14 +14,16 @@ export interface FieldFailure {
 
 function propertyPath(path: readonly PropertyKey[]): string {
   let out = "";
-  for (const part of path) out += typeof part === "number" ? `[${part}]` : out === "" ? String(part) : `.${String(part)}`;
+  for (const part of path)
+    out += typeof part === "number" ? `[${part}]` : out === "" ? String(part) : `.${String(part)}`;
   return out === "" ? "(input)" : out;
 }
 
 /** A value for an error message; a field named like a secret shows its length only. */
 export function describeValue(value: unknown, field: string): string {
   if (value === undefined) return "nothing";
-  if (/privateKey|password|secret|passphrase/i.test(field) && typeof value === "string") return `a secret of ${value.length} characters`;
+  if (/privateKey|password|secret|passphrase/i.test(field) && typeof value === "string")
+    return `a secret of ${value.length} characters`;
   const text = JSON.stringify(value);
   if (text === undefined) return String(value);
   return text.length > 120 ? `${text.slice(0, 117)}...` : text;
@@ -40,5 +42,9 @@ export function fieldFailures(issues: readonly z.core.$ZodIssue[]): FieldFailure
 export function parseInput<T>(schema: z.ZodType<T>, value: unknown, what: string): T {
   const result = schema.safeParse(value, { reportInput: true });
   if (result.success) return result.data;
-  throw new Error(`invalid ${what}:\n  ${fieldFailures(result.error.issues).map((f) => f.reason).join("\n  ")}`);
+  throw new Error(
+    `invalid ${what}:\n  ${fieldFailures(result.error.issues)
+      .map((f) => f.reason)
+      .join("\n  ")}`,
+  );
 }

@@ -30,14 +30,22 @@ export interface CounterOptions {
 const mib = (n: number) => (n / (1 << 20)).toFixed(1);
 
 /** "fetched 12/40 packages", "packed 64.0/312.5 MiB", with the current item when given. */
-export function counter(sink: ProgressSink, label: string, total: number | undefined, opts: CounterOptions = {}): Counter {
+export function counter(
+  sink: ProgressSink,
+  label: string,
+  total: number | undefined,
+  opts: CounterOptions = {},
+): Counter {
   const unit = opts.unit ?? "items";
   const interval = opts.intervalMs ?? 2000;
   const now = opts.now ?? Date.now;
   let done = 0;
   let last = opts.startQuiet ? now() : -Infinity;
   const line = (detail?: string) => {
-    const amount = unit === "bytes" ? `${mib(done)}${total !== undefined ? `/${mib(total)}` : ""} MiB` : `${done}${total !== undefined ? `/${total}` : ""}`;
+    const amount =
+      unit === "bytes"
+        ? `${mib(done)}${total !== undefined ? `/${mib(total)}` : ""} MiB`
+        : `${done}${total !== undefined ? `/${total}` : ""}`;
     return `${label} ${amount}${detail ? `: ${detail}` : ""}`;
   };
   return {
@@ -56,7 +64,11 @@ export function counter(sink: ProgressSink, label: string, total: number | undef
 }
 
 /** Calls `tick(seconds)` every `everyMs` until `stop()`; for waits with nothing to count. */
-export function heartbeat(tick: (seconds: number) => void, everyMs = 10_000, now: () => number = Date.now): { stop(): void } {
+export function heartbeat(
+  tick: (seconds: number) => void,
+  everyMs = 10_000,
+  now: () => number = Date.now,
+): { stop(): void } {
   const start = now();
   const timer = setInterval(() => tick(Math.round((now() - start) / 1000)), everyMs);
   timer.unref();

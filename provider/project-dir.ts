@@ -15,7 +15,9 @@ export function findProjectDir(from: string = process.cwd()): string {
     if (PROJECT_FILES.some((f) => fs.existsSync(path.join(dir, f)))) return dir;
     if (path.dirname(dir) === dir) break;
   }
-  throw new Error(`no Pulumi project at or above ${start} (no Pulumi.yaml); run ramroot inside the project, or give --cwd <project dir>`);
+  throw new Error(
+    `no Pulumi project at or above ${start} (no Pulumi.yaml); run ramroot inside the project, or give --cwd <project dir>`,
+  );
 }
 
 /** The project at or above `from`, or `from` itself when there is none (an inline program's work dir). */

@@ -16,7 +16,9 @@ async function main(): Promise<void> {
   }
   const work = `${dir}.partial`;
   fs.rmSync(work, { recursive: true, force: true });
-  process.stderr.write("[nas-lab] packaging Debian binaries (busybox, kernel + drivers, dropbear) into a signed APK repository (once)\n");
+  process.stderr.write(
+    "[nas-lab] packaging Debian binaries (busybox, kernel + drivers, dropbear) into a signed APK repository (once)\n",
+  );
   await buildNasRepo(work);
   fs.rmSync(dir, { recursive: true, force: true });
   fs.renameSync(work, dir);

@@ -23,7 +23,8 @@ export class ApkindexFormatError extends Error {
 const INSTALLED_DB_ONLY = new Set(["F", "M", "R", "Z", "a", "s", "f", "g"]);
 
 type NumberKey = "size" | "installedSize" | "buildTime" | "providerPriority" | "replacesPriority";
-type TextKey = "checksum" | "name" | "version" | "arch" | "description" | "url" | "license" | "origin" | "maintainer" | "commit";
+type TextKey =
+  "checksum" | "name" | "version" | "arch" | "description" | "url" | "license" | "origin" | "maintainer" | "commit";
 type ListKey = "depends" | "provides" | "installIf" | "replaces";
 
 const TEXT_FIELDS: Record<string, TextKey> = {
@@ -38,11 +39,37 @@ const TEXT_FIELDS: Record<string, TextKey> = {
   m: "maintainer",
   c: "commit",
 };
-const NUMBER_FIELDS: Record<string, NumberKey> = { S: "size", I: "installedSize", t: "buildTime", k: "providerPriority", q: "replacesPriority" };
+const NUMBER_FIELDS: Record<string, NumberKey> = {
+  S: "size",
+  I: "installedSize",
+  t: "buildTime",
+  k: "providerPriority",
+  q: "replacesPriority",
+};
 const LIST_FIELDS: Record<string, ListKey> = { D: "depends", p: "provides", i: "installIf", r: "replaces" };
 
 /** Field order when writing, the order apk-tools writes index records in. */
-const WRITE_ORDER: string[] = ["C", "P", "V", "A", "S", "I", "T", "U", "L", "o", "m", "t", "c", "k", "D", "p", "i", "r", "q"];
+const WRITE_ORDER: string[] = [
+  "C",
+  "P",
+  "V",
+  "A",
+  "S",
+  "I",
+  "T",
+  "U",
+  "L",
+  "o",
+  "m",
+  "t",
+  "c",
+  "k",
+  "D",
+  "p",
+  "i",
+  "r",
+  "q",
+];
 
 interface Draft {
   fields: Partial<Record<TextKey, string>> & Partial<Record<NumberKey, number>>;
@@ -52,12 +79,18 @@ interface Draft {
 }
 
 function emptyDraft(line: number): Draft {
-  return { fields: {}, lists: { depends: [], provides: [], installIf: [], replaces: [] }, unknownUpper: [], firstLine: line };
+  return {
+    fields: {},
+    lists: { depends: [], provides: [], installIf: [], replaces: [] },
+    unknownUpper: [],
+    firstLine: line,
+  };
 }
 
 function finish(d: Draft, source: string): PackageRecord {
   const f = d.fields;
-  if (f.name === undefined || f.name === "") throw new ApkindexFormatError(source, d.firstLine, "package record has no P: (name) field");
+  if (f.name === undefined || f.name === "")
+    throw new ApkindexFormatError(source, d.firstLine, "package record has no P: (name) field");
   if (f.version === undefined || f.version === "") {
     throw new ApkindexFormatError(source, d.firstLine, `package ${f.name} has no V: (version) field`);
   }
@@ -72,7 +105,8 @@ function finish(d: Draft, source: string): PackageRecord {
     installIf: d.lists.installIf,
     replaces: d.lists.replaces,
   };
-  for (const key of Object.values(TEXT_FIELDS)) if (key !== "name" && key !== "version" && f[key] !== undefined) rec[key] = f[key];
+  for (const key of Object.values(TEXT_FIELDS))
+    if (key !== "name" && key !== "version" && f[key] !== undefined) rec[key] = f[key];
   for (const key of Object.values(NUMBER_FIELDS)) if (f[key] !== undefined) rec[key] = f[key];
   if (d.unknownUpper.length > 0) rec.unknownUpperFields = d.unknownUpper;
   return rec;
@@ -92,7 +126,11 @@ export function parseApkindex(text: string, source = "APKINDEX"): PackageRecord[
       return;
     }
     if (line.length < 2 || line[1] !== ":") {
-      throw new ApkindexFormatError(source, lineNo, `invalid index line ${JSON.stringify(line.slice(0, 80))}; expected "X:value"`);
+      throw new ApkindexFormatError(
+        source,
+        lineNo,
+        `invalid index line ${JSON.stringify(line.slice(0, 80))}; expected "X:value"`,
+      );
     }
     draft ??= emptyDraft(lineNo);
     const letter = line[0]!;
@@ -104,7 +142,11 @@ export function parseApkindex(text: string, source = "APKINDEX"): PackageRecord[
       draft.fields[textKey] = value;
     } else if (numberKey) {
       if (!/^[0-9]+$/.test(value)) {
-        throw new ApkindexFormatError(source, lineNo, `field ${letter} has value ${JSON.stringify(value)}; expected a non-negative integer`);
+        throw new ApkindexFormatError(
+          source,
+          lineNo,
+          `field ${letter} has value ${JSON.stringify(value)}; expected a non-negative integer`,
+        );
       }
       draft.fields[numberKey] = Number(value);
     } else if (listKey) {
@@ -136,7 +178,8 @@ export function serializeRecord(rec: PackageRecord): string {
   for (const letter of WRITE_ORDER) {
     const v = fieldValue(rec, letter);
     if (v !== undefined) {
-      if (v.includes("\n")) throw new Error(`package ${rec.name}: field ${letter} contains a newline; index values must be one line`);
+      if (v.includes("\n"))
+        throw new Error(`package ${rec.name}: field ${letter} contains a newline; index values must be one line`);
       out.push(`${letter}:${v}`);
     }
   }

@@ -38,7 +38,9 @@ export class DependencyFormatError extends Error {
     readonly spec: string,
     reason: string,
   ) {
-    super(`invalid dependency ${JSON.stringify(spec)}: ${reason}; accepted: [!]name[op version] with op one of = < > <= >= ~ <~ >~ ><`);
+    super(
+      `invalid dependency ${JSON.stringify(spec)}: ${reason}; accepted: [!]name[op version] with op one of = < > <= >= ~ <~ >~ ><`,
+    );
     this.name = "DependencyFormatError";
   }
 }
@@ -75,10 +77,14 @@ export function parseDependency(spec: string): Dependency {
     tag = name.slice(atSign + 1);
     name = name.slice(0, atSign);
     if (name.length === 0) throw new DependencyFormatError(spec, "the name is empty");
-    if (!/^[A-Za-z0-9._+-]+$/.test(tag)) throw new DependencyFormatError(spec, `repository tag ${JSON.stringify(tag)} is not a tag name`);
+    if (!/^[A-Za-z0-9._+-]+$/.test(tag))
+      throw new DependencyFormatError(spec, `repository tag ${JSON.stringify(tag)} is not a tag name`);
   }
   const broken = version !== undefined && (op & DEPMASK_CHECKSUM) !== DEPMASK_CHECKSUM && !isValidVersion(version);
-  const dep: Dependency = version === undefined ? { name, op, conflict: (op & VERSION_CONFLICT) !== 0, broken } : { name, op, version, conflict: (op & VERSION_CONFLICT) !== 0, broken };
+  const dep: Dependency =
+    version === undefined
+      ? { name, op, conflict: (op & VERSION_CONFLICT) !== 0, broken }
+      : { name, op, version, conflict: (op & VERSION_CONFLICT) !== 0, broken };
   if (tag !== undefined) dep.tag = tag;
   return dep;
 }

@@ -96,9 +96,13 @@ function readIds(root: StagingRoot, file: string, idField: number): Map<string, 
  */
 export function safeEntryPath(name: string, source: string): string {
   if (name.includes("\0")) throw new Error(`${source}: entry ${JSON.stringify(name)} contains a NUL byte; refused`);
-  if (name.startsWith("/")) throw new Error(`${source}: entry ${JSON.stringify(name)} is an absolute path; package entries must be relative, refused`);
+  if (name.startsWith("/"))
+    throw new Error(
+      `${source}: entry ${JSON.stringify(name)} is an absolute path; package entries must be relative, refused`,
+    );
   const parts = name.split("/").filter((p) => p !== "" && p !== ".");
-  if (parts.includes("..")) throw new Error(`${source}: entry ${JSON.stringify(name)} contains "..", which could leave the root; refused`);
+  if (parts.includes(".."))
+    throw new Error(`${source}: entry ${JSON.stringify(name)} contains "..", which could leave the root; refused`);
   return parts.join("/");
 }
 
@@ -149,13 +153,19 @@ export function expandDataTar(dataTar: Buffer, opts: ExpandOptions): InstalledDi
     const gid = (entry.gname ? groups.get(entry.gname) : undefined) ?? entry.gid;
     const acl: Acl = { uid, gid, mode: entry.mode & 0o7777 };
     const existing = manifest.get(rel);
-    if (existing && existing.package !== opts.packageName && (existing.type !== "directory" || entry.type !== "directory")) {
+    if (
+      existing &&
+      existing.package !== opts.packageName &&
+      (existing.type !== "directory" || entry.type !== "directory")
+    ) {
       if (!(opts.mayOverwrite?.(existing.package) ?? false)) {
         if (opts.onRefusedOverwrite) {
           opts.onRefusedOverwrite(rel, existing.package);
           continue;
         }
-        throw new Error(`${source}: trying to overwrite ${rel} owned by ${existing.package}; the package must list it in replaces`);
+        throw new Error(
+          `${source}: trying to overwrite ${rel} owned by ${existing.package}; the package must list it in replaces`,
+        );
       }
     }
     const slash = rel.lastIndexOf("/");
@@ -173,18 +183,39 @@ export function expandDataTar(dataTar: Buffer, opts: ExpandOptions): InstalledDi
         continue;
       }
       staging.directory(rel, (acl.mode & 0o777) | 0o700);
-      manifest.set(rel, { path: rel, type: "directory", mode: acl.mode, uid, gid, size: 0, mtime: entry.mtime, package: opts.packageName });
+      manifest.set(rel, {
+        path: rel,
+        type: "directory",
+        mode: acl.mode,
+        uid,
+        gid,
+        size: 0,
+        mtime: entry.mtime,
+        package: opts.packageName,
+      });
       continue;
     }
 
-    if (current?.isDirectory()) throw new Error(`${source}: ${rel} is a directory on disk but a ${entry.type} in the package; refused`);
-    const record: ManifestEntry = { path: rel, type: entry.type, mode: acl.mode, uid, gid, size: 0, mtime: entry.mtime, package: opts.packageName };
+    if (current?.isDirectory())
+      throw new Error(`${source}: ${rel} is a directory on disk but a ${entry.type} in the package; refused`);
+    const record: ManifestEntry = {
+      path: rel,
+      type: entry.type,
+      mode: acl.mode,
+      uid,
+      gid,
+      size: 0,
+      mtime: entry.mtime,
+      package: opts.packageName,
+    };
     switch (entry.type) {
       case "file": {
         const digest = sha1(entry.content);
         const claimed = entry.pax["APK-TOOLS.checksum.SHA1"];
         if (claimed !== undefined && claimed.toLowerCase() !== digest) {
-          throw new Error(`${source}: ${rel} has SHA-1 ${digest} but its PAX header says ${claimed}; the package is corrupt`);
+          throw new Error(
+            `${source}: ${rel} has SHA-1 ${digest} but its PAX header says ${claimed}; the package is corrupt`,
+          );
         }
         staging.writeFile(rel, entry.content, (acl.mode & 0o777) | 0o200);
         record.sha1 = digest;
@@ -201,7 +232,10 @@ export function expandDataTar(dataTar: Buffer, opts: ExpandOptions): InstalledDi
       case "hardlink": {
         const targetRel = safeEntryPath(entry.linkTarget ?? "", source);
         const linked = manifest.get(targetRel);
-        if (!linked || linked.type !== "file") throw new Error(`${source}: hard link ${rel} points to ${JSON.stringify(entry.linkTarget)}, which is no file installed before it; refused`);
+        if (!linked || linked.type !== "file")
+          throw new Error(
+            `${source}: hard link ${rel} points to ${JSON.stringify(entry.linkTarget)}, which is no file installed before it; refused`,
+          );
         staging.link(targetRel, rel);
         record.target = targetRel;
         record.sha1 = linked.sha1;

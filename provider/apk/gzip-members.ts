@@ -57,11 +57,17 @@ const FCOMMENT = 16;
  * raw deflate stream is handed to zlib, whose `bytesWritten` tells how much of the input the
  * stream consumed; that is where the member ends. CRC-32 and length in the trailer are checked.
  */
-export function readGzipMember(data: Buffer, offset: number, source: string, maxOutput: number = MAX_MEMBER_OUTPUT): GzipMember {
+export function readGzipMember(
+  data: Buffer,
+  offset: number,
+  source: string,
+  maxOutput: number = MAX_MEMBER_OUTPUT,
+): GzipMember {
   const fail = (why: string): never => {
     throw new Error(`${source}: gzip member at byte ${offset}: ${why}`);
   };
-  if (data.length - offset < 18) fail(`truncated (${data.length - offset} bytes left, a gzip member needs at least 18)`);
+  if (data.length - offset < 18)
+    fail(`truncated (${data.length - offset} bytes left, a gzip member needs at least 18)`);
   if (data[offset] !== 0x1f || data[offset + 1] !== 0x8b) {
     fail(`not gzip (starts with 0x${data.subarray(offset, offset + 2).toString("hex")}, expected 0x1f8b)`);
   }
@@ -86,10 +92,15 @@ export function readGzipMember(data: Buffer, offset: number, source: string, max
   try {
     // maxOutputLength stops zlib as soon as the member would expand beyond the limit: a gzip
     // bomb costs at most `maxOutput` bytes of memory, never what it would expand to.
-    inflated = zlib.inflateRawSync(data.subarray(pos), { info: true, maxOutputLength: maxOutput }) as unknown as { buffer: Buffer; engine: zlib.InflateRaw };
+    inflated = zlib.inflateRawSync(data.subarray(pos), { info: true, maxOutputLength: maxOutput }) as unknown as {
+      buffer: Buffer;
+      engine: zlib.InflateRaw;
+    };
   } catch (err) {
     if (err instanceof RangeError || (err as { code?: string }).code === "ERR_BUFFER_TOO_LARGE") {
-      throw new GzipLimitError(`${source}: gzip member at byte ${offset} expands beyond ${maxOutput} bytes (from ${data.length - offset} compressed); refused as a decompression bomb`);
+      throw new GzipLimitError(
+        `${source}: gzip member at byte ${offset} expands beyond ${maxOutput} bytes (from ${data.length - offset} compressed); refused as a decompression bomb`,
+      );
     }
     return fail(`corrupt or truncated deflate data (${(err as Error).message})`);
   }
@@ -99,7 +110,7 @@ export function readGzipMember(data: Buffer, offset: number, source: string, max
   const size = data.readUInt32LE(end + 4);
   const content = inflated.buffer;
   if (zlib.crc32(content) !== crc) fail("CRC-32 of the content does not match the trailer (corrupt)");
-  if ((content.length >>> 0) !== size) fail(`length ${content.length} does not match the trailer's ${size} (corrupt)`);
+  if (content.length >>> 0 !== size) fail(`length ${content.length} does not match the trailer's ${size} (corrupt)`);
   return { offset, raw: data.subarray(offset, end + 8), content };
 }
 

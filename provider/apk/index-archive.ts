@@ -37,7 +37,8 @@ export function readSignaturePart(data: Buffer, source: string): SignaturePart {
   }
   if (first.raw.length < data.length) {
     const entries = readTar(first.content, `${source} (signature member)`);
-    if (entries.length > 0 && entries.every((e) => e.name.startsWith(".SIGN."))) return { signatureEntries: entries, bodyOffset: first.raw.length };
+    if (entries.length > 0 && entries.every((e) => e.name.startsWith(".SIGN.")))
+      return { signatureEntries: entries, bodyOffset: first.raw.length };
   }
   return { signatureEntries: [], bodyOffset: 0 };
 }
@@ -50,23 +51,32 @@ export function readSignaturePart(data: Buffer, source: string): SignaturePart {
  * key is refused always (as apk-tools does). The signature is checked over the compressed
  * bytes before the index is inflated, and inflating stops at EXPANSION_LIMITS.index.
  */
-export function readIndexArchive(data: Buffer, opts: { keys: Map<string, Buffer>; allowUntrusted?: boolean; source: string }): IndexArchive {
+export function readIndexArchive(
+  data: Buffer,
+  opts: { keys: Map<string, Buffer>; allowUntrusted?: boolean; source: string },
+): IndexArchive {
   const { source } = opts;
   const signature = readSignaturePart(data, source);
   const check = checkSignatures(signature.signatureEntries, data.subarray(signature.bodyOffset), opts.keys);
   if (check.signer && !check.valid) {
-    throw new Error(`${source}: signature does not verify (${describeSignatureCheck(check)}); the index is corrupt or was tampered with`);
+    throw new Error(
+      `${source}: signature does not verify (${describeSignatureCheck(check)}); the index is corrupt or was tampered with`,
+    );
   }
   if (!check.valid && !opts.allowUntrusted) {
     const keyList = [...opts.keys.keys()].join(", ") || "none";
-    throw new Error(`${source}: not signed by a trusted key (${describeSignatureCheck(check)}; trusted keys: ${keyList}); add the signer's public key to the keys directory or allow untrusted repositories`);
+    throw new Error(
+      `${source}: not signed by a trusted key (${describeSignatureCheck(check)}; trusted keys: ${keyList}); add the signer's public key to the keys directory or allow untrusted repositories`,
+    );
   }
   const members = splitGzipMembers(data.subarray(signature.bodyOffset), source, EXPANSION_LIMITS.index);
   const tar = Buffer.concat(members.map((m) => m.content));
   const entries = readTar(tar, source);
   const apkindex = entries.find((e) => e.name === "APKINDEX" && e.type === "file");
   if (!apkindex) {
-    throw new Error(`${source}: no APKINDEX file in the archive (found: ${entries.map((e) => e.name).join(", ") || "nothing"})`);
+    throw new Error(
+      `${source}: no APKINDEX file in the archive (found: ${entries.map((e) => e.name).join(", ") || "nothing"})`,
+    );
   }
   const description = entries.find((e) => e.name === "DESCRIPTION" && e.type === "file");
   return {
@@ -83,8 +93,18 @@ export function readIndexArchive(data: Buffer, opts: { keys: Map<string, Buffer>
  * when a signer is given, a signature member in front. Same input, same bytes.
  */
 export function writeIndexArchive(apkindexText: string, description: string, signer?: Signer): Buffer {
-  const file = (name: string, text: string) => ({ name, type: "file" as const, mode: 0o644, uid: 0, gid: 0, mtime: 0, content: Buffer.from(text, "utf8") });
-  const body = gzipDeterministic(writeTar([file("DESCRIPTION", description), file("APKINDEX", apkindexText)], { endOfArchive: true }));
+  const file = (name: string, text: string) => ({
+    name,
+    type: "file" as const,
+    mode: 0o644,
+    uid: 0,
+    gid: 0,
+    mtime: 0,
+    content: Buffer.from(text, "utf8"),
+  });
+  const body = gzipDeterministic(
+    writeTar([file("DESCRIPTION", description), file("APKINDEX", apkindexText)], { endOfArchive: true }),
+  );
   if (!signer) return body;
   return Buffer.concat([signatureMember(body, signer), body]);
 }

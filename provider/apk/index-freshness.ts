@@ -51,7 +51,12 @@ function readSeen(cacheDir: string, url: string): IndexSeen | undefined {
  * newer state. Throws IndexDowngradeError naming what went back unless `allowDowngrade`; with
  * it, the served index becomes the reference and the returned notes say what went back.
  */
-export function checkIndexFreshness(cacheDir: string, url: string, records: readonly PackageRecord[], opts: { allowDowngrade?: boolean } = {}): string[] {
+export function checkIndexFreshness(
+  cacheDir: string,
+  url: string,
+  records: readonly PackageRecord[],
+  opts: { allowDowngrade?: boolean } = {},
+): string[] {
   const newestBuildTime = records.reduce((max, r) => Math.max(max, r.buildTime ?? 0), 0);
   const seen = readSeen(cacheDir, url);
   const offered = new Map<string, string>();
@@ -62,15 +67,21 @@ export function checkIndexFreshness(cacheDir: string, url: string, records: read
   const back: string[] = [];
   if (seen) {
     if (newestBuildTime < seen.newestBuildTime) {
-      back.push(`its newest build time ${new Date(newestBuildTime * 1000).toISOString()} is older than the ${new Date(seen.newestBuildTime * 1000).toISOString()} of the index seen on ${seen.recordedAt}`);
+      back.push(
+        `its newest build time ${new Date(newestBuildTime * 1000).toISOString()} is older than the ${new Date(seen.newestBuildTime * 1000).toISOString()} of the index seen on ${seen.recordedAt}`,
+      );
     }
     for (const [name, version] of offered) {
       const before = seen.versions[name];
-      if (before !== undefined && compareVersions(version, before) === "<") back.push(`${name} ${version} is lower than the ${before} seen on ${seen.recordedAt}`);
+      if (before !== undefined && compareVersions(version, before) === "<")
+        back.push(`${name} ${version} is lower than the ${before} seen on ${seen.recordedAt}`);
     }
   }
   if (back.length > 0 && !opts.allowDowngrade) {
-    throw new IndexDowngradeError(url, `${url}: refused as a replayed or downgraded index: ${back.join("; ")}. If the repository really went back, set allowDowngrade: true to accept it`);
+    throw new IndexDowngradeError(
+      url,
+      `${url}: refused as a replayed or downgraded index: ${back.join("; ")}. If the repository really went back, set allowDowngrade: true to accept it`,
+    );
   }
   const versions: Record<string, string> = back.length > 0 ? {} : { ...(seen?.versions ?? {}) };
   for (const [name, version] of offered) {

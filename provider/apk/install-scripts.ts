@@ -8,7 +8,16 @@ import type { ScriptName } from "./package-file";
 
 /** apk's architecture name for the machine this runs on. */
 export function hostApkArch(): string {
-  const map: Record<string, string> = { x64: "x86_64", arm64: "aarch64", ia32: "x86", arm: "armv7", ppc64: "ppc64le", s390x: "s390x", riscv64: "riscv64", loong64: "loongarch64" };
+  const map: Record<string, string> = {
+    x64: "x86_64",
+    arm64: "aarch64",
+    ia32: "x86",
+    arm: "armv7",
+    ppc64: "ppc64le",
+    s390x: "s390x",
+    riscv64: "riscv64",
+    loong64: "loongarch64",
+  };
   return map[process.arch] ?? process.arch;
 }
 
@@ -38,7 +47,10 @@ export interface ScriptEnvironment {
 export function chooseRunner(env: ScriptEnvironment): { runner: ScriptRunner; reason?: string } {
   const host = hostApkArch();
   if (env.targetArch !== host && env.targetArch !== "noarch") {
-    return { runner: "none", reason: `target architecture ${env.targetArch} differs from the host's ${host}: the image's binaries cannot run here` };
+    return {
+      runner: "none",
+      reason: `target architecture ${env.targetArch} differs from the host's ${host}: the image's binaries cannot run here`,
+    };
   }
   return { runner: env.runner ?? "sandbox" };
 }
@@ -51,7 +63,9 @@ function bwrapPath(): string {
     const candidate = path.join(dir, "bwrap");
     if (fs.existsSync(candidate)) return candidate;
   }
-  throw new Error("install scripts run in a bubblewrap sandbox, and bwrap is not installed; install Debian's bubblewrap (scripts/setup.sh does), or build for another architecture where no script runs");
+  throw new Error(
+    "install scripts run in a bubblewrap sandbox, and bwrap is not installed; install Debian's bubblewrap (scripts/setup.sh does), or build for another architecture where no script runs",
+  );
 }
 
 /**
@@ -60,7 +74,17 @@ function bwrapPath(): string {
  * CAP_MKNOD, CAP_NET_* or CAP_SYS_PTRACE; and being in a user namespace, none of these
  * reaches beyond the sandbox's own mounts.
  */
-const SCRIPT_CAPABILITIES = ["CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_DAC_READ_SEARCH", "CAP_FOWNER", "CAP_FSETID", "CAP_SETUID", "CAP_SETGID", "CAP_SETFCAP", "CAP_KILL"];
+const SCRIPT_CAPABILITIES = [
+  "CAP_CHOWN",
+  "CAP_DAC_OVERRIDE",
+  "CAP_DAC_READ_SEARCH",
+  "CAP_FOWNER",
+  "CAP_FSETID",
+  "CAP_SETUID",
+  "CAP_SETGID",
+  "CAP_SETFCAP",
+  "CAP_KILL",
+];
 
 /**
  * The bubblewrap command line for one script: only the staging root, bound as "/", its own
@@ -72,16 +96,33 @@ const SCRIPT_CAPABILITIES = ["CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_DAC_READ_SEAR
  */
 export function sandboxArgs(root: string, command: string[], opts: { privileged: boolean }): string[] {
   return [
-    "--unshare-ipc", "--unshare-pid", "--unshare-net", "--unshare-uts", "--unshare-cgroup-try",
+    "--unshare-ipc",
+    "--unshare-pid",
+    "--unshare-net",
+    "--unshare-uts",
+    "--unshare-cgroup-try",
     // Unprivileged, bwrap makes the user namespace itself and maps the caller to root.
-    ...(opts.privileged ? ["--cap-drop", "ALL", ...SCRIPT_CAPABILITIES.flatMap((c) => ["--cap-add", c])] : ["--unshare-user", "--uid", "0", "--gid", "0"]),
-    "--die-with-parent", "--new-session",
-    "--bind", root, "/",
-    "--proc", "/proc",
-    "--dev", "/dev",
-    "--dev-bind", "/dev/null", "/dev/console",
-    "--clearenv", "--setenv", "PATH", SCRIPT_PATH,
-    "--chdir", "/",
+    ...(opts.privileged
+      ? ["--cap-drop", "ALL", ...SCRIPT_CAPABILITIES.flatMap((c) => ["--cap-add", c])]
+      : ["--unshare-user", "--uid", "0", "--gid", "0"]),
+    "--die-with-parent",
+    "--new-session",
+    "--bind",
+    root,
+    "/",
+    "--proc",
+    "/proc",
+    "--dev",
+    "/dev",
+    "--dev-bind",
+    "/dev/null",
+    "/dev/console",
+    "--clearenv",
+    "--setenv",
+    "PATH",
+    SCRIPT_PATH,
+    "--chdir",
+    "/",
     "--",
     ...command,
   ];
@@ -97,7 +138,10 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
  * disk, no mount outside its own). Unprivileged, bwrap maps the caller to uid 0; a chown to
  * another id then fails as it would for apk run without root.
  */
-async function runSandboxed(root: string, command: string[]): Promise<{ exitCode?: number; output: string; shortMessage?: string }> {
+async function runSandboxed(
+  root: string,
+  command: string[],
+): Promise<{ exitCode?: number; output: string; shortMessage?: string }> {
   const bwrap = bwrapPath();
   const privileged = process.getuid?.() === 0;
   const args = sandboxArgs(root, command, { privileged });
@@ -107,7 +151,10 @@ async function runSandboxed(root: string, command: string[]): Promise<{ exitCode
     return { exitCode: result.exitCode, output: result.all ?? "", shortMessage: result.shortMessage };
   }
   // A user namespace first (unshare), held on a read of stdin until its maps are written.
-  const child = execa("unshare", ["--user", "--", "/bin/sh", "-c", 'read -r go && exec "$@"', "sh", bwrap, ...args], { ...options, stdin: "pipe" });
+  const child = execa("unshare", ["--user", "--", "/bin/sh", "-c", 'read -r go && exec "$@"', "sh", bwrap, ...args], {
+    ...options,
+    stdin: "pipe",
+  });
   try {
     const pid = child.pid;
     if (pid === undefined) throw new Error("unshare did not start");
@@ -150,7 +197,13 @@ async function runSandboxed(root: string, command: string[]): Promise<{ exitCode
  * otherwise); a script that cannot run because the architectures differ is reported skipped,
  * and the caller must warn loudly.
  */
-export async function runInstallScript(env: ScriptEnvironment, pkg: { name: string; version: string }, script: ScriptName, body: Buffer, args: string[]): Promise<ScriptOutcome> {
+export async function runInstallScript(
+  env: ScriptEnvironment,
+  pkg: { name: string; version: string },
+  script: ScriptName,
+  body: Buffer,
+  args: string[],
+): Promise<ScriptOutcome> {
   const base = { package: pkg.name, script };
   const { runner, reason } = chooseRunner(env);
   if (runner === "none") return { ...base, outcome: "skipped", detail: reason };
@@ -163,14 +216,24 @@ export async function runInstallScript(env: ScriptEnvironment, pkg: { name: stri
     const output = result.output.trim();
     if (result.exitCode === 0) return { ...base, outcome: "ran", detail: output || undefined };
     const why = result.exitCode !== undefined ? `exited with ${result.exitCode}` : `failed (${result.shortMessage})`;
-    return { ...base, outcome: "failed", detail: `${pkg.name}-${pkg.version}.${script} ${why}${output ? `: ${output}` : ""}` };
+    return {
+      ...base,
+      outcome: "failed",
+      detail: `${pkg.name}-${pkg.version}.${script} ${why}${output ? `: ${output}` : ""}`,
+    };
   } finally {
     staging.remove(`lib/apk/exec/${fileName}`);
   }
 }
 
 /** Character devices `apk add --initdb` makes in a new root: name -> mode, major, minor. */
-const INITDB_DEVICES: Record<string, [number, number, number]> = { null: [0o666, 1, 3], zero: [0o666, 1, 5], random: [0o666, 1, 8], urandom: [0o666, 1, 9], console: [0o600, 5, 1] };
+const INITDB_DEVICES: Record<string, [number, number, number]> = {
+  null: [0o666, 1, 3],
+  zero: [0o666, 1, 5],
+  random: [0o666, 1, 8],
+  urandom: [0o666, 1, 9],
+  console: [0o600, 5, 1],
+};
 
 /**
  * The layout `apk add --initdb` gives a new root and the directories scripts run with:

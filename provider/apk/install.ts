@@ -6,7 +6,14 @@ import * as path from "node:path";
 import { parseDependency } from "./dependency";
 import { expandDataTar, type FileManifest, type InstalledDir } from "./expand";
 import { writeApkDatabase, type InstalledPackage } from "./installed-db";
-import { matchTriggers, prepareScriptRoot, runInstallScript, type ScriptEnvironment, type ScriptOutcome, type ScriptRunner } from "./install-scripts";
+import {
+  matchTriggers,
+  prepareScriptRoot,
+  runInstallScript,
+  type ScriptEnvironment,
+  type ScriptOutcome,
+  type ScriptRunner,
+} from "./install-scripts";
 import { readPackageFile, type PackageFile } from "./package-file";
 import { applyOwnership, packageEntries, readBackOwnership } from "./root-ownership";
 import type { RepositoryPackage } from "./package-record";
@@ -104,10 +111,17 @@ function fromCacheFd(pkg: PackageFile, fd: number): PackageFile {
  */
 export async function fetchVerifiedPackage(
   record: RepositoryPackage,
-  opts: { keys: Map<string, Buffer>; allowUntrusted?: boolean; cacheDir: string; locate: (record: RepositoryPackage) => string },
+  opts: {
+    keys: Map<string, Buffer>;
+    allowUntrusted?: boolean;
+    cacheDir: string;
+    locate: (record: RepositoryPackage) => string;
+  },
 ): Promise<PackageFile> {
   const location = opts.locate(record);
-  const key = record.checksum?.startsWith("Q1") ? Buffer.from(record.checksum.slice(2), "base64").toString("hex") : undefined;
+  const key = record.checksum?.startsWith("Q1")
+    ? Buffer.from(record.checksum.slice(2), "base64").toString("hex")
+    : undefined;
   const cached = key ? path.join(opts.cacheDir, key) : undefined;
   if (cached) {
     let fd: number | undefined;
@@ -118,7 +132,16 @@ export async function fetchVerifiedPackage(
     }
     if (fd !== undefined) {
       try {
-        return fromCacheFd(readPackageFile(readWholeFd(fd), { source: cached, keys: opts.keys, expected: record, allowUntrusted: opts.allowUntrusted, retainData: false }), fd);
+        return fromCacheFd(
+          readPackageFile(readWholeFd(fd), {
+            source: cached,
+            keys: opts.keys,
+            expected: record,
+            allowUntrusted: opts.allowUntrusted,
+            retainData: false,
+          }),
+          fd,
+        );
       } catch {
         fs.closeSync(fd);
         fs.rmSync(cached, { force: true }); // a damaged (or otherwise signed) cache entry is fetched again
@@ -128,9 +151,17 @@ export async function fetchVerifiedPackage(
   const bytes = await download(location);
   // The index's S: is verified (signed index): a file of another size is refused before anything is inflated.
   if (record.size !== undefined && record.size > 0 && bytes.length !== record.size) {
-    throw new Error(`${location}: is ${bytes.length} bytes but the index says ${record.size} for ${record.name}-${record.version}; the download is corrupt or not the indexed package`);
+    throw new Error(
+      `${location}: is ${bytes.length} bytes but the index says ${record.size} for ${record.name}-${record.version}; the download is corrupt or not the indexed package`,
+    );
   }
-  const pkg = readPackageFile(bytes, { source: location, keys: opts.keys, expected: record, allowUntrusted: opts.allowUntrusted, retainData: !cached });
+  const pkg = readPackageFile(bytes, {
+    source: location,
+    keys: opts.keys,
+    expected: record,
+    allowUntrusted: opts.allowUntrusted,
+    retainData: !cached,
+  });
   if (cached) return fromCacheFd(pkg, writeFileAtomicSyncOpen(cached, bytes));
   return pkg;
 }
@@ -186,45 +217,55 @@ export async function installPackages(opts: InstallOptions): Promise<InstallResu
   // Verify everything before the first byte is unpacked.
   const files: PackageFile[] = [];
   try {
-  for (const entry of order) {
-    progress(`fetch ${entry.name}-${entry.version}`);
-    files.push(await fetchVerifiedPackage(entry.record, { keys: opts.keys, allowUntrusted: opts.allowUntrusted, cacheDir, locate: opts.locate }));
-  }
-
-  for (const pkg of files) {
-    const { record } = pkg;
-    if (record.installedSize === 0) {
-      // apk installs a package of zero installed size (only directories) without opening it:
-      // nothing unpacked, no script kept or run, no trigger registered, no directory owned.
-      progress(`install ${record.name}-${record.version} (no files: not unpacked, as apk does)`);
-      installed.push({ record, dirs: [], scripts: new Map(), triggers: [] });
-      continue;
+    for (const entry of order) {
+      progress(`fetch ${entry.name}-${entry.version}`);
+      files.push(
+        await fetchVerifiedPackage(entry.record, {
+          keys: opts.keys,
+          allowUntrusted: opts.allowUntrusted,
+          cacheDir,
+          locate: opts.locate,
+        }),
+      );
     }
-    // Inflated before pre-install (a malformed member fails before any script runs), and only
-    // this package's data tar is in memory.
-    const dataTar = pkg.readDataTar();
-    await run(pkg, "pre-install");
-    progress(`unpack ${record.name}-${record.version}`);
-    const replaces = dependencyNames(record.replaces);
-    const dirs = expandDataTar(dataTar, {
-      root: opts.root,
-      manifest,
-      packageName: record.name,
-      source: `${record.name}-${record.version}.apk`,
-      mayOverwrite: (owner) => replaces.has(owner) || (record.origin !== undefined && origins.get(owner) === record.origin),
-      onRefusedOverwrite: (file, owner) => {
-        const ownerRecord = files.find((f) => f.record.name === owner)?.record;
-        progress(`ERROR: ${record.name}-${record.version}: trying to overwrite ${file} owned by ${owner}${ownerRecord ? `-${ownerRecord.version}` : ""}.`);
-        refusedFiles.push({ package: record.name, path: file, owner });
-      },
-    });
-    // Owners, modes (setuid/sticky included) and mtimes on disk before post-install, so what it changes stays.
-    applyOwnership(opts.root, packageEntries(manifest, dirs, record.name));
-    origins.set(record.name, record.origin);
-    dirsByPackage.set(record.name, dirs);
-    installed.push({ record, dirs, scripts: pkg.scripts, triggers: pkg.triggers });
-    await run(pkg, "post-install");
-  }
+
+    for (const pkg of files) {
+      const { record } = pkg;
+      if (record.installedSize === 0) {
+        // apk installs a package of zero installed size (only directories) without opening it:
+        // nothing unpacked, no script kept or run, no trigger registered, no directory owned.
+        progress(`install ${record.name}-${record.version} (no files: not unpacked, as apk does)`);
+        installed.push({ record, dirs: [], scripts: new Map(), triggers: [] });
+        continue;
+      }
+      // Inflated before pre-install (a malformed member fails before any script runs), and only
+      // this package's data tar is in memory.
+      const dataTar = pkg.readDataTar();
+      await run(pkg, "pre-install");
+      progress(`unpack ${record.name}-${record.version}`);
+      const replaces = dependencyNames(record.replaces);
+      const dirs = expandDataTar(dataTar, {
+        root: opts.root,
+        manifest,
+        packageName: record.name,
+        source: `${record.name}-${record.version}.apk`,
+        mayOverwrite: (owner) =>
+          replaces.has(owner) || (record.origin !== undefined && origins.get(owner) === record.origin),
+        onRefusedOverwrite: (file, owner) => {
+          const ownerRecord = files.find((f) => f.record.name === owner)?.record;
+          progress(
+            `ERROR: ${record.name}-${record.version}: trying to overwrite ${file} owned by ${owner}${ownerRecord ? `-${ownerRecord.version}` : ""}.`,
+          );
+          refusedFiles.push({ package: record.name, path: file, owner });
+        },
+      });
+      // Owners, modes (setuid/sticky included) and mtimes on disk before post-install, so what it changes stays.
+      applyOwnership(opts.root, packageEntries(manifest, dirs, record.name));
+      origins.set(record.name, record.origin);
+      dirsByPackage.set(record.name, dirs);
+      installed.push({ record, dirs, scripts: pkg.scripts, triggers: pkg.triggers });
+      await run(pkg, "post-install");
+    }
   } finally {
     // A failure part way leaves later packages unread: their cache files are let go of.
     for (const pkg of files) pkg.release?.();
@@ -251,7 +292,14 @@ export async function installPackages(opts: InstallOptions): Promise<InstallResu
     const broken = { files: refusedBy.has(pkg.record.name), script: brokenScript.has(pkg.record.name) };
     if (broken.files || broken.script) pkg.broken = broken;
   }
-  writeApkDatabase(opts.root, { packages: installed, world: opts.lock.world, arch: opts.arch, repositories: opts.repositories, keys: opts.keys, manifest });
+  writeApkDatabase(opts.root, {
+    packages: installed,
+    world: opts.lock.world,
+    arch: opts.arch,
+    repositories: opts.repositories,
+    keys: opts.keys,
+    manifest,
+  });
   return {
     manifest,
     scripts: outcomes,

@@ -57,7 +57,13 @@ function installedHeader(pkg: InstalledPackage): string {
   const r = pkg.record;
   const lines = [`C:${r.checksum ?? ""}`, `P:${r.name}`, `V:${r.version}`];
   if (r.arch !== undefined) lines.push(`A:${r.arch}`);
-  lines.push(`S:${r.size ?? 0}`, `I:${r.installedSize ?? 0}`, `T:${r.description ?? ""}`, `U:${r.url ?? ""}`, `L:${r.license ?? ""}`);
+  lines.push(
+    `S:${r.size ?? 0}`,
+    `I:${r.installedSize ?? 0}`,
+    `T:${r.description ?? ""}`,
+    `U:${r.url ?? ""}`,
+    `L:${r.license ?? ""}`,
+  );
   if (r.origin) lines.push(`o:${r.origin}`);
   if (r.maintainer) lines.push(`m:${r.maintainer}`);
   if (r.buildTime) lines.push(`t:${r.buildTime}`);
@@ -104,8 +110,12 @@ export function formatInstalledDb(packages: InstalledPackage[], manifest?: FileM
  * cut to the 99 bytes of a tar name field as its strlcpy does. apk reads the identity back from
  * between the last two dots, so any other form (bare hex) attaches the script to nothing.
  */
-export function scriptEntryName(record: { name: string; version: string; checksum?: string }, action: ScriptName): string {
-  if (!record.checksum?.startsWith("Q1")) throw new Error(`package ${record.name}: no Q1 checksum to name its scripts with`);
+export function scriptEntryName(
+  record: { name: string; version: string; checksum?: string },
+  action: ScriptName,
+): string {
+  if (!record.checksum?.startsWith("Q1"))
+    throw new Error(`package ${record.name}: no Q1 checksum to name its scripts with`);
   const name = Buffer.from(`${record.name}-${record.version}.${record.checksum}.${action}`);
   return name.subarray(0, 99).toString("utf8");
 }
@@ -122,7 +132,15 @@ export function formatScriptsTar(packages: InstalledPackage[]): Buffer {
     for (const action of SCRIPT_NAMES) {
       const body = pkg.scripts.get(action);
       if (!body) continue;
-      entries.push({ name: scriptEntryName(record, action), type: "file", mode: 0o755, uid: 0, gid: 0, mtime: record.buildTime ?? 0, content: body });
+      entries.push({
+        name: scriptEntryName(record, action),
+        type: "file",
+        mode: 0o755,
+        uid: 0,
+        gid: 0,
+        mtime: record.buildTime ?? 0,
+        content: body,
+      });
     }
   }
   return writeTar(entries, { endOfArchive: true });
@@ -151,15 +169,24 @@ export function writeApkDatabase(root: string, db: ApkDatabase): void {
   if (db.repositories) write("etc/apk/repositories", db.repositories.map((r) => `${r}\n`).join(""));
   staging.mkdirp("etc/apk/keys");
   for (const [name, pem] of db.keys) {
-    if (name.includes("/") || name.startsWith(".")) throw new Error(`key file name ${JSON.stringify(name)} is not accepted: a plain file name`);
+    if (name.includes("/") || name.startsWith("."))
+      throw new Error(`key file name ${JSON.stringify(name)} is not accepted: a plain file name`);
     // The last guard: only public keys ever enter a root.
-    if (isPrivateKeyPem(pem)) throw new Error(`key ${JSON.stringify(name)} is a PRIVATE key; only public keys may be written to etc/apk/keys`);
+    if (isPrivateKeyPem(pem))
+      throw new Error(`key ${JSON.stringify(name)} is a PRIVATE key; only public keys may be written to etc/apk/keys`);
     write(`etc/apk/keys/${name}`, pem);
   }
 }
 
 /** The files the database itself adds to the image (all root:root). */
-export const DATABASE_PATHS = ["lib/apk/db/installed", "lib/apk/db/scripts.tar", "lib/apk/db/triggers", "etc/apk/world", "etc/apk/arch", "etc/apk/repositories"];
+export const DATABASE_PATHS = [
+  "lib/apk/db/installed",
+  "lib/apk/db/scripts.tar",
+  "lib/apk/db/triggers",
+  "etc/apk/world",
+  "etc/apk/arch",
+  "etc/apk/repositories",
+];
 
 /** What an installed database says: the packages (index fields) and the repository tag each was installed with (s:). */
 export interface InstalledDbState {

@@ -86,7 +86,9 @@ function dataEntries(dir: string, spec: PackageSpec, mtime: number): TarEntry[] 
         entry = { ...base, name: rel, type: "file", content: fs.readFileSync(full) };
       }
     } else {
-      throw new Error(`package ${spec.name}: ${full} is neither a file, a directory nor a symlink; packages cannot carry it`);
+      throw new Error(
+        `package ${spec.name}: ${full} is neither a file, a directory nor a symlink; packages cannot carry it`,
+      );
     }
     const sha1 = apkEntrySha1(entry);
     if (sha1) entry.pax = { "APK-TOOLS.checksum.SHA1": sha1 };
@@ -99,12 +101,25 @@ function checkSpec(spec: PackageSpec): void {
   const field = (name: string, value: string, re: RegExp, accepted: string) => {
     if (!re.test(value)) throw new Error(`package ${name} ${JSON.stringify(value)} is not accepted: ${accepted}`);
   };
-  field("name", spec.name, /^[A-Za-z0-9][A-Za-z0-9_.+-]*$/, "letters, digits and _ . + -, starting with a letter or digit");
-  field("version", spec.version, /^[0-9]+(\.[0-9]+)*[a-z]?(_(alpha|beta|pre|rc|cvs|svn|git|hg|p)[0-9]*)*(~[0-9a-f]+)?(-r[0-9]+)?$/, "an apk version such as 1.2.3-r0");
+  field(
+    "name",
+    spec.name,
+    /^[A-Za-z0-9][A-Za-z0-9_.+-]*$/,
+    "letters, digits and _ . + -, starting with a letter or digit",
+  );
+  field(
+    "version",
+    spec.version,
+    /^[0-9]+(\.[0-9]+)*[a-z]?(_(alpha|beta|pre|rc|cvs|svn|git|hg|p)[0-9]*)*(~[0-9a-f]+)?(-r[0-9]+)?$/,
+    "an apk version such as 1.2.3-r0",
+  );
   field("arch", spec.arch, /^[A-Za-z0-9_]+$/, "an apk architecture such as x86_64, aarch64 or noarch");
   for (const list of ["depends", "provides", "installIf", "replaces", "triggers"] as const) {
     for (const item of spec[list] ?? []) {
-      if (item === "" || /\s/.test(item)) throw new Error(`package ${spec.name}: ${list} entry ${JSON.stringify(item)} is not accepted: one non-empty word without spaces`);
+      if (item === "" || /\s/.test(item))
+        throw new Error(
+          `package ${spec.name}: ${list} entry ${JSON.stringify(item)} is not accepted: one non-empty word without spaces`,
+        );
     }
   }
 }
@@ -118,7 +133,8 @@ function checkSpec(spec: PackageSpec): void {
  */
 export function buildPackage(dir: string, spec: PackageSpec, signer?: Signer): BuiltPackage {
   checkSpec(spec);
-  if (!fs.existsSync(dir) || !fs.statSync(dir).isDirectory()) throw new Error(`package ${spec.name}: directory ${JSON.stringify(dir)} does not exist or is not a directory`);
+  if (!fs.existsSync(dir) || !fs.statSync(dir).isDirectory())
+    throw new Error(`package ${spec.name}: directory ${JSON.stringify(dir)} does not exist or is not a directory`);
   const envEpoch = process.env.SOURCE_DATE_EPOCH;
   const buildTime = spec.buildTime ?? (envEpoch && /^[0-9]+$/.test(envEpoch) ? Number(envEpoch) : 0);
   const entries = dataEntries(dir, spec, buildTime);
@@ -151,16 +167,34 @@ export function buildPackage(dir: string, spec: PackageSpec, signer?: Signer): B
   const controlEntries: TarEntry[] = [
     { name: ".PKGINFO", type: "file", mode: 0o644, uid: 0, gid: 0, mtime: buildTime, content: Buffer.from(pkginfo) },
   ];
-  const scriptOrder: ScriptName[] = ["pre-install", "post-install", "pre-upgrade", "post-upgrade", "pre-deinstall", "post-deinstall", "trigger"];
+  const scriptOrder: ScriptName[] = [
+    "pre-install",
+    "post-install",
+    "pre-upgrade",
+    "post-upgrade",
+    "pre-deinstall",
+    "post-deinstall",
+    "trigger",
+  ];
   for (const name of scriptOrder) {
     const body = spec.scripts?.[name];
     if (body === undefined) continue;
-    controlEntries.push({ name: `.${name}`, type: "file", mode: 0o755, uid: 0, gid: 0, mtime: buildTime, content: Buffer.from(body) });
+    controlEntries.push({
+      name: `.${name}`,
+      type: "file",
+      mode: 0o755,
+      uid: 0,
+      gid: 0,
+      mtime: buildTime,
+      content: Buffer.from(body),
+    });
   }
   if (spec.scripts?.trigger !== undefined && !(spec.triggers ?? []).length) {
     throw new Error(`package ${spec.name}: a trigger script needs triggers (the paths that fire it)`);
   }
   const controlMember = gzipDeterministic(writeTar(controlEntries, { endOfArchive: false }));
-  const parts = signer ? [signatureMember(controlMember, signer), controlMember, dataMember] : [controlMember, dataMember];
+  const parts = signer
+    ? [signatureMember(controlMember, signer), controlMember, dataMember]
+    : [controlMember, dataMember];
   return { apk: Buffer.concat(parts), fileName: `${spec.name}-${spec.version}.apk`, datahash };
 }

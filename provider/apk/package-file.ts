@@ -7,7 +7,15 @@ import { readTar } from "./tar-reader";
 import { parsePkginfo, pkginfoToRecord, type Pkginfo } from "./pkginfo";
 
 /** Script names apk-tools knows, as control entries `.<name>` and as scripts.tar suffixes. */
-export const SCRIPT_NAMES = ["pre-install", "post-install", "pre-deinstall", "post-deinstall", "pre-upgrade", "post-upgrade", "trigger"] as const;
+export const SCRIPT_NAMES = [
+  "pre-install",
+  "post-install",
+  "pre-deinstall",
+  "post-deinstall",
+  "pre-upgrade",
+  "post-upgrade",
+  "trigger",
+] as const;
 export type ScriptName = (typeof SCRIPT_NAMES)[number];
 
 /** A v2 `.apk` read and checked. */
@@ -75,11 +83,17 @@ export function readPackageFile(data: Buffer, opts: ReadPackageOptions): Package
   const signature = readSignaturePart(data, source);
   const control = readGzipMember(data, signature.bodyOffset, source, EXPANSION_LIMITS.controlMember);
   const dataOffset = signature.bodyOffset + control.raw.length;
-  if (dataOffset >= data.length) throw new Error(`${source}: expected a control and a data gzip member after the signature, found 1 member(s); not a v2 .apk`);
+  if (dataOffset >= data.length)
+    throw new Error(
+      `${source}: expected a control and a data gzip member after the signature, found 1 member(s); not a v2 .apk`,
+    );
   const dataRaw = data.subarray(dataOffset);
   const controlEntries = readTar(control.content, `${source} (control member)`);
   const pkginfoEntry = controlEntries.find((e) => e.name === ".PKGINFO" && e.type === "file");
-  if (!pkginfoEntry) throw new Error(`${source}: control member has no .PKGINFO (found: ${controlEntries.map((e) => e.name).join(", ") || "nothing"})`);
+  if (!pkginfoEntry)
+    throw new Error(
+      `${source}: control member has no .PKGINFO (found: ${controlEntries.map((e) => e.name).join(", ") || "nothing"})`,
+    );
   const pkginfo = parsePkginfo(pkginfoEntry.content.toString("utf8"), source);
   const checksum = q1Checksum(control.raw);
   const record = pkginfoToRecord(pkginfo, { checksum, fileSize: data.length }, source);
@@ -87,22 +101,30 @@ export function readPackageFile(data: Buffer, opts: ReadPackageOptions): Package
   const datahash = pkginfo.get("datahash")?.at(-1);
 
   if (datahash !== undefined && datahash.toLowerCase() !== dataSha256) {
-    throw new Error(`${source}: data member SHA-256 is ${dataSha256} but .PKGINFO datahash says ${datahash}; the package is corrupt or was tampered with`);
+    throw new Error(
+      `${source}: data member SHA-256 is ${dataSha256} but .PKGINFO datahash says ${datahash}; the package is corrupt or was tampered with`,
+    );
   }
   const signedBytes = datahash !== undefined ? control.raw : data.subarray(signature.bodyOffset);
   const check = checkSignatures(signature.signatureEntries, signedBytes, opts.keys);
   if (check.signer && !check.valid) {
-    throw new Error(`${source}: package signature does not verify (${describeSignatureCheck(check)}); the package is corrupt or was tampered with`);
+    throw new Error(
+      `${source}: package signature does not verify (${describeSignatureCheck(check)}); the package is corrupt or was tampered with`,
+    );
   }
 
   let trust: PackageFile["trust"];
   if (opts.expected) {
     const want = opts.expected;
     if (want.checksum !== undefined && want.checksum !== checksum) {
-      throw new Error(`${source}: control checksum is ${checksum} but the index says ${want.checksum} for ${want.name}-${want.version}; the download is corrupt or not the indexed package`);
+      throw new Error(
+        `${source}: control checksum is ${checksum} but the index says ${want.checksum} for ${want.name}-${want.version}; the download is corrupt or not the indexed package`,
+      );
     }
     if (want.name !== record.name || want.version !== record.version) {
-      throw new Error(`${source}: the file is ${record.name}-${record.version} but the index record is ${want.name}-${want.version}`);
+      throw new Error(
+        `${source}: the file is ${record.name}-${record.version} but the index record is ${want.name}-${want.version}`,
+      );
     }
     if (want.checksum !== undefined && datahash !== undefined) trust = "index";
     else trust = check.valid ? "signature" : "untrusted";
@@ -110,11 +132,19 @@ export function readPackageFile(data: Buffer, opts: ReadPackageOptions): Package
     trust = check.valid ? "signature" : "untrusted";
   }
   if (trust === "untrusted" && !opts.allowUntrusted) {
-    const why = datahash === undefined ? "it has no datahash, so only a signature over control and data can vouch for its data" : "no index checksum to compare with";
-    throw new Error(`${source}: not signed by a trusted key (${describeSignatureCheck(check)}) and ${why}; add the signer's public key to the keys directory or allow untrusted packages`);
+    const why =
+      datahash === undefined
+        ? "it has no datahash, so only a signature over control and data can vouch for its data"
+        : "no index checksum to compare with";
+    throw new Error(
+      `${source}: not signed by a trusted key (${describeSignatureCheck(check)}) and ${why}; add the signer's public key to the keys directory or allow untrusted packages`,
+    );
   }
 
-  const dataLimit = Math.min(EXPANSION_LIMITS.dataMax, Math.max(EXPANSION_LIMITS.dataFloor, dataRaw.length * EXPANSION_LIMITS.dataRatio));
+  const dataLimit = Math.min(
+    EXPANSION_LIMITS.dataMax,
+    Math.max(EXPANSION_LIMITS.dataFloor, dataRaw.length * EXPANSION_LIMITS.dataRatio),
+  );
   // Only the small head (signature and control members) is kept to compare a re-read with; the
   // whole file only when the caller cannot read it again.
   const head = Buffer.from(data.subarray(0, dataOffset));
@@ -125,12 +155,16 @@ export function readPackageFile(data: Buffer, opts: ReadPackageOptions): Package
     if (bytes !== held) {
       const again = createHash("sha256").update(bytes.subarray(dataOffset)).digest("hex");
       if (again !== dataSha256 || !bytes.subarray(0, dataOffset).equals(head)) {
-        throw new Error(`${source}: changed since it was verified (data member SHA-256 ${again}, verified ${dataSha256}); refused`);
+        throw new Error(
+          `${source}: changed since it was verified (data member SHA-256 ${again}, verified ${dataSha256}); refused`,
+        );
       }
     }
     const dataMember = readGzipMember(bytes, dataOffset, source, dataLimit);
     if (dataOffset + dataMember.raw.length !== bytes.length) {
-      throw new Error(`${source}: expected a control and a data gzip member after the signature, found more after the data member (${bytes.length - dataOffset - dataMember.raw.length} bytes); not a v2 .apk`);
+      throw new Error(
+        `${source}: expected a control and a data gzip member after the signature, found more after the data member (${bytes.length - dataOffset - dataMember.raw.length} bytes); not a v2 .apk`,
+      );
     }
     return dataMember.content;
   };
@@ -138,7 +172,8 @@ export function readPackageFile(data: Buffer, opts: ReadPackageOptions): Package
   const scripts = new Map<ScriptName, Buffer>();
   for (const entry of controlEntries) {
     const name = entry.name.startsWith(".") ? entry.name.slice(1) : "";
-    if (entry.type === "file" && (SCRIPT_NAMES as readonly string[]).includes(name)) scripts.set(name as ScriptName, entry.content);
+    if (entry.type === "file" && (SCRIPT_NAMES as readonly string[]).includes(name))
+      scripts.set(name as ScriptName, entry.content);
   }
   const triggers = (pkginfo.get("triggers") ?? []).flatMap((v) => v.split(/\s+/)).filter((t) => t !== "");
   return {

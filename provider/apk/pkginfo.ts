@@ -28,7 +28,8 @@ function one(info: Pkginfo, key: string): string | undefined {
 function number(info: Pkginfo, key: string, source: string): number | undefined {
   const value = one(info, key);
   if (value === undefined) return undefined;
-  if (!/^[0-9]+$/.test(value)) throw new Error(`${source}: .PKGINFO ${key} is ${JSON.stringify(value)}; expected a non-negative integer`);
+  if (!/^[0-9]+$/.test(value))
+    throw new Error(`${source}: .PKGINFO ${key} is ${JSON.stringify(value)}; expected a non-negative integer`);
   return Number(value);
 }
 
@@ -40,7 +41,11 @@ function words(values: string[] | undefined): string[] {
  * The index record `apk index` makes from a package: .PKGINFO fields plus the file's size and
  * control checksum. `size` in .PKGINFO is the installed size; S: is the .apk file's size.
  */
-export function pkginfoToRecord(info: Pkginfo, extra: { checksum: string; fileSize: number }, source: string): PackageRecord {
+export function pkginfoToRecord(
+  info: Pkginfo,
+  extra: { checksum: string; fileSize: number },
+  source: string,
+): PackageRecord {
   const name = one(info, "pkgname");
   const version = one(info, "pkgver");
   if (!name) throw new Error(`${source}: .PKGINFO has no pkgname`);

@@ -14,8 +14,18 @@ import { versionSort } from "./version";
  * checked; with `keys`, each must also carry a valid signature by one of them.
  */
 export function indexRecords(dir: string, opts: { keys?: Map<string, Buffer> } = {}): PackageRecord[] {
-  const files = fs.readdirSync(dir).filter((f) => f.endsWith(".apk")).sort();
-  const records = files.map((f) => readPackageFile(fs.readFileSync(path.join(dir, f)), { source: path.join(dir, f), keys: opts.keys ?? new Map(), allowUntrusted: !opts.keys }).record);
+  const files = fs
+    .readdirSync(dir)
+    .filter((f) => f.endsWith(".apk"))
+    .sort();
+  const records = files.map(
+    (f) =>
+      readPackageFile(fs.readFileSync(path.join(dir, f)), {
+        source: path.join(dir, f),
+        keys: opts.keys ?? new Map(),
+        allowUntrusted: !opts.keys,
+      }).record,
+  );
   return records.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : versionSort(a.version, b.version)));
 }
 
@@ -23,7 +33,10 @@ export function indexRecords(dir: string, opts: { keys?: Map<string, Buffer> } =
  * Writes `<dir>/APKINDEX.tar.gz` for the packages in `dir`: the APKINDEX text (records sorted
  * by name, then version), DESCRIPTION, signed when a signer is given. Returns the records.
  */
-export function writeRepositoryIndex(dir: string, opts: { description: string; signer?: Signer; keys?: Map<string, Buffer> }): PackageRecord[] {
+export function writeRepositoryIndex(
+  dir: string,
+  opts: { description: string; signer?: Signer; keys?: Map<string, Buffer> },
+): PackageRecord[] {
   const records = indexRecords(dir, { keys: opts.keys });
   if (records.length === 0) throw new Error(`repository directory ${JSON.stringify(dir)} holds no .apk files to index`);
   const archive = writeIndexArchive(serializeApkindex(records), opts.description, opts.signer);

@@ -84,11 +84,17 @@ function locateIndex(spec: string, arch: string): IndexLocation {
     try {
       local = fileURLToPath(base);
     } catch (err) {
-      throw new RepositoryError(spec, `repository ${JSON.stringify(spec)} is not a valid file:// URL: ${(err as Error).message}`);
+      throw new RepositoryError(
+        spec,
+        `repository ${JSON.stringify(spec)} is not a valid file:// URL: ${(err as Error).message}`,
+      );
     }
     asUrl = (p: string) => `${base}${p.slice(local.length)}`;
   } else if (/^[a-z][a-z0-9+.-]*:\/\//i.test(base)) {
-    throw new RepositoryError(spec, `repository ${JSON.stringify(spec)} has an unsupported scheme; accepted: https://, http://, file://, a directory or an index file`);
+    throw new RepositoryError(
+      spec,
+      `repository ${JSON.stringify(spec)} has an unsupported scheme; accepted: https://, http://, file://, a directory or an index file`,
+    );
   }
   let stat: fs.Stats;
   try {
@@ -135,13 +141,24 @@ function writeCache(cacheDir: string, meta: CacheMeta, data: Buffer): void {
 }
 
 /** GETs an index with the cached validators (http-get.ts: timeout, retries, backoff); the cached bytes on 304. */
-async function fetchIndex(url: string, cached: { data: Buffer; meta: CacheMeta } | undefined, opts: LoadRepositoryOptions): Promise<{ data: Buffer; meta: CacheMeta; fromCache: boolean }> {
+async function fetchIndex(
+  url: string,
+  cached: { data: Buffer; meta: CacheMeta } | undefined,
+  opts: LoadRepositoryOptions,
+): Promise<{ data: Buffer; meta: CacheMeta; fromCache: boolean }> {
   let result;
   try {
     result = await httpGet(url, {
       ...(opts.attempts !== undefined ? { attempts: opts.attempts } : {}),
       ...(opts.retryDelayMs !== undefined ? { retryDelayMs: opts.retryDelayMs } : {}),
-      ...(cached ? { validators: { ...(cached.meta.etag ? { etag: cached.meta.etag } : {}), ...(cached.meta.lastModified ? { lastModified: cached.meta.lastModified } : {}) } } : {}),
+      ...(cached
+        ? {
+            validators: {
+              ...(cached.meta.etag ? { etag: cached.meta.etag } : {}),
+              ...(cached.meta.lastModified ? { lastModified: cached.meta.lastModified } : {}),
+            },
+          }
+        : {}),
       onRetry: (message) => opts.onProgress?.(`fetch ${message}`),
     });
   } catch (err) {
@@ -167,7 +184,12 @@ interface ReadIndex {
 }
 
 /** Verifies and parses an index's bytes (signed archive, or plain text when untrusted is allowed). */
-function readIndexData(data: Buffer, source: string, keys: Map<string, Buffer>, opts: LoadRepositoryOptions): ReadIndex {
+function readIndexData(
+  data: Buffer,
+  source: string,
+  keys: Map<string, Buffer>,
+  opts: LoadRepositoryOptions,
+): ReadIndex {
   let text: string;
   const result: Omit<ReadIndex, "records"> = { verified: false };
   if (data.subarray(0, 2).equals(GZIP_MAGIC)) {
@@ -175,7 +197,10 @@ function readIndexData(data: Buffer, source: string, keys: Map<string, Buffer>, 
     try {
       archive = readIndexArchive(data, { keys, allowUntrusted: opts.allowUntrusted, source });
     } catch (err) {
-      throw new RepositoryError(source, (err as Error).message.startsWith(source) ? (err as Error).message : `${source}: ${(err as Error).message}`);
+      throw new RepositoryError(
+        source,
+        (err as Error).message.startsWith(source) ? (err as Error).message : `${source}: ${(err as Error).message}`,
+      );
     }
     text = archive.apkindexText;
     if (archive.signer !== undefined) result.signer = archive.signer;
@@ -183,7 +208,10 @@ function readIndexData(data: Buffer, source: string, keys: Map<string, Buffer>, 
     if (archive.description !== undefined) result.description = archive.description;
   } else {
     if (!opts.allowUntrusted) {
-      throw new RepositoryError(source, `${source}: is a plain, unsigned APKINDEX text; pass allowUntrusted (--allow-untrusted) to use it`);
+      throw new RepositoryError(
+        source,
+        `${source}: is a plain, unsigned APKINDEX text; pass allowUntrusted (--allow-untrusted) to use it`,
+      );
     }
     text = data.toString("utf8");
   }
@@ -195,7 +223,11 @@ function readIndexData(data: Buffer, source: string, keys: Map<string, Buffer>, 
 }
 
 /** Loads one repository's index; `order` is its position in the configured list (earlier wins ties). */
-export async function loadRepository(spec: string, opts: LoadRepositoryOptions, order: number): Promise<LoadedRepository> {
+export async function loadRepository(
+  spec: string,
+  opts: LoadRepositoryOptions,
+  order: number,
+): Promise<LoadedRepository> {
   const url = trimSlashes(spec);
   const location = locateIndex(spec, opts.arch);
   const keys = trustedKeys(opts);
@@ -220,7 +252,10 @@ export async function loadRepository(spec: string, opts: LoadRepositoryOptions, 
     }
     // Replay/downgrade: refused unless the config allows it (then said in the progress).
     try {
-      for (const note of checkIndexFreshness(cacheDir, location.url, index.records, { allowDowngrade: opts.allowDowngrade })) opts.onProgress?.(`WARNING: ${note}`);
+      for (const note of checkIndexFreshness(cacheDir, location.url, index.records, {
+        allowDowngrade: opts.allowDowngrade,
+      }))
+        opts.onProgress?.(`WARNING: ${note}`);
     } catch (err) {
       if (err instanceof IndexDowngradeError) throw new RepositoryError(location.url, err.message);
       throw err;
@@ -239,7 +274,10 @@ export async function loadRepository(spec: string, opts: LoadRepositoryOptions, 
 }
 
 /** Loads repositories in order; their packages keep that order for tie-breaking. */
-export async function loadRepositories(specs: readonly string[], opts: LoadRepositoryOptions): Promise<LoadedRepository[]> {
+export async function loadRepositories(
+  specs: readonly string[],
+  opts: LoadRepositoryOptions,
+): Promise<LoadedRepository[]> {
   const repos: LoadedRepository[] = [];
   for (const [i, spec] of specs.entries()) repos.push(await loadRepository(spec, opts, i));
   return repos;
@@ -258,7 +296,8 @@ export function packageLocator(repos: readonly LoadedRepository[]): (pkg: Reposi
   const byUrl = new Map(repos.map((r) => [r.url, r]));
   return (pkg) => {
     const repo = byUrl.get(pkg.repository);
-    if (!repo) throw new Error(`${pkg.name}-${pkg.version}: its repository ${pkg.repository} is not among those loaded`);
+    if (!repo)
+      throw new Error(`${pkg.name}-${pkg.version}: its repository ${pkg.repository} is not among those loaded`);
     return packageUrl(repo, pkg);
   };
 }

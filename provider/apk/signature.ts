@@ -36,7 +36,12 @@ export function signData(data: Buffer, privateKeyPem: string | Buffer, digest: S
 }
 
 /** True when `signature` is a valid RSA PKCS#1 v1.5 signature of `data` by the public key. */
-export function verifyData(data: Buffer, signature: Buffer, publicKeyPem: string | Buffer, digest: SignatureDigest): boolean {
+export function verifyData(
+  data: Buffer,
+  signature: Buffer,
+  publicKeyPem: string | Buffer,
+  digest: SignatureDigest,
+): boolean {
   let key: crypto.KeyObject;
   try {
     key = crypto.createPublicKey(publicKeyPem);
@@ -72,7 +77,9 @@ export interface LoadKeysOptions {
 }
 
 function warnSkipped(file: string): void {
-  process.stderr.write(`WARNING: ${file} is a PRIVATE key: skipped; only public keys are trusted and copied into a root (keep private keys out of the keys directory)\n`);
+  process.stderr.write(
+    `WARNING: ${file} is a PRIVATE key: skipped; only public keys are trusted and copied into a root (keep private keys out of the keys directory)\n`,
+  );
 }
 
 /**
@@ -105,7 +112,10 @@ export function loadKeysDir(dir: string, opts: LoadKeysOptions = {}): Map<string
 /** One trusted key file: refused when it holds a private key; `what` names it in the error (default: the file). */
 export function loadPublicKeyFile(file: string, what = `key file ${JSON.stringify(file)}`): Buffer {
   const pem = fs.readFileSync(file);
-  if (isPrivateKeyPem(pem)) throw new Error(`${what} is a PRIVATE key; name its public half (${path.basename(file)}.pub) instead: only public keys are trusted and copied into a root`);
+  if (isPrivateKeyPem(pem))
+    throw new Error(
+      `${what} is a PRIVATE key; name its public half (${path.basename(file)}.pub) instead: only public keys are trusted and copied into a root`,
+    );
   return pem;
 }
 
@@ -124,10 +134,13 @@ export interface GeneratedKeyPair {
  */
 export function generateKeyPair(dir: string, name: string, opts: { bits?: number } = {}): GeneratedKeyPair {
   if (!/^[A-Za-z0-9@._+-]+$/.test(name) || name.startsWith(".")) {
-    throw new Error(`key name ${JSON.stringify(name)} is not accepted: use letters, digits and @ . _ + - (e.g. "me@example.org-5f1a2b3c"), not starting with "."`);
+    throw new Error(
+      `key name ${JSON.stringify(name)} is not accepted: use letters, digits and @ . _ + - (e.g. "me@example.org-5f1a2b3c"), not starting with "."`,
+    );
   }
   const bits = opts.bits ?? 4096;
-  if (![2048, 3072, 4096, 8192].includes(bits)) throw new Error(`key bits ${bits} is not accepted: use 2048, 3072, 4096 or 8192`);
+  if (![2048, 3072, 4096, 8192].includes(bits))
+    throw new Error(`key bits ${bits} is not accepted: use 2048, 3072, 4096 or 8192`);
   const privateKeyPath = path.join(dir, `${name}.rsa`);
   const publicKeyPath = `${privateKeyPath}.pub`;
   for (const file of [privateKeyPath, publicKeyPath]) {
@@ -141,7 +154,13 @@ export function generateKeyPair(dir: string, name: string, opts: { bits?: number
   fs.mkdirSync(dir, { recursive: true });
   fs.writeFileSync(privateKeyPath, privateKey, { mode: 0o600, flag: "wx" });
   fs.writeFileSync(publicKeyPath, publicKey, { mode: 0o644, flag: "wx" });
-  return { keyName: path.basename(publicKeyPath), privateKeyPath, publicKeyPath, privateKeyPem: privateKey, publicKeyPem: publicKey };
+  return {
+    keyName: path.basename(publicKeyPath),
+    privateKeyPath,
+    publicKeyPath,
+    privateKeyPem: privateKey,
+    publicKeyPem: publicKey,
+  };
 }
 
 export interface Signer {
@@ -161,7 +180,17 @@ export function signatureMember(signed: Buffer, signer: Signer): Buffer {
   const digest = signer.digest ?? "sha1";
   const signature = signData(signed, signer.privateKeyPem, digest);
   const tar = writeTar(
-    [{ name: signatureEntryName(digest, signer.keyName), type: "file", mode: 0o644, uid: 0, gid: 0, mtime: 0, content: signature }],
+    [
+      {
+        name: signatureEntryName(digest, signer.keyName),
+        type: "file",
+        mode: 0o644,
+        uid: 0,
+        gid: 0,
+        mtime: 0,
+        content: signature,
+      },
+    ],
     { endOfArchive: false },
   );
   return gzipDeterministic(tar);
@@ -181,7 +210,11 @@ export interface SignatureCheck {
  * signatures by keys not in `keys` are skipped, and the first signature by a trusted key
  * decides (valid: verified; invalid: the file is rejected, even with --allow-untrusted).
  */
-export function checkSignatures(entries: { name: string; content: Buffer }[], signed: Buffer, keys: Map<string, Buffer>): SignatureCheck {
+export function checkSignatures(
+  entries: { name: string; content: Buffer }[],
+  signed: Buffer,
+  keys: Map<string, Buffer>,
+): SignatureCheck {
   const check: SignatureCheck = { valid: false, tried: [] };
   for (const entry of entries) {
     const parsed = parseSignatureEntryName(entry.name);

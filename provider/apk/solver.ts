@@ -89,7 +89,12 @@ class PackageUniverse {
   readonly providers = new Map<string, Provider[]>();
   readonly installIfByName = new Map<string, Pkg[]>();
 
-  constructor(packages: readonly RepositoryPackage[], arch?: string, installed: readonly PackageRecord[] = [], installedTags: ReadonlyMap<string, string> = new Map()) {
+  constructor(
+    packages: readonly RepositoryPackage[],
+    arch?: string,
+    installed: readonly PackageRecord[] = [],
+    installedTags: ReadonlyMap<string, string> = new Map(),
+  ) {
     const ordered = packages
       .map((rec, i) => ({ rec, i }))
       .filter(({ rec }) => arch === undefined || rec.arch === undefined || rec.arch === arch || rec.arch === "noarch")
@@ -100,7 +105,8 @@ class PackageUniverse {
       // known is the same package, whatever its name says, and the first one read (the earliest
       // repository) serves it. The checksum is compared decoded, so two texts that decode to the
       // same bytes (base64 differing only in padding bits) are one package too.
-      const key = rec.checksum !== undefined ? `C\0${checksumIdentity(rec.checksum)}` : `P\0${rec.name}\0${rec.version}`;
+      const key =
+        rec.checksum !== undefined ? `C\0${checksumIdentity(rec.checksum)}` : `P\0${rec.name}\0${rec.version}`;
       const known = this.byKey.get(key);
       if (known) {
         known.tags.add(rec.repositoryTag ?? "");
@@ -111,8 +117,14 @@ class PackageUniverse {
     // The installed database: a record whose checksum a repository has is that package, installed;
     // any other is an installed package no repository offers (kept while nothing replaces it).
     for (const rec of installed) {
-      const key = rec.checksum !== undefined ? `C\0${checksumIdentity(rec.checksum)}` : `P\0${rec.name}\0${rec.version}`;
-      const known = this.byKey.get(key) ?? this.add({ ...rec, repository: "installed", repositoryOrder: Number.MAX_SAFE_INTEGER }, { installed: true, inRepo: false });
+      const key =
+        rec.checksum !== undefined ? `C\0${checksumIdentity(rec.checksum)}` : `P\0${rec.name}\0${rec.version}`;
+      const known =
+        this.byKey.get(key) ??
+        this.add(
+          { ...rec, repository: "installed", repositoryOrder: Number.MAX_SAFE_INTEGER },
+          { installed: true, inRepo: false },
+        );
       this.byKey.set(key, known);
       known.installed = true;
       // apk counts an installed package as in the repositories of the tag it was installed with (get_pkg_repos)
@@ -129,7 +141,17 @@ class PackageUniverse {
 
   private add(rec: RepositoryPackage, state: { installed: boolean; inRepo: boolean }): Pkg {
     const tags = new Set<string>(state.inRepo ? [rec.repositoryTag ?? ""] : []);
-    const pkg: Pkg = { id: this.pkgs.length, rec, name: rec.name, version: rec.version, depends: [], provides: [], installIf: [], tags, ...state };
+    const pkg: Pkg = {
+      id: this.pkgs.length,
+      rec,
+      name: rec.name,
+      version: rec.version,
+      depends: [],
+      provides: [],
+      installIf: [],
+      tags,
+      ...state,
+    };
     if (rec.unknownUpperFields && rec.unknownUpperFields.length > 0) {
       pkg.uninstallable = `unknown field ${rec.unknownUpperFields.map((f) => f.slice(0, 1)).join(", ")}`;
     }
@@ -310,7 +332,12 @@ class SearchState {
     for (const dep of pkg.depends) {
       const held = this.entries.get(dep.name);
       if (!held || held.length === 0) continue;
-      if (dep.conflict ? !held.every((h) => providerSatisfies(dep, pkg, h)) : !held.some((h) => providerSatisfies(dep, pkg, h))) return false;
+      if (
+        dep.conflict
+          ? !held.every((h) => providerSatisfies(dep, pkg, h))
+          : !held.some((h) => providerSatisfies(dep, pkg, h))
+      )
+        return false;
     }
     return true;
   }
@@ -360,7 +387,13 @@ class SearchState {
     const providers = byPreference(
       this.universe
         .existingProviders(name)
-        .filter((p) => SearchState.tagOk(p.pkg, allowed) && this.autoSelectable(p) && reqs.every((r) => providerSatisfies(r.dep, r.from, p)) && this.compatible(p.pkg)),
+        .filter(
+          (p) =>
+            SearchState.tagOk(p.pkg, allowed) &&
+            this.autoSelectable(p) &&
+            reqs.every((r) => providerSatisfies(r.dep, r.from, p)) &&
+            this.compatible(p.pkg),
+        ),
       ctx,
     );
     return { providers, allowed };
@@ -369,7 +402,9 @@ class SearchState {
   /** The tags an install_if package may come from: what the packages that trigger it were allowed. */
   installIfAllowed(pkg: Pkg): ReadonlySet<string> {
     const allowed = new Set<string>([""]);
-    for (const d of pkg.installIf) for (const h of this.entries.get(d.name) ?? []) for (const t of this.allowedOf.get(h.pkg.id) ?? []) allowed.add(t);
+    for (const d of pkg.installIf)
+      for (const h of this.entries.get(d.name) ?? [])
+        for (const t of this.allowedOf.get(h.pkg.id) ?? []) allowed.add(t);
     return allowed;
   }
 
@@ -388,14 +423,18 @@ class SearchState {
         byName.set(pkg.name, list);
       }
     }
-    return [...byName.keys()].sort().map((n) => byPreference(byName.get(n)!, { preferredTag: "", upgrade: this.upgrade }).map((p) => p.pkg));
+    return [...byName.keys()]
+      .sort()
+      .map((n) => byPreference(byName.get(n)!, { preferredTag: "", upgrade: this.upgrade }).map((p) => p.pkg));
   }
 
   private installIfHolds(pkg: Pkg): boolean {
     return pkg.installIf.every((dep) => {
       const held = this.entries.get(dep.name) ?? [];
       if (held.length === 0) return dep.conflict;
-      return dep.conflict ? held.every((h) => providerSatisfies(dep, pkg, h)) : held.some((h) => providerSatisfies(dep, pkg, h));
+      return dep.conflict
+        ? held.every((h) => providerSatisfies(dep, pkg, h))
+        : held.some((h) => providerSatisfies(dep, pkg, h));
     });
   }
 }
@@ -484,7 +523,9 @@ function solve(universe: PackageUniverse, worldDeps: Dependency[], upgrade = fal
 function parseWorld(world: readonly string[]): Dependency[] {
   // apk's words for a bad world entry (apk add), followed by what exactly is wrong with it.
   const invalid = (i: number, text: string, why: string): SolverError =>
-    new SolverError(`world[${i}]: '${text}' is not a valid world dependency, format is name(@tag)([<>~=]version): ${why}`);
+    new SolverError(
+      `world[${i}]: '${text}' is not a valid world dependency, format is name(@tag)([<>~=]version): ${why}`,
+    );
   const deps = world.map((text, i) => {
     let dep: Dependency;
     try {
@@ -492,7 +533,8 @@ function parseWorld(world: readonly string[]): Dependency[] {
     } catch (err) {
       throw invalid(i, text, (err as Error).message);
     }
-    if (dep.broken) throw invalid(i, text, `invalid version ${JSON.stringify(dep.version)}; see "ramroot apk version -c"`);
+    if (dep.broken)
+      throw invalid(i, text, `invalid version ${JSON.stringify(dep.version)}; see "ramroot apk version -c"`);
     return dep;
   });
   // apk sorts the world by name before solving.
@@ -511,13 +553,17 @@ export function resolvePackages(world: string[], packages: RepositoryPackage[], 
     state = solve(universe, worldDeps);
   } catch (err) {
     if (err instanceof StepLimitReached) {
-      throw new SolverError(`ERROR: unable to select packages: gave up after ${STEP_LIMIT} search steps for world [${world.join(" ")}]`);
+      throw new SolverError(
+        `ERROR: unable to select packages: gave up after ${STEP_LIMIT} search steps for world [${world.join(" ")}]`,
+      );
     }
     throw err;
   }
   if (!state) throw new SolverError(explainFailure(universe, worldDeps));
   const lockWorld = worldDeps.map(formatDependency);
-  const entries = state.selected.map(lockEntry).sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : a.version < b.version ? -1 : 1));
+  const entries = state.selected
+    .map(lockEntry)
+    .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : a.version < b.version ? -1 : 1));
   return { packages: entries, world: lockWorld };
 }
 
@@ -543,7 +589,10 @@ export interface Change {
 
 /** apk's text for a change, without the "(i/n) " counter: `Upgrading a@testing (3 -> 3.1)`. */
 export function formatChange(c: Change): string {
-  const versions = c.oldVersion !== undefined && c.newVersion !== undefined && c.action !== "Updating pinning" ? `${c.oldVersion} -> ${c.newVersion}` : (c.newVersion ?? c.oldVersion);
+  const versions =
+    c.oldVersion !== undefined && c.newVersion !== undefined && c.action !== "Updating pinning"
+      ? `${c.oldVersion} -> ${c.newVersion}`
+      : (c.newVersion ?? c.oldVersion);
   return `${c.action} ${c.name}${c.tag ? `@${c.tag}` : ""} (${versions})`;
 }
 
@@ -567,19 +616,29 @@ export interface ChangeResolution {
  * result is apk's changeset (src/solver.c generate_changeset): what is purged, installed,
  * upgraded, downgraded or replaced, in apk's order.
  */
-export function resolveChanges(world: string[], packages: RepositoryPackage[], state: InstalledState, opts: { arch?: string; upgrade?: boolean } = {}): ChangeResolution {
+export function resolveChanges(
+  world: string[],
+  packages: RepositoryPackage[],
+  state: InstalledState,
+  opts: { arch?: string; upgrade?: boolean } = {},
+): ChangeResolution {
   const worldDeps = parseWorld(world);
   const universe = new PackageUniverse(packages, opts.arch, state.installed, state.installedTags);
   let solved: SearchState | undefined;
   try {
     solved = solve(universe, worldDeps, opts.upgrade ?? false);
   } catch (err) {
-    if (err instanceof StepLimitReached) throw new SolverError(`ERROR: unable to select packages: gave up after ${STEP_LIMIT} search steps for world [${world.join(" ")}]`);
+    if (err instanceof StepLimitReached)
+      throw new SolverError(
+        `ERROR: unable to select packages: gave up after ${STEP_LIMIT} search steps for world [${world.join(" ")}]`,
+      );
     throw err;
   }
   if (!solved) throw new SolverError(explainFailure(universe, worldDeps));
   const lock: Lock = {
-    packages: solved.selected.map(lockEntry).sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : a.version < b.version ? -1 : 1)),
+    packages: solved.selected
+      .map(lockEntry)
+      .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : a.version < b.version ? -1 : 1)),
     world: worldDeps.map(formatDependency),
   };
   return { lock, changes: generateChangeset(universe, solved, worldDeps, state) };
@@ -588,18 +647,28 @@ export function resolveChanges(world: string[], packages: RepositoryPackage[], s
 /** apk's tag order: untagged first, then tags as the repositories name them. */
 function tagOrder(universe: PackageUniverse): string[] {
   const tags = [""];
-  for (const p of [...universe.pkgs].sort((a, b) => a.rec.repositoryOrder - b.rec.repositoryOrder)) for (const t of p.tags) if (!tags.includes(t)) tags.push(t);
+  for (const p of [...universe.pkgs].sort((a, b) => a.rec.repositoryOrder - b.rec.repositoryOrder))
+    for (const t of p.tags) if (!tags.includes(t)) tags.push(t);
   return tags;
 }
 
 /** generate_changeset, over the solution the search found. */
-function generateChangeset(universe: PackageUniverse, solved: SearchState, worldDeps: Dependency[], state: InstalledState): Change[] {
+function generateChangeset(
+  universe: PackageUniverse,
+  solved: SearchState,
+  worldDeps: Dependency[],
+  state: InstalledState,
+): Change[] {
   const order = tagOrder(universe);
   const installedByName = new Map<string, Pkg>();
   const installedNameOf = new Map<string, string>();
   // the installed db's order (apk's installed list)
-  const byChecksum = new Map(universe.pkgs.filter((p) => p.installed).map((p) => [p.rec.checksum ?? `${p.name}-${p.version}`, p] as const));
-  const installed = state.installed.map((r) => byChecksum.get(r.checksum ?? `${r.name}-${r.version}`)).filter((p): p is Pkg => p !== undefined);
+  const byChecksum = new Map(
+    universe.pkgs.filter((p) => p.installed).map((p) => [p.rec.checksum ?? `${p.name}-${p.version}`, p] as const),
+  );
+  const installed = state.installed
+    .map((r) => byChecksum.get(r.checksum ?? `${r.name}-${r.version}`))
+    .filter((p): p is Pkg => p !== undefined);
   for (const pkg of installed) {
     installedByName.set(pkg.name, pkg);
     installedNameOf.set(pkg.name, pkg.name);
@@ -628,7 +697,14 @@ function generateChangeset(universe: PackageUniverse, solved: SearchState, world
     }
     const oldTag = state.installedTags?.get(old.name) ?? "";
     if (old === pkg) {
-      if (tag !== oldTag) changes.push({ action: "Updating pinning", name: pkg.name, tag: tag || undefined, oldVersion: old.version, newVersion: pkg.version });
+      if (tag !== oldTag)
+        changes.push({
+          action: "Updating pinning",
+          name: pkg.name,
+          tag: tag || undefined,
+          oldVersion: old.version,
+          newVersion: pkg.version,
+        });
       return;
     }
     const cmp = compareOptional(pkg.version, old.version);
@@ -661,7 +737,10 @@ function generateChangeset(universe: PackageUniverse, solved: SearchState, world
     for (const other of installed) {
       if (other === pkg) continue;
       const names = new Set(assignedEntries(pkg).map((e) => e.name));
-      if (other.depends.some((d) => !d.conflict && names.has(d.name) && analyzeDependency(other, d, pkg) === "satisfies")) genRemove(other);
+      if (
+        other.depends.some((d) => !d.conflict && names.has(d.name) && analyzeDependency(other, d, pkg) === "satisfies")
+      )
+        genRemove(other);
     }
     record(pkg, undefined);
     trackRemoved(pkg);
@@ -751,14 +830,20 @@ export function installOrder(lock: Lock): LockEntry[] {
 // Failure analysis, after apk's src/commit.c (apk_solver_print_errors).
 
 /** apk's greedy selection, used only to explain a failure: the best provider per name, problems kept. */
-function greedySelection(universe: PackageUniverse, worldDeps: Dependency[]): { chosen: Map<string, Pkg>; state: SearchState } {
+function greedySelection(
+  universe: PackageUniverse,
+  worldDeps: Dependency[],
+): { chosen: Map<string, Pkg>; state: SearchState } {
   const state = new SearchState(universe);
   const chosen = new Map<string, Pkg>();
   const unresolvable = new Set<string>();
   for (const dep of worldDeps) state.push(worldRequirement(dep));
   for (;;) {
-    const open = state.agenda.filter((r) => !r.dep.conflict && !chosen.has(r.dep.name) && !unresolvable.has(r.dep.name));
-    const req = open.find((r) => universe.existingProviders(r.dep.name).some((p) => p.pkg.name === r.dep.name)) ?? open[0];
+    const open = state.agenda.filter(
+      (r) => !r.dep.conflict && !chosen.has(r.dep.name) && !unresolvable.has(r.dep.name),
+    );
+    const req =
+      open.find((r) => universe.existingProviders(r.dep.name).some((p) => p.pkg.name === r.dep.name)) ?? open[0];
     if (!req) break;
     const name = req.dep.name;
     const reqs = state.agenda.filter((r) => r.dep.name === name && !r.dep.conflict);
@@ -767,7 +852,8 @@ function greedySelection(universe: PackageUniverse, worldDeps: Dependency[]): { 
       unresolvable.add(name);
       continue;
     }
-    const fits = (p: Provider): number => (state.compatible(p.pkg) && reqs.every((r) => providerSatisfies(r.dep, r.from, p)) ? 1 : 0);
+    const fits = (p: Provider): number =>
+      state.compatible(p.pkg) && reqs.every((r) => providerSatisfies(r.dep, r.from, p)) ? 1 : 0;
     const best = [...options].sort((a, b) => fits(b) - fits(a) || comparePreference(b, a))[0]!;
     chosen.set(name, best.pkg);
     if (state.selectedIds.has(best.pkg.id)) continue;
@@ -858,7 +944,11 @@ function pkgText(pkg: Pkg): string {
 
 function explainFailure(universe: PackageUniverse, worldDeps: Dependency[]): string {
   const { chosen } = greedySelection(universe, worldDeps);
-  const changeset = changesetOrder(universe, (n) => chosen.get(n), worldDeps.map((d) => d.name));
+  const changeset = changesetOrder(
+    universe,
+    (n) => chosen.get(n),
+    worldDeps.map((d) => d.name),
+  );
   const marked = new Set(changeset.map((p) => p.id));
   const present = new Set<string>();
   for (const pkg of changeset) for (const e of assignedEntries(pkg)) present.add(e.name);
@@ -887,7 +977,8 @@ function explainFailure(universe: PackageUniverse, worldDeps: Dependency[]): str
     } else {
       report.start(`${name} (no such package)`);
     }
-    for (const d of worldDeps) if (d.name === name && !d.conflict) report.item("required by:", `world[${formatDependency(d)}]`);
+    for (const d of worldDeps)
+      if (d.name === name && !d.conflict) report.item("required by:", `world[${formatDependency(d)}]`);
     for (const pkg of changeset) {
       const d = pkg.depends.find((x) => x.name === name && !x.conflict);
       if (d) report.item("required by:", `${pkgText(pkg)}[${formatDependency(d)}]`);
@@ -906,7 +997,8 @@ function explainFailure(universe: PackageUniverse, worldDeps: Dependency[]): str
 
   const printDeps = (pkg: Pkg, want: Analysis): void => {
     const group = want === "satisfies" ? "satisfies:" : "breaks:";
-    for (const d of worldDeps) if (analyzeDependency(null, d, pkg) === want) report.item(group, `world[${formatDependency(d)}]`);
+    for (const d of worldDeps)
+      if (analyzeDependency(null, d, pkg) === want) report.item(group, `world[${formatDependency(d)}]`);
     for (const other of changeset) {
       for (const d of other.depends) {
         if (analyzeDependency(other, d, pkg) === want) report.item(group, `${pkgText(other)}[${formatDependency(d)}]`);

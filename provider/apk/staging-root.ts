@@ -36,7 +36,8 @@ export class StagingRoot {
   ) {}
 
   private split(rel: string): string[] {
-    if (rel.includes("\0")) throw new RootEscapeError(`${this.label}: path ${JSON.stringify(rel)} contains a NUL byte; refused`);
+    if (rel.includes("\0"))
+      throw new RootEscapeError(`${this.label}: path ${JSON.stringify(rel)} contains a NUL byte; refused`);
     return rel.split("/").filter((p) => p !== "" && p !== ".");
   }
 
@@ -53,7 +54,10 @@ export class StagingRoot {
       const part = pending.shift()!;
       const isLast = pending.length === 0;
       if (part === "..") {
-        if (resolved.length === 0) throw new RootEscapeError(`${this.label}: ${JSON.stringify(rel)} goes through a symlink or ".." that leaves the root; refused`);
+        if (resolved.length === 0)
+          throw new RootEscapeError(
+            `${this.label}: ${JSON.stringify(rel)} goes through a symlink or ".." that leaves the root; refused`,
+          );
         resolved.pop();
         continue;
       }
@@ -64,14 +68,17 @@ export class StagingRoot {
       }
       const st = fs.lstatSync(host, { throwIfNoEntry: false });
       if (st?.isSymbolicLink()) {
-        if (++hops > MAX_SYMLINK_HOPS) throw new RootEscapeError(`${this.label}: too many symlinks resolving ${JSON.stringify(rel)}`);
+        if (++hops > MAX_SYMLINK_HOPS)
+          throw new RootEscapeError(`${this.label}: too many symlinks resolving ${JSON.stringify(rel)}`);
         const target = fs.readlinkSync(host);
         if (target.startsWith("/")) resolved.length = 0;
         pending.unshift(...this.split(target));
         continue;
       }
       if (st && !isLast && !st.isDirectory()) {
-        throw new RootEscapeError(`${this.label}: ${JSON.stringify(rel)} needs ${[...resolved, part].join("/")} to be a directory, but it is not`);
+        throw new RootEscapeError(
+          `${this.label}: ${JSON.stringify(rel)} needs ${[...resolved, part].join("/")} to be a directory, but it is not`,
+        );
       }
       resolved.push(part);
     }
@@ -103,7 +110,10 @@ export class StagingRoot {
       const st = fs.lstatSync(host, { throwIfNoEntry: false });
       // Every existing component of `host` is a real directory (resolve checked it): recursive is safe.
       if (!st) fs.mkdirSync(host, { mode, recursive: true });
-      else if (!st.isDirectory()) throw new RootEscapeError(`${this.label}: cannot make directory ${parts.slice(0, i).join("/")}: a file stands there`);
+      else if (!st.isDirectory())
+        throw new RootEscapeError(
+          `${this.label}: cannot make directory ${parts.slice(0, i).join("/")}: a file stands there`,
+        );
     }
     return host;
   }
@@ -111,13 +121,19 @@ export class StagingRoot {
   /** The parent directory (created) and the host path of the entry itself, whatever stood there removed unless it is a directory. */
   private prepareEntry(rel: string, opts: { replaceDirectory?: boolean } = {}): string {
     const parts = this.split(rel);
-    if (parts.length === 0) throw new RootEscapeError(`${this.label}: ${JSON.stringify(rel)} names the root itself; expected a path inside it`);
+    if (parts.length === 0)
+      throw new RootEscapeError(
+        `${this.label}: ${JSON.stringify(rel)} names the root itself; expected a path inside it`,
+      );
     const base = parts.pop()!;
     if (base === "..") throw new RootEscapeError(`${this.label}: ${JSON.stringify(rel)} ends in ".."; refused`);
     const host = path.join(this.mkdirp(parts.join("/")), base);
     const st = fs.lstatSync(host, { throwIfNoEntry: false });
     if (st?.isDirectory()) {
-      if (!opts.replaceDirectory) throw new RootEscapeError(`${this.label}: ${parts.concat(base).join("/")} is a directory; expected a file there`);
+      if (!opts.replaceDirectory)
+        throw new RootEscapeError(
+          `${this.label}: ${parts.concat(base).join("/")} is a directory; expected a file there`,
+        );
       fs.rmSync(host, { recursive: true, force: true });
     } else if (st) {
       fs.unlinkSync(host);
@@ -128,7 +144,11 @@ export class StagingRoot {
   /** Writes a new regular file at `rel` (a symlink standing there is replaced, never written through). */
   writeFile(rel: string, content: string | Buffer, mode = 0o644, opts: { replaceDirectory?: boolean } = {}): string {
     const host = this.prepareEntry(rel, opts);
-    const fd = fs.openSync(host, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_NOFOLLOW, mode & 0o777);
+    const fd = fs.openSync(
+      host,
+      fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_NOFOLLOW,
+      mode & 0o777,
+    );
     try {
       fs.writeFileSync(fd, content);
       fs.fchmodSync(fd, mode);
@@ -144,7 +164,11 @@ export class StagingRoot {
    */
   createFile(rel: string, mode = 0o644): { fd: number; host: string } {
     const host = this.prepareEntry(rel);
-    const fd = fs.openSync(host, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_NOFOLLOW, mode & 0o777);
+    const fd = fs.openSync(
+      host,
+      fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_NOFOLLOW,
+      mode & 0o777,
+    );
     return { fd, host };
   }
 

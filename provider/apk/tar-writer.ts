@@ -50,7 +50,18 @@ function setChecksum(block: Buffer): void {
   putString(block, 148, 8, sum.toString(8).padStart(6, "0") + "\0 ");
 }
 
-function header(fields: { name: string; mode: number; uid: number; gid: number; size: number; mtime: number; typeflag: string; linkname?: string; uname?: string; gname?: string }): Buffer {
+function header(fields: {
+  name: string;
+  mode: number;
+  uid: number;
+  gid: number;
+  size: number;
+  mtime: number;
+  typeflag: string;
+  linkname?: string;
+  uname?: string;
+  gname?: string;
+}): Buffer {
   const block = Buffer.alloc(BLOCK);
   putString(block, 0, 100, fields.name);
   putOctal(block, 100, 8, fields.mode & 0o7777);
@@ -90,7 +101,10 @@ export function tarEntryBlocks(entry: TarEntry): Buffer[] {
   let linkname = entry.linkTarget ?? "";
   if (Buffer.byteLength(name) > 100) {
     pax.path = name;
-    name = Buffer.from(name).subarray(0, 99).toString("latin1").replace(/[^\x20-\x7e]/g, "_");
+    name = Buffer.from(name)
+      .subarray(0, 99)
+      .toString("latin1")
+      .replace(/[^\x20-\x7e]/g, "_");
   }
   if (Buffer.byteLength(linkname) > 100) {
     pax.linkpath = linkname;
@@ -102,9 +116,31 @@ export function tarEntryBlocks(entry: TarEntry): Buffer[] {
   if (keys.length > 0) {
     const body = Buffer.from(keys.map((k) => paxRecord(k, pax[k]!)).join(""), "utf8");
     const base = entry.name.replace(/\/$/, "").split("/").pop() ?? "";
-    blocks.push(header({ name: `PaxHeaders/${base}`.slice(0, 99), mode: 0o644, uid: 0, gid: 0, size: body.length, mtime: entry.mtime, typeflag: "x" }), ...pad(body));
+    blocks.push(
+      header({
+        name: `PaxHeaders/${base}`.slice(0, 99),
+        mode: 0o644,
+        uid: 0,
+        gid: 0,
+        size: body.length,
+        mtime: entry.mtime,
+        typeflag: "x",
+      }),
+      ...pad(body),
+    );
   }
-  const block = header({ name, mode: entry.mode, uid: entry.uid, gid: entry.gid, size, mtime: entry.mtime, typeflag: TYPEFLAG[entry.type], linkname, uname: entry.uname, gname: entry.gname });
+  const block = header({
+    name,
+    mode: entry.mode,
+    uid: entry.uid,
+    gid: entry.gid,
+    size,
+    mtime: entry.mtime,
+    typeflag: TYPEFLAG[entry.type],
+    linkname,
+    uname: entry.uname,
+    gname: entry.gname,
+  });
   if (entry.type === "file" && entry.pax?.["APK-TOOLS.checksum.SHA1"]) {
     // abuild-tar also hides the digest in the linkname field of regular files: "APK2",
     // the OpenSSL NID of SHA-1 (64) and the digest length (20) as little-endian uint16s, then the digest.
@@ -131,7 +167,13 @@ export function writeTar(entries: TarEntry[], opts: { endOfArchive: boolean }): 
 
 /** SHA-1 hex of what apk hashes for an entry: file content, or the link target of a symlink. */
 export function apkEntrySha1(entry: Pick<TarEntry, "type" | "content" | "linkTarget">): string | undefined {
-  if (entry.type === "file") return createHash("sha1").update(entry.content ?? Buffer.alloc(0)).digest("hex");
-  if (entry.type === "symlink") return createHash("sha1").update(entry.linkTarget ?? "").digest("hex");
+  if (entry.type === "file")
+    return createHash("sha1")
+      .update(entry.content ?? Buffer.alloc(0))
+      .digest("hex");
+  if (entry.type === "symlink")
+    return createHash("sha1")
+      .update(entry.linkTarget ?? "")
+      .digest("hex");
   return undefined;
 }

@@ -30,7 +30,11 @@ function checksumOf(sector: Buffer): number {
 }
 
 function isValidCopy(sector: Buffer): boolean {
-  return sector.readUInt32LE(0) === ADV_MAGIC1 && sector.readUInt32LE(DATA_END) === ADV_MAGIC3 && sector.readUInt32LE(4) === checksumOf(sector);
+  return (
+    sector.readUInt32LE(0) === ADV_MAGIC1 &&
+    sector.readUInt32LE(DATA_END) === ADV_MAGIC3 &&
+    sector.readUInt32LE(4) === checksumOf(sector)
+  );
 }
 
 /**
@@ -42,7 +46,7 @@ export function parseAdv(twoSectors: Buffer): { valid: boolean; entries: AdvEntr
   const copy = [twoSectors.subarray(0, ADV_SIZE), twoSectors.subarray(ADV_SIZE)].find(isValidCopy);
   if (!copy) return { valid: false, entries: [] };
   const entries: AdvEntry[] = [];
-  for (let at = DATA_START; at + 2 <= DATA_END; ) {
+  for (let at = DATA_START; at + 2 <= DATA_END;) {
     const tag = copy[at] ?? 0;
     if (tag === 0) break;
     const length = copy[at + 1] ?? 0;
@@ -62,7 +66,8 @@ export function renderAdv(entries: AdvEntry[]): Buffer {
   for (const entry of entries) {
     if (entry.tag < 1 || entry.tag > 255) throw new Error(`ADV tag: got ${entry.tag}; expected 1-255`);
     if (entry.data.length > 255) throw new Error(`ADV entry ${entry.tag}: ${entry.data.length} bytes; at most 255 fit`);
-    if (at + 2 + entry.data.length > DATA_END) throw new Error(`ADV entries need more than the ${DATA_END - DATA_START} bytes an ADV holds`);
+    if (at + 2 + entry.data.length > DATA_END)
+      throw new Error(`ADV entries need more than the ${DATA_END - DATA_START} bytes an ADV holds`);
     sector[at] = entry.tag;
     sector[at + 1] = entry.data.length;
     entry.data.copy(sector, at + 2);
@@ -87,7 +92,9 @@ export function bootOnceOf(entries: AdvEntry[]): string | undefined {
 /** The ADV at the end of an ldlinux.sys file's bytes. */
 export function advOfLdlinux(ldlinux: Buffer): { valid: boolean; entries: AdvEntry[] } {
   if (ldlinux.length < 2 * ADV_SIZE || ldlinux.length % ADV_SIZE !== 0) {
-    throw new Error(`ldlinux.sys is ${ldlinux.length} bytes; expected a whole number of 512-byte sectors ending in the ADV`);
+    throw new Error(
+      `ldlinux.sys is ${ldlinux.length} bytes; expected a whole number of 512-byte sectors ending in the ADV`,
+    );
   }
   return parseAdv(ldlinux.subarray(ldlinux.length - 2 * ADV_SIZE));
 }
@@ -102,7 +109,11 @@ const LDLINUX_PATHS = ["ldlinux.sys", "boot/syslinux/ldlinux.sys", "syslinux/ldl
  * returns the new ones (or undefined to leave the image untouched). Resolves to the entries now
  * on disk, read back.
  */
-export async function updateImageAdv(image: string, partition: number | undefined, change?: (entries: AdvEntry[]) => AdvEntry[] | undefined): Promise<AdvEntry[]> {
+export async function updateImageAdv(
+  image: string,
+  partition: number | undefined,
+  change?: (entries: AdvEntry[]) => AdvEntry[] | undefined,
+): Promise<AdvEntry[]> {
   const fh = await fs.promises.open(image, change ? "r+" : "r");
   try {
     const sector0 = Buffer.alloc(512);
@@ -113,8 +124,14 @@ export async function updateImageAdv(image: string, partition: number | undefine
       file = await findFatFile(fh, vol, candidate);
       if (file) break;
     }
-    if (!file) throw new Error(`disk image ${image}: no ldlinux.sys (looked at ${LDLINUX_PATHS.join(", ")}); install syslinux first (\`ramroot disk create\`)`);
-    if (file.size < 2 * ADV_SIZE || file.size % ADV_SIZE !== 0) throw new Error(`disk image ${image}: ldlinux.sys is ${file.size} bytes; expected whole sectors ending in the ADV`);
+    if (!file)
+      throw new Error(
+        `disk image ${image}: no ldlinux.sys (looked at ${LDLINUX_PATHS.join(", ")}); install syslinux first (\`ramroot disk create\`)`,
+      );
+    if (file.size < 2 * ADV_SIZE || file.size % ADV_SIZE !== 0)
+      throw new Error(
+        `disk image ${image}: ldlinux.sys is ${file.size} bytes; expected whole sectors ending in the ADV`,
+      );
     const offsets = [file.size - 2 * ADV_SIZE, file.size - ADV_SIZE].map((o) => imageOffsetOf(vol, file.clusters, o));
     const readAdv = async () => {
       const both = Buffer.alloc(2 * ADV_SIZE);

@@ -42,14 +42,28 @@ export interface DiskCreateResult {
 
 const optionsSchema = z.strictObject({
   output: z.string().min(1, "expected an image file path"),
-  sizeMiB: z.number().int("expected whole MiB").min(8, "expected at least 8 MiB").max(65536, "expected at most 65536 MiB"),
+  sizeMiB: z
+    .number()
+    .int("expected whole MiB")
+    .min(8, "expected at least 8 MiB")
+    .max(65536, "expected at most 65536 MiB"),
   layout: z.enum(["mbr", "superfloppy"], 'expected "mbr" or "superfloppy"'),
   slots: z
-    .array(z.string().regex(/^[a-z0-9][a-z0-9_-]{0,7}$/, "expected a slot name of 1-8 lower-case letters, digits, _ or - (a short FAT name)"))
+    .array(
+      z
+        .string()
+        .regex(
+          /^[a-z0-9][a-z0-9_-]{0,7}$/,
+          "expected a slot name of 1-8 lower-case letters, digits, _ or - (a short FAT name)",
+        ),
+    )
     .min(1, "expected at least one slot, e.g. a,b")
     .refine((s) => new Set(s).size === s.length, "expected distinct slot names"),
   volumeId: z.number().int().min(0, "expected a 32-bit number").max(0xffffffff, "expected a 32-bit number").optional(),
-  label: z.string().regex(/^[A-Z0-9_-]{1,11}$/, "expected 1-11 upper-case letters, digits, _ or -").optional(),
+  label: z
+    .string()
+    .regex(/^[A-Z0-9_-]{1,11}$/, "expected 1-11 upper-case letters, digits, _ or -")
+    .optional(),
   fatBits: z.union([z.literal(12), z.literal(16), z.literal(32)], "expected 12, 16 or 32").optional(),
   force: z.boolean().optional(),
 });
@@ -64,7 +78,10 @@ const PARTITION_TYPE = { 12: 0x01, 16: 0x0e, 32: 0x0c } as const;
 async function run(cmd: string, args: string[]): Promise<void> {
   const result = await execa(cmd, args, { reject: false, stdin: "ignore", env: mtoolsEnv() });
   if (result.exitCode !== 0) {
-    const hint = result.code === "ENOENT" ? ` (${cmd} is missing: install ${cmd === "syslinux" ? "syslinux" : cmd.startsWith("mkfs") ? "dosfstools" : cmd})` : "";
+    const hint =
+      result.code === "ENOENT"
+        ? ` (${cmd} is missing: install ${cmd === "syslinux" ? "syslinux" : cmd.startsWith("mkfs") ? "dosfstools" : cmd})`
+        : "";
     throw new Error(`${cmd} ${args.join(" ")} failed${hint}: ${String(result.stderr || result.message).trim()}`);
   }
 }
@@ -80,7 +97,9 @@ export async function createDisk(input: DiskCreateOptions): Promise<DiskCreateRe
   const opts = parseDiskCreateOptions(input);
   const output = path.resolve(opts.output);
   if (!opts.force && fs.existsSync(output)) {
-    throw new Error(`output: ${output} exists (it may hold deployed slots and their history); expected a new file name, or force (--force) to replace it`);
+    throw new Error(
+      `output: ${output} exists (it may hold deployed slots and their history); expected a new file name, or force (--force) to replace it`,
+    );
   }
   const temp = tempNameFor(output);
   const volumeId = opts.volumeId ?? 0x52414d52;
@@ -109,7 +128,12 @@ export async function createDisk(input: DiskCreateOptions): Promise<DiskCreateRe
         } catch {
           throw new Error(`${SYSLINUX_MBR} is missing: install Debian's syslinux-common`);
         }
-        writeMbr(sector0, bootCode, volumeId, { active: true, type: PARTITION_TYPE[fatBits], start, sectors: fatSectors });
+        writeMbr(sector0, bootCode, volumeId, {
+          active: true,
+          type: PARTITION_TYPE[fatBits],
+          start,
+          sectors: fatSectors,
+        });
         await fh2.write(sector0, 0, 512, 0);
       }
       await fh2.sync();

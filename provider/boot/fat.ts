@@ -33,7 +33,8 @@ export interface FatFile {
 async function pread(fh: FileHandle, offset: number, length: number): Promise<Buffer> {
   const buf = Buffer.alloc(length);
   const { bytesRead } = await fh.read(buf, 0, length, offset);
-  if (bytesRead !== length) throw new Error(`FAT image ends at byte ${offset + bytesRead}; expected ${length} bytes at ${offset}`);
+  if (bytesRead !== length)
+    throw new Error(`FAT image ends at byte ${offset + bytesRead}; expected ${length} bytes at ${offset}`);
   return buf;
 }
 
@@ -46,7 +47,12 @@ export async function readFatVolume(fh: FileHandle, offset: number): Promise<Fat
   const rootEntries = bs.readUInt16LE(17);
   const total = bs.readUInt16LE(19) || bs.readUInt32LE(32);
   const fatSectors = bs.readUInt16LE(22) || bs.readUInt32LE(36);
-  if (bs.readUInt16LE(510) !== 0xaa55 || ![512, 1024, 2048, 4096].includes(bytesPerSector) || sectorsPerCluster === 0 || fats === 0) {
+  if (
+    bs.readUInt16LE(510) !== 0xaa55 ||
+    ![512, 1024, 2048, 4096].includes(bytesPerSector) ||
+    sectorsPerCluster === 0 ||
+    fats === 0
+  ) {
     throw new Error(`no FAT boot sector at byte ${offset} of the image`);
   }
   const rootDirSectors = Math.ceil((rootEntries * 32) / bytesPerSector);
@@ -83,7 +89,8 @@ export async function clusterChain(fh: FileHandle, vol: FatVolume, first: number
   const end = vol.bits === 12 ? 0xff8 : vol.bits === 16 ? 0xfff8 : 0x0ffffff8;
   const chain: number[] = [];
   for (let c = first; c >= 2 && c < end; c = await nextCluster(fh, vol, c)) {
-    if (c >= vol.clusterCount + 2 || chain.length > vol.clusterCount) throw new Error(`FAT cluster chain from ${first} is broken at cluster ${c}`);
+    if (c >= vol.clusterCount + 2 || chain.length > vol.clusterCount)
+      throw new Error(`FAT cluster chain from ${first} is broken at cluster ${c}`);
     chain.push(c);
   }
   return chain;
@@ -122,7 +129,11 @@ function parseDirectory(data: Buffer, bits: FatVolume["bits"]): DirEntry[] {
       continue;
     }
     if (attributes === 0x0f) {
-      const part = Buffer.concat([data.subarray(at + 1, at + 11), data.subarray(at + 14, at + 26), data.subarray(at + 28, at + 32)]);
+      const part = Buffer.concat([
+        data.subarray(at + 1, at + 11),
+        data.subarray(at + 14, at + 26),
+        data.subarray(at + 28, at + 32),
+      ]);
       const text = part.toString("utf16le").split("\u0000")[0] ?? "";
       if (first & 0x40) lfn = [];
       lfn.unshift(text);
@@ -146,9 +157,12 @@ function parseDirectory(data: Buffer, bits: FatVolume["bits"]): DirEntry[] {
 }
 
 async function readDirectory(fh: FileHandle, vol: FatVolume, firstCluster: number | "root"): Promise<DirEntry[]> {
-  if (firstCluster === "root" && vol.bits !== 32) return parseDirectory(await pread(fh, vol.rootDirStart, vol.rootDirBytes), vol.bits);
+  if (firstCluster === "root" && vol.bits !== 32)
+    return parseDirectory(await pread(fh, vol.rootDirStart, vol.rootDirBytes), vol.bits);
   const chain = await clusterChain(fh, vol, firstCluster === "root" ? vol.rootCluster : firstCluster);
-  const parts = await Promise.all(chain.map((c) => pread(fh, vol.dataStart + (c - 2) * vol.clusterBytes, vol.clusterBytes)));
+  const parts = await Promise.all(
+    chain.map((c) => pread(fh, vol.dataStart + (c - 2) * vol.clusterBytes, vol.clusterBytes)),
+  );
   return parseDirectory(Buffer.concat(parts), vol.bits);
 }
 
@@ -158,12 +172,18 @@ export async function findFatFile(fh: FileHandle, vol: FatVolume, path: string):
   let dir: number | "root" = "root";
   for (let i = 0; i < parts.length; i++) {
     const want = (parts[i] ?? "").toLowerCase();
-    const entry: DirEntry | undefined = (await readDirectory(fh, vol, dir)).find((e) => e.shortName.toLowerCase() === want || e.longName?.toLowerCase() === want);
+    const entry: DirEntry | undefined = (await readDirectory(fh, vol, dir)).find(
+      (e) => e.shortName.toLowerCase() === want || e.longName?.toLowerCase() === want,
+    );
     if (!entry) return undefined;
     const isDir = (entry.attributes & 0x10) !== 0;
     if (i === parts.length - 1) {
       if (isDir) return undefined;
-      return { size: entry.size, clusters: entry.size === 0 ? [] : await clusterChain(fh, vol, entry.firstCluster), attributes: entry.attributes };
+      return {
+        size: entry.size,
+        clusters: entry.size === 0 ? [] : await clusterChain(fh, vol, entry.firstCluster),
+        attributes: entry.attributes,
+      };
     }
     if (!isDir) return undefined;
     dir = entry.firstCluster === 0 ? "root" : entry.firstCluster;

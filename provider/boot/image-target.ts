@@ -54,7 +54,9 @@ export class ImageTarget implements BootTarget {
     try {
       fh = await fs.promises.open(image, "r");
     } catch (err) {
-      throw new Error(`boot target path: "${spec.path}" cannot be opened (${(err as Error).message}); expected a FAT disk image file`);
+      throw new Error(
+        `boot target path: "${spec.path}" cannot be opened (${(err as Error).message}); expected a FAT disk image file`,
+      );
     }
     let offset: number;
     try {
@@ -77,14 +79,17 @@ export class ImageTarget implements BootTarget {
 
   private rel(rel: string): string {
     const normal = targetRelPath(rel);
-    if (/[*?[\]]/.test(normal)) throw new Error(`path: got ${JSON.stringify(rel)}; mtools treats * ? [ ] as wildcards, expected a plain name`);
+    if (/[*?[\]]/.test(normal))
+      throw new Error(`path: got ${JSON.stringify(rel)}; mtools treats * ? [ ] as wildcards, expected a plain name`);
     return normal;
   }
 
   private async run(command: Parameters<typeof mtools>[0], args: string[], what: string) {
     const result = await mtools(command, this.image, this.offset, args);
     if (result.exitCode !== 0) {
-      throw new Error(`${this.describe()}: ${what} failed: ${result.stderr.trim() || `${command} exited ${result.exitCode}`}`);
+      throw new Error(
+        `${this.describe()}: ${what} failed: ${result.stderr.trim() || `${command} exited ${result.exitCode}`}`,
+      );
     }
     return result;
   }
@@ -108,7 +113,11 @@ export class ImageTarget implements BootTarget {
       if (isMtoolsNotFound(result.stderr)) return [];
       throw new Error(`${this.describe()}: listing ${dir || "/"} failed: ${result.stderr.trim()}`);
     }
-    return result.stdout.toString("utf8").split("\n").map((l) => l.trim()).filter((l) => l.startsWith("::/"));
+    return result.stdout
+      .toString("utf8")
+      .split("\n")
+      .map((l) => l.trim())
+      .filter((l) => l.startsWith("::/"));
   }
 
   async readFile(rel: string): Promise<Buffer | undefined> {
@@ -139,7 +148,11 @@ export class ImageTarget implements BootTarget {
     }
   }
 
-  async copyInAtomic(rel: string, localFile: string, onProgress?: (done: number, total: number) => void): Promise<string> {
+  async copyInAtomic(
+    rel: string,
+    localFile: string,
+    onProgress?: (done: number, total: number) => void,
+  ): Promise<string> {
     const normal = this.rel(rel);
     if (normal === "") throw new Error("path: got the target root; expected a file path");
     const total = (await fs.promises.stat(localFile)).size;
@@ -152,10 +165,13 @@ export class ImageTarget implements BootTarget {
       await this.run("mcopy", ["-o", localFile, `::/${temp}`], `copying ${localFile} to ${temp}`);
       const readBack = await this.sha256(temp);
       if (readBack !== expected) {
-        throw new Error(`${this.describe()}: ${temp} read back as sha256 ${readBack ?? "(missing)"} but ${expected} was copied; the old ${normal} is kept`);
+        throw new Error(
+          `${this.describe()}: ${temp} read back as sha256 ${readBack ?? "(missing)"} but ${expected} was copied; the old ${normal} is kept`,
+        );
       }
       await this.syncImage();
-      if ((await this.kind(normal)) === "dir") throw new Error(`${this.describe()}: ${normal} is a directory; expected a file path`);
+      if ((await this.kind(normal)) === "dir")
+        throw new Error(`${this.describe()}: ${normal} is a directory; expected a file path`);
       await this.run("mren", ["-o", `::/${temp}`, `::/${normal}`], `renaming ${temp} over ${normal}`);
       await this.syncImage();
     } catch (err) {
@@ -188,11 +204,16 @@ export class ImageTarget implements BootTarget {
   async rename(fromRel: string, toRel: string): Promise<void> {
     const from = this.rel(fromRel);
     const to = this.rel(toRel);
-    if (path.posix.dirname(from) !== path.posix.dirname(to)) throw new Error(`rename: ${fromRel} and ${toRel} are in different directories; expected one directory`);
+    if (path.posix.dirname(from) !== path.posix.dirname(to))
+      throw new Error(`rename: ${fromRel} and ${toRel} are in different directories; expected one directory`);
     const kind = await this.kind(from);
     if (kind === undefined) throw new Error(`${this.describe()}: rename: ${from} does not exist`);
     if ((await this.kind(to)) === "dir") throw new Error(`${this.describe()}: rename: ${to} is a directory`);
-    await this.run("mren", [...(kind === "file" ? ["-o"] : []), `::/${from}`, `::/${to}`], `renaming ${from} over ${to}`);
+    await this.run(
+      "mren",
+      [...(kind === "file" ? ["-o"] : []), `::/${from}`, `::/${to}`],
+      `renaming ${from} over ${to}`,
+    );
     await this.syncImage();
   }
 
@@ -205,7 +226,6 @@ export class ImageTarget implements BootTarget {
     if (kind !== undefined) await this.syncImage();
   }
 
-
   async makeDirectoryExclusive(rel: string): Promise<boolean> {
     const normal = this.rel(rel);
     if (normal === "") return false;
@@ -216,13 +236,17 @@ export class ImageTarget implements BootTarget {
       return true;
     }
     if ((await this.kind(normal)) !== undefined) return false;
-    throw new Error(`${this.describe()}: creating ${normal} failed: ${made.stderr.trim() || `mmd exited ${made.exitCode}`}`);
+    throw new Error(
+      `${this.describe()}: creating ${normal} failed: ${made.stderr.trim() || `mmd exited ${made.exitCode}`}`,
+    );
   }
 
   /** The ADV at the end of ldlinux.sys is edited in place (no extlinux without a mount), under the image lock. */
   async writeBootOnce(label: string | undefined): Promise<void> {
     await withImageLock(this.image, () =>
-      updateImageAdv(this.image, this.spec.partition, (entries) => withAdvEntry(entries, ADV_TAG_BOOTONCE, label === undefined ? undefined : Buffer.from(label, "latin1"))),
+      updateImageAdv(this.image, this.spec.partition, (entries) =>
+        withAdvEntry(entries, ADV_TAG_BOOTONCE, label === undefined ? undefined : Buffer.from(label, "latin1")),
+      ),
     );
   }
 

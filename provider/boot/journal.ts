@@ -36,7 +36,13 @@ function parseJournal(raw: Buffer): JournalEntry[] | string {
   }
   const entries = (parsed as { entries?: unknown }).entries;
   if (!Array.isArray(entries)) return 'it has no "entries" list';
-  const bad = entries.findIndex((e) => typeof e !== "object" || e === null || typeof (e as JournalEntry).when !== "string" || typeof (e as JournalEntry).label !== "string");
+  const bad = entries.findIndex(
+    (e) =>
+      typeof e !== "object" ||
+      e === null ||
+      typeof (e as JournalEntry).when !== "string" ||
+      typeof (e as JournalEntry).label !== "string",
+  );
   if (bad >= 0) return `entry ${bad} has no "when" and "label"`;
   return entries as JournalEntry[];
 }
@@ -56,7 +62,9 @@ export async function readJournal(target: BootTarget): Promise<JournalEntry[]> {
     backupEntries !== undefined && typeof backupEntries !== "string"
       ? `${JOURNAL_BACKUP_PATH} holds the journal before its last entry (${backupEntries.length} entries): copy it over ${JOURNAL_PATH} to go on`
       : `no intact backup (${JOURNAL_BACKUP_PATH}) exists: move ${JOURNAL_PATH} aside to start a new history`;
-  throw new Error(`${target.describe()}: the deployment journal ${JOURNAL_PATH} is damaged (${entries}); nothing was changed. ${way}`);
+  throw new Error(
+    `${target.describe()}: the deployment journal ${JOURNAL_PATH} is damaged (${entries}); nothing was changed. ${way}`,
+  );
 }
 
 /** What DEFAULT boots now: the label, its slot and the image the slot's manifest names. */
@@ -77,11 +85,22 @@ export async function currentDefault(target: BootTarget): Promise<Omit<JournalEn
  * journal is replaced atomically (the newest KEEP entries are kept). A damaged journal stops
  * here with readJournal's error.
  */
-export async function recordDefault(target: BootTarget, how: string, when = new Date().toISOString(), update?: number): Promise<JournalEntry | undefined> {
+export async function recordDefault(
+  target: BootTarget,
+  how: string,
+  when = new Date().toISOString(),
+  update?: number,
+): Promise<JournalEntry | undefined> {
   const now = await currentDefault(target);
   if (!now) return undefined;
   const lease = heldLease(target);
-  const entry: JournalEntry = { when, ...now, how, ...(lease ? { by: describeHolder(lease.record) } : {}), ...(update !== undefined ? { update } : {}) };
+  const entry: JournalEntry = {
+    when,
+    ...now,
+    how,
+    ...(lease ? { by: describeHolder(lease.record) } : {}),
+    ...(update !== undefined ? { update } : {}),
+  };
   const previous = await readJournal(target);
   const current = await target.readFile(JOURNAL_PATH);
   if (current !== undefined) await target.writeFileAtomic(JOURNAL_BACKUP_PATH, current);

@@ -24,7 +24,8 @@ export const entryAppendSchema = z
   .string()
   .refine(singleLine, "expected a single line (no newline, carriage return or NUL)")
   .refine((v) => overriding(v, SYSLINUX_SET) === undefined, {
-    message: "expected no initrd= or BOOT_IMAGE= (syslinux sets them from the entry; an initrd= would load another slot's initramfs)",
+    message:
+      "expected no initrd= or BOOT_IMAGE= (syslinux sets them from the entry; an initrd= would load another slot's initramfs)",
   });
 
 /** What a user adds to the command line (`ramroot:append`, an image's `cmdline`). */

@@ -82,8 +82,22 @@ function parseRecord(raw: Buffer | undefined): LeaseRecord | undefined {
   if (raw === undefined) return undefined;
   try {
     const r = JSON.parse(raw.toString("utf8")) as Partial<LeaseRecord>;
-    if (typeof r.token !== "string" || typeof r.expires !== "string" || typeof r.pid !== "number" || typeof r.host !== "string") return undefined;
-    return { owner: String(r.owner ?? "?"), user: String(r.user ?? "?"), host: r.host, pid: r.pid, token: r.token, acquired: String(r.acquired ?? "?"), expires: r.expires };
+    if (
+      typeof r.token !== "string" ||
+      typeof r.expires !== "string" ||
+      typeof r.pid !== "number" ||
+      typeof r.host !== "string"
+    )
+      return undefined;
+    return {
+      owner: String(r.owner ?? "?"),
+      user: String(r.user ?? "?"),
+      host: r.host,
+      pid: r.pid,
+      token: r.token,
+      acquired: String(r.acquired ?? "?"),
+      expires: r.expires,
+    };
   } catch {
     return undefined;
   }
@@ -97,7 +111,8 @@ export async function readLease(target: BootTarget): Promise<LeaseRecord | undef
 /** Why a lease no longer binds anyone (expired, or its process is gone from this host), or undefined when it is live. */
 export function staleReason(record: LeaseRecord, now = Date.now()): string | undefined {
   if (Date.parse(record.expires) < now) return `it expired at ${record.expires}`;
-  if (record.host === hostName && record.pid !== process.pid && !processAlive(record.pid)) return `its process ${record.pid} on ${record.host} is gone`;
+  if (record.host === hostName && record.pid !== process.pid && !processAlive(record.pid))
+    return `its process ${record.pid} on ${record.host} is gone`;
   return undefined;
 }
 
@@ -145,9 +160,12 @@ export class Lease {
   /** Renews every third of the time to live while `target` is open for work; returns the stop function. */
   keepAlive(target: BootTarget): () => void {
     this.stopKeepAlive();
-    const timer = setInterval(() => {
-      this.renew(target).catch(() => undefined);
-    }, (this.ttlSeconds * 1000) / 3);
+    const timer = setInterval(
+      () => {
+        this.renew(target).catch(() => undefined);
+      },
+      (this.ttlSeconds * 1000) / 3,
+    );
     timer.unref();
     this.timer = timer;
     return () => {
@@ -278,7 +296,15 @@ async function takeLease(target: BootTarget, identity: string, opts: LeaseOption
       // Between someone's mkdir and their record, or a writer that died right there.
       recordless += 1;
       if (recordless > 20) {
-        const orphan: LeaseRecord = { owner: "unknown", user: "?", host: "?", pid: 0, token: "", acquired: "?", expires: new Date(0).toISOString() };
+        const orphan: LeaseRecord = {
+          owner: "unknown",
+          user: "?",
+          host: "?",
+          pid: 0,
+          token: "",
+          acquired: "?",
+          expires: new Date(0).toISOString(),
+        };
         await takeOver(target, orphan, "its directory had no holder record for 10 s", log);
         recordless = 0;
         continue;
@@ -309,7 +335,11 @@ export function heldLease(target: BootTarget): Lease | undefined {
  * held afterwards for a later step of the same deploy (the switch of DEFAULT releases it);
  * otherwise it is released, failure or not.
  */
-export async function withLease<T>(target: BootTarget, opts: LeaseOptions & { keep?: boolean }, fn: (lease: Lease) => Promise<T>): Promise<T> {
+export async function withLease<T>(
+  target: BootTarget,
+  opts: LeaseOptions & { keep?: boolean },
+  fn: (lease: Lease) => Promise<T>,
+): Promise<T> {
   const lease = await acquireLease(target, opts);
   const stop = lease.keepAlive(target);
   let ok = false;

@@ -26,10 +26,14 @@ export class LocalTarget implements BootTarget {
     try {
       stat = await fs.promises.stat(root);
     } catch (err) {
-      if (isMissing(err)) throw new Error(`boot target path: "${spec.path}" does not exist; expected a mounted boot partition directory`);
+      if (isMissing(err))
+        throw new Error(`boot target path: "${spec.path}" does not exist; expected a mounted boot partition directory`);
       throw err;
     }
-    if (!stat.isDirectory()) throw new Error(`boot target path: "${spec.path}" is not a directory; expected a mounted boot partition directory`);
+    if (!stat.isDirectory())
+      throw new Error(
+        `boot target path: "${spec.path}" is not a directory; expected a mounted boot partition directory`,
+      );
     return new LocalTarget(spec, root);
   }
 
@@ -60,7 +64,11 @@ export class LocalTarget implements BootTarget {
     });
   }
 
-  async copyInAtomic(rel: string, localFile: string, onProgress?: (done: number, total: number) => void): Promise<string> {
+  async copyInAtomic(
+    rel: string,
+    localFile: string,
+    onProgress?: (done: number, total: number) => void,
+  ): Promise<string> {
     const source = await fs.promises.open(localFile, "r");
     try {
       const total = (await source.stat()).size;
@@ -101,7 +109,8 @@ export class LocalTarget implements BootTarget {
   async rename(fromRel: string, toRel: string): Promise<void> {
     const from = this.resolve(fromRel);
     const to = this.resolve(toRel);
-    if (path.dirname(from) !== path.dirname(to)) throw new Error(`rename: ${fromRel} and ${toRel} are in different directories; expected one directory`);
+    if (path.dirname(from) !== path.dirname(to))
+      throw new Error(`rename: ${fromRel} and ${toRel} are in different directories; expected one directory`);
     await renameDurably(from, to);
   }
 
@@ -127,7 +136,10 @@ export class LocalTarget implements BootTarget {
     const args = label === undefined ? ["--clear-once"] : [`--once=${label}`];
     const result = await execa("extlinux", [...args, this.resolve(ldlinuxDir)], { reject: false, stdin: "ignore" });
     if (result.code === "ENOENT") throw new Error("extlinux is missing: install Debian's extlinux");
-    if (result.exitCode !== 0) throw new Error(`${this.describe()}: extlinux ${args.join(" ")} failed: ${String(result.stderr || result.message).trim()}`);
+    if (result.exitCode !== 0)
+      throw new Error(
+        `${this.describe()}: extlinux ${args.join(" ")} failed: ${String(result.stderr || result.message).trim()}`,
+      );
   }
 
   /** A mounted directory says nothing about which machine boots from it. */
@@ -149,7 +161,9 @@ export class LocalTarget implements BootTarget {
       verify: async (temp, expected) => {
         const readBack = await sha256File(temp);
         if (readBack !== expected) {
-          throw new Error(`${this.describe()}: ${normal} read back as sha256 ${readBack ?? "(missing)"} but ${expected} was written; the old file is kept`);
+          throw new Error(
+            `${this.describe()}: ${normal} read back as sha256 ${readBack ?? "(missing)"} but ${expected} was written; the old file is kept`,
+          );
         }
       },
     });

@@ -63,8 +63,14 @@ function chs(lba: number): [number, number, number] {
  * Writes boot code (up to 440 bytes, e.g. syslinux's mbr.bin), a disk signature and one
  * partition entry into `sector` (512 bytes), and the 0x55AA signature.
  */
-export function writeMbr(sector: Buffer, bootCode: Buffer, diskSignature: number, partition: Omit<MbrPartition, "number">): void {
-  if (bootCode.length > 440) throw new Error(`MBR boot code is ${bootCode.length} bytes; at most 440 fit before the disk signature`);
+export function writeMbr(
+  sector: Buffer,
+  bootCode: Buffer,
+  diskSignature: number,
+  partition: Omit<MbrPartition, "number">,
+): void {
+  if (bootCode.length > 440)
+    throw new Error(`MBR boot code is ${bootCode.length} bytes; at most 440 fit before the disk signature`);
   sector.fill(0, 0, SECTOR);
   bootCode.copy(sector, 0);
   sector.writeUInt32LE(diskSignature >>> 0, 440);
@@ -90,11 +96,16 @@ export function fatOffsetOf(sector0: Buffer, partition: number | undefined, what
   if (partition !== undefined) {
     const found = parts.find((p) => p.number === partition);
     if (!found) {
-      throw new Error(`partition: got ${partition}; ${what} has ${parts.length === 0 ? "no MBR partitions" : `partitions ${parts.map((p) => p.number).join(", ")}`}`);
+      throw new Error(
+        `partition: got ${partition}; ${what} has ${parts.length === 0 ? "no MBR partitions" : `partitions ${parts.map((p) => p.number).join(", ")}`}`,
+      );
     }
     return found.start * SECTOR;
   }
   const fat = parts.find((p) => FAT_PARTITION_TYPES.has(p.type));
-  if (!fat) throw new Error(`${what}: neither a FAT superfloppy nor an MBR disk with a FAT partition; expected a disk made by \`ramroot disk create\` or a FAT image`);
+  if (!fat)
+    throw new Error(
+      `${what}: neither a FAT superfloppy nor an MBR disk with a FAT partition; expected a disk made by \`ramroot disk create\` or a FAT image`,
+    );
   return fat.start * SECTOR;
 }

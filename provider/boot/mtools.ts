@@ -10,7 +10,13 @@ export const FAT_EPOCH = 315532800;
 
 export function mtoolsEnv(): Record<string, string> {
   // MTOOLS_LOWER_CASE: a short name left upper-case by a rename (mren drops the lower-case flag) lists as written.
-  return { MTOOLS_SKIP_CHECK: "1", MTOOLS_LOWER_CASE: "1", SOURCE_DATE_EPOCH: String(FAT_EPOCH), TZ: "UTC", LC_ALL: "C" };
+  return {
+    MTOOLS_SKIP_CHECK: "1",
+    MTOOLS_LOWER_CASE: "1",
+    SOURCE_DATE_EPOCH: String(FAT_EPOCH),
+    TZ: "UTC",
+    LC_ALL: "C",
+  };
 }
 
 export interface MtoolsResult {
@@ -28,10 +34,16 @@ const LOCK_WAIT_SECONDS = 600;
  * whose stdin is this process: if this process dies, the child reads EOF and the lock goes.
  */
 export async function withImageLock<T>(image: string, fn: () => Promise<T>): Promise<T> {
-  const holder = execa("flock", ["-w", String(LOCK_WAIT_SECONDS), image, "sh", "-c", "echo locked; exec cat >/dev/null"], { stdin: "pipe", stdout: "pipe", stderr: "pipe", reject: false, buffer: false });
+  const holder = execa(
+    "flock",
+    ["-w", String(LOCK_WAIT_SECONDS), image, "sh", "-c", "echo locked; exec cat >/dev/null"],
+    { stdin: "pipe", stdout: "pipe", stderr: "pipe", reject: false, buffer: false },
+  );
   await new Promise<void>((resolve, reject) => {
     holder.stdout?.once("data", () => resolve());
-    holder.once("exit", (code) => reject(new Error(`locking ${image} failed (flock exited ${code}); is util-linux's flock installed?`)));
+    holder.once("exit", (code) =>
+      reject(new Error(`locking ${image} failed (flock exited ${code}); is util-linux's flock installed?`)),
+    );
     holder.once("error", reject);
   });
   try {
@@ -49,14 +61,27 @@ export async function mtools(
   args: string[],
 ): Promise<MtoolsResult> {
   // mtools does not lock image files: every command holds an exclusive flock of the image.
-  const result = await execa("flock", ["-w", String(LOCK_WAIT_SECONDS), image, command, "-i", `${image}@@${offset}`, ...args], {
-    encoding: "buffer", stripFinalNewline: false, maxBuffer: 1 << 30, reject: false, stdin: "ignore", env: mtoolsEnv(),
-  });
+  const result = await execa(
+    "flock",
+    ["-w", String(LOCK_WAIT_SECONDS), image, command, "-i", `${image}@@${offset}`, ...args],
+    {
+      encoding: "buffer",
+      stripFinalNewline: false,
+      maxBuffer: 1 << 30,
+      reject: false,
+      stdin: "ignore",
+      env: mtoolsEnv(),
+    },
+  );
   if (result.code === "ENOENT") throw new Error("flock is missing: install Debian's util-linux");
   if (result.exitCode !== 0 && /^flock: failed to execute/m.test(Buffer.from(result.stderr).toString("utf8"))) {
     throw new Error(`${command} is missing: install Debian's mtools`);
   }
-  return { exitCode: result.exitCode ?? 1, stdout: Buffer.from(result.stdout), stderr: Buffer.from(result.stderr).toString("utf8") };
+  return {
+    exitCode: result.exitCode ?? 1,
+    stdout: Buffer.from(result.stdout),
+    stderr: Buffer.from(result.stderr).toString("utf8"),
+  };
 }
 
 /** mtools' way of saying a name does not exist. */

@@ -11,7 +11,8 @@ import { entryByLabel, findLdlinuxDir, readSyslinuxConfig, writeSyslinuxConfig }
 
 async function ldlinuxPath(target: BootTarget): Promise<{ dir: string; file: string }> {
   const dir = await findLdlinuxDir(target);
-  if (dir === undefined) throw new Error(`${target.describe()}: no ldlinux.sys found; syslinux is not installed on this boot partition`);
+  if (dir === undefined)
+    throw new Error(`${target.describe()}: no ldlinux.sys found; syslinux is not installed on this boot partition`);
   return { dir, file: dir === "" ? "ldlinux.sys" : `${dir}/ldlinux.sys` };
 }
 
@@ -33,12 +34,17 @@ export async function setBootOnce(target: BootTarget, label: string): Promise<vo
   if (!config) throw new Error(`${target.describe()}: no syslinux config; write one before setting a one-time boot`);
   const entry = entryByLabel(config.spec, label);
   if (!entry) {
-    throw new Error(`label: got ${JSON.stringify(label)}; expected one of the labels in ${config.path}: ${config.spec.entries.map((e) => e.label).join(", ")}`);
+    throw new Error(
+      `label: got ${JSON.stringify(label)}; expected one of the labels in ${config.path}: ${config.spec.entries.map((e) => e.label).join(", ")}`,
+    );
   }
   const { dir } = await ldlinuxPath(target);
   await target.writeBootOnce(entry.label, dir);
   const now = await readBootOnce(target);
-  if (now !== entry.label) throw new Error(`${target.describe()}: boot-once reads back as ${JSON.stringify(now)} after setting ${JSON.stringify(entry.label)}`);
+  if (now !== entry.label)
+    throw new Error(
+      `${target.describe()}: boot-once reads back as ${JSON.stringify(now)} after setting ${JSON.stringify(entry.label)}`,
+    );
 }
 
 /** Removes a pending one-time boot (fine when none is set). */
@@ -47,7 +53,8 @@ export async function clearBootOnce(target: BootTarget): Promise<void> {
   const { dir } = await ldlinuxPath(target);
   await target.writeBootOnce(undefined, dir);
   const now = await readBootOnce(target);
-  if (now !== undefined) throw new Error(`${target.describe()}: boot-once still reads ${JSON.stringify(now)} after clearing it`);
+  if (now !== undefined)
+    throw new Error(`${target.describe()}: boot-once still reads ${JSON.stringify(now)} after clearing it`);
 }
 
 /** Makes `label` the DEFAULT (after a good trial boot). Resolves to the config written. */
@@ -55,6 +62,9 @@ export async function promote(target: BootTarget, label: string): Promise<{ path
   const config = await readSyslinuxConfig(target);
   if (!config) throw new Error(`${target.describe()}: no syslinux config to promote ${JSON.stringify(label)} in`);
   const entry = entryByLabel(config.spec, label);
-  if (!entry) throw new Error(`label: got ${JSON.stringify(label)}; expected one of the labels in ${config.path}: ${config.spec.entries.map((e) => e.label).join(", ")}`);
+  if (!entry)
+    throw new Error(
+      `label: got ${JSON.stringify(label)}; expected one of the labels in ${config.path}: ${config.spec.entries.map((e) => e.label).join(", ")}`,
+    );
   return writeSyslinuxConfig(target, { ...config.spec, defaultLabel: entry.label });
 }

@@ -63,11 +63,17 @@ export interface SlotState {
   consistent: boolean;
 }
 
-const slotName = z.string().regex(/^[a-z0-9][a-z0-9_-]{0,7}$/, "expected a slot name of 1-8 lower-case letters, digits, _ or -");
+const slotName = z
+  .string()
+  .regex(/^[a-z0-9][a-z0-9_-]{0,7}$/, "expected a slot name of 1-8 lower-case letters, digits, _ or -");
 
 const writeSchema = z.strictObject({
   slot: slotName,
-  files: z.strictObject({ kernel: z.string().min(1, "expected a local file path"), initramfs: z.string().min(1, "expected a local file path"), microcode: z.string().min(1).optional() }),
+  files: z.strictObject({
+    kernel: z.string().min(1, "expected a local file path"),
+    initramfs: z.string().min(1, "expected a local file path"),
+    microcode: z.string().min(1).optional(),
+  }),
   manifest: z.strictObject({
     imageId: z.string().min(1, "expected the image id"),
     planId: z.string().min(1, "expected the plan id"),
@@ -89,7 +95,10 @@ export interface WriteSlotOptions {
 }
 
 /** The syslinux entry that boots a slot: absolute paths from the partition root. */
-export function slotEntry(slot: string, opts: { microcode: boolean; append: string; menuLabel?: string; label?: string }): SyslinuxEntry {
+export function slotEntry(
+  slot: string,
+  opts: { microcode: boolean; append: string; menuLabel?: string; label?: string },
+): SyslinuxEntry {
   return {
     label: opts.label ?? slot,
     ...(opts.menuLabel !== undefined ? { menuLabel: opts.menuLabel } : {}),
@@ -103,7 +112,10 @@ export function slotEntry(slot: string, opts: { microcode: boolean; append: stri
 export function slotOfBootPath(bootPath: string, configPath: string): string | undefined {
   const configDir = path.posix.dirname(configPath);
   const abs = bootPath.startsWith("/") ? bootPath : path.posix.join("/", configDir === "." ? "" : configDir, bootPath);
-  const parts = path.posix.normalize(abs).split("/").filter((p) => p !== "");
+  const parts = path.posix
+    .normalize(abs)
+    .split("/")
+    .filter((p) => p !== "");
   return parts.length >= 2 ? parts[0]?.toLowerCase() : undefined;
 }
 
@@ -151,7 +163,12 @@ function targetPathOfBootPath(bootPath: string, configPath: string): string {
  * a config that boots the label (DEFAULT or once) is written, so a boot partition never gets a
  * DEFAULT it cannot boot.
  */
-export async function labelBootProblem(target: BootTarget, spec: SyslinuxConfigSpec, label: string, configPath: string): Promise<string | undefined> {
+export async function labelBootProblem(
+  target: BootTarget,
+  spec: SyslinuxConfigSpec,
+  label: string,
+  configPath: string,
+): Promise<string | undefined> {
   const entry = entryByLabel(spec, label);
   if (!entry) return `no entry is labelled ${JSON.stringify(label)}`;
   const slots = new Map<string, SlotState | undefined>();
@@ -163,15 +180,19 @@ export async function labelBootProblem(target: BootTarget, spec: SyslinuxConfigS
     const rel = targetPathOfBootPath(bootPath, configPath);
     const slot = slotOfBootPath(bootPath, configPath);
     const state = slot !== undefined && slotName.safeParse(slot).success ? await slotState(slot) : undefined;
-    const role = (Object.keys(SLOT_FILES) as SlotFileRole[]).find((r) => state?.files[r]?.path === rel || state?.manifest?.files[r]?.path === rel);
+    const role = (Object.keys(SLOT_FILES) as SlotFileRole[]).find(
+      (r) => state?.files[r]?.path === rel || state?.manifest?.files[r]?.path === rel,
+    );
     if (state?.manifest && role !== undefined) {
       const recorded = state.manifest.files[role]?.sha256;
       const now = state.files[role]?.sha256;
       if (now === undefined) return `entry ${entry.label}: ${bootPath} does not exist on ${target.describe()}`;
-      if (recorded !== now) return `entry ${entry.label}: ${bootPath} hashes to ${now.slice(0, 12)}, but slot ${slot}'s manifest records ${recorded?.slice(0, 12) ?? "nothing"}`;
+      if (recorded !== now)
+        return `entry ${entry.label}: ${bootPath} hashes to ${now.slice(0, 12)}, but slot ${slot}'s manifest records ${recorded?.slice(0, 12) ?? "nothing"}`;
       continue;
     }
-    if ((await target.sha256(rel)) === undefined) return `entry ${entry.label}: ${bootPath} does not exist on ${target.describe()}`;
+    if ((await target.sha256(rel)) === undefined)
+      return `entry ${entry.label}: ${bootPath} does not exist on ${target.describe()}`;
   }
   const wanted = /(?:^|\s)ramroot\.image=(\S+)/.exec(entry.append)?.[1];
   const slot = slotOfBootPath(entry.kernel, configPath);
@@ -185,16 +206,26 @@ export async function labelBootProblem(target: BootTarget, spec: SyslinuxConfigS
 }
 
 /** Throws unless `label` boots what its slot holds (see labelBootProblem). */
-export async function assertLabelBootable(target: BootTarget, spec: SyslinuxConfigSpec, label: string, configPath: string): Promise<void> {
+export async function assertLabelBootable(
+  target: BootTarget,
+  spec: SyslinuxConfigSpec,
+  label: string,
+  configPath: string,
+): Promise<void> {
   const problem = await labelBootProblem(target, spec, label, configPath);
-  if (problem) throw new Error(`${target.describe()}: refusing to make ${JSON.stringify(label)} bootable: ${problem}; nothing was written`);
+  if (problem)
+    throw new Error(
+      `${target.describe()}: refusing to make ${JSON.stringify(label)} bootable: ${problem}; nothing was written`,
+    );
 }
 
 /** The journal's newest entry (who switched DEFAULT last), read leniently: a refusal only quotes it. */
 async function lastSwitch(target: BootTarget): Promise<{ when: string; label: string; by?: string } | undefined> {
   const raw = await target.readFile(JOURNAL_PATH).catch(() => undefined);
   try {
-    const entries = (JSON.parse(raw?.toString("utf8") ?? "{}") as { entries?: { when: string; label: string; by?: string }[] }).entries;
+    const entries = (
+      JSON.parse(raw?.toString("utf8") ?? "{}") as { entries?: { when: string; label: string; by?: string }[] }
+    ).entries;
     return Array.isArray(entries) ? entries[entries.length - 1] : undefined;
   } catch {
     return undefined;
@@ -208,7 +239,10 @@ export async function slotRefusal(target: BootTarget, slot: string, runningSlot?
   if (config) {
     if (slotsOfEntry(entryByLabel(config.spec, config.spec.defaultLabel), config.path).has(want)) {
       const last = await lastSwitch(target);
-      const since = last && last.label.toLowerCase() === config.spec.defaultLabel.toLowerCase() ? `, since ${last.when}${last.by ? ` by ${last.by}` : ""}` : "";
+      const since =
+        last && last.label.toLowerCase() === config.spec.defaultLabel.toLowerCase()
+          ? `, since ${last.when}${last.by ? ` by ${last.by}` : ""}`
+          : "";
       return `slot "${slot}" holds what syslinux boots by default (DEFAULT ${config.spec.defaultLabel} in ${config.path}${since}); write the other slot, or change DEFAULT first`;
     }
     const once = await readBootOnce(target).catch(() => undefined);
@@ -252,7 +286,9 @@ export async function writeSlot(target: BootTarget, input: WriteSlotOptions): Pr
   for (const role of roles) {
     const local = opts.files[role] as string;
     const finalPath = slotPath(opts.slot, SLOT_FILES[role]);
-    const sha256 = await target.copyInAtomic(`${finalPath}${STAGED}`, local, (done, total) => onProgress?.(role, done, total));
+    const sha256 = await target.copyInAtomic(`${finalPath}${STAGED}`, local, (done, total) =>
+      onProgress?.(role, done, total),
+    );
     records[role] = { path: finalPath, sha256, size: (await fs.promises.stat(local)).size };
   }
   // All staged and verified: move them in, then check each under its final name.
@@ -264,7 +300,10 @@ export async function writeSlot(target: BootTarget, input: WriteSlotOptions): Pr
   for (const role of roles) {
     const record = records[role] as SlotFileRecord;
     const now = await target.sha256(record.path);
-    if (now !== record.sha256) throw new Error(`${target.describe()}: ${record.path} hashes to ${now ?? "(missing)"} after the rename, expected ${record.sha256}`);
+    if (now !== record.sha256)
+      throw new Error(
+        `${target.describe()}: ${record.path} hashes to ${now ?? "(missing)"} after the rename, expected ${record.sha256}`,
+      );
   }
   for (const role of Object.keys(SLOT_FILES) as SlotFileRole[]) {
     if (!roles.includes(role)) await target.remove(slotPath(opts.slot, SLOT_FILES[role]));
@@ -305,6 +344,8 @@ export async function readSlot(target: BootTarget, slot: string): Promise<SlotSt
   }
   const consistent =
     manifest !== undefined &&
-    (Object.keys(SLOT_FILES) as SlotFileRole[]).every((role) => (manifest.files?.[role]?.sha256 ?? undefined) === files[role]?.sha256);
+    (Object.keys(SLOT_FILES) as SlotFileRole[]).every(
+      (role) => (manifest.files?.[role]?.sha256 ?? undefined) === files[role]?.sha256,
+    );
   return { slot, ...(manifest ? { manifest } : {}), files, consistent };
 }

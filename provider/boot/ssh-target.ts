@@ -16,7 +16,6 @@ type SshSpec = Extract<TargetSpec, { kind: "ssh" }>;
 /** Exit code the remote scripts use for "no such file". */
 const MISSING = 3;
 
-
 const SESSION_PREFIX = "ramroot-ssh-";
 /** Seconds an idle master connection stays after its last command: bounded, so a killed deploy leaves none. */
 export const CONTROL_PERSIST_SECONDS = 5;
@@ -61,7 +60,8 @@ export class SshTarget implements BootTarget {
     this.controlPath = path.join(session, "cm");
     // On every exit path: the master told to exit, the directory (key, socket) removed.
     this.dropSession = onProcessExit(() => {
-      if (fs.existsSync(this.controlPath)) spawnSync("ssh", [...this.baseArgs, "-O", "exit", "--", this.spec.host], { stdio: "ignore", timeout: 5000 });
+      if (fs.existsSync(this.controlPath))
+        spawnSync("ssh", [...this.baseArgs, "-O", "exit", "--", this.spec.host], { stdio: "ignore", timeout: 5000 });
       fs.rmSync(this.session, { recursive: true, force: true });
     });
   }
@@ -70,7 +70,12 @@ export class SshTarget implements BootTarget {
     await removeStaleSessions();
     const session = await fs.promises.mkdtemp(path.join(os.tmpdir(), `${SESSION_PREFIX}${process.pid}-`));
     await fs.promises.chmod(session, 0o700);
-    const args = ["-o", "BatchMode=yes", "-o", `StrictHostKeyChecking=${spec.strictHostKeyChecking === false ? "accept-new" : "yes"}`];
+    const args = [
+      "-o",
+      "BatchMode=yes",
+      "-o",
+      `StrictHostKeyChecking=${spec.strictHostKeyChecking === false ? "accept-new" : "yes"}`,
+    ];
     if (spec.sshConfigFile !== undefined) args.unshift("-F", spec.sshConfigFile);
     if (spec.knownHostsFile !== undefined) args.push("-o", `UserKnownHostsFile=${spec.knownHostsFile}`);
     if (spec.port !== undefined) args.push("-p", String(spec.port));
@@ -105,18 +110,42 @@ export class SshTarget implements BootTarget {
   private async startMaster(): Promise<void> {
     const keyFile = path.join(this.session, "key");
     if (this.spec.privateKey !== undefined) {
-      await fs.promises.writeFile(keyFile, this.spec.privateKey.endsWith("\n") ? this.spec.privateKey : `${this.spec.privateKey}\n`, { mode: 0o600 });
+      await fs.promises.writeFile(
+        keyFile,
+        this.spec.privateKey.endsWith("\n") ? this.spec.privateKey : `${this.spec.privateKey}\n`,
+        { mode: 0o600 },
+      );
     }
     const log = path.join(this.session, "master.log");
     const fd = fs.openSync(log, "w", 0o600);
     try {
       // stdout/stderr go to a file, not a pipe: the backgrounded master keeps them open.
       // node's spawn, not execa: execa would pipe the output, and the master would hold the pipe open.
-      const child = spawn("ssh", [...this.baseArgs, "-o", "ControlMaster=yes", "-o", `ControlPersist=${CONTROL_PERSIST_SECONDS}`, "-f", "-N", "--", this.spec.host], {
-        stdio: ["ignore", fd, fd],
-      });
+      const child = spawn(
+        "ssh",
+        [
+          ...this.baseArgs,
+          "-o",
+          "ControlMaster=yes",
+          "-o",
+          `ControlPersist=${CONTROL_PERSIST_SECONDS}`,
+          "-f",
+          "-N",
+          "--",
+          this.spec.host,
+        ],
+        {
+          stdio: ["ignore", fd, fd],
+        },
+      );
       const exitCode = await new Promise<number | null>((resolve, reject) => {
-        child.on("error", (err) => reject((err as NodeJS.ErrnoException).code === "ENOENT" ? new Error("ssh is missing: install openssh-client") : err));
+        child.on("error", (err) =>
+          reject(
+            (err as NodeJS.ErrnoException).code === "ENOENT"
+              ? new Error("ssh is missing: install openssh-client")
+              : err,
+          ),
+        );
         child.on("exit", (code) => resolve(code));
       });
       if (exitCode !== 0) {
@@ -155,7 +184,9 @@ export class SshTarget implements BootTarget {
       const result = await child;
       const stderr = Buffer.from(result.stderr).toString("utf8");
       if (result.exitCode === 255 || result.isTerminated) {
-        throw new Error(`${this.describe()}: ssh failed${result.isTerminated ? ` (killed by ${result.signal})` : ""}: ${stderr.trim() || "connection lost"}`);
+        throw new Error(
+          `${this.describe()}: ssh failed${result.isTerminated ? ` (killed by ${result.signal})` : ""}: ${stderr.trim() || "connection lost"}`,
+        );
       }
       return { exitCode: result.exitCode ?? 1, stdout: Buffer.from(result.stdout), stderr };
     } finally {
@@ -168,10 +199,15 @@ export class SshTarget implements BootTarget {
     for (const child of this.running) child.kill("SIGKILL");
   }
 
-  private async check(script: string, what: string, input?: Buffer | string | fs.ReadStream): Promise<Buffer | undefined> {
+  private async check(
+    script: string,
+    what: string,
+    input?: Buffer | string | fs.ReadStream,
+  ): Promise<Buffer | undefined> {
     const result = await this.runRemote(script, input);
     if (result.exitCode === MISSING) return undefined;
-    if (result.exitCode !== 0) throw new Error(`${this.describe()}: ${what} failed (exit ${result.exitCode}): ${result.stderr.trim()}`);
+    if (result.exitCode !== 0)
+      throw new Error(`${this.describe()}: ${what} failed (exit ${result.exitCode}): ${result.stderr.trim()}`);
     return result.stdout;
   }
 
@@ -182,14 +218,20 @@ export class SshTarget implements BootTarget {
 
   async sha256(rel: string): Promise<string | undefined> {
     const file = shellQuote(this.remotePath(rel));
-    const out = await this.check(`if [ -f ${file} ]; then sha256sum < ${file}; else exit ${MISSING}; fi`, `hashing ${rel}`);
+    const out = await this.check(
+      `if [ -f ${file} ]; then sha256sum < ${file}; else exit ${MISSING}; fi`,
+      `hashing ${rel}`,
+    );
     return out === undefined ? undefined : parseSha256(out.toString("utf8"), rel);
   }
 
   async list(relDir: string): Promise<string[]> {
     const dir = shellQuote(this.remotePath(relDir));
     const out = await this.check(`if [ -d ${dir} ]; then ls -1A -- ${dir}; fi`, `listing ${relDir || "/"}`);
-    return (out?.toString("utf8") ?? "").split("\n").filter((n) => n !== "").sort();
+    return (out?.toString("utf8") ?? "")
+      .split("\n")
+      .filter((n) => n !== "")
+      .sort();
   }
 
   async remove(rel: string): Promise<void> {
@@ -200,8 +242,12 @@ export class SshTarget implements BootTarget {
   async rename(fromRel: string, toRel: string): Promise<void> {
     const from = this.remotePath(fromRel);
     const to = this.remotePath(toRel);
-    if (path.posix.dirname(from) !== path.posix.dirname(to)) throw new Error(`rename: ${fromRel} and ${toRel} are in different directories; expected one directory`);
-    await this.check(`set -e; [ -e ${shellQuote(from)} ]; [ ! -d ${shellQuote(to)} ]; mv -f -- ${shellQuote(from)} ${shellQuote(to)}; sync`, `renaming ${fromRel} over ${toRel}`);
+    if (path.posix.dirname(from) !== path.posix.dirname(to))
+      throw new Error(`rename: ${fromRel} and ${toRel} are in different directories; expected one directory`);
+    await this.check(
+      `set -e; [ -e ${shellQuote(from)} ]; [ ! -d ${shellQuote(to)} ]; mv -f -- ${shellQuote(from)} ${shellQuote(to)}; sync`,
+      `renaming ${fromRel} over ${toRel}`,
+    );
   }
 
   async writeFileAtomic(rel: string, data: Buffer | string): Promise<void> {
@@ -209,7 +255,11 @@ export class SshTarget implements BootTarget {
     await this.replace(rel, bytes.length, createHash("sha256").update(bytes).digest("hex"), bytes);
   }
 
-  async copyInAtomic(rel: string, localFile: string, onProgress?: (done: number, total: number) => void): Promise<string> {
+  async copyInAtomic(
+    rel: string,
+    localFile: string,
+    onProgress?: (done: number, total: number) => void,
+  ): Promise<string> {
     const total = (await fs.promises.stat(localFile)).size;
     const hash = createHash("sha256");
     for await (const chunk of fs.createReadStream(localFile, { highWaterMark: 1 << 20 })) hash.update(chunk as Buffer);
@@ -255,13 +305,16 @@ export class SshTarget implements BootTarget {
     ].join("\n");
     const out = await this.check(script, `writing ${normal}`, input);
     const readBack = parseSha256(out?.toString("utf8") ?? "", normal);
-    if (readBack !== expected) throw new Error(`${this.describe()}: ${normal} read back as sha256 ${readBack} but ${expected} was sent`);
+    if (readBack !== expected)
+      throw new Error(`${this.describe()}: ${normal} read back as sha256 ${readBack} but ${expected} was sent`);
     return readBack;
   }
 
   async makeDirectoryExclusive(rel: string): Promise<boolean> {
     const dir = shellQuote(this.remotePath(rel));
-    const result = await this.runRemote(`if mkdir -- ${dir} 2>/dev/null; then sync; exit 0; elif [ -e ${dir} ]; then exit ${MISSING}; else mkdir -- ${dir}; fi`);
+    const result = await this.runRemote(
+      `if mkdir -- ${dir} 2>/dev/null; then sync; exit 0; elif [ -e ${dir} ]; then exit ${MISSING}; else mkdir -- ${dir}; fi`,
+    );
     if (result.exitCode === 0) return true;
     if (result.exitCode === MISSING) return false;
     throw new Error(`${this.describe()}: creating ${rel} failed (exit ${result.exitCode}): ${result.stderr.trim()}`);
@@ -269,8 +322,13 @@ export class SshTarget implements BootTarget {
 
   async writeBootOnce(label: string | undefined, ldlinuxDir: string): Promise<void> {
     const args = label === undefined ? ["--clear-once"] : [`--once=${label}`];
-    const result = await this.runRemote(`extlinux ${args.map(shellQuote).join(" ")} ${shellQuote(this.remotePath(ldlinuxDir))}`);
-    if (result.exitCode !== 0) throw new Error(`${this.describe()}: extlinux ${args.join(" ")} failed (exit ${result.exitCode}): ${result.stderr.trim()}`);
+    const result = await this.runRemote(
+      `extlinux ${args.map(shellQuote).join(" ")} ${shellQuote(this.remotePath(ldlinuxDir))}`,
+    );
+    if (result.exitCode !== 0)
+      throw new Error(
+        `${this.describe()}: extlinux ${args.join(" ")} failed (exit ${result.exitCode}): ${result.stderr.trim()}`,
+      );
   }
 
   async runningCmdline(): Promise<string | undefined> {
@@ -280,13 +338,15 @@ export class SshTarget implements BootTarget {
 
   async close(): Promise<void> {
     this.cancel();
-    if (fs.existsSync(this.controlPath)) await execa("ssh", [...this.baseArgs, "-O", "exit", "--", this.spec.host], { reject: false, stdin: "ignore" });
+    if (fs.existsSync(this.controlPath))
+      await execa("ssh", [...this.baseArgs, "-O", "exit", "--", this.spec.host], { reject: false, stdin: "ignore" });
     this.dropSession();
   }
 }
 
 function parseSha256(text: string, rel: string): string {
   const match = /^([0-9a-f]{64})\b/.exec(text.trim());
-  if (!match?.[1]) throw new Error(`sha256sum of ${rel} printed ${JSON.stringify(text.slice(0, 80))}; expected a hex digest`);
+  if (!match?.[1])
+    throw new Error(`sha256sum of ${rel} printed ${JSON.stringify(text.slice(0, 80))}; expected a hex digest`);
   return match[1];
 }

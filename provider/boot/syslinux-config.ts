@@ -39,7 +39,10 @@ const pathToken = z
 
 const entrySchema = z.strictObject({
   label: z.string().regex(/^[A-Za-z0-9._+-]{1,64}$/, "expected a label of 1-64 letters, digits, . _ + -"),
-  menuLabel: z.string().refine((v) => oneLine("menuLabel")(v) === true, "expected a single line").optional(),
+  menuLabel: z
+    .string()
+    .refine((v) => oneLine("menuLabel")(v) === true, "expected a single line")
+    .optional(),
   kernel: pathToken,
   initrd: z.array(pathToken),
   append: entryAppendSchema,
@@ -49,13 +52,21 @@ const entrySchema = z.strictObject({
 export const syslinuxConfigSpecSchema: z.ZodType<SyslinuxConfigSpec> = z
   .strictObject({
     defaultLabel: z.string().min(1, "expected the label of one of the entries"),
-    timeout: z.number().int("expected whole deciseconds").min(0, "expected 0 or more deciseconds").max(35996, "expected at most 35996 deciseconds (syslinux's limit)"),
+    timeout: z
+      .number()
+      .int("expected whole deciseconds")
+      .min(0, "expected 0 or more deciseconds")
+      .max(35996, "expected at most 35996 deciseconds (syslinux's limit)"),
     prompt: z.boolean().optional(),
     serial: z
       .union([
         z.strictObject({
           port: z.number().int().min(0, "expected a serial port number 0-3 or an I/O address").max(0xffff),
-          baud: z.number().int().min(75, "expected a baud rate such as 115200").max(115200, "expected a baud rate of at most 115200"),
+          baud: z
+            .number()
+            .int()
+            .min(75, "expected a baud rate such as 115200")
+            .max(115200, "expected a baud rate of at most 115200"),
         }),
         z.literal(false),
       ])
@@ -66,7 +77,12 @@ export const syslinuxConfigSpecSchema: z.ZodType<SyslinuxConfigSpec> = z
     const seen = new Set<string>();
     spec.entries.forEach((entry, i) => {
       if (seen.has(entry.label.toLowerCase())) {
-        ctx.addIssue({ code: "custom", path: ["entries", i, "label"], input: entry.label, message: "expected labels to be unique (case-insensitive, as syslinux matches them)" });
+        ctx.addIssue({
+          code: "custom",
+          path: ["entries", i, "label"],
+          input: entry.label,
+          message: "expected labels to be unique (case-insensitive, as syslinux matches them)",
+        });
       }
       seen.add(entry.label.toLowerCase());
     });
@@ -92,7 +108,9 @@ export function parseSyslinuxConfigSpec(input: unknown): SyslinuxConfigSpec {
 }
 
 /** The spec with its defaults filled in; parse(render(x)) equals normalize(x). */
-export function normalizeSyslinuxConfig(spec: SyslinuxConfigSpec): SyslinuxConfigSpec & { prompt: boolean; serial: { port: number; baud: number } | false } {
+export function normalizeSyslinuxConfig(
+  spec: SyslinuxConfigSpec,
+): SyslinuxConfigSpec & { prompt: boolean; serial: { port: number; baud: number } | false } {
   return {
     defaultLabel: spec.defaultLabel,
     timeout: spec.timeout,
@@ -116,7 +134,8 @@ export function renderSyslinuxConfig(input: SyslinuxConfigSpec): string {
   lines.push(`PROMPT ${spec.prompt ? 1 : 0}`, `TIMEOUT ${spec.timeout}`, `DEFAULT ${spec.defaultLabel}`);
   for (const entry of spec.entries) {
     lines.push("", `LABEL ${entry.label}`);
-    if (entry.menuLabel !== undefined && entry.menuLabel.trim() !== "") lines.push(`  MENU LABEL ${entry.menuLabel.trim()}`);
+    if (entry.menuLabel !== undefined && entry.menuLabel.trim() !== "")
+      lines.push(`  MENU LABEL ${entry.menuLabel.trim()}`);
     lines.push(`  LINUX ${entry.kernel}`);
     if (entry.initrd.length > 0) lines.push(`  INITRD ${entry.initrd.join(",")}`);
     if (entry.append.trim() !== "") lines.push(`  APPEND ${entry.append.trim()}`);
@@ -171,7 +190,8 @@ export function parseSyslinuxConfig(text: string): SyslinuxConfigSpec {
         if (current) {
           const tokens = rest === "-" ? [] : rest.split(/\s+/).filter((t) => t !== "");
           const initrd = tokens.find((t) => t.toLowerCase().startsWith("initrd="));
-          if (initrd !== undefined && current.initrd.length === 0) current.initrd = splitInitrd(initrd.slice("initrd=".length));
+          if (initrd !== undefined && current.initrd.length === 0)
+            current.initrd = splitInitrd(initrd.slice("initrd=".length));
           current.append = tokens.filter((t) => !t.toLowerCase().startsWith("initrd=")).join(" ");
         }
         return;
@@ -189,7 +209,10 @@ export function parseSyslinuxConfig(text: string): SyslinuxConfigSpec {
         return;
       case "serial": {
         const [port, baud] = rest.split(/\s+/);
-        serial = { port: parseNumber(port ?? "", `${where}: SERIAL port`), baud: baud === undefined ? 9600 : parseNumber(baud, `${where}: SERIAL baud`) };
+        serial = {
+          port: parseNumber(port ?? "", `${where}: SERIAL port`),
+          baud: baud === undefined ? 9600 : parseNumber(baud, `${where}: SERIAL baud`),
+        };
         return;
       }
       default:
@@ -198,13 +221,17 @@ export function parseSyslinuxConfig(text: string): SyslinuxConfigSpec {
   });
   for (const entry of entries) if (entry.kernel === "") entry.kernel = entry.label; // syslinux boots the label's name when no LINUX is given
   const chosen = defaultLabel ?? onTimeout ?? menuDefault ?? entries[0]?.label;
-  if (chosen === undefined) throw new Error("syslinux config: no DEFAULT and no LABEL; expected at least one LABEL entry");
+  if (chosen === undefined)
+    throw new Error("syslinux config: no DEFAULT and no LABEL; expected at least one LABEL entry");
   const spec: SyslinuxConfigSpec = { defaultLabel: chosen, timeout, prompt, serial, entries };
   return spec;
 }
 
 function splitInitrd(value: string): string[] {
-  return value.split(",").map((s) => s.trim()).filter((s) => s !== "");
+  return value
+    .split(",")
+    .map((s) => s.trim())
+    .filter((s) => s !== "");
 }
 
 function parseNumber(text: string, what: string): number {
@@ -248,7 +275,9 @@ export async function findSyslinuxConfigPath(target: BootTarget): Promise<string
 }
 
 /** The config syslinux will use, parsed; undefined when there is none. */
-export async function readSyslinuxConfig(target: BootTarget): Promise<{ path: string; text: string; spec: SyslinuxConfigSpec } | undefined> {
+export async function readSyslinuxConfig(
+  target: BootTarget,
+): Promise<{ path: string; text: string; spec: SyslinuxConfigSpec } | undefined> {
   const path = await findSyslinuxConfigPath(target);
   const data = await target.readFile(path);
   if (data === undefined) return undefined;
@@ -267,7 +296,11 @@ export interface WriteConfigOptions {
 }
 
 /** Renders and atomically replaces the config syslinux reads. Returns where it went and the sha256 of the text. */
-export async function writeSyslinuxConfig(target: BootTarget, spec: SyslinuxConfigSpec, opts: WriteConfigOptions = {}): Promise<{ path: string; sha256: string }> {
+export async function writeSyslinuxConfig(
+  target: BootTarget,
+  spec: SyslinuxConfigSpec,
+  opts: WriteConfigOptions = {},
+): Promise<{ path: string; sha256: string }> {
   const text = renderSyslinuxConfig(spec);
   const path = await findSyslinuxConfigPath(target);
   await opts.beforeCommit?.();
@@ -275,8 +308,11 @@ export async function writeSyslinuxConfig(target: BootTarget, spec: SyslinuxConf
     const now = await target.readFile(path);
     const nowSha = now === undefined ? null : sha256Hex(now);
     if (nowSha !== opts.expectedSha256) {
-      const nowDefault = now === undefined ? "no config" : `DEFAULT ${parseSyslinuxConfig(now.toString("utf8")).defaultLabel}`;
-      throw new Error(`${target.describe()}: ${path} changed since it was read (now ${nowDefault}): another writer switched it; nothing was written, run the deploy again`);
+      const nowDefault =
+        now === undefined ? "no config" : `DEFAULT ${parseSyslinuxConfig(now.toString("utf8")).defaultLabel}`;
+      throw new Error(
+        `${target.describe()}: ${path} changed since it was read (now ${nowDefault}): another writer switched it; nothing was written, run the deploy again`,
+      );
     }
   }
   await target.writeFileAtomic(path, text);

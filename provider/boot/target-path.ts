@@ -6,8 +6,10 @@ import * as path from "node:path";
  * with ".." are refused: a target never reads or writes outside its root.
  */
 export function targetRelPath(rel: string, field = "path"): string {
-  if (typeof rel !== "string") throw new Error(`${field}: got ${JSON.stringify(rel)}; expected a path relative to the target root`);
-  if (rel.includes("\0") || rel.includes("\n")) throw new Error(`${field}: got ${JSON.stringify(rel)}; NUL and newline are not accepted in a path`);
+  if (typeof rel !== "string")
+    throw new Error(`${field}: got ${JSON.stringify(rel)}; expected a path relative to the target root`);
+  if (rel.includes("\0") || rel.includes("\n"))
+    throw new Error(`${field}: got ${JSON.stringify(rel)}; NUL and newline are not accepted in a path`);
   const trimmed = rel.replace(/^\/+/, "");
   const normal = path.posix.normalize(trimmed === "" ? "." : trimmed);
   if (normal === ".." || normal.startsWith("../")) {

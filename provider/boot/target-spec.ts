@@ -38,7 +38,12 @@ const localSchema = z.strictObject({
 const imageSchema = z.strictObject({
   kind: z.literal("image"),
   path: nonEmpty.refine(noControl, "expected a disk image file path without control characters"),
-  partition: z.number().int("expected a whole number").min(1, "expected an MBR partition number 1-4").max(4, "expected an MBR partition number 1-4").optional(),
+  partition: z
+    .number()
+    .int("expected a whole number")
+    .min(1, "expected an MBR partition number 1-4")
+    .max(4, "expected an MBR partition number 1-4")
+    .optional(),
 });
 
 const sshSchema = z.strictObject({
@@ -47,24 +52,42 @@ const sshSchema = z.strictObject({
     .refine((v) => /^[A-Za-z0-9._:%\-\[\]]+$/.test(v), "expected a host name, IP address or ~/.ssh/config alias")
     .refine((v) => noOption("host")(v) === true, 'a host must not start with "-"'),
   user: nonEmpty
-    .refine((v) => /^[A-Za-z0-9._][A-Za-z0-9._\-]*$/.test(v), "expected a user name (letters, digits, . _ -, not starting with -)")
+    .refine(
+      (v) => /^[A-Za-z0-9._][A-Za-z0-9._\-]*$/.test(v),
+      "expected a user name (letters, digits, . _ -, not starting with -)",
+    )
     .optional(),
-  port: z.number().int("expected a whole number").min(1, "expected a TCP port 1-65535").max(65535, "expected a TCP port 1-65535").optional(),
-  path: nonEmpty.refine((v) => v.startsWith("/") && noControl(v), "expected an absolute directory path on the remote machine"),
+  port: z
+    .number()
+    .int("expected a whole number")
+    .min(1, "expected a TCP port 1-65535")
+    .max(65535, "expected a TCP port 1-65535")
+    .optional(),
+  path: nonEmpty.refine(
+    (v) => v.startsWith("/") && noControl(v),
+    "expected an absolute directory path on the remote machine",
+  ),
   privateKey: z
     .string()
     .refine((v) => v.includes("PRIVATE KEY"), "expected the text of a private key (a PEM/OpenSSH block)")
     .optional()
-    .meta({ secret: true, description: "the private key text, a Pulumi secret: written to a 0600 file for the session only" }),
+    .meta({
+      secret: true,
+      description: "the private key text, a Pulumi secret: written to a 0600 file for the session only",
+    }),
   knownHostsFile: nonEmpty.optional(),
   strictHostKeyChecking: z.boolean().optional(),
   sshConfigFile: nonEmpty.optional(),
 });
 
 /** zod schema of a target; `parseTargetSpec` wraps it with errors that name field, value and what is accepted. */
-export const targetSpecSchema: z.ZodType<TargetSpec> = z.discriminatedUnion("kind", [localSchema, imageSchema, sshSchema], {
-  error: 'kind: expected one of "local", "image", "ssh"',
-});
+export const targetSpecSchema: z.ZodType<TargetSpec> = z.discriminatedUnion(
+  "kind",
+  [localSchema, imageSchema, sshSchema],
+  {
+    error: 'kind: expected one of "local", "image", "ssh"',
+  },
+);
 
 /** Validates untrusted input (CLI flags, Pulumi inputs) into a TargetSpec, or throws a clear error. */
 export function parseTargetSpec(input: unknown): TargetSpec {

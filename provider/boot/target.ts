@@ -32,7 +32,11 @@ export async function openTarget(input: TargetSpec, opts: OpenTargetOptions = {}
 }
 
 /** Opens a target for the length of `fn`, and closes it whatever happens. */
-export async function withTarget<T>(spec: TargetSpec, fn: (target: BootTarget) => Promise<T>, opts: OpenTargetOptions = {}): Promise<T> {
+export async function withTarget<T>(
+  spec: TargetSpec,
+  fn: (target: BootTarget) => Promise<T>,
+  opts: OpenTargetOptions = {},
+): Promise<T> {
   const target = await openTarget(spec, opts);
   try {
     return await fn(target);

@@ -21,10 +21,16 @@ export interface TrialOptions {
 }
 
 /** The image id the config's entry `label` boots, from its slot's manifest. */
-async function imageOfLabel(target: BootTarget, spec: SyslinuxConfigSpec, label: string, configPath: string): Promise<string> {
+async function imageOfLabel(
+  target: BootTarget,
+  spec: SyslinuxConfigSpec,
+  label: string,
+  configPath: string,
+): Promise<string> {
   const slot = slotOfLabel({ path: configPath, spec }, label);
   const state = slot ? await readSlot(target, slot) : undefined;
-  if (!state?.manifest) throw new Error(`trial: label ${label} boots slot ${slot ?? "?"}, which holds no ramroot image`);
+  if (!state?.manifest)
+    throw new Error(`trial: label ${label} boots slot ${slot ?? "?"}, which holds no ramroot image`);
   return state.manifest.imageId;
 }
 
@@ -43,13 +49,19 @@ async function probe(spec: TargetSpec, path: string): Promise<string | undefined
 }
 
 /** Runs a trial of `spec.defaultLabel`; resolves when it is promoted, throws (DEFAULT unchanged) when it is not. */
-export async function trialBoot(targetSpec: TargetSpec, spec: SyslinuxConfigSpec, opts: TrialOptions): Promise<{ path: string; sha256: string }> {
+export async function trialBoot(
+  targetSpec: TargetSpec,
+  spec: SyslinuxConfigSpec,
+  opts: TrialOptions,
+): Promise<{ path: string; sha256: string }> {
   const log = opts.log ?? (() => undefined);
   const target = await openTarget(targetSpec);
   const machine = target.machine;
   if (!machine) {
     await target.close();
-    throw new Error('strategy: "trial" needs a target with a shell on the machine, an ssh target (it waits for the booted machine to answer); use "switch" for this target');
+    throw new Error(
+      'strategy: "trial" needs a target with a shell on the machine, an ssh target (it waits for the booted machine to answer); use "switch" for this target',
+    );
   }
   const newLabel = spec.defaultLabel;
   let expected: string;
@@ -64,7 +76,9 @@ export async function trialBoot(targetSpec: TargetSpec, spec: SyslinuxConfigSpec
     const staged = await writeSyslinuxConfig(target, { ...spec, defaultLabel: oldLabel });
     expected = await imageOfLabel(target, spec, newLabel, staged.path);
     await setBootOnce(target, newLabel);
-    log(`trial: ${newLabel} set to boot once (DEFAULT stays ${oldLabel}); waiting up to ${opts.timeoutSeconds} s for image ${expected.slice(0, 12)} to answer`);
+    log(
+      `trial: ${newLabel} set to boot once (DEFAULT stays ${oldLabel}); waiting up to ${opts.timeoutSeconds} s for image ${expected.slice(0, 12)} to answer`,
+    );
     if (opts.reboot) await machine.run("(sleep 1; reboot) >/dev/null 2>&1 &").catch(() => undefined);
   } finally {
     await target.close().catch(() => undefined);
@@ -90,5 +104,7 @@ export async function trialBoot(targetSpec: TargetSpec, spec: SyslinuxConfigSpec
     await clearBootOnce(cleanup).catch(() => undefined);
     await cleanup.close().catch(() => undefined);
   }
-  throw new Error(`trial: the machine did not answer with image ${expected.slice(0, 12)} in ${opts.probePath} within ${opts.timeoutSeconds} s; DEFAULT was left alone`);
+  throw new Error(
+    `trial: the machine did not answer with image ${expected.slice(0, 12)} in ${opts.probePath} within ${opts.timeoutSeconds} s; DEFAULT was left alone`,
+  );
 }

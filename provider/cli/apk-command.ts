@@ -40,7 +40,9 @@ const ARCHES = ["x86_64", "x86", "aarch64", "armhf", "armv7", "ppc64le", "s390x"
 const repoOptions = z.object({
   keys: z.string().min(1, "--keys needs a directory").optional(),
   allowUntrusted: z.boolean().optional(),
-  arch: z.enum(ARCHES, { error: (iss) => `--arch ${JSON.stringify(iss.input)} is not accepted; use one of ${ARCHES.join(", ")}` }),
+  arch: z.enum(ARCHES, {
+    error: (iss) => `--arch ${JSON.stringify(iss.input)} is not accepted; use one of ${ARCHES.join(", ")}`,
+  }),
   cacheDir: z.string().min(1).optional(),
 });
 
@@ -75,21 +77,26 @@ export function registerApkCommands(program: Command): void {
   apk
     .command("version")
     .description("Compare (-t A B) or validate (-c V...) versions; without arguments read them from standard input")
-    .option("-t, --test", "print <, = or > for A compared with B (pairs \"A B\" per line on standard input when no arguments)")
+    .option(
+      "-t, --test",
+      'print <, = or > for A compared with B (pairs "A B" per line on standard input when no arguments)',
+    )
     .option("-c, --check", "print the invalid versions among the arguments (or standard input lines); exit 1 if any")
     .argument("[versions...]")
     .action(async (versions: string[], o: { test?: boolean; check?: boolean }) => {
       if (o.test === o.check) return fail("apk version: give exactly one of -t (test) or -c (check)");
       if (o.test) {
         if (versions.length > 0) {
-          if (versions.length !== 2) return fail(`apk version -t: expected two versions A B, got ${versions.length}: ${versions.join(" ")}`);
+          if (versions.length !== 2)
+            return fail(`apk version -t: expected two versions A B, got ${versions.length}: ${versions.join(" ")}`);
           process.stdout.write(compareVersions(versions[0]!, versions[1]!) + "\n");
           return;
         }
         const out: string[] = [];
         for (const [i, line] of (await readStdinLines()).entries()) {
           const pair = line.split(/\s+/);
-          if (pair.length !== 2) return fail(`apk version -t: standard input line ${i + 1} ${JSON.stringify(line)} is not "A B"`);
+          if (pair.length !== 2)
+            return fail(`apk version -t: standard input line ${i + 1} ${JSON.stringify(line)} is not "A B"`);
           out.push(compareVersions(pair[0]!, pair[1]!));
         }
         process.stdout.write(out.map((l) => l + "\n").join(""));
@@ -103,7 +110,9 @@ export function registerApkCommands(program: Command): void {
 
   apk
     .command("index")
-    .description("Read a repository index (APKINDEX.tar.gz file or URL, repository directory or URL, or plain APKINDEX text) and print it as JSON")
+    .description(
+      "Read a repository index (APKINDEX.tar.gz file or URL, repository directory or URL, or plain APKINDEX text) and print it as JSON",
+    )
     .option("--keys <dir>", "trusted public keys (like /etc/apk/keys)")
     .option("--allow-untrusted", "accept indexes without a trusted signature")
     .option("--arch <arch>", "architecture for repository layouts", defaultArch())
@@ -112,7 +121,11 @@ export function registerApkCommands(program: Command): void {
     .action(async (spec: string, raw: unknown) => {
       const o = parseRepoOptions(raw);
       try {
-        const repo = await loadRepository(spec, { arch: o.arch, keysDir: o.keys, allowUntrusted: o.allowUntrusted, cacheDir: o.cacheDir }, 0);
+        const repo = await loadRepository(
+          spec,
+          { arch: o.arch, keysDir: o.keys, allowUntrusted: o.allowUntrusted, cacheDir: o.cacheDir },
+          0,
+        );
         const out = {
           source: repo.indexUrl,
           signer: repo.signer ?? null,
@@ -132,7 +145,12 @@ export function registerApkCommands(program: Command): void {
     .description(
       "Resolve packages against repositories into an exact lock, printed as JSON. With an installed database (--root, or --installed and --world) it answers as apk add/del/upgrade would: the PACKAGES are added to the world, --del names leave it, and the changes are listed in apk's words",
     )
-    .option("--repository <repo>", "repository URL, directory, index file or plain APKINDEX (repeatable, in priority order); \"@tag REPO\" pins it as /etc/apk/repositories does", (v: string, prev: string[]) => [...prev, v], [] as string[])
+    .option(
+      "--repository <repo>",
+      'repository URL, directory, index file or plain APKINDEX (repeatable, in priority order); "@tag REPO" pins it as /etc/apk/repositories does',
+      (v: string, prev: string[]) => [...prev, v],
+      [] as string[],
+    )
     .option("--keys <dir>", "trusted public keys (like /etc/apk/keys)")
     .option("--allow-untrusted", "accept repositories without a trusted signature, and plain APKINDEX files")
     .option("--arch <arch>", "architecture", defaultArch())
@@ -140,58 +158,98 @@ export function registerApkCommands(program: Command): void {
     .option("--root <dir>", "a root whose lib/apk/db/installed and etc/apk/world are the starting point")
     .option("--installed <file>", "an installed database (lib/apk/db/installed) to start from")
     .option("--world <file>", "the world file (etc/apk/world) to start from")
-    .option("--del <name>", "take a name out of the world, as apk del (repeatable)", (v: string, prev: string[]) => [...prev, v], [] as string[])
+    .option(
+      "--del <name>",
+      "take a name out of the world, as apk del (repeatable)",
+      (v: string, prev: string[]) => [...prev, v],
+      [] as string[],
+    )
     .option("--upgrade", "as apk upgrade: installed packages are not preferred")
     .argument("[packages...]")
-    .action(async (packages: string[], raw: { repository: string[]; root?: string; installed?: string; world?: string; del: string[]; upgrade?: boolean }) => {
-      const o = parseRepoOptions(raw);
-      if (raw.repository.length === 0) return fail("apk resolve: give at least one --repository URL|DIR|APKINDEX-file");
-      if (raw.root && (raw.installed || raw.world)) return fail("apk resolve: give --root, or --installed and --world, not both");
-      const installedFile = raw.root ? path.join(raw.root, "lib/apk/db/installed") : raw.installed;
-      const worldFile = raw.root ? path.join(raw.root, "etc/apk/world") : raw.world;
-      const withState = installedFile !== undefined || worldFile !== undefined || raw.del.length > 0 || raw.upgrade;
-      if (!withState && packages.length === 0) return fail("apk resolve: give the packages to resolve, or a starting point (--root, --installed, --world)");
-      try {
-        const tagged = raw.repository.map((spec) => {
-          const m = /^@(\S+)\s+(.+)$/.exec(spec);
-          return m ? { tag: m[1]!, spec: m[2]! } : { spec };
-        });
-        const repos = await loadRepositories(
-          tagged.map((t) => t.spec),
-          { arch: o.arch, keysDir: o.keys, allowUntrusted: o.allowUntrusted, cacheDir: o.cacheDir, onProgress: (m) => process.stderr.write(m + "\n") },
-        );
-        const available = repos.flatMap((r, i) => {
-          const tag = tagged[i]!.tag;
-          return tag ? r.packages.map((p) => ({ ...p, repositoryTag: tag })) : r.packages;
-        });
-        if (!withState) {
-          const lock = resolvePackages(packages, available, { arch: o.arch });
-          const out = { world: lock.world, packages: lock.packages.map(({ record: _record, ...entry }) => entry), installOrder: installOrder(lock).map((e) => e.name) };
-          process.stdout.write(JSON.stringify(out, null, 2) + "\n");
-          return;
-        }
-        const read = (file: string | undefined, what: string): string => {
-          if (file === undefined) return "";
-          try {
-            return fs.readFileSync(file, "utf8");
-          } catch (err) {
-            throw new Error(`${what} ${JSON.stringify(file)} cannot be read: ${(err as Error).message}`);
+    .action(
+      async (
+        packages: string[],
+        raw: {
+          repository: string[];
+          root?: string;
+          installed?: string;
+          world?: string;
+          del: string[];
+          upgrade?: boolean;
+        },
+      ) => {
+        const o = parseRepoOptions(raw);
+        if (raw.repository.length === 0)
+          return fail("apk resolve: give at least one --repository URL|DIR|APKINDEX-file");
+        if (raw.root && (raw.installed || raw.world))
+          return fail("apk resolve: give --root, or --installed and --world, not both");
+        const installedFile = raw.root ? path.join(raw.root, "lib/apk/db/installed") : raw.installed;
+        const worldFile = raw.root ? path.join(raw.root, "etc/apk/world") : raw.world;
+        const withState = installedFile !== undefined || worldFile !== undefined || raw.del.length > 0 || raw.upgrade;
+        if (!withState && packages.length === 0)
+          return fail("apk resolve: give the packages to resolve, or a starting point (--root, --installed, --world)");
+        try {
+          const tagged = raw.repository.map((spec) => {
+            const m = /^@(\S+)\s+(.+)$/.exec(spec);
+            return m ? { tag: m[1]!, spec: m[2]! } : { spec };
+          });
+          const repos = await loadRepositories(
+            tagged.map((t) => t.spec),
+            {
+              arch: o.arch,
+              keysDir: o.keys,
+              allowUntrusted: o.allowUntrusted,
+              cacheDir: o.cacheDir,
+              onProgress: (m) => process.stderr.write(m + "\n"),
+            },
+          );
+          const available = repos.flatMap((r, i) => {
+            const tag = tagged[i]!.tag;
+            return tag ? r.packages.map((p) => ({ ...p, repositoryTag: tag })) : r.packages;
+          });
+          if (!withState) {
+            const lock = resolvePackages(packages, available, { arch: o.arch });
+            const out = {
+              world: lock.world,
+              packages: lock.packages.map(({ record: _record, ...entry }) => entry),
+              installOrder: installOrder(lock).map((e) => e.name),
+            };
+            process.stdout.write(JSON.stringify(out, null, 2) + "\n");
+            return;
           }
-        };
-        const installed = parseInstalledDb(read(installedFile, "--installed"), installedFile ?? "installed");
-        const nameOf = (d: string) => d.replace(/^!/, "").split(/[@<>=~]/)[0]!;
-        const removed = new Set(raw.del.map(nameOf));
-        const added = packages.map(nameOf);
-        const world = [...parseWorldFile(read(worldFile, "--world")).filter((w) => !removed.has(nameOf(w)) && !added.includes(nameOf(w))), ...packages];
-        const { lock, changes } = resolveChanges(world, available, { installed: installed.records, installedTags: installed.tags }, { arch: o.arch, upgrade: raw.upgrade });
-        const out = {
-          world: lock.world,
-          packages: lock.packages.map(({ record: _record, ...entry }) => entry),
-          changes: changes.map((c, i) => `(${i + 1}/${changes.length}) ${formatChange(c)}`),
-        };
-        process.stdout.write(JSON.stringify(out, null, 2) + "\n");
-      } catch (err) {
-        fail(err instanceof SolverError ? err.message : `ERROR: ${(err as Error).message}`);
-      }
-    });
+          const read = (file: string | undefined, what: string): string => {
+            if (file === undefined) return "";
+            try {
+              return fs.readFileSync(file, "utf8");
+            } catch (err) {
+              throw new Error(`${what} ${JSON.stringify(file)} cannot be read: ${(err as Error).message}`);
+            }
+          };
+          const installed = parseInstalledDb(read(installedFile, "--installed"), installedFile ?? "installed");
+          const nameOf = (d: string) => d.replace(/^!/, "").split(/[@<>=~]/)[0]!;
+          const removed = new Set(raw.del.map(nameOf));
+          const added = packages.map(nameOf);
+          const world = [
+            ...parseWorldFile(read(worldFile, "--world")).filter(
+              (w) => !removed.has(nameOf(w)) && !added.includes(nameOf(w)),
+            ),
+            ...packages,
+          ];
+          const { lock, changes } = resolveChanges(
+            world,
+            available,
+            { installed: installed.records, installedTags: installed.tags },
+            { arch: o.arch, upgrade: raw.upgrade },
+          );
+          const out = {
+            world: lock.world,
+            packages: lock.packages.map(({ record: _record, ...entry }) => entry),
+            changes: changes.map((c, i) => `(${i + 1}/${changes.length}) ${formatChange(c)}`),
+          };
+          process.stdout.write(JSON.stringify(out, null, 2) + "\n");
+        } catch (err) {
+          fail(err instanceof SolverError ? err.message : `ERROR: ${(err as Error).message}`);
+        }
+      },
+    );
 }

@@ -40,7 +40,8 @@ function int(value: string | undefined, flag: string): number | undefined {
 /** The target named by --dir, --image or --ssh (exactly one), validated like any other input. */
 export function targetSpecFromFlags(flags: TargetFlags): TargetSpec {
   const given = [flags.dir, flags.image, flags.ssh].filter((v) => v !== undefined);
-  if (given.length !== 1) throw new Error("target: give exactly one of --dir <path>, --image <file> or --ssh <[user@]host:/path>");
+  if (given.length !== 1)
+    throw new Error("target: give exactly one of --dir <path>, --image <file> or --ssh <[user@]host:/path>");
   if (flags.dir !== undefined) return parseTargetSpec({ kind: "local", path: flags.dir });
   if (flags.image !== undefined) {
     const partition = int(flags.partition, "--partition");
@@ -71,8 +72,16 @@ async function withTarget<T>(flags: TargetFlags, use: (target: BootTarget) => Pr
 }
 
 /** A target for a command that writes: under the target's lease for the whole command. */
-async function withWriteTarget<T>(flags: TargetFlags, what: string, use: (target: BootTarget, lease: Lease) => Promise<T>): Promise<T> {
-  return withTarget(flags, (target) => withLease(target, { owner: `ramroot ${what}`, log: (m) => process.stderr.write(`${m}\n`) }, (lease) => use(target, lease)));
+async function withWriteTarget<T>(
+  flags: TargetFlags,
+  what: string,
+  use: (target: BootTarget, lease: Lease) => Promise<T>,
+): Promise<T> {
+  return withTarget(flags, (target) =>
+    withLease(target, { owner: `ramroot ${what}`, log: (m) => process.stderr.write(`${m}\n`) }, (lease) =>
+      use(target, lease),
+    ),
+  );
 }
 
 /** Refuses to make `label` DEFAULT or boot-once unless its files are there and match their slot's manifest. */
@@ -91,7 +100,9 @@ export function registerBootCommands(program: Command): void {
   const disk = program.command("disk").description("bootable disk images");
   disk
     .command("create")
-    .description("make a bootable FAT image with syslinux and empty slot directories, ready to write to an SD card or USB stick")
+    .description(
+      "make a bootable FAT image with syslinux and empty slot directories, ready to write to an SD card or USB stick",
+    )
     .argument("<out>", "image file to write")
     .requiredOption("--size <MiB>", "image size in MiB")
     .option("--layout <layout>", "mbr (syslinux mbr.bin + one active partition) or superfloppy", "mbr")
@@ -99,19 +110,25 @@ export function registerBootCommands(program: Command): void {
     .option("--volume-id <hex>", "FAT volume id and MBR disk signature (8 hex digits)")
     .option("--label <label>", "FAT volume label")
     .option("--force", "replace an existing file (it may hold deployed slots)")
-    .action(async (out: string, flags: { size: string; layout: string; slots: string; volumeId?: string; label?: string; force?: boolean }) => {
-      if (flags.volumeId !== undefined && !/^[0-9a-fA-F]{1,8}$/.test(flags.volumeId)) throw new Error(`--volume-id: got "${flags.volumeId}"; expected up to 8 hex digits`);
-      const opts = parseDiskCreateOptions({
-        output: out,
-        sizeMiB: int(flags.size, "--size"),
-        layout: flags.layout,
-        slots: flags.slots.split(",").filter((s) => s !== ""),
-        ...(flags.volumeId !== undefined ? { volumeId: Number.parseInt(flags.volumeId, 16) } : {}),
-        ...(flags.label !== undefined ? { label: flags.label } : {}),
-        ...(flags.force ? { force: true } : {}),
-      });
-      print(await createDisk(opts));
-    });
+    .action(
+      async (
+        out: string,
+        flags: { size: string; layout: string; slots: string; volumeId?: string; label?: string; force?: boolean },
+      ) => {
+        if (flags.volumeId !== undefined && !/^[0-9a-fA-F]{1,8}$/.test(flags.volumeId))
+          throw new Error(`--volume-id: got "${flags.volumeId}"; expected up to 8 hex digits`);
+        const opts = parseDiskCreateOptions({
+          output: out,
+          sizeMiB: int(flags.size, "--size"),
+          layout: flags.layout,
+          slots: flags.slots.split(",").filter((s) => s !== ""),
+          ...(flags.volumeId !== undefined ? { volumeId: Number.parseInt(flags.volumeId, 16) } : {}),
+          ...(flags.label !== undefined ? { label: flags.label } : {}),
+          ...(flags.force ? { force: true } : {}),
+        });
+        print(await createDisk(opts));
+      },
+    );
 
   const slot = program.command("slot").description("A/B boot slots on a boot target");
   addTargetOptions(
@@ -124,20 +141,46 @@ export function registerBootCommands(program: Command): void {
       .option("--microcode <file>", "microcode initramfs")
       .option("--image-id <id>", "image id for the manifest", "unknown")
       .option("--plan-id <id>", "plan id for the manifest", "unknown"),
-  ).action(async (flags: TargetFlags & { slot: string; kernel: string; initramfs: string; microcode?: string; imageId: string; planId: string }) => {
-    await withWriteTarget(flags, `slot write --slot ${flags.slot}`, async (target, lease) => {
-      const files = { kernel: flags.kernel, initramfs: flags.initramfs, ...(flags.microcode !== undefined ? { microcode: flags.microcode } : {}) };
-      print(await writeSlot(target, { slot: flags.slot, files, manifest: { imageId: flags.imageId, planId: flags.planId }, beforeCommit: () => lease.assertHeld(target) }));
-    });
-  });
-  addTargetOptions(slot.command("show").description("what a slot holds, re-hashed").requiredOption("--slot <name>", "slot to read")).action(
-    async (flags: TargetFlags & { slot: string }) => {
-      await withTarget(flags, async (target) => print((await readSlot(target, flags.slot)) ?? { slot: flags.slot, empty: true }));
+  ).action(
+    async (
+      flags: TargetFlags & {
+        slot: string;
+        kernel: string;
+        initramfs: string;
+        microcode?: string;
+        imageId: string;
+        planId: string;
+      },
+    ) => {
+      await withWriteTarget(flags, `slot write --slot ${flags.slot}`, async (target, lease) => {
+        const files = {
+          kernel: flags.kernel,
+          initramfs: flags.initramfs,
+          ...(flags.microcode !== undefined ? { microcode: flags.microcode } : {}),
+        };
+        print(
+          await writeSlot(target, {
+            slot: flags.slot,
+            files,
+            manifest: { imageId: flags.imageId, planId: flags.planId },
+            beforeCommit: () => lease.assertHeld(target),
+          }),
+        );
+      });
     },
   );
+  addTargetOptions(
+    slot.command("show").description("what a slot holds, re-hashed").requiredOption("--slot <name>", "slot to read"),
+  ).action(async (flags: TargetFlags & { slot: string }) => {
+    await withTarget(flags, async (target) =>
+      print((await readSlot(target, flags.slot)) ?? { slot: flags.slot, empty: true }),
+    );
+  });
 
   const syslinux = program.command("syslinux").description("the syslinux config and one-time boots on a boot target");
-  addTargetOptions(syslinux.command("show").description("the config syslinux will read, parsed, and any pending one-time boot")).action(async (flags: TargetFlags) => {
+  addTargetOptions(
+    syslinux.command("show").description("the config syslinux will read, parsed, and any pending one-time boot"),
+  ).action(async (flags: TargetFlags) => {
     await withTarget(flags, async (target) => {
       const config = await readSyslinuxConfig(target);
       print({ path: config?.path, config: config?.spec, bootOnce: await readBootOnce(target).catch(() => undefined) });
@@ -152,32 +195,52 @@ export function registerBootCommands(program: Command): void {
       .option("--append <cmdline>", "kernel command line", "rdinit=/sbin/init console=ttyS0 panic=5")
       .option("--timeout <deciseconds>", "TIMEOUT", "0")
       .option("--microcode", "slots carry a microcode image"),
-  ).action(async (flags: TargetFlags & { default: string; slots: string; append: string; timeout: string; microcode?: boolean }) => {
-    await withWriteTarget(flags, "syslinux write", async (target, lease) => {
-      const entries = flags.slots.split(",").filter((s) => s !== "").map((s) => slotEntry(s, { microcode: flags.microcode === true, append: flags.append, menuLabel: `slot ${s}` }));
-      const spec = { defaultLabel: flags.default, timeout: int(flags.timeout, "--timeout") ?? 0, entries };
-      const read = await readSyslinuxConfig(target);
-      await assertLabelBootable(target, spec, flags.default, read?.path ?? (await findSyslinuxConfigPath(target)));
-      print(await writeSyslinuxConfig(target, spec, { expectedSha256: read ? sha256Hex(read.text) : null, beforeCommit: () => lease.assertHeld(target) }));
-    });
-  });
-  addTargetOptions(syslinux.command("set-default").description("make LABEL the DEFAULT (promote)").argument("<label>")).action(async (label: string, flags: TargetFlags) => {
+  ).action(
+    async (
+      flags: TargetFlags & { default: string; slots: string; append: string; timeout: string; microcode?: boolean },
+    ) => {
+      await withWriteTarget(flags, "syslinux write", async (target, lease) => {
+        const entries = flags.slots
+          .split(",")
+          .filter((s) => s !== "")
+          .map((s) =>
+            slotEntry(s, { microcode: flags.microcode === true, append: flags.append, menuLabel: `slot ${s}` }),
+          );
+        const spec = { defaultLabel: flags.default, timeout: int(flags.timeout, "--timeout") ?? 0, entries };
+        const read = await readSyslinuxConfig(target);
+        await assertLabelBootable(target, spec, flags.default, read?.path ?? (await findSyslinuxConfigPath(target)));
+        print(
+          await writeSyslinuxConfig(target, spec, {
+            expectedSha256: read ? sha256Hex(read.text) : null,
+            beforeCommit: () => lease.assertHeld(target),
+          }),
+        );
+      });
+    },
+  );
+  addTargetOptions(
+    syslinux.command("set-default").description("make LABEL the DEFAULT (promote)").argument("<label>"),
+  ).action(async (label: string, flags: TargetFlags) => {
     await withWriteTarget(flags, `syslinux set-default ${label}`, async (target) => {
       await assertBootable(target, label);
       print(await promote(target, label));
     });
   });
-  addTargetOptions(syslinux.command("once").description("boot LABEL on the next boot only").argument("<label>")).action(async (label: string, flags: TargetFlags) => {
-    await withWriteTarget(flags, `syslinux once ${label}`, async (target) => {
-      await assertBootable(target, label);
-      await setBootOnce(target, label);
-      print({ bootOnce: await readBootOnce(target) });
-    });
-  });
-  addTargetOptions(syslinux.command("clear-once").description("cancel a pending one-time boot")).action(async (flags: TargetFlags) => {
-    await withWriteTarget(flags, "syslinux clear-once", async (target) => {
-      await clearBootOnce(target);
-      print({ bootOnce: await readBootOnce(target) });
-    });
-  });
+  addTargetOptions(syslinux.command("once").description("boot LABEL on the next boot only").argument("<label>")).action(
+    async (label: string, flags: TargetFlags) => {
+      await withWriteTarget(flags, `syslinux once ${label}`, async (target) => {
+        await assertBootable(target, label);
+        await setBootOnce(target, label);
+        print({ bootOnce: await readBootOnce(target) });
+      });
+    },
+  );
+  addTargetOptions(syslinux.command("clear-once").description("cancel a pending one-time boot")).action(
+    async (flags: TargetFlags) => {
+      await withWriteTarget(flags, "syslinux clear-once", async (target) => {
+        await clearBootOnce(target);
+        print({ bootOnce: await readBootOnce(target) });
+      });
+    },
+  );
 }

@@ -31,7 +31,9 @@ interface BuildFlags {
 export function registerBuildCommands(program: Command): void {
   program
     .command("build")
-    .description("build an image from a YAML/JSON config (the AlpineImage inputs); prints planId, imageId and artifacts")
+    .description(
+      "build an image from a YAML/JSON config (the AlpineImage inputs); prints planId, imageId and artifacts",
+    )
     .argument("<config>", "the config file; relative paths in it resolve against its directory")
     .option("--plan-only", "resolve and print the plan as JSON; build nothing")
     .option("--cache <dir>", "the image cache (default ~/.cache/ramroot/images)")
@@ -40,7 +42,10 @@ export function registerBuildCommands(program: Command): void {
       const baseDir = path.dirname(path.resolve(configFile));
       // The counters (packages, MiB packed) pass `transient` through: rewritten in place on a terminal.
       const progress = terminalSink();
-      const resolved = await planImage(parseImageConfig(readBuildConfig(configFile)), { baseDir, onProgress: progress });
+      const resolved = await planImage(parseImageConfig(readBuildConfig(configFile)), {
+        baseDir,
+        onProgress: progress,
+      });
       if (flags.planOnly) {
         process.stdout.write(JSON.stringify(resolved.plan, null, 2) + "\n");
         return;

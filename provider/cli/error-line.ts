@@ -12,15 +12,19 @@ interface Known {
 const KNOWN: Known[] = [
   {
     match: /incorrect passphrase|failed to decrypt|could not decrypt/i,
-    line: () => "PULUMI_CONFIG_PASSPHRASE does not open this stack's secrets: set the passphrase the stack was made with (the demo's: `source .ramroot/env.sh`)",
+    line: () =>
+      "PULUMI_CONFIG_PASSPHRASE does not open this stack's secrets: set the passphrase the stack was made with (the demo's: `source .ramroot/env.sh`)",
   },
   {
-    match: /passphrase must be set|PULUMI_CONFIG_PASSPHRASE(_FILE)? (environment variable )?(is )?(not set|must be set)/i,
-    line: () => "the stack's secrets need a passphrase and none is set: run `source .ramroot/env.sh` (the demo's), or set PULUMI_CONFIG_PASSPHRASE",
+    match:
+      /passphrase must be set|PULUMI_CONFIG_PASSPHRASE(_FILE)? (environment variable )?(is )?(not set|must be set)/i,
+    line: () =>
+      "the stack's secrets need a passphrase and none is set: run `source .ramroot/env.sh` (the demo's), or set PULUMI_CONFIG_PASSPHRASE",
   },
   {
     match: /no stack named '([^']+)' found/,
-    line: (m) => `no stack "${m[1]}" in this project: \`npm start\` creates the demo stack; for another one, \`pulumi stack init ${m[1]}\` (see \`pulumi stack ls\`)`,
+    line: (m) =>
+      `no stack "${m[1]}" in this project: \`npm start\` creates the demo stack; for another one, \`pulumi stack init ${m[1]}\` (see \`pulumi stack ls\`)`,
   },
   {
     match: /the pulumi CLI is not installed|spawn pulumi ENOENT|pulumi: (command )?not found|Failed to find pulumi/i,
@@ -28,7 +32,8 @@ const KNOWN: Known[] = [
   },
   {
     match: /the stack is currently locked|ConcurrentUpdateError|\[409\] Conflict/i,
-    line: () => "another pulumi update of this stack is running (or one was killed): wait for it, or `pulumi cancel` / `pulumi stack export | pulumi stack import` after a killed one",
+    line: () =>
+      "another pulumi update of this stack is running (or one was killed): wait for it, or `pulumi cancel` / `pulumi stack export | pulumi stack import` after a killed one",
   },
 ];
 

@@ -32,7 +32,10 @@ class SourceResolver {
   constructor(private readonly flags: ImageFlags) {}
 
   private stackSide() {
-    this.stack ??= openStack({ stack: this.flags.stack, ...(this.flags.cwd !== undefined ? { cwd: this.flags.cwd } : {}) }).then(async (open) => ({
+    this.stack ??= openStack({
+      stack: this.flags.stack,
+      ...(this.flags.cwd !== undefined ? { cwd: this.flags.cwd } : {}),
+    }).then(async (open) => ({
       open,
       target: await stackTarget(open.stack, open.projectDir),
     }));
@@ -49,7 +52,8 @@ class SourceResolver {
     const [, kind, value] = /^(slot|update|plan):(.*)$/.exec(spec) ?? [];
     if (kind === "slot") return { kind: "slot", target: await this.target(), slot: value! };
     if (kind === "plan") {
-      if (!/^[0-9a-f]{12,64}$/.test(value!)) throw new Error(`plan:${value}: expected a plan id (hex, at least 12 digits)`);
+      if (!/^[0-9a-f]{12,64}$/.test(value!))
+        throw new Error(`plan:${value}: expected a plan id (hex, at least 12 digits)`);
       return { kind: "plan", planId: value! };
     }
     if (kind === "update") return this.update(value!);
@@ -66,17 +70,27 @@ class SourceResolver {
     if (!update) throw new Error(`no update ${version} in stack ${open.stack.name} (see \`ramroot history\`)`);
     const state = await inspectTarget(target, ["a", "b"]);
     const deployed = deployedBy(update, state.journal);
-    if (!deployed?.planId) throw new Error(`update ${version} of stack ${open.stack.name} deployed no image that the journal on ${state.description} records`);
-    if (await cachedImage({ planId: deployed.planId })) return { kind: "plan", planId: deployed.planId, update: version };
+    if (!deployed?.planId)
+      throw new Error(
+        `update ${version} of stack ${open.stack.name} deployed no image that the journal on ${state.description} records`,
+      );
+    if (await cachedImage({ planId: deployed.planId }))
+      return { kind: "plan", planId: deployed.planId, update: version };
     const slot = slotHolding(state, deployed.planId);
     if (slot !== undefined) return { kind: "slot", target, slot };
-    throw new Error(`the image update ${version} deployed (plan ${deployed.planId.slice(0, 12)}) is neither in the local image cache nor in a slot`);
+    throw new Error(
+      `the image update ${version} deployed (plan ${deployed.planId.slice(0, 12)}) is neither in the local image cache nor in a slot`,
+    );
   }
 }
 
 /** Positional specs first, then --slot values, then --update values. */
 function sourceSpecs(positional: string[], flags: ImageFlags): string[] {
-  return [...positional, ...(flags.slot ?? []).map((s) => `slot:${s}`), ...(flags.update ?? []).map((u) => `update:${u}`)];
+  return [
+    ...positional,
+    ...(flags.slot ?? []).map((s) => `slot:${s}`),
+    ...(flags.update ?? []).map((u) => `update:${u}`),
+  ];
 }
 
 function imageCommand(parent: Command, name: string, description: string): Command {
@@ -94,47 +108,76 @@ function imageCommand(parent: Command, name: string, description: string): Comma
 const SOURCE_HELP = "an initramfs file, slot:NAME, update:N or plan:ID";
 
 export function registerImageCommands(program: Command): void {
-  const image = program.command("image").description("what is inside an initramfs, and what differs between two (read back with cpio-stream)");
+  const image = program
+    .command("image")
+    .description("what is inside an initramfs, and what differs between two (read back with cpio-stream)");
 
-  imageCommand(image, "ls", "every path the image holds: type, mode, owner, size and sha256 (files), link target, owning package")
+  imageCommand(
+    image,
+    "ls",
+    "every path the image holds: type, mode, owner, size and sha256 (files), link target, owning package",
+  )
     .argument("[source]", SOURCE_HELP)
     .option("--layers", "also list the archives (layers) the image is made of")
     .action(async (source: string | undefined, flags: ImageFlags & { layers?: boolean }) => {
       const specs = sourceSpecs(source === undefined ? [] : [source], flags);
-      if (specs.length !== 1) throw new Error(`image ls: give one image (${SOURCE_HELP}, or --slot/--update); got ${specs.length}`);
+      if (specs.length !== 1)
+        throw new Error(`image ls: give one image (${SOURCE_HELP}, or --slot/--update); got ${specs.length}`);
       const resolved = await new SourceResolver(flags).resolve(specs[0]!);
       const read = await readImageSource(resolved);
       if (flags.layers) {
-        for (const l of read.layers) process.stdout.write(`layer ${l.layer}: ${l.compression} at byte ${l.offset}, ${l.entries} entries, ${l.bytes} bytes of cpio\n`);
+        for (const l of read.layers)
+          process.stdout.write(
+            `layer ${l.layer}: ${l.compression} at byte ${l.offset}, ${l.entries} entries, ${l.bytes} bytes of cpio\n`,
+          );
       }
       process.stdout.write(renderListing(read).join("\n") + "\n");
     });
 
-  imageCommand(image, "diff", "paths added (+), removed (-) and changed (~) from one image to another, by package; package versions first")
+  imageCommand(
+    image,
+    "diff",
+    "paths added (+), removed (-) and changed (~) from one image to another, by package; package versions first",
+  )
     .argument("[from]", SOURCE_HELP)
     .argument("[to]", SOURCE_HELP)
     .action(async (from: string | undefined, to: string | undefined, flags: ImageFlags) => {
-      const specs = sourceSpecs([from, to].filter((s): s is string => s !== undefined), flags);
-      if (specs.length !== 2) throw new Error(`image diff: give two images (${SOURCE_HELP}, or --slot/--update twice); got ${specs.length}`);
+      const specs = sourceSpecs(
+        [from, to].filter((s): s is string => s !== undefined),
+        flags,
+      );
+      if (specs.length !== 2)
+        throw new Error(`image diff: give two images (${SOURCE_HELP}, or --slot/--update twice); got ${specs.length}`);
       const resolver = new SourceResolver(flags);
       const a = await resolver.resolve(specs[0]!);
       const b = await resolver.resolve(specs[1]!);
       const [ra, rb] = [await readImageSource(a), await readImageSource(b)];
       const diff = diffImages(ra, rb);
-      process.stdout.write(`--- ${describeSource(a)}\n+++ ${describeSource(b)}\n${renderDiff(diff, ra, rb).join("\n")}\n${summarizeDiff(diff)}\n`);
+      process.stdout.write(
+        `--- ${describeSource(a)}\n+++ ${describeSource(b)}\n${renderDiff(diff, ra, rb).join("\n")}\n${summarizeDiff(diff)}\n`,
+      );
     });
 
-  imageCommand(image, "extract", "write the image's files (or the given paths) into a new directory; devices and FIFOs are listed, not made")
+  imageCommand(
+    image,
+    "extract",
+    "write the image's files (or the given paths) into a new directory; devices and FIFOs are listed, not made",
+  )
     .argument("<source>", SOURCE_HELP)
     .argument("<dir>", "a new or empty directory")
     .argument("[paths...]", "only these paths (and what is under them)")
     .action(async (source: string, dir: string, paths: string[], flags: ImageFlags) => {
       const specs = sourceSpecs([source], flags);
-      if (specs.length !== 1) throw new Error(`image extract: give one image, as the first argument (${SOURCE_HELP}); --slot and --update are for ls and diff`);
+      if (specs.length !== 1)
+        throw new Error(
+          `image extract: give one image, as the first argument (${SOURCE_HELP}); --slot and --update are for ls and diff`,
+        );
       const resolved = await new SourceResolver(flags).resolve(source);
       const result = await extractImage(resolved, path.resolve(dir), paths);
       const n = (count: number, one: string, many: string) => `${count} ${count === 1 ? one : many}`;
-      process.stdout.write(`${describeSource(resolved)} -> ${dir}: ${n(result.files, "file", "files")}, ${n(result.dirs, "directory", "directories")}, ${n(result.symlinks, "symlink", "symlinks")}\n`);
+      process.stdout.write(
+        `${describeSource(resolved)} -> ${dir}: ${n(result.files, "file", "files")}, ${n(result.dirs, "directory", "directories")}, ${n(result.symlinks, "symlink", "symlinks")}\n`,
+      );
       for (const s of result.skipped) process.stdout.write(`not made: ${s}\n`);
     });
 }

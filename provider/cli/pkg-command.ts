@@ -26,8 +26,15 @@ function signerFrom(flags: { signKey?: string; keyName?: string; signatureDigest
     throw new Error(`--sign-key: cannot read ${JSON.stringify(flags.signKey)}: ${(err as Error).message}`);
   }
   const digest = z.enum(["sha1", "sha256", "sha512"]).safeParse(flags.signatureDigest ?? "sha1");
-  if (!digest.success) throw new Error(`--signature-digest: ${JSON.stringify(flags.signatureDigest)} is not accepted: use sha1, sha256 or sha512`);
-  return { keyName: flags.keyName ?? `${path.basename(flags.signKey)}.pub`, privateKeyPem: pem, digest: digest.data as SignatureDigest };
+  if (!digest.success)
+    throw new Error(
+      `--signature-digest: ${JSON.stringify(flags.signatureDigest)} is not accepted: use sha1, sha256 or sha512`,
+    );
+  return {
+    keyName: flags.keyName ?? `${path.basename(flags.signKey)}.pub`,
+    privateKeyPem: pem,
+    digest: digest.data as SignatureDigest,
+  };
 }
 
 function integer(flag: string, value: string | undefined): number | undefined {
@@ -41,7 +48,10 @@ function parseOwners(values: string[]): PackageSpec["owners"] {
   const owners: NonNullable<PackageSpec["owners"]> = {};
   for (const value of values) {
     const m = /^(.+)=([A-Za-z0-9_.-]+):([A-Za-z0-9_.-]+)(?::([0-7]{3,4}))?$/.exec(value);
-    if (!m) throw new Error(`--owner: ${JSON.stringify(value)} is not accepted: use PATH=USER:GROUP or PATH=USER:GROUP:MODE (ids or names, mode in octal), e.g. var/lib/app=app:app:0750`);
+    if (!m)
+      throw new Error(
+        `--owner: ${JSON.stringify(value)} is not accepted: use PATH=USER:GROUP or PATH=USER:GROUP:MODE (ids or names, mode in octal), e.g. var/lib/app=app:app:0750`,
+      );
     const [user, group] = [m[2]!, m[3]!];
     owners[m[1]!.replace(/^\/+/, "")] = {
       ...(/^[0-9]+$/.test(user) ? { uid: Number(user) } : { uname: user }),
@@ -53,11 +63,29 @@ function parseOwners(values: string[]): PackageSpec["owners"] {
 }
 
 interface BuildFlags {
-  dir: string; name: string; version: string; arch: string; output: string;
-  description?: string; url?: string; license?: string; origin?: string; maintainer?: string; commit?: string;
-  depends: string[]; provides: string[]; installIf: string[]; replaces: string[]; triggers: string[]; owner: string[];
-  providerPriority?: string; replacesPriority?: string; buildTime?: string;
-  signKey?: string; keyName?: string; signatureDigest?: string;
+  dir: string;
+  name: string;
+  version: string;
+  arch: string;
+  output: string;
+  description?: string;
+  url?: string;
+  license?: string;
+  origin?: string;
+  maintainer?: string;
+  commit?: string;
+  depends: string[];
+  provides: string[];
+  installIf: string[];
+  replaces: string[];
+  triggers: string[];
+  owner: string[];
+  providerPriority?: string;
+  replacesPriority?: string;
+  buildTime?: string;
+  signKey?: string;
+  keyName?: string;
+  signatureDigest?: string;
   [script: string]: unknown;
 }
 
@@ -120,9 +148,20 @@ export function registerPkgCommands(program: Command): void {
       }
     }
     const spec: PackageSpec = {
-      name: flags.name, version: flags.version, arch: flags.arch,
-      description: flags.description, url: flags.url, license: flags.license, origin: flags.origin, maintainer: flags.maintainer, commit: flags.commit,
-      depends: flags.depends, provides: flags.provides, installIf: flags.installIf, replaces: flags.replaces, triggers: flags.triggers,
+      name: flags.name,
+      version: flags.version,
+      arch: flags.arch,
+      description: flags.description,
+      url: flags.url,
+      license: flags.license,
+      origin: flags.origin,
+      maintainer: flags.maintainer,
+      commit: flags.commit,
+      depends: flags.depends,
+      provides: flags.provides,
+      installIf: flags.installIf,
+      replaces: flags.replaces,
+      triggers: flags.triggers,
       providerPriority: integer("--provider-priority", flags.providerPriority),
       replacesPriority: integer("--replaces-priority", flags.replacesPriority),
       buildTime: integer("--build-time", flags.buildTime),
@@ -146,10 +185,23 @@ export function registerPkgCommands(program: Command): void {
     .option("--key-name <name>", "public key file name the signature names (default <sign-key>.pub)")
     .option("--signature-digest <digest>", "sha1 (default), sha256 or sha512")
     .option("--keys <dir>", "require every package to be signed by one of these keys")
-    .action((flags: { dir: string; description: string; signKey?: string; keyName?: string; signatureDigest?: string; keys?: string }) => {
-      const records = writeRepositoryIndex(flags.dir, { description: flags.description, signer: signerFrom(flags), keys: flags.keys ? loadKeysDir(flags.keys) : undefined });
-      process.stdout.write(`${path.join(flags.dir, "APKINDEX.tar.gz")}: ${records.length} package(s)\n`);
-    });
+    .action(
+      (flags: {
+        dir: string;
+        description: string;
+        signKey?: string;
+        keyName?: string;
+        signatureDigest?: string;
+        keys?: string;
+      }) => {
+        const records = writeRepositoryIndex(flags.dir, {
+          description: flags.description,
+          signer: signerFrom(flags),
+          keys: flags.keys ? loadKeysDir(flags.keys) : undefined,
+        });
+        process.stdout.write(`${path.join(flags.dir, "APKINDEX.tar.gz")}: ${records.length} package(s)\n`);
+      },
+    );
 
   const apk = apkCommandGroup(program);
   apk
@@ -160,49 +212,104 @@ export function registerPkgCommands(program: Command): void {
     .option("--allow-untrusted", "accept packages and indexes not signed by a trusted key")
     .argument("<file>", "the .apk")
     .action((file: string, flags: { keys?: string; index?: string; allowUntrusted?: boolean }) => {
-      if (!flags.keys && !flags.allowUntrusted) throw new Error("apk verify: give --keys DIR (the trusted public keys), or --allow-untrusted to check only the package's integrity");
+      if (!flags.keys && !flags.allowUntrusted)
+        throw new Error(
+          "apk verify: give --keys DIR (the trusted public keys), or --allow-untrusted to check only the package's integrity",
+        );
       const keys = flags.keys ? loadKeysDir(flags.keys) : new Map<string, Buffer>();
       const data = fs.readFileSync(file);
       let expected;
       if (flags.index) {
-        const index = readIndexArchive(fs.readFileSync(flags.index), { keys, allowUntrusted: flags.allowUntrusted, source: flags.index });
+        const index = readIndexArchive(fs.readFileSync(flags.index), {
+          keys,
+          allowUntrusted: flags.allowUntrusted,
+          source: flags.index,
+        });
         const unchecked = readPackageFile(data, { source: file, keys, allowUntrusted: true });
-        expected = parseApkindex(index.apkindexText, flags.index).find((r) => r.name === unchecked.record.name && r.version === unchecked.record.version);
-        if (!expected) throw new Error(`${file}: ${unchecked.record.name}-${unchecked.record.version} is not in ${flags.index}`);
+        expected = parseApkindex(index.apkindexText, flags.index).find(
+          (r) => r.name === unchecked.record.name && r.version === unchecked.record.version,
+        );
+        if (!expected)
+          throw new Error(`${file}: ${unchecked.record.name}-${unchecked.record.version} is not in ${flags.index}`);
       }
       const pkgFile = readPackageFile(data, { source: file, keys, expected, allowUntrusted: flags.allowUntrusted });
-      const how = pkgFile.trust === "index" ? `matches the index checksum ${pkgFile.checksum}` : pkgFile.trust === "signature" ? `signed by ${pkgFile.signer}` : "UNTRUSTED (allowed)";
-      process.stdout.write(`${file}: OK ${pkgFile.record.name}-${pkgFile.record.version}, ${how}${pkgFile.signer && pkgFile.trust === "index" ? `, signed by ${pkgFile.signer}` : ""}\n`);
+      const how =
+        pkgFile.trust === "index"
+          ? `matches the index checksum ${pkgFile.checksum}`
+          : pkgFile.trust === "signature"
+            ? `signed by ${pkgFile.signer}`
+            : "UNTRUSTED (allowed)";
+      process.stdout.write(
+        `${file}: OK ${pkgFile.record.name}-${pkgFile.record.version}, ${how}${pkgFile.signer && pkgFile.trust === "index" ? `, signed by ${pkgFile.signer}` : ""}\n`,
+      );
     });
 
   apk
     .command("install")
     .description("resolve packages from repositories and install them into a directory, scripts included")
     .requiredOption("--root <dir>", "the directory to install into")
-    .requiredOption("--repository <repo>", "a repository (URL or directory; repeatable, earlier wins ties)", collect, [])
+    .requiredOption(
+      "--repository <repo>",
+      "a repository (URL or directory; repeatable, earlier wins ties)",
+      collect,
+      [],
+    )
     .requiredOption("--keys <dir>", "trusted public keys (also written to /etc/apk/keys)")
     .option("--arch <arch>", "architecture of the image", "x86_64")
     .option("--allow-untrusted", "accept indexes and packages not signed by a trusted key")
     .option("--no-scripts", "do not run install scripts")
     .option("--cache-dir <dir>", "package cache (default ~/.cache/ramroot/apk/packages)")
     .argument("<packages...>", "world: package names or dependencies, e.g. busybox 'alpine-base>=3.20'")
-    .action(async (world: string[], flags: { root: string; repository: string[]; keys: string; arch: string; allowUntrusted?: boolean; scripts: boolean; cacheDir?: string }) => {
-      if (flags.repository.length === 0) throw new Error("--repository: give at least one repository");
-      const keys = loadKeysDir(flags.keys);
-      const progress = (msg: string) => process.stderr.write(`${msg}\n`);
-      const repos = await loadRepositories(flags.repository, { arch: flags.arch, keys, allowUntrusted: flags.allowUntrusted, onProgress: progress });
-      const lock = resolvePackages(world, repos.flatMap((r) => r.packages), { arch: flags.arch });
-      // No repositories file: `apk add --root R --initdb --repository X` writes none either.
-      const result = await installPackages({
-        root: flags.root, lock, arch: flags.arch, keys, allowUntrusted: flags.allowUntrusted,
-        cacheDir: flags.cacheDir, runScripts: flags.scripts, onProgress: progress,
-        locate: packageLocator(repos),
-      });
-      for (const p of result.installed) process.stdout.write(`installed ${p.name}-${p.version}\n`);
-      for (const s of result.skippedScripts) process.stderr.write(`WARNING: ${s.package}.${s.script} NOT RUN: ${s.detail}\n`);
-      for (const s of result.failedScripts) process.stderr.write(`ERROR: ${s.detail}\n`);
-      // As apk: the root and its database are complete; the exit code counts the flagged packages.
-      process.stdout.write(result.errors > 0 ? `${result.errors} error${result.errors > 1 ? "s" : ""}; ${result.installed.length} packages\n` : `OK: ${result.installed.length} packages\n`);
-      if (result.errors > 0) process.exitCode = Math.min(result.errors, 255);
-    });
+    .action(
+      async (
+        world: string[],
+        flags: {
+          root: string;
+          repository: string[];
+          keys: string;
+          arch: string;
+          allowUntrusted?: boolean;
+          scripts: boolean;
+          cacheDir?: string;
+        },
+      ) => {
+        if (flags.repository.length === 0) throw new Error("--repository: give at least one repository");
+        const keys = loadKeysDir(flags.keys);
+        const progress = (msg: string) => process.stderr.write(`${msg}\n`);
+        const repos = await loadRepositories(flags.repository, {
+          arch: flags.arch,
+          keys,
+          allowUntrusted: flags.allowUntrusted,
+          onProgress: progress,
+        });
+        const lock = resolvePackages(
+          world,
+          repos.flatMap((r) => r.packages),
+          { arch: flags.arch },
+        );
+        // No repositories file: `apk add --root R --initdb --repository X` writes none either.
+        const result = await installPackages({
+          root: flags.root,
+          lock,
+          arch: flags.arch,
+          keys,
+          allowUntrusted: flags.allowUntrusted,
+          cacheDir: flags.cacheDir,
+          runScripts: flags.scripts,
+          onProgress: progress,
+          locate: packageLocator(repos),
+        });
+        for (const p of result.installed) process.stdout.write(`installed ${p.name}-${p.version}\n`);
+        for (const s of result.skippedScripts)
+          process.stderr.write(`WARNING: ${s.package}.${s.script} NOT RUN: ${s.detail}\n`);
+        for (const s of result.failedScripts) process.stderr.write(`ERROR: ${s.detail}\n`);
+        // As apk: the root and its database are complete; the exit code counts the flagged packages.
+        process.stdout.write(
+          result.errors > 0
+            ? `${result.errors} error${result.errors > 1 ? "s" : ""}; ${result.installed.length} packages\n`
+            : `OK: ${result.installed.length} packages\n`,
+        );
+        if (result.errors > 0) process.exitCode = Math.min(result.errors, 255);
+      },
+    );
 }

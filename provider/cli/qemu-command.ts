@@ -32,7 +32,10 @@ export function registerQemuCommands(program: Command): void {
       }
       // With the console hidden (or sent to a file), say every 10 s that the wait goes on.
       const sink = terminalSink();
-      const waiting = flags.quiet || !process.stdout.isTTY ? heartbeat((s) => sink(`waiting for "${flags.expect}": ${s} of at most ${timeoutS} s`, true)) : undefined;
+      const waiting =
+        flags.quiet || !process.stdout.isTTY
+          ? heartbeat((s) => sink(`waiting for "${flags.expect}": ${s} of at most ${timeoutS} s`, true))
+          : undefined;
       const result = await bootQemu({
         media,
         marker: flags.expect,
@@ -40,10 +43,15 @@ export function registerQemuCommands(program: Command): void {
         onOutput: flags.quiet ? undefined : (chunk) => process.stdout.write(chunk),
       }).finally(() => waiting?.stop());
       if (result.found) {
-        process.stderr.write(`\nramroot: marker "${flags.expect}" seen after ${(result.durationMs / 1000).toFixed(1)} s\n`);
+        process.stderr.write(
+          `\nramroot: marker "${flags.expect}" seen after ${(result.durationMs / 1000).toFixed(1)} s\n`,
+        );
         return;
       }
-      const why = result.reason === "timeout" ? `not seen within ${timeoutS} s` : `QEMU exited (code ${result.exitCode}) before it appeared`;
+      const why =
+        result.reason === "timeout"
+          ? `not seen within ${timeoutS} s`
+          : `QEMU exited (code ${result.exitCode}) before it appeared`;
       if (flags.quiet) process.stderr.write(logTail(result.log) + "\n");
       throw new Error(`boot-test: marker "${flags.expect}" ${why}`);
     });
@@ -54,6 +62,7 @@ function bootMediaFromFlags(flags: BootTestFlags): BootMedia {
     throw new Error("boot-test: give either --kernel (direct boot) or --disk (through the bootloader), not both");
   }
   if (flags.disk !== undefined) return { kind: "disk", image: flags.disk };
-  if (flags.kernel !== undefined) return { kind: "kernel", kernel: flags.kernel, initrd: flags.initrd, append: flags.append };
+  if (flags.kernel !== undefined)
+    return { kind: "kernel", kernel: flags.kernel, initrd: flags.initrd, append: flags.append };
   throw new Error("boot-test: one of --kernel <file> or --disk <image> is required");
 }

@@ -44,8 +44,14 @@ function short(id: string | undefined): string {
 }
 
 export function renderStatus(state: TargetState, history: StackUpdate[], pin?: Pin): string {
-  const lines = [`target   ${state.description}`, `DEFAULT  ${state.defaultLabel ?? "(no syslinux config)"}${state.defaultSlot ? ` -> slot ${state.defaultSlot}` : ""}`];
-  if (pin) lines.push(`PINNED   to update ${pin.update} (image ${short(pin.imageId ?? pin.planId)}) by \`ramroot rollback\`; \`ramroot release\` lets the config's image deploy again`);
+  const lines = [
+    `target   ${state.description}`,
+    `DEFAULT  ${state.defaultLabel ?? "(no syslinux config)"}${state.defaultSlot ? ` -> slot ${state.defaultSlot}` : ""}`,
+  ];
+  if (pin)
+    lines.push(
+      `PINNED   to update ${pin.update} (image ${short(pin.imageId ?? pin.planId)}) by \`ramroot rollback\`; \`ramroot release\` lets the config's image deploy again`,
+    );
   if (state.once) lines.push(`ONCE     ${state.once} (set to boot once)`);
   for (const [slot, s] of Object.entries(state.slots)) {
     if (!s?.manifest) {
@@ -54,7 +60,9 @@ export function renderStatus(state: TargetState, history: StackUpdate[], pin?: P
     }
     const switched = [...state.journal].reverse().find((e) => e.planId === s.manifest!.planId && e.slot === slot);
     const by = switched ? updateOf(switched, history) : undefined;
-    const packages = Object.entries(s.manifest.lockSummary ?? {}).map(([n, v]) => `${n} ${v}`).join(", ");
+    const packages = Object.entries(s.manifest.lockSummary ?? {})
+      .map(([n, v]) => `${n} ${v}`)
+      .join(", ");
     lines.push(
       `slot ${slot}   image ${short(s.manifest.imageId)}  plan ${short(s.manifest.planId)}  written ${s.manifest.when}${by ? `  deployed by update ${by.number}` : ""}${s.consistent ? "" : "  (FILES CHANGED since written)"}${slot === state.defaultSlot ? "  [DEFAULT]" : ""}`,
     );
@@ -66,7 +74,9 @@ export function renderStatus(state: TargetState, history: StackUpdate[], pin?: P
     for (const e of recent) {
       const u = updateOf(e, history);
       const how = e.how === "rollback" && e.update !== undefined ? `rollback to update ${e.update}` : e.how;
-      lines.push(`  ${e.when}  DEFAULT ${e.label} (slot ${e.slot ?? "?"}, image ${short(e.imageId)})  ${how}${u ? `  update ${u.number}` : ""}`);
+      lines.push(
+        `  ${e.when}  DEFAULT ${e.label} (slot ${e.slot ?? "?"}, image ${short(e.imageId)})  ${how}${u ? `  update ${u.number}` : ""}`,
+      );
     }
   }
   return lines.join("\n");
@@ -88,24 +98,41 @@ function releaseMessage(pin: Pin | undefined): string {
 
 /** A verb that works on a stack of the Pulumi project in --cwd. */
 function stackCommand(program: Command, name: string, description: string): Command {
-  return program.command(name).description(description).option("--stack <name>", "the stack", "demo").option("--cwd <dir>", "a directory in the Pulumi project (default: this one; the project is the nearest directory with Pulumi.yaml)");
+  return program
+    .command(name)
+    .description(description)
+    .option("--stack <name>", "the stack", "demo")
+    .option(
+      "--cwd <dir>",
+      "a directory in the Pulumi project (default: this one; the project is the nearest directory with Pulumi.yaml)",
+    );
 }
 
 export function registerStackCommands(program: Command): void {
-  stackCommand(program, "status", "what each slot holds, which one is DEFAULT, which stack update put it there, and the pin")
-    .action(async (flags: StackFlags) => {
-      const { stack, projectDir } = await openStack(flags);
-      const state = await inspectTarget(await stackTarget(stack, projectDir), [...DEFAULT_SLOTS]);
-      process.stdout.write(renderStatus(state, await stackHistory(stack), await stackPin(stack)) + "\n");
-    });
+  stackCommand(
+    program,
+    "status",
+    "what each slot holds, which one is DEFAULT, which stack update put it there, and the pin",
+  ).action(async (flags: StackFlags) => {
+    const { stack, projectDir } = await openStack(flags);
+    const state = await inspectTarget(await stackTarget(stack, projectDir), [...DEFAULT_SLOTS]);
+    process.stdout.write(renderStatus(state, await stackHistory(stack), await stackPin(stack)) + "\n");
+  });
 
-  stackCommand(program, "history", "the stack's updates, numbered (numbers never change), with the image each one left as DEFAULT (from the target's journal)")
+  stackCommand(
+    program,
+    "history",
+    "the stack's updates, numbered (numbers never change), with the image each one left as DEFAULT (from the target's journal)",
+  )
     .option("--json", "print the list as JSON, for scripts")
     .action(async (flags: StackFlags & { json?: boolean }) => {
       const { stack, projectDir } = await openStack(flags);
       const history = await stackHistory(stack);
       const state = await inspectTarget(await stackTarget(stack, projectDir), [...DEFAULT_SLOTS]);
-      const rows = history.map((h) => ({ ...h, deployed: h.kind === "update" && h.result === "succeeded" ? deployedBy(h, state.journal) : undefined }));
+      const rows = history.map((h) => ({
+        ...h,
+        deployed: h.kind === "update" && h.result === "succeeded" ? deployedBy(h, state.journal) : undefined,
+      }));
       if (flags.json) {
         process.stdout.write(JSON.stringify(rows, null, 2) + "\n");
         return;
@@ -113,7 +140,11 @@ export function registerStackCommands(program: Command): void {
       for (const row of rows) process.stdout.write(historyLine(row, row.deployed) + "\n");
     });
 
-  stackCommand(program, "rollback", "go back to the image update N left running (default: the newest earlier update that left another image running), through `pulumi up`; the stack stays pinned to it until `ramroot release`")
+  stackCommand(
+    program,
+    "rollback",
+    "go back to the image update N left running (default: the newest earlier update that left another image running), through `pulumi up`; the stack stays pinned to it until `ramroot release`",
+  )
     .option("--to <update>", "the update number to go back to (see `ramroot history`)")
     .option("--release", "remove the pin instead (the same as `ramroot release`)")
     .action(async (flags: StackFlags & { to?: string; release?: boolean }) => {
@@ -122,7 +153,8 @@ export function registerStackCommands(program: Command): void {
         process.stderr.write(releaseMessage(await release(stack)) + "\n");
         return;
       }
-      if (flags.to !== undefined && !/^\d+$/.test(flags.to)) throw new Error(`--to: got ${JSON.stringify(flags.to)}; expected an update number (see \`ramroot history\`)`);
+      if (flags.to !== undefined && !/^\d+$/.test(flags.to))
+        throw new Error(`--to: got ${JSON.stringify(flags.to)}; expected an update number (see \`ramroot history\`)`);
       await rollback(stack, await stackTarget(stack, projectDir), {
         ...(flags.to !== undefined ? { to: Number(flags.to) } : {}),
         log: (m) => process.stderr.write(`[ramroot] ${m}\n`),
@@ -130,13 +162,20 @@ export function registerStackCommands(program: Command): void {
       });
     });
 
-  stackCommand(program, "release", "remove the pin a rollback wrote to the stack config: the next `pulumi preview` shows the way back to the config's image")
-    .action(async (flags: StackFlags) => {
-      const { stack } = await openStack(flags);
-      process.stderr.write(releaseMessage(await release(stack)) + "\n");
-    });
+  stackCommand(
+    program,
+    "release",
+    "remove the pin a rollback wrote to the stack config: the next `pulumi preview` shows the way back to the config's image",
+  ).action(async (flags: StackFlags) => {
+    const { stack } = await openStack(flags);
+    process.stderr.write(releaseMessage(await release(stack)) + "\n");
+  });
 
-  stackCommand(program, "qemu", "boot the stack's machine in QEMU (its disk image target, else its current image), or a given disk image; console on this terminal")
+  stackCommand(
+    program,
+    "qemu",
+    "boot the stack's machine in QEMU (its disk image target, else its current image), or a given disk image; console on this terminal",
+  )
     .option("--disk <image>", "a disk image to boot instead of the stack's")
     .option("--expect <marker>", "exit 0 once this marker shows on the console, 1 if it does not")
     .option("--timeout <seconds>", "with --expect: give up after this long", "180")
@@ -149,8 +188,12 @@ export function registerStackCommands(program: Command): void {
         if (target.kind === "image") media = { kind: "disk", image: target.path };
         else {
           // No disk to boot here: the stack's current image, kernel and initramfs directly.
-          const artifacts = (await stack.outputs())["artifacts"]?.value as { kernel?: { path: string }; initramfs?: { path: string }; microcode?: { path: string } } | undefined;
-          if (!artifacts?.kernel || !artifacts.initramfs) throw new Error(`qemu: stack ${stack.name} has no built image with a kernel in its outputs; run \`pulumi up\`, or give --disk`);
+          const artifacts = (await stack.outputs())["artifacts"]?.value as
+            { kernel?: { path: string }; initramfs?: { path: string }; microcode?: { path: string } } | undefined;
+          if (!artifacts?.kernel || !artifacts.initramfs)
+            throw new Error(
+              `qemu: stack ${stack.name} has no built image with a kernel in its outputs; run \`pulumi up\`, or give --disk`,
+            );
           media = {
             kind: "kernel",
             kernel: artifacts.kernel.path,
@@ -161,15 +204,27 @@ export function registerStackCommands(program: Command): void {
       }
       if (flags.expect === undefined) {
         // Interactive: the serial console and QEMU's monitor share this terminal (Ctrl-A X quits).
-        const args = qemuArgs({ media }).map((a) => (a === "stdio" ? "mon:stdio" : a)).filter((a, i, all) => !(a === "-monitor" || all[i - 1] === "-monitor"));
+        const args = qemuArgs({ media })
+          .map((a) => (a === "stdio" ? "mon:stdio" : a))
+          .filter((a, i, all) => !(a === "-monitor" || all[i - 1] === "-monitor"));
         process.stderr.write("[ramroot] QEMU: Ctrl-A X quits\n");
         const child = spawn("qemu-system-x86_64", args, { stdio: "inherit" });
         await new Promise<void>((resolve) => child.on("close", () => resolve()));
         return;
       }
       const sink = terminalSink();
-      const waiting = process.stdout.isTTY ? undefined : heartbeat((s) => sink(`waiting for "${flags.expect}" on the console: ${s} of at most ${flags.timeout} s`, true));
-      const result = await bootQemu({ media, marker: flags.expect, timeoutMs: Number(flags.timeout) * 1000, noReboot: false, onOutput: (c) => process.stdout.write(c) }).finally(() => waiting?.stop());
+      const waiting = process.stdout.isTTY
+        ? undefined
+        : heartbeat((s) =>
+            sink(`waiting for "${flags.expect}" on the console: ${s} of at most ${flags.timeout} s`, true),
+          );
+      const result = await bootQemu({
+        media,
+        marker: flags.expect,
+        timeoutMs: Number(flags.timeout) * 1000,
+        noReboot: false,
+        onOutput: (c) => process.stdout.write(c),
+      }).finally(() => waiting?.stop());
       if (!result.found) throw new Error(`qemu: "${flags.expect}" did not show within ${flags.timeout} s`);
       const line = result.log.split(/\r?\n/).find((l) => l.includes(flags.expect!));
       process.stderr.write(`\n[ramroot] seen: ${line?.trim()}\n`);

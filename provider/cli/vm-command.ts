@@ -20,7 +20,8 @@ interface VmFlags {
 }
 
 function wholeNumber(value: string, flag: string, min: number, max: number): number {
-  if (!/^\d+$/.test(value) || Number(value) < min || Number(value) > max) throw new Error(`${flag}: got "${value}"; expected a whole number from ${min} to ${max}`);
+  if (!/^\d+$/.test(value) || Number(value) < min || Number(value) > max)
+    throw new Error(`${flag}: got "${value}"; expected a whole number from ${min} to ${max}`);
   return Number(value);
 }
 
@@ -37,13 +38,17 @@ function stateDir(name: string): string {
 function stackDisk(stack: string): string {
   const project = findProjectDir();
   const file = path.join(project, "stacks", `Pulumi.${stack}.yaml`);
-  if (!fs.existsSync(file)) throw new Error(`--stack: ${file} does not exist; name a stack of this project or give --disk IMG`);
-  const config = (parseYaml(fs.readFileSync(file, "utf8")) as { config?: Record<string, unknown> } | null)?.config ?? {};
+  if (!fs.existsSync(file))
+    throw new Error(`--stack: ${file} does not exist; name a stack of this project or give --disk IMG`);
+  const config =
+    (parseYaml(fs.readFileSync(file, "utf8")) as { config?: Record<string, unknown> } | null)?.config ?? {};
   const target = config["ramroot:target"] as { kind?: string; path?: string } | undefined;
   if (target?.kind === "image" && typeof target.path === "string") return path.resolve(project, target.path);
   const twin = config["ramroot:twin"] as { disk?: unknown } | undefined;
   if (typeof twin?.disk === "string") return path.resolve(project, twin.disk);
-  throw new Error(`--stack ${stack}: its target is not a disk image and it names no ramroot:twin.disk; give --disk IMG`);
+  throw new Error(
+    `--stack ${stack}: its target is not a disk image and it names no ramroot:twin.disk; give --disk IMG`,
+  );
 }
 
 /** `ramroot vm`: the machine's twin in QEMU; `ramroot vm stop` stops a detached one. */
@@ -51,29 +56,40 @@ export function registerVmCommands(program: Command): void {
   program
     .command("vm")
     .argument("[action]", "stop: stop the twin started with --detach (found by --pid-file, --stack or --disk)")
-    .description("boot a machine twin in QEMU: boot disk + persistent data disk, SSH on 127.0.0.1:<port>, serial console logged (Ctrl-A X quits)")
+    .description(
+      "boot a machine twin in QEMU: boot disk + persistent data disk, SSH on 127.0.0.1:<port>, serial console logged (Ctrl-A X quits)",
+    )
     .option("--stack <name>", "boot this stack's disk image (its image target, or ramroot:twin.disk)")
     .option("--disk <image>", "the boot disk image")
     .option("--data <image>", "the data disk image, made as ext4 when missing (default .ramroot/vm/<name>/data.img)")
     .option("--data-size <MiB>", "size of a new data disk", "256")
     .option("--data-label <label>", "filesystem label of a new data disk", "data")
-    .option("--ssh-port <port>", "host port on 127.0.0.1 forwarded to the machine's port 22 (default: a free port, printed)")
+    .option(
+      "--ssh-port <port>",
+      "host port on 127.0.0.1 forwarded to the machine's port 22 (default: a free port, printed)",
+    )
     .option("--serial-log <file>", "the serial console is appended here (default .ramroot/vm/<name>/serial.log)")
     .option("--pid-file <file>", "with --detach: QEMU's pid (default .ramroot/vm/<name>/qemu.pid)")
     .option("--memory <MiB>", "guest memory", "512")
     .option("--watchdog", "add an i6300esb watchdog; when it expires the machine is reset")
     .option("--detach", "run in the background; stop with `ramroot vm stop`")
     .action(async (action: string | undefined, flags: VmFlags) => {
-      if (action !== undefined && action !== "stop") throw new Error(`vm: got "${action}"; expected no action (start the twin) or "stop"`);
+      if (action !== undefined && action !== "stop")
+        throw new Error(`vm: got "${action}"; expected no action (start the twin) or "stop"`);
       if (action === "stop") {
-        const name = flags.stack ?? (flags.disk !== undefined ? path.basename(flags.disk).replace(/\.[^.]*$/, "") : undefined);
-        if (flags.pidFile === undefined && name === undefined) throw new Error("vm stop: give --pid-file <file>, --stack <name> or --disk <image>");
+        const name =
+          flags.stack ?? (flags.disk !== undefined ? path.basename(flags.disk).replace(/\.[^.]*$/, "") : undefined);
+        if (flags.pidFile === undefined && name === undefined)
+          throw new Error("vm stop: give --pid-file <file>, --stack <name> or --disk <image>");
         const pidFile = path.resolve(flags.pidFile ?? path.join(stateDir(name!), "qemu.pid"));
         const stopped = await stopTwin(pidFile);
-        process.stderr.write(stopped ? `[ramroot] twin stopped (${pidFile})\n` : `[ramroot] no twin runs for ${pidFile}\n`);
+        process.stderr.write(
+          stopped ? `[ramroot] twin stopped (${pidFile})\n` : `[ramroot] no twin runs for ${pidFile}\n`,
+        );
         return;
       }
-      if ((flags.stack === undefined) === (flags.disk === undefined)) throw new Error("vm: give exactly one of --stack <name> or --disk <image>");
+      if ((flags.stack === undefined) === (flags.disk === undefined))
+        throw new Error("vm: give exactly one of --stack <name> or --disk <image>");
       const disk = flags.disk !== undefined ? path.resolve(flags.disk) : stackDisk(flags.stack!);
       const name = flags.stack ?? path.basename(disk).replace(/\.[^.]*$/, "");
       const state = stateDir(name);
@@ -91,12 +107,15 @@ export function registerVmCommands(program: Command): void {
       if (flags.detach) {
         const pidFile = path.resolve(flags.pidFile ?? path.join(state, "qemu.pid"));
         const twin = await startTwin(opts, pidFile);
-        process.stdout.write(`${JSON.stringify({ pid: twin.pid, pidFile, sshPort: opts.sshPort, data: opts.data, serialLog: opts.serialLog })}\n`);
-        process.stderr.write(`[ramroot] twin of ${disk} running (pid ${twin.pid}): ${where}; \`ramroot vm stop --pid-file ${pidFile}\` stops it\n`);
+        process.stdout.write(
+          `${JSON.stringify({ pid: twin.pid, pidFile, sshPort: opts.sshPort, data: opts.data, serialLog: opts.serialLog })}\n`,
+        );
+        process.stderr.write(
+          `[ramroot] twin of ${disk} running (pid ${twin.pid}): ${where}; \`ramroot vm stop --pid-file ${pidFile}\` stops it\n`,
+        );
         return;
       }
       process.stderr.write(`[ramroot] twin of ${disk}: ${where}; Ctrl-A X quits\n`);
       await runTwin(opts);
     });
-
 }

@@ -55,7 +55,9 @@ export function decide(state: TargetState, slots: SlotPair, wantedPlanId: string
   const write = holder ? undefined : booting ? otherSlot(slots, booting) : slots[0];
   const active = holder ?? write!;
   const keep = slots.filter((slot) => slot !== write && state.slots[slot]?.manifest !== undefined);
-  const repair = keep.filter((slot) => state.slots[slot]?.consistent === false && slot !== state.defaultSlot && slot !== state.once);
+  const repair = keep.filter(
+    (slot) => state.slots[slot]?.consistent === false && slot !== state.defaultSlot && slot !== state.once,
+  );
   return {
     active,
     ...(write ? { write } : {}),

@@ -11,30 +11,38 @@ import { resolveTargetSpec, targetSpecSchema, type TargetSpec } from "../boot/ta
 import { userAppendSchema } from "../boot/kernel-append";
 import type { SlotPair } from "./ab-decision";
 
-const slotName = z.string().regex(/^[a-z0-9][a-z0-9_-]{0,7}$/, "expected a slot name of 1-8 lower-case letters, digits, _ or -");
+const slotName = z
+  .string()
+  .regex(/^[a-z0-9][a-z0-9_-]{0,7}$/, "expected a slot name of 1-8 lower-case letters, digits, _ or -");
 const oneLine = z.string().refine((v) => !/[\r\n]/.test(v), "expected a single line");
 
 const abSystemShape = {
-    image: imageConfigSchema,
-    target: targetSpecSchema,
-    slots: z.tuple([slotName, slotName]).default(["a", "b"]),
-    /** kernel command line after rdinit=/sbin/init, the image's cmdline, ramroot.image= and panic= */
-    append: userAppendSchema.default(""),
-    /** seconds before a panicking kernel reboots */
-    panicSeconds: z.number().int("expected whole seconds").min(0, "expected 0 or more seconds").default(10),
-    /** deciseconds syslinux waits */
-    timeout: z.number().int("expected whole deciseconds").min(0, "expected 0 or more deciseconds").default(10),
-    serial: z.union([z.strictObject({ port: z.number().int(), baud: z.number().int() }), z.literal(false)]).optional(),
-    strategy: z.enum(["switch", "trial"], { error: 'expected "switch" or "trial"' }).default("switch"),
-    trial: z.strictObject({ probePath: z.string().optional(), timeoutSeconds: z.number().optional(), reboot: z.boolean().optional() }).optional(),
-    /** boot the config's image in QEMU and require this marker before a slot is written or DEFAULT switches to it */
-    bootTest: z
-      .strictObject({
-        marker: z.string().min(1, "expected a marker the image prints when it is up"),
-        timeoutSeconds: z.number().positive("expected a positive number of seconds").default(180),
-        append: userAppendSchema.default(""),
-      })
-      .optional(),
+  image: imageConfigSchema,
+  target: targetSpecSchema,
+  slots: z.tuple([slotName, slotName]).default(["a", "b"]),
+  /** kernel command line after rdinit=/sbin/init, the image's cmdline, ramroot.image= and panic= */
+  append: userAppendSchema.default(""),
+  /** seconds before a panicking kernel reboots */
+  panicSeconds: z.number().int("expected whole seconds").min(0, "expected 0 or more seconds").default(10),
+  /** deciseconds syslinux waits */
+  timeout: z.number().int("expected whole deciseconds").min(0, "expected 0 or more deciseconds").default(10),
+  serial: z.union([z.strictObject({ port: z.number().int(), baud: z.number().int() }), z.literal(false)]).optional(),
+  strategy: z.enum(["switch", "trial"], { error: 'expected "switch" or "trial"' }).default("switch"),
+  trial: z
+    .strictObject({
+      probePath: z.string().optional(),
+      timeoutSeconds: z.number().optional(),
+      reboot: z.boolean().optional(),
+    })
+    .optional(),
+  /** boot the config's image in QEMU and require this marker before a slot is written or DEFAULT switches to it */
+  bootTest: z
+    .strictObject({
+      marker: z.string().min(1, "expected a marker the image prints when it is up"),
+      timeoutSeconds: z.number().positive("expected a positive number of seconds").default(180),
+      append: userAppendSchema.default(""),
+    })
+    .optional(),
 };
 
 export const abSystemInputsSchema = z
@@ -52,7 +60,10 @@ export const abSystemSchemaInputs = z.object({
 /** What the component returns (its outputs describe one image: the one DEFAULT boots). */
 export const abSystemSchemaOutputs = z.object({
   activeSlot: z.string().describe("the slot DEFAULT names after the update"),
-  writtenSlot: z.string().optional().describe("the slot the update writes; absent when the image was already in a slot"),
+  writtenSlot: z
+    .string()
+    .optional()
+    .describe("the slot the update writes; absent when the image was already in a slot"),
   imageId: z.string().describe("the image DEFAULT boots"),
   planId: z.string().describe("its plan"),
   packages: z.record(z.string(), z.string()).describe("its packages: name -> version"),
@@ -68,7 +79,10 @@ export const pinSchema = z.strictObject({
   /** the update whose image is pinned (`ramroot history` numbers) */
   update: z.number().int("expected an update number").min(1, "expected an update number (1 or more)"),
   planId: z.string().regex(/^[0-9a-f]{64}$/, "expected the pinned image's plan id (64 hex digits)"),
-  imageId: z.string().regex(/^[0-9a-f]{64}$/, "expected the pinned image's id (64 hex digits)").optional(),
+  imageId: z
+    .string()
+    .regex(/^[0-9a-f]{64}$/, "expected the pinned image's id (64 hex digits)")
+    .optional(),
 });
 
 export type Pin = z.output<typeof pinSchema>;
@@ -91,9 +105,16 @@ export function absoluteImageConfig(config: ImageConfig, baseDir: string): Image
 }
 
 /** Validates the component's inputs and resolves their paths against `baseDir`. */
-export function parseAbSystemInputs(value: unknown, baseDir: string): AbSystemInputs & { target: TargetSpec; slots: SlotPair } {
+export function parseAbSystemInputs(
+  value: unknown,
+  baseDir: string,
+): AbSystemInputs & { target: TargetSpec; slots: SlotPair } {
   const inputs = parseInput(abSystemInputsSchema, value, "AbSystem inputs");
-  return { ...inputs, image: absoluteImageConfig(inputs.image, baseDir), target: resolveTargetSpec(inputs.target, baseDir) };
+  return {
+    ...inputs,
+    image: absoluteImageConfig(inputs.image, baseDir),
+    target: resolveTargetSpec(inputs.target, baseDir),
+  };
 }
 
 /** The pin from the stack config's JSON text, or undefined when the stack is not pinned. */
@@ -103,7 +124,9 @@ export function parsePin(json: string | undefined): Pin | undefined {
   try {
     value = JSON.parse(json);
   } catch {
-    throw new Error(`${PIN_CONFIG_KEY}: got ${JSON.stringify(json)}; expected {update, planId} as \`ramroot rollback\` writes it (\`ramroot release\` removes it)`);
+    throw new Error(
+      `${PIN_CONFIG_KEY}: got ${JSON.stringify(json)}; expected {update, planId} as \`ramroot rollback\` writes it (\`ramroot release\` removes it)`,
+    );
   }
   return parseInput(pinSchema, value, PIN_CONFIG_KEY);
 }

@@ -75,7 +75,11 @@ export interface DeploymentInput {
 }
 
 function filesOf(a: ImageArtifacts): ImageFiles {
-  return { ...(a.kernel ? { kernel: a.kernel } : {}), initramfs: a.initramfs, ...(a.microcode ? { microcode: a.microcode } : {}) };
+  return {
+    ...(a.kernel ? { kernel: a.kernel } : {}),
+    initramfs: a.initramfs,
+    ...(a.microcode ? { microcode: a.microcode } : {}),
+  };
 }
 
 function imageFromCache(a: ImageArtifacts): DeployedImage & { artifacts: ImageFiles } {
@@ -109,7 +113,10 @@ async function pinnedImage(pin: Pin, state: TargetState, slots: SlotPair): Promi
 export async function planDeployment(input: DeploymentInput): Promise<DeploymentPlan> {
   const [state, resolved] = await Promise.all([
     inspectTarget(input.target, [...input.slots]),
-    planImageOnce(input.image, { baseDir: input.baseDir, ...(input.onProgress ? { onProgress: input.onProgress } : {}) }),
+    planImageOnce(input.image, {
+      baseDir: input.baseDir,
+      ...(input.onProgress ? { onProgress: input.onProgress } : {}),
+    }),
   ]);
   const config = { planId: resolved.plan.planId, packages: resolved.plan.packages };
   const pinned = input.pin ? { pin: input.pin, image: await pinnedImage(input.pin, state, input.slots) } : undefined;
@@ -125,14 +132,23 @@ export async function planDeployment(input: DeploymentInput): Promise<Deployment
     if (decision.repair.includes(slot)) {
       const cached = await cachedImage({ planId: manifest.planId });
       if (cached && cached.imageId === manifest.imageId) from = filesOf(cached);
-      else notes.push(`slot ${slot}: its files no longer match its manifest and image ${short(manifest.imageId)} is not in the local image cache to rewrite it`);
+      else
+        notes.push(
+          `slot ${slot}: its files no longer match its manifest and image ${short(manifest.imageId)} is not in the local image cache to rewrite it`,
+        );
     }
     kept.push({
       slot,
       imageId: manifest.imageId,
       planId: manifest.planId,
       ...(manifest.lockSummary ? { packages: manifest.lockSummary } : {}),
-      files: from ? { kernel: from.kernel?.sha256 ?? "", initramfs: from.initramfs.sha256, ...(from.microcode ? { microcode: from.microcode.sha256 } : {}) } : shas(held),
+      files: from
+        ? {
+            kernel: from.kernel?.sha256 ?? "",
+            initramfs: from.initramfs.sha256,
+            ...(from.microcode ? { microcode: from.microcode.sha256 } : {}),
+          }
+        : shas(held),
       microcode: from ? from.microcode !== undefined : held.files.microcode !== undefined,
       ...(from ? { from } : {}),
     });
@@ -140,7 +156,10 @@ export async function planDeployment(input: DeploymentInput): Promise<Deployment
 
   let writeFromCache: DeploymentPlan["writeFromCache"];
   if (decision.write && pinned && pinned.image.planId !== config.planId) {
-    if (!pinned.image.artifacts) throw new Error(`ramroot:pin: image ${short(pinned.image.imageId)} must be written to slot ${decision.write} but is not in the local image cache`);
+    if (!pinned.image.artifacts)
+      throw new Error(
+        `ramroot:pin: image ${short(pinned.image.imageId)} must be written to slot ${decision.write} but is not in the local image cache`,
+      );
     writeFromCache = { ...pinned.image, artifacts: pinned.image.artifacts };
   }
   return {

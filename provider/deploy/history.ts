@@ -25,7 +25,10 @@ export interface StackUpdate {
 }
 
 /** Every entry of the stack's history, every page, in the order the backend gives them. */
-export async function readHistory(stack: Pick<Stack, "history">, pageSize = HISTORY_PAGE_SIZE): Promise<UpdateSummary[]> {
+export async function readHistory(
+  stack: Pick<Stack, "history">,
+  pageSize = HISTORY_PAGE_SIZE,
+): Promise<UpdateSummary[]> {
   const all: UpdateSummary[] = [];
   for (let page = 1; ; page++) {
     const entries = await stack.history(pageSize, page, false);
@@ -77,5 +80,10 @@ export function deployedBy(update: StackUpdate, journal: readonly JournalEntry[]
 /** The update during which a journal entry was written (the switch happened in it). */
 export function updateOf(entry: JournalEntry, history: readonly StackUpdate[]): StackUpdate | undefined {
   const when = Date.parse(entry.when);
-  return history.find((h) => h.number !== undefined && Date.parse(h.startTime) <= when && when <= Date.parse(h.endTime ?? new Date().toISOString()) + SLACK_MS);
+  return history.find(
+    (h) =>
+      h.number !== undefined &&
+      Date.parse(h.startTime) <= when &&
+      when <= Date.parse(h.endTime ?? new Date().toISOString()) + SLACK_MS,
+  );
 }

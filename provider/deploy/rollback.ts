@@ -25,15 +25,28 @@ export interface RollbackTarget {
  * Which update to go back to: `to`, or the newest earlier successful update that left a different
  * image running than DEFAULT boots now. Pure, so every rule is unit-tested.
  */
-export function chooseRollback(history: readonly StackUpdate[], journal: readonly JournalEntry[], currentPlanId: string | undefined, to?: number): RollbackTarget {
-  const updates = history.filter((h): h is StackUpdate & { number: number } => h.number !== undefined && h.kind === "update");
+export function chooseRollback(
+  history: readonly StackUpdate[],
+  journal: readonly JournalEntry[],
+  currentPlanId: string | undefined,
+  to?: number,
+): RollbackTarget {
+  const updates = history.filter(
+    (h): h is StackUpdate & { number: number } => h.number !== undefined && h.kind === "update",
+  );
   if (to !== undefined) {
     const update = updates.find((u) => u.number === to);
     if (!update) {
-      const range = updates.length > 0 ? `its updates are numbered ${updates[0]!.number} to ${updates[updates.length - 1]!.number}` : "it has no updates yet";
+      const range =
+        updates.length > 0
+          ? `its updates are numbered ${updates[0]!.number} to ${updates[updates.length - 1]!.number}`
+          : "it has no updates yet";
       throw new Error(`--to: no update ${to} in this stack (${range}; see \`ramroot history\`)`);
     }
-    if (update.result !== "succeeded") throw new Error(`--to: update ${to} ${update.result === "failed" ? "failed" : `ended ${update.result}`}; pick a succeeded update (see \`ramroot history\`)`);
+    if (update.result !== "succeeded")
+      throw new Error(
+        `--to: update ${to} ${update.result === "failed" ? "failed" : `ended ${update.result}`}; pick a succeeded update (see \`ramroot history\`)`,
+      );
     const deployed = deployedBy(update, journal);
     if (!deployed?.planId) throw new Error(`--to: update ${to} left nothing running that the target's journal records`);
     return { update, deployed: { ...deployed, planId: deployed.planId } };
@@ -41,9 +54,12 @@ export function chooseRollback(history: readonly StackUpdate[], journal: readonl
   for (const update of [...updates].reverse()) {
     if (update.result !== "succeeded") continue;
     const deployed = deployedBy(update, journal);
-    if (deployed?.planId && deployed.planId !== currentPlanId) return { update, deployed: { ...deployed, planId: deployed.planId } };
+    if (deployed?.planId && deployed.planId !== currentPlanId)
+      return { update, deployed: { ...deployed, planId: deployed.planId } };
   }
-  throw new Error("rollback: no earlier successful update left another image running than the one DEFAULT boots now; see `ramroot history`");
+  throw new Error(
+    "rollback: no earlier successful update left another image running than the one DEFAULT boots now; see `ramroot history`",
+  );
 }
 
 /** The plan DEFAULT boots now, from the slot's manifest. */
@@ -75,7 +91,10 @@ export async function stackPin(stack: Stack): Promise<Pin | undefined> {
 /** Goes back to what update `to` left running, pins it, and runs `pulumi up`; on failure the previous pin is restored. */
 export async function rollback(stack: Stack, target: TargetSpec, opts: RollbackOptions = {}): Promise<RollbackResult> {
   const log = opts.log ?? (() => undefined);
-  if (opts.to !== undefined && !(Number.isInteger(opts.to) && opts.to >= 1)) throw new Error(`--to: got ${JSON.stringify(opts.to)}; expected an update number (1 or more; see \`ramroot history\`)`);
+  if (opts.to !== undefined && !(Number.isInteger(opts.to) && opts.to >= 1))
+    throw new Error(
+      `--to: got ${JSON.stringify(opts.to)}; expected an update number (1 or more; see \`ramroot history\`)`,
+    );
   const history = await stackHistory(stack);
   const state = await inspectTarget(target, [...DEFAULT_SLOTS]);
   const chosen = chooseRollback(history, state.journal, currentPlanId(state), opts.to);
@@ -85,22 +104,39 @@ export async function rollback(stack: Stack, target: TargetSpec, opts: RollbackO
     const commit = chosen.update.commit;
     throw new Error(
       `image ${short(deployed.imageId)} (plan ${short(deployed.planId)}) that update ${chosen.update.number} left running is in no slot of ${state.description} and not in the local image cache: ` +
-        (commit ? `check out commit ${commit.replace(/\+dirty$/, "")} and run \`pulumi up\` to rebuild it (same plan, same bytes)` : "check out the commit of that update and run `pulumi up` to rebuild it"),
+        (commit
+          ? `check out commit ${commit.replace(/\+dirty$/, "")} and run \`pulumi up\` to rebuild it (same plan, same bytes)`
+          : "check out the commit of that update and run `pulumi up` to rebuild it"),
     );
   }
-  log(`rolling back to update ${chosen.update.number}: image ${short(deployed.imageId)}, ${inSlot ? `already in slot ${inSlot}: switching only` : "in the local cache: writing the idle slot, then switching"}; the stack stays pinned to it until \`ramroot release\``);
-  const pin: Pin = { update: chosen.update.number, planId: deployed.planId, ...(deployed.imageId ? { imageId: deployed.imageId } : {}) };
+  log(
+    `rolling back to update ${chosen.update.number}: image ${short(deployed.imageId)}, ${inSlot ? `already in slot ${inSlot}: switching only` : "in the local cache: writing the idle slot, then switching"}; the stack stays pinned to it until \`ramroot release\``,
+  );
+  const pin: Pin = {
+    update: chosen.update.number,
+    planId: deployed.planId,
+    ...(deployed.imageId ? { imageId: deployed.imageId } : {}),
+  };
   const previous = (await stack.getAllConfig())[PIN_CONFIG_KEY]?.value;
   await stack.setConfig(PIN_CONFIG_KEY, { value: JSON.stringify(pin) });
   try {
-    const result = await stack.up({ message: `ramroot rollback to update ${pin.update} (image ${short(deployed.imageId)})`, ...(opts.onOutput ? { onOutput: opts.onOutput } : {}) });
+    const result = await stack.up({
+      message: `ramroot rollback to update ${pin.update} (image ${short(deployed.imageId)})`,
+      ...(opts.onOutput ? { onOutput: opts.onOutput } : {}),
+    });
     if (result.summary.result !== "succeeded") throw new Error(`rollback: pulumi up ended ${result.summary.result}`);
   } catch (err) {
     if (previous === undefined) await stack.removeConfig(PIN_CONFIG_KEY);
     else await stack.setConfig(PIN_CONFIG_KEY, { value: previous });
     throw err;
   }
-  return { update: pin.update, planId: pin.planId, ...(pin.imageId ? { imageId: pin.imageId } : {}), ...(inSlot ? { inSlot } : {}), pin };
+  return {
+    update: pin.update,
+    planId: pin.planId,
+    ...(pin.imageId ? { imageId: pin.imageId } : {}),
+    ...(inSlot ? { inSlot } : {}),
+    pin,
+  };
 }
 
 /** Removes the pin; the next preview shows the way back to the config's image. Returns the pin released, if any. */

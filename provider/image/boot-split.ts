@@ -23,7 +23,10 @@ export function splitBoot(root: string, outDir: string, opts: { kernelFlavor: st
   const staging = new StagingRoot(root, "/boot");
   const result: BootFiles = { removed: [] };
   if (!staging.stat("boot")?.stat.isDirectory()) {
-    if (opts.kernelFlavor !== "none") throw new Error(`kernel: flavor "${opts.kernelFlavor}" was asked for, but no package installed /boot/vmlinuz-${opts.kernelFlavor}`);
+    if (opts.kernelFlavor !== "none")
+      throw new Error(
+        `kernel: flavor "${opts.kernelFlavor}" was asked for, but no package installed /boot/vmlinuz-${opts.kernelFlavor}`,
+      );
     return result;
   }
   fs.mkdirSync(outDir, { recursive: true });
@@ -32,14 +35,17 @@ export function splitBoot(root: string, outDir: string, opts: { kernelFlavor: st
     const name = `vmlinuz-${opts.kernelFlavor}`;
     if (!names.includes(name)) {
       const found = names.filter((n) => n.startsWith("vmlinuz"));
-      throw new Error(`kernel: no /boot/${name} in the image (found: ${found.join(", ") || "no kernel"}); install linux-${opts.kernelFlavor} or set kernel to none`);
+      throw new Error(
+        `kernel: no /boot/${name} in the image (found: ${found.join(", ") || "no kernel"}); install linux-${opts.kernelFlavor} or set kernel to none`,
+      );
     }
     result.kernel = path.join(outDir, "vmlinuz");
     staging.copyOut(`boot/${name}`, result.kernel);
   }
   if (opts.microcode !== "none") {
     const name = MICROCODE_FILES[opts.microcode];
-    if (!name || !names.includes(name)) throw new Error(`microcode: no /boot/${name ?? opts.microcode} in the image; install ${opts.microcode}-ucode`);
+    if (!name || !names.includes(name))
+      throw new Error(`microcode: no /boot/${name ?? opts.microcode} in the image; install ${opts.microcode}-ucode`);
     result.microcode = path.join(outDir, "microcode");
     staging.copyOut(`boot/${name}`, result.microcode);
   }

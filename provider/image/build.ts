@@ -19,7 +19,18 @@ import { compressionSuffix } from "./compress";
 import { buildSbom } from "./sbom";
 import { canonicalJson, type ImagePlan, type ResolvedPlan } from "./plan";
 import { LayerCache, concatenateLayers, DamagedLayerError, type StoredLayer } from "./layer-cache";
-import { foldedLayer, foldedLayerKey, KERNEL_FILE, MICROCODE_FILE, overlayArchive, overlayLayerKey, packageLayer, packageLayerKey, planOverlayLayer, type OnPacked } from "./layers";
+import {
+  foldedLayer,
+  foldedLayerKey,
+  KERNEL_FILE,
+  MICROCODE_FILE,
+  overlayArchive,
+  overlayLayerKey,
+  packageLayer,
+  packageLayerKey,
+  planOverlayLayer,
+  type OnPacked,
+} from "./layers";
 
 export interface Artifact {
   /** absolute path in the image cache */
@@ -74,12 +85,19 @@ async function artifact(file: string): Promise<Artifact> {
 
 /** The image id: what the artifacts are, by name and content. */
 export function imageIdOf(artifacts: Record<string, { sha256: string } | undefined>): string {
-  const named = Object.fromEntries(Object.entries(artifacts).filter(([, a]) => a !== undefined).map(([k, a]) => [k, a!.sha256]));
+  const named = Object.fromEntries(
+    Object.entries(artifacts)
+      .filter(([, a]) => a !== undefined)
+      .map(([k, a]) => [k, a!.sha256]),
+  );
   return sha256Hex(canonicalJson(named));
 }
 
 /** A cached build of the plan, re-hashed so a damaged cache is never trusted. */
-export async function cachedImage(plan: Pick<ImagePlan, "planId">, cacheDir = defaultImageCacheDir()): Promise<ImageArtifacts | undefined> {
+export async function cachedImage(
+  plan: Pick<ImagePlan, "planId">,
+  cacheDir = defaultImageCacheDir(),
+): Promise<ImageArtifacts | undefined> {
   const dir = path.join(cacheDir, plan.planId);
   const manifestPath = path.join(dir, MANIFEST);
   if (!fs.existsSync(manifestPath)) return undefined;
@@ -90,30 +108,54 @@ export async function cachedImage(plan: Pick<ImagePlan, "planId">, cacheDir = de
     if ((await sha256File(file)) !== a.sha256) return undefined;
   }
   const at = (a: Artifact | undefined) => (a ? { ...a, path: path.join(dir, path.basename(a.path)) } : undefined);
-  return { ...stored, dir, kernel: at(stored.kernel), initramfs: at(stored.initramfs)!, microcode: at(stored.microcode), sbom: at(stored.sbom)!, built: false };
+  return {
+    ...stored,
+    dir,
+    kernel: at(stored.kernel),
+    initramfs: at(stored.initramfs)!,
+    microcode: at(stored.microcode),
+    sbom: at(stored.sbom)!,
+    built: false,
+  };
 }
 
-
 /** The image's layers, from the layer cache or built now: [packages, overlay], or [folded]. */
-async function imageLayers(resolved: ResolvedPlan, cache: LayerCache, progress: (m: string) => void, onPacked?: OnPacked): Promise<StoredLayer[]> {
+async function imageLayers(
+  resolved: ResolvedPlan,
+  cache: LayerCache,
+  progress: (m: string) => void,
+  onPacked?: OnPacked,
+): Promise<StoredLayer[]> {
   const packages = await packageLayer(resolved, cache, progress, onPacked);
   const overlay = planOverlayLayer(resolved, packages);
   if ("fold" in overlay) {
     progress(`the overlay cannot be layered (${overlay.fold}): packing the image as one archive`);
     return [await foldedLayer(resolved, cache, progress, onPacked)];
   }
-  if (overlay.skippedServices.length > 0) progress(`default services not installed, skipped: ${overlay.skippedServices.join(" ")}`);
+  if (overlay.skippedServices.length > 0)
+    progress(`default services not installed, skipped: ${overlay.skippedServices.join(" ")}`);
   return [packages, await overlayArchive(resolved, packages, overlay.entries, cache, progress, onPacked)];
 }
 
 /** Concatenates the layers into `out`; a damaged cached layer is dropped and built again, once. */
-async function writeInitramfs(resolved: ResolvedPlan, cache: LayerCache, out: string, progress: (m: string) => void, onPacked?: OnPacked): Promise<{ layers: StoredLayer[]; sha256: string; size: number }> {
+async function writeInitramfs(
+  resolved: ResolvedPlan,
+  cache: LayerCache,
+  out: string,
+  progress: (m: string) => void,
+  onPacked?: OnPacked,
+): Promise<{ layers: StoredLayer[]; sha256: string; size: number }> {
   for (let attempt = 0; ; attempt++) {
     const layers = await imageLayers(resolved, cache, progress, onPacked);
     try {
       return { layers, ...(await concatenateLayers(layers, out)) };
     } catch (err) {
-      const damaged = err instanceof DamagedLayerError ? err.layer : isMissing(err) ? layers.find((l) => !fs.existsSync(l.archive)) : undefined;
+      const damaged =
+        err instanceof DamagedLayerError
+          ? err.layer
+          : isMissing(err)
+            ? layers.find((l) => !fs.existsSync(l.archive))
+            : undefined;
       if (!damaged || attempt > 0) throw err;
       progress(`cached layer ${damaged.key.slice(0, 12)} is damaged (${(err as Error).message}): building it again`);
       cache.drop(damaged.key);
@@ -136,7 +178,8 @@ export async function buildImage(resolved: ResolvedPlan, opts: BuildOptions = {}
   const layerCache = new LayerCache(path.join(cacheDir, "layers"));
   if (opts.force) {
     const packagesKey = packageLayerKey(resolved);
-    for (const key of [packagesKey, overlayLayerKey(resolved, packagesKey), foldedLayerKey(resolved)]) layerCache.drop(key);
+    for (const key of [packagesKey, overlayLayerKey(resolved, packagesKey), foldedLayerKey(resolved)])
+      layerCache.drop(key);
   }
   const outDir = fs.mkdtempSync(path.join(cacheDir, `.build-${plan.planId.slice(0, 12)}-`));
   try {
@@ -155,7 +198,19 @@ export async function buildImage(resolved: ResolvedPlan, opts: BuildOptions = {}
     const microcode = await beside(MICROCODE_FILE, "microcode");
 
     const sbomFile = path.join(outDir, "sbom.spdx.json");
-    fs.writeFileSync(sbomFile, JSON.stringify(buildSbom({ imageName: `ramroot-${plan.planId.slice(0, 12)}`, planId: plan.planId, epoch: config.epoch, packages: resolved.lock.packages }), null, 2) + "\n");
+    fs.writeFileSync(
+      sbomFile,
+      JSON.stringify(
+        buildSbom({
+          imageName: `ramroot-${plan.planId.slice(0, 12)}`,
+          planId: plan.planId,
+          epoch: config.epoch,
+          packages: resolved.lock.packages,
+        }),
+        null,
+        2,
+      ) + "\n",
+    );
     const sbom = await artifact(sbomFile);
     const imageId = imageIdOf({ kernel, initramfs, microcode });
     const archiveSize = whole.layers.reduce((n, l) => n + l.rawSize, 0);
@@ -165,15 +220,26 @@ export async function buildImage(resolved: ResolvedPlan, opts: BuildOptions = {}
     const dir = path.join(cacheDir, plan.planId);
     const at = (a: Artifact | undefined) => (a ? { ...a, path: path.join(dir, path.basename(a.path)) } : undefined);
     const result: ImageArtifacts = {
-      planId: plan.planId, imageId, kernel: at(kernel), initramfs: at(initramfs)!, microcode: at(microcode), sbom: at(sbom)!,
-      dir, archiveSize, packages: plan.packages, layers: whole.layers.map((l) => ({ key: l.key, sha256: l.sha256, rawSize: l.rawSize })),
-      built: true, warnings,
+      planId: plan.planId,
+      imageId,
+      kernel: at(kernel),
+      initramfs: at(initramfs)!,
+      microcode: at(microcode),
+      sbom: at(sbom)!,
+      dir,
+      archiveSize,
+      packages: plan.packages,
+      layers: whole.layers.map((l) => ({ key: l.key, sha256: l.sha256, rawSize: l.rawSize })),
+      built: true,
+      warnings,
     };
     fs.writeFileSync(path.join(outDir, MANIFEST), JSON.stringify(result, null, 2) + "\n");
     fs.writeFileSync(path.join(outDir, "plan.json"), JSON.stringify(plan, null, 2) + "\n");
     fs.rmSync(dir, { recursive: true, force: true });
     renameDurablySync(outDir, dir);
-    progress(`image ${imageId.slice(0, 12)}: initramfs ${(initramfs.size / (1 << 20)).toFixed(1)} MiB in ${whole.layers.length} layer(s) (${(archiveSize / (1 << 20)).toFixed(1)} MiB unpacked)`);
+    progress(
+      `image ${imageId.slice(0, 12)}: initramfs ${(initramfs.size / (1 << 20)).toFixed(1)} MiB in ${whole.layers.length} layer(s) (${(archiveSize / (1 << 20)).toFixed(1)} MiB unpacked)`,
+    );
     return result;
   } finally {
     fs.rmSync(outDir, { recursive: true, force: true });

@@ -19,7 +19,9 @@ export const COMPRESSIONS: readonly Compression[] = ["gzip", "zstd", "none"];
  * `--ultra` and windows of up to 128 MiB that the kernel's decompressor must allocate at boot.
  * The defaults come from bench/RESULTS.md ("compression at each default level"): see README.
  */
-export const COMPRESSION_LEVELS: Readonly<Record<Exclude<Compression, "none">, { min: number; max: number; default: number }>> = {
+export const COMPRESSION_LEVELS: Readonly<
+  Record<Exclude<Compression, "none">, { min: number; max: number; default: number }>
+> = {
   gzip: { min: 1, max: 9, default: 6 },
   zstd: { min: 1, max: 19, default: 9 },
 };
@@ -32,7 +34,9 @@ export function compressionLevelOf(kind: Compression, level: number | undefined)
 
 function zstdProcess(level: number): Duplex {
   const threads = Math.max(1, os.availableParallelism());
-  const child = spawn("zstd", [`-${level}`, `-T${threads}`, "-q", "-c", "--no-progress"], { stdio: ["pipe", "pipe", "pipe"] });
+  const child = spawn("zstd", [`-${level}`, `-T${threads}`, "-q", "-c", "--no-progress"], {
+    stdio: ["pipe", "pipe", "pipe"],
+  });
   let stderr = "";
   child.stderr.setEncoding("utf8");
   child.stderr.on("data", (d: string) => (stderr += d));

@@ -51,19 +51,38 @@ export interface WriteCpioOptions {
 }
 
 function hex8(n: number): string {
-  if (!Number.isInteger(n) || n < 0 || n > 0xffffffff) throw new Error(`cpio: value ${n} does not fit a newc header field`);
+  if (!Number.isInteger(n) || n < 0 || n > 0xffffffff)
+    throw new Error(`cpio: value ${n} does not fit a newc header field`);
   return n.toString(16).padStart(8, "0");
 }
 
 function header(fields: {
-  ino: number; mode: number; uid: number; gid: number; nlink: number; mtime: number; size: number;
-  rdevMajor: number; rdevMinor: number; nameSize: number;
+  ino: number;
+  mode: number;
+  uid: number;
+  gid: number;
+  nlink: number;
+  mtime: number;
+  size: number;
+  rdevMajor: number;
+  rdevMinor: number;
+  nameSize: number;
 }): string {
   return (
     "070701" +
-    hex8(fields.ino) + hex8(fields.mode) + hex8(fields.uid) + hex8(fields.gid) + hex8(fields.nlink) +
-    hex8(fields.mtime) + hex8(fields.size) + hex8(0) + hex8(0) + hex8(fields.rdevMajor) + hex8(fields.rdevMinor) +
-    hex8(fields.nameSize) + hex8(0)
+    hex8(fields.ino) +
+    hex8(fields.mode) +
+    hex8(fields.uid) +
+    hex8(fields.gid) +
+    hex8(fields.nlink) +
+    hex8(fields.mtime) +
+    hex8(fields.size) +
+    hex8(0) +
+    hex8(0) +
+    hex8(fields.rdevMajor) +
+    hex8(fields.rdevMinor) +
+    hex8(fields.nameSize) +
+    hex8(0)
   );
 }
 
@@ -87,7 +106,10 @@ function checkPath(p: string): void {
 
 class Output {
   written = 0;
-  constructor(private readonly out: Writable, private readonly onProgress?: (n: number) => void) {}
+  constructor(
+    private readonly out: Writable,
+    private readonly onProgress?: (n: number) => void,
+  ) {}
 
   async write(chunk: Buffer | string): Promise<void> {
     const buf = typeof chunk === "string" ? Buffer.from(chunk, "latin1") : chunk;
@@ -189,7 +211,20 @@ export async function writeCpio(entries: CpioEntry[], stream: Writable, opts: Wr
     await out.write(ZEROS.subarray(0, pad4(size)));
   }
   const trailer = Buffer.from("TRAILER!!!\0", "latin1");
-  await out.write(header({ ino: 0, mode: 0, uid: 0, gid: 0, nlink: 1, mtime: 0, size: 0, rdevMajor: 0, rdevMinor: 0, nameSize: trailer.length }));
+  await out.write(
+    header({
+      ino: 0,
+      mode: 0,
+      uid: 0,
+      gid: 0,
+      nlink: 1,
+      mtime: 0,
+      size: 0,
+      rdevMajor: 0,
+      rdevMinor: 0,
+      nameSize: trailer.length,
+    }),
+  );
   await out.write(trailer);
   await out.write(ZEROS.subarray(0, pad4(110 + trailer.length)));
   return out.written;

@@ -22,7 +22,9 @@ export function trimFirmware(root: string, keep: string[]): FirmwareTrim {
   const base = found.host;
   // A bare name keeps that file or that directory's files; globs match paths under /lib/firmware.
   const matchers = keep.map((k) => picomatch(k.replace(/^\/?(lib\/firmware\/)?/, ""), { dot: true }));
-  const dirPrefixes = keep.filter((k) => !/[*?[\]{}]/.test(k)).map((k) => `${k.replace(/^\/?(lib\/firmware\/)?/, "").replace(/\/+$/, "")}/`);
+  const dirPrefixes = keep
+    .filter((k) => !/[*?[\]{}]/.test(k))
+    .map((k) => `${k.replace(/^\/?(lib\/firmware\/)?/, "").replace(/\/+$/, "")}/`);
   const wanted = (rel: string) => matchers.some((m) => m(rel)) || dirPrefixes.some((p) => rel.startsWith(p));
   const walk = (relDir: string) => {
     for (const name of fs.readdirSync(path.join(base, relDir)).sort()) {
@@ -32,7 +34,10 @@ export function trimFirmware(root: string, keep: string[]): FirmwareTrim {
       if (st.isDirectory()) {
         walk(rel);
         if (fs.readdirSync(abs).length === 0) fs.rmdirSync(abs);
-      } else if (wanted(rel) || (st.isSymbolicLink() && wanted(path.posix.normalize(path.posix.join(relDir, fs.readlinkSync(abs)))))) {
+      } else if (
+        wanted(rel) ||
+        (st.isSymbolicLink() && wanted(path.posix.normalize(path.posix.join(relDir, fs.readlinkSync(abs)))))
+      ) {
         result.kept++;
       } else {
         result.dropped++;

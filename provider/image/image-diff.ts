@@ -116,11 +116,16 @@ function describeChange(c: EntryChange): string {
   const parts: string[] = [];
   for (const w of c.what) {
     if (w === "type") parts.push(`${c.before.type} -> ${c.after.type}`);
-    if (w === "mode") parts.push(`mode ${c.before.mode.toString(8).padStart(4, "0")} -> ${c.after.mode.toString(8).padStart(4, "0")}`);
+    if (w === "mode")
+      parts.push(`mode ${c.before.mode.toString(8).padStart(4, "0")} -> ${c.after.mode.toString(8).padStart(4, "0")}`);
     if (w === "owner") parts.push(`owner ${c.before.uid}:${c.before.gid} -> ${c.after.uid}:${c.after.gid}`);
-    if (w === "content") parts.push(`size ${c.before.size} -> ${c.after.size}, sha256 ${short(c.before.sha256) || "-"} -> ${short(c.after.sha256) || "-"}`);
+    if (w === "content")
+      parts.push(
+        `size ${c.before.size} -> ${c.after.size}, sha256 ${short(c.before.sha256) || "-"} -> ${short(c.after.sha256) || "-"}`,
+      );
     if (w === "target") parts.push(`-> ${c.before.linkTarget ?? "-"} => -> ${c.after.linkTarget ?? "-"}`);
-    if (w === "device") parts.push(`device ${c.before.rdevMajor},${c.before.rdevMinor} -> ${c.after.rdevMajor},${c.after.rdevMinor}`);
+    if (w === "device")
+      parts.push(`device ${c.before.rdevMajor},${c.before.rdevMinor} -> ${c.after.rdevMajor},${c.after.rdevMinor}`);
   }
   return parts.join("; ");
 }
@@ -139,7 +144,13 @@ function ownerOf(path: string, side: ReadImage): string {
 export function renderDiff(diff: ImageDiff, a: ReadImage, b: ReadImage, opts: { maxLines?: number } = {}): string[] {
   const lines: string[] = [];
   for (const [name, [va, vb]] of [...diff.packages].sort(([x], [y]) => (x < y ? -1 : 1))) {
-    lines.push(va === undefined ? `+ package ${name} ${vb}` : vb === undefined ? `- package ${name} ${va}` : `~ package ${name} ${va} -> ${vb}`);
+    lines.push(
+      va === undefined
+        ? `+ package ${name} ${vb}`
+        : vb === undefined
+          ? `- package ${name} ${va}`
+          : `~ package ${name} ${va} -> ${vb}`,
+    );
   }
   const groups = new Map<string, string[]>();
   const add = (pkg: string, line: string) => {

@@ -20,7 +20,8 @@ export interface ExtractResult {
 
 function checkedPath(dest: string, rel: string): string {
   const parts = rel.split("/");
-  if (rel.startsWith("/") || parts.some((p) => p === ".." || p === "")) throw new Error(`image entry ${JSON.stringify(rel)} would leave the destination; refused`);
+  if (rel.startsWith("/") || parts.some((p) => p === ".." || p === ""))
+    throw new Error(`image entry ${JSON.stringify(rel)} would leave the destination; refused`);
   return path.join(dest, ...parts);
 }
 
@@ -29,15 +30,25 @@ function selected(rel: string, wanted: string[]): boolean {
   return wanted.length === 0 || wanted.some((w) => rel === w || rel.startsWith(`${w}/`));
 }
 
-export async function extractImage(source: ImageSource, dest: string, wantedPaths: string[] = []): Promise<ExtractResult> {
+export async function extractImage(
+  source: ImageSource,
+  dest: string,
+  wantedPaths: string[] = [],
+): Promise<ExtractResult> {
   const wanted = wantedPaths.map((p) => p.replace(/^\/+|\/+$/g, "")).filter((p) => p !== "");
-  if (fs.existsSync(dest) && fs.readdirSync(dest).length > 0) throw new Error(`extract: ${dest} is not empty; give a new or empty directory`);
+  if (fs.existsSync(dest) && fs.readdirSync(dest).length > 0)
+    throw new Error(`extract: ${dest} is not empty; give a new or empty directory`);
   const contents = new Map<string, Buffer>();
   const image = await readImageSource(source, (entry, content) => {
     if (selected(entry.path, wanted)) contents.set(entry.path, content);
   });
-  const entries = [...image.entries.values()].filter((e) => selected(e.path, wanted)).sort((a, b) => (a.path < b.path ? -1 : 1));
-  if (wanted.length > 0 && entries.length === 0) throw new Error(`extract: no path ${wanted.map((w) => JSON.stringify(w)).join(", ")} in the image; see \`ramroot image ls\``);
+  const entries = [...image.entries.values()]
+    .filter((e) => selected(e.path, wanted))
+    .sort((a, b) => (a.path < b.path ? -1 : 1));
+  if (wanted.length > 0 && entries.length === 0)
+    throw new Error(
+      `extract: no path ${wanted.map((w) => JSON.stringify(w)).join(", ")} in the image; see \`ramroot image ls\``,
+    );
   fs.mkdirSync(dest, { recursive: true });
   const asRoot = process.getuid?.() === 0;
   const result: ExtractResult = { files: 0, dirs: 0, symlinks: 0, skipped: [] };

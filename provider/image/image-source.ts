@@ -41,19 +41,28 @@ export async function imageBytes(source: ImageSource): Promise<Buffer> {
       return withTarget(source.target, async (target) => {
         const rel = `${source.slot}/${SLOT_FILES.initramfs}`;
         const data = await target.readFile(rel);
-        if (data === undefined) throw new Error(`slot ${source.slot}: ${target.describe()} has no ${rel}; the slot is empty (see \`ramroot status\`)`);
+        if (data === undefined)
+          throw new Error(
+            `slot ${source.slot}: ${target.describe()} has no ${rel}; the slot is empty (see \`ramroot status\`)`,
+          );
         return data;
       });
     case "plan": {
       const cached = await cachedImage({ planId: source.planId }, source.cacheDir ?? defaultImageCacheDir());
-      if (!cached) throw new Error(`plan ${source.planId.slice(0, 12)}: not in the local image cache (${source.cacheDir ?? defaultImageCacheDir()}); \`pulumi up\` at the commit that planned it rebuilds it`);
+      if (!cached)
+        throw new Error(
+          `plan ${source.planId.slice(0, 12)}: not in the local image cache (${source.cacheDir ?? defaultImageCacheDir()}); \`pulumi up\` at the commit that planned it rebuilds it`,
+        );
       return fs.promises.readFile(cached.initramfs.path);
     }
   }
 }
 
 /** Reads a source: its final tree, its layers, and which package owns which path. */
-export async function readImageSource(source: ImageSource, onFile?: (entry: ImageEntry, content: Buffer) => void): Promise<ReadImage> {
+export async function readImageSource(
+  source: ImageSource,
+  onFile?: (entry: ImageEntry, content: Buffer) => void,
+): Promise<ReadImage> {
   const bytes = await imageBytes(source);
   const read = await readImage(bytes, describeSource(source), { keep: [INSTALLED_DB], ...(onFile ? { onFile } : {}) });
   const db = read.contents.get(INSTALLED_DB);

@@ -15,5 +15,8 @@ export async function imageChangeSummary(after: string, before: string | undefin
   }
   const previous = await readImageFile(before);
   const diff = diffImages(previous, next);
-  return [`files changed from the previous image: ${summarizeDiff(diff)}`, ...renderDiff(diff, previous, next, { maxLines })].join("\n");
+  return [
+    `files changed from the previous image: ${summarizeDiff(diff)}`,
+    ...renderDiff(diff, previous, next, { maxLines }),
+  ].join("\n");
 }

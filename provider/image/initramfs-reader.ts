@@ -100,7 +100,9 @@ function extractArchive(buf: Buffer, start: number, source: string): Promise<Raw
       });
       stream.on("error", reject);
     });
-    extract.on("error", (err: Error) => reject(new Error(`${source}: cpio archive at byte ${start} of its member: ${err.message}`)));
+    extract.on("error", (err: Error) =>
+      reject(new Error(`${source}: cpio archive at byte ${start} of its member: ${err.message}`)),
+    );
     extract.on("finish", () => resolve(entries));
     extract.end(buf.subarray(start));
   });
@@ -120,7 +122,9 @@ function archiveEnd(buf: Buffer, start: number, entries: RawEntry[], source: str
   const nameSize = Number.parseInt(buf.toString("latin1", trailerAt + 94, trailerAt + 102), 16);
   const name = buf.toString("latin1", trailerAt + NEWC_HEADER, trailerAt + NEWC_HEADER + nameSize - 1);
   if ((magic !== "070701" && magic !== "070702") || name !== TRAILER) {
-    throw new Error(`${source}: the cpio archive at byte ${start} of its member does not end in ${TRAILER} (truncated or not newc)`);
+    throw new Error(
+      `${source}: the cpio archive at byte ${start} of its member does not end in ${TRAILER} (truncated or not newc)`,
+    );
   }
   return pad4(trailerAt + NEWC_HEADER + nameSize);
 }
@@ -160,7 +164,8 @@ function zstdFrameEnd(buf: Buffer, pos: number, source: string): number {
 function zstdDecompress(frame: Buffer, what: string): Buffer {
   const result = spawnSync("zstd", ["-d", "-c", "-q"], { input: frame, maxBuffer: 2 ** 33 });
   if (result.error) throw new Error(`${what}: cannot run zstd: ${result.error.message} (install Debian's zstd)`);
-  if (result.status !== 0) throw new Error(`${what}: zstd -d exited with ${result.status}: ${result.stderr.toString("utf8").trim()}`);
+  if (result.status !== 0)
+    throw new Error(`${what}: zstd -d exited with ${result.status}: ${result.stderr.toString("utf8").trim()}`);
   return result.stdout;
 }
 
@@ -181,7 +186,11 @@ function isCpioMagic(buf: Buffer, pos: number): boolean {
  * Reads an image: every member decompressed, every archive through cpio-stream, the final tree
  * assembled as the kernel would (a later archive's entry replaces an earlier one).
  */
-export async function readImage(image: Buffer, source: string, opts: ReadImageOptions = {}): Promise<ImageContents & { contents: Map<string, Buffer> }> {
+export async function readImage(
+  image: Buffer,
+  source: string,
+  opts: ReadImageOptions = {},
+): Promise<ImageContents & { contents: Map<string, Buffer> }> {
   const entries = new Map<string, ImageEntry>();
   const layers: ImageLayer[] = [];
   const contents = new Map<string, Buffer>();
@@ -194,12 +203,20 @@ export async function readImage(image: Buffer, source: string, opts: ReadImageOp
       if (pos >= member.content.length) return pos;
       if (!isCpioMagic(member.content, pos)) {
         if (untilCompressed) return pos;
-        throw new Error(`${source}: ${member.compression} member at byte ${member.offset} holds something other than a cpio archive at byte ${pos}`);
+        throw new Error(
+          `${source}: ${member.compression} member at byte ${member.offset} holds something other than a cpio archive at byte ${pos}`,
+        );
       }
       const raw = await extractArchive(member.content, pos, source);
       const end = archiveEnd(member.content, pos, raw, source);
       const layer = layers.length + 1;
-      layers.push({ layer, compression: member.compression, offset: member.compression === "none" ? pos : member.offset, entries: raw.length, bytes: end - pos });
+      layers.push({
+        layer,
+        compression: member.compression,
+        offset: member.compression === "none" ? pos : member.offset,
+        entries: raw.length,
+        bytes: end - pos,
+      });
       addArchive(raw, layer);
       pos = end;
     }
@@ -229,13 +246,19 @@ export async function readImage(image: Buffer, source: string, opts: ReadImageOp
   const addArchive = (raw: RawEntry[], layer: number): void => {
     // Hard links: the data travels on one member of the inode group (GNU cpio: the last).
     const inodeData = new Map<number, Buffer>();
-    for (const r of raw) if (r.header.type === "file" && r.header.nlink > 1 && r.content.length > 0) inodeData.set(r.header.ino, r.content);
+    for (const r of raw)
+      if (r.header.type === "file" && r.header.nlink > 1 && r.content.length > 0)
+        inodeData.set(r.header.ino, r.content);
     for (const r of raw) {
       const type = TYPE_OF[String(r.header.type)];
-      if (type === undefined) throw new Error(`${source}: "${r.header.name}" has an unknown file type (mode 0${r.header.mode.toString(8)})`);
+      if (type === undefined)
+        throw new Error(`${source}: "${r.header.name}" has an unknown file type (mode 0${r.header.mode.toString(8)})`);
       const path = r.header.name.replace(/^\.?\/+/, "");
       if (path === "" || path === ".") continue;
-      const content = type === "file" && r.header.nlink > 1 && r.content.length === 0 ? (inodeData.get(r.header.ino) ?? r.content) : r.content;
+      const content =
+        type === "file" && r.header.nlink > 1 && r.content.length === 0
+          ? (inodeData.get(r.header.ino) ?? r.content)
+          : r.content;
       const entry: ImageEntry = {
         path,
         type,
@@ -246,7 +269,9 @@ export async function readImage(image: Buffer, source: string, opts: ReadImageOp
         layer,
         ...(type === "file" ? { sha256: createHash("sha256").update(content).digest("hex") } : {}),
         ...(type === "symlink" ? { linkTarget: r.header.linkname ?? "" } : {}),
-        ...(type === "char" || type === "block" ? { rdevMajor: r.header.rdevmajor, rdevMinor: r.header.rdevminor } : {}),
+        ...(type === "char" || type === "block"
+          ? { rdevMajor: r.header.rdevmajor, rdevMinor: r.header.rdevminor }
+          : {}),
       };
       const existing = entries.get(path);
       // The kernel cannot remove a directory that has children (rmdir fails), so what would
@@ -277,7 +302,10 @@ export async function readImage(image: Buffer, source: string, opts: ReadImageOp
       const member = readGzipMember(image, pos, source);
       await readArchives({ compression: "gzip", offset: pos, content: member.content, start: 0 }, 0, false);
       pos += member.raw.length;
-    } else if (pos + 4 <= image.length && (image.readUInt32LE(pos) === 0xfd2fb528 || (image.readUInt32LE(pos) & 0xfffffff0) === 0x184d2a50)) {
+    } else if (
+      pos + 4 <= image.length &&
+      (image.readUInt32LE(pos) === 0xfd2fb528 || (image.readUInt32LE(pos) & 0xfffffff0) === 0x184d2a50)
+    ) {
       const end = zstdFrameEnd(image, pos, source);
       if (image.readUInt32LE(pos) === 0xfd2fb528) {
         const content = zstdDecompress(image.subarray(pos, end), `${source}: zstd frame at byte ${pos}`);
@@ -287,7 +315,9 @@ export async function readImage(image: Buffer, source: string, opts: ReadImageOp
     } else if (isCpioMagic(image, pos)) {
       pos = await readArchives({ compression: "none", offset: pos, content: image, start: pos }, pos, true);
     } else {
-      throw new Error(`${source}: byte ${pos} starts neither a cpio archive nor a gzip or zstd member (0x${image.subarray(pos, pos + 4).toString("hex")})`);
+      throw new Error(
+        `${source}: byte ${pos} starts neither a cpio archive nor a gzip or zstd member (0x${image.subarray(pos, pos + 4).toString("hex")})`,
+      );
     }
   }
   if (layers.length === 0) throw new Error(`${source}: no cpio archive in it`);

@@ -63,10 +63,20 @@ export function ensureModuleIndex(root: string, manifest?: FileManifest): Module
     if (listed && modules.every((m) => listed.has(m))) continue;
     runDepmod(root, release, releaseDir, modules);
     indexed.push(release);
-    for (const f of fs.readdirSync(releaseDir).sort()) if (f.startsWith("modules.")) files.push(`lib/modules/${release}/${f}`);
+    for (const f of fs.readdirSync(releaseDir).sort())
+      if (f.startsWith("modules.")) files.push(`lib/modules/${release}/${f}`);
   }
   for (const f of files) {
-    if (manifest && !manifest.has(f)) manifest.set(f, { path: f, type: "file", mode: 0o644, uid: 0, gid: 0, size: fs.statSync(path.join(root, f)).size, package: "(depmod at build)" });
+    if (manifest && !manifest.has(f))
+      manifest.set(f, {
+        path: f,
+        type: "file",
+        mode: 0o644,
+        uid: 0,
+        gid: 0,
+        size: fs.statSync(path.join(root, f)).size,
+        package: "(depmod at build)",
+      });
   }
   return { indexed, files };
 }
@@ -90,5 +100,6 @@ function runDepmod(root: string, release: string, releaseDir: string, modules: s
       else fs.rmSync(orderFile, { force: true });
     }
   }
-  if (!fs.existsSync(path.join(releaseDir, "modules.dep"))) throw new Error(`kernel modules of ${release}: depmod wrote no modules.dep`);
+  if (!fs.existsSync(path.join(releaseDir, "modules.dep")))
+    throw new Error(`kernel modules of ${release}: depmod wrote no modules.dep`);
 }

@@ -56,7 +56,10 @@ export class LayerCache {
    * directory into place. `build` writes the uncompressed-then-compressed archive to the path
    * it is given, and any side files into the directory; it returns the raw size and warnings.
    */
-  async put(key: string, build: (archive: string, dir: string) => Promise<{ rawSize: number; warnings: string[] }>): Promise<StoredLayer> {
+  async put(
+    key: string,
+    build: (archive: string, dir: string) => Promise<{ rawSize: number; warnings: string[] }>,
+  ): Promise<StoredLayer> {
     fs.mkdirSync(this.root, { recursive: true });
     const scratch = fs.mkdtempSync(path.join(this.root, `.build-${key.slice(0, 12)}-`));
     try {
@@ -90,8 +93,13 @@ export class LayerCache {
 
 /** A layer whose archive no longer matches the hash recorded when it was built. */
 export class DamagedLayerError extends Error {
-  constructor(readonly layer: StoredLayer, actual: string) {
-    super(`layer ${layer.key.slice(0, 12)}: ${layer.archive} has sha256 ${actual.slice(0, 12)}, recorded ${layer.sha256.slice(0, 12)}`);
+  constructor(
+    readonly layer: StoredLayer,
+    actual: string,
+  ) {
+    super(
+      `layer ${layer.key.slice(0, 12)}: ${layer.archive} has sha256 ${actual.slice(0, 12)}, recorded ${layer.sha256.slice(0, 12)}`,
+    );
   }
 }
 

@@ -81,7 +81,15 @@ export function foldedLayerKey(resolved: ResolvedPlan): string {
 export type OnPacked = (archive: { file: string; entries: CpioEntry[] }) => Promise<void> | void;
 
 /** Packs the entries as newc, compresses them and writes `out`; resolves to the archive's raw size. */
-export async function packArchive(entries: CpioEntry[], out: string, compression: Compression, level: number, epoch: number, progress: Progress, onPacked?: OnPacked): Promise<number> {
+export async function packArchive(
+  entries: CpioEntry[],
+  out: string,
+  compression: Compression,
+  level: number,
+  epoch: number,
+  progress: Progress,
+  onPacked?: OnPacked,
+): Promise<number> {
   const raw = new PassThrough({ highWaterMark: 1 << 20 });
   const c = compressor(compression, level);
   const file = fs.createWriteStream(out);
@@ -91,7 +99,10 @@ export async function packArchive(entries: CpioEntry[], out: string, compression
   const total = await writeCpio(entries, raw, {
     epoch,
     onProgress: (bytes) => {
-      packed.add(bytes - last, c ? `${(file.bytesWritten / (1 << 20)).toFixed(1)} MiB ${compression} written` : undefined);
+      packed.add(
+        bytes - last,
+        c ? `${(file.bytesWritten / (1 << 20)).toFixed(1)} MiB ${compression} written` : undefined,
+      );
       last = bytes;
     },
   });
@@ -117,7 +128,9 @@ function finishTree(staging: string, dir: string, resolved: ResolvedPlan, progre
   const { config } = resolved;
   if (config.firmware) {
     const trim = trimFirmware(staging, config.firmware);
-    progress(`firmware: kept ${trim.kept} files, dropped ${trim.dropped} (${(trim.droppedBytes / (1 << 20)).toFixed(1)} MiB)`);
+    progress(
+      `firmware: kept ${trim.kept} files, dropped ${trim.dropped} (${(trim.droppedBytes / (1 << 20)).toFixed(1)} MiB)`,
+    );
   }
   // splitBoot names them KERNEL_FILE and MICROCODE_FILE
   splitBoot(staging, dir, { kernelFlavor: config.kernel, microcode: config.microcode });
@@ -129,7 +142,12 @@ function options(resolved: ResolvedPlan) {
 }
 
 /** The package layer, from the cache or installed and packed now. */
-export async function packageLayer(resolved: ResolvedPlan, cache: LayerCache, progress: Progress, onPacked?: OnPacked): Promise<StoredLayer> {
+export async function packageLayer(
+  resolved: ResolvedPlan,
+  cache: LayerCache,
+  progress: Progress,
+  onPacked?: OnPacked,
+): Promise<StoredLayer> {
   const key = packageLayerKey(resolved);
   const hit = cache.get(key);
   if (hit) {
@@ -155,12 +173,20 @@ function pathIndexOf(entries: CpioEntry[]): [string, string, number][] {
   const links = new Map<string, number>();
   for (const e of entries) if (e.hardLinkKey) links.set(e.hardLinkKey, (links.get(e.hardLinkKey) ?? 0) + 1);
   return entries
-    .map((e): [string, string, number] => [e.path, e.type, e.hardLinkKey && (links.get(e.hardLinkKey) ?? 0) > 1 ? 1 : 0])
+    .map((e): [string, string, number] => [
+      e.path,
+      e.type,
+      e.hardLinkKey && (links.get(e.hardLinkKey) ?? 0) > 1 ? 1 : 0,
+    ])
     .sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
 }
 
 export function packageIndexOf(layer: StoredLayer): PackageIndex {
-  const rows = JSON.parse(fs.readFileSync(path.join(layer.dir, PATHS_FILE), "utf8")) as [string, CpioEntryType, number][];
+  const rows = JSON.parse(fs.readFileSync(path.join(layer.dir, PATHS_FILE), "utf8")) as [
+    string,
+    CpioEntryType,
+    number,
+  ][];
   return new Map(rows.map(([p, type, hardLinked]) => [p, { type, hardLinked: hardLinked === 1 }]));
 }
 
@@ -177,17 +203,32 @@ export function planOverlayLayer(resolved: ResolvedPlan, packages: StoredLayer):
 }
 
 /** The overlay layer, from the cache or packed now. */
-export async function overlayArchive(resolved: ResolvedPlan, packages: StoredLayer, entries: CpioEntry[], cache: LayerCache, progress: Progress, onPacked?: OnPacked): Promise<StoredLayer> {
+export async function overlayArchive(
+  resolved: ResolvedPlan,
+  packages: StoredLayer,
+  entries: CpioEntry[],
+  cache: LayerCache,
+  progress: Progress,
+  onPacked?: OnPacked,
+): Promise<StoredLayer> {
   const key = overlayLayerKey(resolved, packages.key);
   const hit = cache.get(key);
   if (hit) return hit;
   const { compression, level, epoch } = options(resolved);
   progress(`packing the overlay layer: ${entries.length} entries`);
-  return cache.put(key, async (archive) => ({ rawSize: await packArchive(entries, archive, compression, level, epoch, progress, onPacked), warnings: [] }));
+  return cache.put(key, async (archive) => ({
+    rawSize: await packArchive(entries, archive, compression, level, epoch, progress, onPacked),
+    warnings: [],
+  }));
 }
 
 /** The whole tree in one archive (overlay laid on the installed packages), from the cache or built now. */
-export async function foldedLayer(resolved: ResolvedPlan, cache: LayerCache, progress: Progress, onPacked?: OnPacked): Promise<StoredLayer> {
+export async function foldedLayer(
+  resolved: ResolvedPlan,
+  cache: LayerCache,
+  progress: Progress,
+  onPacked?: OnPacked,
+): Promise<StoredLayer> {
   const key = foldedLayerKey(resolved);
   const hit = cache.get(key);
   if (hit) return hit;

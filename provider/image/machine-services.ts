@@ -278,7 +278,9 @@ function initScript(service: MachineService, openrc: boolean): string {
       `\t${run} start`,
       "\teend $?",
       "}",
-      ...(service.stops ? ["", "stop() {", `\tebegin ${shellValue(`undo: ${service.description}`)}`, `\t${run} stop`, "\teend $?", "}"] : []),
+      ...(service.stops
+        ? ["", "stop() {", `\tebegin ${shellValue(`undo: ${service.description}`)}`, `\t${run} stop`, "\teend $?", "}"]
+        : []),
       "",
     ].join("\n");
   }
@@ -296,7 +298,15 @@ function initScript(service: MachineService, openrc: boolean): string {
 
 /** Without OpenRC, the shutdown runlevel's services are started: this one stops a service. */
 function shutdownScript(service: MachineService): string {
-  return ["#!/bin/sh", `# ramroot-${service.name}-stop: at shutdown, undo: ${service.description}`, "case $1 in", `start) exec /${LIBEXEC}/${service.name} stop ;;`, "esac", "exit 0", ""].join("\n");
+  return [
+    "#!/bin/sh",
+    `# ramroot-${service.name}-stop: at shutdown, undo: ${service.description}`,
+    "case $1 in",
+    `start) exec /${LIBEXEC}/${service.name} stop ;;`,
+    "esac",
+    "exit 0",
+    "",
+  ].join("\n");
 }
 
 function file(path: string, content: string, mode: number): OverlayEntry {
@@ -322,7 +332,16 @@ export function machineEntries(config: ImageConfig, packages: readonly string[])
   if (config.bootPartition || config.dataDisk) services.push(MOUNTS);
   if (config.network) services.push(NETWORK);
   if (config.sshHostKeys) services.push(SSH_HOST_KEYS);
-  const dirs = ["etc", "etc/init.d", "etc/ramroot", "etc/runlevels", "etc/runlevels/boot", "usr", "usr/libexec", LIBEXEC];
+  const dirs = [
+    "etc",
+    "etc/init.d",
+    "etc/ramroot",
+    "etc/runlevels",
+    "etc/runlevels/boot",
+    "usr",
+    "usr/libexec",
+    LIBEXEC,
+  ];
   if (!openrc && services.some((s) => s.stops)) dirs.push("etc/runlevels/shutdown");
   const entries: OverlayEntry[] = dirs.sort().map(dir);
   entries.push(file(CONF, machineConf(config), 0o644));

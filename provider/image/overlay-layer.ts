@@ -33,9 +33,7 @@ export interface OverlayLayerInput {
   packages: PackageIndex;
 }
 
-export type OverlayLayer =
-  | { entries: CpioEntry[]; skippedServices: string[] }
-  | { fold: string };
+export type OverlayLayer = { entries: CpioEntry[]; skippedServices: string[] } | { fold: string };
 
 const root = { uid: 0, gid: 0 };
 
@@ -53,10 +51,18 @@ export function overlayLayer(input: OverlayLayerInput): OverlayLayer {
   const byPath = new Map<string, CpioEntry>();
   for (const e of input.overlay) {
     if (e.type === "dir") byPath.set(e.path, { path: e.path, type: "dir", mode: e.mode, ...root });
-    else if (e.type === "symlink") byPath.set(e.path, { path: e.path, type: "symlink", mode: 0o777, ...root, linkTarget: e.linkTarget! });
+    else if (e.type === "symlink")
+      byPath.set(e.path, { path: e.path, type: "symlink", mode: 0o777, ...root, linkTarget: e.linkTarget! });
     else byPath.set(e.path, { path: e.path, type: "file", mode: e.mode, ...root, source: e.source! });
   }
-  if (input.hostname) byPath.set("etc/hostname", { path: "etc/hostname", type: "file", mode: 0o644, ...root, source: Buffer.from(`${input.hostname}\n`) });
+  if (input.hostname)
+    byPath.set("etc/hostname", {
+      path: "etc/hostname",
+      type: "file",
+      mode: 0o644,
+      ...root,
+      source: Buffer.from(`${input.hostname}\n`),
+    });
 
   const skippedServices: string[] = [];
   const exists = (p: string) => {
@@ -68,7 +74,10 @@ export function overlayLayer(input: OverlayLayerInput): OverlayLayer {
   for (const level of RUNLEVELS) {
     for (const { name, required } of input.services[level]) {
       if (!exists(`etc/init.d/${name}`)) {
-        if (required) throw new Error(`services.${level}: "${name}" has no /etc/init.d/${name} in the image; install the package that provides it or drop it from services`);
+        if (required)
+          throw new Error(
+            `services.${level}: "${name}" has no /etc/init.d/${name} in the image; install the package that provides it or drop it from services`,
+          );
         skippedServices.push(`${level}/${name}`);
         continue;
       }
@@ -80,7 +89,8 @@ export function overlayLayer(input: OverlayLayerInput): OverlayLayer {
   const implied = new Map<string, CpioEntry>();
   for (const e of byPath.values()) {
     if (under(e.path, "boot")) return { fold: `${e.path}: /boot is taken out of the image after the overlay is laid` };
-    if (input.firmwareTrimmed && under(e.path, "lib/firmware")) return { fold: `${e.path}: firmware is trimmed after the overlay is laid` };
+    if (input.firmwareTrimmed && under(e.path, "lib/firmware"))
+      return { fold: `${e.path}: firmware is trimmed after the overlay is laid` };
     const pkg = input.packages.get(e.path);
     if (pkg?.type === "dir" && e.type !== "dir") return { fold: `${e.path}: replaces a directory of the packages` };
     if (pkg?.hardLinked && e.type === "file") return { fold: `${e.path}: replaces a hard-linked file of the packages` };

@@ -28,14 +28,15 @@ export interface InlineFile {
   mode?: number;
 }
 
-
 /** Reads the overlay directory. Devices, sockets and FIFOs are refused: git cannot hold them either. */
 export function scanOverlay(dir: string): OverlayEntry[] {
   let top: fs.Stats;
   try {
     top = fs.statSync(dir);
   } catch {
-    throw new Error(`overlay: directory "${dir}" does not exist; expected a directory whose files land at the same paths in the image`);
+    throw new Error(
+      `overlay: directory "${dir}" does not exist; expected a directory whose files land at the same paths in the image`,
+    );
   }
   if (!top.isDirectory()) throw new Error(`overlay: "${dir}" is not a directory`);
   const entries: OverlayEntry[] = [];
@@ -55,7 +56,14 @@ export function scanOverlay(dir: string): OverlayEntry[] {
         entries.push({ path: childRel, type: "dir", mode });
         walk(childRel);
       } else if (st.isFile()) {
-        entries.push({ path: childRel, type: "file", mode, size: st.size, source: childAbs, sha256: sha256(fs.readFileSync(childAbs)) });
+        entries.push({
+          path: childRel,
+          type: "file",
+          mode,
+          size: st.size,
+          source: childAbs,
+          sha256: sha256(fs.readFileSync(childAbs)),
+        });
       } else {
         throw new Error(`overlay: "${childAbs}" is not a file, directory or symlink`);
       }
@@ -78,7 +86,14 @@ export function inlineEntries(files: InlineFile[]): OverlayEntry[] {
   return files.map((f) => {
     const rel = inlinePath(f.path);
     const content = Buffer.from(f.content, "utf8");
-    return { path: rel, type: "file" as const, mode: f.mode ?? 0o644, size: content.length, source: content, sha256: sha256(content) };
+    return {
+      path: rel,
+      type: "file" as const,
+      mode: f.mode ?? 0o644,
+      size: content.length,
+      source: content,
+      sha256: sha256(content),
+    };
   });
 }
 

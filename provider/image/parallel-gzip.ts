@@ -43,7 +43,10 @@ export class ParallelGzip extends Transform {
   private readonly maxInFlight: number;
   private headerSent = false;
 
-  constructor(private readonly level = 9, parallelism = os.availableParallelism()) {
+  constructor(
+    private readonly level = 9,
+    parallelism = os.availableParallelism(),
+  ) {
     super();
     // libuv runs 4 pool threads by default; more queued blocks only cost memory.
     this.maxInFlight = Math.max(2, parallelism * 2);
@@ -58,7 +61,10 @@ export class ParallelGzip extends Transform {
     this.crc = zlib.crc32(block, this.crc);
     this.size = (this.size + block.length) >>> 0;
     const dictionary = this.window;
-    this.window = block.length >= WINDOW ? block.subarray(block.length - WINDOW) : Buffer.concat([this.window, block]).subarray(-WINDOW);
+    this.window =
+      block.length >= WINDOW
+        ? block.subarray(block.length - WINDOW)
+        : Buffer.concat([this.window, block]).subarray(-WINDOW);
     this.inFlight.push(deflateBlock(block, dictionary, this.level, last));
   }
 
@@ -90,13 +96,12 @@ export class ParallelGzip extends Transform {
   override _flush(callback: TransformCallback): void {
     this.startBlock(Buffer.concat(this.pending), true);
     this.pending = [];
-    this.drain(true)
-      .then(() => {
-        const trailer = Buffer.alloc(8);
-        trailer.writeUInt32LE(this.crc >>> 0, 0);
-        trailer.writeUInt32LE(this.size, 4);
-        this.push(trailer);
-        callback();
-      }, callback);
+    this.drain(true).then(() => {
+      const trailer = Buffer.alloc(8);
+      trailer.writeUInt32LE(this.crc >>> 0, 0);
+      trailer.writeUInt32LE(this.size, 4);
+      this.push(trailer);
+      callback();
+    }, callback);
   }
 }

@@ -81,7 +81,8 @@ export async function trustedKeys(config: ImageConfig, baseDir: string): Promise
   const keys = new Map<string, Buffer>();
   for (const k of config.keys) {
     const p = path.resolve(baseDir, k);
-    if (!fs.existsSync(p)) throw new Error(`keys: "${k}" does not exist; expected a public key file or a directory of them`);
+    if (!fs.existsSync(p))
+      throw new Error(`keys: "${k}" does not exist; expected a public key file or a directory of them`);
     // Private keys never become trusted keys, so they never reach etc/apk/keys of an image.
     if (fs.statSync(p).isDirectory()) for (const [name, pem] of loadKeysDir(p)) keys.set(name, pem);
     else keys.set(path.basename(p), loadPublicKeyFile(p, `keys: "${k}"`));
@@ -134,14 +135,22 @@ export async function planImage(input: ImageConfigInput | ImageConfig, opts: Pla
     throw new Error(`packages: ${(err as Error).message}\nrepositories searched: ${searched}`);
   }
   const overlayEntries = mergeOverlays(
-    machineEntries(config, lock.packages.map((p) => p.name)),
+    machineEntries(
+      config,
+      lock.packages.map((p) => p.name),
+    ),
     config.overlay ? scanOverlay(path.resolve(opts.baseDir, config.overlay)) : [],
     inlineEntries(config.files),
   );
   const services = servicesOf(config);
   const plan: Omit<ImagePlan, "planId"> = {
     packages: Object.fromEntries(lock.packages.map((p) => [p.name, p.version])),
-    lock: lock.packages.map((p) => ({ name: p.name, version: p.version, checksum: p.checksum, repository: p.repository })),
+    lock: lock.packages.map((p) => ({
+      name: p.name,
+      version: p.version,
+      checksum: p.checksum,
+      repository: p.repository,
+    })),
     world: lock.world,
     overlay: overlaySummary(overlayEntries),
     overlayDigest: overlayDigest(overlayEntries),
@@ -158,7 +167,9 @@ export async function planImage(input: ImageConfigInput | ImageConfig, opts: Pla
       compressionLevel: compressionLevelOf(config.compression, config.compressionLevel),
       epoch: config.epoch,
       repositories: config.repositories,
-      keys: Object.fromEntries([...keys.entries()].sort(([a], [b]) => (a < b ? -1 : 1)).map(([name, pem]) => [name, sha256Hex(pem)])),
+      keys: Object.fromEntries(
+        [...keys.entries()].sort(([a], [b]) => (a < b ? -1 : 1)).map(([name, pem]) => [name, sha256Hex(pem)]),
+      ),
     },
   };
   // The planId covers what decides the bytes: the lock's checksums, the overlay digest and the

@@ -40,7 +40,9 @@ export function buildSbom(input: SbomInput): Record<string, unknown> {
       SPDXID: spdxId(p.name, p.version),
       versionInfo: p.version,
       supplier: "NOASSERTION",
-      downloadLocation: p.repository ? `${p.repository.replace(/\/+$/, "")}/${p.arch ?? p.record.arch ?? "noarch"}/${p.name}-${p.version}.apk` : "NOASSERTION",
+      downloadLocation: p.repository
+        ? `${p.repository.replace(/\/+$/, "")}/${p.arch ?? p.record.arch ?? "noarch"}/${p.name}-${p.version}.apk`
+        : "NOASSERTION",
       filesAnalyzed: false,
       licenseConcluded: "NOASSERTION",
       licenseDeclared: licenseOf(p.record.license),
@@ -49,9 +51,19 @@ export function buildSbom(input: SbomInput): Record<string, unknown> {
       ...(p.record.url ? { homepage: p.record.url } : {}),
       sourceInfo: `origin ${p.record.origin ?? p.name}, repository ${p.repository}`,
       ...(p.checksum ? { checksums: [{ algorithm: "SHA1", checksumValue: q1ToHex(p.checksum) }] } : {}),
-      externalRefs: [{ referenceCategory: "PACKAGE-MANAGER", referenceType: "purl", referenceLocator: `pkg:apk/alpine/${encodeURIComponent(p.name)}@${encodeURIComponent(p.version)}?arch=${p.arch ?? p.record.arch ?? "noarch"}` }],
+      externalRefs: [
+        {
+          referenceCategory: "PACKAGE-MANAGER",
+          referenceType: "purl",
+          referenceLocator: `pkg:apk/alpine/${encodeURIComponent(p.name)}@${encodeURIComponent(p.version)}?arch=${p.arch ?? p.record.arch ?? "noarch"}`,
+        },
+      ],
     })),
-    relationships: packages.map((p) => ({ spdxElementId: "SPDXRef-DOCUMENT", relationshipType: "DESCRIBES", relatedSpdxElement: spdxId(p.name, p.version) })),
+    relationships: packages.map((p) => ({
+      spdxElementId: "SPDXRef-DOCUMENT",
+      relationshipType: "DESCRIBES",
+      relatedSpdxElement: spdxId(p.name, p.version),
+    })),
   };
 }
 

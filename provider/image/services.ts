@@ -11,7 +11,10 @@ export interface ServiceLinks {
   skipped: string[];
 }
 
-export function enableServices(root: string, services: Record<Runlevel, { name: string; required: boolean }[]>): ServiceLinks {
+export function enableServices(
+  root: string,
+  services: Record<Runlevel, { name: string; required: boolean }[]>,
+): ServiceLinks {
   const enabled = {} as Record<Runlevel, string[]>;
   const skipped: string[] = [];
   const staging = new StagingRoot(root, "services");
@@ -20,7 +23,9 @@ export function enableServices(root: string, services: Record<Runlevel, { name: 
     for (const { name, required } of services[level]) {
       if (!staging.exists(`etc/init.d/${name}`)) {
         if (required) {
-          throw new Error(`services.${level}: "${name}" has no /etc/init.d/${name} in the image; install the package that provides it or drop it from services`);
+          throw new Error(
+            `services.${level}: "${name}" has no /etc/init.d/${name} in the image; install the package that provides it or drop it from services`,
+          );
         }
         skipped.push(`${level}/${name}`);
         continue;

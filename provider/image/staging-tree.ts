@@ -19,7 +19,11 @@ import { StagingRoot } from "../apk/staging-root";
 import { counter } from "../progress";
 
 /** Installs the plan's lock into `staging`; resolves to the ownership manifest and the script warnings. */
-export async function installTree(resolved: ResolvedPlan, staging: string, progress: (m: string) => void): Promise<{ manifest: FileManifest; warnings: string[] }> {
+export async function installTree(
+  resolved: ResolvedPlan,
+  staging: string,
+  progress: (m: string) => void,
+): Promise<{ manifest: FileManifest; warnings: string[] }> {
   const { config } = resolved;
   const total = resolved.lock.packages.length;
   progress(`installing ${total} packages`);
@@ -45,12 +49,18 @@ export async function installTree(resolved: ResolvedPlan, staging: string, progr
     onProgress,
   });
   const warnings: string[] = [];
-  for (const s of installed.skippedScripts) warnings.push(`${s.package} ${s.script} not run: ${s.detail ?? "architecture differs"}`);
+  for (const s of installed.skippedScripts)
+    warnings.push(`${s.package} ${s.script} not run: ${s.detail ?? "architecture differs"}`);
   for (const s of installed.failedScripts) warnings.push(`${s.package} ${s.script} failed: ${s.detail ?? ""}`);
-  for (const r of installed.refusedFiles) warnings.push(`${r.package}: ${r.path} not installed, ${r.owner} owns it and ${r.package} does not replace it (flagged f:f in the db, as apk does)`);
+  for (const r of installed.refusedFiles)
+    warnings.push(
+      `${r.package}: ${r.path} not installed, ${r.owner} owns it and ${r.package} does not replace it (flagged f:f in the db, as apk does)`,
+    );
   if (installed.failedScripts.length > 0 && !config.allowScriptFailures) {
     const failed = installed.failedScripts.map((s) => s.detail ?? `${s.package} ${s.script}`).join("; ");
-    throw new Error(`install scripts failed, so the image is not what the packages expect: ${failed}. Fix the package, or set allowScriptFailures: true to build it anyway (apk flags the package and goes on)`);
+    throw new Error(
+      `install scripts failed, so the image is not what the packages expect: ${failed}. Fix the package, or set allowScriptFailures: true to build it anyway (apk flags the package and goes on)`,
+    );
   }
   for (const w of warnings) progress(`WARNING: ${w}`);
   ensureModuleIndex(staging, installed.manifest);
@@ -88,7 +98,11 @@ export function collectEntries(root: string, manifest: FileManifest, overlay: Se
       const abs = path.join(root, p);
       const st = fs.lstatSync(abs);
       const meta = overlay.has(p) ? undefined : manifest.get(p);
-      const owner = overlay.has(p) ? { uid: 0, gid: 0 } : meta ? { uid: meta.uid, gid: meta.gid } : { uid: st.uid, gid: st.gid };
+      const owner = overlay.has(p)
+        ? { uid: 0, gid: 0 }
+        : meta
+          ? { uid: meta.uid, gid: meta.gid }
+          : { uid: st.uid, gid: st.gid };
       const mode = meta && !overlay.has(p) ? meta.mode : st.mode & 0o7777;
       if (meta && (meta.type === "char" || meta.type === "block" || meta.type === "fifo")) {
         entries.push({ path: p, type: meta.type, mode, ...owner, rdevMajor: meta.devmajor, rdevMinor: meta.devminor });
@@ -98,10 +112,24 @@ export function collectEntries(root: string, manifest: FileManifest, overlay: Se
       } else if (st.isSymbolicLink()) {
         entries.push({ path: p, type: "symlink", mode: 0o777, ...owner, linkTarget: fs.readlinkSync(abs) });
       } else if (st.isFile()) {
-        entries.push({ path: p, type: "file", mode, ...owner, source: abs, ...(st.nlink > 1 ? { hardLinkKey: String(st.ino) } : {}) });
+        entries.push({
+          path: p,
+          type: "file",
+          mode,
+          ...owner,
+          source: abs,
+          ...(st.nlink > 1 ? { hardLinkKey: String(st.ino) } : {}),
+        });
       } else if (st.isCharacterDevice() || st.isBlockDevice()) {
         const rdev = st.rdev;
-        entries.push({ path: p, type: st.isCharacterDevice() ? "char" : "block", mode, ...owner, rdevMajor: Math.floor(rdev / 256) & 0xfff, rdevMinor: rdev & 0xff });
+        entries.push({
+          path: p,
+          type: st.isCharacterDevice() ? "char" : "block",
+          mode,
+          ...owner,
+          rdevMajor: Math.floor(rdev / 256) & 0xfff,
+          rdevMinor: rdev & 0xff,
+        });
       } else if (st.isFIFO()) {
         entries.push({ path: p, type: "fifo", mode, ...owner });
       }
@@ -117,13 +145,22 @@ export function collectEntries(root: string, manifest: FileManifest, overlay: Se
     if (present.has(meta.path) || overlay.has(meta.path)) continue;
     const slash = meta.path.lastIndexOf("/");
     if (slash >= 0 && !dirs.has(meta.path.slice(0, slash))) continue;
-    entries.push({ path: meta.path, type: meta.type, mode: meta.mode, uid: meta.uid, gid: meta.gid, rdevMajor: meta.devmajor, rdevMinor: meta.devminor });
+    entries.push({
+      path: meta.path,
+      type: meta.type,
+      mode: meta.mode,
+      uid: meta.uid,
+      gid: meta.gid,
+      rdevMajor: meta.devmajor,
+      rdevMinor: meta.devminor,
+    });
   }
   // The kernel opens /dev/console for init's stdio before init runs: it must be in the archive.
   const have = new Set(entries.map((e) => e.path));
   if (!have.has("dev")) entries.push({ path: "dev", type: "dir", mode: 0o755, uid: 0, gid: 0 });
-  if (!have.has("dev/console")) entries.push({ path: "dev/console", type: "char", mode: 0o600, uid: 0, gid: 0, rdevMajor: 5, rdevMinor: 1 });
-  if (!have.has("dev/null")) entries.push({ path: "dev/null", type: "char", mode: 0o666, uid: 0, gid: 0, rdevMajor: 1, rdevMinor: 3 });
+  if (!have.has("dev/console"))
+    entries.push({ path: "dev/console", type: "char", mode: 0o600, uid: 0, gid: 0, rdevMajor: 5, rdevMinor: 1 });
+  if (!have.has("dev/null"))
+    entries.push({ path: "dev/null", type: "char", mode: 0o666, uid: 0, gid: 0, rdevMajor: 1, rdevMinor: 3 });
   return entries;
 }
-

@@ -2,8 +2,7 @@ import { spawn } from "node:child_process";
 
 /** What to boot: a kernel and initramfs directly, or a disk image through its own bootloader. */
 export type BootMedia =
-  | { kind: "kernel"; kernel: string; initrd?: string | string[]; append?: string }
-  | { kind: "disk"; image: string };
+  { kind: "kernel"; kernel: string; initrd?: string | string[]; append?: string } | { kind: "disk"; image: string };
 
 export interface BootOptions {
   media: BootMedia;
@@ -42,11 +41,16 @@ export interface BootResult {
 /** The QEMU command line for a boot, exported so the CLI and docs show what is run. */
 export function qemuArgs(opts: BootOptions): string[] {
   const args = [
-    "-display", "none",
-    "-serial", "stdio",
-    "-monitor", "none",
-    "-m", String(opts.memoryMiB ?? 512),
-    "-smp", "1",
+    "-display",
+    "none",
+    "-serial",
+    "stdio",
+    "-monitor",
+    "none",
+    "-m",
+    String(opts.memoryMiB ?? 512),
+    "-smp",
+    "1",
   ];
   if (opts.noReboot ?? true) args.push("-no-reboot");
   if (opts.kvm) args.push("-enable-kvm", "-cpu", "host");

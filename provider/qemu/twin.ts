@@ -41,7 +41,9 @@ export function freePort(): Promise<number> {
     server.on("error", reject);
     server.listen(0, "127.0.0.1", () => {
       const address = server.address();
-      server.close(() => (typeof address === "object" && address ? resolve(address.port) : reject(new Error("no free port on 127.0.0.1"))));
+      server.close(() =>
+        typeof address === "object" && address ? resolve(address.port) : reject(new Error("no free port on 127.0.0.1")),
+      );
     });
   });
 }
@@ -52,8 +54,10 @@ export function freePort(): Promise<number> {
  */
 export async function ensureDataDisk(file: string, sizeMiB = 256, label = "data"): Promise<{ created: boolean }> {
   if (fs.existsSync(file)) return { created: false };
-  if (!Number.isInteger(sizeMiB) || sizeMiB < 16) throw new Error(`data disk size: got ${sizeMiB}; expected whole MiB, at least 16`);
-  if (!/^[A-Za-z0-9_.-]{1,16}$/.test(label)) throw new Error(`data disk label: got "${label}"; expected 1-16 letters, digits, _ . -`);
+  if (!Number.isInteger(sizeMiB) || sizeMiB < 16)
+    throw new Error(`data disk size: got ${sizeMiB}; expected whole MiB, at least 16`);
+  if (!/^[A-Za-z0-9_.-]{1,16}$/.test(label))
+    throw new Error(`data disk label: got "${label}"; expected 1-16 letters, digits, _ . -`);
   fs.mkdirSync(path.dirname(path.resolve(file)), { recursive: true });
   const temp = tempNameFor(file);
   fs.writeFileSync(temp, "", { flag: "wx" });
@@ -63,7 +67,9 @@ export async function ensureDataDisk(file: string, sizeMiB = 256, label = "data"
   } catch (err) {
     fs.rmSync(temp, { force: true });
     const e = err as { code?: string; stderr?: string; message: string };
-    throw new Error(`making the data disk ${file}: ${e.code === "ENOENT" ? "mkfs.ext4 is missing (install e2fsprogs)" : (e.stderr?.trim() || e.message)}`);
+    throw new Error(
+      `making the data disk ${file}: ${e.code === "ENOENT" ? "mkfs.ext4 is missing (install e2fsprogs)" : e.stderr?.trim() || e.message}`,
+    );
   }
   renameDurablySync(temp, file); // mkfs.ext4 flushed what it wrote
   return { created: true };
@@ -72,27 +78,40 @@ export async function ensureDataDisk(file: string, sizeMiB = 256, label = "data"
 /** The QEMU command line of the twin, without the console and daemon flags. */
 export function twinArgs(opts: TwinOptions): string[] {
   const args = [
-    "-name", "ramroot-twin",
-    "-machine", "pc",
-    "-m", String(opts.memoryMiB ?? 512),
-    "-smp", "1",
-    "-display", "none",
+    "-name",
+    "ramroot-twin",
+    "-machine",
+    "pc",
+    "-m",
+    String(opts.memoryMiB ?? 512),
+    "-smp",
+    "1",
+    "-display",
+    "none",
     // The boot disk first: SeaBIOS boots it, syslinux picks the slot.
-    "-drive", `file=${opts.disk},format=raw,if=none,id=boot`,
-    "-device", "virtio-blk-pci,drive=boot,bootindex=0",
-    "-drive", `file=${opts.data},format=raw,if=none,id=data`,
-    "-device", "virtio-blk-pci,drive=data",
+    "-drive",
+    `file=${opts.disk},format=raw,if=none,id=boot`,
+    "-device",
+    "virtio-blk-pci,drive=boot,bootindex=0",
+    "-drive",
+    `file=${opts.data},format=raw,if=none,id=data`,
+    "-device",
+    "virtio-blk-pci,drive=data",
     // User-mode networking: DHCP from QEMU, SSH forwarded from 127.0.0.1 only.
-    "-netdev", `user,id=net0,hostfwd=tcp:127.0.0.1:${opts.sshPort}-:22`,
-    "-device", "virtio-net-pci,netdev=net0",
+    "-netdev",
+    `user,id=net0,hostfwd=tcp:127.0.0.1:${opts.sshPort}-:22`,
+    "-device",
+    "virtio-net-pci,netdev=net0",
   ];
   if (opts.watchdog) args.push("-device", "i6300esb", "-action", "watchdog=reset");
   return args;
 }
 
 function check(opts: TwinOptions): void {
-  if (!fs.existsSync(opts.disk)) throw new Error(`boot disk ${opts.disk} does not exist; make one with \`ramroot disk create\``);
-  if (!Number.isInteger(opts.sshPort) || opts.sshPort < 1 || opts.sshPort > 65535) throw new Error(`ssh port: got ${opts.sshPort}; expected 1-65535`);
+  if (!fs.existsSync(opts.disk))
+    throw new Error(`boot disk ${opts.disk} does not exist; make one with \`ramroot disk create\``);
+  if (!Number.isInteger(opts.sshPort) || opts.sshPort < 1 || opts.sshPort > 65535)
+    throw new Error(`ssh port: got ${opts.sshPort}; expected 1-65535`);
 }
 
 export interface DetachedTwin {
@@ -106,24 +125,33 @@ export async function startTwin(opts: TwinOptions, pidFile: string): Promise<Det
   await ensureDataDisk(opts.data, opts.dataSizeMiB, opts.dataLabel);
   if (fs.existsSync(pidFile)) {
     const pid = Number(fs.readFileSync(pidFile, "utf8").trim());
-    if (processAlive(pid)) throw new Error(`a twin already runs with pid ${pid} (${pidFile}); stop it with \`ramroot vm stop\``);
+    if (processAlive(pid))
+      throw new Error(`a twin already runs with pid ${pid} (${pidFile}); stop it with \`ramroot vm stop\``);
     fs.rmSync(pidFile, { force: true });
   }
   fs.mkdirSync(path.dirname(path.resolve(opts.serialLog)), { recursive: true });
   fs.mkdirSync(path.dirname(path.resolve(pidFile)), { recursive: true });
   const args = [
     ...twinArgs(opts),
-    "-chardev", `file,id=console,path=${path.resolve(opts.serialLog)},append=on`,
-    "-serial", "chardev:console",
-    "-monitor", "none",
+    "-chardev",
+    `file,id=console,path=${path.resolve(opts.serialLog)},append=on`,
+    "-serial",
+    "chardev:console",
+    "-monitor",
+    "none",
     "-daemonize",
-    "-pidfile", path.resolve(pidFile),
+    "-pidfile",
+    path.resolve(pidFile),
   ];
   try {
     await execa(opts.qemu ?? "qemu-system-x86_64", args, { stdin: "ignore" });
   } catch (err) {
     const e = err as { code?: string; stderr?: string; message: string };
-    throw new Error(e.code === "ENOENT" ? `cannot start ${opts.qemu ?? "qemu-system-x86_64"} (install qemu-system-x86)` : `qemu failed: ${e.stderr?.trim() || e.message}`);
+    throw new Error(
+      e.code === "ENOENT"
+        ? `cannot start ${opts.qemu ?? "qemu-system-x86_64"} (install qemu-system-x86)`
+        : `qemu failed: ${e.stderr?.trim() || e.message}`,
+    );
   }
   const pid = Number(fs.readFileSync(pidFile, "utf8").trim());
   return { pid, pidFile };
@@ -136,13 +164,18 @@ export async function runTwin(opts: TwinOptions): Promise<number | null> {
   fs.mkdirSync(path.dirname(path.resolve(opts.serialLog)), { recursive: true });
   const args = [
     ...twinArgs(opts),
-    "-chardev", `stdio,id=console,mux=on,signal=off,logfile=${path.resolve(opts.serialLog)},logappend=on`,
-    "-serial", "chardev:console",
-    "-mon", "chardev=console",
+    "-chardev",
+    `stdio,id=console,mux=on,signal=off,logfile=${path.resolve(opts.serialLog)},logappend=on`,
+    "-serial",
+    "chardev:console",
+    "-mon",
+    "chardev=console",
   ];
   const child = spawn(opts.qemu ?? "qemu-system-x86_64", args, { stdio: "inherit" });
   return new Promise((resolve, reject) => {
-    child.on("error", (err) => reject(new Error(`cannot start ${opts.qemu ?? "qemu-system-x86_64"}: ${err.message} (install qemu-system-x86)`)));
+    child.on("error", (err) =>
+      reject(new Error(`cannot start ${opts.qemu ?? "qemu-system-x86_64"}: ${err.message} (install qemu-system-x86)`)),
+    );
     child.on("close", (code) => resolve(code));
   });
 }
@@ -182,17 +215,25 @@ export async function stopTwin(pidFile: string, graceMs = 10_000): Promise<boole
  * and returns the log. Rejects with the log's tail when `timeoutMs` passes first, or when the
  * pid file's QEMU is gone.
  */
-export async function waitForConsole(serialLog: string, pattern: RegExp, opts: { count?: number; timeoutMs?: number; pidFile?: string } = {}): Promise<string> {
+export async function waitForConsole(
+  serialLog: string,
+  pattern: RegExp,
+  opts: { count?: number; timeoutMs?: number; pidFile?: string } = {},
+): Promise<string> {
   const wanted = opts.count ?? 1;
   const deadline = Date.now() + (opts.timeoutMs ?? 300_000);
   const global = new RegExp(pattern.source, pattern.flags.includes("g") ? pattern.flags : `${pattern.flags}g`);
   for (;;) {
     const log = fs.existsSync(serialLog) ? fs.readFileSync(serialLog, "utf8") : "";
     if ((log.match(global)?.length ?? 0) >= wanted) return log;
-    const gone = opts.pidFile !== undefined && !(fs.existsSync(opts.pidFile) && processAlive(Number(fs.readFileSync(opts.pidFile, "utf8").trim())));
+    const gone =
+      opts.pidFile !== undefined &&
+      !(fs.existsSync(opts.pidFile) && processAlive(Number(fs.readFileSync(opts.pidFile, "utf8").trim())));
     if (gone || Date.now() > deadline) {
       const tail = log.replace(/\r/g, "").split("\n").slice(-30).join("\n");
-      throw new Error(`${gone ? "QEMU exited" : "timed out"} before ${pattern} showed ${wanted} time(s) on the console (${serialLog}); it ended with:\n${tail}`);
+      throw new Error(
+        `${gone ? "QEMU exited" : "timed out"} before ${pattern} showed ${wanted} time(s) on the console (${serialLog}); it ended with:\n${tail}`,
+      );
     }
     await new Promise((r) => setTimeout(r, 500));
   }

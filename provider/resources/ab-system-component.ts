@@ -32,17 +32,32 @@ export interface AbSystemState {
 const short = (id: string) => id.slice(0, 12);
 
 function shasOf(files: ImageFiles | undefined): { kernel: string; initramfs: string; microcode?: string } {
-  return { kernel: files?.kernel?.sha256 ?? "", initramfs: files?.initramfs.sha256 ?? "", ...(files?.microcode ? { microcode: files.microcode.sha256 } : {}) };
+  return {
+    kernel: files?.kernel?.sha256 ?? "",
+    initramfs: files?.initramfs.sha256 ?? "",
+    ...(files?.microcode ? { microcode: files.microcode.sha256 } : {}),
+  };
 }
 
 function pathsOf(files: ImageFiles | undefined): { kernel: string; initramfs: string; microcode?: string } {
-  return { kernel: files?.kernel?.path ?? "", initramfs: files?.initramfs.path ?? "", ...(files?.microcode ? { microcode: files.microcode.path } : {}) };
+  return {
+    kernel: files?.kernel?.path ?? "",
+    initramfs: files?.initramfs.path ?? "",
+    ...(files?.microcode ? { microcode: files.microcode.path } : {}),
+  };
 }
 
 export class AbSystemComponent extends pulumi.ComponentResource {
   readonly state: AbSystemState;
 
-  constructor(name: string, inputs: AbSystemInputs, plan: DeploymentPlan, opts?: pulumi.ComponentResourceOptions, secretInputs: ReadonlySet<string> = new Set(), warn?: (message: string) => void) {
+  constructor(
+    name: string,
+    inputs: AbSystemInputs,
+    plan: DeploymentPlan,
+    opts?: pulumi.ComponentResourceOptions,
+    secretInputs: ReadonlySet<string> = new Set(),
+    warn?: (message: string) => void,
+  ) {
     super(AB_SYSTEM_TOKEN, name, {}, opts);
     const parent = { parent: this };
     // A target the program marked secret (an ssh key in it) stays secret in every child.
@@ -52,12 +67,22 @@ export class AbSystemComponent extends pulumi.ComponentResource {
     const { decision } = plan;
     const image = new AlpineImage(`${name}-image`, inputs.image, parent);
     const appendFor = (imageId: string) =>
-      ["rdinit=/sbin/init", inputs.image.cmdline, `ramroot.image=${imageId}`, `panic=${inputs.panicSeconds}`, inputs.append].filter((s) => s !== "").join(" ");
+      [
+        "rdinit=/sbin/init",
+        inputs.image.cmdline,
+        `ramroot.image=${imageId}`,
+        `panic=${inputs.panicSeconds}`,
+        inputs.append,
+      ]
+        .filter((s) => s !== "")
+        .join(" ");
     const menuLabel = (imageId: string) => `ramroot ${short(imageId)}`;
 
     if (plan.pinned) {
       const { pin, image: pinnedImage } = plan.pinned;
-      warn?.(`pinned to update ${pin.update} (image ${short(pinnedImage.imageId)}) by \`ramroot rollback\`; \`ramroot release\` lets the config's image deploy again`);
+      warn?.(
+        `pinned to update ${pin.update} (image ${short(pinnedImage.imageId)}) by \`ramroot rollback\`; \`ramroot release\` lets the config's image deploy again`,
+      );
     }
     for (const note of plan.notes) warn?.(note);
 
@@ -67,14 +92,18 @@ export class AbSystemComponent extends pulumi.ComponentResource {
     if (inputs.bootTest) {
       const bootTest = inputs.bootTest;
       const a = image.artifacts;
-      test = new BootTest(`${name}-boot-test`, {
-        imageId: image.imageId,
-        kernel: a.apply((x) => x?.kernel?.path ?? ""),
-        initrd: a.apply((x) => [...(x?.microcode ? [x.microcode.path] : []), x?.initramfs.path ?? ""]),
-        append: keepSecret(image.imageId.apply((id) => `${appendFor(id)} ${bootTest.append}`.trim())),
-        marker: bootTest.marker,
-        timeoutSeconds: bootTest.timeoutSeconds,
-      }, parent);
+      test = new BootTest(
+        `${name}-boot-test`,
+        {
+          imageId: image.imageId,
+          kernel: a.apply((x) => x?.kernel?.path ?? ""),
+          initrd: a.apply((x) => [...(x?.microcode ? [x.microcode.path] : []), x?.initramfs.path ?? ""]),
+          append: keepSecret(image.imageId.apply((id) => `${appendFor(id)} ${bootTest.append}`.trim())),
+          marker: bootTest.marker,
+          timeoutSeconds: bootTest.timeoutSeconds,
+        },
+        parent,
+      );
     }
 
     const slots: Record<string, BootSlot> = {};
@@ -84,17 +113,29 @@ export class AbSystemComponent extends pulumi.ComponentResource {
     // Slots that keep what they hold are declared as they are, so nothing is copied to them;
     // a damaged one that is not booted now is rewritten from the image cache.
     for (const kept of plan.kept) {
-      slots[kept.slot] = new BootSlot(`${name}-slot-${kept.slot}`, {
-        target,
-        slot: kept.slot,
-        imageId: kept.imageId,
-        planId: kept.planId,
-        files: kept.files,
-        ...(kept.from ? { sources: pathsOf(kept.from) } : {}),
-        ...(kept.packages ? { packages: kept.packages } : {}),
-      }, parent);
+      slots[kept.slot] = new BootSlot(
+        `${name}-slot-${kept.slot}`,
+        {
+          target,
+          slot: kept.slot,
+          imageId: kept.imageId,
+          planId: kept.planId,
+          files: kept.files,
+          ...(kept.from ? { sources: pathsOf(kept.from) } : {}),
+          ...(kept.packages ? { packages: kept.packages } : {}),
+        },
+        parent,
+      );
       if (kept.from) written.push(slots[kept.slot]!);
-      entries.push(pulumi.output(slotEntry(kept.slot, { microcode: kept.microcode, append: appendFor(kept.imageId), menuLabel: menuLabel(kept.imageId) })));
+      entries.push(
+        pulumi.output(
+          slotEntry(kept.slot, {
+            microcode: kept.microcode,
+            append: appendFor(kept.imageId),
+            menuLabel: menuLabel(kept.imageId),
+          }),
+        ),
+      );
     }
 
     if (decision.write) {
@@ -103,32 +144,62 @@ export class AbSystemComponent extends pulumi.ComponentResource {
       // separately, so what a preview already knows (planId, packages) shows as known.
       const c = plan.writeFromCache;
       const source = c
-        ? { imageId: pulumi.output(c.imageId), planId: pulumi.output(c.planId), artifacts: pulumi.output<ImageFiles | undefined>(c.artifacts), packages: pulumi.output(c.packages) }
-        : { imageId: image.imageId, planId: image.planId, artifacts: image.artifacts.apply((a): ImageFiles | undefined => a), packages: image.lock };
-      slots[slot] = new BootSlot(`${name}-slot-${slot}`, {
-        target,
-        slot,
-        imageId: source.imageId,
-        planId: source.planId,
-        files: source.artifacts.apply(shasOf),
-        sources: source.artifacts.apply(pathsOf),
-        packages: source.packages,
-      }, { parent: this, ...(test && !c ? { dependsOn: [test] } : {}) });
+        ? {
+            imageId: pulumi.output(c.imageId),
+            planId: pulumi.output(c.planId),
+            artifacts: pulumi.output<ImageFiles | undefined>(c.artifacts),
+            packages: pulumi.output(c.packages),
+          }
+        : {
+            imageId: image.imageId,
+            planId: image.planId,
+            artifacts: image.artifacts.apply((a): ImageFiles | undefined => a),
+            packages: image.lock,
+          };
+      slots[slot] = new BootSlot(
+        `${name}-slot-${slot}`,
+        {
+          target,
+          slot,
+          imageId: source.imageId,
+          planId: source.planId,
+          files: source.artifacts.apply(shasOf),
+          sources: source.artifacts.apply(pathsOf),
+          packages: source.packages,
+        },
+        { parent: this, ...(test && !c ? { dependsOn: [test] } : {}) },
+      );
       written.push(slots[slot]!);
-      entries.push(pulumi.all([source.imageId, source.artifacts]).apply(([imageId, a]) => slotEntry(slot, { microcode: a?.microcode !== undefined, append: appendFor(imageId), menuLabel: menuLabel(imageId) })));
+      entries.push(
+        pulumi
+          .all([source.imageId, source.artifacts])
+          .apply(([imageId, a]) =>
+            slotEntry(slot, {
+              microcode: a?.microcode !== undefined,
+              append: appendFor(imageId),
+              menuLabel: menuLabel(imageId),
+            }),
+          ),
+      );
     }
 
-    const sorted = keepSecret(pulumi.all(entries).apply((list) => [...list].sort((a, b) => (a.label < b.label ? -1 : 1))));
-    const syslinux = new SyslinuxConfig(`${name}-syslinux`, {
-      target,
-      defaultLabel: decision.active,
-      timeout: inputs.timeout,
-      ...(inputs.serial !== undefined ? { serial: inputs.serial } : {}),
-      entries: sorted,
-      strategy: inputs.strategy,
-      ...(inputs.trial ? { trial: inputs.trial } : {}),
-      ...(plan.pinned ? { rollbackTo: plan.pinned.pin.update } : {}),
-    }, { parent: this, dependsOn: [...written, ...(test && plan.activeIsConfig ? [test] : [])] });
+    const sorted = keepSecret(
+      pulumi.all(entries).apply((list) => [...list].sort((a, b) => (a.label < b.label ? -1 : 1))),
+    );
+    const syslinux = new SyslinuxConfig(
+      `${name}-syslinux`,
+      {
+        target,
+        defaultLabel: decision.active,
+        timeout: inputs.timeout,
+        ...(inputs.serial !== undefined ? { serial: inputs.serial } : {}),
+        entries: sorted,
+        strategy: inputs.strategy,
+        ...(inputs.trial ? { trial: inputs.trial } : {}),
+        ...(plan.pinned ? { rollbackTo: plan.pinned.pin.update } : {}),
+      },
+      { parent: this, dependsOn: [...written, ...(test && plan.activeIsConfig ? [test] : [])] },
+    );
 
     // One image in the outputs: the one DEFAULT boots.
     const pinned = plan.pinned && !plan.activeIsConfig ? plan.pinned.image : undefined;
@@ -159,17 +230,28 @@ export const abSystemHandler: ComponentHandler = {
     // A config that does not plan is declared as its image alone: AlpineImage's check then
     // stops the preview naming the property to fix (packages, overlay, keys, ...), as it does
     // for any program, and nothing else is declared.
-    const plans = await planImageOnce(inputs.image, { baseDir }).then(() => true, () => false);
+    const plans = await planImageOnce(inputs.image, { baseDir }).then(
+      () => true,
+      () => false,
+    );
     if (!plans) {
       const component = new pulumi.ComponentResource(AB_SYSTEM_TOKEN, name, {}, ctx.options);
       new AlpineImage(`${name}-image`, inputs.image, { parent: component });
       return { urn: component.urn, state: {} };
     }
-    const plan = await planDeployment({ target: inputs.target, slots: inputs.slots, image: inputs.image, ...(pin ? { pin } : {}), baseDir });
+    const plan = await planDeployment({
+      target: inputs.target,
+      slots: inputs.slots,
+      image: inputs.image,
+      ...(pin ? { pin } : {}),
+      baseDir,
+    });
     // Another deploy is writing the target: what was just read may change under this plan.
     if (plan.lease) {
       if (!ctx.preview) throw new LeaseHeldError(plan.target, plan.lease);
-      plan.notes.push(`${plan.target} is leased by ${describeHolder(plan.lease)}: another deploy is writing it; this preview may be stale`);
+      plan.notes.push(
+        `${plan.target} is leased by ${describeHolder(plan.lease)}: another deploy is writing it; this preview may be stale`,
+      );
     }
     const warnings: string[] = [];
     const component = new AbSystemComponent(name, inputs, plan, ctx.options, ctx.secretInputs, (m) => warnings.push(m));
@@ -177,6 +259,13 @@ export const abSystemHandler: ComponentHandler = {
     const urn = await new Promise<string>((resolve) => component.urn.apply(resolve));
     for (const m of warnings) ctx.warn(m, urn);
     // null, not absent: an absent output is unknown in every preview, a change that is not one.
-    return { urn: component.urn, state: { ...component.state, writtenSlot: component.state.writtenSlot ?? null, pinned: component.state.pinned ?? null } };
+    return {
+      urn: component.urn,
+      state: {
+        ...component.state,
+        writtenSlot: component.state.writtenSlot ?? null,
+        pinned: component.state.pinned ?? null,
+      },
+    };
   },
 };

@@ -77,7 +77,9 @@ function propertyOf(message: string): string {
 
 function shortSummary(summary: Record<string, string>): Record<string, string> {
   // "file 644 <64 hex>" -> "file 644 <12 hex>": enough to see a change, short enough to read.
-  return Object.fromEntries(Object.entries(summary).map(([p, s]) => [p, s.replace(/([0-9a-f]{12})[0-9a-f]{52}$/, "$1")]));
+  return Object.fromEntries(
+    Object.entries(summary).map(([p, s]) => [p, s.replace(/([0-9a-f]{12})[0-9a-f]{52}$/, "$1")]),
+  );
 }
 
 async function plan(config: ImageConfig, ctx?: OperationContext): Promise<ResolvedPlan> {
@@ -99,13 +101,18 @@ export async function checkAlpineImage(news: unknown): Promise<CheckOutcome<Alpi
         planId: resolved.plan.planId,
         lock: resolved.plan.packages,
         overlayFiles: shortSummary(resolved.plan.overlay),
-        trustedKeys: Object.fromEntries(Object.entries(resolved.plan.options.keys).map(([k, v]) => [k, v.slice(0, 12)])),
+        trustedKeys: Object.fromEntries(
+          Object.entries(resolved.plan.options.keys).map(([k, v]) => [k, v.slice(0, 12)]),
+        ),
       },
     };
   } catch (err) {
     const message = (err as Error).message;
     const property = propertyOf(message);
-    return { ok: false, failures: [{ property, reason: message.startsWith(`${property}:`) ? message : `${property}: ${message}` }] };
+    return {
+      ok: false,
+      failures: [{ property, reason: message.startsWith(`${property}:`) ? message : `${property}: ${message}` }],
+    };
   }
 }
 
@@ -129,14 +136,20 @@ async function logImageChange(ctx: OperationContext, after: string, before: stri
   }
 }
 
-async function build(inputs: AlpineImageInputs, ctx: OperationContext, previous?: AlpineImageOutputs): Promise<AlpineImageOutputs> {
+async function build(
+  inputs: AlpineImageInputs,
+  ctx: OperationContext,
+  previous?: AlpineImageOutputs,
+): Promise<AlpineImageOutputs> {
   if (ctx.preview) {
     // The plan is known; the image is not built in a preview, so imageId stays unknown.
     return { ...inputs };
   }
   const resolved = await plan(configOf(inputs), ctx);
   if (resolved.plan.planId !== inputs.planId) {
-    throw new Error(`the plan changed between preview and update (repositories moved on?): planned ${inputs.planId.slice(0, 12)}, now ${resolved.plan.planId.slice(0, 12)}; run the update again`);
+    throw new Error(
+      `the plan changed between preview and update (repositories moved on?): planned ${inputs.planId.slice(0, 12)}, now ${resolved.plan.planId.slice(0, 12)}; run the update again`,
+    );
   }
   const image = await buildImage(resolved, { onProgress: (m) => ctx.log(m) });
   for (const w of image.warnings) ctx.log(w, "warning");
@@ -196,12 +209,16 @@ export const alpineImageHandler: ResourceHandler<AlpineImageInputs, AlpineImageO
 async function importFromCache(planId: string): Promise<{ outs: AlpineImageOutputs; inputs: AlpineImageInputs }> {
   const cacheDir = defaultImageCacheDir();
   if (!/^[0-9a-f]{64}$/.test(planId)) {
-    throw new Error(`id: got ${JSON.stringify(planId)}; an AlpineImage is imported by its planId (64 hex digits), as \`ramroot build --plan-only\` or the stack's planId output prints it`);
+    throw new Error(
+      `id: got ${JSON.stringify(planId)}; an AlpineImage is imported by its planId (64 hex digits), as \`ramroot build --plan-only\` or the stack's planId output prints it`,
+    );
   }
   const cached = await cachedImage({ planId }, cacheDir);
   const planFile = path.join(cacheDir, planId, "plan.json");
   if (!cached || !fs.existsSync(planFile)) {
-    throw new Error(`id: image plan ${planId.slice(0, 12)} is not in the local image cache (${cacheDir}), or its files no longer hash as built; build it with \`pulumi up\` (same config, same plan) instead of importing it`);
+    throw new Error(
+      `id: image plan ${planId.slice(0, 12)} is not in the local image cache (${cacheDir}), or its files no longer hash as built; build it with \`pulumi up\` (same config, same plan) instead of importing it`,
+    );
   }
   const plan = JSON.parse(fs.readFileSync(planFile, "utf8")) as ImagePlan;
   const o = plan.options;
@@ -233,7 +250,11 @@ async function importFromCache(planId: string): Promise<{ outs: AlpineImageOutpu
     outs: {
       ...inputs,
       imageId: cached.imageId,
-      artifacts: { ...(cached.kernel ? { kernel: cached.kernel } : {}), initramfs: cached.initramfs, ...(cached.microcode ? { microcode: cached.microcode } : {}) },
+      artifacts: {
+        ...(cached.kernel ? { kernel: cached.kernel } : {}),
+        initramfs: cached.initramfs,
+        ...(cached.microcode ? { microcode: cached.microcode } : {}),
+      },
       sbomPath: cached.sbom.path,
       archiveSize: cached.archiveSize,
     },

@@ -16,11 +16,18 @@ const sha = z.string().regex(/^[0-9a-f]{64}$/, "expected a sha256 in hex");
 
 export const bootSlotInputsSchema = z.strictObject({
   target: targetSpecSchema,
-  slot: z.string().regex(/^[a-z0-9][a-z0-9_-]{0,7}$/, "expected a slot name of 1-8 lower-case letters, digits, _ or -").describe("the slot's directory on the partition, e.g. a"),
+  slot: z
+    .string()
+    .regex(/^[a-z0-9][a-z0-9_-]{0,7}$/, "expected a slot name of 1-8 lower-case letters, digits, _ or -")
+    .describe("the slot's directory on the partition, e.g. a"),
   imageId: z.string().min(1, "expected the image id").describe("the image the slot must hold"),
   planId: z.string().min(1, "expected the plan id").describe("the plan of that image"),
   files: z
-    .strictObject({ kernel: sha.describe("sha256 of vmlinuz"), initramfs: sha.describe("sha256 of initramfs"), microcode: sha.optional().describe("sha256 of microcode") })
+    .strictObject({
+      kernel: sha.describe("sha256 of vmlinuz"),
+      initramfs: sha.describe("sha256 of initramfs"),
+      microcode: sha.optional().describe("sha256 of microcode"),
+    })
     .describe("sha256 of each file the slot must hold"),
   sources: z
     .strictObject({ kernel: z.string(), initramfs: z.string(), microcode: z.string().optional() })
@@ -41,7 +48,9 @@ export type BootSlotOutputs = BootSlotInputs & z.output<typeof bootSlotOutputsSc
 
 function holds(state: SlotState | undefined, inputs: BootSlotInputs): boolean {
   if (!state) return false;
-  const filesMatch = (Object.keys(SLOT_FILES) as SlotFileRole[]).every((role) => state.files[role]?.sha256 === inputs.files[role]);
+  const filesMatch = (Object.keys(SLOT_FILES) as SlotFileRole[]).every(
+    (role) => state.files[role]?.sha256 === inputs.files[role],
+  );
   // A slot made by hand has no manifest: its files are what it holds.
   if (!state.manifest) return filesMatch;
   return state.consistent && state.manifest.imageId === inputs.imageId && filesMatch;
@@ -71,7 +80,12 @@ function outputsFrom(inputs: BootSlotInputs, state: SlotState): BootSlotOutputs 
 }
 
 /** The inputs that describe what a slot holds now: what `pulumi import` adopts and `refresh` records. */
-function inputsFrom(target: BootSlotInputs["target"], slot: string, state: SlotState, olds?: Partial<BootSlotInputs>): BootSlotInputs {
+function inputsFrom(
+  target: BootSlotInputs["target"],
+  slot: string,
+  state: SlotState,
+  olds?: Partial<BootSlotInputs>,
+): BootSlotInputs {
   const files: Record<string, string> = {};
   for (const role of Object.keys(SLOT_FILES) as SlotFileRole[]) {
     const f = state.files[role];
@@ -82,7 +96,9 @@ function inputsFrom(target: BootSlotInputs["target"], slot: string, state: SlotS
     target,
     slot,
     // A slot made by hand has no manifest: its image id is computed from its files as ramroot does.
-    imageId: state.manifest?.imageId ?? imageIdOf(Object.fromEntries(Object.entries(files).map(([r, sha256]) => [r, { sha256 }]))),
+    imageId:
+      state.manifest?.imageId ??
+      imageIdOf(Object.fromEntries(Object.entries(files).map(([r, sha256]) => [r, { sha256 }]))),
     planId: state.manifest?.planId ?? "unknown",
     files: files as BootSlotInputs["files"],
     ...(olds?.sources ? { sources: olds.sources } : {}),
@@ -99,48 +115,82 @@ async function place(inputs: BootSlotInputs, ctx: OperationContext): Promise<Boo
     // changes (a connection-only update writes nothing). The switch checks it again under its lease.
     const current = await readSlot(target, inputs.slot);
     if (holds(current, inputs)) {
-      ctx.log(`slot ${inputs.slot} on ${target.describe()} already holds image ${inputs.imageId.slice(0, 12)}: nothing to copy`);
+      ctx.log(
+        `slot ${inputs.slot} on ${target.describe()} already holds image ${inputs.imageId.slice(0, 12)}: nothing to copy`,
+      );
       return outputsFrom(inputs, current!);
     }
     // A write: the lease is taken before the check that decides it and kept for this deploy's
     // switch of DEFAULT (SyslinuxConfig releases it), so no other deploy can switch or write in between.
-    return withLease(target, { owner: `pulumi up: BootSlot ${inputs.slot} <- image ${inputs.imageId.slice(0, 12)}`, keep: true, log: (m) => ctx.log(m) }, (lease) =>
-      placeUnder(target, inputs, ctx, lease),
+    return withLease(
+      target,
+      {
+        owner: `pulumi up: BootSlot ${inputs.slot} <- image ${inputs.imageId.slice(0, 12)}`,
+        keep: true,
+        log: (m) => ctx.log(m),
+      },
+      (lease) => placeUnder(target, inputs, ctx, lease),
     );
   });
 }
 
-async function placeUnder(target: BootTarget, inputs: BootSlotInputs, ctx: OperationContext, lease?: Lease): Promise<BootSlotOutputs> {
+async function placeUnder(
+  target: BootTarget,
+  inputs: BootSlotInputs,
+  ctx: OperationContext,
+  lease?: Lease,
+): Promise<BootSlotOutputs> {
   const current = await readSlot(target, inputs.slot);
   if (holds(current, inputs)) {
-    ctx.log(`slot ${inputs.slot} on ${target.describe()} already holds image ${inputs.imageId.slice(0, 12)}: nothing to copy`);
+    ctx.log(
+      `slot ${inputs.slot} on ${target.describe()} already holds image ${inputs.imageId.slice(0, 12)}: nothing to copy`,
+    );
     return outputsFrom(inputs, current!);
   }
   const refusal = await slotRefusal(target, inputs.slot);
   if (refusal) throw new Error(`slot: ${target.describe()}: refusing to write: ${refusal}`);
   if (ctx.preview) return { ...inputs, consistent: true, onDelete: onDelete(inputs) };
   const sources = inputs.sources;
-  if (!sources) throw new Error(`sources: slot ${inputs.slot} must receive image ${inputs.imageId.slice(0, 12)}, but no local copy was given`);
+  if (!sources)
+    throw new Error(
+      `sources: slot ${inputs.slot} must receive image ${inputs.imageId.slice(0, 12)}, but no local copy was given`,
+    );
   for (const [role, file] of Object.entries(sources)) {
-    if (file && !fs.existsSync(file)) throw new Error(`sources.${role}: ${file} is not in the local image cache any more; run \`pulumi up --refresh\` to rebuild it`);
+    if (file && !fs.existsSync(file))
+      throw new Error(
+        `sources.${role}: ${file} is not in the local image cache any more; run \`pulumi up --refresh\` to rebuild it`,
+      );
   }
   ctx.log(`writing image ${inputs.imageId.slice(0, 12)} into slot ${inputs.slot} on ${target.describe()}`);
   noteWritten(inputs.target, inputs.slot);
   let lastTenth = -1;
   const state = await writeSlot(target, {
     slot: inputs.slot,
-    files: { kernel: sources.kernel, initramfs: sources.initramfs, ...(sources.microcode ? { microcode: sources.microcode } : {}) },
-    manifest: { imageId: inputs.imageId, planId: inputs.planId, ...(inputs.packages ? { lockSummary: inputs.packages } : {}) },
+    files: {
+      kernel: sources.kernel,
+      initramfs: sources.initramfs,
+      ...(sources.microcode ? { microcode: sources.microcode } : {}),
+    },
+    manifest: {
+      imageId: inputs.imageId,
+      planId: inputs.planId,
+      ...(inputs.packages ? { lockSummary: inputs.packages } : {}),
+    },
     ...(lease ? { beforeCommit: () => lease.assertHeld(target) } : {}),
     onProgress: (role, done, total) => {
       const tenth = Math.floor((done / Math.max(total, 1)) * 10);
       if (role === "initramfs" && tenth !== lastTenth) {
         lastTenth = tenth;
-        ctx.log(`slot ${inputs.slot}: initramfs ${(done / (1 << 20)).toFixed(1)} of ${(total / (1 << 20)).toFixed(1)} MiB`);
+        ctx.log(
+          `slot ${inputs.slot}: initramfs ${(done / (1 << 20)).toFixed(1)} of ${(total / (1 << 20)).toFixed(1)} MiB`,
+        );
       }
     },
   });
-  if (!holds(state, inputs)) throw new Error(`slot ${inputs.slot}: after the copy the slot does not hold image ${inputs.imageId.slice(0, 12)} (hash mismatch)`);
+  if (!holds(state, inputs))
+    throw new Error(
+      `slot ${inputs.slot}: after the copy the slot does not hold image ${inputs.imageId.slice(0, 12)} (hash mismatch)`,
+    );
   return outputsFrom(inputs, state);
 }
 
@@ -153,8 +203,14 @@ async function wipe(target: BootTarget, olds: BootSlotOutputs, ctx: OperationCon
   }
   const state = await readSlot(target, olds.slot);
   if (!state) return;
-  if (state.manifest?.imageId !== olds.imageId || (olds.written !== undefined && state.manifest?.when !== olds.written)) {
-    ctx.log(`kept ${where}: it holds image ${state.manifest?.imageId?.slice(0, 12) ?? "(no manifest)"} now, not what this resource wrote`, "warning");
+  if (
+    state.manifest?.imageId !== olds.imageId ||
+    (olds.written !== undefined && state.manifest?.when !== olds.written)
+  ) {
+    ctx.log(
+      `kept ${where}: it holds image ${state.manifest?.imageId?.slice(0, 12) ?? "(no manifest)"} now, not what this resource wrote`,
+      "warning",
+    );
     return;
   }
   await target.remove(olds.slot);
@@ -196,7 +252,8 @@ export const bootSlotHandler: ResourceHandler<BootSlotInputs, BootSlotOutputs> =
   async read(id, olds) {
     const known = olds.target !== undefined && olds.slot !== undefined;
     const { target: spec, slot } = known ? { target: olds.target, slot: olds.slot } : parseTargetId(id);
-    if (slot === undefined) throw new Error(`id: got ${JSON.stringify(id)}; a BootSlot id ends in #<slot>, e.g. image:/srv/disk.img#a`);
+    if (slot === undefined)
+      throw new Error(`id: got ${JSON.stringify(id)}; a BootSlot id ends in #<slot>, e.g. image:/srv/disk.img#a`);
     return withTarget(spec, async (target) => {
       const state = await readSlot(target, slot);
       if (!state) return undefined;
@@ -212,9 +269,16 @@ export const bootSlotHandler: ResourceHandler<BootSlotInputs, BootSlotOutputs> =
   /** Lets go of the slot (its files stay), unless wipeOnDelete asks for a removal. */
   async delete(_id, olds, ctx) {
     if (olds.wipeOnDelete !== true) {
-      ctx.log(`left slot ${olds.slot} on ${formatTargetId(olds.target)} in place: deleting the resource lets go of it (wipeOnDelete is off)`, "warning");
+      ctx.log(
+        `left slot ${olds.slot} on ${formatTargetId(olds.target)} in place: deleting the resource lets go of it (wipeOnDelete is off)`,
+        "warning",
+      );
       return;
     }
-    await withTarget(olds.target, (target) => withLease(target, { owner: `pulumi destroy: BootSlot ${olds.slot}`, log: (m) => ctx.log(m) }, () => wipe(target, olds, ctx)));
+    await withTarget(olds.target, (target) =>
+      withLease(target, { owner: `pulumi destroy: BootSlot ${olds.slot}`, log: (m) => ctx.log(m) }, () =>
+        wipe(target, olds, ctx),
+      ),
+    );
   },
 };

@@ -33,7 +33,11 @@ async function run(inputs: BootTestInputs, ctx: OperationContext): Promise<BootT
   if (ctx.preview) return { ...inputs, passed: false, seconds: 0 };
   ctx.log(`booting image ${inputs.imageId.slice(0, 12)} in QEMU, waiting for "${inputs.marker}"`);
   let lastLine = "";
-  const waiting = heartbeat((s) => ctx.log(`waiting for "${inputs.marker}": ${s} of at most ${inputs.timeoutSeconds} s${lastLine ? `; console: ${lastLine.slice(0, 80)}` : ""}`));
+  const waiting = heartbeat((s) =>
+    ctx.log(
+      `waiting for "${inputs.marker}": ${s} of at most ${inputs.timeoutSeconds} s${lastLine ? `; console: ${lastLine.slice(0, 80)}` : ""}`,
+    ),
+  );
   const result = await bootQemu({
     media: { kind: "kernel", kernel: inputs.kernel, initrd: inputs.initrd, append: inputs.append },
     marker: inputs.marker,
@@ -41,13 +45,23 @@ async function run(inputs: BootTestInputs, ctx: OperationContext): Promise<BootT
     memoryMiB: inputs.memoryMiB,
     onOutput: (chunk) => {
       // eslint-disable-next-line no-control-regex
-      const line = chunk.replace(/\x1b\[[0-9;?]*[A-Za-z]/g, "").split(/\r?\n/).map((l) => l.replace(/[\x00-\x1f\x7f]/g, "").trim()).filter((l) => l !== "").pop();
+      const line = chunk
+        .replace(/\x1b\[[0-9;?]*[A-Za-z]/g, "")
+        .split(/\r?\n/)
+        .map((l) => l.replace(/[\x00-\x1f\x7f]/g, "").trim())
+        .filter((l) => l !== "")
+        .pop();
       if (line) lastLine = line;
     },
   }).finally(() => waiting.stop());
   if (!result.found) {
-    const why = result.reason === "timeout" ? `did not print it within ${inputs.timeoutSeconds} s` : `stopped (QEMU exit ${result.exitCode}) before printing it`;
-    throw new Error(`boot test: image ${inputs.imageId.slice(0, 12)} ${why}; nothing was written to the target. Last console lines:\n${logTail(result.log, 15)}`);
+    const why =
+      result.reason === "timeout"
+        ? `did not print it within ${inputs.timeoutSeconds} s`
+        : `stopped (QEMU exit ${result.exitCode}) before printing it`;
+    throw new Error(
+      `boot test: image ${inputs.imageId.slice(0, 12)} ${why}; nothing was written to the target. Last console lines:\n${logTail(result.log, 15)}`,
+    );
   }
   const seconds = Math.round(result.durationMs / 100) / 10;
   ctx.log(`boot test passed in ${seconds} s`);
@@ -61,7 +75,10 @@ export const bootTestHandler: ResourceHandler<BootTestInputs, BootTestOutputs> =
   async diff(_id, olds, news) {
     const { passed: _p, seconds: _s, ...old } = olds;
     // Where the files sit does not matter; the image they are does.
-    const changes = diffProperties({ ...old, kernel: undefined, initrd: undefined }, { ...news, kernel: undefined, initrd: undefined });
+    const changes = diffProperties(
+      { ...old, kernel: undefined, initrd: undefined },
+      { ...news, kernel: undefined, initrd: undefined },
+    );
     return { changes };
   },
   async create(inputs, ctx) {

@@ -9,5 +9,7 @@ import type { CheckOutcome } from "./resource-handler";
  */
 export function checkInputs<T>(schema: z.ZodType<T>, news: unknown): CheckOutcome<T> {
   const result = schema.safeParse(news, { reportInput: true });
-  return result.success ? { ok: true, inputs: result.data } : { ok: false, failures: fieldFailures(result.error.issues) };
+  return result.success
+    ? { ok: true, inputs: result.data }
+    : { ok: false, failures: fieldFailures(result.error.issues) };
 }

@@ -40,7 +40,11 @@ export interface ConstructContext {
 export interface ComponentHandler {
   readonly token: string;
   /** inputs are plain values (secrets unwrapped); returns the component and its outputs */
-  construct(name: string, inputs: Record<string, unknown>, ctx: ConstructContext): Promise<{ urn: pulumi.Output<string>; state: Record<string, unknown> }>;
+  construct(
+    name: string,
+    inputs: Record<string, unknown>,
+    ctx: ConstructContext,
+  ): Promise<{ urn: pulumi.Output<string>; state: Record<string, unknown> }>;
 }
 
 function aliasesOf(req: provproto.ConstructRequest): pulumi.Input<string | pulumi.Alias>[] {
@@ -54,7 +58,11 @@ function aliasesOf(req: provproto.ConstructRequest): pulumi.Input<string | pulum
         ...(spec.getType() ? { type: spec.getType() } : {}),
         ...(spec.getProject() ? { project: spec.getProject() } : {}),
         ...(spec.getStack() ? { stack: spec.getStack() } : {}),
-        ...(spec.hasParenturn() ? { parent: spec.getParenturn() } : spec.getNoparent() ? { parent: pulumi.rootStackResource } : {}),
+        ...(spec.hasParenturn()
+          ? { parent: spec.getParenturn() }
+          : spec.getNoparent()
+            ? { parent: pulumi.rootStackResource }
+            : {}),
       });
     }
   }
@@ -75,10 +83,23 @@ function optionsOf(req: provproto.ConstructRequest): pulumi.ComponentResourceOpt
 }
 
 /** Serves one Construct request with `handler`; the caller answers the engine with the response. */
-export async function construct(req: provproto.ConstructRequest, engineAddress: string | undefined, handler: ComponentHandler, warn: ConstructContext["warn"]): Promise<provproto.ConstructResponse> {
+export async function construct(
+  req: provproto.ConstructRequest,
+  engineAddress: string | undefined,
+  handler: ComponentHandler,
+  warn: ConstructContext["warn"],
+): Promise<provproto.ConstructResponse> {
   if (!engineAddress) throw new Error("Construct: the engine's address is unknown (the plugin was started without it)");
   return localState.withLocalStorage(async () => {
-    settings.resetOptions(req.getProject(), req.getStack(), req.getParallel(), engineAddress, req.getMonitorendpoint(), req.getDryrun(), req.getOrganization());
+    settings.resetOptions(
+      req.getProject(),
+      req.getStack(),
+      req.getParallel(),
+      engineAddress,
+      req.getMonitorendpoint(),
+      req.getDryrun(),
+      req.getOrganization(),
+    );
     await settings.awaitFeatureSupport();
     const config = new Map(req.getConfigMap().entries());
     runtimeConfig.setAllConfig(Object.fromEntries(config), req.getConfigsecretkeysList());
@@ -92,16 +113,27 @@ export async function construct(req: provproto.ConstructRequest, engineAddress: 
       if (containsSecret(value)) secretInputs.add(key);
       const plain: unknown = reveal(value);
       if (containsUnknownOutput(plain)) {
-        throw new Error(`${handler.token} ${req.getName()}: input "${key}" is not known yet; the A/B decision needs every input during the preview (pass plain values or stack config, not another resource's outputs)`);
+        throw new Error(
+          `${handler.token} ${req.getName()}: input "${key}" is not known yet; the A/B decision needs every input during the preview (pass plain values or stack config, not another resource's outputs)`,
+        );
       }
       inputs[key] = plain;
     }
 
-    const { urn, state } = await handler.construct(req.getName(), inputs, { options: optionsOf(req), secretInputs, config, preview: req.getDryrun(), warn });
+    const { urn, state } = await handler.construct(req.getName(), inputs, {
+      options: optionsOf(req),
+      secretInputs,
+      config,
+      preview: req.getDryrun(),
+      warn,
+    });
     const res = new provproto.ConstructResponse();
     res.setUrn(await valueOf(urn));
     const defined = Object.fromEntries(Object.entries(state).filter(([, v]) => v !== undefined));
-    const [serialized, dependencies] = await rpc.serializeResourceProperties(`construct(${handler.token}, ${req.getName()})`, defined);
+    const [serialized, dependencies] = await rpc.serializeResourceProperties(
+      `construct(${handler.token}, ${req.getName()})`,
+      defined,
+    );
     const depMap = res.getStatedependenciesMap();
     for (const [key, resources] of dependencies) {
       const deps = new provproto.ConstructResponse.PropertyDependencies();

@@ -13,7 +13,9 @@ import { partitionIdentity } from "./target-identity";
 export const wipeOnDeleteSchema = z
   .boolean()
   .optional()
-  .describe("false (default): deleting the resource leaves its files on the boot partition; true: deleting removes them (apply it with an `up` before the delete)");
+  .describe(
+    "false (default): deleting the resource leaves its files on the boot partition; true: deleting removes them (apply it with an `up` before the delete)",
+  );
 
 /** Places (target identity + file) this provider process wrote: one run of the engine. */
 const writtenThisRun = new Set<string>();

@@ -26,7 +26,12 @@ const server = new ProviderServer({
 // The engine (or a user after killing it) ends a plugin with SIGTERM or SIGINT: end at once,
 // whatever is in flight; the exit path still removes ssh keys, masters and scratch directories
 // (exit-cleanup.ts), and a lease left behind is taken over once this process is gone.
-for (const [signal, code] of [["SIGTERM", 143], ["SIGINT", 130], ["SIGHUP", 129]] as const) process.on(signal, () => process.exit(code));
+for (const [signal, code] of [
+  ["SIGTERM", 143],
+  ["SIGINT", 130],
+  ["SIGHUP", 129],
+] as const)
+  process.on(signal, () => process.exit(code));
 
 const engineAddress = process.argv.slice(2).find((a) => !a.startsWith("-"));
 server.serve(engineAddress).catch((err: unknown) => {

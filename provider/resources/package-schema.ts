@@ -14,10 +14,20 @@ export function packageSchema(version: string): Record<string, unknown> {
   return providerSchema(version, [
     {
       token: ALPINE_IMAGE_TOKEN,
-      description: "a bootable, reproducible initramfs built from APK packages and a root/ overlay, in the local content-addressed cache",
+      description:
+        "a bootable, reproducible initramfs built from APK packages and a root/ overlay, in the local content-addressed cache",
       inputs: alpineImageInputsSchema,
       outputs: alpineImageOutputsSchema,
-      typeNames: { "files[]": "InlineFile", services: "Services", arch: "Arch", kernel: "KernelFlavor", microcode: "Microcode", compression: "Compression", artifacts: "ImageArtifacts", "artifacts.kernel": "Artifact" },
+      typeNames: {
+        "files[]": "InlineFile",
+        services: "Services",
+        arch: "Arch",
+        kernel: "KernelFlavor",
+        microcode: "Microcode",
+        compression: "Compression",
+        artifacts: "ImageArtifacts",
+        "artifacts.kernel": "Artifact",
+      },
     },
     {
       token: BOOT_SLOT_TOKEN,
@@ -31,7 +41,14 @@ export function packageSchema(version: string): Record<string, unknown> {
       description: "syslinux.cfg on a boot target, replaced atomically",
       inputs: syslinuxConfigInputsSchema,
       outputs: syslinuxConfigOutputsSchema,
-      typeNames: { target: "Target", "target.kind": "TargetKind", "entries[]": "SyslinuxEntry", serial: "SerialConsole", trial: "Trial", strategy: "Strategy" },
+      typeNames: {
+        target: "Target",
+        "target.kind": "TargetKind",
+        "entries[]": "SyslinuxEntry",
+        serial: "SerialConsole",
+        trial: "Trial",
+        strategy: "Strategy",
+      },
     },
     {
       token: BOOT_TEST_TOKEN,
@@ -41,11 +58,21 @@ export function packageSchema(version: string): Record<string, unknown> {
     },
     {
       token: AB_SYSTEM_TOKEN,
-      description: "the A/B system: an image, two slots on a boot target and syslinux; the provider reads the target, plans the image and decides which slot to write (a component it constructs)",
+      description:
+        "the A/B system: an image, two slots on a boot target and syslinux; the provider reads the target, plans the image and decides which slot to write (a component it constructs)",
       inputs: abSystemSchemaInputs,
       outputs: abSystemSchemaOutputs,
       isComponent: true,
-      typeNames: { "image.files[]": "InlineFile", "image.services": "Services", target: "Target", "target.kind": "TargetKind", serial: "SerialConsole", trial: "AbTrial", bootTest: "BootTestSpec", strategy: "Strategy" },
+      typeNames: {
+        "image.files[]": "InlineFile",
+        "image.services": "Services",
+        target: "Target",
+        "target.kind": "TargetKind",
+        serial: "SerialConsole",
+        trial: "AbTrial",
+        bootTest: "BootTestSpec",
+        strategy: "Strategy",
+      },
     },
   ]);
 }

@@ -45,7 +45,10 @@ export class SyslinuxConfig extends pulumi.CustomResource {
 export type AlpineImageArgs = Inputs<ImageConfigInput>;
 
 /** Resolves the config's local paths against `baseDir`, so the provider sees absolute paths. */
-export function absolutePaths<T extends { overlay?: unknown; keys?: unknown; repositories?: unknown }>(config: T, baseDir: string): T {
+export function absolutePaths<T extends { overlay?: unknown; keys?: unknown; repositories?: unknown }>(
+  config: T,
+  baseDir: string,
+): T {
   const abs = (p: string) => (/^[a-z]+:\/\//.test(p) || path.isAbsolute(p) ? p : path.resolve(baseDir, p));
   const out = { ...config } as Record<string, unknown>;
   if (typeof config.overlay === "string") out.overlay = abs(config.overlay);
@@ -71,7 +74,17 @@ export class AlpineImage extends pulumi.CustomResource {
     super(
       ALPINE_IMAGE_TOKEN,
       name,
-      { ...absolutePaths(args, process.cwd()), planId: undefined, lock: undefined, overlayFiles: undefined, trustedKeys: undefined, imageId: undefined, artifacts: undefined, sbomPath: undefined, archiveSize: undefined },
+      {
+        ...absolutePaths(args, process.cwd()),
+        planId: undefined,
+        lock: undefined,
+        overlayFiles: undefined,
+        trustedKeys: undefined,
+        imageId: undefined,
+        artifacts: undefined,
+        sbomPath: undefined,
+        archiveSize: undefined,
+      },
       opts,
     );
   }

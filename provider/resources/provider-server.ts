@@ -64,7 +64,11 @@ function typeOf(urn: string): string {
 
 function errorFor(err: unknown): grpc.ServiceError {
   const message = err instanceof Error ? err.message : String(err);
-  return Object.assign(new Error(message), { code: grpc.status.UNKNOWN, details: message, metadata: new grpc.Metadata() });
+  return Object.assign(new Error(message), {
+    code: grpc.status.UNKNOWN,
+    details: message,
+    metadata: new grpc.Metadata(),
+  });
 }
 
 export interface ProviderOptions {
@@ -103,7 +107,12 @@ export class ProviderServer {
       urn,
       preview,
       log: (message, severity = "info") => {
-        const sev = { info: engineproto.LogSeverity.INFO, note: engineproto.LogSeverity.INFO, warning: engineproto.LogSeverity.WARNING, debug: engineproto.LogSeverity.DEBUG }[severity];
+        const sev = {
+          info: engineproto.LogSeverity.INFO,
+          note: engineproto.LogSeverity.INFO,
+          warning: engineproto.LogSeverity.WARNING,
+          debug: engineproto.LogSeverity.DEBUG,
+        }[severity];
         if (!this.engine) {
           process.stderr.write(`${message}\n`);
           return;
@@ -126,7 +135,10 @@ export class ProviderServer {
   private handler(urn: string): AnyResourceHandler {
     const token = typeOf(urn);
     const h = this.handlers.get(token);
-    if (!h) throw new Error(`unknown resource type ${token}; ${this.opts.name} provides ${[...this.handlers.keys()].join(", ")}`);
+    if (!h)
+      throw new Error(
+        `unknown resource type ${token}; ${this.opts.name} provides ${[...this.handlers.keys()].join(", ")}`,
+      );
     return h;
   }
 
@@ -140,8 +152,10 @@ export class ProviderServer {
   }
 
   service(): provrpc.IResourceProviderServer {
-    const unimplemented = (name: string): Unary<unknown, never> => (_call, callback) =>
-      callback(Object.assign(new Error(`${name} is not implemented`), { code: grpc.status.UNIMPLEMENTED }), null);
+    const unimplemented =
+      (name: string): Unary<unknown, never> =>
+      (_call, callback) =>
+        callback(Object.assign(new Error(`${name} is not implemented`), { code: grpc.status.UNIMPLEMENTED }), null);
     return {
       handshake: this.unary((req: provproto.ProviderHandshakeRequest) => {
         void req;
@@ -181,8 +195,13 @@ export class ProviderServer {
       call: unimplemented("Call"),
       construct: this.unary((req: provproto.ConstructRequest) => {
         const component = this.components.get(req.getType());
-        if (!component) throw new Error(`unknown component type ${req.getType()}; ${this.opts.name} constructs ${[...this.components.keys()].join(", ") || "none"}`);
-        return construct(req, this.engineAddress, component, (message, urn) => this.context(urn, req.getDryrun()).log(message, "warning"));
+        if (!component)
+          throw new Error(
+            `unknown component type ${req.getType()}; ${this.opts.name} constructs ${[...this.components.keys()].join(", ") || "none"}`,
+          );
+        return construct(req, this.engineAddress, component, (message, urn) =>
+          this.context(urn, req.getDryrun()).log(message, "warning"),
+        );
       }),
       list: (call) => {
         call.emit("error", { code: grpc.status.UNIMPLEMENTED, details: "List is not implemented" });
@@ -234,7 +253,11 @@ export class ProviderServer {
           : await this.handler(urn).diff(req.getId(), olds, news, ctx);
         const replaces = new Set(outcome.replaces ?? []);
         const paths = Object.keys(outcome.changes).sort();
-        res.setChanges(paths.length > 0 ? provproto.DiffResponse.DiffChanges.DIFF_SOME : provproto.DiffResponse.DiffChanges.DIFF_NONE);
+        res.setChanges(
+          paths.length > 0
+            ? provproto.DiffResponse.DiffChanges.DIFF_SOME
+            : provproto.DiffResponse.DiffChanges.DIFF_NONE,
+        );
         res.setDiffsList([...new Set(paths.map(topLevel))]);
         res.setReplacesList([...replaces]);
         res.setDeletebeforereplace(outcome.deleteBeforeReplace ?? false);
@@ -300,7 +323,9 @@ export class ProviderServer {
     const server = new grpc.Server({ "grpc.max_receive_message_length": 400 * 1024 * 1024 });
     server.addService(provrpc.ResourceProviderService, this.service());
     const port = await new Promise<number>((resolve, reject) =>
-      server.bindAsync("127.0.0.1:0", grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))),
+      server.bindAsync("127.0.0.1:0", grpc.ServerCredentials.createInsecure(), (err, p) =>
+        err ? reject(err) : resolve(p),
+      ),
     );
     process.stdout.write(`${port}\n`);
   }

@@ -60,7 +60,10 @@ class TypeTable {
 function annotations(node: Json): Json {
   const out: Json = {};
   if (typeof node.description === "string") out.description = node.description;
-  if (node.default !== undefined && (typeof node.default === "string" || typeof node.default === "number" || typeof node.default === "boolean")) {
+  if (
+    node.default !== undefined &&
+    (typeof node.default === "string" || typeof node.default === "number" || typeof node.default === "boolean")
+  ) {
     out.default = node.default;
   }
   if (node.secret === true) out.secret = true;
@@ -78,11 +81,19 @@ function mergeDiscriminated(variants: Json[]): Json | undefined {
   if (variants.length < 2 || !variants.every((v) => v.type === "object" && isObject(v.properties))) return undefined;
   const first = variants[0]!.properties as Json;
   const discriminator = Object.keys(first).find((key) =>
-    variants.every((v) => isObject((v.properties as Json)[key]) && ((v.properties as Json)[key] as Json).const !== undefined),
+    variants.every(
+      (v) => isObject((v.properties as Json)[key]) && ((v.properties as Json)[key] as Json).const !== undefined,
+    ),
   );
   if (discriminator === undefined) return undefined;
   const values = variants.map((v) => ((v.properties as Json)[discriminator] as Json).const as string);
-  const properties: Json = { [discriminator]: { type: "string", enum: values, description: `one of ${values.join(", ")}: which other fields apply` } };
+  const properties: Json = {
+    [discriminator]: {
+      type: "string",
+      enum: values,
+      description: `one of ${values.join(", ")}: which other fields apply`,
+    },
+  };
   const usedBy: Record<string, string[]> = {};
   for (const [i, v] of variants.entries()) {
     for (const [key, prop] of Object.entries(v.properties as Json)) {
@@ -95,10 +106,20 @@ function mergeDiscriminated(variants: Json[]): Json | undefined {
     if (kinds.length === values.length) continue;
     const prop = properties[key] as Json;
     const only = `${discriminator} ${kinds.join(", ")} only`;
-    properties[key] = { ...prop, description: typeof prop.description === "string" ? `${prop.description} (${only})` : only };
+    properties[key] = {
+      ...prop,
+      description: typeof prop.description === "string" ? `${prop.description} (${only})` : only,
+    };
   }
-  const required = Object.keys(properties).filter((key) => variants.every((v) => Array.isArray(v.required) && (v.required as string[]).includes(key)));
-  return { type: "object", properties, required, ...(typeof variants[0]!.description === "string" ? { description: variants[0]!.description } : {}) };
+  const required = Object.keys(properties).filter((key) =>
+    variants.every((v) => Array.isArray(v.required) && (v.required as string[]).includes(key)),
+  );
+  return {
+    type: "object",
+    properties,
+    required,
+    ...(typeof variants[0]!.description === "string" ? { description: variants[0]!.description } : {}),
+  };
 }
 
 /** Converts one JSON Schema node into a Pulumi type reference; `name` names an object type found here. */
@@ -108,13 +129,18 @@ function convert(node: Json, name: string, table: TypeTable, names: Record<strin
   if (variants) {
     const merged = mergeDiscriminated(variants);
     if (merged) return { ...convert({ ...merged, ...notes }, name, table, names, path), ...notes };
-    const converted = variants.map((v, i) => convert(v, variants.length > 1 && v.type === "object" ? name : `${name}${i}`, table, names, path));
+    const converted = variants.map((v, i) =>
+      convert(v, variants.length > 1 && v.type === "object" ? name : `${name}${i}`, table, names, path),
+    );
     const unique = [...new Map(converted.map((c) => [JSON.stringify({ ...c, description: undefined }), c])).values()];
     if (unique.length === 1) return { ...unique[0], ...notes };
     return { oneOf: unique.map(({ description: _d, default: _x, ...rest }) => rest), ...notes };
   }
   if (Array.isArray(node.enum) && node.enum.every((v) => typeof v === "string")) {
-    const token = table.add(names[path] ?? name, { type: "string", enum: (node.enum as string[]).map((value) => ({ value })) });
+    const token = table.add(names[path] ?? name, {
+      type: "string",
+      enum: (node.enum as string[]).map((value) => ({ value })),
+    });
     return { $ref: `#/types/${token}`, ...notes };
   }
   switch (node.type) {
@@ -124,19 +150,35 @@ function convert(node: Json, name: string, table: TypeTable, names: Record<strin
     case "number":
       return { type: node.type, ...notes };
     case "array":
-      return { type: "array", items: convert(isObject(node.items) ? node.items : {}, name.replace(/s$/, ""), table, names, `${path}[]`), ...notes };
+      return {
+        type: "array",
+        items: convert(isObject(node.items) ? node.items : {}, name.replace(/s$/, ""), table, names, `${path}[]`),
+        ...notes,
+      };
     case "object": {
       const propertyNames = isObject(node.propertyNames) ? node.propertyNames : undefined;
       const keys = Array.isArray(propertyNames?.enum) ? (propertyNames.enum as string[]) : undefined;
       if (keys && isObject(node.additionalProperties)) {
         // A record over a closed set of keys (services per runlevel) is an object with those fields.
         const value = node.additionalProperties;
-        return convert({ type: "object", properties: Object.fromEntries(keys.map((k) => [k, value])), required: [], ...notes }, name, table, names, path);
+        return convert(
+          { type: "object", properties: Object.fromEntries(keys.map((k) => [k, value])), required: [], ...notes },
+          name,
+          table,
+          names,
+          path,
+        );
       }
       if (isObject(node.properties) && Object.keys(node.properties).length > 0) {
         const properties: Json = {};
         for (const [key, prop] of Object.entries(node.properties)) {
-          properties[key] = convert(isObject(prop) ? prop : {}, `${name}${pascal(key)}`, table, names, path === "" ? key : `${path}.${key}`);
+          properties[key] = convert(
+            isObject(prop) ? prop : {},
+            `${name}${pascal(key)}`,
+            table,
+            names,
+            path === "" ? key : `${path}.${key}`,
+          );
         }
         const required = Array.isArray(node.required) ? (node.required as string[]).filter((k) => k in properties) : [];
         const token = table.add(names[path] ?? name, {
@@ -147,16 +189,25 @@ function convert(node: Json, name: string, table: TypeTable, names: Record<strin
         });
         return { $ref: `#/types/${token}`, ...notes };
       }
-      const value = isObject(node.additionalProperties) ? convert(node.additionalProperties, `${name}Value`, table, names, `${path}{}`) : { type: "string" };
+      const value = isObject(node.additionalProperties)
+        ? convert(node.additionalProperties, `${name}Value`, table, names, `${path}{}`)
+        : { type: "string" };
       return { type: "object", additionalProperties: value, ...notes };
     }
     default:
-      throw new Error(`schema: ${name} (${path}) has no Pulumi type (${JSON.stringify(node).slice(0, 200)}); give its zod schema a concrete type`);
+      throw new Error(
+        `schema: ${name} (${path}) has no Pulumi type (${JSON.stringify(node).slice(0, 200)}); give its zod schema a concrete type`,
+      );
   }
 }
 
 /** The top-level properties of a resource's inputs or outputs, converted. */
-function propertiesOf(schema: z.ZodType, resource: string, table: TypeTable, names: Record<string, string>): { properties: Record<string, Json>; required: string[] } {
+function propertiesOf(
+  schema: z.ZodType,
+  resource: string,
+  table: TypeTable,
+  names: Record<string, string>,
+): { properties: Record<string, Json>; required: string[] } {
   const root = z.toJSONSchema(schema, { io: "input", unrepresentable: "throw" }) as Json;
   const properties: Record<string, Json> = {};
   for (const [key, prop] of Object.entries((root.properties ?? {}) as Json)) {

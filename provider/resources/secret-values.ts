@@ -48,7 +48,8 @@ export function annotateSecrets(outs: unknown, ins: unknown): unknown {
   if (isPlainObject(outs) && isPlainObject(ins)) {
     return Object.fromEntries(Object.entries(outs).map(([k, v]) => [k, k in ins ? annotateSecrets(v, ins[k]) : v]));
   }
-  if (Array.isArray(outs) && Array.isArray(ins) && outs.length === ins.length) return outs.map((v, i) => annotateSecrets(v, ins[i]));
+  if (Array.isArray(outs) && Array.isArray(ins) && outs.length === ins.length)
+    return outs.map((v, i) => annotateSecrets(v, ins[i]));
   return containsSecret(ins) ? secret(outs) : outs;
 }
 
@@ -57,7 +58,12 @@ export function secretFields(value: unknown, fields: ReadonlySet<string>): unkno
   if (isSecret(value)) return value;
   if (Array.isArray(value)) return value.map((v) => secretFields(v, fields));
   if (isPlainObject(value)) {
-    return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, fields.has(k) && v !== undefined ? secret(v) : secretFields(v, fields)]));
+    return Object.fromEntries(
+      Object.entries(value).map(([k, v]) => [
+        k,
+        fields.has(k) && v !== undefined ? secret(v) : secretFields(v, fields),
+      ]),
+    );
   }
   return value;
 }

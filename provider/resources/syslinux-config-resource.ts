@@ -60,21 +60,42 @@ const deploySchema = z
     strategy: z
       .enum(["switch", "trial"], { error: 'expected "switch" or "trial"' })
       .default("switch")
-      .describe("switch: rewrite DEFAULT at once; trial (ssh targets): boot the new DEFAULT once and promote it when the machine answers"),
+      .describe(
+        "switch: rewrite DEFAULT at once; trial (ssh targets): boot the new DEFAULT once and promote it when the machine answers",
+      ),
     trial: z
       .strictObject({
-        probePath: z.string().startsWith("/", "expected an absolute path on the machine").default("/run/ramroot/image-id").describe("a file the booted image writes with its image id"),
-        timeoutSeconds: z.number().positive("expected a positive number of seconds").default(300).describe("how long to wait for the machine to answer"),
+        probePath: z
+          .string()
+          .startsWith("/", "expected an absolute path on the machine")
+          .default("/run/ramroot/image-id")
+          .describe("a file the booted image writes with its image id"),
+        timeoutSeconds: z
+          .number()
+          .positive("expected a positive number of seconds")
+          .default(300)
+          .describe("how long to wait for the machine to answer"),
         reboot: z.boolean().default(true).describe("reboot the machine to start the trial"),
       })
       .optional()
       .describe("how a trial runs"),
     wipeOnDelete: wipeOnDeleteSchema,
-    rollbackTo: z.number().int("expected an update number").min(1, "expected an update number (1 or more)").optional().describe("the update a rollback went back to: the journal records the switch as a rollback to it"),
+    rollbackTo: z
+      .number()
+      .int("expected an update number")
+      .min(1, "expected an update number (1 or more)")
+      .optional()
+      .describe("the update a rollback went back to: the journal records the switch as a rollback to it"),
   })
   .superRefine((v, ctx) => {
     if (v.strategy === "trial" && v.target.kind !== "ssh") {
-      ctx.addIssue({ code: "custom", path: ["strategy"], input: v.strategy, message: 'expected "switch": a trial waits for the booted machine to answer over ssh, and this target is not an ssh target' });
+      ctx.addIssue({
+        code: "custom",
+        path: ["strategy"],
+        input: v.strategy,
+        message:
+          'expected "switch": a trial waits for the booted machine to answer over ssh, and this target is not an ssh target',
+      });
     }
   });
 
@@ -103,7 +124,9 @@ function checkSyslinuxConfigInputs(news: unknown): CheckOutcome<SyslinuxConfigIn
     inputs: {
       target: deploy.target,
       strategy: deploy.strategy,
-      ...(deploy.strategy === "trial" ? { trial: deploy.trial ?? { probePath: "/run/ramroot/image-id", timeoutSeconds: 300, reboot: true } } : {}),
+      ...(deploy.strategy === "trial"
+        ? { trial: deploy.trial ?? { probePath: "/run/ramroot/image-id", timeoutSeconds: 300, reboot: true } }
+        : {}),
       ...(deploy.wipeOnDelete !== undefined ? { wipeOnDelete: deploy.wipeOnDelete } : {}),
       ...(deploy.rollbackTo !== undefined ? { rollbackTo: deploy.rollbackTo } : {}),
       ...normalizeSyslinuxConfig(s.inputs),
@@ -132,9 +155,18 @@ async function write(inputs: SyslinuxConfigInputs, ctx: OperationContext): Promi
   if (ctx.preview) {
     // A preview only reads: where the file will go, when the target can be looked at already.
     const path = await withTarget(inputs.target, (target) => findSyslinuxConfigPath(target)).catch(() => "");
-    return { ...inputs, path, sha256: sha256Hex(rendered), activeDefault: inputs.defaultLabel, onDelete: onDelete(inputs) };
+    return {
+      ...inputs,
+      path,
+      sha256: sha256Hex(rendered),
+      activeDefault: inputs.defaultLabel,
+      onDelete: onDelete(inputs),
+    };
   }
-  const leaseOptions = { owner: `pulumi up: SyslinuxConfig DEFAULT ${inputs.defaultLabel}`, log: (m: string) => ctx.log(m) };
+  const leaseOptions = {
+    owner: `pulumi up: SyslinuxConfig DEFAULT ${inputs.defaultLabel}`,
+    log: (m: string) => ctx.log(m),
+  };
   // A trial reboots the machine between its steps, so it manages its own connections; the
   // lease is held over a connection of its own for the whole trial.
   if (inputs.strategy === "trial" && inputs.trial) {
@@ -145,7 +177,12 @@ async function write(inputs: SyslinuxConfigInputs, ctx: OperationContext): Promi
         withLease(leaseTarget, { ...leaseOptions, ttlSeconds: trial.timeoutSeconds + 300 }, async () => {
           await withTarget(inputs.target, async (target) => {
             await readJournal(target); // a damaged journal stops the switch before it happens
-            await assertLabelBootable(target, specOf(inputs), inputs.defaultLabel, await findSyslinuxConfigPath(target));
+            await assertLabelBootable(
+              target,
+              specOf(inputs),
+              inputs.defaultLabel,
+              await findSyslinuxConfigPath(target),
+            );
           });
           noteWritten(inputs.target, "syslinux config");
           const written = await trialBoot(inputs.target, specOf(inputs), { ...trial, log: (m) => ctx.log(m) });
@@ -165,13 +202,24 @@ async function write(inputs: SyslinuxConfigInputs, ctx: OperationContext): Promi
     if (current && current.text === rendered) {
       await heldLease(target)?.release(target);
       ctx.log(`${current.path} on ${target.describe()} already holds this config: nothing to write`);
-      return { ...inputs, path: current.path, sha256: sha256Hex(current.text), activeDefault: current.spec.defaultLabel, onDelete: onDelete(inputs) };
+      return {
+        ...inputs,
+        path: current.path,
+        sha256: sha256Hex(current.text),
+        activeDefault: current.spec.defaultLabel,
+        onDelete: onDelete(inputs),
+      };
     }
     return withLease(target, leaseOptions, async (lease) => {
       const found = await readSyslinuxConfig(target);
       const before = await currentDefault(target);
       await readJournal(target); // a damaged journal stops the switch before it happens
-      await assertLabelBootable(target, specOf(inputs), inputs.defaultLabel, found?.path ?? (await findSyslinuxConfigPath(target)));
+      await assertLabelBootable(
+        target,
+        specOf(inputs),
+        inputs.defaultLabel,
+        found?.path ?? (await findSyslinuxConfigPath(target)),
+      );
       noteWritten(inputs.target, "syslinux config");
       const written = await writeSyslinuxConfig(target, specOf(inputs), {
         expectedSha256: found ? sha256Hex(found.text) : null,
@@ -193,13 +241,27 @@ async function recordWrite(
   ctx.log(`wrote ${written.path} on ${target.describe()}: DEFAULT ${inputs.defaultLabel}`);
   const after = await currentDefault(target);
   if (after && (before === undefined || before.label !== after.label || before.imageId !== after.imageId)) {
-    await recordDefault(target, inputs.rollbackTo !== undefined ? "rollback" : inputs.strategy, undefined, inputs.rollbackTo);
+    await recordDefault(
+      target,
+      inputs.rollbackTo !== undefined ? "rollback" : inputs.strategy,
+      undefined,
+      inputs.rollbackTo,
+    );
   }
-  return { ...inputs, path: written.path, sha256: written.sha256, activeDefault: inputs.defaultLabel, onDelete: onDelete(inputs) };
+  return {
+    ...inputs,
+    path: written.path,
+    sha256: written.sha256,
+    activeDefault: inputs.defaultLabel,
+    onDelete: onDelete(inputs),
+  };
 }
 
 /** The inputs that describe a config file as it is: what `pulumi import` adopts and `refresh` records. */
-function inputsFromFile(spec: SyslinuxConfigSpec, deploy: Pick<SyslinuxConfigInputs, "target" | "strategy" | "trial" | "wipeOnDelete" | "rollbackTo">): SyslinuxConfigInputs {
+function inputsFromFile(
+  spec: SyslinuxConfigSpec,
+  deploy: Pick<SyslinuxConfigInputs, "target" | "strategy" | "trial" | "wipeOnDelete" | "rollbackTo">,
+): SyslinuxConfigInputs {
   return {
     target: deploy.target,
     strategy: deploy.strategy,
@@ -243,7 +305,13 @@ export const syslinuxConfigHandler: ResourceHandler<SyslinuxConfigInputs, Syslin
       const inputs = inputsFromFile(found.spec, known ? olds : { target: spec, strategy: "switch" });
       return {
         inputs,
-        outs: { ...inputs, path: found.path, sha256: sha256Hex(found.text), activeDefault: found.spec.defaultLabel, onDelete: onDelete(inputs) },
+        outs: {
+          ...inputs,
+          path: found.path,
+          sha256: sha256Hex(found.text),
+          activeDefault: found.spec.defaultLabel,
+          onDelete: onDelete(inputs),
+        },
       };
     });
   },
@@ -256,22 +324,27 @@ export const syslinuxConfigHandler: ResourceHandler<SyslinuxConfigInputs, Syslin
   async delete(_id, olds, ctx) {
     const where = `${olds.path || "the syslinux config"} on ${formatTargetId(olds.target)}`;
     if (olds.wipeOnDelete !== true) {
-      ctx.log(`left ${where} in place: deleting the resource lets go of it, the partition keeps booting DEFAULT ${olds.activeDefault} (wipeOnDelete is off)`, "warning");
+      ctx.log(
+        `left ${where} in place: deleting the resource lets go of it, the partition keeps booting DEFAULT ${olds.activeDefault} (wipeOnDelete is off)`,
+        "warning",
+      );
       return;
     }
     if (wasWrittenThisRun(olds.target, "syslinux config")) {
       ctx.log(`kept ${where}: its replacement wrote it in this update`, "warning");
       return;
     }
-    await withTarget(olds.target, (target) => withLease(target, { owner: "pulumi destroy: SyslinuxConfig", log: (m) => ctx.log(m) }, async () => {
-      const found = await readSyslinuxConfig(target);
-      if (!found) return;
-      if (sha256Hex(found.text) !== olds.sha256) {
-        ctx.log(`kept ${found.path} on ${target.describe()}: it changed since this resource wrote it`, "warning");
-        return;
-      }
-      await target.remove(found.path);
-      ctx.log(`removed ${found.path} from ${target.describe()} (wipeOnDelete)`, "warning");
-    }));
+    await withTarget(olds.target, (target) =>
+      withLease(target, { owner: "pulumi destroy: SyslinuxConfig", log: (m) => ctx.log(m) }, async () => {
+        const found = await readSyslinuxConfig(target);
+        if (!found) return;
+        if (sha256Hex(found.text) !== olds.sha256) {
+          ctx.log(`kept ${found.path} on ${target.describe()}: it changed since this resource wrote it`, "warning");
+          return;
+        }
+        await target.remove(found.path);
+        ctx.log(`removed ${found.path} from ${target.describe()} (wipeOnDelete)`, "warning");
+      }),
+    );
   },
 };

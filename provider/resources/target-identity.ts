@@ -15,7 +15,14 @@ import { diffProperties } from "./property-diff";
 import type { PropertyChange } from "./resource-handler";
 
 /** The target fields that say how the partition is reached, not where it is. */
-export const CONNECTION_FIELDS = ["user", "port", "privateKey", "knownHostsFile", "strictHostKeyChecking", "sshConfigFile"] as const;
+export const CONNECTION_FIELDS = [
+  "user",
+  "port",
+  "privateKey",
+  "knownHostsFile",
+  "strictHostKeyChecking",
+  "sshConfigFile",
+] as const;
 
 function realPath(p: string): string {
   const resolved = path.resolve(p);
@@ -81,7 +88,10 @@ export function withoutConnection(spec: TargetSpec): Record<string, unknown> {
  * the change moves the resource to another partition (a replacement) or only changes how the
  * same partition is reached or spelled (an in-place update that writes nothing).
  */
-export function diffTarget(olds: TargetSpec | undefined, news: TargetSpec): { changes: Record<string, PropertyChange>; replace: boolean } {
+export function diffTarget(
+  olds: TargetSpec | undefined,
+  news: TargetSpec,
+): { changes: Record<string, PropertyChange>; replace: boolean } {
   const changes = diffProperties(olds, news, "target");
   return { changes, replace: Object.keys(changes).length > 0 && !sameTarget(olds, news) };
 }

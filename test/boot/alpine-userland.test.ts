@@ -27,7 +27,13 @@ afterAll(() => fs.rmSync(work, { recursive: true, force: true }));
 test("an image of Alpine's musl and busybox boots and shows the owners and modes its scripts left", async () => {
   const repos = buildParityRepos(path.join(work, "repos"), cachedMinirootfs());
   const resolved = await planImage(
-    { repositories: [repos.v1], keys: [repos.keysDir], packages: ["busybox", "app", "suid", "marker-init"], kernel: "none", epoch: 1700000000 },
+    {
+      repositories: [repos.v1],
+      keys: [repos.keysDir],
+      packages: ["busybox", "app", "suid", "marker-init"],
+      kernel: "none",
+      epoch: 1700000000,
+    },
     { baseDir: work },
   );
   // every archive read back through cpio-stream against the staging tree it was packed from
@@ -36,7 +42,12 @@ test("an image of Alpine's musl and busybox boots and shows the owners and modes
   expect(archives.checked).toBeGreaterThan(0);
   expect(image.warnings).toEqual([]);
   const result = await bootQemu({
-    media: { kind: "kernel", kernel: debianKernel().vmlinuz, initrd: image.initramfs.path, append: "rdinit=/sbin/init" },
+    media: {
+      kind: "kernel",
+      kernel: debianKernel().vmlinuz,
+      initrd: image.initramfs.path,
+      append: "rdinit=/sbin/init",
+    },
     marker: "ALPINE-USERLAND-UP kernel=Linux libc=/lib/ld-musl-x86_64.so.1 changed=1234:1234:600 suid=4755 user=1234",
     timeoutMs: 300_000,
   });

@@ -89,7 +89,8 @@ test("layered: same config in another directory, later, gives the same bytes; an
   for (const d of [a, b, c]) fs.mkdirSync(d);
   const ca = writeProject(a, "same");
   const cb = writeProject(b, "same");
-  const plan = (config: string, dir: string) => planImage(require("yaml").parse(fs.readFileSync(config, "utf8")), { baseDir: dir });
+  const plan = (config: string, dir: string) =>
+    planImage(require("yaml").parse(fs.readFileSync(config, "utf8")), { baseDir: dir });
   const pa = await plan(ca, a);
   const ia = await buildImage(pa, { cacheDir: path.join(work, "cache-a"), onPacked: archives.onPacked });
   expect(ia.layers).toHaveLength(2);
@@ -108,7 +109,11 @@ test("layered: same config in another directory, later, gives the same bytes; an
   fs.writeFileSync(path.join(b, "root", "etc", "ramroot", "message"), "changed\n");
   const pe = await plan(cb, b);
   const log: string[] = [];
-  const ie = await buildImage(pe, { cacheDir: path.join(work, "cache-b"), onProgress: (m) => log.push(m), onPacked: archives.onPacked });
+  const ie = await buildImage(pe, {
+    cacheDir: path.join(work, "cache-b"),
+    onProgress: (m) => log.push(m),
+    onPacked: archives.onPacked,
+  });
   expect(pe.plan.planId).not.toBe(pa.plan.planId);
   expect(ie.imageId).not.toBe(ia.imageId);
   expect(pe.plan.packages).toEqual(pa.plan.packages);
@@ -128,8 +133,12 @@ test("layered: same config in another directory, later, gives the same bytes; an
   expect(ic.imageId).toBe(ie.imageId);
   // the concatenated image, read back whole: the edit in the overlay layer wins over nothing else
   const tree = await readBack(ie.initramfs.path);
-  expect(tree.get("etc/ramroot/message")).toEqual(expect.objectContaining({ type: "file", mode: 0o644, uid: 0, gid: 0, sha256: sha256("changed\n") }));
-  expect(tree.get("etc/motd-link")).toEqual(expect.objectContaining({ type: "symlink", linkTarget: "/etc/ramroot/message" }));
+  expect(tree.get("etc/ramroot/message")).toEqual(
+    expect.objectContaining({ type: "file", mode: 0o644, uid: 0, gid: 0, sha256: sha256("changed\n") }),
+  );
+  expect(tree.get("etc/motd-link")).toEqual(
+    expect.objectContaining({ type: "symlink", linkTarget: "/etc/ramroot/message" }),
+  );
   expect(archives.checked).toBeGreaterThanOrEqual(5); // a: 2, b: 2, e: overlay only, c: 2
 
   const result = await bootQemu({
@@ -158,7 +167,10 @@ test("two git clones of one project, made with different umasks in different dir
   const b = clone(path.join("nested", "clone-002"), "002");
   expect(fs.statSync(path.join(b, "root", "etc", "ramroot", "message")).mode & 0o777).toBe(0o664);
   const build = async (dir: string, cache: string) =>
-    buildImage(await planImage(require("yaml").parse(fs.readFileSync(path.join(dir, "image.yaml"), "utf8")), { baseDir: dir }), { cacheDir: path.join(work, cache), onPacked: archives.onPacked });
+    buildImage(
+      await planImage(require("yaml").parse(fs.readFileSync(path.join(dir, "image.yaml"), "utf8")), { baseDir: dir }),
+      { cacheDir: path.join(work, cache), onPacked: archives.onPacked },
+    );
   const ia = await build(a, "cache-clone-a");
   const ib = await build(b, "cache-clone-b");
   expect(ib.planId).toBe(ia.planId);
@@ -173,10 +185,18 @@ test("an overlay file where the packages have a directory cannot be layered: one
   // lib/modules holds the kernel's module tree: a later archive could not replace it
   fs.mkdirSync(path.join(project, "root", "lib"), { recursive: true });
   fs.writeFileSync(path.join(project, "root", "lib", "modules"), "no-modules\n");
-  fs.writeFileSync(path.join(project, "root", "etc", "init.d", "hello"), HELLO.replace("msg=$(cat /etc/ramroot/message)", "msg=$(cat /etc/ramroot/message)-$(cat /lib/modules)"), { mode: 0o755 });
+  fs.writeFileSync(
+    path.join(project, "root", "etc", "init.d", "hello"),
+    HELLO.replace("msg=$(cat /etc/ramroot/message)", "msg=$(cat /etc/ramroot/message)-$(cat /lib/modules)"),
+    { mode: 0o755 },
+  );
   const log: string[] = [];
   const resolved = await planImage(require("yaml").parse(fs.readFileSync(config, "utf8")), { baseDir: project });
-  const image = await buildImage(resolved, { cacheDir: path.join(work, "cache-f"), onProgress: (m) => log.push(m), onPacked: archives.onPacked });
+  const image = await buildImage(resolved, {
+    cacheDir: path.join(work, "cache-f"),
+    onProgress: (m) => log.push(m),
+    onPacked: archives.onPacked,
+  });
   expect(image.layers).toHaveLength(1);
   expect(log.some((m) => m.includes("lib/modules: replaces a directory of the packages"))).toBe(true);
   const result = await bootQemu({
@@ -194,15 +214,28 @@ test("--plan-only prints the plan; an unreachable repository fails fast naming t
   const config = writeProject(project, "plan");
   const plan = JSON.parse(await ramroot("build", "--plan-only", config));
   expect(plan.planId).toMatch(/^[0-9a-f]{64}$/);
-  expect(plan.packages).toEqual(expect.objectContaining({ busybox: "1.35.0-r0", "linux-lts": "6.1.0-r0", "alpine-baselayout": "3.6.8-r1" }));
+  expect(plan.packages).toEqual(
+    expect.objectContaining({ busybox: "1.35.0-r0", "linux-lts": "6.1.0-r0", "alpine-baselayout": "3.6.8-r1" }),
+  );
   expect(plan.overlay["etc/init.d/hello"]).toMatch(/^file 755 [0-9a-f]{64}$/);
 
   const unreachable = path.join(project, "unreachable.yaml");
-  fs.writeFileSync(unreachable, toYaml({ repositories: ["http://127.0.0.1:9/alpine/main"], keys: [repo.keysDir], packages: ["busybox"], kernel: "none" }));
+  fs.writeFileSync(
+    unreachable,
+    toYaml({
+      repositories: ["http://127.0.0.1:9/alpine/main"],
+      keys: [repo.keysDir],
+      packages: ["busybox"],
+      kernel: "none",
+    }),
+  );
   await expect(ramroot("build", "--plan-only", unreachable)).rejects.toThrow(/http:\/\/127\.0\.0\.1:9\/alpine\/main/);
 
   const missing = path.join(project, "missing.yaml");
-  fs.writeFileSync(missing, toYaml({ repositories: [repo.repository], keys: [repo.keysDir], packages: ["busybox", "zfs-lts"], kernel: "none" }));
+  fs.writeFileSync(
+    missing,
+    toYaml({ repositories: [repo.repository], keys: [repo.keysDir], packages: ["busybox", "zfs-lts"], kernel: "none" }),
+  );
   const err = await ramroot("build", "--plan-only", missing).catch((e: Error) => e.message);
   expect(err).toMatch(/zfs-lts/);
   expect(err).toContain(repo.repository);

@@ -18,8 +18,23 @@ import { createHash } from "node:crypto";
 jest.setTimeout(600_000);
 
 const dir = (p: string, mode = 0o755): CpioEntry => ({ path: p, type: "dir", mode, uid: 0, gid: 0 });
-const file = (p: string, content: string, extra: Partial<CpioEntry> = {}): CpioEntry => ({ path: p, type: "file", mode: 0o644, uid: 0, gid: 0, source: Buffer.from(content), ...extra });
-const link = (p: string, target: string): CpioEntry => ({ path: p, type: "symlink", mode: 0o777, uid: 0, gid: 0, linkTarget: target });
+const file = (p: string, content: string, extra: Partial<CpioEntry> = {}): CpioEntry => ({
+  path: p,
+  type: "file",
+  mode: 0o644,
+  uid: 0,
+  gid: 0,
+  source: Buffer.from(content),
+  ...extra,
+});
+const link = (p: string, target: string): CpioEntry => ({
+  path: p,
+  type: "symlink",
+  mode: 0o777,
+  uid: 0,
+  gid: 0,
+  linkTarget: target,
+});
 
 const REPORT = [
   "a=$(cat /etc/a)",
@@ -52,7 +67,15 @@ const INIT = [
 /** Three archives, each replacing some of what the ones before it hold. */
 const LAYERS: CpioEntry[][] = [
   [
-    dir("bin"), dir("sbin"), dir("proc"), dir("sys"), dir("dev"), dir("etc"), dir("etc/d"), dir("etc/full"), dir("etc/empty"),
+    dir("bin"),
+    dir("sbin"),
+    dir("proc"),
+    dir("sys"),
+    dir("dev"),
+    dir("etc"),
+    dir("etc/d"),
+    dir("etc/full"),
+    dir("etc/empty"),
     { path: "bin/busybox", type: "file", mode: 0o755, uid: 0, gid: 0, source: BUSYBOX },
     link("bin/sh", "busybox"),
     { path: "dev/console", type: "char", mode: 0o600, uid: 0, gid: 0, rdevMajor: 5, rdevMinor: 1 },
@@ -113,8 +136,20 @@ describe.each<Compression>(["gzip", "zstd", "none"])("a %s initramfs of three co
       const tree = await readBack(initrd);
       const holds = (p: string) => tree.get(p)?.sha256;
       const sha = (t: string) => createHash("sha256").update(t).digest("hex");
-      expect([holds("etc/a"), holds("etc/p1"), holds("etc/p2"), holds("etc/l2f"), holds("etc/empty")]).toEqual([sha("a3"), sha("p-new"), sha("p-new"), sha("now-a-file"), sha("file-over-empty-dir")]);
-      expect([tree.get("etc/f2l")?.linkTarget, tree.get("etc/full")?.type, tree.get("etc/d")?.mode, tree.get("etc/mode")?.mode, tree.get("etc/mode")?.uid]).toEqual(["a", "dir", 0o700, 0o755, 0]);
+      expect([holds("etc/a"), holds("etc/p1"), holds("etc/p2"), holds("etc/l2f"), holds("etc/empty")]).toEqual([
+        sha("a3"),
+        sha("p-new"),
+        sha("p-new"),
+        sha("now-a-file"),
+        sha("file-over-empty-dir"),
+      ]);
+      expect([
+        tree.get("etc/f2l")?.linkTarget,
+        tree.get("etc/full")?.type,
+        tree.get("etc/d")?.mode,
+        tree.get("etc/mode")?.mode,
+        tree.get("etc/mode")?.uid,
+      ]).toEqual(["a", "dir", 0o700, 0o755, 0]);
       const result = await bootQemu({
         media: { kind: "kernel", kernel: debianKernel().vmlinuz, initrd, append: "rdinit=/sbin/init quiet" },
         marker: " END",
@@ -125,11 +160,15 @@ describe.each<Compression>(["gzip", "zstd", "none"])("a %s initramfs of three co
       const seen = Object.fromEntries(line!.split(" ").map((kv) => kv.split("=") as [string, string]));
       expect(seen).toEqual({
         a: "a3", // the last archive wins
-        h2: "h1", hl: "2", // a hard link inside the first archive
-        n: "n", nsame: "yes", nlinks: "2", // a hard link inside a later archive
+        h2: "h1",
+        hl: "2", // a hard link inside the first archive
+        n: "n",
+        nsame: "yes",
+        nlinks: "2", // a hard link inside a later archive
         f2l: "a", // a file replaced by a symlink
         l2f: "now-a-file", // a symlink replaced by a file
-        mode: "755", owner: "0:0", // a replaced file takes the later entry's mode and owner
+        mode: "755",
+        owner: "0:0", // a replaced file takes the later entry's mode and owner
         p1: "p-new",
         // The kernel opens an existing file with O_TRUNC: replacing one name of an earlier hard
         // link rewrites the shared inode, so the other name changes too. Not layerable.
@@ -138,7 +177,8 @@ describe.each<Compression>(["gzip", "zstd", "none"])("a %s initramfs of three co
         // the file is dropped); an empty directory is replaced. Not layerable.
         full: "dir:x",
         empty: "file-over-empty-dir",
-        dnew: "dnew", dmode: "700", // a later directory entry sets the mode of an existing one
+        dnew: "dnew",
+        dmode: "700", // a later directory entry sets the mode of an existing one
       });
     } finally {
       fs.rmSync(work, { recursive: true, force: true });

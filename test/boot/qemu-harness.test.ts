@@ -30,7 +30,10 @@ test("boots a Debian kernel with a busybox initramfs and sees the marker", async
 test("an init that panics ends the run without the marker, and the log says why", async () => {
   const kernel = debianKernel();
   // init exits: the kernel panics ("Attempted to kill init"), panic=-1 reboots, -no-reboot ends QEMU.
-  const initrd = makeBusyboxInitramfs({ init: "#!/bin/sh\necho about-to-die\nexit 1\n", output: path.join(work, "panic.img") });
+  const initrd = makeBusyboxInitramfs({
+    init: "#!/bin/sh\necho about-to-die\nexit 1\n",
+    output: path.join(work, "panic.img"),
+  });
   const result = await bootQemu({
     media: { kind: "kernel", kernel: kernel.vmlinuz, initrd, append: "rdinit=/sbin/init" },
     marker: "NEVER-PRINTED",
@@ -44,7 +47,10 @@ test("an init that panics ends the run without the marker, and the log says why"
 
 test("a marker that never comes times out", async () => {
   const kernel = debianKernel();
-  const initrd = makeBusyboxInitramfs({ init: "#!/bin/sh\necho waiting\nwhile true; do sleep 1; done\n", output: path.join(work, "hang.img") });
+  const initrd = makeBusyboxInitramfs({
+    init: "#!/bin/sh\necho waiting\nwhile true; do sleep 1; done\n",
+    output: path.join(work, "hang.img"),
+  });
   const result = await bootQemu({
     media: { kind: "kernel", kernel: kernel.vmlinuz, initrd, append: "rdinit=/sbin/init" },
     marker: "NEVER-PRINTED",

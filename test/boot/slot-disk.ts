@@ -15,7 +15,13 @@ export const TEST_APPEND = "rdinit=/sbin/init console=ttyS0 panic=5 quiet";
  * config): one slot per entry of `inits`, each with the Debian kernel and a busybox initramfs
  * running that init script, DEFAULT `defaultLabel`.
  */
-export async function makeSlotDisk(dir: string, name: string, inits: Record<string, string>, defaultLabel: string, sizeMiB = 48): Promise<string> {
+export async function makeSlotDisk(
+  dir: string,
+  name: string,
+  inits: Record<string, string>,
+  defaultLabel: string,
+  sizeMiB = 48,
+): Promise<string> {
   const kernel = debianKernel();
   const output = path.join(dir, name);
   await createDisk({ output, sizeMiB, layout: "mbr", slots: Object.keys(inits) });
@@ -23,13 +29,19 @@ export async function makeSlotDisk(dir: string, name: string, inits: Record<stri
   try {
     for (const [slot, init] of Object.entries(inits)) {
       const initramfs = makeBusyboxInitramfs({ init, output: path.join(dir, `${name}-${slot}.cpio.gz`) });
-      await writeSlot(target, { slot, files: { kernel: kernel.vmlinuz, initramfs }, manifest: { imageId: `test-${slot}`, planId: `plan-${slot}`, when: "1980-01-01T00:00:00Z" } });
+      await writeSlot(target, {
+        slot,
+        files: { kernel: kernel.vmlinuz, initramfs },
+        manifest: { imageId: `test-${slot}`, planId: `plan-${slot}`, when: "1980-01-01T00:00:00Z" },
+      });
       fs.rmSync(initramfs);
     }
     await writeSyslinuxConfig(target, {
       defaultLabel,
       timeout: 0,
-      entries: Object.keys(inits).map((slot) => slotEntry(slot, { microcode: false, append: TEST_APPEND, menuLabel: `slot ${slot}` })),
+      entries: Object.keys(inits).map((slot) =>
+        slotEntry(slot, { microcode: false, append: TEST_APPEND, menuLabel: `slot ${slot}` }),
+      ),
     });
   } finally {
     await target.close();

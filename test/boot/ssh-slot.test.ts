@@ -18,7 +18,15 @@ beforeAll(async () => {
   sshd = await startSshd();
   root = fs.mkdtempSync(path.join(os.tmpdir(), "ramroot-sshboot-"));
   work = fs.mkdtempSync(path.join(os.tmpdir(), "ramroot-sshwork-"));
-  spec = { kind: "ssh", host: "127.0.0.1", port: sshd.port, user: "root", path: root, privateKey: sshd.userKey, knownHostsFile: sshd.knownHosts };
+  spec = {
+    kind: "ssh",
+    host: "127.0.0.1",
+    port: sshd.port,
+    user: "root",
+    path: root,
+    privateKey: sshd.userKey,
+    knownHostsFile: sshd.knownHosts,
+  };
 });
 afterAll(async () => {
   await sshd?.stop();
@@ -43,7 +51,11 @@ test("slot copy over ssh: verified, atomic; killing the copy midway leaves old s
     const oldKernel = file("old-vmlinuz", 300_000, 1);
     const oldInitramfs = file("old-initramfs", 500_000, 2);
     for (const slot of ["a", "b"]) {
-      await writeSlot(target, { slot, files: { kernel: oldKernel, initramfs: oldInitramfs }, manifest: { imageId: `old-${slot}`, planId: "p0" } });
+      await writeSlot(target, {
+        slot,
+        files: { kernel: oldKernel, initramfs: oldInitramfs },
+        manifest: { imageId: `old-${slot}`, planId: "p0" },
+      });
     }
     const config = await writeSyslinuxConfig(target, {
       defaultLabel: "a",
@@ -55,9 +67,13 @@ test("slot copy over ssh: verified, atomic; killing the copy midway leaves old s
     expect(before?.files.initramfs?.sha256).toBe(sha(oldInitramfs));
 
     // The default slot is refused, over ssh as anywhere.
-    await expect(writeSlot(target, { slot: "a", files: { kernel: oldKernel, initramfs: oldInitramfs }, manifest: { imageId: "x", planId: "y" } })).rejects.toThrow(
-      /refusing to write: slot "a" holds what syslinux boots by default/,
-    );
+    await expect(
+      writeSlot(target, {
+        slot: "a",
+        files: { kernel: oldKernel, initramfs: oldInitramfs },
+        manifest: { imageId: "x", planId: "y" },
+      }),
+    ).rejects.toThrow(/refusing to write: slot "a" holds what syslinux boots by default/);
 
     // A 30 MB initramfs, and the ssh process killed a third of the way through it.
     const newKernel = file("new-vmlinuz", 400_000, 3);
@@ -87,7 +103,11 @@ test("slot copy over ssh: verified, atomic; killing the copy midway leaves old s
     expect(fs.readdirSync(path.join(root, "b")).filter((n) => n.includes(".tmp-"))).toEqual([]);
 
     // The next write goes through, clears the leftovers, and reads back what was sent.
-    const after = await writeSlot(target, { slot: "b", files: { kernel: newKernel, initramfs: newInitramfs }, manifest: { imageId: "new", planId: "p1" } });
+    const after = await writeSlot(target, {
+      slot: "b",
+      files: { kernel: newKernel, initramfs: newInitramfs },
+      manifest: { imageId: "new", planId: "p1" },
+    });
     expect(after.consistent).toBe(true);
     expect(after.files.initramfs?.sha256).toBe(sha(newInitramfs));
     expect(after.manifest?.imageId).toBe("new");

@@ -13,7 +13,15 @@ let spec: Extract<TargetSpec, { kind: "ssh" }>;
 beforeAll(async () => {
   sshd = await startSshd();
   root = fs.mkdtempSync(path.join(os.tmpdir(), "ramroot-sshroot-"));
-  spec = { kind: "ssh", host: "127.0.0.1", port: sshd.port, user: "root", path: root, privateKey: sshd.userKey, knownHostsFile: sshd.knownHosts };
+  spec = {
+    kind: "ssh",
+    host: "127.0.0.1",
+    port: sshd.port,
+    user: "root",
+    path: root,
+    privateKey: sshd.userKey,
+    knownHostsFile: sshd.knownHosts,
+  };
 });
 afterAll(async () => {
   await sshd?.stop();
@@ -48,7 +56,9 @@ test("reads, writes atomically with read-back hashes, lists and removes over a r
 });
 
 test("an unknown or changed host key is refused", async () => {
-  await expect(openTarget({ ...spec, knownHostsFile: sshd.wrongKnownHosts })).rejects.toThrow(/Host key verification failed|REMOTE HOST IDENTIFICATION HAS CHANGED/);
+  await expect(openTarget({ ...spec, knownHostsFile: sshd.wrongKnownHosts })).rejects.toThrow(
+    /Host key verification failed|REMOTE HOST IDENTIFICATION HAS CHANGED/,
+  );
   const empty = path.join(sshd.dir, "known_hosts_empty");
   fs.writeFileSync(empty, "");
   await expect(openTarget({ ...spec, knownHostsFile: empty })).rejects.toThrow(/Host key verification failed/);

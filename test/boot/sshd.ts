@@ -22,7 +22,9 @@ function freePort(): Promise<number> {
     const server = net.createServer();
     server.listen(0, "127.0.0.1", () => {
       const address = server.address();
-      server.close(() => (typeof address === "object" && address ? resolve(address.port) : reject(new Error("no port"))));
+      server.close(() =>
+        typeof address === "object" && address ? resolve(address.port) : reject(new Error("no port")),
+      );
     });
   });
 }
@@ -82,7 +84,8 @@ export async function startSshd(): Promise<TestSshd> {
   let stderr = "";
   child.stderr?.on("data", (c: Buffer) => (stderr += c.toString()));
   await waitForPort(port, child, () => stderr);
-  const line = (pub: string) => `[127.0.0.1]:${port} ${fs.readFileSync(pub, "utf8").trim().split(" ").slice(0, 2).join(" ")}\n`;
+  const line = (pub: string) =>
+    `[127.0.0.1]:${port} ${fs.readFileSync(pub, "utf8").trim().split(" ").slice(0, 2).join(" ")}\n`;
   const knownHosts = path.join(dir, "known_hosts");
   fs.writeFileSync(knownHosts, line(`${hostKey}.pub`));
   const wrongKnownHosts = path.join(dir, "known_hosts_wrong");

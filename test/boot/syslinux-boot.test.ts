@@ -68,7 +68,12 @@ test("once=b with DEFAULT a: B boots once, then A, and ldlinux has cleared the A
 });
 
 test("a trial slot whose init panics falls back to A by itself (reboots allowed)", async () => {
-  const image = await makeSlotDisk(dir, "panic.img", { a: markerInit("SLOT-A-OK"), b: "#!/bin/sh\necho SLOT-B-TRIAL\nexit 1\n" }, "a");
+  const image = await makeSlotDisk(
+    dir,
+    "panic.img",
+    { a: markerInit("SLOT-A-OK"), b: "#!/bin/sh\necho SLOT-B-TRIAL\nexit 1\n" },
+    "a",
+  );
   await withImage(image, (target) => setBootOnce(target, "b"));
   const result = await bootsTo(image, "SLOT-A-OK", { noReboot: false });
   const log = result.log;
@@ -81,16 +86,36 @@ test("a trial slot whose init panics falls back to A by itself (reboots allowed)
 
 test("writing the default slot is refused; a full disk leaves the previous state bootable", async () => {
   const kernel = debianKernel();
-  const image = await makeSlotDisk(dir, "small.img", { a: markerInit("SLOT-A-OK"), b: markerInit("SLOT-B-OK") }, "a", 24);
+  const image = await makeSlotDisk(
+    dir,
+    "small.img",
+    { a: markerInit("SLOT-A-OK"), b: markerInit("SLOT-B-OK") },
+    "a",
+    24,
+  );
   const big = path.join(dir, "big-initramfs");
   fs.writeFileSync(big, Buffer.alloc(16 * 1024 * 1024, 0x5a));
   const before = await withImage(image, async (target) => {
     const initramfs = makeBusyboxInitramfs({ init: markerInit("NEW"), output: path.join(dir, "new.cpio.gz") });
-    await expect(writeSlot(target, { slot: "a", files: { kernel: kernel.vmlinuz, initramfs }, manifest: { imageId: "x", planId: "y" } })).rejects.toThrow(
-      /refusing to write: slot "a" holds what syslinux boots by default \(DEFAULT a in syslinux.cfg\)/,
-    );
-    const state = { a: await readSlot(target, "a"), b: await readSlot(target, "b"), config: await target.sha256("syslinux.cfg") };
-    await expect(writeSlot(target, { slot: "b", files: { kernel: kernel.vmlinuz, initramfs: big }, manifest: { imageId: "x", planId: "y" } })).rejects.toThrow(/Disk full/i);
+    await expect(
+      writeSlot(target, {
+        slot: "a",
+        files: { kernel: kernel.vmlinuz, initramfs },
+        manifest: { imageId: "x", planId: "y" },
+      }),
+    ).rejects.toThrow(/refusing to write: slot "a" holds what syslinux boots by default \(DEFAULT a in syslinux.cfg\)/);
+    const state = {
+      a: await readSlot(target, "a"),
+      b: await readSlot(target, "b"),
+      config: await target.sha256("syslinux.cfg"),
+    };
+    await expect(
+      writeSlot(target, {
+        slot: "b",
+        files: { kernel: kernel.vmlinuz, initramfs: big },
+        manifest: { imageId: "x", planId: "y" },
+      }),
+    ).rejects.toThrow(/Disk full/i);
     return state;
   });
   await withImage(image, async (target) => {

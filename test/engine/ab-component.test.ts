@@ -14,7 +14,15 @@ let boot: string;
 let overlay: string;
 
 function imageConfig(packages: string[]) {
-  return { repositories: [repo.repository], keys: [repo.keysDir], packages, kernel: "lts", overlay, hostname: "component-test", epoch: 1700000000 };
+  return {
+    repositories: [repo.repository],
+    keys: [repo.keysDir],
+    packages,
+    kernel: "lts",
+    overlay,
+    hostname: "component-test",
+    epoch: 1700000000,
+  };
 }
 
 async function setConfig(packages: string[]): Promise<void> {
@@ -44,7 +52,9 @@ test("up through Construct: slot a written, DEFAULT a, outputs of one image", as
   const state = await inspectTarget({ kind: "local", path: boot }, ["a", "b"]);
   expect(state.defaultSlot).toBe("a");
   expect(state.slots.a?.manifest?.imageId).toBe(up.outputs.imageId!.value);
-  expect((up.outputs.artifacts!.value as { initramfs: { sha256: string } }).initramfs.sha256).toBe(state.slots.a?.files.initramfs?.sha256);
+  expect((up.outputs.artifacts!.value as { initramfs: { sha256: string } }).initramfs.sha256).toBe(
+    state.slots.a?.files.initramfs?.sha256,
+  );
 });
 
 test("a no-change preview shows no change", async () => {

@@ -45,7 +45,10 @@ async function setConfig(image: Record<string, unknown>, bootTest = true): Promi
     "ramroot:target": { value: JSON.stringify({ kind: "image", path: disk }) },
     "ramroot:image": { value: JSON.stringify(image) },
   });
-  if (bootTest) await env.stack.setConfig("ramroot:bootTest", { value: JSON.stringify({ marker: "MACHINE-UP image=", timeoutSeconds: 180 }) });
+  if (bootTest)
+    await env.stack.setConfig("ramroot:bootTest", {
+      value: JSON.stringify({ marker: "MACHINE-UP image=", timeoutSeconds: 180 }),
+    });
   else await env.stack.removeConfig("ramroot:bootTest");
 }
 
@@ -54,16 +57,29 @@ async function bootDisk(): Promise<string> {
   const copy = `${disk}.boot`;
   fs.copyFileSync(disk, copy);
   try {
-    const result = await bootQemu({ media: { kind: "disk", image: copy }, marker: "MACHINE-UP image=", timeoutMs: 180_000 });
+    const result = await bootQemu({
+      media: { kind: "disk", image: copy },
+      marker: "MACHINE-UP image=",
+      timeoutMs: 180_000,
+    });
     if (!result.found) throw new Error(`the disk did not boot to its marker:\n${result.log.slice(-2000)}`);
-    return result.log.split(/\r?\n/).find((l) => l.includes("MACHINE-UP image="))!.trim();
+    return result.log
+      .split(/\r?\n/)
+      .find((l) => l.includes("MACHINE-UP image="))!
+      .trim();
   } finally {
     fs.rmSync(copy, { force: true });
   }
 }
 
 const sha256 = (file: string) => crypto.createHash("sha256").update(fs.readFileSync(file)).digest("hex");
-const builtImages = () => (fs.existsSync(cacheDir) ? fs.readdirSync(cacheDir).filter((d) => !d.startsWith(".")).sort() : []);
+const builtImages = () =>
+  fs.existsSync(cacheDir)
+    ? fs
+        .readdirSync(cacheDir)
+        .filter((d) => !d.startsWith("."))
+        .sort()
+    : [];
 
 beforeAll(async () => {
   env = await machineStack("machine");
@@ -158,7 +174,10 @@ test("bad configs fail at preview naming the property; the target is untouched",
   const cases: [Record<string, unknown>, RegExp][] = [
     [imageConfig([...base, "no-such-package"]), /packages: [\s\S]*no-such-package/],
     [imageConfig([...base, "busybox>=1..2"]), /packages\[3\]: got "busybox>=1\.\.2"/],
-    [imageConfig(base, { overlay: path.join(env.dir, "missing-root") }), /overlay: directory ".*missing-root" does not exist/],
+    [
+      imageConfig(base, { overlay: path.join(env.dir, "missing-root") }),
+      /overlay: directory ".*missing-root" does not exist/,
+    ],
     [imageConfig(base, { keys: [wrongKeys] }), /keys: /],
   ];
   for (const [config, message] of cases) {

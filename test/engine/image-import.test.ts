@@ -60,7 +60,9 @@ test("a planId the cache does not hold is refused, saying what to do", async () 
   const adopter = await engineStack("image-import-missing", program);
   try {
     importId = "0".repeat(64);
-    await expect(adopter.stack.up()).rejects.toThrow(/id: image plan 000000000000 is not in the local image cache .*build it with `pulumi up`/);
+    await expect(adopter.stack.up()).rejects.toThrow(
+      /id: image plan 000000000000 is not in the local image cache .*build it with `pulumi up`/,
+    );
   } finally {
     importId = undefined;
     await adopter.cleanup();

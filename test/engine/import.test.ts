@@ -47,12 +47,22 @@ function program(target: () => TargetSpec, importing: () => boolean) {
   return async () => {
     const files = (f: string) => ({ kernel: sha(fs.readFileSync(kernel)), initramfs: sha(fs.readFileSync(f)) });
     const id = formatTargetId(target());
-    const a = new BootSlot("slot-a", { target: target(), slot: "a", imageId: "image-a", planId: "plan-a", files: files(initramfsA) }, importing() ? { import: `${id}#a` } : {});
+    const a = new BootSlot(
+      "slot-a",
+      { target: target(), slot: "a", imageId: "image-a", planId: "plan-a", files: files(initramfsA) },
+      importing() ? { import: `${id}#a` } : {},
+    );
     // Slot b was copied by hand: no manifest, so its image id is computed from its files and its plan is unknown.
     const bFiles = files(initramfsB);
     const b = new BootSlot(
       "slot-b",
-      { target: target(), slot: "b", imageId: imageIdOf({ kernel: { sha256: bFiles.kernel }, initramfs: { sha256: bFiles.initramfs } }), planId: "unknown", files: bFiles },
+      {
+        target: target(),
+        slot: "b",
+        imageId: imageIdOf({ kernel: { sha256: bFiles.kernel }, initramfs: { sha256: bFiles.initramfs } }),
+        planId: "unknown",
+        files: bFiles,
+      },
       importing() ? { import: `${id}#b` } : {},
     );
     const config = new SyslinuxConfig(
@@ -62,8 +72,19 @@ function program(target: () => TargetSpec, importing: () => boolean) {
         defaultLabel: "a",
         timeout: 30,
         entries: [
-          { label: "a", menuLabel: "slot a", kernel: "/a/vmlinuz", initrd: ["/a/initramfs"], append: "rdinit=/sbin/init console=ttyS0" },
-          { label: "b", kernel: "/b/vmlinuz", initrd: ["/b/initramfs"], append: "rdinit=/sbin/init console=ttyS0 quiet" },
+          {
+            label: "a",
+            menuLabel: "slot a",
+            kernel: "/a/vmlinuz",
+            initrd: ["/a/initramfs"],
+            append: "rdinit=/sbin/init console=ttyS0",
+          },
+          {
+            label: "b",
+            kernel: "/b/vmlinuz",
+            initrd: ["/b/initramfs"],
+            append: "rdinit=/sbin/init console=ttyS0 quiet",
+          },
         ],
       },
       { dependsOn: [a, b], ...(importing() ? { import: id } : {}) },
@@ -76,7 +97,11 @@ function program(target: () => TargetSpec, importing: () => boolean) {
 async function handMade(spec: TargetSpec): Promise<void> {
   const target = await openTarget(spec);
   try {
-    await writeSlot(target, { slot: "a", files: { kernel, initramfs: initramfsA }, manifest: { imageId: "image-a", planId: "plan-a" } });
+    await writeSlot(target, {
+      slot: "a",
+      files: { kernel, initramfs: initramfsA },
+      manifest: { imageId: "image-a", planId: "plan-a" },
+    });
     await target.writeFileAtomic("b/vmlinuz", fs.readFileSync(kernel));
     await target.writeFileAtomic("b/initramfs", fs.readFileSync(initramfsB));
     await target.writeFileAtomic("syslinux.cfg", HAND_CONFIG);
@@ -105,7 +130,13 @@ describe("a disk image set up by hand", () => {
     disk = path.join(work, "hand.img");
     await createDisk({ output: disk, sizeMiB: 16, layout: "mbr", slots: ["a", "b"] });
     await handMade({ kind: "image", path: disk });
-    env = await engineStack("import-image", program(() => ({ kind: "image", path: disk }), () => importing));
+    env = await engineStack(
+      "import-image",
+      program(
+        () => ({ kind: "image", path: disk }),
+        () => importing,
+      ),
+    );
   });
   afterAll(async () => env?.cleanup());
 
@@ -138,11 +169,22 @@ describe("a disk image set up by hand", () => {
 
   test("a malformed import id names what is accepted", async () => {
     const bad = await engineStack("import-bad", async () => {
-      new SyslinuxConfig("boot", { target: { kind: "image", path: disk }, defaultLabel: "a", timeout: 30, entries: [{ label: "a", kernel: "/a/vmlinuz", initrd: [], append: "" }] }, { import: "floppy:/dev/fd0" });
+      new SyslinuxConfig(
+        "boot",
+        {
+          target: { kind: "image", path: disk },
+          defaultLabel: "a",
+          timeout: 30,
+          entries: [{ label: "a", kernel: "/a/vmlinuz", initrd: [], append: "" }],
+        },
+        { import: "floppy:/dev/fd0" },
+      );
       return {};
     });
     try {
-      await expect(bad.stack.up()).rejects.toThrow(/id: got "floppy:\/dev\/fd0"; "floppy" is not a target kind; expected local:\/path, image:/);
+      await expect(bad.stack.up()).rejects.toThrow(
+        /id: got "floppy:\/dev\/fd0"; "floppy" is not a target kind; expected local:\/path, image:/,
+      );
     } finally {
       await bad.cleanup();
     }
@@ -163,9 +205,23 @@ describe("a directory over ssh set up by hand, reached through an ssh config fil
     fs.writeFileSync(keyFile, sshd.userKey, { mode: 0o600 });
     const sshConfig = path.join(work, "ssh_config");
     fs.writeFileSync(sshConfig, `Host 127.0.0.1\n  IdentityFile ${keyFile}\n  IdentitiesOnly yes\n`);
-    const spec: TargetSpec = { kind: "ssh", host: "127.0.0.1", port: sshd.port, user: "root", path: root, knownHostsFile: sshd.knownHosts, sshConfigFile: sshConfig };
+    const spec: TargetSpec = {
+      kind: "ssh",
+      host: "127.0.0.1",
+      port: sshd.port,
+      user: "root",
+      path: root,
+      knownHostsFile: sshd.knownHosts,
+      sshConfigFile: sshConfig,
+    };
     await handMade(spec);
-    env = await engineStack("import-ssh", program(() => spec, () => importing));
+    env = await engineStack(
+      "import-ssh",
+      program(
+        () => spec,
+        () => importing,
+      ),
+    );
   });
   afterAll(async () => {
     await env?.cleanup();

@@ -91,8 +91,15 @@ beforeAll(async () => {
   const kernel = debianKernel();
   images = {} as typeof images;
   for (const slot of ["a", "b"] as const) {
-    const initramfs = makeBusyboxInitramfs({ init: markerInit(`LIFECYCLE-SLOT-${slot.toUpperCase()}`), output: path.join(work, `initramfs-${slot}.gz`) });
-    images[slot] = { kernel: kernel.vmlinuz, initramfs, files: { kernel: sha(fs.readFileSync(kernel.vmlinuz)), initramfs: sha(fs.readFileSync(initramfs)) } };
+    const initramfs = makeBusyboxInitramfs({
+      init: markerInit(`LIFECYCLE-SLOT-${slot.toUpperCase()}`),
+      output: path.join(work, `initramfs-${slot}.gz`),
+    });
+    images[slot] = {
+      kernel: kernel.vmlinuz,
+      initramfs,
+      files: { kernel: sha(fs.readFileSync(kernel.vmlinuz)), initramfs: sha(fs.readFileSync(initramfs)) },
+    };
   }
   sshd = await startSshd();
   // A second user key the machine also accepts: rotating to it is a connection change.
@@ -163,7 +170,11 @@ describe("disk image target", () => {
     expect(snapshotImage(moved)).toBe(before);
     const copy = path.join(env.dir, "boot-copy.img");
     fs.copyFileSync(moved, copy);
-    const result = await bootQemu({ media: { kind: "disk", image: copy }, marker: "LIFECYCLE-SLOT-A", timeoutMs: 300_000 });
+    const result = await bootQemu({
+      media: { kind: "disk", image: copy },
+      marker: "LIFECYCLE-SLOT-A",
+      timeoutMs: 300_000,
+    });
     if (!result.found) throw new Error(`the destroyed stack's disk did not boot DEFAULT:\n${logTail(result.log, 30)}`);
     expect(result.log).not.toContain("LIFECYCLE-SLOT-B");
   });
@@ -174,7 +185,10 @@ describe("ssh target (sshd on loopback)", () => {
   let root: string;
   let movedRoot: string;
   const token = "ramroot.token=SECRET-APPEND-7f3a9c";
-  const state: { target: TargetSpec; secretAppend?: string } = { target: { kind: "local", path: "" }, secretAppend: token };
+  const state: { target: TargetSpec; secretAppend?: string } = {
+    target: { kind: "local", path: "" },
+    secretAppend: token,
+  };
 
   beforeAll(async () => {
     env = await engineStack("lifecycle-ssh", lowLevelProgram(state));
@@ -183,7 +197,15 @@ describe("ssh target (sshd on loopback)", () => {
     fs.mkdirSync(root);
     fs.mkdirSync(movedRoot);
     // The program passes the key as a plain string: the provider makes it a secret anyway.
-    state.target = { kind: "ssh", host: "127.0.0.1", port: sshd.port, user: "root", path: root, privateKey: sshd.userKey, knownHostsFile: sshd.knownHosts };
+    state.target = {
+      kind: "ssh",
+      host: "127.0.0.1",
+      port: sshd.port,
+      user: "root",
+      path: root,
+      privateKey: sshd.userKey,
+      knownHostsFile: sshd.knownHosts,
+    };
   });
   afterAll(async () => env?.cleanup());
 
@@ -215,7 +237,11 @@ describe("ssh target (sshd on loopback)", () => {
     // `pulumi stack export` as a user runs it (the Automation API's exportStack shows secrets).
     const cli = await execa((await pulumiCommand()).command, ["stack", "export", "--stack", "lifecycle-ssh"], {
       cwd: env.dir,
-      env: { PULUMI_BACKEND_URL: `file://${path.join(env.dir, "state")}`, PULUMI_CONFIG_PASSPHRASE: "test", PULUMI_SKIP_UPDATE_CHECK: "true" },
+      env: {
+        PULUMI_BACKEND_URL: `file://${path.join(env.dir, "state")}`,
+        PULUMI_CONFIG_PASSPHRASE: "test",
+        PULUMI_SKIP_UPDATE_CHECK: "true",
+      },
     });
     expect(cli.stdout).toContain("ramroot:index:BootSlot");
     expectNoKey(cli.stdout, sshd.userKey);
@@ -234,7 +260,16 @@ describe("ssh target (sshd on loopback)", () => {
     const before = snapshotDir(root);
     const knownHosts = path.join(env.dir, "known_hosts_copy");
     fs.copyFileSync(sshd.knownHosts, knownHosts);
-    state.target = { kind: "ssh", host: "127.0.0.1", port: sshd.port, user: "root", path: `${root}/`, privateKey: secondKey, knownHostsFile: knownHosts, strictHostKeyChecking: true };
+    state.target = {
+      kind: "ssh",
+      host: "127.0.0.1",
+      port: sshd.port,
+      user: "root",
+      path: `${root}/`,
+      privateKey: secondKey,
+      knownHostsFile: knownHosts,
+      strictHostKeyChecking: true,
+    };
     const preview = await env.stack.preview({ diff: true });
     expect(preview.changeSummary.update).toBe(3);
     expect(preview.changeSummary.replace ?? 0).toBe(0);

@@ -45,10 +45,26 @@ function stateText(): string {
 }
 
 test("an ssh up with a secret key and a secret append: no state file and no export holds either", async () => {
-  const target = { kind: "ssh", host: "127.0.0.1", port: sshd.port, user: "root", path: root, privateKey: sshd.userKey, knownHostsFile: sshd.knownHosts };
+  const target = {
+    kind: "ssh",
+    host: "127.0.0.1",
+    port: sshd.port,
+    user: "root",
+    path: root,
+    privateKey: sshd.userKey,
+    knownHostsFile: sshd.knownHosts,
+  };
   await env.stack.setAllConfig({
     "ramroot:target": { value: JSON.stringify(target), secret: true },
-    "ramroot:image": { value: JSON.stringify({ repositories: [repo.repository], keys: [repo.keysDir], packages: ["alpine-baselayout", "busybox"], kernel: "lts", epoch: 1700000000 }) },
+    "ramroot:image": {
+      value: JSON.stringify({
+        repositories: [repo.repository],
+        keys: [repo.keysDir],
+        packages: ["alpine-baselayout", "busybox"],
+        kernel: "lts",
+        epoch: 1700000000,
+      }),
+    },
     "ramroot:append": { value: TOKEN, secret: true },
   });
   const up = await env.stack.up();
@@ -57,7 +73,11 @@ test("an ssh up with a secret key and a secret append: no state file and no expo
   expect(fs.readFileSync(path.join(root, "syslinux.cfg"), "utf8")).toContain(TOKEN);
   const exported = await execa((await pulumiCommand()).command, ["stack", "export", "--stack", "machine-secrets"], {
     cwd: env.dir,
-    env: { PULUMI_BACKEND_URL: `file://${path.join(env.dir, "state")}`, PULUMI_CONFIG_PASSPHRASE: "test", PULUMI_SKIP_UPDATE_CHECK: "true" },
+    env: {
+      PULUMI_BACKEND_URL: `file://${path.join(env.dir, "state")}`,
+      PULUMI_CONFIG_PASSPHRASE: "test",
+      PULUMI_SKIP_UPDATE_CHECK: "true",
+    },
   });
   expect(exported.stdout).toContain("ramroot:index:BootSlot");
   const lines = sshd.userKey.split("\n").filter((l) => l.trim() !== "" && !l.startsWith("-----"));

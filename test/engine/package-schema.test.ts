@@ -6,7 +6,10 @@ import { pulumiCommand, REPO_ROOT } from "./pulumi-harness";
 jest.setTimeout(300_000);
 
 type Json = Record<string, unknown>;
-let schema: { resources: Record<string, { inputProperties: Record<string, Json>; requiredInputs: string[] }>; types: Record<string, Json> };
+let schema: {
+  resources: Record<string, { inputProperties: Record<string, Json>; requiredInputs: string[] }>;
+  types: Record<string, Json>;
+};
 
 beforeAll(async () => {
   const pulumi = await pulumiCommand();
@@ -25,16 +28,38 @@ test("no resource input is Any: target, entries, serial, services and trial are 
   const image = schema.resources["ramroot:index:AlpineImage"]!;
   expect(slot.inputProperties.target).toEqual({ $ref: "#/types/ramroot:index:Target" });
   expect(config.inputProperties.target).toEqual({ $ref: "#/types/ramroot:index:Target" });
-  expect(config.inputProperties.entries).toEqual({ type: "array", items: { $ref: "#/types/ramroot:index:SyslinuxEntry" } });
-  expect(config.inputProperties.serial).toEqual({ oneOf: [{ $ref: "#/types/ramroot:index:SerialConsole" }, { type: "boolean" }] });
+  expect(config.inputProperties.entries).toEqual({
+    type: "array",
+    items: { $ref: "#/types/ramroot:index:SyslinuxEntry" },
+  });
+  expect(config.inputProperties.serial).toEqual({
+    oneOf: [{ $ref: "#/types/ramroot:index:SerialConsole" }, { type: "boolean" }],
+  });
   expect(config.inputProperties.trial).toMatchObject({ $ref: "#/types/ramroot:index:Trial" });
   expect(image.inputProperties.services).toMatchObject({ $ref: "#/types/ramroot:index:Services" });
-  expect(Object.keys(schema.types["ramroot:index:Services"]!.properties as Json).sort()).toEqual(["boot", "default", "shutdown", "sysinit"]);
-  expect(Object.keys(schema.types["ramroot:index:SyslinuxEntry"]!.properties as Json).sort()).toEqual(["append", "initrd", "kernel", "label", "menuLabel"]);
-  expect(schema.types["ramroot:index:Trial"]!.properties).toMatchObject({ probePath: { type: "string", default: "/run/ramroot/image-id" }, timeoutSeconds: { type: "number", default: 300 } });
+  expect(Object.keys(schema.types["ramroot:index:Services"]!.properties as Json).sort()).toEqual([
+    "boot",
+    "default",
+    "shutdown",
+    "sysinit",
+  ]);
+  expect(Object.keys(schema.types["ramroot:index:SyslinuxEntry"]!.properties as Json).sort()).toEqual([
+    "append",
+    "initrd",
+    "kernel",
+    "label",
+    "menuLabel",
+  ]);
+  expect(schema.types["ramroot:index:Trial"]!.properties).toMatchObject({
+    probePath: { type: "string", default: "/run/ramroot/image-id" },
+    timeoutSeconds: { type: "number", default: 300 },
+  });
   // Defaults come from the zod schemas, not repeated by hand.
   expect(image.inputProperties.release).toMatchObject({ type: "string", default: "v3.24" });
-  expect(image.inputProperties.compression).toMatchObject({ $ref: "#/types/ramroot:index:Compression", default: "gzip" });
+  expect(image.inputProperties.compression).toMatchObject({
+    $ref: "#/types/ramroot:index:Compression",
+    default: "gzip",
+  });
   expect(image.requiredInputs).toEqual(["packages"]);
   expect(config.requiredInputs.sort()).toEqual(["defaultLabel", "entries", "target", "timeout"]);
 });
@@ -43,5 +68,8 @@ test("the private key is flagged secret; the target kinds are an enum", () => {
   const target = schema.types["ramroot:index:Target"]!;
   expect((target.properties as Record<string, Json>).privateKey).toMatchObject({ type: "string", secret: true });
   expect(target.required).toEqual(["kind", "path"]);
-  expect(schema.types["ramroot:index:TargetKind"]).toEqual({ type: "string", enum: [{ value: "local" }, { value: "image" }, { value: "ssh" }] });
+  expect(schema.types["ramroot:index:TargetKind"]).toEqual({
+    type: "string",
+    enum: [{ value: "local" }, { value: "image" }, { value: "ssh" }],
+  });
 });

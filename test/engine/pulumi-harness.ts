@@ -1,7 +1,13 @@
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
-import { LocalWorkspace, PulumiCommand, type InlineProgramArgs, type ProjectSettings, type Stack } from "@pulumi/pulumi/automation";
+import {
+  LocalWorkspace,
+  PulumiCommand,
+  type InlineProgramArgs,
+  type ProjectSettings,
+  type Stack,
+} from "@pulumi/pulumi/automation";
 
 /** Pulumi.yaml's `plugins` section, which the Automation API writes through but does not type. */
 type ProjectWithPlugins = ProjectSettings & { plugins: { providers: { name: string; path: string }[] } };
@@ -20,7 +26,8 @@ export async function pulumiCommand(): Promise<PulumiCommand> {
     const bin = path.join(dir, "pulumi");
     if (!fs.existsSync(bin)) continue;
     const real = fs.realpathSync(bin);
-    if (fs.existsSync(path.join(path.dirname(real), "pulumi-language-nodejs"))) return PulumiCommand.get({ root: path.dirname(path.dirname(real)) });
+    if (fs.existsSync(path.join(path.dirname(real), "pulumi-language-nodejs")))
+      return PulumiCommand.get({ root: path.dirname(path.dirname(real)) });
   }
   throw new Error("the pulumi CLI is not installed: run `npm test` (it runs the setup) or `source .ramroot/env.sh`");
 }

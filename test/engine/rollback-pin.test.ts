@@ -20,7 +20,15 @@ async function configure(message: string): Promise<void> {
   fs.writeFileSync(path.join(overlay, "etc", "ramroot", "message"), `${message}\n`);
   await env.stack.setAllConfig({
     "ramroot:target": { value: JSON.stringify(target()) },
-    "ramroot:image": { value: JSON.stringify({ repositories: [repo.repository], keys: [repo.keysDir], packages: ["alpine-baselayout", "busybox", "ramroot-init"], overlay, epoch: 1700000000 }) },
+    "ramroot:image": {
+      value: JSON.stringify({
+        repositories: [repo.repository],
+        keys: [repo.keysDir],
+        packages: ["alpine-baselayout", "busybox", "ramroot-init"],
+        overlay,
+        epoch: 1700000000,
+      }),
+    },
   });
 }
 
@@ -40,7 +48,12 @@ let first: Outputs;
 
 /** imageId, planId, packages and artifacts of the outputs, as one record. */
 function image(o: Outputs) {
-  return { imageId: o.imageId?.value, planId: o.planId?.value, packages: o.packages?.value, artifacts: o.artifacts?.value };
+  return {
+    imageId: o.imageId?.value,
+    planId: o.planId?.value,
+    packages: o.packages?.value,
+    artifacts: o.artifacts?.value,
+  };
 }
 
 test("12 updates and 2 refreshes later, rollback --to 1 still means the first update", async () => {
@@ -53,10 +66,14 @@ test("12 updates and 2 refreshes later, rollback --to 1 still means the first up
     await env.stack.up();
   }
   const history = await stackHistory(env.stack);
-  expect(history.filter((h) => h.kind === "update").map((h) => h.number)).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12]);
+  expect(history.filter((h) => h.kind === "update").map((h) => h.number)).toEqual([
+    1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12,
+  ]);
   expect(history.filter((h) => h.kind === "refresh").map((h) => h.number)).toEqual([undefined, undefined]);
 
-  await expect(rollback(env.stack, target(), { to: 99 })).rejects.toThrow(/--to: no update 99 in this stack \(its updates are numbered 1 to 12/);
+  await expect(rollback(env.stack, target(), { to: 99 })).rejects.toThrow(
+    /--to: no update 99 in this stack \(its updates are numbered 1 to 12/,
+  );
   const result = await rollback(env.stack, target(), { to: 1 });
   expect(result.update).toBe(1);
   expect(result.planId).toBe(first.planId?.value);
@@ -69,7 +86,9 @@ test("12 updates and 2 refreshes later, rollback --to 1 still means the first up
   expect(last).toMatchObject({ how: "rollback", update: 1, slot: "a", imageId: first.imageId?.value });
   // numbers given before stay; the rollback is update 13
   const after = await stackHistory(env.stack);
-  expect(after.filter((h) => h.kind === "update").map((h) => h.number)).toEqual([...Array.from({ length: 13 }, (_, i) => i + 1)]);
+  expect(after.filter((h) => h.kind === "update").map((h) => h.number)).toEqual([
+    ...Array.from({ length: 13 }, (_, i) => i + 1),
+  ]);
   expect(after.find((h) => h.number === 13)?.message).toMatch(/ramroot rollback to update 1/);
 });
 

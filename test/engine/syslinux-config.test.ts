@@ -18,7 +18,12 @@ const program = async () => {
     target: { kind: "local", path: bootDir },
     defaultLabel,
     timeout: 10,
-    entries: ["a", "b"].map((label) => ({ label, kernel: `/${label}/vmlinuz`, initrd: [`/${label}/initramfs`], append })),
+    entries: ["a", "b"].map((label) => ({
+      label,
+      kernel: `/${label}/vmlinuz`,
+      initrd: [`/${label}/initramfs`],
+      append,
+    })),
     ...(wipeOnDelete !== undefined ? { wipeOnDelete } : {}),
   });
   return { path: cfg.path, active: cfg.activeDefault };
@@ -99,7 +104,10 @@ test("a bad input fails at preview naming the property, and the file stays", asy
   // would end the APPEND line. Both stop the preview, not the update.
   const good = append;
   for (const [bad, message] of [
-    [`${good} initrd=/b/initramfs`, /entries\[0\]\.append: got ".*initrd=\/b\/initramfs"; expected no initrd= or BOOT_IMAGE=/],
+    [
+      `${good} initrd=/b/initramfs`,
+      /entries\[0\]\.append: got ".*initrd=\/b\/initramfs"; expected no initrd= or BOOT_IMAGE=/,
+    ],
     [`${good}\nDEFAULT b`, /entries\[0\]\.append: got ".*\\nDEFAULT b"; expected a single line/],
   ] as const) {
     append = bad;

@@ -20,7 +20,14 @@ let yamlDir: string;
 function config(boot: string, packages = ["alpine-baselayout", "busybox", "ramroot-init"]) {
   return {
     "ramroot:target": { kind: "local", path: boot },
-    "ramroot:image": { repositories: [repo.repository], keys: [repo.keysDir], packages, overlay: path.join(yamlDir, "root"), cmdline: "console=ttyS0", epoch: 1700000000 },
+    "ramroot:image": {
+      repositories: [repo.repository],
+      keys: [repo.keysDir],
+      packages,
+      overlay: path.join(yamlDir, "root"),
+      cmdline: "console=ttyS0",
+      epoch: 1700000000,
+    },
     "ramroot:bootTest": { marker: "Run /sbin/init", timeoutSeconds: 600 },
   };
 }
@@ -37,14 +44,21 @@ function previewLines(stdout: string, boot: string): string[] {
   return stdout
     .split("\n")
     .filter((l) => /^\s*([+~-]\s|\[urn=)/.test(l) && !/pulumi:pulumi:Stack|pulumi:providers/.test(l))
-    .map((l) => l.split(boot).join("<boot>").replace(/urn:pulumi:[^:]+::[^:]+::/g, "urn:").trimEnd());
+    .map((l) =>
+      l
+        .split(boot)
+        .join("<boot>")
+        .replace(/urn:pulumi:[^:]+::[^:]+::/g, "urn:")
+        .trimEnd(),
+    );
 }
 
 let tsBoot: string;
 let yamlBoot: string;
 
 async function configure(packages?: string[]): Promise<void> {
-  for (const [key, value] of Object.entries(config(tsBoot, packages))) await ts.stack.setConfig(key, { value: JSON.stringify(value) });
+  for (const [key, value] of Object.entries(config(tsBoot, packages)))
+    await ts.stack.setConfig(key, { value: JSON.stringify(value) });
   const stackFile = path.join(yamlDir, "Pulumi.yaml.yaml");
   const settings = parse(fs.readFileSync(stackFile, "utf8")) as Record<string, unknown>;
   settings.config = config(yamlBoot, packages);
@@ -69,13 +83,25 @@ beforeAll(async () => {
   yamlBoot = path.join(yamlDir, "boot");
   tsBoot = path.join(ts.dir, "boot");
   fs.mkdirSync(tsBoot);
-  const program = parse(fs.readFileSync(path.join(REPO_ROOT, "examples", "yaml", "Pulumi.yaml"), "utf8")) as Record<string, unknown>;
+  const program = parse(fs.readFileSync(path.join(REPO_ROOT, "examples", "yaml", "Pulumi.yaml"), "utf8")) as Record<
+    string,
+    unknown
+  >;
   program.plugins = { providers: [{ name: "ramroot", path: path.join(REPO_ROOT, "provider", "plugin") }] };
   program.backend = { url: `file://${path.join(ts.dir, "state")}` };
   fs.writeFileSync(path.join(yamlDir, "Pulumi.yaml"), stringify(program));
-  const envVars = { PULUMI_BACKEND_URL: `file://${path.join(ts.dir, "state")}`, PULUMI_CONFIG_PASSPHRASE: "test", PULUMI_SKIP_UPDATE_CHECK: "true", PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION: "true", RAMROOT_IMAGE_CACHE: path.join(ts.dir, "images") };
+  const envVars = {
+    PULUMI_BACKEND_URL: `file://${path.join(ts.dir, "state")}`,
+    PULUMI_CONFIG_PASSPHRASE: "test",
+    PULUMI_SKIP_UPDATE_CHECK: "true",
+    PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION: "true",
+    RAMROOT_IMAGE_CACHE: path.join(ts.dir, "images"),
+  };
   const ws = await LocalWorkspace.create({ workDir: yamlDir, pulumiCommand: await pulumiCommand(), envVars });
-  yamlStack = await LocalWorkspace.createOrSelectStack({ stackName: "yaml", workDir: yamlDir }, { pulumiCommand: ws.pulumiCommand, envVars });
+  yamlStack = await LocalWorkspace.createOrSelectStack(
+    { stackName: "yaml", workDir: yamlDir },
+    { pulumiCommand: ws.pulumiCommand, envVars },
+  );
   // Objects in the stack file, as stacks/Pulumi.demo.yaml holds them.
   await yamlStack.setConfig("ramroot:append", { value: "quiet" }); // writes the stack file with its encryption salt
   await configure();
@@ -84,8 +110,12 @@ afterAll(async () => ts?.cleanup());
 
 test("a first deployment: both programs preview the same lines, and both deploy slot a", async () => {
   const lines = await previews();
-  for (const re of [/\+ ramroot:index:AbSystem/, /machine-slot-a/, /machine-boot-test/, /machine-syslinux/]) expect(lines.some((l) => re.test(l))).toBe(true);
-  for (const [stack, boot] of [[yamlStack, yamlBoot], [ts.stack, tsBoot]] as const) {
+  for (const re of [/\+ ramroot:index:AbSystem/, /machine-slot-a/, /machine-boot-test/, /machine-syslinux/])
+    expect(lines.some((l) => re.test(l))).toBe(true);
+  for (const [stack, boot] of [
+    [yamlStack, yamlBoot],
+    [ts.stack, tsBoot],
+  ] as const) {
     const up = await stack.up();
     expect(up.outputs.activeSlot?.value).toBe("a");
     const state = await inspectTarget({ kind: "local", path: boot }, ["a", "b"]);

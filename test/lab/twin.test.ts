@@ -20,7 +20,17 @@ let work: string;
 let repo: NasRepo;
 const running: string[] = [];
 /** The first test's machine (boot disk, data disk), booted again in the foreground by the second. */
-let machine: { disk: string; data: string; config: Record<string, unknown>; project: string; userKey: string; hostKeys: string[]; imageId: string } | undefined;
+let machine:
+  | {
+      disk: string;
+      data: string;
+      config: Record<string, unknown>;
+      project: string;
+      userKey: string;
+      hostKeys: string[];
+      imageId: string;
+    }
+  | undefined;
 
 beforeAll(async () => {
   work = fs.mkdtempSync(path.join(os.tmpdir(), "ramroot-twin-"));
@@ -78,15 +88,61 @@ test("a NAS image on the twin: strict ssh, the image id published, the slot read
   // The machine's boot disk, through the ramroot CLI: disk, slot a, syslinux DEFAULT a.
   const disk = path.join(work, "boot.img");
   await ramroot("disk", "create", "--size", "64", "--layout", "mbr", "--slots", "a,b", disk);
-  await ramroot("slot", "write", "--image", disk, "--slot", "a", "--kernel", kernel, "--initramfs", initramfs, "--image-id", imageId, "--plan-id", planId);
-  await ramroot("syslinux", "write", "--image", disk, "--default", "a", "--slots", "a", "--append", `rdinit=/sbin/init console=ttyS0 ramroot.image=${imageId} panic=10`);
+  await ramroot(
+    "slot",
+    "write",
+    "--image",
+    disk,
+    "--slot",
+    "a",
+    "--kernel",
+    kernel,
+    "--initramfs",
+    initramfs,
+    "--image-id",
+    imageId,
+    "--plan-id",
+    planId,
+  );
+  await ramroot(
+    "syslinux",
+    "write",
+    "--image",
+    disk,
+    "--default",
+    "a",
+    "--slots",
+    "a",
+    "--append",
+    `rdinit=/sbin/init console=ttyS0 ramroot.image=${imageId} panic=10`,
+  );
 
   const port = await freePort();
   const serialLog = path.join(work, "serial.log");
   const pidFile = path.join(work, "qemu.pid");
   const data = path.join(work, "data.img");
   await keepingSerialLog(serialLog, async () => {
-    const out = JSON.parse(await ramroot("vm", "--disk", disk, "--data", data, "--data-size", "64", "--data-label", "nasdata", "--ssh-port", String(port), "--serial-log", serialLog, "--pid-file", pidFile, "--watchdog", "--detach"));
+    const out = JSON.parse(
+      await ramroot(
+        "vm",
+        "--disk",
+        disk,
+        "--data",
+        data,
+        "--data-size",
+        "64",
+        "--data-label",
+        "nasdata",
+        "--ssh-port",
+        String(port),
+        "--serial-log",
+        serialLog,
+        "--pid-file",
+        pidFile,
+        "--watchdog",
+        "--detach",
+      ),
+    );
     running.push(pidFile);
     expect(out).toEqual(expect.objectContaining({ sshPort: port, pidFile, serialLog }));
     const ready = /dropbear: listening on port 22/;
@@ -99,10 +155,28 @@ test("a NAS image on the twin: strict ssh, the image id published, the slot read
     const knownHosts = path.join(ssh, "known_hosts");
     fs.writeFileSync(knownHosts, hostKeys.map((k) => `[127.0.0.1]:${port} ${k}\n`).join(""));
     const wrongKnownHosts = path.join(ssh, "known_hosts_wrong");
-    fs.writeFileSync(wrongKnownHosts, `[127.0.0.1]:${port} ${fs.readFileSync(`${userKey}.pub`, "utf8").split(" ").slice(0, 2).join(" ")}\n`);
+    fs.writeFileSync(
+      wrongKnownHosts,
+      `[127.0.0.1]:${port} ${fs.readFileSync(`${userKey}.pub`, "utf8").split(" ").slice(0, 2).join(" ")}\n`,
+    );
     const sshArgs = (known: string) => [
-      "-o", "StrictHostKeyChecking=yes", "-o", `UserKnownHostsFile=${known}`, "-o", "GlobalKnownHostsFile=/dev/null",
-      "-o", "BatchMode=yes", "-o", "IdentitiesOnly=yes", "-o", "ConnectTimeout=30", "-i", userKey, "-p", String(port), "root@127.0.0.1",
+      "-o",
+      "StrictHostKeyChecking=yes",
+      "-o",
+      `UserKnownHostsFile=${known}`,
+      "-o",
+      "GlobalKnownHostsFile=/dev/null",
+      "-o",
+      "BatchMode=yes",
+      "-o",
+      "IdentitiesOnly=yes",
+      "-o",
+      "ConnectTimeout=30",
+      "-i",
+      userKey,
+      "-p",
+      String(port),
+      "root@127.0.0.1",
     ];
     const onMachine = async (script: string) => (await execa("ssh", [...sshArgs(knownHosts), script])).stdout;
 
@@ -112,13 +186,24 @@ test("a NAS image on the twin: strict ssh, the image id published, the slot read
     const mounts = await onMachine("cat /proc/mounts");
     expect(mounts).toMatch(/ \/data ext4 rw/);
     expect(mounts).toMatch(/ \/media\/boot vfat rw/);
-    expect((await onMachine("cat /media/boot/a/manifest.json"))).toContain(imageId);
+    expect(await onMachine("cat /media/boot/a/manifest.json")).toContain(imageId);
     // The names the boot target uses (an 8.3-only name such as vmlinuz reads back in lower case).
     expect((await onMachine("ls /media/boot/a")).split("\n").sort()).toEqual(["initramfs", "manifest.json", "vmlinuz"]);
     // The boot side reads the slot over ssh from the running machine, as a deploy does.
-    const sshTarget = ["--ssh", "root@127.0.0.1:/media/boot", "--port", String(port), "--identity", userKey, "--known-hosts", knownHosts];
+    const sshTarget = [
+      "--ssh",
+      "root@127.0.0.1:/media/boot",
+      "--port",
+      String(port),
+      "--identity",
+      userKey,
+      "--known-hosts",
+      knownHosts,
+    ];
     const slotA = JSON.parse(await ramroot("slot", "show", "--slot", "a", ...sshTarget));
-    expect(slotA).toEqual(expect.objectContaining({ consistent: true, manifest: expect.objectContaining({ imageId }) }));
+    expect(slotA).toEqual(
+      expect.objectContaining({ consistent: true, manifest: expect.objectContaining({ imageId }) }),
+    );
     // Modules load through modprobe (modules.dep made at build): the NIC's driver is loaded.
     expect(await onMachine("cat /proc/modules")).toMatch(/^virtio_net /m);
     const note = `kept across reboots ${Date.now()}`;
@@ -132,7 +217,9 @@ test("a NAS image on the twin: strict ssh, the image id published, the slot read
     await execa("ssh", [...sshArgs(knownHosts), "reboot"], { reject: false });
     const second = await waitForConsole(serialLog, ready, { count: 2, timeoutMs: 600_000, pidFile });
     const secondBoot = Date.now();
-    const secondKeys = [...second.matchAll(/ramroot: ssh host key (\S+ AAAA\S+)/g)].map((m) => m[1]!).slice(hostKeys.length);
+    const secondKeys = [...second.matchAll(/ramroot: ssh host key (\S+ AAAA\S+)/g)]
+      .map((m) => m[1]!)
+      .slice(hostKeys.length);
     expect(secondKeys).toEqual(hostKeys);
     // The shutdown unmounted both disks: neither needed a repair on the way back.
     const afterReboot = second.slice(second.indexOf("Requesting system reboot"));
@@ -166,7 +253,20 @@ test("pulumi up over ssh to the running twin: the new image goes to slot b, DEFA
   const serialLog = path.join(work, "deploy-serial.log");
   const pidFile = path.join(work, "deploy-qemu.pid");
   await keepingSerialLog(serialLog, async () => {
-    await ramroot("vm", "--disk", m.disk, "--data", m.data, "--ssh-port", String(port), "--serial-log", serialLog, "--pid-file", pidFile, "--detach");
+    await ramroot(
+      "vm",
+      "--disk",
+      m.disk,
+      "--data",
+      m.data,
+      "--ssh-port",
+      String(port),
+      "--serial-log",
+      serialLog,
+      "--pid-file",
+      pidFile,
+      "--detach",
+    );
     running.push(pidFile);
     const ready = /dropbear: listening on port 22/;
     await waitForConsole(serialLog, ready, { timeoutMs: 600_000, pidFile });
@@ -177,7 +277,20 @@ test("pulumi up over ssh to the running twin: the new image goes to slot b, DEFA
     const sshConfig = path.join(ssh, "config");
     fs.writeFileSync(sshConfig, `Host 127.0.0.1\n  IdentityFile ${m.userKey}\n  IdentitiesOnly yes\n  BatchMode yes\n`);
     const onMachine = async (script: string) =>
-      (await execa("ssh", ["-F", sshConfig, "-o", "StrictHostKeyChecking=yes", "-o", `UserKnownHostsFile=${knownHosts}`, "-p", String(port), "root@127.0.0.1", script])).stdout;
+      (
+        await execa("ssh", [
+          "-F",
+          sshConfig,
+          "-o",
+          "StrictHostKeyChecking=yes",
+          "-o",
+          `UserKnownHostsFile=${knownHosts}`,
+          "-p",
+          String(port),
+          "root@127.0.0.1",
+          script,
+        ])
+      ).stdout;
 
     // The same machine config with one overlay file more: a new image.
     fs.mkdirSync(path.join(m.project, "root", "etc", "ramroot"), { recursive: true });
@@ -187,7 +300,17 @@ test("pulumi up over ssh to the running twin: the new image goes to slot b, DEFA
       process.env.RAMROOT_IMAGE_CACHE = path.join(env.dir, "images");
       const image = { ...m.config, overlay: path.join(m.project, "root"), cmdline: "console=ttyS0" };
       await env.stack.setAllConfig({
-        "ramroot:target": { value: JSON.stringify({ kind: "ssh", host: "127.0.0.1", port, user: "root", path: "/media/boot", knownHostsFile: knownHosts, sshConfigFile: sshConfig }) },
+        "ramroot:target": {
+          value: JSON.stringify({
+            kind: "ssh",
+            host: "127.0.0.1",
+            port,
+            user: "root",
+            path: "/media/boot",
+            knownHostsFile: knownHosts,
+            sshConfigFile: sshConfig,
+          }),
+        },
         "ramroot:image": { value: JSON.stringify(image) },
       });
       const up = await env.stack.up();
@@ -197,7 +320,22 @@ test("pulumi up over ssh to the running twin: the new image goes to slot b, DEFA
       expect(deployed).not.toBe(m.imageId);
       expect(await onMachine("sed -n 's/^DEFAULT //p' /media/boot/syslinux.cfg")).toBe("b");
 
-      await execa("ssh", ["-F", sshConfig, "-o", "StrictHostKeyChecking=yes", "-o", `UserKnownHostsFile=${knownHosts}`, "-p", String(port), "root@127.0.0.1", "reboot"], { reject: false });
+      await execa(
+        "ssh",
+        [
+          "-F",
+          sshConfig,
+          "-o",
+          "StrictHostKeyChecking=yes",
+          "-o",
+          `UserKnownHostsFile=${knownHosts}`,
+          "-p",
+          String(port),
+          "root@127.0.0.1",
+          "reboot",
+        ],
+        { reject: false },
+      );
       await waitForConsole(serialLog, ready, { count: 2, timeoutMs: 600_000, pidFile });
       expect((await onMachine("cat /run/ramroot/image-id")).trim()).toBe(deployed);
       expect(await onMachine("cat /etc/ramroot/release")).toBe("second");
@@ -214,10 +352,17 @@ test("pulumi up over ssh to the running twin: the new image goes to slot b, DEFA
 test("ramroot vm in the foreground: the console on the terminal and in the log, Ctrl-A X quits", async () => {
   if (!machine) throw new Error("needs the machine of the first test");
   const serialLog = path.join(work, "foreground.log");
-  const cli = execa(process.execPath, ramrootArgv("vm", "--disk", machine.disk, "--data", machine.data, "--serial-log", serialLog), { stdin: "pipe", reject: false });
+  const cli = execa(
+    process.execPath,
+    ramrootArgv("vm", "--disk", machine.disk, "--data", machine.data, "--serial-log", serialLog),
+    { stdin: "pipe", reject: false },
+  );
   let console = "";
   await new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`no kernel output on the terminal within 300 s:\n${console.slice(-2000)}`)), 300_000);
+    const timer = setTimeout(
+      () => reject(new Error(`no kernel output on the terminal within 300 s:\n${console.slice(-2000)}`)),
+      300_000,
+    );
     cli.stdout!.on("data", (chunk: Buffer) => {
       console += chunk.toString();
       if (/Run \/sbin\/init as init process/.test(console)) {

@@ -23,10 +23,21 @@ const timings: string[] = [];
 function freshEnv(extra: Record<string, string> = {}): Record<string, string> {
   const env: Record<string, string> = {};
   for (const [k, v] of Object.entries(process.env)) {
-    if (v === undefined || k.startsWith("PULUMI_") || k.startsWith("RAMROOT_") || k.startsWith("npm_") || k === "NODE_OPTIONS" || k === "JEST_WORKER_ID") continue;
+    if (
+      v === undefined ||
+      k.startsWith("PULUMI_") ||
+      k.startsWith("RAMROOT_") ||
+      k.startsWith("npm_") ||
+      k === "NODE_OPTIONS" ||
+      k === "JEST_WORKER_ID"
+    )
+      continue;
     env[k] = v;
   }
-  env.PATH = (process.env.PATH ?? "").split(path.delimiter).filter((p) => !p.startsWith(REPO_ROOT)).join(path.delimiter);
+  env.PATH = (process.env.PATH ?? "")
+    .split(path.delimiter)
+    .filter((p) => !p.startsWith(REPO_ROOT))
+    .join(path.delimiter);
   env.RAMROOT_IMAGE_CACHE = path.join(work, "images");
   return { ...env, ...extra };
 }
@@ -39,7 +50,14 @@ interface Run {
 /** Runs a line in bash in the clone (or a directory of it), stdout and stderr together, and times it. */
 async function sh(line: string, opts: { cwd?: string; env?: Record<string, string> } = {}): Promise<Run> {
   const start = Date.now();
-  const r = await execa("bash", ["-c", line], { cwd: opts.cwd ?? clone, env: freshEnv(opts.env), extendEnv: false, all: true, reject: false, stdin: "ignore" });
+  const r = await execa("bash", ["-c", line], {
+    cwd: opts.cwd ?? clone,
+    env: freshEnv(opts.env),
+    extendEnv: false,
+    all: true,
+    reject: false,
+    stdin: "ignore",
+  });
   timings.push(`${((Date.now() - start) / 1000).toFixed(0).padStart(4)} s  ${line}`);
   return { out: r.all ?? "", code: r.exitCode ?? -1 };
 }
@@ -77,7 +95,8 @@ test("the README's commands on a fresh clone do what the README says", async () 
 
   // "source .ramroot/env.sh; npx ramroot --help; npx pulumi preview --diff --stack demo"
   const help = await ok("source .ramroot/env.sh && npx ramroot --help");
-  for (const verb of ["build", "image", "status", "history", "rollback", "qemu"]) expect(help).toMatch(new RegExp(`^  ${verb}\\b`, "m"));
+  for (const verb of ["build", "image", "status", "history", "rollback", "qemu"])
+    expect(help).toMatch(new RegExp(`^  ${verb}\\b`, "m"));
   const preview = await ok("source .ramroot/env.sh && npx pulumi preview --diff --stack demo");
   expect(preview).toMatch(/Resources:\n\s+\d+ unchanged/);
 
@@ -91,7 +110,12 @@ test("the README's commands on a fresh clone do what the README says", async () 
   // the preview lists the file and the package, the new image goes to slot b, and DEFAULT flips"
   fs.writeFileSync(path.join(clone, "root", "etc", "ramroot", "message"), "edited by a newcomer\n");
   const stackFile = path.join(clone, "stacks", "Pulumi.demo.yaml");
-  fs.writeFileSync(stackFile, fs.readFileSync(stackFile, "utf8").replace("      - ramroot-init\n", "      - ramroot-init\n      - hello-ramroot\n"));
+  fs.writeFileSync(
+    stackFile,
+    fs
+      .readFileSync(stackFile, "utf8")
+      .replace("      - ramroot-init\n", "      - ramroot-init\n      - hello-ramroot\n"),
+  );
   const second = await ok("npm start", { env: { RAMROOT_SKIP_SMOKE: "1" } });
   const preview2 = previewOf(second);
   expect(preview2).toMatch(/\+ hello-ramroot *: "1\.0-r0"/);
@@ -107,9 +131,13 @@ test("the README's commands on a fresh clone do what the README says", async () 
 
   // "npx ramroot image diff --slot a --slot b shows the two slots' difference", from root/ too
   // ("relative paths are relative to the project directory ... also from a directory inside it")
-  const diff = await ok("source ../.ramroot/env.sh && npx ramroot image diff --slot a --slot b", { cwd: path.join(clone, "root") });
+  const diff = await ok("source ../.ramroot/env.sh && npx ramroot image diff --slot a --slot b", {
+    cwd: path.join(clone, "root"),
+  });
   expect(diff).toContain("+ package hello-ramroot 1.0-r0");
-  expect(diff).toMatch(/^hello-ramroot:\n(?: {2}.*\n)*? {2}\+ usr\/share\/hello-ramroot\/greeting {2}file 0644 0:0 \d+ [0-9a-f]{12}$/m);
+  expect(diff).toMatch(
+    /^hello-ramroot:\n(?: {2}.*\n)*? {2}\+ usr\/share\/hello-ramroot\/greeting {2}file 0644 0:0 \d+ [0-9a-f]{12}$/m,
+  );
   expect(diff).toMatch(/^ {2}~ etc\/ramroot\/message {2}size 24 -> 21, sha256 [0-9a-f]{12} -> [0-9a-f]{12}$/m);
 
   // The same two slots on an ssh target (a real sshd on loopback), copied off the demo's disk
@@ -118,7 +146,14 @@ test("the README's commands on a fresh clone do what the README says", async () 
   const bootDir = path.join(work, "ssh-boot");
   for (const slot of ["a", "b"]) {
     fs.mkdirSync(path.join(bootDir, slot), { recursive: true });
-    execFileSync("mcopy", ["-n", "-o", "-i", `${path.join(clone, ".ramroot", "demo", "disk.img")}@@1048576`, `::/${slot}/initramfs`, path.join(bootDir, slot, "initramfs")]);
+    execFileSync("mcopy", [
+      "-n",
+      "-o",
+      "-i",
+      `${path.join(clone, ".ramroot", "demo", "disk.img")}@@1048576`,
+      `::/${slot}/initramfs`,
+      path.join(bootDir, slot, "initramfs"),
+    ]);
   }
   const ssh = `--ssh root@127.0.0.1:${bootDir} --port ${sshd.port} --identity ${path.join(sshd.dir, "user_key")} --known-hosts ${sshd.knownHosts}`;
   const sshDiff = await ok(`source .ramroot/env.sh && npx ramroot image diff ${ssh} slot:a slot:b`);
@@ -143,7 +178,9 @@ test("the README's commands on a fresh clone do what the README says", async () 
     "ramroot: the stack's secrets need a passphrase and none is set: run `source .ramroot/env.sh` (the demo's), or set PULUMI_CONFIG_PASSPHRASE",
   );
   const noStack = await sh("source .ramroot/env.sh && npx ramroot status --stack nas-at-home");
-  expect(noStack.out).toContain('ramroot: no stack "nas-at-home" in this project: `npm start` creates the demo stack; for another one, `pulumi stack init nas-at-home`');
+  expect(noStack.out).toContain(
+    'ramroot: no stack "nas-at-home" in this project: `npm start` creates the demo stack; for another one, `pulumi stack init nas-at-home`',
+  );
 
   // The design is inside the repository: the README does not send a reader to ../shared/DESIGN.md.
   expect(fs.readFileSync(path.join(clone, "README.md"), "utf8")).not.toMatch(/DESIGN\.md/);

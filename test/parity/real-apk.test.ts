@@ -23,20 +23,41 @@ import { loadKeysDir } from "../../provider/apk/signature";
 import { alpineWorkspace, cachedMinirootfs, type AlpineWorkspace } from "../fixtures/alpine-minirootfs";
 import { buildParityRepos, BUILD_TIME, PARITY_WORLD, type ParityRepos } from "../fixtures/parity-repo";
 import { compileCli, type CompiledCli, type CliRun } from "../fixtures/ramroot-cli";
-import { readText, scriptsTarEntries, snapshotRoot, type PathState, type RootSnapshot } from "../fixtures/root-snapshot";
+import {
+  readText,
+  scriptsTarEntries,
+  snapshotRoot,
+  type PathState,
+  type RootSnapshot,
+} from "../fixtures/root-snapshot";
 
 jest.setTimeout(600_000);
 
 /** Paths whose difference is known and why; compared nowhere else unless said. */
 const NORMALISED: { pattern: RegExp; side: "apk" | "ramroot" | "both"; reason: string }[] = [
-  { pattern: /^lib\/apk\/db\/lock$/, side: "apk", reason: "apk's lock file, created whenever apk opens a database for writing; ramroot takes no lock" },
+  {
+    pattern: /^lib\/apk\/db\/lock$/,
+    side: "apk",
+    reason: "apk's lock file, created whenever apk opens a database for writing; ramroot takes no lock",
+  },
   {
     pattern: /^etc\/apk\/keys(\/.*)?$/,
     side: "ramroot",
-    reason: "ramroot installs the trusted public keys so the machine's own apk can verify its repositories; apk add --keys-dir reads them from outside the root",
+    reason:
+      "ramroot installs the trusted public keys so the machine's own apk can verify its repositories; apk add --keys-dir reads them from outside the root",
   },
-  { pattern: /^lib\/apk\/db\/scripts\.tar$/, side: "both", reason: "compared by entry names and contents in order (tar header bytes differ: apk writes the GNU 'ustar  ' magic)" },
-  { pattern: /^tmp\/(order|seen)\.log$/, side: "both", reason: "what scripts did and saw is compared line by line (trigger arguments as a set: apk passes them in its hash-table order)" },
+  {
+    pattern: /^lib\/apk\/db\/scripts\.tar$/,
+    side: "both",
+    reason:
+      "compared by entry names and contents in order (tar header bytes differ: apk writes the GNU 'ustar  ' magic)",
+  },
+  {
+    pattern: /^tmp\/(order|seen)\.log$/,
+    side: "both",
+    reason:
+      "what scripts did and saw is compared line by line (trigger arguments as a set: apk passes them in its hash-table order)",
+  },
 ];
 
 /** Test start: a file mtime at or after it was written during the run (the two runs' clocks differ). */
@@ -79,33 +100,60 @@ function logLines(root: string, file: string): string[] {
     });
 }
 
-
 /** Compares everything the two roots hold; returns what differs beyond NORMALISED. */
 function compareRoots(ws: AlpineWorkspace): Record<string, unknown> {
   const a = ws.host("/roots/apk");
   const r = ws.host("/roots/ramroot");
   return {
-    installed: readText(r, "lib/apk/db/installed") === readText(a, "lib/apk/db/installed") || { apk: readText(a, "lib/apk/db/installed"), ramroot: readText(r, "lib/apk/db/installed") },
-    world: readText(r, "etc/apk/world") === readText(a, "etc/apk/world") || { apk: readText(a, "etc/apk/world"), ramroot: readText(r, "etc/apk/world") },
-    triggers: readText(r, "lib/apk/db/triggers") === readText(a, "lib/apk/db/triggers") || { apk: readText(a, "lib/apk/db/triggers"), ramroot: readText(r, "lib/apk/db/triggers") },
-    repositories: readText(r, "etc/apk/repositories") === readText(a, "etc/apk/repositories") || { apk: readText(a, "etc/apk/repositories"), ramroot: readText(r, "etc/apk/repositories") },
-    scriptsTar: JSON.stringify(scriptsTarEntries(r)) === JSON.stringify(scriptsTarEntries(a)) || { apk: scriptsTarEntries(a).map((e) => e.name), ramroot: scriptsTarEntries(r).map((e) => e.name) },
-    order: JSON.stringify(logLines(r, "tmp/order.log")) === JSON.stringify(logLines(a, "tmp/order.log")) || { apk: logLines(a, "tmp/order.log"), ramroot: logLines(r, "tmp/order.log") },
+    installed: readText(r, "lib/apk/db/installed") === readText(a, "lib/apk/db/installed") || {
+      apk: readText(a, "lib/apk/db/installed"),
+      ramroot: readText(r, "lib/apk/db/installed"),
+    },
+    world: readText(r, "etc/apk/world") === readText(a, "etc/apk/world") || {
+      apk: readText(a, "etc/apk/world"),
+      ramroot: readText(r, "etc/apk/world"),
+    },
+    triggers: readText(r, "lib/apk/db/triggers") === readText(a, "lib/apk/db/triggers") || {
+      apk: readText(a, "lib/apk/db/triggers"),
+      ramroot: readText(r, "lib/apk/db/triggers"),
+    },
+    repositories: readText(r, "etc/apk/repositories") === readText(a, "etc/apk/repositories") || {
+      apk: readText(a, "etc/apk/repositories"),
+      ramroot: readText(r, "etc/apk/repositories"),
+    },
+    scriptsTar: JSON.stringify(scriptsTarEntries(r)) === JSON.stringify(scriptsTarEntries(a)) || {
+      apk: scriptsTarEntries(a).map((e) => e.name),
+      ramroot: scriptsTarEntries(r).map((e) => e.name),
+    },
+    order: JSON.stringify(logLines(r, "tmp/order.log")) === JSON.stringify(logLines(a, "tmp/order.log")) || {
+      apk: logLines(a, "tmp/order.log"),
+      ramroot: logLines(r, "tmp/order.log"),
+    },
     // Scripts see the same cwd, environment, /proc and /dev/null.
-    seen:
-      JSON.stringify(logLines(r, "tmp/seen.log").map((l) => l)) === JSON.stringify(logLines(a, "tmp/seen.log").map((l) => l)) || {
-        apk: logLines(a, "tmp/seen.log"),
-        ramroot: logLines(r, "tmp/seen.log"),
-      },
+    seen: JSON.stringify(logLines(r, "tmp/seen.log").map((l) => l)) ===
+      JSON.stringify(logLines(a, "tmp/seen.log").map((l) => l)) || {
+      apk: logLines(a, "tmp/seen.log"),
+      ramroot: logLines(r, "tmp/seen.log"),
+    },
     tree: unexplained(snapshotRoot(a), snapshotRoot(r)),
   };
 }
 
-const SAME = { installed: true, world: true, triggers: true, repositories: true, scriptsTar: true, order: true, seen: true, tree: [] };
+const SAME = {
+  installed: true,
+  world: true,
+  triggers: true,
+  repositories: true,
+  scriptsTar: true,
+  order: true,
+  seen: true,
+  tree: [],
+};
 
 /** Starts each step's script logs afresh in both roots. */
 function clearLogs(ws: AlpineWorkspace): void {
-  for (const root of ["/roots/apk", "/roots/ramroot"]) for (const f of ["tmp/order.log", "tmp/seen.log"]) fs.rmSync(ws.host(path.join(root, f)), { force: true });
+  for (const root of ["/roots/apk", "/roots/ramroot"])
+    for (const f of ["tmp/order.log", "tmp/seen.log"]) fs.rmSync(ws.host(path.join(root, f)), { force: true });
 }
 
 describe("ramroot against the real apk 2.14.4", () => {
@@ -120,8 +168,28 @@ describe("ramroot against the real apk 2.14.4", () => {
     repos = buildParityRepos(ws.host("/parity"), cachedMinirootfs());
     cli = await compileCli();
     fs.mkdirSync(ws.host("/roots/apk"), { recursive: true });
-    apkAdd = await ws.apk(["add", "--root", "/roots/apk", "--initdb", "--keys-dir", "/parity/keys", "--repository", "/parity/repo-v1", ...PARITY_WORLD]);
-    ramrootInstall = await cli.run(["apk", "install", "--root", ws.host("/roots/ramroot"), "--keys", repos.keysDir, "--repository", repos.v1, ...PARITY_WORLD]);
+    apkAdd = await ws.apk([
+      "add",
+      "--root",
+      "/roots/apk",
+      "--initdb",
+      "--keys-dir",
+      "/parity/keys",
+      "--repository",
+      "/parity/repo-v1",
+      ...PARITY_WORLD,
+    ]);
+    ramrootInstall = await cli.run([
+      "apk",
+      "install",
+      "--root",
+      ws.host("/roots/ramroot"),
+      "--keys",
+      repos.keysDir,
+      "--repository",
+      repos.v1,
+      ...PARITY_WORLD,
+    ]);
   });
 
   afterAll(() => {
@@ -153,7 +221,9 @@ describe("ramroot against the real apk 2.14.4", () => {
     expect(tree.get("usr/share/app/numeric")).toMatchObject({ uid: 4321, gid: 4321 });
     expect(tree.get("usr/share/app/changed")).toMatchObject({ uid: 1234, gid: 1234, mode: "600", mtime: BUILD_TIME });
     expect(tree.get("usr/lib/links/hard")!.links).toEqual(["usr/lib/links/real"]);
-    expect(scriptsTarEntries(ws.host("/roots/ramroot"))[0]!.name).toMatch(/^busybox-1\.36\.1-r29\.Q1[A-Za-z0-9+/]{27}=\.post-install$/);
+    expect(scriptsTarEntries(ws.host("/roots/ramroot"))[0]!.name).toMatch(
+      /^busybox-1\.36\.1-r29\.Q1[A-Za-z0-9+/]{27}=\.post-install$/,
+    );
   });
 
   test("real apk del on both roots: pre-deinstall scripts found in scripts.tar, the same result", async () => {
@@ -163,7 +233,9 @@ describe("ramroot against the real apk 2.14.4", () => {
     const r = await ws.apk(["--root", "/roots/ramroot", ...args]);
     expect(r.code).toBe(a.code);
     expect(r.stdout.replace(/\d+ MiB/, "")).toBe(a.stdout.replace(/\d+ MiB/, ""));
-    expect(logLines(ws.host("/roots/ramroot"), "tmp/order.log")).toEqual(expect.arrayContaining(["app pre-deinstall 1.0-r0", "app post-deinstall 1.0-r0"]));
+    expect(logLines(ws.host("/roots/ramroot"), "tmp/order.log")).toEqual(
+      expect.arrayContaining(["app pre-deinstall 1.0-r0", "app post-deinstall 1.0-r0"]),
+    );
     expect(compareRoots(ws)).toEqual(SAME);
   });
 
@@ -193,24 +265,52 @@ describe("ramroot against the real apk 2.14.4", () => {
 
   test("ramroot apk resolve --root answers as the real apk's simulated add and del on that root", async () => {
     await resolveAsApk([
-      { apk: ["--repository", "/parity/repo-v1", "add", "app", "links"], ramroot: ["--repository", repos.v1, "app", "links"] },
-      { apk: ["--repository", "/parity/repo-v1", "del", "over-b", "suid"], ramroot: ["--repository", repos.v1, "--del", "over-b", "--del", "suid"] },
+      {
+        apk: ["--repository", "/parity/repo-v1", "add", "app", "links"],
+        ramroot: ["--repository", repos.v1, "app", "links"],
+      },
+      {
+        apk: ["--repository", "/parity/repo-v1", "del", "over-b", "suid"],
+        ramroot: ["--repository", repos.v1, "--del", "over-b", "--del", "suid"],
+      },
       { apk: ["--repository", "/parity/repo-v2", "add", "app"], ramroot: ["--repository", repos.v2, "app"] },
     ]);
   });
 
   test("real apk upgrade from a newer repository on both roots: upgrade scripts, removed and added files alike", async () => {
     clearLogs(ws);
-    await ws.apk(["--root", "/roots/apk", "--keys-dir", "/parity/keys", "--repository", "/parity/repo-v1", "add", "app"]);
-    await ws.apk(["--root", "/roots/ramroot", "--keys-dir", "/parity/keys", "--repository", "/parity/repo-v1", "add", "app"]);
+    await ws.apk([
+      "--root",
+      "/roots/apk",
+      "--keys-dir",
+      "/parity/keys",
+      "--repository",
+      "/parity/repo-v1",
+      "add",
+      "app",
+    ]);
+    await ws.apk([
+      "--root",
+      "/roots/ramroot",
+      "--keys-dir",
+      "/parity/keys",
+      "--repository",
+      "/parity/repo-v1",
+      "add",
+      "app",
+    ]);
     clearLogs(ws);
-    await resolveAsApk([{ apk: ["--repository", "/parity/repo-v2", "upgrade"], ramroot: ["--repository", repos.v2, "--upgrade"] }]);
+    await resolveAsApk([
+      { apk: ["--repository", "/parity/repo-v2", "upgrade"], ramroot: ["--repository", repos.v2, "--upgrade"] },
+    ]);
     const args = ["--keys-dir", "/parity/keys", "--repository", "/parity/repo-v2", "upgrade"];
     const a = await ws.apk(["--root", "/roots/apk", ...args]);
     const r = await ws.apk(["--root", "/roots/ramroot", ...args]);
     expect(r.code).toBe(a.code);
     expect(a.stdout).toMatch(/Upgrading app \(1\.0-r0 -> 1\.1-r0\)/);
-    expect(logLines(ws.host("/roots/ramroot"), "tmp/order.log")).toEqual(expect.arrayContaining(["app pre-upgrade 1.1-r0 1.0-r0", "app post-upgrade 1.1-r0 1.0-r0"]));
+    expect(logLines(ws.host("/roots/ramroot"), "tmp/order.log")).toEqual(
+      expect.arrayContaining(["app pre-upgrade 1.1-r0 1.0-r0", "app post-upgrade 1.1-r0 1.0-r0"]),
+    );
     expect(fs.existsSync(ws.host("/roots/ramroot/usr/share/app/only-in-1"))).toBe(false);
     expect(compareRoots(ws)).toEqual(SAME);
   });
@@ -219,8 +319,19 @@ describe("ramroot against the real apk 2.14.4", () => {
     const root = ws.host("/roots/image");
     const keys = loadKeysDir(repos.keysDir);
     const loaded = await loadRepositories([repos.v1], { arch: "x86_64", keys });
-    const lock = resolvePackages(["app", "suid", "links"], loaded.flatMap((l) => l.packages), { arch: "x86_64" });
-    const result = await installPackages({ root, lock, arch: "x86_64", keys, locate: packageLocator(loaded), cacheDir: ws.host("/cache") });
+    const lock = resolvePackages(
+      ["app", "suid", "links"],
+      loaded.flatMap((l) => l.packages),
+      { arch: "x86_64" },
+    );
+    const result = await installPackages({
+      root,
+      lock,
+      arch: "x86_64",
+      keys,
+      locate: packageLocator(loaded),
+      cacheDir: ws.host("/cache"),
+    });
     expect(result.errors).toBe(0);
     const entries = new Map(collectEntries(root, result.manifest, new Set()).map((e) => [e.path, e]));
     expect(entries.get("usr/share/app/changed")).toMatchObject({ uid: 1234, gid: 1234, mode: 0o600 });

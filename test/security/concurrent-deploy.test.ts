@@ -35,7 +35,10 @@ echo "MACHINE-UP image=$image message=$(cat /etc/ramroot/message)"
 async function projectStack(name: string): Promise<Stack> {
   const dir = path.join(work, name);
   fs.mkdirSync(path.join(dir, "state"), { recursive: true });
-  fs.writeFileSync(path.join(dir, "index.js"), `module.exports = require(${JSON.stringify(path.join(REPO_ROOT, "dist", "components", "machine-program.js"))}).machineProgram();\n`);
+  fs.writeFileSync(
+    path.join(dir, "index.js"),
+    `module.exports = require(${JSON.stringify(path.join(REPO_ROOT, "dist", "components", "machine-program.js"))}).machineProgram();\n`,
+  );
   fs.symlinkSync(path.join(REPO_ROOT, "node_modules"), path.join(dir, "node_modules"));
   const projectSettings: ProjectWithPlugins = {
     name: `lease-${name}`,
@@ -121,7 +124,9 @@ test("the second of two concurrent deploys fails naming the lease holder; the di
   expect(holder.owner).toBe(`pulumi up: BootSlot a <- image ${firstImage.slice(0, 12)}`);
   // The loser says who held the lease (the owner, its user, pid and host), and wrote nothing.
   expect(lost).toBeDefined();
-  expect(lost).toContain(`"pulumi up: BootSlot a <- image ${firstImage.slice(0, 12)}" (user ${holder.user}, pid ${holder.pid} on host ${holder.host}`);
+  expect(lost).toContain(
+    `"pulumi up: BootSlot a <- image ${firstImage.slice(0, 12)}" (user ${holder.user}, pid ${holder.pid} on host ${holder.host}`,
+  );
   expect(await leaseOf()).toBeUndefined();
   const journal = await withTarget({ kind: "image", path: disk }, (t) => readJournal(t));
   expect(journal).toHaveLength(1);
@@ -131,7 +136,11 @@ test("the second of two concurrent deploys fails naming the lease holder; the di
   const copy = `${disk}.boot`;
   fs.copyFileSync(disk, copy);
   try {
-    const booted = await bootQemu({ media: { kind: "disk", image: copy }, marker: "MACHINE-UP image=", timeoutMs: 300_000 });
+    const booted = await bootQemu({
+      media: { kind: "disk", image: copy },
+      marker: "MACHINE-UP image=",
+      timeoutMs: 300_000,
+    });
     if (!booted.found) throw new Error(`the disk did not boot to its marker:\n${booted.log.slice(-2000)}`);
     const line = booted.log.split(/\r?\n/).find((l) => l.includes("MACHINE-UP image="))!;
     expect(line).toContain(`image=${firstImage} message=first`);

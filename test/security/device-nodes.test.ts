@@ -32,7 +32,14 @@ test("a char device, a block device and a FIFO from a package's data tar reach t
     const entries = new Map(collectEntries(staging, manifest, new Set()).map((e) => [e.path, e]));
     expect(entries.get("dev/initctl")).toMatchObject({ type: "fifo", mode: 0o620 });
     if (root) {
-      expect(entries.get("dev/ttyS9")).toMatchObject({ type: "char", mode: 0o660, uid: 0, gid: 5, rdevMajor: 4, rdevMinor: 73 });
+      expect(entries.get("dev/ttyS9")).toMatchObject({
+        type: "char",
+        mode: 0o660,
+        uid: 0,
+        gid: 5,
+        rdevMajor: 4,
+        rdevMinor: 73,
+      });
       expect(entries.get("dev/loop9")).toMatchObject({ type: "block", mode: 0o640, rdevMajor: 7, rdevMinor: 9 });
     }
   } finally {

@@ -63,7 +63,9 @@ function plantCanaries(dir: string): () => string {
       for (const name of fs.readdirSync(path.join(dir, rel)).sort()) {
         const p = path.join(rel, name);
         const st = fs.lstatSync(path.join(dir, p));
-        lines.push(`${p} ${st.mode.toString(8)} ${st.uid}:${st.gid} ${st.isFile() ? fs.readFileSync(path.join(dir, p), "hex") : ""}`);
+        lines.push(
+          `${p} ${st.mode.toString(8)} ${st.uid}:${st.gid} ${st.isFile() ? fs.readFileSync(path.join(dir, p), "hex") : ""}`,
+        );
         if (st.isDirectory()) walk(p);
       }
     };
@@ -81,12 +83,19 @@ function caseDir(name: string): string {
 
 function writeConfig(dir: string, config: Record<string, unknown>): string {
   const file = path.join(dir, "image.json");
-  fs.writeFileSync(file, JSON.stringify({ keys: [key.keysDir], kernel: "none", compression: "none", ...config }, null, 2));
+  fs.writeFileSync(
+    file,
+    JSON.stringify({ keys: [key.keysDir], kernel: "none", compression: "none", ...config }, null, 2),
+  );
   return file;
 }
 
 /** `ramroot build CONFIG` with the caches inside the case directory; resolves to the run and the child's peak RSS in KiB. */
-async function build(dir: string, configFile: string, extra: string[] = []): Promise<{ code: number; stdout: string; stderr: string; maxRssKiB: number }> {
+async function build(
+  dir: string,
+  configFile: string,
+  extra: string[] = [],
+): Promise<{ code: number; stdout: string; stderr: string; maxRssKiB: number }> {
   const { file, args } = cli.commandLine(["build", configFile, "--cache", path.join(dir, "images"), ...extra]);
   const r = await execa("/usr/bin/time", ["-f", "MAXRSS=%M", file, ...args], {
     reject: false,
@@ -106,7 +115,10 @@ describe("symlinks a package or the overlay put in the tree never lead ramroot's
       {
         spec: { name: "evil-links", version: "1.0-r0" },
         files: {
-          lib: { dir: true }, "lib/apk": { dir: true }, etc: { dir: true }, "etc/apk": { dir: true },
+          lib: { dir: true },
+          "lib/apk": { dir: true },
+          etc: { dir: true },
+          "etc/apk": { dir: true },
           "lib/apk/db": { symlink: path.join(host, "db") },
           "etc/apk/world": { symlink: path.join(host, "canary") },
           "lib/firmware": { symlink: path.join(host, "fw") },
@@ -121,7 +133,11 @@ describe("symlinks a package or the overlay put in the tree never lead ramroot's
     fs.mkdirSync(path.join(overlay, "etc"), { recursive: true });
     fs.symlinkSync(path.join(host, "overlay-target"), path.join(overlay, "etc/evil"));
     const config = writeConfig(dir, {
-      repositories: [repo], packages: ["evil-links"], overlay, hostname: "box", firmware: ["keep.bin"],
+      repositories: [repo],
+      packages: ["evil-links"],
+      overlay,
+      hostname: "box",
+      firmware: ["keep.bin"],
       files: [{ path: "/etc/evil/suid", content: "#!/bin/sh\n", mode: 0o4755 }],
     });
     const r = await build(dir, config);
@@ -172,7 +188,15 @@ describe("install scripts run in the sandbox", () => {
     try {
       const repo = buildRepo(dir, key, [
         ...userland(minirootfs),
-        { spec: { name: "escape", version: "1.0-r0", depends: ["busybox"], scripts: { "post-install": escapeScript(host).replace("$PORT_FILE", String(server.port)) } }, files: { "usr/share/escape": "x\n" } },
+        {
+          spec: {
+            name: "escape",
+            version: "1.0-r0",
+            depends: ["busybox"],
+            scripts: { "post-install": escapeScript(host).replace("$PORT_FILE", String(server.port)) },
+          },
+          files: { "usr/share/escape": "x\n" },
+        },
       ]);
       const r = await build(dir, writeConfig(dir, { repositories: [repo], packages: ["escape"] }));
       expect(r.code).not.toBe(0);
@@ -183,7 +207,10 @@ describe("install scripts run in the sandbox", () => {
       expect(server.connections()).toBe(0);
       expect(snapshot()).toBe(before);
       // allowScriptFailures builds it anyway, still without touching the host
-      const allowed = await build(dir, writeConfig(dir, { repositories: [repo], packages: ["escape"], allowScriptFailures: true }));
+      const allowed = await build(
+        dir,
+        writeConfig(dir, { repositories: [repo], packages: ["escape"], allowScriptFailures: true }),
+      );
       expect(allowed.code).toBe(0);
       expect(snapshot()).toBe(before);
     } finally {
@@ -196,7 +223,7 @@ describe("install scripts run in the sandbox", () => {
     "B=/bin/busybox",
     "echo hello > /tmp/from-script || exit 10",
     "$B test -c /dev/null && $B test -c /dev/console && $B test -e /proc/self/status || exit 11",
-    "[ \"$($B id -u)\" = 0 ] || exit 12",
+    '[ "$($B id -u)" = 0 ] || exit 12',
     "$B test -e /usr/share/good || exit 13",
     'if [ "$WANT_CHOWN" = yes ]; then $B chown 1234:1234 /usr/share/good && $B chmod 0600 /usr/share/good || exit 14; fi',
     "",
@@ -206,10 +233,30 @@ describe("install scripts run in the sandbox", () => {
     const dir = caseDir("good");
     const repo = buildRepo(dir, key, [
       ...userland(minirootfs),
-      { spec: { name: "good", version: "1.0-r0", depends: ["busybox"], scripts: { "post-install": goodScript.replace('"$WANT_CHOWN"', isRoot ? "yes" : "no") } }, files: { "usr/share/good": "x\n" } },
+      {
+        spec: {
+          name: "good",
+          version: "1.0-r0",
+          depends: ["busybox"],
+          scripts: { "post-install": goodScript.replace('"$WANT_CHOWN"', isRoot ? "yes" : "no") },
+        },
+        files: { "usr/share/good": "x\n" },
+      },
     ]);
     const root = path.join(dir, "root");
-    const r = await cli.run(["apk", "install", "--root", root, "--repository", repo, "--keys", key.keysDir, "--cache-dir", path.join(dir, "cache"), "good"]);
+    const r = await cli.run([
+      "apk",
+      "install",
+      "--root",
+      root,
+      "--repository",
+      repo,
+      "--keys",
+      key.keysDir,
+      "--cache-dir",
+      path.join(dir, "cache"),
+      "good",
+    ]);
     expect({ code: r.code, stderr: r.stderr }).toMatchObject({ code: 0 });
     expect(fs.readFileSync(path.join(root, "tmp/from-script"), "utf8")).toBe("hello\n");
     if (isRoot) {
@@ -227,8 +274,24 @@ describe("install scripts run in the sandbox", () => {
     const before = snapshot();
     const repo = buildRepo(dir, key, [
       ...userland(minirootfs),
-      { spec: { name: "escape", version: "1.0-r0", depends: ["busybox"], scripts: { "post-install": escapeScript(host).replace("$PORT_FILE", "9") } }, files: { "usr/share/escape": "x\n" } },
-      { spec: { name: "good", version: "1.0-r0", depends: ["busybox"], scripts: { "post-install": goodScript.replace('"$WANT_CHOWN"', "no") } }, files: { "usr/share/good": "x\n" } },
+      {
+        spec: {
+          name: "escape",
+          version: "1.0-r0",
+          depends: ["busybox"],
+          scripts: { "post-install": escapeScript(host).replace("$PORT_FILE", "9") },
+        },
+        files: { "usr/share/escape": "x\n" },
+      },
+      {
+        spec: {
+          name: "good",
+          version: "1.0-r0",
+          depends: ["busybox"],
+          scripts: { "post-install": goodScript.replace('"$WANT_CHOWN"', "no") },
+        },
+        files: { "usr/share/good": "x\n" },
+      },
     ]);
     fs.chmodSync(path.join(dir, "repo"), 0o755);
     const asNobody = (args: string[]) => {
@@ -240,12 +303,32 @@ describe("install scripts run in the sandbox", () => {
     };
     const userns = fs.readFileSync("/proc/sys/user/max_user_namespaces", "utf8").trim();
     expect(Number(userns)).toBeGreaterThan(0); // unprivileged user namespaces are enabled here
-    const bad = await asNobody(["apk", "install", "--root", path.join(dir, "root-escape"), "--repository", repo, "--keys", key.keysDir, "escape"]);
+    const bad = await asNobody([
+      "apk",
+      "install",
+      "--root",
+      path.join(dir, "root-escape"),
+      "--repository",
+      repo,
+      "--keys",
+      key.keysDir,
+      "escape",
+    ]);
     expect(bad.exitCode).not.toBe(0);
     expect(bad.stderr).toMatch(/escape-1\.0-r0\.post-install exited with 1/);
     expect(bad.stderr).not.toMatch(/ESCAPED|read the host canary/);
     expect(snapshot()).toBe(before);
-    const good = await asNobody(["apk", "install", "--root", path.join(dir, "root-good"), "--repository", repo, "--keys", key.keysDir, "good"]);
+    const good = await asNobody([
+      "apk",
+      "install",
+      "--root",
+      path.join(dir, "root-good"),
+      "--repository",
+      repo,
+      "--keys",
+      key.keysDir,
+      "good",
+    ]);
     expect({ code: good.exitCode, stderr: good.stderr }).toMatchObject({ code: 0 });
     expect(fs.readFileSync(path.join(dir, "root-good/tmp/from-script"), "utf8")).toBe("hello\n");
     expect(fs.statSync(path.join(dir, "root-good/usr/share/good")).uid).toBe(65534);
@@ -259,7 +342,9 @@ describe("names and versions from an index become file names only when they are 
     const snapshot = plantCanaries(host);
     fs.writeFileSync(path.join(host, "pkgname-1.0-r0.apk"), "not a package: the host's file\n");
     const before = snapshot();
-    const repo = buildRepo(dir, key, [{ spec: { name: "victim", version: "1.0-r0" }, files: { "usr/share/victim": "v\n" } }]);
+    const repo = buildRepo(dir, key, [
+      { spec: { name: "victim", version: "1.0-r0" }, files: { "usr/share/victim": "v\n" } },
+    ]);
     const archDir = path.join(repo, "x86_64");
     const records = indexRecords(archDir);
     const evilName = "../../host/pkgname";
@@ -274,9 +359,15 @@ describe("names and versions from an index become file names only when they are 
 
   test("an inline file at / or . is refused at validation, naming the field", async () => {
     const dir = caseDir("inline-root");
-    const repo = buildRepo(dir, key, [{ spec: { name: "victim", version: "1.0-r0" }, files: { "usr/share/victim": "v\n" } }]);
+    const repo = buildRepo(dir, key, [
+      { spec: { name: "victim", version: "1.0-r0" }, files: { "usr/share/victim": "v\n" } },
+    ]);
     for (const p of ["/", ".", "/./"]) {
-      const r = await build(dir, writeConfig(dir, { repositories: [repo], packages: ["victim"], files: [{ path: p, content: "x" }] }), ["--plan-only"]);
+      const r = await build(
+        dir,
+        writeConfig(dir, { repositories: [repo], packages: ["victim"], files: [{ path: p, content: "x" }] }),
+        ["--plan-only"],
+      );
       expect(r.code).not.toBe(0);
       expect(r.stderr).toMatch(/files.*path|path.*not the root itself/s);
     }
@@ -299,7 +390,11 @@ describe("decompression bombs are refused before they are inflated, under 300 MB
     expect(r.stderr).toMatch(/not signed by a trusted key/);
     expect(r.maxRssKiB).toBeLessThan(LIMIT_KIB);
     // Even when untrusted indexes are allowed, inflating stops at the limit.
-    const untrusted = await build(dir, writeConfig(dir, { repositories: [path.join(dir, "repo")], packages: ["x"], allowUntrusted: true }), ["--plan-only"]);
+    const untrusted = await build(
+      dir,
+      writeConfig(dir, { repositories: [path.join(dir, "repo")], packages: ["x"], allowUntrusted: true }),
+      ["--plan-only"],
+    );
     expect(untrusted.code).not.toBe(0);
     expect(untrusted.stderr).toMatch(/decompression bomb/);
     expect(untrusted.maxRssKiB).toBeLessThan(LIMIT_KIB);
@@ -307,7 +402,9 @@ describe("decompression bombs are refused before they are inflated, under 300 MB
 
   test("a 1.5 MB tampered .apk whose data member is a bomb (control and index record intact)", async () => {
     const dir = caseDir("apk-bomb");
-    const repo = buildRepo(dir, key, [{ spec: { name: "bomb", version: "1.0-r0" }, files: { "usr/share/bomb": "small\n" } }]);
+    const repo = buildRepo(dir, key, [
+      { spec: { name: "bomb", version: "1.0-r0" }, files: { "usr/share/bomb": "small\n" } },
+    ]);
     const archDir = path.join(repo, "x86_64");
     const apkFile = path.join(archDir, "bomb-1.0-r0.apk");
     const good = fs.readFileSync(apkFile);
@@ -356,8 +453,18 @@ describe("a remote index cannot go back in time", () => {
 
   test("after evil 2.0-r0 was seen, an older signed index offering 1.0-r0 is refused unless allowDowngrade; a damaged cached index is fetched again", async () => {
     const dir = caseDir("downgrade");
-    const v2 = buildRepo(dir, key, [{ spec: { name: "evil", version: "2.0-r0" }, files: { "usr/share/evil": "2\n" } }], { name: "v2", buildTime: 1_700_100_000 });
-    const v1 = buildRepo(dir, key, [{ spec: { name: "evil", version: "1.0-r0" }, files: { "usr/share/evil": "1\n" } }], { name: "v1", buildTime: 1_700_000_000 });
+    const v2 = buildRepo(
+      dir,
+      key,
+      [{ spec: { name: "evil", version: "2.0-r0" }, files: { "usr/share/evil": "2\n" } }],
+      { name: "v2", buildTime: 1_700_100_000 },
+    );
+    const v1 = buildRepo(
+      dir,
+      key,
+      [{ spec: { name: "evil", version: "1.0-r0" }, files: { "usr/share/evil": "1\n" } }],
+      { name: "v1", buildTime: 1_700_000_000 },
+    );
     let serving = v2;
     const server = await serve(() => serving);
     try {
@@ -383,7 +490,11 @@ describe("a remote index cannot go back in time", () => {
       expect(replay.stderr).toMatch(/evil 1\.0-r0 is lower than the 2\.0-r0 seen on/);
       expect(replay.stderr).toMatch(/allowDowngrade: true/);
 
-      const allowed = await build(dir, writeConfig(dir, { repositories: [server.url], packages: ["evil"], allowDowngrade: true }), ["--plan-only"]);
+      const allowed = await build(
+        dir,
+        writeConfig(dir, { repositories: [server.url], packages: ["evil"], allowDowngrade: true }),
+        ["--plan-only"],
+      );
       expect({ code: allowed.code, stderr: allowed.stderr }).toMatchObject({ code: 0 });
       expect(JSON.parse(allowed.stdout).packages).toEqual({ evil: "1.0-r0" });
       expect(allowed.stderr).toMatch(/accepted although evil 1\.0-r0 is lower/);

@@ -36,55 +36,112 @@ async function mcopyRunning(image: string, source?: string): Promise<boolean> {
     } catch {
       continue;
     }
-    if (path.basename(args[0] ?? "") === "mcopy" && args.some((a) => a.startsWith(image)) && (source === undefined || args.includes(source))) return true;
+    if (
+      path.basename(args[0] ?? "") === "mcopy" &&
+      args.some((a) => a.startsWith(image)) &&
+      (source === undefined || args.includes(source))
+    )
+      return true;
   }
   return false;
 }
 
-test.each(["SIGKILL", "SIGTERM"] as const)("killed by %s mid-copy: no scratch left, the slot as it was, the lease taken over", async (signal) => {
-  const image = path.join(work, `disk-${signal}.img`);
-  await createDisk({ output: image, sizeMiB: 300, layout: "mbr", slots: ["a", "b"] });
-  const kernel = path.join(work, "k");
-  fs.writeFileSync(kernel, "old kernel");
-  const first = await cli.run(["slot", "write", "--image", image, "--slot", "b", "--kernel", kernel, "--initramfs", kernel, "--image-id", "old"]);
-  expect(first.code).toBe(0);
-  const big = path.join(work, "big");
-  const fd = fs.openSync(big, "w");
-  for (let i = 0; i < 200; i++) fs.writeSync(fd, Buffer.alloc(1 << 20, i));
-  fs.closeSync(fd);
+test.each(["SIGKILL", "SIGTERM"] as const)(
+  "killed by %s mid-copy: no scratch left, the slot as it was, the lease taken over",
+  async (signal) => {
+    const image = path.join(work, `disk-${signal}.img`);
+    await createDisk({ output: image, sizeMiB: 300, layout: "mbr", slots: ["a", "b"] });
+    const kernel = path.join(work, "k");
+    fs.writeFileSync(kernel, "old kernel");
+    const first = await cli.run([
+      "slot",
+      "write",
+      "--image",
+      image,
+      "--slot",
+      "b",
+      "--kernel",
+      kernel,
+      "--initramfs",
+      kernel,
+      "--image-id",
+      "old",
+    ]);
+    expect(first.code).toBe(0);
+    const big = path.join(work, "big");
+    const fd = fs.openSync(big, "w");
+    for (let i = 0; i < 200; i++) fs.writeSync(fd, Buffer.alloc(1 << 20, i));
+    fs.closeSync(fd);
 
-  const deploy: ResultPromise = execa(process.execPath, ["-e", cli.script, "--", "slot", "write", "--image", image, "--slot", "b", "--kernel", kernel, "--initramfs", big, "--image-id", "new"], { reject: false });
-  const pid = deploy.pid!;
-  while (!(await mcopyRunning(image, big))) {
-    if (deploy.exitCode !== null && deploy.exitCode !== undefined) throw new Error(`ended before the copy: ${(await deploy).stderr}`);
-    await sleep(5);
-  }
-  expect(scratchOf(pid)).toHaveLength(1);
-  process.kill(pid, signal);
-  expect((await deploy).exitCode === 0).toBe(false);
-  if (signal === "SIGTERM") expect(scratchOf(pid)).toEqual([]);
-  // A flock child may still finish the mcopy it started; wait for the image to be free.
-  while (await mcopyRunning(image)) await sleep(100);
+    const deploy: ResultPromise = execa(
+      process.execPath,
+      [
+        "-e",
+        cli.script,
+        "--",
+        "slot",
+        "write",
+        "--image",
+        image,
+        "--slot",
+        "b",
+        "--kernel",
+        kernel,
+        "--initramfs",
+        big,
+        "--image-id",
+        "new",
+      ],
+      { reject: false },
+    );
+    const pid = deploy.pid!;
+    while (!(await mcopyRunning(image, big))) {
+      if (deploy.exitCode !== null && deploy.exitCode !== undefined)
+        throw new Error(`ended before the copy: ${(await deploy).stderr}`);
+      await sleep(5);
+    }
+    expect(scratchOf(pid)).toHaveLength(1);
+    process.kill(pid, signal);
+    expect((await deploy).exitCode === 0).toBe(false);
+    if (signal === "SIGTERM") expect(scratchOf(pid)).toEqual([]);
+    // A flock child may still finish the mcopy it started; wait for the image to be free.
+    while (await mcopyRunning(image)) await sleep(100);
 
-  const target = await openTarget({ kind: "image", path: image });
-  try {
-    expect(scratchOf(pid)).toEqual([]); // swept by this open when the process was killed outright
-    const slot = await readSlot(target, "b");
-    expect(slot?.manifest?.imageId).toBe("old");
-    expect(slot?.consistent).toBe(true);
-    expect((await readLease(target))?.pid).toBe(pid); // left behind by the killed writer
-  } finally {
-    await target.close();
-  }
-  // The next writer takes the dead writer's lease over and clears the leftovers of the cut copy.
-  const again = await cli.run(["slot", "write", "--image", image, "--slot", "b", "--kernel", kernel, "--initramfs", kernel, "--image-id", "next"]);
-  expect(again.code).toBe(0);
-  expect(again.stderr).toMatch(new RegExp(`taking over the lease of "ramroot slot write --slot b" .*: its process ${pid} on .* is gone`));
-  const after = await openTarget({ kind: "image", path: image });
-  try {
-    expect((await after.list("b")).sort()).toEqual(["initramfs", "manifest.json", "vmlinuz"]);
-    expect(await readLease(after)).toBeUndefined();
-  } finally {
-    await after.close();
-  }
-});
+    const target = await openTarget({ kind: "image", path: image });
+    try {
+      expect(scratchOf(pid)).toEqual([]); // swept by this open when the process was killed outright
+      const slot = await readSlot(target, "b");
+      expect(slot?.manifest?.imageId).toBe("old");
+      expect(slot?.consistent).toBe(true);
+      expect((await readLease(target))?.pid).toBe(pid); // left behind by the killed writer
+    } finally {
+      await target.close();
+    }
+    // The next writer takes the dead writer's lease over and clears the leftovers of the cut copy.
+    const again = await cli.run([
+      "slot",
+      "write",
+      "--image",
+      image,
+      "--slot",
+      "b",
+      "--kernel",
+      kernel,
+      "--initramfs",
+      kernel,
+      "--image-id",
+      "next",
+    ]);
+    expect(again.code).toBe(0);
+    expect(again.stderr).toMatch(
+      new RegExp(`taking over the lease of "ramroot slot write --slot b" .*: its process ${pid} on .* is gone`),
+    );
+    const after = await openTarget({ kind: "image", path: image });
+    try {
+      expect((await after.list("b")).sort()).toEqual(["initramfs", "manifest.json", "vmlinuz"]);
+      expect(await readLease(after)).toBeUndefined();
+    } finally {
+      await after.close();
+    }
+  },
+);

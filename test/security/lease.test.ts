@@ -3,7 +3,15 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { createDisk } from "../../provider/boot/disk-create";
-import { acquireLease, LEASE_DIR, LEASE_RECORD, LeaseHeldError, readLease, withLease, type LeaseRecord } from "../../provider/boot/lease";
+import {
+  acquireLease,
+  LEASE_DIR,
+  LEASE_RECORD,
+  LeaseHeldError,
+  readLease,
+  withLease,
+  type LeaseRecord,
+} from "../../provider/boot/lease";
 import { writeSlot } from "../../provider/boot/slot";
 import { openTarget, type BootTarget, type TargetSpec } from "../../provider/boot/target";
 
@@ -68,11 +76,23 @@ test("a live lease of another process refuses a writer, naming the holder; a wai
       await plant(target, record({ pid: holder.pid! }));
       const refused = await acquireLease(target, { owner: "second" }).catch((e: unknown) => e);
       expect(refused).toBeInstanceOf(LeaseHeldError);
-      expect(String(refused)).toMatch(new RegExp(`${kind} .* is leased by "pulumi up: BootSlot b <- image 0123456789ab" \\(user alice, pid ${holder.pid} on host ${os.hostname()}, since .*\\) until `));
+      expect(String(refused)).toMatch(
+        new RegExp(
+          `${kind} .* is leased by "pulumi up: BootSlot b <- image 0123456789ab" \\(user alice, pid ${holder.pid} on host ${os.hostname()}, since .*\\) until `,
+        ),
+      );
       // A slot write under the lease is refused before anything is written.
       const kernel = path.join(dir, "k");
       fs.writeFileSync(kernel, "kernel");
-      await expect(withLease(target, { owner: "slot writer" }, () => writeSlot(target, { slot: "a", files: { kernel, initramfs: kernel }, manifest: { imageId: "i", planId: "p" } }))).rejects.toThrow(/is leased by/);
+      await expect(
+        withLease(target, { owner: "slot writer" }, () =>
+          writeSlot(target, {
+            slot: "a",
+            files: { kernel, initramfs: kernel },
+            manifest: { imageId: "i", planId: "p" },
+          }),
+        ),
+      ).rejects.toThrow(/is leased by/);
       expect(await target.list("a")).toEqual([]);
 
       const messages: string[] = [];
@@ -99,12 +119,18 @@ test("an expired lease of another host is taken over with a message; a lost leas
       await plant(target, old);
       const messages: string[] = [];
       const lease = await acquireLease(target, { owner: "taker", log: (m) => messages.push(m) });
-      expect(messages).toEqual([expect.stringMatching(/taking over the lease of "pulumi up: BootSlot b .*pid 4242 on host elsewhere.*: it expired at /)]);
+      expect(messages).toEqual([
+        expect.stringMatching(
+          /taking over the lease of "pulumi up: BootSlot b .*pid 4242 on host elsewhere.*: it expired at /,
+        ),
+      ]);
       await lease.assertHeld(target);
       // Someone takes it away (here: by hand): the holder notices at its next check.
       await target.remove(LEASE_DIR);
       await plant(target, record({ owner: "intruder", host: "elsewhere", token: "f".repeat(32) }));
-      await expect(lease.assertHeld(target)).rejects.toThrow(/lost its lease on the boot target \(now held by "intruder"/);
+      await expect(lease.assertHeld(target)).rejects.toThrow(
+        /lost its lease on the boot target \(now held by "intruder"/,
+      );
       await lease.release(target); // not its lease any more: left alone
       expect((await readLease(target))?.owner).toBe("intruder");
     } finally {

@@ -8,7 +8,10 @@ jest.setTimeout(120_000);
 
 const PLUGIN = path.resolve(__dirname, "..", "..", "provider", "plugin", "pulumi-resource-ramroot");
 
-test.each([["SIGTERM", 143], ["SIGINT", 130]] as const)("the plugin ends on %s", async (signal, code) => {
+test.each([
+  ["SIGTERM", 143],
+  ["SIGINT", 130],
+] as const)("the plugin ends on %s", async (signal, code) => {
   expect(fs.existsSync(PLUGIN)).toBe(true);
   const child = spawn(PLUGIN, [], { stdio: ["ignore", "pipe", "pipe"] });
   const port = await new Promise<string>((resolve, reject) => {

@@ -50,58 +50,98 @@ function file(name: string, size: number): string {
   const fd = fs.openSync(p, "w");
   const chunk = Buffer.alloc(1 << 20);
   for (let done = 0; done < size; done += chunk.length) {
-    for (let i = 0; i < chunk.length; i += 4) chunk.writeUInt32LE((done + i) * 2654435761 >>> 0, i);
+    for (let i = 0; i < chunk.length; i += 4) chunk.writeUInt32LE(((done + i) * 2654435761) >>> 0, i);
     fs.writeSync(fd, chunk, 0, Math.min(chunk.length, size - done));
   }
   fs.closeSync(fd);
   return p;
 }
 
-test.each(["SIGKILL", "SIGTERM", "SIGINT"] as const)("a deploy killed by %s mid-copy leaves no key, no live master, no socket; the slot is untouched", async (signal) => {
-  const key = path.join(work, "id");
-  fs.writeFileSync(key, sshd.userKey, { mode: 0o600 });
-  const kernel = file("vmlinuz", 1 << 20);
-  const initramfs = file(`initramfs-${signal}`, 80 << 20);
-  const args = ["slot", "write", "--ssh", `root@127.0.0.1:${root}`, "--port", String(sshd.port), "--identity", key, "--known-hosts", sshd.knownHosts, "--slot", "b", "--kernel", kernel, "--initramfs", initramfs];
-  const deploy: ResultPromise = execa(process.execPath, ["-e", cli.script, "--", ...args], { reject: false });
-  const pid = deploy.pid!;
-  // Mid-copy: the initramfs is arriving under its temporary name on the target.
-  for (;;) {
-    const staging = fs.existsSync(path.join(root, "b")) ? fs.readdirSync(path.join(root, "b")).filter((n) => n.startsWith("initramfs.new.tmp-")) : [];
-    if (staging.some((n) => fs.statSync(path.join(root, "b", n)).size > 4 << 20)) break;
-    if (deploy.exitCode !== null && deploy.exitCode !== undefined) throw new Error(`the deploy ended before the copy: ${(await deploy).stderr}`);
-    await sleep(50);
-  }
-  const [session] = sessions(pid);
-  expect(session).toBeDefined();
-  // The key was only on disk while the master authenticated.
-  expect(fs.existsSync(path.join(session!, "key"))).toBe(false);
-  expect(await processesNaming(session!)).not.toEqual([]); // the master is up, carrying the copy
+test.each(["SIGKILL", "SIGTERM", "SIGINT"] as const)(
+  "a deploy killed by %s mid-copy leaves no key, no live master, no socket; the slot is untouched",
+  async (signal) => {
+    const key = path.join(work, "id");
+    fs.writeFileSync(key, sshd.userKey, { mode: 0o600 });
+    const kernel = file("vmlinuz", 1 << 20);
+    const initramfs = file(`initramfs-${signal}`, 80 << 20);
+    const args = [
+      "slot",
+      "write",
+      "--ssh",
+      `root@127.0.0.1:${root}`,
+      "--port",
+      String(sshd.port),
+      "--identity",
+      key,
+      "--known-hosts",
+      sshd.knownHosts,
+      "--slot",
+      "b",
+      "--kernel",
+      kernel,
+      "--initramfs",
+      initramfs,
+    ];
+    const deploy: ResultPromise = execa(process.execPath, ["-e", cli.script, "--", ...args], { reject: false });
+    const pid = deploy.pid!;
+    // Mid-copy: the initramfs is arriving under its temporary name on the target.
+    for (;;) {
+      const staging = fs.existsSync(path.join(root, "b"))
+        ? fs.readdirSync(path.join(root, "b")).filter((n) => n.startsWith("initramfs.new.tmp-"))
+        : [];
+      if (staging.some((n) => fs.statSync(path.join(root, "b", n)).size > 4 << 20)) break;
+      if (deploy.exitCode !== null && deploy.exitCode !== undefined)
+        throw new Error(`the deploy ended before the copy: ${(await deploy).stderr}`);
+      await sleep(50);
+    }
+    const [session] = sessions(pid);
+    expect(session).toBeDefined();
+    // The key was only on disk while the master authenticated.
+    expect(fs.existsSync(path.join(session!, "key"))).toBe(false);
+    expect(await processesNaming(session!)).not.toEqual([]); // the master is up, carrying the copy
 
-  process.kill(pid, signal);
-  const ended = await deploy;
-  expect(ended.exitCode === 0).toBe(false);
+    process.kill(pid, signal);
+    const ended = await deploy;
+    expect(ended.exitCode === 0).toBe(false);
 
-  // No master survives: one that was told to exit is gone at once, one orphaned by SIGKILL
-  // within its few idle seconds (ControlPersist) after the cut copy ends.
-  for (;;) {
-    if ((await processesNaming(session!)).length === 0 && !fs.existsSync(path.join(session!, "cm"))) break;
-    await sleep(250);
-  }
-  if (signal === "SIGKILL") {
-    expect(fs.readdirSync(session!)).toEqual([]); // nothing usable: no key, no socket
-  } else {
-    expect(fs.existsSync(session!)).toBe(false); // the exit path removed the whole directory
-  }
-  // Nothing of the cut copy stays on the target, and the next session sweeps stale directories.
-  for (;;) {
-    if (!fs.existsSync(path.join(root, "b")) || fs.readdirSync(path.join(root, "b")).every((n) => !n.includes(".tmp-"))) break;
-    await sleep(250);
-  }
-  expect(fs.existsSync(path.join(root, "b", "initramfs"))).toBe(false);
-  const show = await cli.run(["slot", "show", "--ssh", `root@127.0.0.1:${root}`, "--port", String(sshd.port), "--identity", key, "--known-hosts", sshd.knownHosts, "--slot", "b"]);
-  expect(show.code).toBe(0);
-  expect(fs.existsSync(session!)).toBe(false);
-  // The killed writer's lease stays on the target, and the next writer takes it over (its
-  // process is gone from this host): the next case starts with that.
-});
+    // No master survives: one that was told to exit is gone at once, one orphaned by SIGKILL
+    // within its few idle seconds (ControlPersist) after the cut copy ends.
+    for (;;) {
+      if ((await processesNaming(session!)).length === 0 && !fs.existsSync(path.join(session!, "cm"))) break;
+      await sleep(250);
+    }
+    if (signal === "SIGKILL") {
+      expect(fs.readdirSync(session!)).toEqual([]); // nothing usable: no key, no socket
+    } else {
+      expect(fs.existsSync(session!)).toBe(false); // the exit path removed the whole directory
+    }
+    // Nothing of the cut copy stays on the target, and the next session sweeps stale directories.
+    for (;;) {
+      if (
+        !fs.existsSync(path.join(root, "b")) ||
+        fs.readdirSync(path.join(root, "b")).every((n) => !n.includes(".tmp-"))
+      )
+        break;
+      await sleep(250);
+    }
+    expect(fs.existsSync(path.join(root, "b", "initramfs"))).toBe(false);
+    const show = await cli.run([
+      "slot",
+      "show",
+      "--ssh",
+      `root@127.0.0.1:${root}`,
+      "--port",
+      String(sshd.port),
+      "--identity",
+      key,
+      "--known-hosts",
+      sshd.knownHosts,
+      "--slot",
+      "b",
+    ]);
+    expect(show.code).toBe(0);
+    expect(fs.existsSync(session!)).toBe(false);
+    // The killed writer's lease stays on the target, and the next writer takes it over (its
+    // process is gone from this host): the next case starts with that.
+  },
+);

@@ -49,7 +49,7 @@ function rootWithLinks(links: Record<string, string>): string {
 }
 
 test("resolve follows symlinks inside the root and refuses climbing out", () => {
-  const root = rootWithLinks({ "bin": "/usr/bin", "up": "../..", "abs": "/", "usr/lib/x": "../../etc" });
+  const root = rootWithLinks({ bin: "/usr/bin", up: "../..", abs: "/", "usr/lib/x": "../../etc" });
   fs.mkdirSync(path.join(root, "usr/bin"), { recursive: true });
   const s = new StagingRoot(root);
   expect(s.resolve("bin/sh")).toBe(path.join(root, "usr/bin/sh"));
@@ -66,9 +66,15 @@ test("the apk database written through lib/apk/db and etc/apk links pointing at 
   const outside = path.join(work, "host");
   const snapshot = plantCanaries(outside);
   const before = snapshot();
-  const root = rootWithLinks({ "lib/apk/db": "../../../host", "etc/apk/world": path.join(outside, "canary"), "etc/apk/arch": "../../../host/canary" });
+  const root = rootWithLinks({
+    "lib/apk/db": "../../../host",
+    "etc/apk/world": path.join(outside, "canary"),
+    "etc/apk/arch": "../../../host/canary",
+  });
   // lib/apk/db -> ../../../host climbs above the root: refused, nothing written.
-  expect(() => writeApkDatabase(root, { packages: [], world: ["evil"], arch: "x86_64", repositories: [], keys: new Map() })).toThrow(/leaves the root/);
+  expect(() =>
+    writeApkDatabase(root, { packages: [], world: ["evil"], arch: "x86_64", repositories: [], keys: new Map() }),
+  ).toThrow(/leaves the root/);
   expect(snapshot()).toBe(before);
   fs.unlinkSync(path.join(root, "lib/apk/db"));
   fs.symlinkSync(outside, path.join(root, "lib/apk/db"));
@@ -93,7 +99,10 @@ test("overlay symlinks are copied as symlinks; an inline setuid file behind one 
   writeOverlay(root, [
     { path: "etc", type: "dir", mode: 0o755 },
     { path: "etc/evil", type: "symlink", mode: 0o777, linkTarget: outside },
-    ...inlineEntries([{ path: "/etc/evil/suid", content: "#!/bin/sh\n", mode: 0o4755 }, { path: "/etc/hostname", content: "box\n" }]),
+    ...inlineEntries([
+      { path: "/etc/evil/suid", content: "#!/bin/sh\n", mode: 0o4755 },
+      { path: "/etc/hostname", content: "box\n" },
+    ]),
   ]);
   expect(snapshot()).toBe(before);
   expect(fs.readlinkSync(path.join(root, "etc/evil"))).toBe(outside);
@@ -124,7 +133,9 @@ test("splitBoot through boot -> host dir does not copy the host's kernel, and se
   fs.mkdirSync(path.join(root, "bin"));
   fs.writeFileSync(path.join(root, "bin/true"), "");
   const out = path.join(work, "out");
-  expect(() => splitBoot(root, out, { kernelFlavor: "lts", microcode: "none" })).toThrow(/no package installed \/boot\/vmlinuz-lts/);
+  expect(() => splitBoot(root, out, { kernelFlavor: "lts", microcode: "none" })).toThrow(
+    /no package installed \/boot\/vmlinuz-lts/,
+  );
   enableServices(root, { sysinit: [], boot: [], default: [{ name: "sshd", required: true }], shutdown: [] });
   expect(snapshot()).toBe(before);
   expect(fs.readlinkSync(path.join(root, outside, "default/sshd"))).toBe("/etc/init.d/sshd");

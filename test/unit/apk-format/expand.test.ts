@@ -13,11 +13,35 @@ beforeAll(() => {
 afterAll(() => fs.rmSync(work, { recursive: true, force: true }));
 
 const sha1 = (s: string | Buffer) => createHash("sha1").update(s).digest("hex");
-const dir = (name: string, extra: Partial<TarEntry> = {}): TarEntry => ({ name, type: "directory", mode: 0o755, uid: 0, gid: 0, mtime: 0, ...extra });
-const file = (name: string, text: string, extra: Partial<TarEntry> = {}): TarEntry => ({
-  name, type: "file", mode: 0o644, uid: 0, gid: 0, mtime: 0, content: Buffer.from(text), pax: { "APK-TOOLS.checksum.SHA1": sha1(text) }, ...extra,
+const dir = (name: string, extra: Partial<TarEntry> = {}): TarEntry => ({
+  name,
+  type: "directory",
+  mode: 0o755,
+  uid: 0,
+  gid: 0,
+  mtime: 0,
+  ...extra,
 });
-const link = (name: string, target: string): TarEntry => ({ name, type: "symlink", mode: 0o777, uid: 0, gid: 0, mtime: 0, linkTarget: target });
+const file = (name: string, text: string, extra: Partial<TarEntry> = {}): TarEntry => ({
+  name,
+  type: "file",
+  mode: 0o644,
+  uid: 0,
+  gid: 0,
+  mtime: 0,
+  content: Buffer.from(text),
+  pax: { "APK-TOOLS.checksum.SHA1": sha1(text) },
+  ...extra,
+});
+const link = (name: string, target: string): TarEntry => ({
+  name,
+  type: "symlink",
+  mode: 0o777,
+  uid: 0,
+  gid: 0,
+  mtime: 0,
+  linkTarget: target,
+});
 const freshRoot = () => {
   const root = path.join(work, `root${n++}`);
   fs.mkdirSync(root);
@@ -32,7 +56,8 @@ test("unpacks files, dirs, symlinks and hard links, recording ownership, modes a
     tar([
       dir("etc/"),
       file("etc/shadow", "root:*:::::::\n", { mode: 0o640, gid: 42, gname: "shadow" }),
-      dir("usr/"), dir("usr/bin/"),
+      dir("usr/"),
+      dir("usr/bin/"),
       file("usr/bin/su", "su-binary", { mode: 0o4755 }),
       { name: "usr/bin/su2", type: "hardlink", mode: 0o4755, uid: 0, gid: 0, mtime: 0, linkTarget: "usr/bin/su" },
       link("usr/bin/sh", "/bin/busybox"),
@@ -44,9 +69,24 @@ test("unpacks files, dirs, symlinks and hard links, recording ownership, modes a
   expect(fs.statSync(path.join(root, "usr/bin/su")).ino).toBe(fs.statSync(path.join(root, "usr/bin/su2")).ino);
   expect(fs.readlinkSync(path.join(root, "usr/bin/sh"))).toBe("/bin/busybox");
   expect(fs.statSync(path.join(root, "usr/bin/su")).mode & 0o7777).toBe(0o755); // setuid recorded, not applied
-  expect(manifest.get("usr/bin/su")).toMatchObject({ type: "file", mode: 0o4755, uid: 0, gid: 0, sha1: sha1("su-binary"), package: "demo" });
-  expect(manifest.get("usr/bin/su2")).toMatchObject({ type: "hardlink", target: "usr/bin/su", sha1: sha1("su-binary") });
-  expect(manifest.get("usr/bin/sh")).toMatchObject({ type: "symlink", target: "/bin/busybox", sha1: sha1("/bin/busybox") });
+  expect(manifest.get("usr/bin/su")).toMatchObject({
+    type: "file",
+    mode: 0o4755,
+    uid: 0,
+    gid: 0,
+    sha1: sha1("su-binary"),
+    package: "demo",
+  });
+  expect(manifest.get("usr/bin/su2")).toMatchObject({
+    type: "hardlink",
+    target: "usr/bin/su",
+    sha1: sha1("su-binary"),
+  });
+  expect(manifest.get("usr/bin/sh")).toMatchObject({
+    type: "symlink",
+    target: "/bin/busybox",
+    sha1: sha1("/bin/busybox"),
+  });
   expect(manifest.get("etc/shadow")).toMatchObject({ mode: 0o640, gid: 42 }); // no /etc/group in the root: the tar's number
   expect(manifest.get("var/empty")).toMatchObject({ type: "directory", mode: 0o555, uid: 33 });
   expect(dirs.map((d) => d.name)).toEqual(["etc", "usr", "usr/bin", "var/empty"]);
@@ -56,10 +96,20 @@ test("unpacks files, dirs, symlinks and hard links, recording ownership, modes a
 test("owners resolve by name through the root's /etc/passwd and /etc/group, as apk's id cache does", () => {
   const root = freshRoot();
   fs.mkdirSync(path.join(root, "etc"));
-  fs.writeFileSync(path.join(root, "etc/passwd"), "root:x:0:0:root:/root:/bin/sh\nnginx:x:101:102:nginx:/var/lib/nginx:/sbin/nologin\n");
+  fs.writeFileSync(
+    path.join(root, "etc/passwd"),
+    "root:x:0:0:root:/root:/bin/sh\nnginx:x:101:102:nginx:/var/lib/nginx:/sbin/nologin\n",
+  );
   fs.writeFileSync(path.join(root, "etc/group"), "root:x:0:root\nnginx:x:102:nginx\n");
   const manifest: FileManifest = new Map();
-  expandDataTar(tar([dir("var/"), dir("var/lib/"), dir("var/lib/nginx/", { uid: 999, gid: 999, uname: "nginx", gname: "nginx", mode: 0o750 })]), { root, manifest, packageName: "nginx", source: "nginx.apk" });
+  expandDataTar(
+    tar([
+      dir("var/"),
+      dir("var/lib/"),
+      dir("var/lib/nginx/", { uid: 999, gid: 999, uname: "nginx", gname: "nginx", mode: 0o750 }),
+    ]),
+    { root, manifest, packageName: "nginx", source: "nginx.apk" },
+  );
   expect(manifest.get("var/lib/nginx")).toMatchObject({ uid: 101, gid: 102, mode: 0o750 });
 });
 
@@ -67,22 +117,49 @@ describe("hostile entries are refused", () => {
   test.each([
     ["an absolute path", [file("/etc/passwd", "x")], /absolute path/],
     ["a .. path", [file("usr/../../escape", "x")], /contains "\.\."/],
-    ["a write through a symlink that leaves the root", [link("evil", "../../.."), file("evil/escape", "x")], /leaves the root/],
-    ["a write through a relative symlink chain out of the root", [dir("a/"), link("a/up", ".."), link("a/up2", "up/.."), file("a/up2/x", "x")], /leaves the root/],
-    ["a hard link to a file outside the package", [{ name: "h", type: "hardlink", mode: 0o644, uid: 0, gid: 0, mtime: 0, linkTarget: "../etc/passwd" } as TarEntry], /contains "\.\."/],
-    ["a hard link to nothing installed", [{ name: "h", type: "hardlink", mode: 0o644, uid: 0, gid: 0, mtime: 0, linkTarget: "etc/passwd" } as TarEntry], /no file installed before it/],
-    ["content that does not match its PAX SHA-1", [file("f", "real", { pax: { "APK-TOOLS.checksum.SHA1": sha1("other") } })], /PAX header says/],
+    [
+      "a write through a symlink that leaves the root",
+      [link("evil", "../../.."), file("evil/escape", "x")],
+      /leaves the root/,
+    ],
+    [
+      "a write through a relative symlink chain out of the root",
+      [dir("a/"), link("a/up", ".."), link("a/up2", "up/.."), file("a/up2/x", "x")],
+      /leaves the root/,
+    ],
+    [
+      "a hard link to a file outside the package",
+      [{ name: "h", type: "hardlink", mode: 0o644, uid: 0, gid: 0, mtime: 0, linkTarget: "../etc/passwd" } as TarEntry],
+      /contains "\.\."/,
+    ],
+    [
+      "a hard link to nothing installed",
+      [{ name: "h", type: "hardlink", mode: 0o644, uid: 0, gid: 0, mtime: 0, linkTarget: "etc/passwd" } as TarEntry],
+      /no file installed before it/,
+    ],
+    [
+      "content that does not match its PAX SHA-1",
+      [file("f", "real", { pax: { "APK-TOOLS.checksum.SHA1": sha1("other") } })],
+      /PAX header says/,
+    ],
   ])("%s", (_what, entries, error) => {
     const root = freshRoot();
     const outside = path.join(work, "escape");
-    expect(() => expandDataTar(tar(entries as TarEntry[]), { root, manifest: new Map(), packageName: "evil", source: "evil.apk" })).toThrow(error);
+    expect(() =>
+      expandDataTar(tar(entries as TarEntry[]), { root, manifest: new Map(), packageName: "evil", source: "evil.apk" }),
+    ).toThrow(error);
     expect(fs.existsSync(outside)).toBe(false);
   });
 
   test("an absolute symlink is followed inside the root (as the target system sees it), never on the host", () => {
     const root = freshRoot();
     const manifest: FileManifest = new Map();
-    expandDataTar(tar([dir("usr/"), dir("usr/bin/"), link("bin", "/usr/bin"), file("bin/tool", "t")]), { root, manifest, packageName: "p", source: "p.apk" });
+    expandDataTar(tar([dir("usr/"), dir("usr/bin/"), link("bin", "/usr/bin"), file("bin/tool", "t")]), {
+      root,
+      manifest,
+      packageName: "p",
+      source: "p.apk",
+    });
     expect(fs.readFileSync(path.join(root, "usr/bin/tool"), "utf8")).toBe("t");
     expect(fs.existsSync("/usr/bin/tool")).toBe(false);
   });
@@ -91,14 +168,29 @@ describe("hostile entries are refused", () => {
     const root = freshRoot();
     const manifest: FileManifest = new Map();
     expandDataTar(tar([file("shared", "a")]), { root, manifest, packageName: "a", source: "a.apk" });
-    expect(() => expandDataTar(tar([file("shared", "b")]), { root, manifest, packageName: "b", source: "b.apk" })).toThrow(/b\.apk: trying to overwrite shared owned by a/);
-    expandDataTar(tar([file("shared", "c")]), { root, manifest, packageName: "c", source: "c.apk", mayOverwrite: (owner) => owner === "a" });
+    expect(() =>
+      expandDataTar(tar([file("shared", "b")]), { root, manifest, packageName: "b", source: "b.apk" }),
+    ).toThrow(/b\.apk: trying to overwrite shared owned by a/);
+    expandDataTar(tar([file("shared", "c")]), {
+      root,
+      manifest,
+      packageName: "c",
+      source: "c.apk",
+      mayOverwrite: (owner) => owner === "a",
+    });
     expect(manifest.get("shared")!.package).toBe("c");
     expect(fs.readFileSync(path.join(root, "shared"), "utf8")).toBe("c");
   });
 
   test("a truncated data tar is refused", () => {
     const data = tar([file("big", "x".repeat(2000))]);
-    expect(() => expandDataTar(data.subarray(0, 1100), { root: freshRoot(), manifest: new Map(), packageName: "t", source: "t.apk" })).toThrow(/t\.apk \(data member\).*truncated/);
+    expect(() =>
+      expandDataTar(data.subarray(0, 1100), {
+        root: freshRoot(),
+        manifest: new Map(),
+        packageName: "t",
+        source: "t.apk",
+      }),
+    ).toThrow(/t\.apk \(data member\).*truncated/);
   });
 });

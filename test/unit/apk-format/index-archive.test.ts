@@ -4,7 +4,13 @@ import * as path from "node:path";
 import * as zlib from "node:zlib";
 import { execFileSync } from "node:child_process";
 import { gzipDeterministic, splitGzipMembers } from "../../../provider/apk/gzip-members";
-import { generateKeyPair, loadKeysDir, signData, verifyData, type GeneratedKeyPair } from "../../../provider/apk/signature";
+import {
+  generateKeyPair,
+  loadKeysDir,
+  signData,
+  verifyData,
+  type GeneratedKeyPair,
+} from "../../../provider/apk/signature";
 import { readIndexArchive, writeIndexArchive } from "../../../provider/apk/index-archive";
 import { readTar } from "../../../provider/apk/tar-reader";
 import { writeTar } from "../../../provider/apk/tar-writer";
@@ -56,35 +62,46 @@ describe("gzip members", () => {
     const gz = Buffer.from(zlib.gzipSync(Buffer.from("hello")));
     gz[gz.length - 6]! ^= 0xff;
     expect(() => splitGzipMembers(gz, "bad.gz")).toThrow(/bad\.gz.*CRC-32/);
-    expect(() => splitGzipMembers(Buffer.from("PK\x03\x04 not gzip at all, long enough"), "zip")).toThrow(/zip.*not gzip/);
+    expect(() => splitGzipMembers(Buffer.from("PK\x03\x04 not gzip at all, long enough"), "zip")).toThrow(
+      /zip.*not gzip/,
+    );
   });
 });
 
 describe("signatures", () => {
-  test.each(["sha1", "sha256", "sha512"] as const)("RSA PKCS#1 v1.5 %s signatures verify with openssl and ours", (digest) => {
-    const data = Buffer.from("signed bytes\n");
-    const sig = signData(data, trusted.privateKeyPem, digest);
-    expect(verifyData(data, sig, trusted.publicKeyPem, digest)).toBe(true);
-    expect(verifyData(Buffer.from("other bytes\n"), sig, trusted.publicKeyPem, digest)).toBe(false);
-    expect(verifyData(data, sig, stranger.publicKeyPem, digest)).toBe(false);
-    // openssl dgst is what abuild-sign uses; it must accept our signature.
-    const dataFile = path.join(work, `data-${digest}`);
-    const sigFile = path.join(work, `sig-${digest}`);
-    fs.writeFileSync(dataFile, data);
-    fs.writeFileSync(sigFile, sig);
-    const out = execFileSync("openssl", ["dgst", `-${digest}`, "-verify", trusted.publicKeyPath, "-signature", sigFile, dataFile], { encoding: "utf8" });
-    expect(out.trim()).toBe("Verified OK");
-    // ...and we must accept openssl's.
-    const osslSig = execFileSync("openssl", ["dgst", `-${digest}`, "-sign", trusted.privateKeyPath, dataFile]);
-    expect(verifyData(data, osslSig, trusted.publicKeyPem, digest)).toBe(true);
-  });
+  test.each(["sha1", "sha256", "sha512"] as const)(
+    "RSA PKCS#1 v1.5 %s signatures verify with openssl and ours",
+    (digest) => {
+      const data = Buffer.from("signed bytes\n");
+      const sig = signData(data, trusted.privateKeyPem, digest);
+      expect(verifyData(data, sig, trusted.publicKeyPem, digest)).toBe(true);
+      expect(verifyData(Buffer.from("other bytes\n"), sig, trusted.publicKeyPem, digest)).toBe(false);
+      expect(verifyData(data, sig, stranger.publicKeyPem, digest)).toBe(false);
+      // openssl dgst is what abuild-sign uses; it must accept our signature.
+      const dataFile = path.join(work, `data-${digest}`);
+      const sigFile = path.join(work, `sig-${digest}`);
+      fs.writeFileSync(dataFile, data);
+      fs.writeFileSync(sigFile, sig);
+      const out = execFileSync(
+        "openssl",
+        ["dgst", `-${digest}`, "-verify", trusted.publicKeyPath, "-signature", sigFile, dataFile],
+        { encoding: "utf8" },
+      );
+      expect(out.trim()).toBe("Verified OK");
+      // ...and we must accept openssl's.
+      const osslSig = execFileSync("openssl", ["dgst", `-${digest}`, "-sign", trusted.privateKeyPath, dataFile]);
+      expect(verifyData(data, osslSig, trusted.publicKeyPem, digest)).toBe(true);
+    },
+  );
 
   test("loadKeysDir maps file names to PEM; key generation refuses to overwrite and bad names", () => {
     const keys = loadKeysDir(keysDir);
     expect([...keys.keys()]).toEqual(["trusted@example.org-1.rsa.pub"]);
     expect(keys.get("trusted@example.org-1.rsa.pub")!.toString()).toContain("BEGIN PUBLIC KEY");
     expect(fs.statSync(trusted.privateKeyPath).mode & 0o777).toBe(0o600);
-    expect(() => generateKeyPair(path.join(work, "private"), "trusted@example.org-1", { bits: 2048 })).toThrow(/already exists/);
+    expect(() => generateKeyPair(path.join(work, "private"), "trusted@example.org-1", { bits: 2048 })).toThrow(
+      /already exists/,
+    );
     expect(() => generateKeyPair(work, "../evil", { bits: 2048 })).toThrow(/key name "\.\.\/evil" is not accepted/);
     expect(() => loadKeysDir(path.join(work, "missing"))).toThrow(/keys directory .*missing/);
   });
@@ -115,7 +132,11 @@ describe("APKINDEX.tar.gz", () => {
     const bodyFile = path.join(work, "index.body");
     fs.writeFileSync(sigFile, readTar(sigTar, "sig")[0]!.content);
     fs.writeFileSync(bodyFile, members[1]!.raw);
-    expect(execFileSync("openssl", ["dgst", "-sha1", "-verify", trusted.publicKeyPath, "-signature", sigFile, bodyFile], { encoding: "utf8" }).trim()).toBe("Verified OK");
+    expect(
+      execFileSync("openssl", ["dgst", "-sha1", "-verify", trusted.publicKeyPath, "-signature", sigFile, bodyFile], {
+        encoding: "utf8",
+      }).trim(),
+    ).toBe("Verified OK");
   });
 
   test.each(["sha256", "sha512"] as const)("%s signatures (.SIGN.RSA256 / .SIGN.RSA512) verify", (digest) => {
@@ -137,38 +158,58 @@ describe("APKINDEX.tar.gz", () => {
   });
 
   test("a signature by an unknown key is skipped; a trusted one after it is enough", () => {
-    const unknownOnly = writeIndexArchive(INDEX, "x", { keyName: stranger.keyName, privateKeyPem: stranger.privateKeyPem });
-    expect(() => readIndexArchive(unknownOnly, { keys: loadKeysDir(keysDir), source: "s" })).toThrow(/s: not signed by a trusted key \(.*stranger@example\.org-2\.rsa\.pub: unknown key/);
-    expect(readIndexArchive(unknownOnly, { keys: loadKeysDir(keysDir), allowUntrusted: true, source: "s" }).verified).toBe(false);
+    const unknownOnly = writeIndexArchive(INDEX, "x", {
+      keyName: stranger.keyName,
+      privateKeyPem: stranger.privateKeyPem,
+    });
+    expect(() => readIndexArchive(unknownOnly, { keys: loadKeysDir(keysDir), source: "s" })).toThrow(
+      /s: not signed by a trusted key \(.*stranger@example\.org-2\.rsa\.pub: unknown key/,
+    );
+    expect(
+      readIndexArchive(unknownOnly, { keys: loadKeysDir(keysDir), allowUntrusted: true, source: "s" }).verified,
+    ).toBe(false);
 
     // Two signatures in the signature member: the unknown one first, then the trusted one.
     const body = splitGzipMembers(unknownOnly, "s")[1]!.raw;
     const sigs = [stranger, trusted].map((k) => ({
       name: `.SIGN.RSA.${k.keyName}`,
-      type: "file" as const, mode: 0o644, uid: 0, gid: 0, mtime: 0,
+      type: "file" as const,
+      mode: 0o644,
+      uid: 0,
+      gid: 0,
+      mtime: 0,
       content: signData(body, k.privateKeyPem, "sha1"),
     }));
     const twoSigs = Buffer.concat([gzipDeterministic(writeTar(sigs, { endOfArchive: false })), body]);
-    expect(readIndexArchive(twoSigs, { keys: loadKeysDir(keysDir), source: "two" })).toMatchObject({ verified: true, signer: trusted.keyName });
+    expect(readIndexArchive(twoSigs, { keys: loadKeysDir(keysDir), source: "two" })).toMatchObject({
+      verified: true,
+      signer: trusted.keyName,
+    });
   });
 
   test("a wrong key under a trusted name, or a tampered body, is refused even when untrusted indexes are allowed", () => {
     // Signed by the stranger's private key but naming the trusted key file.
     const forged = writeIndexArchive(INDEX, "x", { keyName: trusted.keyName, privateKeyPem: stranger.privateKeyPem });
     for (const allowUntrusted of [false, true]) {
-      expect(() => readIndexArchive(forged, { keys: loadKeysDir(keysDir), allowUntrusted, source: "forged" })).toThrow(/forged: signature does not verify .*bad signature/);
+      expect(() => readIndexArchive(forged, { keys: loadKeysDir(keysDir), allowUntrusted, source: "forged" })).toThrow(
+        /forged: signature does not verify .*bad signature/,
+      );
     }
     const good = writeIndexArchive(INDEX, "x", signer());
     const members = splitGzipMembers(good, "g");
     const tampered = Buffer.concat([members[0]!.raw, writeIndexArchive(INDEX.replace("hello", "hellx"), "x")]);
-    expect(() => readIndexArchive(tampered, { keys: loadKeysDir(keysDir), source: "tampered" })).toThrow(/tampered: signature does not verify/);
+    expect(() => readIndexArchive(tampered, { keys: loadKeysDir(keysDir), source: "tampered" })).toThrow(
+      /tampered: signature does not verify/,
+    );
   });
 
   test("truncated and corrupt downloads are errors naming the source", () => {
     const good = writeIndexArchive(INDEX, "x", signer());
     const keys = loadKeysDir(keysDir);
     for (const cut of [10, 100, good.length - 1, good.length - 9]) {
-      expect(() => readIndexArchive(good.subarray(0, cut), { keys, source: "cut/APKINDEX.tar.gz" })).toThrow(/cut\/APKINDEX\.tar\.gz/);
+      expect(() => readIndexArchive(good.subarray(0, cut), { keys, source: "cut/APKINDEX.tar.gz" })).toThrow(
+        /cut\/APKINDEX\.tar\.gz/,
+      );
     }
     const flipped = Buffer.from(good);
     flipped[flipped.length - 20]! ^= 0x55;
@@ -177,7 +218,12 @@ describe("APKINDEX.tar.gz", () => {
   });
 
   test("an archive without APKINDEX is refused", () => {
-    const tar = writeTar([{ name: "DESCRIPTION", type: "file", mode: 0o644, uid: 0, gid: 0, mtime: 0, content: Buffer.from("d") }], { endOfArchive: true });
-    expect(() => readIndexArchive(zlib.gzipSync(tar), { keys: new Map(), allowUntrusted: true, source: "noindex" })).toThrow(/noindex: no APKINDEX file in the archive \(found: DESCRIPTION\)/);
+    const tar = writeTar(
+      [{ name: "DESCRIPTION", type: "file", mode: 0o644, uid: 0, gid: 0, mtime: 0, content: Buffer.from("d") }],
+      { endOfArchive: true },
+    );
+    expect(() =>
+      readIndexArchive(zlib.gzipSync(tar), { keys: new Map(), allowUntrusted: true, source: "noindex" }),
+    ).toThrow(/noindex: no APKINDEX file in the archive \(found: DESCRIPTION\)/);
   });
 });

@@ -59,19 +59,28 @@ test("a built package has abuild's member layout, PAX checksums, datahash and a 
   expect(pkginfo).toContain(`datahash = ${createHash("sha256").update(members[2]!.raw).digest("hex")}\n`);
   const data = readTar(members[2]!.content, "data");
   expect(data.map((e) => `${e.type} ${e.name}`)).toEqual([
-    "directory etc/", "file etc/hello.conf", "directory usr/", "directory usr/bin/",
-    "file usr/bin/hello", "hardlink usr/bin/hello2", "symlink usr/bin/hi",
+    "directory etc/",
+    "file etc/hello.conf",
+    "directory usr/",
+    "directory usr/bin/",
+    "file usr/bin/hello",
+    "hardlink usr/bin/hello2",
+    "symlink usr/bin/hi",
   ]);
   const hello = data.find((e) => e.name === "usr/bin/hello")!;
   expect(hello.pax["APK-TOOLS.checksum.SHA1"]).toBe(createHash("sha1").update("#!/bin/sh\necho hello\n").digest("hex"));
   expect(hello.mode).toBe(0o755);
-  expect(data.find((e) => e.name === "usr/bin/hi")!.pax["APK-TOOLS.checksum.SHA1"]).toBe(createHash("sha1").update("hello").digest("hex"));
+  expect(data.find((e) => e.name === "usr/bin/hi")!.pax["APK-TOOLS.checksum.SHA1"]).toBe(
+    createHash("sha1").update("hello").digest("hex"),
+  );
   expect(data.find((e) => e.name === "etc/hello.conf")!.mode).toBe(0o640);
   expect(data.every((e) => e.mtime === 1700000000 && e.uid === 0 && e.gid === 0)).toBe(true);
   // GNU tar reads the whole .apk as one archive, as apk's own reader does.
   const file = path.join(work, built.fileName);
   fs.writeFileSync(file, built.apk);
-  const listing = execFileSync("tar", ["--warning=no-unknown-keyword", "-tzf", file], { encoding: "utf8" }).trim().split("\n");
+  const listing = execFileSync("tar", ["--warning=no-unknown-keyword", "-tzf", file], { encoding: "utf8" })
+    .trim()
+    .split("\n");
   expect(listing.slice(0, 3)).toEqual([`.SIGN.RSA.${key.keyName}`, ".PKGINFO", ".post-install"]);
   expect(listing).toContain("usr/bin/hello");
 });
@@ -84,13 +93,23 @@ test("reading checks the signature, computes the index checksum and returns scri
   expect(pkg.trust).toBe("signature");
   expect(pkg.signer).toBe(key.keyName);
   expect(pkg.record).toMatchObject({
-    name: "hello", version: "1.0-r0", arch: "x86_64", size: built.apk.length, description: "says hello", license: "MIT",
-    buildTime: 1700000000, depends: ["busybox", "so:libc.musl-x86_64.so.1"], provides: ["cmd:hello=1.0-r0"], origin: "hello",
+    name: "hello",
+    version: "1.0-r0",
+    arch: "x86_64",
+    size: built.apk.length,
+    description: "says hello",
+    license: "MIT",
+    buildTime: 1700000000,
+    depends: ["busybox", "so:libc.musl-x86_64.so.1"],
+    provides: ["cmd:hello=1.0-r0"],
+    origin: "hello",
     installedSize: "#!/bin/sh\necho hello\n".length + "greeting=hi\n".length, // the hard link counts once
   });
   expect(pkg.scripts.get("post-install")!.toString()).toBe("#!/bin/sh\necho installed\n");
   // Against an index record: identity by checksum.
-  expect(readPackageFile(built.apk, { source: "hello.apk", keys: new Map(), expected: pkg.record }).trust).toBe("index");
+  expect(readPackageFile(built.apk, { source: "hello.apk", keys: new Map(), expected: pkg.record }).trust).toBe(
+    "index",
+  );
 });
 
 test("an unsigned package is refused without an index record unless untrusted is allowed", () => {
@@ -102,9 +121,13 @@ test("an unsigned package is refused without an index record unless untrusted is
 
 test("a signature by another key is skipped (untrusted), a forged one under a trusted name is refused", () => {
   const byOther = buildPackage(tree, spec, { keyName: other.keyName, privateKeyPem: other.privateKeyPem }).apk;
-  expect(() => readPackageFile(byOther, { source: "o.apk", keys })).toThrow(/o\.apk: not signed by a trusted key \(.*other-2\.rsa\.pub: unknown key/);
+  expect(() => readPackageFile(byOther, { source: "o.apk", keys })).toThrow(
+    /o\.apk: not signed by a trusted key \(.*other-2\.rsa\.pub: unknown key/,
+  );
   const forged = buildPackage(tree, spec, { keyName: key.keyName, privateKeyPem: other.privateKeyPem }).apk;
-  expect(() => readPackageFile(forged, { source: "f.apk", keys, allowUntrusted: true })).toThrow(/f\.apk: package signature does not verify/);
+  expect(() => readPackageFile(forged, { source: "f.apk", keys, allowUntrusted: true })).toThrow(
+    /f\.apk: package signature does not verify/,
+  );
 });
 
 test("a data member swapped for another is caught by datahash; a control change by the index checksum", () => {
@@ -113,14 +136,18 @@ test("a data member swapped for another is caught by datahash; a control change 
   const b = splitGzipMembers(buildPackage(tree, spec, signer()).apk, "b");
   fs.rmSync(path.join(tree, "etc/extra"));
   const swapped = Buffer.concat([a[0]!.raw, a[1]!.raw, b[2]!.raw]);
-  expect(() => readPackageFile(swapped, { source: "swap.apk", keys })).toThrow(/swap\.apk: data member SHA-256 is [0-9a-f]{64} but \.PKGINFO datahash says/);
+  expect(() => readPackageFile(swapped, { source: "swap.apk", keys })).toThrow(
+    /swap\.apk: data member SHA-256 is [0-9a-f]{64} but \.PKGINFO datahash says/,
+  );
   const good = readPackageFile(Buffer.concat([a[0]!.raw, a[1]!.raw, a[2]!.raw]), { source: "a", keys });
   const other = readPackageFile(Buffer.concat([b[0]!.raw, b[1]!.raw, b[2]!.raw]), { source: "b", keys });
-  expect(() => readPackageFile(Buffer.concat([b[0]!.raw, b[1]!.raw, b[2]!.raw]), { source: "b.apk", keys, expected: good.record })).toThrow(
-    new RegExp(`b\\.apk: control checksum is ${other.checksum.replace(/[+/]/g, "\\$&")} but the index says`),
-  );
+  expect(() =>
+    readPackageFile(Buffer.concat([b[0]!.raw, b[1]!.raw, b[2]!.raw]), { source: "b.apk", keys, expected: good.record }),
+  ).toThrow(new RegExp(`b\\.apk: control checksum is ${other.checksum.replace(/[+/]/g, "\\$&")} but the index says`));
   const renamed = { ...good.record, version: "2.0-r0" };
-  expect(() => readPackageFile(Buffer.concat([a[0]!.raw, a[1]!.raw, a[2]!.raw]), { source: "a.apk", keys, expected: renamed })).toThrow(/a\.apk: the file is hello-1\.0-r0 but the index record is hello-2\.0-r0/);
+  expect(() =>
+    readPackageFile(Buffer.concat([a[0]!.raw, a[1]!.raw, a[2]!.raw]), { source: "a.apk", keys, expected: renamed }),
+  ).toThrow(/a\.apk: the file is hello-1\.0-r0 but the index record is hello-2\.0-r0/);
 });
 
 test("truncated and corrupt downloads are refused naming the file", () => {
@@ -135,7 +162,9 @@ test("truncated and corrupt downloads are refused naming the file", () => {
 
 test("bad package metadata is refused naming the field", () => {
   expect(() => buildPackage(tree, { ...spec, name: "-bad" })).toThrow(/package name "-bad" is not accepted/);
-  expect(() => buildPackage(tree, { ...spec, version: "one" })).toThrow(/package version "one" is not accepted: an apk version/);
+  expect(() => buildPackage(tree, { ...spec, version: "one" })).toThrow(
+    /package version "one" is not accepted: an apk version/,
+  );
   expect(() => buildPackage(tree, { ...spec, depends: ["a b"] })).toThrow(/depends entry "a b" is not accepted/);
   expect(() => buildPackage(path.join(work, "nope"), spec)).toThrow(/directory .*nope.* does not exist/);
 });

@@ -12,7 +12,8 @@ jest.setTimeout(60_000);
 let cli: CompiledCli;
 const run = (args: string[], stdin = ""): Promise<CliRun> => cli.run(args, stdin);
 
-const INDEX = "C:Q1a\nP:a\nV:1.0-r0\nA:x86_64\nD:b>=2\n\nC:Q1b1\nP:b\nV:1.0-r0\nA:x86_64\n\nC:Q1b2\nP:b\nV:2.1-r0\nA:x86_64\n\n";
+const INDEX =
+  "C:Q1a\nP:a\nV:1.0-r0\nA:x86_64\nD:b>=2\n\nC:Q1b1\nP:b\nV:1.0-r0\nA:x86_64\n\nC:Q1b2\nP:b\nV:2.1-r0\nA:x86_64\n\n";
 
 let tmp: string;
 beforeAll(async () => {
@@ -33,7 +34,11 @@ describe("ramroot apk version", () => {
     expect(r).toEqual({ stdout: "<\n>\n=\n", stderr: "", code: 0 });
   });
   test("-c prints the invalid versions and exits 1 when there are any", async () => {
-    expect(await run(["apk", "version", "-c", "1.0", "1.x", "2-r1", "bad"])).toEqual({ stdout: "1.x\nbad\n", stderr: "", code: 1 });
+    expect(await run(["apk", "version", "-c", "1.0", "1.x", "2-r1", "bad"])).toEqual({
+      stdout: "1.x\nbad\n",
+      stderr: "",
+      code: 1,
+    });
     expect(await run(["apk", "version", "-c", "1.0"])).toEqual({ stdout: "", stderr: "", code: 0 });
     expect(await run(["apk", "version", "-c"], "1.0\n1..0\n")).toEqual({ stdout: "1..0\n", stderr: "", code: 1 });
   });
@@ -50,12 +55,29 @@ describe("ramroot apk index and resolve", () => {
     fs.mkdirSync(keys);
     fs.writeFileSync(path.join(keys, "test-1234.rsa.pub"), publicKey);
     const file = path.join(tmp, "APKINDEX.tar.gz");
-    fs.writeFileSync(file, writeIndexArchive(INDEX, "test repo", { keyName: "test-1234.rsa.pub", privateKeyPem: privateKey }));
+    fs.writeFileSync(
+      file,
+      writeIndexArchive(INDEX, "test repo", { keyName: "test-1234.rsa.pub", privateKeyPem: privateKey }),
+    );
     const r = await run(["apk", "index", "--keys", keys, file]);
     expect(r.code).toBe(0);
     const json = JSON.parse(r.stdout);
-    expect(json).toMatchObject({ signer: "test-1234.rsa.pub", verified: true, description: "test repo", packageCount: 3 });
-    expect(json.packages[0]).toEqual({ checksum: "Q1a", name: "a", version: "1.0-r0", arch: "x86_64", depends: ["b>=2"], provides: [], installIf: [], replaces: [] });
+    expect(json).toMatchObject({
+      signer: "test-1234.rsa.pub",
+      verified: true,
+      description: "test repo",
+      packageCount: 3,
+    });
+    expect(json.packages[0]).toEqual({
+      checksum: "Q1a",
+      name: "a",
+      version: "1.0-r0",
+      arch: "x86_64",
+      depends: ["b>=2"],
+      provides: [],
+      installIf: [],
+      replaces: [],
+    });
     const untrusted = await run(["apk", "index", file]);
     expect(untrusted.code).toBe(1);
     expect(untrusted.stderr).toMatch(/not signed by a trusted key/);
@@ -81,7 +103,9 @@ describe("ramroot apk index and resolve", () => {
     fs.writeFileSync(file, INDEX);
     const r = await run(["apk", "resolve", "--allow-untrusted", "--arch", "x86_64", "--repository", file, "a", "b<2"]);
     expect(r.code).toBe(1);
-    expect(r.stderr).toBe("ERROR: unable to select packages:\n  b-2.1-r0:\n    breaks: world[b<2]\n    satisfies: a-1.0-r0[b>=2]\n");
+    expect(r.stderr).toBe(
+      "ERROR: unable to select packages:\n  b-2.1-r0:\n    breaks: world[b<2]\n    satisfies: a-1.0-r0[b>=2]\n",
+    );
     const bad = await run(["apk", "resolve", "--arch", "mips", "--repository", file, "a"]);
     expect(bad.code).not.toBe(0);
     expect(bad.stderr).toMatch(/--arch "mips" is not accepted; use one of x86_64/);
@@ -90,7 +114,13 @@ describe("ramroot apk index and resolve", () => {
   test("index into a pipe the reader closes early (`| head`) stops quietly, without an EPIPE crash", async () => {
     const file = path.join(tmp, "APKINDEX.big");
     // big enough that the JSON overflows the pipe buffer after the reader is gone
-    fs.writeFileSync(file, Array.from({ length: 3000 }, (_, i) => `C:Q1x${i}\nP:pkg-${i}\nV:1.0-r0\nA:x86_64\nT:${"description ".repeat(8)}\n\n`).join(""));
+    fs.writeFileSync(
+      file,
+      Array.from(
+        { length: 3000 },
+        (_, i) => `C:Q1x${i}\nP:pkg-${i}\nV:1.0-r0\nA:x86_64\nT:${"description ".repeat(8)}\n\n`,
+      ).join(""),
+    );
     const { file: node, args } = cli.commandLine(["apk", "index", "--allow-untrusted", file]);
     const child = execa(node, args, { reject: false, buffer: { stdout: false, stderr: true }, stdout: "pipe" });
     child.stdout!.once("data", () => child.stdout!.destroy());

@@ -33,7 +33,9 @@ afterAll(() => {
 test("a private key is recognised in every PEM form; a public key is not", () => {
   expect(isPrivateKeyPem(pair.privateKeyPem)).toBe(true);
   expect(isPrivateKeyPem(pair.publicKeyPem)).toBe(false);
-  expect(isPrivateKeyPem("-----BEGIN RSA PRIVATE KEY-----\nnot even valid\n-----END RSA PRIVATE KEY-----\n")).toBe(true);
+  expect(isPrivateKeyPem("-----BEGIN RSA PRIVATE KEY-----\nnot even valid\n-----END RSA PRIVATE KEY-----\n")).toBe(
+    true,
+  );
   expect(isPrivateKeyPem("-----BEGIN ENCRYPTED PRIVATE KEY-----\nx\n-----END ENCRYPTED PRIVATE KEY-----\n")).toBe(true);
 });
 
@@ -48,7 +50,9 @@ test("image keys: a directory with a pair gives the public key only; naming the 
   const fromDir = await trustedKeys(parseImageConfig({ packages: ["busybox"], keys: [keysDir] }), work);
   expect([...fromDir.keys()]).toEqual([pair.keyName]);
   for (const pem of fromDir.values()) expect(isPrivateKeyPem(pem)).toBe(false);
-  await expect(trustedKeys(parseImageConfig({ packages: ["busybox"], keys: [pair.privateKeyPath] }), work)).rejects.toThrow(
+  await expect(
+    trustedKeys(parseImageConfig({ packages: ["busybox"], keys: [pair.privateKeyPath] }), work),
+  ).rejects.toThrow(
     /keys: ".*me@example\.org-1\.rsa" is a PRIVATE key; name its public half \(me@example\.org-1\.rsa\.pub\) instead/,
   );
 });
@@ -56,7 +60,9 @@ test("image keys: a directory with a pair gives the public key only; naming the 
 test("the database writer refuses to put a private key into etc/apk/keys", () => {
   const root = path.join(work, "db-root");
   const keys = new Map([["me@example.org-1.rsa", Buffer.from(pair.privateKeyPem)]]);
-  expect(() => writeApkDatabase(root, { packages: [], world: [], arch: "x86_64", keys })).toThrow(/key "me@example\.org-1\.rsa" is a PRIVATE key/);
+  expect(() => writeApkDatabase(root, { packages: [], world: [], arch: "x86_64", keys })).toThrow(
+    /key "me@example\.org-1\.rsa" is a PRIVATE key/,
+  );
   expect(fs.existsSync(path.join(root, "etc/apk/keys/me@example.org-1.rsa"))).toBe(false);
 });
 
@@ -71,7 +77,19 @@ test("`ramroot apk install --keys DIR` with the pair in DIR: only the .pub lands
   fs.writeFileSync(path.join(archDir, built.fileName), built.apk);
   writeRepositoryIndex(archDir, { description: "keys test", signer });
   const root = path.join(work, "root");
-  const r = await cli.run(["apk", "install", "--root", root, "--repository", path.join(work, "repo"), "--keys", keysDir, "--cache-dir", path.join(work, "cache"), "hello"]);
+  const r = await cli.run([
+    "apk",
+    "install",
+    "--root",
+    root,
+    "--repository",
+    path.join(work, "repo"),
+    "--keys",
+    keysDir,
+    "--cache-dir",
+    path.join(work, "cache"),
+    "hello",
+  ]);
   expect(r.stderr).toContain(`WARNING: ${pair.privateKeyPath} is a PRIVATE key: skipped`);
   expect(r.code).toBe(0);
   expect(fs.readdirSync(path.join(root, "etc/apk/keys"))).toEqual([pair.keyName]);

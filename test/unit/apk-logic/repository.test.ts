@@ -12,8 +12,39 @@ import { loadRepository, packageUrl, RepositoryError } from "../../../provider/a
 import { resolvePackages } from "../../../provider/apk/solver";
 
 const RECORDS: PackageRecord[] = [
-  { checksum: "Q1AAAAAAAAAAAAAAAAAAAAAAAAAAA=", name: "busybox", version: "1.37.0-r30", arch: "x86_64", size: 500000, installedSize: 900000, description: "Size optimized toolbox", url: "https://busybox.net/", license: "GPL-2.0-only", origin: "busybox", maintainer: "Someone <s@example.org>", buildTime: 1750000000, commit: "0123456789abcdef", depends: ["so:libc.musl-x86_64.so.1"], provides: ["/bin/sh", "cmd:busybox=1.37.0-r30"], installIf: [], replaces: [], providerPriority: 100 },
-  { checksum: "Q1BBBBBBBBBBBBBBBBBBBBBBBBBBB=", name: "musl", version: "1.2.5-r10", arch: "x86_64", size: 400000, installedSize: 700000, description: "the musl c library", depends: [], provides: ["so:libc.musl-x86_64.so.1=1"], installIf: [], replaces: [] },
+  {
+    checksum: "Q1AAAAAAAAAAAAAAAAAAAAAAAAAAA=",
+    name: "busybox",
+    version: "1.37.0-r30",
+    arch: "x86_64",
+    size: 500000,
+    installedSize: 900000,
+    description: "Size optimized toolbox",
+    url: "https://busybox.net/",
+    license: "GPL-2.0-only",
+    origin: "busybox",
+    maintainer: "Someone <s@example.org>",
+    buildTime: 1750000000,
+    commit: "0123456789abcdef",
+    depends: ["so:libc.musl-x86_64.so.1"],
+    provides: ["/bin/sh", "cmd:busybox=1.37.0-r30"],
+    installIf: [],
+    replaces: [],
+    providerPriority: 100,
+  },
+  {
+    checksum: "Q1BBBBBBBBBBBBBBBBBBBBBBBBBBB=",
+    name: "musl",
+    version: "1.2.5-r10",
+    arch: "x86_64",
+    size: 400000,
+    installedSize: 700000,
+    description: "the musl c library",
+    depends: [],
+    provides: ["so:libc.musl-x86_64.so.1=1"],
+    installIf: [],
+    replaces: [],
+  },
 ];
 const INDEX_TEXT = serializeApkindex(RECORDS);
 
@@ -45,7 +76,10 @@ beforeAll(() => {
   tmp = fs.mkdtempSync(path.join(os.tmpdir(), "ramroot-repo-"));
   good = makeKeys(tmp, "alpine-devel@lists.alpinelinux.org-4a6a0840");
   other = makeKeys(tmp, "someone-else-12345678");
-  signedArchive = writeIndexArchive(INDEX_TEXT, "v3.24.0-test", { keyName: good.keyName, privateKeyPem: good.privateKeyPem });
+  signedArchive = writeIndexArchive(INDEX_TEXT, "v3.24.0-test", {
+    keyName: good.keyName,
+    privateKeyPem: good.privateKeyPem,
+  });
 });
 
 afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
@@ -62,12 +96,22 @@ describe("APKINDEX text", () => {
     const parsed = parseApkindex(INDEX_TEXT);
     expect(parsed).toEqual(RECORDS);
     expect(serializeApkindex(parsed)).toBe(INDEX_TEXT);
-    expect(INDEX_TEXT.startsWith("C:Q1AAAAAAAAAAAAAAAAAAAAAAAAAAA=\nP:busybox\nV:1.37.0-r30\nA:x86_64\nS:500000\nI:900000\n")).toBe(true);
+    expect(
+      INDEX_TEXT.startsWith(
+        "C:Q1AAAAAAAAAAAAAAAAAAAAAAAAAAA=\nP:busybox\nV:1.37.0-r30\nA:x86_64\nS:500000\nI:900000\n",
+      ),
+    ).toBe(true);
   });
 
   test("unknown lower-case fields are dropped, unknown upper-case ones kept, repeated lists accumulate", () => {
     const [rec] = parseApkindex("P:a\nV:1\nx:whatever\nX:future\np:one=1\np:two\nD:b c\nD:d\n");
-    expect(rec).toMatchObject({ name: "a", version: "1", provides: ["one=1", "two"], depends: ["b", "c", "d"], unknownUpperFields: ["X:future"] });
+    expect(rec).toMatchObject({
+      name: "a",
+      version: "1",
+      provides: ["one=1", "two"],
+      depends: ["b", "c", "d"],
+      unknownUpperFields: ["X:future"],
+    });
     expect(serializeApkindex([rec!])).toBe("P:a\nV:1\nD:b c d\np:one=1 two\nX:future\n\n");
   });
 
@@ -82,7 +126,13 @@ describe("local repositories", () => {
   test("a signed directory repository verifies with the right key", async () => {
     const dir = repoDir("signed", signedArchive);
     const repo = await loadRepository(dir, { arch: "x86_64", keysDir: good.keysDir }, 2);
-    expect(repo).toMatchObject({ url: dir, order: 2, verified: true, signer: good.keyName, description: "v3.24.0-test" });
+    expect(repo).toMatchObject({
+      url: dir,
+      order: 2,
+      verified: true,
+      signer: good.keyName,
+      description: "v3.24.0-test",
+    });
     expect(repo.packages.map((p) => [p.name, p.repository, p.repositoryOrder])).toEqual([
       ["busybox", dir, 2],
       ["musl", dir, 2],
@@ -98,7 +148,11 @@ describe("local repositories", () => {
     const repo = await loadRepository(url, { arch: "x86_64", keysDir: good.keysDir }, 0);
     expect(repo.verified).toBe(true);
     expect(packageUrl(repo, repo.packages[1]!)).toBe(`${url}/x86_64/musl-1.2.5-r10.apk`);
-    const direct = await loadRepository(path.join(dir, "x86_64", "APKINDEX.tar.gz"), { arch: "x86_64", keysDir: good.keysDir }, 0);
+    const direct = await loadRepository(
+      path.join(dir, "x86_64", "APKINDEX.tar.gz"),
+      { arch: "x86_64", keysDir: good.keysDir },
+      0,
+    );
     expect(direct.packages).toHaveLength(2);
   });
 
@@ -111,7 +165,9 @@ describe("local repositories", () => {
 
   test("an unsigned index needs --allow-untrusted", async () => {
     const dir = repoDir("unsigned", writeIndexArchive(INDEX_TEXT, "unsigned"));
-    await expect(loadRepository(dir, { arch: "x86_64", keysDir: good.keysDir }, 0)).rejects.toThrow(/not signed by a trusted key/);
+    await expect(loadRepository(dir, { arch: "x86_64", keysDir: good.keysDir }, 0)).rejects.toThrow(
+      /not signed by a trusted key/,
+    );
     const repo = await loadRepository(dir, { arch: "x86_64", keysDir: good.keysDir, allowUntrusted: true }, 0);
     expect(repo.verified).toBe(false);
     expect(repo.signer).toBeUndefined();
@@ -121,20 +177,28 @@ describe("local repositories", () => {
     const bad = Buffer.from(signedArchive);
     bad.writeUInt8(bad.readUInt8(bad.length - 20) ^ 0xff, bad.length - 20);
     const dir = repoDir("tampered", bad);
-    await expect(loadRepository(dir, { arch: "x86_64", keysDir: good.keysDir, allowUntrusted: true }, 0)).rejects.toThrow(RepositoryError);
+    await expect(
+      loadRepository(dir, { arch: "x86_64", keysDir: good.keysDir, allowUntrusted: true }, 0),
+    ).rejects.toThrow(RepositoryError);
   });
 
   test("a plain APKINDEX text file is accepted only untrusted", async () => {
     const file = path.join(tmp, "APKINDEX");
     fs.writeFileSync(file, INDEX_TEXT);
-    await expect(loadRepository(file, { arch: "x86_64" }, 0)).rejects.toThrow(/plain, unsigned APKINDEX text; pass allowUntrusted/);
+    await expect(loadRepository(file, { arch: "x86_64" }, 0)).rejects.toThrow(
+      /plain, unsigned APKINDEX text; pass allowUntrusted/,
+    );
     const repo = await loadRepository(file, { arch: "x86_64", allowUntrusted: true }, 0);
     expect(repo.packages.map((p) => p.name)).toEqual(["busybox", "musl"]);
   });
 
   test("a missing repository names itself", async () => {
-    await expect(loadRepository(path.join(tmp, "nowhere"), { arch: "x86_64" }, 0)).rejects.toThrow(/nowhere.*cannot be reached/);
-    await expect(loadRepository("ftp://example.org/alpine", { arch: "x86_64" }, 0)).rejects.toThrow(/unsupported scheme/);
+    await expect(loadRepository(path.join(tmp, "nowhere"), { arch: "x86_64" }, 0)).rejects.toThrow(
+      /nowhere.*cannot be reached/,
+    );
+    await expect(loadRepository("ftp://example.org/alpine", { arch: "x86_64" }, 0)).rejects.toThrow(
+      /unsupported scheme/,
+    );
   });
 });
 
@@ -186,16 +250,24 @@ describe("https-style repositories over a local HTTP server", () => {
 
   test("a 404 fails at once naming the URL", async () => {
     handler = serveIndex;
-    await expect(loadRepository(`${base}/alpine/edge/main`, { arch: "x86_64", cacheDir: path.join(tmp, "c404"), attempts: 3, retryDelayMs: 1 }, 0)).rejects.toThrow(
-      `${base}/alpine/edge/main/x86_64/APKINDEX.tar.gz: HTTP 404`,
-    );
+    await expect(
+      loadRepository(
+        `${base}/alpine/edge/main`,
+        { arch: "x86_64", cacheDir: path.join(tmp, "c404"), attempts: 3, retryDelayMs: 1 },
+        0,
+      ),
+    ).rejects.toThrow(`${base}/alpine/edge/main/x86_64/APKINDEX.tar.gz: HTTP 404`);
     expect(seen).toHaveLength(1);
   });
 
   test("server errors are retried with backoff", async () => {
     let calls = 0;
     handler = (req, res) => (++calls < 3 ? res.writeHead(503).end() : serveIndex(req, res));
-    const repo = await loadRepository(`${base}/alpine/v3.24/main`, { arch: "x86_64", keysDir: good.keysDir, cacheDir: path.join(tmp, "c503"), retryDelayMs: 1 }, 0);
+    const repo = await loadRepository(
+      `${base}/alpine/v3.24/main`,
+      { arch: "x86_64", keysDir: good.keysDir, cacheDir: path.join(tmp, "c503"), retryDelayMs: 1 },
+      0,
+    );
     expect(repo.verified).toBe(true);
     expect(calls).toBe(3);
   });
@@ -207,7 +279,13 @@ describe("https-style repositories over a local HTTP server", () => {
       res.destroy();
     };
     const cacheDir = path.join(tmp, "c-trunc");
-    await expect(loadRepository(`${base}/alpine/v3.24/main`, { arch: "x86_64", keysDir: good.keysDir, cacheDir, attempts: 2, retryDelayMs: 1 }, 0)).rejects.toThrow(
+    await expect(
+      loadRepository(
+        `${base}/alpine/v3.24/main`,
+        { arch: "x86_64", keysDir: good.keysDir, cacheDir, attempts: 2, retryDelayMs: 1 },
+        0,
+      ),
+    ).rejects.toThrow(
       new RegExp(`${base}/alpine/v3.24/main/x86_64/APKINDEX.tar.gz: cannot be reached after 2 attempts`),
     );
     expect(fs.existsSync(cacheDir) ? fs.readdirSync(cacheDir) : []).toEqual([]);
@@ -217,9 +295,9 @@ describe("https-style repositories over a local HTTP server", () => {
     const corrupt = Buffer.concat([signedArchive.subarray(0, signedArchive.length - 40), Buffer.alloc(40, 0x55)]);
     handler = (_req, res) => res.writeHead(200).end(corrupt);
     const cacheDir = path.join(tmp, "c-corrupt");
-    await expect(loadRepository(`${base}/alpine/v3.24/main`, { arch: "x86_64", keysDir: good.keysDir, cacheDir }, 0)).rejects.toThrow(
-      new RegExp(`^${base}/alpine/v3.24/main/x86_64/APKINDEX.tar.gz`),
-    );
+    await expect(
+      loadRepository(`${base}/alpine/v3.24/main`, { arch: "x86_64", keysDir: good.keysDir, cacheDir }, 0),
+    ).rejects.toThrow(new RegExp(`^${base}/alpine/v3.24/main/x86_64/APKINDEX.tar.gz`));
     expect(fs.existsSync(cacheDir) ? fs.readdirSync(cacheDir) : []).toEqual([]);
   });
 
@@ -229,8 +307,8 @@ describe("https-style repositories over a local HTTP server", () => {
     const port = (closed.address() as AddressInfo).port;
     await new Promise<void>((resolve) => closed.close(() => resolve()));
     const url = `http://127.0.0.1:${port}/alpine/v3.24/main`;
-    await expect(loadRepository(url, { arch: "x86_64", cacheDir: path.join(tmp, "c-unreach"), attempts: 2, retryDelayMs: 1 }, 0)).rejects.toThrow(
-      new RegExp(`${url}/x86_64/APKINDEX.tar.gz: cannot be reached after 2 attempts.*ECONNREFUSED`),
-    );
+    await expect(
+      loadRepository(url, { arch: "x86_64", cacheDir: path.join(tmp, "c-unreach"), attempts: 2, retryDelayMs: 1 }, 0),
+    ).rejects.toThrow(new RegExp(`${url}/x86_64/APKINDEX.tar.gz: cannot be reached after 2 attempts.*ECONNREFUSED`));
   });
 });

@@ -8,7 +8,16 @@ function repo(text: string, order = 0, url = `test://repo${order}`): RepositoryP
 
 /** Package records in the compact form apk-tools' solver tests use. */
 function pkg(name: string, version: string, extra: Record<string, string> = {}): string {
-  return [`C:Q1${Buffer.from(`${name}-${version}`).toString("base64")}`, `P:${name}`, `V:${version}`, "S:1", "I:1", ...Object.entries(extra).map(([k, v]) => `${k}:${v}`)].join("\n") + "\n\n";
+  return (
+    [
+      `C:Q1${Buffer.from(`${name}-${version}`).toString("base64")}`,
+      `P:${name}`,
+      `V:${version}`,
+      "S:1",
+      "I:1",
+      ...Object.entries(extra).map(([k, v]) => `${k}:${v}`),
+    ].join("\n") + "\n\n"
+  );
 }
 
 /** What apk prints as "Installing" lines, in order. */
@@ -220,21 +229,9 @@ describe("apk-tools solver tests on provides.repo", () => {
                selfconflicting-1[selfprovided=3]
     satisfies: world[selfconflicting]`,
     ],
-    [
-      "provides9",
-      ["conflicted-provider"],
-      conflictedProvider("world[conflicted-provider]"),
-    ],
-    [
-      "provides10",
-      ["conflicted-dep"],
-      conflictedProvider("conflicted-dep-0.1[conflicted-provider]"),
-    ],
-    [
-      "provides11",
-      ["conflicted-parent"],
-      conflictedProvider("conflicted-dep-0.1[conflicted-provider]"),
-    ],
+    ["provides9", ["conflicted-provider"], conflictedProvider("world[conflicted-provider]")],
+    ["provides10", ["conflicted-dep"], conflictedProvider("conflicted-dep-0.1[conflicted-provider]")],
+    ["provides11", ["conflicted-parent"], conflictedProvider("conflicted-dep-0.1[conflicted-provider]")],
     [
       "provides12",
       ["self-provide"],
@@ -260,14 +257,18 @@ describe("apk-tools installif8", () => {
 
 describe("solver rules", () => {
   test("an unknown package fails naming the chain", () => {
-    expect(solveError(["foo"], repo(pkg("bar", "1")))).toBe("ERROR: unable to select packages:\n  foo (no such package):\n    required by: world[foo]");
+    expect(solveError(["foo"], repo(pkg("bar", "1")))).toBe(
+      "ERROR: unable to select packages:\n  foo (no such package):\n    required by: world[foo]",
+    );
     expect(solveError(["a"], repo(pkg("a", "1", { D: "b" }) + pkg("b", "1", { D: "missing>=2" })))).toBe(
       "ERROR: unable to select packages:\n  missing (no such package):\n    required by: b-1[missing>=2]",
     );
   });
 
   test("an unsatisfiable version says what it breaks", () => {
-    expect(solveError(["a>5"], repo(pkg("a", "1") + pkg("a", "2")))).toBe("ERROR: unable to select packages:\n  a-2:\n    breaks: world[a>5]");
+    expect(solveError(["a>5"], repo(pkg("a", "1") + pkg("a", "2")))).toBe(
+      "ERROR: unable to select packages:\n  a-2:\n    breaks: world[a>5]",
+    );
   });
 
   test("the highest version wins, constraints narrow it, ~ matches a prefix", () => {
@@ -280,7 +281,11 @@ describe("solver rules", () => {
 
   test("backtracks when the best candidate leads to a dead end", () => {
     const r = repo(
-      pkg("a", "1", { D: "b c<2" }) + pkg("b", "2", { D: "c>=2" }) + pkg("b", "1", { D: "c" }) + pkg("c", "1") + pkg("c", "2"),
+      pkg("a", "1", { D: "b c<2" }) +
+        pkg("b", "2", { D: "c>=2" }) +
+        pkg("b", "1", { D: "c" }) +
+        pkg("c", "1") +
+        pkg("c", "2"),
     );
     const lock = resolvePackages(["a"], r);
     expect(lock.packages.map((p) => `${p.name}-${p.version}`)).toEqual(["a-1", "b-1", "c-1"]);
@@ -290,7 +295,9 @@ describe("solver rules", () => {
   test("conflicts: !name keeps a package out", () => {
     const r = repo(pkg("a", "1", { D: "!b" }) + pkg("c", "2", { D: "b" }) + pkg("c", "1") + pkg("b", "1"));
     expect(resolvePackages(["a", "c"], r).packages.map((p) => `${p.name}-${p.version}`)).toEqual(["a-1", "c-1"]);
-    expect(solveError(["a", "b"], r)).toBe("ERROR: unable to select packages:\n  b-1:\n    breaks: a-1[!b]\n    satisfies: world[b]");
+    expect(solveError(["a", "b"], r)).toBe(
+      "ERROR: unable to select packages:\n  b-1:\n    breaks: a-1[!b]\n    satisfies: world[b]",
+    );
     expect(resolvePackages(["a", "!d"], r).world).toEqual(["a", "!d"]);
   });
 
@@ -302,11 +309,20 @@ describe("solver rules", () => {
         pkg("helper-new", "1", { p: "cmd:helper=2" }) +
         pkg("zlib-dev", "1.3.1-r0", { p: "pc:zlib=1.3.1" }),
     );
-    expect(installs(resolvePackages(["tool"], r))).toEqual(["musl (1.2.5-r0)", "helper-new (1)", "zlib-dev (1.3.1-r0)", "tool (1)"]);
+    expect(installs(resolvePackages(["tool"], r))).toEqual([
+      "musl (1.2.5-r0)",
+      "helper-new (1)",
+      "zlib-dev (1.3.1-r0)",
+      "tool (1)",
+    ]);
   });
 
   test("provider_priority decides between equal versions; an unversioned provide without it is not auto-selected", () => {
-    const r = repo(pkg("sh-a", "1", { p: "/bin/sh", k: "10" }) + pkg("sh-b", "1", { p: "/bin/sh", k: "20" }) + pkg("v1", "1", { p: "virt" }));
+    const r = repo(
+      pkg("sh-a", "1", { p: "/bin/sh", k: "10" }) +
+        pkg("sh-b", "1", { p: "/bin/sh", k: "20" }) +
+        pkg("v1", "1", { p: "virt" }),
+    );
     expect(resolvePackages(["/bin/sh"], r).packages.map((p) => p.name)).toEqual(["sh-b"]);
     expect(solveError(["virt"], r)).toContain("virt (virtual):");
     expect(resolvePackages(["virt", "v1"], r).packages.map((p) => p.name)).toEqual(["v1"]);
@@ -331,7 +347,11 @@ describe("solver rules", () => {
 
   test("install_if joins only when every condition holds, and brings its dependencies", () => {
     const r = repo(
-      pkg("app", "1") + pkg("lang", "1") + pkg("app-lang", "1", { i: "app lang", D: "extra" }) + pkg("extra", "1") + pkg("app-doc", "1", { i: "app docs" }),
+      pkg("app", "1") +
+        pkg("lang", "1") +
+        pkg("app-lang", "1", { i: "app lang", D: "extra" }) +
+        pkg("extra", "1") +
+        pkg("app-doc", "1", { i: "app docs" }),
     );
     expect(resolvePackages(["app"], r).packages.map((p) => p.name)).toEqual(["app"]);
     expect(installs(resolvePackages(["app", "lang"], r))).toEqual(["app (1)", "lang (1)", "extra (1)", "app-lang (1)"]);
@@ -343,12 +363,21 @@ describe("solver rules", () => {
   });
 
   test("arch filter keeps the requested arch and noarch", () => {
-    const r = repo(pkg("a", "2", { A: "aarch64" }) + pkg("a", "1", { A: "x86_64", D: "b" }) + pkg("b", "1", { A: "noarch" }));
-    expect(resolvePackages(["a"], r, { arch: "x86_64" }).packages.map((p) => `${p.name}-${p.version}-${p.arch}`)).toEqual(["a-1-x86_64", "b-1-noarch"]);
+    const r = repo(
+      pkg("a", "2", { A: "aarch64" }) + pkg("a", "1", { A: "x86_64", D: "b" }) + pkg("b", "1", { A: "noarch" }),
+    );
+    expect(
+      resolvePackages(["a"], r, { arch: "x86_64" }).packages.map((p) => `${p.name}-${p.version}-${p.arch}`),
+    ).toEqual(["a-1-x86_64", "b-1-noarch"]);
   });
 
   test("the lock is deterministic whatever the input order", () => {
-    const text = pkg("a", "1", { D: "b c" }) + pkg("b", "1", { D: "c" }) + pkg("c", "1", { D: "a" }) + pkg("c", "2", { D: "a" }) + pkg("d", "1");
+    const text =
+      pkg("a", "1", { D: "b c" }) +
+      pkg("b", "1", { D: "c" }) +
+      pkg("c", "1", { D: "a" }) +
+      pkg("c", "2", { D: "a" }) +
+      pkg("d", "1");
     const r = repo(text);
     const first = resolvePackages(["d", "a"], r);
     const second = resolvePackages(["a", "d"], [...r].reverse());

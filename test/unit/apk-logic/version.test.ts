@@ -1,4 +1,10 @@
-import { compareVersions, isValidVersion, versionMatches, operatorMask, operatorText } from "../../../provider/apk/version";
+import {
+  compareVersions,
+  isValidVersion,
+  versionMatches,
+  operatorMask,
+  operatorText,
+} from "../../../provider/apk/version";
 
 // Pairs from apk-tools' test/version.data (A op B per line); the comparison must agree both ways.
 const VECTORS = `
@@ -103,10 +109,37 @@ describe("apk version comparison", () => {
   });
 
   test("invalid versions are recognised", () => {
-    for (const v of ["", "a", "1.", "1..2", "1.0-1", "0r-10", "10.2.3-100", "1.0_foo", "1.0~", "1.0~XYZ", "1.0-r", "1.0bc", "1.0 ", "1_rc1_p2.3", "1.0-r1-r2"]) {
+    for (const v of [
+      "",
+      "a",
+      "1.",
+      "1..2",
+      "1.0-1",
+      "0r-10",
+      "10.2.3-100",
+      "1.0_foo",
+      "1.0~",
+      "1.0~XYZ",
+      "1.0-r",
+      "1.0bc",
+      "1.0 ",
+      "1_rc1_p2.3",
+      "1.0-r1-r2",
+    ]) {
       expect([v, isValidVersion(v)]).toEqual([v, false]);
     }
-    for (const v of ["100", "1.0", "0-r1", "10.2.3-r100", "0.0.0_git20210122-r0", "0.20240527.191746-r2", "9100h-r4", "1.0_alpha_pre2", "2.12r-r4", "1_p"]) {
+    for (const v of [
+      "100",
+      "1.0",
+      "0-r1",
+      "10.2.3-r100",
+      "0.0.0_git20210122-r0",
+      "0.20240527.191746-r2",
+      "9100h-r4",
+      "1.0_alpha_pre2",
+      "2.12r-r4",
+      "1_p",
+    ]) {
       expect([v, isValidVersion(v)]).toEqual([v, true]);
     }
   });
@@ -133,7 +166,8 @@ describe("constraint matching", () => {
     expect(m("1.3", "<~", "1.2")).toBe(false);
   });
   test("operator texts round trip", () => {
-    for (const op of ["<", "<=", "=", "~", ">=", ">", "><", "<~", ">~"]) expect(operatorText(operatorMask(op))).toBe(op);
+    for (const op of ["<", "<=", "=", "~", ">=", ">", "><", "<~", ">~"])
+      expect(operatorText(operatorMask(op))).toBe(op);
     expect(operatorMask("=!")).toBe(0);
   });
   test("an unversioned provide matches any constraint, as in apk", () => {

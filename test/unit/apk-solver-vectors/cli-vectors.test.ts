@@ -9,7 +9,15 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { type CompiledCli, compileCli } from "../../fixtures/ramroot-cli";
-import { apkOutput, DATA_DIR, installLines, readVector, readVersionData, vectorFiles, vectorRepository } from "./vector-file";
+import {
+  apkOutput,
+  DATA_DIR,
+  installLines,
+  readVector,
+  readVersionData,
+  vectorFiles,
+  vectorRepository,
+} from "./vector-file";
 
 // Every case starts the compiled CLI (a Node process): seconds each on a loaded machine.
 jest.setTimeout(60_000);
@@ -25,32 +33,35 @@ const vectors = vectorFiles().map(readVector);
 const stateful = vectors.filter((v) => v.needsInstalled || v.repos.some((r) => r.startsWith("@")));
 const withRepos = vectors.filter((v) => v.repos.length > 0 && !stateful.includes(v));
 
-test.each(stateful.map((v) => [v.name, v] as const))("%s: ramroot apk resolve --installed --world answers as apk add/del/upgrade", async (_name, v) => {
-  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "ramroot-vector-"));
-  try {
-    const world = path.join(tmp, "world");
-    fs.writeFileSync(world, v.world.map((w) => `${w}\n`).join(""));
-    const args = ["apk", "resolve", "--allow-untrusted", "--arch", "x86_64", "--world", world];
-    if (v.installed) args.push("--installed", path.join(DATA_DIR, v.installed));
-    for (const entry of v.repos) {
-      const { file, tag } = vectorRepository(entry);
-      args.push("--repository", tag ? `@${tag} ${path.join(DATA_DIR, file)}` : path.join(DATA_DIR, file));
+test.each(stateful.map((v) => [v.name, v] as const))(
+  "%s: ramroot apk resolve --installed --world answers as apk add/del/upgrade",
+  async (_name, v) => {
+    const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "ramroot-vector-"));
+    try {
+      const world = path.join(tmp, "world");
+      fs.writeFileSync(world, v.world.map((w) => `${w}\n`).join(""));
+      const args = ["apk", "resolve", "--allow-untrusted", "--arch", "x86_64", "--world", world];
+      if (v.installed) args.push("--installed", path.join(DATA_DIR, v.installed));
+      for (const entry of v.repos) {
+        const { file, tag } = vectorRepository(entry);
+        args.push("--repository", tag ? `@${tag} ${path.join(DATA_DIR, file)}` : path.join(DATA_DIR, file));
+      }
+      if (v.applet === "upgrade") args.push("--upgrade");
+      if (v.applet === "del") for (const p of v.packages) args.push("--del", p);
+      else args.push(...v.packages);
+      const r = await cli.run(args);
+      const want = apkOutput(v);
+      if (want.startsWith("ERROR: ")) {
+        expect({ code: r.code, stderr: r.stderr }).toEqual({ code: 1, stderr: want + "\n" });
+        return;
+      }
+      expect({ code: r.code, stderr: r.stderr }).toEqual({ code: 0, stderr: "" });
+      expect((JSON.parse(r.stdout) as { changes: string[] }).changes.join("\n")).toBe(want);
+    } finally {
+      fs.rmSync(tmp, { recursive: true, force: true });
     }
-    if (v.applet === "upgrade") args.push("--upgrade");
-    if (v.applet === "del") for (const p of v.packages) args.push("--del", p);
-    else args.push(...v.packages);
-    const r = await cli.run(args);
-    const want = apkOutput(v);
-    if (want.startsWith("ERROR: ")) {
-      expect({ code: r.code, stderr: r.stderr }).toEqual({ code: 1, stderr: want + "\n" });
-      return;
-    }
-    expect({ code: r.code, stderr: r.stderr }).toEqual({ code: 0, stderr: "" });
-    expect((JSON.parse(r.stdout) as { changes: string[] }).changes.join("\n")).toBe(want);
-  } finally {
-    fs.rmSync(tmp, { recursive: true, force: true });
-  }
-});
+  },
+);
 
 test.each(withRepos.map((v) => [v.name, v] as const))("%s: ramroot apk resolve answers as apk", async (_name, v) => {
   const args = ["apk", "resolve", "--allow-untrusted", "--arch", "x86_64"];

@@ -15,7 +15,20 @@ const KNOWN_DIFFERENCES: Record<string, string> = {};
 const vectors = vectorFiles().map(readVector);
 
 test("the vector set is the one data/README.md lists", () => {
-  expect(vectors.map((v) => v.name)).toEqual(expect.arrayContaining(["basic1", "conflict2", "installif2", "installif10", "provides17", "error10", "basic3", "upgrade1", "pinning4", "pinning10"]));
+  expect(vectors.map((v) => v.name)).toEqual(
+    expect.arrayContaining([
+      "basic1",
+      "conflict2",
+      "installif2",
+      "installif10",
+      "provides17",
+      "error10",
+      "basic3",
+      "upgrade1",
+      "pinning4",
+      "pinning10",
+    ]),
+  );
   for (const v of vectors) {
     // add, del and upgrade, from an empty root or an installed database + world (see data/README.md).
     expect(["add", "del", "upgrade"]).toContain(v.applet);
@@ -25,15 +38,18 @@ test("the vector set is the one data/README.md lists", () => {
 
 describe.each(vectors.map((v) => [v.name, v] as const))("%s", (name, v) => {
   const run = KNOWN_DIFFERENCES[name] ? test.failing : test;
-  run(`apk ${[...v.options, v.applet, ...v.packages].join(" ")} (${v.repos.map((r) => path.basename(r)).join(", ") || "no repository"})`, () => {
-    const want = apkOutput(v);
-    const got = ramrootOutput(v);
-    if (v.repos.length === 0) {
-      // Argument errors (error8-10): apk's message, which ramroot's also names the world entry around.
-      expect(want.startsWith("ERROR: ")).toBe(true);
-      expect(got).toContain(want.slice("ERROR: ".length));
-    } else {
-      expect(got).toBe(want);
-    }
-  });
+  run(
+    `apk ${[...v.options, v.applet, ...v.packages].join(" ")} (${v.repos.map((r) => path.basename(r)).join(", ") || "no repository"})`,
+    () => {
+      const want = apkOutput(v);
+      const got = ramrootOutput(v);
+      if (v.repos.length === 0) {
+        // Argument errors (error8-10): apk's message, which ramroot's also names the world entry around.
+        expect(want.startsWith("ERROR: ")).toBe(true);
+        expect(got).toContain(want.slice("ERROR: ".length));
+      } else {
+        expect(got).toBe(want);
+      }
+    },
+  );
 });

@@ -38,7 +38,16 @@ export interface Vector {
 }
 
 export function readVector(file: string): Vector {
-  const v: Vector = { name: path.basename(file, ".test"), repos: [], applet: "", options: [], packages: [], needsInstalled: false, world: [], expect: "" };
+  const v: Vector = {
+    name: path.basename(file, ".test"),
+    repos: [],
+    applet: "",
+    options: [],
+    packages: [],
+    needsInstalled: false,
+    world: [],
+    expect: "",
+  };
   const tokens: string[] = [];
   let section: "args" | "expect" | undefined;
   const expected: string[] = [];
@@ -108,23 +117,36 @@ export function vectorPackages(v: Vector): RepositoryPackage[] {
   return v.repos.flatMap((entry, order) => {
     const { file, tag } = vectorRepository(entry);
     const url = `file://${path.join(DATA_DIR, file)}`;
-    return parseApkindex(fs.readFileSync(path.join(DATA_DIR, file), "utf8"), url).map((r) => ({ ...r, repository: url, repositoryOrder: order, ...(tag ? { repositoryTag: tag } : {}) }));
+    return parseApkindex(fs.readFileSync(path.join(DATA_DIR, file), "utf8"), url).map((r) => ({
+      ...r,
+      repository: url,
+      repositoryOrder: order,
+      ...(tag ? { repositoryTag: tag } : {}),
+    }));
   });
 }
 
 /** The world after the applet: `add` puts its packages in (replacing an entry of the same name), `del` takes them out. */
 export function worldAfter(v: Vector): string[] {
   const nameOf = (d: string) => d.replace(/^!/, "").split(/[@<>=~]/)[0]!;
-  if (v.applet === "add") return [...v.world.filter((w) => !v.packages.some((p) => nameOf(p) === nameOf(w))), ...v.packages];
+  if (v.applet === "add")
+    return [...v.world.filter((w) => !v.packages.some((p) => nameOf(p) === nameOf(w))), ...v.packages];
   if (v.applet === "del") return v.world.filter((w) => !v.packages.some((p) => nameOf(p) === nameOf(w)));
   return v.world;
 }
 
 /** apk's "(i/n) <change>" lines for a vector with an installed database (or tagged repositories). */
 export function changeOutput(v: Vector): string {
-  const installed = v.installed ? parseInstalledDb(fs.readFileSync(path.join(DATA_DIR, v.installed), "utf8"), v.installed) : { records: [], tags: new Map<string, string>() };
+  const installed = v.installed
+    ? parseInstalledDb(fs.readFileSync(path.join(DATA_DIR, v.installed), "utf8"), v.installed)
+    : { records: [], tags: new Map<string, string>() };
   try {
-    const { changes } = resolveChanges(worldAfter(v), vectorPackages(v), { installed: installed.records, installedTags: installed.tags }, { upgrade: v.applet === "upgrade" });
+    const { changes } = resolveChanges(
+      worldAfter(v),
+      vectorPackages(v),
+      { installed: installed.records, installedTags: installed.tags },
+      { upgrade: v.applet === "upgrade" },
+    );
     return changes.map((c, i) => `(${i + 1}/${changes.length}) ${formatChange(c)}`).join("\n");
   } catch (err) {
     const message = (err as Error).message;
@@ -174,7 +196,8 @@ export function readVersionData(): VersionPair[] {
     .filter((line) => line.length > 0)
     .map((line) => {
       const [a, op, b, ...rest] = line.split(/\s+/);
-      if (rest.length > 0 || (op !== "<" && op !== "=" && op !== ">") || !a || !b) throw new Error(`version.data: cannot read ${JSON.stringify(line)}`);
+      if (rest.length > 0 || (op !== "<" && op !== "=" && op !== ">") || !a || !b)
+        throw new Error(`version.data: cannot read ${JSON.stringify(line)}`);
       return { a, op, b };
     });
 }

@@ -12,7 +12,9 @@ const VERSION_PAIRS = readVersionData();
 const MIRROR = { "<": ">", "=": "=", ">": "<" } as const;
 
 test("version.data is read whole", () => {
-  expect(VERSION_PAIRS.length).toBe(fs.readFileSync(path.join(DATA_DIR, "version.data"), "utf8").trim().split("\n").length);
+  expect(VERSION_PAIRS.length).toBe(
+    fs.readFileSync(path.join(DATA_DIR, "version.data"), "utf8").trim().split("\n").length,
+  );
 });
 
 test.each(VERSION_PAIRS.map((p, i) => [i + 1, p.a, p.op, p.b] as const))("line %i: %s %s %s", (_line, a, op, b) => {

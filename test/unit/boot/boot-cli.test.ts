@@ -32,28 +32,84 @@ async function ramroot(...args: string[]): Promise<unknown> {
 
 test("disk create, slot write, syslinux write/once/clear-once/set-default, through the CLI", async () => {
   const image = path.join(dir, "cli.img");
-  const created = (await ramroot("disk", "create", "--size", "16", "--layout", "mbr", "--slots", "a,b", "--volume-id", "0badcafe", image)) as { fatOffset: number };
+  const created = (await ramroot(
+    "disk",
+    "create",
+    "--size",
+    "16",
+    "--layout",
+    "mbr",
+    "--slots",
+    "a,b",
+    "--volume-id",
+    "0badcafe",
+    image,
+  )) as { fatOffset: number };
   expect(created.fatOffset).toBe(1048576);
   const kernel = path.join(dir, "k");
   fs.writeFileSync(kernel, "kernel bytes");
-  const slot = (await ramroot("slot", "write", "--image", image, "--slot", "b", "--kernel", kernel, "--initramfs", kernel, "--image-id", "img1")) as { consistent: boolean };
+  const slot = (await ramroot(
+    "slot",
+    "write",
+    "--image",
+    image,
+    "--slot",
+    "b",
+    "--kernel",
+    kernel,
+    "--initramfs",
+    kernel,
+    "--image-id",
+    "img1",
+  )) as { consistent: boolean };
   expect(slot.consistent).toBe(true);
   // DEFAULT a while slot a is empty would leave the disk unbootable: refused, nothing written.
-  await expect(ramroot("syslinux", "write", "--image", image, "--default", "a")).rejects.toThrow(/refusing to make "a" bootable: entry a: \/a\/vmlinuz does not exist/);
+  await expect(ramroot("syslinux", "write", "--image", image, "--default", "a")).rejects.toThrow(
+    /refusing to make "a" bootable: entry a: \/a\/vmlinuz does not exist/,
+  );
   expect(await ramroot("syslinux", "show", "--image", image)).toEqual({});
-  await ramroot("slot", "write", "--image", image, "--slot", "a", "--kernel", kernel, "--initramfs", kernel, "--image-id", "img0");
-  expect(await ramroot("syslinux", "write", "--image", image, "--default", "a")).toMatchObject({ path: "syslinux.cfg" });
+  await ramroot(
+    "slot",
+    "write",
+    "--image",
+    image,
+    "--slot",
+    "a",
+    "--kernel",
+    kernel,
+    "--initramfs",
+    kernel,
+    "--image-id",
+    "img0",
+  );
+  expect(await ramroot("syslinux", "write", "--image", image, "--default", "a")).toMatchObject({
+    path: "syslinux.cfg",
+  });
   expect(await ramroot("syslinux", "once", "--image", image, "b")).toEqual({ bootOnce: "b" });
-  expect(await ramroot("syslinux", "show", "--image", image)).toMatchObject({ path: "syslinux.cfg", bootOnce: "b", config: { defaultLabel: "a" } });
+  expect(await ramroot("syslinux", "show", "--image", image)).toMatchObject({
+    path: "syslinux.cfg",
+    bootOnce: "b",
+    config: { defaultLabel: "a" },
+  });
   expect(await ramroot("syslinux", "clear-once", "--image", image)).toEqual({});
   await ramroot("syslinux", "set-default", "--image", image, "b");
   expect(await ramroot("syslinux", "show", "--image", image)).toMatchObject({ config: { defaultLabel: "b" } });
-  expect(await ramroot("slot", "show", "--image", image, "--slot", "b")).toMatchObject({ slot: "b", consistent: true, manifest: { imageId: "img1" } });
-  await expect(ramroot("slot", "show", "--dir", dir, "--image", image, "--slot", "b")).rejects.toThrow(/exactly one of --dir/);
-  await expect(ramroot("disk", "create", "--size", "16", "--layout", "gpt", image)).rejects.toThrow(/layout: got "gpt"; expected "mbr" or "superfloppy"/);
+  expect(await ramroot("slot", "show", "--image", image, "--slot", "b")).toMatchObject({
+    slot: "b",
+    consistent: true,
+    manifest: { imageId: "img1" },
+  });
+  await expect(ramroot("slot", "show", "--dir", dir, "--image", image, "--slot", "b")).rejects.toThrow(
+    /exactly one of --dir/,
+  );
+  await expect(ramroot("disk", "create", "--size", "16", "--layout", "gpt", image)).rejects.toThrow(
+    /layout: got "gpt"; expected "mbr" or "superfloppy"/,
+  );
   // An existing disk holds deployed slots: replaced only when asked.
   const before = fs.readFileSync(image);
-  await expect(ramroot("disk", "create", "--size", "16", image)).rejects.toThrow(/exists \(it may hold deployed slots and their history\).*--force/);
+  await expect(ramroot("disk", "create", "--size", "16", image)).rejects.toThrow(
+    /exists \(it may hold deployed slots and their history\).*--force/,
+  );
   expect(fs.readFileSync(image).equals(before)).toBe(true);
   await ramroot("disk", "create", "--size", "16", "--force", image);
   expect(await ramroot("slot", "show", "--image", image, "--slot", "b")).toEqual({ slot: "b", empty: true });

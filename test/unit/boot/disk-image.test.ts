@@ -2,7 +2,17 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { createHash } from "node:crypto";
-import { ADV_MAGIC1, ADV_MAGIC3, advOfLdlinux, bootOnceOf, parseAdv, renderAdv, updateImageAdv, withAdvEntry, ADV_TAG_BOOTONCE } from "../../../provider/boot/adv";
+import {
+  ADV_MAGIC1,
+  ADV_MAGIC3,
+  advOfLdlinux,
+  bootOnceOf,
+  parseAdv,
+  renderAdv,
+  updateImageAdv,
+  withAdvEntry,
+  ADV_TAG_BOOTONCE,
+} from "../../../provider/boot/adv";
 import { createDisk } from "../../../provider/boot/disk-create";
 import { readMbrPartitions } from "../../../provider/boot/mbr";
 import { openTarget } from "../../../provider/boot/target";
@@ -28,7 +38,9 @@ test("disk create is deterministic and lays out MBR, active FAT partition, sysli
   fs.closeSync(fd);
   // syslinux's mbr.bin is in the boot code area.
   expect(sector0.subarray(0, 64).equals(fs.readFileSync("/usr/lib/syslinux/mbr/mbr.bin").subarray(0, 64))).toBe(true);
-  expect(readMbrPartitions(sector0)).toEqual([{ number: 1, active: true, type: 0x0e, start: 2048, sectors: 32 * 2048 - 2048 }]);
+  expect(readMbrPartitions(sector0)).toEqual([
+    { number: 1, active: true, type: 0x0e, start: 2048, sectors: 32 * 2048 - 2048 },
+  ]);
   const target = await openTarget({ kind: "image", path: one.output });
   try {
     expect(await target.list("")).toEqual(["a", "b", "ldlinux.c32", "ldlinux.sys"]);
@@ -36,17 +48,31 @@ test("disk create is deterministic and lays out MBR, active FAT partition, sysli
   } finally {
     await target.close();
   }
-  const floppy = await createDisk({ output: path.join(dir, "floppy.img"), sizeMiB: 16, layout: "superfloppy", slots: ["a"] });
+  const floppy = await createDisk({
+    output: path.join(dir, "floppy.img"),
+    sizeMiB: 16,
+    layout: "superfloppy",
+    slots: ["a"],
+  });
   expect(floppy.fatOffset).toBe(0);
   const ft = await openTarget({ kind: "image", path: floppy.output });
   expect(await ft.list("")).toEqual(["a", "ldlinux.c32", "ldlinux.sys"]);
   await ft.close();
-  await expect(createDisk({ output: path.join(dir, "x.img"), sizeMiB: 4, layout: "mbr", slots: ["a"] })).rejects.toThrow(/sizeMiB: got 4; expected at least 8 MiB/);
-  await expect(createDisk({ output: path.join(dir, "x.img"), sizeMiB: 16, layout: "gpt" as "mbr", slots: ["a"] })).rejects.toThrow(/layout: got "gpt"/);
+  await expect(
+    createDisk({ output: path.join(dir, "x.img"), sizeMiB: 4, layout: "mbr", slots: ["a"] }),
+  ).rejects.toThrow(/sizeMiB: got 4; expected at least 8 MiB/);
+  await expect(
+    createDisk({ output: path.join(dir, "x.img"), sizeMiB: 16, layout: "gpt" as "mbr", slots: ["a"] }),
+  ).rejects.toThrow(/layout: got "gpt"/);
 });
 
 test("image target: atomic verified copies, reads, lists, removes; a full disk keeps the old file", async () => {
-  const { output } = await createDisk({ output: path.join(dir, "t.img"), sizeMiB: 8, layout: "mbr", slots: ["a", "b"] });
+  const { output } = await createDisk({
+    output: path.join(dir, "t.img"),
+    sizeMiB: 8,
+    layout: "mbr",
+    slots: ["a", "b"],
+  });
   const target = await openTarget({ kind: "image", path: output, partition: 1 });
   try {
     await target.writeFileAtomic("a/vmlinuz", "kernel-one");
@@ -69,7 +95,9 @@ test("image target: atomic verified copies, reads, lists, removes; a full disk k
   } finally {
     await target.close();
   }
-  await expect(openTarget({ kind: "image", path: output, partition: 2 })).rejects.toThrow(/partition: got 2; .* has partitions 1/);
+  await expect(openTarget({ kind: "image", path: output, partition: 2 })).rejects.toThrow(
+    /partition: got 2; .* has partitions 1/,
+  );
 });
 
 test("ADV: render/parse with checksum; in-place update inside the image keeps ldlinux.sys's clusters", async () => {
@@ -84,7 +112,12 @@ test("ADV: render/parse with checksum; in-place update inside the image keeps ld
   corrupt[512 + 10] = 0x55;
   expect(parseAdv(corrupt)).toEqual({ valid: false, entries: [] });
 
-  const { output } = await createDisk({ output: path.join(dir, "adv.img"), sizeMiB: 8, layout: "mbr", slots: ["a", "b"] });
+  const { output } = await createDisk({
+    output: path.join(dir, "adv.img"),
+    sizeMiB: 8,
+    layout: "mbr",
+    slots: ["a", "b"],
+  });
   const target = await openTarget({ kind: "image", path: output });
   const before = (await target.readFile("ldlinux.sys"))!;
   expect(advOfLdlinux(before).valid).toBe(true);

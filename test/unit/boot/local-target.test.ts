@@ -42,14 +42,24 @@ test("writes, copies in, hashes, lists and removes, leaving no temporary files",
 
 test("refuses paths outside the root and bad specs, naming field and value", async () => {
   const target = await openTarget({ kind: "local", path: dir });
-  await expect(target.readFile("../etc/passwd")).rejects.toThrow(/got "..\/etc\/passwd"; expected a path inside the target root/);
+  await expect(target.readFile("../etc/passwd")).rejects.toThrow(
+    /got "..\/etc\/passwd"; expected a path inside the target root/,
+  );
   await expect(target.remove("")).rejects.toThrow(/refusing to remove the target root/);
   await expect(openTarget({ kind: "local", path: path.join(dir, "nope") })).rejects.toThrow(/does not exist/);
   expect(() => parseTargetSpec({ kind: "floppy", path: "/x" })).toThrow(/kind/);
-  expect(() => parseTargetSpec({ kind: "ssh", host: "-oProxyCommand=x", path: "/boot" })).toThrow(/host: got "-oProxyCommand=x"/);
-  expect(() => parseTargetSpec({ kind: "ssh", host: "nas", path: "/boot", port: 70000 })).toThrow(/port: got 70000; expected a TCP port 1-65535/);
-  expect(() => parseTargetSpec({ kind: "ssh", host: "nas", path: "/boot", privateKey: "hunter2" })).toThrow(/privateKey: got a secret of 7 characters/);
-  expect(() => parseTargetSpec({ kind: "image", path: "d.img", partition: 5 })).toThrow(/partition: got 5; expected an MBR partition number 1-4/);
+  expect(() => parseTargetSpec({ kind: "ssh", host: "-oProxyCommand=x", path: "/boot" })).toThrow(
+    /host: got "-oProxyCommand=x"/,
+  );
+  expect(() => parseTargetSpec({ kind: "ssh", host: "nas", path: "/boot", port: 70000 })).toThrow(
+    /port: got 70000; expected a TCP port 1-65535/,
+  );
+  expect(() => parseTargetSpec({ kind: "ssh", host: "nas", path: "/boot", privateKey: "hunter2" })).toThrow(
+    /privateKey: got a secret of 7 characters/,
+  );
+  expect(() => parseTargetSpec({ kind: "image", path: "d.img", partition: 5 })).toThrow(
+    /partition: got 5; expected an MBR partition number 1-4/,
+  );
 });
 
 test("a failed write leaves the old file and no temporary file", async () => {
@@ -70,11 +80,22 @@ test("slot refusals: the running slot named by the caller, and slot paths resolv
   const k = path.join(dir, "..", `${path.basename(dir)}-k`);
   fs.writeFileSync(k, "kernel");
   try {
-    await expect(writeSlot(target, { slot: "b", runningSlot: "b", files: { kernel: k, initramfs: k }, manifest: { imageId: "i", planId: "p" } })).rejects.toThrow(
-      /slot "b" is the one the machine is running/,
-    );
-    await expect(writeSlot(target, { slot: "B/x", files: { kernel: k, initramfs: k }, manifest: { imageId: "i", planId: "p" } })).rejects.toThrow(/slot: got "B\/x"/);
-    const state = await writeSlot(target, { slot: "b", files: { kernel: k, initramfs: k }, manifest: { imageId: "i", planId: "p", when: "2020-01-01T00:00:00Z" } });
+    await expect(
+      writeSlot(target, {
+        slot: "b",
+        runningSlot: "b",
+        files: { kernel: k, initramfs: k },
+        manifest: { imageId: "i", planId: "p" },
+      }),
+    ).rejects.toThrow(/slot "b" is the one the machine is running/);
+    await expect(
+      writeSlot(target, { slot: "B/x", files: { kernel: k, initramfs: k }, manifest: { imageId: "i", planId: "p" } }),
+    ).rejects.toThrow(/slot: got "B\/x"/);
+    const state = await writeSlot(target, {
+      slot: "b",
+      files: { kernel: k, initramfs: k },
+      manifest: { imageId: "i", planId: "p", when: "2020-01-01T00:00:00Z" },
+    });
     expect(state.files.kernel?.sha256).toBe(sha("kernel"));
     expect(state.manifest?.files.initramfs?.size).toBe(6);
   } finally {

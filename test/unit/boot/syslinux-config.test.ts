@@ -16,7 +16,13 @@ const spec: SyslinuxConfigSpec = {
   defaultLabel: "a",
   timeout: 30,
   entries: [
-    { label: "a", menuLabel: "slot a: image 3f9c", kernel: "/a/vmlinuz", initrd: ["/a/microcode", "/a/initramfs"], append: "rdinit=/sbin/init console=ttyS0 panic=5" },
+    {
+      label: "a",
+      menuLabel: "slot a: image 3f9c",
+      kernel: "/a/vmlinuz",
+      initrd: ["/a/microcode", "/a/initramfs"],
+      append: "rdinit=/sbin/init console=ttyS0 panic=5",
+    },
     { label: "b", kernel: "/b/vmlinuz", initrd: ["/b/initramfs"], append: "rdinit=/sbin/init panic=5" },
   ],
 };
@@ -24,7 +30,9 @@ const spec: SyslinuxConfigSpec = {
 test("renders the documented keywords, and parse(render(x)) is x with defaults filled in", () => {
   const text = renderSyslinuxConfig(spec);
   expect(text).toContain("SERIAL 0 115200\nPROMPT 0\nTIMEOUT 30\nDEFAULT a\n");
-  expect(text).toContain("LABEL a\n  MENU LABEL slot a: image 3f9c\n  LINUX /a/vmlinuz\n  INITRD /a/microcode,/a/initramfs\n  APPEND rdinit=/sbin/init console=ttyS0 panic=5\n");
+  expect(text).toContain(
+    "LABEL a\n  MENU LABEL slot a: image 3f9c\n  LINUX /a/vmlinuz\n  INITRD /a/microcode,/a/initramfs\n  APPEND rdinit=/sbin/init console=ttyS0 panic=5\n",
+  );
   expect(renderSyslinuxConfig(spec)).toBe(text);
   expect(parseSyslinuxConfig(text)).toEqual(normalizeSyslinuxConfig(spec));
   const noSerial = { ...spec, serial: false as const, prompt: true };
@@ -56,15 +64,24 @@ test("parses hand-written configs: any case, comments, KERNEL, initrd= in APPEND
     prompt: true,
     serial: { port: 1, baud: 38400 },
     entries: [
-      { label: "old", kernel: "/boot/vmlinuz-lts", initrd: ["/boot/initramfs-lts", "/boot/ucode.img"], append: "root=/dev/sda2 quiet" },
+      {
+        label: "old",
+        kernel: "/boot/vmlinuz-lts",
+        initrd: ["/boot/initramfs-lts", "/boot/ucode.img"],
+        append: "root=/dev/sda2 quiet",
+      },
       { label: "new", kernel: "new/vmlinuz", initrd: ["new/initramfs"], append: "" },
     ],
   });
 });
 
 test("bad specs are refused with the field, the value and what is accepted", () => {
-  expect(() => renderSyslinuxConfig({ ...spec, defaultLabel: "c" })).toThrow(/defaultLabel: got "c"; expected one of the entry labels: a, b/);
-  expect(() => renderSyslinuxConfig({ ...spec, timeout: -1 })).toThrow(/timeout: got -1; expected 0 or more deciseconds/);
+  expect(() => renderSyslinuxConfig({ ...spec, defaultLabel: "c" })).toThrow(
+    /defaultLabel: got "c"; expected one of the entry labels: a, b/,
+  );
+  expect(() => renderSyslinuxConfig({ ...spec, timeout: -1 })).toThrow(
+    /timeout: got -1; expected 0 or more deciseconds/,
+  );
   const badEntry = { ...spec, entries: [{ ...spec.entries[0]!, label: "has space" }] };
   expect(() => renderSyslinuxConfig(badEntry)).toThrow(/entries\[0\]\.label: got "has space"; expected a label/);
   const commaInitrd = { ...spec, entries: [{ ...spec.entries[0]!, initrd: ["/a/x,y"] }] };

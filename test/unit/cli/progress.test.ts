@@ -47,23 +47,41 @@ test("not on a terminal: plain prefixed lines; on a terminal a transient line is
 
 test("pulumi's errors become one line with the command that fixes them; ramroot's own errors stay whole", () => {
   const automation = (stderr: string) =>
-    new Error(`code: -2\n stdout: \n stderr: Command failed with exit code 255: pulumi stack history --json --stack demo --non-interactive\n${stderr}\n err?: Error: Command failed`);
-  expect(errorLine(automation("error: getting secrets manager: passphrase must be set with PULUMI_CONFIG_PASSPHRASE or PULUMI_CONFIG_PASSPHRASE_FILE environment variables"))).toBe(
+    new Error(
+      `code: -2\n stdout: \n stderr: Command failed with exit code 255: pulumi stack history --json --stack demo --non-interactive\n${stderr}\n err?: Error: Command failed`,
+    );
+  expect(
+    errorLine(
+      automation(
+        "error: getting secrets manager: passphrase must be set with PULUMI_CONFIG_PASSPHRASE or PULUMI_CONFIG_PASSPHRASE_FILE environment variables",
+      ),
+    ),
+  ).toBe(
     "the stack's secrets need a passphrase and none is set: run `source .ramroot/env.sh` (the demo's), or set PULUMI_CONFIG_PASSPHRASE",
   );
   expect(errorLine(automation("error: no stack named 'demo' found"))).toBe(
     'no stack "demo" in this project: `npm start` creates the demo stack; for another one, `pulumi stack init demo` (see `pulumi stack ls`)',
   );
-  expect(errorLine(automation("error: constructing secrets manager of type \"passphrase\": incorrect passphrase"))).toMatch(/^PULUMI_CONFIG_PASSPHRASE does not open this stack's secrets/);
-  expect(errorLine(automation("error: something else broke"))).toBe("something else broke (in `pulumi stack history --json --stack demo`; --verbose shows its output)");
-  const own = "ramroot:image: 2 problems\n  packages[0]: got \"\"; expected a package name\n  kernel: got \"rt\"; expected one of lts, virt, none";
+  expect(
+    errorLine(automation('error: constructing secrets manager of type "passphrase": incorrect passphrase')),
+  ).toMatch(/^PULUMI_CONFIG_PASSPHRASE does not open this stack's secrets/);
+  expect(errorLine(automation("error: something else broke"))).toBe(
+    "something else broke (in `pulumi stack history --json --stack demo`; --verbose shows its output)",
+  );
+  const own =
+    'ramroot:image: 2 problems\n  packages[0]: got ""; expected a package name\n  kernel: got "rt"; expected one of lts, virt, none';
   expect(errorLine(new Error(own))).toBe(own);
 });
 
 test("a quiet-start counter says nothing for a step shorter than its interval", () => {
   const lines: string[] = [];
   let now = 0;
-  const c = counter((l) => lines.push(l), "packed", undefined, { unit: "bytes", intervalMs: 2000, startQuiet: true, now: () => now });
+  const c = counter((l) => lines.push(l), "packed", undefined, {
+    unit: "bytes",
+    intervalMs: 2000,
+    startQuiet: true,
+    now: () => now,
+  });
   c.add(1 << 20);
   now = 1000;
   c.add(1 << 20);

@@ -11,7 +11,9 @@ test("the project is the nearest directory at or above the shell's with Pulumi.y
     fs.writeFileSync(path.join(project, "Pulumi.yaml"), "name: nas\nruntime: nodejs\n");
     expect(findProjectDir(project)).toBe(project);
     expect(findProjectDir(path.join(project, "root", "etc", "ramroot"))).toBe(project);
-    expect(() => findProjectDir(top)).toThrow(`no Pulumi project at or above ${top} (no Pulumi.yaml); run ramroot inside the project, or give --cwd <project dir>`);
+    expect(() => findProjectDir(top)).toThrow(
+      `no Pulumi project at or above ${top} (no Pulumi.yaml); run ramroot inside the project, or give --cwd <project dir>`,
+    );
   } finally {
     fs.rmSync(top, { recursive: true, force: true });
   }

@@ -12,8 +12,17 @@ function slot(name: string, planId: string, consistent = true): SlotState {
   const file = (f: string) => ({ path: `${name}/${f}`, sha256: "f".repeat(64), size: 1 });
   return {
     slot: name,
-    manifest: { slot: name, imageId: `image-of-${planId.slice(0, 4)}`, planId, when: "2026-01-01T00:00:00.000Z", files: { kernel: file("vmlinuz"), initramfs: file("initramfs") } },
-    files: { kernel: { path: `${name}/vmlinuz`, sha256: "f".repeat(64) }, initramfs: { path: `${name}/initramfs`, sha256: consistent ? "f".repeat(64) : "0".repeat(64) } },
+    manifest: {
+      slot: name,
+      imageId: `image-of-${planId.slice(0, 4)}`,
+      planId,
+      when: "2026-01-01T00:00:00.000Z",
+      files: { kernel: file("vmlinuz"), initramfs: file("initramfs") },
+    },
+    files: {
+      kernel: { path: `${name}/vmlinuz`, sha256: "f".repeat(64) },
+      initramfs: { path: `${name}/initramfs`, sha256: consistent ? "f".repeat(64) : "0".repeat(64) },
+    },
     consistent,
   };
 }
@@ -30,7 +39,13 @@ function target(opts: { defaultSlot?: string; once?: string; a?: SlotState; b?: 
 
 describe("decide", () => {
   test("a fresh target: the image goes to the first slot and DEFAULT switches to it", () => {
-    expect(decide(target({}), SLOTS, PLAN_1)).toEqual({ active: "a", write: "a", keep: [], repair: [], switches: true });
+    expect(decide(target({}), SLOTS, PLAN_1)).toEqual({
+      active: "a",
+      write: "a",
+      keep: [],
+      repair: [],
+      switches: true,
+    });
   });
 
   test("the image already in the DEFAULT slot: nothing is written, nothing switches", () => {
@@ -90,7 +105,9 @@ describe("decide", () => {
   });
 
   test("two equal slot names are refused, naming the field", () => {
-    expect(() => decide(target({}), ["a", "a"], PLAN_1)).toThrow(/slots: got \["a","a"\]; expected two different slot names/);
+    expect(() => decide(target({}), ["a", "a"], PLAN_1)).toThrow(
+      /slots: got \["a","a"\]; expected two different slot names/,
+    );
   });
 });
 

@@ -6,7 +6,11 @@ import { chooseRollback } from "../../../provider/deploy/rollback";
 const PLAN = (n: number) => String(n).repeat(64).slice(0, 64);
 
 /** A history entry as `pulumi stack history --json` gives it on the file backend (version 0). */
-function entry(kind: UpdateKind, minute: number, opts: { result?: UpdateResult; version?: number; env?: Record<string, string> } = {}): UpdateSummary {
+function entry(
+  kind: UpdateKind,
+  minute: number,
+  opts: { result?: UpdateResult; version?: number; env?: Record<string, string> } = {},
+): UpdateSummary {
   return {
     version: opts.version ?? 0,
     kind,
@@ -21,18 +25,38 @@ function entry(kind: UpdateKind, minute: number, opts: { result?: UpdateResult; 
 
 /** A switch the journal records at minute:10 of an update. */
 function switched(minute: number, plan: number, how = "switch"): JournalEntry {
-  return { when: new Date(Date.UTC(2026, 0, 1, 0, minute, 10)).toISOString(), label: plan % 2 ? "a" : "b", slot: plan % 2 ? "a" : "b", planId: PLAN(plan), imageId: `image${plan}`, how };
+  return {
+    when: new Date(Date.UTC(2026, 0, 1, 0, minute, 10)).toISOString(),
+    label: plan % 2 ? "a" : "b",
+    slot: plan % 2 ? "a" : "b",
+    planId: PLAN(plan),
+    imageId: `image${plan}`,
+    how,
+  };
 }
 
 describe("numberHistory", () => {
   test("only updates are numbered, oldest first; refreshes and destroys are listed without a number", () => {
-    const h = numberHistory([entry("update", 3), entry("refresh", 2), entry("update", 1), entry("destroy", 4)].reverse());
-    expect(h.map((u) => [u.kind, u.number])).toEqual([["update", 1], ["refresh", undefined], ["update", 2], ["destroy", undefined]]);
+    const h = numberHistory(
+      [entry("update", 3), entry("refresh", 2), entry("update", 1), entry("destroy", 4)].reverse(),
+    );
+    expect(h.map((u) => [u.kind, u.number])).toEqual([
+      ["update", 1],
+      ["refresh", undefined],
+      ["update", 2],
+      ["destroy", undefined],
+    ]);
   });
 
   test("numbers never move: appending refreshes and updates keeps every given number", () => {
     const early = [entry("update", 1), entry("update", 2, { result: "failed" }), entry("update", 3)];
-    const later = [...early, entry("refresh", 4), entry("update", 5), entry("refresh", 6), ...Array.from({ length: 10 }, (_, i) => entry("update", 7 + i))];
+    const later = [
+      ...early,
+      entry("refresh", 4),
+      entry("update", 5),
+      entry("refresh", 6),
+      ...Array.from({ length: 10 }, (_, i) => entry("update", 7 + i)),
+    ];
     const before = numberHistory(early);
     const after = numberHistory(later);
     for (const u of before) expect(after.find((a) => a.startTime === u.startTime)?.number).toBe(u.number);
@@ -45,13 +69,20 @@ describe("numberHistory", () => {
   });
 
   test("the git commit carries +dirty when Pulumi recorded uncommitted changes", () => {
-    const h = numberHistory([entry("update", 1, { env: { "git.head": "abc123", "git.dirty": "true" } }), entry("update", 2, { env: { "git.head": "def456", "git.dirty": "false" } })]);
+    const h = numberHistory([
+      entry("update", 1, { env: { "git.head": "abc123", "git.dirty": "true" } }),
+      entry("update", 2, { env: { "git.head": "def456", "git.dirty": "false" } }),
+    ]);
     expect(h.map((u) => u.commit)).toEqual(["abc123+dirty", "def456"]);
   });
 
   test("entries order by their full start time, milliseconds included", () => {
     const a: UpdateSummary = { ...entry("update", 1), startTime: new Date(Date.UTC(2026, 0, 1, 0, 1, 0, 500)) };
-    const b: UpdateSummary = { ...entry("update", 1), startTime: new Date(Date.UTC(2026, 0, 1, 0, 1, 0, 100)), message: "first" };
+    const b: UpdateSummary = {
+      ...entry("update", 1),
+      startTime: new Date(Date.UTC(2026, 0, 1, 0, 1, 0, 100)),
+      message: "first",
+    };
     expect(numberHistory([a, b])[0]?.message).toBe("first");
   });
 });
@@ -67,12 +98,22 @@ describe("readHistory", () => {
       },
     };
     expect(await readHistory(stack, 10)).toHaveLength(25);
-    expect(asked).toEqual([[10, 1], [10, 2], [10, 3]]);
+    expect(asked).toEqual([
+      [10, 1],
+      [10, 2],
+      [10, 3],
+    ]);
   });
 });
 
 describe("deployedBy and chooseRollback", () => {
-  const history = numberHistory([entry("update", 1), entry("update", 2), entry("refresh", 3), entry("update", 4), entry("update", 5, { result: "failed" })]);
+  const history = numberHistory([
+    entry("update", 1),
+    entry("update", 2),
+    entry("refresh", 3),
+    entry("update", 4),
+    entry("update", 5, { result: "failed" }),
+  ]);
   const journal = [switched(1, 1), switched(2, 2), switched(4, 3)];
 
   test("what an update left running is the last switch before it ended, its own or an earlier one", () => {
@@ -91,7 +132,9 @@ describe("deployedBy and chooseRollback", () => {
   });
 
   test("--to 99 says there is no update 99", () => {
-    expect(() => chooseRollback(history, journal, PLAN(3), 99)).toThrow(/--to: no update 99 in this stack \(its updates are numbered 1 to 4/);
+    expect(() => chooseRollback(history, journal, PLAN(3), 99)).toThrow(
+      /--to: no update 99 in this stack \(its updates are numbered 1 to 4/,
+    );
   });
 
   test("a failed update is refused as a rollback target", () => {

@@ -24,14 +24,19 @@ let work: string;
 beforeAll(() => (work = fs.mkdtempSync(path.join(os.tmpdir(), "ramroot-compress-"))));
 afterAll(() => fs.rmSync(work, { recursive: true, force: true }));
 
-test.each(["gzip", "zstd"] as Compression[])("%s: same input, same bytes, and the standard tool gives the input back", async (kind) => {
-  const a = await compress(kind, path.join(work, `a.${kind}`));
-  const b = await compress(kind, path.join(work, `b.${kind}`));
-  expect(a.length).toBeGreaterThan(0);
-  expect(a.equals(b)).toBe(true);
-  const back = execFileSync(kind === "gzip" ? "gzip" : "zstd", ["-d", "-c", path.join(work, `a.${kind}`)], { maxBuffer: 64 << 20 });
-  expect(back.equals(input)).toBe(true);
-});
+test.each(["gzip", "zstd"] as Compression[])(
+  "%s: same input, same bytes, and the standard tool gives the input back",
+  async (kind) => {
+    const a = await compress(kind, path.join(work, `a.${kind}`));
+    const b = await compress(kind, path.join(work, `b.${kind}`));
+    expect(a.length).toBeGreaterThan(0);
+    expect(a.equals(b)).toBe(true);
+    const back = execFileSync(kind === "gzip" ? "gzip" : "zstd", ["-d", "-c", path.join(work, `a.${kind}`)], {
+      maxBuffer: 64 << 20,
+    });
+    expect(back.equals(input)).toBe(true);
+  },
+);
 
 test("gzip's header has no name and no time", async () => {
   const gz = await compress("gzip", path.join(work, "h.gz"));
@@ -57,12 +62,16 @@ test("parallel gzip: the same bytes whatever the parallelism, one member any gun
       parts.push(input.subarray(at, at + n));
       at += n;
     }
-    await pipeline(Readable.from(parts), new ParallelGzip(9, parallelism), async function* (src: AsyncIterable<unknown>) {
-      for await (const c of src) {
-        if (!Buffer.isBuffer(c)) throw new Error("gzip produced a non-Buffer chunk");
-        out.push(c);
-      }
-    });
+    await pipeline(
+      Readable.from(parts),
+      new ParallelGzip(9, parallelism),
+      async function* (src: AsyncIterable<unknown>) {
+        for await (const c of src) {
+          if (!Buffer.isBuffer(c)) throw new Error("gzip produced a non-Buffer chunk");
+          out.push(c);
+        }
+      },
+    );
     return Buffer.concat(out);
   };
   const one = await run(1);
@@ -83,7 +92,9 @@ test("compressionLevel: each compression's range is accepted, and a level change
   const fast = await compress("gzip", path.join(work, "l1.gz"), COMPRESSION_LEVELS.gzip.min);
   const best = await compress("gzip", path.join(work, "l9.gz"), COMPRESSION_LEVELS.gzip.max);
   expect(best.length).toBeLessThan(fast.length);
-  expect(execFileSync("gzip", ["-d", "-c", path.join(work, "l1.gz")], { maxBuffer: 64 << 20 }).equals(input)).toBe(true);
+  expect(execFileSync("gzip", ["-d", "-c", path.join(work, "l1.gz")], { maxBuffer: 64 << 20 }).equals(input)).toBe(
+    true,
+  );
 });
 
 test.each([

@@ -45,8 +45,18 @@ function sample(): CpioEntry[] {
 test("archive order puts parents first and sorts siblings by bytes", () => {
   const order = archiveOrder(sample()).map((e) => e.path);
   expect(order).toEqual([
-    "bin", "bin/sh", "bin/tool-link", "dev", "dev/console", "etc", "etc/hostname",
-    "usr", "usr/bin", "usr/bin/tool", "var", "var/empty",
+    "bin",
+    "bin/sh",
+    "bin/tool-link",
+    "dev",
+    "dev/console",
+    "etc",
+    "etc/hostname",
+    "usr",
+    "usr/bin",
+    "usr/bin/tool",
+    "var",
+    "var/empty",
   ]);
   for (const [i, p] of order.entries()) {
     const parent = path.posix.dirname(p);

@@ -37,8 +37,16 @@ function installedDb(pkgs: Record<string, { version: string; files: string[] }>)
   return Object.entries(pkgs)
     .map(([name, p]) => {
       const dirs = new Map<string, string[]>();
-      for (const f of p.files) dirs.set(path.posix.dirname(f), [...(dirs.get(path.posix.dirname(f)) ?? []), path.posix.basename(f)]);
-      return [`P:${name}`, `V:${p.version}`, ...[...dirs].flatMap(([d, fs_]) => [`F:${d}`, ...fs_.map((f) => `R:${f}`)]), ""].join("\n") + "\n";
+      for (const f of p.files)
+        dirs.set(path.posix.dirname(f), [...(dirs.get(path.posix.dirname(f)) ?? []), path.posix.basename(f)]);
+      return (
+        [
+          `P:${name}`,
+          `V:${p.version}`,
+          ...[...dirs].flatMap(([d, fs_]) => [`F:${d}`, ...fs_.map((f) => `R:${f}`)]),
+          "",
+        ].join("\n") + "\n"
+      );
     })
     .join("");
 }
@@ -46,7 +54,10 @@ function installedDb(pkgs: Record<string, { version: string; files: string[] }>)
 function base(): CpioEntry[] {
   const big = path.join(work, "big.bin");
   fs.writeFileSync(big, Buffer.alloc(3 * 1024 * 1024 + 7, 0xab));
-  const db = installedDb({ busybox: { version: "1.36.1-r0", files: ["bin/busybox"] }, tool: { version: "1.0-r0", files: ["usr/bin/tool", "bin/tool-link"] } });
+  const db = installedDb({
+    busybox: { version: "1.36.1-r0", files: ["bin/busybox"] },
+    tool: { version: "1.0-r0", files: ["usr/bin/tool", "bin/tool-link"] },
+  });
   return [
     { path: "bin", type: "dir", mode: 0o755, uid: 0, gid: 0 },
     { path: "bin/busybox", type: "file", mode: 0o755, uid: 0, gid: 0, source: Buffer.from("busybox v1") },
@@ -71,14 +82,19 @@ function base(): CpioEntry[] {
   ];
 }
 
-test.each(["gzip", "zstd", "none"] as const)("every entry the writer packs (%s) reads back through cpio-stream: type, mode, owner, content, link, device", async (compression) => {
-  const entries = base();
-  const file = path.join(work, "initramfs");
-  fs.writeFileSync(file, await archive(entries, compression));
-  await expectImageHolds(file, entries);
-  const read = await readImage(fs.readFileSync(file), file);
-  expect(read.layers).toEqual([expect.objectContaining({ layer: 1, compression, offset: 0, entries: entries.length })]);
-});
+test.each(["gzip", "zstd", "none"] as const)(
+  "every entry the writer packs (%s) reads back through cpio-stream: type, mode, owner, content, link, device",
+  async (compression) => {
+    const entries = base();
+    const file = path.join(work, "initramfs");
+    fs.writeFileSync(file, await archive(entries, compression));
+    await expectImageHolds(file, entries);
+    const read = await readImage(fs.readFileSync(file), file);
+    expect(read.layers).toEqual([
+      expect.objectContaining({ layer: 1, compression, offset: 0, entries: entries.length }),
+    ]);
+  },
+);
 
 test("concatenated archives (separately compressed layers, zero padding, mixed compressions) read as the kernel unpacks them: later entries replace earlier ones", async () => {
   const first = base();
@@ -87,12 +103,28 @@ test("concatenated archives (separately compressed layers, zero padding, mixed c
     { path: "etc/message", type: "file", mode: 0o640, uid: 0, gid: 0, source: Buffer.from("edited\n") },
     { path: "etc/new", type: "symlink", mode: 0o777, uid: 0, gid: 0, linkTarget: "message" },
   ];
-  const third: CpioEntry[] = [{ path: "bin/busybox", type: "file", mode: 0o755, uid: 0, gid: 0, source: Buffer.from("busybox v2") }];
+  const third: CpioEntry[] = [
+    { path: "bin/busybox", type: "file", mode: 0o755, uid: 0, gid: 0, source: Buffer.from("busybox v2") },
+  ];
   const file = path.join(work, "layered");
-  fs.writeFileSync(file, Buffer.concat([await archive(first, "gzip"), await archive(second, "gzip"), Buffer.alloc(512), await archive(third, "zstd"), await archive(second, "none")]));
+  fs.writeFileSync(
+    file,
+    Buffer.concat([
+      await archive(first, "gzip"),
+      await archive(second, "gzip"),
+      Buffer.alloc(512),
+      await archive(third, "zstd"),
+      await archive(second, "none"),
+    ]),
+  );
   await expectImageHolds(file, first, second, third, second);
   const read = await readImage(fs.readFileSync(file), file);
-  expect(read.layers.map((l) => [l.layer, l.compression, l.entries])).toEqual([[1, "gzip", first.length], [2, "gzip", 3], [3, "zstd", 1], [4, "none", 3]]);
+  expect(read.layers.map((l) => [l.layer, l.compression, l.entries])).toEqual([
+    [1, "gzip", first.length],
+    [2, "gzip", 3],
+    [3, "zstd", 1],
+    [4, "none", 3],
+  ]);
   expect(read.entries.get("bin/busybox")?.layer).toBe(3);
 });
 
@@ -115,18 +147,39 @@ test("GNU cpio's archives (data on the last hard link, 512-byte padding) read ba
 test("a truncated or foreign image is refused naming where", async () => {
   const good = await archive(base(), "none");
   await expect(readImage(good.subarray(0, good.length - 200), "cut")).rejects.toThrow(/cut: .*TRAILER!!!|cut/);
-  await expect(readImage(Buffer.from("PK\x03\x04 not an initramfs"), "zip")).rejects.toThrow(/zip: byte 0 starts neither a cpio archive nor a gzip or zstd member/);
+  await expect(readImage(Buffer.from("PK\x03\x04 not an initramfs"), "zip")).rejects.toThrow(
+    /zip: byte 0 starts neither a cpio archive nor a gzip or zstd member/,
+  );
 });
 
 test("diff names added, removed and changed paths by package, with package versions; extract writes the tree without leaving the directory", async () => {
   const before = base();
   const after = base()
     .filter((e) => e.path !== "etc/empty")
-    .map((e) => (e.path === "etc/message" ? { ...e, source: Buffer.from("edited\n") } : e.path === "bin/busybox" ? { ...e, mode: 0o4755 } : e));
-  const db = installedDb({ busybox: { version: "1.36.1-r1", files: ["bin/busybox"] }, tool: { version: "1.0-r0", files: ["usr/bin/tool", "bin/tool-link"] }, hello: { version: "1.0-r0", files: ["usr/bin/hello"] } });
+    .map((e) =>
+      e.path === "etc/message"
+        ? { ...e, source: Buffer.from("edited\n") }
+        : e.path === "bin/busybox"
+          ? { ...e, mode: 0o4755 }
+          : e,
+    );
+  const db = installedDb({
+    busybox: { version: "1.36.1-r1", files: ["bin/busybox"] },
+    tool: { version: "1.0-r0", files: ["usr/bin/tool", "bin/tool-link"] },
+    hello: { version: "1.0-r0", files: ["usr/bin/hello"] },
+  });
   const withHello = after
     .map((e) => (e.path === "lib/apk/db/installed" ? { ...e, source: Buffer.from(db) } : e))
-    .concat([{ path: "usr/bin/hello", type: "file", mode: 0o755, uid: 0, gid: 0, source: Buffer.from("#!/bin/sh\necho hello\n") }]);
+    .concat([
+      {
+        path: "usr/bin/hello",
+        type: "file",
+        mode: 0o755,
+        uid: 0,
+        gid: 0,
+        source: Buffer.from("#!/bin/sh\necho hello\n"),
+      },
+    ]);
   fs.writeFileSync(path.join(work, "a.img"), await archive(before, "gzip"));
   fs.writeFileSync(path.join(work, "b.img"), await archive(withHello, "zstd"));
   const a = await readImageFile(path.join(work, "a.img"));
@@ -139,10 +192,14 @@ test("diff names added, removed and changed paths by package, with package versi
   expect(text.some((l) => /^ {2}\+ usr\/bin\/hello {2}file 0755 0:0 21 [0-9a-f]{12}$/.test(l))).toBe(true);
   expect(text).toContain("busybox:");
   expect(text).toContain("  ~ bin/busybox  mode 0755 -> 4755");
-  expect(text.some((l) => /^ {2}~ etc\/message {2}size 6 -> 7, sha256 [0-9a-f]{12} -> [0-9a-f]{12}$/.test(l))).toBe(true);
+  expect(text.some((l) => /^ {2}~ etc\/message {2}size 6 -> 7, sha256 [0-9a-f]{12} -> [0-9a-f]{12}$/.test(l))).toBe(
+    true,
+  );
   expect(text).toContain("  - etc/empty  file 0600 0:0 0 e3b0c44298fc");
   expect(summarizeDiff(diff)).toBe("+1 -1 ~3 paths, 2 packages changed");
-  expect(renderDiff(diffImages(a, a), a, a)).toEqual(["no difference: the two images hold the same paths, modes, owners and contents"]);
+  expect(renderDiff(diffImages(a, a), a, a)).toEqual([
+    "no difference: the two images hold the same paths, modes, owners and contents",
+  ]);
 
   const out = path.join(work, "out");
   const result = await extractImage({ kind: "file", path: path.join(work, "b.img") }, out);
@@ -160,5 +217,7 @@ test("diff names added, removed and changed paths by package, with package versi
   fs.mkdirSync(gnu);
   fs.writeFileSync(path.join(work, "escape"), "x");
   fs.writeFileSync(hostile, execFileSync("sh", ["-c", "echo ../escape | cpio -o -H newc 2>/dev/null"], { cwd: gnu }));
-  await expect(extractImage({ kind: "file", path: hostile }, path.join(work, "h-out"))).rejects.toThrow(/"\.\.\/escape" would leave the destination; refused/);
+  await expect(extractImage({ kind: "file", path: hostile }, path.join(work, "h-out"))).rejects.toThrow(
+    /"\.\.\/escape" would leave the destination; refused/,
+  );
 });

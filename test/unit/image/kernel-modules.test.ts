@@ -30,7 +30,8 @@ test("a kernel without modules.dep gets one at build (deterministic, modules.ord
   expect(ra.files).toContain(`lib/modules/${kernel.release}/modules.dep`);
   expect(ra.files).toContain(`lib/modules/${kernel.release}/modules.alias`);
   ensureModuleIndex(b);
-  const depOf = (root: string) => fs.readFileSync(path.join(root, "lib", "modules", kernel.release, "modules.dep"), "utf8");
+  const depOf = (root: string) =>
+    fs.readFileSync(path.join(root, "lib", "modules", kernel.release, "modules.dep"), "utf8");
   expect(depOf(a)).toMatch(/^kernel\/fs\/ext4\/ext4\.ko: (kernel\/\S+ ?){3}$/m);
   expect(depOf(b)).toBe(depOf(a));
   // No modules.order was there before; none is left behind.

@@ -9,11 +9,13 @@ beforeEach(() => (work = fs.mkdtempSync(path.join(os.tmpdir(), "ramroot-layers-"
 afterEach(() => fs.rmSync(work, { recursive: true, force: true }));
 
 const sha = (b: Buffer) => createHash("sha256").update(b).digest("hex");
-const writing = (content: string, warnings: string[] = []) => async (archive: string, dir: string) => {
-  fs.writeFileSync(archive, content);
-  fs.writeFileSync(path.join(dir, "vmlinuz"), "kernel");
-  return { rawSize: content.length * 4, warnings };
-};
+const writing =
+  (content: string, warnings: string[] = []) =>
+  async (archive: string, dir: string) => {
+    fs.writeFileSync(archive, content);
+    fs.writeFileSync(path.join(dir, "vmlinuz"), "kernel");
+    return { rawSize: content.length * 4, warnings };
+  };
 
 test("a layer is published under its key with its notes and side files, and found again", async () => {
   const cache = new LayerCache(path.join(work, "layers"));

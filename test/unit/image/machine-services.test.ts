@@ -18,16 +18,32 @@ function errorOf(input: object): string {
 }
 
 test("bad machine inputs are refused naming the field, the value and what is accepted", () => {
-  expect(errorOf({ network: { mode: "static" } })).toMatch(/network\.address: got nothing; expected an address such as 192\.168\.1\.10\/24 when mode is "static"/);
-  expect(errorOf({ network: { mode: "dhcp", address: "10.0.0.2/24" } })).toMatch(/network\.mode: got "dhcp"; expected "static" when address, gateway or dns are given/);
+  expect(errorOf({ network: { mode: "static" } })).toMatch(
+    /network\.address: got nothing; expected an address such as 192\.168\.1\.10\/24 when mode is "static"/,
+  );
+  expect(errorOf({ network: { mode: "dhcp", address: "10.0.0.2/24" } })).toMatch(
+    /network\.mode: got "dhcp"; expected "static" when address, gateway or dns are given/,
+  );
   expect(errorOf({ network: { mode: "bootp" } })).toMatch(/network\.mode: got "bootp"; expected "dhcp" or "static"/);
-  expect(errorOf({ network: { mode: "static", address: "10.0.0.2/24", gateway: "10.0.0.256" } })).toMatch(/network\.gateway: got "10\.0\.0\.256"; expected an IPv4 address/);
-  expect(errorOf({ dataDisk: { label: "my data" } })).toMatch(/dataDisk\.label: got "my data"; expected a filesystem label/);
-  expect(errorOf({ dataDisk: { label: "data", fs: "ntfs" } })).toMatch(/dataDisk\.fs: got "ntfs"; expected one of ext4, xfs, btrfs, vfat/);
-  expect(errorOf({ dataDisk: { label: "data", mountpoint: "data" } })).toMatch(/dataDisk\.mountpoint: got "data"; expected an absolute path/);
-  expect(errorOf({ bootPartition: { label: "RAMROOT", uuid: "5241-4D52" } })).toMatch(/bootPartition: got .*; expected exactly one of label or uuid/);
+  expect(errorOf({ network: { mode: "static", address: "10.0.0.2/24", gateway: "10.0.0.256" } })).toMatch(
+    /network\.gateway: got "10\.0\.0\.256"; expected an IPv4 address/,
+  );
+  expect(errorOf({ dataDisk: { label: "my data" } })).toMatch(
+    /dataDisk\.label: got "my data"; expected a filesystem label/,
+  );
+  expect(errorOf({ dataDisk: { label: "data", fs: "ntfs" } })).toMatch(
+    /dataDisk\.fs: got "ntfs"; expected one of ext4, xfs, btrfs, vfat/,
+  );
+  expect(errorOf({ dataDisk: { label: "data", mountpoint: "data" } })).toMatch(
+    /dataDisk\.mountpoint: got "data"; expected an absolute path/,
+  );
+  expect(errorOf({ bootPartition: { label: "RAMROOT", uuid: "5241-4D52" } })).toMatch(
+    /bootPartition: got .*; expected exactly one of label or uuid/,
+  );
   expect(errorOf({ sshHostKeys: {} })).toMatch(/sshHostKeys: got \{\}; expected a dataDisk too/);
-  expect(errorOf({ dataDisk: { label: "data" }, sshHostKeys: { dir: "/etc/ssh" } })).toMatch(/sshHostKeys\.dir: got "\/etc\/ssh"; expected a directory under the data disk's mountpoint \/data/);
+  expect(errorOf({ dataDisk: { label: "data" }, sshHostKeys: { dir: "/etc/ssh" } })).toMatch(
+    /sshHostKeys\.dir: got "\/etc\/ssh"; expected a directory under the data disk's mountpoint \/data/,
+  );
 });
 
 function entriesOf(input: object, packages: string[] = ["busybox"]) {
@@ -42,7 +58,9 @@ function content(entries: ReturnType<typeof entriesOf>, p: string): string {
 
 test("every image publishes its image id; the other services come with their inputs, in the boot runlevel", () => {
   const plain = entriesOf({});
-  expect(plain.filter((e) => e.type === "symlink").map((e) => `${e.path} -> ${e.linkTarget}`)).toEqual(["etc/runlevels/boot/ramroot-image-id -> /etc/init.d/ramroot-image-id"]);
+  expect(plain.filter((e) => e.type === "symlink").map((e) => `${e.path} -> ${e.linkTarget}`)).toEqual([
+    "etc/runlevels/boot/ramroot-image-id -> /etc/init.d/ramroot-image-id",
+  ]);
   expect(content(plain, "usr/libexec/ramroot/image-id")).toContain("/run/ramroot/image-id");
 
   const nas = entriesOf({
@@ -52,10 +70,16 @@ test("every image publishes its image id; the other services come with their inp
     sshHostKeys: {},
   });
   expect(nas.filter((e) => e.type === "symlink").map((e) => e.path.replace("etc/runlevels/", ""))).toEqual([
-    "boot/ramroot-image-id", "boot/ramroot-mounts", "shutdown/ramroot-mounts-stop", "boot/ramroot-network", "boot/ramroot-ssh-host-keys",
+    "boot/ramroot-image-id",
+    "boot/ramroot-mounts",
+    "shutdown/ramroot-mounts-stop",
+    "boot/ramroot-network",
+    "boot/ramroot-ssh-host-keys",
   ]);
   const conf = content(nas, "etc/ramroot/machine.conf");
-  expect(conf).toContain("NET_MODE='static'\nNET_ADDRESS='192.168.1.10/24'\nNET_GATEWAY='192.168.1.1'\nNET_DNS='192.168.1.1 9.9.9.9'");
+  expect(conf).toContain(
+    "NET_MODE='static'\nNET_ADDRESS='192.168.1.10/24'\nNET_GATEWAY='192.168.1.1'\nNET_DNS='192.168.1.1 9.9.9.9'",
+  );
   expect(conf).toContain("BOOT_SPEC='UUID=5241-4D52'\nBOOT_MOUNTPOINT='/media/boot'");
   expect(conf).toContain("DATA_LABEL='tank'\nDATA_MOUNTPOINT='/srv'\nDATA_FS='ext4'");
   expect(conf).toContain(`SSH_KEYS_DIR='${sshHostKeysDir("/srv")}'`);
@@ -64,13 +88,26 @@ test("every image publishes its image id; the other services come with their inp
 });
 
 test("init scripts are OpenRC's when the image has OpenRC, else runner scripts; every script parses in busybox sh", () => {
-  const input = { network: { mode: "dhcp" }, dataDisk: { label: "data" }, bootPartition: { label: "RAMROOT" }, sshHostKeys: {} };
+  const input = {
+    network: { mode: "dhcp" },
+    dataDisk: { label: "data" },
+    bootPartition: { label: "RAMROOT" },
+    sshHostKeys: {},
+  };
   const openrc = entriesOf(input, ["busybox", "openrc"]);
-  expect(content(openrc, "etc/init.d/ramroot-ssh-host-keys")).toMatch(/^#!\/sbin\/openrc-run\n[\s\S]*depend\(\) \{\n\tneed ramroot-mounts\n\tbefore sshd dropbear\n\}/);
-  expect(content(openrc, "etc/init.d/ramroot-mounts")).toMatch(/\nstop\(\) \{\n.*\n\t\/usr\/libexec\/ramroot\/mounts stop\n/);
+  expect(content(openrc, "etc/init.d/ramroot-ssh-host-keys")).toMatch(
+    /^#!\/sbin\/openrc-run\n[\s\S]*depend\(\) \{\n\tneed ramroot-mounts\n\tbefore sshd dropbear\n\}/,
+  );
+  expect(content(openrc, "etc/init.d/ramroot-mounts")).toMatch(
+    /\nstop\(\) \{\n.*\n\t\/usr\/libexec\/ramroot\/mounts stop\n/,
+  );
   expect(openrc.some((e) => e.path.startsWith("etc/runlevels/shutdown/"))).toBe(false);
-  expect(content(entriesOf(input), "etc/init.d/ramroot-network")).toMatch(/^#!\/bin\/sh\n[\s\S]*start\) exec \/usr\/libexec\/ramroot\/network start ;;/);
-  expect(content(entriesOf(input), "etc/init.d/ramroot-mounts-stop")).toContain("start) exec /usr/libexec/ramroot/mounts stop ;;");
+  expect(content(entriesOf(input), "etc/init.d/ramroot-network")).toMatch(
+    /^#!\/bin\/sh\n[\s\S]*start\) exec \/usr\/libexec\/ramroot\/network start ;;/,
+  );
+  expect(content(entriesOf(input), "etc/init.d/ramroot-mounts-stop")).toContain(
+    "start) exec /usr/libexec/ramroot/mounts stop ;;",
+  );
   const busybox = debianBusyboxStatic();
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "ramroot-machine-services-"));
   try {

@@ -19,7 +19,9 @@ beforeAll(async () => {
 afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
 
 test("an auto-detected partition and the same partition named are one identity; another partition is not", () => {
-  expect(partitionIdentity({ kind: "image", path: disk })).toBe(partitionIdentity({ kind: "image", path: disk, partition: 1 }));
+  expect(partitionIdentity({ kind: "image", path: disk })).toBe(
+    partitionIdentity({ kind: "image", path: disk, partition: 1 }),
+  );
   expect(partitionIdentity({ kind: "image", path: disk })).toMatch(/@1048576$/);
   expect(sameTarget({ kind: "image", path: disk }, { kind: "image", path: `${dir}/./disk.img` })).toBe(true);
   // A partition the disk does not have is spelled out, so it differs from the real one.
@@ -37,23 +39,56 @@ test("a trailing slash or a symlink to the same directory changes nothing; anoth
 
 test("ssh: user, port, key, known hosts, ssh config and host key checking are the connection, not the identity", () => {
   const old = { kind: "ssh" as const, host: "NAS", path: "/media/boot/", user: "root", port: 22 };
-  const moved = { kind: "ssh" as const, host: "nas", path: "/media/boot", user: "admin", port: 2222, knownHostsFile: "/k", strictHostKeyChecking: false, sshConfigFile: "/c" };
+  const moved = {
+    kind: "ssh" as const,
+    host: "nas",
+    path: "/media/boot",
+    user: "admin",
+    port: 2222,
+    knownHostsFile: "/k",
+    strictHostKeyChecking: false,
+    sshConfigFile: "/c",
+  };
   const d = diffTarget(old, moved);
   expect(d.replace).toBe(false);
-  expect(Object.keys(d.changes).sort()).toEqual(["target.host", "target.knownHostsFile", "target.path", "target.port", "target.sshConfigFile", "target.strictHostKeyChecking", "target.user"]);
+  expect(Object.keys(d.changes).sort()).toEqual([
+    "target.host",
+    "target.knownHostsFile",
+    "target.path",
+    "target.port",
+    "target.sshConfigFile",
+    "target.strictHostKeyChecking",
+    "target.user",
+  ]);
   expect(diffTarget(old, { ...old, host: "other" }).replace).toBe(true);
   expect(diffTarget(old, { ...old, path: "/media/other" }).replace).toBe(true);
   expect(diffTarget(old, old)).toEqual({ changes: {}, replace: false });
 });
 
 test("ids round-trip, carry no key, and a bad id names what is accepted", () => {
-  const ssh = { kind: "ssh" as const, host: "::1", user: "root", port: 2222, path: "/media/boot", knownHostsFile: "/tmp/kh", strictHostKeyChecking: false };
-  const id = formatTargetId({ ...ssh, privateKey: "-----BEGIN OPENSSH PRIVATE KEY-----\nabc\n-----END OPENSSH PRIVATE KEY-----\n" });
+  const ssh = {
+    kind: "ssh" as const,
+    host: "::1",
+    user: "root",
+    port: 2222,
+    path: "/media/boot",
+    knownHostsFile: "/tmp/kh",
+    strictHostKeyChecking: false,
+  };
+  const id = formatTargetId({
+    ...ssh,
+    privateKey: "-----BEGIN OPENSSH PRIVATE KEY-----\nabc\n-----END OPENSSH PRIVATE KEY-----\n",
+  });
   expect(id).toBe("ssh:root@[::1]:2222:/media/boot?knownHostsFile=%2Ftmp%2Fkh&strictHostKeyChecking=false");
   expect(parseTargetId(`${id}#b`)).toEqual({ target: ssh, slot: "b" });
   expect(parseTargetId("ssh:nas:/boot")).toEqual({ target: { kind: "ssh", host: "nas", path: "/boot" } });
-  expect(parseTargetId(`image:${disk}?partition=1#a`)).toEqual({ target: { kind: "image", path: disk, partition: 1 }, slot: "a" });
+  expect(parseTargetId(`image:${disk}?partition=1#a`)).toEqual({
+    target: { kind: "image", path: disk, partition: 1 },
+    slot: "a",
+  });
   expect(parseTargetId(formatTargetId({ kind: "local", path: dir }))).toEqual({ target: { kind: "local", path: dir } });
-  expect(() => parseTargetId("floppy:/x")).toThrow(/id: got "floppy:\/x"; "floppy" is not a target kind; expected local:\/path, image:/);
+  expect(() => parseTargetId("floppy:/x")).toThrow(
+    /id: got "floppy:\/x"; "floppy" is not a target kind; expected local:\/path, image:/,
+  );
   expect(() => parseTargetId("ssh:nas")).toThrow(/\[user@\]host\[:port\]:\/absolute\/path/);
 });

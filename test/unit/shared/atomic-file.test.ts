@@ -1,7 +1,13 @@
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
-import { isTempName, replaceFile, tempNameFor, writeFileAtomic, writeFileAtomicSync } from "../../../provider/atomic-file";
+import {
+  isTempName,
+  replaceFile,
+  tempNameFor,
+  writeFileAtomic,
+  writeFileAtomicSync,
+} from "../../../provider/atomic-file";
 
 let dir: string;
 beforeEach(() => {

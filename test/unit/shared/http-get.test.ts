@@ -45,13 +45,19 @@ test("conditional requests: validators sent, 304 reported as not modified", asyn
 
 test("5xx is retried with backoff; 404 fails at once naming the URL", async () => {
   const retries: string[] = [];
-  expect((await httpGetBody(`${base}/flaky`, { attempts: 3, retryDelayMs: 10, onRetry: (m) => retries.push(m) })).toString()).toBe("finally");
+  expect(
+    (await httpGetBody(`${base}/flaky`, { attempts: 3, retryDelayMs: 10, onRetry: (m) => retries.push(m) })).toString(),
+  ).toBe("finally");
   expect(retries).toHaveLength(2);
-  await expect(httpGetBody(`${base}/missing`, { retryDelayMs: 10 })).rejects.toThrow(new HttpError(`${base}/missing`, `${base}/missing: HTTP 404 Not Found`));
+  await expect(httpGetBody(`${base}/missing`, { retryDelayMs: 10 })).rejects.toThrow(
+    new HttpError(`${base}/missing`, `${base}/missing: HTTP 404 Not Found`),
+  );
   expect(hits["/missing"]).toBe(1);
 });
 
 test("a timeout per attempt and a size limit", async () => {
-  await expect(httpGetBody(`${base}/slow`, { timeoutMs: 200, attempts: 2, retryDelayMs: 10 })).rejects.toThrow(/slow: cannot be reached after 2 attempts/);
+  await expect(httpGetBody(`${base}/slow`, { timeoutMs: 200, attempts: 2, retryDelayMs: 10 })).rejects.toThrow(
+    /slow: cannot be reached after 2 attempts/,
+  );
   await expect(httpGetBody(`${base}/big`, { maxBytes: 1000 })).rejects.toThrow(/larger than the limit of 1000 bytes/);
 });
