@@ -21,7 +21,8 @@ import { randomBytes } from "node:crypto";
 import * as os from "node:os";
 import { processAlive } from "../exit-cleanup";
 import type { BootTarget } from "./boot-target";
-import { targetIdentity } from "./target-spec";
+import type { TargetSpec } from "./target-spec";
+import { targetIdentity } from "./target-identity";
 
 export const LEASE_DIR = "ramroot/lease";
 export const LEASE_RECORD = `${LEASE_DIR}/holder.json`;
@@ -201,7 +202,16 @@ export class Lease {
   }
 }
 
-/** Leases this process holds, by target identity: one deploy's steps share one lease. */
+/**
+ * What the leases of this process are keyed by: the partition's identity, and for ssh the port it
+ * is reached on. Steps of one deploy reach a partition the same way; two machines behind one host
+ * name on two ports (forwarded twins) share an identity but not a lease.
+ */
+function leaseKey(spec: TargetSpec): string {
+  return spec.kind === "ssh" ? `${targetIdentity(spec)} port ${spec.port ?? 22}` : targetIdentity(spec);
+}
+
+/** Leases this process holds, by lease key: one deploy's steps share one lease. */
 const held = new Map<string, Lease>();
 /** Leases being taken, so steps starting together wait for one taking instead of racing themselves. */
 const taking = new Map<string, Promise<Lease>>();
@@ -237,7 +247,7 @@ async function takeOver(target: BootTarget, stale: LeaseRecord, why: string, log
  * Waits up to `waitSeconds` for a live holder; then throws LeaseHeldError naming it.
  */
 export async function acquireLease(target: BootTarget, opts: LeaseOptions): Promise<Lease> {
-  const identity = targetIdentity(target.spec);
+  const identity = leaseKey(target.spec);
   for (;;) {
     const mine = held.get(identity);
     if (mine) {
@@ -327,7 +337,7 @@ async function takeLease(target: BootTarget, identity: string, opts: LeaseOption
 
 /** The lease this process holds on the target, if any. */
 export function heldLease(target: BootTarget): Lease | undefined {
-  return held.get(targetIdentity(target.spec));
+  return held.get(leaseKey(target.spec));
 }
 
 /**

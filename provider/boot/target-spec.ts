@@ -108,18 +108,3 @@ export function resolveTargetSpec(spec: TargetSpec, baseDir: string): TargetSpec
     ...(spec.sshConfigFile !== undefined ? { sshConfigFile: path.resolve(baseDir, spec.sshConfigFile) } : {}),
   };
 }
-
-/**
- * Where the boot partition physically is, without how it is reached (user, keys, known hosts):
- * two specs with the same identity are the same partition. Used to key leases held in a process.
- */
-export function targetIdentity(spec: TargetSpec): string {
-  switch (spec.kind) {
-    case "local":
-      return `local:${path.resolve(spec.path)}`;
-    case "image":
-      return `image:${path.resolve(spec.path)}#${spec.partition ?? "auto"}`;
-    case "ssh":
-      return `ssh:${spec.host}:${spec.port ?? 22}:${spec.path.replace(/\/+$/, "") || "/"}`;
-  }
-}

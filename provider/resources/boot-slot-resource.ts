@@ -7,7 +7,7 @@ import { imageIdOf } from "../image/build";
 import { checkInputs } from "./check-inputs";
 import { noteWritten, wasWrittenThisRun, wipeOnDeleteSchema } from "./delete-policy";
 import { formatTargetId, parseTargetId } from "./target-id";
-import { diffTarget } from "./target-identity";
+import { diffTarget } from "./target-diff";
 import type { OperationContext, ResourceHandler } from "./resource-handler";
 
 import { BOOT_SLOT_TOKEN } from "./tokens";

@@ -8,7 +8,7 @@
  */
 import { z } from "zod";
 import type { TargetSpec } from "../boot/target";
-import { partitionIdentity } from "./target-identity";
+import { targetIdentity } from "../boot/target-identity";
 
 export const wipeOnDeleteSchema = z
   .boolean()
@@ -21,7 +21,7 @@ export const wipeOnDeleteSchema = z
 const writtenThisRun = new Set<string>();
 
 function place(target: TargetSpec, what: string): string {
-  return `${partitionIdentity(target)}|${what.toLowerCase()}`;
+  return `${targetIdentity(target)}|${what.toLowerCase()}`;
 }
 
 export function noteWritten(target: TargetSpec, what: string): void {

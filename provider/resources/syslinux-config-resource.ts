@@ -18,7 +18,7 @@ import { checkInputs } from "./check-inputs";
 import { noteWritten, wasWrittenThisRun, wipeOnDeleteSchema } from "./delete-policy";
 import { diffProperties } from "./property-diff";
 import { formatTargetId, parseTargetId } from "./target-id";
-import { diffTarget } from "./target-identity";
+import { diffTarget } from "./target-diff";
 import type { CheckOutcome, OperationContext, ResourceHandler } from "./resource-handler";
 
 import { SYSLINUX_CONFIG_TOKEN } from "./tokens";

@@ -9,6 +9,7 @@ import {
   LEASE_RECORD,
   LeaseHeldError,
   readLease,
+  heldLease,
   withLease,
   type LeaseRecord,
 } from "../../provider/boot/lease";
@@ -161,6 +162,28 @@ test("steps of one deploy share its lease: concurrent uses in one process, kept 
     expect(await readLease(target)).toBeUndefined();
   } finally {
     await target.close();
+  }
+});
+
+test("one partition spelled two ways (auto-detected and named, through a symlink) is one lease in a process", async () => {
+  const spec = (await kinds()).find(([kind]) => kind === "image")?.[1];
+  if (spec?.kind !== "image") throw new Error("no image target");
+  const link = `${spec.path}.link`;
+  fs.symlinkSync(spec.path, link);
+  const first = await openTarget(spec);
+  const second = await openTarget({ kind: "image", path: link, partition: 1 });
+  try {
+    const lease = await acquireLease(first, { owner: "pulumi up: BootSlot" });
+    expect(heldLease(second)).toBe(lease);
+    // The second spelling joins the lease instead of waiting for itself.
+    await withLease(second, { owner: "pulumi up: SyslinuxConfig", keep: true }, async () => {
+      expect((await readLease(second))?.token).toBe(lease.record.token);
+    });
+    await lease.release(first);
+    expect(await readLease(first)).toBeUndefined();
+  } finally {
+    await first.close();
+    await second.close();
   }
 });
 

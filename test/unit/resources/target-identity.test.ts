@@ -2,7 +2,8 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { createDisk } from "../../../provider/boot/disk-create";
-import { diffTarget, sameTarget, partitionIdentity } from "../../../provider/resources/target-identity";
+import { sameTarget, targetIdentity } from "../../../provider/boot/target-identity";
+import { diffTarget } from "../../../provider/resources/target-diff";
 import { formatTargetId, parseTargetId } from "../../../provider/resources/target-id";
 
 jest.setTimeout(60_000);
@@ -19,10 +20,10 @@ beforeAll(async () => {
 afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
 
 test("an auto-detected partition and the same partition named are one identity; another partition is not", () => {
-  expect(partitionIdentity({ kind: "image", path: disk })).toBe(
-    partitionIdentity({ kind: "image", path: disk, partition: 1 }),
+  expect(targetIdentity({ kind: "image", path: disk })).toBe(
+    targetIdentity({ kind: "image", path: disk, partition: 1 }),
   );
-  expect(partitionIdentity({ kind: "image", path: disk })).toMatch(/@1048576$/);
+  expect(targetIdentity({ kind: "image", path: disk })).toMatch(/@1048576$/);
   expect(sameTarget({ kind: "image", path: disk }, { kind: "image", path: `${dir}/./disk.img` })).toBe(true);
   // A partition the disk does not have is spelled out, so it differs from the real one.
   expect(sameTarget({ kind: "image", path: disk }, { kind: "image", path: disk, partition: 2 })).toBe(false);

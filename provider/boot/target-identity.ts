@@ -1,28 +1,18 @@
 /**
- * A boot target's identity (where the boot partition physically is) apart from how it is
+ * A boot target's identity: where the boot partition physically is, apart from how it is
  * reached. The identity is the target's kind, its host and its normalised location: the real
  * path of a directory or disk image (a trailing slash or a symlink changes nothing), and for a
  * disk image the byte offset of its FAT filesystem, so "partition auto-detected" and "the same
- * partition named explicitly" are one identity. How it is reached (ssh user, port, private
- * key, known hosts, ssh config, host key checking) is the connection: changing it is an
- * in-place update that touches nothing on the disk.
+ * partition named explicitly" are one identity. How it is reached (ssh user, port, private key,
+ * known hosts, ssh config, host key checking) is the connection, not the identity.
+ *
+ * The one identity function: diffs (a replacement or a connection-only update), the
+ * delete policy's "written this run" and the leases held in a process all key on it.
  */
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { fatOffsetOf } from "../boot/mbr";
-import type { TargetSpec } from "../boot/target";
-import { diffProperties } from "./property-diff";
-import type { PropertyChange } from "./resource-handler";
-
-/** The target fields that say how the partition is reached, not where it is. */
-export const CONNECTION_FIELDS = [
-  "user",
-  "port",
-  "privateKey",
-  "knownHostsFile",
-  "strictHostKeyChecking",
-  "sshConfigFile",
-] as const;
+import { fatOffsetOf } from "./mbr";
+import type { TargetSpec } from "./target-spec";
 
 function realPath(p: string): string {
   const resolved = path.resolve(p);
@@ -54,7 +44,7 @@ function fatOffset(image: string, partition: number | undefined): number | undef
  * physical partition (as far as can be known from here: two host names for one machine are not
  * recognised as one).
  */
-export function partitionIdentity(spec: TargetSpec): string {
+export function targetIdentity(spec: TargetSpec): string {
   switch (spec.kind) {
     case "local":
       return `local:${realPath(spec.path)}`;
@@ -73,25 +63,5 @@ export function partitionIdentity(spec: TargetSpec): string {
 /** True when both specs name the same physical partition, however each is reached. */
 export function sameTarget(a: TargetSpec | undefined, b: TargetSpec | undefined): boolean {
   if (a === undefined || b === undefined) return a === b;
-  return a.kind === b.kind && partitionIdentity(a) === partitionIdentity(b);
-}
-
-/** The target with its connection fields left out, for comparing what it names. */
-export function withoutConnection(spec: TargetSpec): Record<string, unknown> {
-  const out: Record<string, unknown> = { ...spec };
-  for (const field of CONNECTION_FIELDS) delete out[field];
-  return out;
-}
-
-/**
- * The target's part of a diff: every changed field by its path (`target.port`), and whether
- * the change moves the resource to another partition (a replacement) or only changes how the
- * same partition is reached or spelled (an in-place update that writes nothing).
- */
-export function diffTarget(
-  olds: TargetSpec | undefined,
-  news: TargetSpec,
-): { changes: Record<string, PropertyChange>; replace: boolean } {
-  const changes = diffProperties(olds, news, "target");
-  return { changes, replace: Object.keys(changes).length > 0 && !sameTarget(olds, news) };
+  return a.kind === b.kind && targetIdentity(a) === targetIdentity(b);
 }
