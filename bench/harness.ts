@@ -132,6 +132,3 @@ export async function timeCommand(
 export function timeShell(script: string, opts: { cwd?: string; env?: Record<string, string>; output?: string } = {}) {
   return timeCommand("bash", ["-o", "pipefail", "-c", script], opts);
 }
-
-export const MiB = 1024 * 1024;
-export const mib = (bytes: number) => bytes / MiB;

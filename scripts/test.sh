@@ -12,4 +12,6 @@ echo "[test] type-checking sources and tests (tsconfig.test.json)" >&2
 npx tsc -p tsconfig.test.json
 echo "[test] checking formatting (prettier; \`npm run format\` fixes it)" >&2
 npx prettier --check --log-level warn "**/*.{ts,js,mjs,cjs}"
+echo "[test] checking for unused files, dependencies and exports (knip, knip.jsonc)" >&2
+npx knip --no-progress
 exec npx jest --ci "$@"

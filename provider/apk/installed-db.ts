@@ -178,16 +178,6 @@ export function writeApkDatabase(root: string, db: ApkDatabase): void {
   }
 }
 
-/** The files the database itself adds to the image (all root:root). */
-export const DATABASE_PATHS = [
-  "lib/apk/db/installed",
-  "lib/apk/db/scripts.tar",
-  "lib/apk/db/triggers",
-  "etc/apk/world",
-  "etc/apk/arch",
-  "etc/apk/repositories",
-];
-
 /** What an installed database says: the packages (index fields) and the repository tag each was installed with (s:). */
 export interface InstalledDbState {
   records: PackageRecord[];

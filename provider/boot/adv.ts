@@ -14,7 +14,6 @@ export const ADV_MAGIC1 = 0x5a2d2fa5;
 export const ADV_MAGIC2 = 0xa3041767;
 export const ADV_MAGIC3 = 0xdd28bf64;
 export const ADV_TAG_BOOTONCE = 1;
-export const ADV_TAG_MENUSAVE = 2;
 const DATA_START = 8;
 const DATA_END = ADV_SIZE - 4;
 

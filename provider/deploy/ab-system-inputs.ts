@@ -72,7 +72,6 @@ export const abSystemSchemaOutputs = z.object({
 });
 
 export type AbSystemInputs = z.output<typeof abSystemInputsSchema>;
-export type AbSystemInputsInput = z.input<typeof abSystemInputsSchema>;
 
 /** A rollback's pin, as `ramroot rollback` writes it to the stack config (`ramroot:pin`). */
 export const pinSchema = z.strictObject({

@@ -9,7 +9,6 @@ import { COMPRESSIONS, COMPRESSION_LEVELS, type Compression } from "./compress";
 
 export const LATEST_RELEASE = "v3.24";
 export const ARCHES = ["x86_64", "aarch64"] as const;
-export type Arch = (typeof ARCHES)[number];
 export const KERNEL_FLAVORS = ["lts", "virt", "none"] as const;
 export const MICROCODES = ["intel", "amd", "none"] as const;
 export const RUNLEVELS = ["sysinit", "boot", "default", "shutdown"] as const;

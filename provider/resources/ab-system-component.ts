@@ -171,15 +171,13 @@ export class AbSystemComponent extends pulumi.ComponentResource {
       );
       written.push(slots[slot]!);
       entries.push(
-        pulumi
-          .all([source.imageId, source.artifacts])
-          .apply(([imageId, a]) =>
-            slotEntry(slot, {
-              microcode: a?.microcode !== undefined,
-              append: appendFor(imageId),
-              menuLabel: menuLabel(imageId),
-            }),
-          ),
+        pulumi.all([source.imageId, source.artifacts]).apply(([imageId, a]) =>
+          slotEntry(slot, {
+            microcode: a?.microcode !== undefined,
+            append: appendFor(imageId),
+            menuLabel: menuLabel(imageId),
+          }),
+        ),
       );
     }
 
