@@ -12,7 +12,7 @@ import { parseAbSystemInputs, parsePin, PIN_CONFIG_KEY, type AbSystemInputs } fr
 import { planDeployment, type DeploymentPlan, type ImageFiles } from "../deploy/deployment-plan";
 import { planImageOnce } from "../image/plan-memo";
 import type { ComponentHandler } from "./construct";
-import { AlpineImage, BootSlot, BootTest, SyslinuxConfig } from "./program";
+import { AlpineImage, BootSlot, BootTest, SyslinuxConfig } from "../../components/resources";
 import { AB_SYSTEM_TOKEN } from "./tokens";
 import { projectDirOr } from "../project-dir";
 

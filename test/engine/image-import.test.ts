@@ -1,6 +1,6 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { AlpineImage } from "../../provider/resources/program";
+import { AlpineImage } from "../../components/resources";
 import { buildImageRepo, type ImageRepo } from "../fixtures/image-repo";
 import { engineStack, type EngineStack } from "./pulumi-harness";
 

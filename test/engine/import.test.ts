@@ -6,7 +6,7 @@ import { createDisk } from "../../provider/boot/disk-create";
 import { writeSlot } from "../../provider/boot/slot";
 import { openTarget, type TargetSpec } from "../../provider/boot/target";
 import { imageIdOf } from "../../provider/image/build";
-import { BootSlot, SyslinuxConfig } from "../../provider/resources/program";
+import { BootSlot, SyslinuxConfig } from "../../components/resources";
 import { formatTargetId } from "../../provider/resources/target-id";
 import { startSshd, type TestSshd } from "../boot/sshd";
 import { engineStack, type EngineStack } from "./pulumi-harness";

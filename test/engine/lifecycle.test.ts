@@ -8,7 +8,7 @@ import { createDisk } from "../../provider/boot/disk-create";
 import { slotEntry } from "../../provider/boot/slot";
 import type { TargetSpec } from "../../provider/boot/target";
 import { bootQemu, logTail } from "../../provider/qemu/boot";
-import { BootSlot, SyslinuxConfig } from "../../provider/resources/program";
+import { BootSlot, SyslinuxConfig } from "../../components/resources";
 import { makeBusyboxInitramfs, markerInit } from "../fixtures/busybox-initramfs";
 import { debianKernel } from "../fixtures/debian-kernel";
 import { startSshd, type TestSshd } from "../boot/sshd";

@@ -1,6 +1,6 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { SyslinuxConfig } from "../../provider/resources/program";
+import { SyslinuxConfig } from "../../components/resources";
 import { parseSyslinuxConfig } from "../../provider/boot/syslinux-config";
 import { engineStack, type EngineStack } from "./pulumi-harness";
 

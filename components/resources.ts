@@ -1,15 +1,22 @@
 /**
- * The program side: typed classes a Pulumi program uses. Each is a plain CustomResource whose
- * type token the ramroot provider plugin serves; no code is serialised into the state.
+ * The program side: typed classes a Pulumi program uses (and the provider's `construct`, which
+ * declares the A/B component's children as any program would). Each is a plain CustomResource
+ * whose type token the ramroot provider plugin serves; no code is serialised into the state.
+ * Only types and the tokens come from provider/: a program loads no engine code.
  */
 import * as path from "node:path";
 import * as pulumi from "@pulumi/pulumi";
-import type { TargetSpec } from "../boot/target";
-import type { SyslinuxEntry } from "../boot/syslinux-config";
-import type { ImageConfigInput } from "../image/image-config";
-import type { Artifact } from "../image/build";
-import type { TrialInputs } from "./syslinux-config-resource";
-import { ALPINE_IMAGE_TOKEN, BOOT_SLOT_TOKEN, BOOT_TEST_TOKEN, SYSLINUX_CONFIG_TOKEN } from "./tokens";
+import type { TargetSpec } from "../provider/boot/target";
+import type { SyslinuxEntry } from "../provider/boot/syslinux-config";
+import type { ImageConfigInput } from "../provider/image/image-config";
+import type { Artifact } from "../provider/image/build";
+import type { TrialInputs } from "../provider/resources/syslinux-config-resource";
+import {
+  ALPINE_IMAGE_TOKEN,
+  BOOT_SLOT_TOKEN,
+  BOOT_TEST_TOKEN,
+  SYSLINUX_CONFIG_TOKEN,
+} from "../provider/resources/tokens";
 
 type Inputs<T> = { [K in keyof T]: pulumi.Input<T[K]> };
 
