@@ -19,6 +19,7 @@ import { compressionSuffix } from "./compress";
 import { buildSbom } from "./sbom";
 import { canonicalJson, type ImagePlan, type ResolvedPlan } from "./plan";
 import { LayerCache, concatenateLayers, DamagedLayerError, type StoredLayer } from "./layer-cache";
+import { cacheBoundFromEnv, markUsed, pruneImageCache, recordStateReference } from "./cache-prune";
 import {
   foldedLayer,
   foldedLayerKey,
@@ -68,6 +69,10 @@ export interface BuildOptions {
   force?: boolean;
   /** every archive packed, with its entries, while the staging tree still exists (tests read it back) */
   onPacked?: OnPacked;
+  /** the URN of the resource whose state will name this image: never pruned while it does (cache-prune.ts) */
+  stateRef?: string;
+  /** the cache's bound after the build; default RAMROOT_IMAGE_CACHE_MAX, else 8 GiB */
+  maxCacheBytes?: number;
 }
 
 /** RAMROOT_IMAGE_CACHE, else images/ in the ramroot cache. */
@@ -107,6 +112,7 @@ export async function cachedImage(
     const file = path.join(dir, path.basename(a.path));
     if ((await sha256File(file)) !== a.sha256) return undefined;
   }
+  markUsed(manifestPath);
   const at = (a: Artifact | undefined) => (a ? { ...a, path: path.join(dir, path.basename(a.path)) } : undefined);
   return {
     ...stored,
@@ -166,14 +172,38 @@ async function writeInitramfs(
 export async function buildImage(resolved: ResolvedPlan, opts: BuildOptions = {}): Promise<ImageArtifacts> {
   const progress = opts.onProgress ?? (() => {});
   const cacheDir = opts.cacheDir ?? defaultImageCacheDir();
-  const { plan, config } = resolved;
+  const { plan } = resolved;
   if (!opts.force) {
     const cached = await cachedImage(plan, cacheDir);
     if (cached) {
       progress(`image ${cached.imageId.slice(0, 12)} for plan ${plan.planId.slice(0, 12)} is in the cache`);
+      if (opts.stateRef) recordStateReference(cacheDir, opts.stateRef, plan.planId);
       return cached;
     }
   }
+  const image = await buildNew(resolved, cacheDir, opts, progress);
+  if (opts.stateRef) recordStateReference(cacheDir, opts.stateRef, plan.planId);
+  const pruned = pruneImageCache({
+    cacheDir,
+    maxBytes: opts.maxCacheBytes ?? cacheBoundFromEnv(),
+    keep: [plan.planId],
+  });
+  if (pruned.removed.length > 0) {
+    const mib = (n: number) => `${(n / (1 << 20)).toFixed(0)} MiB`;
+    progress(
+      `image cache over its bound: removed ${pruned.removed.length} least recently used entries (${pruned.removed.map((e) => `${e.kind} ${e.name.slice(0, 12)}`).join(", ")}), ${mib(pruned.bytesBefore)} -> ${mib(pruned.bytesAfter)}`,
+    );
+  }
+  return image;
+}
+
+async function buildNew(
+  resolved: ResolvedPlan,
+  cacheDir: string,
+  opts: BuildOptions,
+  progress: (m: string) => void,
+): Promise<ImageArtifacts> {
+  const { plan, config } = resolved;
   fs.mkdirSync(cacheDir, { recursive: true });
   const layerCache = new LayerCache(path.join(cacheDir, "layers"));
   if (opts.force) {

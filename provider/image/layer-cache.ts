@@ -11,6 +11,7 @@ import * as path from "node:path";
 import { createHash } from "node:crypto";
 import { renameDurablySync } from "../atomic-file";
 import { isMissing, sha256File } from "../file-hash";
+import { markUsed } from "./cache-prune";
 
 export interface LayerNotes {
   /** sha256 of the compressed archive */
@@ -48,6 +49,7 @@ export class LayerCache {
       if (isMissing(err) || err instanceof SyntaxError) return undefined;
       throw err;
     }
+    markUsed(path.join(dir, NOTES));
     return { ...notes, key, dir, archive: path.join(dir, ARCHIVE) };
   }
 

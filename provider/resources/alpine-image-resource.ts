@@ -5,6 +5,7 @@ import { imageConfigSchema, type ImageConfig } from "../image/image-config";
 import type { ImagePlan, ResolvedPlan } from "../image/plan";
 import { planImageOnce } from "../image/plan-memo";
 import { buildImage, cachedImage, defaultImageCacheDir, type Artifact } from "../image/build";
+import { forgetStateReference } from "../image/cache-prune";
 import { imageChangeSummary } from "../image/image-summary";
 import { checkInputs } from "./check-inputs";
 import { diffProperties } from "./property-diff";
@@ -151,7 +152,8 @@ async function build(
       `the plan changed between preview and update (repositories moved on?): planned ${inputs.planId.slice(0, 12)}, now ${resolved.plan.planId.slice(0, 12)}; run the update again`,
     );
   }
-  const image = await buildImage(resolved, { onProgress: (m) => ctx.log(m) });
+  // The state will name this image: the cache's pruning keeps it while it does (cache-prune.ts).
+  const image = await buildImage(resolved, { onProgress: (m) => ctx.log(m), stateRef: ctx.urn });
   for (const w of image.warnings) ctx.log(w, "warning");
   await logImageChange(ctx, image.initramfs.path, previous?.artifacts?.initramfs?.path);
   return {
@@ -201,8 +203,13 @@ export const alpineImageHandler: ResourceHandler<AlpineImageInputs, AlpineImageO
     return build(news, ctx, olds);
   },
 
-  /** The cache is shared by every stack and keyed by content: deleting the resource leaves it. */
-  async delete() {},
+  /**
+   * The cache is shared by every stack and keyed by content: deleting the resource leaves the
+   * image, no longer held for this resource (the cache's pruning may remove it in time).
+   */
+  async delete(_id, olds, ctx) {
+    forgetStateReference(cacheDirOf(olds) ?? defaultImageCacheDir(), ctx.urn);
+  },
 };
 
 /** An image built on this machine, adopted by its planId: inputs as far as its stored plan tells them. */
