@@ -4,6 +4,7 @@ import { withLease, type Lease } from "../boot/lease";
 import { targetSpecSchema, withTarget, type BootTarget } from "../boot/target";
 import { readSlot, slotRefusal, writeSlot, SLOT_FILES, type SlotFileRole, type SlotState } from "../boot/slot";
 import { imageIdOf } from "../image/build";
+import { sha256File } from "../file-hash";
 import { checkInputs } from "./check-inputs";
 import { noteWritten, wasWrittenThisRun, wipeOnDeleteSchema } from "./delete-policy";
 import { formatTargetId, parseTargetId } from "./target-id";
@@ -107,8 +108,13 @@ function inputsFrom(
   };
 }
 
-/** Writes the image into the slot unless it holds it already; refuses the default, once and running slots. */
-async function place(inputs: BootSlotInputs, ctx: OperationContext): Promise<BootSlotOutputs> {
+/**
+ * Writes the image into the slot unless it holds it already; refuses the default, once and
+ * running slots. `keepLease`: a write keeps the target's lease for this deploy's switch of
+ * DEFAULT (SyslinuxConfig releases it); a repair (the image the slot held, rewritten) is
+ * followed by no switch, so it gives the lease back.
+ */
+async function place(inputs: BootSlotInputs, ctx: OperationContext, keepLease = true): Promise<BootSlotOutputs> {
   if (ctx.preview) return withTarget(inputs.target, (target) => placeUnder(target, inputs, ctx));
   return withTarget(inputs.target, async (target) => {
     // A slot that holds the image already is only read: no lease, nothing on the partition
@@ -126,7 +132,7 @@ async function place(inputs: BootSlotInputs, ctx: OperationContext): Promise<Boo
       target,
       {
         owner: `pulumi up: BootSlot ${inputs.slot} <- image ${inputs.imageId.slice(0, 12)}`,
-        keep: true,
+        keep: keepLease,
         log: (m) => ctx.log(m),
       },
       (lease) => placeUnder(target, inputs, ctx, lease),
@@ -161,6 +167,7 @@ async function placeUnder(
         `sources.${role}: ${file} is not in the local image cache any more; run \`pulumi up --refresh\` to rebuild it`,
       );
   }
+  await assertSourcesAreImage(inputs, sources);
   ctx.log(`writing image ${inputs.imageId.slice(0, 12)} into slot ${inputs.slot} on ${target.describe()}`);
   noteWritten(inputs.target, inputs.slot);
   let lastTenth = -1;
@@ -194,6 +201,62 @@ async function placeUnder(
   return outputsFrom(inputs, state);
 }
 
+/**
+ * The local copies must be the image the state names: each re-hashed against `files`, and a
+ * ramroot image id (64 hex digits) must be the id of those hashes. Checked before anything is
+ * sent, so a changed image cache never reaches a slot under a manifest that names another image.
+ */
+async function assertSourcesAreImage(inputs: BootSlotInputs, sources: NonNullable<BootSlotInputs["sources"]>) {
+  const hashes: Record<string, { sha256: string }> = {};
+  for (const role of Object.keys(SLOT_FILES) as SlotFileRole[]) {
+    const file = sources[role];
+    const wanted = inputs.files[role];
+    if (file === undefined && wanted === undefined) continue;
+    if (file === undefined || wanted === undefined)
+      throw new Error(
+        `sources.${role}: image ${inputs.imageId.slice(0, 12)} ${wanted === undefined ? "has no" : "has a"} ${role}, but the local copy ${file === undefined ? "has none" : `names ${file}`}; nothing was written to slot ${inputs.slot}`,
+      );
+    const now = await sha256File(file);
+    if (now !== wanted)
+      throw new Error(
+        `sources.${role}: ${file} hashes to ${now?.slice(0, 12) ?? "(missing)"}, but image ${inputs.imageId.slice(0, 12)} in the stack's state has ${wanted.slice(0, 12)}: ` +
+          `the image cache changed after the build; nothing was written to slot ${inputs.slot}. Remove that image from the cache and run \`pulumi up --refresh\` to rebuild it`,
+      );
+    hashes[role] = { sha256: now };
+  }
+  if (/^[0-9a-f]{64}$/.test(inputs.imageId) && imageIdOf(hashes) !== inputs.imageId)
+    throw new Error(
+      `imageId: the local copies make image ${imageIdOf(hashes).slice(0, 12)}, not ${inputs.imageId.slice(0, 12)} as the stack's state says; nothing was written to slot ${inputs.slot}`,
+    );
+}
+
+/**
+ * Whether the slot on the target still holds what the state says, when the program offers a
+ * local copy to repair it from (`sources`): so a damaged slot is rewritten by the next `up`, not
+ * only after a refresh. Undefined (and a warning) when the target cannot be read now.
+ */
+async function slotDrifted(inputs: BootSlotInputs, ctx: OperationContext): Promise<boolean> {
+  try {
+    return await withTarget(inputs.target, async (target) => {
+      if (holds(await readSlot(target, inputs.slot), inputs)) return false;
+      // The slot that boots now is never rewritten in place: say so rather than plan a write that is refused.
+      const refusal = await slotRefusal(target, inputs.slot);
+      if (refusal === undefined) return true;
+      ctx.log(
+        `slot ${inputs.slot} on ${target.describe()} no longer holds image ${inputs.imageId.slice(0, 12)} but is not rewritten: ${refusal}`,
+        "warning",
+      );
+      return false;
+    });
+  } catch (err) {
+    ctx.log(
+      `could not read slot ${inputs.slot} to check that it still holds image ${inputs.imageId.slice(0, 12)}: ${(err as Error).message}`,
+      "warning",
+    );
+    return false;
+  }
+}
+
 /** Removes the slot's files when asked to (wipeOnDelete) and it is still what this resource wrote. */
 async function wipe(target: BootTarget, olds: BootSlotOutputs, ctx: OperationContext): Promise<void> {
   const where = `slot ${olds.slot} on ${target.describe()}`;
@@ -225,7 +288,7 @@ export const bootSlotHandler: ResourceHandler<BootSlotInputs, BootSlotOutputs> =
     return checkInputs(bootSlotInputsSchema, news);
   },
 
-  async diff(_id, olds, news) {
+  async diff(_id, olds, news, ctx) {
     const target = diffTarget(olds.target, news.target);
     const changes: Record<string, "add" | "delete" | "update"> = { ...target.changes };
     if (olds.slot !== news.slot) changes["slot"] = "update";
@@ -238,6 +301,11 @@ export const bootSlotHandler: ResourceHandler<BootSlotInputs, BootSlotOutputs> =
     // Files that no longer match their manifest are rewritten; a slot made by hand has none, its files are the truth.
     if (olds.consistent === false && olds.written !== undefined) changes["files"] = "update";
     if ((olds.wipeOnDelete ?? false) !== (news.wipeOnDelete ?? false)) changes["wipeOnDelete"] = "update";
+    // The state says the slot holds the image; a damaged slot shows only on the target. With a
+    // local copy to repair it from, look (only when nothing else says it is written anyway).
+    const written =
+      target.replace || Object.keys(changes).some((k) => k === "slot" || k === "imageId" || k.startsWith("files"));
+    if (!written && news.sources !== undefined && (await slotDrifted(news, ctx))) changes["files"] = "update";
     // Another partition is another slot; a new way to reach the same one writes nothing.
     const replaces = [...(target.replace ? ["target"] : []), ...(changes["slot"] ? ["slot"] : [])];
     return { changes, replaces, deleteBeforeReplace: false };
@@ -262,8 +330,8 @@ export const bootSlotHandler: ResourceHandler<BootSlotInputs, BootSlotOutputs> =
     });
   },
 
-  async update(_id, _olds, news, ctx) {
-    return place(news, ctx);
+  async update(_id, olds, news, ctx) {
+    return place(news, ctx, olds.imageId !== news.imageId);
   },
 
   /** Lets go of the slot (its files stay), unless wipeOnDelete asks for a removal. */
