@@ -30,6 +30,8 @@ export interface AbSystemArgs {
   trial?: pulumi.Input<{ probePath?: string; timeoutSeconds?: number; reboot?: boolean }>;
   /** boot the config's image in QEMU and require this marker before it is written or selected */
   bootTest?: pulumi.Input<{ marker: string; timeoutSeconds?: number; append?: string }>;
+  /** true: a destroy removes the slots and syslinux.cfg (default: they stay, the partition keeps booting) */
+  wipeOnDelete?: pulumi.Input<boolean>;
 }
 
 export class AbSystem extends pulumi.ComponentResource {

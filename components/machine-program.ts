@@ -8,6 +8,7 @@
  *   trial      {probePath, timeoutSeconds, reboot} for the trial strategy
  *   bootTest   {marker, timeoutSeconds}: boot the image in QEMU before it is written
  *   append     extra kernel command line (kept a Pulumi secret)
+ *   wipeOnDelete  true: a destroy removes the slots and syslinux.cfg (default: they stay)
  *   pin        {update, planId, imageId}: written by `ramroot rollback`, removed by `ramroot
  *              release`; the provider's AbSystem reads it from the stack config
  */
@@ -21,6 +22,7 @@ export async function machineProgram(): Promise<Record<string, pulumi.Output<unk
   const strategy = config.get("strategy");
   const trial = config.getObject<{ probePath?: string; timeoutSeconds?: number; reboot?: boolean }>("trial");
   const bootTest = config.getObject<{ marker: string; timeoutSeconds?: number }>("bootTest");
+  const wipeOnDelete = config.getBoolean("wipeOnDelete");
   // Secrets stay secrets: the ssh key (set with `pulumi config set --secret --path
   // ramroot:target.privateKey`) and the kernel command line (it can carry a token; the SDK cannot
   // tell a secret config value from a plain one, so a set append is always kept secret).
@@ -33,6 +35,7 @@ export async function machineProgram(): Promise<Record<string, pulumi.Output<unk
     ...(trial ? { trial } : {}),
     ...(bootTest ? { bootTest } : {}),
     ...(append !== undefined ? { append } : {}),
+    ...(wipeOnDelete !== undefined ? { wipeOnDelete } : {}),
   });
   return {
     activeSlot: system.activeSlot,

@@ -35,6 +35,8 @@ export interface SyslinuxConfigArgs {
   trial?: pulumi.Input<Partial<TrialInputs>>;
   /** the update a rollback went back to: the journal on the target records the switch as a rollback */
   rollbackTo?: pulumi.Input<number>;
+  /** true: deleting the resource removes the file (default: it stays, the partition keeps booting) */
+  wipeOnDelete?: pulumi.Input<boolean>;
 }
 
 export class SyslinuxConfig extends pulumi.CustomResource {
@@ -106,6 +108,8 @@ export interface BootSlotArgs {
   files: pulumi.Input<{ kernel: string; initramfs: string; microcode?: string }>;
   sources?: pulumi.Input<{ kernel: string; initramfs: string; microcode?: string }>;
   packages?: pulumi.Input<Record<string, string>>;
+  /** true: deleting the resource removes the slot's files (default: they stay) */
+  wipeOnDelete?: pulumi.Input<boolean>;
 }
 
 export class BootSlot extends pulumi.CustomResource {

@@ -35,6 +35,13 @@ const abSystemShape = {
       reboot: z.boolean().optional(),
     })
     .optional(),
+  /** deleting the component (destroy) removes its slots and the config too; default: they stay */
+  wipeOnDelete: z
+    .boolean({ error: "expected true or false" })
+    .optional()
+    .describe(
+      "false (default): a destroy leaves the slots and syslinux.cfg on the partition; true: it removes them (apply it with an `up` first)",
+    ),
   /** boot the config's image in QEMU and require this marker before a slot is written or DEFAULT switches to it */
   bootTest: z
     .strictObject({

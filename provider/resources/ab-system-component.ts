@@ -47,6 +47,29 @@ function pathsOf(files: ImageFiles | undefined): { kernel: string; initramfs: st
   };
 }
 
+/** A boot entry as SyslinuxConfig's input, field by field: only `append` may be a secret. */
+interface EntryInputs {
+  label: string;
+  menuLabel: pulumi.Output<string | undefined>;
+  kernel: pulumi.Output<string>;
+  initrd: pulumi.Output<string[]>;
+  append: pulumi.Output<string>;
+}
+
+function entryInputs(
+  slot: string,
+  entry: pulumi.Output<SyslinuxEntry>,
+  keepSecret: (o: pulumi.Output<string>) => pulumi.Output<string>,
+): EntryInputs {
+  return {
+    label: slot,
+    menuLabel: entry.apply((e) => e.menuLabel),
+    kernel: entry.apply((e) => e.kernel),
+    initrd: entry.apply((e) => e.initrd),
+    append: keepSecret(entry.apply((e) => e.append)),
+  };
+}
+
 export class AbSystemComponent extends pulumi.ComponentResource {
   readonly state: AbSystemState;
 
@@ -62,8 +85,10 @@ export class AbSystemComponent extends pulumi.ComponentResource {
     const parent = { parent: this };
     // A target the program marked secret (an ssh key in it) stays secret in every child.
     const target = secretInputs.has("target") ? pulumi.secret(inputs.target) : inputs.target;
-    // So does a secret kernel command line (a token in append): entries and boot test carry it as one.
+    // So does a secret kernel command line (a token in append): each entry's append and the boot
+    // test's carry it as one; labels, kernels and initrds stay plain, so a preview still shows them.
     const keepSecret = <T>(o: pulumi.Output<T>) => (secretInputs.has("append") ? pulumi.secret(o) : o);
+    const wipe = inputs.wipeOnDelete !== undefined ? { wipeOnDelete: inputs.wipeOnDelete } : {};
     const { decision } = plan;
     const image = new AlpineImage(`${name}-image`, inputs.image, parent);
     const appendFor = (imageId: string) =>
@@ -107,7 +132,7 @@ export class AbSystemComponent extends pulumi.ComponentResource {
     }
 
     const slots: Record<string, BootSlot> = {};
-    const entries: pulumi.Output<SyslinuxEntry>[] = [];
+    const entries: EntryInputs[] = [];
     const written: pulumi.Resource[] = [];
 
     // Slots that keep what they hold are declared as they are, so nothing is copied to them;
@@ -123,17 +148,22 @@ export class AbSystemComponent extends pulumi.ComponentResource {
           files: kept.files,
           ...(kept.from ? { sources: pathsOf(kept.from) } : {}),
           ...(kept.packages ? { packages: kept.packages } : {}),
+          ...wipe,
         },
         parent,
       );
       if (kept.from) written.push(slots[kept.slot]!);
       entries.push(
-        pulumi.output(
-          slotEntry(kept.slot, {
-            microcode: kept.microcode,
-            append: appendFor(kept.imageId),
-            menuLabel: menuLabel(kept.imageId),
-          }),
+        entryInputs(
+          kept.slot,
+          pulumi.output(
+            slotEntry(kept.slot, {
+              microcode: kept.microcode,
+              append: appendFor(kept.imageId),
+              menuLabel: menuLabel(kept.imageId),
+            }),
+          ),
+          keepSecret,
         ),
       );
     }
@@ -166,24 +196,28 @@ export class AbSystemComponent extends pulumi.ComponentResource {
           files: source.artifacts.apply(shasOf),
           sources: source.artifacts.apply(pathsOf),
           packages: source.packages,
+          ...wipe,
         },
         { parent: this, ...(test && !c ? { dependsOn: [test] } : {}) },
       );
       written.push(slots[slot]!);
       entries.push(
-        pulumi.all([source.imageId, source.artifacts]).apply(([imageId, a]) =>
-          slotEntry(slot, {
-            microcode: a?.microcode !== undefined,
-            append: appendFor(imageId),
-            menuLabel: menuLabel(imageId),
-          }),
+        entryInputs(
+          slot,
+          pulumi.all([source.imageId, source.artifacts]).apply(([imageId, a]) =>
+            slotEntry(slot, {
+              microcode: a?.microcode !== undefined,
+              append: appendFor(imageId),
+              menuLabel: menuLabel(imageId),
+            }),
+          ),
+          keepSecret,
         ),
       );
     }
 
-    const sorted = keepSecret(
-      pulumi.all(entries).apply((list) => [...list].sort((a, b) => (a.label < b.label ? -1 : 1))),
-    );
+    // Each label is its slot's name, known now: sorted here, so no entry waits on another's secret.
+    const sorted = [...entries].sort((a, b) => (a.label < b.label ? -1 : 1));
     const syslinux = new SyslinuxConfig(
       `${name}-syslinux`,
       {
@@ -195,6 +229,7 @@ export class AbSystemComponent extends pulumi.ComponentResource {
         strategy: inputs.strategy,
         ...(inputs.trial ? { trial: inputs.trial } : {}),
         ...(plan.pinned ? { rollbackTo: plan.pinned.pin.update } : {}),
+        ...wipe,
       },
       { parent: this, dependsOn: [...written, ...(test && plan.activeIsConfig ? [test] : [])] },
     );

@@ -6,10 +6,11 @@ import { buildImageRepo, type ImageRepo } from "../fixtures/image-repo";
 import { startSshd, type TestSshd } from "../boot/sshd";
 import { engineStack, pulumiCommand, type EngineStack } from "./pulumi-harness";
 
-// The issue's scenario: the stack's program (index.ts's machineProgram, the AbSystem component the
+// The stack's program over ssh. The issue's scenario: the stack's program (index.ts's machineProgram, the AbSystem component the
 // provider constructs) deploying over ssh with the key and a kernel command line token set as
 // secret config. Afterwards neither a state file nor `pulumi stack export` (as a user runs it,
-// without --show-secrets) holds a line of the key or the token.
+// without --show-secrets) holds a line of the key or the token. And `ramroot:wipeOnDelete`
+// reaches the component's slots and config, so a destroy removes them.
 jest.setTimeout(900_000);
 
 let env: EngineStack;
@@ -85,5 +86,67 @@ test("an ssh up with a secret key and a secret append: no state file and no expo
   for (const text of [stateText(), exported.stdout, up.stdout, up.stderr]) {
     for (const line of lines) expect(text).not.toContain(line);
     expect(text).not.toContain("SECRET-APPEND-51d0");
+  }
+  // Only what is secret is: each entry's command line, not the entries' labels, kernels and initrds.
+  const config = JSON.parse(exported.stdout).deployment.resources.find(
+    (r: { type: string }) => r.type === "ramroot:index:SyslinuxConfig",
+  );
+  for (const side of [config.inputs, config.outputs]) {
+    expect(Array.isArray(side.entries)).toBe(true);
+    expect(side.entries.map((e: { label: string }) => e.label)).toEqual(["a"]);
+    expect(side.entries[0].kernel).toBe("/a/vmlinuz");
+    expect(JSON.stringify(side.entries[0].append)).toMatch(/ciphertext/);
+    expect(side.defaultLabel).toBe("a");
+  }
+  const preview = await env.stack.preview({ diff: true });
+  expect(preview.changeSummary.update ?? 0).toBe(0);
+});
+
+test("wipeOnDelete set on the machine program reaches the slots and the config: destroy removes them", async () => {
+  const wiped = await engineStack("machine-wipe", machineProgram);
+  try {
+    const dir = path.join(wiped.dir, "boot");
+    fs.mkdirSync(dir);
+    await wiped.stack.setAllConfig({
+      "ramroot:target": {
+        value: JSON.stringify({
+          kind: "ssh",
+          host: "127.0.0.1",
+          port: sshd.port,
+          user: "root",
+          path: dir,
+          privateKey: sshd.userKey,
+          knownHostsFile: sshd.knownHosts,
+        }),
+        secret: true,
+      },
+      "ramroot:image": {
+        value: JSON.stringify({
+          repositories: [repo.repository],
+          keys: [repo.keysDir],
+          packages: ["alpine-baselayout", "busybox"],
+          kernel: "lts",
+          epoch: 1700000000,
+        }),
+      },
+      "ramroot:wipeOnDelete": { value: "true" },
+    });
+    const up = await wiped.stack.up();
+    expect(up.summary.result).toBe("succeeded");
+    expect(fs.readdirSync(dir).sort()).toEqual(["a", "ramroot", "syslinux.cfg"]);
+    const state = await wiped.stack.exportStack();
+    const onDelete = state.deployment.resources
+      .filter((r: { type: string }) => /BootSlot|SyslinuxConfig/.test(r.type))
+      .map((r: { outputs: { onDelete: string } }) => r.outputs.onDelete);
+    expect(onDelete).toEqual([
+      expect.stringMatching(/^removes slot a \(wipeOnDelete\)/),
+      expect.stringMatching(/^removes the config \(wipeOnDelete\)/),
+    ]);
+    const destroy = await wiped.stack.destroy();
+    expect(destroy.stdout).toMatch(/removed slot a on .* \(wipeOnDelete\)/);
+    expect(fs.existsSync(path.join(dir, "a"))).toBe(false);
+    expect(fs.existsSync(path.join(dir, "syslinux.cfg"))).toBe(false);
+  } finally {
+    await wiped.cleanup();
   }
 });
