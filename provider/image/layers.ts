@@ -25,6 +25,7 @@ import { BUILDER_FORMAT, canonicalJson, type ResolvedPlan } from "./plan";
 import { collectEntries, installTree, layOverlay } from "./staging-tree";
 import { overlayLayer, type OverlayLayer, type PackageIndex } from "./overlay-layer";
 import type { LayerCache, StoredLayer } from "./layer-cache";
+import { withInstalledTree } from "./installed-tree";
 import { counter } from "../progress";
 
 /** Files a base layer (packages or folded) keeps beside its archive. */
@@ -155,16 +156,30 @@ export async function packageLayer(
     return hit;
   }
   const { compression, level, epoch } = options(resolved);
+  const installCold = async (root: string, bootDir: string) => {
+    const installed = await installTree(resolved, root, progress);
+    finishTree(root, bootDir, resolved, progress);
+    return installed;
+  };
   return cache.put(key, (archive, dir) =>
-    withStaging(dir, async (staging) => {
-      const { manifest, warnings } = await installTree(resolved, staging, progress);
-      finishTree(staging, dir, resolved, progress);
-      const entries = collectEntries(staging, manifest, new Set());
-      fs.writeFileSync(path.join(dir, PATHS_FILE), JSON.stringify(pathIndexOf(entries)) + "\n");
-      progress(`packing the package layer: ${entries.length} entries (${compression}${level ? ` -${level}` : ""})`);
-      const rawSize = await packArchive(entries, archive, compression, level, epoch, progress, onPacked);
-      return { rawSize, warnings };
-    }),
+    withInstalledTree(
+      resolved,
+      path.join(path.dirname(cache.root), "trees"),
+      dir,
+      progress,
+      installCold,
+      async (tree) => {
+        for (const name of [KERNEL_FILE, MICROCODE_FILE]) {
+          const from = path.join(tree.bootDir, name);
+          if (fs.existsSync(from)) fs.copyFileSync(from, path.join(dir, name));
+        }
+        const entries = collectEntries(tree.root, tree.manifest, new Set());
+        fs.writeFileSync(path.join(dir, PATHS_FILE), JSON.stringify(pathIndexOf(entries)) + "\n");
+        progress(`packing the package layer: ${entries.length} entries (${compression}${level ? ` -${level}` : ""})`);
+        const rawSize = await packArchive(entries, archive, compression, level, epoch, progress, onPacked);
+        return { rawSize, warnings: tree.warnings };
+      },
+    ),
   );
 }
 
