@@ -21,6 +21,12 @@ const esmOnly = [
   "@sindresorhus/merge-streams",
   "commander",
 ];
+// Every image a test builds (in process, through `ramroot build`, through the provider plugin the
+// pulumi CLI starts) is read back through cpio-stream and compared with the staging tree it was
+// packed from; a mismatch fails the build (provider/image/archive-check.ts). Set here, in jest's
+// own process, so the workers and every process they start inherit it.
+process.env.RAMROOT_CHECK_ARCHIVES ??= "1";
+
 module.exports = {
   testEnvironment: "node",
   transform: { "^.+\\.[mc]?[tj]sx?$": ["@swc/jest"] },

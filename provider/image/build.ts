@@ -16,6 +16,7 @@ import { cacheDir } from "../cache-dir";
 import { renameDurablySync } from "../atomic-file";
 import { isMissing, sha256File, sha256Hex } from "../file-hash";
 import { compressionSuffix } from "./compress";
+import { withArchiveCheck } from "./archive-check";
 import { buildSbom } from "./sbom";
 import { canonicalJson, type ImagePlan, type ResolvedPlan } from "./plan";
 import { LayerCache, concatenateLayers, DamagedLayerError, type StoredLayer } from "./layer-cache";
@@ -73,6 +74,8 @@ export interface BuildOptions {
   stateRef?: string;
   /** the cache's bound after the build; default RAMROOT_IMAGE_CACHE_MAX, else 8 GiB */
   maxCacheBytes?: number;
+  /** read every archive back through cpio-stream and compare it with its entries (archive-check.ts); default RAMROOT_CHECK_ARCHIVES=1 */
+  checkArchives?: boolean;
 }
 
 /** RAMROOT_IMAGE_CACHE, else images/ in the ramroot cache. */
@@ -215,7 +218,8 @@ async function buildNew(
   try {
     const initramfsName = `initramfs${compressionSuffix(config.compression)}`;
     const initramfsPath = path.join(outDir, initramfsName);
-    const whole = await writeInitramfs(resolved, layerCache, initramfsPath, progress, opts.onPacked);
+    const onPacked = withArchiveCheck(opts.onPacked, progress, opts.checkArchives);
+    const whole = await writeInitramfs(resolved, layerCache, initramfsPath, progress, onPacked);
     const initramfs: Artifact = { path: initramfsPath, sha256: whole.sha256, size: whole.size };
     const base = whole.layers[0]!;
     const beside = async (name: string, as: string) => {
