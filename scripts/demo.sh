@@ -37,7 +37,8 @@ fi
 echo
 status="$(node bin/ramroot.js status --stack "$stack")"
 echo "$status"
-default_slot="$(printf '%s\n' "$status" | sed -n 's/^slot \([a-z0-9_-]*\) .*\[DEFAULT\].*/\1/p')"
+# "[DEFAULT]", or "[DEFAULT since update N: rollback to update M]" after a rollback
+default_slot="$(printf '%s\n' "$status" | sed -n 's/^slot \([a-z0-9_-]*\) .*\[DEFAULT[] ].*/\1/p')"
 next_slot=b
 [ "$default_slot" = b ] && next_slot=a
 echo

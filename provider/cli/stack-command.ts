@@ -43,6 +43,24 @@ function short(id: string | undefined): string {
   return id ? id.slice(0, 12) : "-";
 }
 
+/**
+ * "[DEFAULT]", or "[DEFAULT since update 3: rollback to update 1]" when DEFAULT came to the slot
+ * in another update than the one that wrote it (a rollback, a switch back to an image kept there).
+ */
+function defaultMark(
+  journal: readonly JournalEntry[],
+  slot: string,
+  planId: string,
+  written: StackUpdate | undefined,
+  history: StackUpdate[],
+): string {
+  const last = [...journal].reverse().find((e) => e.slot === slot && e.planId === planId);
+  const by = last ? updateOf(last, history) : undefined;
+  const rollback = last?.how === "rollback" && last.update !== undefined ? `rollback to update ${last.update}` : "";
+  if (!by || (by.number === written?.number && !rollback)) return "[DEFAULT]";
+  return `[DEFAULT since update ${by.number}${rollback ? `: ${rollback}` : ""}]`;
+}
+
 export function renderStatus(state: TargetState, history: StackUpdate[], pin?: Pin): string {
   const lines = [
     `target   ${state.description}`,
@@ -58,13 +76,14 @@ export function renderStatus(state: TargetState, history: StackUpdate[], pin?: P
       lines.push(`slot ${slot}   ${s ? "files without a ramroot manifest" : "empty"}`);
       continue;
     }
-    const switched = [...state.journal].reverse().find((e) => e.planId === s.manifest!.planId && e.slot === slot);
-    const by = switched ? updateOf(switched, history) : undefined;
+    // Which update wrote the slot: the one running when its manifest was written. A rollback
+    // that only switched DEFAULT wrote nothing, so it is named on the DEFAULT mark instead.
+    const written = updateOf(s.manifest, history);
     const packages = Object.entries(s.manifest.lockSummary ?? {})
       .map(([n, v]) => `${n} ${v}`)
       .join(", ");
     lines.push(
-      `slot ${slot}   image ${short(s.manifest.imageId)}  plan ${short(s.manifest.planId)}  written ${s.manifest.when}${by ? `  deployed by update ${by.number}` : ""}${s.consistent ? "" : "  (FILES CHANGED since written)"}${slot === state.defaultSlot ? "  [DEFAULT]" : ""}`,
+      `slot ${slot}   image ${short(s.manifest.imageId)}  plan ${short(s.manifest.planId)}  written ${s.manifest.when}${written ? ` by update ${written.number}` : ""}${s.consistent ? "" : "  (FILES CHANGED since written)"}${slot === state.defaultSlot ? `  ${defaultMark(state.journal, slot, s.manifest.planId, written, history)}` : ""}`,
     );
     if (packages) lines.push(`         ${packages}`);
   }

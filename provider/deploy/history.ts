@@ -77,8 +77,8 @@ export function deployedBy(update: StackUpdate, journal: readonly JournalEntry[]
   return [...journal].reverse().find((e) => Date.parse(e.when) <= end);
 }
 
-/** The update during which a journal entry was written (the switch happened in it). */
-export function updateOf(entry: JournalEntry, history: readonly StackUpdate[]): StackUpdate | undefined {
+/** The update during which something was written at `when` (a journal entry's switch, a slot's manifest). */
+export function updateOf(entry: Pick<JournalEntry, "when">, history: readonly StackUpdate[]): StackUpdate | undefined {
   const when = Date.parse(entry.when);
   return history.find(
     (h) =>

@@ -1,0 +1,89 @@
+import type { UpdateSummary } from "@pulumi/pulumi/automation";
+import type { TargetState } from "../../../provider/boot/inspect";
+import type { JournalEntry } from "../../../provider/boot/journal";
+import type { SlotState } from "../../../provider/boot/slot";
+import { renderStatus } from "../../../provider/cli/stack-command";
+import { numberHistory } from "../../../provider/deploy/history";
+
+// `ramroot status` says which update wrote each slot from what the slot holds (its manifest's
+// write time within the stack's history), and names a rollback on the DEFAULT mark: a rollback
+// that only switched DEFAULT wrote nothing, so it must not be named as the slot's writer.
+
+const at = (minute: number, second = 0) => new Date(Date.UTC(2026, 0, 1, 0, minute, second)).toISOString();
+const PLAN = (n: number) => String(n).repeat(64);
+
+/** A `pulumi up` as the file backend records it (version 0), from minute:00 to minute:30. */
+function up(minute: number): UpdateSummary {
+  return {
+    version: 0,
+    kind: "update",
+    startTime: new Date(at(minute)),
+    endTime: new Date(at(minute, 30)),
+    message: "",
+    environment: {},
+    config: {},
+    result: "succeeded",
+  };
+}
+
+function slot(name: string, plan: number, writtenAt: string): SlotState {
+  return {
+    slot: name,
+    manifest: { slot: name, imageId: `image${plan}`.padEnd(64, "0"), planId: PLAN(plan), when: writtenAt, files: {} },
+    files: {},
+    consistent: true,
+  };
+}
+
+function switched(minute: number, slotName: string, plan: number, extra: Partial<JournalEntry> = {}): JournalEntry {
+  return {
+    when: at(minute, 20),
+    label: slotName,
+    slot: slotName,
+    planId: PLAN(plan),
+    imageId: `image${plan}`,
+    how: "switch",
+    ...extra,
+  };
+}
+
+const slotLine = (out: string, name: string) => out.split("\n").find((l) => l.startsWith(`slot ${name} `));
+
+// updates 1 (writes a, switches), 2 (no change), 3 (writes b, switches), 4 (rollback: switches back to a)
+const history = numberHistory([up(1), up(2), up(3), up(4)]);
+const state = (journal: JournalEntry[], defaultSlot: string): TargetState => ({
+  description: "image:/tmp/disk.img",
+  defaultLabel: defaultSlot,
+  defaultSlot,
+  slots: { a: slot("a", 1, at(1, 10)), b: slot("b", 2, at(3, 10)) },
+  journal,
+});
+
+test("after a rollback, slot a is still written by update 1, and its DEFAULT mark names the rollback", () => {
+  const out = renderStatus(
+    state([switched(1, "a", 1), switched(3, "b", 2), switched(4, "a", 1, { how: "rollback", update: 1 })], "a"),
+    history,
+  );
+  expect(slotLine(out, "a")).toMatch(
+    /^slot a +image image1\S* +plan 1{12} +written 2026-01-01T00:01:10\.000Z by update 1 +\[DEFAULT since update 4: rollback to update 1\]$/,
+  );
+  expect(slotLine(out, "b")).toMatch(/written 2026-01-01T00:03:10\.000Z by update 3$/);
+  expect(out).not.toMatch(/by update 4/);
+  expect(out).toContain("DEFAULT a (slot a, image image1)  rollback to update 1  update 4");
+});
+
+test("before the rollback: each slot written by the update that switched to it, a plain [DEFAULT] mark", () => {
+  const out = renderStatus(state([switched(1, "a", 1), switched(3, "b", 2)], "b"), history);
+  expect(slotLine(out, "a")).toMatch(/written 2026-01-01T00:01:10\.000Z by update 1$/);
+  expect(slotLine(out, "b")).toMatch(/written 2026-01-01T00:03:10\.000Z by update 3 +\[DEFAULT\]$/);
+});
+
+test("a slot written by hand (outside any update) and switched to by a later update", () => {
+  const handWritten: TargetState = {
+    ...state([switched(2, "a", 1)], "a"),
+    slots: { a: slot("a", 1, at(0, 5)), b: undefined },
+  };
+  const out = renderStatus(handWritten, history);
+  expect(slotLine(out, "a")).toMatch(/written 2026-01-01T00:00:05\.000Z +\[DEFAULT since update 2\]$/);
+  expect(slotLine(out, "b")).toBe("slot b   empty");
+});
