@@ -11,7 +11,7 @@ export async function imageChangeSummary(after: string, before: string | undefin
   const next = await readImageFile(after);
   if (before === undefined || !fs.existsSync(before)) {
     const files = [...next.entries.values()].filter((e) => e.type === "file").length;
-    return `image holds ${next.entries.size} paths (${files} files) from ${next.packages.version.size} packages in ${next.layers.length} archive${next.layers.length === 1 ? "" : "s"}; \`ramroot image ls\` lists them`;
+    return `image holds ${next.entries.size} paths (${files} file${files === 1 ? "" : "s"}) from ${next.packages.version.size} packages in ${next.layers.length} archive${next.layers.length === 1 ? "" : "s"}; \`ramroot image ls\` lists them`;
   }
   const previous = await readImageFile(before);
   const diff = diffImages(previous, next);
