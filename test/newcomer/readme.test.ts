@@ -39,6 +39,9 @@ function freshEnv(extra: Record<string, string> = {}): Record<string, string> {
     .filter((p) => !p.startsWith(REPO_ROOT))
     .join(path.delimiter);
   env.RAMROOT_IMAGE_CACHE = path.join(work, "images");
+  // the suite's own check stays on (jest.config.js): every image the demo builds is read back
+  // through cpio-stream and compared with its staging tree, and the update says so
+  env.RAMROOT_CHECK_ARCHIVES = "1";
   return { ...env, ...extra };
 }
 
@@ -125,6 +128,8 @@ test("the README's commands on a fresh clone do what the README says", async () 
   // "the update ends with what changed inside the image, path by path"
   expect(second).toMatch(/files changed from the previous image: \+\d+ -\d+ ~\d+ paths, 1 package changed/);
   expect(second).toMatch(/\+ usr\/share\/hello-ramroot\/greeting {2}file 0644 0:0/);
+  // every archive the build packed was read back as packed (RAMROOT_CHECK_ARCHIVES)
+  expect(second).toMatch(/^ *\d+ archives? read back through cpio-stream, as packed$/m);
   expect(second).toMatch(/seen: RAMROOT-DEMO image=[0-9a-f]{64} message=edited by a newcomer/);
   expect(second).toMatch(/^DEFAULT +b\b/m);
   expect(second).toContain("then npm start again (slot a is written, DEFAULT flips to it)");
@@ -139,6 +144,25 @@ test("the README's commands on a fresh clone do what the README says", async () 
     /^hello-ramroot:\n(?: {2}.*\n)*? {2}\+ usr\/share\/hello-ramroot\/greeting {2}file 0644 0:0 \d+ [0-9a-f]{12}$/m,
   );
   expect(diff).toMatch(/^ {2}~ etc\/ramroot\/message {2}size 24 -> 21, sha256 [0-9a-f]{12} -> [0-9a-f]{12}$/m);
+
+  // "`update:N` (or `--update N`: the image stack update N deployed, from the local image cache
+  // or the slot holding it)": update 1 is the first npm start, 2 the no-change one, 3 the edit
+  const byUpdate = await ok("source .ramroot/env.sh && npx ramroot image diff --stack demo --update 1 --update 3");
+  expect(byUpdate).toMatch(
+    /^--- update 1: plan [0-9a-f]{12} \(image cache\)\n\+\+\+ update 3: plan [0-9a-f]{12} \(image cache\)$/m,
+  );
+  expect(byUpdate).toContain("+ package hello-ramroot 1.0-r0");
+  expect(byUpdate).toMatch(/^ {2}~ etc\/ramroot\/message {2}size 24 -> 21/m);
+  expect(byUpdate).toMatch(/^ {2}\+ usr\/share\/hello-ramroot\/greeting {2}file 0644 0:0/m);
+  // with the image cache empty, update 1's image is read from the slot that holds it (a)
+  const fromSlot = await ok("source .ramroot/env.sh && npx ramroot image ls --update 1", {
+    env: { RAMROOT_IMAGE_CACHE: path.join(work, "empty-cache") },
+  });
+  expect(fromSlot).toMatch(/^file 0644 0:0 24 [0-9a-f]{12} {2}etc\/ramroot\/message$/m);
+  expect(fromSlot).not.toContain("hello-ramroot");
+  const noUpdate = await sh("source .ramroot/env.sh && npx ramroot image ls --update 99");
+  expect(noUpdate.code).toBe(1);
+  expect(noUpdate.out).toContain("no update 99 in stack demo (see `ramroot history`)");
 
   // The same two slots on an ssh target (a real sshd on loopback), copied off the demo's disk
   // into the directory the ssh target names, compared by `ramroot image diff --ssh`.
@@ -165,7 +189,14 @@ test("the README's commands on a fresh clone do what the README says", async () 
   // "npx ramroot rollback --stack demo goes back to slot a without rebuilding or copying anything"
   const back = await ok("source .ramroot/env.sh && npx ramroot rollback --stack demo");
   expect(back).toMatch(/rolling back to update \d+: image [0-9a-f]{12}, already in slot a: switching only/);
-  expect(await ok("source .ramroot/env.sh && npx ramroot status")).toMatch(/^DEFAULT +a\b/m);
+  // status reads which update wrote each slot from the slot itself: the rollback (update 4)
+  // switched DEFAULT back to a, which update 1 wrote
+  const status = await ok("source .ramroot/env.sh && npx ramroot status");
+  expect(status).toMatch(/^DEFAULT +a\b/m);
+  expect(status).toMatch(
+    /^slot a +image [0-9a-f]{12} .* by update 1 +\[DEFAULT since update 4: rollback to update 1\]$/m,
+  );
+  expect(status).toMatch(/^slot b +image [0-9a-f]{12} .* by update 3$/m);
   const missing = await sh("source .ramroot/env.sh && npx ramroot rollback --to 99");
   expect(missing.code).toBe(1);
   expect(missing.out).toMatch(/^ramroot: --to: no update 99\b/m);
