@@ -190,11 +190,12 @@ test("the README's commands on a fresh clone do what the README says", async () 
   const back = await ok("source .ramroot/env.sh && npx ramroot rollback --stack demo");
   expect(back).toMatch(/rolling back to update \d+: image [0-9a-f]{12}, already in slot a: switching only/);
   // status reads which update wrote each slot from the slot itself: the rollback (update 4)
-  // switched DEFAULT back to a, which update 1 wrote
+  // switched DEFAULT back to a, which update 1 wrote (it went back to update 2, the newest
+  // earlier update that left another image running: the no-change one, still running a)
   const status = await ok("source .ramroot/env.sh && npx ramroot status");
   expect(status).toMatch(/^DEFAULT +a\b/m);
   expect(status).toMatch(
-    /^slot a +image [0-9a-f]{12} .* by update 1 +\[DEFAULT since update 4: rollback to update 1\]$/m,
+    /^slot a +image [0-9a-f]{12} .* by update 1 +\[DEFAULT since update 4: rollback to update 2\]$/m,
   );
   expect(status).toMatch(/^slot b +image [0-9a-f]{12} .* by update 3$/m);
   const missing = await sh("source .ramroot/env.sh && npx ramroot rollback --to 99");
