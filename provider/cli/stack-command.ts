@@ -131,7 +131,7 @@ export function registerStackCommands(program: Command): void {
   stackCommand(
     program,
     "status",
-    "what each slot holds, which one is DEFAULT, which stack update put it there, and the pin",
+    "what each slot holds, which stack update wrote it, which one is DEFAULT (and since which update), and the pin",
   ).action(async (flags: StackFlags) => {
     const { stack, projectDir } = await openStack(flags);
     const state = await inspectTarget(await stackTarget(stack, projectDir), [...DEFAULT_SLOTS]);
