@@ -1,8 +1,8 @@
-import { createHash } from "node:crypto";
+import { createHash, type Hash } from "node:crypto";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { StagingRoot } from "./staging-root";
-import { readTar, type TarReadType } from "./tar-reader";
+import { TarStreamParser, type TarHeader, type TarReadType, type TarSink } from "./tar-reader";
 
 /** One path of the built tree, with the ownership and mode the image must give it. */
 export interface ManifestEntry {
@@ -68,6 +68,8 @@ export interface ExpandOptions {
    * file is an error.
    */
   onRefusedOverwrite?: (path: string, owner: string) => void;
+  /** Give what is made its owner, full mode and (files) mtime on disk, as apk running as root does (needs root). */
+  applyOwnership?: boolean;
 }
 
 export const DEFAULT_DIR_ACL: Acl = { uid: 0, gid: 0, mode: 0o755 };
@@ -118,125 +120,337 @@ function sha1(data: Buffer | string): string {
   return createHash("sha1").update(data).digest("hex");
 }
 
+/** A data tar given whole, or fed in pieces (each awaited) by its producer, e.g. `PackageFile.streamDataTar`. */
+export type TarFeed = (sink: (piece: Buffer) => void | Promise<void>) => Promise<void>;
+
+/** Files larger than this are written as their content arrives; smaller ones whole, on the thread pool. */
+const STREAMED_FILE = 1 << 20;
+/** Writes in flight at once, and the content bytes they may hold. */
+const MAX_WRITES = 16;
+const MAX_WRITE_BYTES = 16 << 20;
+const CREATE_FLAGS = fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_NOFOLLOW;
+
+/** An entry as the parser delivered it, waiting to be written. */
+interface Pending {
+  header: TarHeader;
+  pieces: Buffer[];
+  bytes: number;
+  ended: boolean;
+  started: boolean;
+  /** Set once started; undefined for an entry that is skipped (the root itself, a refused overwrite). */
+  work?: EntryWork;
+}
+
+interface EntryWork {
+  rel: string;
+  parent: string;
+  base: string;
+  /** The entry's host path (its directories resolved inside the root). */
+  host: string;
+  acl: Acl;
+  current: fs.Stats | undefined;
+  hash?: Hash;
+  /** A large file being written as its content arrives. */
+  fd?: number;
+}
+
+/** Owner, full mode and mtime, applied to what an entry made when this process may (root). */
+interface Ownership {
+  uid: number;
+  gid: number;
+  mode: number;
+  mtime?: number;
+}
+
+async function writeNewFile(host: string, content: Buffer[], mode: number, own: Ownership | undefined): Promise<void> {
+  const handle = await fs.promises.open(host, CREATE_FLAGS, mode & 0o777);
+  try {
+    if (content.length === 1) await handle.writeFile(content[0]!);
+    else if (content.length > 1) await handle.writeFile(Buffer.concat(content));
+    if (own) {
+      await handle.chown(own.uid, own.gid);
+      // chown clears setuid/setgid, so the mode goes after it
+      await handle.chmod(own.mode & 0o7777);
+      if (own.mtime !== undefined) await handle.utimes(own.mtime, own.mtime);
+    } else {
+      await handle.chmod(mode);
+    }
+  } finally {
+    await handle.close();
+  }
+}
+
 /**
- * Unpacks a package's data tar into the staging root without needing root: content, modes
- * (permission bits; setuid and ownership are recorded, not applied), symlinks and hard links
- * land on disk, and every path goes into `manifest` with the uid/gid/mode the image needs.
- * Owners are resolved by name through the root's /etc/passwd and /etc/group (as apk does, so
- * users a pre-install script made are honoured), falling back to the numeric ids in the tar.
- * Each file's PAX APK-TOOLS.checksum.SHA1 is checked against its content. Refuses absolute
- * paths, "..", writes through symlinks that leave the root, and overwriting another package's
- * file unless `mayOverwrite` allows it. Returns the directories and files for the installed db.
+ * Unpacks one package's data tar as it streams in: metadata (directories, symlinks, links,
+ * checks) in order on this thread, each file's content written on the thread pool with a bound
+ * on the writes and bytes in flight; an entry that touches a path still being written waits
+ * for that write first.
  */
-export function expandDataTar(dataTar: Buffer, opts: ExpandOptions): InstalledDir[] {
-  const { root, manifest, source } = opts;
-  const entries = readTar(dataTar, `${source} (data member)`);
-  const staging = new StagingRoot(root, source);
-  const users = readIds(staging, "passwd", 2);
-  const groups = readIds(staging, "group", 2);
-  const dirs: InstalledDir[] = [];
-  const dirIndex = new Map<string, InstalledDir>();
-  const dirFor = (name: string): InstalledDir => {
-    let dir = dirIndex.get(name);
+class DataTarExpander implements TarSink {
+  readonly dirs: InstalledDir[] = [];
+  private readonly dirIndex = new Map<string, InstalledDir>();
+  private readonly staging: StagingRoot;
+  private readonly users: Map<string, number>;
+  private readonly groups: Map<string, number>;
+  /** Directories (relative) known to be real directories, and their host paths. */
+  private readonly knownDirs = new Map<string, string>();
+  /** Entries parsed and not yet written, in order. */
+  private readonly queue: Pending[] = [];
+  /** Writes in flight by relative path. */
+  private readonly writing = new Map<string, Promise<void>>();
+  private writingBytes = 0;
+  private failure: unknown;
+  /** Directories the package made or owns, given their owner and mode once its files are in. */
+  private readonly ownedDirs: { host: string; own: Ownership }[] = [];
+
+  constructor(
+    private readonly opts: ExpandOptions,
+    private readonly applyOwnership: boolean,
+  ) {
+    this.staging = new StagingRoot(opts.root, opts.source);
+    this.users = readIds(this.staging, "passwd", 2);
+    this.groups = readIds(this.staging, "group", 2);
+  }
+
+  entry(header: TarHeader): void {
+    this.queue.push({ header, pieces: [], bytes: 0, ended: false, started: false });
+  }
+
+  content(piece: Buffer): void {
+    const last = this.queue[this.queue.length - 1]!;
+    last.pieces.push(piece);
+    last.bytes += piece.length;
+  }
+
+  entryEnd(): void {
+    this.queue[this.queue.length - 1]!.ended = true;
+  }
+
+  private dirFor(name: string): InstalledDir {
+    let dir = this.dirIndex.get(name);
     if (!dir) {
       dir = { name, acl: DEFAULT_DIR_ACL, files: [] };
-      dirIndex.set(name, dir);
-      dirs.push(dir);
+      this.dirIndex.set(name, dir);
+      this.dirs.push(dir);
     }
     return dir;
-  };
+  }
 
-  for (const entry of entries) {
-    const rel = safeEntryPath(entry.name, source);
-    if (rel === "") continue;
-    const uid = (entry.uname ? users.get(entry.uname) : undefined) ?? entry.uid;
-    const gid = (entry.gname ? groups.get(entry.gname) : undefined) ?? entry.gid;
-    const acl: Acl = { uid, gid, mode: entry.mode & 0o7777 };
+  /** Waits for writes in flight to `rel` or to any of its parents. */
+  private async settle(rel: string): Promise<void> {
+    if (this.writing.size === 0) return;
+    for (let at = rel.length; at > 0; at = rel.lastIndexOf("/", at - 1)) {
+      const write = this.writing.get(rel.slice(0, at));
+      if (write) await write;
+    }
+  }
+
+  /** The host path of directory `rel`, made (with its parents) when missing. */
+  private directoryHost(rel: string): string {
+    const known = this.knownDirs.get(rel);
+    if (known !== undefined) return known;
+    const host = this.staging.mkdirp(rel);
+    this.knownDirs.set(rel, host);
+    return host;
+  }
+
+  /** Removes what stands at `host` (not a directory); a symlink removed may have been a known directory's way. */
+  private unlink(host: string, st: fs.Stats): void {
+    fs.unlinkSync(host);
+    if (!st.isFile()) this.knownDirs.clear();
+  }
+
+  private ownership(acl: Acl, mtime?: number): Ownership | undefined {
+    return this.applyOwnership ? { uid: acl.uid, gid: acl.gid, mode: acl.mode, mtime } : undefined;
+  }
+
+  /** Writes what the parser delivered, in order, as far as it can; waits when too much is in flight. */
+  async drain(): Promise<void> {
+    if (this.failure) throw this.failure;
+    while (this.queue.length > 0) {
+      const item = this.queue[0]!;
+      if (!item.started) {
+        item.started = true;
+        item.work = await this.start(item.header);
+      }
+      const work = item.work;
+      if (work?.fd !== undefined) {
+        for (const piece of item.pieces) {
+          work.hash!.update(piece);
+          fs.writeSync(work.fd, piece);
+        }
+        item.pieces = [];
+        item.bytes = 0;
+      }
+      if (!item.ended) return;
+      this.queue.shift();
+      if (work) await this.finish(item, work);
+    }
+  }
+
+  /** Everything written and every directory given its owner and mode. */
+  async close(): Promise<void> {
+    await this.drain();
+    await Promise.all(this.writing.values());
+    if (this.failure) throw this.failure;
+    for (const { host, own } of this.ownedDirs) {
+      fs.lchownSync(host, own.uid, own.gid);
+      fs.chmodSync(host, own.mode & 0o7777);
+    }
+  }
+
+  /** After a failure: nothing left in flight, no descriptor left open. */
+  async abandon(): Promise<void> {
+    for (const item of this.queue) if (item.work?.fd !== undefined) fs.closeSync(item.work.fd);
+    this.queue.length = 0;
+    await Promise.allSettled(this.writing.values());
+  }
+
+  private async start(header: TarHeader): Promise<EntryWork | undefined> {
+    const { manifest, source } = this.opts;
+    const rel = safeEntryPath(header.name, source);
+    if (rel === "") return undefined;
+    const uid = (header.uname ? this.users.get(header.uname) : undefined) ?? header.uid;
+    const gid = (header.gname ? this.groups.get(header.gname) : undefined) ?? header.gid;
+    const acl: Acl = { uid, gid, mode: header.mode & 0o7777 };
     const existing = manifest.get(rel);
     if (
       existing &&
-      existing.package !== opts.packageName &&
-      (existing.type !== "directory" || entry.type !== "directory")
+      existing.package !== this.opts.packageName &&
+      (existing.type !== "directory" || header.type !== "directory")
     ) {
-      if (!(opts.mayOverwrite?.(existing.package) ?? false)) {
-        if (opts.onRefusedOverwrite) {
-          opts.onRefusedOverwrite(rel, existing.package);
-          continue;
+      if (!(this.opts.mayOverwrite?.(existing.package) ?? false)) {
+        if (this.opts.onRefusedOverwrite) {
+          this.opts.onRefusedOverwrite(rel, existing.package);
+          return undefined;
         }
         throw new Error(
           `${source}: trying to overwrite ${rel} owned by ${existing.package}; the package must list it in replaces`,
         );
       }
     }
+    await this.settle(rel);
     const slash = rel.lastIndexOf("/");
     const parent = slash < 0 ? "" : rel.slice(0, slash);
     const base = slash < 0 ? rel : rel.slice(slash + 1);
-    staging.mkdirp(parent);
-    const current = staging.lstat(rel);
+    const host = path.join(this.directoryHost(parent), base);
+    const current = fs.lstatSync(host, { throwIfNoEntry: false });
+    if (current?.isDirectory() && header.type !== "directory")
+      throw new Error(`${source}: ${rel} is a directory on disk but a ${header.type} in the package; refused`);
+    const work: EntryWork = { rel, parent, base, host, acl, current };
+    if (header.type === "file") {
+      work.hash = createHash("sha1");
+      if (header.size > STREAMED_FILE) {
+        if (current) this.unlink(host, current);
+        work.fd = fs.openSync(host, CREATE_FLAGS, acl.mode & 0o777);
+      }
+    }
+    return work;
+  }
 
-    if (entry.type === "directory") {
-      const dir = dirFor(rel);
+  private async finish(item: Pending, work: EntryWork): Promise<void> {
+    const { header } = item;
+    const { manifest, source } = this.opts;
+    const { rel, host, acl, current } = work;
+
+    if (header.type === "directory") {
+      const dir = this.dirFor(rel);
       dir.acl = acl;
-      if (current?.isSymbolicLink() && staging.stat(rel)?.stat.isDirectory()) {
+      if (current?.isSymbolicLink() && this.staging.stat(rel)?.stat.isDirectory()) {
         // A symlink to a directory stands where the package has a directory (usr-merge style):
         // the link stays, files go through it (inside the root), as apk's mkdir() finding it leaves it.
-        continue;
+        return;
       }
-      staging.directory(rel, (acl.mode & 0o777) | 0o700);
+      if (current && !current.isDirectory()) this.unlink(host, current);
+      if (!current?.isDirectory()) fs.mkdirSync(host);
+      fs.chmodSync(host, (acl.mode & 0o777) | 0o700);
+      this.knownDirs.set(rel, host);
+      const own = this.ownership(acl);
+      if (own) this.ownedDirs.push({ host, own });
       manifest.set(rel, {
         path: rel,
         type: "directory",
         mode: acl.mode,
-        uid,
-        gid,
+        uid: acl.uid,
+        gid: acl.gid,
         size: 0,
-        mtime: entry.mtime,
-        package: opts.packageName,
+        mtime: header.mtime,
+        package: this.opts.packageName,
       });
-      continue;
+      return;
     }
 
-    if (current?.isDirectory())
-      throw new Error(`${source}: ${rel} is a directory on disk but a ${entry.type} in the package; refused`);
     const record: ManifestEntry = {
       path: rel,
-      type: entry.type,
+      type: header.type,
       mode: acl.mode,
-      uid,
-      gid,
+      uid: acl.uid,
+      gid: acl.gid,
       size: 0,
-      mtime: entry.mtime,
-      package: opts.packageName,
+      mtime: header.mtime,
+      package: this.opts.packageName,
     };
-    switch (entry.type) {
+    const own = this.ownership(acl, header.mtime);
+    switch (header.type) {
       case "file": {
-        const digest = sha1(entry.content);
-        const claimed = entry.pax["APK-TOOLS.checksum.SHA1"];
+        const hash = work.hash!;
+        for (const piece of item.pieces) hash.update(piece);
+        const digest = hash.digest("hex");
+        const claimed = header.pax["APK-TOOLS.checksum.SHA1"];
         if (claimed !== undefined && claimed.toLowerCase() !== digest) {
+          if (work.fd !== undefined) fs.closeSync(work.fd);
           throw new Error(
             `${source}: ${rel} has SHA-1 ${digest} but its PAX header says ${claimed}; the package is corrupt`,
           );
         }
-        staging.writeFile(rel, entry.content, (acl.mode & 0o777) | 0o200);
+        const mode = (acl.mode & 0o777) | 0o200;
+        if (work.fd !== undefined) {
+          const fd = work.fd;
+          work.fd = undefined;
+          try {
+            if (own) {
+              fs.fchownSync(fd, own.uid, own.gid);
+              fs.fchmodSync(fd, own.mode & 0o7777);
+              if (own.mtime !== undefined) fs.futimesSync(fd, own.mtime, own.mtime);
+            } else {
+              fs.fchmodSync(fd, mode);
+            }
+          } finally {
+            fs.closeSync(fd);
+          }
+        } else {
+          if (current) this.unlink(host, current);
+          await this.write(rel, host, item.pieces, item.bytes, mode, own);
+        }
         record.sha1 = digest;
-        record.size = entry.content.length;
+        record.size = header.size;
         break;
       }
       case "symlink": {
-        const target = entry.linkTarget ?? "";
-        staging.symlink(rel, target);
+        const target = header.linkTarget ?? "";
+        if (current) this.unlink(host, current);
+        fs.symlinkSync(target, host);
+        if (own) fs.lchownSync(host, own.uid, own.gid);
         record.target = target;
         record.sha1 = sha1(target);
         break;
       }
       case "hardlink": {
-        const targetRel = safeEntryPath(entry.linkTarget ?? "", source);
+        const targetRel = safeEntryPath(header.linkTarget ?? "", source);
         const linked = manifest.get(targetRel);
         if (!linked || linked.type !== "file")
           throw new Error(
-            `${source}: hard link ${rel} points to ${JSON.stringify(entry.linkTarget)}, which is no file installed before it; refused`,
+            `${source}: hard link ${rel} points to ${JSON.stringify(header.linkTarget)}, which is no file installed before it; refused`,
           );
-        staging.link(targetRel, rel);
+        await this.settle(targetRel);
+        const from = this.staging.resolve(targetRel);
+        if (current) this.unlink(host, current);
+        fs.linkSync(from, host);
+        if (own) {
+          fs.lchownSync(host, own.uid, own.gid);
+          fs.chmodSync(host, own.mode & 0o7777);
+          if (own.mtime !== undefined) fs.utimesSync(host, own.mtime, own.mtime);
+        }
         record.target = targetRel;
         record.sha1 = linked.sha1;
         record.size = linked.size;
@@ -245,13 +459,70 @@ export function expandDataTar(dataTar: Buffer, opts: ExpandOptions): InstalledDi
       default:
         // Device nodes and FIFOs are recorded for the image (cpio can carry them); creating
         // them would need root, so nothing is made on disk; whatever stood there goes.
-        if (current) staging.remove(rel);
-        record.devmajor = entry.devmajor;
-        record.devminor = entry.devminor;
+        if (current) this.unlink(host, current);
+        record.devmajor = header.devmajor;
+        record.devminor = header.devminor;
         break;
     }
     manifest.set(rel, record);
-    dirFor(parent).files.push({ name: base, acl, sha1: record.sha1 });
+    this.dirFor(work.parent).files.push({ name: work.base, acl, sha1: record.sha1 });
   }
-  return dirs;
+
+  /** Starts a file's write on the thread pool once there is room for it. */
+  private async write(
+    rel: string,
+    host: string,
+    content: Buffer[],
+    bytes: number,
+    mode: number,
+    own: Ownership | undefined,
+  ): Promise<void> {
+    while (this.writing.size >= MAX_WRITES || (this.writing.size > 0 && this.writingBytes + bytes > MAX_WRITE_BYTES))
+      await Promise.race(this.writing.values());
+    if (this.failure) throw this.failure;
+    this.writingBytes += bytes;
+    const done: Promise<void> = writeNewFile(host, content, mode, own).then(
+      () => {
+        this.writingBytes -= bytes;
+        if (this.writing.get(rel) === done) this.writing.delete(rel);
+      },
+      (err: unknown) => {
+        this.writingBytes -= bytes;
+        if (this.writing.get(rel) === done) this.writing.delete(rel);
+        this.failure ??= new Error(`${this.opts.source}: cannot write ${rel}: ${(err as Error).message}`);
+      },
+    );
+    this.writing.set(rel, done);
+  }
+}
+
+/**
+ * Unpacks a package's data tar into the staging root without needing root: content, modes
+ * (permission bits; setuid and ownership are recorded, not applied), symlinks and hard links
+ * land on disk, and every path goes into `manifest` with the uid/gid/mode the image needs.
+ * With `applyOwnership` (as root) owners, full modes and file mtimes
+ * are given on disk too, as apk running as root does. Owners are resolved by name through the
+ * root's /etc/passwd and /etc/group (as apk does, so users a pre-install script made are
+ * honoured), falling back to the numeric ids in the tar. Each file's PAX
+ * APK-TOOLS.checksum.SHA1 is checked against its content. Refuses absolute paths, "..", writes
+ * through symlinks that leave the root, and overwriting another package's file unless
+ * `mayOverwrite` allows it. The tar streams through: only the entries being written are in
+ * memory. Returns the directories and files for the installed db.
+ */
+export async function expandDataTar(data: Buffer | TarFeed, opts: ExpandOptions): Promise<InstalledDir[]> {
+  const expander = new DataTarExpander(opts, opts.applyOwnership ?? false);
+  const parser = new TarStreamParser(`${opts.source} (data member)`, expander);
+  const feed: TarFeed = Buffer.isBuffer(data) ? (sink) => Promise.resolve(sink(data)) : data;
+  try {
+    await feed(async (piece) => {
+      parser.push(piece);
+      await expander.drain();
+    });
+    parser.end();
+    await expander.close();
+  } catch (err) {
+    await expander.abandon();
+    throw err;
+  }
+  return expander.dirs;
 }

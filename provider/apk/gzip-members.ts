@@ -1,4 +1,6 @@
+import { pipeline } from "node:stream/promises";
 import * as zlib from "node:zlib";
+import type { ByteSource } from "./byte-source";
 
 /**
  * One gzip member of a concatenated stream: the raw bytes it occupies in the file (what APK
@@ -52,19 +54,13 @@ const FNAME = 8;
 const FCOMMENT = 16;
 
 /**
- * Reads one gzip member starting at `offset`, returning its raw bytes and inflated content.
- * Node's gunzip joins members silently, so the header and trailer are parsed here and only the
- * raw deflate stream is handed to zlib, whose `bytesWritten` tells how much of the input the
- * stream consumed; that is where the member ends. CRC-32 and length in the trailer are checked.
+ * Where the deflate stream of the gzip member at `offset` starts: its header parsed and checked
+ * (magic, method, flags, optional fields). Errors name the member by `reportAt` (its offset in
+ * the whole file when `data` is a piece of it).
  */
-export function readGzipMember(
-  data: Buffer,
-  offset: number,
-  source: string,
-  maxOutput: number = MAX_MEMBER_OUTPUT,
-): GzipMember {
+export function gzipBodyOffset(data: Buffer, offset: number, source: string, reportAt: number = offset): number {
   const fail = (why: string): never => {
-    throw new Error(`${source}: gzip member at byte ${offset}: ${why}`);
+    throw new Error(`${source}: gzip member at byte ${reportAt}: ${why}`);
   };
   if (data.length - offset < 18)
     fail(`truncated (${data.length - offset} bytes left, a gzip member needs at least 18)`);
@@ -88,6 +84,25 @@ export function readGzipMember(
   }
   if (flags & FHCRC) pos += 2;
   if (pos >= data.length) fail("truncated after the header");
+  return pos;
+}
+
+/**
+ * Reads one gzip member starting at `offset`, returning its raw bytes and inflated content.
+ * Node's gunzip joins members silently, so the header and trailer are parsed here and only the
+ * raw deflate stream is handed to zlib, whose `bytesWritten` tells how much of the input the
+ * stream consumed; that is where the member ends. CRC-32 and length in the trailer are checked.
+ */
+export function readGzipMember(
+  data: Buffer,
+  offset: number,
+  source: string,
+  maxOutput: number = MAX_MEMBER_OUTPUT,
+): GzipMember {
+  const fail = (why: string): never => {
+    throw new Error(`${source}: gzip member at byte ${offset}: ${why}`);
+  };
+  const pos = gzipBodyOffset(data, offset, source);
   let inflated: { buffer: Buffer; engine: zlib.InflateRaw };
   try {
     // maxOutputLength stops zlib as soon as the member would expand beyond the limit: a gzip
@@ -112,6 +127,82 @@ export function readGzipMember(
   if (zlib.crc32(content) !== crc) fail("CRC-32 of the content does not match the trailer (corrupt)");
   if (content.length >>> 0 !== size) fail(`length ${content.length} does not match the trailer's ${size} (corrupt)`);
   return { offset, raw: data.subarray(offset, end + 8), content };
+}
+
+/** Raw bytes read at a time when a member is streamed. */
+const RAW_CHUNK = 1 << 20;
+/** A gzip header longer than this (a name or comment field) is refused when streaming. */
+const MAX_STREAMED_HEADER = 64 << 10;
+
+export interface StreamedMember {
+  /** Inflated bytes handed to the sink. */
+  contentLength: number;
+  /** Bytes after the member's trailer, up to the end of the source (another member, or garbage). */
+  trailing: number;
+}
+
+/**
+ * Inflates the gzip member that starts at `offset` of `src` as a stream: raw bytes are read a
+ * chunk at a time (each shown to `onRaw`, up to the end of the source, e.g. to hash them),
+ * inflated on zlib's thread pool, and the content handed to `sink` in pieces, awaited, so at
+ * most a few chunks are in memory. Stops with GzipLimitError once the content passes
+ * `maxOutput`; the trailer's CRC-32 and length are checked at the end.
+ */
+export async function streamGzipMember(
+  src: ByteSource,
+  offset: number,
+  opts: {
+    source: string;
+    maxOutput: number;
+    onRaw?: (raw: Buffer) => void;
+    sink: (piece: Buffer) => void | Promise<void>;
+  },
+): Promise<StreamedMember> {
+  const { source, maxOutput } = opts;
+  const fail = (why: string): never => {
+    throw new Error(`${source}: gzip member at byte ${offset}: ${why}`);
+  };
+  const head = src.read(offset, Math.min(src.size - offset, MAX_STREAMED_HEADER));
+  const bodyStart = offset + gzipBodyOffset(head, 0, source, offset);
+  const inflate = zlib.createInflateRaw({ chunkSize: 128 << 10 });
+  let produced = 0;
+  let crc = 0;
+  try {
+    await pipeline(
+      async function* raw() {
+        for (let pos = offset; pos < src.size;) {
+          const chunk = src.read(pos, Math.min(RAW_CHUNK, src.size - pos));
+          if (chunk.length === 0) break;
+          opts.onRaw?.(chunk);
+          const from = Math.max(0, bodyStart - pos);
+          if (from < chunk.length) yield chunk.subarray(from);
+          pos += chunk.length;
+        }
+      },
+      inflate,
+      async (content: AsyncIterable<Buffer>) => {
+        for await (const piece of content) {
+          produced += piece.length;
+          if (produced > maxOutput)
+            throw new GzipLimitError(
+              `${source}: gzip member at byte ${offset} expands beyond ${maxOutput} bytes (from ${src.size - offset} compressed); refused as a decompression bomb`,
+            );
+          crc = zlib.crc32(piece, crc);
+          await opts.sink(piece);
+        }
+      },
+    );
+  } catch (err) {
+    if (err instanceof GzipLimitError || !(err as { code?: string }).code?.startsWith("Z_")) throw err;
+    return fail(`corrupt or truncated deflate data (${(err as Error).message})`);
+  }
+  const end = bodyStart + inflate.bytesWritten;
+  if (end + 8 > src.size) fail("truncated: the 8-byte trailer (CRC-32, length) is missing");
+  const trailer = src.read(end, 8);
+  if (trailer.readUInt32LE(0) !== crc) fail("CRC-32 of the content does not match the trailer (corrupt)");
+  if (produced >>> 0 !== trailer.readUInt32LE(4))
+    fail(`length ${produced} does not match the trailer's ${trailer.readUInt32LE(4)} (corrupt)`);
+  return { contentLength: produced, trailing: src.size - end - 8 };
 }
 
 /**

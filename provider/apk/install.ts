@@ -1,5 +1,5 @@
 import * as fs from "node:fs";
-import { readWholeFd, writeFileAtomicSyncOpen } from "../atomic-file";
+import { writeFileAtomicSyncOpen } from "../atomic-file";
 import { cacheDir } from "../cache-dir";
 import { httpGetBody } from "../http-get";
 import * as path from "node:path";
@@ -14,8 +14,9 @@ import {
   type ScriptOutcome,
   type ScriptRunner,
 } from "./install-scripts";
-import { readPackageFile, type PackageFile } from "./package-file";
-import { applyOwnership, packageEntries, readBackOwnership } from "./root-ownership";
+import { fdSource } from "./byte-source";
+import { readPackage, readPackageFile, type PackageFile, type ReadPackageOptions } from "./package-file";
+import { canApplyOwnership, readBackOwnership } from "./root-ownership";
 import type { RepositoryPackage } from "./package-record";
 import { installOrder, type Lock } from "./solver";
 
@@ -63,51 +64,38 @@ export function defaultPackageCacheDir(): string {
   return cacheDir(path.join("apk", "packages"));
 }
 
-async function download(location: string): Promise<Buffer> {
-  if (/^https?:\/\//.test(location)) {
-    return httpGetBody(location);
-  }
-  const file = location.startsWith("file://") ? new URL(location).pathname : location;
-  try {
-    return fs.readFileSync(file);
-  } catch (err) {
-    throw new Error(`${location}: cannot read the package: ${(err as Error).message}`);
-  }
+/** The local file a package location names, or undefined for a URL. */
+function localFile(location: string): string | undefined {
+  if (/^https?:\/\//.test(location)) return undefined;
+  return location.startsWith("file://") ? new URL(location).pathname : location;
 }
 
 /**
- * The verified package with its data read again, when it is unpacked, through a descriptor of
- * the very cache file that was verified (re-hashed against what was verified), so the whole
- * .apk is not held in memory until then. The descriptor keeps that file even when another
- * build replaces or removes the cache entry meanwhile (the cache is shared, and one package
- * signed by two keys has one cache name). Reading the data closes it; `release` closes it
- * when the data is never read.
+ * The package read from an open descriptor: verified now (only the signature and control members
+ * held; the data member hashed a chunk at a time), its data streamed later from the same
+ * descriptor. The descriptor keeps the very file that was verified even when another build
+ * replaces or removes it meanwhile (the cache is shared, and one package signed by two keys has
+ * one cache name); streaming the data closes it, `release` does when it is never streamed.
  */
-function fromCacheFd(pkg: PackageFile, fd: number): PackageFile {
-  const verified = pkg.readDataTar;
+function readFromFd(fd: number, opts: ReadPackageOptions): PackageFile {
   let open = true;
-  const release = () => {
+  const close = () => {
     if (open) fs.closeSync(fd);
     open = false;
   };
-  return {
-    ...pkg,
-    readDataTar: () => {
-      if (!open) throw new Error(`${pkg.record.name}-${pkg.record.version}: the package's data was already read`);
-      try {
-        return verified(readWholeFd(fd));
-      } finally {
-        release();
-      }
-    },
-    release,
-  };
+  try {
+    return readPackage(fdSource(fd), { ...opts, onDone: close });
+  } catch (err) {
+    close();
+    throw err;
+  }
 }
 
 /**
- * A verified package for a lock entry: from the content-addressed cache (named by the hex of
- * its index checksum, re-verified on every use) or downloaded, verified, then cached
- * (temporary file + rename).
+ * A verified package for a lock entry. A package in a local repository is read where it is; a
+ * remote one from the content-addressed cache (named by the hex of its index checksum,
+ * re-verified on every use) or downloaded, verified, then cached (temporary file + rename).
+ * Either way only the package's head is held in memory, never its data.
  */
 export async function fetchVerifiedPackage(
   record: RepositoryPackage,
@@ -119,6 +107,35 @@ export async function fetchVerifiedPackage(
   },
 ): Promise<PackageFile> {
   const location = opts.locate(record);
+  const readOpts: ReadPackageOptions = {
+    source: location,
+    keys: opts.keys,
+    expected: record,
+    allowUntrusted: opts.allowUntrusted,
+  };
+  const checkSize = (size: number) => {
+    // The index's S: is verified (signed index): a file of another size is refused before anything is inflated.
+    if (record.size !== undefined && record.size > 0 && size !== record.size)
+      throw new Error(
+        `${location}: is ${size} bytes but the index says ${record.size} for ${record.name}-${record.version}; the download is corrupt or not the indexed package`,
+      );
+  };
+  const file = localFile(location);
+  if (file !== undefined) {
+    let fd: number;
+    try {
+      fd = fs.openSync(file, "r");
+    } catch (err) {
+      throw new Error(`${location}: cannot read the package: ${(err as Error).message}`);
+    }
+    try {
+      checkSize(fs.fstatSync(fd).size);
+    } catch (err) {
+      fs.closeSync(fd);
+      throw err;
+    }
+    return readFromFd(fd, readOpts);
+  }
   const key = record.checksum?.startsWith("Q1")
     ? Buffer.from(record.checksum.slice(2), "base64").toString("hex")
     : undefined;
@@ -132,38 +149,18 @@ export async function fetchVerifiedPackage(
     }
     if (fd !== undefined) {
       try {
-        return fromCacheFd(
-          readPackageFile(readWholeFd(fd), {
-            source: cached,
-            keys: opts.keys,
-            expected: record,
-            allowUntrusted: opts.allowUntrusted,
-            retainData: false,
-          }),
-          fd,
-        );
+        return readFromFd(fd, { ...readOpts, source: cached });
       } catch {
-        fs.closeSync(fd);
         fs.rmSync(cached, { force: true }); // a damaged (or otherwise signed) cache entry is fetched again
       }
     }
   }
-  const bytes = await download(location);
-  // The index's S: is verified (signed index): a file of another size is refused before anything is inflated.
-  if (record.size !== undefined && record.size > 0 && bytes.length !== record.size) {
-    throw new Error(
-      `${location}: is ${bytes.length} bytes but the index says ${record.size} for ${record.name}-${record.version}; the download is corrupt or not the indexed package`,
-    );
-  }
-  const pkg = readPackageFile(bytes, {
-    source: location,
-    keys: opts.keys,
-    expected: record,
-    allowUntrusted: opts.allowUntrusted,
-    retainData: !cached,
-  });
-  if (cached) return fromCacheFd(pkg, writeFileAtomicSyncOpen(cached, bytes));
-  return pkg;
+  const bytes = await httpGetBody(location);
+  checkSize(bytes.length);
+  const pkg = readPackageFile(bytes, readOpts);
+  if (!cached) return pkg;
+  pkg.release();
+  return readFromFd(writeFileAtomicSyncOpen(cached, bytes), readOpts);
 }
 
 function dependencyNames(specs: string[]): Set<string> {
@@ -190,11 +187,12 @@ function dependencyNames(specs: string[]): Set<string> {
 export async function installPackages(opts: InstallOptions): Promise<InstallResult> {
   const progress = opts.onProgress ?? (() => {});
   const cacheDir = opts.cacheDir ?? defaultPackageCacheDir();
-  fs.mkdirSync(opts.root, { recursive: true });
+  const root = path.resolve(opts.root);
+  fs.mkdirSync(root, { recursive: true });
   // The root as `apk add --initdb` lays it out (tmp, dev nodes, proc, lib/apk/exec, var/cache).
-  prepareScriptRoot(opts.root);
+  prepareScriptRoot(root);
   const manifest: FileManifest = new Map();
-  const scriptEnv: ScriptEnvironment = { root: opts.root, targetArch: opts.arch, runner: opts.scriptRunner };
+  const scriptEnv: ScriptEnvironment = { root: root, targetArch: opts.arch, runner: opts.scriptRunner };
   const runScripts = opts.runScripts ?? true;
   const outcomes: ScriptOutcome[] = [];
   const installed: InstalledPackage[] = [];
@@ -238,14 +236,12 @@ export async function installPackages(opts: InstallOptions): Promise<InstallResu
         installed.push({ record, dirs: [], scripts: new Map(), triggers: [] });
         continue;
       }
-      // Inflated before pre-install (a malformed member fails before any script runs), and only
-      // this package's data tar is in memory.
-      const dataTar = pkg.readDataTar();
       await run(pkg, "pre-install");
       progress(`unpack ${record.name}-${record.version}`);
       const replaces = dependencyNames(record.replaces);
-      const dirs = expandDataTar(dataTar, {
-        root: opts.root,
+      // Streamed: inflated, unpacked and re-hashed as it is read; only the entries being written are in memory.
+      const dirs = await expandDataTar((sink) => pkg.streamDataTar(sink), {
+        root: root,
         manifest,
         packageName: record.name,
         source: `${record.name}-${record.version}.apk`,
@@ -258,9 +254,9 @@ export async function installPackages(opts: InstallOptions): Promise<InstallResu
           );
           refusedFiles.push({ package: record.name, path: file, owner });
         },
+        // Owners, modes (setuid/sticky included) and mtimes on disk before post-install, so what it changes stays.
+        applyOwnership: canApplyOwnership(),
       });
-      // Owners, modes (setuid/sticky included) and mtimes on disk before post-install, so what it changes stays.
-      applyOwnership(opts.root, packageEntries(manifest, dirs, record.name));
       origins.set(record.name, record.origin);
       dirsByPackage.set(record.name, dirs);
       installed.push({ record, dirs, scripts: pkg.scripts, triggers: pkg.triggers });
@@ -268,7 +264,7 @@ export async function installPackages(opts: InstallOptions): Promise<InstallResu
     }
   } finally {
     // A failure part way leaves later packages unread: their cache files are let go of.
-    for (const pkg of files) pkg.release?.();
+    for (const pkg of files) pkg.release();
   }
 
   if (runScripts) {
@@ -285,14 +281,14 @@ export async function installPackages(opts: InstallOptions): Promise<InstallResu
     }
   }
   // What the scripts changed (owners, modes) is what the image must carry.
-  readBackOwnership(opts.root, manifest);
+  readBackOwnership(root, manifest);
 
   const refusedBy = new Set(refusedFiles.map((r) => r.package));
   for (const pkg of installed) {
     const broken = { files: refusedBy.has(pkg.record.name), script: brokenScript.has(pkg.record.name) };
     if (broken.files || broken.script) pkg.broken = broken;
   }
-  writeApkDatabase(opts.root, {
+  writeApkDatabase(root, {
     packages: installed,
     world: opts.lock.world,
     arch: opts.arch,

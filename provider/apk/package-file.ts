@@ -1,7 +1,8 @@
 import { createHash } from "node:crypto";
 import type { PackageRecord } from "./package-record";
 import { readSignaturePart } from "./index-archive";
-import { EXPANSION_LIMITS, readGzipMember } from "./gzip-members";
+import { bufferSource, type ByteSource } from "./byte-source";
+import { EXPANSION_LIMITS, readGzipMember, streamGzipMember } from "./gzip-members";
 import { checkSignatures, describeSignatureCheck } from "./signature";
 import { readTar } from "./tar-reader";
 import { parsePkginfo, pkginfoToRecord, type Pkginfo } from "./pkginfo";
@@ -34,13 +35,15 @@ export interface PackageFile {
   /** Trigger paths (globs) from .PKGINFO `triggers`. */
   triggers: string[];
   /**
-   * Inflates the (verified) data member within the expansion limits: one package's data tar in
-   * memory at a time, when it is unpacked. With `bytes` (the same .apk read again, e.g. from
-   * the cache), their data member must hash to `dataSha256` first.
+   * Streams the (verified) data member's tar, inflated within the expansion limits, to `sink` in
+   * pieces (each awaited), re-hashing the raw member on the way. It fails if the member no longer
+   * hashes to `dataSha256` (the file changed since it was verified) or something follows it;
+   * that is known only at the end, after the sink saw the content, so the caller throws away
+   * what it made from it. Readable once; it lets go of the file when done.
    */
-  readDataTar(bytes?: Buffer): Buffer;
-  /** Lets go of what `readDataTar` would have read (an open cache file) when it is never called. */
-  release?: () => void;
+  streamDataTar(sink: (piece: Buffer) => void | Promise<void>): Promise<void>;
+  /** Lets go of the file (an open descriptor) when the data is never streamed. */
+  release(): void;
   /** How the file was trusted: matched a verified index's checksum, or a trusted signature. */
   trust: "index" | "signature" | "untrusted";
   /** Key file name whose signature verified, if one did. */
@@ -57,13 +60,39 @@ export interface ReadPackageOptions {
    */
   expected?: PackageRecord;
   allowUntrusted?: boolean;
-  /** Keep the file's bytes for readDataTar() (default true); false when the caller can read them again. */
-  retainData?: boolean;
+  /** Called once the data was streamed or the package let go of (closes the file behind it). */
+  onDone?: () => void;
 }
 
 /** Q1 + base64(SHA-1), apk's text form of a SHA-1 checksum. */
 export function q1Checksum(bytes: Buffer): string {
   return "Q1" + createHash("sha1").update(bytes).digest("base64");
+}
+
+/** How much of a file is read first to find the signature and control members; more only when they are larger. */
+const FIRST_HEAD_READ = 256 << 10;
+/** The signature and control members can take no more than this (their limits, plus deflate's worst case). */
+const MAX_HEAD = EXPANSION_LIMITS.signatureMember + EXPANSION_LIMITS.controlMember + (1 << 20);
+/** Raw bytes hashed at a time. */
+const HASH_CHUNK = 1 << 20;
+
+/** Reads a v2 `.apk` held in memory; see `readPackage`. */
+export function readPackageFile(data: Buffer, opts: ReadPackageOptions): PackageFile {
+  return readPackage(bufferSource(data), opts);
+}
+
+/** The signature and control members, found in the smallest head of the file that holds them. */
+function readHead(src: ByteSource, source: string) {
+  for (let length = Math.min(src.size, FIRST_HEAD_READ); ; length = Math.min(src.size, MAX_HEAD)) {
+    const head = src.read(0, length);
+    try {
+      const signature = readSignaturePart(head, source);
+      const control = readGzipMember(head, signature.bodyOffset, source, EXPANSION_LIMITS.controlMember);
+      return { signature, control, dataOffset: signature.bodyOffset + control.raw.length };
+    } catch (err) {
+      if (length >= src.size || length >= MAX_HEAD) throw err; // the whole file (or all a head may take) was read
+    }
+  }
 }
 
 /**
@@ -75,19 +104,16 @@ export function q1Checksum(bytes: Buffer): string {
  * - .PKGINFO datahash must equal the SHA-256 of the data member. A package without datahash
  *   is only accepted with a verified signature over control + data (or untrusted allowed).
  * A bad signature by a trusted key is always refused.
+ * Only the signature and control members are held (and inflated, within limits); the data
+ * member is hashed compressed, a chunk at a time, and inflated only by `streamDataTar`.
  */
-export function readPackageFile(data: Buffer, opts: ReadPackageOptions): PackageFile {
+export function readPackage(src: ByteSource, opts: ReadPackageOptions): PackageFile {
   const { source } = opts;
-  // Only what must be inflated to find the members' ends is, within limits; the data member is
-  // hashed compressed and inflated only once the package is verified.
-  const signature = readSignaturePart(data, source);
-  const control = readGzipMember(data, signature.bodyOffset, source, EXPANSION_LIMITS.controlMember);
-  const dataOffset = signature.bodyOffset + control.raw.length;
-  if (dataOffset >= data.length)
+  const { signature, control, dataOffset } = readHead(src, source);
+  if (dataOffset >= src.size)
     throw new Error(
       `${source}: expected a control and a data gzip member after the signature, found 1 member(s); not a v2 .apk`,
     );
-  const dataRaw = data.subarray(dataOffset);
   const controlEntries = readTar(control.content, `${source} (control member)`);
   const pkginfoEntry = controlEntries.find((e) => e.name === ".PKGINFO" && e.type === "file");
   if (!pkginfoEntry)
@@ -96,8 +122,11 @@ export function readPackageFile(data: Buffer, opts: ReadPackageOptions): Package
     );
   const pkginfo = parsePkginfo(pkginfoEntry.content.toString("utf8"), source);
   const checksum = q1Checksum(control.raw);
-  const record = pkginfoToRecord(pkginfo, { checksum, fileSize: data.length }, source);
-  const dataSha256 = createHash("sha256").update(dataRaw).digest("hex");
+  const record = pkginfoToRecord(pkginfo, { checksum, fileSize: src.size }, source);
+  const hashData = createHash("sha256");
+  for (let pos = dataOffset; pos < src.size; pos += HASH_CHUNK)
+    hashData.update(src.read(pos, Math.min(HASH_CHUNK, src.size - pos)));
+  const dataSha256 = hashData.digest("hex");
   const datahash = pkginfo.get("datahash")?.at(-1);
 
   if (datahash !== undefined && datahash.toLowerCase() !== dataSha256) {
@@ -105,7 +134,9 @@ export function readPackageFile(data: Buffer, opts: ReadPackageOptions): Package
       `${source}: data member SHA-256 is ${dataSha256} but .PKGINFO datahash says ${datahash}; the package is corrupt or was tampered with`,
     );
   }
-  const signedBytes = datahash !== undefined ? control.raw : data.subarray(signature.bodyOffset);
+  // Without datahash the signature covers control + data: read whole (only such old packages are).
+  const signedBytes =
+    datahash !== undefined ? control.raw : src.read(signature.bodyOffset, src.size - signature.bodyOffset);
   const check = checkSignatures(signature.signatureEntries, signedBytes, opts.keys);
   if (check.signer && !check.valid) {
     throw new Error(
@@ -143,30 +174,32 @@ export function readPackageFile(data: Buffer, opts: ReadPackageOptions): Package
 
   const dataLimit = Math.min(
     EXPANSION_LIMITS.dataMax,
-    Math.max(EXPANSION_LIMITS.dataFloor, dataRaw.length * EXPANSION_LIMITS.dataRatio),
+    Math.max(EXPANSION_LIMITS.dataFloor, (src.size - dataOffset) * EXPANSION_LIMITS.dataRatio),
   );
-  // Only the small head (signature and control members) is kept to compare a re-read with; the
-  // whole file only when the caller cannot read it again.
-  const head = Buffer.from(data.subarray(0, dataOffset));
-  const held = opts.retainData === false ? undefined : data;
-  const readDataTar = (given?: Buffer): Buffer => {
-    const bytes = given ?? held;
-    if (!bytes) throw new Error(`${source}: the package bytes were not kept; read the file again and pass them`);
-    if (bytes !== held) {
-      const again = createHash("sha256").update(bytes.subarray(dataOffset)).digest("hex");
-      if (again !== dataSha256 || !bytes.subarray(0, dataOffset).equals(head)) {
+  let streamed = false;
+  const streamDataTar = async (sink: (piece: Buffer) => void | Promise<void>): Promise<void> => {
+    if (streamed) throw new Error(`${source}: the package's data was already read`);
+    streamed = true;
+    const again = createHash("sha256");
+    try {
+      const member = await streamGzipMember(src, dataOffset, {
+        source,
+        maxOutput: dataLimit,
+        onRaw: (raw) => again.update(raw),
+        sink,
+      });
+      const rehashed = again.digest("hex");
+      if (rehashed !== dataSha256)
         throw new Error(
-          `${source}: changed since it was verified (data member SHA-256 ${again}, verified ${dataSha256}); refused`,
+          `${source}: changed since it was verified (data member SHA-256 ${rehashed}, verified ${dataSha256}); refused`,
         );
-      }
+      if (member.trailing > 0)
+        throw new Error(
+          `${source}: expected a control and a data gzip member after the signature, found more after the data member (${member.trailing} bytes); not a v2 .apk`,
+        );
+    } finally {
+      opts.onDone?.();
     }
-    const dataMember = readGzipMember(bytes, dataOffset, source, dataLimit);
-    if (dataOffset + dataMember.raw.length !== bytes.length) {
-      throw new Error(
-        `${source}: expected a control and a data gzip member after the signature, found more after the data member (${bytes.length - dataOffset - dataMember.raw.length} bytes); not a v2 .apk`,
-      );
-    }
-    return dataMember.content;
   };
 
   const scripts = new Map<ScriptName, Buffer>();
@@ -184,7 +217,8 @@ export function readPackageFile(data: Buffer, opts: ReadPackageOptions): Package
     datahash,
     scripts,
     triggers,
-    readDataTar,
+    streamDataTar,
+    release: () => opts.onDone?.(),
     trust,
     signer: check.valid ? check.signer : undefined,
   };

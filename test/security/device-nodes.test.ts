@@ -9,7 +9,7 @@ import { execFileSync } from "node:child_process";
 import { expandDataTar, type FileManifest } from "../../provider/apk/expand";
 import { collectEntries } from "../../provider/image/staging-tree";
 
-test("a char device, a block device and a FIFO from a package's data tar reach the archive entries with their numbers, modes and owners", () => {
+test("a char device, a block device and a FIFO from a package's data tar reach the archive entries with their numbers, modes and owners", async () => {
   const work = fs.mkdtempSync(path.join(os.tmpdir(), "ramroot-sec-dev-"));
   try {
     const tree = path.join(work, "tree");
@@ -26,7 +26,7 @@ test("a char device, a block device and a FIFO from a package's data tar reach t
     const staging = path.join(work, "root");
     fs.mkdirSync(staging);
     const manifest: FileManifest = new Map();
-    expandDataTar(tar, { root: staging, manifest, packageName: "devs", source: "devs.apk" });
+    await expandDataTar(tar, { root: staging, manifest, packageName: "devs", source: "devs.apk" });
     // Nothing was made on disk for them
     expect(fs.existsSync(path.join(staging, "dev/initctl"))).toBe(false);
     const entries = new Map(collectEntries(staging, manifest, new Set()).map((e) => [e.path, e]));
