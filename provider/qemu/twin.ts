@@ -180,13 +180,24 @@ export async function runTwin(opts: TwinOptions): Promise<number | null> {
   });
 }
 
-function processAlive(pid: number): boolean {
+/**
+ * True while the process runs. A QEMU that was killed (the power cut of a test, an OOM kill) is
+ * a zombie until its parent reaps it, and a daemonized QEMU's parent may be slow to: a zombie
+ * runs no machine, so it counts as gone (Linux's /proc says so; elsewhere signal 0 decides).
+ */
+export function processAlive(pid: number): boolean {
   if (!Number.isInteger(pid) || pid <= 0) return false;
   try {
     process.kill(pid, 0);
-    return true;
   } catch (err) {
-    return (err as NodeJS.ErrnoException).code === "EPERM";
+    if ((err as NodeJS.ErrnoException).code !== "EPERM") return false;
+  }
+  try {
+    // /proc/<pid>/stat: "pid (comm) state ..."; comm may hold spaces and parentheses.
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, "utf8");
+    return stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3) !== "Z";
+  } catch {
+    return process.platform !== "linux";
   }
 }
 
