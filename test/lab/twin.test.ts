@@ -1,14 +1,27 @@
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
-import { execFileSync } from "node:child_process";
 import { execa } from "execa";
-import { stringify as toYaml } from "yaml";
 import { freePort, stopTwin, waitForConsole } from "../../provider/qemu/twin";
 import { ramroot, ramrootArgv } from "../fixtures/debian-repo";
 import { buildNasRepo, type NasRepo } from "../fixtures/nas-repo";
 import { machineProgram } from "../../components/machine-program";
 import { engineStack } from "../engine/pulumi-harness";
+import {
+  buildImage,
+  consoleHostKeys,
+  keepingSerialLog,
+  knownHostsLines,
+  machineSshArgs,
+  makeBootDisk,
+  nasImageConfig,
+  onMachine as onMachineWith,
+  rebootMachine,
+  SSHD_READY,
+  startMachine,
+  twinStackConfig,
+  userKeyFor,
+} from "../fixtures/twin-machine";
 
 // The machine twin: a NAS-shaped image from the offline repository (dropbear, DHCP, a data disk
 // by label, the boot partition, host keys kept on the data disk) on a syslinux disk made with
@@ -41,144 +54,44 @@ afterAll(async () => {
   fs.rmSync(work, { recursive: true, force: true });
 });
 
-/** Runs the test body; on failure the machine's serial log is kept outside the work directory and named in the error. */
-async function keepingSerialLog(serialLog: string, body: () => Promise<void>): Promise<void> {
-  try {
-    await body();
-  } catch (err) {
-    const kept = path.join(os.tmpdir(), `ramroot-twin-serial-${Date.now()}.log`);
-    if (fs.existsSync(serialLog)) fs.copyFileSync(serialLog, kept);
-    (err as Error).message += `\n(the machine's serial log is kept in ${kept})`;
-    throw err;
-  }
-}
-
 test("a NAS image on the twin: strict ssh, the image id published, the slot read over ssh, data and host key kept across a reboot, a watchdog reset", async () => {
   const started = Date.now();
   const project = path.join(work, "nas");
   const ssh = path.join(work, "ssh");
-  fs.mkdirSync(ssh);
-  const userKey = path.join(ssh, "id_ed25519");
-  execFileSync("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-C", "ramroot-twin-test", "-f", userKey]);
-  // Only the public key enters the image.
-  fs.mkdirSync(path.join(project, "root", "root", ".ssh"), { recursive: true });
-  fs.copyFileSync(`${userKey}.pub`, path.join(project, "root", "root", ".ssh", "authorized_keys"));
-  const config = {
-    repositories: [repo.repository],
-    keys: [repo.keysDir],
-    packages: repo.nasPackages,
-    kernel: "lts",
-    overlay: "root",
-    hostname: "nas-twin",
-    services: { boot: ["hostname"], default: ["dropbear"] },
-    network: { mode: "dhcp" },
-    dataDisk: { label: "nasdata", mountpoint: "/data" },
-    bootPartition: { label: "RAMROOT", mountpoint: "/media/boot" },
-    sshHostKeys: {},
-    epoch: 1700000000,
-  };
-  fs.writeFileSync(path.join(project, "image.yaml"), toYaml(config));
-  const built = await ramroot("build", path.join(project, "image.yaml"), "--cache", path.join(work, "images"));
-  const imageId = /imageId\s+([0-9a-f]{64})/.exec(built)![1]!;
-  const planId = /planId\s+([0-9a-f]{64})/.exec(built)![1]!;
-  const kernel = /kernel\s+(\S+)/.exec(built)![1]!;
-  const initramfs = /initramfs\s+(\S+)/.exec(built)![1]!;
+  const userKey = userKeyFor(ssh, path.join(project, "root"));
+  const config = nasImageConfig(repo, "root");
+  const image = await buildImage(path.join(project, "image.yaml"), config, path.join(work, "images"));
+  const imageId = image.imageId;
   const builtAt = Date.now();
 
   // The machine's boot disk, through the ramroot CLI: disk, slot a, syslinux DEFAULT a.
   const disk = path.join(work, "boot.img");
-  await ramroot("disk", "create", "--size", "64", "--layout", "mbr", "--slots", "a,b", disk);
-  await ramroot(
-    "slot",
-    "write",
-    "--image",
-    disk,
-    "--slot",
-    "a",
-    "--kernel",
-    kernel,
-    "--initramfs",
-    initramfs,
-    "--image-id",
-    imageId,
-    "--plan-id",
-    planId,
-  );
-  await ramroot(
-    "syslinux",
-    "write",
-    "--image",
-    disk,
-    "--default",
-    "a",
-    "--slots",
-    "a",
-    "--append",
-    `rdinit=/sbin/init console=ttyS0 ramroot.image=${imageId} panic=10`,
-  );
+  await makeBootDisk(disk, image);
 
   const port = await freePort();
   const serialLog = path.join(work, "serial.log");
   const pidFile = path.join(work, "qemu.pid");
   const data = path.join(work, "data.img");
   await keepingSerialLog(serialLog, async () => {
-    const out = JSON.parse(
-      await ramroot(
-        "vm",
-        "--disk",
-        disk,
-        "--data",
-        data,
-        "--data-size",
-        "64",
-        "--data-label",
-        "nasdata",
-        "--ssh-port",
-        String(port),
-        "--serial-log",
-        serialLog,
-        "--pid-file",
-        pidFile,
-        "--watchdog",
-        "--detach",
-      ),
-    );
+    const out = JSON.parse(await startMachine({ disk, data, sshPort: port, serialLog, pidFile }, "--watchdog"));
     running.push(pidFile);
     expect(out).toEqual(expect.objectContaining({ sshPort: port, pidFile, serialLog }));
-    const ready = /dropbear: listening on port 22/;
+    const ready = SSHD_READY;
     const first = await waitForConsole(serialLog, ready, { timeoutMs: 600_000, pidFile });
     const firstBoot = Date.now();
 
     // First contact: the host keys the machine printed on its console, and nothing else, are trusted.
-    const hostKeys = [...first.matchAll(/ramroot: ssh host key (\S+ AAAA\S+)/g)].map((m) => m[1]!);
+    const hostKeys = consoleHostKeys(first);
     expect(hostKeys.map((k) => k.split(" ")[0])).toEqual(["ssh-ed25519", "ecdsa-sha2-nistp256"]);
     const knownHosts = path.join(ssh, "known_hosts");
-    fs.writeFileSync(knownHosts, hostKeys.map((k) => `[127.0.0.1]:${port} ${k}\n`).join(""));
+    fs.writeFileSync(knownHosts, knownHostsLines(port, hostKeys));
     const wrongKnownHosts = path.join(ssh, "known_hosts_wrong");
     fs.writeFileSync(
       wrongKnownHosts,
       `[127.0.0.1]:${port} ${fs.readFileSync(`${userKey}.pub`, "utf8").split(" ").slice(0, 2).join(" ")}\n`,
     );
-    const sshArgs = (known: string) => [
-      "-o",
-      "StrictHostKeyChecking=yes",
-      "-o",
-      `UserKnownHostsFile=${known}`,
-      "-o",
-      "GlobalKnownHostsFile=/dev/null",
-      "-o",
-      "BatchMode=yes",
-      "-o",
-      "IdentitiesOnly=yes",
-      "-o",
-      "ConnectTimeout=30",
-      "-i",
-      userKey,
-      "-p",
-      String(port),
-      "root@127.0.0.1",
-    ];
-    const onMachine = async (script: string) => (await execa("ssh", [...sshArgs(knownHosts), script])).stdout;
+    const sshArgs = (known: string) => machineSshArgs(port, userKey, known);
+    const onMachine = (script: string) => onMachineWith(sshArgs(knownHosts), script);
 
     expect((await onMachine("cat /run/ramroot/image-id")).trim()).toBe(imageId);
     expect(await onMachine("hostname")).toBe("nas-twin");
@@ -214,12 +127,10 @@ test("a NAS image on the twin: strict ssh, the image id published, the slot read
     expect(refused.stderr).toMatch(/host key/i);
 
     // Reboot the machine (through syslinux again): same host key, the file is still there.
-    await execa("ssh", [...sshArgs(knownHosts), "reboot"], { reject: false });
+    await rebootMachine(sshArgs(knownHosts));
     const second = await waitForConsole(serialLog, ready, { count: 2, timeoutMs: 600_000, pidFile });
     const secondBoot = Date.now();
-    const secondKeys = [...second.matchAll(/ramroot: ssh host key (\S+ AAAA\S+)/g)]
-      .map((m) => m[1]!)
-      .slice(hostKeys.length);
+    const secondKeys = consoleHostKeys(second).slice(hostKeys.length);
     expect(secondKeys).toEqual(hostKeys);
     // The shutdown unmounted both disks: neither needed a repair on the way back.
     const afterReboot = second.slice(second.indexOf("Requesting system reboot"));
@@ -253,44 +164,16 @@ test("pulumi up over ssh to the running twin: the new image goes to slot b, DEFA
   const serialLog = path.join(work, "deploy-serial.log");
   const pidFile = path.join(work, "deploy-qemu.pid");
   await keepingSerialLog(serialLog, async () => {
-    await ramroot(
-      "vm",
-      "--disk",
-      m.disk,
-      "--data",
-      m.data,
-      "--ssh-port",
-      String(port),
-      "--serial-log",
-      serialLog,
-      "--pid-file",
-      pidFile,
-      "--detach",
-    );
+    await startMachine({ disk: m.disk, data: m.data, sshPort: port, serialLog, pidFile });
     running.push(pidFile);
-    const ready = /dropbear: listening on port 22/;
+    const ready = SSHD_READY;
     await waitForConsole(serialLog, ready, { timeoutMs: 600_000, pidFile });
     const ssh = path.join(work, "deploy-ssh");
     fs.mkdirSync(ssh);
     const knownHosts = path.join(ssh, "known_hosts");
-    fs.writeFileSync(knownHosts, m.hostKeys.map((k) => `[127.0.0.1]:${port} ${k}\n`).join(""));
-    const sshConfig = path.join(ssh, "config");
-    fs.writeFileSync(sshConfig, `Host 127.0.0.1\n  IdentityFile ${m.userKey}\n  IdentitiesOnly yes\n  BatchMode yes\n`);
-    const onMachine = async (script: string) =>
-      (
-        await execa("ssh", [
-          "-F",
-          sshConfig,
-          "-o",
-          "StrictHostKeyChecking=yes",
-          "-o",
-          `UserKnownHostsFile=${knownHosts}`,
-          "-p",
-          String(port),
-          "root@127.0.0.1",
-          script,
-        ])
-      ).stdout;
+    fs.writeFileSync(knownHosts, knownHostsLines(port, m.hostKeys));
+    const sshArgs = machineSshArgs(port, m.userKey, knownHosts);
+    const onMachine = (script: string) => onMachineWith(sshArgs, script);
 
     // The same machine config with one overlay file more: a new image.
     fs.mkdirSync(path.join(m.project, "root", "etc", "ramroot"), { recursive: true });
@@ -299,20 +182,7 @@ test("pulumi up over ssh to the running twin: the new image goes to slot b, DEFA
     try {
       process.env.RAMROOT_IMAGE_CACHE = path.join(env.dir, "images");
       const image = { ...m.config, overlay: path.join(m.project, "root"), cmdline: "console=ttyS0" };
-      await env.stack.setAllConfig({
-        "ramroot:target": {
-          value: JSON.stringify({
-            kind: "ssh",
-            host: "127.0.0.1",
-            port,
-            user: "root",
-            path: "/media/boot",
-            knownHostsFile: knownHosts,
-            sshConfigFile: sshConfig,
-          }),
-        },
-        "ramroot:image": { value: JSON.stringify(image) },
-      });
+      await env.stack.setAllConfig(twinStackConfig(port, m.userKey, knownHosts, image));
       const up = await env.stack.up();
       expect(up.summary.result).toBe("succeeded");
       expect(up.outputs.activeSlot!.value).toBe("b");
@@ -320,22 +190,7 @@ test("pulumi up over ssh to the running twin: the new image goes to slot b, DEFA
       expect(deployed).not.toBe(m.imageId);
       expect(await onMachine("sed -n 's/^DEFAULT //p' /media/boot/syslinux.cfg")).toBe("b");
 
-      await execa(
-        "ssh",
-        [
-          "-F",
-          sshConfig,
-          "-o",
-          "StrictHostKeyChecking=yes",
-          "-o",
-          `UserKnownHostsFile=${knownHosts}`,
-          "-p",
-          String(port),
-          "root@127.0.0.1",
-          "reboot",
-        ],
-        { reject: false },
-      );
+      await rebootMachine(sshArgs);
       await waitForConsole(serialLog, ready, { count: 2, timeoutMs: 600_000, pidFile });
       expect((await onMachine("cat /run/ramroot/image-id")).trim()).toBe(deployed);
       expect(await onMachine("cat /etc/ramroot/release")).toBe("second");
