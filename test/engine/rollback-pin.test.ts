@@ -1,25 +1,46 @@
 import * as fs from "node:fs";
+import * as os from "node:os";
 import * as path from "node:path";
+import type { TargetSpec } from "../../provider/boot/target-spec";
 import { inspectTarget } from "../../provider/boot/inspect";
 import { stackHistory } from "../../provider/deploy/history";
 import { release, rollback, stackPin } from "../../provider/deploy/rollback";
+import { startSshd, type TestSshd } from "../boot/sshd";
 import { buildImageRepo, type ImageRepo } from "../fixtures/image-repo";
 import { machineStack, type EngineStack } from "./pulumi-harness";
 
 // History numbers that never move and a rollback that holds, with the real engine (file
-// backend: every entry is version 0) on a mounted-directory target.
+// backend: every entry is version 0) and the stack's own program: on a mounted-directory target
+// (12 updates and 2 refreshes) and over ssh (sshd on loopback, the key a secret), where a
+// damaged idle slot is also rewritten from the cache by one `up` and a boot test gates a
+// switch of DEFAULT that writes no slot.
 jest.setTimeout(1_800_000);
 
-let env: EngineStack;
+let work: string;
 let repo: ImageRepo;
-let boot: string;
-let overlay: string;
-const target = () => ({ kind: "local" as const, path: boot });
 
-async function configure(message: string): Promise<void> {
+beforeAll(async () => {
+  work = fs.mkdtempSync(path.join(os.tmpdir(), "ramroot-rollback-pin-"));
+  // One image cache for both stacks (the provider plugins inherit it): same config, same build.
+  process.env.RAMROOT_IMAGE_CACHE = path.join(work, "images");
+  repo = await buildImageRepo(path.join(work, "repo"));
+});
+afterAll(() => {
+  if (work) fs.rmSync(work, { recursive: true, force: true });
+});
+
+/** The stack config: `target`, the image with `message` in its overlay, and any other keys. */
+async function configure(
+  env: EngineStack,
+  target: TargetSpec,
+  message: string,
+  extra: Record<string, { value: string; secret?: boolean }> = {},
+): Promise<void> {
+  const overlay = path.join(env.dir, "root");
+  fs.mkdirSync(path.join(overlay, "etc", "ramroot"), { recursive: true });
   fs.writeFileSync(path.join(overlay, "etc", "ramroot", "message"), `${message}\n`);
   await env.stack.setAllConfig({
-    "ramroot:target": { value: JSON.stringify(target()) },
+    "ramroot:target": { value: JSON.stringify(target), secret: target.kind === "ssh" },
     "ramroot:image": {
       value: JSON.stringify({
         repositories: [repo.repository],
@@ -29,22 +50,11 @@ async function configure(message: string): Promise<void> {
         epoch: 1700000000,
       }),
     },
+    ...extra,
   });
 }
 
-beforeAll(async () => {
-  env = await machineStack("history");
-  process.env.RAMROOT_IMAGE_CACHE = path.join(env.dir, "images");
-  repo = await buildImageRepo(path.join(env.dir, "repo"));
-  overlay = path.join(env.dir, "root");
-  fs.mkdirSync(path.join(overlay, "etc", "ramroot"), { recursive: true });
-  boot = path.join(env.dir, "boot");
-  fs.mkdirSync(boot);
-});
-afterAll(async () => env?.cleanup());
-
 type Outputs = Awaited<ReturnType<EngineStack["stack"]["outputs"]>>;
-let first: Outputs;
 
 /** imageId, planId, packages and artifacts of the outputs, as one record. */
 function image(o: Outputs) {
@@ -56,76 +66,200 @@ function image(o: Outputs) {
   };
 }
 
-test("12 updates and 2 refreshes later, rollback --to 1 still means the first update", async () => {
-  await configure("one");
-  first = (await env.stack.up()).outputs;
-  await configure("two");
-  await env.stack.up();
-  for (let n = 3; n <= 12; n++) {
-    if (n === 5 || n === 9) await env.stack.refresh();
+const updateNumbers = async (env: EngineStack) =>
+  (await stackHistory(env.stack)).filter((h) => h.kind === "update").map((h) => h.number);
+
+describe("a mounted directory", () => {
+  let env: EngineStack;
+  let target: TargetSpec;
+
+  beforeAll(async () => {
+    env = await machineStack("history");
+    const boot = path.join(env.dir, "boot");
+    fs.mkdirSync(boot);
+    target = { kind: "local", path: boot };
+  });
+  afterAll(async () => env?.cleanup());
+
+  // One scenario, its steps in order: each needs the history the one before made.
+  test("12 updates and 2 refreshes, rollback --to 1, the pin through an edit, release, rollback with no argument", async () => {
+    // 12 updates and 2 refreshes later, rollback --to 1 still means the first update
+    await configure(env, target, "one");
+    const first = (await env.stack.up()).outputs;
+    await configure(env, target, "two");
     await env.stack.up();
-  }
-  const history = await stackHistory(env.stack);
-  expect(history.filter((h) => h.kind === "update").map((h) => h.number)).toEqual([
-    1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12,
-  ]);
-  expect(history.filter((h) => h.kind === "refresh").map((h) => h.number)).toEqual([undefined, undefined]);
+    for (let n = 3; n <= 12; n++) {
+      if (n === 5 || n === 9) await env.stack.refresh();
+      await env.stack.up();
+    }
+    const history = await stackHistory(env.stack);
+    expect(history.filter((h) => h.kind === "update").map((h) => h.number)).toEqual([
+      1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12,
+    ]);
+    expect(history.filter((h) => h.kind === "refresh").map((h) => h.number)).toEqual([undefined, undefined]);
 
-  await expect(rollback(env.stack, target(), { to: 99 })).rejects.toThrow(
-    /--to: no update 99 in this stack \(its updates are numbered 1 to 12/,
-  );
-  const result = await rollback(env.stack, target(), { to: 1 });
-  expect(result.update).toBe(1);
-  expect(result.planId).toBe(first.planId?.value);
-  expect(result.inSlot).toBe("a");
+    await expect(rollback(env.stack, target, { to: 99 })).rejects.toThrow(
+      /--to: no update 99 in this stack \(its updates are numbered 1 to 12/,
+    );
+    const result = await rollback(env.stack, target, { to: 1 });
+    expect(result.update).toBe(1);
+    expect(result.planId).toBe(first.planId?.value);
+    expect(result.inSlot).toBe("a");
 
-  const state = await inspectTarget(target(), ["a", "b"]);
-  expect(state.defaultSlot).toBe("a");
-  expect(state.slots.a?.manifest?.imageId).toBe(first.imageId?.value);
-  const last = state.journal[state.journal.length - 1];
-  expect(last).toMatchObject({ how: "rollback", update: 1, slot: "a", imageId: first.imageId?.value });
-  // numbers given before stay; the rollback is update 13
-  const after = await stackHistory(env.stack);
-  expect(after.filter((h) => h.kind === "update").map((h) => h.number)).toEqual([
-    ...Array.from({ length: 13 }, (_, i) => i + 1),
-  ]);
-  expect(after.find((h) => h.number === 13)?.message).toMatch(/ramroot rollback to update 1/);
+    const state = await inspectTarget(target, ["a", "b"]);
+    expect(state.defaultSlot).toBe("a");
+    expect(state.slots.a?.manifest?.imageId).toBe(first.imageId?.value);
+    const last = state.journal[state.journal.length - 1];
+    expect(last).toMatchObject({ how: "rollback", update: 1, slot: "a", imageId: first.imageId?.value });
+    // numbers given before stay; the rollback is update 13
+    expect(await updateNumbers(env)).toEqual(Array.from({ length: 13 }, (_, i) => i + 1));
+    expect((await stackHistory(env.stack)).find((h) => h.number === 13)?.message).toMatch(
+      /ramroot rollback to update 1/,
+    );
+
+    // outputs after a rollback name one image: the one rolled back to
+    const outputs = await env.stack.outputs();
+    expect(image(outputs)).toEqual(image(first));
+    expect(outputs.pinned?.value).toMatch(/^update 1 \(image [0-9a-f]{12}\)$/);
+
+    // the pin holds through an unrelated config edit until it is released
+    await configure(env, target, "three");
+    const preview = await env.stack.preview({ diff: true });
+    // the CLI prints warnings on its standard error
+    expect(preview.stderr).toMatch(/warning: pinned to update 1 \(image [0-9a-f]{12}\)/);
+    expect(preview.stdout).not.toMatch(/defaultLabel\s*: "a" => "b"/);
+    const up = await env.stack.up();
+    expect(image(up.outputs)).toEqual(image(first));
+    expect((await inspectTarget(target, ["a", "b"])).defaultSlot).toBe("a");
+    expect((await stackPin(env.stack))?.update).toBe(1);
+
+    // released, the preview shows the way back
+    expect((await release(env.stack))?.update).toBe(1);
+    expect(await stackPin(env.stack)).toBeUndefined();
+    const back = await env.stack.preview({ diff: true });
+    expect(back.stdout + back.stderr).not.toMatch(/pinned to update/);
+    expect(back.stdout).toMatch(/machine-slot-b/);
+    expect(back.stdout).toMatch(/defaultLabel\s*: "a" => "b"/);
+    const released = await env.stack.up();
+    expect(released.outputs.imageId?.value).not.toBe(first.imageId?.value);
+    const afterRelease = await inspectTarget(target, ["a", "b"]);
+    expect(afterRelease.defaultSlot).toBe("b");
+    expect(afterRelease.slots.b?.manifest?.imageId).toBe(released.outputs.imageId?.value);
+
+    // rollback with no argument goes to the newest earlier update that left another image running:
+    // the release deployed "three" (update 15); update 14 kept "one" (pinned)
+    const noArgument = await rollback(env.stack, target);
+    expect(noArgument.update).toBe(14);
+    expect(noArgument.planId).toBe(first.planId?.value);
+    expect((await inspectTarget(target, ["a", "b"])).defaultSlot).toBe("a");
+  });
 });
 
-test("outputs after a rollback name one image: the one rolled back to", async () => {
-  const outputs = await env.stack.outputs();
-  expect(image(outputs)).toEqual(image(first));
-  expect(outputs.pinned?.value).toMatch(/^update 1 \(image [0-9a-f]{12}\)$/);
-});
+describe("an ssh target (sshd on loopback)", () => {
+  let env: EngineStack;
+  let sshd: TestSshd;
+  let target: TargetSpec;
 
-test("the pin holds through an unrelated config edit until it is released; then the preview shows the way back", async () => {
-  await configure("three");
-  const preview = await env.stack.preview({ diff: true });
-  // the CLI prints warnings on its standard error
-  expect(preview.stderr).toMatch(/warning: pinned to update 1 \(image [0-9a-f]{12}\)/);
-  expect(preview.stdout).not.toMatch(/defaultLabel\s*: "a" => "b"/);
-  const up = await env.stack.up();
-  expect(image(up.outputs)).toEqual(image(first));
-  expect((await inspectTarget(target(), ["a", "b"])).defaultSlot).toBe("a");
-  expect((await stackPin(env.stack))?.update).toBe(1);
+  beforeAll(async () => {
+    env = await machineStack("history-ssh");
+    sshd = await startSshd();
+    const boot = path.join(env.dir, "boot");
+    fs.mkdirSync(boot);
+    target = {
+      kind: "ssh",
+      host: "127.0.0.1",
+      port: sshd.port,
+      user: "root",
+      path: boot,
+      privateKey: sshd.userKey,
+      knownHostsFile: sshd.knownHosts,
+    };
+  });
+  afterAll(async () => {
+    await sshd?.stop();
+    await env?.cleanup();
+  });
 
-  expect((await release(env.stack))?.update).toBe(1);
-  expect(await stackPin(env.stack)).toBeUndefined();
-  const back = await env.stack.preview({ diff: true });
-  expect(back.stdout + back.stderr).not.toMatch(/pinned to update/);
-  expect(back.stdout).toMatch(/machine-slot-b/);
-  expect(back.stdout).toMatch(/defaultLabel\s*: "a" => "b"/);
-  const released = await env.stack.up();
-  expect(released.outputs.imageId?.value).not.toBe(first.imageId?.value);
-  const state = await inspectTarget(target(), ["a", "b"]);
-  expect(state.defaultSlot).toBe("b");
-  expect(state.slots.b?.manifest?.imageId).toBe(released.outputs.imageId?.value);
-});
+  // One scenario, its steps in order (the 12 + 2 count is shown above; here 2 updates and a refresh).
+  test("rollback --to 1 after a refresh, one image in the outputs, the pin through an edit, a damaged idle slot repaired, release, a boot test gating a switch", async () => {
+    const slotsNow = () => inspectTarget(target, ["a", "b"]);
 
-test("rollback with no argument goes to the newest earlier update that left another image running", async () => {
-  const result = await rollback(env.stack, target());
-  // the release deployed "three" (update 15); update 14 kept "one" (pinned): it is the newest with another image
-  expect(result.update).toBe(14);
-  expect(result.planId).toBe(first.planId?.value);
-  expect((await inspectTarget(target(), ["a", "b"])).defaultSlot).toBe("a");
+    // update 1 writes slot a, update 2 slot b; a refresh takes no number
+    await configure(env, target, "one");
+    const first = (await env.stack.up()).outputs;
+    await configure(env, target, "two");
+    const second = (await env.stack.up()).outputs;
+    await env.stack.refresh();
+    expect(await updateNumbers(env)).toEqual([1, 2]);
+
+    // rollback --to 1 means the first update: a switch to slot a, no copy, journalled as a rollback
+    const rolled = await rollback(env.stack, target, { to: 1 });
+    expect(rolled).toMatchObject({ update: 1, planId: first.planId?.value, inSlot: "a" });
+    const afterRollback = await slotsNow();
+    expect(afterRollback.defaultSlot).toBe("a");
+    expect(afterRollback.journal[afterRollback.journal.length - 1]).toMatchObject({
+      how: "rollback",
+      update: 1,
+      slot: "a",
+      imageId: first.imageId?.value,
+    });
+    expect(await updateNumbers(env)).toEqual([1, 2, 3]);
+
+    // the outputs name one image: the one rolled back to
+    const outputs = await env.stack.outputs();
+    expect(image(outputs)).toEqual(image(first));
+    expect(outputs.pinned?.value).toMatch(/^update 1 \(image [0-9a-f]{12}\)$/);
+
+    // an unrelated edit: the preview warns of the pin and switches nothing; up keeps image one
+    await configure(env, target, "three");
+    const preview = await env.stack.preview({ diff: true });
+    expect(preview.stderr).toMatch(/warning: pinned to update 1 \(image [0-9a-f]{12}\)/);
+    expect(preview.stdout).not.toMatch(/defaultLabel\s*: "a" => "b"/);
+    const pinnedUp = await env.stack.up();
+    expect(image(pinnedUp.outputs)).toEqual(image(first));
+    const pinnedState = await slotsNow();
+    expect(pinnedState.defaultSlot).toBe("a");
+    expect(pinnedState.slots.b?.manifest?.imageId).toBe(second.imageId?.value);
+
+    // slot b (idle, image two, which the cache holds) is damaged on the machine: one up rewrites it
+    fs.writeFileSync(path.join(target.path, "b", "initramfs"), "bit rot");
+    expect((await slotsNow()).slots.b?.consistent).toBe(false);
+    const repairPreview = await env.stack.preview({ diff: true });
+    expect(repairPreview.changeSummary.update).toBe(1);
+    expect(repairPreview.stdout).toMatch(/machine-slot-b/);
+    const repair = await env.stack.up();
+    expect(repair.summary.resourceChanges?.update).toBe(1);
+    const repaired = await slotsNow();
+    expect(repaired.slots.b?.consistent).toBe(true);
+    expect(repaired.slots.b?.manifest?.imageId).toBe(second.imageId?.value);
+    expect(repaired.defaultSlot).toBe("a");
+    expect(repaired.lease).toBeUndefined();
+    expect(fs.existsSync(path.join(target.path, "ramroot", "lease"))).toBe(false);
+    expect((await env.stack.preview()).changeSummary.update ?? 0).toBe(0);
+
+    // released: the preview shows the way back, and up deploys the config's image (three) to b
+    expect((await release(env.stack))?.update).toBe(1);
+    const back = await env.stack.preview({ diff: true });
+    expect(back.stdout + back.stderr).not.toMatch(/pinned to update/);
+    expect(back.stdout).toMatch(/defaultLabel\s*: "a" => "b"/);
+    const third = (await env.stack.up()).outputs;
+    expect((await slotsNow()).defaultSlot).toBe("b");
+
+    // back to config one, already in slot a: a switch that writes no slot still waits for the
+    // boot test, and a failing one leaves DEFAULT on b
+    const before = await slotsNow();
+    await configure(env, target, "one", {
+      "ramroot:bootTest": {
+        value: JSON.stringify({ marker: "NEVER-PRINTED", timeoutSeconds: 600, append: "rdinit=/nonexistent panic=-1" }),
+      },
+    });
+    const gated = await env.stack.preview({ diff: true });
+    expect(gated.stdout).toMatch(/defaultLabel\s*: "b" => "a"/);
+    await expect(env.stack.up()).rejects.toThrow(/boot test: image [0-9a-f]{12} stopped .* before printing it/);
+    const after = await slotsNow();
+    expect(after.defaultSlot).toBe("b");
+    expect(after.slots.b?.manifest?.imageId).toBe(third.imageId?.value);
+    expect(after.slots.a?.manifest).toEqual(before.slots.a?.manifest);
+    expect(after.slots.b?.manifest).toEqual(before.slots.b?.manifest);
+  });
 });
