@@ -8,7 +8,7 @@ import { compressor, type Compression } from "../../provider/image/compress";
 import { bootQemu } from "../../provider/qemu/boot";
 import { debianKernel } from "../fixtures/debian-kernel";
 import { BUSYBOX } from "../fixtures/busybox-initramfs";
-import { readBack } from "../fixtures/image-readback";
+import { expectImageHolds, readBack } from "../fixtures/image-readback";
 import { createHash } from "node:crypto";
 
 // The facts the layered image (provider/image/layers.ts) stands on, checked on a real kernel:
@@ -120,6 +120,8 @@ async function writeLayered(out: string, compression: Compression): Promise<void
     await writeCpio(entries, raw, { epoch: 1700000000 });
     raw.end();
     await done;
+    // each archive alone reads back (cpio-stream) as the entries it was written from
+    await expectImageHolds(layer, entries);
     parts.push(fs.readFileSync(layer));
   }
   // each archive is its own compressed stream, appended to the ones before it
