@@ -164,6 +164,18 @@ test("the README's commands on a fresh clone do what the README says", async () 
   expect(noUpdate.code).toBe(1);
   expect(noUpdate.out).toContain("no update 99 in stack demo (see `ramroot history`)");
 
+  // "image ls [IMAGE] [--layers]" and "image extract IMAGE DIR [PATH...]" on the same slots
+  const layers = await ok("source .ramroot/env.sh && npx ramroot image ls --slot b --layers");
+  expect(layers).toMatch(/^layer 1: gzip at byte 0, \d+ entries, \d+ bytes of cpio\nlayer 2: gzip at byte \d+, /m);
+  expect(layers).toMatch(
+    /^file 0644 0:0 \d+ [0-9a-f]{12} {2}usr\/share\/hello-ramroot\/greeting {2}\[hello-ramroot\]$/m,
+  );
+  const extracted = path.join(work, "extracted");
+  const extract = await ok(`source .ramroot/env.sh && npx ramroot image extract slot:b ${extracted} etc/ramroot`);
+  expect(extract).toMatch(/^slot b \(image .*\) -> .*extracted: \d+ files?, \d+ director(y|ies), \d+ symlinks?$/m);
+  expect(fs.readFileSync(path.join(extracted, "etc", "ramroot", "message"), "utf8")).toBe("edited by a newcomer\n");
+  expect(fs.existsSync(path.join(extracted, "usr"))).toBe(false);
+
   // The same two slots on an ssh target (a real sshd on loopback), copied off the demo's disk
   // into the directory the ssh target names, compared by `ramroot image diff --ssh`.
   sshd = await startSshd();
@@ -213,6 +225,12 @@ test("the README's commands on a fresh clone do what the README says", async () 
   expect(noStack.out).toContain(
     'ramroot: no stack "nas-at-home" in this project: `npm start` creates the demo stack; for another one, `pulumi stack init nas-at-home`',
   );
+  // "--verbose prints the whole error": pulumi's own text and the stack trace, not one line
+  const verbose = await sh("source .ramroot/env.sh && npx ramroot --verbose status --stack nas-at-home");
+  expect(verbose.code).toBe(1);
+  expect(verbose.out).toContain("no stack named 'nas-at-home' found");
+  expect(verbose.out).not.toContain("`npm start` creates the demo stack");
+  expect(verbose.out.trim().split("\n").length).toBeGreaterThan(1);
 
   // The design is inside the repository: the README does not send a reader to ../shared/DESIGN.md.
   expect(fs.readFileSync(path.join(clone, "README.md"), "utf8")).not.toMatch(/DESIGN\.md/);
