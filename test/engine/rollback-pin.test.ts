@@ -1,6 +1,7 @@
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
+import { createDisk } from "../../provider/boot/disk-create";
 import type { TargetSpec } from "../../provider/boot/target-spec";
 import { inspectTarget } from "../../provider/boot/inspect";
 import { stackHistory } from "../../provider/deploy/history";
@@ -10,8 +11,8 @@ import { buildImageRepo, type ImageRepo } from "../fixtures/image-repo";
 import { machineStack, type EngineStack } from "./pulumi-harness";
 
 // History numbers that never move and a rollback that holds, with the real engine (file
-// backend: every entry is version 0) and the stack's own program: on a mounted-directory target
-// (12 updates and 2 refreshes) and over ssh (sshd on loopback, the key a secret), where a
+// backend: every entry is version 0) and the stack's own program: on a disk image (12 updates
+// and 2 refreshes) and over ssh (sshd on loopback, the key a secret), where a
 // damaged idle slot is also rewritten from the cache by one `up` and a boot test gates a
 // switch of DEFAULT that writes no slot.
 jest.setTimeout(1_800_000);
@@ -69,15 +70,15 @@ function image(o: Outputs) {
 const updateNumbers = async (env: EngineStack) =>
   (await stackHistory(env.stack)).filter((h) => h.kind === "update").map((h) => h.number);
 
-describe("a mounted directory", () => {
+describe("a disk image", () => {
   let env: EngineStack;
   let target: TargetSpec;
 
   beforeAll(async () => {
     env = await machineStack("history");
-    const boot = path.join(env.dir, "boot");
-    fs.mkdirSync(boot);
-    target = { kind: "local", path: boot };
+    const disk = path.join(env.dir, "disk.img");
+    await createDisk({ output: disk, sizeMiB: 64, layout: "mbr", slots: ["a", "b"] });
+    target = { kind: "image", path: disk };
   });
   afterAll(async () => env?.cleanup());
 
