@@ -2,7 +2,9 @@
  * What may go on a boot entry's kernel command line. syslinux reads `initrd=` in APPEND as the
  * entry's initramfs (it once made entry a load /b/initramfs while ramroot believed a used only
  * slot a) and sets `BOOT_IMAGE=` itself (ramroot reads it to know the running slot); ramroot
- * sets `ramroot.image=` (a trial waits for it). A command line that names them, or spans lines
+ * sets `ramroot.image=` (a trial waits for it) and, on the trial entry only, `ramroot.trial=` (the
+ * machine's guard reboots a trial that is not healthy in time: on every entry it would make each
+ * boot a trial). A command line that names them, or spans lines
  * (a newline would end the APPEND line and start a keyword), is refused where it is given, so
  * the preview stops, not the update after a slot was written.
  */
@@ -11,7 +13,7 @@ import { parseInput } from "../input-error";
 
 /** Parameters syslinux or ramroot set; an entry's command line must not set them. */
 const SYSLINUX_SET = ["initrd", "boot_image"];
-const RAMROOT_SET = ["ramroot.image"];
+const RAMROOT_SET = ["ramroot.image", "ramroot.trial"];
 
 function overriding(value: string, names: string[]): string | undefined {
   return value.split(/\s+/).find((token) => names.includes(token.split("=")[0]?.toLowerCase() ?? ""));
@@ -30,7 +32,8 @@ export const entryAppendSchema = z
 
 /** What a user adds to the command line (`ramroot:append`, an image's `cmdline`). */
 export const userAppendSchema = entryAppendSchema.refine((v) => overriding(v, RAMROOT_SET) === undefined, {
-  message: "expected no ramroot.image= (ramroot sets it to the image's id)",
+  message:
+    "expected no ramroot.image= or ramroot.trial= (ramroot sets them: the image's id, and the trial entry's mark)",
 });
 
 const appendInput = z.strictObject({ append: userAppendSchema });

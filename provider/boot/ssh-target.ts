@@ -76,6 +76,9 @@ export class SshTarget implements BootTarget {
       "-o",
       `StrictHostKeyChecking=${spec.strictHostKeyChecking === false ? "accept-new" : "yes"}`,
     ];
+    // A machine that is rebooting behind a port forward (a NAT, QEMU's user network) accepts the
+    // TCP connection but sends no banner: without a limit, ssh waits for it forever.
+    args.push("-o", "ConnectTimeout=30");
     if (spec.sshConfigFile !== undefined) args.unshift("-F", spec.sshConfigFile);
     if (spec.knownHostsFile !== undefined) args.push("-o", `UserKnownHostsFile=${spec.knownHostsFile}`);
     if (spec.port !== undefined) args.push("-p", String(spec.port));

@@ -1,14 +1,35 @@
 /**
- * The trial strategy: boot the new label once, wait until the machine answers with the new
- * image's id, then promote it to DEFAULT. If it does not answer in time, DEFAULT is left alone
- * (and the one-time boot is cleared, so a machine that never rebooted stays on what it runs);
- * a machine that did reboot into a broken image comes back on DEFAULT by itself.
+ * The trial strategy: boot the new label once, wait until the machine answers "image X healthy",
+ * then promote it to DEFAULT.
+ *
+ * The once-boot goes to a trial entry (TRIAL_LABEL): the new label's kernel and initramfs with
+ * `ramroot.trial=1` added, so the booted image knows it is on trial and its guard reboots it
+ * when its health checks do not pass in time (provider/image/machine-services.ts). syslinux
+ * consumes the once-boot before the kernel starts, so that reboot, a panic (panic=N) or a
+ * watchdog reset all come back on DEFAULT. Promotion writes the config with DEFAULT the new
+ * label and without the trial entry.
+ *
+ * When the trial does not succeed, DEFAULT is left alone, the trial entry and a pending once-boot
+ * are removed, and the error says what was seen (no answer / the machine back on the old image
+ * without the new one ever answering / unhealthy with the failed checks' output, read live or from
+ * the report the guard left on the boot partition) and where the machine is now.
  */
 import { openTarget, type BootTarget, type TargetSpec } from "./target";
 import { shellQuote } from "./shell-quote";
-import { clearBootOnce, promote, setBootOnce } from "./once";
-import { readSlot, slotOfLabel } from "./slot";
-import { entryByLabel, readSyslinuxConfig, writeSyslinuxConfig, type SyslinuxConfigSpec } from "./syslinux-config";
+import { clearBootOnce, setBootOnce } from "./once";
+import { readSlot, runningSlotOf, slotOfLabel } from "./slot";
+import {
+  entryByLabel,
+  readSyslinuxConfig,
+  writeSyslinuxConfig,
+  type SyslinuxConfigSpec,
+  type SyslinuxEntry,
+} from "./syslinux-config";
+import { describeFailedChecks, parseHealthReport, type HealthReport } from "./health-report";
+import { HEALTH_PATH, TRIAL_PARAMETER, TRIAL_REPORT_FILE } from "../image/machine-services";
+
+/** The entry the once-boot names during a trial (longer than a slot name can be, so never one). */
+export const TRIAL_LABEL = "ramroot-trial";
 
 export interface TrialOptions {
   /** a file the booted image writes with its image id (from ramroot.image= on its command line) */
@@ -26,27 +47,70 @@ async function imageOfLabel(
   spec: SyslinuxConfigSpec,
   label: string,
   configPath: string,
-): Promise<string> {
+): Promise<{ slot: string | undefined; imageId: string | undefined }> {
   const slot = slotOfLabel({ path: configPath, spec }, label);
   const state = slot ? await readSlot(target, slot) : undefined;
-  if (!state?.manifest)
-    throw new Error(`trial: label ${label} boots slot ${slot ?? "?"}, which holds no ramroot image`);
-  return state.manifest.imageId;
+  return { slot, imageId: state?.manifest?.imageId };
 }
 
-async function probe(spec: TargetSpec, path: string): Promise<string | undefined> {
+/** The trial entry: the new label's files, its command line marked as a trial. */
+export function trialEntry(entry: SyslinuxEntry): SyslinuxEntry {
+  return {
+    ...entry,
+    label: TRIAL_LABEL,
+    menuLabel: `${entry.menuLabel ?? entry.label} (trial)`,
+    append: `${entry.append} ${TRIAL_PARAMETER}=1`.trim(),
+  };
+}
+
+/** What one look at the machine found. */
+interface Observation {
+  bootId: string;
+  imageId: string | undefined;
+  health: HealthReport | undefined;
+  /** the slot the running kernel came from (BOOT_IMAGE) */
+  slot: string | undefined;
+}
+
+const OBSERVE_SCRIPT = (probePath: string) =>
+  [
+    "cat /proc/sys/kernel/random/boot_id",
+    "echo ---",
+    `cat ${shellQuote(probePath)} 2>/dev/null`,
+    "echo ---",
+    `cat ${shellQuote(HEALTH_PATH)} 2>/dev/null`,
+    "echo ---",
+    "cat /proc/cmdline",
+  ].join("; ");
+
+async function observeOn(target: BootTarget, probePath: string): Promise<Observation | undefined> {
+  if (!target.machine) return undefined;
+  const r = await target.machine.run(OBSERVE_SCRIPT(probePath));
+  const [bootId, imageId, health, cmdline] = r.stdout.toString("utf8").split("---\n");
+  if (!bootId?.trim()) return undefined;
+  const bootImage = /(?:^|\s)BOOT_IMAGE=\/?([^/\s]+)\//.exec(cmdline ?? "")?.[1];
+  return {
+    bootId: bootId.trim(),
+    imageId: imageId?.trim() || undefined,
+    health: parseHealthReport(health ?? ""),
+    slot: bootImage?.toLowerCase(),
+  };
+}
+
+/** One look over a fresh connection (the machine reboots between looks); undefined while it does not answer. */
+async function observe(spec: TargetSpec, probePath: string): Promise<Observation | undefined> {
   let target: BootTarget | undefined;
   try {
     target = await openTarget(spec);
-    if (!target.machine) return undefined;
-    const r = await target.machine.run(`cat ${shellQuote(path)} 2>/dev/null`);
-    return r.exitCode === 0 ? r.stdout.toString("utf8").trim() : undefined;
+    return await observeOn(target, probePath);
   } catch {
     return undefined; // rebooting: not answering yet
   } finally {
     await target?.close().catch(() => undefined);
   }
 }
+
+const short = (id: string | undefined) => (id === undefined ? "(none)" : id.slice(0, 12));
 
 /** Runs a trial of `spec.defaultLabel`; resolves when it is promoted, throws (DEFAULT unchanged) when it is not. */
 export async function trialBoot(
@@ -64,47 +128,127 @@ export async function trialBoot(
     );
   }
   const newLabel = spec.defaultLabel;
+  const entries = spec.entries.filter((e) => e.label.toLowerCase() !== TRIAL_LABEL);
   let expected: string;
+  let oldLabel: string;
+  let old: { slot: string | undefined; imageId: string | undefined };
+  let newSlot: string | undefined;
+  let bootBefore: string | undefined;
   try {
     const current = await readSyslinuxConfig(target);
-    const oldLabel = current?.spec.defaultLabel;
-    if (!current || !oldLabel || !entryByLabel(current.spec, oldLabel)) {
+    const currentDefault = current?.spec.defaultLabel;
+    if (!current || !currentDefault || !entryByLabel(current.spec, currentDefault)) {
       // Nothing to fall back to: a plain switch is the only honest choice.
-      return await writeSyslinuxConfig(target, spec);
+      return await writeSyslinuxConfig(target, { ...spec, entries });
     }
-    // The new entries go in with the old DEFAULT, then the new label is set to boot once.
-    const staged = await writeSyslinuxConfig(target, { ...spec, defaultLabel: oldLabel });
-    expected = await imageOfLabel(target, spec, newLabel, staged.path);
-    await setBootOnce(target, newLabel);
+    oldLabel = currentDefault;
+    const newEntry = entryByLabel(spec, newLabel);
+    if (!newEntry) throw new Error(`trial: the config has no entry ${newLabel} to try`);
+    // The new entries go in with the old DEFAULT and the trial entry, which is set to boot once.
+    const staged = await writeSyslinuxConfig(target, {
+      ...spec,
+      defaultLabel: oldLabel,
+      entries: [...entries, trialEntry(newEntry)],
+    });
+    const trying = await imageOfLabel(target, spec, newLabel, staged.path);
+    if (!trying.imageId)
+      throw new Error(`trial: label ${newLabel} boots slot ${trying.slot ?? "?"}, which holds no ramroot image`);
+    expected = trying.imageId;
+    newSlot = trying.slot;
+    old = await imageOfLabel(target, { ...spec, defaultLabel: oldLabel }, oldLabel, staged.path);
+    bootBefore = (await observeOn(target, opts.probePath))?.bootId;
+    await setBootOnce(target, TRIAL_LABEL);
     log(
-      `trial: ${newLabel} set to boot once (DEFAULT stays ${oldLabel}); waiting up to ${opts.timeoutSeconds} s for image ${expected.slice(0, 12)} to answer`,
+      `trial: ${newLabel} (image ${short(expected)}) set to boot once (DEFAULT stays ${oldLabel}); waiting up to ${opts.timeoutSeconds} s for it to answer healthy`,
     );
     if (opts.reboot) await machine.run("(sleep 1; reboot) >/dev/null 2>&1 &").catch(() => undefined);
   } finally {
     await target.close().catch(() => undefined);
   }
+
   const deadline = Date.now() + opts.timeoutSeconds * 1000;
   const poll = (opts.pollSeconds ?? 5) * 1000;
+  /** what was seen of the trial image: its last health report */
+  let trialHealth: HealthReport | undefined;
+  let trialAnswered = false;
+  let fellBack: Observation | undefined;
+  let lastSeen: Observation | undefined;
   await new Promise((r) => setTimeout(r, Math.min(poll, opts.timeoutSeconds * 1000)));
   while (Date.now() < deadline) {
-    const answer = await probe(targetSpec, opts.probePath);
-    if (answer === expected) {
-      const again = await openTarget(targetSpec);
-      try {
-        log(`trial: image ${expected.slice(0, 12)} answered; promoting ${newLabel}`);
-        return await promote(again, newLabel);
-      } finally {
-        await again.close();
+    const seen = await observe(targetSpec, opts.probePath);
+    if (seen) lastSeen = seen;
+    const rebooted = seen !== undefined && (bootBefore === undefined || seen.bootId !== bootBefore || !opts.reboot);
+    if (seen && rebooted && seen.imageId === expected) {
+      trialAnswered = true;
+      // An image without health checks has no guard: answering with its id is all it can say.
+      const healthy =
+        seen.health === undefined || (seen.health.imageId === expected && seen.health.status === "healthy");
+      if (healthy) {
+        const again = await openTarget(targetSpec);
+        try {
+          log(
+            `trial: image ${short(expected)} answered ${seen.health ? "healthy" : "(it has no health checks)"}; promoting ${newLabel}`,
+          );
+          return await writeSyslinuxConfig(again, { ...spec, entries });
+        } finally {
+          await again.close();
+        }
       }
+      if (seen.health?.imageId === expected) {
+        trialHealth = seen.health;
+        log(`trial: image ${short(expected)} is ${seen.health.status}: ${describeFailedChecks(seen.health)}`);
+      }
+    } else if (seen && rebooted && bootBefore !== undefined) {
+      // Up again, on another image: the trial boot is over (a panic, the guard, a watchdog).
+      fellBack = seen;
+      break;
     }
     await new Promise((r) => setTimeout(r, poll));
   }
+
+  // The trial failed: DEFAULT stays; the trial entry and a pending once-boot go; say what was seen.
+  let report: HealthReport | undefined;
+  let where: string;
   const cleanup = await openTarget(targetSpec).catch(() => undefined);
   if (cleanup) {
-    await clearBootOnce(cleanup).catch(() => undefined);
-    await cleanup.close().catch(() => undefined);
+    try {
+      await clearBootOnce(cleanup).catch(() => undefined);
+      const config = await readSyslinuxConfig(cleanup);
+      if (config && entryByLabel(config.spec, TRIAL_LABEL))
+        await writeSyslinuxConfig(cleanup, { ...spec, defaultLabel: oldLabel, entries });
+      const left = await cleanup.readFile(TRIAL_REPORT_FILE).catch(() => undefined);
+      const parsed = left ? parseHealthReport(left.toString("utf8")) : undefined;
+      if (parsed?.imageId === expected) report = parsed;
+      const now = (await observeOn(cleanup, opts.probePath).catch(() => undefined)) ?? fellBack;
+      const runningSlot = now?.slot ?? (await runningSlotOf(cleanup).catch(() => undefined));
+      if (now && now.imageId === old.imageId && (old.slot === undefined || runningSlot === old.slot))
+        where = `the machine is back on slot ${old.slot ?? oldLabel} (image ${short(old.imageId)})`;
+      else if (now && now.imageId === expected)
+        where = `the machine still runs the trial (slot ${newSlot ?? newLabel}); its guard reboots it to DEFAULT ${oldLabel}, or a reboot does`;
+      else
+        where = `the machine runs slot ${runningSlot ?? "?"} (image ${short(now?.imageId)}), not slot ${old.slot ?? oldLabel} (image ${short(old.imageId)}) as expected`;
+    } finally {
+      await cleanup.close().catch(() => undefined);
+    }
+  } else {
+    where = `the machine does not answer over ssh, so it could not be checked that it is back on slot ${old.slot ?? oldLabel}`;
+  }
+  const health = report ?? trialHealth;
+  let saw: string;
+  if (health && health.status !== "healthy") {
+    saw = `image ${short(expected)} booted but was not healthy (${health.status}${health.uptimeSeconds !== undefined ? ` at ${health.uptimeSeconds} s after boot` : ""}):\n${describeFailedChecks(health)}`;
+  } else if (trialAnswered) {
+    saw = `image ${short(expected)} answered but did not report healthy`;
+  } else if (fellBack) {
+    saw = `image ${short(expected)} never answered: the machine came back with image ${short(fellBack.imageId)} (a panic, a hang or a watchdog ended the trial boot)`;
+  } else if (lastSeen && opts.reboot && lastSeen.bootId === bootBefore) {
+    saw = `the machine did not reboot into the trial (it still answers from the boot before, image ${short(lastSeen.imageId)})`;
+  } else if (lastSeen) {
+    saw = `the machine answered with image ${short(lastSeen.imageId)}, not ${short(expected)}`;
+  } else {
+    saw = "no answer over ssh";
   }
   throw new Error(
-    `trial: the machine did not answer with image ${expected.slice(0, 12)} in ${opts.probePath} within ${opts.timeoutSeconds} s; DEFAULT was left alone`,
+    `trial of ${newLabel} (slot ${newSlot ?? "?"}, image ${short(expected)}) failed within ${opts.timeoutSeconds} s: ${saw}\n${where}; DEFAULT stays ${oldLabel}`,
   );
 }

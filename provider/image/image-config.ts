@@ -130,6 +130,43 @@ export const sshHostKeysSchema = z.strictObject({
   dir: absolutePath.optional(),
 });
 
+/**
+ * The machine's health checks (the on-machine guard, provider/image/machine-services.ts): shell
+ * commands that must all exit 0 within `timeoutSeconds` of the kernel starting. The result is
+ * published at /run/ramroot/health on every boot; on a trial boot an image that is not healthy
+ * in time reboots itself, and the next boot is DEFAULT.
+ */
+export const healthSchema = z.strictObject({
+  checks: z
+    .array(
+      z.strictObject({
+        name: z
+          .string()
+          .regex(/^[a-z0-9][a-z0-9_-]{0,31}$/, "expected a check name of 1-32 lower-case letters, digits, _ or -"),
+        command: z
+          .string()
+          .min(1, "expected a shell command that exits 0 when the check passes")
+          .refine((v) => !v.includes("\0"), "expected no NUL byte"),
+      }),
+    )
+    .min(1, "expected at least one check, e.g. {name: sshd, command: 'nc -z 127.0.0.1 22'}")
+    .refine((checks) => new Set(checks.map((c) => c.name)).size === checks.length, "expected unique check names"),
+  timeoutSeconds: z
+    .number()
+    .int("expected whole seconds")
+    .min(10, "expected at least 10 seconds after the kernel starts")
+    .max(86400, "expected at most 86400 seconds")
+    .default(300),
+  intervalSeconds: z
+    .number()
+    .int("expected whole seconds")
+    .min(1, "expected at least 1 second")
+    .max(3600, "expected at most 3600 seconds")
+    .default(5),
+  /** arm the machine's watchdog (/dev/watchdog) on a trial boot, so a hung kernel reboots too */
+  watchdog: z.boolean().default(true),
+});
+
 const serviceName = z
   .string()
   .regex(/^-?[A-Za-z0-9._@+-]+$/, 'expected an OpenRC service name, or "-name" to drop a default');
@@ -235,6 +272,7 @@ export const imageConfigSchema = z
     dataDisk: dataDiskSchema.optional(),
     bootPartition: bootPartitionSchema.optional(),
     sshHostKeys: sshHostKeysSchema.optional(),
+    health: healthSchema.optional().describe("health checks the machine runs at boot; a trial boot needs them to pass"),
   })
   .superRefine((c, ctx) => {
     if (c.sshHostKeys === undefined) return;

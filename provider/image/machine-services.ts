@@ -2,14 +2,17 @@
  * What a real machine needs from its image, made from the image's inputs rather than user files:
  * the image id published at /run/ramroot/image-id (always), and on request networking
  * (`network`), the boot partition and a data disk mounted by label (`bootPartition`,
- * `dataDisk`) and SSH host keys kept on the data disk (`sshHostKeys`).
+ * `dataDisk`), SSH host keys kept on the data disk (`sshHostKeys`) and the health guard
+ * (`health`: the checks run at every boot, their result at /run/ramroot/health; a trial boot
+ * that is not healthy in time reboots to DEFAULT).
  *
  * They are generated overlay entries, laid before the user's overlay (a user file of the same
  * path wins), so they enter the plan's overlay digest and show in previews like any file. Each
  * service is a plain script under /usr/libexec/ramroot (the values it needs in
  * /etc/ramroot/machine.conf) behind an /etc/init.d/ramroot-<name> wrapper in the `boot`
- * runlevel: an OpenRC script when the image has OpenRC, else a `<script> start` runner script.
- * Within the runlevel they run in name order: image-id, mounts, network, ssh-host-keys.
+ * runlevel (the guard: `default`): an OpenRC script when the image has OpenRC, else a
+ * `<script> start` runner script. Within the runlevel they run in name order: image-id, mounts,
+ * network, ssh-host-keys.
  */
 import { sha256Hex } from "../file-hash";
 import type { ImageConfig } from "./image-config";
@@ -18,8 +21,19 @@ import type { OverlayEntry } from "./overlay";
 /** Where the running machine publishes its image id and trial status. */
 export const IMAGE_ID_PATH = "/run/ramroot/image-id";
 export const TRIAL_PATH = "/run/ramroot/trial";
+/** The guard's report: the image id, whether this boot is a trial, the status and each check's output. */
+export const HEALTH_PATH = "/run/ramroot/health";
+/**
+ * Where a trial boot that failed leaves its last report before it reboots: the boot partition's
+ * root (relative to its mountpoint, which is the ssh target's path), so the deploy that waits for
+ * it can read it from the machine back on DEFAULT.
+ */
+export const TRIAL_REPORT_FILE = "ramroot-trial-report";
+/** The kernel command line parameter that marks a trial boot (only the trial entry sets it). */
+export const TRIAL_PARAMETER = "ramroot.trial";
 const LIBEXEC = "usr/libexec/ramroot";
 const CONF = "etc/ramroot/machine.conf";
+const CHECKS_DIR = "etc/ramroot/health.d";
 
 interface MachineService {
   name: string;
@@ -30,6 +44,8 @@ interface MachineService {
   script: string;
   /** the script undoes its work on "stop" (OpenRC's stop(); a shutdown-runlevel service otherwise) */
   stops?: boolean;
+  /** the runlevel it starts in (default boot) */
+  runlevel?: "boot" | "default";
 }
 
 const IMAGE_ID: MachineService = {
@@ -227,13 +243,115 @@ exit 0
 `,
 };
 
+const GUARD: MachineService = {
+  name: "guard",
+  description: "run the health checks; a trial boot that is not healthy in time reboots to DEFAULT",
+  depend: "after *",
+  runlevel: "default",
+  script: `#!/bin/sh
+# The health guard. "start" runs it in the background: every $HEALTH_INTERVAL s it runs the
+# checks in /${CHECKS_DIR} (each a shell script, in name order, at most 30 s each) until all exit 0 or
+# $HEALTH_TIMEOUT s have passed since the kernel started, and publishes each round at
+# ${HEALTH_PATH}:
+#   image <id>          the image this boot runs (ramroot.image=)
+#   trial yes|no        whether this boot is a trial (ramroot.trial= on the command line)
+#   status checking|healthy|unhealthy
+#   check <name> ok|failed (exit N), then the check's output, each line indented by two spaces
+# A trial boot that is not healthy in time copies the report to the boot partition
+# (${TRIAL_REPORT_FILE}) and reboots: the once-boot is consumed, so the next boot is DEFAULT. On a
+# trial boot the watchdog (/dev/watchdog) is fed from the start, so a hung kernel resets too.
+# (RAMROOT_CONF, RAMROOT_RUN and RAMROOT_CHECKS move its files, for a test off the machine.)
+. "\${RAMROOT_CONF:-/${CONF}}"
+run=\${RAMROOT_RUN:-/run/ramroot}
+checks=\${RAMROOT_CHECKS:-/${CHECKS_DIR}}
+case $1 in
+start)
+	mkdir -p "$run" || exit 1
+	setsid "$0" run < /dev/null > /dev/console 2>&1 &
+	exit 0
+	;;
+run) ;;
+*) exit 0 ;;
+esac
+image=$(cat "$run/image-id" 2> /dev/null)
+trial=no
+[ -s "$run/trial" ] && trial=yes
+uptime_s() { cut -d. -f1 /proc/uptime; }
+deadline=$((HEALTH_TIMEOUT))
+if [ "$trial" = yes ] && [ "$HEALTH_WATCHDOG" = yes ]; then
+	[ -x /${LIBEXEC}/coldplug ] && /${LIBEXEC}/coldplug
+	if [ -c /dev/watchdog ]; then
+		watchdog -T 60 -t 5 /dev/watchdog && echo "ramroot-guard: watchdog armed (60 s)"
+	fi
+fi
+round() { # writes one report to $run/health, returns 0 when every check passed
+	failed=0
+	{
+		echo "image $image"
+		echo "trial $trial"
+		for check in "$checks"/*; do
+			[ -f "$check" ] || continue
+			name=\${check##*/}
+			name=\${name#*-}
+			out=$(timeout 30 sh "$check" 2>&1 < /dev/null)
+			rc=$?
+			if [ $rc -eq 0 ]; then
+				echo "check $name ok"
+			else
+				echo "check $name failed (exit $rc)"
+				failed=1
+			fi
+			[ -n "$out" ] && printf '%s\\n' "$out" | head -c 4000 | sed 's/^/  /'
+		done
+		echo "failed $failed"
+	} > "$run/health.round"
+	grep -q '^failed 0$' "$run/health.round"
+}
+publish() { # STATUS
+	{
+		sed -n '1,2p' "$run/health.round"
+		echo "status $1"
+		echo "uptime $(uptime_s)"
+		sed -n '3,$p' "$run/health.round" | grep -v '^failed [01]$'
+	} > "$run/health.tmp" && mv "$run/health.tmp" "$run/health"
+}
+echo "ramroot-guard: checking image $image (trial: $trial) until $deadline s after boot"
+while :; do
+	if round; then
+		publish healthy
+		echo "ramroot-guard: healthy at $(uptime_s) s"
+		exit 0
+	fi
+	if [ "$(uptime_s)" -ge "$deadline" ]; then break; fi
+	publish checking
+	sleep "$HEALTH_INTERVAL"
+done
+publish unhealthy
+echo "ramroot-guard: unhealthy at $(uptime_s) s:"
+sed 's/^/ramroot-guard: | /' "$run/health"
+[ "$trial" = yes ] || exit 0
+if [ -n "$BOOT_MOUNTPOINT" ] && grep -q " $BOOT_MOUNTPOINT " /proc/mounts; then
+	cp "$run/health" "$BOOT_MOUNTPOINT/${TRIAL_REPORT_FILE}.tmp" && mv "$BOOT_MOUNTPOINT/${TRIAL_REPORT_FILE}.tmp" "$BOOT_MOUNTPOINT/${TRIAL_REPORT_FILE}"
+fi
+sync
+echo "ramroot-guard: trial of image $image not healthy within $HEALTH_TIMEOUT s of boot: rebooting to DEFAULT"
+reboot
+sleep 60
+echo "ramroot-guard: the reboot did not happen in 60 s: forcing it"
+sync
+reboot -f
+`,
+};
+
 function shellValue(value: string): string {
   return `'${value.replace(/'/g, `'\\''`)}'`;
 }
 
 /** /etc/ramroot/machine.conf: the values the service scripts read, as shell assignments. */
 function machineConf(config: ImageConfig): string {
-  const lines = ["# Written by ramroot from the image's network, dataDisk, bootPartition and sshHostKeys inputs."];
+  const lines = [
+    "# Written by ramroot from the image's network, dataDisk, bootPartition, sshHostKeys and health inputs.",
+  ];
   const set = (name: string, value: string) => lines.push(`${name}=${shellValue(value)}`);
   if (config.network) {
     set("NET_IF", config.network.interface);
@@ -253,6 +371,11 @@ function machineConf(config: ImageConfig): string {
     set("DATA_FS", config.dataDisk.fs);
     set("DATA_OPTIONS", config.dataDisk.options);
     if (config.sshHostKeys) set("SSH_KEYS_DIR", config.sshHostKeys.dir ?? sshHostKeysDir(config.dataDisk.mountpoint));
+  }
+  if (config.health) {
+    set("HEALTH_TIMEOUT", String(config.health.timeoutSeconds));
+    set("HEALTH_INTERVAL", String(config.health.intervalSeconds));
+    set("HEALTH_WATCHDOG", config.health.watchdog ? "yes" : "no");
   }
   return `${lines.join("\n")}\n`;
 }
@@ -332,6 +455,7 @@ export function machineEntries(config: ImageConfig, packages: readonly string[])
   if (config.bootPartition || config.dataDisk) services.push(MOUNTS);
   if (config.network) services.push(NETWORK);
   if (config.sshHostKeys) services.push(SSH_HOST_KEYS);
+  if (config.health) services.push(GUARD);
   const dirs = [
     "etc",
     "etc/init.d",
@@ -343,6 +467,7 @@ export function machineEntries(config: ImageConfig, packages: readonly string[])
     LIBEXEC,
   ];
   if (!openrc && services.some((s) => s.stops)) dirs.push("etc/runlevels/shutdown");
+  if (config.health) dirs.push("etc/runlevels/default", CHECKS_DIR);
   const entries: OverlayEntry[] = dirs.sort().map(dir);
   entries.push(file(CONF, machineConf(config), 0o644));
   if (services.length > 1) entries.push(file(`${LIBEXEC}/coldplug`, COLDPLUG, 0o755));
@@ -350,11 +475,15 @@ export function machineEntries(config: ImageConfig, packages: readonly string[])
   for (const s of services) {
     entries.push(file(`${LIBEXEC}/${s.name}`, s.script, 0o755));
     entries.push(file(`etc/init.d/ramroot-${s.name}`, initScript(s, openrc), 0o755));
-    entries.push(symlink(`etc/runlevels/boot/ramroot-${s.name}`, `/etc/init.d/ramroot-${s.name}`));
+    entries.push(symlink(`etc/runlevels/${s.runlevel ?? "boot"}/ramroot-${s.name}`, `/etc/init.d/ramroot-${s.name}`));
     if (s.stops && !openrc) {
       entries.push(file(`etc/init.d/ramroot-${s.name}-stop`, shutdownScript(s), 0o755));
       entries.push(symlink(`etc/runlevels/shutdown/ramroot-${s.name}-stop`, `/etc/init.d/ramroot-${s.name}-stop`));
     }
   }
+  // The checks, one script each, numbered in the config's order (the guard runs them by name).
+  config.health?.checks.forEach((check, i) => {
+    entries.push(file(`${CHECKS_DIR}/${String(i + 1).padStart(2, "0")}-${check.name}`, `${check.command}\n`, 0o644));
+  });
   return entries;
 }

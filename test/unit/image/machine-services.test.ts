@@ -5,6 +5,7 @@ import { execFileSync } from "node:child_process";
 import { parseImageConfig } from "../../../provider/image/plan";
 import { machineEntries, sshHostKeysDir } from "../../../provider/image/machine-services";
 import { debianBusyboxStatic } from "../../fixtures/debian-repo";
+import { describeFailedChecks, parseHealthReport } from "../../../provider/boot/health-report";
 
 const base = { packages: ["busybox"], repositories: ["/nowhere"], keys: ["/nowhere"] };
 
@@ -93,6 +94,7 @@ test("init scripts are OpenRC's when the image has OpenRC, else runner scripts; 
     dataDisk: { label: "data" },
     bootPartition: { label: "RAMROOT" },
     sshHostKeys: {},
+    health: { checks: [{ name: "sshd", command: "nc -z 127.0.0.1 22" }] },
   };
   const openrc = entriesOf(input, ["busybox", "openrc"]);
   expect(content(openrc, "etc/init.d/ramroot-ssh-host-keys")).toMatch(
@@ -122,4 +124,129 @@ test("init scripts are OpenRC's when the image has OpenRC, else runner scripts; 
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
   }
+});
+
+test("bad health inputs are refused naming the field, the value and what is accepted", () => {
+  expect(errorOf({ health: { checks: [] } })).toMatch(/health\.checks: got \[\]; expected at least one check/);
+  expect(errorOf({ health: { checks: [{ name: "SSH d", command: "true" }] } })).toMatch(
+    /health\.checks\[0\]\.name: got "SSH d"; expected a check name of 1-32 lower-case letters/,
+  );
+  expect(errorOf({ health: { checks: [{ name: "sshd", command: "" }] } })).toMatch(
+    /health\.checks\[0\]\.command: got ""; expected a shell command that exits 0/,
+  );
+  expect(
+    errorOf({
+      health: {
+        checks: [
+          { name: "a", command: "true" },
+          { name: "a", command: "false" },
+        ],
+      },
+    }),
+  ).toMatch(/health\.checks: got .*; expected unique check names/);
+  expect(errorOf({ health: { checks: [{ name: "a", command: "true" }], timeoutSeconds: 5 } })).toMatch(
+    /health\.timeoutSeconds: got 5; expected at least 10 seconds/,
+  );
+  expect(errorOf({ cmdline: "console=ttyS0 ramroot.trial=1" })).toMatch(
+    /cmdline: got "console=ttyS0 ramroot\.trial=1"; expected no ramroot\.image= or ramroot\.trial=/,
+  );
+});
+
+test("the health guard comes with health checks, in the default runlevel, its checks in the config's order", () => {
+  const entries = entriesOf({
+    health: {
+      checks: [
+        { name: "sshd", command: "nc -z 127.0.0.1 22" },
+        { name: "data", command: "grep -q ' /data ' /proc/mounts" },
+      ],
+      timeoutSeconds: 120,
+    },
+  });
+  expect(entries.filter((e) => e.type === "symlink").map((e) => e.path)).toEqual([
+    "etc/runlevels/boot/ramroot-image-id",
+    "etc/runlevels/default/ramroot-guard",
+  ]);
+  expect(entries.filter((e) => e.path.startsWith("etc/ramroot/health.d")).map((e) => e.path)).toEqual([
+    "etc/ramroot/health.d",
+    "etc/ramroot/health.d/01-sshd",
+    "etc/ramroot/health.d/02-data",
+  ]);
+  expect(content(entries, "etc/ramroot/health.d/01-sshd")).toBe("nc -z 127.0.0.1 22\n");
+  expect(content(entries, "etc/ramroot/machine.conf")).toContain(
+    "HEALTH_TIMEOUT='120'\nHEALTH_INTERVAL='5'\nHEALTH_WATCHDOG='yes'",
+  );
+  expect(entriesOf({}).some((e) => e.path.includes("guard"))).toBe(false);
+});
+
+/** Runs the image's guard script (`run`, in the foreground) in busybox sh with its files moved to a temp dir. */
+function runGuard(checks: Record<string, string>, timeoutSeconds: number): { report: string; console: string } {
+  const entries = entriesOf({
+    health: {
+      checks: Object.entries(checks).map(([name, command]) => ({ name, command })),
+      timeoutSeconds,
+      intervalSeconds: 1,
+    },
+  });
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "ramroot-guard-"));
+  try {
+    const run = path.join(dir, "run");
+    const checksDir = path.join(dir, "health.d");
+    fs.mkdirSync(run);
+    fs.mkdirSync(checksDir);
+    fs.writeFileSync(path.join(run, "image-id"), "3f9c0000\n");
+    for (const e of entries) {
+      if (e.type === "file" && e.path.startsWith("etc/ramroot/health.d/"))
+        fs.writeFileSync(path.join(checksDir, path.basename(e.path)), e.source as Buffer);
+    }
+    fs.writeFileSync(path.join(dir, "machine.conf"), content(entries, "etc/ramroot/machine.conf"));
+    fs.writeFileSync(path.join(dir, "guard"), content(entries, "usr/libexec/ramroot/guard"), { mode: 0o755 });
+    // busybox's applets (timeout, sed, head) ahead of the host's, as on the machine
+    const bin = path.join(dir, "bin");
+    fs.mkdirSync(bin);
+    const busybox = debianBusyboxStatic();
+    for (const applet of ["sh", "timeout", "sed", "head", "grep", "cut", "cat", "mv", "sleep", "printf"])
+      fs.symlinkSync(busybox, path.join(bin, applet));
+    const out = execFileSync(busybox, ["sh", path.join(dir, "guard"), "run"], {
+      env: {
+        PATH: `${bin}:/usr/bin:/bin`,
+        RAMROOT_CONF: path.join(dir, "machine.conf"),
+        RAMROOT_RUN: run,
+        RAMROOT_CHECKS: checksDir,
+      },
+      encoding: "utf8",
+    });
+    return { report: fs.readFileSync(path.join(run, "health"), "utf8"), console: out };
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+test("the guard publishes healthy when every check passes, each check's output in the report", () => {
+  const { report, console } = runGuard({ first: "echo fine", second: "true" }, 600);
+  expect(report).toMatch(
+    /^image 3f9c0000\ntrial no\nstatus healthy\nuptime \d+\ncheck first ok\n  fine\ncheck second ok\n$/,
+  );
+  expect(console).toMatch(/ramroot-guard: healthy at \d+ s/);
+  const parsed = parseHealthReport(report)!;
+  expect(parsed).toMatchObject({ imageId: "3f9c0000", trial: false, status: "healthy" });
+  expect(parsed.checks).toEqual([
+    { name: "first", ok: true, result: "ok", output: "fine" },
+    { name: "second", ok: true, result: "ok", output: "" },
+  ]);
+});
+
+test("past its time (counted from boot) the guard publishes unhealthy with the failed check's output; off a trial it does not reboot", () => {
+  // timeoutSeconds 10 is long past on this host (its uptime), so one round decides.
+  const { report, console } = runGuard({ sshd: "echo 'nothing listens on port 22' >&2; exit 3", up: "true" }, 10);
+  const parsed = parseHealthReport(report)!;
+  expect(parsed).toMatchObject({ imageId: "3f9c0000", trial: false, status: "unhealthy" });
+  expect(parsed.checks[0]).toEqual({
+    name: "sshd",
+    ok: false,
+    result: "failed (exit 3)",
+    output: "nothing listens on port 22",
+  });
+  expect(describeFailedChecks(parsed)).toBe("check sshd failed (exit 3):\n    nothing listens on port 22");
+  expect(console).toContain("ramroot-guard: | check sshd failed (exit 3)");
+  expect(console).not.toMatch(/rebooting/);
 });

@@ -1,0 +1,70 @@
+/**
+ * The machine's health report, as its guard writes it (/run/ramroot/health, and on a failed
+ * trial the copy on the boot partition; provider/image/machine-services.ts):
+ *
+ *   image <id>
+ *   trial yes|no
+ *   status checking|healthy|unhealthy
+ *   uptime <seconds>
+ *   check <name> ok|failed (exit N)
+ *     <the check's output, each line indented by two spaces>
+ */
+
+export type HealthStatus = "checking" | "healthy" | "unhealthy";
+
+export interface HealthCheckResult {
+  name: string;
+  ok: boolean;
+  /** "ok" or "failed (exit N)" */
+  result: string;
+  output: string;
+}
+
+export interface HealthReport {
+  imageId: string;
+  trial: boolean;
+  status: HealthStatus;
+  uptimeSeconds?: number;
+  checks: HealthCheckResult[];
+}
+
+const STATUSES: readonly string[] = ["checking", "healthy", "unhealthy"];
+
+/** Parses a report; undefined when the text is not one (empty, cut short, another file). */
+export function parseHealthReport(text: string): HealthReport | undefined {
+  let imageId: string | undefined;
+  let trial = false;
+  let status: HealthStatus | undefined;
+  let uptimeSeconds: number | undefined;
+  const checks: HealthCheckResult[] = [];
+  for (const line of text.split("\n")) {
+    if (line.startsWith("  ")) {
+      const last = checks[checks.length - 1];
+      if (last) last.output += `${last.output === "" ? "" : "\n"}${line.slice(2)}`;
+      continue;
+    }
+    const [key, ...rest] = line.split(" ");
+    const value = rest.join(" ");
+    if (key === "image") imageId = value;
+    else if (key === "trial") trial = value === "yes";
+    else if (key === "status" && STATUSES.includes(value)) status = value as HealthStatus;
+    else if (key === "uptime" && /^\d+$/.test(value)) uptimeSeconds = Number(value);
+    else if (key === "check") {
+      const m = /^(\S+) (ok|failed.*)$/.exec(value);
+      if (m) checks.push({ name: m[1]!, ok: m[2] === "ok", result: m[2]!, output: "" });
+    }
+  }
+  if (imageId === undefined || status === undefined) return undefined;
+  return { imageId, trial, status, ...(uptimeSeconds !== undefined ? { uptimeSeconds } : {}), checks };
+}
+
+/** The failed checks with their output, one block each, for an error message. */
+export function describeFailedChecks(report: HealthReport): string {
+  const failed = report.checks.filter((c) => !c.ok);
+  if (failed.length === 0) return "no check failed";
+  return failed
+    .map(
+      (c) => `check ${c.name} ${c.result}${c.output === "" ? " (no output)" : `:\n${c.output.replace(/^/gm, "    ")}`}`,
+    )
+    .join("\n");
+}

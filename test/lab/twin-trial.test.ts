@@ -1,0 +1,368 @@
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import { execFileSync } from "node:child_process";
+import { execa } from "execa";
+import { stringify as toYaml } from "yaml";
+import { freePort, stopTwin, waitForConsole } from "../../provider/qemu/twin";
+import { ramroot } from "../fixtures/debian-repo";
+import { buildNasRepo, type NasRepo } from "../fixtures/nas-repo";
+import { machineStack, type EngineStack } from "../engine/pulumi-harness";
+
+// The trial that cannot lose the box, on the machine twin (QEMU without KVM, ssh on a forwarded
+// port of 127.0.0.1, a data disk, an i6300esb watchdog) with the real pulumi CLI and the stack's
+// own program (`strategy: trial`): the new image is written to the idle slot over ssh, booted
+// once through a trial entry (`extlinux --once` on the machine), and promoted only when the
+// machine answers "image X healthy" (its guard runs the image's health checks). Each test starts
+// from whatever slot DEFAULT names and needs only a running, healthy machine, so they pass in
+// any order. On a failure the machine's serial log is kept and named.
+jest.setTimeout(3_600_000);
+
+/** Seconds after the kernel starts within which the checks must pass (a TCG boot is healthy in about 20 s). */
+const HEALTH_TIMEOUT = 120;
+const READY = /dropbear: listening on port 22/;
+
+let work: string;
+let repo: NasRepo;
+let env: EngineStack;
+let project: string;
+let port: number;
+let serialLog: string;
+let pidFile: string;
+let sshConfig: string;
+let knownHosts: string;
+/** dropbear lines on the console so far: a reboot is waited for by the next one */
+let boots = 0;
+/** the host keys the machine printed at its first boot */
+let hostKeys: string[];
+
+function sshArgs(script: string): string[] {
+  return [
+    "-F",
+    sshConfig,
+    "-o",
+    "StrictHostKeyChecking=yes",
+    "-o",
+    `UserKnownHostsFile=${knownHosts}`,
+    "-o",
+    "ConnectTimeout=30",
+    "-p",
+    String(port),
+    "root@127.0.0.1",
+    script,
+  ];
+}
+
+async function onMachine(script: string): Promise<string> {
+  return (await execa("ssh", sshArgs(script))).stdout;
+}
+
+/** The image the stack deploys: the NAS shape plus health checks, with `extra` merged over it. */
+function imageConfig(extra: Record<string, unknown> = {}): Record<string, unknown> {
+  return {
+    repositories: [repo.repository],
+    keys: [repo.keysDir],
+    packages: repo.nasPackages,
+    kernel: "lts",
+    overlay: path.join(project, "root"),
+    hostname: "nas-trial",
+    cmdline: "console=ttyS0",
+    services: { boot: ["hostname"], default: ["dropbear"] },
+    network: { mode: "dhcp" },
+    dataDisk: { label: "nasdata", mountpoint: "/data" },
+    bootPartition: { label: "RAMROOT", mountpoint: "/media/boot" },
+    sshHostKeys: {},
+    health: {
+      checks: [
+        { name: "sshd", command: "netstat -ltn | grep -q ':22 ' || { echo 'nothing listens on port 22'; exit 1; }" },
+        { name: "data", command: "grep -q ' /data ' /proc/mounts || { echo '/data is not mounted'; exit 1; }" },
+      ],
+      timeoutSeconds: HEALTH_TIMEOUT,
+      intervalSeconds: 5,
+    },
+    epoch: 1700000000,
+    ...extra,
+  };
+}
+
+async function configure(image: Record<string, unknown>): Promise<void> {
+  await env.stack.setAllConfig({
+    "ramroot:target": {
+      value: JSON.stringify({
+        kind: "ssh",
+        host: "127.0.0.1",
+        port,
+        user: "root",
+        path: "/media/boot",
+        knownHostsFile: knownHosts,
+        sshConfigFile: sshConfig,
+      }),
+    },
+    "ramroot:strategy": { value: "trial" },
+    "ramroot:trial": { value: JSON.stringify({ timeoutSeconds: 1200 }) },
+    "ramroot:image": { value: JSON.stringify(image) },
+  });
+}
+
+/** The overlay's release file: every deploy a new image. */
+function release(text: string): void {
+  fs.writeFileSync(path.join(project, "root", "etc", "ramroot", "release"), `${text}\n`);
+}
+
+async function defaultSlot(): Promise<string> {
+  return onMachine("sed -n 's/^DEFAULT //p' /media/boot/syslinux.cfg");
+}
+
+async function runningSlot(): Promise<string> {
+  return /BOOT_IMAGE=\/([^/\s]+)\//.exec(await onMachine("cat /proc/cmdline"))?.[1] ?? "?";
+}
+
+/** Waits for the machine's next boot to reach sshd. */
+async function nextBoot(): Promise<string> {
+  boots += 1;
+  return waitForConsole(serialLog, READY, { count: boots, timeoutMs: 900_000, pidFile });
+}
+
+/** Runs the test body; on failure the machine's serial log is kept outside the work directory and named in the error. */
+async function keepingSerialLog(body: () => Promise<void>): Promise<void> {
+  try {
+    await body();
+  } catch (err) {
+    const kept = path.join(os.tmpdir(), `ramroot-twin-trial-serial-${Date.now()}.log`);
+    if (fs.existsSync(serialLog)) fs.copyFileSync(serialLog, kept);
+    (err as Error).message += `\n(the machine's serial log is kept in ${kept})`;
+    throw err;
+  }
+}
+
+beforeAll(async () => {
+  work = fs.mkdtempSync(path.join(os.tmpdir(), "ramroot-twin-trial-"));
+  repo = await buildNasRepo(path.join(work, "repo"));
+  env = await machineStack("trial");
+  process.env.RAMROOT_IMAGE_CACHE = path.join(env.dir, "images");
+  project = path.join(work, "nas");
+  const ssh = path.join(work, "ssh");
+  fs.mkdirSync(ssh);
+  const userKey = path.join(ssh, "id_ed25519");
+  execFileSync("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-C", "ramroot-twin-trial", "-f", userKey]);
+  fs.mkdirSync(path.join(project, "root", "root", ".ssh"), { recursive: true });
+  fs.mkdirSync(path.join(project, "root", "etc", "ramroot"), { recursive: true });
+  fs.copyFileSync(`${userKey}.pub`, path.join(project, "root", "root", ".ssh", "authorized_keys"));
+  release("first");
+  sshConfig = path.join(ssh, "config");
+  fs.writeFileSync(sshConfig, `Host 127.0.0.1\n  IdentityFile ${userKey}\n  IdentitiesOnly yes\n  BatchMode yes\n`);
+  knownHosts = path.join(ssh, "known_hosts");
+
+  // The machine's boot disk through the ramroot CLI: the first image in slot a, DEFAULT a.
+  const first = path.join(project, "image.yaml");
+  fs.writeFileSync(first, toYaml(imageConfig()));
+  const built = await ramroot("build", first, "--cache", process.env.RAMROOT_IMAGE_CACHE);
+  const imageId = /imageId\s+([0-9a-f]{64})/.exec(built)![1]!;
+  const planId = /planId\s+([0-9a-f]{64})/.exec(built)![1]!;
+  const disk = path.join(work, "boot.img");
+  await ramroot("disk", "create", "--size", "64", "--layout", "mbr", "--slots", "a,b", disk);
+  await ramroot(
+    "slot",
+    "write",
+    "--image",
+    disk,
+    "--slot",
+    "a",
+    "--kernel",
+    /kernel\s+(\S+)/.exec(built)![1]!,
+    "--initramfs",
+    /initramfs\s+(\S+)/.exec(built)![1]!,
+    "--image-id",
+    imageId,
+    "--plan-id",
+    planId,
+  );
+  await ramroot(
+    "syslinux",
+    "write",
+    "--image",
+    disk,
+    "--default",
+    "a",
+    "--slots",
+    "a",
+    "--append",
+    `rdinit=/sbin/init console=ttyS0 ramroot.image=${imageId} panic=10`,
+  );
+  port = await freePort();
+  serialLog = path.join(work, "serial.log");
+  pidFile = path.join(work, "qemu.pid");
+  await ramroot(
+    "vm",
+    "--disk",
+    disk,
+    "--data",
+    path.join(work, "data.img"),
+    "--data-size",
+    "64",
+    "--data-label",
+    "nasdata",
+    "--ssh-port",
+    String(port),
+    "--serial-log",
+    serialLog,
+    "--pid-file",
+    pidFile,
+    "--watchdog",
+    "--detach",
+  );
+  await keepingSerialLog(async () => {
+    const console = await nextBoot();
+    // First contact: the host keys the machine printed on its console, and nothing else, are trusted.
+    hostKeys = [...console.matchAll(/ramroot: ssh host key (\S+ AAAA\S+)/g)].map((m) => m[1]!);
+    expect(hostKeys).toHaveLength(2);
+    fs.writeFileSync(knownHosts, hostKeys.map((k) => `[127.0.0.1]:${port} ${k}\n`).join(""));
+    await waitHealthy(imageId);
+    // The stack adopts what the machine runs: the same image, already in slot a.
+    await configure(imageConfig());
+    const adopted = await env.stack.up();
+    expect(adopted.outputs.imageId!.value).toBe(imageId);
+    expect(await defaultSlot()).toBe("a");
+  });
+});
+
+afterAll(async () => {
+  if (pidFile) await stopTwin(pidFile);
+  await env?.cleanup();
+  delete process.env.RAMROOT_IMAGE_CACHE;
+  if (work) fs.rmSync(work, { recursive: true, force: true });
+});
+
+/** Waits until the machine's guard reports `imageId` healthy. */
+async function waitHealthy(imageId: string): Promise<string> {
+  const deadline = Date.now() + HEALTH_TIMEOUT * 1000;
+  for (;;) {
+    const report = await onMachine("cat /run/ramroot/health 2>/dev/null || true");
+    if (report.includes(`image ${imageId}`) && /^status healthy$/m.test(report)) return report;
+    if (Date.now() > deadline) throw new Error(`the machine did not report image ${imageId} healthy:\n${report}`);
+    await new Promise((r) => setTimeout(r, 3000));
+  }
+}
+
+/** Runs `body` with the stack's backend and passphrase in the environment (the ramroot CLI finds the stack through them). */
+async function withStackEnv<T>(body: () => Promise<T>): Promise<T> {
+  const saved = { url: process.env.PULUMI_BACKEND_URL, pass: process.env.PULUMI_CONFIG_PASSPHRASE };
+  process.env.PULUMI_BACKEND_URL = `file://${path.join(env.dir, "state")}`;
+  process.env.PULUMI_CONFIG_PASSPHRASE = "test";
+  try {
+    return await body();
+  } finally {
+    for (const [name, value] of [
+      ["PULUMI_BACKEND_URL", saved.url],
+      ["PULUMI_CONFIG_PASSPHRASE", saved.pass],
+    ] as const) {
+      if (value === undefined) delete process.env[name];
+      else process.env[name] = value;
+    }
+  }
+}
+
+/** `pulumi up` that must fail: its error text (the engine's output with the provider's message). */
+async function failingUp(): Promise<string> {
+  const err = await env.stack.up().then(
+    () => undefined,
+    (e: unknown) => e as Error,
+  );
+  if (!err) throw new Error("expected `pulumi up` to fail");
+  return err.message;
+}
+
+test("a good image: written to the idle slot over ssh, booted once, healthy, promoted; after a reboot it still runs, same host key; status tells the truth", async () => {
+  await keepingSerialLog(async () => {
+    const before = await defaultSlot();
+    const other = before === "a" ? "b" : "a";
+    release(`good ${Date.now()}`);
+    await configure(imageConfig());
+    const up = await env.stack.up();
+    expect(up.summary.result).toBe("succeeded");
+    expect(up.stdout).toMatch(/trial: image [0-9a-f]{12} answered healthy; promoting/);
+    const deployed = up.outputs.imageId!.value as string;
+    expect(up.outputs.activeSlot!.value).toBe(other);
+    await nextBoot(); // the trial boot
+
+    // Running the trial image, healthy, DEFAULT promoted; the trial entry is gone.
+    expect(await runningSlot()).toBe(other);
+    const health = await onMachine("cat /run/ramroot/health");
+    expect(health).toMatch(new RegExp(`^image ${deployed}\ntrial yes\nstatus healthy\n`));
+    expect(health).toMatch(/^check sshd ok$/m);
+    expect(await defaultSlot()).toBe(other);
+    expect(await onMachine("cat /media/boot/syslinux.cfg")).not.toMatch(/ramroot-trial|ramroot\.trial/);
+
+    // `ramroot status` reads the boot partition over ssh: DEFAULT the new slot, holding the image, by a trial.
+    const status = await withStackEnv(() => ramroot("status", "--stack", "trial", "--cwd", env.dir));
+    expect(status).toMatch(new RegExp(`^DEFAULT  ${other} -> slot ${other}$`, "m"));
+    expect(status).toMatch(new RegExp(`^slot ${other}   image ${deployed.slice(0, 12)} .*\\[DEFAULT\\]$`, "m"));
+    expect(status).toMatch(new RegExp(`DEFAULT ${other} \\(slot ${other}, image ${deployed.slice(0, 12)}\\)  trial`));
+    expect(status).not.toMatch(/^ONCE/m);
+
+    // A further reboot (not a trial): DEFAULT, the same image, the same host key (strict checking).
+    await execa("ssh", sshArgs("reboot"), { reject: false });
+    const console = await nextBoot();
+    expect(await runningSlot()).toBe(other);
+    expect((await onMachine("cat /run/ramroot/image-id")).trim()).toBe(deployed);
+    expect(await onMachine("test -e /run/ramroot/trial && echo trial || echo no-trial")).toBe("no-trial");
+    const keysNow = [...console.matchAll(/ramroot: ssh host key (\S+ AAAA\S+)/g)].map((m) => m[1]!).slice(-2);
+    expect(keysNow).toEqual(hostKeys);
+    await waitHealthy(deployed);
+  });
+});
+
+test("an image that panics: the machine comes back on the old slot by itself, `up` fails naming the trial, DEFAULT unchanged", async () => {
+  await keepingSerialLog(async () => {
+    const before = await defaultSlot();
+    const running = (await onMachine("cat /run/ramroot/image-id")).trim();
+    const other = before === "a" ? "b" : "a";
+    // Its /sbin/init exits at once: the kernel panics, and panic=10 reboots it.
+    const init = path.join(project, "root", "sbin", "init");
+    fs.mkdirSync(path.dirname(init), { recursive: true });
+    fs.writeFileSync(init, "#!/bin/sh\necho 'broken init: exiting'\nexit 1\n", { mode: 0o755 });
+    try {
+      release(`panics ${Date.now()}`);
+      await configure(imageConfig());
+      const message = await failingUp();
+      expect(message).toMatch(new RegExp(`trial of ${other} \\(slot ${other}, image [0-9a-f]{12}\\) failed`));
+      expect(message).toMatch(/never answered: the machine came back with image/);
+      expect(message).toContain(`the machine is back on slot ${before} (image ${running.slice(0, 12)})`);
+      expect(message).toContain(`DEFAULT stays ${before}`);
+    } finally {
+      fs.rmSync(path.join(project, "root", "sbin"), { recursive: true, force: true });
+    }
+    const console = await nextBoot();
+    expect(console).toMatch(/broken init: exiting[\s\S]*Kernel panic[\s\S]*Attempted to kill init/);
+    expect(await runningSlot()).toBe(before);
+    expect((await onMachine("cat /run/ramroot/image-id")).trim()).toBe(running);
+    expect(await defaultSlot()).toBe(before);
+    expect(await onMachine("cat /media/boot/syslinux.cfg")).not.toMatch(/ramroot-trial/);
+  });
+});
+
+test("an image whose health check fails (sshd disabled): its guard reboots it to the old slot within the configured time; `up` fails with the check's output; DEFAULT unchanged", async () => {
+  await keepingSerialLog(async () => {
+    const before = await defaultSlot();
+    const running = (await onMachine("cat /run/ramroot/image-id")).trim();
+    const other = before === "a" ? "b" : "a";
+    release(`no sshd ${Date.now()}`);
+    await configure(imageConfig({ services: { boot: ["hostname"] } }));
+    const message = await failingUp();
+    expect(message).toMatch(new RegExp(`trial of ${other} \\(slot ${other}, image [0-9a-f]{12}\\) failed`));
+    expect(message).toMatch(/booted but was not healthy \(unhealthy at (\d+) s after boot\)/);
+    const at = Number(/unhealthy at (\d+) s after boot/.exec(message)![1]);
+    expect(at).toBeGreaterThanOrEqual(HEALTH_TIMEOUT);
+    expect(at).toBeLessThan(HEALTH_TIMEOUT + 60);
+    expect(message).toMatch(/check sshd failed \(exit 1\):\n\s+nothing listens on port 22/);
+    expect(message).toContain(`the machine is back on slot ${before} (image ${running.slice(0, 12)})`);
+    expect(message).toContain(`DEFAULT stays ${before}`);
+    const console = await nextBoot();
+    expect(console).toMatch(
+      /ramroot-guard: trial of image [0-9a-f]+ not healthy within \d+ s of boot: rebooting to DEFAULT/,
+    );
+    expect(await runningSlot()).toBe(before);
+    expect((await onMachine("cat /run/ramroot/image-id")).trim()).toBe(running);
+    expect(await defaultSlot()).toBe(before);
+  });
+});
