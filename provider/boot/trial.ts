@@ -26,7 +26,7 @@ import {
   type SyslinuxEntry,
 } from "./syslinux-config";
 import { describeFailedChecks, parseHealthReport, type HealthReport } from "./health-report";
-import { HEALTH_PATH, TRIAL_PARAMETER, TRIAL_REPORT_FILE } from "../image/machine-services";
+import { GUARD_PATH, HEALTH_PATH, TRIAL_PARAMETER, TRIAL_REPORT_FILE } from "../image/machine-services";
 
 /** The entry the once-boot names during a trial (longer than a slot name can be, so never one). */
 export const TRIAL_LABEL = "ramroot-trial";
@@ -68,6 +68,8 @@ interface Observation {
   bootId: string;
   imageId: string | undefined;
   health: HealthReport | undefined;
+  /** the image has the health guard (so it will report; until then it is not healthy yet) */
+  guarded: boolean;
   /** the slot the running kernel came from (BOOT_IMAGE) */
   slot: string | undefined;
 }
@@ -81,18 +83,21 @@ const OBSERVE_SCRIPT = (probePath: string) =>
     `cat ${shellQuote(HEALTH_PATH)} 2>/dev/null`,
     "echo ---",
     "cat /proc/cmdline",
+    "echo ---",
+    `test -x ${shellQuote(GUARD_PATH)} && echo guarded`,
   ].join("; ");
 
 async function observeOn(target: BootTarget, probePath: string): Promise<Observation | undefined> {
   if (!target.machine) return undefined;
   const r = await target.machine.run(OBSERVE_SCRIPT(probePath));
-  const [bootId, imageId, health, cmdline] = r.stdout.toString("utf8").split("---\n");
+  const [bootId, imageId, health, cmdline, guarded] = r.stdout.toString("utf8").split("---\n");
   if (!bootId?.trim()) return undefined;
   const bootImage = /(?:^|\s)BOOT_IMAGE=\/?([^/\s]+)\//.exec(cmdline ?? "")?.[1];
   return {
     bootId: bootId.trim(),
     imageId: imageId?.trim() || undefined,
     health: parseHealthReport(health ?? ""),
+    guarded: guarded?.trim() === "guarded",
     slot: bootImage?.toLowerCase(),
   };
 }
@@ -181,13 +186,15 @@ export async function trialBoot(
     if (seen && rebooted && seen.imageId === expected) {
       trialAnswered = true;
       // An image without health checks has no guard: answering with its id is all it can say.
-      const healthy =
-        seen.health === undefined || (seen.health.imageId === expected && seen.health.status === "healthy");
+      // One with a guard is healthy when its report says so (none yet: the guard has not run).
+      const healthy = seen.guarded
+        ? seen.health?.imageId === expected && seen.health.status === "healthy"
+        : seen.health === undefined;
       if (healthy) {
         const again = await openTarget(targetSpec);
         try {
           log(
-            `trial: image ${short(expected)} answered ${seen.health ? "healthy" : "(it has no health checks)"}; promoting ${newLabel}`,
+            `trial: image ${short(expected)} answered ${seen.guarded ? "healthy" : "(it has no health checks)"}; promoting ${newLabel}`,
           );
           return await writeSyslinuxConfig(again, { ...spec, entries });
         } finally {

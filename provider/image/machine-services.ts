@@ -29,6 +29,8 @@ export const HEALTH_PATH = "/run/ramroot/health";
  * it can read it from the machine back on DEFAULT.
  */
 export const TRIAL_REPORT_FILE = "ramroot-trial-report";
+/** The guard's script: an image that has it reports its health (a deploy waits for that report). */
+export const GUARD_PATH = "/usr/libexec/ramroot/guard";
 /** The kernel command line parameter that marks a trial boot (only the trial entry sets it). */
 export const TRIAL_PARAMETER = "ramroot.trial";
 const LIBEXEC = "usr/libexec/ramroot";
