@@ -5,7 +5,7 @@ import { execFileSync } from "node:child_process";
 import { execa } from "execa";
 import { stringify as toYaml } from "yaml";
 import { freePort, stopTwin, waitForConsole } from "../../provider/qemu/twin";
-import { ramroot } from "../fixtures/debian-repo";
+import { ramroot, ramrootArgv } from "../fixtures/debian-repo";
 import { buildNasRepo, type NasRepo } from "../fixtures/nas-repo";
 import { machineStack, type EngineStack } from "../engine/pulumi-harness";
 
@@ -244,22 +244,14 @@ async function waitHealthy(imageId: string): Promise<string> {
   }
 }
 
-/** Runs `body` with the stack's backend and passphrase in the environment (the ramroot CLI finds the stack through them). */
-async function withStackEnv<T>(body: () => Promise<T>): Promise<T> {
-  const saved = { url: process.env.PULUMI_BACKEND_URL, pass: process.env.PULUMI_CONFIG_PASSPHRASE };
-  process.env.PULUMI_BACKEND_URL = `file://${path.join(env.dir, "state")}`;
-  process.env.PULUMI_CONFIG_PASSPHRASE = "test";
-  try {
-    return await body();
-  } finally {
-    for (const [name, value] of [
-      ["PULUMI_BACKEND_URL", saved.url],
-      ["PULUMI_CONFIG_PASSPHRASE", saved.pass],
-    ] as const) {
-      if (value === undefined) delete process.env[name];
-      else process.env[name] = value;
-    }
-  }
+/** `ramroot ARGS` with the stack's backend and passphrase (a child sees jest's real environment, so they are passed). */
+async function ramrootOnStack(...args: string[]): Promise<string> {
+  const run = await execa(process.execPath, ramrootArgv(...args), {
+    env: { PULUMI_BACKEND_URL: `file://${path.join(env.dir, "state")}`, PULUMI_CONFIG_PASSPHRASE: "test" },
+    reject: false,
+  });
+  if (run.exitCode !== 0) throw new Error(`ramroot ${args.join(" ")} failed (${run.exitCode}): ${run.stderr}`);
+  return run.stdout;
 }
 
 /** `pulumi up` that must fail: its error text (the engine's output with the provider's message). */
@@ -294,7 +286,7 @@ test("a good image: written to the idle slot over ssh, booted once, healthy, pro
     expect(await onMachine("cat /media/boot/syslinux.cfg")).not.toMatch(/ramroot-trial|ramroot\.trial/);
 
     // `ramroot status` reads the boot partition over ssh: DEFAULT the new slot, holding the image, by a trial.
-    const status = await withStackEnv(() => ramroot("status", "--stack", "trial", "--cwd", env.dir));
+    const status = await ramrootOnStack("status", "--stack", "trial", "--cwd", env.dir);
     expect(status).toMatch(new RegExp(`^DEFAULT  ${other} -> slot ${other}$`, "m"));
     expect(status).toMatch(new RegExp(`^slot ${other}   image ${deployed.slice(0, 12)} .*\\[DEFAULT\\]$`, "m"));
     expect(status).toMatch(new RegExp(`DEFAULT ${other} \\(slot ${other}, image ${deployed.slice(0, 12)}\\)  trial`));
