@@ -213,7 +213,14 @@ test("QEMU killed during the slot copy over ssh boots a again and the next up su
     });
     expect(status.stdout).toMatch(/^DEFAULT +b\b/m);
     expect(status.stdout).toMatch(/^PINNED +to update 2\b/m);
-    expect(status.stdout).toMatch(/rollback to update 2/);
+    // Update 1 is the one the power cut ended; the rollback is update 4.
+    expect(status.stdout).toMatch(
+      new RegExp(
+        `^slot b +image ${one.slice(0, 12)} .* by update 2 +\\[DEFAULT since update 4: rollback to update 2\\]$`,
+        "m",
+      ),
+    );
+    expect(status.stdout).toMatch(new RegExp(`^slot a +image ${two.slice(0, 12)} .* by update 3$`, "m"));
     await rebootMachine(sshArgs);
     const afterRollback = await booted();
     mark("reboot after the rollback");
