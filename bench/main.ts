@@ -1,7 +1,7 @@
 /**
  * `npm run bench` (through bench/run.sh): makes the workload once, runs every benchmark and
  * rewrites bench/RESULTS.md (and bench/results.json with every sample). BENCH_ONLY picks
- * sections (cpio,compress,build,install,preview,boot,rebuild,compression); a partial run writes
+ * sections (cpio,compress,build,install,preview,boot,rebuild,compression,deploy); a partial run writes
  * RESULTS.partial.md, or with BENCH_MERGE=1 replaces those sections in RESULTS.md.
  */
 import * as fs from "node:fs";
@@ -18,9 +18,20 @@ import { benchPreview } from "./preview-bench";
 import { benchBoot } from "./boot-bench";
 import { benchRebuild } from "./rebuild-bench";
 import { benchCompression } from "./compression-bench";
+import { benchDeploy } from "./deploy-bench";
 import type { BenchContext, SectionResult } from "./section";
 
-const SECTIONS = ["cpio", "compress", "build", "install", "preview", "boot", "rebuild", "compression"] as const;
+const SECTIONS = [
+  "cpio",
+  "compress",
+  "build",
+  "install",
+  "preview",
+  "boot",
+  "rebuild",
+  "compression",
+  "deploy",
+] as const;
 type SectionId = (typeof SECTIONS)[number];
 
 function count(name: string, fallback: number, min = 1): number {
@@ -101,6 +112,7 @@ async function main(): Promise<void> {
       boot: () => benchBoot(w, ctx, repoRoot),
       rebuild: () => benchRebuild(w, ctx),
       compression: () => benchCompression(w, ctx),
+      deploy: () => benchDeploy(ctx),
     };
     for (const id of only) {
       const t0 = Date.now();
