@@ -36,4 +36,8 @@ module.exports = {
   // A hang guard, not a speed limit: jest's 5 s default failed CLI and compression tests on a
   // busy machine. Slow suites set their own with jest.setTimeout.
   testTimeout: 120_000,
+  // Every test holds whatever ran before it: a file's tests run in a new order each time (the
+  // seed is printed; `--seed=N` repeats it). A flow that is one scenario is one test with named
+  // steps (test/fixtures/scenario-step.ts).
+  randomize: true,
 };

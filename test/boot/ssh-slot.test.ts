@@ -6,7 +6,7 @@ import { readSlot, runningSlotOf, slotEntry, writeSlot } from "../../provider/bo
 import { writeSyslinuxConfig } from "../../provider/boot/syslinux-config";
 import { SshTarget } from "../../provider/boot/ssh-target";
 import { openTarget, type TargetSpec } from "../../provider/boot/target";
-import { startSshd, type TestSshd } from "./sshd";
+import { sshTarget, startSshd, type TestSshd } from "./sshd";
 
 jest.setTimeout(180_000);
 
@@ -18,15 +18,7 @@ beforeAll(async () => {
   sshd = await startSshd();
   root = fs.mkdtempSync(path.join(os.tmpdir(), "ramroot-sshboot-"));
   work = fs.mkdtempSync(path.join(os.tmpdir(), "ramroot-sshwork-"));
-  spec = {
-    kind: "ssh",
-    host: "127.0.0.1",
-    port: sshd.port,
-    user: "root",
-    path: root,
-    privateKey: sshd.userKey,
-    knownHostsFile: sshd.knownHosts,
-  };
+  spec = sshTarget(sshd, root);
 });
 afterAll(async () => {
   await sshd?.stop();

@@ -3,7 +3,7 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { createHash } from "node:crypto";
 import { openTarget, type TargetSpec } from "../../provider/boot/target";
-import { startSshd, type TestSshd } from "./sshd";
+import { sshTarget, startSshd, type TestSshd } from "./sshd";
 
 jest.setTimeout(120_000);
 
@@ -13,15 +13,7 @@ let spec: Extract<TargetSpec, { kind: "ssh" }>;
 beforeAll(async () => {
   sshd = await startSshd();
   root = fs.mkdtempSync(path.join(os.tmpdir(), "ramroot-sshroot-"));
-  spec = {
-    kind: "ssh",
-    host: "127.0.0.1",
-    port: sshd.port,
-    user: "root",
-    path: root,
-    privateKey: sshd.userKey,
-    knownHostsFile: sshd.knownHosts,
-  };
+  spec = sshTarget(sshd, root);
 });
 afterAll(async () => {
   await sshd?.stop();

@@ -3,6 +3,20 @@ import * as fs from "node:fs";
 import * as net from "node:net";
 import * as os from "node:os";
 import * as path from "node:path";
+import type { TargetSpec } from "../../provider/boot/target";
+
+/** The boot directory `root` on the test sshd, reached as root with its user key and known_hosts. */
+export function sshTarget(sshd: TestSshd, root: string): Extract<TargetSpec, { kind: "ssh" }> {
+  return {
+    kind: "ssh",
+    host: "127.0.0.1",
+    port: sshd.port,
+    user: "root",
+    path: root,
+    privateKey: sshd.userKey,
+    knownHostsFile: sshd.knownHosts,
+  };
+}
 
 /** A real OpenSSH server on 127.0.0.1, with its own host key and one authorised user key, for a test. */
 export interface TestSshd {

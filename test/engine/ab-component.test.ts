@@ -2,6 +2,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { inspectTarget } from "../../provider/boot/inspect";
 import { buildImageRepo, type ImageRepo } from "../fixtures/image-repo";
+import { step } from "../fixtures/scenario-step";
 import { machineStack, type EngineStack } from "./pulumi-harness";
 
 // The A/B component built by the provider (Construct), on a mounted-directory target: the
@@ -44,22 +45,24 @@ beforeAll(async () => {
 });
 afterAll(async () => env?.cleanup());
 
-test("up through Construct: slot a written, DEFAULT a, outputs of one image", async () => {
-  await setConfig(["alpine-baselayout", "busybox", "ramroot-init"]);
-  const up = await env.stack.up();
-  expect(up.summary.result).toBe("succeeded");
-  expect(up.outputs.activeSlot!.value).toBe("a");
-  const state = await inspectTarget({ kind: "local", path: boot }, ["a", "b"]);
-  expect(state.defaultSlot).toBe("a");
-  expect(state.slots.a?.manifest?.imageId).toBe(up.outputs.imageId!.value);
-  expect((up.outputs.artifacts!.value as { initramfs: { sha256: string } }).initramfs.sha256).toBe(
-    state.slots.a?.files.initramfs?.sha256,
-  );
-});
+test("through Construct: up writes slot a with DEFAULT a and outputs of one image; a no-change preview shows no change", async () => {
+  await step("up through Construct: slot a written, DEFAULT a, outputs of one image", async () => {
+    await setConfig(["alpine-baselayout", "busybox", "ramroot-init"]);
+    const up = await env.stack.up();
+    expect(up.summary.result).toBe("succeeded");
+    expect(up.outputs.activeSlot!.value).toBe("a");
+    const state = await inspectTarget({ kind: "local", path: boot }, ["a", "b"]);
+    expect(state.defaultSlot).toBe("a");
+    expect(state.slots.a?.manifest?.imageId).toBe(up.outputs.imageId!.value);
+    expect((up.outputs.artifacts!.value as { initramfs: { sha256: string } }).initramfs.sha256).toBe(
+      state.slots.a?.files.initramfs?.sha256,
+    );
+  });
 
-test("a no-change preview shows no change", async () => {
-  const preview = await env.stack.preview({ diff: true });
-  expect(preview.changeSummary.update ?? 0).toBe(0);
-  expect(preview.changeSummary.create ?? 0).toBe(0);
-  expect(preview.changeSummary.delete ?? 0).toBe(0);
+  await step("a no-change preview shows no change", async () => {
+    const preview = await env.stack.preview({ diff: true });
+    expect(preview.changeSummary.update ?? 0).toBe(0);
+    expect(preview.changeSummary.create ?? 0).toBe(0);
+    expect(preview.changeSummary.delete ?? 0).toBe(0);
+  });
 });

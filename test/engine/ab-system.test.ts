@@ -7,6 +7,7 @@ import { stackHistory } from "../../provider/deploy/history";
 import { rollback } from "../../provider/deploy/rollback";
 import { bootQemu } from "../../provider/qemu/boot";
 import { buildImageRepo, type ImageRepo } from "../fixtures/image-repo";
+import { step } from "../fixtures/scenario-step";
 import { machineStack, type EngineStack } from "./pulumi-harness";
 
 // The whole flow users run, with the real pulumi engine (file backend, no network), the real
@@ -91,84 +92,109 @@ beforeAll(async () => {
   fs.mkdirSync(path.join(overlay, "etc", "init.d"), { recursive: true });
   fs.mkdirSync(path.join(overlay, "etc", "ramroot"), { recursive: true });
   fs.writeFileSync(path.join(overlay, "etc", "init.d", "machine"), SERVICE, { mode: 0o755 });
-  fs.writeFileSync(path.join(overlay, "etc", "ramroot", "message"), "first\n");
   disk = path.join(env.dir, "disk.img");
   await createDisk({ output: disk, sizeMiB: 64, layout: "mbr", slots: ["a", "b"] });
 });
 afterAll(async () => env?.cleanup());
 
-let firstImage = "";
-let secondImage = "";
-
-test("up: the image is boot-tested, written to slot a, and the disk boots it with its id in the marker", async () => {
-  await setConfig(imageConfig(["alpine-baselayout", "busybox", "ramroot-init"]));
-  const up = await env.stack.up();
-  expect(up.summary.result).toBe("succeeded");
-  firstImage = up.outputs.imageId!.value as string;
-  expect(up.outputs.activeSlot!.value).toBe("a");
+/** Boots the disk, expecting its marker to name `image` and show `message`. */
+async function expectBoots(image: string, message?: string): Promise<void> {
   const line = await bootDisk();
-  expect(line).toContain(`image=${firstImage}`);
-  expect(line).toContain("message=first");
-});
+  expect(line).toContain(`image=${image}`);
+  if (message !== undefined) expect(line).toContain(`message=${message}`);
+}
 
-test("preview with no change: no changes, nothing rebuilt, nothing written", async () => {
-  const images = builtImages();
-  const diskHash = sha256(disk);
-  const preview = await env.stack.preview({ diff: true });
-  expect(preview.changeSummary.update ?? 0).toBe(0);
-  expect(preview.changeSummary.create ?? 0).toBe(0);
-  expect(preview.changeSummary.delete ?? 0).toBe(0);
-  expect(builtImages()).toEqual(images);
-  expect(sha256(disk)).toBe(diskHash);
-});
+test("the machine's life: up boots a, a no-change preview does nothing, an edit goes to b, rollback boots a, a panicking image stops at its boot test", async () => {
+  fs.writeFileSync(path.join(overlay, "etc", "ramroot", "message"), "first\n");
+  const firstImage = await step("up: the image is boot-tested, written to slot a, and the disk boots it", async () => {
+    await setConfig(imageConfig(["alpine-baselayout", "busybox", "ramroot-init"]));
+    const up = await env.stack.up();
+    expect(up.summary.result).toBe("succeeded");
+    const image = up.outputs.imageId!.value as string;
+    expect(up.outputs.activeSlot!.value).toBe("a");
+    await expectBoots(image, "first");
+    return image;
+  });
 
-test("an edited overlay file and an added package: preview names exactly those and slot b; up boots b", async () => {
-  fs.writeFileSync(path.join(overlay, "etc", "ramroot", "message"), "second\n");
-  await setConfig(imageConfig(["alpine-baselayout", "busybox", "ramroot-init", "hello-ramroot"]));
-  const diskHash = sha256(disk);
-  const preview = await env.stack.preview({ diff: true });
-  const out = preview.stdout;
-  expect(out).toMatch(/\+ hello-ramroot: "1\.0-r0"/);
-  expect(out).toMatch(/~ etc\/ramroot\/message: "file 644 [0-9a-f]{12}" => "file 644 [0-9a-f]{12}"/);
-  // only that file, only that package
-  expect(out.match(/^\s+[~+-] etc\//gm)?.length).toBe(1);
-  expect(out.match(/^\s+[+-] [a-z0-9-]+: "[^"]+"$/gm)?.filter((l) => !/target|kind|path/.test(l)).length).toBe(1);
-  expect(out).toMatch(/machine-slot-b/);
-  expect(out).toMatch(/defaultLabel: "a" => "b"/);
-  expect(sha256(disk)).toBe(diskHash);
+  await step("a preview with no change: no changes, nothing rebuilt, nothing written", async () => {
+    const images = builtImages();
+    const diskHash = sha256(disk);
+    const preview = await env.stack.preview({ diff: true });
+    expect(preview.changeSummary.update ?? 0).toBe(0);
+    expect(preview.changeSummary.create ?? 0).toBe(0);
+    expect(preview.changeSummary.delete ?? 0).toBe(0);
+    expect(builtImages()).toEqual(images);
+    expect(sha256(disk)).toBe(diskHash);
+  });
 
-  const up = await env.stack.up();
-  secondImage = up.outputs.imageId!.value as string;
-  expect(up.outputs.activeSlot!.value).toBe("b");
-  expect(secondImage).not.toBe(firstImage);
-  const line = await bootDisk();
-  expect(line).toContain(`image=${secondImage}`);
-  expect(line).toContain("message=second");
-});
+  await step(
+    "an edited overlay file and an added package: the preview names exactly those and slot b; up boots b",
+    async () => {
+      fs.writeFileSync(path.join(overlay, "etc", "ramroot", "message"), "second\n");
+      await setConfig(imageConfig(["alpine-baselayout", "busybox", "ramroot-init", "hello-ramroot"]));
+      const diskHash = sha256(disk);
+      const preview = await env.stack.preview({ diff: true });
+      const out = preview.stdout;
+      expect(out).toMatch(/\+ hello-ramroot: "1\.0-r0"/);
+      expect(out).toMatch(/~ etc\/ramroot\/message: "file 644 [0-9a-f]{12}" => "file 644 [0-9a-f]{12}"/);
+      // only that file, only that package
+      expect(out.match(/^\s+[~+-] etc\//gm)?.length).toBe(1);
+      expect(out.match(/^\s+[+-] [a-z0-9-]+: "[^"]+"$/gm)?.filter((l) => !/target|kind|path/.test(l)).length).toBe(1);
+      expect(out).toMatch(/machine-slot-b/);
+      expect(out).toMatch(/defaultLabel: "a" => "b"/);
+      expect(sha256(disk)).toBe(diskHash);
 
-test("ramroot rollback: back to slot a with no rebuild and no copy; history lists the three updates", async () => {
-  const images = builtImages();
-  const before = await inspectTarget({ kind: "image", path: disk }, ["a", "b"]);
-  const result = await rollback(env.stack, { kind: "image", path: disk });
-  expect(result.inSlot).toBe("a");
-  const after = await inspectTarget({ kind: "image", path: disk }, ["a", "b"]);
-  expect(after.defaultLabel).toBe("a");
-  expect(after.slots.a?.manifest?.when).toBe(before.slots.a?.manifest?.when); // not copied again
-  expect(after.slots.b?.manifest?.when).toBe(before.slots.b?.manifest?.when);
-  expect(builtImages()).toEqual(images); // nothing built
-  const line = await bootDisk();
-  expect(line).toContain(`image=${firstImage}`);
-  const updates = (await stackHistory(env.stack)).filter((h) => h.kind === "update");
-  expect(updates.map((u) => u.result)).toEqual(["succeeded", "succeeded", "succeeded"]);
-  expect(updates[2]?.message).toMatch(/ramroot rollback to update 1/);
+      const up = await env.stack.up();
+      const secondImage = up.outputs.imageId!.value as string;
+      expect(up.outputs.activeSlot!.value).toBe("b");
+      expect(secondImage).not.toBe(firstImage);
+      await expectBoots(secondImage, "second");
+    },
+  );
+
+  await step(
+    "ramroot rollback: back to slot a with no rebuild and no copy; history lists the three updates",
+    async () => {
+      const images = builtImages();
+      const before = await inspectTarget({ kind: "image", path: disk }, ["a", "b"]);
+      const result = await rollback(env.stack, { kind: "image", path: disk });
+      expect(result.inSlot).toBe("a");
+      const after = await inspectTarget({ kind: "image", path: disk }, ["a", "b"]);
+      expect(after.defaultLabel).toBe("a");
+      expect(after.slots.a?.manifest?.when).toBe(before.slots.a?.manifest?.when); // not copied again
+      expect(after.slots.b?.manifest?.when).toBe(before.slots.b?.manifest?.when);
+      expect(builtImages()).toEqual(images); // nothing built
+      await expectBoots(firstImage);
+      const updates = (await stackHistory(env.stack)).filter((h) => h.kind === "update");
+      expect(updates.map((u) => u.result)).toEqual(["succeeded", "succeeded", "succeeded"]);
+      expect(updates[2]?.message).toMatch(/ramroot rollback to update 1/);
+    },
+  );
+
+  await step(
+    "a boot test on an image whose init panics stops the update; the target still boots its slot",
+    async () => {
+      const diskHash = sha256(disk);
+      const init = path.join(overlay, "sbin", "init");
+      fs.mkdirSync(path.dirname(init), { recursive: true });
+      fs.writeFileSync(init, "#!/bin/sh\necho broken init\nexit 1\n", { mode: 0o755 });
+      try {
+        await setConfig(imageConfig(["alpine-baselayout", "busybox", "ramroot-init"]));
+        await expect(env.stack.up()).rejects.toThrow(/boot test: image [0-9a-f]{12} stopped/);
+      } finally {
+        fs.rmSync(path.dirname(init), { recursive: true });
+      }
+      expect(sha256(disk)).toBe(diskHash);
+      await expectBoots(firstImage);
+    },
+  );
 });
 
 test("bad configs fail at preview naming the property; the target is untouched", async () => {
   const diskHash = sha256(disk);
   const base = ["alpine-baselayout", "busybox", "ramroot-init"];
   // A key pair nobody signed the repository with.
-  const wrongKeys = path.join(env.dir, "wrong-keys");
-  fs.mkdirSync(wrongKeys);
+  const wrongKeys = fs.mkdtempSync(path.join(env.dir, "wrong-keys-"));
   const { publicKey } = crypto.generateKeyPairSync("rsa", { modulusLength: 2048 });
   fs.writeFileSync(path.join(wrongKeys, "someone-else.rsa.pub"), publicKey.export({ type: "spki", format: "pem" }));
   const cases: [Record<string, unknown>, RegExp][] = [
@@ -185,16 +211,4 @@ test("bad configs fail at preview naming the property; the target is untouched",
     await expect(env.stack.preview()).rejects.toThrow(message);
     expect(sha256(disk)).toBe(diskHash);
   }
-});
-
-test("a boot test on an image whose init panics stops the update; the target still boots its slot", async () => {
-  const diskHash = sha256(disk);
-  fs.mkdirSync(path.join(overlay, "sbin"), { recursive: true });
-  fs.writeFileSync(path.join(overlay, "sbin", "init"), "#!/bin/sh\necho broken init\nexit 1\n", { mode: 0o755 });
-  await setConfig(imageConfig(["alpine-baselayout", "busybox", "ramroot-init"]));
-  await expect(env.stack.up()).rejects.toThrow(/boot test: image [0-9a-f]{12} stopped/);
-  expect(sha256(disk)).toBe(diskHash);
-  const line = await bootDisk();
-  expect(line).toContain(`image=${firstImage}`);
-  fs.rmSync(path.join(overlay, "sbin"), { recursive: true });
 });

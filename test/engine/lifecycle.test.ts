@@ -11,9 +11,10 @@ import { bootQemu, logTail } from "../../provider/qemu/boot";
 import { BootSlot, SyslinuxConfig } from "../../components/resources";
 import { makeBusyboxInitramfs, markerInit } from "../fixtures/busybox-initramfs";
 import { debianKernel } from "../fixtures/debian-kernel";
-import { startSshd, type TestSshd } from "../boot/sshd";
-import { execa } from "execa";
-import { engineStack, pulumiCommand, type EngineStack } from "./pulumi-harness";
+import { sshTarget, startSshd, type TestSshd } from "../boot/sshd";
+import { step } from "../fixtures/scenario-step";
+import { engineStack, type EngineStack } from "./pulumi-harness";
+import { expectNoKey, exportAsUser, stateText } from "./ssh-stack";
 
 // Lifecycle safety with the real pulumi CLI (file backend) driving the real provider plugin, on
 // a disk image target and on an ssh target (a real sshd on loopback): a connection-only change
@@ -129,13 +130,13 @@ describe("disk image target", () => {
   });
   afterAll(async () => env?.cleanup());
 
-  test("up writes both slots and the config", async () => {
+  async function upWritesBothSlots(): Promise<void> {
     const up = await env.stack.up();
     expect(up.summary.result).toBe("succeeded");
     expect(up.outputs.default?.value).toBe("a");
-  });
+  }
 
-  test("naming the auto-detected partition and another spelling of the path: an update, and the disk stays byte-identical", async () => {
+  async function anotherSpellingIsAnUpdate(): Promise<void> {
     const before = snapshotImage(disk);
     state.target = { kind: "image", path: path.join(env.dir, ".", "sub", "..", "disk.img"), partition: 1 };
     const preview = await env.stack.preview({ diff: true });
@@ -149,9 +150,9 @@ describe("disk image target", () => {
     expect(snapshotImage(disk)).toBe(before);
     const again = await env.stack.preview();
     expect(again.changeSummary.update ?? 0).toBe(0);
-  });
+  }
 
-  test("another disk is another identity: a replacement that writes the new disk and removes nothing from the old", async () => {
+  async function anotherDiskIsAReplacement(): Promise<void> {
     const before = snapshotImage(disk);
     state.target = { kind: "image", path: moved };
     const preview = await env.stack.preview({ diff: true });
@@ -160,9 +161,9 @@ describe("disk image target", () => {
     expect(up.summary.result).toBe("succeeded");
     expect(up.stdout).toMatch(/left slot a on image:.*disk\.img#?.* in place/);
     expect(snapshotImage(disk)).toBe(before);
-  });
+  }
 
-  test("destroy lets go: the disk still boots its DEFAULT slot in QEMU", async () => {
+  async function destroyLetsGo(): Promise<void> {
     const before = snapshotImage(moved);
     const destroy = await env.stack.destroy();
     expect(destroy.summary.resourceChanges?.delete).toBe(4); // the three and the stack
@@ -177,6 +178,20 @@ describe("disk image target", () => {
     });
     if (!result.found) throw new Error(`the destroyed stack's disk did not boot DEFAULT:\n${logTail(result.log, 30)}`);
     expect(result.log).not.toContain("LIFECYCLE-SLOT-B");
+  }
+
+  // One scenario: each step changes the stack the next one starts from.
+  test("a disk image's life: up, another spelling of the same partition, another disk, destroy", async () => {
+    await step("up writes both slots and the config", upWritesBothSlots);
+    await step(
+      "naming the auto-detected partition and another spelling of the path: an update, and the disk stays byte-identical",
+      anotherSpellingIsAnUpdate,
+    );
+    await step(
+      "another disk is another identity: a replacement that writes the new disk and removes nothing from the old",
+      anotherDiskIsAReplacement,
+    );
+    await step("destroy lets go: the disk still boots its DEFAULT slot in QEMU", destroyLetsGo);
   });
 });
 
@@ -197,66 +212,31 @@ describe("ssh target (sshd on loopback)", () => {
     fs.mkdirSync(root);
     fs.mkdirSync(movedRoot);
     // The program passes the key as a plain string: the provider makes it a secret anyway.
-    state.target = {
-      kind: "ssh",
-      host: "127.0.0.1",
-      port: sshd.port,
-      user: "root",
-      path: root,
-      privateKey: sshd.userKey,
-      knownHostsFile: sshd.knownHosts,
-    };
+    state.target = sshTarget(sshd, root);
   });
   afterAll(async () => env?.cleanup());
 
-  const keyLines = (key: string) => key.split("\n").filter((l) => l.trim() !== "" && !l.startsWith("-----"));
-
-  function expectNoKey(text: string, key: string) {
-    for (const line of keyLines(key)) expect(text).not.toContain(line);
-  }
-
-  function stateFiles(): string {
-    const out: string[] = [];
-    const walk = (dir: string) => {
-      for (const e of fs.readdirSync(dir, { withFileTypes: true })) {
-        const p = path.join(dir, e.name);
-        if (e.isDirectory()) walk(p);
-        else out.push(fs.readFileSync(p, "latin1"));
-      }
-    };
-    walk(path.join(env.dir, "state"));
-    return out.join("\n");
-  }
-
-  test("up over ssh: the private key is in no state file, no export and no output", async () => {
+  async function upOverSshKeepsTheKeySecret(): Promise<void> {
     const up = await env.stack.up();
     expect(up.summary.result).toBe("succeeded");
     expect(fs.existsSync(path.join(root, "syslinux.cfg"))).toBe(true);
-    expect(keyLines(sshd.userKey).length).toBeGreaterThan(2);
-    expectNoKey(stateFiles(), sshd.userKey);
-    // `pulumi stack export` as a user runs it (the Automation API's exportStack shows secrets).
-    const cli = await execa((await pulumiCommand()).command, ["stack", "export", "--stack", "lifecycle-ssh"], {
-      cwd: env.dir,
-      env: {
-        PULUMI_BACKEND_URL: `file://${path.join(env.dir, "state")}`,
-        PULUMI_CONFIG_PASSPHRASE: "test",
-        PULUMI_SKIP_UPDATE_CHECK: "true",
-      },
-    });
-    expect(cli.stdout).toContain("ramroot:index:BootSlot");
-    expectNoKey(cli.stdout, sshd.userKey);
+    expectNoKey(stateText(env), sshd.userKey);
+    const exported = await exportAsUser(env);
+    expect(exported).toContain("ramroot:index:BootSlot");
+    expectNoKey(exported, sshd.userKey);
     expectNoKey(up.stdout + up.stderr, sshd.userKey);
     // The secret append is on the machine (syslinux needs it) and nowhere in the state.
     expect(fs.readFileSync(path.join(root, "syslinux.cfg"), "utf8")).toContain(token);
-    expect(stateFiles()).not.toContain(token);
-    expect(cli.stdout).not.toContain(token);
-    const exported = JSON.parse(cli.stdout);
-    const slot = exported.deployment.resources.find((r: { type: string }) => r.type === "ramroot:index:BootSlot");
+    expect(stateText(env)).not.toContain(token);
+    expect(exported).not.toContain(token);
+    const slot = JSON.parse(exported).deployment.resources.find(
+      (r: { type: string }) => r.type === "ramroot:index:BootSlot",
+    );
     expect(JSON.stringify(slot.inputs.target.privateKey)).toMatch(/ciphertext/);
     expect(JSON.stringify(slot.outputs.target.privateKey)).toMatch(/ciphertext/);
-  });
+  }
 
-  test("a new key, known_hosts file, explicit host key checking and a trailing slash: an update that touches no file", async () => {
+  async function connectionChangeIsAnUpdate(): Promise<void> {
     const before = snapshotDir(root);
     const knownHosts = path.join(env.dir, "known_hosts_copy");
     fs.copyFileSync(sshd.knownHosts, knownHosts);
@@ -276,11 +256,11 @@ describe("ssh target (sshd on loopback)", () => {
     const up = await env.stack.up();
     expect(up.summary.resourceChanges?.update).toBe(3);
     expect(snapshotDir(root)).toEqual(before);
-    expectNoKey(stateFiles(), secondKey);
-    expectNoKey(stateFiles(), sshd.userKey);
-  });
+    expectNoKey(stateText(env), secondKey);
+    expectNoKey(stateText(env), sshd.userKey);
+  }
 
-  test("another directory on the machine is another identity: the old one keeps every file", async () => {
+  async function anotherDirectoryIsAReplacement(): Promise<void> {
     const before = snapshotDir(root);
     state.target = { ...state.target, path: movedRoot } as TargetSpec;
     const preview = await env.stack.preview({ diff: true });
@@ -289,12 +269,26 @@ describe("ssh target (sshd on loopback)", () => {
     expect(up.summary.result).toBe("succeeded");
     expect(snapshotDir(root)).toEqual(before);
     expect(fs.existsSync(path.join(movedRoot, "a", "initramfs"))).toBe(true);
-  });
+  }
 
-  test("destroy leaves the config and both slots", async () => {
+  async function destroyLeavesEverything(): Promise<void> {
     const before = snapshotDir(movedRoot);
     const destroy = await env.stack.destroy();
     expect(destroy.summary.resourceChanges?.delete).toBe(4); // the three and the stack
     expect(snapshotDir(movedRoot)).toEqual(before);
+  }
+
+  // One scenario: each step changes the stack the next one starts from.
+  test("an ssh target's life: up, a connection change, another directory, destroy", async () => {
+    await step("up over ssh: the private key is in no state file, no export and no output", upOverSshKeepsTheKeySecret);
+    await step(
+      "a new key, known_hosts file, explicit host key checking and a trailing slash: an update that touches no file",
+      connectionChangeIsAnUpdate,
+    );
+    await step(
+      "another directory on the machine is another identity: the old one keeps every file",
+      anotherDirectoryIsAReplacement,
+    );
+    await step("destroy leaves the config and both slots", destroyLeavesEverything);
   });
 });

@@ -1,10 +1,10 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { execa } from "execa";
 import { machineProgram } from "../../components/machine-program";
 import { buildImageRepo, type ImageRepo } from "../fixtures/image-repo";
-import { startSshd, type TestSshd } from "../boot/sshd";
-import { engineStack, pulumiCommand, type EngineStack } from "./pulumi-harness";
+import { sshTarget, startSshd, type TestSshd } from "../boot/sshd";
+import { engineStack, type EngineStack } from "./pulumi-harness";
+import { expectNoKey, exportAsUser, stateText } from "./ssh-stack";
 
 // The stack's program over ssh. The issue's scenario: the stack's program (index.ts's machineProgram, the AbSystem component the
 // provider constructs) deploying over ssh with the key and a kernel command line token set as
@@ -32,63 +32,35 @@ afterAll(async () => {
   await env?.cleanup();
 });
 
-function stateText(): string {
-  const out: string[] = [];
-  const walk = (dir: string) => {
-    for (const e of fs.readdirSync(dir, { withFileTypes: true })) {
-      const p = path.join(dir, e.name);
-      if (e.isDirectory()) walk(p);
-      else out.push(fs.readFileSync(p, "latin1"));
-    }
-  };
-  walk(path.join(env.dir, "state"));
-  return out.join("\n");
-}
+/** The image both tests deploy, as stack config. */
+const imageConfig = () =>
+  JSON.stringify({
+    repositories: [repo.repository],
+    keys: [repo.keysDir],
+    packages: ["alpine-baselayout", "busybox"],
+    kernel: "lts",
+    epoch: 1700000000,
+  });
 
 test("an ssh up with a secret key and a secret append: no state file and no export holds either", async () => {
-  const target = {
-    kind: "ssh",
-    host: "127.0.0.1",
-    port: sshd.port,
-    user: "root",
-    path: root,
-    privateKey: sshd.userKey,
-    knownHostsFile: sshd.knownHosts,
-  };
+  const target = sshTarget(sshd, root);
   await env.stack.setAllConfig({
     "ramroot:target": { value: JSON.stringify(target), secret: true },
-    "ramroot:image": {
-      value: JSON.stringify({
-        repositories: [repo.repository],
-        keys: [repo.keysDir],
-        packages: ["alpine-baselayout", "busybox"],
-        kernel: "lts",
-        epoch: 1700000000,
-      }),
-    },
+    "ramroot:image": { value: imageConfig() },
     "ramroot:append": { value: TOKEN, secret: true },
   });
   const up = await env.stack.up();
   expect(up.summary.result).toBe("succeeded");
   // The machine got both: the key reached it, the token is on its command line.
   expect(fs.readFileSync(path.join(root, "syslinux.cfg"), "utf8")).toContain(TOKEN);
-  const exported = await execa((await pulumiCommand()).command, ["stack", "export", "--stack", "machine-secrets"], {
-    cwd: env.dir,
-    env: {
-      PULUMI_BACKEND_URL: `file://${path.join(env.dir, "state")}`,
-      PULUMI_CONFIG_PASSPHRASE: "test",
-      PULUMI_SKIP_UPDATE_CHECK: "true",
-    },
-  });
-  expect(exported.stdout).toContain("ramroot:index:BootSlot");
-  const lines = sshd.userKey.split("\n").filter((l) => l.trim() !== "" && !l.startsWith("-----"));
-  expect(lines.length).toBeGreaterThan(2);
-  for (const text of [stateText(), exported.stdout, up.stdout, up.stderr]) {
-    for (const line of lines) expect(text).not.toContain(line);
+  const exported = await exportAsUser(env);
+  expect(exported).toContain("ramroot:index:BootSlot");
+  for (const text of [stateText(env), exported, up.stdout, up.stderr]) {
+    expectNoKey(text, sshd.userKey);
     expect(text).not.toContain("SECRET-APPEND-51d0");
   }
   // Only what is secret is: each entry's command line, not the entries' labels, kernels and initrds.
-  const config = JSON.parse(exported.stdout).deployment.resources.find(
+  const config = JSON.parse(exported).deployment.resources.find(
     (r: { type: string }) => r.type === "ramroot:index:SyslinuxConfig",
   );
   for (const side of [config.inputs, config.outputs]) {
@@ -109,26 +81,10 @@ test("wipeOnDelete set on the machine program reaches the slots and the config: 
     fs.mkdirSync(dir);
     await wiped.stack.setAllConfig({
       "ramroot:target": {
-        value: JSON.stringify({
-          kind: "ssh",
-          host: "127.0.0.1",
-          port: sshd.port,
-          user: "root",
-          path: dir,
-          privateKey: sshd.userKey,
-          knownHostsFile: sshd.knownHosts,
-        }),
+        value: JSON.stringify(sshTarget(sshd, dir)),
         secret: true,
       },
-      "ramroot:image": {
-        value: JSON.stringify({
-          repositories: [repo.repository],
-          keys: [repo.keysDir],
-          packages: ["alpine-baselayout", "busybox"],
-          kernel: "lts",
-          epoch: 1700000000,
-        }),
-      },
+      "ramroot:image": { value: imageConfig() },
       "ramroot:wipeOnDelete": { value: "true" },
     });
     const up = await wiped.stack.up();

@@ -4,6 +4,7 @@ import { LocalWorkspace, type Stack } from "@pulumi/pulumi/automation";
 import { parse, stringify } from "yaml";
 import { inspectTarget } from "../../provider/boot/inspect";
 import { buildImageRepo, type ImageRepo } from "../fixtures/image-repo";
+import { step } from "../fixtures/scenario-step";
 import { machineStack, pulumiCommand, REPO_ROOT, type EngineStack } from "./pulumi-harness";
 
 // examples/yaml/Pulumi.yaml run by the real YAML language host against the real provider, beside
@@ -108,31 +109,38 @@ beforeAll(async () => {
 });
 afterAll(async () => ts?.cleanup());
 
-test("a first deployment: both programs preview the same lines, and both deploy slot a", async () => {
-  const lines = await previews();
-  for (const re of [/\+ ramroot:index:AbSystem/, /machine-slot-a/, /machine-boot-test/, /machine-syslinux/])
-    expect(lines.some((l) => re.test(l))).toBe(true);
-  for (const [stack, boot] of [
-    [yamlStack, yamlBoot],
-    [ts.stack, tsBoot],
-  ] as const) {
-    const up = await stack.up();
-    expect(up.outputs.activeSlot?.value).toBe("a");
-    const state = await inspectTarget({ kind: "local", path: boot }, ["a", "b"]);
-    expect(state.defaultSlot).toBe("a");
-    expect(state.slots.a?.manifest?.imageId).toBe(up.outputs.imageId?.value);
-  }
-});
+test("the YAML program and index.ts: the same preview lines and the same deployment, first of slot a, then of an edit to slot b", async () => {
+  await step("a first deployment: both programs preview the same lines, and both deploy slot a", async () => {
+    const lines = await previews();
+    for (const re of [/\+ ramroot:index:AbSystem/, /machine-slot-a/, /machine-boot-test/, /machine-syslinux/])
+      expect(lines.some((l) => re.test(l))).toBe(true);
+    for (const [stack, boot] of [
+      [yamlStack, yamlBoot],
+      [ts.stack, tsBoot],
+    ] as const) {
+      const up = await stack.up();
+      expect(up.outputs.activeSlot?.value).toBe("a");
+      const state = await inspectTarget({ kind: "local", path: boot }, ["a", "b"]);
+      expect(state.defaultSlot).toBe("a");
+      expect(state.slots.a?.manifest?.imageId).toBe(up.outputs.imageId?.value);
+    }
+  });
 
-test("an edited overlay file and an added package: the same preview lines (the file, the package, slot b, DEFAULT a => b)", async () => {
-  fs.writeFileSync(path.join(yamlDir, "root", "etc", "motd"), "edited\n");
-  await configure(["alpine-baselayout", "busybox", "ramroot-init", "hello-ramroot"]);
-  const lines = await previews();
-  expect(lines.some((l) => /\+ hello-ramroot: "1\.0-r0"/.test(l))).toBe(true);
-  expect(lines.some((l) => /~ etc\/motd\s*: "file 644 [0-9a-f]{12}" => "file 644 [0-9a-f]{12}"/.test(l))).toBe(true);
-  expect(lines.some((l) => /machine-slot-b/.test(l))).toBe(true);
-  expect(lines.some((l) => /defaultLabel\s*: "a" => "b"/.test(l))).toBe(true);
-  const up = await yamlStack.up();
-  expect(up.outputs.activeSlot?.value).toBe("b");
-  expect((await inspectTarget({ kind: "local", path: yamlBoot }, ["a", "b"])).defaultSlot).toBe("b");
+  await step(
+    "an edited overlay file and an added package: the same preview lines (the file, the package, slot b, DEFAULT a => b)",
+    async () => {
+      fs.writeFileSync(path.join(yamlDir, "root", "etc", "motd"), "edited\n");
+      await configure(["alpine-baselayout", "busybox", "ramroot-init", "hello-ramroot"]);
+      const lines = await previews();
+      expect(lines.some((l) => /\+ hello-ramroot: "1\.0-r0"/.test(l))).toBe(true);
+      expect(lines.some((l) => /~ etc\/motd\s*: "file 644 [0-9a-f]{12}" => "file 644 [0-9a-f]{12}"/.test(l))).toBe(
+        true,
+      );
+      expect(lines.some((l) => /machine-slot-b/.test(l))).toBe(true);
+      expect(lines.some((l) => /defaultLabel\s*: "a" => "b"/.test(l))).toBe(true);
+      const up = await yamlStack.up();
+      expect(up.outputs.activeSlot?.value).toBe("b");
+      expect((await inspectTarget({ kind: "local", path: yamlBoot }, ["a", "b"])).defaultSlot).toBe("b");
+    },
+  );
 });

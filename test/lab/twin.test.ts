@@ -7,6 +7,7 @@ import { ramroot, ramrootArgv } from "../fixtures/debian-repo";
 import { buildNasRepo, type NasRepo } from "../fixtures/nas-repo";
 import { machineProgram } from "../../components/machine-program";
 import { engineStack } from "../engine/pulumi-harness";
+import { step } from "../fixtures/scenario-step";
 import {
   buildImage,
   consoleHostKeys,
@@ -32,7 +33,7 @@ jest.setTimeout(1_800_000);
 let work: string;
 let repo: NasRepo;
 const running: string[] = [];
-/** The first test's machine (boot disk, data disk), booted again in the foreground by the second. */
+/** The first step's machine (boot disk, data disk), deployed to and booted again in the foreground by the next. */
 let machine:
   | {
       disk: string;
@@ -54,7 +55,7 @@ afterAll(async () => {
   fs.rmSync(work, { recursive: true, force: true });
 });
 
-test("a NAS image on the twin: strict ssh, the image id published, the slot read over ssh, data and host key kept across a reboot, a watchdog reset", async () => {
+async function nasImageOnTheTwin(): Promise<void> {
   const started = Date.now();
   const project = path.join(work, "nas");
   const ssh = path.join(work, "ssh");
@@ -155,10 +156,10 @@ test("a NAS image on the twin: strict ssh, the image id published, the slot read
         `reboot to sshd ${((secondBoot - firstBoot) / 1000).toFixed(0)} s, watchdog reset to sshd ${((watchdogReset - secondBoot) / 1000).toFixed(0)} s, total ${((Date.now() - started) / 1000).toFixed(0)} s\n`,
     );
   });
-});
+}
 
-test("pulumi up over ssh to the running twin: the new image goes to slot b, DEFAULT b, and after a reboot the machine runs it, same host key, data kept", async () => {
-  if (!machine) throw new Error("needs the machine of the first test");
+async function pulumiUpOverSsh(): Promise<void> {
+  if (!machine) throw new Error("needs the machine of the first step");
   const m = machine;
   const port = await freePort();
   const serialLog = path.join(work, "deploy-serial.log");
@@ -202,10 +203,10 @@ test("pulumi up over ssh to the running twin: the new image goes to slot b, DEFA
     }
     await ramroot("vm", "stop", "--pid-file", pidFile);
   });
-});
+}
 
-test("ramroot vm in the foreground: the console on the terminal and in the log, Ctrl-A X quits", async () => {
-  if (!machine) throw new Error("needs the machine of the first test");
+async function vmInTheForeground(): Promise<void> {
+  if (!machine) throw new Error("needs the machine of the first step");
   const serialLog = path.join(work, "foreground.log");
   const cli = execa(
     process.execPath,
@@ -231,4 +232,20 @@ test("ramroot vm in the foreground: the console on the terminal and in the log, 
   expect(result.exitCode).toBe(0);
   expect(result.stderr).toMatch(/ssh on 127\.0\.0\.1:\d+, data disk .*; Ctrl-A X quits/);
   expect(fs.readFileSync(serialLog, "utf8")).toMatch(/Run \/sbin\/init as init process/);
+}
+
+// One scenario: the deploy and the foreground run use the machine the first step made.
+test("the twin's life: a NAS image booted and kept across reboots, a pulumi up over ssh, ramroot vm in the foreground", async () => {
+  await step(
+    "a NAS image on the twin: strict ssh, the image id published, the slot read over ssh, data and host key kept across a reboot, a watchdog reset",
+    nasImageOnTheTwin,
+  );
+  await step(
+    "pulumi up over ssh to the running twin: the new image goes to slot b, DEFAULT b, and after a reboot the machine runs it, same host key, data kept",
+    pulumiUpOverSsh,
+  );
+  await step(
+    "ramroot vm in the foreground: the console on the terminal and in the log, Ctrl-A X quits",
+    vmInTheForeground,
+  );
 });

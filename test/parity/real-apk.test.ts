@@ -23,6 +23,7 @@ import { loadKeysDir } from "../../provider/apk/signature";
 import { alpineWorkspace, cachedMinirootfs, type AlpineWorkspace } from "../fixtures/alpine-minirootfs";
 import { buildParityRepos, BUILD_TIME, PARITY_WORLD, type ParityRepos } from "../fixtures/parity-repo";
 import { compileCli, type CompiledCli, type CliRun } from "../fixtures/ramroot-cli";
+import { step } from "../fixtures/scenario-step";
 import {
   readText,
   scriptsTarEntries,
@@ -197,59 +198,6 @@ describe("ramroot against the real apk 2.14.4", () => {
     ws?.dispose();
   });
 
-  test("install: the same packages flagged, the same exit code (a failing script and a file two packages own: 2 errors)", () => {
-    expect(apkAdd.stdout).toMatch(/2 errors; .* in 15 packages/);
-    expect(apkAdd.stderr).toContain("clash-b-1.0-r0: trying to overwrite etc/clash owned by clash-a-1.0-r0.");
-    expect(ramrootInstall.stderr).toContain("clash-b-1.0-r0: trying to overwrite etc/clash owned by clash-a-1.0-r0.");
-    expect(ramrootInstall.stdout).toMatch(/2 errors; 15 packages/);
-    expect(ramrootInstall.code).toBe(apkAdd.code);
-    const db = readText(ws.host("/roots/ramroot"), "lib/apk/db/installed")!;
-    expect(db).toMatch(/\nP:fails\n[^]*?\nf:s\n/);
-    expect(db).toMatch(/\nP:clash-b\n[^]*?\nf:f\n/);
-    // the directories-only package is installed without being opened
-    expect(db).toMatch(/\nP:dirs-only\nV:1\.0-r0\nA:x86_64\nS:\d+\nI:0\nT:dirs-only\nU:\nL:\no:dirs-only\nt:\d+\n\n/);
-  });
-
-  test("install: db, world, triggers, scripts.tar, script log and tree are apk's", () => {
-    expect(compareRoots(ws)).toEqual(SAME);
-    // the points the oracle is there for, checked directly as well
-    const tree = snapshotRoot(ws.host("/roots/ramroot"));
-    expect(tree.get("usr/bin/suidtool")).toMatchObject({ mode: "4755", uid: 0 });
-    expect(tree.get("tmp")).toMatchObject({ mode: "1777" });
-    expect(tree.get("etc/shadow")).toMatchObject({ gid: 42, mode: "640" });
-    expect(tree.get("var/lib/app")).toMatchObject({ uid: 1234, gid: 1234, mode: "750" });
-    expect(tree.get("usr/share/app/numeric")).toMatchObject({ uid: 4321, gid: 4321 });
-    expect(tree.get("usr/share/app/changed")).toMatchObject({ uid: 1234, gid: 1234, mode: "600", mtime: BUILD_TIME });
-    expect(tree.get("usr/lib/links/hard")!.links).toEqual(["usr/lib/links/real"]);
-    expect(scriptsTarEntries(ws.host("/roots/ramroot"))[0]!.name).toMatch(
-      /^busybox-1\.36\.1-r29\.Q1[A-Za-z0-9+/]{27}=\.post-install$/,
-    );
-  });
-
-  test("real apk del on both roots: pre-deinstall scripts found in scripts.tar, the same result", async () => {
-    clearLogs(ws);
-    const args = ["--keys-dir", "/parity/keys", "--repository", "/parity/repo-v1", "del", "app", "links"];
-    const a = await ws.apk(["--root", "/roots/apk", ...args]);
-    const r = await ws.apk(["--root", "/roots/ramroot", ...args]);
-    expect(r.code).toBe(a.code);
-    expect(r.stdout.replace(/\d+ MiB/, "")).toBe(a.stdout.replace(/\d+ MiB/, ""));
-    expect(logLines(ws.host("/roots/ramroot"), "tmp/order.log")).toEqual(
-      expect.arrayContaining(["app pre-deinstall 1.0-r0", "app post-deinstall 1.0-r0"]),
-    );
-    expect(compareRoots(ws)).toEqual(SAME);
-  });
-
-  test("real apk fix on both roots: the flagged packages reinstalled alike", async () => {
-    clearLogs(ws);
-    const args = ["--keys-dir", "/parity/keys", "--repository", "/parity/repo-v1", "fix"];
-    const a = await ws.apk(["--root", "/roots/apk", ...args]);
-    const r = await ws.apk(["--root", "/roots/ramroot", ...args]);
-    expect(r.code).toBe(a.code);
-    expect(r.stdout.replace(/\d+ MiB/, "")).toBe(a.stdout.replace(/\d+ MiB/, ""));
-    expect(a.stdout).toMatch(/Reinstalling (clash-b|fails)/);
-    expect(compareRoots(ws)).toEqual(SAME);
-  });
-
   /** `ramroot apk resolve --root` on the ramroot-made root against the real apk's --simulate there. */
   async function resolveAsApk(cases: { apk: string[]; ramroot: string[] }[]): Promise<void> {
     const root = ws.host("/roots/ramroot");
@@ -263,56 +211,105 @@ describe("ramroot against the real apk 2.14.4", () => {
     }
   }
 
-  test("ramroot apk resolve --root answers as the real apk's simulated add and del on that root", async () => {
-    await resolveAsApk([
-      {
-        apk: ["--repository", "/parity/repo-v1", "add", "app", "links"],
-        ramroot: ["--repository", repos.v1, "app", "links"],
+  // One scenario: the steps after the install change both roots (del, fix, add, upgrade), each
+  // judged against the real apk on its twin root, so they run in this order as one test.
+  test("both roots through the real apk's lifecycle: install alike, then del, fix, resolve and upgrade alike", async () => {
+    await step(
+      "install: the same packages flagged, the same exit code (a failing script and a file two packages own: 2 errors)",
+      () => {
+        expect(apkAdd.stdout).toMatch(/2 errors; .* in 15 packages/);
+        expect(apkAdd.stderr).toContain("clash-b-1.0-r0: trying to overwrite etc/clash owned by clash-a-1.0-r0.");
+        expect(ramrootInstall.stderr).toContain(
+          "clash-b-1.0-r0: trying to overwrite etc/clash owned by clash-a-1.0-r0.",
+        );
+        expect(ramrootInstall.stdout).toMatch(/2 errors; 15 packages/);
+        expect(ramrootInstall.code).toBe(apkAdd.code);
+        const db = readText(ws.host("/roots/ramroot"), "lib/apk/db/installed")!;
+        expect(db).toMatch(/\nP:fails\n[^]*?\nf:s\n/);
+        expect(db).toMatch(/\nP:clash-b\n[^]*?\nf:f\n/);
+        // the directories-only package is installed without being opened
+        expect(db).toMatch(
+          /\nP:dirs-only\nV:1\.0-r0\nA:x86_64\nS:\d+\nI:0\nT:dirs-only\nU:\nL:\no:dirs-only\nt:\d+\n\n/,
+        );
       },
-      {
-        apk: ["--repository", "/parity/repo-v1", "del", "over-b", "suid"],
-        ramroot: ["--repository", repos.v1, "--del", "over-b", "--del", "suid"],
-      },
-      { apk: ["--repository", "/parity/repo-v2", "add", "app"], ramroot: ["--repository", repos.v2, "app"] },
-    ]);
-  });
-
-  test("real apk upgrade from a newer repository on both roots: upgrade scripts, removed and added files alike", async () => {
-    clearLogs(ws);
-    await ws.apk([
-      "--root",
-      "/roots/apk",
-      "--keys-dir",
-      "/parity/keys",
-      "--repository",
-      "/parity/repo-v1",
-      "add",
-      "app",
-    ]);
-    await ws.apk([
-      "--root",
-      "/roots/ramroot",
-      "--keys-dir",
-      "/parity/keys",
-      "--repository",
-      "/parity/repo-v1",
-      "add",
-      "app",
-    ]);
-    clearLogs(ws);
-    await resolveAsApk([
-      { apk: ["--repository", "/parity/repo-v2", "upgrade"], ramroot: ["--repository", repos.v2, "--upgrade"] },
-    ]);
-    const args = ["--keys-dir", "/parity/keys", "--repository", "/parity/repo-v2", "upgrade"];
-    const a = await ws.apk(["--root", "/roots/apk", ...args]);
-    const r = await ws.apk(["--root", "/roots/ramroot", ...args]);
-    expect(r.code).toBe(a.code);
-    expect(a.stdout).toMatch(/Upgrading app \(1\.0-r0 -> 1\.1-r0\)/);
-    expect(logLines(ws.host("/roots/ramroot"), "tmp/order.log")).toEqual(
-      expect.arrayContaining(["app pre-upgrade 1.1-r0 1.0-r0", "app post-upgrade 1.1-r0 1.0-r0"]),
     );
-    expect(fs.existsSync(ws.host("/roots/ramroot/usr/share/app/only-in-1"))).toBe(false);
-    expect(compareRoots(ws)).toEqual(SAME);
+
+    await step("install: db, world, triggers, scripts.tar, script log and tree are apk's", () => {
+      expect(compareRoots(ws)).toEqual(SAME);
+      // the points the oracle is there for, checked directly as well
+      const tree = snapshotRoot(ws.host("/roots/ramroot"));
+      expect(tree.get("usr/bin/suidtool")).toMatchObject({ mode: "4755", uid: 0 });
+      expect(tree.get("tmp")).toMatchObject({ mode: "1777" });
+      expect(tree.get("etc/shadow")).toMatchObject({ gid: 42, mode: "640" });
+      expect(tree.get("var/lib/app")).toMatchObject({ uid: 1234, gid: 1234, mode: "750" });
+      expect(tree.get("usr/share/app/numeric")).toMatchObject({ uid: 4321, gid: 4321 });
+      expect(tree.get("usr/share/app/changed")).toMatchObject({ uid: 1234, gid: 1234, mode: "600", mtime: BUILD_TIME });
+      expect(tree.get("usr/lib/links/hard")!.links).toEqual(["usr/lib/links/real"]);
+      expect(scriptsTarEntries(ws.host("/roots/ramroot"))[0]!.name).toMatch(
+        /^busybox-1\.36\.1-r29\.Q1[A-Za-z0-9+/]{27}=\.post-install$/,
+      );
+    });
+
+    await step("real apk del on both roots: pre-deinstall scripts found in scripts.tar, the same result", async () => {
+      clearLogs(ws);
+      const args = ["--keys-dir", "/parity/keys", "--repository", "/parity/repo-v1", "del", "app", "links"];
+      const a = await ws.apk(["--root", "/roots/apk", ...args]);
+      const r = await ws.apk(["--root", "/roots/ramroot", ...args]);
+      expect(r.code).toBe(a.code);
+      expect(r.stdout.replace(/\d+ MiB/, "")).toBe(a.stdout.replace(/\d+ MiB/, ""));
+      expect(logLines(ws.host("/roots/ramroot"), "tmp/order.log")).toEqual(
+        expect.arrayContaining(["app pre-deinstall 1.0-r0", "app post-deinstall 1.0-r0"]),
+      );
+      expect(compareRoots(ws)).toEqual(SAME);
+    });
+
+    await step("real apk fix on both roots: the flagged packages reinstalled alike", async () => {
+      clearLogs(ws);
+      const args = ["--keys-dir", "/parity/keys", "--repository", "/parity/repo-v1", "fix"];
+      const a = await ws.apk(["--root", "/roots/apk", ...args]);
+      const r = await ws.apk(["--root", "/roots/ramroot", ...args]);
+      expect(r.code).toBe(a.code);
+      expect(r.stdout.replace(/\d+ MiB/, "")).toBe(a.stdout.replace(/\d+ MiB/, ""));
+      expect(a.stdout).toMatch(/Reinstalling (clash-b|fails)/);
+      expect(compareRoots(ws)).toEqual(SAME);
+    });
+
+    await step("ramroot apk resolve --root answers as the real apk's simulated add and del on that root", async () => {
+      await resolveAsApk([
+        {
+          apk: ["--repository", "/parity/repo-v1", "add", "app", "links"],
+          ramroot: ["--repository", repos.v1, "app", "links"],
+        },
+        {
+          apk: ["--repository", "/parity/repo-v1", "del", "over-b", "suid"],
+          ramroot: ["--repository", repos.v1, "--del", "over-b", "--del", "suid"],
+        },
+        { apk: ["--repository", "/parity/repo-v2", "add", "app"], ramroot: ["--repository", repos.v2, "app"] },
+      ]);
+    });
+
+    await step(
+      "real apk upgrade from a newer repository on both roots: upgrade scripts, removed and added files alike",
+      async () => {
+        clearLogs(ws);
+        for (const root of ["/roots/apk", "/roots/ramroot"])
+          await ws.apk(["--root", root, "--keys-dir", "/parity/keys", "--repository", "/parity/repo-v1", "add", "app"]);
+        clearLogs(ws);
+        await resolveAsApk([
+          { apk: ["--repository", "/parity/repo-v2", "upgrade"], ramroot: ["--repository", repos.v2, "--upgrade"] },
+        ]);
+        const args = ["--keys-dir", "/parity/keys", "--repository", "/parity/repo-v2", "upgrade"];
+        const a = await ws.apk(["--root", "/roots/apk", ...args]);
+        const r = await ws.apk(["--root", "/roots/ramroot", ...args]);
+        expect(r.code).toBe(a.code);
+        expect(a.stdout).toMatch(/Upgrading app \(1\.0-r0 -> 1\.1-r0\)/);
+        expect(logLines(ws.host("/roots/ramroot"), "tmp/order.log")).toEqual(
+          expect.arrayContaining(["app pre-upgrade 1.1-r0 1.0-r0", "app post-upgrade 1.1-r0 1.0-r0"]),
+        );
+        expect(fs.existsSync(ws.host("/roots/ramroot/usr/share/app/only-in-1"))).toBe(false);
+        expect(compareRoots(ws)).toEqual(SAME);
+      },
+    );
   });
 
   test("the image keeps the packages' owners and modes and what the scripts changed", async () => {
