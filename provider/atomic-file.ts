@@ -153,19 +153,6 @@ export function writeFileAtomicSyncOpen(file: string, data: Buffer | string, opt
   return reader;
 }
 
-/** The whole content of an open file, read from its start (whatever the descriptor's position). */
-export function readWholeFd(fd: number): Buffer {
-  const size = fs.fstatSync(fd).size;
-  const out = Buffer.alloc(size);
-  let at = 0;
-  while (at < size) {
-    const n = fs.readSync(fd, out, at, size - at, at);
-    if (n === 0) break;
-    at += n;
-  }
-  return at === size ? out : out.subarray(0, at);
-}
-
 /**
  * Renames `from` over `to` (a file or a directory already flushed by its writer) and flushes
  * both directories: how a finished temporary tree is published.
