@@ -210,6 +210,17 @@ test("the README's commands on a fresh clone do what the README says", async () 
     /^slot a +image [0-9a-f]{12} .* by update 1 +\[DEFAULT since update 4: rollback to update 2\]$/m,
   );
   expect(status).toMatch(/^slot b +image [0-9a-f]{12} .* by update 3$/m);
+  // "npx ramroot history ... numbers only updates ... Each line has the image the update left as
+  // DEFAULT and the git commit (+dirty when Pulumi recorded uncommitted changes)"
+  const head = execFileSync("git", ["rev-parse", "HEAD"], { cwd: clone, encoding: "utf8" }).trim().slice(0, 12);
+  const history = (await ok("source .ramroot/env.sh && npx ramroot history")).trim().split("\n");
+  const numbers = history.map((l) => l.trim().split(/\s+/)[0]);
+  expect(numbers.filter((n) => n !== "-")).toEqual(["1", "2", "3", "4"]);
+  const row = (n: number) => history[numbers.indexOf(String(n))] ?? "";
+  expect(row(1)).toMatch(new RegExp(`update +succeeded +DEFAULT a image [0-9a-f]{12}  git ${head}\\b`));
+  expect(row(3)).toMatch(new RegExp(`update +succeeded +DEFAULT b image [0-9a-f]{12}  git ${head}\\+dirty`));
+  expect(row(4)).toMatch(/update +succeeded +DEFAULT a image [0-9a-f]{12}/);
+  expect(row(4).match(/image ([0-9a-f]{12})/)?.[1]).toBe(row(1).match(/image ([0-9a-f]{12})/)?.[1]);
   const missing = await sh("source .ramroot/env.sh && npx ramroot rollback --to 99");
   expect(missing.code).toBe(1);
   expect(missing.out).toMatch(/^ramroot: --to: no update 99\b/m);
