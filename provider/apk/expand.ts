@@ -108,14 +108,6 @@ export function safeEntryPath(name: string, source: string): string {
   return parts.join("/");
 }
 
-/**
- * The host path of `rel` inside `root`, its directories' symlinks followed inside the root (the
- * last component not followed); see StagingRoot.resolve. A ".." that climbs out is refused.
- */
-export function resolveInRoot(root: string, rel: string, source: string): string {
-  return new StagingRoot(root, source).resolve(rel);
-}
-
 function sha1(data: Buffer | string): string {
   return createHash("sha1").update(data).digest("hex");
 }
@@ -162,21 +154,29 @@ interface Ownership {
   mtime?: number;
 }
 
+/** The process's umask, read once (it is not changed while ramroot runs). */
+const UMASK = process.umask();
+
+/** One fs call as a promise, through the callback API (no FileHandle object per file). */
+function call<T>(run: (done: (err: NodeJS.ErrnoException | null, value?: T) => void) => void): Promise<T> {
+  return new Promise((resolve, reject) => run((err, value) => (err ? reject(err) : resolve(value as T))));
+}
+
+/** Creates `host` (never through a symlink) with `content`, then its owner, mode and mtime; on the thread pool. */
 async function writeNewFile(host: string, content: Buffer[], mode: number, own: Ownership | undefined): Promise<void> {
-  const handle = await fs.promises.open(host, CREATE_FLAGS, mode & 0o777);
+  const fd = await call<number>((done) => fs.open(host, CREATE_FLAGS, mode & 0o777, done));
   try {
-    if (content.length === 1) await handle.writeFile(content[0]!);
-    else if (content.length > 1) await handle.writeFile(Buffer.concat(content));
-    if (own) {
-      await handle.chown(own.uid, own.gid);
-      // chown clears setuid/setgid, so the mode goes after it
-      await handle.chmod(own.mode & 0o7777);
-      if (own.mtime !== undefined) await handle.utimes(own.mtime, own.mtime);
-    } else {
-      await handle.chmod(mode);
+    const data = content.length === 1 ? content[0]! : Buffer.concat(content);
+    for (let at = 0; at < data.length;) {
+      at += await call<number>((done) => fs.write(fd, data, at, data.length - at, null, done));
     }
+    const finalMode = own ? own.mode & 0o7777 : mode;
+    if (own) await call((done) => fs.fchown(fd, own.uid, own.gid, done));
+    // open's mode lost what the umask masks; chown cleared setuid/setgid: the mode goes after it
+    if (finalMode !== (mode & 0o777 & ~UMASK)) await call((done) => fs.fchmod(fd, finalMode, done));
+    if (own?.mtime !== undefined) await call((done) => fs.futimes(fd, own.mtime!, own.mtime!, done));
   } finally {
-    await handle.close();
+    await call((done) => fs.close(fd, done));
   }
 }
 
@@ -194,6 +194,8 @@ class DataTarExpander implements TarSink {
   private readonly groups: Map<string, number>;
   /** Directories (relative) known to be real directories, and their host paths. */
   private readonly knownDirs = new Map<string, string>();
+  /** Directories this unpack made: nothing stands in them but what this package put there. */
+  private readonly madeDirs = new Set<string>();
   /** Entries parsed and not yet written, in order. */
   private readonly queue: Pending[] = [];
   /** Writes in flight by relative path. */
@@ -257,7 +259,10 @@ class DataTarExpander implements TarSink {
   /** Removes what stands at `host` (not a directory); a symlink removed may have been a known directory's way. */
   private unlink(host: string, st: fs.Stats): void {
     fs.unlinkSync(host);
-    if (!st.isFile()) this.knownDirs.clear();
+    if (!st.isFile()) {
+      this.knownDirs.clear();
+      this.madeDirs.clear();
+    }
   }
 
   private ownership(acl: Acl, mtime?: number): Ownership | undefined {
@@ -334,7 +339,8 @@ class DataTarExpander implements TarSink {
     const parent = slash < 0 ? "" : rel.slice(0, slash);
     const base = slash < 0 ? rel : rel.slice(slash + 1);
     const host = path.join(this.directoryHost(parent), base);
-    const current = fs.lstatSync(host, { throwIfNoEntry: false });
+    const current =
+      this.madeDirs.has(parent) && !manifest.has(rel) ? undefined : fs.lstatSync(host, { throwIfNoEntry: false });
     if (current?.isDirectory() && header.type !== "directory")
       throw new Error(`${source}: ${rel} is a directory on disk but a ${header.type} in the package; refused`);
     const work: EntryWork = { rel, parent, base, host, acl, current };
@@ -362,11 +368,15 @@ class DataTarExpander implements TarSink {
         return;
       }
       if (current && !current.isDirectory()) this.unlink(host, current);
-      if (!current?.isDirectory()) fs.mkdirSync(host);
-      fs.chmodSync(host, (acl.mode & 0o777) | 0o700);
+      if (!current?.isDirectory()) {
+        fs.mkdirSync(host);
+        this.madeDirs.add(rel);
+      }
       this.knownDirs.set(rel, host);
       const own = this.ownership(acl);
+      // As root the mode is given once the package's files are in; otherwise now, writable for them.
       if (own) this.ownedDirs.push({ host, own });
+      else fs.chmodSync(host, (acl.mode & 0o777) | 0o700);
       manifest.set(rel, {
         path: rel,
         type: "directory",

@@ -8,7 +8,9 @@
  * carries the package's ownership into the image and scripts' chown/chmod cannot be seen.
  */
 import * as fs from "node:fs";
-import { resolveInRoot, type FileManifest } from "./expand";
+import * as path from "node:path";
+import type { FileManifest } from "./expand";
+import { StagingRoot } from "./staging-root";
 
 /** Whether this process can give files their owners (lchown needs root). */
 export function canApplyOwnership(): boolean {
@@ -22,11 +24,21 @@ export function canApplyOwnership(): boolean {
  */
 export function readBackOwnership(root: string, manifest: FileManifest): void {
   if (!canApplyOwnership()) return;
+  // Nothing changes the tree while it is read back: each directory is resolved inside the root once.
+  const staging = new StagingRoot(root);
+  const dirs = new Map<string, string>();
   for (const e of manifest.values()) {
     if (e.type === "char" || e.type === "block" || e.type === "fifo") continue;
     let st: fs.Stats;
     try {
-      st = fs.lstatSync(resolveInRoot(root, e.path, e.package));
+      const slash = e.path.lastIndexOf("/");
+      const parent = slash < 0 ? "" : e.path.slice(0, slash);
+      let dir = dirs.get(parent);
+      if (dir === undefined) {
+        dir = staging.resolve(parent, { follow: true });
+        dirs.set(parent, dir);
+      }
+      st = fs.lstatSync(path.join(dir, e.path.slice(slash + 1)));
     } catch {
       continue;
     }
