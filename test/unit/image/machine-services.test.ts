@@ -2,6 +2,7 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { execFileSync } from "node:child_process";
+import { parse as parseYaml } from "yaml";
 import { parseImageConfig } from "../../../provider/image/plan";
 import { machineEntries, sshHostKeysDir } from "../../../provider/image/machine-services";
 import { debianBusyboxStatic } from "../../fixtures/debian-repo";
@@ -249,4 +250,22 @@ test("past its time (counted from boot) the guard publishes unhealthy with the f
   expect(describeFailedChecks(parsed)).toBe("check sshd failed (exit 3):\n    nothing listens on port 22");
   expect(console).toContain("ramroot-guard: | check sshd failed (exit 3)");
   expect(console).not.toMatch(/rebooting/);
+});
+
+test("the nas stack's image (stacks/Pulumi.nas.yaml) validates: extlinux for the trial's once-boot, a guard with its checks", () => {
+  const stack = parseYaml(fs.readFileSync(path.join(__dirname, "../../../stacks/Pulumi.nas.yaml"), "utf8")) as {
+    config: Record<string, unknown>;
+  };
+  expect(stack.config["ramroot:strategy"]).toBe("trial");
+  const config = parseImageConfig(stack.config["ramroot:image"]);
+  expect(config.packages).toContain("syslinux"); // Alpine's syslinux brings extlinux
+  const entries = machineEntries(config, config.packages);
+  expect(entries.filter((e) => e.path.startsWith("etc/ramroot/health.d/")).map((e) => e.path)).toEqual([
+    "etc/ramroot/health.d/01-sshd",
+    "etc/ramroot/health.d/02-network",
+    "etc/ramroot/health.d/03-data",
+  ]);
+  const busybox = debianBusyboxStatic();
+  for (const check of config.health!.checks)
+    expect(() => execFileSync(busybox, ["sh", "-n", "-c", check.command], { stdio: "pipe" })).not.toThrow();
 });
