@@ -103,21 +103,11 @@ export async function writeFileAtomic(file: string, data: Buffer | string, opts:
   await replaceFile(file, (handle) => handle.writeFile(data), opts);
 }
 
-/**
- * Writes `data` under a temporary name, flushes it, renames it over `file` and flushes the
- * directory; with `keepReader`, a read-only descriptor of the new file is opened before the
- * rename and returned (the caller closes it).
- */
-function replaceFileSync(
-  file: string,
-  data: Buffer | string,
-  opts: ReplaceOptions,
-  keepReader: boolean,
-): number | undefined {
+/** Writes `data` under a temporary name, flushes it, renames it over `file` and flushes the directory. */
+function replaceFileSync(file: string, data: Buffer | string, opts: ReplaceOptions): void {
   const dir = path.dirname(file);
   if (opts.mkdir !== false) fs.mkdirSync(dir, { recursive: true });
   const temp = tempNameFor(file);
-  let reader: number | undefined;
   try {
     const fd = fs.openSync(temp, "wx", opts.mode ?? 0o644);
     try {
@@ -126,12 +116,9 @@ function replaceFileSync(
     } finally {
       fs.closeSync(fd);
     }
-    if (keepReader) reader = fs.openSync(temp, "r");
     fs.renameSync(temp, file);
     syncDirectorySync(dir);
-    return reader;
   } catch (err) {
-    if (reader !== undefined) fs.closeSync(reader);
     fs.rmSync(temp, { force: true });
     throw err;
   }
@@ -139,18 +126,7 @@ function replaceFileSync(
 
 /** The synchronous twin of `writeFileAtomic`, for code paths that are synchronous. */
 export function writeFileAtomicSync(file: string, data: Buffer | string, opts: ReplaceOptions = {}): void {
-  replaceFileSync(file, data, opts, false);
-}
-
-/**
- * `writeFileAtomicSync` that also returns a read-only descriptor of the file it wrote, opened
- * before the rename: what the caller reads through it is its own bytes even when another
- * process replaces or removes `file` afterwards (a shared cache). The caller closes it.
- */
-export function writeFileAtomicSyncOpen(file: string, data: Buffer | string, opts: ReplaceOptions = {}): number {
-  const reader = replaceFileSync(file, data, opts, true);
-  if (reader === undefined) throw new Error(`${file}: written, but no descriptor was kept`);
-  return reader;
+  replaceFileSync(file, data, opts);
 }
 
 /**

@@ -4,6 +4,7 @@
  * an immediate failure for the rest, conditional requests (ETag / Last-Modified) when the caller
  * has a cached copy, and a size limit. Errors name the URL.
  */
+import type { FileHandle } from "node:fs/promises";
 
 export interface HttpValidators {
   etag?: string;
@@ -44,7 +45,16 @@ class Retryable extends Error {}
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
-async function readBody(res: Response, url: string, maxBytes: number): Promise<Buffer> {
+/**
+ * Hands the body to `write` chunk by chunk (each awaited) within the size limit; returns its
+ * length. A body shorter than its Content-Length is a truncated download (retried).
+ */
+async function streamBody(
+  res: Response,
+  url: string,
+  maxBytes: number,
+  write: (chunk: Buffer) => void | Promise<void>,
+): Promise<number> {
   const declared = res.headers.get("content-length");
   if (declared !== null && Number(declared) > maxBytes) {
     await res.body?.cancel();
@@ -53,7 +63,6 @@ async function readBody(res: Response, url: string, maxBytes: number): Promise<B
       `${url}: the body (${declared} bytes announced) is larger than the limit of ${maxBytes} bytes`,
     );
   }
-  const chunks: Buffer[] = [];
   let total = 0;
   if (res.body) {
     for await (const chunk of res.body) {
@@ -62,18 +71,29 @@ async function readBody(res: Response, url: string, maxBytes: number): Promise<B
         await res.body.cancel().catch(() => undefined);
         throw new HttpError(url, `${url}: the body is larger than the limit of ${maxBytes} bytes`);
       }
-      chunks.push(Buffer.from(chunk));
+      await write(Buffer.from(chunk));
     }
   }
-  const body = Buffer.concat(chunks);
-  if (declared !== null && res.headers.get("content-encoding") === null && Number(declared) !== body.length) {
-    throw new Retryable(`truncated download: ${body.length} of ${declared} bytes`);
+  if (declared !== null && res.headers.get("content-encoding") === null && Number(declared) !== total) {
+    throw new Retryable(`truncated download: ${total} of ${declared} bytes`);
   }
-  return body;
+  return total;
 }
 
-/** GETs `url` under the policy above. */
-export async function httpGet(url: string, opts: HttpGetOptions = {}): Promise<HttpGetResult> {
+async function readBody(res: Response, url: string, maxBytes: number): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  await streamBody(res, url, maxBytes, (chunk) => {
+    chunks.push(chunk);
+  });
+  return Buffer.concat(chunks);
+}
+
+/** GETs `url` under the policy above, `consume` reading a 200 answer's body (again on each retry). */
+async function request<T>(
+  url: string,
+  opts: HttpGetOptions,
+  consume: (res: Response, maxBytes: number) => Promise<T>,
+): Promise<{ notModified: true } | { notModified: false; value: T; validators: HttpValidators }> {
   const attempts = opts.attempts ?? 3;
   const delay = opts.retryDelayMs ?? 250;
   const maxBytes = opts.maxBytes ?? 1 << 30;
@@ -101,13 +121,13 @@ export async function httpGet(url: string, opts: HttpGetOptions = {}): Promise<H
         await res.body?.cancel();
         throw new HttpError(url, `${url}: HTTP ${res.status} ${res.statusText}`, res.status);
       }
-      const body = await readBody(res, url, maxBytes);
+      const value = await consume(res, maxBytes);
       const validators: HttpValidators = {};
       const etag = res.headers.get("etag");
       const lastModified = res.headers.get("last-modified");
       if (etag) validators.etag = etag;
       if (lastModified) validators.lastModified = lastModified;
-      return { notModified: false, body, validators };
+      return { notModified: false, value, validators };
     } catch (err) {
       if (err instanceof HttpError) throw err;
       const cause = (err as { cause?: { code?: string } }).cause;
@@ -116,6 +136,36 @@ export async function httpGet(url: string, opts: HttpGetOptions = {}): Promise<H
     }
   }
   throw new HttpError(url, `${url}: cannot be reached after ${attempts} attempts: ${lastError}`);
+}
+
+/** GETs `url` under the policy above. */
+export async function httpGet(url: string, opts: HttpGetOptions = {}): Promise<HttpGetResult> {
+  const result = await request(url, opts, (res, maxBytes) => readBody(res, url, maxBytes));
+  return result.notModified ? result : { notModified: false, body: result.value, validators: result.validators };
+}
+
+/**
+ * GETs `url` unconditionally into `file` (an open handle, emptied before each attempt), never
+ * holding the body in memory; returns its length.
+ */
+export async function httpGetToFile(
+  url: string,
+  file: FileHandle,
+  opts: Omit<HttpGetOptions, "validators"> = {},
+): Promise<number> {
+  const result = await request(url, opts, async (res, maxBytes) => {
+    await file.truncate(0);
+    let at = 0;
+    return streamBody(res, url, maxBytes, async (chunk) => {
+      for (let done = 0; done < chunk.length;) {
+        const { bytesWritten } = await file.write(chunk, done, chunk.length - done, at);
+        done += bytesWritten;
+        at += bytesWritten;
+      }
+    });
+  });
+  if (result.notModified) throw new HttpError(url, `${url}: answered 304 Not Modified to an unconditional request`);
+  return result.value;
 }
 
 /** GETs `url` unconditionally and returns the body. */

@@ -1,7 +1,7 @@
 import * as fs from "node:fs";
-import { writeFileAtomicSyncOpen } from "../atomic-file";
+import { replaceFile, tempNameFor } from "../atomic-file";
 import { cacheDir } from "../cache-dir";
-import { httpGetBody } from "../http-get";
+import { httpGetToFile } from "../http-get";
 import * as path from "node:path";
 import { parseDependency } from "./dependency";
 import { expandDataTar, type FileManifest, type InstalledDir } from "./expand";
@@ -15,7 +15,7 @@ import {
   type ScriptRunner,
 } from "./install-scripts";
 import { fdSource } from "./byte-source";
-import { readPackage, readPackageFile, type PackageFile, type ReadPackageOptions } from "./package-file";
+import { readPackage, type PackageFile, type ReadPackageOptions } from "./package-file";
 import { canApplyOwnership, readBackOwnership } from "./root-ownership";
 import type { RepositoryPackage } from "./package-record";
 import { installOrder, type Lock } from "./solver";
@@ -155,12 +155,38 @@ export async function fetchVerifiedPackage(
       }
     }
   }
-  const bytes = await httpGetBody(location);
-  checkSize(bytes.length);
-  const pkg = readPackageFile(bytes, readOpts);
-  if (!cached) return pkg;
-  pkg.release();
-  return readFromFd(writeFileAtomicSyncOpen(cached, bytes), readOpts);
+  // Downloaded to a temporary file beside the cache entry, verified through its descriptor, renamed into place.
+  fs.mkdirSync(opts.cacheDir, { recursive: true });
+  if (cached) {
+    let pkg: PackageFile | undefined;
+    try {
+      await replaceFile(cached, (handle) => httpGetToFile(location, handle), {
+        verify: async (temp, size) => {
+          checkSize(size);
+          pkg = readFromFd(fs.openSync(temp, "r"), readOpts);
+        },
+      });
+    } catch (err) {
+      pkg?.release();
+      throw err;
+    }
+    return pkg!;
+  }
+  const temp = tempNameFor(path.join(opts.cacheDir, "download"));
+  try {
+    const handle = await fs.promises.open(temp, "wx+");
+    let size: number;
+    try {
+      size = await httpGetToFile(location, handle);
+    } finally {
+      await handle.close();
+    }
+    checkSize(size);
+    // The descriptor keeps the file after its name is gone.
+    return readFromFd(fs.openSync(temp, "r"), readOpts);
+  } finally {
+    fs.rmSync(temp, { force: true });
+  }
 }
 
 function dependencyNames(specs: string[]): Set<string> {

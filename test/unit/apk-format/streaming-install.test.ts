@@ -6,11 +6,17 @@
  */
 import { createHash } from "node:crypto";
 import * as fs from "node:fs";
+import * as http from "node:http";
+import * as net from "node:net";
 import * as os from "node:os";
 import * as path from "node:path";
 import * as zlib from "node:zlib";
 import { execa } from "execa";
 import { bufferSource, fdSource } from "../../../provider/apk/byte-source";
+import { installPackages } from "../../../provider/apk/install";
+import { loadKeysDir } from "../../../provider/apk/signature";
+import { loadRepositories, packageLocator, type LoadedRepository } from "../../../provider/apk/repository";
+import { resolvePackages } from "../../../provider/apk/solver";
 import { GzipLimitError, streamGzipMember } from "../../../provider/apk/gzip-members";
 import { readPackage } from "../../../provider/apk/package-file";
 import { readTar, TarStreamParser, type TarHeader } from "../../../provider/apk/tar-reader";
@@ -159,6 +165,55 @@ test("a package changed on disk after it was verified is refused while its data 
   fs.closeSync(writer);
   await expect(pkg.streamDataTar(() => {})).rejects.toThrow(/p-1\.0-r0\.apk/);
   expect(closed).toBe(true);
+});
+
+test("a package from an HTTP repository is streamed into the cache, verified there, and read from it next time", async () => {
+  const dir = path.join(work, "http");
+  const repo = buildRepo(dir, key, [
+    { spec: { name: "web", version: "1.0-r0" }, files: { "usr/share/web/page": "served\n".repeat(50_000) } },
+  ]);
+  const server = http.createServer((req, res) => {
+    const file = path.join(repo, decodeURIComponent(new URL(req.url ?? "/", "http://x").pathname));
+    if (!fs.existsSync(file)) return void res.writeHead(404).end();
+    res.writeHead(200, { "content-length": fs.statSync(file).size });
+    fs.createReadStream(file).pipe(res);
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const url = `http://127.0.0.1:${(server.address() as net.AddressInfo).port}`;
+  const keys = loadKeysDir(key.keysDir);
+  const cacheDir = path.join(dir, "cache");
+  const install = async (root: string, repos: LoadedRepository[]) =>
+    installPackages({
+      root,
+      lock: resolvePackages(
+        ["web"],
+        repos.flatMap((r) => r.packages),
+        { arch: "x86_64" },
+      ),
+      arch: "x86_64",
+      keys,
+      cacheDir,
+      locate: packageLocator(repos),
+    });
+  let repos: LoadedRepository[];
+  try {
+    repos = await loadRepositories([url], { arch: "x86_64", keys, cacheDir: path.join(dir, "index-cache") });
+    await install(path.join(dir, "root-1"), repos);
+  } finally {
+    server.close();
+  }
+  const cached = fs.readdirSync(cacheDir);
+  const record = repos[0]!.packages.find((p) => p.name === "web")!;
+  expect(cached).toEqual([Buffer.from(record.checksum!.slice(2), "base64").toString("hex")]);
+  expect(
+    fs
+      .readFileSync(path.join(cacheDir, cached[0]!))
+      .equals(fs.readFileSync(path.join(repo, "x86_64", "web-1.0-r0.apk"))),
+  ).toBe(true);
+  // The server is gone: the second install reads the cache entry (re-verified).
+  await install(path.join(dir, "root-2"), repos);
+  for (const root of ["root-1", "root-2"])
+    expect(fs.readFileSync(path.join(dir, root, "usr/share/web/page"), "utf8")).toBe("served\n".repeat(50_000));
 });
 
 describe("ramroot apk install of a package whose data tar is larger than the memory bound", () => {
