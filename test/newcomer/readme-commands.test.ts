@@ -112,3 +112,10 @@ test("the A/B component's signature names exactly its inputs", () => {
       .sort(),
   );
 });
+
+test("the Configuration table names exactly the stack config keys the machine program reads", () => {
+  const program = fs.readFileSync(path.resolve(__dirname, "..", "..", "components", "machine-program.ts"), "utf8");
+  const read = [...program.matchAll(/config\.(?:get|require)\w*(?:<[^>]*>)?\("([A-Za-z]+)"\)/g)].map((m) => m[1]!);
+  expect(read).toEqual(expect.arrayContaining(["target", "image", "strategy", "bootTest"]));
+  expect(tableKeys("## Configuration")).toEqual([...new Set(read)].sort());
+});
