@@ -5,7 +5,7 @@
  * Only types and the tokens come from provider/: a program loads no engine code.
  */
 import * as path from "node:path";
-import * as pulumi from "@pulumi/pulumi";
+import * as pulumi from "./pulumi-sdk";
 import type { TargetSpec } from "../provider/boot/target";
 import type { SyslinuxEntry } from "../provider/boot/syslinux-config";
 import type { ImageConfigInput } from "../provider/image/image-config";

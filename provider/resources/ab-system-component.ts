@@ -4,7 +4,7 @@
  * declares its children from a deployment plan (provider/deploy/deployment-plan.ts) and holds
  * no decision of its own. Its outputs describe one image: the one DEFAULT boots.
  */
-import * as pulumi from "@pulumi/pulumi";
+import * as pulumi from "../../components/pulumi-sdk";
 import { slotEntry } from "../boot/slot";
 import { describeHolder, LeaseHeldError } from "../boot/lease";
 import type { SyslinuxEntry } from "../boot/syslinux-config";

@@ -6,7 +6,7 @@
  * reset the runtime's options, wait for the monitor's features, load the stack config, then
  * serialise the component's outputs and wait for every registration before answering).
  */
-import * as pulumi from "@pulumi/pulumi";
+import * as pulumi from "../../components/pulumi-sdk";
 import * as structproto from "google-protobuf/google/protobuf/struct_pb";
 import * as provproto from "@pulumi/pulumi/proto/provider_pb";
 import * as runtimeConfig from "@pulumi/pulumi/runtime/config";

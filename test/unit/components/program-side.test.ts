@@ -71,3 +71,10 @@ test("the check sees a run-time import: the provider's construct loads engine mo
   expect(files.has("provider/deploy/deployment-plan.ts")).toBe(true);
   expect(files.has("components/resources.ts")).toBe(true);
 });
+
+test("the provider plugin loads the SDK's resource and output modules, not its root (closure serialisation, TypeScript)", () => {
+  const files = reachable(path.join(ROOT, "provider", "resources", "main.ts"));
+  expect(files.has("components/pulumi-sdk.ts")).toBe(true);
+  const root = [...files].filter((f) => runtimeImports(path.join(ROOT, f)).includes("@pulumi/pulumi"));
+  expect(root).toEqual([]);
+});
