@@ -282,10 +282,12 @@ class DataTarExpander implements TarSink {
       if (work?.fd !== undefined) {
         for (const piece of item.pieces) {
           work.hash!.update(piece);
-          fs.writeSync(work.fd, piece);
+          for (let at = 0; at < piece.length;) at += fs.writeSync(work.fd, piece, at);
         }
         item.pieces = [];
         item.bytes = 0;
+      } else if (!work) {
+        item.pieces = []; // a skipped entry's content is not kept
       }
       if (!item.ended) return;
       this.queue.shift();
