@@ -238,7 +238,10 @@ async function bringUpToLock(
   const added = resolved.lock.packages.filter(
     (e) => !state.lock.some((p) => p.name === e.name && same(lockOf([e])[0]!, p)),
   );
+  const world = [...new Set(resolved.lock.world)].join("\n") + "\n";
   if (removed.length === 0 && added.length === 0) {
+    // the same packages, perhaps asked for differently: the world is what may differ
+    new StagingRoot(root).writeFile("etc/apk/world", world);
     progress(`installed tree: the lock is installed already`);
     return { root, manifest, warnings: state.warnings, bootDir: taken };
   }
@@ -374,7 +377,7 @@ async function bringUpToLock(
     const db = [...kept, ...addedBlocks].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
     const staging = new StagingRoot(root);
     staging.writeFile("lib/apk/db/installed", db.map((b) => b.text).join(""));
-    staging.writeFile("etc/apk/world", [...new Set(resolved.lock.world)].join("\n") + "\n");
+    staging.writeFile("etc/apk/world", world);
     progress(
       `installed tree: ${added.length} package(s) unpacked onto it, ${removed.length} taken out (${[...removed.map((p) => `-${p.name}-${p.version}`), ...added.map((p) => `+${p.name}-${p.version}`)].join(" ")})`,
     );

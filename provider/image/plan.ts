@@ -172,14 +172,16 @@ export async function planImage(input: ImageConfigInput | ImageConfig, opts: Pla
       ),
     },
   };
-  // The planId covers what decides the bytes: the lock's checksums, the overlay digest and the
-  // options (the repositories as written in the config land in /etc/apk/repositories). Where
+  // The planId covers what decides the bytes: the lock's checksums, the world (/etc/apk/world:
+  // one lock can be asked for in several ways), the overlay digest and the options (the
+  // repositories as written in the config land in /etc/apk/repositories). Where
   // the overlay sits on this machine does not enter it; the kernel command line is not in the
   // image but in the boot entry.
   const planId = sha256Hex(
     canonicalJson({
       format: BUILDER_FORMAT,
       lock: plan.lock.map((p) => ({ name: p.name, version: p.version, checksum: p.checksum })),
+      world: plan.world,
       overlayDigest: plan.overlayDigest,
       options: { ...plan.options, cmdline: undefined },
     }),

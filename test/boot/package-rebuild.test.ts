@@ -90,3 +90,15 @@ test("a change a kept package's trigger watches installs the lock again, and say
   expect(changed.image.imageId).toBe(cold.image.imageId);
   expect(changed.image.imageId).not.toBe(first.image.imageId);
 });
+
+test("the same packages asked for differently: the kept tree is reused with the new world", async () => {
+  // busybox comes in as ramroot-init's dependency instead of by name: the same lock, another world
+  const first = await build(["alpine-baselayout", "ramroot-init"], "world");
+  const constrained = await build(base, "world");
+  expect(constrained.log).toContain("installed tree: the lock is installed already");
+  expect(constrained.image.imageId).not.toBe(first.image.imageId);
+  const cold = await build(base, "world-cold");
+  expect(constrained.image.imageId).toBe(cold.image.imageId);
+  const tree = await readBack(constrained.image.initramfs.path);
+  expect(tree.get("etc/apk/world")).toBeDefined();
+});
