@@ -17,11 +17,12 @@ import { installPackages } from "../../../provider/apk/install";
 import { loadKeysDir } from "../../../provider/apk/signature";
 import { loadRepositories, packageLocator, type LoadedRepository } from "../../../provider/apk/repository";
 import { resolvePackages } from "../../../provider/apk/solver";
-import { GzipLimitError, streamGzipMember } from "../../../provider/apk/gzip-members";
+import { GzipLimitError, readGzipMember, streamGzipMember } from "../../../provider/apk/gzip-members";
 import { readPackage } from "../../../provider/apk/package-file";
 import { readTar, TarStreamParser, type TarHeader } from "../../../provider/apk/tar-reader";
 import { writeTar, type TarEntry } from "../../../provider/apk/tar-writer";
-import { buildRepo, signingKey, type SigningKey } from "../../fixtures/hostile-repo";
+import { buildRepo, signingKey, writeSignedIndex, type SigningKey } from "../../fixtures/hostile-repo";
+import { indexRecords } from "../../../provider/apk/repository-index";
 import { compileCli, type CompiledCli } from "../../fixtures/ramroot-cli";
 
 jest.setTimeout(600_000);
@@ -165,6 +166,49 @@ test("a package changed on disk after it was verified is refused while its data 
   fs.closeSync(writer);
   await expect(pkg.streamDataTar(() => {})).rejects.toThrow(/p-1\.0-r0\.apk/);
   expect(closed).toBe(true);
+});
+
+test("a package whose data member does not match its datahash fails the install before the first byte of any package is unpacked", async () => {
+  const dir = path.join(work, "verify-first");
+  const repo = buildRepo(dir, key, [
+    { spec: { name: "first", version: "1.0-r0" }, files: { "usr/share/first/file": "first\n" } },
+    { spec: { name: "last", version: "1.0-r0", depends: ["first"] }, files: { "usr/share/last/file": "last\n" } },
+  ]);
+  const archDir = path.join(repo, "x86_64");
+  // `last` (installed after `first`) gets another data member; its control member, so the index's C:, is unchanged.
+  const lastFile = path.join(archDir, "last-1.0-r0.apk");
+  const good = fs.readFileSync(lastFile);
+  const signature = readGzipMember(good, 0, "sig");
+  const control = readGzipMember(good, signature.raw.length, "control");
+  const tampered = Buffer.concat([signature.raw, control.raw, zlib.gzipSync(Buffer.alloc(10_240))]);
+  const records = indexRecords(archDir);
+  fs.writeFileSync(lastFile, tampered);
+  writeSignedIndex(
+    archDir,
+    key,
+    records.map((r) => (r.name === "last" ? { ...r, size: tampered.length } : r)),
+  );
+  const keys = loadKeysDir(key.keysDir);
+  const repos = await loadRepositories([repo], { arch: "x86_64", keys, cacheDir: path.join(dir, "index-cache") });
+  const lock = resolvePackages(
+    ["last"],
+    repos.flatMap((r) => r.packages),
+    { arch: "x86_64" },
+  );
+  expect(lock.packages.map((p) => p.name).sort()).toEqual(["first", "last"]);
+  const root = path.join(dir, "root");
+  await expect(
+    installPackages({
+      root,
+      lock,
+      arch: "x86_64",
+      keys,
+      cacheDir: path.join(dir, "cache"),
+      locate: packageLocator(repos),
+    }),
+  ).rejects.toThrow(/last-1\.0-r0\.apk: data member SHA-256 is [0-9a-f]{64} but \.PKGINFO datahash says/);
+  expect(fs.existsSync(path.join(root, "usr/share/first"))).toBe(false);
+  expect(fs.existsSync(path.join(root, "lib/apk/db/installed"))).toBe(false);
 });
 
 test("a package from an HTTP repository is streamed into the cache, verified there, and read from it next time", async () => {
