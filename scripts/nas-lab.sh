@@ -2,7 +2,7 @@
 # Prepares the nas-lab stack's machine twin, offline, once (stacks/Pulumi.nas-lab.yaml): the
 # package repository, a key pair for root, the boot disk with the stack's image in slot a,
 # the twin running in the background with ssh on 127.0.0.1:2222, and the host keys it printed
-# on its console in .ramroot/nas-lab/known_hosts. Then: npx pulumi up --stack nas-lab
+# on its console in .ramroot/nas-lab/known_hosts, and the stack. Then: npx pulumi up --stack nas-lab
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
@@ -48,4 +48,6 @@ grep -q "dropbear: listening" "$lab/serial.log" || { tail -30 "$lab/serial.log" 
 sed -n 's/^ramroot: ssh host key \([^ ]* [^ ]*\).*/[127.0.0.1]:2222 \1/p' "$lab/serial.log" | tr -d '\r' > "$lab/known_hosts"
 ssh -F "$lab/ssh_config" -o StrictHostKeyChecking=yes -o UserKnownHostsFile="$root/$lab/known_hosts" -p 2222 root@127.0.0.1 \
   'echo "[nas-lab] $(hostname) runs image $(cat /run/ramroot/image-id)"' >&2
+# The stack in the project's backend (its config is stacks/Pulumi.nas-lab.yaml).
+pulumi stack select nas-lab 2>/dev/null || pulumi stack init nas-lab >&2
 echo "[nas-lab] ready: npx pulumi up --stack nas-lab (stop the twin: npx ramroot vm stop --stack nas-lab)" >&2
