@@ -152,7 +152,12 @@ interface Ownership {
   gid: number;
   mode: number;
   mtime?: number;
+  /** False when the new file is already owned so (created by root:root in a directory without setgid). */
+  chown?: boolean;
 }
+
+/** Whether a file this process creates is owned by root:root (unless its directory has setgid). */
+const CREATES_ROOT_OWNED = process.geteuid?.() === 0 && process.getegid?.() === 0;
 
 /** The process's umask, read once (it is not changed while ramroot runs). */
 const UMASK = process.umask();
@@ -171,7 +176,7 @@ async function writeNewFile(host: string, content: Buffer[], mode: number, own: 
       at += await call<number>((done) => fs.write(fd, data, at, data.length - at, null, done));
     }
     const finalMode = own ? own.mode & 0o7777 : mode;
-    if (own) await call((done) => fs.fchown(fd, own.uid, own.gid, done));
+    if (own && own.chown !== false) await call((done) => fs.fchown(fd, own.uid, own.gid, done));
     // open's mode lost what the umask masks; chown cleared setuid/setgid: the mode goes after it
     if (finalMode !== (mode & 0o777 & ~UMASK)) await call((done) => fs.fchmod(fd, finalMode, done));
     if (own?.mtime !== undefined) await call((done) => fs.futimes(fd, own.mtime!, own.mtime!, done));
@@ -196,6 +201,8 @@ class DataTarExpander implements TarSink {
   private readonly knownDirs = new Map<string, string>();
   /** Directories this unpack made: nothing stands in them but what this package put there. */
   private readonly madeDirs = new Set<string>();
+  /** Directories (relative) whose setgid bit was read (none is set or cleared while files are unpacked). */
+  private readonly setgidDirs = new Map<string, boolean>();
   /** Entries parsed and not yet written, in order. */
   private readonly queue: Pending[] = [];
   /** Writes in flight by relative path. */
@@ -256,12 +263,23 @@ class DataTarExpander implements TarSink {
     return host;
   }
 
+  /** Whether a file created in directory `rel` now takes the directory's group (setgid); read once per directory. */
+  private setgidDir(rel: string): boolean {
+    let setgid = this.setgidDirs.get(rel);
+    if (setgid === undefined) {
+      setgid = (fs.statSync(this.directoryHost(rel)).mode & 0o2000) !== 0; // S_ISGID
+      this.setgidDirs.set(rel, setgid);
+    }
+    return setgid;
+  }
+
   /** Removes what stands at `host` (not a directory); a symlink removed may have been a known directory's way. */
   private unlink(host: string, st: fs.Stats): void {
     fs.unlinkSync(host);
     if (!st.isFile()) {
       this.knownDirs.clear();
       this.madeDirs.clear();
+      this.setgidDirs.clear();
     }
   }
 
@@ -432,6 +450,8 @@ class DataTarExpander implements TarSink {
           }
         } else {
           if (current) this.unlink(host, current);
+          if (own && own.uid === 0 && own.gid === 0 && CREATES_ROOT_OWNED && !this.setgidDir(work.parent))
+            own.chown = false;
           await this.write(rel, host, item.pieces, item.bytes, mode, own);
         }
         record.sha1 = digest;

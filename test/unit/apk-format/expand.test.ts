@@ -194,3 +194,30 @@ describe("hostile entries are refused", () => {
     ).rejects.toThrow(/t\.apk \(data member\).*truncated/);
   });
 });
+
+(process.getuid?.() === 0 ? test : test.skip)(
+  "as root, ownership goes on disk: owners, setuid and mtimes, and a root file in another package's setgid directory stays root's",
+  async () => {
+    const root = freshRoot();
+    const manifest: FileManifest = new Map();
+    const opts = { root, manifest, applyOwnership: true };
+    await expandDataTar(tar([dir("srv/", { mode: 0o2775, gid: 42 }), file("srv/owned", "o", { uid: 7, gid: 8 })]), {
+      ...opts,
+      packageName: "a",
+      source: "a.apk",
+    });
+    await expandDataTar(
+      tar([file("srv/plain", "p", { mtime: 1_600_000_000 }), file("srv/su", "s", { mode: 0o4755, uid: 0, gid: 0 })]),
+      { ...opts, packageName: "b", source: "b.apk" },
+    );
+    const st = (rel: string) => fs.lstatSync(path.join(root, rel));
+    expect(st("srv").mode & 0o7777).toBe(0o2775);
+    expect(st("srv").gid).toBe(42);
+    expect({ uid: st("srv/owned").uid, gid: st("srv/owned").gid }).toEqual({ uid: 7, gid: 8 });
+    // The kernel gives a file made in a setgid directory that directory's group; apk gives it the package's (0).
+    expect({ uid: st("srv/plain").uid, gid: st("srv/plain").gid }).toEqual({ uid: 0, gid: 0 });
+    expect(st("srv/plain").mtimeMs).toBe(1_600_000_000_000);
+    expect(st("srv/su").mode & 0o7777).toBe(0o4755);
+    expect(st("srv/su").gid).toBe(0);
+  },
+);
