@@ -6,8 +6,9 @@ import type { TargetSpec } from "../../provider/boot/target-spec";
 import { inspectTarget } from "../../provider/boot/inspect";
 import { stackHistory } from "../../provider/deploy/history";
 import { release, rollback, stackPin } from "../../provider/deploy/rollback";
-import { startSshd, type TestSshd } from "../boot/sshd";
+import { sshTarget, startSshd, type TestSshd } from "../boot/sshd";
 import { buildImageRepo, type ImageRepo } from "../fixtures/image-repo";
+import { step } from "../fixtures/scenario-step";
 import { machineStack, type EngineStack } from "./pulumi-harness";
 
 // History numbers that never move and a rollback that holds, with the real engine (file
@@ -84,75 +85,84 @@ describe("a disk image", () => {
 
   // One scenario, its steps in order: each needs the history the one before made.
   test("12 updates and 2 refreshes, rollback --to 1, the pin through an edit, release, rollback with no argument", async () => {
-    // 12 updates and 2 refreshes later, rollback --to 1 still means the first update
-    await configure(env, target, "one");
-    const first = (await env.stack.up()).outputs;
-    await configure(env, target, "two");
-    await env.stack.up();
-    for (let n = 3; n <= 12; n++) {
-      if (n === 5 || n === 9) await env.stack.refresh();
+    const first = await step("12 updates and 2 refreshes are numbered 1 to 12", async () => {
+      await configure(env, target, "one");
+      const outputs = (await env.stack.up()).outputs;
+      await configure(env, target, "two");
       await env.stack.up();
-    }
-    const history = await stackHistory(env.stack);
-    expect(history.filter((h) => h.kind === "update").map((h) => h.number)).toEqual([
-      1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12,
-    ]);
-    expect(history.filter((h) => h.kind === "refresh").map((h) => h.number)).toEqual([undefined, undefined]);
+      for (let n = 3; n <= 12; n++) {
+        if (n === 5 || n === 9) await env.stack.refresh();
+        await env.stack.up();
+      }
+      const history = await stackHistory(env.stack);
+      expect(history.filter((h) => h.kind === "update").map((h) => h.number)).toEqual([
+        1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12,
+      ]);
+      expect(history.filter((h) => h.kind === "refresh").map((h) => h.number)).toEqual([undefined, undefined]);
+      return outputs;
+    });
 
-    await expect(rollback(env.stack, target, { to: 99 })).rejects.toThrow(
-      /--to: no update 99 in this stack \(its updates are numbered 1 to 12/,
-    );
-    const result = await rollback(env.stack, target, { to: 1 });
-    expect(result.update).toBe(1);
-    expect(result.planId).toBe(first.planId?.value);
-    expect(result.inSlot).toBe("a");
+    await step("rollback --to 1 still means the first update; the rollback is update 13", async () => {
+      await expect(rollback(env.stack, target, { to: 99 })).rejects.toThrow(
+        /--to: no update 99 in this stack \(its updates are numbered 1 to 12/,
+      );
+      const result = await rollback(env.stack, target, { to: 1 });
+      expect(result.update).toBe(1);
+      expect(result.planId).toBe(first.planId?.value);
+      expect(result.inSlot).toBe("a");
+      const state = await inspectTarget(target, ["a", "b"]);
+      expect(state.defaultSlot).toBe("a");
+      expect(state.slots.a?.manifest?.imageId).toBe(first.imageId?.value);
+      const last = state.journal[state.journal.length - 1];
+      expect(last).toMatchObject({ how: "rollback", update: 1, slot: "a", imageId: first.imageId?.value });
+      expect(await updateNumbers(env)).toEqual(Array.from({ length: 13 }, (_, i) => i + 1));
+      expect((await stackHistory(env.stack)).find((h) => h.number === 13)?.message).toMatch(
+        /ramroot rollback to update 1/,
+      );
+    });
 
-    const state = await inspectTarget(target, ["a", "b"]);
-    expect(state.defaultSlot).toBe("a");
-    expect(state.slots.a?.manifest?.imageId).toBe(first.imageId?.value);
-    const last = state.journal[state.journal.length - 1];
-    expect(last).toMatchObject({ how: "rollback", update: 1, slot: "a", imageId: first.imageId?.value });
-    // numbers given before stay; the rollback is update 13
-    expect(await updateNumbers(env)).toEqual(Array.from({ length: 13 }, (_, i) => i + 1));
-    expect((await stackHistory(env.stack)).find((h) => h.number === 13)?.message).toMatch(
-      /ramroot rollback to update 1/,
-    );
+    await step("outputs after a rollback name one image: the one rolled back to", async () => {
+      const outputs = await env.stack.outputs();
+      expect(image(outputs)).toEqual(image(first));
+      expect(outputs.pinned?.value).toMatch(/^update 1 \(image [0-9a-f]{12}\)$/);
+    });
 
-    // outputs after a rollback name one image: the one rolled back to
-    const outputs = await env.stack.outputs();
-    expect(image(outputs)).toEqual(image(first));
-    expect(outputs.pinned?.value).toMatch(/^update 1 \(image [0-9a-f]{12}\)$/);
+    await step("the pin holds through an unrelated config edit", async () => {
+      await configure(env, target, "three");
+      const preview = await env.stack.preview({ diff: true });
+      // the CLI prints warnings on its standard error
+      expect(preview.stderr).toMatch(/warning: pinned to update 1 \(image [0-9a-f]{12}\)/);
+      expect(preview.stdout).not.toMatch(/defaultLabel\s*: "a" => "b"/);
+      const up = await env.stack.up();
+      expect(image(up.outputs)).toEqual(image(first));
+      expect((await inspectTarget(target, ["a", "b"])).defaultSlot).toBe("a");
+      expect((await stackPin(env.stack))?.update).toBe(1);
+    });
 
-    // the pin holds through an unrelated config edit until it is released
-    await configure(env, target, "three");
-    const preview = await env.stack.preview({ diff: true });
-    // the CLI prints warnings on its standard error
-    expect(preview.stderr).toMatch(/warning: pinned to update 1 \(image [0-9a-f]{12}\)/);
-    expect(preview.stdout).not.toMatch(/defaultLabel\s*: "a" => "b"/);
-    const up = await env.stack.up();
-    expect(image(up.outputs)).toEqual(image(first));
-    expect((await inspectTarget(target, ["a", "b"])).defaultSlot).toBe("a");
-    expect((await stackPin(env.stack))?.update).toBe(1);
+    await step("released, the preview shows the way back and up takes it", async () => {
+      expect((await release(env.stack))?.update).toBe(1);
+      expect(await stackPin(env.stack)).toBeUndefined();
+      const back = await env.stack.preview({ diff: true });
+      expect(back.stdout + back.stderr).not.toMatch(/pinned to update/);
+      expect(back.stdout).toMatch(/machine-slot-b/);
+      expect(back.stdout).toMatch(/defaultLabel\s*: "a" => "b"/);
+      const released = await env.stack.up();
+      expect(released.outputs.imageId?.value).not.toBe(first.imageId?.value);
+      const state = await inspectTarget(target, ["a", "b"]);
+      expect(state.defaultSlot).toBe("b");
+      expect(state.slots.b?.manifest?.imageId).toBe(released.outputs.imageId?.value);
+    });
 
-    // released, the preview shows the way back
-    expect((await release(env.stack))?.update).toBe(1);
-    expect(await stackPin(env.stack)).toBeUndefined();
-    const back = await env.stack.preview({ diff: true });
-    expect(back.stdout + back.stderr).not.toMatch(/pinned to update/);
-    expect(back.stdout).toMatch(/machine-slot-b/);
-    expect(back.stdout).toMatch(/defaultLabel\s*: "a" => "b"/);
-    const released = await env.stack.up();
-    expect(released.outputs.imageId?.value).not.toBe(first.imageId?.value);
-    const afterRelease = await inspectTarget(target, ["a", "b"]);
-    expect(afterRelease.defaultSlot).toBe("b");
-    expect(afterRelease.slots.b?.manifest?.imageId).toBe(released.outputs.imageId?.value);
-
-    // rollback with no argument goes to the newest earlier update that left another image running:
     // the release deployed "three" (update 15); update 14 kept "one" (pinned)
-    const noArgument = await rollback(env.stack, target);
-    expect(noArgument.update).toBe(14);
-    expect(noArgument.planId).toBe(first.planId?.value);
-    expect((await inspectTarget(target, ["a", "b"])).defaultSlot).toBe("a");
+    await step(
+      "rollback with no argument goes to the newest earlier update that left another image running",
+      async () => {
+        const result = await rollback(env.stack, target);
+        expect(result.update).toBe(14);
+        expect(result.planId).toBe(first.planId?.value);
+        expect((await inspectTarget(target, ["a", "b"])).defaultSlot).toBe("a");
+      },
+    );
   });
 });
 
@@ -166,15 +176,7 @@ describe("an ssh target (sshd on loopback)", () => {
     sshd = await startSshd();
     const boot = path.join(env.dir, "boot");
     fs.mkdirSync(boot);
-    target = {
-      kind: "ssh",
-      host: "127.0.0.1",
-      port: sshd.port,
-      user: "root",
-      path: boot,
-      privateKey: sshd.userKey,
-      knownHostsFile: sshd.knownHosts,
-    };
+    target = sshTarget(sshd, boot);
   });
   afterAll(async () => {
     await sshd?.stop();
@@ -185,82 +187,106 @@ describe("an ssh target (sshd on loopback)", () => {
   test("rollback --to 1 after a refresh, one image in the outputs, the pin through an edit, a damaged idle slot repaired, release, a boot test gating a switch", async () => {
     const slotsNow = () => inspectTarget(target, ["a", "b"]);
 
-    // update 1 writes slot a, update 2 slot b; a refresh takes no number
-    await configure(env, target, "one");
-    const first = (await env.stack.up()).outputs;
-    await configure(env, target, "two");
-    const second = (await env.stack.up()).outputs;
-    await env.stack.refresh();
-    expect(await updateNumbers(env)).toEqual([1, 2]);
-
-    // rollback --to 1 means the first update: a switch to slot a, no copy, journalled as a rollback
-    const rolled = await rollback(env.stack, target, { to: 1 });
-    expect(rolled).toMatchObject({ update: 1, planId: first.planId?.value, inSlot: "a" });
-    const afterRollback = await slotsNow();
-    expect(afterRollback.defaultSlot).toBe("a");
-    expect(afterRollback.journal[afterRollback.journal.length - 1]).toMatchObject({
-      how: "rollback",
-      update: 1,
-      slot: "a",
-      imageId: first.imageId?.value,
-    });
-    expect(await updateNumbers(env)).toEqual([1, 2, 3]);
-
-    // the outputs name one image: the one rolled back to
-    const outputs = await env.stack.outputs();
-    expect(image(outputs)).toEqual(image(first));
-    expect(outputs.pinned?.value).toMatch(/^update 1 \(image [0-9a-f]{12}\)$/);
-
-    // an unrelated edit: the preview warns of the pin and switches nothing; up keeps image one
-    await configure(env, target, "three");
-    const preview = await env.stack.preview({ diff: true });
-    expect(preview.stderr).toMatch(/warning: pinned to update 1 \(image [0-9a-f]{12}\)/);
-    expect(preview.stdout).not.toMatch(/defaultLabel\s*: "a" => "b"/);
-    const pinnedUp = await env.stack.up();
-    expect(image(pinnedUp.outputs)).toEqual(image(first));
-    const pinnedState = await slotsNow();
-    expect(pinnedState.defaultSlot).toBe("a");
-    expect(pinnedState.slots.b?.manifest?.imageId).toBe(second.imageId?.value);
-
-    // slot b (idle, image two, which the cache holds) is damaged on the machine: one up rewrites it
-    fs.writeFileSync(path.join(target.path, "b", "initramfs"), "bit rot");
-    expect((await slotsNow()).slots.b?.consistent).toBe(false);
-    const repairPreview = await env.stack.preview({ diff: true });
-    expect(repairPreview.changeSummary.update).toBe(1);
-    expect(repairPreview.stdout).toMatch(/machine-slot-b/);
-    const repair = await env.stack.up();
-    expect(repair.summary.resourceChanges?.update).toBe(1);
-    const repaired = await slotsNow();
-    expect(repaired.slots.b?.consistent).toBe(true);
-    expect(repaired.slots.b?.manifest?.imageId).toBe(second.imageId?.value);
-    expect(repaired.defaultSlot).toBe("a");
-    expect(repaired.lease).toBeUndefined();
-    expect(fs.existsSync(path.join(target.path, "ramroot", "lease"))).toBe(false);
-    expect((await env.stack.preview()).changeSummary.update ?? 0).toBe(0);
-
-    // released: the preview shows the way back, and up deploys the config's image (three) to b
-    expect((await release(env.stack))?.update).toBe(1);
-    const back = await env.stack.preview({ diff: true });
-    expect(back.stdout + back.stderr).not.toMatch(/pinned to update/);
-    expect(back.stdout).toMatch(/defaultLabel\s*: "a" => "b"/);
-    const third = (await env.stack.up()).outputs;
-    expect((await slotsNow()).defaultSlot).toBe("b");
-
-    // back to config one, already in slot a: a switch that writes no slot still waits for the
-    // boot test, and a failing one leaves DEFAULT on b
-    const before = await slotsNow();
-    await configure(env, target, "one", {
-      "ramroot:bootTest": {
-        value: JSON.stringify({ marker: "NEVER-PRINTED", timeoutSeconds: 600, append: "rdinit=/nonexistent panic=-1" }),
+    const [first, second] = await step(
+      "update 1 writes slot a, update 2 slot b; a refresh takes no number",
+      async () => {
+        await configure(env, target, "one");
+        const one = (await env.stack.up()).outputs;
+        await configure(env, target, "two");
+        const two = (await env.stack.up()).outputs;
+        await env.stack.refresh();
+        expect(await updateNumbers(env)).toEqual([1, 2]);
+        return [one, two];
       },
+    );
+
+    await step(
+      "rollback --to 1 means the first update: a switch to slot a, no copy, journalled as a rollback",
+      async () => {
+        const rolled = await rollback(env.stack, target, { to: 1 });
+        expect(rolled).toMatchObject({ update: 1, planId: first.planId?.value, inSlot: "a" });
+        const state = await slotsNow();
+        expect(state.defaultSlot).toBe("a");
+        expect(state.journal[state.journal.length - 1]).toMatchObject({
+          how: "rollback",
+          update: 1,
+          slot: "a",
+          imageId: first.imageId?.value,
+        });
+        expect(await updateNumbers(env)).toEqual([1, 2, 3]);
+      },
+    );
+
+    await step("the outputs name one image: the one rolled back to", async () => {
+      const outputs = await env.stack.outputs();
+      expect(image(outputs)).toEqual(image(first));
+      expect(outputs.pinned?.value).toMatch(/^update 1 \(image [0-9a-f]{12}\)$/);
     });
-    const gated = await env.stack.preview({ diff: true });
-    expect(gated.stdout).toMatch(/defaultLabel\s*: "b" => "a"/);
-    await expect(env.stack.up()).rejects.toThrow(/boot test: image [0-9a-f]{12} stopped .* before printing it/);
-    const after = await slotsNow();
-    expect(after.defaultSlot).toBe("b");
-    expect(after.slots.b?.manifest?.imageId).toBe(third.imageId?.value);
-    expect(after.slots.a?.manifest).toEqual(before.slots.a?.manifest);
-    expect(after.slots.b?.manifest).toEqual(before.slots.b?.manifest);
+
+    await step("an unrelated edit: the preview warns of the pin and switches nothing; up keeps image one", async () => {
+      await configure(env, target, "three");
+      const preview = await env.stack.preview({ diff: true });
+      expect(preview.stderr).toMatch(/warning: pinned to update 1 \(image [0-9a-f]{12}\)/);
+      expect(preview.stdout).not.toMatch(/defaultLabel\s*: "a" => "b"/);
+      const up = await env.stack.up();
+      expect(image(up.outputs)).toEqual(image(first));
+      const state = await slotsNow();
+      expect(state.defaultSlot).toBe("a");
+      expect(state.slots.b?.manifest?.imageId).toBe(second.imageId?.value);
+    });
+
+    await step(
+      "slot b (idle, image two, which the cache holds) damaged on the machine: one up rewrites it",
+      async () => {
+        fs.writeFileSync(path.join(target.path, "b", "initramfs"), "bit rot");
+        expect((await slotsNow()).slots.b?.consistent).toBe(false);
+        const preview = await env.stack.preview({ diff: true });
+        expect(preview.changeSummary.update).toBe(1);
+        expect(preview.stdout).toMatch(/machine-slot-b/);
+        const repair = await env.stack.up();
+        expect(repair.summary.resourceChanges?.update).toBe(1);
+        const state = await slotsNow();
+        expect(state.slots.b?.consistent).toBe(true);
+        expect(state.slots.b?.manifest?.imageId).toBe(second.imageId?.value);
+        expect(state.defaultSlot).toBe("a");
+        expect(state.lease).toBeUndefined();
+        expect(fs.existsSync(path.join(target.path, "ramroot", "lease"))).toBe(false);
+        expect((await env.stack.preview()).changeSummary.update ?? 0).toBe(0);
+      },
+    );
+
+    const third = await step("released: the preview shows the way back, and up deploys image three to b", async () => {
+      expect((await release(env.stack))?.update).toBe(1);
+      const back = await env.stack.preview({ diff: true });
+      expect(back.stdout + back.stderr).not.toMatch(/pinned to update/);
+      expect(back.stdout).toMatch(/defaultLabel\s*: "a" => "b"/);
+      const outputs = (await env.stack.up()).outputs;
+      expect((await slotsNow()).defaultSlot).toBe("b");
+      return outputs;
+    });
+
+    await step(
+      "config one again (in slot a): a switch that writes no slot waits for the boot test, which fails: DEFAULT stays b",
+      async () => {
+        const before = await slotsNow();
+        await configure(env, target, "one", {
+          "ramroot:bootTest": {
+            value: JSON.stringify({
+              marker: "NEVER-PRINTED",
+              timeoutSeconds: 600,
+              append: "rdinit=/nonexistent panic=-1",
+            }),
+          },
+        });
+        const gated = await env.stack.preview({ diff: true });
+        expect(gated.stdout).toMatch(/defaultLabel\s*: "b" => "a"/);
+        await expect(env.stack.up()).rejects.toThrow(/boot test: image [0-9a-f]{12} stopped .* before printing it/);
+        const after = await slotsNow();
+        expect(after.defaultSlot).toBe("b");
+        expect(after.slots.b?.manifest?.imageId).toBe(third.imageId?.value);
+        expect(after.slots.a?.manifest).toEqual(before.slots.a?.manifest);
+        expect(after.slots.b?.manifest).toEqual(before.slots.b?.manifest);
+      },
+    );
   });
 });
