@@ -239,7 +239,9 @@ export class SshTarget implements BootTarget {
 
   async remove(rel: string): Promise<void> {
     if (targetRelPath(rel) === "") throw new Error(`remove: refusing to remove the root of ${this.describe()}`);
-    await this.check(`rm -rf -- ${shellQuote(this.remotePath(rel))}`, `removing ${rel}`);
+    // Synced like every other change on the partition: a released lease (or a removed file) must
+    // stay gone when the machine loses power right after the deploy.
+    await this.check(`rm -rf -- ${shellQuote(this.remotePath(rel))} && sync`, `removing ${rel}`);
   }
 
   async rename(fromRel: string, toRel: string): Promise<void> {
