@@ -24,7 +24,8 @@ import {
 
 // Faults of a deploy to the machine twin, with the real pulumi CLI (the project's compiled
 // program, the provider plugin) and the ramroot CLI over an `ssh` target at 127.0.0.1:<port>
-// (strategy switch): the power cut in the middle of the slot copy, and a rollback over ssh.
+// (strategy switch): the power cut in the middle of the slot copy, a rollback over ssh, and
+// a destroy that lets go of the machine.
 // One machine (its own boot and data disks, its own port), so one test with named steps:
 // each step stands on what the machine holds after the one before. QEMU without KVM: each
 // boot to sshd takes 25-60 s, and the machine boots five times.
@@ -52,7 +53,7 @@ async function powerCut(): Promise<void> {
   while (processAlive(pid)) await new Promise((r) => setTimeout(r, 50));
 }
 
-test("QEMU killed during the slot copy over ssh boots a again and the next up succeeds; `ramroot rollback` over ssh switches back without a copy and the machine boots it; the data disk keeps its file throughout", async () => {
+test("QEMU killed during the slot copy over ssh boots a again and the next up succeeds; `ramroot rollback` over ssh switches back without a copy and the machine boots it; the data disk keeps its file throughout; `pulumi destroy` over ssh leaves a machine that boots its DEFAULT", async () => {
   const started = Date.now();
   const times: string[] = [];
   const mark = (what: string) => times.push(`${what} ${((Date.now() - started) / 1000).toFixed(0)} s`);
@@ -236,6 +237,23 @@ test("QEMU killed during the slot copy over ssh boots a again and the next up su
     });
     expect(await running()).toEqual({ imageId: one, slot: "b", release: "one" });
     expect(consoleHostKeys(afterRollback)).toEqual(hostKeys);
+    expect(await dataFile()).toBe(note);
+
+    // Step 5: `pulumi destroy` over ssh lets go of the machine: syslinux.cfg, both slots and
+    // their manifests stay byte for byte (the DEFAULT slot included), no lease is left, and the
+    // rebooted machine still runs its DEFAULT slot b.
+    const bootFiles = "cd /media/boot && sha256sum syslinux.cfg a/* b/*";
+    const filesBefore = await sh(bootFiles);
+    const destroy = await stack.destroy();
+    mark("destroy");
+    expect(destroy.stdout).toMatch(/left syslinux\.cfg on ssh:.* in place/);
+    expect(await sh(bootFiles)).toBe(filesBefore);
+    expect(await defaultSlot()).toBe("b");
+    expect(await sh("ls /media/boot/ramroot/lease 2>/dev/null || echo none")).toBe("none");
+    await rebootMachine(sshArgs);
+    await booted();
+    mark("reboot after destroy");
+    expect(await running()).toEqual({ imageId: one, slot: "b", release: "one" });
     expect(await dataFile()).toBe(note);
 
     await ramroot("vm", "stop", "--pid-file", pidFile);
