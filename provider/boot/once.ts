@@ -1,6 +1,12 @@
 import { advOfLdlinux, bootOnceOf } from "./adv";
 import type { BootTarget } from "./boot-target";
-import { entryByLabel, findLdlinuxDir, readSyslinuxConfig, writeSyslinuxConfig } from "./syslinux-config";
+import {
+  entryByLabel,
+  findLdlinuxDir,
+  readSyslinuxConfig,
+  writeSyslinuxConfig,
+  type SyslinuxConfigSpec,
+} from "./syslinux-config";
 
 /**
  * One-time trial boots. "Boot X once" lives in syslinux's ADV at the end of ldlinux.sys;
@@ -45,6 +51,20 @@ export async function setBootOnce(target: BootTarget, label: string): Promise<vo
     throw new Error(
       `${target.describe()}: boot-once reads back as ${JSON.stringify(now)} after setting ${JSON.stringify(entry.label)}`,
     );
+}
+
+/**
+ * Clears a pending one-time boot whose label `spec` (the config about to be written) lacks, and
+ * returns that label. Such a once-boot is left by a trial that was interrupted after it set
+ * one; syslinux would fail to load it at the next boot and stop at its `boot:` prompt, which
+ * it leaves only after TIMEOUT (never with TIMEOUT 0), so the machine would not come back.
+ */
+export async function clearStaleBootOnce(target: BootTarget, spec: SyslinuxConfigSpec): Promise<string | undefined> {
+  if ((await findLdlinuxDir(target)) === undefined) return undefined;
+  const pending = await readBootOnce(target);
+  if (pending === undefined || entryByLabel(spec, pending)) return undefined;
+  await clearBootOnce(target);
+  return pending;
 }
 
 /** Removes a pending one-time boot (fine when none is set). */

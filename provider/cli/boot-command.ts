@@ -1,7 +1,7 @@
 import * as fs from "node:fs";
 import type { Command } from "commander";
 import { createDisk, parseDiskCreateOptions } from "../boot/disk-create";
-import { clearBootOnce, promote, readBootOnce, setBootOnce } from "../boot/once";
+import { clearBootOnce, clearStaleBootOnce, promote, readBootOnce, setBootOnce } from "../boot/once";
 import { withLease, type Lease } from "../boot/lease";
 import { assertLabelBootable, readSlot, slotEntry, writeSlot } from "../boot/slot";
 import { findSyslinuxConfigPath, readSyslinuxConfig, writeSyslinuxConfig } from "../boot/syslinux-config";
@@ -209,6 +209,9 @@ export function registerBootCommands(program: Command): void {
         const spec = { defaultLabel: flags.default, timeout: int(flags.timeout, "--timeout") ?? 0, entries };
         const read = await readSyslinuxConfig(target);
         await assertLabelBootable(target, spec, flags.default, read?.path ?? (await findSyslinuxConfigPath(target)));
+        const stale = await clearStaleBootOnce(target, spec);
+        if (stale !== undefined)
+          process.stderr.write(`cleared a pending one-time boot of ${stale}: the new config has no such label\n`);
         print(
           await writeSyslinuxConfig(target, spec, {
             expectedSha256: read ? sha256Hex(read.text) : null,

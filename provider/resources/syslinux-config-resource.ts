@@ -14,6 +14,7 @@ import { currentDefault, readJournal, recordDefault } from "../boot/journal";
 import { heldLease, withLease } from "../boot/lease";
 import { assertLabelBootable } from "../boot/slot";
 import { trialBoot } from "../boot/trial";
+import { clearStaleBootOnce } from "../boot/once";
 import { checkInputs } from "./check-inputs";
 import { noteWritten, wasWrittenThisRun, wipeOnDeleteSchema } from "./delete-policy";
 import { diffProperties } from "./property-diff";
@@ -61,7 +62,7 @@ const deploySchema = z
       .enum(["switch", "trial"], { error: 'expected "switch" or "trial"' })
       .default("switch")
       .describe(
-        "switch: rewrite DEFAULT at once; trial (ssh targets): boot the new DEFAULT once and promote it when the machine answers",
+        "switch: rewrite DEFAULT at once; trial (ssh targets): boot the new DEFAULT once and promote it when the machine answers healthy (an image without health checks: when it answers with its image id)",
       ),
     trial: z
       .strictObject({
@@ -221,6 +222,12 @@ async function write(inputs: SyslinuxConfigInputs, ctx: OperationContext): Promi
         found?.path ?? (await findSyslinuxConfigPath(target)),
       );
       noteWritten(inputs.target, "syslinux config");
+      const stale = await clearStaleBootOnce(target, specOf(inputs));
+      if (stale !== undefined)
+        ctx.log(
+          `cleared a pending one-time boot of ${stale} on ${target.describe()} (left by an interrupted trial?): the new config has no such label, and syslinux would stop at its boot: prompt`,
+          "warning",
+        );
       const written = await writeSyslinuxConfig(target, specOf(inputs), {
         expectedSha256: found ? sha256Hex(found.text) : null,
         beforeCommit: () => lease.assertHeld(target),

@@ -3,12 +3,13 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { bootQemu, logTail } from "../../provider/qemu/boot";
 import { readBootOnce, setBootOnce, promote } from "../../provider/boot/once";
-import { readSlot, writeSlot } from "../../provider/boot/slot";
+import { readSlot, slotEntry, writeSlot } from "../../provider/boot/slot";
 import { readSyslinuxConfig, writeSyslinuxConfig } from "../../provider/boot/syslinux-config";
 import { openTarget, type BootTarget } from "../../provider/boot/target";
 import { markerInit, makeBusyboxInitramfs } from "../fixtures/busybox-initramfs";
 import { debianKernel } from "../fixtures/debian-kernel";
-import { copyImage, makeSlotDisk } from "./slot-disk";
+import { syslinuxConfigHandler } from "../../provider/resources/syslinux-config-resource";
+import { copyImage, makeSlotDisk, TEST_APPEND } from "./slot-disk";
 
 // Each boot goes through QEMU's BIOS, syslinux's mbr.bin, the FAT boot sector and ldlinux: no KVM, ~10 s.
 jest.setTimeout(600_000);
@@ -65,6 +66,27 @@ test("once=b with DEFAULT a: B boots once, then A, and ldlinux has cleared the A
     await promote(target, "b");
     expect((await readSyslinuxConfig(target))?.spec.defaultLabel).toBe("b");
   });
+});
+
+test("a once-boot left pending for a label the next config lacks is cleared by that write (an interrupted trial), so the disk still boots DEFAULT with TIMEOUT 0", async () => {
+  const image = copyImage(base, dir, "stale-once.img");
+  // What a trial killed after it set its once-boot leaves: a pending once-boot of a label that
+  // the next deploy's config does not have (here b; ramroot's own trial label is ramroot-trial).
+  await withImage(image, (target) => setBootOnce(target, "b"));
+  const logs: string[] = [];
+  const checked = syslinuxConfigHandler.check({
+    target: { kind: "image", path: image },
+    defaultLabel: "a",
+    timeout: 0,
+    entries: [slotEntry("a", { microcode: false, append: TEST_APPEND, menuLabel: "slot a" })],
+  });
+  const outcome = await checked;
+  if (!outcome.ok) throw new Error(`inputs refused: ${JSON.stringify(outcome.failures)}`);
+  await syslinuxConfigHandler.create(outcome.inputs, { urn: "urn:test", preview: false, log: (m) => logs.push(m) });
+  expect(logs.join("\n")).toMatch(/cleared a pending one-time boot of b .*no such label/);
+  await withImage(image, async (target) => expect(await readBootOnce(target)).toBeUndefined());
+  const boot = await bootsTo(image, "SLOT-A-OK");
+  expect(boot.log).not.toContain("SLOT-B-OK");
 });
 
 test("a trial slot whose init panics falls back to A by itself (reboots allowed)", async () => {
