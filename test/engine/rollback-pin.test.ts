@@ -71,6 +71,24 @@ function image(o: Outputs) {
 const updateNumbers = async (env: EngineStack) =>
   (await stackHistory(env.stack)).filter((h) => h.kind === "update").map((h) => h.number);
 
+/** After `rollback --to 1`: the outputs all describe update 1's image, and name the pin. */
+async function expectOutputsOfUpdateOne(env: EngineStack, first: Outputs): Promise<void> {
+  const outputs = await env.stack.outputs();
+  expect(image(outputs)).toEqual(image(first));
+  expect(outputs.pinned?.value).toMatch(/^update 1 \(image [0-9a-f]{12}\)$/);
+}
+
+/** An unrelated config edit under the pin: the preview warns of it and switches nothing; up keeps update 1's image. */
+async function expectPinHoldsThroughEdit(env: EngineStack, target: TargetSpec, first: Outputs): Promise<void> {
+  await configure(env, target, "three");
+  const preview = await env.stack.preview({ diff: true });
+  // the CLI prints warnings on its standard error
+  expect(preview.stderr).toMatch(/warning: pinned to update 1 \(image [0-9a-f]{12}\)/);
+  expect(preview.stdout).not.toMatch(/defaultLabel\s*: "a" => "b"/);
+  const up = await env.stack.up();
+  expect(image(up.outputs)).toEqual(image(first));
+}
+
 describe("a disk image", () => {
   let env: EngineStack;
   let target: TargetSpec;
@@ -121,20 +139,12 @@ describe("a disk image", () => {
       );
     });
 
-    await step("outputs after a rollback name one image: the one rolled back to", async () => {
-      const outputs = await env.stack.outputs();
-      expect(image(outputs)).toEqual(image(first));
-      expect(outputs.pinned?.value).toMatch(/^update 1 \(image [0-9a-f]{12}\)$/);
-    });
+    await step("outputs after a rollback name one image: the one rolled back to", () =>
+      expectOutputsOfUpdateOne(env, first),
+    );
 
     await step("the pin holds through an unrelated config edit", async () => {
-      await configure(env, target, "three");
-      const preview = await env.stack.preview({ diff: true });
-      // the CLI prints warnings on its standard error
-      expect(preview.stderr).toMatch(/warning: pinned to update 1 \(image [0-9a-f]{12}\)/);
-      expect(preview.stdout).not.toMatch(/defaultLabel\s*: "a" => "b"/);
-      const up = await env.stack.up();
-      expect(image(up.outputs)).toEqual(image(first));
+      await expectPinHoldsThroughEdit(env, target, first);
       expect((await inspectTarget(target, ["a", "b"])).defaultSlot).toBe("a");
       expect((await stackPin(env.stack))?.update).toBe(1);
     });
@@ -217,19 +227,10 @@ describe("an ssh target (sshd on loopback)", () => {
       },
     );
 
-    await step("the outputs name one image: the one rolled back to", async () => {
-      const outputs = await env.stack.outputs();
-      expect(image(outputs)).toEqual(image(first));
-      expect(outputs.pinned?.value).toMatch(/^update 1 \(image [0-9a-f]{12}\)$/);
-    });
+    await step("the outputs name one image: the one rolled back to", () => expectOutputsOfUpdateOne(env, first));
 
     await step("an unrelated edit: the preview warns of the pin and switches nothing; up keeps image one", async () => {
-      await configure(env, target, "three");
-      const preview = await env.stack.preview({ diff: true });
-      expect(preview.stderr).toMatch(/warning: pinned to update 1 \(image [0-9a-f]{12}\)/);
-      expect(preview.stdout).not.toMatch(/defaultLabel\s*: "a" => "b"/);
-      const up = await env.stack.up();
-      expect(image(up.outputs)).toEqual(image(first));
+      await expectPinHoldsThroughEdit(env, target, first);
       const state = await slotsNow();
       expect(state.defaultSlot).toBe("a");
       expect(state.slots.b?.manifest?.imageId).toBe(second.imageId?.value);
