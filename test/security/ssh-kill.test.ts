@@ -64,9 +64,8 @@ test.each(["SIGKILL", "SIGTERM", "SIGINT"] as const)(
     fs.writeFileSync(key, sshd.userKey, { mode: 0o600 });
     const kernel = file("vmlinuz", 1 << 20);
     const initramfs = file(`initramfs-${signal}`, 80 << 20);
-    const args = [
-      "slot",
-      "write",
+    // The target as a user names it on the command line: the test sshd, its key, its known_hosts.
+    const target = [
       "--ssh",
       `root@127.0.0.1:${root}`,
       "--port",
@@ -75,13 +74,8 @@ test.each(["SIGKILL", "SIGTERM", "SIGINT"] as const)(
       key,
       "--known-hosts",
       sshd.knownHosts,
-      "--slot",
-      "b",
-      "--kernel",
-      kernel,
-      "--initramfs",
-      initramfs,
     ];
+    const args = ["slot", "write", ...target, "--slot", "b", "--kernel", kernel, "--initramfs", initramfs];
     const deploy: ResultPromise = execa(process.execPath, ["-e", cli.script, "--", ...args], { reject: false });
     const pid = deploy.pid!;
     // Mid-copy: the initramfs is arriving under its temporary name on the target.
@@ -125,20 +119,7 @@ test.each(["SIGKILL", "SIGTERM", "SIGINT"] as const)(
       await sleep(250);
     }
     expect(fs.existsSync(path.join(root, "b", "initramfs"))).toBe(false);
-    const show = await cli.run([
-      "slot",
-      "show",
-      "--ssh",
-      `root@127.0.0.1:${root}`,
-      "--port",
-      String(sshd.port),
-      "--identity",
-      key,
-      "--known-hosts",
-      sshd.knownHosts,
-      "--slot",
-      "b",
-    ]);
+    const show = await cli.run(["slot", "show", ...target, "--slot", "b"]);
     expect(show.code).toBe(0);
     expect(fs.existsSync(session!)).toBe(false);
     // The killed writer's lease stays on the target, and the next writer takes it over (its
