@@ -15,17 +15,23 @@ import {
  * trial permanent by pointing DEFAULT at it.
  */
 
-async function ldlinuxPath(target: BootTarget): Promise<{ dir: string; file: string }> {
+/** The directory holding ldlinux.sys ("" for the partition's root); an error when syslinux is not installed. */
+async function ldlinuxDir(target: BootTarget): Promise<string> {
   const dir = await findLdlinuxDir(target);
   if (dir === undefined)
     throw new Error(`${target.describe()}: no ldlinux.sys found; syslinux is not installed on this boot partition`);
-  return { dir, file: dir === "" ? "ldlinux.sys" : `${dir}/ldlinux.sys` };
+  return dir;
 }
 
 /** The label set to boot once, or undefined when the ADV holds none. */
 export async function readBootOnce(target: BootTarget): Promise<string | undefined> {
-  const { file } = await ldlinuxPath(target);
-  const bytes = await target.readFile(file);
+  const dir = await ldlinuxDir(target);
+  return readBootOnceIn(target, dir);
+}
+
+/** The once-boot in the ADV of `dir`'s ldlinux.sys (dir "" is the partition's root). */
+async function readBootOnceIn(target: BootTarget, dir: string): Promise<string | undefined> {
+  const bytes = await target.readFile(dir === "" ? "ldlinux.sys" : `${dir}/ldlinux.sys`);
   if (bytes === undefined) return undefined;
   return bootOnceOf(advOfLdlinux(bytes).entries);
 }
@@ -44,7 +50,7 @@ export async function setBootOnce(target: BootTarget, label: string): Promise<vo
       `label: got ${JSON.stringify(label)}; expected one of the labels in ${config.path}: ${config.spec.entries.map((e) => e.label).join(", ")}`,
     );
   }
-  const { dir } = await ldlinuxPath(target);
+  const dir = await ldlinuxDir(target);
   await target.writeBootOnce(entry.label, dir);
   const now = await readBootOnce(target);
   if (now !== entry.label)
@@ -60,19 +66,25 @@ export async function setBootOnce(target: BootTarget, label: string): Promise<vo
  * it leaves only after TIMEOUT (never with TIMEOUT 0), so the machine would not come back.
  */
 export async function clearStaleBootOnce(target: BootTarget, spec: SyslinuxConfigSpec): Promise<string | undefined> {
-  if ((await findLdlinuxDir(target)) === undefined) return undefined;
-  const pending = await readBootOnce(target);
+  const dir = await findLdlinuxDir(target);
+  if (dir === undefined) return undefined;
+  const pending = await readBootOnceIn(target, dir);
   if (pending === undefined || entryByLabel(spec, pending)) return undefined;
-  await clearBootOnce(target);
+  await clearBootOnceIn(target, dir);
   return pending;
 }
 
 /** Removes a pending one-time boot (fine when none is set). */
 export async function clearBootOnce(target: BootTarget): Promise<void> {
-  if ((await readBootOnce(target)) === undefined) return;
-  const { dir } = await ldlinuxPath(target);
+  const dir = await ldlinuxDir(target);
+  if ((await readBootOnceIn(target, dir)) === undefined) return;
+  await clearBootOnceIn(target, dir);
+}
+
+/** Clears the ADV's once-boot in `dir`'s ldlinux.sys and reads it back. */
+async function clearBootOnceIn(target: BootTarget, dir: string): Promise<void> {
   await target.writeBootOnce(undefined, dir);
-  const now = await readBootOnce(target);
+  const now = await readBootOnceIn(target, dir);
   if (now !== undefined)
     throw new Error(`${target.describe()}: boot-once still reads ${JSON.stringify(now)} after clearing it`);
 }
