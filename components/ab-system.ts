@@ -6,7 +6,7 @@
  * SyslinuxConfig as its children. Any Pulumi language gets the same behaviour through the
  * schema's `ramroot:index:AbSystem` (examples/yaml is a Pulumi YAML program using it).
  */
-import * as pulumi from "@pulumi/pulumi";
+import * as pulumi from "./pulumi-sdk";
 import type { TargetSpec } from "../provider/boot/target-spec";
 import type { ImageConfigInput } from "../provider/image/image-config";
 import type { ImageFiles } from "../provider/deploy/deployment-plan";

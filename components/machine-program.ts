@@ -12,7 +12,7 @@
  *   pin        {update, planId, imageId}: written by `ramroot rollback`, removed by `ramroot
  *              release`; the provider's AbSystem reads it from the stack config
  */
-import * as pulumi from "@pulumi/pulumi";
+import * as pulumi from "./pulumi-sdk";
 import { AbSystem } from "./ab-system";
 import type { TargetSpec } from "../provider/boot/target-spec";
 import type { ImageConfigInput } from "../provider/image/image-config";
