@@ -9,6 +9,9 @@ import { readLease, staleReason, type LeaseRecord } from "./lease";
 import { defaultSlotOf, readSlot, type SlotState } from "./slot";
 import { readSyslinuxConfig, type SyslinuxConfigSpec } from "./syslinux-config";
 import { withTarget, type TargetSpec } from "./target";
+import { parseHealthReport, type HealthReport } from "./health-report";
+import { observeMachine, type Observation } from "./machine-observe";
+import { TRIAL_REPORT_FILE } from "../image/machine-services";
 
 export interface TargetState {
   description: string;
@@ -22,9 +25,17 @@ export interface TargetState {
   journal: JournalEntry[];
   /** the lease a live writer holds on the target now (another deploy is writing it), if any */
   lease?: LeaseRecord;
+  /** with `machine`: what the running machine says (a target with a shell on it: ssh) */
+  machine?: Observation;
+  /** with `machine`: the health report a failed trial's guard left on the boot partition */
+  trialReport?: HealthReport;
 }
 
-export async function inspectTarget(spec: TargetSpec, slots: string[]): Promise<TargetState> {
+export async function inspectTarget(
+  spec: TargetSpec,
+  slots: string[],
+  opts: { machine?: boolean } = {},
+): Promise<TargetState> {
   return withTarget(spec, async (target) => {
     const lease = await readLease(target);
     const config = await readSyslinuxConfig(target);
@@ -32,6 +43,9 @@ export async function inspectTarget(spec: TargetSpec, slots: string[]): Promise<
     for (const slot of slots) states[slot] = await readSlot(target, slot);
     const once = config ? await readBootOnce(target).catch(() => undefined) : undefined;
     const defaultSlot = config ? defaultSlotOf(config) : undefined;
+    const machine = opts.machine ? await observeMachine(target) : undefined;
+    const left = opts.machine ? await target.readFile(TRIAL_REPORT_FILE).catch(() => undefined) : undefined;
+    const trialReport = left ? parseHealthReport(left.toString("utf8")) : undefined;
     return {
       description: target.describe(),
       ...(config ? { config: { path: config.path, spec: config.spec }, defaultLabel: config.spec.defaultLabel } : {}),
@@ -40,6 +54,8 @@ export async function inspectTarget(spec: TargetSpec, slots: string[]): Promise<
       slots: states,
       journal: await readJournal(target),
       ...(lease && staleReason(lease) === undefined ? { lease } : {}),
+      ...(machine ? { machine } : {}),
+      ...(trialReport ? { trialReport } : {}),
     };
   });
 }

@@ -15,7 +15,6 @@
  * the report the guard left on the boot partition) and where the machine is now.
  */
 import { openTarget, type BootTarget, type TargetSpec } from "./target";
-import { shellQuote } from "./shell-quote";
 import { clearBootOnce, setBootOnce } from "./once";
 import { readSlot, runningSlotOf, slotOfLabel } from "./slot";
 import {
@@ -26,7 +25,8 @@ import {
   type SyslinuxEntry,
 } from "./syslinux-config";
 import { describeFailedChecks, parseHealthReport, type HealthReport } from "./health-report";
-import { GUARD_PATH, HEALTH_PATH, TRIAL_PARAMETER, TRIAL_REPORT_FILE } from "../image/machine-services";
+import { observeMachine, type Observation } from "./machine-observe";
+import { TRIAL_PARAMETER, TRIAL_REPORT_FILE } from "../image/machine-services";
 
 /** The entry the once-boot names during a trial (longer than a slot name can be, so never one). */
 export const TRIAL_LABEL = "ramroot-trial";
@@ -63,51 +63,12 @@ export function trialEntry(entry: SyslinuxEntry): SyslinuxEntry {
   };
 }
 
-/** What one look at the machine found. */
-interface Observation {
-  bootId: string;
-  imageId: string | undefined;
-  health: HealthReport | undefined;
-  /** the image has the health guard (so it will report; until then it is not healthy yet) */
-  guarded: boolean;
-  /** the slot the running kernel came from (BOOT_IMAGE) */
-  slot: string | undefined;
-}
-
-const OBSERVE_SCRIPT = (probePath: string) =>
-  [
-    "cat /proc/sys/kernel/random/boot_id",
-    "echo ---",
-    `cat ${shellQuote(probePath)} 2>/dev/null`,
-    "echo ---",
-    `cat ${shellQuote(HEALTH_PATH)} 2>/dev/null`,
-    "echo ---",
-    "cat /proc/cmdline",
-    "echo ---",
-    `test -x ${shellQuote(GUARD_PATH)} && echo guarded`,
-  ].join("; ");
-
-async function observeOn(target: BootTarget, probePath: string): Promise<Observation | undefined> {
-  if (!target.machine) return undefined;
-  const r = await target.machine.run(OBSERVE_SCRIPT(probePath));
-  const [bootId, imageId, health, cmdline, guarded] = r.stdout.toString("utf8").split("---\n");
-  if (!bootId?.trim()) return undefined;
-  const bootImage = /(?:^|\s)BOOT_IMAGE=\/?([^/\s]+)\//.exec(cmdline ?? "")?.[1];
-  return {
-    bootId: bootId.trim(),
-    imageId: imageId?.trim() || undefined,
-    health: parseHealthReport(health ?? ""),
-    guarded: guarded?.trim() === "guarded",
-    slot: bootImage?.toLowerCase(),
-  };
-}
-
 /** One look over a fresh connection (the machine reboots between looks); undefined while it does not answer. */
 async function observe(spec: TargetSpec, probePath: string): Promise<Observation | undefined> {
   let target: BootTarget | undefined;
   try {
     target = await openTarget(spec);
-    return await observeOn(target, probePath);
+    return await observeMachine(target, probePath);
   } catch {
     return undefined; // rebooting: not answering yet
   } finally {
@@ -161,7 +122,7 @@ export async function trialBoot(
     expected = trying.imageId;
     newSlot = trying.slot;
     old = await imageOfLabel(target, { ...spec, defaultLabel: oldLabel }, oldLabel, staged.path);
-    bootBefore = (await observeOn(target, opts.probePath))?.bootId;
+    bootBefore = (await observeMachine(target, opts.probePath))?.bootId;
     await setBootOnce(target, TRIAL_LABEL);
     log(
       `trial: ${newLabel} (image ${short(expected)}) set to boot once (DEFAULT stays ${oldLabel}); waiting up to ${opts.timeoutSeconds} s for it to answer healthy`,
@@ -196,7 +157,10 @@ export async function trialBoot(
           log(
             `trial: image ${short(expected)} answered ${seen.guarded ? "healthy" : "(it has no health checks)"}; promoting ${newLabel}`,
           );
-          return await writeSyslinuxConfig(again, { ...spec, entries });
+          const promoted = await writeSyslinuxConfig(again, { ...spec, entries });
+          // An earlier failed trial's report is no longer the last trial's: `ramroot status` stops showing it.
+          await again.remove(TRIAL_REPORT_FILE).catch(() => undefined);
+          return promoted;
         } finally {
           await again.close();
         }
@@ -226,7 +190,7 @@ export async function trialBoot(
       const left = await cleanup.readFile(TRIAL_REPORT_FILE).catch(() => undefined);
       const parsed = left ? parseHealthReport(left.toString("utf8")) : undefined;
       if (parsed?.imageId === expected) report = parsed;
-      const now = (await observeOn(cleanup, opts.probePath).catch(() => undefined)) ?? fellBack;
+      const now = (await observeMachine(cleanup, opts.probePath).catch(() => undefined)) ?? fellBack;
       const runningSlot = now?.slot ?? (await runningSlotOf(cleanup).catch(() => undefined));
       if (now && now.imageId === old.imageId && (old.slot === undefined || runningSlot === old.slot))
         where = `the machine is back on slot ${old.slot ?? oldLabel} (image ${short(old.imageId)})`;

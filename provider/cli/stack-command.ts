@@ -8,6 +8,7 @@ import type { Command } from "commander";
 import type { Stack } from "@pulumi/pulumi/automation";
 import { inspectTarget, type TargetState } from "../boot/inspect";
 import type { JournalEntry } from "../boot/journal";
+import { describeFailedChecks, type HealthReport } from "../boot/health-report";
 import { parseTargetSpec, resolveTargetSpec, type TargetSpec } from "../boot/target-spec";
 import { DEFAULT_SLOTS } from "../deploy/ab-decision";
 import type { Pin } from "../deploy/ab-system-inputs";
@@ -61,6 +62,41 @@ function defaultMark(
   return `[DEFAULT since update ${by.number}${rollback ? `: ${rollback}` : ""}]`;
 }
 
+/** A health report's checks on one line: "sshd ok, data failed (exit 1)". */
+function checkSummary(report: HealthReport): string {
+  return report.checks.length === 0 ? "no checks" : report.checks.map((c) => `${c.name} ${c.result}`).join(", ");
+}
+
+/** The failed checks' output under a status line, indented. */
+function failedCheckLines(report: HealthReport): string[] {
+  return report.checks.some((c) => !c.ok) ? describeFailedChecks(report).replace(/^/gm, "         ").split("\n") : [];
+}
+
+/** What the running machine says (an ssh target), and the report a failed trial left on the boot partition. */
+function machineLines(state: TargetState): string[] {
+  const lines: string[] = [];
+  const m = state.machine;
+  if (m) {
+    const runs = `machine  runs ${m.slot ? `slot ${m.slot}` : "an unknown slot"}, image ${short(m.imageId)}${m.uptimeSeconds !== undefined ? `, up ${m.uptimeSeconds} s` : ""}`;
+    if (!m.guarded) lines.push(`${runs}; no health checks in this image`);
+    else if (!m.health) lines.push(`${runs}; health: no report yet (its guard has not run)`);
+    else if (m.health.imageId !== m.imageId)
+      lines.push(`${runs}; health: the report is for another image (${short(m.health.imageId)})`);
+    else {
+      lines.push(`${runs}; health ${m.health.status} (${checkSummary(m.health)})`);
+      lines.push(...failedCheckLines(m.health));
+    }
+  }
+  const t = state.trialReport;
+  if (t && t.status !== "healthy") {
+    lines.push(
+      `TRIAL    image ${short(t.imageId)} failed its last trial: ${t.status}${t.uptimeSeconds !== undefined ? ` at ${t.uptimeSeconds} s after boot` : ""} (${checkSummary(t)}; the report its guard left on the boot partition)`,
+    );
+    lines.push(...failedCheckLines(t));
+  }
+  return lines;
+}
+
 export function renderStatus(state: TargetState, history: StackUpdate[], pin?: Pin): string {
   const lines = [
     `target   ${state.description}`,
@@ -87,6 +123,7 @@ export function renderStatus(state: TargetState, history: StackUpdate[], pin?: P
     );
     if (packages) lines.push(`         ${packages}`);
   }
+  lines.push(...machineLines(state));
   const recent = state.journal.slice(-5);
   if (recent.length > 0) {
     lines.push("switches (newest last):");
@@ -134,7 +171,7 @@ export function registerStackCommands(program: Command): void {
     "what each slot holds, which stack update wrote it, which one is DEFAULT (and since which update), and the pin",
   ).action(async (flags: StackFlags) => {
     const { stack, projectDir } = await openStack(flags);
-    const state = await inspectTarget(await stackTarget(stack, projectDir), [...DEFAULT_SLOTS]);
+    const state = await inspectTarget(await stackTarget(stack, projectDir), [...DEFAULT_SLOTS], { machine: true });
     process.stdout.write(renderStatus(state, await stackHistory(stack), await stackPin(stack)) + "\n");
   });
 

@@ -15,6 +15,7 @@ import { heldLease, withLease } from "../boot/lease";
 import { assertLabelBootable } from "../boot/slot";
 import { trialBoot } from "../boot/trial";
 import { clearStaleBootOnce } from "../boot/once";
+import { IMAGE_ID_PATH } from "../image/machine-services";
 import { checkInputs } from "./check-inputs";
 import { noteWritten, wasWrittenThisRun, wipeOnDeleteSchema } from "./delete-policy";
 import { diffProperties } from "./property-diff";
@@ -69,7 +70,7 @@ const deploySchema = z
         probePath: z
           .string()
           .startsWith("/", "expected an absolute path on the machine")
-          .default("/run/ramroot/image-id")
+          .default(IMAGE_ID_PATH)
           .describe("a file the booted image writes with its image id"),
         timeoutSeconds: z
           .number()
@@ -126,7 +127,7 @@ function checkSyslinuxConfigInputs(news: unknown): CheckOutcome<SyslinuxConfigIn
       target: deploy.target,
       strategy: deploy.strategy,
       ...(deploy.strategy === "trial"
-        ? { trial: deploy.trial ?? { probePath: "/run/ramroot/image-id", timeoutSeconds: 300, reboot: true } }
+        ? { trial: deploy.trial ?? { probePath: IMAGE_ID_PATH, timeoutSeconds: 300, reboot: true } }
         : {}),
       ...(deploy.wipeOnDelete !== undefined ? { wipeOnDelete: deploy.wipeOnDelete } : {}),
       ...(deploy.rollbackTo !== undefined ? { rollbackTo: deploy.rollbackTo } : {}),

@@ -204,6 +204,15 @@ test("a good image: written to the idle slot over ssh, booted once, healthy, pro
     expect(status).toMatch(new RegExp(`^slot ${other}   image ${deployed.slice(0, 12)} .*\\[DEFAULT\\]$`, "m"));
     expect(status).toMatch(new RegExp(`DEFAULT ${other} \\(slot ${other}, image ${deployed.slice(0, 12)}\\)  trial`));
     expect(status).not.toMatch(/^ONCE/m);
+    // It also asks the machine: the slot and image it runs, and its guard's report. A trial that
+    // promoted leaves no failed-trial report behind.
+    expect(status).toMatch(
+      new RegExp(
+        `^machine  runs slot ${other}, image ${deployed.slice(0, 12)}, up \\d+ s; health healthy \\(.*sshd ok`,
+        "m",
+      ),
+    );
+    expect(status).not.toMatch(/^TRIAL/m);
 
     // A further reboot (not a trial): DEFAULT, the same image, the same host key (strict checking).
     await rebootMachine(sshArgs);
@@ -275,6 +284,21 @@ test("an image whose health check fails (sshd disabled): its guard reboots it to
     expect(await runningSlot()).toBe(before);
     expect((await onMachine("cat /run/ramroot/image-id")).trim()).toBe(running);
     expect(await defaultSlot()).toBe(before);
+    // `ramroot status`: the machine runs the old slot, healthy; the failed trial's report, left on
+    // the boot partition by its guard, names the image and the check's output.
+    const tried = new RegExp(`trial of ${other} \\(slot ${other}, image ([0-9a-f]{12})\\)`).exec(message)![1]!;
+    await waitHealthy(running);
+    const status = await ramrootOnStack("status", "--stack", "trial", "--cwd", env.dir);
+    expect(status).toMatch(
+      new RegExp(`^machine  runs slot ${before}, image ${running.slice(0, 12)}, up \\d+ s; health healthy`, "m"),
+    );
+    expect(status).toMatch(
+      new RegExp(
+        `^TRIAL    image ${tried} failed its last trial: unhealthy at \\d+ s after boot \\(sshd failed \\(exit 1\\)`,
+        "m",
+      ),
+    );
+    expect(status).toMatch(/^ {9}check sshd failed \(exit 1\):\n {13}nothing listens on port 22/m);
   });
 });
 

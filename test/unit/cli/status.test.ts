@@ -2,6 +2,7 @@ import type { UpdateSummary } from "@pulumi/pulumi/automation";
 import type { TargetState } from "../../../provider/boot/inspect";
 import type { JournalEntry } from "../../../provider/boot/journal";
 import type { SlotState } from "../../../provider/boot/slot";
+import { parseHealthReport } from "../../../provider/boot/health-report";
 import { renderStatus } from "../../../provider/cli/stack-command";
 import { numberHistory } from "../../../provider/deploy/history";
 
@@ -86,4 +87,53 @@ test("a slot written by hand (outside any update) and switched to by a later upd
   const out = renderStatus(handWritten, history);
   expect(slotLine(out, "a")).toMatch(/written 2026-01-01T00:00:05\.000Z +\[DEFAULT since update 2\]$/);
   expect(slotLine(out, "b")).toBe("slot b   empty");
+});
+
+// Over ssh, status also asks the running machine (provider/boot/machine-observe.ts) and reads the
+// report a failed trial's guard left on the boot partition; both are in the guard's own format.
+const report = (image: string, status: string, checks: string) =>
+  parseHealthReport(`image ${image}\ntrial no\nstatus ${status}\nuptime 95\n${checks}`)!;
+
+test("the running machine's slot, image, uptime and health; a failed check's output under it", () => {
+  const machine = (health: string, checks: string): TargetState => ({
+    ...state([switched(1, "a", 1)], "a"),
+    machine: {
+      bootId: "boot",
+      imageId: "image1".padEnd(64, "0"),
+      health: report("image1".padEnd(64, "0"), health, checks),
+      guarded: true,
+      slot: "a",
+      uptimeSeconds: 120,
+    },
+  });
+  expect(renderStatus(machine("healthy", "check sshd ok\ncheck data ok\n"), history)).toContain(
+    "machine  runs slot a, image image1000000, up 120 s; health healthy (sshd ok, data ok)",
+  );
+  const failing = renderStatus(
+    machine("unhealthy", "check sshd failed (exit 1)\n  nothing listens on port 22\n"),
+    history,
+  );
+  expect(failing).toContain(
+    "machine  runs slot a, image image1000000, up 120 s; health unhealthy (sshd failed (exit 1))",
+  );
+  expect(failing).toContain("\n         check sshd failed (exit 1):\n             nothing listens on port 22");
+  const unguarded = machine("healthy", "");
+  unguarded.machine = { ...unguarded.machine!, guarded: false, health: undefined };
+  expect(renderStatus(unguarded, history)).toContain("image image1000000, up 120 s; no health checks in this image");
+});
+
+test("a failed trial's report on the boot partition is shown with its image and the failed check", () => {
+  const out = renderStatus(
+    {
+      ...state([switched(1, "a", 1)], "a"),
+      trialReport: report("image2".padEnd(64, "0"), "unhealthy", "check sshd failed (exit 1)\n  nothing listens\n"),
+    },
+    history,
+  );
+  expect(out).toContain(
+    "TRIAL    image image2000000 failed its last trial: unhealthy at 95 s after boot (sshd failed (exit 1); the report its guard left on the boot partition)",
+  );
+  expect(out).toContain("         check sshd failed (exit 1):\n             nothing listens");
+  // Without a report, or a disk-image target (no machine to ask), neither line is there.
+  expect(renderStatus(state([switched(1, "a", 1)], "a"), history)).not.toMatch(/^(machine|TRIAL) /m);
 });
