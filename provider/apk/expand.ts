@@ -112,6 +112,17 @@ function sha1(data: Buffer | string): string {
   return createHash("sha1").update(data).digest("hex");
 }
 
+/**
+ * The file's SHA-1 as its PAX record `APK-TOOLS.checksum.SHA1` states it, when that is 40 hex
+ * digits. apk-tools records this value (its db Z:) without hashing the content: the record is
+ * part of the data member, which the signed datahash covers, so it is as trusted as the content.
+ * A file without a well-formed record is hashed, as apk does then.
+ */
+function paxSha1(header: TarHeader): string | undefined {
+  const claimed = header.pax["APK-TOOLS.checksum.SHA1"];
+  return claimed !== undefined && /^[0-9a-fA-F]{40}$/.test(claimed) ? claimed.toLowerCase() : undefined;
+}
+
 /** A data tar given whole, or fed in pieces (each awaited) by its producer, e.g. `PackageFile.streamDataTar`. */
 export type TarFeed = (sink: (piece: Buffer) => void | Promise<void>) => Promise<void>;
 
@@ -141,7 +152,10 @@ interface EntryWork {
   host: string;
   acl: Acl;
   current: fs.Stats | undefined;
+  /** Hashes a file's content when its PAX record gives no SHA-1. */
   hash?: Hash;
+  /** The SHA-1 the file's PAX record gives. */
+  sha1?: string;
   /** A large file being written as its content arrives. */
   fd?: number;
 }
@@ -299,7 +313,7 @@ class DataTarExpander implements TarSink {
       const work = item.work;
       if (work?.fd !== undefined) {
         for (const piece of item.pieces) {
-          work.hash!.update(piece);
+          work.hash?.update(piece);
           for (let at = 0; at < piece.length;) at += fs.writeSync(work.fd, piece, at);
         }
         item.pieces = [];
@@ -365,7 +379,8 @@ class DataTarExpander implements TarSink {
       throw new Error(`${source}: ${rel} is a directory on disk but a ${header.type} in the package; refused`);
     const work: EntryWork = { rel, parent, base, host, acl, current };
     if (header.type === "file") {
-      work.hash = createHash("sha1");
+      work.sha1 = paxSha1(header);
+      if (work.sha1 === undefined) work.hash = createHash("sha1");
       if (header.size > STREAMED_FILE) {
         if (current) this.unlink(host, current);
         work.fd = fs.openSync(host, CREATE_FLAGS, acl.mode & 0o777);
@@ -423,15 +438,11 @@ class DataTarExpander implements TarSink {
     const own = this.ownership(acl, header.mtime);
     switch (header.type) {
       case "file": {
-        const hash = work.hash!;
-        for (const piece of item.pieces) hash.update(piece);
-        const digest = hash.digest("hex");
-        const claimed = header.pax["APK-TOOLS.checksum.SHA1"];
-        if (claimed !== undefined && claimed.toLowerCase() !== digest) {
-          if (work.fd !== undefined) fs.closeSync(work.fd);
-          throw new Error(
-            `${source}: ${rel} has SHA-1 ${digest} but its PAX header says ${claimed}; the package is corrupt`,
-          );
+        let digest = work.sha1;
+        if (digest === undefined) {
+          const hash = work.hash!;
+          for (const piece of item.pieces) hash.update(piece);
+          digest = hash.digest("hex");
         }
         const mode = (acl.mode & 0o777) | 0o200;
         if (work.fd !== undefined) {
