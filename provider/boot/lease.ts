@@ -121,16 +121,19 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /**
  * A lease this process holds on one boot target. Steps of one deploy that run at the same time
- * (two BootSlots, say) share it: each use counts; a use that ends without keeping it (the switch
- * of DEFAULT, or a failure) marks it to be given back, which happens when no use is left.
+ * (two BootSlots, say) share it: each use counts. When no use is left it is given back, unless
+ * a use kept it for a later step (a slot write keeps it for the switch of DEFAULT) and none
+ * failed; the next use that does not keep it (the switch) gives it back.
  */
 export class Lease {
   private timer: NodeJS.Timeout | undefined;
   private lost: Error | undefined;
   /** uses in progress */
   users = 0;
-  /** the deploy is done with the target: give the lease back when the last use ends */
+  /** a use failed, or the switch is done: give the lease back when the last use ends */
   private closing = false;
+  /** a use that ended since the lease was last idle asked to keep it for a later step (a slot write, for the switch) */
+  private keeping = false;
 
   constructor(
     readonly identity: string,
@@ -180,25 +183,31 @@ export class Lease {
   }
 
   /**
-   * Ends one use. `keep`: the deploy goes on (a later step will use the lease again); otherwise
-   * the lease is given back once no use is left (only when the record on the target is still
-   * this one).
+   * Ends one use. `keep`: the deploy goes on (a later step will use the lease again); `close`:
+   * give it back (a failure, or the switch that ends the deploy) even if another use kept it.
+   * When no use is left the lease is given back (only when the record on the target is still
+   * this one) unless a use that ended meanwhile kept it and none closed it: a slot repair that
+   * ends beside a slot write does not give back the lease the write keeps for the switch.
    */
-  async end(target: BootTarget, keep: boolean): Promise<void> {
+  async end(target: BootTarget, keep: boolean, close = false): Promise<void> {
     this.users = Math.max(0, this.users - 1);
-    if (!keep) this.closing = true;
+    if (close) this.closing = true;
+    else if (keep) this.keeping = true;
     if (this.users > 0) return;
     this.stopKeepAlive();
-    if (!this.closing) return;
+    if (this.keeping && !this.closing) {
+      this.keeping = false; // kept once; the next use that does not keep it gives it back
+      return;
+    }
     held.delete(this.identity);
     const now = await readLease(target);
     if (now?.token !== this.record.token) return;
     await target.remove(LEASE_DIR);
   }
 
-  /** Ends one use and gives the lease back when it was the last. */
+  /** Ends one use and gives the lease back when it was the last (whatever other uses kept it for). */
   async release(target: BootTarget): Promise<void> {
-    await this.end(target, false);
+    await this.end(target, false, true);
   }
 }
 
@@ -359,6 +368,6 @@ export async function withLease<T>(
     return result;
   } finally {
     stop();
-    await lease.end(target, opts.keep === true && ok).catch(() => undefined);
+    await lease.end(target, opts.keep === true && ok, !ok).catch(() => undefined);
   }
 }

@@ -165,6 +165,45 @@ test("steps of one deploy share its lease: concurrent uses in one process, kept 
   }
 });
 
+test("a slot repair that ends beside a slot write does not give back the lease the write keeps for the switch (either order); a failure does", async () => {
+  const spec = (await kinds()).find(([kind]) => kind === "image")?.[1];
+  if (!spec) throw new Error("no image target");
+  const target = await openTarget(spec);
+  try {
+    const step = (keep: boolean, ms: number, fail = false) =>
+      withLease(
+        target,
+        { owner: keep ? "pulumi up: BootSlot b" : "pulumi up: BootSlot a (repair)", keep },
+        async () => {
+          await sleep(ms);
+          if (fail) throw new Error("copy failed");
+        },
+      );
+    const switchDefault = () =>
+      withLease(target, { owner: "pulumi up: SyslinuxConfig" }, async () => {
+        // Still the lease the first step took: nobody could write or switch in between.
+        expect((await readLease(target))?.owner).toMatch(/^pulumi up: BootSlot/);
+      });
+    for (const [repairMs, writeMs] of [
+      [100, 400], // the repair ends first
+      [400, 100], // the write ends first
+    ] as const) {
+      await Promise.all([step(false, repairMs), step(true, writeMs)]);
+      expect((await readLease(target))?.pid).toBe(process.pid); // kept for the switch
+      await switchDefault();
+      expect(await readLease(target)).toBeUndefined(); // the switch gave it back
+    }
+    // A failed write beside a repair: nothing will switch, so the lease is given back.
+    await Promise.all([step(false, 100), step(true, 300, true).catch(() => undefined)]);
+    expect(await readLease(target)).toBeUndefined();
+    // A repair alone gives it back at once.
+    await step(false, 10);
+    expect(await readLease(target)).toBeUndefined();
+  } finally {
+    await target.close();
+  }
+});
+
 test("one partition spelled two ways (auto-detected and named, through a symlink) is one lease in a process", async () => {
   const spec = (await kinds()).find(([kind]) => kind === "image")?.[1];
   if (spec?.kind !== "image") throw new Error("no image target");
