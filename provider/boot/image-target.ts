@@ -48,6 +48,12 @@ export class ImageTarget implements BootTarget {
     private readonly dropScratch: () => void,
   ) {}
 
+  /** Directory listings (mdir -b lines) read while the image file's stamp was `stamp`. */
+  private listings: { stamp: string | undefined; byDir: Map<string, string[]> } = {
+    stamp: undefined,
+    byDir: new Map(),
+  };
+
   static async open(spec: ImageSpec): Promise<ImageTarget> {
     const image = path.resolve(spec.path);
     let fh: fs.promises.FileHandle;
@@ -108,16 +114,37 @@ export class ImageTarget implements BootTarget {
   }
 
   private async listRaw(dir: string): Promise<string[]> {
+    const stamp = await this.listingStamp();
+    if (stamp !== this.listings.stamp) this.listings = { stamp, byDir: new Map() };
+    const cached = this.listings.byDir.get(dir);
+    if (cached) return cached;
     const result = await mtools("mdir", this.image, this.offset, ["-a", "-b", `::/${dir}`]);
-    if (result.exitCode !== 0) {
-      if (isMtoolsNotFound(result.stderr)) return [];
+    if (result.exitCode !== 0 && !isMtoolsNotFound(result.stderr))
       throw new Error(`${this.describe()}: listing ${dir || "/"} failed: ${result.stderr.trim()}`);
-    }
-    return result.stdout
-      .toString("utf8")
-      .split("\n")
-      .map((l) => l.trim())
-      .filter((l) => l.startsWith("::/"));
+    const lines =
+      result.exitCode !== 0
+        ? []
+        : result.stdout
+            .toString("utf8")
+            .split("\n")
+            .map((l) => l.trim())
+            .filter((l) => l.startsWith("::/"));
+    if (stamp !== undefined) this.listings.byDir.set(dir, lines);
+    return lines;
+  }
+
+  /**
+   * What a directory listing read now may be reused under: the image file's mtime, ctime and
+   * size, when its mtime is over a second old. Every change to the image (an mtools command, an
+   * ADV edit, by this process or another) sets its mtime to the clock's time, so while the stamp
+   * stays the same no listing has changed; a younger mtime could be shared by a write still to
+   * come within the filesystem's timestamp granularity, so nothing is reused then. A preview
+   * looks up the same few directories ~13 times (a kind check before every read).
+   */
+  private async listingStamp(): Promise<string | undefined> {
+    const st = await fs.promises.stat(this.image, { bigint: true });
+    if (Number(st.mtimeNs / 1_000_000n) > Date.now() - 1000) return undefined;
+    return `${st.mtimeNs}:${st.ctimeNs}:${st.size}`;
   }
 
   async readFile(rel: string): Promise<Buffer | undefined> {

@@ -1,4 +1,4 @@
-import { execa } from "execa";
+import { spawn } from "node:child_process";
 
 /**
  * Runs an mtools command on a FAT filesystem inside an image file (`-i image@@offset`), never
@@ -34,13 +34,14 @@ const LOCK_WAIT_SECONDS = 600;
  * whose stdin is this process: if this process dies, the child reads EOF and the lock goes.
  */
 export async function withImageLock<T>(image: string, fn: () => Promise<T>): Promise<T> {
-  const holder = execa(
+  const holder = spawn(
     "flock",
     ["-w", String(LOCK_WAIT_SECONDS), image, "sh", "-c", "echo locked; exec cat >/dev/null"],
-    { stdin: "pipe", stdout: "pipe", stderr: "pipe", reject: false, buffer: false },
+    { stdio: ["pipe", "pipe", "ignore"] },
   );
+  const closed = new Promise<void>((resolve) => holder.once("close", () => resolve()));
   await new Promise<void>((resolve, reject) => {
-    holder.stdout?.once("data", () => resolve());
+    holder.stdout.once("data", () => resolve());
     holder.once("exit", (code) =>
       reject(new Error(`locking ${image} failed (flock exited ${code}); is util-linux's flock installed?`)),
     );
@@ -49,8 +50,8 @@ export async function withImageLock<T>(image: string, fn: () => Promise<T>): Pro
   try {
     return await fn();
   } finally {
-    holder.stdin?.end();
-    await holder;
+    holder.stdin.end();
+    await closed;
   }
 }
 
@@ -61,27 +62,29 @@ export async function mtools(
   args: string[],
 ): Promise<MtoolsResult> {
   // mtools does not lock image files: every command holds an exclusive flock of the image.
-  const result = await execa(
+  // Spawned directly, output gathered in chunks and joined once: a preview runs ~20 of these,
+  // and execa's per-call work and growing buffers cost more CPU than mtools itself (~45 ms to
+  // read an 8 MiB kernel, against ~2 ms of mtools' own).
+  const child = spawn(
     "flock",
     ["-w", String(LOCK_WAIT_SECONDS), image, command, "-i", `${image}@@${offset}`, ...args],
-    {
-      encoding: "buffer",
-      stripFinalNewline: false,
-      maxBuffer: 1 << 30,
-      reject: false,
-      stdin: "ignore",
-      env: mtoolsEnv(),
-    },
+    { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, ...mtoolsEnv() } },
   );
-  if (result.code === "ENOENT") throw new Error("flock is missing: install Debian's util-linux");
-  if (result.exitCode !== 0 && /^flock: failed to execute/m.test(Buffer.from(result.stderr).toString("utf8"))) {
+  const out: Buffer[] = [];
+  const err: Buffer[] = [];
+  child.stdout.on("data", (chunk: Buffer) => out.push(chunk));
+  child.stderr.on("data", (chunk: Buffer) => err.push(chunk));
+  const exitCode = await new Promise<number>((resolve, reject) => {
+    child.once("error", (e: NodeJS.ErrnoException) =>
+      reject(e.code === "ENOENT" ? new Error("flock is missing: install Debian's util-linux") : e),
+    );
+    child.once("close", (code) => resolve(code ?? 1));
+  });
+  const stderr = Buffer.concat(err).toString("utf8");
+  if (exitCode !== 0 && /^flock: failed to execute/m.test(stderr)) {
     throw new Error(`${command} is missing: install Debian's mtools`);
   }
-  return {
-    exitCode: result.exitCode ?? 1,
-    stdout: Buffer.from(result.stdout),
-    stderr: Buffer.from(result.stderr).toString("utf8"),
-  };
+  return { exitCode, stdout: Buffer.concat(out), stderr };
 }
 
 /** mtools' way of saying a name does not exist. */

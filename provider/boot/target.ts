@@ -4,9 +4,6 @@
  * else in the code base knows the concrete kinds; everything else uses `BootTarget`'s capabilities.
  */
 import type { BootTarget } from "./boot-target";
-import { ImageTarget } from "./image-target";
-import { LocalTarget } from "./local-target";
-import { SshTarget } from "./ssh-target";
 import { parseTargetSpec, resolveTargetSpec, type TargetSpec } from "./target-spec";
 
 // What callers of the factory use with it, from the modules that define them.
@@ -21,13 +18,15 @@ export interface OpenTargetOptions {
 /** Opens a target. The spec is validated here, so callers may pass untrusted input. */
 export async function openTarget(input: TargetSpec, opts: OpenTargetOptions = {}): Promise<BootTarget> {
   const spec = resolveTargetSpec(parseTargetSpec(input), opts.baseDir ?? process.cwd());
+  // Each kind's module is loaded when a target of that kind is opened: the provider plugin starts
+  // for every preview, and the ssh and local targets bring execa (an ES module graph) with them.
   switch (spec.kind) {
     case "local":
-      return LocalTarget.open(spec);
+      return (require("./local-target") as typeof import("./local-target")).LocalTarget.open(spec);
     case "image":
-      return ImageTarget.open(spec);
+      return (require("./image-target") as typeof import("./image-target")).ImageTarget.open(spec);
     case "ssh":
-      return SshTarget.open(spec);
+      return (require("./ssh-target") as typeof import("./ssh-target")).SshTarget.open(spec);
   }
 }
 

@@ -131,3 +131,56 @@ test("ADV: render/parse with checksum; in-place update inside the image keeps ld
   expect(bootOnceOf(advOfLdlinux(after).entries)).toBe("b");
   await target.close();
 });
+
+test("image target: a directory is listed once while the image file is unchanged, and again after any write to it", async () => {
+  const { output } = await createDisk({
+    output: path.join(dir, "listing.img"),
+    sizeMiB: 8,
+    layout: "mbr",
+    slots: ["a"],
+  });
+  // The real flock, through a wrapper on PATH that records each mtools command it runs.
+  const bin = fs.mkdtempSync(path.join(dir, "bin-"));
+  const calls = path.join(bin, "calls.log");
+  fs.writeFileSync(path.join(bin, "flock"), `#!/bin/sh\necho "$*" >> "${calls}"\nexec /usr/bin/flock "$@"\n`, {
+    mode: 0o755,
+  });
+  const listingsOfA = () =>
+    fs.existsSync(calls)
+      ? fs
+          .readFileSync(calls, "utf8")
+          .split("\n")
+          .filter((l) => / mdir .*::\/a$/.test(l)).length
+      : 0;
+  const saved = process.env.PATH;
+  process.env.PATH = `${bin}:${saved ?? ""}`;
+  const aged = new Date(Date.now() - 60_000);
+  fs.utimesSync(output, aged, aged);
+  const reader = await openTarget({ kind: "image", path: output });
+  const writer = await openTarget({ kind: "image", path: output });
+  try {
+    expect(await reader.list("a")).toEqual([]);
+    expect(await reader.readFile("a/manifest.json")).toBeUndefined();
+    expect(await reader.list("a")).toEqual([]);
+    expect(listingsOfA()).toBe(1);
+    // Another writer (here a second target, as another process would be): the image's mtime
+    // moves, so the next look reads the directory again and sees the file.
+    await writer.writeFileAtomic("a/manifest.json", "{}");
+    const before = listingsOfA();
+    expect(await reader.list("a")).toEqual(["manifest.json"]);
+    expect((await reader.readFile("a/manifest.json"))?.toString()).toBe("{}");
+    expect(listingsOfA()).toBeGreaterThan(before);
+    // An mtime under a second old is not trusted (a write to come could leave it the same):
+    // every look lists again.
+    const young = new Date(Date.now() + 60_000);
+    fs.utimesSync(output, young, young);
+    const fresh = listingsOfA();
+    await reader.list("a");
+    await reader.list("a");
+    expect(listingsOfA() - fresh).toBe(2);
+  } finally {
+    process.env.PATH = saved;
+    await reader.close();
+    await writer.close();
+  }
+});
