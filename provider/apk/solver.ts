@@ -230,15 +230,33 @@ function providerSatisfies(dep: Dependency, from: Pkg | null, p: Provider): bool
   return dependencySatisfiedBy(dep, { version: p.version, checksum: p.pkg.rec.checksum, self: from === p.pkg });
 }
 
+/**
+ * apk's solver flags on a package (APK_SOLVERF_*): set on the providers of a name the command names
+ * (`apk add --upgrade/--latest NAME`, `apk del NAME`) or on the whole world (`apk upgrade`), and
+ * passed down to what those packages depend on (all but REMOVE).
+ */
+export const SOLVER_UPGRADE = 1;
+export const SOLVER_LATEST = 2;
+export const SOLVER_REMOVE = 4;
+const INHERITABLE = SOLVER_UPGRADE | SOLVER_LATEST;
+
+/** What the command asks for beyond the world: flags for the whole world and per name. */
+export interface SolverFlags {
+  /** For every package the world reaches (`apk upgrade`, `apk upgrade --latest`). */
+  global?: number;
+  /** For the providers of each name; a name listed here (even with 0) is decided before the others, as apk does with the names given to `apk add`/`del`. */
+  names?: ReadonlyMap<string, number>;
+}
+
 /** What the choice for one name depends on beyond the providers themselves. */
 interface PreferenceContext {
   /** The tag whose repositories are preferred: a world entry's own tag, else the untagged repositories (apk's pinning_preferred). */
   preferredTag: string;
-  /** `apk upgrade`: installed packages lose their preference. */
-  upgrade: boolean;
+  /** The solver flags a candidate carries (SOLVER_*). */
+  flags: (p: Provider) => number;
 }
 
-const NO_CONTEXT: PreferenceContext = { preferredTag: "", upgrade: false };
+const NO_CONTEXT: PreferenceContext = { preferredTag: "", flags: () => 0 };
 
 function tagPreferred(p: Pkg, ctx: PreferenceContext): boolean {
   return p.tags.has(ctx.preferredTag) || p.rec.installedSize === 0;
@@ -246,11 +264,15 @@ function tagPreferred(p: Pkg, ctx: PreferenceContext): boolean {
 
 /** compare_providers: > 0 when `a` is preferred over `b`. */
 function comparePreference(a: Provider, b: Provider, ctx: PreferenceContext = NO_CONTEXT): number {
-  const byTag = Number(tagPreferred(a.pkg, ctx)) - Number(tagPreferred(b.pkg, ctx));
-  if (byTag !== 0) return byTag;
-  if (!ctx.upgrade) {
-    const byInstalled = Number(a.pkg.installed) - Number(b.pkg.installed);
-    if (byInstalled !== 0) return byInstalled;
+  const flags = ctx.flags(a) | ctx.flags(b);
+  // --latest (without a pinned tag): neither the preferred tag nor the installed package counts, only versions
+  if (!(flags & SOLVER_LATEST && ctx.preferredTag === "")) {
+    const byTag = Number(tagPreferred(a.pkg, ctx)) - Number(tagPreferred(b.pkg, ctx));
+    if (byTag !== 0) return byTag;
+    if (!(flags & (SOLVER_UPGRADE | SOLVER_REMOVE))) {
+      const byInstalled = Number(a.pkg.installed) - Number(b.pkg.installed);
+      if (byInstalled !== 0) return byInstalled;
+    }
   }
   const byRequested = compareOptional(a.version, b.version);
   if (byRequested === VERSION_GREATER) return 1;
@@ -260,7 +282,8 @@ function comparePreference(a: Provider, b: Provider, ctx: PreferenceContext = NO
     if (byPrincipal === VERSION_GREATER) return 1;
     if (byPrincipal === VERSION_LESS) return -1;
   }
-  const installedNow = Number(a.pkg.installed) - Number(b.pkg.installed);
+  // the installed one of equal versions, unless it is being removed (apk del's hint)
+  const installedNow = flags & SOLVER_REMOVE ? 0 : Number(a.pkg.installed) - Number(b.pkg.installed);
   if (installedNow !== 0) return installedNow;
   const prio = (a.pkg.rec.providerPriority ?? 0) - (b.pkg.rec.providerPriority ?? 0);
   if (prio !== 0) return prio;
@@ -286,12 +309,33 @@ class SearchState {
   readonly blockedIif = new Set<number>();
   /** The repository tags each selected package was allowed (what its own dependencies inherit). */
   readonly allowedOf = new Map<number, ReadonlySet<string>>();
+  /** The solver flags each selected package passes down to what it depends on. */
+  readonly inheritedOf = new Map<number, number>();
   steps = 0;
 
   constructor(
     readonly universe: PackageUniverse,
-    readonly upgrade = false,
+    readonly flags: SolverFlags = {},
   ) {}
+
+  /** Whether the command names `name` (apk decides such names first). */
+  flagged(name: string): boolean {
+    return this.flags.names?.has(name) ?? false;
+  }
+
+  /** The flags `pkg` has from the names it provides and from the whole world. */
+  private ownFlags(pkg: Pkg): number {
+    let f = this.flags.global ?? 0;
+    for (const e of assignedEntries(pkg)) f |= this.flags.names?.get(e.name) ?? 0;
+    return f;
+  }
+
+  /** The flags a provider carries: its own and those passed down by the packages whose requirements it meets. */
+  providerFlags(p: Provider, reqs: readonly Requirement[]): number {
+    let f = this.ownFlags(p.pkg);
+    for (const r of reqs) if (r.from && providerSatisfies(r.dep, r.from, p)) f |= this.inheritedOf.get(r.from.id) ?? 0;
+    return f;
+  }
 
   push(req: Requirement): void {
     this.agenda.push(req);
@@ -343,6 +387,12 @@ class SearchState {
   }
 
   select(pkg: Pkg, allowed: ReadonlySet<string> = UNTAGGED): void {
+    let inherited = 0;
+    for (const e of assignedEntries(pkg)) {
+      const reqs = this.agenda.filter((r) => !r.dep.conflict && r.dep.name === e.name);
+      inherited |= this.providerFlags({ pkg, version: e.version }, reqs);
+    }
+    this.inheritedOf.set(pkg.id, inherited & INHERITABLE);
     this.selected.push(pkg);
     this.selectedIds.add(pkg.id);
     this.allowedOf.set(pkg.id, allowed);
@@ -359,6 +409,7 @@ class SearchState {
     this.selected.pop();
     this.selectedIds.delete(pkg.id);
     this.allowedOf.delete(pkg.id);
+    this.inheritedOf.delete(pkg.id);
     for (const e of assignedEntries(pkg)) {
       const held = this.entries.get(e.name)!;
       held.pop();
@@ -372,7 +423,10 @@ class SearchState {
     const allowed = new Set<string>();
     for (const r of reqs) for (const t of r.allowed) allowed.add(t);
     const fromWorld = reqs.find((r) => r.from === null);
-    return { allowed, ctx: { preferredTag: fromWorld?.dep.tag ?? "", upgrade: this.upgrade } };
+    return {
+      allowed,
+      ctx: { preferredTag: fromWorld?.dep.tag ?? "", flags: (p: Provider) => this.providerFlags(p, reqs) },
+    };
   }
 
   /** apk's tag_ok: installed, or in a repository the requirement's pinning allows. */
@@ -425,7 +479,9 @@ class SearchState {
     }
     return [...byName.keys()]
       .sort()
-      .map((n) => byPreference(byName.get(n)!, { preferredTag: "", upgrade: this.upgrade }).map((p) => p.pkg));
+      .map((n) =>
+        byPreference(byName.get(n)!, { preferredTag: "", flags: (p) => this.providerFlags(p, []) }).map((p) => p.pkg),
+      );
   }
 
   private installIfHolds(pkg: Pkg): boolean {
@@ -450,6 +506,7 @@ class StepLimitReached extends Error {}
 function nextRequirement(state: SearchState, at: number): { at: number; index: number | undefined } | "dead" {
   let start = at;
   let virtual: number | undefined;
+  let real: number | undefined;
   for (let i = at; i < state.agenda.length; i++) {
     const { dep, from } = state.agenda[i]!;
     const held = dep.conflict ? undefined : state.entries.get(dep.name);
@@ -459,10 +516,12 @@ function nextRequirement(state: SearchState, at: number): { at: number; index: n
       if (start === i) start = i + 1;
       continue;
     }
-    if (state.universe.existingProviders(dep.name).some((p) => p.pkg.name === dep.name)) return { at: start, index: i };
-    virtual ??= i;
+    // a name the command names comes first (apk's solver_flags_set), then real packages, then virtual names
+    if (state.flagged(dep.name)) return { at: start, index: i };
+    if (state.universe.existingProviders(dep.name).some((p) => p.pkg.name === dep.name)) real ??= i;
+    else virtual ??= i;
   }
-  return { at: start, index: virtual };
+  return { at: start, index: real ?? virtual };
 }
 
 /**
@@ -507,9 +566,9 @@ function search(state: SearchState, at: number, strictInstallIf: boolean): boole
 }
 
 /** A solution in which every triggered install_if package joins when one exists, else one that leaves out those that cannot. */
-function solve(universe: PackageUniverse, worldDeps: Dependency[], upgrade = false): SearchState | undefined {
+function solve(universe: PackageUniverse, worldDeps: Dependency[], flags: SolverFlags = {}): SearchState | undefined {
   for (const strict of [true, false]) {
-    const state = new SearchState(universe, upgrade);
+    const state = new SearchState(universe, flags);
     for (const dep of worldDeps) state.push(worldRequirement(dep));
     try {
       if (search(state, 0, strict)) return state;
@@ -612,7 +671,8 @@ export interface ChangeResolution {
 /**
  * Resolves a world against repositories and an installed database, as `apk add`/`del`/`upgrade`
  * do: installed packages are kept unless the world or a newer preferred package needs otherwise
- * (`upgrade` drops their preference), `name@tag` entries pin to tagged repositories, and the
+ * (`upgrade` drops their preference; `flags` carry apk's per-name hints: add --upgrade/--latest,
+ * del), `name@tag` entries pin to tagged repositories, and the
  * result is apk's changeset (src/solver.c generate_changeset): what is purged, installed,
  * upgraded, downgraded or replaced, in apk's order.
  */
@@ -620,13 +680,17 @@ export function resolveChanges(
   world: string[],
   packages: RepositoryPackage[],
   state: InstalledState,
-  opts: { arch?: string; upgrade?: boolean } = {},
+  opts: { arch?: string; upgrade?: boolean; flags?: SolverFlags } = {},
 ): ChangeResolution {
   const worldDeps = parseWorld(world);
   const universe = new PackageUniverse(packages, opts.arch, state.installed, state.installedTags);
   let solved: SearchState | undefined;
   try {
-    solved = solve(universe, worldDeps, opts.upgrade ?? false);
+    const flags = opts.flags ?? {};
+    solved = solve(universe, worldDeps, {
+      ...flags,
+      global: (flags.global ?? 0) | (opts.upgrade ? SOLVER_UPGRADE : 0),
+    });
   } catch (err) {
     if (err instanceof StepLimitReached)
       throw new SolverError(
@@ -652,7 +716,12 @@ function tagOrder(universe: PackageUniverse): string[] {
   return tags;
 }
 
-/** generate_changeset, over the solution the search found. */
+/**
+ * generate_changeset, over the solution the search found. A walk from the world names (then the
+ * installed ones) that records each chosen package after its dependencies and removes installed
+ * packages as they lose their last requirer: a package that provided a name now held by another,
+ * one whose install_if condition is removed, and each installed package depending on one removed.
+ */
 function generateChangeset(
   universe: PackageUniverse,
   solved: SearchState,
@@ -660,8 +729,6 @@ function generateChangeset(
   state: InstalledState,
 ): Change[] {
   const order = tagOrder(universe);
-  const installedByName = new Map<string, Pkg>();
-  const installedNameOf = new Map<string, string>();
   // the installed db's order (apk's installed list)
   const byChecksum = new Map(
     universe.pkgs.filter((p) => p.installed).map((p) => [p.rec.checksum ?? `${p.name}-${p.version}`, p] as const),
@@ -669,14 +736,21 @@ function generateChangeset(
   const installed = state.installed
     .map((r) => byChecksum.get(r.checksum ?? `${r.name}-${r.version}`))
     .filter((p): p is Pkg => p !== undefined);
+  /** The installed package of each name (its own name only). */
+  const installedPkg = new Map<string, Pkg>();
+  /** The installed package's name that holds each name (its own, or a versioned provide). */
+  const installedName = new Map<string, string>();
   for (const pkg of installed) {
-    installedByName.set(pkg.name, pkg);
-    installedNameOf.set(pkg.name, pkg.name);
-    for (const p of pkg.provides) if (p.version !== undefined) installedNameOf.set(p.name, pkg.name);
+    installedPkg.set(pkg.name, pkg);
+    installedName.set(pkg.name, pkg.name);
+    for (const p of pkg.provides) if (p.version !== undefined) installedName.set(p.name, pkg.name);
   }
-  const chosen = (name: string): Pkg | undefined => solved.entries.get(name)?.[0]?.pkg;
-  const nameInChangeset = new Set<string>();
-  const pkgInChangeset = new Set<number>();
+  const chosenProvider = (name: string): Provider | undefined => solved.entries.get(name)?.[0];
+  const chosen = (name: string): Pkg | undefined => chosenProvider(name)?.pkg;
+  /** Names the walk has handled (apk's changeset_processed), names whose package it removed, packages it placed. */
+  const processed = new Set<string>();
+  const removed = new Set<string>();
+  const placed = new Set<number>();
   const requirers = new Map<string, number>();
   const changes: Change[] = [];
 
@@ -714,73 +788,91 @@ function generateChangeset(
 
   const trackAdded = (pkg: Pkg): void => {
     for (const d of pkg.depends) {
-      const n = d.conflict ? undefined : installedNameOf.get(d.name);
+      const n = d.conflict ? undefined : installedName.get(d.name);
       if (n !== undefined) requirers.set(n, (requirers.get(n) ?? 0) + 1);
     }
   };
   const trackRemoved = (pkg: Pkg): void => {
     for (const d of pkg.depends) {
-      const n = d.conflict ? undefined : installedNameOf.get(d.name);
+      const n = d.conflict ? undefined : installedName.get(d.name);
       if (n === undefined) continue;
       const left = (requirers.get(n) ?? 0) - 1;
       requirers.set(n, left);
       if (left > 0) continue;
-      const pkg0 = installedByName.get(n);
-      if (pkg0) genRemove(pkg0);
+      const pkg0 = installedPkg.get(d.name);
+      if (pkg0) remove(pkg0);
     }
   };
-  const genRemove = (pkg: Pkg): void => {
-    if (pkgInChangeset.has(pkg.id) || chosen(pkg.name)?.name === pkg.name) return;
-    nameInChangeset.add(pkg.name);
-    pkgInChangeset.add(pkg.id);
+  const removeIfUnrequired = (pkg: Pkg): void => {
+    if ((requirers.get(pkg.name) ?? 0) === 0 && !chosen(pkg.name)) remove(pkg);
+  };
+  /** Calls `check` for every name with an install_if condition on a name `pkg` holds. */
+  const forInstallIfOn = (pkg: Pkg | undefined, check: (name: string) => void): void => {
+    if (!pkg) return;
+    for (const e of assignedEntries(pkg)) {
+      const names: string[] = [];
+      for (const iif of universe.installIfByName.get(e.name) ?? []) if (!names.includes(iif.name)) names.push(iif.name);
+      for (const n of names) check(n);
+    }
+  };
+  const installByInstallIf = (name: string): void => {
+    const pkg = chosen(name);
+    if (!pkg || processed.has(name)) return;
+    for (const d of pkg.installIf) {
+      if (!d.conflict && !processed.has(d.name)) return;
+      const p = chosenProvider(d.name);
+      if (!(p ? providerSatisfies(d, pkg, p) : d.conflict)) return;
+    }
+    change(name);
+  };
+  const removeByInstallIf = (name: string): void => {
+    const pkg = installedPkg.get(name);
+    if (!pkg || chosen(name) || processed.has(name) || removed.has(name)) return;
+    if (pkg.installIf.some((d) => removed.has(d.name) && !chosen(d.name))) removeIfUnrequired(pkg);
+  };
+  const remove = (pkg: Pkg): void => {
+    if (placed.has(pkg.id) || chosen(pkg.name)?.name === pkg.name) return;
+    removed.add(pkg.name);
+    placed.add(pkg.id);
     // installed packages that depend on it go first
     for (const other of installed) {
-      if (other === pkg) continue;
-      const names = new Set(assignedEntries(pkg).map((e) => e.name));
-      if (
-        other.depends.some((d) => !d.conflict && names.has(d.name) && analyzeDependency(other, d, pkg) === "satisfies")
-      )
-        genRemove(other);
+      if (other.depends.some((d) => analyzeDependency(other, d, pkg) === "satisfies")) remove(other);
     }
+    forInstallIfOn(pkg, removeByInstallIf);
     record(pkg, undefined);
     trackRemoved(pkg);
   };
-  const removeOrphan = (name: string): void => {
-    if (nameInChangeset.has(name)) return;
-    nameInChangeset.add(name);
-    const inst = installedByName.get(name);
-    if (inst && (!chosen(name) || chosen(name)!.name !== name)) genRemove(inst);
+  const preprocess = (name: string): void => {
+    if (processed.has(name)) return;
+    processed.add(name);
+    // the package that held this name under another name goes, and so does any provider of it that is not kept
+    const inst = installedPkg.get(name);
+    if (inst && chosen(name)?.name !== name) remove(inst);
     for (const p of universe.existingProviders(name)) {
-      if (installedByName.get(p.pkg.name) === p.pkg && !chosen(p.pkg.name)) genRemove(p.pkg);
+      if (installedPkg.get(p.pkg.name) === p.pkg && !chosen(p.pkg.name)) remove(p.pkg);
     }
   };
-  const genChange = (name: string): void => {
-    if (nameInChangeset.has(name)) return;
-    removeOrphan(name);
+  const change = (name: string): void => {
+    if (processed.has(name)) return;
+    preprocess(name);
     const pkg = chosen(name);
-    if (!pkg || pkgInChangeset.has(pkg.id)) return;
-    pkgInChangeset.add(pkg.id);
-    removeOrphan(pkg.name);
-    for (const p of pkg.provides) removeOrphan(p.name);
-    const old = installedByName.get(pkg.name);
-    for (const d of pkg.depends) genChange(d.name);
+    if (!pkg || placed.has(pkg.id)) return;
+    placed.add(pkg.id);
+    preprocess(pkg.name);
+    for (const p of pkg.provides) preprocess(p.name);
+    const old = installedPkg.get(pkg.name);
+    forInstallIfOn(old, removeByInstallIf);
+    for (const d of pkg.depends) change(d.name);
     record(old, pkg);
-    // install_if packages this one completes
-    for (const e of assignedEntries(pkg)) {
-      for (const iif of universe.installIfByName.get(e.name) ?? []) {
-        const c = chosen(iif.name);
-        if (c !== iif || nameInChangeset.has(iif.name)) continue;
-        if (iif.installIf.every((d) => nameInChangeset.has(d.name))) genChange(iif.name);
-      }
-    }
+    forInstallIfOn(pkg, installByInstallIf);
     trackAdded(pkg);
     if (old) trackRemoved(old);
   };
 
   for (const pkg of installed) trackAdded(pkg);
-  for (const pkg of installed) if ((requirers.get(pkg.name) ?? 0) === 0 && !chosen(pkg.name)) genRemove(pkg);
-  for (const d of worldDeps) genChange(d.name);
-  for (const pkg of installed) genChange(pkg.name);
+  for (const pkg of installed) removeIfUnrequired(pkg);
+  for (const d of worldDeps) change(d.name);
+  for (const pkg of installed) change(pkg.name);
   return changes;
 }
 

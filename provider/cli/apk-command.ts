@@ -8,7 +8,16 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { parseInstalledDb, parseWorldFile } from "../apk/installed-db";
 import { loadRepositories, loadRepository } from "../apk/repository";
-import { formatChange, installOrder, resolveChanges, resolvePackages, SolverError } from "../apk/solver";
+import {
+  formatChange,
+  installOrder,
+  resolveChanges,
+  resolvePackages,
+  SOLVER_LATEST,
+  SOLVER_REMOVE,
+  SOLVER_UPGRADE,
+  SolverError,
+} from "../apk/solver";
 import { compareVersions, isValidVersion } from "../apk/version";
 
 /**
@@ -165,6 +174,14 @@ export function registerApkCommands(program: Command): void {
       [] as string[],
     )
     .option("--upgrade", "as apk upgrade: installed packages are not preferred")
+    .option(
+      "--upgrade-packages",
+      "as apk add --upgrade: the PACKAGES and what they depend on are upgraded (their installed versions are not preferred)",
+    )
+    .option(
+      "--latest",
+      "as apk add --latest (with PACKAGES) or apk upgrade --latest (with --upgrade): the latest versions are taken, whatever is installed or pinned as preferred",
+    )
     .argument("[packages...]")
     .action(
       async (
@@ -176,6 +193,8 @@ export function registerApkCommands(program: Command): void {
           world?: string;
           del: string[];
           upgrade?: boolean;
+          upgradePackages?: boolean;
+          latest?: boolean;
         },
       ) => {
         const o = parseRepoOptions(raw);
@@ -185,7 +204,17 @@ export function registerApkCommands(program: Command): void {
           return fail("apk resolve: give --root, or --installed and --world, not both");
         const installedFile = raw.root ? path.join(raw.root, "lib/apk/db/installed") : raw.installed;
         const worldFile = raw.root ? path.join(raw.root, "etc/apk/world") : raw.world;
-        const withState = installedFile !== undefined || worldFile !== undefined || raw.del.length > 0 || raw.upgrade;
+        const withState =
+          installedFile !== undefined ||
+          worldFile !== undefined ||
+          raw.del.length > 0 ||
+          raw.upgrade ||
+          raw.upgradePackages ||
+          raw.latest;
+        if (raw.upgradePackages && packages.length === 0)
+          return fail("apk resolve: --upgrade-packages upgrades the PACKAGES given; give at least one");
+        if (raw.latest && packages.length === 0 && !raw.upgrade)
+          return fail("apk resolve: --latest applies to the PACKAGES given, or to the whole world with --upgrade");
         if (!withState && packages.length === 0)
           return fail("apk resolve: give the packages to resolve, or a starting point (--root, --installed, --world)");
         try {
@@ -235,11 +264,22 @@ export function registerApkCommands(program: Command): void {
             ),
             ...packages,
           ];
+          // apk's hints: the added names are decided first (with add's --upgrade/--latest), the deleted
+          // ones lose their installed package's preference; upgrade --latest applies to the whole world
+          const asked = (raw.upgradePackages ? SOLVER_UPGRADE : 0) | (raw.latest && !raw.upgrade ? SOLVER_LATEST : 0);
+          const names = new Map<string, number>([
+            ...added.map((n) => [n, asked] as const),
+            ...[...removed].map((n) => [n, SOLVER_REMOVE] as const),
+          ]);
           const { lock, changes } = resolveChanges(
             world,
             available,
             { installed: installed.records, installedTags: installed.tags },
-            { arch: o.arch, upgrade: raw.upgrade },
+            {
+              arch: o.arch,
+              upgrade: raw.upgrade,
+              flags: { names, global: raw.upgrade && raw.latest ? SOLVER_LATEST : 0 },
+            },
           );
           const out = {
             world: lock.world,

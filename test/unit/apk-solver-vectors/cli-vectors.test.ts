@@ -47,6 +47,8 @@ test.each(stateful.map((v) => [v.name, v] as const))(
         args.push("--repository", tag ? `@${tag} ${path.join(DATA_DIR, file)}` : path.join(DATA_DIR, file));
       }
       if (v.applet === "upgrade") args.push("--upgrade");
+      if (v.options.includes("--upgrade")) args.push("--upgrade-packages");
+      if (v.options.includes("--latest")) args.push("--latest");
       if (v.applet === "del") for (const p of v.packages) args.push("--del", p);
       else args.push(...v.packages);
       const r = await cli.run(args);

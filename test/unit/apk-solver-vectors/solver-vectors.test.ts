@@ -27,6 +27,11 @@ test("the vector set is the one data/README.md lists", () => {
       "upgrade1",
       "pinning4",
       "pinning10",
+      "basic17",
+      "basic18",
+      "installif4",
+      "provides18",
+      "provides-swap3",
     ]),
   );
   for (const v of vectors) {

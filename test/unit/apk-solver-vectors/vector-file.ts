@@ -14,7 +14,16 @@ import * as path from "node:path";
 import { parseApkindex } from "../../../provider/apk/apkindex";
 import type { RepositoryPackage } from "../../../provider/apk/package-record";
 import { parseInstalledDb } from "../../../provider/apk/installed-db";
-import { formatChange, installOrder, resolveChanges, resolvePackages } from "../../../provider/apk/solver";
+import {
+  formatChange,
+  installOrder,
+  resolveChanges,
+  resolvePackages,
+  SOLVER_LATEST,
+  SOLVER_REMOVE,
+  SOLVER_UPGRADE,
+  type SolverFlags,
+} from "../../../provider/apk/solver";
 
 export const DATA_DIR = path.join(__dirname, "data");
 
@@ -135,6 +144,21 @@ export function worldAfter(v: Vector): string[] {
   return v.world;
 }
 
+/**
+ * The solver hints apk's applets give: `add` marks the names it adds (with --upgrade/--latest as
+ * asked, passed down to their dependencies), `del` the names it removes, `upgrade --latest` the
+ * whole world.
+ */
+export function vectorFlags(v: Vector): SolverFlags {
+  const nameOf = (d: string) => d.replace(/^!/, "").split(/[@<>=~]/)[0]!;
+  const asked =
+    (v.options.includes("--upgrade") || v.options.includes("-u") ? SOLVER_UPGRADE : 0) |
+    (v.options.includes("--latest") || v.options.includes("-l") ? SOLVER_LATEST : 0);
+  if (v.applet === "add") return { names: new Map(v.packages.map((p) => [nameOf(p), asked])) };
+  if (v.applet === "del") return { names: new Map(v.packages.map((p) => [nameOf(p), SOLVER_REMOVE])) };
+  return { global: asked };
+}
+
 /** apk's "(i/n) <change>" lines for a vector with an installed database (or tagged repositories). */
 export function changeOutput(v: Vector): string {
   const installed = v.installed
@@ -145,7 +169,7 @@ export function changeOutput(v: Vector): string {
       worldAfter(v),
       vectorPackages(v),
       { installed: installed.records, installedTags: installed.tags },
-      { upgrade: v.applet === "upgrade" },
+      { upgrade: v.applet === "upgrade", flags: vectorFlags(v) },
     );
     return changes.map((c, i) => `(${i + 1}/${changes.length}) ${formatChange(c)}`).join("\n");
   } catch (err) {
