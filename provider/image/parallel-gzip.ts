@@ -79,17 +79,35 @@ export class ParallelGzip extends Transform {
     }
   }
 
+  /**
+   * The next `n` pending bytes: a view of one chunk when they lie in one (no copy), else copied
+   * together. A chunk written to the stream is not changed afterwards (the newc writer and file
+   * streams hand over a new buffer each time).
+   */
+  private nextBlock(n: number): Buffer {
+    const first = this.pending[0]!;
+    this.pendingBytes -= n;
+    if (first.length >= n) {
+      if (first.length === n) this.pending.shift();
+      else this.pending[0] = first.subarray(n);
+      return first.subarray(0, n);
+    }
+    const block = Buffer.allocUnsafe(n);
+    for (let at = 0; at < n;) {
+      const piece = this.pending[0]!;
+      const k = piece.copy(block, at, 0, Math.min(piece.length, n - at));
+      if (k === piece.length) this.pending.shift();
+      else this.pending[0] = piece.subarray(k);
+      at += k;
+    }
+    return block;
+  }
+
   override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
     this.pending.push(chunk);
     this.pendingBytes += chunk.length;
     // Keep one full block back: only at the end is it known which block is the last.
-    if (this.pendingBytes > BLOCK) {
-      const all = Buffer.concat(this.pending);
-      let at = 0;
-      for (; all.length - at > BLOCK; at += BLOCK) this.startBlock(all.subarray(at, at + BLOCK), false);
-      this.pending = [all.subarray(at)];
-      this.pendingBytes = all.length - at;
-    }
+    while (this.pendingBytes > BLOCK) this.startBlock(this.nextBlock(BLOCK), false);
     this.drain(false).then(() => callback(), callback);
   }
 
