@@ -17,7 +17,7 @@ async function main(argv: string[]): Promise<void> {
   }
   const entries = collectEntries(tree, new Map(), new Set());
   const kind = compression as Compression;
-  const raw = await packArchive(
+  const { rawSize: raw } = await packArchive(
     entries,
     out,
     kind,

@@ -8,7 +8,7 @@
  */
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { createHash } from "node:crypto";
+import { createHash, type Hash } from "node:crypto";
 import { renameDurablySync } from "../atomic-file";
 import { isMissing, sha256File } from "../file-hash";
 import { markUsed } from "./cache-prune";
@@ -27,6 +27,33 @@ export interface StoredLayer extends LayerNotes {
   dir: string;
   /** the compressed archive */
   archive: string;
+  /** when this process wrote the archive: the sha256 state over its bytes, and the file as it was then */
+  written?: WrittenArchive;
+}
+
+/** What a layer's build hashed as it wrote the archive, so the archive need not be read again. */
+export interface WrittenArchive {
+  /** sha256 over exactly the archive's bytes, not finished (copy() it) */
+  hash: Hash;
+  /** inode, size and mtime of the archive right after it was written */
+  stamp: string;
+}
+
+/** The file's identity and last change: a rewrite or truncation changes it. */
+function stampOf(file: string): string {
+  const st = fs.statSync(file, { bigint: true });
+  return `${st.dev}:${st.ino}:${st.size}:${st.mtimeNs}:${st.ctimeNs}`;
+}
+
+/** The hash state of a layer written by this process, when its archive is unchanged since. */
+function writtenHash(layer: StoredLayer): Hash | undefined {
+  if (!layer.written) return undefined;
+  try {
+    return stampOf(layer.archive) === layer.written.stamp ? layer.written.hash : undefined;
+  } catch (err) {
+    if (isMissing(err)) return undefined;
+    throw err;
+  }
 }
 
 const ARCHIVE = "layer.cpio";
@@ -56,18 +83,22 @@ export class LayerCache {
   /**
    * Builds a layer in a scratch directory and publishes it under `key` by renaming the
    * directory into place. `build` writes the uncompressed-then-compressed archive to the path
-   * it is given, and any side files into the directory; it returns the raw size and warnings.
+   * it is given, and any side files into the directory; it returns the raw size and warnings,
+   * and the sha256 state over the archive's bytes when it hashed them as it wrote them (the
+   * archive is then not read again, here nor when it is concatenated while unchanged).
    */
   async put(
     key: string,
-    build: (archive: string, dir: string) => Promise<{ rawSize: number; warnings: string[] }>,
+    build: (archive: string, dir: string) => Promise<{ rawSize: number; warnings: string[]; hash?: Hash }>,
   ): Promise<StoredLayer> {
     fs.mkdirSync(this.root, { recursive: true });
     const scratch = fs.mkdtempSync(path.join(this.root, `.build-${key.slice(0, 12)}-`));
     try {
       const archive = path.join(scratch, ARCHIVE);
-      const { rawSize, warnings } = await build(archive, scratch);
-      const sha256 = await sha256File(archive);
+      const { rawSize, warnings, hash } = await build(archive, scratch);
+      if (!fs.existsSync(archive)) throw new Error(`layer ${key.slice(0, 12)}: the build wrote no archive`);
+      const written = hash ? { hash, stamp: stampOf(archive) } : undefined;
+      const sha256 = hash ? hash.copy().digest("hex") : await sha256File(archive);
       if (sha256 === undefined) throw new Error(`layer ${key.slice(0, 12)}: the build wrote no archive`);
       const notes: LayerNotes = { sha256, rawSize, warnings };
       fs.writeFileSync(path.join(scratch, NOTES), JSON.stringify(notes, null, 2) + "\n");
@@ -81,7 +112,7 @@ export class LayerCache {
         if (!theirs) throw err;
         return theirs;
       }
-      return { ...notes, key, dir, archive: path.join(dir, ARCHIVE) };
+      return { ...notes, key, dir, archive: path.join(dir, ARCHIVE), ...(written ? { written } : {}) };
     } finally {
       fs.rmSync(scratch, { recursive: true, force: true });
     }
@@ -109,26 +140,40 @@ export class DamagedLayerError extends Error {
  * Writes the layers one after the other into `out`, checking each against its recorded hash
  * on the way, in one read of each. Resolves to the sha256 and size of the whole; throws
  * DamagedLayerError (and removes `out`) when a layer does not match.
+ *
+ * The first layer's bytes start the whole's hash, so one pass hashes both (a copy of the state
+ * at its end is its own sha256). When this process wrote the first layer and it is unchanged
+ * since (writtenHash), its hash state is taken as it is and the file copied by the kernel
+ * (copy_file_range/sendfile): the package layer of a package change, ~100 MiB, is neither read
+ * nor hashed a second time.
  */
 export async function concatenateLayers(layers: StoredLayer[], out: string): Promise<{ sha256: string; size: number }> {
-  const whole = createHash("sha256");
-  const fd = fs.openSync(out, "w");
+  const [first, ...rest] = layers;
+  let whole = createHash("sha256");
   let size = 0;
+  let fd: number | undefined;
   try {
-    for (const layer of layers) {
-      const own = createHash("sha256");
+    const known = first ? writtenHash(first) : undefined;
+    if (first && known) {
+      fs.copyFileSync(first.archive, out);
+      whole = known.copy();
+      fd = fs.openSync(out, "r+");
+      size = fs.fstatSync(fd).size;
+    } else fd = fs.openSync(out, "w");
+    for (const layer of known ? rest : layers) {
+      const own = layer === first ? undefined : createHash("sha256");
       for await (const chunk of fs.createReadStream(layer.archive, { highWaterMark: 1 << 20 })) {
         const buf = chunk as Buffer;
-        own.update(buf);
+        own?.update(buf);
         whole.update(buf);
-        fs.writeSync(fd, buf);
+        for (let at = 0; at < buf.length;) at += fs.writeSync(fd, buf, at, buf.length - at, size + at);
         size += buf.length;
       }
-      const actual = own.digest("hex");
+      const actual = (own ?? whole.copy()).digest("hex");
       if (actual !== layer.sha256) throw new DamagedLayerError(layer, actual);
     }
   } catch (err) {
-    fs.closeSync(fd);
+    if (fd !== undefined) fs.closeSync(fd);
     fs.rmSync(out, { force: true });
     throw err;
   }

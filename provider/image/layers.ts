@@ -13,7 +13,8 @@
  */
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { PassThrough } from "node:stream";
+import { createHash, type Hash } from "node:crypto";
+import { PassThrough, Transform } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { sha256Hex } from "../file-hash";
 import { writeCpio, type CpioEntry, type CpioEntryType } from "./cpio-writer";
@@ -81,7 +82,11 @@ export function foldedLayerKey(resolved: ResolvedPlan): string {
 /** Called with every archive the build packs, while the files its entries name still exist (tests read it back). */
 export type OnPacked = (archive: { file: string; entries: CpioEntry[] }) => Promise<void> | void;
 
-/** Packs the entries as newc, compresses them and writes `out`; resolves to the archive's raw size. */
+/**
+ * Packs the entries as newc, compresses them and writes `out`; resolves to the archive's raw
+ * size and the sha256 state over the bytes written (hashed on the way, so the file is not read
+ * back to hash it).
+ */
 export async function packArchive(
   entries: CpioEntry[],
   out: string,
@@ -90,11 +95,18 @@ export async function packArchive(
   epoch: number,
   progress: Progress,
   onPacked?: OnPacked,
-): Promise<number> {
+): Promise<{ rawSize: number; hash: Hash }> {
   const raw = new PassThrough({ highWaterMark: 1 << 20 });
   const c = compressor(compression, level);
+  const hash = createHash("sha256");
+  const hashing = new Transform({
+    transform(chunk: Buffer, _encoding, callback) {
+      hash.update(chunk);
+      callback(null, chunk);
+    },
+  });
   const file = fs.createWriteStream(out);
-  const done = c ? pipeline(raw, c, file) : pipeline(raw, file);
+  const done = c ? pipeline(raw, c, hashing, file) : pipeline(raw, hashing, file);
   const packed = counter(progress, "packed", undefined, { unit: "bytes", startQuiet: true });
   let last = 0;
   const total = await writeCpio(entries, raw, {
@@ -111,7 +123,7 @@ export async function packArchive(
   await done;
   if (total >= 8 << 20) packed.done(c ? `${(file.bytesWritten / (1 << 20)).toFixed(1)} MiB ${compression}` : undefined);
   await onPacked?.({ file: out, entries });
-  return total;
+  return { rawSize: total, hash };
 }
 
 /** Installs into a scratch tree beside `dir`, hands it to `use`, and removes it. */
@@ -176,8 +188,8 @@ export async function packageLayer(
         const entries = collectEntries(tree.root, tree.manifest, new Set());
         fs.writeFileSync(path.join(dir, PATHS_FILE), JSON.stringify(pathIndexOf(entries)) + "\n");
         progress(`packing the package layer: ${entries.length} entries (${compression}${level ? ` -${level}` : ""})`);
-        const rawSize = await packArchive(entries, archive, compression, level, epoch, progress, onPacked);
-        return { rawSize, warnings: tree.warnings };
+        const packed = await packArchive(entries, archive, compression, level, epoch, progress, onPacked);
+        return { ...packed, warnings: tree.warnings };
       },
     ),
   );
@@ -232,7 +244,7 @@ export async function overlayArchive(
   const { compression, level, epoch } = options(resolved);
   progress(`packing the overlay layer: ${entries.length} entries`);
   return cache.put(key, async (archive) => ({
-    rawSize: await packArchive(entries, archive, compression, level, epoch, progress, onPacked),
+    ...(await packArchive(entries, archive, compression, level, epoch, progress, onPacked)),
     warnings: [],
   }));
 }
@@ -255,8 +267,8 @@ export async function foldedLayer(
       finishTree(staging, dir, resolved, progress);
       const entries = collectEntries(staging, manifest, overlayPaths);
       progress(`packing one archive: ${entries.length} entries`);
-      const rawSize = await packArchive(entries, archive, compression, level, epoch, progress, onPacked);
-      return { rawSize, warnings };
+      const packed = await packArchive(entries, archive, compression, level, epoch, progress, onPacked);
+      return { ...packed, warnings };
     }),
   );
 }

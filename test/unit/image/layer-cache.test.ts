@@ -64,3 +64,38 @@ test("two builds of one key: the first published stays, the second gets it", asy
   expect(second).toEqual(fast);
   expect(fs.readdirSync(path.join(work, "layers"))).toEqual(["k"]);
 });
+
+/** A build that hashes what it writes, as packArchive does. */
+const writingHashed = (content: string) => async (archive: string) => {
+  fs.writeFileSync(archive, content);
+  return { rawSize: content.length, warnings: [], hash: createHash("sha256").update(content) };
+};
+
+test("a layer hashed as it was written is concatenated from that hash, and gives the same image", async () => {
+  const cache = new LayerCache(path.join(work, "layers"));
+  const a = await cache.put("a", writingHashed("first-"));
+  const b = await cache.put("b", writingHashed("second"));
+  expect(a.written).toBeDefined();
+  expect(a.sha256).toBe(sha(Buffer.from("first-")));
+  // the notes on disk hold no hash state; a later get() reads the archive again
+  expect(cache.get("a")).toEqual({ ...a, written: undefined });
+  const out = path.join(work, "initramfs");
+  expect(await concatenateLayers([a, b], out)).toEqual({ sha256: sha(Buffer.from("first-second")), size: 12 });
+  expect(fs.readFileSync(out, "utf8")).toBe("first-second");
+  // the same layers found in the cache (read and hashed) give the same bytes and hash
+  const fromCache = path.join(work, "initramfs-2");
+  expect(await concatenateLayers([cache.get("a")!, cache.get("b")!], fromCache)).toEqual({
+    sha256: sha(Buffer.from("first-second")),
+    size: 12,
+  });
+});
+
+test("a layer hashed as it was written but changed since is read again and refused", async () => {
+  const cache = new LayerCache(path.join(work, "layers"));
+  const a = await cache.put("a", writingHashed("first-"));
+  // the stamp (device, inode, size, mtime, ctime) no longer matches
+  fs.writeFileSync(a.archive, "tampered");
+  const out = path.join(work, "initramfs");
+  await expect(concatenateLayers([a], out)).rejects.toThrow(DamagedLayerError);
+  expect(fs.existsSync(out)).toBe(false);
+});
