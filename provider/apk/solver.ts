@@ -238,6 +238,7 @@ function providerSatisfies(dep: Dependency, from: Pkg | null, p: Provider): bool
 export const SOLVER_UPGRADE = 1;
 export const SOLVER_LATEST = 2;
 export const SOLVER_REMOVE = 4;
+export const SOLVER_AVAILABLE = 8;
 const INHERITABLE = SOLVER_UPGRADE | SOLVER_LATEST;
 
 /** What the command asks for beyond the world: flags for the whole world and per name. */
@@ -252,11 +253,20 @@ export interface SolverFlags {
 interface PreferenceContext {
   /** The tag whose repositories are preferred: a world entry's own tag, else the untagged repositories (apk's pinning_preferred). */
   preferredTag: string;
+  /** Whether the requirements allow a tagged repository (apk's --latest then keeps its usual preferences). */
+  pinned: boolean;
   /** The solver flags a candidate carries (SOLVER_*). */
   flags: (p: Provider) => number;
+  /** Whether a candidate meets every requirement; only --latest weighs a candidate that does not (then it loses to one that does of the same version). */
+  fits?: (p: Provider) => boolean;
 }
 
-const NO_CONTEXT: PreferenceContext = { preferredTag: "", flags: () => 0 };
+const NO_CONTEXT: PreferenceContext = { preferredTag: "", pinned: false, flags: () => 0 };
+
+/** apk's --latest: versions decide before the installed package and the preferred tag do. */
+function latestApplies(a: Provider, b: Provider, ctx: PreferenceContext): boolean {
+  return !ctx.pinned && ((ctx.flags(a) | ctx.flags(b)) & SOLVER_LATEST) !== 0;
+}
 
 function tagPreferred(p: Pkg, ctx: PreferenceContext): boolean {
   return p.tags.has(ctx.preferredTag) || p.rec.installedSize === 0;
@@ -265,8 +275,11 @@ function tagPreferred(p: Pkg, ctx: PreferenceContext): boolean {
 /** compare_providers: > 0 when `a` is preferred over `b`. */
 function comparePreference(a: Provider, b: Provider, ctx: PreferenceContext = NO_CONTEXT): number {
   const flags = ctx.flags(a) | ctx.flags(b);
+  // upgrade --available: a package some repository has over one only installed
+  const byAvailable = flags & SOLVER_AVAILABLE ? Number(a.pkg.inRepo) - Number(b.pkg.inRepo) : 0;
+  if (byAvailable !== 0) return byAvailable;
   // --latest (without a pinned tag): neither the preferred tag nor the installed package counts, only versions
-  if (!(flags & SOLVER_LATEST && ctx.preferredTag === "")) {
+  if (!latestApplies(a, b, ctx)) {
     const byTag = Number(tagPreferred(a.pkg, ctx)) - Number(tagPreferred(b.pkg, ctx));
     if (byTag !== 0) return byTag;
     if (!(flags & (SOLVER_UPGRADE | SOLVER_REMOVE))) {
@@ -287,6 +300,10 @@ function comparePreference(a: Provider, b: Provider, ctx: PreferenceContext = NO
   if (installedNow !== 0) return installedNow;
   const prio = (a.pkg.rec.providerPriority ?? 0) - (b.pkg.rec.providerPriority ?? 0);
   if (prio !== 0) return prio;
+  if (ctx.fits) {
+    const byFit = Number(ctx.fits(a)) - Number(ctx.fits(b));
+    if (byFit !== 0) return byFit;
+  }
   const repo = b.pkg.rec.repositoryOrder - a.pkg.rec.repositoryOrder;
   if (repo !== 0) return repo;
   return b.pkg.id - a.pkg.id;
@@ -425,7 +442,11 @@ class SearchState {
     const fromWorld = reqs.find((r) => r.from === null);
     return {
       allowed,
-      ctx: { preferredTag: fromWorld?.dep.tag ?? "", flags: (p: Provider) => this.providerFlags(p, reqs) },
+      ctx: {
+        preferredTag: fromWorld?.dep.tag ?? "",
+        pinned: [...allowed].some((t) => t !== ""),
+        flags: (p: Provider) => this.providerFlags(p, reqs),
+      },
     };
   }
 
@@ -438,19 +459,17 @@ class SearchState {
   candidates(name: string): { providers: Provider[]; allowed: ReadonlySet<string> } {
     const reqs = this.agenda.filter((r) => r.dep.name === name && !r.dep.conflict);
     const { allowed, ctx } = this.pinning(name);
-    const providers = byPreference(
-      this.universe
-        .existingProviders(name)
-        .filter(
-          (p) =>
-            SearchState.tagOk(p.pkg, allowed) &&
-            this.autoSelectable(p) &&
-            reqs.every((r) => providerSatisfies(r.dep, r.from, p)) &&
-            this.compatible(p.pkg),
-        ),
-      ctx,
-    );
-    return { providers, allowed };
+    const fits = (p: Provider): boolean =>
+      reqs.every((r) => providerSatisfies(r.dep, r.from, p)) && this.compatible(p.pkg);
+    const options = this.universe
+      .existingProviders(name)
+      .filter((p) => SearchState.tagOk(p.pkg, allowed) && this.autoSelectable(p));
+    if (options.some((p) => latestApplies(p, p, ctx))) {
+      // --latest: apk takes the newest even when something rules it out, and then fails (basic13)
+      const best = byPreference(options, { ...ctx, fits })[0];
+      return { providers: best && fits(best) ? [best] : [], allowed };
+    }
+    return { providers: byPreference(options.filter(fits), ctx), allowed };
   }
 
   /** The tags an install_if package may come from: what the packages that trigger it were allowed. */
@@ -472,16 +491,20 @@ class SearchState {
         seen.add(pkg.id);
         if (this.selectedIds.has(pkg.id) || this.blockedIif.has(pkg.id) || this.entries.has(pkg.name)) continue;
         if (!this.installIfHolds(pkg) || !SearchState.tagOk(pkg, this.installIfAllowed(pkg))) continue;
+        // upgrade --available drops install_if packages no repository has
+        if ((this.flags.global ?? 0) & SOLVER_AVAILABLE && !pkg.inRepo) continue;
         const list = byName.get(pkg.name) ?? [];
         list.push({ pkg, version: pkg.version });
         byName.set(pkg.name, list);
       }
     }
-    return [...byName.keys()]
-      .sort()
-      .map((n) =>
-        byPreference(byName.get(n)!, { preferredTag: "", flags: (p) => this.providerFlags(p, []) }).map((p) => p.pkg),
-      );
+    return [...byName.keys()].sort().map((n) =>
+      byPreference(byName.get(n)!, {
+        preferredTag: "",
+        pinned: false,
+        flags: (p) => this.providerFlags(p, []),
+      }).map((p) => p.pkg),
+    );
   }
 
   private installIfHolds(pkg: Pkg): boolean {
@@ -684,13 +707,13 @@ export function resolveChanges(
 ): ChangeResolution {
   const worldDeps = parseWorld(world);
   const universe = new PackageUniverse(packages, opts.arch, state.installed, state.installedTags);
+  const flags: SolverFlags = {
+    ...opts.flags,
+    global: (opts.flags?.global ?? 0) | (opts.upgrade ? SOLVER_UPGRADE : 0),
+  };
   let solved: SearchState | undefined;
   try {
-    const flags = opts.flags ?? {};
-    solved = solve(universe, worldDeps, {
-      ...flags,
-      global: (flags.global ?? 0) | (opts.upgrade ? SOLVER_UPGRADE : 0),
-    });
+    solved = solve(universe, worldDeps, flags);
   } catch (err) {
     if (err instanceof StepLimitReached)
       throw new SolverError(
@@ -698,7 +721,7 @@ export function resolveChanges(
       );
     throw err;
   }
-  if (!solved) throw new SolverError(explainFailure(universe, worldDeps));
+  if (!solved) throw new SolverError(explainFailure(universe, worldDeps, flags));
   const lock: Lock = {
     packages: solved.selected
       .map(lockEntry)
@@ -925,8 +948,9 @@ export function installOrder(lock: Lock): LockEntry[] {
 function greedySelection(
   universe: PackageUniverse,
   worldDeps: Dependency[],
+  flags: SolverFlags = {},
 ): { chosen: Map<string, Pkg>; state: SearchState } {
-  const state = new SearchState(universe);
+  const state = new SearchState(universe, flags);
   const chosen = new Map<string, Pkg>();
   const unresolvable = new Set<string>();
   for (const dep of worldDeps) state.push(worldRequirement(dep));
@@ -946,11 +970,17 @@ function greedySelection(
     }
     const fits = (p: Provider): number =>
       state.compatible(p.pkg) && reqs.every((r) => providerSatisfies(r.dep, r.from, p)) ? 1 : 0;
-    const best = [...options].sort((a, b) => fits(b) - fits(a) || comparePreference(b, a))[0]!;
+    const { allowed, ctx } = state.pinning(name);
+    const tagOk = (p: Provider): number => Number(SearchState.tagOk(p.pkg, allowed));
+    // --latest takes the newest whatever rules it out (apk reports it as breaking the requirement);
+    // otherwise one that fits comes first, then one the pinning allows (apk then reports it "masked in")
+    const best = options.some((p) => latestApplies(p, p, ctx))
+      ? byPreference(options, { ...ctx, fits: (p) => fits(p) === 1 })[0]!
+      : [...options].sort((a, b) => fits(b) - fits(a) || tagOk(b) - tagOk(a) || comparePreference(b, a, ctx))[0]!;
     chosen.set(name, best.pkg);
     if (state.selectedIds.has(best.pkg.id)) continue;
     for (const e of assignedEntries(best.pkg)) if (!chosen.has(e.name)) chosen.set(e.name, best.pkg);
-    state.select(best.pkg);
+    state.select(best.pkg, allowed);
   }
   return { chosen, state };
 }
@@ -1034,8 +1064,9 @@ function pkgText(pkg: Pkg): string {
   return `${pkg.name}-${pkg.version}`;
 }
 
-function explainFailure(universe: PackageUniverse, worldDeps: Dependency[]): string {
-  const { chosen } = greedySelection(universe, worldDeps);
+function explainFailure(universe: PackageUniverse, worldDeps: Dependency[], flags: SolverFlags = {}): string {
+  const { chosen, state } = greedySelection(universe, worldDeps, flags);
+  const tags = tagOrder(universe);
   const changeset = changesetOrder(
     universe,
     (n) => chosen.get(n),
@@ -1101,6 +1132,12 @@ function explainFailure(universe: PackageUniverse, worldDeps: Dependency[]): str
 
   const analyzePackage = (pkg: Pkg): void => {
     report.start(pkgText(pkg));
+    // print_pinning_errors: a package taken only from repositories whose tag nothing asked for
+    const allowed = state.allowedOf.get(pkg.id) ?? UNTAGGED;
+    if (!pkg.installed && pkg.inRepo && ![...pkg.tags].some((t) => t === "" || allowed.has(t))) {
+      for (const t of tags) if (pkg.tags.has(t)) report.item("masked in:", `@${t}`);
+      report.endGroup();
+    }
     if (pkg.uninstallable) report.item("uninstallable:", pkg.uninstallable);
     report.endGroup();
     for (const p of universe.existingProviders(pkg.name)) {

@@ -13,6 +13,7 @@ import {
   installOrder,
   resolveChanges,
   resolvePackages,
+  SOLVER_AVAILABLE,
   SOLVER_LATEST,
   SOLVER_REMOVE,
   SOLVER_UPGRADE,
@@ -175,6 +176,10 @@ export function registerApkCommands(program: Command): void {
     )
     .option("--upgrade", "as apk upgrade: installed packages are not preferred")
     .option(
+      "--available",
+      "with --upgrade, as apk upgrade --available: packages no repository has are replaced by ones a repository has (or removed)",
+    )
+    .option(
       "--upgrade-packages",
       "as apk add --upgrade: the PACKAGES and what they depend on are upgraded (their installed versions are not preferred)",
     )
@@ -195,6 +200,7 @@ export function registerApkCommands(program: Command): void {
           upgrade?: boolean;
           upgradePackages?: boolean;
           latest?: boolean;
+          available?: boolean;
         },
       ) => {
         const o = parseRepoOptions(raw);
@@ -213,6 +219,8 @@ export function registerApkCommands(program: Command): void {
           raw.latest;
         if (raw.upgradePackages && packages.length === 0)
           return fail("apk resolve: --upgrade-packages upgrades the PACKAGES given; give at least one");
+        if (raw.available && !raw.upgrade)
+          return fail("apk resolve: --available is apk upgrade's option; give it with --upgrade");
         if (raw.latest && packages.length === 0 && !raw.upgrade)
           return fail("apk resolve: --latest applies to the PACKAGES given, or to the whole world with --upgrade");
         if (!withState && packages.length === 0)
@@ -278,7 +286,10 @@ export function registerApkCommands(program: Command): void {
             {
               arch: o.arch,
               upgrade: raw.upgrade,
-              flags: { names, global: raw.upgrade && raw.latest ? SOLVER_LATEST : 0 },
+              flags: {
+                names,
+                global: (raw.upgrade && raw.latest ? SOLVER_LATEST : 0) | (raw.available ? SOLVER_AVAILABLE : 0),
+              },
             },
           );
           const out = {

@@ -49,6 +49,7 @@ test.each(stateful.map((v) => [v.name, v] as const))(
       if (v.applet === "upgrade") args.push("--upgrade");
       if (v.options.includes("--upgrade")) args.push("--upgrade-packages");
       if (v.options.includes("--latest")) args.push("--latest");
+      if (v.options.includes("-a")) args.push("--available");
       if (v.applet === "del") for (const p of v.packages) args.push("--del", p);
       else args.push(...v.packages);
       const r = await cli.run(args);

@@ -32,6 +32,10 @@ test("the vector set is the one data/README.md lists", () => {
       "installif4",
       "provides18",
       "provides-swap3",
+      "basic5",
+      "basic13",
+      "pinning8",
+      "pinning11",
     ]),
   );
   for (const v of vectors) {

@@ -19,6 +19,7 @@ import {
   installOrder,
   resolveChanges,
   resolvePackages,
+  SOLVER_AVAILABLE,
   SOLVER_LATEST,
   SOLVER_REMOVE,
   SOLVER_UPGRADE,
@@ -156,7 +157,8 @@ export function vectorFlags(v: Vector): SolverFlags {
     (v.options.includes("--latest") || v.options.includes("-l") ? SOLVER_LATEST : 0);
   if (v.applet === "add") return { names: new Map(v.packages.map((p) => [nameOf(p), asked])) };
   if (v.applet === "del") return { names: new Map(v.packages.map((p) => [nameOf(p), SOLVER_REMOVE])) };
-  return { global: asked };
+  const available = v.options.includes("--available") || v.options.includes("-a") ? SOLVER_AVAILABLE : 0;
+  return { global: asked | available };
 }
 
 /** apk's "(i/n) <change>" lines for a vector with an installed database (or tagged repositories). */
