@@ -166,8 +166,8 @@ async function readDirectory(fh: FileHandle, vol: FatVolume, firstCluster: numbe
   return parseDirectory(Buffer.concat(parts), vol.bits);
 }
 
-/** Finds a file by path ("ldlinux.sys", "boot/syslinux/ldlinux.sys"), names matched case-insensitively, long or short. */
-export async function findFatFile(fh: FileHandle, vol: FatVolume, path: string): Promise<FatFile | undefined> {
+/** The directory entry of a file at `path`, names matched case-insensitively, long or short. */
+async function findFileEntry(fh: FileHandle, vol: FatVolume, path: string): Promise<DirEntry | undefined> {
   const parts = path.split("/").filter((p) => p !== "");
   let dir: number | "root" = "root";
   for (let i = 0; i < parts.length; i++) {
@@ -177,16 +177,61 @@ export async function findFatFile(fh: FileHandle, vol: FatVolume, path: string):
     );
     if (!entry) return undefined;
     const isDir = (entry.attributes & 0x10) !== 0;
-    if (i === parts.length - 1) {
-      if (isDir) return undefined;
-      return {
-        size: entry.size,
-        clusters: entry.size === 0 ? [] : await clusterChain(fh, vol, entry.firstCluster),
-        attributes: entry.attributes,
-      };
-    }
+    if (i === parts.length - 1) return isDir ? undefined : entry;
     if (!isDir) return undefined;
     dir = entry.firstCluster === 0 ? "root" : entry.firstCluster;
   }
   return undefined;
+}
+
+/** Finds a file by path ("ldlinux.sys", "boot/syslinux/ldlinux.sys"), names matched case-insensitively, long or short. */
+export async function findFatFile(fh: FileHandle, vol: FatVolume, path: string): Promise<FatFile | undefined> {
+  const entry = await findFileEntry(fh, vol, path);
+  if (!entry) return undefined;
+  return {
+    size: entry.size,
+    clusters: entry.size === 0 ? [] : await clusterChain(fh, vol, entry.firstCluster),
+    attributes: entry.attributes,
+  };
+}
+
+/**
+ * A file's bytes, found as `findFatFile` finds it: the FAT is read once and runs of adjacent
+ * clusters are read in one call, so a kernel costs a handful of reads, not one per cluster.
+ */
+export async function readFatFile(fh: FileHandle, vol: FatVolume, path: string): Promise<Buffer | undefined> {
+  const entry = await findFileEntry(fh, vol, path);
+  if (!entry) return undefined;
+  if (entry.size === 0) return Buffer.alloc(0);
+  const fat = await pread(fh, vol.fatStart, Math.ceil(((vol.clusterCount + 2) * vol.bits) / 8) + 1);
+  const next = (c: number): number => {
+    if (vol.bits === 12) {
+      const v = fat.readUInt16LE(Math.floor(c * 1.5));
+      return c & 1 ? v >> 4 : v & 0xfff;
+    }
+    return vol.bits === 16 ? fat.readUInt16LE(c * 2) : fat.readUInt32LE(c * 4) & 0x0fffffff;
+  };
+  const clusters = Math.ceil(entry.size / vol.clusterBytes);
+  const chain: number[] = [];
+  for (let c = entry.firstCluster; chain.length < clusters; c = next(c)) {
+    if (c < 2 || c >= vol.clusterCount + 2)
+      throw new Error(`FAT cluster chain of ${path} is broken at cluster ${c} (${chain.length} of ${clusters} read)`);
+    chain.push(c);
+  }
+  const out = Buffer.alloc(clusters * vol.clusterBytes);
+  for (let i = 0; i < chain.length;) {
+    let j = i + 1;
+    while (j < chain.length && chain[j] === (chain[j - 1] ?? 0) + 1) j++;
+    const first = chain[i] ?? 0;
+    const length = (j - i) * vol.clusterBytes;
+    const { bytesRead } = await fh.read(
+      out,
+      i * vol.clusterBytes,
+      length,
+      vol.dataStart + (first - 2) * vol.clusterBytes,
+    );
+    if (bytesRead !== length) throw new Error(`FAT image ends inside ${path}`);
+    i = j;
+  }
+  return out.subarray(0, entry.size);
 }

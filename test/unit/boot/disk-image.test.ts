@@ -184,3 +184,52 @@ test("image target: a directory is listed once while the image file is unchanged
     await writer.close();
   }
 });
+
+test("image target: a file of a settled image is read from the image directly, fragmented or not, with the bytes mcopy gives", async () => {
+  const { output } = await createDisk({
+    output: path.join(dir, "direct.img"),
+    sizeMiB: 8,
+    layout: "mbr",
+    slots: ["a"],
+  });
+  const big = Buffer.from(Array.from({ length: 1_500_000 }, (_, i) => (i * 7919) % 251));
+  const writer = await openTarget({ kind: "image", path: output });
+  try {
+    // a/three fills the hole a/one leaves, then goes on after a/two: its clusters are not in one run.
+    await writer.writeFileAtomic("a/one", Buffer.alloc(100_000, 1));
+    await writer.writeFileAtomic("a/two", Buffer.alloc(100_000, 2));
+    await writer.remove("a/one");
+    await writer.writeFileAtomic("a/three", big);
+    await writer.writeFileAtomic("Syslinux.cfg", "DEFAULT a\n");
+    await writer.writeFileAtomic("empty", "");
+  } finally {
+    await writer.close();
+  }
+  const bin = fs.mkdtempSync(path.join(dir, "bin-"));
+  const calls = path.join(bin, "calls.log");
+  fs.writeFileSync(path.join(bin, "flock"), `#!/bin/sh\necho "$*" >> "${calls}"\nexec /usr/bin/flock "$@"\n`, {
+    mode: 0o755,
+  });
+  const copies = () => (fs.existsSync(calls) ? fs.readFileSync(calls, "utf8").split(" mcopy ").length - 1 : 0);
+  const saved = process.env.PATH;
+  process.env.PATH = `${bin}:${saved ?? ""}`;
+  const aged = new Date(Date.now() - 60_000);
+  fs.utimesSync(output, aged, aged);
+  const reader = await openTarget({ kind: "image", path: output });
+  try {
+    expect((await reader.readFile("a/three"))?.equals(big)).toBe(true);
+    expect((await reader.readFile("a/two"))?.equals(Buffer.alloc(100_000, 2))).toBe(true);
+    expect((await reader.readFile("syslinux.cfg"))?.toString()).toBe("DEFAULT a\n");
+    expect((await reader.readFile("empty"))?.length).toBe(0);
+    expect(await reader.readFile("a/one")).toBeUndefined();
+    expect(copies()).toBe(0);
+    // Written within the last second: mcopy under the image lock reads it, the same bytes.
+    const young = new Date(Date.now() + 60_000);
+    fs.utimesSync(output, young, young);
+    expect((await reader.readFile("a/three"))?.equals(big)).toBe(true);
+    expect(copies()).toBe(1);
+  } finally {
+    process.env.PATH = saved;
+    await reader.close();
+  }
+});
