@@ -1,6 +1,7 @@
 import { createHash, type Hash } from "node:crypto";
 import * as fs from "node:fs";
 import * as path from "node:path";
+import { FileWriter, type BatchReply, type FileFinish } from "./file-writer";
 import { StagingRoot } from "./staging-root";
 import { TarStreamParser, type TarHeader, type TarReadType, type TarSink } from "./tar-reader";
 
@@ -70,6 +71,8 @@ export interface ExpandOptions {
   onRefusedOverwrite?: (path: string, owner: string) => void;
   /** Give what is made its owner, full mode and (files) mtime on disk, as apk running as root does (needs root). */
   applyOwnership?: boolean;
+  /** The thread that creates files: one for a whole install; made and ended here when not given. */
+  writer?: FileWriter;
 }
 
 export const DEFAULT_DIR_ACL: Acl = { uid: 0, gid: 0, mode: 0o755 };
@@ -126,12 +129,10 @@ function paxSha1(header: TarHeader): string | undefined {
 /** A data tar given whole, or fed in pieces (each awaited) by its producer, e.g. `PackageFile.streamDataTar`. */
 export type TarFeed = (sink: (piece: Buffer) => void | Promise<void>) => Promise<void>;
 
-/** Files larger than this are written as their content arrives; smaller ones whole, on the thread pool. */
+/** Files larger than this are written as their content arrives; smaller ones whole. */
 const STREAMED_FILE = 1 << 20;
-/** Writes in flight at once, and the content bytes they may hold. */
-const MAX_WRITES = 16;
+/** Content bytes handed to the file writer and not yet written. */
 const MAX_WRITE_BYTES = 16 << 20;
-const CREATE_FLAGS = fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_NOFOLLOW;
 
 /** An entry as the parser delivered it, waiting to be written. */
 interface Pending {
@@ -156,8 +157,8 @@ interface EntryWork {
   hash?: Hash;
   /** The SHA-1 the file's PAX record gives. */
   sha1?: string;
-  /** A large file being written as its content arrives. */
-  fd?: number;
+  /** A large file being written as its content arrives: its writer stream. */
+  stream?: number;
 }
 
 /** Owner, full mode and mtime, applied to what an entry made when this process may (root). */
@@ -176,34 +177,22 @@ const CREATES_ROOT_OWNED = process.geteuid?.() === 0 && process.getegid?.() === 
 /** The process's umask, read once (it is not changed while ramroot runs). */
 const UMASK = process.umask();
 
-/** One fs call as a promise, through the callback API (no FileHandle object per file). */
-function call<T>(run: (done: (err: NodeJS.ErrnoException | null, value?: T) => void) => void): Promise<T> {
-  return new Promise((resolve, reject) => run((err, value) => (err ? reject(err) : resolve(value as T))));
-}
-
-/** Creates `host` (never through a symlink) with `content`, then its owner, mode and mtime; on the thread pool. */
-async function writeNewFile(host: string, content: Buffer[], mode: number, own: Ownership | undefined): Promise<void> {
-  const fd = await call<number>((done) => fs.open(host, CREATE_FLAGS, mode & 0o777, done));
-  try {
-    const data = content.length === 1 ? content[0]! : Buffer.concat(content);
-    for (let at = 0; at < data.length;) {
-      at += await call<number>((done) => fs.write(fd, data, at, data.length - at, null, done));
-    }
-    const finalMode = own ? own.mode & 0o7777 : mode;
-    if (own && own.chown !== false) await call((done) => fs.fchown(fd, own.uid, own.gid, done));
+/** What the file writer gives a new file after its content: owner, full mode, mtime. */
+function fileFinish(createMode: number, own: Ownership | undefined): FileFinish {
+  const finalMode = own ? own.mode & 0o7777 : createMode;
+  return {
+    chown: own && own.chown !== false ? { uid: own.uid, gid: own.gid } : undefined,
     // open's mode lost what the umask masks; chown cleared setuid/setgid: the mode goes after it
-    if (finalMode !== (mode & 0o777 & ~UMASK)) await call((done) => fs.fchmod(fd, finalMode, done));
-    if (own?.mtime !== undefined) await call((done) => fs.futimes(fd, own.mtime!, own.mtime!, done));
-  } finally {
-    await call((done) => fs.close(fd, done));
-  }
+    chmod: finalMode !== (createMode & 0o777 & ~UMASK) ? finalMode : undefined,
+    mtime: own?.mtime,
+  };
 }
 
 /**
  * Unpacks one package's data tar as it streams in: metadata (directories, symlinks, links,
- * checks) in order on this thread, each file's content written on the thread pool with a bound
- * on the writes and bytes in flight; an entry that touches a path still being written waits
- * for that write first.
+ * checks) in order on this thread, files created by the file writer's thread in batches with a
+ * bound on the bytes in flight; an entry that touches a path still being written waits for that
+ * write first.
  */
 class DataTarExpander implements TarSink {
   readonly dirs: InstalledDir[] = [];
@@ -221,7 +210,6 @@ class DataTarExpander implements TarSink {
   private readonly queue: Pending[] = [];
   /** Writes in flight by relative path. */
   private readonly writing = new Map<string, Promise<void>>();
-  private writingBytes = 0;
   private failure: unknown;
   /** Directories the package made or owns, given their owner and mode once its files are in. */
   private readonly ownedDirs: { host: string; own: Ownership }[] = [];
@@ -229,6 +217,7 @@ class DataTarExpander implements TarSink {
   constructor(
     private readonly opts: ExpandOptions,
     private readonly applyOwnership: boolean,
+    private readonly writer: FileWriter,
   ) {
     this.staging = new StagingRoot(opts.root, opts.source);
     this.users = readIds(this.staging, "passwd", 2);
@@ -264,7 +253,10 @@ class DataTarExpander implements TarSink {
     if (this.writing.size === 0) return;
     for (let at = rel.length; at > 0; at = rel.lastIndexOf("/", at - 1)) {
       const write = this.writing.get(rel.slice(0, at));
-      if (write) await write;
+      if (write) {
+        this.writer.flush();
+        await write;
+      }
     }
   }
 
@@ -311,13 +303,12 @@ class DataTarExpander implements TarSink {
         item.work = await this.start(item.header);
       }
       const work = item.work;
-      if (work?.fd !== undefined) {
-        for (const piece of item.pieces) {
-          work.hash?.update(piece);
-          for (let at = 0; at < piece.length;) at += fs.writeSync(work.fd, piece, at);
-        }
+      if (work?.stream !== undefined) {
+        if (work.hash) for (const piece of item.pieces) work.hash.update(piece);
+        this.writer.append(work.rel, work.stream, item.pieces);
         item.pieces = [];
         item.bytes = 0;
+        await this.writer.waitBelow(MAX_WRITE_BYTES);
       } else if (!work) {
         item.pieces = []; // a skipped entry's content is not kept
       }
@@ -330,6 +321,7 @@ class DataTarExpander implements TarSink {
   /** Everything written and every directory given its owner and mode. */
   async close(): Promise<void> {
     await this.drain();
+    this.writer.flush();
     await Promise.all(this.writing.values());
     if (this.failure) throw this.failure;
     for (const { host, own } of this.ownedDirs) {
@@ -340,8 +332,12 @@ class DataTarExpander implements TarSink {
 
   /** After a failure: nothing left in flight, no descriptor left open. */
   async abandon(): Promise<void> {
-    for (const item of this.queue) if (item.work?.fd !== undefined) fs.closeSync(item.work.fd);
+    for (const item of this.queue) {
+      const work = item.work;
+      if (work?.stream !== undefined) this.track(work.rel, this.writer.closeFile(work.rel, work.stream, {}));
+    }
     this.queue.length = 0;
+    this.writer.flush();
     await Promise.allSettled(this.writing.values());
   }
 
@@ -383,7 +379,7 @@ class DataTarExpander implements TarSink {
       if (work.sha1 === undefined) work.hash = createHash("sha1");
       if (header.size > STREAMED_FILE) {
         if (current) this.unlink(host, current);
-        work.fd = fs.openSync(host, CREATE_FLAGS, acl.mode & 0o777);
+        work.stream = this.writer.openFile(rel, host, acl.mode & 0o777);
       }
     }
     return work;
@@ -445,25 +441,18 @@ class DataTarExpander implements TarSink {
           digest = hash.digest("hex");
         }
         const mode = (acl.mode & 0o777) | 0o200;
-        if (work.fd !== undefined) {
-          const fd = work.fd;
-          work.fd = undefined;
-          try {
-            if (own) {
-              fs.fchownSync(fd, own.uid, own.gid);
-              fs.fchmodSync(fd, own.mode & 0o7777);
-              if (own.mtime !== undefined) fs.futimesSync(fd, own.mtime, own.mtime);
-            } else {
-              fs.fchmodSync(fd, mode);
-            }
-          } finally {
-            fs.closeSync(fd);
-          }
+        if (work.stream !== undefined) {
+          const stream = work.stream;
+          work.stream = undefined;
+          const finish: FileFinish = own
+            ? { chown: { uid: own.uid, gid: own.gid }, chmod: own.mode & 0o7777, mtime: own.mtime }
+            : { chmod: mode };
+          this.track(rel, this.writer.closeFile(rel, stream, finish));
         } else {
           if (current) this.unlink(host, current);
           if (own && own.uid === 0 && own.gid === 0 && CREATES_ROOT_OWNED && !this.setgidDir(work.parent))
             own.chown = false;
-          await this.write(rel, host, item.pieces, item.bytes, mode, own);
+          await this.write(rel, host, item.pieces, mode, own);
         }
         record.sha1 = digest;
         record.size = header.size;
@@ -511,30 +500,20 @@ class DataTarExpander implements TarSink {
     this.dirFor(work.parent).files.push({ name: work.base, acl, sha1: record.sha1 });
   }
 
-  /** Starts a file's write on the thread pool once there is room for it. */
-  private async write(
-    rel: string,
-    host: string,
-    content: Buffer[],
-    bytes: number,
-    mode: number,
-    own: Ownership | undefined,
-  ): Promise<void> {
-    while (this.writing.size >= MAX_WRITES || (this.writing.size > 0 && this.writingBytes + bytes > MAX_WRITE_BYTES))
-      await Promise.race(this.writing.values());
+  /** Hands a whole file to the writer once there is room for its content. */
+  private async write(rel: string, host: string, content: Buffer[], mode: number, own: Ownership | undefined) {
+    await this.writer.waitBelow(MAX_WRITE_BYTES);
     if (this.failure) throw this.failure;
-    this.writingBytes += bytes;
-    const done: Promise<void> = writeNewFile(host, content, mode, own).then(
-      () => {
-        this.writingBytes -= bytes;
-        if (this.writing.get(rel) === done) this.writing.delete(rel);
-      },
-      (err: unknown) => {
-        this.writingBytes -= bytes;
-        if (this.writing.get(rel) === done) this.writing.delete(rel);
-        this.failure ??= new Error(`${this.opts.source}: cannot write ${rel}: ${(err as Error).message}`);
-      },
-    );
+    this.track(rel, this.writer.writeFile(rel, host, mode & 0o777, content, fileFinish(mode, own)));
+  }
+
+  /** Remembers a write in flight to `rel`; a failure in its batch fails the unpack. */
+  private track(rel: string, reply: Promise<BatchReply>): void {
+    const done: Promise<void> = reply.then((answer) => {
+      if (this.writing.get(rel) === done) this.writing.delete(rel);
+      for (const [failed, message] of answer.errors)
+        this.failure ??= new Error(`${this.opts.source}: cannot write ${failed}: ${message}`);
+    });
     this.writing.set(rel, done);
   }
 }
@@ -553,7 +532,8 @@ class DataTarExpander implements TarSink {
  * memory. Returns the directories and files for the installed db.
  */
 export async function expandDataTar(data: Buffer | TarFeed, opts: ExpandOptions): Promise<InstalledDir[]> {
-  const expander = new DataTarExpander(opts, opts.applyOwnership ?? false);
+  const writer = opts.writer ?? new FileWriter();
+  const expander = new DataTarExpander(opts, opts.applyOwnership ?? false, writer);
   const parser = new TarStreamParser(`${opts.source} (data member)`, expander);
   const feed: TarFeed = Buffer.isBuffer(data) ? (sink) => Promise.resolve(sink(data)) : data;
   try {
@@ -566,6 +546,8 @@ export async function expandDataTar(data: Buffer | TarFeed, opts: ExpandOptions)
   } catch (err) {
     await expander.abandon();
     throw err;
+  } finally {
+    if (!opts.writer) await writer.close();
   }
   return expander.dirs;
 }

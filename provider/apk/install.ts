@@ -15,6 +15,7 @@ import {
   type ScriptRunner,
 } from "./install-scripts";
 import { fdSource } from "./byte-source";
+import { FileWriter } from "./file-writer";
 import { readPackage, type PackageFile, type ReadPackageOptions } from "./package-file";
 import { canApplyOwnership, readBackOwnership } from "./root-ownership";
 import type { RepositoryPackage } from "./package-record";
@@ -240,6 +241,8 @@ export async function installPackages(opts: InstallOptions): Promise<InstallResu
   const order = installOrder(opts.lock);
   // Verify everything before the first byte is unpacked.
   const files: PackageFile[] = [];
+  // One thread creates the files of every package, in batches.
+  const writer = new FileWriter();
   try {
     for (const entry of order) {
       progress(`fetch ${entry.name}-${entry.version}`);
@@ -282,6 +285,7 @@ export async function installPackages(opts: InstallOptions): Promise<InstallResu
         },
         // Owners, modes (setuid/sticky included) and mtimes on disk before post-install, so what it changes stays.
         applyOwnership: canApplyOwnership(),
+        writer,
       });
       origins.set(record.name, record.origin);
       dirsByPackage.set(record.name, dirs);
@@ -291,6 +295,7 @@ export async function installPackages(opts: InstallOptions): Promise<InstallResu
   } finally {
     // A failure part way leaves later packages unread: their cache files are let go of.
     for (const pkg of files) pkg.release();
+    await writer.close();
   }
 
   if (runScripts) {
