@@ -6,8 +6,11 @@ import * as fs from "node:fs";
  */
 export interface ByteSource {
   readonly size: number;
-  /** `length` bytes from `position` (fewer only at the end). */
-  read(position: number, length: number): Buffer;
+  /**
+   * `length` bytes from `position` (fewer only at the end); read into `into` (and a view of it
+   * returned) when it is given and large enough, so a caller going through a file reuses one buffer.
+   */
+  read(position: number, length: number, into?: Buffer): Buffer;
 }
 
 export function bufferSource(data: Buffer): ByteSource {
@@ -22,8 +25,9 @@ export function fdSource(fd: number): ByteSource {
   const size = fs.fstatSync(fd).size;
   return {
     size,
-    read: (position, length) => {
-      const out = Buffer.allocUnsafe(Math.max(0, Math.min(length, size - position)));
+    read: (position, length, into) => {
+      const want = Math.max(0, Math.min(length, size - position));
+      const out = into && into.length >= want ? into.subarray(0, want) : Buffer.allocUnsafe(want);
       let at = 0;
       while (at < out.length) {
         const n = fs.readSync(fd, out, at, out.length - at, position + at);

@@ -124,8 +124,9 @@ export function readPackage(src: ByteSource, opts: ReadPackageOptions): PackageF
   const checksum = q1Checksum(control.raw);
   const record = pkginfoToRecord(pkginfo, { checksum, fileSize: src.size }, source);
   const hashData = createHash("sha256");
+  const chunk = Buffer.allocUnsafe(Math.min(HASH_CHUNK, src.size - dataOffset));
   for (let pos = dataOffset; pos < src.size; pos += HASH_CHUNK)
-    hashData.update(src.read(pos, Math.min(HASH_CHUNK, src.size - pos)));
+    hashData.update(src.read(pos, Math.min(HASH_CHUNK, src.size - pos), chunk));
   const dataSha256 = hashData.digest("hex");
   const datahash = pkginfo.get("datahash")?.at(-1);
 
