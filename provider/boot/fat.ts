@@ -106,6 +106,8 @@ export function imageOffsetOf(vol: FatVolume, clusters: number[], fileOffset: nu
 interface DirEntry {
   longName?: string;
   shortName: string;
+  /** byte 12: 0x08 the base, 0x10 the extension of the short name is shown in lower case */
+  caseFlags: number;
   attributes: number;
   firstCluster: number;
   size: number;
@@ -147,6 +149,7 @@ function parseDirectory(data: Buffer, bits: FatVolume["bits"]): DirEntry[] {
     entries.push({
       longName: lfn.length > 0 ? lfn.join("") : undefined,
       shortName: shortNameOf(data.subarray(at, at + 11)),
+      caseFlags: data[at + 12] ?? 0,
       attributes,
       firstCluster: (hi << 16) | data.readUInt16LE(at + 26),
       size: data.readUInt32LE(at + 28),
@@ -234,4 +237,39 @@ export async function readFatFile(fh: FileHandle, vol: FatVolume, path: string):
     i = j;
   }
   return out.subarray(0, entry.size);
+}
+
+/**
+ * The names in a directory as `mdir -b` shows them with MTOOLS_LOWER_CASE set (mtools.ts): the
+ * long name, else the short name with its case bits applied, all in lower case when it has no
+ * lower-case letter; "." and ".." left out. None when `path` does not exist (mdir: not found);
+ * undefined when a part of it is a file.
+ */
+export async function listFatDirectory(
+  fh: FileHandle,
+  vol: FatVolume,
+  path: string,
+): Promise<{ name: string; isDir: boolean }[] | undefined> {
+  const parts = path.split("/").filter((p) => p !== "");
+  let dir: number | "root" = "root";
+  for (const part of parts) {
+    const want = part.toLowerCase();
+    const entry: DirEntry | undefined = (await readDirectory(fh, vol, dir)).find(
+      (e) => e.shortName.toLowerCase() === want || e.longName?.toLowerCase() === want,
+    );
+    if (!entry) return [];
+    if ((entry.attributes & 0x10) === 0) return undefined;
+    dir = entry.firstCluster === 0 ? "root" : entry.firstCluster;
+  }
+  return (await readDirectory(fh, vol, dir))
+    .filter((e) => e.shortName !== "." && e.shortName !== "..")
+    .map((e) => ({ name: e.longName ?? shownShortName(e), isDir: (e.attributes & 0x10) !== 0 }));
+}
+
+function shownShortName(e: DirEntry): string {
+  const [base = "", ext] = e.shortName.split(".");
+  const cased = `${e.caseFlags & 0x08 ? base.toLowerCase() : base}${
+    ext === undefined ? "" : `.${e.caseFlags & 0x10 ? ext.toLowerCase() : ext}`
+  }`;
+  return cased === cased.toUpperCase() ? cased.toLowerCase() : cased;
 }

@@ -7,7 +7,7 @@ import { sha256File, sha256Hex } from "../file-hash";
 import { ADV_TAG_BOOTONCE, updateImageAdv, withAdvEntry } from "./adv";
 import type { BootTarget } from "./boot-target";
 import { fatOffsetOf } from "./mbr";
-import { readFatFile, readFatVolume } from "./fat";
+import { listFatDirectory, readFatFile, readFatVolume } from "./fat";
 import { isMtoolsNotFound, mtools, withImageLock } from "./mtools";
 import type { TargetSpec } from "./target-spec";
 import { targetRelPath } from "./target-path";
@@ -118,6 +118,11 @@ export class ImageTarget implements BootTarget {
     if (stamp !== this.listings.stamp) this.listings = { stamp, byDir: new Map() };
     const cached = this.listings.byDir.get(dir);
     if (cached) return cached;
+    const settled = stamp === undefined ? undefined : await this.listSettled(dir, stamp);
+    if (settled !== undefined) {
+      this.listings.byDir.set(dir, settled);
+      return settled;
+    }
     const result = await mtools("mdir", this.image, this.offset, ["-a", "-b", `::/${dir}`]);
     if (result.exitCode !== 0 && !isMtoolsNotFound(result.stderr))
       throw new Error(`${this.describe()}: listing ${dir || "/"} failed: ${result.stderr.trim()}`);
@@ -154,6 +159,25 @@ export class ImageTarget implements BootTarget {
     if (settled !== undefined) return settled;
     const result = await this.run("mcopy", ["-n", `::/${normal}`, "-"], `reading ${normal}`);
     return Buffer.from(result.stdout);
+  }
+
+  /**
+   * `dir` listed straight from the image (fat.ts) as mdir lists it, when the image's stamp is
+   * `stamp` before and after: see readSettled. Undefined when the reader does not find `dir` or
+   * fails, or the stamp moved: mdir under the lock lists it then.
+   */
+  private async listSettled(dir: string, stamp: string): Promise<string[] | undefined> {
+    const fh = await fs.promises.open(this.image, "r");
+    let entries: { name: string; isDir: boolean }[] | undefined;
+    try {
+      entries = await listFatDirectory(fh, await readFatVolume(fh, this.offset), dir);
+    } catch {
+      entries = undefined;
+    } finally {
+      await fh.close();
+    }
+    if (entries === undefined || (await this.listingStamp()) !== stamp) return undefined;
+    return entries.map((e) => `::/${dir === "" ? "" : `${dir}/`}${e.name}${e.isDir ? "/" : ""}`);
   }
 
   /**

@@ -16,6 +16,7 @@ import {
 import { createDisk } from "../../../provider/boot/disk-create";
 import { readMbrPartitions } from "../../../provider/boot/mbr";
 import { openTarget } from "../../../provider/boot/target";
+import { mtools } from "../../../provider/boot/mtools";
 
 jest.setTimeout(60_000);
 
@@ -132,7 +133,7 @@ test("ADV: render/parse with checksum; in-place update inside the image keeps ld
   await target.close();
 });
 
-test("image target: a directory is listed once while the image file is unchanged, and again after any write to it", async () => {
+test("image target: a settled image is listed without mdir; after any write to it mdir lists it again", async () => {
   const { output } = await createDisk({
     output: path.join(dir, "listing.img"),
     sizeMiB: 8,
@@ -162,14 +163,13 @@ test("image target: a directory is listed once while the image file is unchanged
     expect(await reader.list("a")).toEqual([]);
     expect(await reader.readFile("a/manifest.json")).toBeUndefined();
     expect(await reader.list("a")).toEqual([]);
-    expect(listingsOfA()).toBe(1);
+    // The settled image is listed straight from the FAT: no mdir.
+    expect(listingsOfA()).toBe(0);
     // Another writer (here a second target, as another process would be): the image's mtime
     // moves, so the next look reads the directory again and sees the file.
     await writer.writeFileAtomic("a/manifest.json", "{}");
-    const before = listingsOfA();
     expect(await reader.list("a")).toEqual(["manifest.json"]);
     expect((await reader.readFile("a/manifest.json"))?.toString()).toBe("{}");
-    expect(listingsOfA()).toBeGreaterThan(before);
     // An mtime under a second old is not trusted (a write to come could leave it the same):
     // every look lists again.
     const young = new Date(Date.now() + 60_000);
@@ -228,6 +228,63 @@ test("image target: a file of a settled image is read from the image directly, f
     fs.utimesSync(output, young, young);
     expect((await reader.readFile("a/three"))?.equals(big)).toBe(true);
     expect(copies()).toBe(1);
+  } finally {
+    process.env.PATH = saved;
+    await reader.close();
+  }
+});
+
+test("image target: a settled image's directories are listed straight from it, with the names and kinds mdir shows", async () => {
+  const { output, fatOffset } = await createDisk({
+    output: path.join(dir, "names.img"),
+    sizeMiB: 8,
+    layout: "mbr",
+    slots: ["a", "b"],
+  });
+  const writer = await openTarget({ kind: "image", path: output });
+  const names = ["a/vmlinuz", "a/manifest.json", "UPPER.TXT", "mixedCase.cfg", "long file name.txt", "c/deep/x"];
+  try {
+    for (const name of names) await writer.writeFileAtomic(name, name);
+    await writer.rename("a/vmlinuz", "a/KERNEL");
+  } finally {
+    await writer.close();
+  }
+  const dirs = ["", "a", "b", "c", "c/deep", "nope", "UPPER.TXT"];
+  const mdirNames = async (d: string) => {
+    const r = await mtools("mdir", output, fatOffset, ["-a", "-b", `::/${d}`]);
+    const lines =
+      r.exitCode !== 0
+        ? []
+        : r.stdout
+            .toString("utf8")
+            .split("\n")
+            .filter((l) => l.startsWith("::/"));
+    return lines.map((l) => path.posix.basename(l.trim().replace(/\/$/, ""))).sort();
+  };
+  const expected = await Promise.all(dirs.map(mdirNames));
+  const bin = fs.mkdtempSync(path.join(dir, "bin-"));
+  const calls = path.join(bin, "calls.log");
+  fs.writeFileSync(path.join(bin, "flock"), `#!/bin/sh\necho "$*" >> "${calls}"\nexec /usr/bin/flock "$@"\n`, {
+    mode: 0o755,
+  });
+  const saved = process.env.PATH;
+  process.env.PATH = `${bin}:${saved ?? ""}`;
+  const aged = new Date(Date.now() - 60_000);
+  fs.utimesSync(output, aged, aged);
+  const reader = await openTarget({ kind: "image", path: output });
+  try {
+    expect(expected[0]).toEqual(
+      ["a", "b", "c", "ldlinux.c32", "ldlinux.sys", "long file name.txt", "mixedCase.cfg", "upper.txt"].sort(),
+    );
+    // mren leaves a short name without its case bits: MTOOLS_LOWER_CASE shows it in lower case.
+    expect(expected[1]).toEqual(["kernel", "manifest.json"]);
+    for (const [i, d] of dirs.entries()) {
+      if (d === "UPPER.TXT") continue; // a file: list() answers [] without listing it
+      expect(await reader.list(d)).toEqual(expected[i]);
+    }
+    expect(await reader.list("UPPER.TXT")).toEqual([]);
+    expect(await reader.readFile("c/deep/x")).toEqual(Buffer.from("c/deep/x"));
+    expect(fs.existsSync(calls)).toBe(false);
   } finally {
     process.env.PATH = saved;
     await reader.close();
