@@ -88,6 +88,8 @@ class PackageUniverse {
   readonly pkgs: Pkg[] = [];
   readonly providers = new Map<string, Provider[]>();
   readonly installIfByName = new Map<string, Pkg[]>();
+  /** Per name, the names of the packages that depend on it, in the order they were read (apk's rdepends). */
+  readonly rdepends = new Map<string, string[]>();
 
   constructor(
     packages: readonly RepositoryPackage[],
@@ -177,6 +179,11 @@ class PackageUniverse {
       pkg.installIf = []; // apk disables a partial install_if rule
     }
     this.pkgs.push(pkg);
+    for (const d of pkg.depends) {
+      const list = this.rdepends.get(d.name) ?? [];
+      if (!list.includes(pkg.name)) list.push(pkg.name);
+      this.rdepends.set(d.name, list);
+    }
     this.providersOf(pkg.name).push({ pkg, version: pkg.version });
     for (const p of pkg.provides) this.providersOf(p.name).push({ pkg, version: p.version });
     for (const d of pkg.installIf) {
@@ -295,11 +302,12 @@ function comparePreference(a: Provider, b: Provider, ctx: PreferenceContext = NO
     if (byPrincipal === VERSION_GREATER) return 1;
     if (byPrincipal === VERSION_LESS) return -1;
   }
-  // the installed one of equal versions, unless it is being removed (apk del's hint)
-  const installedNow = flags & SOLVER_REMOVE ? 0 : Number(a.pkg.installed) - Number(b.pkg.installed);
-  if (installedNow !== 0) return installedNow;
+  // provider_priority, then the installed one of equal versions unless it is being removed (apk
+  // del's hint); apk-tools 3 weighs the priority first (provides-prio4), 2.14 the installed package
   const prio = (a.pkg.rec.providerPriority ?? 0) - (b.pkg.rec.providerPriority ?? 0);
   if (prio !== 0) return prio;
+  const installedNow = flags & SOLVER_REMOVE ? 0 : Number(a.pkg.installed) - Number(b.pkg.installed);
+  if (installedNow !== 0) return installedNow;
   if (ctx.fits) {
     const byFit = Number(ctx.fits(a)) - Number(ctx.fits(b));
     if (byFit !== 0) return byFit;
@@ -528,8 +536,9 @@ class StepLimitReached extends Error {}
  */
 function nextRequirement(state: SearchState, at: number): { at: number; index: number | undefined } | "dead" {
   let start = at;
-  let virtual: number | undefined;
   let real: number | undefined;
+  /** Virtual names by rank: 0 with a provider that can be picked on its own and named by the command, 1 with such a provider, 2 named, 3 the rest. */
+  const virtual: Array<number | undefined> = [];
   for (let i = at; i < state.agenda.length; i++) {
     const { dep, from } = state.agenda[i]!;
     const held = dep.conflict ? undefined : state.entries.get(dep.name);
@@ -539,12 +548,20 @@ function nextRequirement(state: SearchState, at: number): { at: number; index: n
       if (start === i) start = i + 1;
       continue;
     }
-    // a name the command names comes first (apk's solver_flags_set), then real packages, then virtual names
-    if (state.flagged(dep.name)) return { at: start, index: i };
-    if (state.universe.existingProviders(dep.name).some((p) => p.pkg.name === dep.name)) real ??= i;
-    else virtual ??= i;
+    // real packages before virtual names, and of those the ones a provider can be picked for on its
+    // own (apk's selectable queue before its unresolved one); a name the command names
+    // (apk's solver_flags_set) before the others
+    const providers = state.universe.existingProviders(dep.name);
+    const flagged = state.flagged(dep.name);
+    if (providers.some((p) => p.pkg.name === dep.name)) {
+      if (flagged) return { at: start, index: i };
+      real ??= i;
+      continue;
+    }
+    const rank = (providers.some((p) => state.autoSelectable(p)) ? 0 : 2) + (flagged ? 0 : 1);
+    virtual[rank] ??= i;
   }
-  return { at: start, index: real ?? virtual };
+  return { at: start, index: real ?? virtual.find((i) => i !== undefined) };
 }
 
 /**
@@ -1122,9 +1139,19 @@ function explainFailure(universe: PackageUniverse, worldDeps: Dependency[], flag
     const group = want === "satisfies" ? "satisfies:" : "breaks:";
     for (const d of worldDeps)
       if (analyzeDependency(null, d, pkg) === want) report.item(group, `world[${formatDependency(d)}]`);
-    for (const other of changeset) {
-      for (const d of other.depends) {
-        if (analyzeDependency(other, d, pkg) === want) report.item(group, `${pkgText(other)}[${formatDependency(d)}]`);
+    // the selected packages that depend on a name it holds, as apk walks them: by the name each
+    // dependent was read under, then that name's providers, each package once
+    const seen = new Set<number>();
+    for (const e of assignedEntries(pkg)) {
+      for (const name0 of universe.rdepends.get(e.name) ?? []) {
+        for (const p0 of universe.existingProviders(name0)) {
+          const other = p0.pkg;
+          if (!marked.has(other.id) || seen.has(other.id)) continue;
+          seen.add(other.id);
+          for (const d of other.depends)
+            if (analyzeDependency(other, d, pkg) === want)
+              report.item(group, `${pkgText(other)}[${formatDependency(d)}]`);
+        }
       }
     }
     report.endGroup();

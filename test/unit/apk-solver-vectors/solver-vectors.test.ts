@@ -36,6 +36,12 @@ test("the vector set is the one data/README.md lists", () => {
       "basic13",
       "pinning8",
       "pinning11",
+      "complicated1",
+      "error5",
+      "fuzzy3",
+      "installif6",
+      "provides22",
+      "provides-prio4",
     ]),
   );
   for (const v of vectors) {
