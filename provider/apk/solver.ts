@@ -341,6 +341,8 @@ class SearchState {
   constructor(
     readonly universe: PackageUniverse,
     readonly flags: SolverFlags = {},
+    /** Count a requirement on a name nothing provides as met (to explain a failure that is only that). */
+    readonly ignoreMissing = false,
   ) {}
 
   /** Whether the command names `name` (apk decides such names first). */
@@ -543,8 +545,8 @@ function nextRequirement(state: SearchState, at: number): { at: number; index: n
     const { dep, from } = state.agenda[i]!;
     const held = dep.conflict ? undefined : state.entries.get(dep.name);
     const met = dep.conflict || (held !== undefined && held.length > 0);
-    if (met) {
-      if (held && !held.some((h) => providerSatisfies(dep, from, h))) return "dead";
+    if (met || (state.ignoreMissing && state.universe.existingProviders(dep.name).length === 0)) {
+      if (held && held.length > 0 && !held.some((h) => providerSatisfies(dep, from, h))) return "dead";
       if (start === i) start = i + 1;
       continue;
     }
@@ -606,9 +608,14 @@ function search(state: SearchState, at: number, strictInstallIf: boolean): boole
 }
 
 /** A solution in which every triggered install_if package joins when one exists, else one that leaves out those that cannot. */
-function solve(universe: PackageUniverse, worldDeps: Dependency[], flags: SolverFlags = {}): SearchState | undefined {
+function solve(
+  universe: PackageUniverse,
+  worldDeps: Dependency[],
+  flags: SolverFlags = {},
+  ignoreMissing = false,
+): SearchState | undefined {
   for (const strict of [true, false]) {
-    const state = new SearchState(universe, flags);
+    const state = new SearchState(universe, flags, ignoreMissing);
     for (const dep of worldDeps) state.push(worldRequirement(dep));
     try {
       if (search(state, 0, strict)) return state;
@@ -961,6 +968,23 @@ export function installOrder(lock: Lock): LockEntry[] {
 // ---------------------------------------------------------------------------------------------
 // Failure analysis, after apk's src/commit.c (apk_solver_print_errors).
 
+function explainingSelection(
+  universe: PackageUniverse,
+  worldDeps: Dependency[],
+  flags: SolverFlags,
+): { chosen: Map<string, Pkg>; state: SearchState } {
+  let solved: SearchState | undefined;
+  try {
+    solved = solve(universe, worldDeps, flags, true);
+  } catch (err) {
+    if (!(err instanceof StepLimitReached)) throw err;
+  }
+  if (!solved) return greedySelection(universe, worldDeps, flags);
+  const chosen = new Map<string, Pkg>();
+  for (const [name, held] of solved.entries) chosen.set(name, held[0]!.pkg);
+  return { chosen, state: solved };
+}
+
 /** apk's greedy selection, used only to explain a failure: the best provider per name, problems kept. */
 function greedySelection(
   universe: PackageUniverse,
@@ -985,8 +1009,21 @@ function greedySelection(
       unresolvable.add(name);
       continue;
     }
+    // apk disqualifies a package that a requirement rules out, or one with a dependency no provider
+    // left can meet (one level of its deduction)
+    const meetable = (pkg: Pkg, d: Dependency): boolean => {
+      if (d.conflict) return true;
+      const on = state.agenda.filter((r) => r.dep.name === d.name && !r.dep.conflict);
+      return universe
+        .existingProviders(d.name)
+        .some((q) => providerSatisfies(d, pkg, q) && on.every((r) => providerSatisfies(r.dep, r.from, q)));
+    };
     const fits = (p: Provider): number =>
-      state.compatible(p.pkg) && reqs.every((r) => providerSatisfies(r.dep, r.from, p)) ? 1 : 0;
+      state.compatible(p.pkg) &&
+      reqs.every((r) => providerSatisfies(r.dep, r.from, p)) &&
+      p.pkg.depends.every((d) => meetable(p.pkg, d) || !universe.existingProviders(d.name).length)
+        ? 1
+        : 0;
     const { allowed, ctx } = state.pinning(name);
     const tagOk = (p: Provider): number => Number(SearchState.tagOk(p.pkg, allowed));
     // --latest takes the newest whatever rules it out (apk reports it as breaking the requirement);
@@ -1082,7 +1119,9 @@ function pkgText(pkg: Pkg): string {
 }
 
 function explainFailure(universe: PackageUniverse, worldDeps: Dependency[], flags: SolverFlags = {}): string {
-  const { chosen, state } = greedySelection(universe, worldDeps, flags);
+  // When only names nothing provides are wrong, apk's selection is otherwise a solution: explain
+  // that one (only the missing names are reported); else apk's greedy selection with its problems.
+  const { chosen, state } = explainingSelection(universe, worldDeps, flags);
   const tags = tagOrder(universe);
   const changeset = changesetOrder(
     universe,
