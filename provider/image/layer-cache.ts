@@ -4,7 +4,9 @@
  * concatenation of its layers: the kernel unpacks one archive after the other, later entries
  * replacing earlier ones (test/boot/initramfs-layers.test.ts). A layer carries files that go
  * beside the initramfs (the kernel) and notes (layer.json) next to its archive; every use
- * re-hashes the archive, so a damaged cache is rebuilt, never trusted.
+ * re-hashes the archive, so a damaged cache is rebuilt, never trusted. The one exception is the
+ * build that wrote it, in the same process, while the file is unchanged since (its hash state
+ * from the write is used: WrittenArchive).
  */
 import * as fs from "node:fs";
 import * as path from "node:path";
