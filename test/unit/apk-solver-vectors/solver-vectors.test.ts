@@ -44,6 +44,7 @@ test("the vector set is the one data/README.md lists", () => {
       "provides-prio4",
       "error2",
       "error4",
+      "pinning15",
     ]),
   );
   for (const v of vectors) {
