@@ -39,7 +39,6 @@ export async function machineProgram(): Promise<Record<string, pulumi.Output<unk
   });
   return {
     activeSlot: system.activeSlot,
-    writtenSlot: system.writtenSlot,
     imageId: system.imageId,
     planId: system.planId,
     packages: system.packages,

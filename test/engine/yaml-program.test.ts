@@ -127,6 +127,19 @@ test("the YAML program and index.ts: the same preview lines and the same deploym
   });
 
   await step(
+    "right after the deploying up, each program previews no change: no resource and no stack output",
+    async () => {
+      for (const stack of [yamlStack, ts.stack]) {
+        const preview = await stack.preview({ diff: true });
+        expect(Object.keys(preview.changeSummary)).toEqual(["same"]);
+        // With --diff the engine lists changed stack outputs under the stack ("--outputs:--",
+        // then e.g. `- writtenSlot: "a"`); an unchanged stack has no such section.
+        expect(preview.stdout).not.toMatch(/--outputs:--/);
+      }
+    },
+  );
+
+  await step(
     "an edited overlay file and an added package: the same preview lines (the file, the package, slot b, DEFAULT a => b)",
     async () => {
       fs.writeFileSync(path.join(yamlDir, "root", "etc", "motd"), "edited\n");
