@@ -36,6 +36,11 @@ export interface BootTarget {
   sha256(rel: string): Promise<string | undefined>;
   /** Names (not paths) in a directory, sorted; [] when the directory does not exist. */
   list(relDir: string): Promise<string[]>;
+  /**
+   * `list` of several directories read together, in the order given; where a look costs a round
+   * trip (ssh: a process and a session on the machine each), one look for all of them.
+   */
+  listMany?(relDirs: readonly string[]): Promise<string[][]>;
   /** Renames a file or directory over another name in the same directory (atomic where the filesystem is), durably. */
   rename(fromRel: string, toRel: string): Promise<void>;
   /** Removes a file or a directory tree; fine when it is already gone. */
@@ -57,4 +62,12 @@ export interface BootTarget {
   readonly machine?: MachineShell;
   /** Releases what the target holds (scratch files, temp key files, ssh master connections). */
   close(): Promise<void>;
+}
+
+/** `target.listMany` where the target has it, else one `list` after another. */
+export async function listDirectories(target: BootTarget, relDirs: readonly string[]): Promise<string[][]> {
+  if (target.listMany) return target.listMany(relDirs);
+  const out: string[][] = [];
+  for (const dir of relDirs) out.push(await target.list(dir));
+  return out;
 }

@@ -237,6 +237,25 @@ export class SshTarget implements BootTarget {
       .sort();
   }
 
+  /** One remote command for all: each directory's names follow a line "/<index>" ("/" is in no name). */
+  async listMany(relDirs: readonly string[]): Promise<string[][]> {
+    const script = relDirs
+      .map((rel, i) => {
+        const dir = shellQuote(this.remotePath(rel));
+        return `echo /${i}; if [ -d ${dir} ]; then ls -1A -- ${dir} || exit 1; fi`;
+      })
+      .join("; ");
+    const out = await this.check(script, `listing ${relDirs.map((d) => d || "/").join(", ")}`);
+    const lists: string[][] = relDirs.map(() => []);
+    let current: string[] | undefined;
+    for (const line of (out?.toString("utf8") ?? "").split("\n")) {
+      const marker = /^\/(\d+)$/.exec(line);
+      if (marker) current = lists[Number(marker[1])];
+      else if (line !== "") current?.push(line);
+    }
+    return lists.map((names) => names.sort());
+  }
+
   async remove(rel: string): Promise<void> {
     if (targetRelPath(rel) === "") throw new Error(`remove: refusing to remove the root of ${this.describe()}`);
     // Synced like every other change on the partition: a released lease (or a removed file) must

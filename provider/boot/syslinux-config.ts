@@ -2,7 +2,7 @@ import { z } from "zod";
 import { sha256Hex } from "../file-hash";
 import { parseInput } from "../input-error";
 import { entryAppendSchema } from "./kernel-append";
-import type { BootTarget } from "./boot-target";
+import { listDirectories, type BootTarget } from "./boot-target";
 
 /** One boot entry: `LABEL label`, `LINUX kernel`, `INITRD a,b`, `APPEND ...`. */
 export interface SyslinuxEntry {
@@ -246,10 +246,11 @@ const CONFIG_NAMES = ["extlinux.conf", "syslinux.cfg"];
 
 /** The directory holding ldlinux.sys, or undefined when none of the usual places has it. */
 export async function findLdlinuxDir(target: BootTarget): Promise<string | undefined> {
-  for (const dir of LDLINUX_DIRS) {
-    if ((await target.list(dir)).some((name) => name.toLowerCase() === "ldlinux.sys")) return dir;
-  }
-  return undefined;
+  return ldlinuxDirIn(LDLINUX_DIRS, await listDirectories(target, LDLINUX_DIRS));
+}
+
+function ldlinuxDirIn(dirs: readonly string[], listed: string[][]): string | undefined {
+  return dirs.find((_, i) => listed[i]?.some((name) => name.toLowerCase() === "ldlinux.sys"));
 }
 
 function joinRel(dir: string, name: string): string {
@@ -262,12 +263,14 @@ function joinRel(dir: string, name: string): string {
  * When none exists yet: syslinux.cfg next to ldlinux.sys, or at the root.
  */
 export async function findSyslinuxConfigPath(target: BootTarget): Promise<string> {
-  const ldlinuxDir = await findLdlinuxDir(target);
+  // Every directory either search looks in is one of LDLINUX_DIRS: one look at all of them.
+  const listed = await listDirectories(target, LDLINUX_DIRS);
+  const ldlinuxDir = ldlinuxDirIn(LDLINUX_DIRS, listed);
   const dirs = [...new Set([ldlinuxDir ?? "", "boot/syslinux", "syslinux", ""])];
   for (const dir of dirs) {
-    const listed = await target.list(dir);
+    const names = listed[LDLINUX_DIRS.indexOf(dir)] ?? [];
     for (const name of CONFIG_NAMES) {
-      const found = listed.find((n) => n.toLowerCase() === name);
+      const found = names.find((n) => n.toLowerCase() === name);
       if (found !== undefined) return joinRel(dir, found);
     }
   }

@@ -3,6 +3,7 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { createHash } from "node:crypto";
 import { openTarget, type TargetSpec } from "../../provider/boot/target";
+import { findSyslinuxConfigPath } from "../../provider/boot/syslinux-config";
 import { sshTarget, startSshd, type TestSshd } from "./sshd";
 
 jest.setTimeout(120_000);
@@ -44,6 +45,36 @@ test("reads, writes atomically with read-back hashes, lists and removes over a r
     expect(await target.list("a")).toEqual(["vmlinuz"]);
   } finally {
     await target.close();
+  }
+});
+
+test("listMany reads several directories at once, each as `list` gives it; the config is found in syslinux's order", async () => {
+  const where = fs.mkdtempSync(path.join(os.tmpdir(), "ramroot-sshlist-"));
+  const target = await openTarget({ ...spec, path: where });
+  try {
+    fs.mkdirSync(path.join(where, "boot", "syslinux"), { recursive: true });
+    fs.mkdirSync(path.join(where, "empty"));
+    for (const f of ["boot/syslinux/ldlinux.sys", "boot/syslinux/SYSLINUX.CFG", "syslinux.cfg", "b's file"])
+      fs.writeFileSync(path.join(where, f), "x");
+    const dirs = ["", "boot/syslinux", "empty", "missing", "boot"];
+    const together = await target.listMany!(dirs);
+    const oneByOne: string[][] = [];
+    for (const d of dirs) oneByOne.push(await target.list(d));
+    expect(together).toEqual(oneByOne);
+    expect(together).toEqual([
+      ["b's file", "boot", "empty", "syslinux.cfg"],
+      ["SYSLINUX.CFG", "ldlinux.sys"],
+      [],
+      [],
+      ["syslinux"],
+    ]);
+    // Next to ldlinux.sys first (syslinux's loadconfig order), under its name as stored.
+    expect(await findSyslinuxConfigPath(target)).toBe("boot/syslinux/SYSLINUX.CFG");
+    fs.rmSync(path.join(where, "boot/syslinux/SYSLINUX.CFG"));
+    expect(await findSyslinuxConfigPath(target)).toBe("syslinux.cfg");
+  } finally {
+    await target.close();
+    fs.rmSync(where, { recursive: true, force: true });
   }
 });
 
