@@ -178,27 +178,36 @@ test("two git clones of one project, made with different umasks in different dir
   expect(ib.imageId).toBe(ia.imageId);
 });
 
-test("an overlay file where the packages have a directory cannot be layered: one folded archive, which boots without that directory", async () => {
-  const project = path.join(work, "pf");
-  fs.mkdirSync(project);
-  const config = writeProject(project, "folded");
-  // lib/modules holds the kernel's module tree: a later archive could not replace it
-  fs.mkdirSync(path.join(project, "root", "lib"), { recursive: true });
-  fs.writeFileSync(path.join(project, "root", "lib", "modules"), "no-modules\n");
-  fs.writeFileSync(
-    path.join(project, "root", "etc", "init.d", "hello"),
-    HELLO.replace("msg=$(cat /etc/ramroot/message)", "msg=$(cat /etc/ramroot/message)-$(cat /lib/modules)"),
-    { mode: 0o755 },
-  );
+test("an overlay file where the packages have a directory cannot be layered: one folded archive, the same bytes from another directory, which boots without that directory", async () => {
+  const folded = (name: string) => {
+    const project = path.join(work, name);
+    fs.mkdirSync(project, { recursive: true });
+    const config = writeProject(project, "folded");
+    // lib/modules holds the kernel's module tree: a later archive could not replace it
+    fs.mkdirSync(path.join(project, "root", "lib"), { recursive: true });
+    fs.writeFileSync(path.join(project, "root", "lib", "modules"), "no-modules\n");
+    fs.writeFileSync(
+      path.join(project, "root", "etc", "init.d", "hello"),
+      HELLO.replace("msg=$(cat /etc/ramroot/message)", "msg=$(cat /etc/ramroot/message)-$(cat /lib/modules)"),
+      { mode: 0o755 },
+    );
+    return { project, config };
+  };
+  const build = async ({ project, config }: { project: string; config: string }, cache: string, log?: string[]) =>
+    buildImage(await planImage(require("yaml").parse(fs.readFileSync(config, "utf8")), { baseDir: project }), {
+      cacheDir: path.join(work, cache),
+      ...(log ? { onProgress: (m: string) => log.push(m) } : {}),
+      onPacked: archives.onPacked,
+    });
   const log: string[] = [];
-  const resolved = await planImage(require("yaml").parse(fs.readFileSync(config, "utf8")), { baseDir: project });
-  const image = await buildImage(resolved, {
-    cacheDir: path.join(work, "cache-f"),
-    onProgress: (m) => log.push(m),
-    onPacked: archives.onPacked,
-  });
+  const image = await build(folded("pf"), "cache-f", log);
   expect(image.layers).toHaveLength(1);
   expect(log.some((m) => m.includes("lib/modules: replaces a directory of the packages"))).toBe(true);
+  // Not layered, and still deterministic: the same project elsewhere, with its own caches.
+  const again = await build(folded(path.join("elsewhere", "pf")), "cache-f2");
+  expect(again.layers).toHaveLength(1);
+  expect(again.initramfs.sha256).toBe(image.initramfs.sha256);
+  expect(again.imageId).toBe(image.imageId);
   const result = await bootQemu({
     media: { kind: "kernel", kernel: image.kernel!.path, initrd: image.initramfs.path, append: "rdinit=/sbin/init" },
     marker: "RAMROOT-UP msg=folded-no-modules",
