@@ -7,7 +7,7 @@ import { sha256File, sha256Hex } from "../file-hash";
 import { ADV_TAG_BOOTONCE, updateImageAdv, withAdvEntry } from "./adv";
 import type { BootTarget } from "./boot-target";
 import { fatOffsetOf } from "./mbr";
-import { listFatDirectory, readFatFile, readFatVolume } from "./fat";
+import { listFatDirectory, readFatFile, readFatVolume, type FatVolume } from "./fat";
 import { isMtoolsNotFound, mtools, withImageLock } from "./mtools";
 import type { TargetSpec } from "./target-spec";
 import { targetRelPath } from "./target-path";
@@ -167,17 +167,8 @@ export class ImageTarget implements BootTarget {
    * fails, or the stamp moved: mdir under the lock lists it then.
    */
   private async listSettled(dir: string, stamp: string): Promise<string[] | undefined> {
-    const fh = await fs.promises.open(this.image, "r");
-    let entries: { name: string; isDir: boolean }[] | undefined;
-    try {
-      entries = await listFatDirectory(fh, await readFatVolume(fh, this.offset), dir);
-    } catch {
-      entries = undefined;
-    } finally {
-      await fh.close();
-    }
-    if (entries === undefined || (await this.listingStamp()) !== stamp) return undefined;
-    return entries.map((e) => `::/${dir === "" ? "" : `${dir}/`}${e.name}${e.isDir ? "/" : ""}`);
+    const entries = await this.readUnlocked(stamp, (fh, vol) => listFatDirectory(fh, vol, dir));
+    return entries?.map((e) => `::/${dir === "" ? "" : `${dir}/`}${e.name}${e.isDir ? "/" : ""}`);
   }
 
   /**
@@ -190,16 +181,27 @@ export class ImageTarget implements BootTarget {
   private async readSettled(normal: string): Promise<Buffer | undefined> {
     const before = await this.listingStamp();
     if (before === undefined) return undefined;
+    return this.readUnlocked(before, (fh, vol) => readFatFile(fh, vol, normal));
+  }
+
+  /**
+   * What `read` finds straight in the image (fat.ts), kept only when the image's stamp is still
+   * `stamp` after it; undefined when the reader fails or finds nothing, or the stamp moved.
+   */
+  private async readUnlocked<T>(
+    stamp: string,
+    read: (fh: fs.promises.FileHandle, vol: FatVolume) => Promise<T | undefined>,
+  ): Promise<T | undefined> {
     const fh = await fs.promises.open(this.image, "r");
-    let data: Buffer | undefined;
+    let found: T | undefined;
     try {
-      data = await readFatFile(fh, await readFatVolume(fh, this.offset), normal);
+      found = await read(fh, await readFatVolume(fh, this.offset));
     } catch {
-      data = undefined;
+      found = undefined;
     } finally {
       await fh.close();
     }
-    return data !== undefined && (await this.listingStamp()) === before ? data : undefined;
+    return found !== undefined && (await this.listingStamp()) === stamp ? found : undefined;
   }
 
   async sha256(rel: string): Promise<string | undefined> {
