@@ -133,7 +133,13 @@ export function registerApkCommands(program: Command): void {
       try {
         const repo = await loadRepository(
           spec,
-          { arch: o.arch, keysDir: o.keys, allowUntrusted: o.allowUntrusted, cacheDir: o.cacheDir },
+          {
+            arch: o.arch,
+            keysDir: o.keys,
+            allowUntrusted: o.allowUntrusted,
+            cacheDir: o.cacheDir,
+            onProgress: (m) => process.stderr.write(m + "\n"),
+          },
           0,
         );
         const out = {
@@ -143,6 +149,7 @@ export function registerApkCommands(program: Command): void {
           description: repo.description ?? null,
           packageCount: repo.packages.length,
           packages: repo.packages.map(({ repository: _r, repositoryOrder: _o, ...rec }) => rec),
+          skipped: repo.skipped.map(({ line, name, version, reason }) => ({ line, name, version, reason })),
         };
         process.stdout.write(JSON.stringify(out, null, 2) + "\n");
       } catch (err) {
@@ -263,6 +270,7 @@ export function registerApkCommands(program: Command): void {
             }
           };
           const installed = parseInstalledDb(read(installedFile, "--installed"), installedFile ?? "installed");
+          for (const s of installed.skipped) process.stderr.write(`WARNING: ${s.message}\n`);
           const nameOf = (d: string) => d.replace(/^!/, "").split(/[@<>=~]/)[0]!;
           const removed = new Set(raw.del.map(nameOf));
           const added = packages.map(nameOf);
