@@ -47,7 +47,7 @@ declare -A tools=(
   [qemu-system-x86_64]=qemu-system-x86 [syslinux]=syslinux [extlinux]=extlinux
   [mcopy]=mtools [mkfs.fat]=dosfstools [cpio]=cpio [zstd]=zstd [pigz]=pigz
   [sshd]=openssh-server [ssh]=openssh-client [ssh-keygen]=openssh-client [depmod]=kmod
-  [bwrap]=bubblewrap
+  [bwrap]=bubblewrap [qemu-system-aarch64]=qemu-system-arm
 )
 missing=()
 for cmd in "${!tools[@]}"; do
@@ -55,6 +55,9 @@ for cmd in "${!tools[@]}"; do
 done
 [ -f /bin/busybox ] || missing+=(busybox-static)
 [ -f /usr/lib/syslinux/mbr/mbr.bin ] || missing+=(syslinux-common)
+# UEFI firmware for QEMU (provider/arch.ts): OVMF for x86_64, AAVMF for aarch64.
+[ -f /usr/share/OVMF/OVMF_CODE_4M.fd ] || missing+=(ovmf)
+[ -f /usr/share/AAVMF/AAVMF_CODE.fd ] || missing+=(qemu-efi-aarch64)
 if [ "${#missing[@]}" -gt 0 ]; then
   mapfile -t missing < <(printf '%s\n' "${missing[@]}" | sort -u)
   if [ "$(id -u)" -ne 0 ]; then
@@ -65,8 +68,15 @@ if [ "${#missing[@]}" -gt 0 ]; then
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
 fi
-# The apt lists are needed by the test fixtures (apt-get download of a Debian kernel).
-if ! apt-cache depends linux-image-amd64 2>/dev/null | grep -q Depends; then
+# The apt lists are needed by the test fixtures (apt-get download of a Debian kernel), arm64's
+# too: the aarch64 fixtures take Debian's arm64 kernel, busybox and EFI stub (never installed).
+if [ "$(id -u)" -eq 0 ] && ! dpkg --print-foreign-architectures | grep -qx arm64; then
+  say "adding Debian's arm64 architecture (apt-get download of the aarch64 test packages)"
+  dpkg --add-architecture arm64
+  apt-get update -qq
+fi
+if ! apt-cache depends linux-image-amd64 2>/dev/null | grep -q Depends ||
+  ! apt-cache depends linux-image-cloud-arm64:arm64 2>/dev/null | grep -q Depends; then
   [ "$(id -u)" -eq 0 ] && apt-get update -qq
 fi
 

@@ -4,6 +4,7 @@
  */
 import type { Command } from "commander";
 import { z } from "zod";
+import { APK_ARCHES, hostApkArch } from "../arch";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { parseInstalledDb, parseWorldFile } from "../apk/installed-db";
@@ -45,20 +46,14 @@ export function apkCommandGroup(program: Command): Command {
     .hook("preAction", stopQuietlyOnClosedStdout);
 }
 
-const ARCHES = ["x86_64", "x86", "aarch64", "armhf", "armv7", "ppc64le", "s390x", "riscv64", "loongarch64"] as const;
-
 const repoOptions = z.object({
   keys: z.string().min(1, "--keys needs a directory").optional(),
   allowUntrusted: z.boolean().optional(),
-  arch: z.enum(ARCHES, {
-    error: (iss) => `--arch ${JSON.stringify(iss.input)} is not accepted; use one of ${ARCHES.join(", ")}`,
+  arch: z.enum(APK_ARCHES, {
+    error: (iss) => `--arch ${JSON.stringify(iss.input)} is not accepted; use one of ${APK_ARCHES.join(", ")}`,
   }),
   cacheDir: z.string().min(1).optional(),
 });
-
-function defaultArch(): string {
-  return process.arch === "arm64" ? "aarch64" : process.arch === "arm" ? "armv7" : "x86_64";
-}
 
 function parseRepoOptions(raw: unknown): z.infer<typeof repoOptions> {
   const parsed = repoOptions.safeParse(raw);
@@ -125,7 +120,7 @@ export function registerApkCommands(program: Command): void {
     )
     .option("--keys <dir>", "trusted public keys (like /etc/apk/keys)")
     .option("--allow-untrusted", "accept indexes without a trusted signature")
-    .option("--arch <arch>", "architecture for repository layouts", defaultArch())
+    .option("--arch <arch>", "architecture for repository layouts", hostApkArch())
     .option("--cache-dir <dir>", "index cache directory")
     .argument("<index>")
     .action(async (spec: string, raw: unknown) => {
@@ -170,7 +165,7 @@ export function registerApkCommands(program: Command): void {
     )
     .option("--keys <dir>", "trusted public keys (like /etc/apk/keys)")
     .option("--allow-untrusted", "accept repositories without a trusted signature, and plain APKINDEX files")
-    .option("--arch <arch>", "architecture", defaultArch())
+    .option("--arch <arch>", "architecture", hostApkArch())
     .option("--cache-dir <dir>", "index cache directory")
     .option("--root <dir>", "a root whose lib/apk/db/installed and etc/apk/world are the starting point")
     .option("--installed <file>", "an installed database (lib/apk/db/installed) to start from")
