@@ -137,6 +137,8 @@ export interface BootTestArgs {
   marker: pulumi.Input<string>;
   timeoutSeconds?: pulumi.Input<number>;
   memoryMiB?: pulumi.Input<number>;
+  /** the image's architecture, when not x86_64: QEMU's binary, machine and console follow it */
+  arch?: pulumi.Input<"x86_64" | "aarch64">;
 }
 
 export class BootTest extends pulumi.CustomResource {
