@@ -52,6 +52,19 @@ export function hostnameOf(name: string): string {
   );
 }
 
+/**
+ * A disk for what must outlive a boot (the machine runs from RAM): the ssh host keys, so every
+ * image the machine boots presents the same ones (printed on its console at boot).
+ */
+const SSH_KEYS = `    # what must outlive a boot lives on a disk labelled "data" (mkfs.ext4 -L data /dev/sdY):
+    # the ssh host keys, so every image presents the same ones; without it they last one boot
+    dataDisk:
+      label: data
+      mountpoint: /data
+      fs: ext4
+    sshHostKeys: {}
+`;
+
 function stackFile(spec: OwnerRepoSpec): string {
   const sources =
     spec.repositories.length > 0
@@ -89,12 +102,15 @@ ${list("      ", spec.packages)}    kernel: lts
     services:
       # -networking: the network input above brings eth0 up
       boot: [-networking]${sshd ? "\n      default: [sshd]" : ""}
-    compression: gzip
+${sshd ? SSH_KEYS : ""}    compression: gzip
     epoch: ${EPOCH}
   # Each new image boots once in QEMU before it is written: no marker on its console, no deployment.
   ramroot:bootTest:
     marker: ${scalar(BOOT_MARKER)}
     timeoutSeconds: 300
+  # Once the target is ssh: boot each new image once, and make it DEFAULT only when it answers
+  # healthy (the image's own checks, at every boot); anything else comes back on DEFAULT by itself.
+  # ramroot:strategy: trial
 `;
 }
 
