@@ -4,8 +4,8 @@
  * benchmarks can set ramroot's packer against `find | cpio | gzip` over the same tree.
  * Ownership and modes are taken from the tree (it holds no package manifest).
  */
-import { collectEntries } from "../provider/image/staging-tree";
-import { packArchive } from "../provider/image/layers";
+import { collectEntries } from "../provider/image/tree-entries";
+import { packArchive } from "../provider/image/pack-archive";
 import { COMPRESSIONS, compressionLevelOf, type Compression } from "../provider/image/compress";
 
 async function main(argv: string[]): Promise<void> {

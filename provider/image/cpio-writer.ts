@@ -10,6 +10,7 @@
  * held in memory.
  */
 import * as fs from "node:fs";
+import { once } from "node:events";
 import type { Writable } from "node:stream";
 
 export type CpioEntryType = "file" | "dir" | "symlink" | "char" | "block" | "fifo" | "socket";
@@ -48,6 +49,14 @@ export interface WriteCpioOptions {
   epoch: number;
   /** called as bytes are written */
   onProgress?: (bytesWritten: number) => void;
+  /** shown every chunk before it is handed to the stream (e.g. to hash the archive) */
+  onChunk?: (chunk: Buffer) => void;
+  /**
+   * Fill a chunk again once the stream's write callback for it ran. Only for a stream that is
+   * done with a chunk then (a file stream); not for one that passes chunks on or keeps views of
+   * them (a transform, the parallel gzip).
+   */
+  reuseChunks?: boolean;
 }
 
 function hex8(n: number): string {
@@ -94,8 +103,10 @@ const ZEROS = Buffer.alloc(4);
  * names. Sorting full paths with "/" mapped below every other byte gives exactly that.
  */
 export function archiveOrder(entries: CpioEntry[]): CpioEntry[] {
-  const key = (p: string) => Buffer.from(p.replace(/\//g, "\u0000"), "utf8");
-  return [...entries].sort((a, b) => Buffer.compare(key(a.path), key(b.path)));
+  // Each key made once, not twice per comparison (~150,000 buffers for a kernel's module tree).
+  const keyed = entries.map((entry) => ({ entry, key: Buffer.from(entry.path.replace(/\//g, "\u0000"), "utf8") }));
+  keyed.sort((a, b) => Buffer.compare(a.key, b.key));
+  return keyed.map((k) => k.entry);
 }
 
 function checkPath(p: string): void {
@@ -108,30 +119,41 @@ function checkPath(p: string): void {
 const CHUNK = 1 << 20;
 
 /**
- * Packs the archive into 1 MiB chunks, each allocated once and handed to the stream when full:
- * headers are written into it and file contents read straight into it, so a chunk is the only
- * copy of its bytes on this side. Writing each header, name and file piece as its own small
- * buffer (several thousand allocations of every size for a kernel's module tree, each awaited)
- * kept the main thread collecting garbage: ~4 full collections a second while packing 384 MiB,
- * against ~1 for compressing one file of the same bytes (bench/analysis.md, "Rebuild").
+ * Packs the archive into 1 MiB chunks, each handed to the stream when full: headers are written
+ * into it and file contents read straight into it, so a chunk is the only copy of its bytes on
+ * this side. Writing each header, name and file piece as its own small buffer (several thousand
+ * allocations of every size for a kernel's module tree, each awaited) kept the main thread
+ * collecting garbage: ~4 full collections a second while packing 384 MiB, against ~1 for
+ * compressing one file of the same bytes (bench/analysis.md, "Rebuild"). With `reuseChunks` a
+ * chunk the stream is done with is filled again instead of a new one allocated.
  */
 class Output {
   written = 0;
-  private chunk = Buffer.allocUnsafe(CHUNK);
+  private chunk: Buffer = Buffer.allocUnsafe(CHUNK);
   private used = 0;
+  /** Chunks the stream is done with, to fill again (reuseChunks). */
+  private readonly spare: Buffer[] = [];
   constructor(
     private readonly out: Writable,
-    private readonly onProgress?: (n: number) => void,
+    private readonly opts: Omit<WriteCpioOptions, "epoch">,
   ) {}
 
-  /** Hands the chunk to the stream (waiting while it is full) and starts a new one. */
+  /** Hands the chunk to the stream (waiting while it is full) and starts the next. */
   async flush(): Promise<void> {
     if (this.used === 0) return;
-    const full = this.used === this.chunk.length ? this.chunk : this.chunk.subarray(0, this.used);
-    this.chunk = Buffer.allocUnsafe(CHUNK);
+    const chunk = this.chunk;
+    const full = this.used === chunk.length ? chunk : chunk.subarray(0, this.used);
+    this.chunk = this.spare.pop() ?? Buffer.allocUnsafe(CHUNK);
     this.used = 0;
-    if (!this.out.write(full)) await new Promise<void>((resolve) => this.out.once("drain", resolve));
-    this.onProgress?.(this.written);
+    this.opts.onChunk?.(full);
+    const room = this.opts.reuseChunks
+      ? this.out.write(full, (err) => {
+          if (!err) this.spare.push(chunk);
+        })
+      : this.out.write(full);
+    // `once` rejects when the stream fails instead of waiting for a drain that never comes.
+    if (!room) await once(this.out, "drain");
+    this.opts.onProgress?.(this.written);
   }
 
   async write(data: Buffer | string): Promise<void> {
@@ -207,7 +229,7 @@ export async function writeCpio(entries: CpioEntry[], stream: Writable, opts: Wr
     if (e.type === "file" && e.hardLinkKey) groups.set(e.hardLinkKey, [...(groups.get(e.hardLinkKey) ?? []), e]);
   }
   const inodeOfGroup = new Map<string, number>();
-  const out = new Output(stream, opts.onProgress);
+  const out = new Output(stream, opts);
   let nextIno = 1;
   for (const e of ordered) {
     const group = e.type === "file" && e.hardLinkKey ? groups.get(e.hardLinkKey) : undefined;

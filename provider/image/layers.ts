@@ -13,21 +13,20 @@
  */
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { createHash, type Hash } from "node:crypto";
-import { PassThrough, Transform } from "node:stream";
-import { pipeline } from "node:stream/promises";
 import { sha256Hex } from "../file-hash";
-import { writeCpio, type CpioEntry, type CpioEntryType } from "./cpio-writer";
-import { compressor, type Compression } from "./compress";
+import type { CpioEntry, CpioEntryType } from "./cpio-writer";
+import { packArchive, type OnPacked } from "./pack-archive";
 import { servicesOf } from "./image-config";
 import { trimFirmware } from "./firmware";
 import { copyUkiParts, EFI_STUB_FILE, OS_RELEASE_FILE, splitBoot } from "./boot-split";
 import { BUILDER_FORMAT, canonicalJson, type ResolvedPlan } from "./plan";
-import { collectEntries, installTree, layOverlay } from "./staging-tree";
+import { installTree, layOverlay } from "./staging-tree";
+import { collectEntries } from "./tree-entries";
 import { overlayLayer, type OverlayLayer, type PackageIndex } from "./overlay-layer";
 import type { LayerCache, StoredLayer } from "./layer-cache";
 import { withInstalledTree } from "./installed-tree";
-import { counter } from "../progress";
+
+export type { OnPacked };
 
 /** Files a base layer (packages or folded) keeps beside its archive. */
 export const KERNEL_FILE = "vmlinuz";
@@ -77,53 +76,6 @@ export function overlayLayerKey(resolved: ResolvedPlan, packagesKey: string): st
 
 export function foldedLayerKey(resolved: ResolvedPlan): string {
   return sha256Hex(canonicalJson({ layer: "folded", format: BUILDER_FORMAT, plan: resolved.plan.planId }));
-}
-
-/** Called with every archive the build packs, while the files its entries name still exist (tests read it back). */
-export type OnPacked = (archive: { file: string; entries: CpioEntry[] }) => Promise<void> | void;
-
-/**
- * Packs the entries as newc, compresses them and writes `out`; resolves to the archive's raw
- * size and the sha256 state over the bytes written (hashed on the way, so the file is not read
- * back to hash it).
- */
-export async function packArchive(
-  entries: CpioEntry[],
-  out: string,
-  compression: Compression,
-  level: number,
-  epoch: number,
-  progress: Progress,
-  onPacked?: OnPacked,
-): Promise<{ rawSize: number; hash: Hash }> {
-  const raw = new PassThrough({ highWaterMark: 1 << 20 });
-  const c = compressor(compression, level);
-  const hash = createHash("sha256");
-  const hashing = new Transform({
-    transform(chunk: Buffer, _encoding, callback) {
-      hash.update(chunk);
-      callback(null, chunk);
-    },
-  });
-  const file = fs.createWriteStream(out);
-  const done = c ? pipeline(raw, c, hashing, file) : pipeline(raw, hashing, file);
-  const packed = counter(progress, "packed", undefined, { unit: "bytes", startQuiet: true });
-  let last = 0;
-  const total = await writeCpio(entries, raw, {
-    epoch,
-    onProgress: (bytes) => {
-      packed.add(
-        bytes - last,
-        c ? `${(file.bytesWritten / (1 << 20)).toFixed(1)} MiB ${compression} written` : undefined,
-      );
-      last = bytes;
-    },
-  });
-  raw.end();
-  await done;
-  if (total >= 8 << 20) packed.done(c ? `${(file.bytesWritten / (1 << 20)).toFixed(1)} MiB ${compression}` : undefined);
-  await onPacked?.({ file: out, entries });
-  return { rawSize: total, hash };
 }
 
 /** Installs into a scratch tree beside `dir`, hands it to `use`, and removes it. */

@@ -15,7 +15,7 @@
  */
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { collectEntries } from "../../provider/image/staging-tree";
+import { collectEntries } from "../../provider/image/tree-entries";
 import { installPackages } from "../../provider/apk/install";
 import { loadRepositories, packageLocator } from "../../provider/apk/repository";
 import { resolvePackages } from "../../provider/apk/solver";

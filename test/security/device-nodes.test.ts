@@ -7,7 +7,7 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { execFileSync } from "node:child_process";
 import { expandDataTar, type FileManifest } from "../../provider/apk/expand";
-import { collectEntries } from "../../provider/image/staging-tree";
+import { collectEntries } from "../../provider/image/tree-entries";
 
 test("a char device, a block device and a FIFO from a package's data tar reach the archive entries with their numbers, modes and owners", async () => {
   const work = fs.mkdtempSync(path.join(os.tmpdir(), "ramroot-sec-dev-"));
