@@ -126,7 +126,10 @@ function paxSha1(header: TarHeader): string | undefined {
   return claimed !== undefined && /^[0-9a-fA-F]{40}$/.test(claimed) ? claimed.toLowerCase() : undefined;
 }
 
-/** A data tar given whole, or fed in pieces (each awaited) by its producer, e.g. `PackageFile.streamDataTar`. */
+/**
+ * A data tar given whole, or fed in pieces (each awaited) by its producer, e.g.
+ * `PackageFile.streamDataTar`; the producer may reuse a piece's memory once its sink call settles.
+ */
 export type TarFeed = (sink: (piece: Buffer) => void | Promise<void>) => Promise<void>;
 
 /** Files larger than this are written as their content arrives; smaller ones whole. */
@@ -318,6 +321,31 @@ class DataTarExpander implements TarSink {
     }
   }
 
+  /**
+   * Lets go of every piece given so far, as the feed reuses a piece's memory once its sink call
+   * returns: a file still arriving is handed to the writer as a stream (its pieces so far, the
+   * rest as it comes), and the writer takes its own copy of what it gathered. Copying the held
+   * pieces instead made ~60 MiB of short-lived buffers over a kernel's module tree.
+   */
+  handOverPieces(): void {
+    for (const item of this.queue) {
+      const work = item.work;
+      if (item.pieces.length === 0 || !work) continue;
+      if (work.stream === undefined) this.openStream(work);
+      if (work.hash) for (const piece of item.pieces) work.hash.update(piece);
+      this.writer.append(work.rel, work.stream!, item.pieces);
+      item.pieces = [];
+      item.bytes = 0;
+    }
+    this.writer.flush();
+  }
+
+  /** Creates the file of `work` now, its content to follow in pieces (whatever stood there removed). */
+  private openStream(work: EntryWork): void {
+    if (work.current) this.unlink(work.host, work.current);
+    work.stream = this.writer.openFile(work.rel, work.host, work.acl.mode & 0o777);
+  }
+
   /** Everything written and every directory given its owner and mode. */
   async close(): Promise<void> {
     await this.drain();
@@ -377,10 +405,7 @@ class DataTarExpander implements TarSink {
     if (header.type === "file") {
       work.sha1 = paxSha1(header);
       if (work.sha1 === undefined) work.hash = createHash("sha1");
-      if (header.size > STREAMED_FILE) {
-        if (current) this.unlink(host, current);
-        work.stream = this.writer.openFile(rel, host, acl.mode & 0o777);
-      }
+      if (header.size > STREAMED_FILE) this.openStream(work);
     }
     return work;
   }
@@ -540,6 +565,7 @@ export async function expandDataTar(data: Buffer | TarFeed, opts: ExpandOptions)
     await feed(async (piece) => {
       parser.push(piece);
       await expander.drain();
+      expander.handOverPieces();
     });
     parser.end();
     await expander.close();

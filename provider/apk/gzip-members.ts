@@ -1,4 +1,3 @@
-import { pipeline } from "node:stream/promises";
 import * as zlib from "node:zlib";
 import type { ByteSource } from "./byte-source";
 
@@ -129,8 +128,15 @@ export function readGzipMember(
   return { offset, raw: data.subarray(offset, end + 8), content };
 }
 
-/** Raw bytes read at a time when a member is streamed. */
-const RAW_CHUNK = 1 << 20;
+/** Raw bytes read at a time when a member is streamed (into one buffer, reused). */
+const RAW_CHUNK = 128 << 10;
+/** zlib's output chunk. */
+const INFLATE_CHUNK = 128 << 10;
+/**
+ * The content is handed to the sink in pieces of this size (one buffer, reused). The expander
+ * hands each piece on to the file writer's batches, so it also bounds a batch.
+ */
+const PIECE = 256 << 10;
 /** A gzip header longer than this (a name or comment field) is refused when streaming. */
 const MAX_STREAMED_HEADER = 64 << 10;
 
@@ -141,12 +147,32 @@ export interface StreamedMember {
   trailing: number;
 }
 
+/** Writes `chunk` to the stream; resolves once the stream is done with it (zlib consumed all of it). */
+function writeConsumed(stream: zlib.InflateRaw, chunk: Buffer): Promise<void> {
+  return new Promise((resolve, reject) => stream.write(chunk, (err) => (err ? reject(err) : resolve())));
+}
+
+/**
+ * Gives back the memory of a chunk zlib is done with. zlib's stream inflates into a new 128 KiB
+ * buffer each time the last one is full, and V8 frees those only once their total outgrows its
+ * 64 MiB external-memory trigger: inflating a 400 MB kernel package kept ~60 MiB of them around
+ * (bench/analysis.md, "Install memory"). A chunk that ends where its buffer ends is the last of
+ * that buffer (zlib has moved to a new one), and its bytes, like those of the chunks before it,
+ * were copied out: detaching the buffer (ES2024 `transfer`) frees it now.
+ */
+function release(chunk: Buffer): void {
+  const buffer = chunk.buffer as ArrayBuffer & { transfer?: (length: number) => ArrayBuffer };
+  if (buffer.byteLength === INFLATE_CHUNK && chunk.byteOffset + chunk.length === INFLATE_CHUNK) buffer.transfer?.(0);
+}
+
 /**
  * Inflates the gzip member that starts at `offset` of `src` as a stream: raw bytes are read a
- * chunk at a time (each shown to `onRaw`, up to the end of the source, e.g. to hash them),
- * inflated on zlib's thread pool, and the content handed to `sink` in pieces, awaited, so at
- * most a few chunks are in memory. Stops with GzipLimitError once the content passes
- * `maxOutput`; the trailer's CRC-32 and length are checked at the end.
+ * chunk at a time into one buffer (each shown to `onRaw` during the call, up to the end of the
+ * source, e.g. to hash them), inflated on zlib's thread pool, and the content handed to `sink`
+ * in pieces of up to 256 KiB, each awaited. A piece is valid only until its sink call settles (the
+ * memory is reused for the next): a sink copies what it keeps. So memory stays at a few buffers
+ * however large the member. Stops with GzipLimitError once the content passes `maxOutput`; the
+ * trailer's CRC-32 and length are checked at the end.
  */
 export async function streamGzipMember(
   src: ByteSource,
@@ -164,37 +190,68 @@ export async function streamGzipMember(
   };
   const head = src.read(offset, Math.min(src.size - offset, MAX_STREAMED_HEADER));
   const bodyStart = offset + gzipBodyOffset(head, 0, source, offset);
-  const inflate = zlib.createInflateRaw({ chunkSize: 128 << 10 });
+  const inflate = zlib.createInflateRaw({ chunkSize: INFLATE_CHUNK });
+  const piece = Buffer.allocUnsafe(PIECE);
+  let used = 0;
   let produced = 0;
   let crc = 0;
+  const deliver = async () => {
+    if (used === 0) return;
+    const content = piece.subarray(0, used);
+    crc = zlib.crc32(content, crc);
+    await opts.sink(content);
+    used = 0;
+  };
+  const output = async () => {
+    for await (const chunk of inflate as AsyncIterable<Buffer>) {
+      produced += chunk.length;
+      if (produced > maxOutput)
+        throw new GzipLimitError(
+          `${source}: gzip member at byte ${offset} expands beyond ${maxOutput} bytes (from ${src.size - offset} compressed); refused as a decompression bomb`,
+        );
+      for (let at = 0; at < chunk.length;) {
+        const n = chunk.copy(piece, used, at);
+        used += n;
+        at += n;
+        if (used === piece.length) await deliver();
+      }
+      release(chunk);
+    }
+    await deliver();
+  };
+  const input = async () => {
+    const raw = Buffer.allocUnsafe(Math.max(1, Math.min(RAW_CHUNK, src.size - offset)));
+    let fed = 0;
+    let ended = false;
+    for (let pos = offset; pos < src.size;) {
+      const chunk = src.read(pos, Math.min(RAW_CHUNK, src.size - pos), raw);
+      if (chunk.length === 0) break;
+      opts.onRaw?.(chunk);
+      const from = Math.max(0, bodyStart - pos);
+      pos += chunk.length;
+      if (ended || from >= chunk.length) continue;
+      fed += chunk.length - from;
+      await writeConsumed(inflate, chunk.subarray(from));
+      // zlib took less than it was given: the deflate stream ended; the rest is only hashed.
+      ended = inflate.bytesWritten < fed;
+    }
+    inflate.end();
+  };
+  // The first failure is the one reported: zlib's own error (corrupt data), the limit, or the sink's.
+  let failure: unknown;
+  inflate.on("error", (err) => (failure ??= err));
+  const stopOnFailure = (side: Promise<void>) =>
+    side.catch((err: unknown) => {
+      failure ??= err;
+      inflate.destroy(err as Error);
+      throw err;
+    });
   try {
-    await pipeline(
-      async function* raw() {
-        for (let pos = offset; pos < src.size;) {
-          const chunk = src.read(pos, Math.min(RAW_CHUNK, src.size - pos));
-          if (chunk.length === 0) break;
-          opts.onRaw?.(chunk);
-          const from = Math.max(0, bodyStart - pos);
-          if (from < chunk.length) yield chunk.subarray(from);
-          pos += chunk.length;
-        }
-      },
-      inflate,
-      async (content: AsyncIterable<Buffer>) => {
-        for await (const piece of content) {
-          produced += piece.length;
-          if (produced > maxOutput)
-            throw new GzipLimitError(
-              `${source}: gzip member at byte ${offset} expands beyond ${maxOutput} bytes (from ${src.size - offset} compressed); refused as a decompression bomb`,
-            );
-          crc = zlib.crc32(piece, crc);
-          await opts.sink(piece);
-        }
-      },
-    );
+    await Promise.all([stopOnFailure(input()), stopOnFailure(output())]);
   } catch (err) {
-    if (err instanceof GzipLimitError || !(err as { code?: string }).code?.startsWith("Z_")) throw err;
-    return fail(`corrupt or truncated deflate data (${(err as Error).message})`);
+    const cause = failure ?? err;
+    if (cause instanceof GzipLimitError || !(cause as { code?: string }).code?.startsWith("Z_")) throw cause;
+    return fail(`corrupt or truncated deflate data (${(cause as Error).message})`);
   }
   const end = bodyStart + inflate.bytesWritten;
   if (end + 8 > src.size) fail("truncated: the 8-byte trailer (CRC-32, length) is missing");

@@ -36,7 +36,8 @@ export interface PackageFile {
   triggers: string[];
   /**
    * Streams the (verified) data member's tar, inflated within the expansion limits, to `sink` in
-   * pieces (each awaited), re-hashing the raw member on the way. It fails if the member no longer
+   * pieces (each awaited, and valid only until then: the memory is reused), re-hashing the raw
+   * member on the way. It fails if the member no longer
    * hashes to `dataSha256` (the file changed since it was verified) or something follows it;
    * that is known only at the end, after the sink saw the content, so the caller throws away
    * what it made from it. Readable once; it lets go of the file when done.

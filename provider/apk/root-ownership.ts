@@ -8,7 +8,6 @@
  * carries the package's ownership into the image and scripts' chown/chmod cannot be seen.
  */
 import * as fs from "node:fs";
-import * as path from "node:path";
 import type { FileManifest } from "./expand";
 import { StagingRoot } from "./staging-root";
 
@@ -38,7 +37,9 @@ export function readBackOwnership(root: string, manifest: FileManifest): void {
         dir = staging.resolve(parent, { follow: true });
         dirs.set(parent, dir);
       }
-      st = fs.lstatSync(path.join(dir, e.path.slice(slash + 1)));
+      // `dir` is a resolved host path and the name one clean component (a manifest path's last):
+      // joined as is (path.join re-normalised every path, ~1 KiB of garbage each).
+      st = fs.lstatSync(`${dir}/${e.path.slice(slash + 1)}`);
     } catch {
       continue;
     }

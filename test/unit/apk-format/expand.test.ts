@@ -241,3 +241,39 @@ describe("hostile entries are refused", () => {
     expect(st("srv/su").gid).toBe(0);
   },
 );
+
+test("a feed that reuses its piece's memory after each sink call: files cut across pieces arrive whole, with their SHA-1s and modes", async () => {
+  // As PackageFile.streamDataTar feeds: one buffer, refilled (here first scrambled) once the sink returns.
+  const long = (seed: number, bytes: number) =>
+    Array.from({ length: bytes }, (_, i) => String.fromCharCode(97 + ((i * 7 + seed) % 26))).join("");
+  const entries = [
+    dir("data/"),
+    ...Array.from({ length: 24 }, (_, i) =>
+      file(`data/f${i}`, long(i, 700 + i * 613), { mode: i % 2 ? 0o600 : 0o755, pax: {} }),
+    ),
+    // A PAX record long enough to be cut across pieces, and a file over the streamed size.
+    file("data/named", "x", { pax: { "APK-TOOLS.checksum.SHA1": sha1("x"), comment: "y".repeat(3000) } }),
+    file("data/big", long(99, (1 << 20) + 4099)),
+  ];
+  const data = tar(entries);
+  const root = freshRoot();
+  const manifest: FileManifest = new Map();
+  const piece = Buffer.alloc(1000);
+  await expandDataTar(
+    async (sink) => {
+      for (let at = 0; at < data.length; at += piece.length) {
+        const n = data.copy(piece, 0, at, Math.min(data.length, at + piece.length));
+        await sink(piece.subarray(0, n));
+        piece.fill(0x5a);
+      }
+    },
+    { root, manifest, packageName: "p", source: "p.apk" },
+  );
+  for (const e of entries) {
+    if (e.type !== "file") continue;
+    const rel = e.name;
+    expect(fs.readFileSync(path.join(root, rel)).equals(e.content!)).toBe(true);
+    expect(manifest.get(rel)!.sha1).toBe(sha1(e.content!));
+    expect(fs.statSync(path.join(root, rel)).mode & 0o777).toBe((e.mode & 0o777) | 0o200);
+  }
+});

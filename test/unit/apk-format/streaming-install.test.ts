@@ -127,6 +127,34 @@ describe("streamGzipMember", () => {
     expect(more.trailing).toBe(7);
   });
 
+  test("a deflate stream that ends exactly where a raw read ends: the trailer and what follows are read, not inflated", async () => {
+    // Stored blocks make the deflate size exact: find the content length whose deflate stream
+    // fills the first 128 KiB read (after the 10-byte header) to the byte.
+    let stored = zlib.gzipSync(Buffer.alloc(1), { level: 0 });
+    for (let n = (128 << 10) - 64; stored.length - 18 !== (128 << 10) - 10; n++) {
+      stored = zlib.gzipSync(Buffer.alloc(n, 0x41), { level: 0 });
+      expect(stored.length - 18).toBeLessThanOrEqual((128 << 10) - 10);
+    }
+    const r = await inflate(Buffer.concat([stored, Buffer.from("more")]));
+    expect(r.content.equals(zlib.gunzipSync(stored))).toBe(true);
+    expect(r.trailing).toBe(4);
+    expect(r.raw.length).toBe(stored.length + 4);
+  });
+
+  test("a sink that fails stops the inflate with its error", async () => {
+    let calls = 0;
+    await expect(
+      streamGzipMember(bufferSource(member), 0, {
+        source: "m.gz",
+        maxOutput: 64 << 20,
+        sink: () => {
+          if (++calls === 2) throw new Error("disk full");
+        },
+      }),
+    ).rejects.toThrow("disk full");
+    expect(calls).toBe(2);
+  });
+
   test("a wrong CRC, a truncated member and a member past its limit are refused", async () => {
     const badCrc = Buffer.from(member);
     badCrc[badCrc.length - 8]! ^= 0xff;
