@@ -132,3 +132,27 @@ export async function timeCommand(
 export function timeShell(script: string, opts: { cwd?: string; env?: Record<string, string>; output?: string } = {}) {
   return timeCommand("bash", ["-o", "pipefail", "-c", script], opts);
 }
+
+/**
+ * Per round, `label`'s figure over `baseline`'s (round i's samples ran one right after the
+ * other, so a load that drifts during the run cancels out): e.g. "0.61-0.74x (5 rounds)".
+ */
+export function roundRatios(
+  rows: VariantResult[],
+  label: string,
+  baseline: string,
+  pick: (s: Sample) => number | undefined,
+): string {
+  const a = rows.find((r) => r.label === label)?.samples ?? [];
+  const b = rows.find((r) => r.label === baseline)?.samples ?? [];
+  const ratios: number[] = [];
+  for (let i = 0; i < Math.min(a.length, b.length); i++) {
+    const x = pick(a[i]!);
+    const y = pick(b[i]!);
+    if (x !== undefined && y !== undefined && y > 0) ratios.push(x / y);
+  }
+  if (ratios.length === 0) return "-";
+  const lo = Math.min(...ratios).toFixed(2);
+  const hi = Math.max(...ratios).toFixed(2);
+  return `${lo === hi ? lo : `${lo}-${hi}`}x (${ratios.length} rounds)`;
+}

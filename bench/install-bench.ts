@@ -8,7 +8,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { execFileSync } from "node:child_process";
 import { stringify as toYaml } from "yaml";
-import { alternate, timeCommand, type Variant } from "./harness";
+import { alternate, roundRatios, timeCommand, type Variant } from "./harness";
 import type { BenchContext, SectionResult } from "./section";
 import type { Workload } from "./workload";
 
@@ -95,6 +95,11 @@ export async function benchInstall(w: Workload, ctx: BenchContext, repoRoot: str
   ctx.log(`install: ${variants.map((v) => v.label).join(" vs ")}`);
   const rows = await alternate(variants, ctx.runs, ctx.log);
   if (apko) {
+    const ours = "ramroot install";
+    const theirs = "apko build-minirootfs";
+    notes.push(
+      `Round by round (the two ran one right after the other), ramroot over apko: peak RSS ${roundRatios(rows, ours, theirs, (x) => x.peakKiB)}, wall ${roundRatios(rows, ours, theirs, (x) => x.seconds)}, CPU ${roundRatios(rows, ours, theirs, (x) => x.cpuSeconds)}.`,
+    );
     const listing = execFileSync("tar", ["tf", apkoTar], { encoding: "utf8", maxBuffer: 64 << 20 })
       .split("\n")
       .filter((l) => l !== "");
@@ -115,7 +120,13 @@ export async function benchInstall(w: Workload, ctx: BenchContext, repoRoot: str
     title: "Install of the same package set: ramroot vs apko",
     intro: "Package install into a directory, empty caches every run.",
     tables: [
-      { caption: "install", baseline: apko ? "apko build-minirootfs" : "ramroot install", rows, runs: ctx.runs },
+      {
+        caption: "install",
+        baseline: apko ? "apko build-minirootfs" : "ramroot install",
+        rows,
+        resourceRatios: true,
+        runs: ctx.runs,
+      },
     ],
     notes,
   };

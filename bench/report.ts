@@ -27,7 +27,12 @@ function table(t: ResultTable): string {
   if (t.showBytes) head.push("output");
   const cpu = t.rows.some((r) => r.medianCpuSeconds !== undefined);
   if (cpu) head.push("CPU s");
-  head.push("peak RSS", "all runs (s)");
+  if (cpu && t.resourceRatios) head.push(`CPU vs ${t.baseline}`);
+  head.push("peak RSS");
+  if (t.resourceRatios) head.push(`peak vs ${t.baseline}`);
+  head.push("all runs (s)");
+  const ratio = (a: number | undefined, b: number | undefined) =>
+    a !== undefined && b !== undefined && b > 0 ? `${(a / b).toFixed(2)}x` : "-";
   const lines = [`| ${head.map(cell).join(" | ")} |`, `|${head.map(() => " --- ").join("|")}|`];
   for (const r of t.rows) {
     const cells = [
@@ -38,10 +43,10 @@ function table(t: ResultTable): string {
     if (t.inputBytes) cells.push((t.inputBytes / 2 ** 20 / r.medianSeconds).toFixed(1));
     if (t.showBytes) cells.push(r.bytes !== undefined ? mibs(r.bytes) : "-");
     if (cpu) cells.push(r.medianCpuSeconds !== undefined ? secs(r.medianCpuSeconds) : "-");
-    cells.push(
-      r.medianPeakKiB !== undefined ? `${(r.medianPeakKiB / 1024).toFixed(0)} MiB` : "-",
-      r.samples.map((s) => secs(s.seconds)).join(", "),
-    );
+    if (cpu && t.resourceRatios) cells.push(ratio(r.medianCpuSeconds, base?.medianCpuSeconds));
+    cells.push(r.medianPeakKiB !== undefined ? `${(r.medianPeakKiB / 1024).toFixed(0)} MiB` : "-");
+    if (t.resourceRatios) cells.push(ratio(r.medianPeakKiB, base?.medianPeakKiB));
+    cells.push(r.samples.map((s) => secs(s.seconds)).join(", "));
     lines.push(`| ${cells.map(cell).join(" | ")} |`);
   }
   return lines.join("\n");

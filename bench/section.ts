@@ -10,6 +10,8 @@ export interface ResultTable {
   inputBytes?: number;
   /** show the output size column */
   showBytes?: boolean;
+  /** add CPU and peak RSS ratios against the baseline (comparisons that judge them) */
+  resourceRatios?: boolean;
   runs: number;
 }
 
