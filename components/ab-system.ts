@@ -48,6 +48,11 @@ export class AbSystem extends pulumi.ComponentResource {
   declare public readonly syslinuxDefault: pulumi.Output<string>;
   /** "update N (image …)" while `ramroot rollback` pins the stack */
   declare public readonly pinned: pulumi.Output<string | undefined>;
+  /**
+   * set when the update's trial failed: what was seen. DEFAULT stayed and the other outputs say
+   * what it boots; a program fails the update with it (index.ts does, after its outputs).
+   */
+  declare public readonly failedTrial: pulumi.Output<string | undefined>;
 
   constructor(name: string, args: AbSystemArgs, opts: pulumi.ComponentResourceOptions = {}) {
     const outputs = {
@@ -59,6 +64,7 @@ export class AbSystem extends pulumi.ComponentResource {
       artifacts: undefined,
       syslinuxDefault: undefined,
       pinned: undefined,
+      failedTrial: undefined,
     };
     // Stacks deployed before the component moved into the provider named it ramroot:components:AbSystem.
     super(

@@ -4,10 +4,14 @@
  * `ramroot rollback` can tell what each stack update deployed from any checkout.
  */
 import type { BootTarget } from "./boot-target";
-import { JOURNAL_BACKUP_PATH, JOURNAL_PATH } from "./journal-file";
 import { describeHolder, heldLease } from "./lease";
 import { defaultSlotOf, readSlot } from "./slot";
 import { readSyslinuxConfig } from "./syslinux-config";
+
+/** Where the deployment journal lives on a boot partition. */
+export const JOURNAL_PATH = "ramroot/journal.json";
+/** The journal as it was before the last append: what a damaged journal is restored from. */
+export const JOURNAL_BACKUP_PATH = "ramroot/journal.json.bak";
 
 const KEEP = 500;
 
@@ -19,7 +23,7 @@ export interface JournalEntry {
   slot?: string;
   imageId?: string;
   planId?: string;
-  /** "switch", "trial" or "rollback" */
+  /** "switch", "trial", "rollback", or "back to the running slot" (before a never-booted DEFAULT slot is rewritten) */
   how: string;
   /** who held the target's lease when DEFAULT changed, e.g. `"pulumi up: ..." (user root, pid 12 on host nas, since ...)` */
   by?: string;

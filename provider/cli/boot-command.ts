@@ -3,7 +3,8 @@ import type { Command } from "commander";
 import { createDisk, parseDiskCreateOptions } from "../boot/disk-create";
 import { clearBootOnce, clearStaleBootOnce, promote, readBootOnce, setBootOnce } from "../boot/once";
 import { withLease, type Lease } from "../boot/lease";
-import { assertLabelBootable, readSlot, slotEntry, writeSlot } from "../boot/slot";
+import { assertLabelBootable, readSlot, slotEntry } from "../boot/slot";
+import { writeSlotChecked } from "../deploy/slot-guard";
 import { findSyslinuxConfigPath, readSyslinuxConfig, writeSyslinuxConfig } from "../boot/syslinux-config";
 import { sha256Hex } from "../file-hash";
 import { openTarget, parseTargetSpec, type BootTarget, type TargetSpec } from "../boot/target";
@@ -159,12 +160,16 @@ export function registerBootCommands(program: Command): void {
           ...(flags.microcode !== undefined ? { microcode: flags.microcode } : {}),
         };
         print(
-          await writeSlot(target, {
-            slot: flags.slot,
-            files,
-            manifest: { imageId: flags.imageId, planId: flags.planId },
-            beforeCommit: () => lease.assertHeld(target),
-          }),
+          await writeSlotChecked(
+            target,
+            {
+              slot: flags.slot,
+              files,
+              manifest: { imageId: flags.imageId, planId: flags.planId },
+              beforeCommit: () => lease.assertHeld(target),
+            },
+            (m) => process.stderr.write(`${m}\n`),
+          ),
         );
       });
     },

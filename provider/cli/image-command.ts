@@ -6,7 +6,8 @@
  */
 import * as path from "node:path";
 import type { Command } from "commander";
-import { inspectTarget, slotHolding } from "../boot/inspect";
+import { inspectTarget } from "../boot/inspect";
+import { DEFAULT_SLOTS, slotHolding } from "../deploy/ab-decision";
 import type { TargetSpec } from "../boot/target";
 import { cachedImage } from "../image/build";
 import { diffImages, renderDiff, renderListing, summarizeDiff } from "../image/image-diff";
@@ -68,7 +69,7 @@ class SourceResolver {
     const history = await stackHistory(open.stack);
     const update = history.find((h) => h.number === version && h.kind === "update");
     if (!update) throw new Error(`no update ${version} in stack ${open.stack.name} (see \`ramroot history\`)`);
-    const state = await inspectTarget(target, ["a", "b"]);
+    const state = await inspectTarget(target, DEFAULT_SLOTS);
     const deployed = deployedBy(update, state.journal);
     if (!deployed?.planId)
       throw new Error(
@@ -76,7 +77,7 @@ class SourceResolver {
       );
     if (await cachedImage({ planId: deployed.planId }))
       return { kind: "plan", planId: deployed.planId, update: version };
-    const slot = slotHolding(state, deployed.planId);
+    const slot = slotHolding(state, DEFAULT_SLOTS, deployed.planId);
     if (slot !== undefined) return { kind: "slot", target, slot };
     throw new Error(
       `the image update ${version} deployed (plan ${deployed.planId.slice(0, 12)}) is neither in the local image cache nor in a slot`,

@@ -76,6 +76,12 @@ export const abSystemSchemaOutputs = z.object({
   packages: z.record(z.string(), z.string()).describe("its packages: name -> version"),
   syslinuxDefault: z.string().describe("DEFAULT in syslinux.cfg on the target"),
   pinned: z.string().optional().describe("update N (image ...) while `ramroot rollback` pins the stack"),
+  failedTrial: z
+    .string()
+    .optional()
+    .describe(
+      "set when the update's trial failed: what was seen; DEFAULT stayed and the other outputs say what it boots (fail the update with it)",
+    ),
 });
 
 export type AbSystemInputs = z.output<typeof abSystemInputsSchema>;

@@ -9,7 +9,7 @@ import { slotEntry } from "../boot/slot";
 import { describeHolder, LeaseHeldError } from "../boot/lease";
 import type { SyslinuxEntry } from "../boot/syslinux-config";
 import { parseAbSystemInputs, parsePin, PIN_CONFIG_KEY, type AbSystemInputs } from "../deploy/ab-system-inputs";
-import { planDeployment, type DeploymentPlan, type ImageFiles } from "../deploy/deployment-plan";
+import { planDeployment, type DeployedImage, type DeploymentPlan, type ImageFiles } from "../deploy/deployment-plan";
 import { planImageOnce } from "../image/plan-memo";
 import type { ComponentHandler } from "./construct";
 import { AlpineImage, BootSlot, BootTest, SyslinuxConfig } from "../../components/resources";
@@ -18,7 +18,7 @@ import { projectDirOr } from "../project-dir";
 
 /** What the component returns to the program (the stack outputs of index.ts). */
 export interface AbSystemState {
-  activeSlot: string;
+  activeSlot: pulumi.Output<string>;
   writtenSlot: string | undefined;
   imageId: pulumi.Output<string>;
   planId: pulumi.Output<string>;
@@ -27,6 +27,8 @@ export interface AbSystemState {
   syslinuxDefault: pulumi.Output<string>;
   /** "update N (image …)" while a rollback pins the stack */
   pinned: string | undefined;
+  /** set when this update's trial failed (DEFAULT stayed): what was seen */
+  failedTrial: pulumi.Output<string | undefined>;
 }
 
 const short = (id: string) => id.slice(0, 12);
@@ -234,17 +236,32 @@ export class AbSystemComponent extends pulumi.ComponentResource {
       { parent: this, dependsOn: [...written, ...(test && plan.activeIsConfig ? [test] : [])] },
     );
 
-    // One image in the outputs: the one DEFAULT boots.
-    const pinned = plan.pinned && !plan.activeIsConfig ? plan.pinned.image : undefined;
+    // One image in the outputs: the one DEFAULT boots after the update. That is the planned one
+    // (the config's, or a pinned or current one), unless the trial of the new slot failed and
+    // DEFAULT stayed where it was: then the image it boots still, so the outputs read unchanged.
+    const fixed = plan.activeImage;
+    const planned = {
+      imageId: fixed ? pulumi.output(fixed.imageId) : image.imageId,
+      planId: fixed ? pulumi.output(fixed.planId) : image.planId,
+      packages: fixed ? pulumi.output(fixed.packages) : image.lock,
+      artifacts: fixed ? pulumi.output(fixed.artifacts) : image.artifacts.apply((a): ImageFiles | undefined => a),
+    };
+    const before = plan.current;
+    const stayed = syslinux.activeDefault.apply((d) => before !== undefined && d !== decision.active && d === before.slot);
+    const booted = <T>(planned: pulumi.Output<T>, current: (image: DeployedImage) => T): pulumi.Output<T> =>
+      pulumi.all([stayed, planned]).apply(([s, p]) => (s && before ? current(before.image) : (p as T)));
+    // A trial failure only counts when this update runs a trial (the state keeps the last one's).
+    const trying = decision.switches && inputs.strategy === "trial";
     this.state = {
-      activeSlot: decision.active,
+      activeSlot: syslinux.activeDefault.apply((d) => (before && d === before.slot ? before.slot : decision.active)),
       writtenSlot: decision.write,
-      imageId: pinned ? pulumi.output(pinned.imageId) : image.imageId,
-      planId: pinned ? pulumi.output(pinned.planId) : image.planId,
-      packages: pinned ? pulumi.output(pinned.packages) : image.lock,
-      artifacts: pinned ? pulumi.output(pinned.artifacts) : image.artifacts.apply((a): ImageFiles | undefined => a),
+      imageId: booted(planned.imageId, (i) => i.imageId),
+      planId: booted(planned.planId, (i) => i.planId),
+      packages: booted(planned.packages, (i) => i.packages),
+      artifacts: booted(planned.artifacts, (i) => i.artifacts),
       syslinuxDefault: syslinux.activeDefault,
       pinned: plan.pinned ? `update ${plan.pinned.pin.update} (image ${short(plan.pinned.image.imageId)})` : undefined,
+      failedTrial: trying ? syslinux.failedTrial.apply((f) => f ?? undefined) : pulumi.output(undefined),
     };
     this.registerOutputs({ ...this.state });
   }
@@ -277,6 +294,7 @@ export const abSystemHandler: ComponentHandler = {
       slots: inputs.slots,
       image: inputs.image,
       ...(pin ? { pin } : {}),
+      retryFailedTrial: process.env.RAMROOT_RETRY_TRIAL === "1",
       baseDir,
     });
     // Another deploy is writing the target: what was just read may change under this plan.
@@ -298,6 +316,7 @@ export const abSystemHandler: ComponentHandler = {
         ...component.state,
         writtenSlot: component.state.writtenSlot ?? null,
         pinned: component.state.pinned ?? null,
+        failedTrial: component.state.failedTrial.apply((f) => f ?? null),
       },
     };
   },

@@ -13,7 +13,7 @@ import { sha256Hex } from "../file-hash";
 import { currentDefault, readJournal, recordDefault } from "../boot/journal";
 import { heldLease, withLease } from "../boot/lease";
 import { assertLabelBootable } from "../boot/slot";
-import { trialBoot } from "../boot/trial";
+import { trialBoot, TrialFailedError } from "../boot/trial";
 import { clearStaleBootOnce } from "../boot/once";
 import { IMAGE_ID_PATH } from "../image/machine-services";
 import { checkInputs } from "./check-inputs";
@@ -54,6 +54,8 @@ export interface SyslinuxConfigOutputs extends SyslinuxConfigInputs {
   sha256: string;
   /** the DEFAULT label the file names (refresh re-reads it) */
   activeDefault: string;
+  /** set when this update's trial failed: what was seen (DEFAULT stayed; the outputs describe the file as it is) */
+  failedTrial?: string;
 }
 
 const deploySchema = z
@@ -113,6 +115,12 @@ export const syslinuxConfigOutputsSchema = z.object({
   sha256: z.string().describe("sha256 of the file as it is on the target"),
   activeDefault: z.string().describe("the DEFAULT label the file names"),
   onDelete: z.string().describe("what deleting this resource will do to the file"),
+  failedTrial: z
+    .string()
+    .optional()
+    .describe(
+      "set when the update's trial failed: what was seen; DEFAULT stayed, and the other outputs describe the file as it is on the partition",
+    ),
 });
 
 function checkSyslinuxConfigInputs(news: unknown): CheckOutcome<SyslinuxConfigInputs> {
@@ -142,7 +150,7 @@ function specOf(inputs: SyslinuxConfigInputs): SyslinuxConfigSpec {
 }
 
 function inputsOf(outs: SyslinuxConfigOutputs): SyslinuxConfigInputs {
-  const { path: _p, sha256: _s, activeDefault: _d, onDelete: _o, ...inputs } = outs;
+  const { path: _p, sha256: _s, activeDefault: _d, onDelete: _o, failedTrial: _f, ...inputs } = outs;
   return inputs;
 }
 
@@ -187,7 +195,13 @@ async function write(inputs: SyslinuxConfigInputs, ctx: OperationContext): Promi
             );
           });
           noteWritten(inputs.target, "syslinux config");
-          const written = await trialBoot(inputs.target, specOf(inputs), { ...trial, log: (m) => ctx.log(m) });
+          const written = await trialBoot(inputs.target, specOf(inputs), { ...trial, log: (m) => ctx.log(m) }).catch(
+            (err: unknown) => {
+              if (err instanceof TrialFailedError && before !== undefined) return err;
+              throw err;
+            },
+          );
+          if (written instanceof TrialFailedError) return afterFailedTrial(inputs, before!.label, written);
           return withTarget(inputs.target, (target) => recordWrite(target, inputs, before, written, ctx));
         }),
       );
@@ -236,6 +250,28 @@ async function write(inputs: SyslinuxConfigInputs, ctx: OperationContext): Promi
       return recordWrite(target, inputs, before, written, ctx);
     });
   });
+}
+
+/**
+ * A trial that failed: DEFAULT stayed, the file holds the new entries without the trial one. The
+ * outputs say so (the old DEFAULT, the file's hash), so the state matches the partition and the
+ * next preview has nothing to change; `failedTrial` carries what was seen (the AbSystem's program
+ * fails the update with it, after its outputs are registered as they were).
+ */
+function afterFailedTrial(
+  inputs: SyslinuxConfigInputs,
+  defaultLabel: string,
+  err: TrialFailedError,
+): SyslinuxConfigOutputs {
+  return {
+    ...inputs,
+    defaultLabel,
+    path: err.config?.path ?? "",
+    sha256: err.config?.sha256 ?? "",
+    activeDefault: defaultLabel,
+    onDelete: onDelete(inputs),
+    failedTrial: err.message,
+  };
 }
 
 /** After a write: the journal on the target says what each switch deployed (status and rollback read it). */

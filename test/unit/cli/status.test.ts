@@ -58,6 +58,7 @@ const state = (journal: JournalEntry[], defaultSlot: string): TargetState => ({
   defaultSlot,
   slots: { a: slot("a", 1, at(1, 10)), b: slot("b", 2, at(3, 10)) },
   journal,
+  failedTrials: [],
 });
 
 test("after a rollback, slot a is still written by update 1, and its DEFAULT mark names the rollback", () => {
