@@ -6,22 +6,29 @@
  *   image      the image: release, repositories, keys, packages, overlay, services, ...
  *   strategy   switch (default) or trial
  *   trial      {probePath, timeoutSeconds, reboot} for the trial strategy
- *   bootTest   {marker, timeoutSeconds}: boot the image in QEMU before it is written
+ *   bootTest   {marker, timeoutSeconds}: boot the image in QEMU before it is written; false: no
+ *              boot test (a boot test that was there goes only by this explicit value)
  *   append     extra kernel command line (kept a Pulumi secret)
  *   wipeOnDelete  true: a destroy removes the slots and syslinux.cfg (default: they stay)
  *   pin        {update, planId, imageId}: written by `ramroot rollback`, removed by `ramroot
  *              release`; the provider's AbSystem reads it from the stack config
+ *
+ * The provider checks the whole `ramroot:` config (provider/deploy/stack-config.ts): a key not
+ * listed here, at any depth, stops the preview naming the key it most likely meant.
  */
 import * as pulumi from "./pulumi-sdk";
 import { AbSystem } from "./ab-system";
 import type { TargetSpec } from "../provider/boot/target-spec";
 import type { ImageConfigInput } from "../provider/image/image-config";
 
+/** The exit code that tells the Node.js language host the program failed and has said why (the SDK's own). */
+const PROGRAM_FAILED_AFTER_LOGGING = 32;
+
 export async function machineProgram(): Promise<Record<string, pulumi.Output<unknown>>> {
   const config = new pulumi.Config("ramroot");
   const strategy = config.get("strategy");
   const trial = config.getObject<{ probePath?: string; timeoutSeconds?: number; reboot?: boolean }>("trial");
-  const bootTest = config.getObject<{ marker: string; timeoutSeconds?: number }>("bootTest");
+  const bootTest = config.getObject<{ marker: string; timeoutSeconds?: number } | false>("bootTest");
   const wipeOnDelete = config.getBoolean("wipeOnDelete");
   // Secrets stay secrets: the ssh key (set with `pulumi config set --secret --path
   // ramroot:target.privateKey`) and the kernel command line (it can carry a token; the SDK cannot
@@ -33,9 +40,16 @@ export async function machineProgram(): Promise<Record<string, pulumi.Output<unk
     image: config.requireObject<ImageConfigInput>("image"),
     ...(strategy !== undefined ? { strategy } : {}),
     ...(trial ? { trial } : {}),
-    ...(bootTest ? { bootTest } : {}),
+    ...(bootTest !== undefined ? { bootTest } : {}),
     ...(append !== undefined ? { append } : {}),
     ...(wipeOnDelete !== undefined ? { wipeOnDelete } : {}),
+  });
+  // A trial that failed leaves DEFAULT where it was, and the outputs say so (they read as before);
+  // the update fails with what was seen, once those outputs are registered.
+  system.failedTrial.apply((failure) => {
+    if (failure === undefined || failure === null) return;
+    void pulumi.log.error(failure, system);
+    process.exitCode = PROGRAM_FAILED_AFTER_LOGGING;
   });
   return {
     activeSlot: system.activeSlot,

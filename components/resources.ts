@@ -37,6 +37,8 @@ export interface SyslinuxConfigArgs {
   rollbackTo?: pulumi.Input<number>;
   /** true: deleting the resource removes the file (default: it stays, the partition keeps booting) */
   wipeOnDelete?: pulumi.Input<boolean>;
+  /** the image DEFAULT switches to passed a boot test (recorded in the target's journal) */
+  bootTest?: pulumi.Input<boolean>;
 }
 
 export class SyslinuxConfig extends pulumi.CustomResource {

@@ -5,7 +5,7 @@
  */
 import type { z } from "zod";
 import { InputError, type FieldFailure } from "./ramroot-error";
-import { nearestName } from "./similar-name";
+import { didYouMean, nearestName } from "./similar-name";
 
 export type { FieldFailure } from "./ramroot-error";
 
@@ -48,15 +48,21 @@ function noteAcceptedKeys(issue: z.core.$ZodRawIssue): undefined {
 /** The parse options every validation here uses: the input kept on each issue, accepted keys noted. */
 export const PARSE_OPTIONS = { reportInput: true, error: noteAcceptedKeys } as const;
 
-function unknownKeyFailures(issue: z.core.$ZodIssue & { code: "unrecognized_keys" }): FieldFailure[] {
+/** One failure per unknown key, with the key it most likely meant (`meant`: that key's property path). */
+function unknownKeyFailures(
+  issue: z.core.$ZodIssue & { code: "unrecognized_keys" },
+): (FieldFailure & { issue: z.core.$ZodIssue; meant?: string })[] {
   const where = propertyPath(issue.path);
   const known = typeof issue.input === "object" && issue.input !== null ? acceptedKeys.get(issue.input) : undefined;
   return issue.keys.map((key) => {
-    const property = issue.path.length === 0 ? key : `${where}.${key}`;
+    const at = (k: string) => (issue.path.length === 0 ? k : `${where}.${k}`);
+    const property = at(key);
     const near = known ? nearestName(key, known) : undefined;
     const accepted = known ? `${issue.path.length === 0 ? "accepted keys" : `${where} accepts`}: ${known.join(", ")}` : "";
     return {
+      issue,
       property,
+      ...(near !== undefined ? { meant: at(near) } : {}),
       reason: near
         ? `${property}: unknown key; did you mean ${JSON.stringify(near)}?`
         : `${property}: unknown key${accepted ? `; ${accepted}` : ""}`,
@@ -64,13 +70,47 @@ function unknownKeyFailures(issue: z.core.$ZodIssue & { code: "unrecognized_keys
   });
 }
 
-/** Every issue as a field failure; an unknown key is one failure per key, with the key it most likely meant. */
+/**
+ * The value an issue is about and what it most likely meant: a discriminated union that matched
+ * no option reports the whole object at the discriminator's path, so its value is the
+ * discriminator's; a value outside a list of choices gets the nearest choice.
+ */
+function valueAndHint(issue: z.core.$ZodIssue): { value: unknown; hint: string } {
+  const raw = issue as { input?: unknown; discriminator?: string; options?: unknown[]; values?: unknown[] };
+  let value = raw.input;
+  let choices = issue.code === "invalid_value" ? raw.values : undefined;
+  if (issue.code === "invalid_union" && raw.discriminator && value !== null && typeof value === "object") {
+    value = (value as Record<string, unknown>)[raw.discriminator];
+    choices = raw.options;
+  }
+  const hint = typeof value === "string" && choices ? didYouMean(value, choices.map(String)) : "";
+  return { value, hint };
+}
+
+/** zod's own wording for a wrong type ("Invalid input: expected array, received undefined"), said plainly. */
+function messageOf(issue: z.core.$ZodIssue): string {
+  if (issue.code === "invalid_type" && /^Invalid input/.test(issue.message))
+    return `expected ${issue.expected === "array" ? "a list" : issue.expected === "object" ? "an object {...}" : `a ${issue.expected}`}`;
+  // A message written for the field's parent may name the field again ("kind: expected ...").
+  const last = issue.path[issue.path.length - 1];
+  return typeof last === "string" ? issue.message.replace(new RegExp(`^${last}: `), "") : issue.message;
+}
+
+/**
+ * Every issue as a field failure; an unknown key is one failure per key, with the key it most
+ * likely meant (and a required key missing because it was misspelt is said once, as the typo).
+ */
 export function fieldFailures(issues: readonly z.core.$ZodIssue[]): FieldFailure[] {
-  return issues.flatMap((issue) => {
-    if (issue.code === "unrecognized_keys") return unknownKeyFailures(issue);
+  const unknown = issues.flatMap((issue) => (issue.code === "unrecognized_keys" ? unknownKeyFailures(issue) : []));
+  const meant = new Set(unknown.flatMap((f) => (f.meant === undefined ? [] : [f.meant])));
+  return issues.flatMap((issue): FieldFailure[] => {
+    if (issue.code === "unrecognized_keys")
+      return unknown.filter((f) => f.issue === issue).map(({ property, reason }) => ({ property, reason }));
     const property = propertyPath(issue.path);
-    const found = "input" in issue ? describeValue(issue.input, property) : "nothing";
-    return [{ property, reason: `${property}: got ${found}; ${issue.message}` }];
+    const { value, hint } = valueAndHint(issue);
+    if (value === undefined && meant.has(property)) return [];
+    const found = "input" in issue ? describeValue(value, property) : "nothing";
+    return [{ property, reason: `${property}: got ${found}; ${messageOf(issue)}${hint}` }];
   });
 }
 

@@ -35,7 +35,7 @@ export function nearestName(name: string, known: Iterable<string>): string | und
   return best?.name;
 }
 
-/** ` (did you mean "x"?)` or "" when nothing is near. */
+/** `; did you mean "x"?` or "" when nothing is near. */
 export function didYouMean(name: string, known: Iterable<string>): string {
   const near = nearestName(name, known);
   return near === undefined ? "" : `; did you mean ${JSON.stringify(near)}?`;

@@ -29,6 +29,8 @@ export interface JournalEntry {
   by?: string;
   /** a rollback: the stack update it went back to (`ramroot history` numbers) */
   update?: number;
+  /** the gates the switch ran under: a boot test in QEMU, a trial boot (a later deploy drops them only explicitly) */
+  gates?: { bootTest: boolean; trial: boolean };
 }
 
 function parseJournal(raw: Buffer): JournalEntry[] | string {
@@ -94,6 +96,7 @@ export async function recordDefault(
   how: string,
   when = new Date().toISOString(),
   update?: number,
+  gates?: JournalEntry["gates"],
 ): Promise<JournalEntry | undefined> {
   const now = await currentDefault(target);
   if (!now) return undefined;
@@ -104,6 +107,7 @@ export async function recordDefault(
     how,
     ...(lease ? { by: describeHolder(lease.record) } : {}),
     ...(update !== undefined ? { update } : {}),
+    ...(gates ? { gates } : {}),
   };
   const previous = await readJournal(target);
   const current = await target.readFile(JOURNAL_PATH);

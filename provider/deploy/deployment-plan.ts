@@ -5,6 +5,7 @@
  * AbSystem component declares its resources from this plan and nothing else.
  */
 import { inspectTarget, type TargetState } from "../boot/inspect";
+import type { JournalEntry } from "../boot/journal";
 import type { LeaseRecord } from "../boot/lease";
 import type { SlotState } from "../boot/slot";
 import type { TargetSpec } from "../boot/target-spec";
@@ -61,6 +62,8 @@ export interface DeploymentPlan {
   activeImage?: DeployedImage;
   /** what DEFAULT boots before this update: what it still boots when a trial of the new slot fails */
   current?: { slot: string; image: DeployedImage };
+  /** the last switch of DEFAULT the target's journal records (the gates it ran under) */
+  lastSwitch?: JournalEntry;
   /** notes for the preview, e.g. a damaged slot that cannot be repaired */
   notes: string[];
   /** a live lease another deploy holds on the target: what was read may change under this plan */
@@ -203,6 +206,7 @@ export async function planDeployment(input: DeploymentInput): Promise<Deployment
     activeIsConfig,
     ...(activeImage ? { activeImage } : {}),
     ...(current ? { current } : {}),
+    ...(state.journal.length > 0 ? { lastSwitch: state.journal[state.journal.length - 1]! } : {}),
     notes,
     ...(state.lease ? { lease: state.lease } : {}),
   };

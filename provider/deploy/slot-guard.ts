@@ -43,7 +43,8 @@ export async function prepareSlotWrite(target: BootTarget, slot: string, log: (m
   const spec = { ...config.spec, defaultLabel: label };
   await assertLabelBootable(target, spec, label, config.path);
   await writeSyslinuxConfig(target, spec, { expectedSha256: sha256Hex(config.text) });
-  await recordDefault(target, "back to the running slot");
+  // The gates of the switch before stay on record: the next deploy still drops them only explicitly.
+  await recordDefault(target, "back to the running slot", undefined, undefined, state.journal.at(-1)?.gates);
   log(
     `DEFAULT ${config.spec.defaultLabel} -> ${label} on ${target.describe()}: slot ${slot} is DEFAULT but never booted (the machine runs slot ${running}), so DEFAULT boots the running slot while it is rewritten`,
   );

@@ -11,7 +11,11 @@ import type { SyslinuxEntry } from "../boot/syslinux-config";
 import { parseAbSystemInputs, parsePin, PIN_CONFIG_KEY, type AbSystemInputs } from "../deploy/ab-system-inputs";
 import { planDeployment, type DeployedImage, type DeploymentPlan, type ImageFiles } from "../deploy/deployment-plan";
 import { planImageOnce } from "../image/plan-memo";
-import type { ComponentHandler } from "./construct";
+import type { ComponentHandler, ConstructContext } from "./construct";
+import { refuse } from "./component-refusal";
+import { checkGates } from "../deploy/gates";
+import { checkStackConfig, stackConfigFile } from "../deploy/stack-config";
+import { InputError } from "../ramroot-error";
 import { AlpineImage, BootSlot, BootTest, SyslinuxConfig } from "../../components/resources";
 import { AB_SYSTEM_TOKEN } from "./tokens";
 import { projectDirOr } from "../project-dir";
@@ -228,7 +232,8 @@ export class AbSystemComponent extends pulumi.ComponentResource {
         timeout: inputs.timeout,
         ...(inputs.serial !== undefined ? { serial: inputs.serial } : {}),
         entries: sorted,
-        strategy: inputs.strategy,
+        strategy: inputs.strategy ?? "switch",
+        bootTest: test !== undefined && plan.activeIsConfig,
         ...(inputs.trial ? { trial: inputs.trial } : {}),
         ...(plan.pinned ? { rollbackTo: plan.pinned.pin.update } : {}),
         ...wipe,
@@ -267,7 +272,53 @@ export class AbSystemComponent extends pulumi.ComponentResource {
   }
 }
 
-/** Construct for AbSystem: validate, plan the deployment (target read, image planned once), declare. */
+/** What Construct checks before anything is declared: inputs, stack config, pin, plan, gates, lease. */
+async function prepare(
+  raw: Record<string, unknown>,
+  ctx: ConstructContext,
+  baseDir: string,
+): Promise<{ inputs: ReturnType<typeof parseAbSystemInputs>; plan: DeploymentPlan }> {
+  checkStackConfig(ctx.config, stackConfigFile(baseDir, ctx.stack));
+  const inputs = parseAbSystemInputs(raw, baseDir);
+  const pin = parsePin(ctx.config.get(PIN_CONFIG_KEY));
+  // The image's own problems (a package no repository has, a missing overlay, a wrong key) are
+  // named as the image's fields.
+  await planImageOnce(inputs.image, { baseDir }).catch((err: unknown) => {
+    const message = (err as Error).message;
+    const field = /^([a-zA-Z]+):/.exec(message)?.[1] ?? "repositories";
+    throw new InputError("AbSystem inputs", [
+      { property: `image.${field}`, reason: `image.${message.startsWith(`${field}:`) ? message : `${field}: ${message}`}` },
+    ]);
+  });
+  const plan = await planDeployment({
+    target: inputs.target,
+    slots: inputs.slots,
+    image: inputs.image,
+    ...(pin ? { pin } : {}),
+    retryFailedTrial: process.env.RAMROOT_RETRY_TRIAL === "1",
+    baseDir,
+  });
+  // A gate (boot test, trial) the last switch ran under goes only by an explicit value.
+  const said = {
+    ...(inputs.bootTest !== undefined ? { bootTest: inputs.bootTest !== false } : {}),
+    ...(inputs.strategy !== undefined ? { trial: inputs.strategy === "trial" } : {}),
+  };
+  plan.notes.push(...checkGates(plan.lastSwitch, said));
+  // Another deploy is writing the target: what was just read may change under this plan.
+  if (plan.lease) {
+    if (!ctx.preview) throw new LeaseHeldError(plan.target, plan.lease);
+    plan.notes.push(
+      `${plan.target} is leased by ${describeHolder(plan.lease)}: another deploy is writing it; this preview may be stale`,
+    );
+  }
+  return { inputs, plan };
+}
+
+/**
+ * Construct for AbSystem: validate, plan the deployment (target read, image planned once),
+ * declare. Anything wrong before the first child is declared is refused as a child's failed
+ * check (component-refusal.ts), never as a failed Construct.
+ */
 export const abSystemHandler: ComponentHandler = {
   token: AB_SYSTEM_TOKEN,
   async construct(name, raw, ctx) {
@@ -275,35 +326,13 @@ export const abSystemHandler: ComponentHandler = {
     // Pulumi.yaml). The engine starts the plugin in the program's directory, which is below the
     // project when Pulumi.yaml's `main` points into it (the demo's dist/index.js).
     const baseDir = projectDirOr(process.cwd());
-    const inputs = parseAbSystemInputs(raw, baseDir);
-    const pin = parsePin(ctx.config.get(PIN_CONFIG_KEY));
-    // A config that does not plan is declared as its image alone: AlpineImage's check then
-    // stops the preview naming the property to fix (packages, overlay, keys, ...), as it does
-    // for any program, and nothing else is declared.
-    const plans = await planImageOnce(inputs.image, { baseDir }).then(
-      () => true,
-      () => false,
-    );
-    if (!plans) {
-      const component = new pulumi.ComponentResource(AB_SYSTEM_TOKEN, name, {}, ctx.options);
-      new AlpineImage(`${name}-image`, inputs.image, { parent: component });
-      return { urn: component.urn, state: {} };
+    let prepared: Awaited<ReturnType<typeof prepare>>;
+    try {
+      prepared = await prepare(raw, ctx, baseDir);
+    } catch (err) {
+      return refuse(AB_SYSTEM_TOKEN, name, err, ctx.options);
     }
-    const plan = await planDeployment({
-      target: inputs.target,
-      slots: inputs.slots,
-      image: inputs.image,
-      ...(pin ? { pin } : {}),
-      retryFailedTrial: process.env.RAMROOT_RETRY_TRIAL === "1",
-      baseDir,
-    });
-    // Another deploy is writing the target: what was just read may change under this plan.
-    if (plan.lease) {
-      if (!ctx.preview) throw new LeaseHeldError(plan.target, plan.lease);
-      plan.notes.push(
-        `${plan.target} is leased by ${describeHolder(plan.lease)}: another deploy is writing it; this preview may be stale`,
-      );
-    }
+    const { inputs, plan } = prepared;
     const warnings: string[] = [];
     const component = new AbSystemComponent(name, inputs, plan, ctx.options, ctx.secretInputs, (m) => warnings.push(m));
     // Shown with the component in the preview and the update: the engine log needs its URN.

@@ -31,6 +31,8 @@ export interface ConstructContext {
   secretInputs: ReadonlySet<string>;
   /** the stack's config, "namespace:key" -> value (JSON text for objects) */
   config: ReadonlyMap<string, string>;
+  /** the stack's name (its config file is Pulumi.<stack>.yaml) */
+  stack: string;
   preview: boolean;
   /** a warning shown with the resource `urn` in the preview and update output */
   warn(message: string, urn: string): void;
@@ -124,6 +126,7 @@ export async function construct(
       options: optionsOf(req),
       secretInputs,
       config,
+      stack: req.getStack(),
       preview: req.getDryrun(),
       warn,
     });

@@ -43,6 +43,8 @@ export type SyslinuxConfigInputs = SyslinuxConfigSpec & {
   wipeOnDelete?: boolean;
   /** set by the AbSystem component while a rollback pins the stack: the journal records the switch as a rollback to this update */
   rollbackTo?: number;
+  /** the image DEFAULT switches to passed a boot test: the journal records the gate (provider/deploy/gates.ts) */
+  bootTest?: boolean;
 };
 
 export interface SyslinuxConfigOutputs extends SyslinuxConfigInputs {
@@ -90,6 +92,12 @@ const deploySchema = z
       .min(1, "expected an update number (1 or more)")
       .optional()
       .describe("the update a rollback went back to: the journal records the switch as a rollback to it"),
+    bootTest: z
+      .boolean()
+      .optional()
+      .describe(
+        "the image DEFAULT switches to passed a boot test: the journal on the target records it, so a later deploy drops the gate only explicitly",
+      ),
   })
   .superRefine((v, ctx) => {
     if (v.strategy === "trial" && v.target.kind !== "ssh") {
@@ -124,8 +132,11 @@ export const syslinuxConfigOutputsSchema = z.object({
 });
 
 function checkSyslinuxConfigInputs(news: unknown): CheckOutcome<SyslinuxConfigInputs> {
-  const { target, strategy, trial, wipeOnDelete, rollbackTo, ...rest } = (news ?? {}) as Record<string, unknown>;
-  const d = checkInputs(deploySchema, { target, strategy, trial, wipeOnDelete, rollbackTo });
+  const { target, strategy, trial, wipeOnDelete, rollbackTo, bootTest, ...rest } = (news ?? {}) as Record<
+    string,
+    unknown
+  >;
+  const d = checkInputs(deploySchema, { target, strategy, trial, wipeOnDelete, rollbackTo, bootTest });
   const s = checkInputs(syslinuxConfigSpecSchema, rest);
   if (!d.ok || !s.ok) return { ok: false, failures: [...(d.ok ? [] : d.failures), ...(s.ok ? [] : s.failures)] };
   const deploy = d.inputs;
@@ -139,13 +150,14 @@ function checkSyslinuxConfigInputs(news: unknown): CheckOutcome<SyslinuxConfigIn
         : {}),
       ...(deploy.wipeOnDelete !== undefined ? { wipeOnDelete: deploy.wipeOnDelete } : {}),
       ...(deploy.rollbackTo !== undefined ? { rollbackTo: deploy.rollbackTo } : {}),
+      ...(deploy.bootTest !== undefined ? { bootTest: deploy.bootTest } : {}),
       ...normalizeSyslinuxConfig(s.inputs),
     },
   };
 }
 
 function specOf(inputs: SyslinuxConfigInputs): SyslinuxConfigSpec {
-  const { target: _target, strategy: _s, trial: _t, wipeOnDelete: _w, rollbackTo: _r, ...spec } = inputs;
+  const { target: _target, strategy: _s, trial: _t, wipeOnDelete: _w, rollbackTo: _r, bootTest: _b, ...spec } = inputs;
   return spec;
 }
 
@@ -285,12 +297,10 @@ async function recordWrite(
   ctx.log(`wrote ${written.path} on ${target.describe()}: DEFAULT ${inputs.defaultLabel}`);
   const after = await currentDefault(target);
   if (after && (before === undefined || before.label !== after.label || before.imageId !== after.imageId)) {
-    await recordDefault(
-      target,
-      inputs.rollbackTo !== undefined ? "rollback" : inputs.strategy,
-      undefined,
-      inputs.rollbackTo,
-    );
+    await recordDefault(target, inputs.rollbackTo !== undefined ? "rollback" : inputs.strategy, undefined, inputs.rollbackTo, {
+      bootTest: inputs.bootTest === true,
+      trial: inputs.strategy === "trial",
+    });
   }
   return {
     ...inputs,
@@ -304,7 +314,7 @@ async function recordWrite(
 /** The inputs that describe a config file as it is: what `pulumi import` adopts and `refresh` records. */
 function inputsFromFile(
   spec: SyslinuxConfigSpec,
-  deploy: Pick<SyslinuxConfigInputs, "target" | "strategy" | "trial" | "wipeOnDelete" | "rollbackTo">,
+  deploy: Pick<SyslinuxConfigInputs, "target" | "strategy" | "trial" | "wipeOnDelete" | "rollbackTo" | "bootTest">,
 ): SyslinuxConfigInputs {
   return {
     target: deploy.target,
@@ -312,6 +322,7 @@ function inputsFromFile(
     ...(deploy.trial ? { trial: deploy.trial } : {}),
     ...(deploy.wipeOnDelete !== undefined ? { wipeOnDelete: deploy.wipeOnDelete } : {}),
     ...(deploy.rollbackTo !== undefined ? { rollbackTo: deploy.rollbackTo } : {}),
+    ...(deploy.bootTest !== undefined ? { bootTest: deploy.bootTest } : {}),
     ...normalizeSyslinuxConfig(spec),
   };
 }
@@ -323,8 +334,9 @@ export const syslinuxConfigHandler: ResourceHandler<SyslinuxConfigInputs, Syslin
   check: checkSyslinuxConfigInputs,
 
   async diff(_id, olds, news) {
-    const { target: oldTarget, ...oldRest } = inputsOf(olds);
-    const { target: newTarget, ...newRest } = news;
+    // The gate record changes nothing on the partition: it is written with the next switch.
+    const { target: oldTarget, bootTest: _ob, ...oldRest } = inputsOf(olds);
+    const { target: newTarget, bootTest: _nb, ...newRest } = news;
     const target = diffTarget(oldTarget, newTarget);
     // Field by field: refresh re-reads the file, so a hand edit shows as the field it changed.
     const changes = { ...target.changes, ...diffProperties(oldRest, newRest) };
