@@ -42,16 +42,22 @@ function valueOf(key: string, text: string): unknown {
   }
 }
 
-/** Where a stack's config lives, relative to the project: `stacks/Pulumi.<stack>.yaml` (Pulumi.yaml's stackConfigDir). */
-export function stackConfigFile(projectDir: string, stack: string): string {
-  let dir = "";
+/**
+ * Where a stack's config lives, relative to its project: `stacks/Pulumi.<stack>.yaml` (Pulumi.yaml's
+ * stackConfigDir), when `projectDir` holds the project named `project`; else the file's name only.
+ */
+export function stackConfigFile(projectDir: string, project: string, stack: string): string {
+  const file = `Pulumi.${stack}.yaml`;
   try {
-    const project = parse(fs.readFileSync(path.join(projectDir, "Pulumi.yaml"), "utf8")) as { stackConfigDir?: unknown };
-    if (typeof project?.stackConfigDir === "string") dir = project.stackConfigDir;
+    const settings = parse(fs.readFileSync(path.join(projectDir, "Pulumi.yaml"), "utf8")) as {
+      name?: unknown;
+      stackConfigDir?: unknown;
+    };
+    if (settings?.name !== project) return file;
+    return typeof settings.stackConfigDir === "string" ? path.join(settings.stackConfigDir, file) : file;
   } catch {
-    // no Pulumi.yaml here (an inline program): the stack's file is beside the program
+    return file; // no Pulumi.yaml there (an inline program's work directory)
   }
-  return path.join(dir, `Pulumi.${stack}.yaml`);
 }
 
 /** Throws an InputError naming every bad `ramroot:` key of the stack config (`config`: key -> value text). */

@@ -278,7 +278,7 @@ async function prepare(
   ctx: ConstructContext,
   baseDir: string,
 ): Promise<{ inputs: ReturnType<typeof parseAbSystemInputs>; plan: DeploymentPlan }> {
-  checkStackConfig(ctx.config, stackConfigFile(baseDir, ctx.stack));
+  checkStackConfig(ctx.config, stackConfigFile(baseDir, ctx.project, ctx.stack));
   const inputs = parseAbSystemInputs(raw, baseDir);
   const pin = parsePin(ctx.config.get(PIN_CONFIG_KEY));
   // The image's own problems (a package no repository has, a missing overlay, a wrong key) are
