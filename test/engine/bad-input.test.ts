@@ -12,11 +12,11 @@ import { pulumiCommand, REPO_ROOT } from "./pulumi-harness";
 // the fix, and none shows "exited prematurely", "failed to deliver" or a stack trace (the race
 // was the program and the plugin meeting an engine that was already stopping). A preview of a
 // bad config builds nothing, so a run costs only the engine, the program and the plugin
-// starting; the stacks run two at a time.
+// starting; the stacks run three at a time.
 jest.setTimeout(3_600_000);
 
-const ROUNDS = 1;
-const AT_ONCE = 2;
+const ROUNDS = 20;
+const AT_ONCE = 3;
 
 let work: string;
 let repo: ImageRepo;
