@@ -58,7 +58,9 @@ function unknownKeyFailures(
     const at = (k: string) => (issue.path.length === 0 ? k : `${where}.${k}`);
     const property = at(key);
     const near = known ? nearestName(key, known) : undefined;
-    const accepted = known ? `${issue.path.length === 0 ? "accepted keys" : `${where} accepts`}: ${known.join(", ")}` : "";
+    const accepted = known
+      ? `${issue.path.length === 0 ? "accepted keys" : `${where} accepts`}: ${known.join(", ")}`
+      : "";
     return {
       issue,
       property,
@@ -87,6 +89,34 @@ function valueAndHint(issue: z.core.$ZodIssue): { value: unknown; hint: string }
   return { value, hint };
 }
 
+const isObject = (v: unknown): v is Record<string, unknown> => v !== null && typeof v === "object" && !Array.isArray(v);
+
+/**
+ * An object that matched no option of a union, said as what is wrong inside it: for a union of
+ * an object and something else (`{marker, ...} | false`), the object option's own failures; for
+ * a discriminated union whose discriminator is missing, the key that most likely meant it.
+ */
+function unionFailures(issue: z.core.$ZodIssue & { code: "invalid_union" }): FieldFailure[] | undefined {
+  const input = (issue as { input?: unknown }).input;
+  if (!isObject(input)) return undefined;
+  const discriminator = (issue as { discriminator?: string }).discriminator;
+  if (discriminator !== undefined) {
+    if (discriminator in input) return undefined;
+    const typo = Object.keys(input).find((k) => nearestName(k, [discriminator]) !== undefined);
+    if (typo === undefined) return undefined;
+    // zod reports it at the discriminator's path; the typo sits beside it, in the object.
+    const parent = issue.path[issue.path.length - 1] === discriminator ? issue.path.slice(0, -1) : issue.path;
+    const property = parent.length === 0 ? typo : `${propertyPath(parent)}.${typo}`;
+    return [{ property, reason: `${property}: unknown key; did you mean ${JSON.stringify(discriminator)}?` }];
+  }
+  // The option that took the value as an object: its failures are not about the value's type.
+  const rootTypeError = (i: z.core.$ZodIssue) =>
+    i.path.length === 0 && (i.code === "invalid_type" || i.code === "invalid_value");
+  const objectOption = issue.errors.find((option) => option.length > 0 && !option.some(rootTypeError));
+  if (!objectOption) return undefined;
+  return fieldFailures(objectOption.map((i) => ({ ...i, path: [...issue.path, ...i.path] }) as z.core.$ZodIssue));
+}
+
 /** zod's own wording for a wrong type ("Invalid input: expected array, received undefined"), said plainly. */
 function messageOf(issue: z.core.$ZodIssue): string {
   if (issue.code === "invalid_type" && /^Invalid input/.test(issue.message))
@@ -106,6 +136,8 @@ export function fieldFailures(issues: readonly z.core.$ZodIssue[]): FieldFailure
   return issues.flatMap((issue): FieldFailure[] => {
     if (issue.code === "unrecognized_keys")
       return unknown.filter((f) => f.issue === issue).map(({ property, reason }) => ({ property, reason }));
+    const inside = issue.code === "invalid_union" ? unionFailures(issue) : undefined;
+    if (inside) return inside;
     const property = propertyPath(issue.path);
     const { value, hint } = valueAndHint(issue);
     if (value === undefined && meant.has(property)) return [];

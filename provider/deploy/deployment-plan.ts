@@ -182,8 +182,7 @@ export async function planDeployment(input: DeploymentInput): Promise<Deployment
   }
 
   // The active slot gets the wanted image, or holds it, unless a failed trial keeps DEFAULT where it is.
-  const activeGetsWanted =
-    decision.write !== undefined || state.slots[decision.active]?.manifest?.planId === wanted;
+  const activeGetsWanted = decision.write !== undefined || state.slots[decision.active]?.manifest?.planId === wanted;
   const activeIsConfig = activeGetsWanted && wanted === config.planId;
   const activeImage = activeIsConfig ? undefined : activeGetsWanted && pinned ? pinned.image : current?.image;
 

@@ -17,6 +17,7 @@ import { checkGates } from "../deploy/gates";
 import { checkStackConfig, stackConfigFile } from "../deploy/stack-config";
 import { InputError } from "../ramroot-error";
 import { AlpineImage, BootSlot, BootTest, SyslinuxConfig } from "../../components/resources";
+import { propertyOf } from "./alpine-image-resource";
 import { AB_SYSTEM_TOKEN } from "./tokens";
 import { projectDirOr } from "../project-dir";
 
@@ -252,7 +253,9 @@ export class AbSystemComponent extends pulumi.ComponentResource {
       artifacts: fixed ? pulumi.output(fixed.artifacts) : image.artifacts.apply((a): ImageFiles | undefined => a),
     };
     const before = plan.current;
-    const stayed = syslinux.activeDefault.apply((d) => before !== undefined && d !== decision.active && d === before.slot);
+    const stayed = syslinux.activeDefault.apply(
+      (d) => before !== undefined && d !== decision.active && d === before.slot,
+    );
     const booted = <T>(planned: pulumi.Output<T>, current: (image: DeployedImage) => T): pulumi.Output<T> =>
       pulumi.all([stayed, planned]).apply(([s, p]) => (s && before ? current(before.image) : (p as T)));
     // A trial failure only counts when this update runs a trial (the state keeps the last one's).
@@ -285,10 +288,9 @@ async function prepare(
   // named as the image's fields.
   await planImageOnce(inputs.image, { baseDir }).catch((err: unknown) => {
     const message = (err as Error).message;
-    const field = /^([a-zA-Z]+):/.exec(message)?.[1] ?? "repositories";
-    throw new InputError("AbSystem inputs", [
-      { property: `image.${field}`, reason: `image.${message.startsWith(`${field}:`) ? message : `${field}: ${message}`}` },
-    ]);
+    const field = propertyOf(message);
+    const reason = `image.${message.startsWith(`${field}:`) ? message : `${field}: ${message}`}`;
+    throw new InputError("AbSystem inputs", [{ property: `image.${field}`, reason }]);
   });
   const plan = await planDeployment({
     target: inputs.target,

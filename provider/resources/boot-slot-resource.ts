@@ -177,28 +177,28 @@ async function placeUnder(
   const state = await writeSlotChecked(
     target,
     {
-    slot: inputs.slot,
-    files: {
-      kernel: sources.kernel,
-      initramfs: sources.initramfs,
-      ...(sources.microcode ? { microcode: sources.microcode } : {}),
+      slot: inputs.slot,
+      files: {
+        kernel: sources.kernel,
+        initramfs: sources.initramfs,
+        ...(sources.microcode ? { microcode: sources.microcode } : {}),
+      },
+      manifest: {
+        imageId: inputs.imageId,
+        planId: inputs.planId,
+        ...(inputs.packages ? { lockSummary: inputs.packages } : {}),
+      },
+      ...(lease ? { beforeCommit: () => lease.assertHeld(target) } : {}),
+      onProgress: (role, done, total) => {
+        const tenth = Math.floor((done / Math.max(total, 1)) * 10);
+        if (role === "initramfs" && tenth !== lastTenth) {
+          lastTenth = tenth;
+          ctx.log(
+            `slot ${inputs.slot}: initramfs ${(done / (1 << 20)).toFixed(1)} of ${(total / (1 << 20)).toFixed(1)} MiB`,
+          );
+        }
+      },
     },
-    manifest: {
-      imageId: inputs.imageId,
-      planId: inputs.planId,
-      ...(inputs.packages ? { lockSummary: inputs.packages } : {}),
-    },
-    ...(lease ? { beforeCommit: () => lease.assertHeld(target) } : {}),
-    onProgress: (role, done, total) => {
-      const tenth = Math.floor((done / Math.max(total, 1)) * 10);
-      if (role === "initramfs" && tenth !== lastTenth) {
-        lastTenth = tenth;
-        ctx.log(
-          `slot ${inputs.slot}: initramfs ${(done / (1 << 20)).toFixed(1)} of ${(total / (1 << 20)).toFixed(1)} MiB`,
-        );
-      }
-    },
-  },
     (m) => ctx.log(m, "warning"),
   );
   if (!holds(state, inputs))

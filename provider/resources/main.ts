@@ -51,7 +51,8 @@ const stopping = (err: unknown) =>
   [1, 14].includes((err as { code?: number } | null)?.code ?? -1) ||
   /Resource monitor is terminating|resource monitor shut down/.test(String((err as Error | null)?.message ?? err));
 const unexpected = (err: unknown) => {
-  if (!stopping(err)) process.stderr.write(`pulumi-resource-ramroot: ${(err as Error | null)?.message ?? String(err)}\n`);
+  if (!stopping(err))
+    process.stderr.write(`pulumi-resource-ramroot: ${(err as Error | null)?.message ?? String(err)}\n`);
 };
 process.on("unhandledRejection", unexpected);
 process.on("uncaughtException", unexpected);

@@ -297,10 +297,16 @@ async function recordWrite(
   ctx.log(`wrote ${written.path} on ${target.describe()}: DEFAULT ${inputs.defaultLabel}`);
   const after = await currentDefault(target);
   if (after && (before === undefined || before.label !== after.label || before.imageId !== after.imageId)) {
-    await recordDefault(target, inputs.rollbackTo !== undefined ? "rollback" : inputs.strategy, undefined, inputs.rollbackTo, {
-      bootTest: inputs.bootTest === true,
-      trial: inputs.strategy === "trial",
-    });
+    await recordDefault(
+      target,
+      inputs.rollbackTo !== undefined ? "rollback" : inputs.strategy,
+      undefined,
+      inputs.rollbackTo,
+      {
+        bootTest: inputs.bootTest === true,
+        trial: inputs.strategy === "trial",
+      },
+    );
   }
   return {
     ...inputs,

@@ -55,7 +55,8 @@ const CASES: Case[] = [
   {
     name: "a misspelt package",
     spoil: (c) => (image(c).packages = ["alpine-baselayout", "busybx", "ramroot-init"]),
-    error: /image\.packages: ERROR: unable to select packages:\s+busybx \(no such package\)[\s\S]*busybx: did you mean "busybox"\?/,
+    error:
+      /image\.packages: ERROR: unable to select packages:\s+busybx \(no such package\)[\s\S]*busybx: did you mean "busybox"\?/,
   },
   {
     name: "a disk image that is not there",
@@ -107,15 +108,15 @@ const CASES: Case[] = [
   {
     name: "a trial on a disk image",
     spoil: (c) => (c.strategy = "trial"),
-    error: /strategy: got "trial"; expected "switch": a trial waits for the booted machine to answer over ssh, and this target is image, not ssh/,
+    error:
+      /strategy: got "trial"; expected "switch": a trial waits for the booted machine to answer over ssh, and this target is image, not ssh/,
   },
 ];
 
 /** The stack config file of one case: every key under ramroot:, as `pulumi config set` would write it. */
 function writeStack(name: string, config: Config): void {
   const lines = ["config:"];
-  for (const [key, value] of Object.entries(config))
-    lines.push(`  ramroot:${key}: ${JSON.stringify(value)}`);
+  for (const [key, value] of Object.entries(config)) lines.push(`  ramroot:${key}: ${JSON.stringify(value)}`);
   fs.writeFileSync(path.join(work, `Pulumi.${name}.yaml`), lines.join("\n") + "\n");
 }
 
@@ -176,7 +177,11 @@ beforeAll(async () => {
     const config = goodConfig();
     c.spoil(config);
     writeStack(`case${i}`, config);
-    const init = await execa(pulumiBin, ["stack", "init", `case${i}`, "--non-interactive"], { cwd: work, env, reject: false });
+    const init = await execa(pulumiBin, ["stack", "init", `case${i}`, "--non-interactive"], {
+      cwd: work,
+      env,
+      reject: false,
+    });
     if (init.exitCode !== 0) throw new Error(`pulumi stack init case${i}: ${init.stderr}`);
   }
   writeStack("good", goodConfig());
@@ -184,6 +189,41 @@ beforeAll(async () => {
 });
 afterAll(() => {
   if (work) fs.rmSync(work, { recursive: true, force: true });
+});
+
+/** A misspelling of `key`: two neighbours swapped, or for a short key a letter dropped. */
+function typo(key: string): string {
+  if (key.length <= 3) return key.slice(0, -1);
+  const i = Math.floor(key.length / 2) - 1;
+  return key.slice(0, i) + key[i + 1] + key[i] + key.slice(i + 2);
+}
+
+test("every top-level key of the stack config, misspelt: the preview stops naming it, its file and the key it meant", async () => {
+  const full: Config = {
+    ...goodConfig(),
+    strategy: "switch",
+    trial: { timeoutSeconds: 300 },
+    append: "quiet",
+    wipeOnDelete: false,
+    pin: { update: 1, planId: "1".repeat(64) },
+  };
+  const keys = Object.keys(full);
+  expect(keys.sort()).toEqual(["append", "bootTest", "image", "pin", "strategy", "target", "trial", "wipeOnDelete"]);
+  for (const key of keys) {
+    const config = { ...full, [typo(key)]: full[key] };
+    delete config[key];
+    const stack = `typo-${key}`;
+    writeStack(stack, config);
+    await execa(pulumiBin, ["stack", "init", stack, "--non-interactive"], { cwd: work, env });
+    const run = await preview(stack);
+    const diag = diagnostics(run.out);
+    expect(run.code).not.toBe(0);
+    expect(diag).toContain(
+      `has a problem: invalid stack config (Pulumi.${stack}.yaml):\n      ramroot:${typo(key)}: unknown key; did you mean "${key}"?`,
+    );
+    expect(diag.split("\n").filter((l) => /^\s+error: /.test(l))).toHaveLength(1);
+    expect(run.out).not.toMatch(/exited prematurely|failed to deliver|^\s+at .+[:(]\d+/m);
+  }
 });
 
 test("the good config previews (so each bad one fails for its own reason)", async () => {
