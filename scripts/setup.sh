@@ -91,7 +91,9 @@ export PULUMI_SKIP_UPDATE_CHECK=true
 export PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION=true
 # A file backend inside the project: no accounts, no network.
 export PULUMI_BACKEND_URL="\${PULUMI_BACKEND_URL:-file://$root/.ramroot/state}"
-export PULUMI_CONFIG_PASSPHRASE="\${PULUMI_CONFIG_PASSPHRASE-ramroot-demo}"
+# No passphrase for every stack: the demo's is in .ramroot/passphrases/demo (npm start and
+# npx ramroot use it for the demo stack only); any other stack needs its owner's
+# (PULUMI_CONFIG_PASSPHRASE or PULUMI_CONFIG_PASSPHRASE_FILE).
 ENV
 mkdir -p .ramroot/state
 say "pulumi $("$pulumi_bin/pulumi" version) at $pulumi_bin"

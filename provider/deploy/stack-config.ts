@@ -18,7 +18,10 @@ import { bootTestInputSchema, PIN_CONFIG_KEY, pinSchema, strategySchema, trialSc
 
 const NAMESPACE = "ramroot:";
 
-/** Every key a stack may set under `ramroot:`: what components/machine-program.ts reads, and the rollback pin. */
+/**
+ * Every key a stack may set under `ramroot:`: what components/machine-program.ts reads, the
+ * rollback pin, and the twin's disk `ramroot vm --stack` reads.
+ */
 const stackConfigSchema = z.strictObject({
   target: targetSpecSchema.optional(),
   image: imageConfigSchema.optional(),
@@ -28,6 +31,7 @@ const stackConfigSchema = z.strictObject({
   append: userAppendSchema.optional(),
   wipeOnDelete: z.boolean({ error: "expected true or false" }).optional(),
   [PIN_CONFIG_KEY.slice(NAMESPACE.length)]: pinSchema.optional(),
+  twin: z.strictObject({ disk: z.string().min(1, "expected the twin's boot disk image file") }).optional(),
 });
 
 /** Keys whose values are text as they are; every other value is JSON (objects, lists, booleans, numbers). */

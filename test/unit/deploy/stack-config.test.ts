@@ -1,4 +1,6 @@
+import * as fs from "node:fs";
 import * as path from "node:path";
+import { parse } from "yaml";
 import type { z } from "zod";
 import { imageConfigSchema } from "../../../provider/image/image-config";
 import { checkStackConfig, stackConfigFile } from "../../../provider/deploy/stack-config";
@@ -60,6 +62,17 @@ function keysOf(schema: z.ZodType): string[] {
   }
 }
 
+test("every stack config in stacks/ passes", () => {
+  const dir = path.resolve(__dirname, "..", "..", "..", "stacks");
+  const files = fs.readdirSync(dir).filter((f) => /^Pulumi\..*\.yaml$/.test(f));
+  expect(files.length).toBeGreaterThanOrEqual(3);
+  for (const file of files) {
+    const config = (parse(fs.readFileSync(path.join(dir, file), "utf8")) as { config: Record<string, unknown> }).config;
+    const values = Object.fromEntries(Object.entries(config).map(([k, v]) => [k.replace(/^ramroot:/, ""), v]));
+    expect(() => checkStackConfig(asConfig(values), file)).not.toThrow();
+  }
+});
+
 test("the good config passes", () => {
   expect(() => checkStackConfig(asConfig(good), "stacks/Pulumi.test.yaml")).not.toThrow();
 });
@@ -115,7 +128,7 @@ test("every key the image accepts, misspelt, is named with the one it most likel
 
 test("a key nothing is near gets the list of what is accepted; a wrong value the nearest choice", () => {
   expect(failure({ ...good, zzz: 1 })).toContain(
-    "ramroot:zzz: unknown key; accepted keys: target, image, strategy, trial, bootTest, append, wipeOnDelete, pin",
+    "ramroot:zzz: unknown key; accepted keys: target, image, strategy, trial, bootTest, append, wipeOnDelete, pin, twin",
   );
   expect(failure({ ...good, strategy: "trail" })).toContain(
     'ramroot:strategy: got "trail"; expected "switch" or "trial"; did you mean "trial"?',
