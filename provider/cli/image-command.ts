@@ -13,13 +13,11 @@ import { cachedImage } from "../image/build";
 import { diffImages, renderDiff, renderListing, summarizeDiff } from "../image/image-diff";
 import { extractImage } from "../image/image-extract";
 import { describeSource, readImageSource, type ImageSource } from "../image/image-source";
-import { addTargetOptions, targetSpecFromFlags, type TargetFlags } from "./boot-command";
+import { addTargetOptions, targetOf, type TargetFlags } from "./boot-command";
 import { openStack, stackTarget } from "./stack-command";
 import { deployedBy, stackHistory } from "../deploy/history";
 
 interface ImageFlags extends TargetFlags {
-  stack: string;
-  cwd?: string;
   slot?: string[];
   update?: string[];
 }
@@ -45,7 +43,7 @@ class SourceResolver {
 
   private async target(): Promise<TargetSpec> {
     const { dir, image, ssh } = this.flags;
-    if (dir !== undefined || image !== undefined || ssh !== undefined) return targetSpecFromFlags(this.flags);
+    if (dir !== undefined || image !== undefined || ssh !== undefined) return targetOf(this.flags);
     return (await this.stackSide()).target;
   }
 
@@ -100,9 +98,7 @@ function imageCommand(parent: Command, name: string, description: string): Comma
       .command(name)
       .description(description)
       .option("--slot <name>", "a slot on the target (--dir/--image/--ssh, else the stack's); repeat for diff", collect)
-      .option("--update <n>", "the image stack update N deployed (see `ramroot history`); repeat for diff", collect)
-      .option("--stack <name>", "the stack, for slot: and update: without a target flag", "demo")
-      .option("--cwd <dir>", "a directory in the Pulumi project (default: this one)"),
+      .option("--update <n>", "the image stack update N deployed (see `ramroot history`); repeat for diff", collect),
   );
 }
 
