@@ -47,7 +47,8 @@ function int(value: string | undefined, flag: string): number | undefined {
 
 /** The target the flags name: --dir, --image or --ssh (at most one), else the stack's (its ramroot:target). */
 export async function targetOf(flags: TargetFlags): Promise<TargetSpec> {
-  if (flags.dir !== undefined || flags.image !== undefined || flags.ssh !== undefined) return targetSpecFromFlags(flags);
+  if (flags.dir !== undefined || flags.image !== undefined || flags.ssh !== undefined)
+    return targetSpecFromFlags(flags);
   const { stack, projectDir } = await openStack(flags);
   return stackTarget(stack, projectDir);
 }
@@ -56,7 +57,9 @@ export async function targetOf(flags: TargetFlags): Promise<TargetSpec> {
 function targetSpecFromFlags(flags: TargetFlags): TargetSpec {
   const given = [flags.dir, flags.image, flags.ssh].filter((v) => v !== undefined);
   if (given.length !== 1)
-    throw new Error("target: give one of --dir <path>, --image <file> or --ssh <[user@]host:/path>, or none for the stack's");
+    throw new Error(
+      "target: give one of --dir <path>, --image <file> or --ssh <[user@]host:/path>, or none for the stack's",
+    );
   if (flags.dir !== undefined) return parseTargetSpec({ kind: "local", path: flags.dir });
   if (flags.image !== undefined) {
     const partition = int(flags.partition, "--partition");

@@ -18,7 +18,10 @@ function commandPath(cmd: Command): string {
 function oneLineUsageErrors(cmd: Command): void {
   cmd.configureOutput({
     outputError: (text, write) => {
-      const message = text.trim().replace(/^error: /, "").replace(/\s*\n\s*/g, " ");
+      const message = text
+        .trim()
+        .replace(/^error: /, "")
+        .replace(/\s*\n\s*/g, " ");
       write(`${commandPath(cmd)}: ${message} (see \`${commandPath(cmd)} --help\`)\n`);
     },
   });
