@@ -461,6 +461,13 @@ smoke_env() {
          PULUMI_CONFIG_PASSPHRASE=test PULUMI_HOME="$SMOKE/home" PATH="$BIN:$PATH"
 }
 
+# The smoke tests run once per engine: again only when the binaries or the SDK version change.
+SMOKE_STAMP="$PROJECT_ROOT/.ramroot/stamps/pulumi-smoke"
+smoke_key="$ver $PULUMI_SDK_VERSION $(stat -c '%n %i %Y %s' "$BIN"/pulumi "$BIN"/pulumi-language-* 2>/dev/null | tr '\n' ' ')"
+if [[ "${RAMROOT_SKIP_SMOKE:-0}" != "1" && "$(cat "$SMOKE_STAMP" 2>/dev/null)" == "$smoke_key" ]]; then
+  log "smoke tests passed before with these binaries; not run again"
+  RAMROOT_SKIP_SMOKE=1
+fi
 if [[ "${RAMROOT_SKIP_SMOKE:-0}" != "1" ]]; then
   SMOKE="$(mktemp -d "${TMPDIR:-/tmp}/ramroot-pulumi-smoke.XXXXXX")"
   trap 'rm -rf "$SMOKE"' EXIT
@@ -528,6 +535,8 @@ EOF
       say "nodejs smoke test OK"
     fi
   fi
+  mkdir -p "$(dirname "$SMOKE_STAMP")"
+  printf '%s\n' "$smoke_key" > "$SMOKE_STAMP"
 fi
 
 say "done: $BIN"

@@ -75,8 +75,22 @@ if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modu
   say "installing npm dependencies (npm ci, about a minute)"
   npm ci --no-audit --no-fund >&2
 fi
-say "compiling TypeScript"
-npx tsc -p tsconfig.json >&2
+# Compiled again only when what shapes dist/ changed (its sources, tsconfig.json, the lock of the
+# type packages): by content, so a checkout or an editor touching files costs nothing.
+sources_hash() {
+  { cat tsconfig.json package-lock.json
+    find index.ts provider components bench scripts test/fixtures -name '*.ts' -type f -print0 | sort -z | xargs -0 sha256sum
+  } | sha256sum | cut -d' ' -f1
+}
+mkdir -p .ramroot/stamps
+hash="$(sources_hash)"
+if [ -f dist/index.js ] && [ "$(cat .ramroot/stamps/tsc 2>/dev/null)" = "$hash" ]; then
+  say "compiled sources up to date (dist/)"
+else
+  say "compiling TypeScript"
+  npx tsc -p tsconfig.json >&2
+  printf '%s\n' "$hash" > .ramroot/stamps/tsc
+fi
 
 # --- The Pulumi engine ----------------------------------------------------------------------
 pulumi_bin="$(bash scripts/setup-pulumi.sh 2>&3 | tail -n 1)"

@@ -129,6 +129,14 @@ export function renderStatus(state: TargetState, history: StackUpdate[], pin?: P
     if (packages) lines.push(`         ${packages}`);
   }
   lines.push(...machineLines(state));
+  const failed = state.failedTrials.slice(-5);
+  if (failed.length > 0) {
+    lines.push("failed trials (newest last; DEFAULT stayed each time):");
+    for (const t of failed)
+      lines.push(
+        `  ${t.when}  slot ${t.slot}  image ${short(t.imageId)}  ${t.cause} after ${t.seconds} s: ${t.detail.split("\n")[0]}`,
+      );
+  }
   const recent = state.journal.slice(-5);
   if (recent.length > 0) {
     lines.push("switches (newest last):");

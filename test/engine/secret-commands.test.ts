@@ -5,6 +5,7 @@ import { execFileSync } from "node:child_process";
 import { execa } from "execa";
 import { passphraseFile, stackPassphraseEnv } from "../../provider/cli/stack-passphrase";
 import { pulumiCommand, REPO_ROOT } from "./pulumi-harness";
+import { expectNoKey } from "./ssh-stack";
 
 // Secrets as the README tells a user to set them (issue #22): every documented command that
 // sets a secret runs as written, with the real pulumi CLI, on a real private key; no output of
@@ -24,13 +25,6 @@ function secretCommands(): string[] {
   );
   return [...new Set(spans.filter((c) => /\bconfig set\b.*--secret|--secret.*\bconfig set\b/.test(c)))];
 }
-
-/** The key's lines that are key material (its base64 body). */
-const keyLines = () =>
-  key
-    .split("\n")
-    .map((l) => l.trim())
-    .filter((l) => l !== "" && !l.startsWith("-----"));
 
 beforeAll(async () => {
   work = fs.mkdtempSync(path.join(os.tmpdir(), "ramroot-secrets-"));
@@ -78,7 +72,7 @@ test("every documented secret command runs as written: the key goes in whole, an
   const listed = await sh("pulumi config --stack nas");
   expect(listed.out).toMatch(/target\s+\{"privateKey":"\[secret\]"\}/);
   const stackFile = fs.readFileSync(path.join(work, "Pulumi.nas.yaml"), "utf8");
-  for (const text of [listed.out, stackFile]) for (const line of keyLines()) expect(text).not.toContain(line);
+  for (const text of [listed.out, stackFile]) expectNoKey(text, key);
   expect(stackFile).toMatch(/privateKey:\n\s+secure: v1:/);
   // ...and it is the key, every line of it (read here by the test, not by a documented command).
   const stored = await sh("pulumi config get --stack nas --path ramroot:target.privateKey");
