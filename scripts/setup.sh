@@ -71,9 +71,13 @@ if ! apt-cache depends linux-image-amd64 2>/dev/null | grep -q Depends; then
 fi
 
 # --- npm dependencies and the compiled sources ---------------------------------------------
-if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+# Again only when package-lock.json's content changed (a checkout that only touched it costs nothing).
+mkdir -p .ramroot/stamps
+lock_hash="$(sha256sum < package-lock.json | cut -d' ' -f1)"
+if [ ! -f node_modules/.package-lock.json ] || [ "$(cat .ramroot/stamps/npm 2>/dev/null)" != "$lock_hash" ]; then
   say "installing npm dependencies (npm ci, about a minute)"
   npm ci --no-audit --no-fund >&2
+  printf '%s\n' "$lock_hash" > .ramroot/stamps/npm
 fi
 # Compiled again only when what shapes dist/ changed (its sources, tsconfig.json, the lock of the
 # type packages): by content, so a checkout or an editor touching files costs nothing.
@@ -82,7 +86,6 @@ sources_hash() {
     find index.ts provider components bench scripts test/fixtures -name '*.ts' -type f -print0 | sort -z | xargs -0 sha256sum
   } | sha256sum | cut -d' ' -f1
 }
-mkdir -p .ramroot/stamps
 hash="$(sources_hash)"
 if [ -f dist/index.js ] && [ "$(cat .ramroot/stamps/tsc 2>/dev/null)" = "$hash" ]; then
   say "compiled sources up to date (dist/)"
