@@ -14,9 +14,9 @@ import { machineStack, type EngineStack } from "./pulumi-harness";
 // /proc/cmdline the test sets (sshd in a mount namespace of its own with a file bound over it),
 // so the slot it runs is known as on a real box. With `strategy: switch` and no reboot between
 // two deploys, the second writes the DEFAULT slot the machine never booted (not the running one,
-// and without refusing); after a reboot the other slot is written. At every step the slots the
-// preview says `up` writes are the slots `up` writes.
-jest.setTimeout(1_800_000);
+// and without refusing). At every step the slots the preview says `up` writes are the slots `up`
+// writes. (The rule's whole table is test/unit/deploy/ab-decision.test.ts.)
+jest.setTimeout(3_600_000);
 
 let env: EngineStack;
 let repo: ImageRepo;
@@ -62,9 +62,12 @@ function previewWrites(stdout: string): string[] {
   return [...slots].sort();
 }
 
+/** The boot directory as it is, read here rather than over ssh (every ssh command is a round trip). */
+const onDisk = () => inspectTarget({ kind: "local", path: boot }, ["a", "b"]);
+
 /** When each slot was written (its manifest), to see which ones an update wrote. */
 async function written(): Promise<Record<string, string | undefined>> {
-  const state = await inspectTarget(target, ["a", "b"]);
+  const state = await onDisk();
   return { a: state.slots.a?.manifest?.when, b: state.slots.b?.manifest?.when };
 }
 
@@ -78,7 +81,7 @@ async function deploy(message: string): Promise<{ wrote: string[]; defaultSlot: 
   const after = await written();
   const wrote = (["a", "b"] as const).filter((s) => after[s] !== before[s]);
   expect(previewWrites(preview.stdout)).toEqual(wrote);
-  return { wrote, defaultSlot: (await inspectTarget(target, ["a", "b"])).defaultSlot };
+  return { wrote, defaultSlot: (await onDisk()).defaultSlot };
 }
 
 /** `npx ramroot ARGS` on the stack (no target flags: the stack's target). */
@@ -123,29 +126,24 @@ test("switch over ssh without a reboot: the never-booted DEFAULT is rewritten, n
     expect(await deploy("three")).toEqual({ wrote: ["b"], defaultSlot: "b" });
     expect((await written()).a).toBe(aBefore);
     // While b was rewritten, DEFAULT booted the running slot a; the journal says both switches.
-    const journal = (await inspectTarget(target, ["a", "b"])).journal.slice(-2);
+    const journal = (await onDisk()).journal.slice(-2);
     expect(journal.map((e) => [e.how, e.slot])).toEqual([
       ["back to the running slot", "a"],
       ["switch", "b"],
     ]);
   });
 
-  await step("the machine rebooted into b: the next image goes to a", async () => {
-    bootedFrom("b");
-    expect(await deploy("four")).toEqual({ wrote: ["a"], defaultSlot: "a" });
-  });
-
   await step(
     "the CLI reads the stack's target when no target flag is given, and refuses the running slot",
     async () => {
-      const slotA = JSON.parse(await ramroot("slot", "show", "--slot", "a")) as { manifest?: { imageId: string } };
-      expect(slotA.manifest?.imageId).toBe((await env.stack.outputs()).imageId?.value);
+      const slotB = JSON.parse(await ramroot("slot", "show", "--slot", "b")) as { manifest?: { imageId: string } };
+      expect(slotB.manifest?.imageId).toBe((await env.stack.outputs()).imageId?.value);
       const shown = JSON.parse(await ramroot("syslinux", "show")) as { config: { defaultLabel: string } };
-      expect(shown.config.defaultLabel).toBe("a");
+      expect(shown.config.defaultLabel).toBe("b");
       const kernel = path.join(env.dir, "k");
       fs.writeFileSync(kernel, "kernel");
-      await expect(ramroot("slot", "write", "--slot", "b", "--kernel", kernel, "--initramfs", kernel)).rejects.toThrow(
-        /refusing to write: slot "b" is the one the machine is running/,
+      await expect(ramroot("slot", "write", "--slot", "a", "--kernel", kernel, "--initramfs", kernel)).rejects.toThrow(
+        /refusing to write: slot "a" is the one the machine is running/,
       );
     },
   );
