@@ -6,7 +6,7 @@ import { inspectTarget } from "../../provider/boot/inspect";
 import type { TargetSpec } from "../../provider/boot/target-spec";
 import { sshTarget, startSshd, type TestSshd } from "../boot/sshd";
 import { ramrootArgv } from "../fixtures/debian-repo";
-import { buildImageRepo, type ImageRepo } from "../fixtures/image-repo";
+import { buildImageRepo, stackImageConfig, type ImageRepo } from "../fixtures/image-repo";
 import { step } from "../fixtures/scenario-step";
 import { machineStack, type EngineStack } from "./pulumi-harness";
 
@@ -37,15 +37,7 @@ async function configure(message: string): Promise<void> {
   fs.writeFileSync(path.join(overlay, "etc", "ramroot", "message"), `${message}\n`);
   await env.stack.setAllConfig({
     "ramroot:target": { value: JSON.stringify(target), secret: true },
-    "ramroot:image": {
-      value: JSON.stringify({
-        repositories: [repo.repository],
-        keys: [repo.keysDir],
-        packages: ["alpine-baselayout", "busybox", "ramroot-init"],
-        overlay,
-        epoch: 1700000000,
-      }),
-    },
+    "ramroot:image": stackImageConfig(repo, overlay),
   });
 }
 
