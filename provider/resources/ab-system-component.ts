@@ -275,6 +275,16 @@ export class AbSystemComponent extends pulumi.ComponentResource {
   }
 }
 
+/** The AbSystem inputs a stack config key is for (pin and twin are read elsewhere). */
+const INPUT_KEYS = ["target", "image", "strategy", "trial", "bootTest", "append", "wipeOnDelete"];
+
+function unpassedKeys(config: ReadonlyMap<string, string>, raw: Record<string, unknown>): string[] {
+  return INPUT_KEYS.filter((key) => config.has(`ramroot:${key}`) && raw[key] === undefined).map(
+    (key) =>
+      `ramroot:${key} is set in the stack config, but the program does not pass ${key} to this AbSystem: it has no effect`,
+  );
+}
+
 /** What Construct checks before anything is declared: inputs, stack config, pin, plan, gates, lease. */
 async function prepare(
   raw: Record<string, unknown>,
@@ -306,6 +316,8 @@ async function prepare(
     ...(inputs.strategy !== undefined ? { trial: inputs.strategy === "trial" } : {}),
   };
   plan.notes.push(...checkGates(plan.lastSwitch, said));
+  // A key the stack config sets that the program does not pass has no effect: say so.
+  plan.notes.push(...unpassedKeys(ctx.config, raw));
   // Another deploy is writing the target: what was just read may change under this plan.
   if (plan.lease) {
     if (!ctx.preview) throw new LeaseHeldError(plan.target, plan.lease);
