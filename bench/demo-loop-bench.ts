@@ -12,12 +12,15 @@ import { execa } from "execa";
 import { alternate, timeShell, type Variant } from "./harness";
 import type { BenchContext, SectionResult } from "./section";
 
-/** The environment of a new shell: none of this process's pulumi or ramroot settings but the cache. */
+/**
+ * The environment of a new shell: none of this process's pulumi or ramroot settings but the cache
+ * (set to undefined: the commands extend this process's environment, and Node leaves those out).
+ */
 function shellEnv(images: string): Record<string, string> {
-  const env: Record<string, string> = {};
-  for (const [k, v] of Object.entries(process.env))
-    if (v !== undefined && !k.startsWith("PULUMI_") && !(k.startsWith("RAMROOT_") && k !== "RAMROOT_CACHE")) env[k] = v;
-  return { ...env, RAMROOT_IMAGE_CACHE: images };
+  const env: Record<string, string | undefined> = { RAMROOT_IMAGE_CACHE: images };
+  for (const k of Object.keys(process.env))
+    if (k.startsWith("PULUMI_") || (k.startsWith("RAMROOT_") && k !== "RAMROOT_CACHE")) env[k] ??= undefined;
+  return env as Record<string, string>;
 }
 
 export async function benchDemoLoop(ctx: BenchContext, repoRoot: string): Promise<SectionResult> {

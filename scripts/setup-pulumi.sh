@@ -457,8 +457,12 @@ smoke_env() {
   # isolated PULUMI_HOME so `pulumi login file://...` doesn't change the user's
   # current backend; language hosts are found next to the pulumi binary.
   mkdir -p "$SMOKE/home"
+  # The smoke stacks live in their own backend, whatever the shell names (a PULUMI_BACKEND_URL
+  # from .ramroot/env.sh would put them in the project's state).
+  unset PULUMI_CONFIG_PASSPHRASE_FILE
   export PULUMI_SKIP_UPDATE_CHECK=true PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION=true \
-         PULUMI_CONFIG_PASSPHRASE=test PULUMI_HOME="$SMOKE/home" PATH="$BIN:$PATH"
+         PULUMI_CONFIG_PASSPHRASE=test PULUMI_HOME="$SMOKE/home" PATH="$BIN:$PATH" \
+         PULUMI_BACKEND_URL="file://$SMOKE/state"
 }
 
 # The smoke tests run once per engine: again only when the binaries or the SDK version change.
