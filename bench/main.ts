@@ -1,7 +1,7 @@
 /**
  * `npm run bench` (through bench/run.sh): makes the workload once, runs every benchmark and
  * rewrites bench/RESULTS.md (and bench/results.json with every sample). BENCH_ONLY picks
- * sections (cpio,compress,build,install,preview,boot,rebuild,compression,deploy); a partial run writes
+ * sections (cpio,compress,build,install,preview,boot,rebuild,compression,deploy,demo-loop); a partial run writes
  * RESULTS.partial.md, or with BENCH_MERGE=1 replaces those sections in RESULTS.md.
  */
 import * as fs from "node:fs";
@@ -19,6 +19,7 @@ import { benchBoot } from "./boot-bench";
 import { benchRebuild } from "./rebuild-bench";
 import { benchCompression } from "./compression-bench";
 import { benchDeploy } from "./deploy-bench";
+import { benchDemoLoop } from "./demo-loop-bench";
 import type { BenchContext, SectionResult } from "./section";
 
 const SECTIONS = [
@@ -31,6 +32,7 @@ const SECTIONS = [
   "rebuild",
   "compression",
   "deploy",
+  "demo-loop",
 ] as const;
 type SectionId = (typeof SECTIONS)[number];
 
@@ -113,6 +115,7 @@ async function main(): Promise<void> {
       rebuild: () => benchRebuild(w, ctx),
       compression: () => benchCompression(w, ctx),
       deploy: () => benchDeploy(ctx),
+      "demo-loop": () => benchDemoLoop(ctx, repoRoot),
     };
     for (const id of only) {
       const t0 = Date.now();

@@ -25,11 +25,17 @@ export interface AbSystemArgs {
   /** deciseconds syslinux waits (default 10) */
   timeout?: pulumi.Input<number>;
   serial?: pulumi.Input<{ port: number; baud: number } | false>;
-  /** "switch" (default) or "trial"; the provider refuses anything else, naming the field */
+  /**
+   * "switch" (default) or "trial"; the provider refuses anything else, naming the field. A trial
+   * the last switch ran under goes only by an explicit "switch".
+   */
   strategy?: pulumi.Input<string>;
   trial?: pulumi.Input<{ probePath?: string; timeoutSeconds?: number; reboot?: boolean }>;
-  /** boot the config's image in QEMU and require this marker before it is written or selected */
-  bootTest?: pulumi.Input<{ marker: string; timeoutSeconds?: number; append?: string }>;
+  /**
+   * boot the config's image in QEMU and require this marker before it is written or selected;
+   * false: no boot test (one the last switch ran under goes only by this explicit value)
+   */
+  bootTest?: pulumi.Input<{ marker: string; timeoutSeconds?: number; append?: string } | false>;
   /** true: a destroy removes the slots and syslinux.cfg (default: they stay, the partition keeps booting) */
   wipeOnDelete?: pulumi.Input<boolean>;
 }
@@ -48,6 +54,11 @@ export class AbSystem extends pulumi.ComponentResource {
   declare public readonly syslinuxDefault: pulumi.Output<string>;
   /** "update N (image …)" while `ramroot rollback` pins the stack */
   declare public readonly pinned: pulumi.Output<string | undefined>;
+  /**
+   * set when the update's trial failed: what was seen. DEFAULT stayed and the other outputs say
+   * what it boots; a program fails the update with it (index.ts does, after its outputs).
+   */
+  declare public readonly failedTrial: pulumi.Output<string | undefined>;
 
   constructor(name: string, args: AbSystemArgs, opts: pulumi.ComponentResourceOptions = {}) {
     const outputs = {
@@ -59,6 +70,7 @@ export class AbSystem extends pulumi.ComponentResource {
       artifacts: undefined,
       syslinuxDefault: undefined,
       pinned: undefined,
+      failedTrial: undefined,
     };
     // Stacks deployed before the component moved into the provider named it ramroot:components:AbSystem.
     super(

@@ -6,36 +6,66 @@
  *   image      the image: release, repositories, keys, packages, overlay, services, ...
  *   strategy   switch (default) or trial
  *   trial      {probePath, timeoutSeconds, reboot} for the trial strategy
- *   bootTest   {marker, timeoutSeconds}: boot the image in QEMU before it is written
+ *   bootTest   {marker, timeoutSeconds}: boot the image in QEMU before it is written; false: no
+ *              boot test (a boot test that was there goes only by this explicit value)
  *   append     extra kernel command line (kept a Pulumi secret)
  *   wipeOnDelete  true: a destroy removes the slots and syslinux.cfg (default: they stay)
  *   pin        {update, planId, imageId}: written by `ramroot rollback`, removed by `ramroot
  *              release`; the provider's AbSystem reads it from the stack config
+ *
+ * The provider checks the whole `ramroot:` config (provider/deploy/stack-config.ts): a key not
+ * listed here, at any depth, stops the preview naming the key it most likely meant.
  */
 import * as pulumi from "./pulumi-sdk";
 import { AbSystem } from "./ab-system";
 import type { TargetSpec } from "../provider/boot/target-spec";
 import type { ImageConfigInput } from "../provider/image/image-config";
 
+/**
+ * A config value as given: JSON when it parses (objects, lists, booleans), else its text. Nothing
+ * is refused here: the provider checks the whole `ramroot:` config and names every bad key, so a
+ * typed read that fails first (with the SDK's less helpful message) is avoided.
+ */
+function json<T>(text: string | undefined): T | undefined {
+  if (text === undefined) return undefined;
+  try {
+    return JSON.parse(text) as T;
+  } catch {
+    return text as unknown as T;
+  }
+}
+
+/** The exit code that tells the Node.js language host the program failed and has said why (the SDK's own). */
+const PROGRAM_FAILED_AFTER_LOGGING = 32;
+
 export async function machineProgram(): Promise<Record<string, pulumi.Output<unknown>>> {
   const config = new pulumi.Config("ramroot");
   const strategy = config.get("strategy");
-  const trial = config.getObject<{ probePath?: string; timeoutSeconds?: number; reboot?: boolean }>("trial");
-  const bootTest = config.getObject<{ marker: string; timeoutSeconds?: number }>("bootTest");
-  const wipeOnDelete = config.getBoolean("wipeOnDelete");
+  const trial = json<{ probePath?: string; timeoutSeconds?: number; reboot?: boolean }>(config.get("trial"));
+  const bootTest = json<{ marker: string; timeoutSeconds?: number } | false>(config.get("bootTest"));
+  const wipeOnDelete = json<boolean>(config.get("wipeOnDelete"));
   // Secrets stay secrets: the ssh key (set with `pulumi config set --secret --path
   // ramroot:target.privateKey`) and the kernel command line (it can carry a token; the SDK cannot
   // tell a secret config value from a plain one, so a set append is always kept secret).
-  const target = config.requireObject<TargetSpec>("target");
+  const target = json<TargetSpec>(config.get("target"));
   const append = config.get("append") !== undefined ? config.requireSecret("append") : undefined;
+  const sshKey = typeof target === "object" && target !== null && "privateKey" in target;
   const system = new AbSystem("machine", {
-    target: target.kind === "ssh" && target.privateKey !== undefined ? pulumi.secret(target) : target,
-    image: config.requireObject<ImageConfigInput>("image"),
+    // Missing or malformed, they go to the provider as they are: it names what is wrong.
+    target: (sshKey ? pulumi.secret(target) : target) as pulumi.Input<TargetSpec>,
+    image: json<ImageConfigInput>(config.get("image")) as ImageConfigInput,
     ...(strategy !== undefined ? { strategy } : {}),
-    ...(trial ? { trial } : {}),
-    ...(bootTest ? { bootTest } : {}),
+    ...(trial !== undefined ? { trial } : {}),
+    ...(bootTest !== undefined ? { bootTest } : {}),
     ...(append !== undefined ? { append } : {}),
     ...(wipeOnDelete !== undefined ? { wipeOnDelete } : {}),
+  });
+  // A trial that failed leaves DEFAULT where it was, and the outputs say so (they read as before);
+  // the update fails with what was seen, once those outputs are registered.
+  system.failedTrial.apply((failure) => {
+    if (failure === undefined || failure === null) return;
+    void pulumi.log.error(failure, system);
+    process.exitCode = PROGRAM_FAILED_AFTER_LOGGING;
   });
   return {
     activeSlot: system.activeSlot,

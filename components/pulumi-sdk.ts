@@ -8,3 +8,4 @@
 export * from "@pulumi/pulumi/resource";
 export * from "@pulumi/pulumi/output";
 export { Config } from "@pulumi/pulumi/config";
+export * as log from "@pulumi/pulumi/log";

@@ -37,6 +37,8 @@ export interface SyslinuxConfigArgs {
   rollbackTo?: pulumi.Input<number>;
   /** true: deleting the resource removes the file (default: it stays, the partition keeps booting) */
   wipeOnDelete?: pulumi.Input<boolean>;
+  /** the image DEFAULT switches to passed a boot test (recorded in the target's journal) */
+  bootTest?: pulumi.Input<boolean>;
 }
 
 export class SyslinuxConfig extends pulumi.CustomResource {
@@ -44,9 +46,16 @@ export class SyslinuxConfig extends pulumi.CustomResource {
   declare public readonly sha256: pulumi.Output<string>;
   declare public readonly defaultLabel: pulumi.Output<string>;
   declare public readonly activeDefault: pulumi.Output<string>;
+  /** set when the update's trial failed (DEFAULT stayed): what was seen */
+  declare public readonly failedTrial: pulumi.Output<string | undefined>;
 
   constructor(name: string, args: SyslinuxConfigArgs, opts?: pulumi.CustomResourceOptions) {
-    super(SYSLINUX_CONFIG_TOKEN, name, { ...args, path: undefined, sha256: undefined, activeDefault: undefined }, opts);
+    super(
+      SYSLINUX_CONFIG_TOKEN,
+      name,
+      { ...args, path: undefined, sha256: undefined, activeDefault: undefined, failedTrial: undefined },
+      opts,
+    );
   }
 }
 

@@ -13,6 +13,13 @@ source .ramroot/env.sh
 stack="${RAMROOT_STACK:-demo}"
 demo=.ramroot/demo
 mkdir -p "$demo"
+# The demo stack's own passphrase (stacks/Pulumi.demo.yaml's salt is made with it; it holds no
+# secrets), for this stack only: another stack needs its owner's passphrase in the shell.
+mkdir -p -m 0700 .ramroot/passphrases
+[ -f .ramroot/passphrases/demo ] || (umask 077 && printf 'ramroot-demo\n' > .ramroot/passphrases/demo)
+if [ -z "${PULUMI_CONFIG_PASSPHRASE+set}${PULUMI_CONFIG_PASSPHRASE_FILE+set}" ] && [ -f ".ramroot/passphrases/$stack" ]; then
+  export PULUMI_CONFIG_PASSPHRASE_FILE="$root/.ramroot/passphrases/$stack"
+fi
 RAMROOT_CLI_MAIN="$root/dist/provider/cli/main.js" node dist/scripts/demo-repo.js "$demo/repo"
 if [ ! -f "$demo/disk.img" ]; then
   echo "[demo] creating the machine's boot disk: $demo/disk.img (MBR, FAT, syslinux, slots a and b)" >&2

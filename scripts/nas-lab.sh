@@ -11,6 +11,13 @@ bash scripts/setup.sh
 source .ramroot/env.sh
 lab=.ramroot/nas-lab
 mkdir -p "$lab"
+# The lab stack's own passphrase (stacks/Pulumi.nas-lab.yaml's salt is made with it), for this
+# stack only; `npx ramroot` finds it too.
+mkdir -p -m 0700 .ramroot/passphrases
+[ -f .ramroot/passphrases/nas-lab ] || (umask 077 && printf 'ramroot-nas-lab\n' > .ramroot/passphrases/nas-lab)
+if [ -z "${PULUMI_CONFIG_PASSPHRASE+set}${PULUMI_CONFIG_PASSPHRASE_FILE+set}" ]; then
+  export PULUMI_CONFIG_PASSPHRASE_FILE="$root/.ramroot/passphrases/nas-lab"
+fi
 RAMROOT_CLI_MAIN="$root/dist/provider/cli/main.js" node dist/scripts/nas-lab-repo.js "$lab/repo"
 if [ ! -f "$lab/id_ed25519" ]; then ssh-keygen -q -t ed25519 -N "" -C "nas-lab" -f "$lab/id_ed25519"; fi
 # Only the public key enters the image (git ignores it: each clone makes its own pair).
@@ -50,4 +57,4 @@ ssh -F "$lab/ssh_config" -o StrictHostKeyChecking=yes -o UserKnownHostsFile="$ro
   'echo "[nas-lab] $(hostname) runs image $(cat /run/ramroot/image-id)"' >&2
 # The stack in the project's backend (its config is stacks/Pulumi.nas-lab.yaml).
 pulumi stack select nas-lab 2>/dev/null || pulumi stack init nas-lab >&2
-echo "[nas-lab] ready: npx pulumi up --stack nas-lab (stop the twin: npx ramroot vm stop --stack nas-lab)" >&2
+echo "[nas-lab] ready: PULUMI_CONFIG_PASSPHRASE_FILE=.ramroot/passphrases/nas-lab npx pulumi up --stack nas-lab (stop the twin: npx ramroot vm stop --stack nas-lab)" >&2

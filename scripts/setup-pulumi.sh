@@ -464,10 +464,21 @@ smoke_env() {
   # isolated PULUMI_HOME so `pulumi login file://...` doesn't change the user's
   # current backend; language hosts are found next to the pulumi binary.
   mkdir -p "$SMOKE/home"
+  # The smoke stacks live in their own backend, whatever the shell names (a PULUMI_BACKEND_URL
+  # from .ramroot/env.sh would put them in the project's state).
+  unset PULUMI_CONFIG_PASSPHRASE_FILE
   export PULUMI_SKIP_UPDATE_CHECK=true PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION=true \
-         PULUMI_CONFIG_PASSPHRASE=test PULUMI_HOME="$SMOKE/home" PATH="$BIN:$PATH"
+         PULUMI_CONFIG_PASSPHRASE=test PULUMI_HOME="$SMOKE/home" PATH="$BIN:$PATH" \
+         PULUMI_BACKEND_URL="file://$SMOKE/state"
 }
 
+# The smoke tests run once per engine: again only when the binaries or the SDK version change.
+SMOKE_STAMP="$PROJECT_ROOT/.ramroot/stamps/pulumi-smoke"
+smoke_key="$ver $PULUMI_SDK_VERSION $(stat -c '%n %i %Y %s' "$BIN"/pulumi "$BIN"/pulumi-language-* 2>/dev/null | tr '\n' ' ')"
+if [[ "${RAMROOT_SKIP_SMOKE:-0}" != "1" && "$(cat "$SMOKE_STAMP" 2>/dev/null)" == "$smoke_key" ]]; then
+  log "smoke tests passed before with these binaries; not run again"
+  RAMROOT_SKIP_SMOKE=1
+fi
 if [[ "${RAMROOT_SKIP_SMOKE:-0}" != "1" ]]; then
   SMOKE="$(mktemp -d "${TMPDIR:-/tmp}/ramroot-pulumi-smoke.XXXXXX")"
   trap 'rm -rf "$SMOKE"' EXIT
@@ -535,6 +546,8 @@ EOF
       say "nodejs smoke test OK"
     fi
   fi
+  mkdir -p "$(dirname "$SMOKE_STAMP")"
+  printf '%s\n' "$smoke_key" > "$SMOKE_STAMP"
 fi
 
 say "done: $BIN"

@@ -85,13 +85,30 @@ if ! apt-cache depends linux-image-amd64 2>/dev/null | grep -q Depends ||
 fi
 
 # --- npm dependencies and the compiled sources (a checkout; an installed package is compiled) ---
+# Again only when package-lock.json's content changed (a checkout that only touched it costs nothing).
 if [ "$project" = "$root" ]; then
-  if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  mkdir -p .ramroot/stamps
+  lock_hash="$(sha256sum < package-lock.json | cut -d' ' -f1)"
+  if [ ! -f node_modules/.package-lock.json ] || [ "$(cat .ramroot/stamps/npm 2>/dev/null)" != "$lock_hash" ]; then
     say "installing npm dependencies (npm ci, about a minute)"
     npm ci --no-audit --no-fund >&2
+    printf '%s\n' "$lock_hash" > .ramroot/stamps/npm
   fi
-  say "compiling TypeScript"
-  npx tsc -p tsconfig.json >&2
+  # Compiled again only when what shapes dist/ changed (its sources, tsconfig.json, the lock of the
+  # type packages): by content, so a checkout or an editor touching files costs nothing.
+  sources_hash() {
+    { cat tsconfig.json package-lock.json
+      find index.ts provider components bench scripts test/fixtures -type f \( -name '*.ts' -o -name '*.sh' \) -print0 | sort -z | xargs -0 sha256sum
+    } | sha256sum | cut -d' ' -f1
+  }
+  hash="$(sources_hash)"
+  if [ -f dist/index.js ] && [ "$(cat .ramroot/stamps/tsc 2>/dev/null)" = "$hash" ]; then
+    say "compiled sources up to date (dist/)"
+  else
+    say "compiling TypeScript"
+    npx tsc -p tsconfig.json >&2
+    printf '%s\n' "$hash" > .ramroot/stamps/tsc
+  fi
 fi
 
 # --- The Pulumi engine ----------------------------------------------------------------------
@@ -111,7 +128,9 @@ if [ "$project" = "$root" ]; then
   cat >> .ramroot/env.sh <<ENV
 # A file backend inside the project: no accounts, no network.
 export PULUMI_BACKEND_URL="\${PULUMI_BACKEND_URL:-file://$root/.ramroot/state}"
-export PULUMI_CONFIG_PASSPHRASE="\${PULUMI_CONFIG_PASSPHRASE-ramroot-demo}"
+# No passphrase for every stack: the demo's is in .ramroot/passphrases/demo (npm start and
+# npx ramroot use it for the demo stack only); any other stack needs its owner's
+# (PULUMI_CONFIG_PASSPHRASE or PULUMI_CONFIG_PASSPHRASE_FILE).
 ENV
   mkdir -p .ramroot/state
 fi

@@ -60,8 +60,10 @@ export class ImageTarget implements BootTarget {
     try {
       fh = await fs.promises.open(image, "r");
     } catch (err) {
+      const missing = (err as NodeJS.ErrnoException).code === "ENOENT";
       throw new Error(
-        `boot target path: "${spec.path}" cannot be opened (${(err as Error).message}); expected a FAT disk image file`,
+        `boot target path: "${spec.path}" cannot be opened (${(err as Error).message}); expected a FAT disk image file` +
+          (missing ? `; make one with \`npx ramroot disk create --size 64 ${spec.path}\`` : ""),
       );
     }
     let offset: number;

@@ -1,14 +1,16 @@
 /**
- * What a boot target holds now: the syslinux config and its DEFAULT, the one-time boot, each
- * slot's manifest (re-hashed), and the deployment journal. Read-only; `ramroot status` prints
- * it and the A/B component decides from it which slot to write.
+ * What a boot target holds now: the syslinux config and its DEFAULT, the one-time boot, the
+ * slot the machine runs (ssh), each slot's manifest (re-hashed), the deployment journal and the
+ * failed trials. Read-only; `ramroot status` prints it, and the A/B rule
+ * (provider/deploy/ab-decision.ts) decides from it which slot may be written.
  */
 import { readBootOnce } from "./once";
 import { readJournal, type JournalEntry } from "./journal";
 import { readLease, staleReason, type LeaseRecord } from "./lease";
-import { defaultSlotOf, readSlot, type SlotState } from "./slot";
+import { defaultSlotOf, readSlot, runningSlotOf, slotOfLabel, type SlotState } from "./slot";
 import { readSyslinuxConfig, type SyslinuxConfigSpec } from "./syslinux-config";
-import { withTarget, type TargetSpec } from "./target";
+import { withTarget, type BootTarget, type TargetSpec } from "./target";
+import { readFailedTrials, type FailedTrial } from "./trial-log";
 import { parseHealthReport, type HealthReport } from "./health-report";
 import { observeMachine, type Observation } from "./machine-observe";
 import { TRIAL_REPORT_FILE } from "../image/machine-services";
@@ -19,10 +21,15 @@ export interface TargetState {
   /** the DEFAULT label and the slot it boots */
   defaultLabel?: string;
   defaultSlot?: string;
-  /** label set to boot once, if any */
+  /** label set to boot once, if any, and the slot that label boots */
   once?: string;
+  onceSlot?: string;
+  /** the slot the running machine booted from, when the target can tell (ssh: BOOT_IMAGE in /proc/cmdline) */
+  runningSlot?: string;
   slots: Record<string, SlotState | undefined>;
   journal: JournalEntry[];
+  /** trials that did not end healthy, oldest first */
+  failedTrials: FailedTrial[];
   /** the lease a live writer holds on the target now (another deploy is writing it), if any */
   lease?: LeaseRecord;
   /** with `machine`: what the running machine says (a target with a shell on it: ssh) */
@@ -33,34 +40,41 @@ export interface TargetState {
 
 export async function inspectTarget(
   spec: TargetSpec,
-  slots: string[],
+  slots: readonly string[],
   opts: { machine?: boolean } = {},
 ): Promise<TargetState> {
-  return withTarget(spec, async (target) => {
-    const lease = await readLease(target);
-    const config = await readSyslinuxConfig(target);
-    const states: Record<string, SlotState | undefined> = {};
-    for (const slot of slots) states[slot] = await readSlot(target, slot);
-    const once = config ? await readBootOnce(target).catch(() => undefined) : undefined;
-    const defaultSlot = config ? defaultSlotOf(config) : undefined;
-    const machine = opts.machine ? await observeMachine(target) : undefined;
-    const left = opts.machine ? await target.readFile(TRIAL_REPORT_FILE).catch(() => undefined) : undefined;
-    const trialReport = left ? parseHealthReport(left.toString("utf8")) : undefined;
-    return {
-      description: target.describe(),
-      ...(config ? { config: { path: config.path, spec: config.spec }, defaultLabel: config.spec.defaultLabel } : {}),
-      ...(defaultSlot ? { defaultSlot } : {}),
-      ...(once ? { once } : {}),
-      slots: states,
-      journal: await readJournal(target),
-      ...(lease && staleReason(lease) === undefined ? { lease } : {}),
-      ...(machine ? { machine } : {}),
-      ...(trialReport ? { trialReport } : {}),
-    };
-  });
+  return withTarget(spec, (target) => inspectOpenTarget(target, slots, opts));
 }
 
-/** The slot that holds a plan's image, consistent (every file hashing as its manifest says). */
-export function slotHolding(state: TargetState, planId: string): string | undefined {
-  return Object.entries(state.slots).find(([, s]) => s?.consistent && s.manifest?.planId === planId)?.[0];
+/** inspectTarget on a target already open (a write checks under its lease, on its own connection). */
+export async function inspectOpenTarget(
+  target: BootTarget,
+  slots: readonly string[],
+  opts: { machine?: boolean } = {},
+): Promise<TargetState> {
+  const lease = await readLease(target);
+  const config = await readSyslinuxConfig(target);
+  const states: Record<string, SlotState | undefined> = {};
+  for (const slot of slots) states[slot] = await readSlot(target, slot);
+  const once = config ? await readBootOnce(target).catch(() => undefined) : undefined;
+  const onceSlot = config && once ? slotOfLabel(config, once) : undefined;
+  const defaultSlot = config ? defaultSlotOf(config) : undefined;
+  const machine = opts.machine ? await observeMachine(target) : undefined;
+  const runningSlot = machine ? machine.slot : await runningSlotOf(target);
+  const left = opts.machine ? await target.readFile(TRIAL_REPORT_FILE).catch(() => undefined) : undefined;
+  const trialReport = left ? parseHealthReport(left.toString("utf8")) : undefined;
+  return {
+    description: target.describe(),
+    ...(config ? { config: { path: config.path, spec: config.spec }, defaultLabel: config.spec.defaultLabel } : {}),
+    ...(defaultSlot ? { defaultSlot } : {}),
+    ...(once ? { once } : {}),
+    ...(onceSlot ? { onceSlot } : {}),
+    ...(runningSlot ? { runningSlot } : {}),
+    slots: states,
+    journal: await readJournal(target),
+    failedTrials: await readFailedTrials(target),
+    ...(lease && staleReason(lease) === undefined ? { lease } : {}),
+    ...(machine ? { machine } : {}),
+    ...(trialReport ? { trialReport } : {}),
+  };
 }

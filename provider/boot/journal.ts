@@ -4,10 +4,14 @@
  * `ramroot rollback` can tell what each stack update deployed from any checkout.
  */
 import type { BootTarget } from "./boot-target";
-import { JOURNAL_BACKUP_PATH, JOURNAL_PATH } from "./journal-file";
 import { describeHolder, heldLease } from "./lease";
 import { defaultSlotOf, readSlot } from "./slot";
 import { readSyslinuxConfig } from "./syslinux-config";
+
+/** Where the deployment journal lives on a boot partition. */
+export const JOURNAL_PATH = "ramroot/journal.json";
+/** The journal as it was before the last append: what a damaged journal is restored from. */
+export const JOURNAL_BACKUP_PATH = "ramroot/journal.json.bak";
 
 const KEEP = 500;
 
@@ -19,12 +23,14 @@ export interface JournalEntry {
   slot?: string;
   imageId?: string;
   planId?: string;
-  /** "switch", "trial" or "rollback" */
+  /** "switch", "trial", "rollback", or "back to the running slot" (before a never-booted DEFAULT slot is rewritten) */
   how: string;
   /** who held the target's lease when DEFAULT changed, e.g. `"pulumi up: ..." (user root, pid 12 on host nas, since ...)` */
   by?: string;
   /** a rollback: the stack update it went back to (`ramroot history` numbers) */
   update?: number;
+  /** the gates the switch ran under: a boot test in QEMU, a trial boot (a later deploy drops them only explicitly) */
+  gates?: { bootTest: boolean; trial: boolean };
 }
 
 function parseJournal(raw: Buffer): JournalEntry[] | string {
@@ -90,6 +96,7 @@ export async function recordDefault(
   how: string,
   when = new Date().toISOString(),
   update?: number,
+  gates?: JournalEntry["gates"],
 ): Promise<JournalEntry | undefined> {
   const now = await currentDefault(target);
   if (!now) return undefined;
@@ -100,6 +107,7 @@ export async function recordDefault(
     how,
     ...(lease ? { by: describeHolder(lease.record) } : {}),
     ...(update !== undefined ? { update } : {}),
+    ...(gates ? { gates } : {}),
   };
   const previous = await readJournal(target);
   const current = await target.readFile(JOURNAL_PATH);

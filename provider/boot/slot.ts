@@ -4,16 +4,15 @@ import { z } from "zod";
 import { isTempName } from "../atomic-file";
 import { parseInput } from "../input-error";
 import type { BootTarget } from "./boot-target";
-import { JOURNAL_PATH } from "./journal-file";
-import { readBootOnce } from "./once";
 import { entryByLabel, readSyslinuxConfig, type SyslinuxConfigSpec, type SyslinuxEntry } from "./syslinux-config";
 
 /**
- * A/B slots: a directory per slot on the boot partition (`<slot>/vmlinuz`, `initramfs`,
- * optional `microcode`) and a `manifest.json` saying what it holds. A write stages every file
- * under a temporary name (each verified by hash), then renames them in, then writes the
- * manifest; the slot syslinux defaults to, the one set to boot once, and the one the machine
- * is running are refused.
+ * A/B slots as storage: a directory per slot on the boot partition (`<slot>/vmlinuz`,
+ * `initramfs`, optional `microcode`) and a `manifest.json` saying what it holds, and where a
+ * syslinux entry's files are. A write stages every file under a temporary name (each verified by
+ * hash), then renames them in, then writes the manifest. Which slot may be written is not decided
+ * here: the A/B rule (provider/deploy/ab-decision.ts) decides, and provider/deploy/slot-guard.ts
+ * checks it before every write.
  */
 export const SLOT_FILES = { kernel: "vmlinuz", initramfs: "initramfs", microcode: "microcode" } as const;
 export const SLOT_MANIFEST = "manifest.json";
@@ -80,15 +79,12 @@ const writeSchema = z.strictObject({
     lockSummary: z.record(z.string(), z.string()).optional(),
     when: z.string().optional(),
   }),
-  runningSlot: slotName.optional(),
 });
 
 export interface WriteSlotOptions {
   slot: string;
   files: SlotFilesInput;
   manifest: SlotManifestInput;
-  /** the slot the machine runs, when known by other means (ssh targets read it from /proc/cmdline) */
-  runningSlot?: string;
   onProgress?: (file: SlotFileRole, done: number, total: number) => void;
   /** runs after every file is staged and verified, before the first rename: a lease check */
   beforeCommit?: () => Promise<void>;
@@ -117,16 +113,6 @@ export function slotOfBootPath(bootPath: string, configPath: string): string | u
     .split("/")
     .filter((p) => p !== "");
   return parts.length >= 2 ? parts[0]?.toLowerCase() : undefined;
-}
-
-function slotsOfEntry(entry: SyslinuxEntry | undefined, configPath: string): Set<string> {
-  const slots = new Set<string>();
-  if (!entry) return slots;
-  for (const p of [entry.kernel, ...entry.initrd]) {
-    const slot = slotOfBootPath(p, configPath);
-    if (slot !== undefined) slots.add(slot);
-  }
-  return slots;
 }
 
 /** The slot the entry `label` boots (its kernel's directory), or undefined when no entry has that label. */
@@ -219,44 +205,6 @@ export async function assertLabelBootable(
     );
 }
 
-/** The journal's newest entry (who switched DEFAULT last), read leniently: a refusal only quotes it. */
-async function lastSwitch(target: BootTarget): Promise<{ when: string; label: string; by?: string } | undefined> {
-  const raw = await target.readFile(JOURNAL_PATH).catch(() => undefined);
-  try {
-    const entries = (
-      JSON.parse(raw?.toString("utf8") ?? "{}") as { entries?: { when: string; label: string; by?: string }[] }
-    ).entries;
-    return Array.isArray(entries) ? entries[entries.length - 1] : undefined;
-  } catch {
-    return undefined;
-  }
-}
-
-/** Why a slot must not be written now, or undefined when it may be. */
-export async function slotRefusal(target: BootTarget, slot: string, runningSlot?: string): Promise<string | undefined> {
-  const want = slot.toLowerCase();
-  const config = await readSyslinuxConfig(target);
-  if (config) {
-    if (slotsOfEntry(entryByLabel(config.spec, config.spec.defaultLabel), config.path).has(want)) {
-      const last = await lastSwitch(target);
-      const since =
-        last && last.label.toLowerCase() === config.spec.defaultLabel.toLowerCase()
-          ? `, since ${last.when}${last.by ? ` by ${last.by}` : ""}`
-          : "";
-      return `slot "${slot}" holds what syslinux boots by default (DEFAULT ${config.spec.defaultLabel} in ${config.path}${since}); write the other slot, or change DEFAULT first`;
-    }
-    const once = await readBootOnce(target).catch(() => undefined);
-    if (once !== undefined && slotsOfEntry(entryByLabel(config.spec, once), config.path).has(want)) {
-      return `slot "${slot}" is set to boot once (label ${once}); clear the one-time boot first`;
-    }
-  }
-  const running = runningSlot ?? (await runningSlotOf(target));
-  if (running !== undefined && running.toLowerCase() === want) {
-    return `slot "${slot}" is the one the machine is running (BOOT_IMAGE in /proc/cmdline); write the other slot`;
-  }
-  return undefined;
-}
-
 function slotPath(slot: string, name: string): string {
   return `${slot}/${name}`;
 }
@@ -265,14 +213,12 @@ function slotPath(slot: string, name: string): string {
  * Copies kernel, initramfs and microcode into `<slot>/` and writes the manifest. Every file is
  * staged under `<name>.new` (temp name, fsync, rename, read back and compared by sha256), and
  * only when all are staged are they renamed over the old ones; the manifest goes last. A copy
- * that fails or is killed leaves the slot's previous files as they were. Refuses the default,
- * once and running slots.
+ * that fails or is killed leaves the slot's previous files as they were. It does not ask whether
+ * the slot may be written: callers go through provider/deploy/slot-guard.ts.
  */
 export async function writeSlot(target: BootTarget, input: WriteSlotOptions): Promise<SlotState> {
   const { onProgress, beforeCommit, ...rest } = input;
   const opts = parseInput(writeSchema, rest, "slot write");
-  const refusal = await slotRefusal(target, opts.slot, opts.runningSlot);
-  if (refusal) throw new Error(`${target.describe()}: refusing to write: ${refusal}`);
   const roles = (Object.keys(SLOT_FILES) as SlotFileRole[]).filter((role) => opts.files[role] !== undefined);
   for (const role of roles) {
     const file = opts.files[role] as string;

@@ -10,9 +10,11 @@
  * label and without the trial entry.
  *
  * When the trial does not succeed, DEFAULT is left alone, the trial entry and a pending once-boot
- * are removed, and the error says what was seen (no answer / the machine back on the old image
- * without the new one ever answering / unhealthy with the failed checks' output, read live or from
- * the report the guard left on the boot partition) and where the machine is now.
+ * are removed, the failure is recorded on the boot partition (provider/boot/trial-log.ts: image,
+ * slot, time, cause, seconds), and a TrialFailedError says what was seen (no answer / the machine
+ * back on the old image without the new one ever answering / unhealthy with the failed checks'
+ * output, read live or from the report the guard left on the boot partition), after how long, and
+ * where the machine is now.
  */
 import { openTarget, type BootTarget, type TargetSpec } from "./target";
 import { clearBootOnce, setBootOnce } from "./once";
@@ -24,9 +26,12 @@ import {
   type SyslinuxConfigSpec,
   type SyslinuxEntry,
 } from "./syslinux-config";
+import { sha256Hex } from "../file-hash";
 import { describeFailedChecks, parseHealthReport, type HealthReport } from "./health-report";
 import { observeMachine, type Observation } from "./machine-observe";
 import { TRIAL_PARAMETER, TRIAL_REPORT_FILE } from "../image/machine-services";
+import { MachineError } from "../ramroot-error";
+import { recordFailedTrial, type FailedTrial, type TrialCause } from "./trial-log";
 
 /** The entry the once-boot names during a trial (longer than a slot name can be, so never one). */
 export const TRIAL_LABEL = "ramroot-trial";
@@ -77,6 +82,20 @@ async function observe(spec: TargetSpec, probePath: string): Promise<Observation
 }
 
 const short = (id: string | undefined) => (id === undefined ? "(none)" : id.slice(0, 12));
+
+/** A trial that did not end healthy: DEFAULT stayed; `config` is what the boot partition's config file holds now. */
+export class TrialFailedError extends MachineError {
+  constructor(
+    problem: string,
+    readonly trial: FailedTrial,
+    readonly config: { path: string; sha256: string } | undefined,
+  ) {
+    super(
+      problem,
+      "the image is not tried again by itself: change the config to deploy another image, or run `RAMROOT_RETRY_TRIAL=1 pulumi up` to try it again",
+    );
+  }
+}
 
 /** Runs a trial of `spec.defaultLabel`; resolves when it is promoted, throws (DEFAULT unchanged) when it is not. */
 export async function trialBoot(
@@ -132,7 +151,8 @@ export async function trialBoot(
     await target.close().catch(() => undefined);
   }
 
-  const deadline = Date.now() + opts.timeoutSeconds * 1000;
+  const started = Date.now();
+  const deadline = started + opts.timeoutSeconds * 1000;
   const poll = (opts.pollSeconds ?? 5) * 1000;
   /** what was seen of the trial image: its last health report */
   let trialHealth: HealthReport | undefined;
@@ -178,15 +198,18 @@ export async function trialBoot(
   }
 
   // The trial failed: DEFAULT stays; the trial entry and a pending once-boot go; say what was seen.
+  const seconds = Math.round((Date.now() - started) / 1000);
   let report: HealthReport | undefined;
   let where: string;
+  let config: { path: string; sha256: string } | undefined;
   const cleanup = await openTarget(targetSpec).catch(() => undefined);
   if (cleanup) {
     try {
       await clearBootOnce(cleanup).catch(() => undefined);
-      const config = await readSyslinuxConfig(cleanup);
-      if (config && entryByLabel(config.spec, TRIAL_LABEL))
-        await writeSyslinuxConfig(cleanup, { ...spec, defaultLabel: oldLabel, entries });
+      const current = await readSyslinuxConfig(cleanup);
+      if (current && entryByLabel(current.spec, TRIAL_LABEL))
+        config = await writeSyslinuxConfig(cleanup, { ...spec, defaultLabel: oldLabel, entries });
+      else if (current) config = { path: current.path, sha256: sha256Hex(current.text) };
       const left = await cleanup.readFile(TRIAL_REPORT_FILE).catch(() => undefined);
       const parsed = left ? parseHealthReport(left.toString("utf8")) : undefined;
       if (parsed?.imageId === expected) report = parsed;
@@ -206,20 +229,47 @@ export async function trialBoot(
   }
   const health = report ?? trialHealth;
   let saw: string;
-  if (health && health.status !== "healthy") {
+  let cause: TrialCause;
+  if (health && health.status !== "healthy" && (health.status === "unhealthy" || !fellBack)) {
+    cause = health.status === "unhealthy" ? "unhealthy" : "timeout";
     saw = `image ${short(expected)} booted but was not healthy (${health.status}${health.uptimeSeconds !== undefined ? ` at ${health.uptimeSeconds} s after boot` : ""}):\n${describeFailedChecks(health)}`;
+  } else if (health && fellBack) {
+    // It answered, reported, then went away and came back on DEFAULT without a verdict: its watchdog reset it.
+    cause = "hung";
+    saw = `image ${short(expected)} booted but was not healthy (${health.status}${health.uptimeSeconds !== undefined ? ` at ${health.uptimeSeconds} s after boot` : ""}), then stopped answering and came back on DEFAULT (a hang its watchdog reset):\n${describeFailedChecks(health)}`;
   } else if (trialAnswered) {
-    saw = `image ${short(expected)} answered but did not report healthy`;
+    cause = fellBack ? "hung" : "timeout";
+    saw = `image ${short(expected)} answered but did not report healthy${fellBack ? ", then came back on DEFAULT (a hang its watchdog reset)" : ""}`;
   } else if (fellBack) {
+    cause = "panic";
     saw = `image ${short(expected)} never answered: the machine came back with image ${short(fellBack.imageId)} (a panic, a hang or a watchdog ended the trial boot)`;
   } else if (lastSeen && opts.reboot && lastSeen.bootId === bootBefore) {
+    cause = "timeout";
     saw = `the machine did not reboot into the trial (it still answers from the boot before, image ${short(lastSeen.imageId)})`;
   } else if (lastSeen) {
+    cause = "timeout";
     saw = `the machine answered with image ${short(lastSeen.imageId)}, not ${short(expected)}`;
   } else {
+    cause = "timeout";
     saw = "no answer over ssh";
   }
-  throw new Error(
-    `trial of ${newLabel} (slot ${newSlot ?? "?"}, image ${short(expected)}) failed within ${opts.timeoutSeconds} s: ${saw}\n${where}; DEFAULT stays ${oldLabel}`,
+  const trial: FailedTrial = {
+    when: new Date().toISOString(),
+    slot: newSlot ?? newLabel,
+    imageId: expected,
+    cause,
+    seconds,
+    detail: saw,
+  };
+  // Recorded where the machine's history lives, so `ramroot status` lists it and the next preview does not retry it.
+  const record = cleanup ? await openTarget(targetSpec).catch(() => undefined) : undefined;
+  if (record)
+    await recordFailedTrial(record, trial)
+      .catch((err: unknown) => log(`trial: could not record the failed trial on the target: ${(err as Error).message}`))
+      .finally(() => record.close().catch(() => undefined));
+  throw new TrialFailedError(
+    `trial of ${newLabel} (slot ${newSlot ?? "?"}, image ${short(expected)}) failed after ${seconds} s (${cause}): ${saw}\n${where}; DEFAULT stays ${oldLabel}`,
+    trial,
+    config,
   );
 }

@@ -3,12 +3,17 @@ import type { Command } from "commander";
 import { createDisk, parseDiskCreateOptions } from "../boot/disk-create";
 import { clearBootOnce, clearStaleBootOnce, promote, readBootOnce, setBootOnce } from "../boot/once";
 import { withLease, type Lease } from "../boot/lease";
-import { assertLabelBootable, readSlot, slotEntry, writeSlot } from "../boot/slot";
+import { assertLabelBootable, readSlot, slotEntry } from "../boot/slot";
+import { writeSlotChecked } from "../deploy/slot-guard";
 import { findSyslinuxConfigPath, readSyslinuxConfig, writeSyslinuxConfig } from "../boot/syslinux-config";
 import { sha256Hex } from "../file-hash";
 import { openTarget, parseTargetSpec, type BootTarget, type TargetSpec } from "../boot/target";
+import { openStack, stackTarget } from "./stack-command";
 
 export interface TargetFlags {
+  /** the stack whose target is used when no --dir, --image or --ssh is given */
+  stack: string;
+  cwd?: string;
   dir?: string;
   image?: string;
   partition?: string;
@@ -19,8 +24,11 @@ export interface TargetFlags {
   sshConfig?: string;
 }
 
+/** The target flags; without --dir, --image or --ssh the verb works on the stack's target, as `status` does. */
 export function addTargetOptions(cmd: Command): Command {
   return cmd
+    .option("--stack <name>", "the stack whose target to use when no --dir, --image or --ssh is given", "demo")
+    .option("--cwd <dir>", "a directory in the Pulumi project (default: this one)")
     .option("--dir <path>", "a mounted boot partition")
     .option("--image <file>", "a FAT disk image file")
     .option("--partition <n>", "MBR partition of --image (default: superfloppy or the first FAT partition)")
@@ -37,11 +45,21 @@ function int(value: string | undefined, flag: string): number | undefined {
   return Number(value);
 }
 
+/** The target the flags name: --dir, --image or --ssh (at most one), else the stack's (its ramroot:target). */
+export async function targetOf(flags: TargetFlags): Promise<TargetSpec> {
+  if (flags.dir !== undefined || flags.image !== undefined || flags.ssh !== undefined)
+    return targetSpecFromFlags(flags);
+  const { stack, projectDir } = await openStack(flags);
+  return stackTarget(stack, projectDir);
+}
+
 /** The target named by --dir, --image or --ssh (exactly one), validated like any other input. */
-export function targetSpecFromFlags(flags: TargetFlags): TargetSpec {
+function targetSpecFromFlags(flags: TargetFlags): TargetSpec {
   const given = [flags.dir, flags.image, flags.ssh].filter((v) => v !== undefined);
   if (given.length !== 1)
-    throw new Error("target: give exactly one of --dir <path>, --image <file> or --ssh <[user@]host:/path>");
+    throw new Error(
+      "target: give one of --dir <path>, --image <file> or --ssh <[user@]host:/path>, or none for the stack's",
+    );
   if (flags.dir !== undefined) return parseTargetSpec({ kind: "local", path: flags.dir });
   if (flags.image !== undefined) {
     const partition = int(flags.partition, "--partition");
@@ -63,7 +81,7 @@ export function targetSpecFromFlags(flags: TargetFlags): TargetSpec {
 }
 
 async function withTarget<T>(flags: TargetFlags, use: (target: BootTarget) => Promise<T>): Promise<T> {
-  const target = await openTarget(targetSpecFromFlags(flags));
+  const target = await openTarget(await targetOf(flags));
   try {
     return await use(target);
   } finally {
@@ -159,12 +177,16 @@ export function registerBootCommands(program: Command): void {
           ...(flags.microcode !== undefined ? { microcode: flags.microcode } : {}),
         };
         print(
-          await writeSlot(target, {
-            slot: flags.slot,
-            files,
-            manifest: { imageId: flags.imageId, planId: flags.planId },
-            beforeCommit: () => lease.assertHeld(target),
-          }),
+          await writeSlotChecked(
+            target,
+            {
+              slot: flags.slot,
+              files,
+              manifest: { imageId: flags.imageId, planId: flags.planId },
+              beforeCommit: () => lease.assertHeld(target),
+            },
+            (m) => process.stderr.write(`${m}\n`),
+          ),
         );
       });
     },

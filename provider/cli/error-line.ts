@@ -13,13 +13,13 @@ const KNOWN: Known[] = [
   {
     match: /incorrect passphrase|failed to decrypt|could not decrypt/i,
     line: () =>
-      "PULUMI_CONFIG_PASSPHRASE does not open this stack's secrets: set the passphrase the stack was made with (the demo's: `source .ramroot/env.sh`)",
+      "the passphrase given does not open this stack's secrets: set PULUMI_CONFIG_PASSPHRASE (or _FILE) to the one the stack was made with (the demo stack's is in .ramroot/passphrases/demo)",
   },
   {
     match:
       /passphrase must be set|PULUMI_CONFIG_PASSPHRASE(_FILE)? (environment variable )?(is )?(not set|must be set)/i,
     line: () =>
-      "the stack's secrets need a passphrase and none is set: run `source .ramroot/env.sh` (the demo's), or set PULUMI_CONFIG_PASSPHRASE",
+      "the stack's secrets need a passphrase and none is set: set PULUMI_CONFIG_PASSPHRASE (or PULUMI_CONFIG_PASSPHRASE_FILE) to the one the stack was made with (the demo stack's is in .ramroot/passphrases/demo, which `npm start` writes)",
   },
   {
     match: /no stack named '([^']+)' found/,

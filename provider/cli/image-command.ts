@@ -6,19 +6,18 @@
  */
 import * as path from "node:path";
 import type { Command } from "commander";
-import { inspectTarget, slotHolding } from "../boot/inspect";
+import { inspectTarget } from "../boot/inspect";
+import { DEFAULT_SLOTS, slotHolding } from "../deploy/ab-decision";
 import type { TargetSpec } from "../boot/target";
 import { cachedImage } from "../image/build";
 import { diffImages, renderDiff, renderListing, summarizeDiff } from "../image/image-diff";
 import { extractImage } from "../image/image-extract";
 import { describeSource, readImageSource, type ImageSource } from "../image/image-source";
-import { addTargetOptions, targetSpecFromFlags, type TargetFlags } from "./boot-command";
+import { addTargetOptions, targetOf, type TargetFlags } from "./boot-command";
 import { openStack, stackTarget } from "./stack-command";
 import { deployedBy, stackHistory } from "../deploy/history";
 
 interface ImageFlags extends TargetFlags {
-  stack: string;
-  cwd?: string;
   slot?: string[];
   update?: string[];
 }
@@ -44,7 +43,7 @@ class SourceResolver {
 
   private async target(): Promise<TargetSpec> {
     const { dir, image, ssh } = this.flags;
-    if (dir !== undefined || image !== undefined || ssh !== undefined) return targetSpecFromFlags(this.flags);
+    if (dir !== undefined || image !== undefined || ssh !== undefined) return targetOf(this.flags);
     return (await this.stackSide()).target;
   }
 
@@ -68,7 +67,7 @@ class SourceResolver {
     const history = await stackHistory(open.stack);
     const update = history.find((h) => h.number === version && h.kind === "update");
     if (!update) throw new Error(`no update ${version} in stack ${open.stack.name} (see \`ramroot history\`)`);
-    const state = await inspectTarget(target, ["a", "b"]);
+    const state = await inspectTarget(target, DEFAULT_SLOTS);
     const deployed = deployedBy(update, state.journal);
     if (!deployed?.planId)
       throw new Error(
@@ -76,7 +75,7 @@ class SourceResolver {
       );
     if (await cachedImage({ planId: deployed.planId }))
       return { kind: "plan", planId: deployed.planId, update: version };
-    const slot = slotHolding(state, deployed.planId);
+    const slot = slotHolding(state, DEFAULT_SLOTS, deployed.planId);
     if (slot !== undefined) return { kind: "slot", target, slot };
     throw new Error(
       `the image update ${version} deployed (plan ${deployed.planId.slice(0, 12)}) is neither in the local image cache nor in a slot`,
@@ -99,9 +98,7 @@ function imageCommand(parent: Command, name: string, description: string): Comma
       .command(name)
       .description(description)
       .option("--slot <name>", "a slot on the target (--dir/--image/--ssh, else the stack's); repeat for diff", collect)
-      .option("--update <n>", "the image stack update N deployed (see `ramroot history`); repeat for diff", collect)
-      .option("--stack <name>", "the stack, for slot: and update: without a target flag", "demo")
-      .option("--cwd <dir>", "a directory in the Pulumi project (default: this one)"),
+      .option("--update <n>", "the image stack update N deployed (see `ramroot history`); repeat for diff", collect),
   );
 }
 

@@ -15,6 +15,7 @@ import type { Pin } from "../deploy/ab-system-inputs";
 import { deployedBy, stackHistory, updateOf, type StackUpdate } from "../deploy/history";
 import { release, rollback, stackPin } from "../deploy/rollback";
 import { findProjectDir } from "../project-dir";
+import { stackPassphraseEnv } from "./stack-passphrase";
 import { heartbeat, terminalSink } from "../progress";
 import { bootQemu, qemuArgs, type BootMedia } from "../qemu/boot";
 import { archInfo } from "../arch";
@@ -24,13 +25,17 @@ export interface StackFlags {
   cwd?: string;
 }
 
-/** The stack in the Pulumi project at or above --cwd (default: this directory), so paths mean the same from any directory. */
+/**
+ * The stack in the Pulumi project at or above --cwd (default: this directory), so paths mean the
+ * same from any directory; with its own passphrase file when the shell names no passphrase.
+ */
 export async function openStack(flags: StackFlags): Promise<{ stack: Stack; projectDir: string }> {
   const projectDir = findProjectDir(flags.cwd ?? process.cwd());
   // Loaded on use: the Automation API brings @pulumi/pulumi and TypeScript (~750 modules, most
   // of the start-up of every other verb, `ramroot build` included).
   const { LocalWorkspace } = require("@pulumi/pulumi/automation") as typeof import("@pulumi/pulumi/automation");
-  const stack = await LocalWorkspace.selectStack({ stackName: flags.stack, workDir: projectDir });
+  const envVars = stackPassphraseEnv(projectDir, flags.stack);
+  const stack = await LocalWorkspace.selectStack({ stackName: flags.stack, workDir: projectDir }, { envVars });
   return { stack, projectDir };
 }
 
@@ -125,6 +130,14 @@ export function renderStatus(state: TargetState, history: StackUpdate[], pin?: P
     if (packages) lines.push(`         ${packages}`);
   }
   lines.push(...machineLines(state));
+  const failed = state.failedTrials.slice(-5);
+  if (failed.length > 0) {
+    lines.push("failed trials (newest last; DEFAULT stayed each time):");
+    for (const t of failed)
+      lines.push(
+        `  ${t.when}  slot ${t.slot}  image ${short(t.imageId)}  ${t.cause} after ${t.seconds} s: ${t.detail.split("\n")[0]}`,
+      );
+  }
   const recent = state.journal.slice(-5);
   if (recent.length > 0) {
     lines.push("switches (newest last):");

@@ -16,6 +16,31 @@ const slotName = z
   .regex(/^[a-z0-9][a-z0-9_-]{0,7}$/, "expected a slot name of 1-8 lower-case letters, digits, _ or -");
 const oneLine = z.string().refine((v) => !/[\r\n]/.test(v), "expected a single line");
 
+/** A boot test: boot the config's image in QEMU and require `marker` before a slot is written or DEFAULT switches to it. */
+const bootTestSchema = z.strictObject({
+  marker: z.string().min(1, "expected a marker the image prints when it is up"),
+  timeoutSeconds: z.number().positive("expected a positive number of seconds").default(180),
+  append: userAppendSchema.default(""),
+});
+
+export const strategySchema = z.enum(["switch", "trial"], { error: 'expected "switch" or "trial"' });
+
+export const trialSchema = z.strictObject({
+  probePath: z.string().optional(),
+  timeoutSeconds: z.number().optional(),
+  reboot: z.boolean().optional(),
+});
+
+/**
+ * bootTest as given: the test, or `false` to deploy without one (a boot test that was there goes
+ * only by this explicit value: provider/deploy/gates.ts).
+ */
+export const bootTestInputSchema = z
+  .union([bootTestSchema, z.literal(false)], {
+    error: "expected {marker, timeoutSeconds?, append?}, or false to deploy without a boot test",
+  })
+  .optional();
+
 const abSystemShape = {
   image: imageConfigSchema,
   target: targetSpecSchema,
@@ -27,14 +52,9 @@ const abSystemShape = {
   /** deciseconds syslinux waits */
   timeout: z.number().int("expected whole deciseconds").min(0, "expected 0 or more deciseconds").default(10),
   serial: z.union([z.strictObject({ port: z.number().int(), baud: z.number().int() }), z.literal(false)]).optional(),
-  strategy: z.enum(["switch", "trial"], { error: 'expected "switch" or "trial"' }).default("switch"),
-  trial: z
-    .strictObject({
-      probePath: z.string().optional(),
-      timeoutSeconds: z.number().optional(),
-      reboot: z.boolean().optional(),
-    })
-    .optional(),
+  /** absent: "switch" (a trial that was there goes only by an explicit "switch": provider/deploy/gates.ts) */
+  strategy: strategySchema.optional(),
+  trial: trialSchema.optional(),
   /** deleting the component (destroy) removes its slots and the config too; default: they stay */
   wipeOnDelete: z
     .boolean({ error: "expected true or false" })
@@ -43,18 +63,21 @@ const abSystemShape = {
       "false (default): a destroy leaves the slots and syslinux.cfg on the partition; true: it removes them (apply it with an `up` first)",
     ),
   /** boot the config's image in QEMU and require this marker before a slot is written or DEFAULT switches to it */
-  bootTest: z
-    .strictObject({
-      marker: z.string().min(1, "expected a marker the image prints when it is up"),
-      timeoutSeconds: z.number().positive("expected a positive number of seconds").default(180),
-      append: userAppendSchema.default(""),
-    })
-    .optional(),
+  bootTest: bootTestInputSchema,
 };
 
 export const abSystemInputsSchema = z
   .strictObject(abSystemShape)
-  .refine((v) => v.slots[0] !== v.slots[1], { path: ["slots"], message: "expected two different slot names" });
+  .refine((v) => v.slots[0] !== v.slots[1], { path: ["slots"], message: "expected two different slot names" })
+  .superRefine((v, ctx) => {
+    if (v.strategy === "trial" && v.target.kind !== "ssh")
+      ctx.addIssue({
+        code: "custom",
+        path: ["strategy"],
+        input: v.strategy,
+        message: `expected "switch": a trial waits for the booted machine to answer over ssh, and this target is ${v.target.kind}, not ssh`,
+      });
+  });
 
 /** The inputs as the package schema shows them (other languages, YAML): the image's input side, the slots as a list. */
 export const abSystemSchemaInputs = z.object({
@@ -76,6 +99,12 @@ export const abSystemSchemaOutputs = z.object({
   packages: z.record(z.string(), z.string()).describe("its packages: name -> version"),
   syslinuxDefault: z.string().describe("DEFAULT in syslinux.cfg on the target"),
   pinned: z.string().optional().describe("update N (image ...) while `ramroot rollback` pins the stack"),
+  failedTrial: z
+    .string()
+    .optional()
+    .describe(
+      "set when the update's trial failed: what was seen; DEFAULT stayed and the other outputs say what it boots (fail the update with it)",
+    ),
 });
 
 export type AbSystemInputs = z.output<typeof abSystemInputsSchema>;

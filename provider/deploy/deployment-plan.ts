@@ -5,6 +5,7 @@
  * AbSystem component declares its resources from this plan and nothing else.
  */
 import { inspectTarget, type TargetState } from "../boot/inspect";
+import type { JournalEntry } from "../boot/journal";
 import type { LeaseRecord } from "../boot/lease";
 import type { SlotState } from "../boot/slot";
 import type { TargetSpec } from "../boot/target-spec";
@@ -57,6 +58,12 @@ export interface DeploymentPlan {
   writeFromCache?: DeployedImage & { artifacts: ImageFiles };
   /** DEFAULT will boot the config's image (so the boot test gates the switch) */
   activeIsConfig: boolean;
+  /** the image DEFAULT will boot when it is not the config's: a pinned one, or the current one (a failed trial not retried) */
+  activeImage?: DeployedImage;
+  /** what DEFAULT boots before this update: what it still boots when a trial of the new slot fails */
+  current?: { slot: string; image: DeployedImage };
+  /** the last switch of DEFAULT the target's journal records (the gates it ran under) */
+  lastSwitch?: JournalEntry;
   /** notes for the preview, e.g. a damaged slot that cannot be repaired */
   notes: string[];
   /** a live lease another deploy holds on the target: what was read may change under this plan */
@@ -69,6 +76,8 @@ export interface DeploymentInput {
   /** the image config, paths absolute */
   image: ImageConfig;
   pin?: Pin;
+  /** try an image again in a slot where its trial failed (RAMROOT_RETRY_TRIAL=1) */
+  retryFailedTrial?: boolean;
   /** what relative paths are relative to (the project directory) */
   baseDir: string;
   onProgress?: (message: string) => void;
@@ -121,8 +130,8 @@ export async function planDeployment(input: DeploymentInput): Promise<Deployment
   const config = { planId: resolved.plan.planId, packages: resolved.plan.packages };
   const pinned = input.pin ? { pin: input.pin, image: await pinnedImage(input.pin, state, input.slots) } : undefined;
   const wanted = pinned ? pinned.image.planId : config.planId;
-  const decision = decide(state, input.slots, wanted);
-  const notes: string[] = [];
+  const decision = decide(state, input.slots, wanted, { retryFailedTrial: input.retryFailedTrial === true });
+  const notes: string[] = [...decision.notes];
 
   const kept: KeptSlot[] = [];
   for (const slot of decision.keep) {
@@ -154,6 +163,29 @@ export async function planDeployment(input: DeploymentInput): Promise<Deployment
     });
   }
 
+  const currentSlot = state.defaultSlot && input.slots.includes(state.defaultSlot) ? state.defaultSlot : undefined;
+  const currentManifest = currentSlot ? state.slots[currentSlot]?.manifest : undefined;
+  let current: DeploymentPlan["current"];
+  if (currentSlot && currentManifest) {
+    const cached = await cachedImage({ planId: currentManifest.planId });
+    current = {
+      slot: currentSlot,
+      image:
+        cached && cached.imageId === currentManifest.imageId
+          ? imageFromCache(cached)
+          : {
+              imageId: currentManifest.imageId,
+              planId: currentManifest.planId,
+              packages: currentManifest.lockSummary ?? {},
+            },
+    };
+  }
+
+  // The active slot gets the wanted image, or holds it, unless a failed trial keeps DEFAULT where it is.
+  const activeGetsWanted = decision.write !== undefined || state.slots[decision.active]?.manifest?.planId === wanted;
+  const activeIsConfig = activeGetsWanted && wanted === config.planId;
+  const activeImage = activeIsConfig ? undefined : activeGetsWanted && pinned ? pinned.image : current?.image;
+
   let writeFromCache: DeploymentPlan["writeFromCache"];
   if (decision.write && pinned && pinned.image.planId !== config.planId) {
     if (!pinned.image.artifacts)
@@ -170,7 +202,10 @@ export async function planDeployment(input: DeploymentInput): Promise<Deployment
     kept,
     ...(pinned ? { pinned } : {}),
     ...(writeFromCache ? { writeFromCache } : {}),
-    activeIsConfig: wanted === config.planId,
+    activeIsConfig,
+    ...(activeImage ? { activeImage } : {}),
+    ...(current ? { current } : {}),
+    ...(state.journal.length > 0 ? { lastSwitch: state.journal[state.journal.length - 1]! } : {}),
     notes,
     ...(state.lease ? { lease: state.lease } : {}),
   };

@@ -6,6 +6,7 @@
 import { sha256Hex as sha256 } from "../file-hash";
 import * as fs from "node:fs";
 import * as path from "node:path";
+import { didYouMean } from "../similar-name";
 import { StagingRoot } from "../apk/staging-root";
 
 export interface OverlayEntry {
@@ -34,8 +35,9 @@ export function scanOverlay(dir: string): OverlayEntry[] {
   try {
     top = fs.statSync(dir);
   } catch {
+    const siblings = fs.existsSync(path.dirname(dir)) ? fs.readdirSync(path.dirname(dir)) : [];
     throw new Error(
-      `overlay: directory "${dir}" does not exist; expected a directory whose files land at the same paths in the image`,
+      `overlay: directory "${dir}" does not exist; expected a directory whose files land at the same paths in the image${didYouMean(path.basename(dir), siblings)}`,
     );
   }
   if (!top.isDirectory()) throw new Error(`overlay: "${dir}" is not a directory`);

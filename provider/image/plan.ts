@@ -6,6 +6,7 @@
 import { sha256Hex } from "../file-hash";
 import * as fs from "node:fs";
 import * as path from "node:path";
+import { nearestName } from "../similar-name";
 import { alpineKeys } from "../apk/alpine-keys";
 import { loadRepositories, type LoadedRepository } from "../apk/repository";
 import { resolvePackages, type Lock } from "../apk/solver";
@@ -133,8 +134,15 @@ export async function planImage(input: ImageConfigInput | ImageConfig, opts: Pla
       { arch: config.arch },
     );
   } catch (err) {
+    const message = (err as Error).message;
     const searched = repositories.map((r) => `${r.url} (${r.packages.length} packages)`).join(", ");
-    throw new Error(`packages: ${(err as Error).message}\nrepositories searched: ${searched}`);
+    // A name no repository has is most often a typo: say which name it most likely meant.
+    const names = new Set(repositories.flatMap((r) => r.packages.map((p) => p.name)));
+    const hints = [...message.matchAll(/^\s*(\S+) \(no such package\)/gm)].flatMap(([, name]) => {
+      const near = nearestName(name!, names);
+      return near ? [`${name}: did you mean ${JSON.stringify(near)}?`] : [];
+    });
+    throw new Error(`packages: ${message}\nrepositories searched: ${searched}${hints.map((h) => `\n${h}`).join("")}`);
   }
   const overlayEntries = mergeOverlays(
     machineEntries(

@@ -9,16 +9,21 @@ import { slotEntry } from "../boot/slot";
 import { describeHolder, LeaseHeldError } from "../boot/lease";
 import type { SyslinuxEntry } from "../boot/syslinux-config";
 import { parseAbSystemInputs, parsePin, PIN_CONFIG_KEY, type AbSystemInputs } from "../deploy/ab-system-inputs";
-import { planDeployment, type DeploymentPlan, type ImageFiles } from "../deploy/deployment-plan";
+import { planDeployment, type DeployedImage, type DeploymentPlan, type ImageFiles } from "../deploy/deployment-plan";
 import { planImageOnce } from "../image/plan-memo";
-import type { ComponentHandler } from "./construct";
+import type { ComponentHandler, ConstructContext } from "./construct";
+import { refuse } from "./component-refusal";
+import { checkGates } from "../deploy/gates";
+import { checkStackConfig, stackConfigFile } from "../deploy/stack-config";
+import { InputError } from "../ramroot-error";
 import { AlpineImage, BootSlot, BootTest, SyslinuxConfig } from "../../components/resources";
+import { propertyOf } from "./alpine-image-resource";
 import { AB_SYSTEM_TOKEN } from "./tokens";
 import { projectDirOr } from "../project-dir";
 
 /** What the component returns to the program (the stack outputs of index.ts). */
 export interface AbSystemState {
-  activeSlot: string;
+  activeSlot: pulumi.Output<string>;
   writtenSlot: string | undefined;
   imageId: pulumi.Output<string>;
   planId: pulumi.Output<string>;
@@ -27,6 +32,8 @@ export interface AbSystemState {
   syslinuxDefault: pulumi.Output<string>;
   /** "update N (image …)" while a rollback pins the stack */
   pinned: string | undefined;
+  /** set when this update's trial failed (DEFAULT stayed): what was seen */
+  failedTrial: pulumi.Output<string | undefined>;
 }
 
 const short = (id: string) => id.slice(0, 12);
@@ -227,7 +234,8 @@ export class AbSystemComponent extends pulumi.ComponentResource {
         timeout: inputs.timeout,
         ...(inputs.serial !== undefined ? { serial: inputs.serial } : {}),
         entries: sorted,
-        strategy: inputs.strategy,
+        strategy: inputs.strategy ?? "switch",
+        bootTest: test !== undefined && plan.activeIsConfig,
         ...(inputs.trial ? { trial: inputs.trial } : {}),
         ...(plan.pinned ? { rollbackTo: plan.pinned.pin.update } : {}),
         ...wipe,
@@ -235,23 +243,97 @@ export class AbSystemComponent extends pulumi.ComponentResource {
       { parent: this, dependsOn: [...written, ...(test && plan.activeIsConfig ? [test] : [])] },
     );
 
-    // One image in the outputs: the one DEFAULT boots.
-    const pinned = plan.pinned && !plan.activeIsConfig ? plan.pinned.image : undefined;
+    // One image in the outputs: the one DEFAULT boots after the update. That is the planned one
+    // (the config's, or a pinned or current one), unless the trial of the new slot failed and
+    // DEFAULT stayed where it was: then the image it boots still, so the outputs read unchanged.
+    const fixed = plan.activeImage;
+    const planned = {
+      imageId: fixed ? pulumi.output(fixed.imageId) : image.imageId,
+      planId: fixed ? pulumi.output(fixed.planId) : image.planId,
+      packages: fixed ? pulumi.output(fixed.packages) : image.lock,
+      artifacts: fixed ? pulumi.output(fixed.artifacts) : image.artifacts.apply((a): ImageFiles | undefined => a),
+    };
+    const before = plan.current;
+    const stayed = syslinux.activeDefault.apply(
+      (d) => before !== undefined && d !== decision.active && d === before.slot,
+    );
+    const booted = <T>(planned: pulumi.Output<T>, current: (image: DeployedImage) => T): pulumi.Output<T> =>
+      pulumi.all([stayed, planned]).apply(([s, p]) => (s && before ? current(before.image) : (p as T)));
+    // A trial failure only counts when this update runs a trial (the state keeps the last one's).
+    const trying = decision.switches && inputs.strategy === "trial";
     this.state = {
-      activeSlot: decision.active,
+      activeSlot: syslinux.activeDefault.apply((d) => (before && d === before.slot ? before.slot : decision.active)),
       writtenSlot: decision.write,
-      imageId: pinned ? pulumi.output(pinned.imageId) : image.imageId,
-      planId: pinned ? pulumi.output(pinned.planId) : image.planId,
-      packages: pinned ? pulumi.output(pinned.packages) : image.lock,
-      artifacts: pinned ? pulumi.output(pinned.artifacts) : image.artifacts.apply((a): ImageFiles | undefined => a),
+      imageId: booted(planned.imageId, (i) => i.imageId),
+      planId: booted(planned.planId, (i) => i.planId),
+      packages: booted(planned.packages, (i) => i.packages),
+      artifacts: booted(planned.artifacts, (i) => i.artifacts),
       syslinuxDefault: syslinux.activeDefault,
       pinned: plan.pinned ? `update ${plan.pinned.pin.update} (image ${short(plan.pinned.image.imageId)})` : undefined,
+      failedTrial: trying ? syslinux.failedTrial.apply((f) => f ?? undefined) : pulumi.output(undefined),
     };
     this.registerOutputs({ ...this.state });
   }
 }
 
-/** Construct for AbSystem: validate, plan the deployment (target read, image planned once), declare. */
+/** The AbSystem inputs a stack config key is for (pin and twin are read elsewhere). */
+const INPUT_KEYS = ["target", "image", "strategy", "trial", "bootTest", "append", "wipeOnDelete"];
+
+function unpassedKeys(config: ReadonlyMap<string, string>, raw: Record<string, unknown>): string[] {
+  return INPUT_KEYS.filter((key) => config.has(`ramroot:${key}`) && raw[key] === undefined).map(
+    (key) =>
+      `ramroot:${key} is set in the stack config, but the program does not pass ${key} to this AbSystem: it has no effect`,
+  );
+}
+
+/** What Construct checks before anything is declared: inputs, stack config, pin, plan, gates, lease. */
+async function prepare(
+  raw: Record<string, unknown>,
+  ctx: ConstructContext,
+  baseDir: string,
+): Promise<{ inputs: ReturnType<typeof parseAbSystemInputs>; plan: DeploymentPlan }> {
+  checkStackConfig(ctx.config, stackConfigFile(baseDir, ctx.project, ctx.stack));
+  const inputs = parseAbSystemInputs(raw, baseDir);
+  const pin = parsePin(ctx.config.get(PIN_CONFIG_KEY));
+  // The image's own problems (a package no repository has, a missing overlay, a wrong key) are
+  // named as the image's fields.
+  await planImageOnce(inputs.image, { baseDir }).catch((err: unknown) => {
+    const message = (err as Error).message;
+    const field = propertyOf(message);
+    const reason = `image.${message.startsWith(`${field}:`) ? message : `${field}: ${message}`}`;
+    throw new InputError("AbSystem inputs", [{ property: `image.${field}`, reason }]);
+  });
+  const plan = await planDeployment({
+    target: inputs.target,
+    slots: inputs.slots,
+    image: inputs.image,
+    ...(pin ? { pin } : {}),
+    retryFailedTrial: process.env.RAMROOT_RETRY_TRIAL === "1",
+    baseDir,
+  });
+  // A gate (boot test, trial) the last switch ran under goes only by an explicit value.
+  const said = {
+    ...(inputs.bootTest !== undefined ? { bootTest: inputs.bootTest !== false } : {}),
+    ...(inputs.strategy !== undefined ? { trial: inputs.strategy === "trial" } : {}),
+  };
+  plan.notes.push(...checkGates(plan.lastSwitch, said));
+  // A key the stack config sets that the program does not pass has no effect: say so.
+  plan.notes.push(...unpassedKeys(ctx.config, raw));
+  // Another deploy is writing the target: what was just read may change under this plan.
+  if (plan.lease) {
+    if (!ctx.preview) throw new LeaseHeldError(plan.target, plan.lease);
+    plan.notes.push(
+      `${plan.target} is leased by ${describeHolder(plan.lease)}: another deploy is writing it; this preview may be stale`,
+    );
+  }
+  return { inputs, plan };
+}
+
+/**
+ * Construct for AbSystem: validate, plan the deployment (target read, image planned once),
+ * declare. Anything wrong before the first child is declared is refused as a child's failed
+ * check (component-refusal.ts), never as a failed Construct.
+ */
 export const abSystemHandler: ComponentHandler = {
   token: AB_SYSTEM_TOKEN,
   async construct(name, raw, ctx) {
@@ -259,34 +341,13 @@ export const abSystemHandler: ComponentHandler = {
     // Pulumi.yaml). The engine starts the plugin in the program's directory, which is below the
     // project when Pulumi.yaml's `main` points into it (the demo's dist/index.js).
     const baseDir = projectDirOr(process.cwd());
-    const inputs = parseAbSystemInputs(raw, baseDir);
-    const pin = parsePin(ctx.config.get(PIN_CONFIG_KEY));
-    // A config that does not plan is declared as its image alone: AlpineImage's check then
-    // stops the preview naming the property to fix (packages, overlay, keys, ...), as it does
-    // for any program, and nothing else is declared.
-    const plans = await planImageOnce(inputs.image, { baseDir }).then(
-      () => true,
-      () => false,
-    );
-    if (!plans) {
-      const component = new pulumi.ComponentResource(AB_SYSTEM_TOKEN, name, {}, ctx.options);
-      new AlpineImage(`${name}-image`, inputs.image, { parent: component });
-      return { urn: component.urn, state: {} };
+    let prepared: Awaited<ReturnType<typeof prepare>>;
+    try {
+      prepared = await prepare(raw, ctx, baseDir);
+    } catch (err) {
+      return refuse(AB_SYSTEM_TOKEN, name, err, ctx.options);
     }
-    const plan = await planDeployment({
-      target: inputs.target,
-      slots: inputs.slots,
-      image: inputs.image,
-      ...(pin ? { pin } : {}),
-      baseDir,
-    });
-    // Another deploy is writing the target: what was just read may change under this plan.
-    if (plan.lease) {
-      if (!ctx.preview) throw new LeaseHeldError(plan.target, plan.lease);
-      plan.notes.push(
-        `${plan.target} is leased by ${describeHolder(plan.lease)}: another deploy is writing it; this preview may be stale`,
-      );
-    }
+    const { inputs, plan } = prepared;
     const warnings: string[] = [];
     const component = new AbSystemComponent(name, inputs, plan, ctx.options, ctx.secretInputs, (m) => warnings.push(m));
     // Shown with the component in the preview and the update: the engine log needs its URN.
@@ -299,6 +360,7 @@ export const abSystemHandler: ComponentHandler = {
         ...component.state,
         writtenSlot: component.state.writtenSlot ?? null,
         pinned: component.state.pinned ?? null,
+        failedTrial: component.state.failedTrial.apply((f) => f ?? null),
       },
     };
   },

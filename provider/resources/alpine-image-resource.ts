@@ -75,7 +75,7 @@ export type AlpineImageOutputs = AlpineImageInputs & {
 };
 
 /** Where a planning failure belongs, so the preview names the property to fix. */
-function propertyOf(message: string): string {
+export function propertyOf(message: string): string {
   if (/^packages:/.test(message)) return "packages";
   if (/^overlay:/.test(message)) return "overlay";
   if (/^keys:|trusted key|signature|signed by/i.test(message)) return "keys";

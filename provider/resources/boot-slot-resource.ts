@@ -2,7 +2,8 @@ import * as fs from "node:fs";
 import { z } from "zod";
 import { withLease, type Lease } from "../boot/lease";
 import { targetSpecSchema, withTarget, type BootTarget } from "../boot/target";
-import { readSlot, slotRefusal, writeSlot, SLOT_FILES, type SlotFileRole, type SlotState } from "../boot/slot";
+import { readSlot, SLOT_FILES, type SlotFileRole, type SlotState } from "../boot/slot";
+import { slotWriteRefusalOn, writeSlotChecked } from "../deploy/slot-guard";
 import { imageIdOf } from "../image/build";
 import { sha256File } from "../file-hash";
 import { checkInputs } from "./check-inputs";
@@ -153,9 +154,11 @@ async function placeUnder(
     );
     return outputsFrom(inputs, current!);
   }
-  const refusal = await slotRefusal(target, inputs.slot);
-  if (refusal) throw new Error(`slot: ${target.describe()}: refusing to write: ${refusal}`);
-  if (ctx.preview) return { ...inputs, consistent: true, onDelete: onDelete(inputs) };
+  if (ctx.preview) {
+    const refusal = await slotWriteRefusalOn(target, inputs.slot);
+    if (refusal) throw new Error(`slot: ${target.describe()}: refusing to write: ${refusal}`);
+    return { ...inputs, consistent: true, onDelete: onDelete(inputs) };
+  }
   const sources = inputs.sources;
   if (!sources)
     throw new Error(
@@ -171,29 +174,33 @@ async function placeUnder(
   ctx.log(`writing image ${inputs.imageId.slice(0, 12)} into slot ${inputs.slot} on ${target.describe()}`);
   noteWritten(inputs.target, inputs.slot);
   let lastTenth = -1;
-  const state = await writeSlot(target, {
-    slot: inputs.slot,
-    files: {
-      kernel: sources.kernel,
-      initramfs: sources.initramfs,
-      ...(sources.microcode ? { microcode: sources.microcode } : {}),
+  const state = await writeSlotChecked(
+    target,
+    {
+      slot: inputs.slot,
+      files: {
+        kernel: sources.kernel,
+        initramfs: sources.initramfs,
+        ...(sources.microcode ? { microcode: sources.microcode } : {}),
+      },
+      manifest: {
+        imageId: inputs.imageId,
+        planId: inputs.planId,
+        ...(inputs.packages ? { lockSummary: inputs.packages } : {}),
+      },
+      ...(lease ? { beforeCommit: () => lease.assertHeld(target) } : {}),
+      onProgress: (role, done, total) => {
+        const tenth = Math.floor((done / Math.max(total, 1)) * 10);
+        if (role === "initramfs" && tenth !== lastTenth) {
+          lastTenth = tenth;
+          ctx.log(
+            `slot ${inputs.slot}: initramfs ${(done / (1 << 20)).toFixed(1)} of ${(total / (1 << 20)).toFixed(1)} MiB`,
+          );
+        }
+      },
     },
-    manifest: {
-      imageId: inputs.imageId,
-      planId: inputs.planId,
-      ...(inputs.packages ? { lockSummary: inputs.packages } : {}),
-    },
-    ...(lease ? { beforeCommit: () => lease.assertHeld(target) } : {}),
-    onProgress: (role, done, total) => {
-      const tenth = Math.floor((done / Math.max(total, 1)) * 10);
-      if (role === "initramfs" && tenth !== lastTenth) {
-        lastTenth = tenth;
-        ctx.log(
-          `slot ${inputs.slot}: initramfs ${(done / (1 << 20)).toFixed(1)} of ${(total / (1 << 20)).toFixed(1)} MiB`,
-        );
-      }
-    },
-  });
+    (m) => ctx.log(m, "warning"),
+  );
   if (!holds(state, inputs))
     throw new Error(
       `slot ${inputs.slot}: after the copy the slot does not hold image ${inputs.imageId.slice(0, 12)} (hash mismatch)`,
@@ -240,7 +247,7 @@ async function slotDrifted(inputs: BootSlotInputs, ctx: OperationContext): Promi
     return await withTarget(inputs.target, async (target) => {
       if (holds(await readSlot(target, inputs.slot), inputs)) return false;
       // The slot that boots now is never rewritten in place: say so rather than plan a write that is refused.
-      const refusal = await slotRefusal(target, inputs.slot);
+      const refusal = await slotWriteRefusalOn(target, inputs.slot);
       if (refusal === undefined) return true;
       ctx.log(
         `slot ${inputs.slot} on ${target.describe()} no longer holds image ${inputs.imageId.slice(0, 12)} but is not rewritten: ${refusal}`,

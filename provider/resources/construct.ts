@@ -31,6 +31,9 @@ export interface ConstructContext {
   secretInputs: ReadonlySet<string>;
   /** the stack's config, "namespace:key" -> value (JSON text for objects) */
   config: ReadonlyMap<string, string>;
+  /** the project's and the stack's names (the stack's config file is Pulumi.<stack>.yaml) */
+  project: string;
+  stack: string;
   preview: boolean;
   /** a warning shown with the resource `urn` in the preview and update output */
   warn(message: string, urn: string): void;
@@ -124,6 +127,8 @@ export async function construct(
       options: optionsOf(req),
       secretInputs,
       config,
+      project: req.getProject(),
+      stack: req.getStack(),
       preview: req.getDryrun(),
       warn,
     });

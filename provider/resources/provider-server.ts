@@ -233,8 +233,10 @@ export class ProviderServer {
           res.setInputs(req.getNews());
           res.setFailuresList(
             outcome.failures.map((f) => {
+              // The reason names the property and its value already; with a property set, the
+              // engine would add its own dump of the whole top-level value.
               const failure = new provproto.CheckFailure();
-              failure.setProperty(f.property);
+              failure.setProperty("");
               failure.setReason(f.reason);
               return failure;
             }),

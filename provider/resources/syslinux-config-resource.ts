@@ -13,7 +13,7 @@ import { sha256Hex } from "../file-hash";
 import { currentDefault, readJournal, recordDefault } from "../boot/journal";
 import { heldLease, withLease } from "../boot/lease";
 import { assertLabelBootable } from "../boot/slot";
-import { trialBoot } from "../boot/trial";
+import { trialBoot, TrialFailedError } from "../boot/trial";
 import { clearStaleBootOnce } from "../boot/once";
 import { IMAGE_ID_PATH } from "../image/machine-services";
 import { checkInputs } from "./check-inputs";
@@ -43,6 +43,8 @@ export type SyslinuxConfigInputs = SyslinuxConfigSpec & {
   wipeOnDelete?: boolean;
   /** set by the AbSystem component while a rollback pins the stack: the journal records the switch as a rollback to this update */
   rollbackTo?: number;
+  /** the image DEFAULT switches to passed a boot test: the journal records the gate (provider/deploy/gates.ts) */
+  bootTest?: boolean;
 };
 
 export interface SyslinuxConfigOutputs extends SyslinuxConfigInputs {
@@ -54,6 +56,8 @@ export interface SyslinuxConfigOutputs extends SyslinuxConfigInputs {
   sha256: string;
   /** the DEFAULT label the file names (refresh re-reads it) */
   activeDefault: string;
+  /** set when this update's trial failed: what was seen (DEFAULT stayed; the outputs describe the file as it is) */
+  failedTrial?: string;
 }
 
 const deploySchema = z
@@ -88,6 +92,12 @@ const deploySchema = z
       .min(1, "expected an update number (1 or more)")
       .optional()
       .describe("the update a rollback went back to: the journal records the switch as a rollback to it"),
+    bootTest: z
+      .boolean()
+      .optional()
+      .describe(
+        "the image DEFAULT switches to passed a boot test: the journal on the target records it, so a later deploy drops the gate only explicitly",
+      ),
   })
   .superRefine((v, ctx) => {
     if (v.strategy === "trial" && v.target.kind !== "ssh") {
@@ -113,11 +123,20 @@ export const syslinuxConfigOutputsSchema = z.object({
   sha256: z.string().describe("sha256 of the file as it is on the target"),
   activeDefault: z.string().describe("the DEFAULT label the file names"),
   onDelete: z.string().describe("what deleting this resource will do to the file"),
+  failedTrial: z
+    .string()
+    .optional()
+    .describe(
+      "set when the update's trial failed: what was seen; DEFAULT stayed, and the other outputs describe the file as it is on the partition",
+    ),
 });
 
 function checkSyslinuxConfigInputs(news: unknown): CheckOutcome<SyslinuxConfigInputs> {
-  const { target, strategy, trial, wipeOnDelete, rollbackTo, ...rest } = (news ?? {}) as Record<string, unknown>;
-  const d = checkInputs(deploySchema, { target, strategy, trial, wipeOnDelete, rollbackTo });
+  const { target, strategy, trial, wipeOnDelete, rollbackTo, bootTest, ...rest } = (news ?? {}) as Record<
+    string,
+    unknown
+  >;
+  const d = checkInputs(deploySchema, { target, strategy, trial, wipeOnDelete, rollbackTo, bootTest });
   const s = checkInputs(syslinuxConfigSpecSchema, rest);
   if (!d.ok || !s.ok) return { ok: false, failures: [...(d.ok ? [] : d.failures), ...(s.ok ? [] : s.failures)] };
   const deploy = d.inputs;
@@ -131,18 +150,19 @@ function checkSyslinuxConfigInputs(news: unknown): CheckOutcome<SyslinuxConfigIn
         : {}),
       ...(deploy.wipeOnDelete !== undefined ? { wipeOnDelete: deploy.wipeOnDelete } : {}),
       ...(deploy.rollbackTo !== undefined ? { rollbackTo: deploy.rollbackTo } : {}),
+      ...(deploy.bootTest !== undefined ? { bootTest: deploy.bootTest } : {}),
       ...normalizeSyslinuxConfig(s.inputs),
     },
   };
 }
 
 function specOf(inputs: SyslinuxConfigInputs): SyslinuxConfigSpec {
-  const { target: _target, strategy: _s, trial: _t, wipeOnDelete: _w, rollbackTo: _r, ...spec } = inputs;
+  const { target: _target, strategy: _s, trial: _t, wipeOnDelete: _w, rollbackTo: _r, bootTest: _b, ...spec } = inputs;
   return spec;
 }
 
 function inputsOf(outs: SyslinuxConfigOutputs): SyslinuxConfigInputs {
-  const { path: _p, sha256: _s, activeDefault: _d, onDelete: _o, ...inputs } = outs;
+  const { path: _p, sha256: _s, activeDefault: _d, onDelete: _o, failedTrial: _f, ...inputs } = outs;
   return inputs;
 }
 
@@ -187,7 +207,13 @@ async function write(inputs: SyslinuxConfigInputs, ctx: OperationContext): Promi
             );
           });
           noteWritten(inputs.target, "syslinux config");
-          const written = await trialBoot(inputs.target, specOf(inputs), { ...trial, log: (m) => ctx.log(m) });
+          const written = await trialBoot(inputs.target, specOf(inputs), { ...trial, log: (m) => ctx.log(m) }).catch(
+            (err: unknown) => {
+              if (err instanceof TrialFailedError && before !== undefined) return err;
+              throw err;
+            },
+          );
+          if (written instanceof TrialFailedError) return afterFailedTrial(inputs, before!.label, written);
           return withTarget(inputs.target, (target) => recordWrite(target, inputs, before, written, ctx));
         }),
       );
@@ -238,6 +264,28 @@ async function write(inputs: SyslinuxConfigInputs, ctx: OperationContext): Promi
   });
 }
 
+/**
+ * A trial that failed: DEFAULT stayed, the file holds the new entries without the trial one. The
+ * outputs say so (the old DEFAULT, the file's hash), so the state matches the partition and the
+ * next preview has nothing to change; `failedTrial` carries what was seen (the AbSystem's program
+ * fails the update with it, after its outputs are registered as they were).
+ */
+function afterFailedTrial(
+  inputs: SyslinuxConfigInputs,
+  defaultLabel: string,
+  err: TrialFailedError,
+): SyslinuxConfigOutputs {
+  return {
+    ...inputs,
+    defaultLabel,
+    path: err.config?.path ?? "",
+    sha256: err.config?.sha256 ?? "",
+    activeDefault: defaultLabel,
+    onDelete: onDelete(inputs),
+    failedTrial: err.message,
+  };
+}
+
 /** After a write: the journal on the target says what each switch deployed (status and rollback read it). */
 async function recordWrite(
   target: BootTarget,
@@ -254,6 +302,10 @@ async function recordWrite(
       inputs.rollbackTo !== undefined ? "rollback" : inputs.strategy,
       undefined,
       inputs.rollbackTo,
+      {
+        bootTest: inputs.bootTest === true,
+        trial: inputs.strategy === "trial",
+      },
     );
   }
   return {
@@ -268,7 +320,7 @@ async function recordWrite(
 /** The inputs that describe a config file as it is: what `pulumi import` adopts and `refresh` records. */
 function inputsFromFile(
   spec: SyslinuxConfigSpec,
-  deploy: Pick<SyslinuxConfigInputs, "target" | "strategy" | "trial" | "wipeOnDelete" | "rollbackTo">,
+  deploy: Pick<SyslinuxConfigInputs, "target" | "strategy" | "trial" | "wipeOnDelete" | "rollbackTo" | "bootTest">,
 ): SyslinuxConfigInputs {
   return {
     target: deploy.target,
@@ -276,6 +328,7 @@ function inputsFromFile(
     ...(deploy.trial ? { trial: deploy.trial } : {}),
     ...(deploy.wipeOnDelete !== undefined ? { wipeOnDelete: deploy.wipeOnDelete } : {}),
     ...(deploy.rollbackTo !== undefined ? { rollbackTo: deploy.rollbackTo } : {}),
+    ...(deploy.bootTest !== undefined ? { bootTest: deploy.bootTest } : {}),
     ...normalizeSyslinuxConfig(spec),
   };
 }
@@ -287,8 +340,9 @@ export const syslinuxConfigHandler: ResourceHandler<SyslinuxConfigInputs, Syslin
   check: checkSyslinuxConfigInputs,
 
   async diff(_id, olds, news) {
-    const { target: oldTarget, ...oldRest } = inputsOf(olds);
-    const { target: newTarget, ...newRest } = news;
+    // The gate record changes nothing on the partition: it is written with the next switch.
+    const { target: oldTarget, bootTest: _ob, ...oldRest } = inputsOf(olds);
+    const { target: newTarget, bootTest: _nb, ...newRest } = news;
     const target = diffTarget(oldTarget, newTarget);
     // Field by field: refresh re-reads the file, so a hand edit shows as the field it changed.
     const changes = { ...target.changes, ...diffProperties(oldRest, newRest) };

@@ -6,6 +6,7 @@ import { readSlot, runningSlotOf, slotEntry, writeSlot } from "../../provider/bo
 import { writeSyslinuxConfig } from "../../provider/boot/syslinux-config";
 import { SshTarget } from "../../provider/boot/ssh-target";
 import { openTarget, type TargetSpec } from "../../provider/boot/target";
+import { writeSlotChecked } from "../../provider/deploy/slot-guard";
 import { sshTarget, startSshd, type TestSshd } from "./sshd";
 
 jest.setTimeout(180_000);
@@ -60,11 +61,15 @@ test("slot copy over ssh: verified, atomic; killing the copy midway leaves old s
 
     // The default slot is refused, over ssh as anywhere.
     await expect(
-      writeSlot(target, {
-        slot: "a",
-        files: { kernel: oldKernel, initramfs: oldInitramfs },
-        manifest: { imageId: "x", planId: "y" },
-      }),
+      writeSlotChecked(
+        target,
+        {
+          slot: "a",
+          files: { kernel: oldKernel, initramfs: oldInitramfs },
+          manifest: { imageId: "x", planId: "y" },
+        },
+        () => undefined,
+      ),
     ).rejects.toThrow(/refusing to write: slot "a" holds what syslinux boots by default/);
 
     // A 30 MB initramfs, and the ssh process killed a third of the way through it.

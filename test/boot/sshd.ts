@@ -63,7 +63,12 @@ async function waitForPort(port: number, child: ChildProcess, log: () => string)
   throw new Error(`sshd did not listen on ${port}: ${log()}`);
 }
 
-export async function startSshd(): Promise<TestSshd> {
+/**
+ * `cmdline`: a file the server's sessions see as /proc/cmdline (bind-mounted over it in a mount
+ * namespace of its own), so a test can say which slot "the machine" booted (BOOT_IMAGE=/a/vmlinuz)
+ * and change it by rewriting the file in place.
+ */
+export async function startSshd(opts: { cmdline?: string } = {}): Promise<TestSshd> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "ramroot-sshd-"));
   const hostKey = path.join(dir, "host_key");
   const userKey = path.join(dir, "user_key");
@@ -94,7 +99,23 @@ export async function startSshd(): Promise<TestSshd> {
   );
   // sshd insists on its privilege separation directory.
   fs.mkdirSync("/run/sshd", { recursive: true, mode: 0o755 });
-  const child = spawn("/usr/sbin/sshd", ["-D", "-e", "-f", config], { stdio: ["ignore", "ignore", "pipe"] });
+  const sshd = ["/usr/sbin/sshd", "-D", "-e", "-f", config];
+  const child = opts.cmdline
+    ? spawn(
+        "unshare",
+        [
+          "--mount",
+          "--propagation",
+          "private",
+          "sh",
+          "-c",
+          'mount --bind "$0" /proc/cmdline && exec "$@"',
+          opts.cmdline,
+          ...sshd,
+        ],
+        { stdio: ["ignore", "ignore", "pipe"] },
+      )
+    : spawn(sshd[0]!, sshd.slice(1), { stdio: ["ignore", "ignore", "pipe"] });
   let stderr = "";
   child.stderr?.on("data", (c: Buffer) => (stderr += c.toString()));
   await waitForPort(port, child, () => stderr);

@@ -9,6 +9,7 @@ import { openTarget, type BootTarget } from "../../provider/boot/target";
 import { markerInit, makeBusyboxInitramfs } from "../fixtures/busybox-initramfs";
 import { debianKernel } from "../fixtures/debian-kernel";
 import { syslinuxConfigHandler } from "../../provider/resources/syslinux-config-resource";
+import { writeSlotChecked } from "../../provider/deploy/slot-guard";
 import { copyImage, makeSlotDisk, TEST_APPEND } from "./slot-disk";
 
 // Each boot goes through QEMU's BIOS, syslinux's mbr.bin, the FAT boot sector and ldlinux: no KVM, ~10 s.
@@ -120,11 +121,15 @@ test("writing the default slot is refused; a full disk leaves the previous state
   const before = await withImage(image, async (target) => {
     const initramfs = makeBusyboxInitramfs({ init: markerInit("NEW"), output: path.join(dir, "new.cpio.gz") });
     await expect(
-      writeSlot(target, {
-        slot: "a",
-        files: { kernel: kernel.vmlinuz, initramfs },
-        manifest: { imageId: "x", planId: "y" },
-      }),
+      writeSlotChecked(
+        target,
+        {
+          slot: "a",
+          files: { kernel: kernel.vmlinuz, initramfs },
+          manifest: { imageId: "x", planId: "y" },
+        },
+        () => undefined,
+      ),
     ).rejects.toThrow(/refusing to write: slot "a" holds what syslinux boots by default \(DEFAULT a in syslinux.cfg\)/);
     const state = {
       a: await readSlot(target, "a"),

@@ -128,6 +128,26 @@ test("the machine's life: up boots a, a no-change preview does nothing, an edit 
   });
 
   await step(
+    "the boot test goes only by an explicit value: its key deleted stops the preview; `bootTest: false` previews, saying the gate goes",
+    async () => {
+      const diskHash = sha256(disk);
+      await env.stack.removeConfig("ramroot:bootTest");
+      await expect(env.stack.preview()).rejects.toThrow(
+        /bootTest: got nothing; the last switch on this target \(.*, DEFAULT a\) boot-tested its image in QEMU, and a gate goes only by an explicit value: set ramroot:bootTest again, or ramroot:bootTest: false to deploy without it/,
+      );
+      await env.stack.setConfig("ramroot:bootTest", { value: "false" });
+      const dropped = await env.stack.preview({ diff: true });
+      expect(dropped.stdout + dropped.stderr).toMatch(
+        /bootTest: false: the gate goes \(the last switch on this target .* boot-tested its image in QEMU\)/,
+      );
+      expect(dropped.stdout).toMatch(/- ramroot:index:BootTest: \(delete\)/);
+      expect(sha256(disk)).toBe(diskHash);
+      await setConfig(imageConfig(["alpine-baselayout", "busybox", "ramroot-init"]));
+      expect((await env.stack.preview()).changeSummary.delete ?? 0).toBe(0);
+    },
+  );
+
+  await step(
     "an edited overlay file and an added package: the preview names exactly those and slot b; up boots b",
     async () => {
       fs.writeFileSync(path.join(overlay, "etc", "ramroot", "message"), "second\n");

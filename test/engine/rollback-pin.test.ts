@@ -7,7 +7,7 @@ import { inspectTarget } from "../../provider/boot/inspect";
 import { stackHistory } from "../../provider/deploy/history";
 import { release, rollback, stackPin } from "../../provider/deploy/rollback";
 import { sshTarget, startSshd, type TestSshd } from "../boot/sshd";
-import { buildImageRepo, type ImageRepo } from "../fixtures/image-repo";
+import { buildImageRepo, stackImageConfig, type ImageRepo } from "../fixtures/image-repo";
 import { step } from "../fixtures/scenario-step";
 import { machineStack, type EngineStack } from "./pulumi-harness";
 
@@ -43,15 +43,7 @@ async function configure(
   fs.writeFileSync(path.join(overlay, "etc", "ramroot", "message"), `${message}\n`);
   await env.stack.setAllConfig({
     "ramroot:target": { value: JSON.stringify(target), secret: target.kind === "ssh" },
-    "ramroot:image": {
-      value: JSON.stringify({
-        repositories: [repo.repository],
-        keys: [repo.keysDir],
-        packages: ["alpine-baselayout", "busybox", "ramroot-init"],
-        overlay,
-        epoch: 1700000000,
-      }),
-    },
+    "ramroot:image": stackImageConfig(repo, overlay),
     ...extra,
   });
 }

@@ -167,14 +167,33 @@ async function ramrootOnStack(...args: string[]): Promise<string> {
   return run.stdout;
 }
 
-/** `pulumi up` that must fail: its error text (the engine's output with the provider's message). */
-async function failingUp(): Promise<string> {
+/**
+ * `pulumi up` whose trial must fail: its error text (the engine's output with the provider's
+ * message). After it the stack reads as before the update: the same outputs (DEFAULT stayed),
+ * `ramroot status` lists the failed trial with its slot, image, cause and time, and the state
+ * matches the partition, so the next preview has nothing to do (the image is not tried again).
+ */
+async function failingUp(cause: "panic" | "unhealthy" | "hung" | "timeout"): Promise<string> {
+  const outputs = await env.stack.outputs();
   const err = await env.stack.up().then(
     () => undefined,
     (e: unknown) => e as Error,
   );
   if (!err) throw new Error("expected `pulumi up` to fail");
-  return err.message;
+  const message = err.message;
+  const [, slot, image, seconds] = new RegExp(
+    `trial of \\w+ \\(slot (\\w+), image ([0-9a-f]{12})\\) failed after (\\d+) s \\(${cause}\\)`,
+  ).exec(message)!;
+  expect(message).not.toMatch(/Outputs:\s*\n\s*- /); // no output reads as deleted
+  expect(await env.stack.outputs()).toEqual(outputs);
+  const status = await ramrootOnStack("status", "--stack", "trial", "--cwd", env.dir);
+  expect(status).toMatch(new RegExp(`^  \\S+  slot ${slot}  image ${image}  ${cause} after ${seconds} s: `, "m"));
+  const next = await env.stack.preview();
+  expect(next.changeSummary).toEqual({ same: expect.any(Number) });
+  expect(next.stdout + next.stderr).toMatch(
+    new RegExp(`image ${image} in slot ${slot} failed its trial at .* \\(${cause}\\): DEFAULT stays`),
+  );
+  return message;
 }
 
 test("a good image: written to the idle slot over ssh, booted once, healthy, promoted; after a reboot it still runs, same host key; status tells the truth", async () => {
@@ -238,7 +257,7 @@ test("an image that panics: the machine comes back on the old slot by itself, `u
     try {
       release(`panics ${Date.now()}`);
       await configure(imageConfig());
-      const message = await failingUp();
+      const message = await failingUp("panic");
       expect(message).toMatch(new RegExp(`trial of ${other} \\(slot ${other}, image [0-9a-f]{12}\\) failed`));
       expect(message).toMatch(/never answered: the machine came back with image/);
       expect(message).toContain(`the machine is back on slot ${before} (image ${running.slice(0, 12)})`);
@@ -267,7 +286,7 @@ test("an image whose health check fails (sshd disabled): its guard reboots it to
       services: { boot: ["hostname"] },
       health: { ...(base.health as object), timeoutSeconds: SHORT_HEALTH_TIMEOUT },
     });
-    const message = await failingUp();
+    const message = await failingUp("unhealthy");
     expect(message).toMatch(new RegExp(`trial of ${other} \\(slot ${other}, image [0-9a-f]{12}\\) failed`));
     expect(message).toMatch(/booted but was not healthy \(unhealthy at (\d+) s after boot\)/);
     const at = Number(/unhealthy at (\d+) s after boot/.exec(message)![1]);
@@ -324,10 +343,10 @@ test("a trial image that stops feeding its watchdog (as a hung kernel does): QEM
         },
       }),
     );
-    const message = await failingUp();
+    const message = await failingUp("hung");
     expect(message).toMatch(new RegExp(`trial of ${other} \\(slot ${other}, image [0-9a-f]{12}\\) failed`));
     expect(message).toMatch(
-      /booted but was not healthy \(checking at \d+ s after boot\):\s+check hang failed \(exit 1\):\s+the watchdog daemon is frozen/,
+      /booted but was not healthy \(checking at \d+ s after boot\), then stopped answering and came back on DEFAULT \(a hang its watchdog reset\):\s+check hang failed \(exit 1\):\s+the watchdog daemon is frozen/,
     );
     expect(message).toContain(`the machine is back on slot ${before} (image ${running.slice(0, 12)})`);
     expect(message).toContain(`DEFAULT stays ${before}`);

@@ -49,11 +49,13 @@ test("the README's commands on a fresh clone do what the README says", async () 
   expect(first).toContain("then npm start again (slot b is written, DEFAULT flips to it)");
   expect(fs.existsSync(path.join(clone, ".ramroot", "demo", "disk.img"))).toBe(true);
 
-  // "source .ramroot/env.sh; npx ramroot --help; npx pulumi preview --diff --stack demo"
+  // "source .ramroot/env.sh; npx ramroot --help; PULUMI_CONFIG_PASSPHRASE_FILE=... npx pulumi preview --diff --stack demo"
   const help = await ok("source .ramroot/env.sh && npx ramroot --help");
   for (const verb of ["build", "image", "status", "history", "rollback", "qemu"])
     expect(help).toMatch(new RegExp(`^  ${verb}\\b`, "m"));
-  const preview = await ok("source .ramroot/env.sh && npx pulumi preview --diff --stack demo");
+  const preview = await ok(
+    "source .ramroot/env.sh && PULUMI_CONFIG_PASSPHRASE_FILE=.ramroot/passphrases/demo npx pulumi preview --diff --stack demo",
+  );
   expect(preview).toMatch(/Resources:\n\s+\d+ unchanged/);
 
   // "Run npm start again before changing anything and it says so": nothing built, written or booted
@@ -180,10 +182,13 @@ test("the README's commands on a fresh clone do what the README says", async () 
 
   // Errors name the way out: no passphrase in the shell (status and history read without one;
   // a rollback runs an update, which needs it).
-  const noPass = await sh("source .ramroot/env.sh && unset PULUMI_CONFIG_PASSPHRASE && npx ramroot rollback --to 1");
+  // The demo's passphrase is the demo stack's file, not the shell's: without the file, none.
+  const noPass = await sh(
+    "source .ramroot/env.sh && mv .ramroot/passphrases/demo demo.pass && npx ramroot rollback --to 1; code=$?; mv demo.pass .ramroot/passphrases/demo; exit $code",
+  );
   expect(noPass.code).toBe(1);
   expect(noPass.out.trim().split("\n").pop()).toBe(
-    "ramroot: the stack's secrets need a passphrase and none is set: run `source .ramroot/env.sh` (the demo's), or set PULUMI_CONFIG_PASSPHRASE",
+    "ramroot: the stack's secrets need a passphrase and none is set: set PULUMI_CONFIG_PASSPHRASE (or PULUMI_CONFIG_PASSPHRASE_FILE) to the one the stack was made with (the demo stack's is in .ramroot/passphrases/demo, which `npm start` writes)",
   );
   const noStack = await sh("source .ramroot/env.sh && npx ramroot status --stack nas-at-home");
   expect(noStack.out).toContain(

@@ -100,7 +100,7 @@ test("disk create, slot write, syslinux write/once/clear-once/set-default, throu
     manifest: { imageId: "img1" },
   });
   await expect(ramroot("slot", "show", "--dir", dir, "--image", image, "--slot", "b")).rejects.toThrow(
-    /exactly one of --dir/,
+    /give one of --dir <path>, --image <file> or --ssh .*, or none for the stack.s/,
   );
   await expect(ramroot("disk", "create", "--size", "16", "--layout", "gpt", image)).rejects.toThrow(
     /layout: got "gpt"; expected "mbr" or "superfloppy"/,

@@ -57,14 +57,14 @@ test("pulumi's errors become one line with the command that fixes them; ramroot'
       ),
     ),
   ).toBe(
-    "the stack's secrets need a passphrase and none is set: run `source .ramroot/env.sh` (the demo's), or set PULUMI_CONFIG_PASSPHRASE",
+    "the stack's secrets need a passphrase and none is set: set PULUMI_CONFIG_PASSPHRASE (or PULUMI_CONFIG_PASSPHRASE_FILE) to the one the stack was made with (the demo stack's is in .ramroot/passphrases/demo, which `npm start` writes)",
   );
   expect(errorLine(automation("error: no stack named 'demo' found"))).toBe(
     'no stack "demo" in this project: `npm start` creates the demo stack; for another one, `pulumi stack init demo` (see `pulumi stack ls`)',
   );
   expect(
     errorLine(automation('error: constructing secrets manager of type "passphrase": incorrect passphrase')),
-  ).toMatch(/^PULUMI_CONFIG_PASSPHRASE does not open this stack's secrets/);
+  ).toMatch(/^the passphrase given does not open this stack's secrets/);
   expect(errorLine(automation("error: something else broke"))).toBe(
     "something else broke (in `pulumi stack history --json --stack demo`; --verbose shows its output)",
   );

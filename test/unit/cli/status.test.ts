@@ -1,5 +1,6 @@
 import type { UpdateSummary } from "@pulumi/pulumi/automation";
 import type { TargetState } from "../../../provider/boot/inspect";
+import type { FailedTrial } from "../../../provider/boot/trial-log";
 import type { JournalEntry } from "../../../provider/boot/journal";
 import type { SlotState } from "../../../provider/boot/slot";
 import { parseHealthReport } from "../../../provider/boot/health-report";
@@ -58,6 +59,7 @@ const state = (journal: JournalEntry[], defaultSlot: string): TargetState => ({
   defaultSlot,
   slots: { a: slot("a", 1, at(1, 10)), b: slot("b", 2, at(3, 10)) },
   journal,
+  failedTrials: [],
 });
 
 test("after a rollback, slot a is still written by update 1, and its DEFAULT mark names the rollback", () => {
@@ -136,4 +138,36 @@ test("a failed trial's report on the boot partition is shown with its image and 
   expect(out).toContain("         check sshd failed (exit 1):\n             nothing listens");
   // Without a report, or a disk-image target (no machine to ask), neither line is there.
   expect(renderStatus(state([switched(1, "a", 1)], "a"), history)).not.toMatch(/^(machine|TRIAL) /m);
+});
+
+test("every failed trial the target records is listed: when, slot, image, cause and after how long", () => {
+  const trial = (when: string, cause: FailedTrial["cause"], seconds: number, detail: string): FailedTrial => ({
+    when,
+    slot: "b",
+    imageId: "image2".padEnd(64, "0"),
+    cause,
+    seconds,
+    detail,
+  });
+  const out = renderStatus(
+    {
+      ...state([switched(1, "a", 1)], "a"),
+      failedTrials: [
+        trial("2026-01-02T00:00:00.000Z", "panic", 81, "image image2000000 never answered: the machine came back"),
+        trial("2026-01-03T00:00:00.000Z", "unhealthy", 130, "image image2000000 booted but was not healthy\ncheck x"),
+        trial("2026-01-04T00:00:00.000Z", "hung", 200, "it stopped answering"),
+        trial("2026-01-05T00:00:00.000Z", "timeout", 600, "no answer over ssh"),
+      ],
+    },
+    history,
+  );
+  expect(out).toContain(
+    [
+      "failed trials (newest last; DEFAULT stayed each time):",
+      "  2026-01-02T00:00:00.000Z  slot b  image image2000000  panic after 81 s: image image2000000 never answered: the machine came back",
+      "  2026-01-03T00:00:00.000Z  slot b  image image2000000  unhealthy after 130 s: image image2000000 booted but was not healthy",
+      "  2026-01-04T00:00:00.000Z  slot b  image image2000000  hung after 200 s: it stopped answering",
+      "  2026-01-05T00:00:00.000Z  slot b  image image2000000  timeout after 600 s: no answer over ssh",
+    ].join("\n"),
+  );
 });
