@@ -9,9 +9,8 @@ import { readLease, staleReason, type LeaseRecord } from "./lease";
 import { defaultSlotOf, readSlot, type SlotState } from "./slot";
 import { readSyslinuxConfig, type SyslinuxConfigSpec } from "./syslinux-config";
 import { withTarget, type TargetSpec } from "./target";
-import { parseHealthReport, type HealthReport } from "./health-report";
+import { parseHealthReport, TRIAL_REPORT_FILE, type HealthReport } from "../machine/health-report";
 import { observeMachine, type Observation } from "./machine-observe";
-import { TRIAL_REPORT_FILE } from "../image/machine-services";
 
 export interface TargetState {
   description: string;

@@ -24,9 +24,14 @@ import {
   type SyslinuxConfigSpec,
   type SyslinuxEntry,
 } from "./syslinux-config";
-import { describeFailedChecks, parseHealthReport, type HealthReport } from "./health-report";
+import {
+  describeFailedChecks,
+  parseHealthReport,
+  TRIAL_REPORT_FILE,
+  type HealthReport,
+} from "../machine/health-report";
+import { trialAppend } from "../machine/image-id";
 import { observeMachine, type Observation } from "./machine-observe";
-import { TRIAL_PARAMETER, TRIAL_REPORT_FILE } from "../image/machine-services";
 
 /** The entry the once-boot names during a trial (longer than a slot name can be, so never one). */
 export const TRIAL_LABEL = "ramroot-trial";
@@ -59,7 +64,7 @@ export function trialEntry(entry: SyslinuxEntry): SyslinuxEntry {
     ...entry,
     label: TRIAL_LABEL,
     menuLabel: `${entry.menuLabel ?? entry.label} (trial)`,
-    append: `${entry.append} ${TRIAL_PARAMETER}=1`.trim(),
+    append: trialAppend(entry.append),
   };
 }
 

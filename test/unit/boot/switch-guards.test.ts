@@ -3,7 +3,7 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { JOURNAL_BACKUP_PATH, JOURNAL_PATH } from "../../../provider/boot/journal-file";
 import { readJournal, recordDefault } from "../../../provider/boot/journal";
-import { parseUserAppend } from "../../../provider/boot/kernel-append";
+import { parseUserAppend } from "../../../provider/machine/kernel-append";
 import { labelBootProblem, slotEntry, writeSlot } from "../../../provider/boot/slot";
 import {
   parseSyslinuxConfigSpec,

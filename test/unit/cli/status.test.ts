@@ -2,7 +2,7 @@ import type { UpdateSummary } from "@pulumi/pulumi/automation";
 import type { TargetState } from "../../../provider/boot/inspect";
 import type { JournalEntry } from "../../../provider/boot/journal";
 import type { SlotState } from "../../../provider/boot/slot";
-import { parseHealthReport } from "../../../provider/boot/health-report";
+import { parseHealthReport } from "../../../provider/machine/health-report";
 import { renderStatus } from "../../../provider/cli/stack-command";
 import { numberHistory } from "../../../provider/deploy/history";
 

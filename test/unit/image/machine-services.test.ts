@@ -6,7 +6,7 @@ import { parse as parseYaml } from "yaml";
 import { parseImageConfig } from "../../../provider/image/plan";
 import { machineEntries, sshHostKeysDir } from "../../../provider/image/machine-services";
 import { debianBusyboxStatic } from "../../fixtures/debian-repo";
-import { describeFailedChecks, parseHealthReport } from "../../../provider/boot/health-report";
+import { describeFailedChecks, parseHealthReport } from "../../../provider/machine/health-report";
 
 const base = { packages: ["busybox"], repositories: ["/nowhere"], keys: ["/nowhere"] };
 
