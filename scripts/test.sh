@@ -14,4 +14,6 @@ echo "[test] checking formatting (prettier; \`npm run format\` fixes it)" >&2
 npx prettier --check --log-level warn "**/*.{ts,js,mjs,cjs}"
 echo "[test] checking for unused files, dependencies and exports (knip, knip.jsonc)" >&2
 npx knip --no-progress
+echo "[test] checking the on-machine scripts (shellcheck provider/machine/*.sh)" >&2
+shellcheck --shell=sh provider/machine/*.sh
 exec npx jest --ci "$@"

@@ -3,8 +3,8 @@
 # reveals new devices (virtio_pci, say, reveals the disks and NICs behind it).
 [ -d "/lib/modules/$(uname -r)" ] || exit 0
 before=
-for round in 1 2 3 4; do
-	aliases=$(find /sys/devices -name modalias -type f 2>/dev/null | xargs cat 2>/dev/null | sort -u)
+for _ in 1 2 3 4; do
+	aliases=$(find /sys/devices -name modalias -type f -exec cat {} + 2>/dev/null | sort -u)
 	[ "$aliases" = "$before" ] && break
 	before=$aliases
 	for alias in $aliases; do modprobe -q "$alias" 2>/dev/null; done

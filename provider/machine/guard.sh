@@ -11,6 +11,7 @@
 # (ramroot-trial-report) and reboots: the once-boot is consumed, so the next boot is DEFAULT. On a
 # trial boot the watchdog (/dev/watchdog) is fed from the start, so a hung kernel resets too.
 # (RAMROOT_CONF, RAMROOT_RUN and RAMROOT_CHECKS move its files, for a test off the machine.)
+# shellcheck source=/dev/null # machine.conf is written by ramroot from the image's inputs
 . "${RAMROOT_CONF:-/etc/ramroot/machine.conf}"
 run=${RAMROOT_RUN:-/run/ramroot}
 checks=${RAMROOT_CHECKS:-/etc/ramroot/health.d}

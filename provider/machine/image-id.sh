@@ -4,7 +4,9 @@
 mkdir -p /run/ramroot || exit 1
 image=
 trial=
-for word in $(cat /proc/cmdline); do
+read -r cmdline < /proc/cmdline
+set -f # its words are parameters, never file name patterns
+for word in $cmdline; do
 	case $word in
 	ramroot.image=*) image=${word#ramroot.image=} ;;
 	ramroot.trial=*) trial=${word#ramroot.trial=} ;;

@@ -1,11 +1,12 @@
 #!/bin/sh
 # start: mounts the boot partition and the data disk named in /etc/ramroot/machine.conf, by label or UUID.
 # stop: unmounts them (read-only when busy), so a reboot leaves both clean.
+# shellcheck source=/dev/null # machine.conf is written by ramroot from the image's inputs
 . /etc/ramroot/machine.conf
 if [ "$1" = stop ]; then
 	sync
 	for dir in "$DATA_MOUNTPOINT" "$BOOT_MOUNTPOINT"; do
-		[ -n "$dir" ] && grep -q " $dir " /proc/mounts || continue
+		if [ -z "$dir" ] || ! grep -q " $dir " /proc/mounts; then continue; fi
 		umount "$dir" 2>/dev/null || mount -o remount,ro "$dir"
 	done
 	exit 0

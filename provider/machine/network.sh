@@ -1,6 +1,7 @@
 #!/bin/sh
 # Brings up $NET_IF from /etc/ramroot/machine.conf: DHCP through busybox udhcpc (which stays to renew
 # the lease), or a static address, gateway and name servers.
+# shellcheck source=/dev/null # machine.conf is written by ramroot from the image's inputs
 . /etc/ramroot/machine.conf
 /usr/libexec/ramroot/coldplug
 ip link set lo up
@@ -10,7 +11,7 @@ while [ ! -e "/sys/class/net/$NET_IF" ] && [ $tries -lt 15 ]; do
 	sleep 1
 done
 if [ ! -e "/sys/class/net/$NET_IF" ]; then
-	echo "ramroot: network interface $NET_IF not found (present: $(ls /sys/class/net | tr '\n' ' '))" >&2
+	echo "ramroot: network interface $NET_IF not found (present: $(cd /sys/class/net && echo *))" >&2
 	exit 1
 fi
 ip link set "$NET_IF" up || exit 1

@@ -4,6 +4,7 @@
 # They are made on the machine the first time and never leave it; OpenSSH's sshd and dropbear
 # find them through links in /etc/ssh and /etc/dropbear. Their public halves go to the
 # console, where a first connection can learn them.
+# shellcheck source=/dev/null # machine.conf is written by ramroot from the image's inputs
 . /etc/ramroot/machine.conf
 dir=$SSH_KEYS_DIR
 if ! grep -q " $DATA_MOUNTPOINT " /proc/mounts; then

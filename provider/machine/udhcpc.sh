@@ -1,5 +1,6 @@
 #!/bin/sh
 # busybox udhcpc's event script: configures $interface from the lease.
+# shellcheck disable=SC2154 # udhcpc sets interface, ip, mask, router, dns and domain
 case $1 in
 deconfig)
 	ip -4 addr flush dev "$interface"
