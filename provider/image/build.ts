@@ -23,16 +23,14 @@ import { LayerCache, concatenateLayers, DamagedLayerError, type StoredLayer } fr
 import { cacheBoundFromEnv, markUsed, pruneImageCache, recordStateReference } from "./cache-prune";
 import {
   foldedLayer,
-  foldedLayerKey,
   KERNEL_FILE,
   MICROCODE_FILE,
   overlayArchive,
-  overlayLayerKey,
   packageLayer,
-  packageLayerKey,
   planOverlayLayer,
   type OnPacked,
 } from "./layers";
+import { foldedLayerKey, overlayLayerKey, packageLayerKey } from "./cache-keys";
 
 export interface Artifact {
   /** absolute path in the image cache */
