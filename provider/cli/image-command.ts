@@ -173,7 +173,7 @@ export function registerImageCommands(program: Command): void {
           `image extract: give one image, as the first argument (${SOURCE_HELP}); --slot and --update are for ls and diff`,
         );
       const resolved = await new SourceResolver(flags).resolve(source);
-      const result = await extractImage(await imageBytes(resolved), describeSource(resolved), path.resolve(dir), paths);
+      const result = await extractImage(() => imageBytes(resolved), describeSource(resolved), path.resolve(dir), paths);
       const n = (count: number, one: string, many: string) => `${count} ${count === 1 ? one : many}`;
       process.stdout.write(
         `${describeSource(resolved)} -> ${dir}: ${n(result.files, "file", "files")}, ${n(result.dirs, "directory", "directories")}, ${n(result.symlinks, "symlink", "symlinks")}\n`,

@@ -30,9 +30,9 @@ function selected(rel: string, wanted: string[]): boolean {
   return wanted.length === 0 || wanted.some((w) => rel === w || rel.startsWith(`${w}/`));
 }
 
-/** Extracts the initramfs `bytes` (`description` names it in errors) into `dest`. */
+/** Extracts an initramfs (read by `bytes` once `dest` is known to be new or empty; `description` names it in errors) into `dest`. */
 export async function extractImage(
-  bytes: Buffer,
+  bytes: () => Promise<Buffer>,
   description: string,
   dest: string,
   wantedPaths: string[] = [],
@@ -41,7 +41,7 @@ export async function extractImage(
   if (fs.existsSync(dest) && fs.readdirSync(dest).length > 0)
     throw new Error(`extract: ${dest} is not empty; give a new or empty directory`);
   const contents = new Map<string, Buffer>();
-  const image = await readImageBytes(bytes, description, (entry, content) => {
+  const image = await readImageBytes(await bytes(), description, (entry, content) => {
     if (selected(entry.path, wanted)) contents.set(entry.path, content);
   });
   const entries = [...image.entries.values()]

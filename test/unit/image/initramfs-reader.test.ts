@@ -202,14 +202,14 @@ test("diff names added, removed and changed paths by package, with package versi
   ]);
 
   const out = path.join(work, "out");
-  const result = await extractImage(fs.readFileSync(path.join(work, "b.img")), "b.img", out);
+  const result = await extractImage(() => fs.promises.readFile(path.join(work, "b.img")), "b.img", out);
   expect(fs.readFileSync(path.join(out, "etc/message"), "utf8")).toBe("edited\n");
   expect(fs.readlinkSync(path.join(out, "bin/sh"))).toBe("busybox");
   expect(fs.statSync(path.join(out, "usr/bin/tool")).mode & 0o7777).toBe(0o4755);
   expect(fs.statSync(path.join(out, "usr/bin/tool")).size).toBe(3 * 1024 * 1024 + 7);
   expect(result.skipped.sort()).toEqual(["dev/console (char)", "dev/sda (block)", "run/fifo (fifo)"]);
   const only = path.join(work, "only");
-  await extractImage(fs.readFileSync(path.join(work, "b.img")), "b.img", only, ["/etc"]);
+  await extractImage(() => fs.promises.readFile(path.join(work, "b.img")), "b.img", only, ["/etc"]);
   expect(fs.readdirSync(only)).toEqual(["etc"]);
 
   const hostile = path.join(work, "hostile.img");
@@ -217,7 +217,7 @@ test("diff names added, removed and changed paths by package, with package versi
   fs.mkdirSync(gnu);
   fs.writeFileSync(path.join(work, "escape"), "x");
   fs.writeFileSync(hostile, execFileSync("sh", ["-c", "echo ../escape | cpio -o -H newc 2>/dev/null"], { cwd: gnu }));
-  await expect(extractImage(fs.readFileSync(hostile), hostile, path.join(work, "h-out"))).rejects.toThrow(
+  await expect(extractImage(() => fs.promises.readFile(hostile), hostile, path.join(work, "h-out"))).rejects.toThrow(
     /"\.\.\/escape" would leave the destination; refused/,
   );
 });
