@@ -27,6 +27,17 @@ const esmOnly = [
 // own process, so the workers and every process they start inherit it.
 process.env.RAMROOT_CHECK_ARCHIVES ??= "1";
 
+// `npm run test:fast` (RAMROOT_TEST_TIER=fast): the unit tests and the engine tests that boot no
+// QEMU. Their work is mostly in the processes they start (pulumi, the plugin, the CLI), so a
+// worker per core, where jest's default leaves one core to its own, mostly idle, main process.
+const fastTier = process.env.RAMROOT_TEST_TIER === "fast" ? require("./test/fast-tier.js") : undefined;
+const escape = (s) => s.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+const fast = fastTier && {
+  roots: fastTier.roots.map((r) => `<rootDir>/${r}`),
+  testPathIgnorePatterns: ["/node_modules/", ...fastTier.bootsQemu.map((f) => `<rootDir>/${escape(f)}$`)],
+  maxWorkers: require("node:os").availableParallelism(),
+};
+
 module.exports = {
   testEnvironment: "node",
   transform: { "^.+\\.[mc]?[tj]sx?$": ["@swc/jest"] },
@@ -40,4 +51,5 @@ module.exports = {
   // seed is printed; `--seed=N` repeats it). A flow that is one scenario is one test with named
   // steps (test/fixtures/scenario-step.ts).
   randomize: true,
+  ...fast,
 };

@@ -51,7 +51,7 @@ declare -A tools=(
   [qemu-system-x86_64]=qemu-system-x86 [syslinux]=syslinux [extlinux]=extlinux
   [mcopy]=mtools [mkfs.fat]=dosfstools [cpio]=cpio [zstd]=zstd [pigz]=pigz
   [sshd]=openssh-server [ssh]=openssh-client [ssh-keygen]=openssh-client [depmod]=kmod
-  [bwrap]=bubblewrap [qemu-system-aarch64]=qemu-system-arm
+  [bwrap]=bubblewrap [qemu-system-aarch64]=qemu-system-arm [shellcheck]=shellcheck
 )
 missing=()
 for cmd in "${!tools[@]}"; do

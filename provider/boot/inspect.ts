@@ -11,9 +11,8 @@ import { defaultSlotOf, readSlot, runningSlotOf, slotOfLabel, type SlotState } f
 import { readSyslinuxConfig, type SyslinuxConfigSpec } from "./syslinux-config";
 import { withTarget, type BootTarget, type TargetSpec } from "./target";
 import { readFailedTrials, type FailedTrial } from "./trial-log";
-import { parseHealthReport, type HealthReport } from "./health-report";
+import { parseHealthReport, TRIAL_REPORT_FILE, type HealthReport } from "../machine/health-report";
 import { observeMachine, type Observation } from "./machine-observe";
-import { TRIAL_REPORT_FILE } from "../image/machine-services";
 
 export interface TargetState {
   description: string;

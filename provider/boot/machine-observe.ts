@@ -5,8 +5,9 @@
  */
 import type { BootTarget } from "./target";
 import { shellQuote } from "./shell-quote";
-import { parseHealthReport, type HealthReport } from "./health-report";
-import { GUARD_PATH, HEALTH_PATH, IMAGE_ID_PATH } from "../image/machine-services";
+import { HEALTH_PATH, parseHealthReport, type HealthReport } from "../machine/health-report";
+import { IMAGE_ID_PATH } from "../machine/image-id";
+import { GUARD_PATH } from "../machine/scripts";
 
 export interface Observation {
   bootId: string;

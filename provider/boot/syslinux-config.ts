@@ -1,7 +1,7 @@
 import { z } from "zod";
 import { sha256Hex } from "../file-hash";
 import { parseInput } from "../input-error";
-import { entryAppendSchema } from "./kernel-append";
+import { entryAppendSchema } from "../machine/kernel-append";
 import { listDirectories, type BootTarget } from "./boot-target";
 
 /** One boot entry: `LABEL label`, `LINUX kernel`, `INITRD a,b`, `APPEND ...`. */

@@ -27,9 +27,14 @@ import {
   type SyslinuxEntry,
 } from "./syslinux-config";
 import { sha256Hex } from "../file-hash";
-import { describeFailedChecks, parseHealthReport, type HealthReport } from "./health-report";
+import {
+  describeFailedChecks,
+  parseHealthReport,
+  TRIAL_REPORT_FILE,
+  type HealthReport,
+} from "../machine/health-report";
+import { trialAppend } from "../machine/image-id";
 import { observeMachine, type Observation } from "./machine-observe";
-import { TRIAL_PARAMETER, TRIAL_REPORT_FILE } from "../image/machine-services";
 import { MachineError } from "../ramroot-error";
 import { recordFailedTrial, type FailedTrial, type TrialCause } from "./trial-log";
 
@@ -64,7 +69,7 @@ export function trialEntry(entry: SyslinuxEntry): SyslinuxEntry {
     ...entry,
     label: TRIAL_LABEL,
     menuLabel: `${entry.menuLabel ?? entry.label} (trial)`,
-    append: `${entry.append} ${TRIAL_PARAMETER}=1`.trim(),
+    append: trialAppend(entry.append),
   };
 }
 

@@ -12,7 +12,7 @@ import type { TargetSpec } from "../boot/target";
 import { cachedImage } from "../image/build";
 import { diffImages, renderDiff, renderListing, summarizeDiff } from "../image/image-diff";
 import { extractImage } from "../image/image-extract";
-import { describeSource, readImageSource, type ImageSource } from "../image/image-source";
+import { describeSource, imageBytes, readImageSource, type ImageSource } from "../deploy/image-source";
 import { addTargetOptions, targetOf, type TargetFlags } from "./boot-command";
 import { openStack, stackTarget } from "./stack-command";
 import { deployedBy, stackHistory } from "../deploy/history";
@@ -170,7 +170,7 @@ export function registerImageCommands(program: Command): void {
           `image extract: give one image, as the first argument (${SOURCE_HELP}); --slot and --update are for ls and diff`,
         );
       const resolved = await new SourceResolver(flags).resolve(source);
-      const result = await extractImage(resolved, path.resolve(dir), paths);
+      const result = await extractImage(() => imageBytes(resolved), describeSource(resolved), path.resolve(dir), paths);
       const n = (count: number, one: string, many: string) => `${count} ${count === 1 ? one : many}`;
       process.stdout.write(
         `${describeSource(resolved)} -> ${dir}: ${n(result.files, "file", "files")}, ${n(result.dirs, "directory", "directories")}, ${n(result.symlinks, "symlink", "symlinks")}\n`,

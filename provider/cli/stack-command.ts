@@ -8,7 +8,7 @@ import type { Command } from "commander";
 import type { Stack } from "@pulumi/pulumi/automation";
 import { inspectTarget, type TargetState } from "../boot/inspect";
 import type { JournalEntry } from "../boot/journal";
-import { describeFailedChecks, type HealthReport } from "../boot/health-report";
+import { describeFailedChecks, type HealthReport } from "../machine/health-report";
 import { parseTargetSpec, resolveTargetSpec, type TargetSpec } from "../boot/target-spec";
 import { DEFAULT_SLOTS } from "../deploy/ab-decision";
 import type { Pin } from "../deploy/ab-system-inputs";

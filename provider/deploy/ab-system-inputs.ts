@@ -8,7 +8,7 @@ import { z } from "zod";
 import { parseInput } from "../input-error";
 import { imageConfigSchema, type ImageConfig } from "../image/image-config";
 import { resolveTargetSpec, targetSpecSchema, type TargetSpec } from "../boot/target-spec";
-import { userAppendSchema } from "../boot/kernel-append";
+import { userAppendSchema } from "../machine/kernel-append";
 import type { SlotPair } from "./ab-decision";
 
 const slotName = z

@@ -10,7 +10,7 @@ import * as path from "node:path";
 import { z } from "zod";
 import { parse } from "yaml";
 import { targetSpecSchema } from "../boot/target-spec";
-import { userAppendSchema } from "../boot/kernel-append";
+import { userAppendSchema } from "../machine/kernel-append";
 import { imageConfigSchema } from "../image/image-config";
 import { fieldFailures, PARSE_OPTIONS } from "../input-error";
 import { InputError } from "../ramroot-error";

@@ -26,16 +26,14 @@ import { EFI_STUB_PACKAGE } from "./image-config";
 import { writeUki } from "./uki";
 import {
   foldedLayer,
-  foldedLayerKey,
   KERNEL_FILE,
   MICROCODE_FILE,
   overlayArchive,
-  overlayLayerKey,
   packageLayer,
-  packageLayerKey,
   planOverlayLayer,
   type OnPacked,
 } from "./layers";
+import { foldedLayerKey, overlayLayerKey, packageLayerKey } from "./cache-keys";
 
 export interface Artifact {
   /** absolute path in the image cache */

@@ -3,7 +3,7 @@
  * Validated once here, with errors that name the field, the value and what is accepted.
  */
 import { z } from "zod";
-import { userAppendSchema } from "../boot/kernel-append";
+import { userAppendSchema } from "../machine/kernel-append";
 import { parseDependency } from "../apk/dependency";
 import { ARCHES } from "../arch";
 import { COMPRESSIONS, COMPRESSION_LEVELS, type Compression } from "./compress";

@@ -8,7 +8,7 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import type { ImageEntry } from "./initramfs-reader";
-import { readImageSource, type ImageSource } from "./image-source";
+import { readImageBytes } from "./image-read";
 
 export interface ExtractResult {
   files: number;
@@ -30,8 +30,10 @@ function selected(rel: string, wanted: string[]): boolean {
   return wanted.length === 0 || wanted.some((w) => rel === w || rel.startsWith(`${w}/`));
 }
 
+/** Extracts an initramfs (read by `bytes` once `dest` is known to be new or empty; `description` names it in errors) into `dest`. */
 export async function extractImage(
-  source: ImageSource,
+  bytes: () => Promise<Buffer>,
+  description: string,
   dest: string,
   wantedPaths: string[] = [],
 ): Promise<ExtractResult> {
@@ -39,7 +41,7 @@ export async function extractImage(
   if (fs.existsSync(dest) && fs.readdirSync(dest).length > 0)
     throw new Error(`extract: ${dest} is not empty; give a new or empty directory`);
   const contents = new Map<string, Buffer>();
-  const image = await readImageSource(source, (entry, content) => {
+  const image = await readImageBytes(await bytes(), description, (entry, content) => {
     if (selected(entry.path, wanted)) contents.set(entry.path, content);
   });
   const entries = [...image.entries.values()]

@@ -4,7 +4,7 @@
  */
 import * as fs from "node:fs";
 import { diffImages, renderDiff, summarizeDiff } from "./image-diff";
-import { readImageFile } from "./image-source";
+import { readImageFile } from "./image-read";
 
 /** Lines that fit a screen: the diff from `before` (when that image is still on this machine) to `after`. */
 export async function imageChangeSummary(after: string, before: string | undefined, maxLines = 20): Promise<string> {

@@ -18,7 +18,6 @@
  */
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { sha256Hex } from "../file-hash";
 import { installPackages } from "../apk/install";
 import { packageLocator } from "../apk/repository";
 import { matchTriggers } from "../apk/install-scripts";
@@ -27,7 +26,8 @@ import { readTar } from "../apk/tar-reader";
 import { StagingRoot } from "../apk/staging-root";
 import type { FileManifest, ManifestEntry } from "../apk/expand";
 import type { LockEntry } from "../apk/solver";
-import { BUILDER_FORMAT, canonicalJson, type ResolvedPlan } from "./plan";
+import type { ResolvedPlan } from "./plan";
+import { installedTreeKey } from "./cache-keys";
 
 type Progress = (message: string) => void;
 
@@ -56,25 +56,6 @@ export interface InstalledTree {
   warnings: string[];
   /** the directory the kernel and microcode split out of /boot are kept in */
   bootDir: string;
-}
-
-/** What shapes an installed tree besides the lock. */
-export function installedTreeKey(resolved: ResolvedPlan): string {
-  const o = resolved.plan.options;
-  return sha256Hex(
-    canonicalJson({
-      tree: "installed",
-      format: BUILDER_FORMAT,
-      arch: o.arch,
-      repositories: o.repositories,
-      keys: o.keys,
-      kernel: o.kernel,
-      microcode: o.microcode,
-      firmware: o.firmware,
-      allowScriptFailures: resolved.config.allowScriptFailures ?? false,
-      owners: canApplyOwnership(),
-    }),
-  );
 }
 
 function lockOf(packages: LockEntry[]): TreePackage[] {

@@ -1,10 +1,12 @@
 /**
- * The layers an initramfs is made of, each keyed by the hash of exactly what shapes its bytes:
+ * The layers an initramfs is made of, each keyed by the hash of exactly what shapes its bytes
+ * (cache-keys.ts):
  *
  * - packages: the lock installed with its scripts, firmware trimmed, /boot taken out (the kernel
  *   and microcode are kept beside the archive). Shaped by the lock, the architecture, the
  *   repositories and keys written into /etc/apk, the kernel, microcode and firmware choices,
- *   the epoch, the compression and its level, and the builder format.
+ *   how the build installs (script failures allowed, owners applied), the epoch, the
+ *   compression and its level, and the builder format.
  * - overlay: what the overlay, inline files, hostname and services add or replace
  *   (overlay-layer.ts). Shaped by the package layer it sits on and those inputs.
  * - folded: when the overlay cannot be layered, the whole tree in one archive, keyed by the plan.
@@ -13,13 +15,13 @@
  */
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { sha256Hex } from "../file-hash";
 import type { CpioEntry, CpioEntryType } from "./cpio-writer";
 import { packArchive, type OnPacked } from "./pack-archive";
 import { servicesOf } from "./image-config";
 import { trimFirmware } from "./firmware";
-import { copyUkiParts, EFI_STUB_FILE, OS_RELEASE_FILE, splitBoot } from "./boot-split";
-import { BUILDER_FORMAT, canonicalJson, type ResolvedPlan } from "./plan";
+import { copyUkiParts, splitBoot } from "./boot-split";
+import type { ResolvedPlan } from "./plan";
+import { BESIDE_LAYER, foldedLayerKey, overlayLayerKey, packageLayerKey } from "./cache-keys";
 import { installTree, layOverlay } from "./staging-tree";
 import { collectEntries } from "./tree-entries";
 import { overlayLayer, type OverlayLayer, type PackageIndex } from "./overlay-layer";
@@ -34,49 +36,6 @@ export const MICROCODE_FILE = "microcode";
 const PATHS_FILE = "paths.json";
 
 type Progress = (message: string) => void;
-
-export function packageLayerKey(resolved: ResolvedPlan): string {
-  const { plan } = resolved;
-  const o = plan.options;
-  return sha256Hex(
-    canonicalJson({
-      layer: "packages",
-      format: BUILDER_FORMAT,
-      lock: plan.lock.map((p) => ({ name: p.name, version: p.version, checksum: p.checksum })),
-      world: plan.world,
-      arch: o.arch,
-      repositories: o.repositories,
-      keys: o.keys,
-      kernel: o.kernel,
-      microcode: o.microcode,
-      firmware: o.firmware,
-      epoch: o.epoch,
-      compression: o.compression,
-      compressionLevel: o.compressionLevel,
-    }),
-  );
-}
-
-export function overlayLayerKey(resolved: ResolvedPlan, packagesKey: string): string {
-  const o = resolved.plan.options;
-  return sha256Hex(
-    canonicalJson({
-      layer: "overlay",
-      format: BUILDER_FORMAT,
-      packages: packagesKey,
-      overlay: resolved.plan.overlayDigest,
-      hostname: o.hostname,
-      services: o.services,
-      epoch: o.epoch,
-      compression: o.compression,
-      compressionLevel: o.compressionLevel,
-    }),
-  );
-}
-
-export function foldedLayerKey(resolved: ResolvedPlan): string {
-  return sha256Hex(canonicalJson({ layer: "folded", format: BUILDER_FORMAT, plan: resolved.plan.planId }));
-}
 
 /** Installs into a scratch tree beside `dir`, hands it to `use`, and removes it. */
 async function withStaging<T>(dir: string, use: (staging: string) => Promise<T>): Promise<T> {
@@ -134,7 +93,7 @@ export async function packageLayer(
       progress,
       installCold,
       async (tree) => {
-        for (const name of [KERNEL_FILE, MICROCODE_FILE, EFI_STUB_FILE, OS_RELEASE_FILE]) {
+        for (const name of BESIDE_LAYER) {
           const from = path.join(tree.bootDir, name);
           if (fs.existsSync(from)) fs.copyFileSync(from, path.join(dir, name));
         }

@@ -8,6 +8,7 @@ import * as pulumi from "../../components/pulumi-sdk";
 import { slotEntry } from "../boot/slot";
 import { describeHolder, LeaseHeldError } from "../boot/lease";
 import type { SyslinuxEntry } from "../boot/syslinux-config";
+import { imageParameter } from "../machine/image-id";
 import { parseAbSystemInputs, parsePin, PIN_CONFIG_KEY, type AbSystemInputs } from "../deploy/ab-system-inputs";
 import { planDeployment, type DeployedImage, type DeploymentPlan, type ImageFiles } from "../deploy/deployment-plan";
 import { planImageOnce } from "../image/plan-memo";
@@ -102,7 +103,7 @@ export class AbSystemComponent extends pulumi.ComponentResource {
       [
         "rdinit=/sbin/init",
         inputs.image.cmdline,
-        `ramroot.image=${imageId}`,
+        imageParameter(imageId),
         `panic=${inputs.panicSeconds}`,
         inputs.append,
       ]

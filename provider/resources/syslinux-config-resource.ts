@@ -15,7 +15,7 @@ import { heldLease, withLease } from "../boot/lease";
 import { assertLabelBootable } from "../boot/slot";
 import { trialBoot, TrialFailedError } from "../boot/trial";
 import { clearStaleBootOnce } from "../boot/once";
-import { IMAGE_ID_PATH } from "../image/machine-services";
+import { IMAGE_ID_PATH } from "../machine/image-id";
 import { checkInputs } from "./check-inputs";
 import { noteWritten, wasWrittenThisRun, wipeOnDeleteSchema } from "./delete-policy";
 import { diffProperties } from "./property-diff";

@@ -2,7 +2,7 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { JOURNAL_BACKUP_PATH, JOURNAL_PATH, readJournal, recordDefault } from "../../../provider/boot/journal";
-import { parseUserAppend } from "../../../provider/boot/kernel-append";
+import { parseUserAppend } from "../../../provider/machine/kernel-append";
 import { labelBootProblem, slotEntry, writeSlot } from "../../../provider/boot/slot";
 import {
   parseSyslinuxConfigSpec,

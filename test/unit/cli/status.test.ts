@@ -3,7 +3,7 @@ import type { TargetState } from "../../../provider/boot/inspect";
 import type { FailedTrial } from "../../../provider/boot/trial-log";
 import type { JournalEntry } from "../../../provider/boot/journal";
 import type { SlotState } from "../../../provider/boot/slot";
-import { parseHealthReport } from "../../../provider/boot/health-report";
+import { parseHealthReport } from "../../../provider/machine/health-report";
 import { renderStatus } from "../../../provider/cli/stack-command";
 import { numberHistory } from "../../../provider/deploy/history";
 

@@ -9,7 +9,7 @@ import { compressor, type Compression } from "../../../provider/image/compress";
 import { readImage } from "../../../provider/image/initramfs-reader";
 import { diffImages, renderDiff, summarizeDiff } from "../../../provider/image/image-diff";
 import { extractImage } from "../../../provider/image/image-extract";
-import { readImageFile } from "../../../provider/image/image-source";
+import { readImageFile } from "../../../provider/image/image-read";
 import { expectImageHolds, readBack } from "../../fixtures/image-readback";
 
 // ramroot's newc writer, read back by an independent reader (cpio-stream) through every
@@ -202,14 +202,14 @@ test("diff names added, removed and changed paths by package, with package versi
   ]);
 
   const out = path.join(work, "out");
-  const result = await extractImage({ kind: "file", path: path.join(work, "b.img") }, out);
+  const result = await extractImage(() => fs.promises.readFile(path.join(work, "b.img")), "b.img", out);
   expect(fs.readFileSync(path.join(out, "etc/message"), "utf8")).toBe("edited\n");
   expect(fs.readlinkSync(path.join(out, "bin/sh"))).toBe("busybox");
   expect(fs.statSync(path.join(out, "usr/bin/tool")).mode & 0o7777).toBe(0o4755);
   expect(fs.statSync(path.join(out, "usr/bin/tool")).size).toBe(3 * 1024 * 1024 + 7);
   expect(result.skipped.sort()).toEqual(["dev/console (char)", "dev/sda (block)", "run/fifo (fifo)"]);
   const only = path.join(work, "only");
-  await extractImage({ kind: "file", path: path.join(work, "b.img") }, only, ["/etc"]);
+  await extractImage(() => fs.promises.readFile(path.join(work, "b.img")), "b.img", only, ["/etc"]);
   expect(fs.readdirSync(only)).toEqual(["etc"]);
 
   const hostile = path.join(work, "hostile.img");
@@ -217,7 +217,7 @@ test("diff names added, removed and changed paths by package, with package versi
   fs.mkdirSync(gnu);
   fs.writeFileSync(path.join(work, "escape"), "x");
   fs.writeFileSync(hostile, execFileSync("sh", ["-c", "echo ../escape | cpio -o -H newc 2>/dev/null"], { cwd: gnu }));
-  await expect(extractImage({ kind: "file", path: hostile }, path.join(work, "h-out"))).rejects.toThrow(
+  await expect(extractImage(() => fs.promises.readFile(hostile), hostile, path.join(work, "h-out"))).rejects.toThrow(
     /"\.\.\/escape" would leave the destination; refused/,
   );
 });

@@ -1,12 +1,12 @@
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
-import { execFileSync } from "node:child_process";
+import { execFileSync, spawnSync } from "node:child_process";
 import { parse as parseYaml } from "yaml";
 import { parseImageConfig } from "../../../provider/image/plan";
 import { machineEntries, sshHostKeysDir } from "../../../provider/image/machine-services";
 import { debianBusyboxStatic } from "../../fixtures/debian-repo";
-import { describeFailedChecks, parseHealthReport } from "../../../provider/boot/health-report";
+import { describeFailedChecks, parseHealthReport } from "../../../provider/machine/health-report";
 
 const base = { packages: ["busybox"], repositories: ["/nowhere"], keys: ["/nowhere"] };
 
@@ -89,7 +89,7 @@ test("every image publishes its image id; the other services come with their inp
   expect(entriesOf({ dataDisk: { label: "tank" } })).toEqual(entriesOf({ dataDisk: { label: "tank" } }));
 });
 
-test("init scripts are OpenRC's when the image has OpenRC, else runner scripts; every script parses in busybox sh", () => {
+test("init scripts are OpenRC's when the image has OpenRC, else runner scripts; every script parses in busybox sh and passes shellcheck", () => {
   const input = {
     network: { mode: "dhcp" },
     dataDisk: { label: "data" },
@@ -120,6 +120,15 @@ test("init scripts are OpenRC's when the image has OpenRC, else runner scripts; 
       // openrc-run scripts are sh with functions; check them as sh.
       fs.writeFileSync(file, e.source);
       expect(() => execFileSync(busybox, ["sh", "-n", file], { stdio: "pipe" })).not.toThrow();
+      // Debian's shellcheck, as `npm test` runs it on provider/machine/*.sh; OpenRC reads an
+      // init script's `description` and gives `after *` its meaning (every other service).
+      const openrcOnly = e.source.toString().startsWith("#!/sbin/openrc-run") ? ["--exclude=SC2034,SC2035"] : [];
+      const lint = spawnSync("shellcheck", ["--shell=sh", ...openrcOnly, file], { encoding: "utf8" });
+      expect({ path: e.path, findings: lint.stdout, status: lint.status }).toEqual({
+        path: e.path,
+        findings: "",
+        status: 0,
+      });
       expect(e.mode).toBe(0o755);
     }
   } finally {

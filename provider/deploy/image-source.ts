@@ -1,16 +1,16 @@
 /**
  * Where an image to read comes from: an initramfs file, a slot on a boot target (read through
  * the target, so local directories, disk images and ssh all work), or a plan in the local image
- * cache. Each is read whole into memory (an initramfs is tens to hundreds of MiB) and handed to
- * initramfs-reader.ts.
+ * cache. Each is read whole into memory and handed to image/image-read.ts. It sits here, where
+ * images and boot targets meet, so that image/ needs nothing from boot/.
  */
 import * as fs from "node:fs";
-import * as path from "node:path";
 import { SLOT_FILES } from "../boot/slot";
 import { withTarget, type TargetSpec } from "../boot/target";
-import { cachedImage, defaultImageCacheDir } from "./build";
-import { INSTALLED_DB, packageOwners, type ReadImage } from "./image-diff";
-import { readImage, type ImageEntry } from "./initramfs-reader";
+import { cachedImage, defaultImageCacheDir } from "../image/build";
+import type { ReadImage } from "../image/image-diff";
+import { initramfsFileBytes, readImageBytes } from "../image/image-read";
+import type { ImageEntry } from "../image/initramfs-reader";
 
 export type ImageSource =
   | { kind: "file"; path: string }
@@ -34,9 +34,7 @@ export function describeSource(source: ImageSource): string {
 export async function imageBytes(source: ImageSource): Promise<Buffer> {
   switch (source.kind) {
     case "file":
-      return fs.promises.readFile(source.path).catch((err: NodeJS.ErrnoException) => {
-        throw new Error(`image: ${JSON.stringify(source.path)} cannot be read (${err.code ?? err.message})`);
-      });
+      return initramfsFileBytes(source.path);
     case "slot":
       return withTarget(source.target, async (target) => {
         const rel = `${source.slot}/${SLOT_FILES.initramfs}`;
@@ -63,13 +61,5 @@ export async function readImageSource(
   source: ImageSource,
   onFile?: (entry: ImageEntry, content: Buffer) => void,
 ): Promise<ReadImage> {
-  const bytes = await imageBytes(source);
-  const read = await readImage(bytes, describeSource(source), { keep: [INSTALLED_DB], ...(onFile ? { onFile } : {}) });
-  const db = read.contents.get(INSTALLED_DB);
-  return { entries: read.entries, layers: read.layers, packages: packageOwners(db?.toString("utf8")) };
-}
-
-/** Reads an initramfs file on this machine (tests, the provider after a build). */
-export function readImageFile(file: string): Promise<ReadImage> {
-  return readImageSource({ kind: "file", path: path.resolve(file) });
+  return readImageBytes(await imageBytes(source), describeSource(source), onFile);
 }

@@ -1,6 +1,6 @@
 /**
- * The machine's health report, as its guard writes it (/run/ramroot/health, and on a failed
- * trial the copy on the boot partition; provider/image/machine-services.ts):
+ * The machine's health report, as its guard (guard.sh) writes it (/run/ramroot/health, and on a
+ * failed trial the copy on the boot partition):
  *
  *   image <id>
  *   trial yes|no
@@ -9,6 +9,15 @@
  *   check <name> ok|failed (exit N)
  *     <the check's output, each line indented by two spaces>
  */
+
+/** The guard's report on the running machine: the image id, whether this boot is a trial, the status and each check's output. */
+export const HEALTH_PATH = "/run/ramroot/health";
+/**
+ * Where a trial boot that failed leaves its last report before it reboots: the boot partition's
+ * root (relative to its mountpoint, which is the ssh target's path), so the deploy that waits for
+ * it can read it from the machine back on DEFAULT.
+ */
+export const TRIAL_REPORT_FILE = "ramroot-trial-report";
 
 export type HealthStatus = "checking" | "healthy" | "unhealthy";
 

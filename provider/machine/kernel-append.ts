@@ -10,10 +10,11 @@
  */
 import { z } from "zod";
 import { parseInput } from "../input-error";
+import { IMAGE_PARAMETER, TRIAL_PARAMETER } from "./image-id";
 
 /** Parameters syslinux or ramroot set; an entry's command line must not set them. */
 const SYSLINUX_SET = ["initrd", "boot_image"];
-const RAMROOT_SET = ["ramroot.image", "ramroot.trial"];
+const RAMROOT_SET = [IMAGE_PARAMETER, TRIAL_PARAMETER];
 
 function overriding(value: string, names: string[]): string | undefined {
   return value.split(/\s+/).find((token) => names.includes(token.split("=")[0]?.toLowerCase() ?? ""));
