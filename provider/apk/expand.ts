@@ -2,6 +2,7 @@ import { createHash, type Hash } from "node:crypto";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { FileWriter, type BatchReply, type FileFinish } from "./file-writer";
+import { toHostId } from "./sandbox-ids";
 import { StagingRoot } from "./staging-root";
 import { TarStreamParser, type TarHeader, type TarReadType, type TarSink } from "./tar-reader";
 
@@ -289,8 +290,11 @@ class DataTarExpander implements TarSink {
     }
   }
 
+  /** On disk an owner is a sandbox host id (sandbox-ids.ts): install scripts can change it, the host's ids are never used. */
   private ownership(acl: Acl, mtime?: number): Ownership | undefined {
-    return this.applyOwnership ? { uid: acl.uid, gid: acl.gid, mode: acl.mode, mtime } : undefined;
+    return this.applyOwnership
+      ? { uid: toHostId(acl.uid), gid: toHostId(acl.gid), mode: acl.mode, mtime }
+      : undefined;
   }
 
   /** Writes what the parser delivered, in order, as far as it can; waits when too much is in flight. */

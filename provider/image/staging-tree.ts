@@ -15,6 +15,7 @@ import { enableServices } from "./services";
 import { ensureModuleIndex } from "./kernel-modules";
 import type { ResolvedPlan } from "./plan";
 import { writeOverlay } from "./overlay";
+import { fromHostId } from "../apk/sandbox-ids";
 import { StagingRoot } from "../apk/staging-root";
 import { counter } from "../progress";
 
@@ -47,6 +48,7 @@ export async function installTree(
     repositories: config.repositories,
     locate: packageLocator(resolved.repositories),
     onProgress,
+    sandboxOwners: true,
   });
   const warnings: string[] = [];
   for (const s of installed.skippedScripts)
@@ -88,7 +90,8 @@ export function layOverlay(staging: string, resolved: ResolvedPlan, progress: (m
 /**
  * Every path of the staging tree as a cpio entry. Ownership and modes come from the package
  * metadata for files packages installed, root for the overlay, and what install scripts left
- * on disk for the rest; nothing else about the host (mtime, inode, user) reaches the archive.
+ * on disk for the rest (sandbox host ids read back as the image's: sandbox-ids.ts); nothing
+ * else about the host (mtime, inode, user) reaches the archive.
  */
 export function collectEntries(root: string, manifest: FileManifest, overlay: Set<string>): CpioEntry[] {
   const entries: CpioEntry[] = [];
@@ -102,7 +105,7 @@ export function collectEntries(root: string, manifest: FileManifest, overlay: Se
         ? { uid: 0, gid: 0 }
         : meta
           ? { uid: meta.uid, gid: meta.gid }
-          : { uid: st.uid, gid: st.gid };
+          : { uid: fromHostId(st.uid), gid: fromHostId(st.gid) };
       const mode = meta && !overlay.has(p) ? meta.mode : st.mode & 0o7777;
       if (meta && (meta.type === "char" || meta.type === "block" || meta.type === "fifo")) {
         entries.push({ path: p, type: meta.type, mode, ...owner, rdevMajor: meta.devmajor, rdevMinor: meta.devminor });
