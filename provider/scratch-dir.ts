@@ -18,7 +18,10 @@ export interface ScratchDir {
  * Makes the directory (`mode`, default 0700). With `empty` it is only ever removed when empty
  * (rmdir): a mount point must never be emptied through what may be mounted on it.
  */
-export async function openScratchDir(prefix: string, opts: { mode?: number; empty?: boolean } = {}): Promise<ScratchDir> {
+export async function openScratchDir(
+  prefix: string,
+  opts: { mode?: number; empty?: boolean } = {},
+): Promise<ScratchDir> {
   const remove = (dir: string) =>
     opts.empty ? fs.rmdirSync(dir) : fs.rmSync(dir, { recursive: true, force: true, maxRetries: 2 });
   const tmp = os.tmpdir();

@@ -104,13 +104,19 @@ async function nextCluster(fh: FileHandle, vol: FatVolume, cluster: number): Pro
 function extendChain(vol: FatVolume, chain: number[], seen: Set<number>, c: number, what: string): void {
   if (c < 2 || c >= vol.clusterCount + 2)
     throw new Error(`FAT cluster chain of ${what} is broken at cluster ${c} (${chain.length} clusters read)`);
-  if (seen.has(c)) throw new Error(`FAT cluster chain of ${what} loops back to cluster ${c} after ${chain.length} clusters`);
+  if (seen.has(c))
+    throw new Error(`FAT cluster chain of ${what} loops back to cluster ${c} after ${chain.length} clusters`);
   seen.add(c);
   chain.push(c);
 }
 
 /** The cluster chain starting at `first` (`what` names it in errors). */
-export async function clusterChain(fh: FileHandle, vol: FatVolume, first: number, what = `cluster ${first}`): Promise<number[]> {
+export async function clusterChain(
+  fh: FileHandle,
+  vol: FatVolume,
+  first: number,
+  what = `cluster ${first}`,
+): Promise<number[]> {
   const end = vol.bits === 12 ? 0xff8 : vol.bits === 16 ? 0xfff8 : 0x0ffffff8;
   const chain: number[] = [];
   const seen = new Set<number>();

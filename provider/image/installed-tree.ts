@@ -365,7 +365,8 @@ async function bringUpToLock(
     for (const e of entries) {
       if (derived(e.path)) return `${e.package} has ${e.path}, which later build steps derive from`;
       const through = symlinkAbove(root, e.path);
-      if (through) return `${e.path} of ${e.package} lies under ${through}, which is a symlink or no directory in the tree`;
+      if (through)
+        return `${e.path} of ${e.package} lies under ${through}, which is a symlink or no directory in the tree`;
       const onDisk = gone(e.path) ? undefined : lstatIn(root, e.path);
       const base = gone(e.path) ? undefined : manifest.get(e.path);
       if (e.type === "directory") {
