@@ -30,6 +30,18 @@ export interface FatFile {
   attributes: number;
 }
 
+/**
+ * What the volume says cannot be (a size beyond the volume, a chain that leaves it or loops, a
+ * volume larger than the image) or is refused (a file larger than its reader takes). Read again
+ * it says the same, so it is reported, not retried another way.
+ */
+export class FatDamagedError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "FatDamagedError";
+  }
+}
+
 async function pread(fh: FileHandle, offset: number, length: number): Promise<Buffer> {
   const buf = Buffer.alloc(length);
   const { bytesRead } = await fh.read(buf, 0, length, offset);
@@ -58,11 +70,11 @@ export async function readFatVolume(fh: FileHandle, offset: number): Promise<Fat
   const rootDirSectors = Math.ceil((rootEntries * 32) / bytesPerSector);
   const dataSector = reserved + fats * fatSectors + rootDirSectors;
   const clusterCount = Math.floor((total - dataSector) / sectorsPerCluster);
-  if (clusterCount < 1) throw new Error(`the FAT boot sector at byte ${offset} declares no data clusters`);
+  if (clusterCount < 1) throw new FatDamagedError(`the FAT boot sector at byte ${offset} declares no data clusters`);
   // Microsoft's rule: the type follows from the cluster count alone.
   const bits = clusterCount < 4085 ? 12 : clusterCount < 65525 ? 16 : 32;
   if (fatSectors * bytesPerSector * 8 < (clusterCount + 2) * bits)
-    throw new Error(
+    throw new FatDamagedError(
       `the FAT boot sector at byte ${offset} declares ${clusterCount} clusters but a FAT of ${fatSectors} sectors, too small for them`,
     );
   // Everything read later (a file's size, a cluster chain, the FAT itself) is bounded by the
@@ -70,7 +82,7 @@ export async function readFatVolume(fh: FileHandle, offset: number): Promise<Fat
   const end = offset + total * bytesPerSector;
   const { bytesRead } = await fh.read(Buffer.alloc(1), 0, 1, end - 1);
   if (bytesRead !== 1)
-    throw new Error(
+    throw new FatDamagedError(
       `the FAT volume at byte ${offset} declares ${total} sectors (${end - offset} bytes), more than the image holds`,
     );
   return {
@@ -103,9 +115,9 @@ async function nextCluster(fh: FileHandle, vol: FatVolume, cluster: number): Pro
  */
 function extendChain(vol: FatVolume, chain: number[], seen: Set<number>, c: number, what: string): void {
   if (c < 2 || c >= vol.clusterCount + 2)
-    throw new Error(`FAT cluster chain of ${what} is broken at cluster ${c} (${chain.length} clusters read)`);
+    throw new FatDamagedError(`FAT cluster chain of ${what} is broken at cluster ${c} (${chain.length} clusters read)`);
   if (seen.has(c))
-    throw new Error(`FAT cluster chain of ${what} loops back to cluster ${c} after ${chain.length} clusters`);
+    throw new FatDamagedError(`FAT cluster chain of ${what} loops back to cluster ${c} after ${chain.length} clusters`);
   seen.add(c);
   chain.push(c);
 }
@@ -130,7 +142,7 @@ export async function clusterChain(
 /** Refuses a file whose directory entry claims more bytes than the volume holds. */
 function checkSize(vol: FatVolume, entry: { size: number }, path: string): void {
   if (entry.size > vol.clusterCount * vol.clusterBytes)
-    throw new Error(
+    throw new FatDamagedError(
       `FAT file ${path} claims ${entry.size} bytes, more than the volume's ${vol.clusterCount * vol.clusterBytes}`,
     );
 }
@@ -234,7 +246,9 @@ export async function findFatFile(fh: FileHandle, vol: FatVolume, path: string):
   checkSize(vol, entry, path);
   const clusters = entry.size === 0 ? [] : await clusterChain(fh, vol, entry.firstCluster, path);
   if (clusters.length * vol.clusterBytes < entry.size)
-    throw new Error(`FAT file ${path} claims ${entry.size} bytes but its chain holds ${clusters.length} clusters`);
+    throw new FatDamagedError(
+      `FAT file ${path} claims ${entry.size} bytes but its chain holds ${clusters.length} clusters`,
+    );
   return { size: entry.size, clusters, attributes: entry.attributes };
 }
 
@@ -242,11 +256,18 @@ export async function findFatFile(fh: FileHandle, vol: FatVolume, path: string):
  * A file's bytes, found as `findFatFile` finds it: the FAT is read once and runs of adjacent
  * clusters are read in one call, so a kernel costs a handful of reads, not one per cluster.
  */
-export async function readFatFile(fh: FileHandle, vol: FatVolume, path: string): Promise<Buffer | undefined> {
+export async function readFatFile(
+  fh: FileHandle,
+  vol: FatVolume,
+  path: string,
+  maxBytes?: number,
+): Promise<Buffer | undefined> {
   const entry = await findFileEntry(fh, vol, path);
   if (!entry) return undefined;
   if (entry.size === 0) return Buffer.alloc(0);
   checkSize(vol, entry, path);
+  if (maxBytes !== undefined && entry.size > maxBytes)
+    throw new FatDamagedError(`FAT file ${path} is ${entry.size} bytes, more than the ${maxBytes} read of it; refused`);
   const fat = await pread(fh, vol.fatStart, Math.ceil(((vol.clusterCount + 2) * vol.bits) / 8) + 1);
   const next = (c: number): number => {
     if (vol.bits === 12) {

@@ -9,7 +9,7 @@ import { readLease, staleReason, type LeaseRecord } from "./lease";
 import { defaultSlotOf, readSlot, type SlotState } from "./slot";
 import { readSyslinuxConfig, type SyslinuxConfigSpec } from "./syslinux-config";
 import { withTarget, type TargetSpec } from "./target";
-import { parseHealthReport, type HealthReport } from "./health-report";
+import { HEALTH_REPORT_MAX_BYTES, parseHealthReport, type HealthReport } from "./health-report";
 import { observeMachine, type Observation } from "./machine-observe";
 import { TRIAL_REPORT_FILE } from "../image/machine-services";
 
@@ -44,7 +44,9 @@ export async function inspectTarget(
     const once = config ? await readBootOnce(target).catch(() => undefined) : undefined;
     const defaultSlot = config ? defaultSlotOf(config) : undefined;
     const machine = opts.machine ? await observeMachine(target) : undefined;
-    const left = opts.machine ? await target.readFile(TRIAL_REPORT_FILE).catch(() => undefined) : undefined;
+    const left = opts.machine
+      ? await target.readFile(TRIAL_REPORT_FILE, { maxBytes: HEALTH_REPORT_MAX_BYTES }).catch(() => undefined)
+      : undefined;
     const trialReport = left ? parseHealthReport(left.toString("utf8")) : undefined;
     return {
       description: target.describe(),

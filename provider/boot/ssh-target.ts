@@ -6,7 +6,7 @@ import { spawn, spawnSync } from "node:child_process";
 import { execa } from "execa";
 import { tempNameFor } from "../atomic-file";
 import { onProcessExit, processAlive } from "../exit-cleanup";
-import type { BootTarget, CommandResult, MachineShell } from "./boot-target";
+import { type BootTarget, type CommandResult, type MachineShell, tooLarge } from "./boot-target";
 import type { TargetSpec } from "./target-spec";
 import { shellQuote } from "./shell-quote";
 import { targetRelPath } from "./target-path";
@@ -214,9 +214,13 @@ export class SshTarget implements BootTarget {
     return result.stdout;
   }
 
-  async readFile(rel: string): Promise<Buffer | undefined> {
+  async readFile(rel: string, opts: { maxBytes?: number } = {}): Promise<Buffer | undefined> {
     const file = shellQuote(this.remotePath(rel));
-    return this.check(`if [ -f ${file} ]; then exec cat -- ${file}; else exit ${MISSING}; fi`, `reading ${rel}`);
+    const read = opts.maxBytes === undefined ? `exec cat -- ${file}` : `exec head -c ${opts.maxBytes + 1} -- ${file}`;
+    const data = await this.check(`if [ -f ${file} ]; then ${read}; else exit ${MISSING}; fi`, `reading ${rel}`);
+    if (data && opts.maxBytes !== undefined && data.length > opts.maxBytes)
+      throw tooLarge(this.describe(), rel, opts.maxBytes);
+    return data;
   }
 
   async sha256(rel: string): Promise<string | undefined> {

@@ -24,7 +24,7 @@ import {
   type SyslinuxConfigSpec,
   type SyslinuxEntry,
 } from "./syslinux-config";
-import { describeFailedChecks, parseHealthReport, type HealthReport } from "./health-report";
+import { describeFailedChecks, HEALTH_REPORT_MAX_BYTES, parseHealthReport, type HealthReport } from "./health-report";
 import { observeMachine, type Observation } from "./machine-observe";
 import { TRIAL_PARAMETER, TRIAL_REPORT_FILE } from "../image/machine-services";
 
@@ -187,7 +187,9 @@ export async function trialBoot(
       const config = await readSyslinuxConfig(cleanup);
       if (config && entryByLabel(config.spec, TRIAL_LABEL))
         await writeSyslinuxConfig(cleanup, { ...spec, defaultLabel: oldLabel, entries });
-      const left = await cleanup.readFile(TRIAL_REPORT_FILE).catch(() => undefined);
+      const left = await cleanup
+        .readFile(TRIAL_REPORT_FILE, { maxBytes: HEALTH_REPORT_MAX_BYTES })
+        .catch(() => undefined);
       const parsed = left ? parseHealthReport(left.toString("utf8")) : undefined;
       if (parsed?.imageId === expected) report = parsed;
       const now = (await observeMachine(cleanup, opts.probePath).catch(() => undefined)) ?? fellBack;
