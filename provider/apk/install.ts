@@ -169,7 +169,9 @@ export async function fetchVerifiedPackage(
   if (cached) {
     let pkg: PackageFile | undefined;
     try {
-      await replaceFile(cached, (handle) => httpGetToFile(location, handle), {
+      // The index's S: bounds the download: a server sending more (an endless body) is refused at once.
+      const maxBytes = record.size !== undefined && record.size > 0 ? { maxBytes: record.size } : {};
+      await replaceFile(cached, (handle) => httpGetToFile(location, handle, maxBytes), {
         verify: async (temp, size) => {
           checkSize(size);
           pkg = readFromFd(fs.openSync(temp, "r"), readOpts);
