@@ -17,10 +17,11 @@ export interface ScratchDir {
 /**
  * Makes the directory (`mode`, default 0700). With `empty` it is only ever removed when empty
  * (rmdir): a mount point must never be emptied through what may be mounted on it.
+ * `beforeRemove` runs first when this process removes it (not for another's stale one).
  */
 export async function openScratchDir(
   prefix: string,
-  opts: { mode?: number; empty?: boolean } = {},
+  opts: { mode?: number; empty?: boolean; beforeRemove?: (dir: string) => void } = {},
 ): Promise<ScratchDir> {
   const remove = (dir: string) =>
     opts.empty ? fs.rmdirSync(dir) : fs.rmSync(dir, { recursive: true, force: true, maxRetries: 2 });
@@ -38,6 +39,11 @@ export async function openScratchDir(
   const dir = await fs.promises.mkdtemp(path.join(tmp, `${prefix}${process.pid}-`));
   await fs.promises.chmod(dir, opts.mode ?? 0o700);
   const drop = onProcessExit(() => {
+    try {
+      opts.beforeRemove?.(dir);
+    } catch {
+      // the directory goes all the same
+    }
     try {
       remove(dir);
     } catch {

@@ -1,8 +1,7 @@
 import * as fs from "node:fs";
-import * as os from "node:os";
 import * as path from "node:path";
 import { tempNameFor } from "../atomic-file";
-import { onProcessExit, processAlive } from "../exit-cleanup";
+import { openScratchDir } from "../scratch-dir";
 import { sha256File, sha256Hex } from "../file-hash";
 import { ADV_TAG_BOOTONCE, updateImageAdv, withAdvEntry } from "./adv";
 import { type BootTarget, tooLarge } from "./boot-target";
@@ -15,19 +14,6 @@ import { targetRelPath } from "./target-path";
 type ImageSpec = Extract<TargetSpec, { kind: "image" }>;
 
 const SCRATCH_PREFIX = "ramroot-image-";
-
-/**
- * Removes scratch directories of image targets whose process is gone (killed before it could
- * clean up): their names carry the pid, `ramroot-image-<pid>-<random>`.
- */
-async function removeStaleScratch(): Promise<void> {
-  const tmp = os.tmpdir();
-  for (const name of await fs.promises.readdir(tmp).catch(() => [] as string[])) {
-    const match = new RegExp(`^${SCRATCH_PREFIX}(\\d+)-`).exec(name);
-    if (match?.[1] === undefined || Number(match[1]) === process.pid || processAlive(Number(match[1]))) continue;
-    await fs.promises.rm(path.join(tmp, name), { recursive: true, force: true }).catch(() => undefined);
-  }
-}
 
 /**
  * A FAT disk image file, superfloppy or MBR-partitioned, read and written with mtools: no
@@ -73,10 +59,8 @@ export class ImageTarget implements BootTarget {
     } finally {
       await fh.close();
     }
-    await removeStaleScratch();
-    const scratch = await fs.promises.mkdtemp(path.join(os.tmpdir(), `${SCRATCH_PREFIX}${process.pid}-`));
-    const dropScratch = onProcessExit(() => fs.rmSync(scratch, { recursive: true, force: true }));
-    return new ImageTarget(spec, image, offset, scratch, dropScratch);
+    const scratch = await openScratchDir(SCRATCH_PREFIX);
+    return new ImageTarget(spec, image, offset, scratch.dir, scratch.drop);
   }
 
   describe(): string {

@@ -1,5 +1,6 @@
 import { execa, type ResultPromise } from "execa";
 import * as fs from "node:fs";
+import * as net from "node:net";
 import * as os from "node:os";
 import * as path from "node:path";
 import { compileCli, type CompiledCli } from "../fixtures/ramroot-cli";
@@ -126,3 +127,62 @@ test.each(["SIGKILL", "SIGTERM", "SIGINT"] as const)(
     // process is gone from this host): the next case starts with that.
   },
 );
+
+test("a deploy SIGKILLed while its master authenticates (a server that answers nothing for 3 s) never had the key on disk, and its agent ends", async () => {
+  const key = path.join(work, "id-auth");
+  fs.writeFileSync(key, sshd.userKey, { mode: 0o600 });
+  const secret = sshd.userKey.trim().split("\n").slice(1, -1).join("");
+  const silent = net.createServer((s) => {
+    s.on("error", () => {});
+    setTimeout(() => s.destroy(), 3000);
+  });
+  await new Promise<void>((r) => silent.listen(0, "127.0.0.1", r));
+  try {
+    const port = (silent.address() as net.AddressInfo).port;
+    const args = [
+      "slot",
+      "show",
+      "--slot",
+      "a",
+      "--ssh",
+      `root@127.0.0.1:${root}`,
+      "--port",
+      String(port),
+      "--identity",
+      key,
+    ];
+    const deploy: ResultPromise = execa(process.execPath, ["-e", cli.script, "--", ...args], { reject: false });
+    const pid = deploy.pid!;
+    // The master is authenticating: the session's agent holds the key.
+    let session: string | undefined;
+    for (;;) {
+      [session] = sessions(pid);
+      if (session && (await processesNaming(session)).some((l) => l.includes("ssh-agent"))) break;
+      if (deploy.exitCode !== null && deploy.exitCode !== undefined)
+        throw new Error(`the deploy ended before authenticating: ${(await deploy).stderr}`);
+      await sleep(20);
+    }
+    const onDisk = () =>
+      fs
+        .readdirSync(session!)
+        .filter((n) => fs.statSync(path.join(session!, n)).isFile())
+        .filter((n) => fs.readFileSync(path.join(session!, n), "utf8").replace(/\s/g, "").includes(secret));
+    expect(onDisk()).toEqual([]);
+    process.kill(pid, "SIGKILL");
+    await deploy;
+    expect(onDisk()).toEqual([]);
+    // The server hangs up, ssh fails, the key is deleted from the agent, and the agent ends.
+    for (;;) {
+      if ((await processesNaming(session!)).length === 0) break;
+      await sleep(250);
+    }
+    // No key, no agent socket, no master socket: at most the master's log (what ssh said).
+    expect(fs.readdirSync(session!).filter((n) => n !== "master.log")).toEqual([]);
+    expect(onDisk()).toEqual([]);
+    // The next session sweeps the dead one's directory.
+    await cli.run(args);
+    expect(fs.existsSync(session!)).toBe(false);
+  } finally {
+    silent.close();
+  }
+});
