@@ -160,6 +160,9 @@ test("a post-install trying sysctl writes, mounts, mknod of the host disk, ptrac
       0o4750,
     ]);
     expect(fs.existsSync(path.join(trees, tree!, "root/tmp/hostdisk"))).toBe(false);
+    // The caches holding that setuid file are their owner's alone.
+    for (const cache of [path.join(dir, "cache"), path.join(dir, "images")])
+      expect((fs.statSync(cache).mode & 0o777).toString(8)).toBe("700");
     // ... and the image carries the ids the script gave.
     const initramfs = /^initramfs\s+(\S+)/m.exec(r.stdout)![1]!;
     const image = await readImage(fs.readFileSync(initramfs), initramfs);
