@@ -75,7 +75,13 @@ export class AlpineImage extends pulumi.CustomResource {
   /** package -> locked version */
   declare public readonly lock: pulumi.Output<Record<string, string>>;
   declare public readonly overlayFiles: pulumi.Output<Record<string, string>>;
-  declare public readonly artifacts: pulumi.Output<{ kernel?: Artifact; initramfs: Artifact; microcode?: Artifact }>;
+  /** uki: with `uki: true`, the image as one EFI executable (its id on the command line it holds) */
+  declare public readonly artifacts: pulumi.Output<{
+    kernel?: Artifact;
+    initramfs: Artifact;
+    microcode?: Artifact;
+    uki?: Artifact;
+  }>;
   declare public readonly sbomPath: pulumi.Output<string>;
   declare public readonly cmdline: pulumi.Output<string>;
 
@@ -131,6 +137,8 @@ export interface BootTestArgs {
   marker: pulumi.Input<string>;
   timeoutSeconds?: pulumi.Input<number>;
   memoryMiB?: pulumi.Input<number>;
+  /** the image's architecture, when not x86_64: QEMU's binary, machine and console follow it */
+  arch?: pulumi.Input<"x86_64" | "aarch64">;
 }
 
 export class BootTest extends pulumi.CustomResource {

@@ -75,9 +75,15 @@ export GONOSUMDB="${GONOSUMDB:+$GONOSUMDB,}github.com/pulumi/pulumi/sdk/nodejs/c
 # ---------------------------------------------------------------------------
 # inputs
 # ---------------------------------------------------------------------------
+# The node_modules that holds @pulumi/pulumi as Node finds it from this package: the checkout's
+# own, or (ramroot installed in an owner's repository) the one npm hoisted it into above.
+NODE_MODULES="$PROJECT_ROOT/node_modules"
+for nm_dir in "$PROJECT_ROOT/node_modules" "$PROJECT_ROOT/.."; do
+  if [[ -f "$nm_dir/@pulumi/pulumi/package.json" ]]; then NODE_MODULES="$(cd "$nm_dir" && pwd)"; break; fi
+done
 if [[ -z "${PULUMI_SDK_VERSION:-}" ]]; then
-  if [[ -f "$PROJECT_ROOT/node_modules/@pulumi/pulumi/package.json" ]]; then
-    PULUMI_SDK_VERSION="$(node -p 'require(process.argv[1]).version' "$PROJECT_ROOT/node_modules/@pulumi/pulumi/package.json")"
+  if [[ -f "$NODE_MODULES/@pulumi/pulumi/package.json" ]]; then
+    PULUMI_SDK_VERSION="$(node -p 'require(process.argv[1]).version' "$NODE_MODULES/@pulumi/pulumi/package.json")"
   else
     PULUMI_SDK_VERSION="3.270.0"
   fi
@@ -115,14 +121,15 @@ cli_version_of() { PULUMI_SKIP_UPDATE_CHECK=true "$1" version 2>/dev/null | head
 # ---------------------------------------------------------------------------
 copy_bin() { # src dst — hardlink if possible, else copy; keep mode
   local src="$1" dst="$2"
-  [[ "$(readlink -f "$src")" == "$(readlink -f "$dst" 2>/dev/null || true)" ]] && return 0
+  # Already this file (a hard link): never remove it, another setup may be running it.
+  [[ "$src" -ef "$dst" ]] && return 0
   rm -f "$dst"
   ln "$src" "$dst" 2>/dev/null || cp -p "$src" "$dst"
   chmod +x "$dst"
 }
 
 copy_sdk_launchers() { # into dir
-  local dir="$1" sdkdir="$PROJECT_ROOT/node_modules/@pulumi/pulumi" f
+  local dir="$1" sdkdir="$NODE_MODULES/@pulumi/pulumi" f
   [[ -d "$sdkdir" ]] || return 0
   for f in pulumi-resource-pulumi-nodejs pulumi-analyzer-policy; do
     if [[ -f "$sdkdir/$f" ]]; then
@@ -146,8 +153,8 @@ install_into_home() { # srcbin cliver -> prints installed bin dir
     #  - PulumiCommand.install() with no root uses ~/.pulumi/versions/<sdk version>
     #  - the npm `pulumi` wrapper uses $PULUMI_HOME/versions/<its package version>
     local alias aliases=("$PULUMI_SDK_VERSION")
-    if [[ -f "$PROJECT_ROOT/node_modules/pulumi/package.json" ]]; then
-      aliases+=("$(node -p 'require(process.argv[1]).version' "$PROJECT_ROOT/node_modules/pulumi/package.json")")
+    if [[ -f "$NODE_MODULES/pulumi/package.json" ]]; then
+      aliases+=("$(node -p 'require(process.argv[1]).version' "$NODE_MODULES/pulumi/package.json")")
     fi
     for alias in "${aliases[@]}"; do
       [[ -z "$alias" || "$alias" == "$cliver" ]] && continue
@@ -490,8 +497,8 @@ EOF
   if [[ -x "$BIN/pulumi-language-nodejs" && "${RAMROOT_SMOKE_NODEJS:-1}" != "0" ]]; then
     # needs @pulumi/pulumi; prefer the project's node_modules, else a cached install
     nm=""
-    if [[ -d "$PROJECT_ROOT/node_modules/@pulumi/pulumi" ]]; then
-      nm="$PROJECT_ROOT/node_modules"
+    if [[ -d "$NODE_MODULES/@pulumi/pulumi" ]]; then
+      nm="$NODE_MODULES"
     else
       sdkcache="$RAMROOT_CACHE/smoke-nodejs-$PULUMI_SDK_VERSION"
       if [[ ! -d "$sdkcache/node_modules/@pulumi/pulumi" ]]; then

@@ -4,13 +4,17 @@
 # real Pulumi engine (built offline from the Go module proxy when it is not installed).
 # It writes .ramroot/env.sh, which every other script sources; `source .ramroot/env.sh`
 # gives your own shell the same PATH and offline Pulumi settings.
+# In an owner's repository (made by `ramroot init`) this file runs from node_modules/ramroot:
+# the package is already compiled, and .ramroot/env.sh is written into that repository.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-cd "$root"
+project="$root"
+case "$root" in */node_modules/ramroot) project="${root%/node_modules/ramroot}" ;; esac
+cd "$project"
 cache="${RAMROOT_CACHE:-$HOME/.cache/ramroot}"
 mkdir -p "$cache" .ramroot
 # Short lines on the terminal; what apt, npm, tsc and go print goes to the log.
-export RAMROOT_SETUP_LOG="$root/.ramroot/setup.log"
+export RAMROOT_SETUP_LOG="$project/.ramroot/setup.log"
 printf '\n== setup %s ==\n' "$(date -u +%FT%TZ)" >> "$RAMROOT_SETUP_LOG"
 exec 3>&2 2>>"$RAMROOT_SETUP_LOG"
 say() { printf '[setup] %s\n' "$*" >&2; printf '[setup] %s\n' "$*" >&3; }
@@ -47,7 +51,7 @@ declare -A tools=(
   [qemu-system-x86_64]=qemu-system-x86 [syslinux]=syslinux [extlinux]=extlinux
   [mcopy]=mtools [mkfs.fat]=dosfstools [cpio]=cpio [zstd]=zstd [pigz]=pigz
   [sshd]=openssh-server [ssh]=openssh-client [ssh-keygen]=openssh-client [depmod]=kmod
-  [bwrap]=bubblewrap
+  [bwrap]=bubblewrap [qemu-system-aarch64]=qemu-system-arm
 )
 missing=()
 for cmd in "${!tools[@]}"; do
@@ -55,6 +59,9 @@ for cmd in "${!tools[@]}"; do
 done
 [ -f /bin/busybox ] || missing+=(busybox-static)
 [ -f /usr/lib/syslinux/mbr/mbr.bin ] || missing+=(syslinux-common)
+# UEFI firmware for QEMU (provider/arch.ts): OVMF for x86_64, AAVMF for aarch64.
+[ -f /usr/share/OVMF/OVMF_CODE_4M.fd ] || missing+=(ovmf)
+[ -f /usr/share/AAVMF/AAVMF_CODE.fd ] || missing+=(qemu-efi-aarch64)
 if [ "${#missing[@]}" -gt 0 ]; then
   mapfile -t missing < <(printf '%s\n' "${missing[@]}" | sort -u)
   if [ "$(id -u)" -ne 0 ]; then
@@ -65,34 +72,48 @@ if [ "${#missing[@]}" -gt 0 ]; then
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
 fi
-# The apt lists are needed by the test fixtures (apt-get download of a Debian kernel).
-if ! apt-cache depends linux-image-amd64 2>/dev/null | grep -q Depends; then
+# The apt lists are needed by the test fixtures (apt-get download of a Debian kernel), arm64's
+# too: the aarch64 fixtures take Debian's arm64 kernel, busybox and EFI stub (never installed).
+if [ "$(id -u)" -eq 0 ] && ! dpkg --print-foreign-architectures | grep -qx arm64; then
+  say "adding Debian's arm64 architecture (apt-get download of the aarch64 test packages)"
+  dpkg --add-architecture arm64
+  apt-get update -qq
+fi
+if ! apt-cache depends linux-image-amd64 2>/dev/null | grep -q Depends ||
+  ! apt-cache depends linux-image-cloud-arm64:arm64 2>/dev/null | grep -q Depends; then
   [ "$(id -u)" -eq 0 ] && apt-get update -qq
 fi
 
-# --- npm dependencies and the compiled sources ---------------------------------------------
-if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
-  say "installing npm dependencies (npm ci, about a minute)"
-  npm ci --no-audit --no-fund >&2
+# --- npm dependencies and the compiled sources (a checkout; an installed package is compiled) ---
+if [ "$project" = "$root" ]; then
+  if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+    say "installing npm dependencies (npm ci, about a minute)"
+    npm ci --no-audit --no-fund >&2
+  fi
+  say "compiling TypeScript"
+  npx tsc -p tsconfig.json >&2
 fi
-say "compiling TypeScript"
-npx tsc -p tsconfig.json >&2
 
 # --- The Pulumi engine ----------------------------------------------------------------------
-pulumi_bin="$(bash scripts/setup-pulumi.sh 2>&3 | tail -n 1)"
+pulumi_bin="$(bash "$root/scripts/setup-pulumi.sh" 2>&3 | tail -n 1)"
 [ -x "$pulumi_bin/pulumi" ] || { say "no pulumi binary in '$pulumi_bin'"; exit 1; }
 
 cat > .ramroot/env.sh <<ENV
 # Written by scripts/setup.sh. Source it to use this project's Node and Pulumi engine.
-export PATH="$pulumi_bin:$root/node_modules/.bin:$node_bin:\$PATH"
+export PATH="$pulumi_bin:$project/node_modules/.bin:$node_bin:\$PATH"
 export RAMROOT_NODE="$node_bin/node"
 export RAMROOT_PULUMI_ROOT="$(dirname "$pulumi_bin")"
 export PULUMI_SKIP_UPDATE_CHECK=true
 export PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION=true
+ENV
+# An owner's repository names its backend in its Pulumi.yaml and keeps its own passphrase.
+if [ "$project" = "$root" ]; then
+  cat >> .ramroot/env.sh <<ENV
 # A file backend inside the project: no accounts, no network.
 export PULUMI_BACKEND_URL="\${PULUMI_BACKEND_URL:-file://$root/.ramroot/state}"
 export PULUMI_CONFIG_PASSPHRASE="\${PULUMI_CONFIG_PASSPHRASE-ramroot-demo}"
 ENV
-mkdir -p .ramroot/state
+  mkdir -p .ramroot/state
+fi
 say "pulumi $("$pulumi_bin/pulumi" version) at $pulumi_bin"
 say "ready: source .ramroot/env.sh for this shell"

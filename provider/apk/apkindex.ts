@@ -4,20 +4,33 @@
  * same); unknown upper-case letters are kept in `unknownUpperFields` as `X:value` and make the
  * package uninstallable. Letters apk keeps only in the installed database (F M R Z a s f g) are
  * skipped. D, p, i, r may repeat within a record; their entries accumulate.
+ *
+ * One record that cannot be used never costs the whole index: a record without a name or a
+ * version, with a name or version that could not be a file name (package-name.ts), a line that is
+ * not `X:value` or a size that is not a number is left out and reported, naming the record and
+ * its line, and every other record is read. A version apk 2.14 calls invalid is kept, as apk
+ * keeps it (it orders it all the same, version.ts).
  */
 import type { PackageRecord } from "./package-record";
 import { splitDependencyField } from "./dependency";
 import { packageNameProblem, packageVersionProblem } from "./package-name";
 
-export class ApkindexFormatError extends Error {
-  constructor(
-    readonly source: string,
-    readonly line: number,
-    reason: string,
-  ) {
-    super(`${source}:${line}: ${reason}`);
-    this.name = "ApkindexFormatError";
-  }
+/** A record the reader left out. */
+export interface SkippedRecord {
+  source: string;
+  /** the record's first line */
+  line: number;
+  name?: string;
+  version?: string;
+  reason: string;
+  /** `<source>:<line>: package "<name>-<version>" skipped: <reason>` */
+  message: string;
+}
+
+/** What an index holds: the records that can be used, in file order, and the ones left out. */
+export interface ApkindexRead {
+  records: PackageRecord[];
+  skipped: SkippedRecord[];
 }
 
 const INSTALLED_DB_ONLY = new Set(["F", "M", "R", "Z", "a", "s", "f", "g"]);
@@ -76,6 +89,8 @@ interface Draft {
   lists: Record<ListKey, string[]>;
   unknownUpper: string[];
   firstLine: number;
+  /** why the record cannot be used, found while reading its lines */
+  problem?: string;
 }
 
 function emptyDraft(line: number): Draft {
@@ -87,16 +102,29 @@ function emptyDraft(line: number): Draft {
   };
 }
 
-function finish(d: Draft, source: string): PackageRecord {
+function skipped(d: Draft, source: string, reason: string): SkippedRecord {
+  const { name, version } = d.fields;
+  // quoted: a name or version that is refused may hold a line break
+  const what =
+    name === undefined ? "a record" : `package ${JSON.stringify(version !== undefined ? `${name}-${version}` : name)}`;
+  return {
+    source,
+    line: d.firstLine,
+    ...(name !== undefined ? { name } : {}),
+    ...(version !== undefined ? { version } : {}),
+    reason,
+    message: `${source}:${d.firstLine}: ${what} skipped: ${reason}`,
+  };
+}
+
+function finish(d: Draft, source: string): PackageRecord | SkippedRecord {
   const f = d.fields;
-  if (f.name === undefined || f.name === "")
-    throw new ApkindexFormatError(source, d.firstLine, "package record has no P: (name) field");
-  if (f.version === undefined || f.version === "") {
-    throw new ApkindexFormatError(source, d.firstLine, `package ${f.name} has no V: (version) field`);
-  }
+  if (d.problem !== undefined) return skipped(d, source, d.problem);
+  if (f.name === undefined || f.name === "") return skipped(d, source, "it has no P: (name) field");
+  if (f.version === undefined || f.version === "") return skipped(d, source, "it has no V: (version) field");
   // Name and version become file names: checked here, before anything is located or read.
   const problem = packageNameProblem(f.name) ?? packageVersionProblem(f.name, f.version);
-  if (problem) throw new ApkindexFormatError(source, d.firstLine, problem);
+  if (problem) return skipped(d, source, problem);
   const rec: PackageRecord = {
     name: f.name,
     version: f.version,
@@ -112,27 +140,29 @@ function finish(d: Draft, source: string): PackageRecord {
   return rec;
 }
 
-/** Parses APKINDEX text into records, in file order. `source` names the index in errors. */
-export function parseApkindex(text: string, source = "APKINDEX"): PackageRecord[] {
-  const records: PackageRecord[] = [];
+/** Reads APKINDEX text into the records that can be used, in file order, and those left out. `source` names the index. */
+export function readApkindex(text: string, source = "APKINDEX"): ApkindexRead {
+  const out: ApkindexRead = { records: [], skipped: [] };
+  const end = (d: Draft) => {
+    const r = finish(d, source);
+    if ("reason" in r) out.skipped.push(r);
+    else out.records.push(r);
+  };
   const lines = text.split("\n");
   let draft: Draft | undefined;
   lines.forEach((raw, i) => {
     const lineNo = i + 1;
     const line = raw.endsWith("\r") ? raw.slice(0, -1) : raw;
     if (line === "") {
-      if (draft) records.push(finish(draft, source));
+      if (draft) end(draft);
       draft = undefined;
       return;
     }
-    if (line.length < 2 || line[1] !== ":") {
-      throw new ApkindexFormatError(
-        source,
-        lineNo,
-        `invalid index line ${JSON.stringify(line.slice(0, 80))}; expected "X:value"`,
-      );
-    }
     draft ??= emptyDraft(lineNo);
+    if (line.length < 2 || line[1] !== ":") {
+      draft.problem ??= `line ${lineNo} ${JSON.stringify(line.slice(0, 80))} is not "X:value"`;
+      return;
+    }
     const letter = line[0]!;
     const value = line.slice(2);
     const textKey = TEXT_FIELDS[letter];
@@ -142,11 +172,8 @@ export function parseApkindex(text: string, source = "APKINDEX"): PackageRecord[
       draft.fields[textKey] = value;
     } else if (numberKey) {
       if (!/^[0-9]+$/.test(value)) {
-        throw new ApkindexFormatError(
-          source,
-          lineNo,
-          `field ${letter} has value ${JSON.stringify(value)}; expected a non-negative integer`,
-        );
+        draft.problem ??= `field ${letter} on line ${lineNo} has value ${JSON.stringify(value)}; expected a non-negative integer`;
+        return;
       }
       draft.fields[numberKey] = Number(value);
     } else if (listKey) {
@@ -159,8 +186,13 @@ export function parseApkindex(text: string, source = "APKINDEX"): PackageRecord[
     }
     // any other (lower-case) letter: ignored, as apk-tools does
   });
-  if (draft) records.push(finish(draft, source));
-  return records;
+  if (draft) end(draft);
+  return out;
+}
+
+/** The records of APKINDEX text that can be used (readApkindex without the report of those left out). */
+export function parseApkindex(text: string, source = "APKINDEX"): PackageRecord[] {
+  return readApkindex(text, source).records;
 }
 
 function fieldValue(rec: PackageRecord, letter: string): string | undefined {

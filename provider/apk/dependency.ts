@@ -63,6 +63,8 @@ export function parseDependency(spec: string): Dependency {
     name = rest.slice(0, at);
     const opMatch = /^[<>=~]+/.exec(rest.slice(at))![0];
     version = rest.slice(at + opMatch.length);
+    // apk_blob_pull_dep fails when nothing follows the operator
+    if (version === "") throw new DependencyFormatError(spec, `no version after ${JSON.stringify(opMatch)}`);
     const mask = operatorMask(opMatch);
     if (mask === 0) throw new DependencyFormatError(spec, `unknown operator ${JSON.stringify(opMatch)}`);
     op |= mask;

@@ -9,25 +9,13 @@ import { canApplyOwnership } from "./root-ownership";
 import { SANDBOX_ID_BASE, SANDBOX_ID_COUNT } from "./sandbox-ids";
 import { StagingRoot } from "./staging-root";
 import type { ScriptName } from "./package-file";
-
-/** apk's architecture name for the machine this runs on. */
-export function hostApkArch(): string {
-  const map: Record<string, string> = {
-    x64: "x86_64",
-    arm64: "aarch64",
-    ia32: "x86",
-    arm: "armv7",
-    ppc64: "ppc64le",
-    s390x: "s390x",
-    riscv64: "riscv64",
-    loong64: "loongarch64",
-  };
-  return map[process.arch] ?? process.arch;
-}
+import { hostApkArch, isArch } from "../arch";
+import { foreignRun } from "./binfmt";
 
 /**
  * How scripts run here: in a bubblewrap sandbox (new user, mount, pid, network, ipc and uts
- * namespaces; only the staging root visible), or not at all (another architecture).
+ * namespaces; only the staging root visible), or not at all (another architecture the kernel
+ * cannot run).
  */
 export type ScriptRunner = "sandbox" | "none";
 
@@ -41,7 +29,10 @@ export interface ScriptOutcome {
 
 export interface ScriptEnvironment {
   root: string;
-  /** The image's architecture; scripts run only when it is the host's (they execute the image's own binaries). */
+  /**
+   * The image's architecture. Scripts execute the image's own binaries, so they run when it is
+   * the host's, or when the kernel runs its programs through QEMU's user-mode emulator (binfmt.ts).
+   */
   targetArch: string;
   /** Force a runner (tests); default: the sandbox. */
   runner?: ScriptRunner;
@@ -51,10 +42,12 @@ export interface ScriptEnvironment {
 export function chooseRunner(env: ScriptEnvironment): { runner: ScriptRunner; reason?: string } {
   const host = hostApkArch();
   if (env.targetArch !== host && env.targetArch !== "noarch") {
-    return {
-      runner: "none",
-      reason: `target architecture ${env.targetArch} differs from the host's ${host}: the image's binaries cannot run here`,
-    };
+    const foreign = isArch(env.targetArch) ? foreignRun(env.targetArch) : undefined;
+    if (!foreign?.ok)
+      return {
+        runner: "none",
+        reason: `target architecture ${env.targetArch} differs from the host's ${host}: the image's binaries cannot run here (${foreign?.reason ?? `ramroot does not build ${env.targetArch}`})`,
+      };
   }
   return { runner: env.runner ?? "sandbox" };
 }

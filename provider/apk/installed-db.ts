@@ -1,4 +1,4 @@
-import { parseApkindex } from "./apkindex";
+import { readApkindex, type SkippedRecord } from "./apkindex";
 import { isPrivateKeyPem } from "./signature";
 import type { PackageRecord } from "./package-record";
 import { DEFAULT_DIR_ACL, DEFAULT_FILE_ACL, type Acl, type FileManifest, type InstalledDir } from "./expand";
@@ -181,19 +181,21 @@ export function writeApkDatabase(root: string, db: ApkDatabase): void {
 /** What an installed database says: the packages (index fields) and the repository tag each was installed with (s:). */
 export interface InstalledDbState {
   records: PackageRecord[];
+  /** records that could not be used (apkindex.ts) */
+  skipped: SkippedRecord[];
   tags: Map<string, string>;
 }
 
 /** Reads /lib/apk/db/installed: the package headers (file lines skipped) and each package's `s:` tag. */
 export function parseInstalledDb(text: string, source: string): InstalledDbState {
-  const records = parseApkindex(text, source);
+  const { records, skipped } = readApkindex(text, source);
   const tags = new Map<string, string>();
   for (const block of text.split(/\n\s*\n/)) {
     const name = /^P:(.*)$/m.exec(block)?.[1];
     const tag = /^s:(.*)$/m.exec(block)?.[1];
     if (name !== undefined && tag) tags.set(name, tag);
   }
-  return { records, tags };
+  return { records, skipped, tags };
 }
 
 /** Reads /etc/apk/world: dependencies separated by white space. */

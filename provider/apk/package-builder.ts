@@ -6,6 +6,8 @@ import { formatPkginfo } from "./pkginfo";
 import { signatureMember, type Signer } from "./signature";
 import { apkEntrySha1, writeTar, type TarEntry } from "./tar-writer";
 import type { ScriptName } from "./package-file";
+import { packageNameProblem, packageVersionProblem } from "./package-name";
+import { isValidVersion } from "./version";
 
 /** What goes into .PKGINFO, as abuild's APKBUILD variables name it. */
 export interface PackageSpec {
@@ -101,18 +103,13 @@ function checkSpec(spec: PackageSpec): void {
   const field = (name: string, value: string, re: RegExp, accepted: string) => {
     if (!re.test(value)) throw new Error(`package ${name} ${JSON.stringify(value)} is not accepted: ${accepted}`);
   };
-  field(
-    "name",
-    spec.name,
-    /^[A-Za-z0-9][A-Za-z0-9_.+-]*$/,
-    "letters, digits and _ . + -, starting with a letter or digit",
-  );
-  field(
-    "version",
-    spec.version,
-    /^[0-9]+(\.[0-9]+)*[a-z]?(_(alpha|beta|pre|rc|cvs|svn|git|hg|p)[0-9]*)*(~[0-9a-f]+)?(-r[0-9]+)?$/,
-    "an apk version such as 1.2.3-r0",
-  );
+  const nameProblem = packageNameProblem(spec.name);
+  if (nameProblem) throw new Error(nameProblem);
+  // What abuild checks with `apk version --check`, and no text that could leave a directory.
+  if (!isValidVersion(spec.version) || packageVersionProblem(spec.name, spec.version))
+    throw new Error(
+      `package version ${JSON.stringify(spec.version)} is not accepted: an apk version such as 1.2.3-r0 (see "ramroot apk version -c")`,
+    );
   field("arch", spec.arch, /^[A-Za-z0-9_]+$/, "an apk architecture such as x86_64, aarch64 or noarch");
   for (const list of ["depends", "provides", "installIf", "replaces", "triggers"] as const) {
     for (const item of spec[list] ?? []) {

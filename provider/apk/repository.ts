@@ -14,7 +14,7 @@ import { cacheDir } from "../cache-dir";
 import { HttpError, httpGet } from "../http-get";
 import * as path from "node:path";
 import { fileURLToPath } from "node:url";
-import { parseApkindex } from "./apkindex";
+import { readApkindex, type SkippedRecord } from "./apkindex";
 import { EXPANSION_LIMITS } from "./gzip-members";
 import { readIndexArchive } from "./index-archive";
 import { packageNameProblem, packageVersionProblem } from "./package-name";
@@ -30,6 +30,8 @@ export interface LoadedRepository {
   signer?: string;
   verified: boolean;
   packages: RepositoryPackage[];
+  /** Records of the index that could not be used (reported through onProgress as warnings). */
+  skipped: SkippedRecord[];
   description?: string;
   /** Where the index itself was read from; packages live beside it. */
   indexUrl: string;
@@ -181,6 +183,7 @@ function trustedKeys(opts: LoadRepositoryOptions): Map<string, Buffer> {
 
 interface ReadIndex {
   records: PackageRecord[];
+  skipped: SkippedRecord[];
   signer?: string;
   verified: boolean;
   description?: string;
@@ -194,7 +197,7 @@ function readIndexData(
   opts: LoadRepositoryOptions,
 ): ReadIndex {
   let text: string;
-  const result: Omit<ReadIndex, "records"> = { verified: false };
+  const result: Omit<ReadIndex, "records" | "skipped"> = { verified: false };
   if (data.subarray(0, 2).equals(GZIP_MAGIC)) {
     let archive;
     try {
@@ -218,11 +221,7 @@ function readIndexData(
     }
     text = data.toString("utf8");
   }
-  try {
-    return { ...result, records: parseApkindex(text, source) };
-  } catch (err) {
-    throw new RepositoryError(source, (err as Error).message);
-  }
+  return { ...result, ...readApkindex(text, source) };
 }
 
 /** Loads one repository's index; `order` is its position in the configured list (earlier wins ties). */
@@ -269,8 +268,17 @@ export async function loadRepository(
     index = readIndexData(fs.readFileSync(location.file), location.url, keys, opts);
   }
 
+  // A record that cannot be used costs only itself (apkindex.ts); the rest of the index is read.
+  for (const s of index.skipped) opts.onProgress?.(`WARNING: ${s.message}`);
   const packages: RepositoryPackage[] = index.records.map((r) => ({ ...r, repository: url, repositoryOrder: order }));
-  const loaded: LoadedRepository = { url, order, verified: index.verified, packages, indexUrl: location.url };
+  const loaded: LoadedRepository = {
+    url,
+    order,
+    verified: index.verified,
+    packages,
+    skipped: index.skipped,
+    indexUrl: location.url,
+  };
   if (index.signer !== undefined) loaded.signer = index.signer;
   if (index.description !== undefined) loaded.description = index.description;
   return loaded;

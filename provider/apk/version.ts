@@ -1,10 +1,18 @@
 /**
- * Alpine package versions, following apk-tools' src/version.c token by token:
+ * Alpine package versions, as apk-tools 2.14 (Alpine 3.20's apk 2.14.4, the judge in the tests)
+ * reads them in src/version.c, token by token:
  *
- *   number{.number}...{letter}{_suffix{number}}...{~hash}{-rN}
+ *   {number}{.number}...{letter}{number}...{_suffix{number}}...{-r{number}}...
  *
- * Written by hand: no maintained npm package implements apk's exact rules (leading-zero parts
- * compared as strings, `~hash` commit parts, fuzzy prefix matching, invalid-version ordering).
+ * apk 2.14 calls a version valid when its tokens come in that order (apk_version_validate):
+ * a number may be empty ("", ".1" and "1..2" are valid), a letter may be followed by a number
+ * ("0.1a1"), `-r` may have no number and repeat ("1-r", "1-r1-r2"), a number has at most 17
+ * digits. It compares any two texts, valid or not, and that order is what `apk version -t`
+ * prints and what the solver uses. apk-tools 3 is stricter (it refuses all of the above) and
+ * adds `~hash` parts, which 2.14 calls invalid; ramroot follows 2.14.
+ *
+ * Written by hand: no maintained npm package implements apk's exact rules (a leading zero part
+ * counted by its zeros, string-prefix suffix words, the invalid-version ordering).
  */
 
 /** Result bits, as apk's APK_VERSION_* masks; a dependency operator is a set of these. */
@@ -18,161 +26,167 @@ export const DEPMASK_CHECKSUM = VERSION_LESS | VERSION_GREATER;
 
 export type VersionOrder = "<" | "=" | ">";
 
+/** apk 2.14's token types; their numeric order is part of the comparison (a later type sorts lower). */
 enum Token {
-  InitialDigit,
-  Digit,
-  Letter,
-  Suffix,
-  SuffixNumber,
-  CommitHash,
-  RevisionNumber,
-  End,
-  Invalid,
+  Invalid = -1,
+  DigitOrZero = 0,
+  Digit = 1,
+  Letter = 2,
+  Suffix = 3,
+  SuffixNumber = 4,
+  RevisionNumber = 5,
+  End = 6,
 }
 
-/** Suffix ranks: pre-release suffixes sort below "no suffix" (NONE), post-release ones above. */
-const SUFFIX_NONE = 5;
-const SUFFIX_RANK: Record<string, number> = { alpha: 1, beta: 2, pre: 3, rc: 4, cvs: 6, svn: 7, git: 8, hg: 9, p: 10 };
+/** Suffix words in apk's order of matching (each matched as a prefix of the text after `_`), with their values. */
+const SUFFIXES: readonly (readonly [string, number])[] = [
+  ["alpha", -4],
+  ["beta", -3],
+  ["pre", -2],
+  ["rc", -1],
+  ["cvs", 0],
+  ["svn", 1],
+  ["git", 2],
+  ["hg", 3],
+  ["p", 4],
+];
 
-interface TokenState {
-  token: Token;
-  /** The token's text (digits, letter, suffix word, hash). */
-  value: string;
-  suffix: number;
-}
+/** A token's value: a number, or a bigint when its digits exceed what a double holds exactly. */
+type TokenValue = number | bigint;
 
 function isDigit(c: string | undefined): boolean {
   return c !== undefined && c >= "0" && c <= "9";
 }
 
-/** Walks a version string one token at a time. */
-class Tokenizer {
-  private pos = 0;
-  readonly state: TokenState = { token: Token.InitialDigit, value: "", suffix: 0 };
+function isLower(c: string | undefined): boolean {
+  return c !== undefined && c >= "a" && c <= "z";
+}
 
-  constructor(private readonly text: string) {
-    this.parseDigits(Token.InitialDigit);
+/** Reads a version one token at a time: get_token and next_token of apk 2.14's version.c. */
+class VersionLexer {
+  /** The type of the token at the cursor (what the next take() reads). */
+  type: Token = Token.Digit;
+
+  constructor(
+    private readonly text: string,
+    private pos = 0,
+  ) {}
+
+  private get left(): number {
+    return this.text.length - this.pos;
   }
 
-  private span(accept: (c: string) => boolean): string {
-    const start = this.pos;
-    while (this.pos < this.text.length && accept(this.text[this.pos]!)) this.pos++;
-    return this.text.slice(start, this.pos);
-  }
-
-  private parseDigits(token: Token): void {
-    this.state.token = token;
-    this.state.value = this.span(isDigit);
-    if (this.state.value.length === 0) this.state.token = Token.Invalid;
-  }
-
-  next(): void {
-    const t = this.state;
-    if (this.pos >= this.text.length) {
-      t.token = Token.End;
-      return;
+  /** get_token: the value of the token at the cursor; moves past it and sets `type` to the next token's. */
+  take(): TokenValue {
+    if (this.left <= 0) {
+      this.type = Token.End;
+      return 0;
     }
-    const c = this.text[this.pos]!;
-    if (c >= "a" && c <= "z") {
-      if (t.token > Token.Digit) return this.invalid();
-      t.value = c;
-      t.token = Token.Letter;
-      this.pos++;
-    } else if (c === "." || isDigit(c)) {
-      if (c === ".") {
-        if (t.token > Token.Digit) return this.invalid();
+    const t = this.text;
+    const p = this.pos;
+    let i = 0;
+    let value: TokenValue = 0;
+    let next = Token.Invalid;
+    if (this.type === Token.DigitOrZero && t[p] === "0") {
+      // A part with leading zeros: its value is minus the count of zeros beyond the first; the
+      // digits from the last zero on are read next as a plain number.
+      while (i + 1 < this.left && t[p + i + 1] === "0") i++;
+      next = Token.Digit;
+      value = -i;
+    } else if (
+      this.type === Token.DigitOrZero ||
+      this.type === Token.Digit ||
+      this.type === Token.SuffixNumber ||
+      this.type === Token.RevisionNumber
+    ) {
+      while (i < this.left && isDigit(t[p + i])) i++;
+      if (i >= 18) return this.invalid();
+      value = i > 15 ? BigInt(t.slice(p, p + i)) : Number(t.slice(p, p + i) || "0");
+    } else if (this.type === Token.Letter) {
+      value = t.charCodeAt(p);
+      i = 1;
+    } else if (this.type === Token.Suffix) {
+      const match = SUFFIXES.find(([word]) => t.startsWith(word, p));
+      if (!match) return this.invalid();
+      value = match[1];
+      i = match[0].length;
+    } else {
+      return this.invalid();
+    }
+    this.pos += i;
+    if (this.left === 0) this.type = Token.End;
+    else if (next !== Token.Invalid) this.type = next;
+    else this.advance();
+    return value;
+  }
+
+  /** The value take() would return, without moving. */
+  peek(): TokenValue {
+    const copy = new VersionLexer(this.text, this.pos);
+    copy.type = this.type;
+    return copy.take();
+  }
+
+  /** next_token: decides the type of the token at the cursor from the one before, stepping over a separator. */
+  private advance(): void {
+    const c = this.text[this.pos];
+    const was = this.type;
+    let n = Token.Invalid;
+    if (this.left === 0 || c === "\0") n = Token.End;
+    else if ((was === Token.Digit || was === Token.DigitOrZero) && isLower(c)) n = Token.Letter;
+    else if (was === Token.Letter && isDigit(c)) n = Token.Digit;
+    else if (was === Token.Suffix && isDigit(c)) n = Token.SuffixNumber;
+    else {
+      if (c === ".") n = Token.DigitOrZero;
+      else if (c === "_") n = Token.Suffix;
+      else if (c === "-" && this.text[this.pos + 1] === "r") {
+        n = Token.RevisionNumber;
         this.pos++;
       }
-      if (t.token === Token.InitialDigit || t.token === Token.Digit) this.parseDigits(Token.Digit);
-      else if (t.token === Token.Suffix) this.parseDigits(Token.SuffixNumber);
-      else this.invalid();
-    } else if (c === "_") {
-      if (t.token > Token.SuffixNumber) return this.invalid();
       this.pos++;
-      t.value = this.span((ch) => ch >= "a" && ch <= "z");
-      const rank = SUFFIX_RANK[t.value];
-      if (rank === undefined) return this.invalid();
-      t.suffix = rank;
-      t.token = Token.Suffix;
-    } else if (c === "~") {
-      if (t.token >= Token.CommitHash) return this.invalid();
-      this.pos++;
-      t.value = this.span((ch) => isDigit(ch) || (ch >= "a" && ch <= "f"));
-      if (t.value.length === 0) return this.invalid();
-      t.token = Token.CommitHash;
-    } else if (c === "-") {
-      if (t.token >= Token.RevisionNumber) return this.invalid();
-      if (this.text[this.pos + 1] !== "r") return this.invalid();
-      this.pos += 2;
-      this.parseDigits(Token.RevisionNumber);
-    } else {
-      this.invalid();
     }
+    // Tokens only move forward, except: another number after a number, another suffix after a
+    // suffix's number, a number after a letter.
+    if (
+      n < was &&
+      !(
+        (n === Token.DigitOrZero && was === Token.Digit) ||
+        (n === Token.Suffix && was === Token.SuffixNumber) ||
+        (n === Token.Digit && was === Token.Letter)
+      )
+    )
+      n = Token.Invalid;
+    this.type = n;
   }
 
-  private invalid(): void {
-    this.state.token = Token.Invalid;
+  private invalid(): TokenValue {
+    this.type = Token.Invalid;
+    return -1;
   }
-}
-
-/** Compares digit strings as unsigned integers of any length. */
-function compareNumbers(a: string, b: string): number {
-  const x = a.replace(/^0+(?=.)/, "");
-  const y = b.replace(/^0+(?=.)/, "");
-  if (x.length !== y.length) return x.length - y.length;
-  return x < y ? -1 : x > y ? 1 : 0;
-}
-
-/** Byte-wise comparison, shorter first on a common prefix (apk_blob_sort). */
-function compareStrings(a: string, b: string): number {
-  return a < b ? -1 : a > b ? 1 : 0;
-}
-
-function compareTokens(a: TokenState, b: TokenState): number {
-  switch (a.token) {
-    case Token.Digit:
-      // A non-initial part with a leading zero compares as a string (Gentoo rule).
-      if (a.value.startsWith("0") || b.value.startsWith("0")) return compareStrings(a.value, b.value);
-      return compareNumbers(a.value, b.value);
-    case Token.InitialDigit:
-    case Token.SuffixNumber:
-    case Token.RevisionNumber:
-      return compareNumbers(a.value, b.value);
-    case Token.Letter:
-      return compareStrings(a.value, b.value);
-    case Token.Suffix:
-      return a.suffix - b.suffix;
-    default:
-      return compareStrings(a.value, b.value);
-  }
-}
-
-function orderBit(r: number): number {
-  return r < 0 ? VERSION_LESS : r > 0 ? VERSION_GREATER : VERSION_EQUAL;
 }
 
 /**
- * apk_version_compare with the fuzzy flag: returns one of VERSION_LESS/EQUAL/GREATER.
- * With `fuzzy`, `b` matching a token-wise prefix of `a` counts as equal (the `~` operator).
+ * apk_version_compare_blob_fuzzy: one of VERSION_LESS/EQUAL/GREATER for any two texts. With
+ * `fuzzy` (the `~` operator), versions whose common leading tokens are equal are equal.
  */
 export function compareVersionMask(a: string, b: string, fuzzy = false): number {
-  const ta = new Tokenizer(a);
-  const tb = new Tokenizer(b);
-  const sa = ta.state;
-  const sb = tb.state;
-  while (sa.token === sb.token && sa.token < Token.End) {
-    const r = compareTokens(sa, sb);
-    if (r !== 0) return orderBit(r);
-    ta.next();
-    tb.next();
+  const la = new VersionLexer(a);
+  const lb = new VersionLexer(b);
+  let av: TokenValue = 0;
+  let bv: TokenValue = 0;
+  while (la.type === lb.type && la.type !== Token.End && la.type !== Token.Invalid && av == bv) {
+    av = la.take();
+    bv = lb.take();
   }
-  if (sa.token === sb.token) return VERSION_EQUAL;
-  if (sb.token === Token.End && fuzzy) return VERSION_EQUAL;
-  // Leading parts are equal: the longer version is greater unless it continues with a pre-release suffix.
-  if (sa.token === Token.Suffix && sa.suffix < SUFFIX_NONE) return VERSION_LESS;
-  if (sb.token === Token.Suffix && sb.suffix < SUFFIX_NONE) return VERSION_GREATER;
-  if (sa.token > sb.token) return VERSION_LESS;
-  if (sb.token > sa.token) return VERSION_GREATER;
+  if (av < bv) return VERSION_LESS;
+  if (av > bv) return VERSION_GREATER;
+  if (la.type === lb.type || fuzzy) return VERSION_EQUAL;
+  // The leading tokens are equal: the longer version is greater, unless it goes on with a
+  // pre-release suffix (or a suffix apk does not know).
+  if (la.type === Token.Suffix && la.peek() < 0) return VERSION_LESS;
+  if (lb.type === Token.Suffix && lb.peek() < 0) return VERSION_GREATER;
+  if (la.type > lb.type) return VERSION_LESS;
+  if (lb.type > la.type) return VERSION_GREATER;
   return VERSION_EQUAL;
 }
 
@@ -199,11 +213,11 @@ export function versionSort(a: string, b: string): number {
   return r === VERSION_LESS ? -1 : r === VERSION_GREATER ? 1 : 0;
 }
 
-/** True when `version` is a valid apk version (apk_version_validate). */
+/** True when apk 2.14 calls `version` valid (apk_version_validate, `apk version -c`). */
 export function isValidVersion(version: string): boolean {
-  const t = new Tokenizer(version);
-  while (t.state.token < Token.End) t.next();
-  return t.state.token === Token.End;
+  const lexer = new VersionLexer(version);
+  while (lexer.type !== Token.End && lexer.type !== Token.Invalid) lexer.take();
+  return lexer.type === Token.End;
 }
 
 /** Turns an operator text (`<`, `<=`, `=`, `~`, `>=`, `>`, `><`, `<~`, `>~`) into a result mask; 0 if not one. */
@@ -249,12 +263,14 @@ export function operatorText(mask: number): string {
 }
 
 /**
- * apk_version_match: does `version` satisfy `op constraint`? A conflict bit in `op` inverts the answer.
+ * Does `version` satisfy `op constraint` (apk 2.14's apk_dep_is_provided)? A conflict bit in `op`
+ * inverts the answer. An unversioned provide (`version` undefined) satisfies only a dependency
+ * without a version: apk 2.14 refuses it for `name>=1` (apk-tools 3 would take it).
  */
 export function versionMatches(version: string | undefined, op: number, constraint: string | undefined): boolean {
   let ok = false;
   if ((op & DEPMASK_ANY) === DEPMASK_ANY) ok = true;
-  else if (compareOptional(version, constraint, (op & VERSION_FUZZY) !== 0) & op) ok = true;
+  else if (version !== undefined && compareOptional(version, constraint, (op & VERSION_FUZZY) !== 0) & op) ok = true;
   if (op & VERSION_CONFLICT) ok = !ok;
   return ok;
 }

@@ -4,6 +4,7 @@
  */
 import type { Command } from "commander";
 import { z } from "zod";
+import { APK_ARCHES, hostApkArch } from "../arch";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { parseInstalledDb, parseWorldFile } from "../apk/installed-db";
@@ -45,20 +46,14 @@ export function apkCommandGroup(program: Command): Command {
     .hook("preAction", stopQuietlyOnClosedStdout);
 }
 
-const ARCHES = ["x86_64", "x86", "aarch64", "armhf", "armv7", "ppc64le", "s390x", "riscv64", "loongarch64"] as const;
-
 const repoOptions = z.object({
   keys: z.string().min(1, "--keys needs a directory").optional(),
   allowUntrusted: z.boolean().optional(),
-  arch: z.enum(ARCHES, {
-    error: (iss) => `--arch ${JSON.stringify(iss.input)} is not accepted; use one of ${ARCHES.join(", ")}`,
+  arch: z.enum(APK_ARCHES, {
+    error: (iss) => `--arch ${JSON.stringify(iss.input)} is not accepted; use one of ${APK_ARCHES.join(", ")}`,
   }),
   cacheDir: z.string().min(1).optional(),
 });
-
-function defaultArch(): string {
-  return process.arch === "arm64" ? "aarch64" : process.arch === "arm" ? "armv7" : "x86_64";
-}
 
 function parseRepoOptions(raw: unknown): z.infer<typeof repoOptions> {
   const parsed = repoOptions.safeParse(raw);
@@ -125,7 +120,7 @@ export function registerApkCommands(program: Command): void {
     )
     .option("--keys <dir>", "trusted public keys (like /etc/apk/keys)")
     .option("--allow-untrusted", "accept indexes without a trusted signature")
-    .option("--arch <arch>", "architecture for repository layouts", defaultArch())
+    .option("--arch <arch>", "architecture for repository layouts", hostApkArch())
     .option("--cache-dir <dir>", "index cache directory")
     .argument("<index>")
     .action(async (spec: string, raw: unknown) => {
@@ -133,7 +128,13 @@ export function registerApkCommands(program: Command): void {
       try {
         const repo = await loadRepository(
           spec,
-          { arch: o.arch, keysDir: o.keys, allowUntrusted: o.allowUntrusted, cacheDir: o.cacheDir },
+          {
+            arch: o.arch,
+            keysDir: o.keys,
+            allowUntrusted: o.allowUntrusted,
+            cacheDir: o.cacheDir,
+            onProgress: (m) => process.stderr.write(m + "\n"),
+          },
           0,
         );
         const out = {
@@ -143,6 +144,7 @@ export function registerApkCommands(program: Command): void {
           description: repo.description ?? null,
           packageCount: repo.packages.length,
           packages: repo.packages.map(({ repository: _r, repositoryOrder: _o, ...rec }) => rec),
+          skipped: repo.skipped.map(({ line, name, version, reason }) => ({ line, name, version, reason })),
         };
         process.stdout.write(JSON.stringify(out, null, 2) + "\n");
       } catch (err) {
@@ -163,7 +165,7 @@ export function registerApkCommands(program: Command): void {
     )
     .option("--keys <dir>", "trusted public keys (like /etc/apk/keys)")
     .option("--allow-untrusted", "accept repositories without a trusted signature, and plain APKINDEX files")
-    .option("--arch <arch>", "architecture", defaultArch())
+    .option("--arch <arch>", "architecture", hostApkArch())
     .option("--cache-dir <dir>", "index cache directory")
     .option("--root <dir>", "a root whose lib/apk/db/installed and etc/apk/world are the starting point")
     .option("--installed <file>", "an installed database (lib/apk/db/installed) to start from")
@@ -263,6 +265,7 @@ export function registerApkCommands(program: Command): void {
             }
           };
           const installed = parseInstalledDb(read(installedFile, "--installed"), installedFile ?? "installed");
+          for (const s of installed.skipped) process.stderr.write(`WARNING: ${s.message}\n`);
           const nameOf = (d: string) => d.replace(/^!/, "").split(/[@<>=~]/)[0]!;
           const removed = new Set(raw.del.map(nameOf));
           const added = packages.map(nameOf);

@@ -58,6 +58,7 @@ export function registerBuildCommands(program: Command): void {
         image.microcode ? `microcode ${image.microcode.path}  ${image.microcode.sha256}` : undefined,
         `initramfs ${image.initramfs.path}  ${image.initramfs.sha256}`,
         `sbom      ${image.sbom.path}`,
+        image.uki ? `uki       ${image.uki.path}  ${image.uki.sha256}` : undefined,
         image.built ? undefined : "(from the cache: nothing was rebuilt)",
       ];
       process.stdout.write(lines.filter((l) => l !== undefined).join("\n") + "\n");

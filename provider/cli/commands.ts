@@ -7,6 +7,7 @@ import { registerStackCommands } from "./stack-command";
 import { registerBootCommands } from "./boot-command";
 import { registerImageCommands } from "./image-command";
 import { registerVmCommands } from "./vm-command";
+import { registerInitCommands } from "./init-command";
 
 /** Every area's verbs. A new area adds one line here and keeps its verbs in its own file. */
 export function registerCommands(program: Command): void {
@@ -18,4 +19,5 @@ export function registerCommands(program: Command): void {
   registerBootCommands(program);
   registerImageCommands(program);
   registerVmCommands(program);
+  registerInitCommands(program);
 }

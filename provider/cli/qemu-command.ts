@@ -1,6 +1,7 @@
 import type { Command } from "commander";
 import { bootQemu, logTail, type BootMedia } from "../qemu/boot";
 import { heartbeat, terminalSink } from "../progress";
+import { ARCHES, isArch } from "../arch";
 
 interface BootTestFlags {
   kernel?: string;
@@ -10,6 +11,8 @@ interface BootTestFlags {
   expect: string;
   timeout: string;
   quiet?: boolean;
+  arch: string;
+  uefi?: boolean;
 }
 
 /** `ramroot boot-test`: boot under QEMU and exit 0 only when the marker shows on the serial console. */
@@ -20,12 +23,15 @@ export function registerQemuCommands(program: Command): void {
     .option("--kernel <file>", "kernel image to boot directly")
     .option("--initrd <file...>", "initramfs (and microcode) images, in order")
     .option("--append <cmdline>", "extra kernel command line", "rdinit=/sbin/init")
-    .option("--disk <image>", "raw disk image to boot through its bootloader instead")
+    .option("--disk <image>", "raw disk image to boot through its bootloader (or, with --uefi, its ESP) instead")
+    .option("--arch <arch>", `the machine's architecture: ${ARCHES.join(", ")}`, "x86_64")
+    .option("--uefi", "boot through UEFI firmware (OVMF, AAVMF) with a variable store of this run's own")
     .requiredOption("--expect <marker>", "text that proves the boot worked")
     .option("--timeout <seconds>", "give up after this many seconds", "120")
     .option("--quiet", "do not echo the console")
     .action(async (flags: BootTestFlags) => {
       const media = bootMediaFromFlags(flags);
+      if (!isArch(flags.arch)) throw new Error(`--arch: got "${flags.arch}"; expected one of ${ARCHES.join(", ")}`);
       const timeoutS = Number(flags.timeout);
       if (!Number.isFinite(timeoutS) || timeoutS <= 0) {
         throw new Error(`--timeout: "${flags.timeout}" is not a positive number of seconds`);
@@ -38,6 +44,8 @@ export function registerQemuCommands(program: Command): void {
           : undefined;
       const result = await bootQemu({
         media,
+        arch: flags.arch,
+        uefi: flags.uefi === true,
         marker: flags.expect,
         timeoutMs: timeoutS * 1000,
         onOutput: flags.quiet ? undefined : (chunk) => process.stdout.write(chunk),

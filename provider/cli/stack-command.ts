@@ -17,6 +17,7 @@ import { release, rollback, stackPin } from "../deploy/rollback";
 import { findProjectDir } from "../project-dir";
 import { heartbeat, terminalSink } from "../progress";
 import { bootQemu, qemuArgs, type BootMedia } from "../qemu/boot";
+import { archInfo } from "../arch";
 
 export interface StackFlags {
   stack: string;
@@ -264,7 +265,8 @@ export function registerStackCommands(program: Command): void {
           .map((a) => (a === "stdio" ? "mon:stdio" : a))
           .filter((a, i, all) => !(a === "-monitor" || all[i - 1] === "-monitor"));
         process.stderr.write("[ramroot] QEMU: Ctrl-A X quits\n");
-        const child = spawn("qemu-system-x86_64", args, { stdio: "inherit" });
+        // The stack's machines boot x86_64 through syslinux (a UEFI scheme is to come).
+        const child = spawn(archInfo("x86_64").qemu.binary, args, { stdio: "inherit" });
         await new Promise<void>((resolve) => child.on("close", () => resolve()));
         return;
       }

@@ -4,6 +4,7 @@ import type { Command } from "commander";
 import { parse as parseYaml } from "yaml";
 import { findProjectDir, projectDirOr } from "../project-dir";
 import { freePort, runTwin, startTwin, stopTwin, type TwinOptions } from "../qemu/twin";
+import { ARCHES, isArch } from "../arch";
 
 interface VmFlags {
   stack?: string;
@@ -17,6 +18,9 @@ interface VmFlags {
   memory: string;
   watchdog?: boolean;
   detach?: boolean;
+  arch: string;
+  uefi?: boolean;
+  vars?: string;
 }
 
 function wholeNumber(value: string, flag: string, min: number, max: number): number {
@@ -72,6 +76,12 @@ export function registerVmCommands(program: Command): void {
     .option("--pid-file <file>", "with --detach: QEMU's pid (default .ramroot/vm/<name>/qemu.pid)")
     .option("--memory <MiB>", "guest memory", "512")
     .option("--watchdog", "add an i6300esb watchdog; when it expires the machine is reset")
+    .option("--arch <arch>", `the machine's architecture: ${ARCHES.join(", ")}`, "x86_64")
+    .option("--uefi", "boot through UEFI firmware (OVMF, AAVMF) instead of the PC BIOS; aarch64 always does")
+    .option(
+      "--vars <file>",
+      "with UEFI: the twin's variable store (NVRAM), made when missing (default .ramroot/vm/<name>/vars.fd)",
+    )
     .option("--detach", "run in the background; stop with `ramroot vm stop`")
     .action(async (action: string | undefined, flags: VmFlags) => {
       if (action !== undefined && action !== "stop")
@@ -93,7 +103,11 @@ export function registerVmCommands(program: Command): void {
       const disk = flags.disk !== undefined ? path.resolve(flags.disk) : stackDisk(flags.stack!);
       const name = flags.stack ?? path.basename(disk).replace(/\.[^.]*$/, "");
       const state = stateDir(name);
+      if (!isArch(flags.arch)) throw new Error(`--arch: got "${flags.arch}"; expected one of ${ARCHES.join(", ")}`);
+      const uefi = flags.uefi === true || flags.arch === "aarch64" || flags.vars !== undefined;
       const opts: TwinOptions = {
+        arch: flags.arch,
+        ...(uefi ? { uefi: { varsFile: path.resolve(flags.vars ?? path.join(state, "vars.fd")) } } : {}),
         disk,
         data: path.resolve(flags.data ?? path.join(state, "data.img")),
         dataSizeMiB: wholeNumber(flags.dataSize, "--data-size", 16, 1 << 20),

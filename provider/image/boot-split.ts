@@ -1,10 +1,12 @@
 /**
  * Takes /boot out of the tree: the kernel (vmlinuz-<flavor>) and the microcode image go beside
- * the initramfs, never inside it. Kernel modules stay inside (/lib/modules).
+ * the initramfs, never inside it. Kernel modules stay inside (/lib/modules). What a Unified
+ * Kernel Image is made of besides (systemd's EFI stub, the os-release) is copied beside too.
  */
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { StagingRoot } from "../apk/staging-root";
+import { archInfo } from "../arch";
 
 export interface BootFiles {
   /** the kernel, moved out of the tree, or undefined when the image has none */
@@ -53,4 +55,27 @@ export function splitBoot(root: string, outDir: string, opts: { kernelFlavor: st
   staging.remove("boot");
   staging.mkdirp("boot");
   return result;
+}
+
+/** The files beside a package layer a UKI is made from (uki.ts). */
+export const EFI_STUB_FILE = "efistub";
+export const OS_RELEASE_FILE = "os-release";
+
+/** Where the stub is in the tree: Alpine's systemd-efistub (and Debian's systemd-boot-efi) put it there. */
+export function efiStubPath(arch: string): string {
+  return `usr/lib/systemd/boot/efi/${archInfo(arch).uefi.stub}`;
+}
+
+/**
+ * Copies systemd's EFI stub and the os-release (/etc/os-release, else /usr/lib/os-release, as
+ * systemd reads it; symlinks followed inside the root) into `outDir` when the tree has them.
+ * Both stay in the tree: the apk database still names them, and the machine reads its os-release.
+ */
+export function copyUkiParts(root: string, outDir: string, arch: string): void {
+  const staging = new StagingRoot(root, "/");
+  fs.mkdirSync(outDir, { recursive: true });
+  const stub = efiStubPath(arch);
+  if (staging.stat(stub)?.stat.isFile()) staging.copyOut(stub, path.join(outDir, EFI_STUB_FILE));
+  const osRelease = ["etc/os-release", "usr/lib/os-release"].find((p) => staging.stat(p)?.stat.isFile());
+  if (osRelease) staging.copyOut(osRelease, path.join(outDir, OS_RELEASE_FILE));
 }

@@ -21,6 +21,9 @@ import { buildSbom } from "./sbom";
 import { canonicalJson, type ImagePlan, type ResolvedPlan } from "./plan";
 import { LayerCache, concatenateLayers, DamagedLayerError, type StoredLayer } from "./layer-cache";
 import { cacheBoundFromEnv, markUsed, pruneImageCache, recordStateReference } from "./cache-prune";
+import { efiStubPath, EFI_STUB_FILE, OS_RELEASE_FILE } from "./boot-split";
+import { EFI_STUB_PACKAGE } from "./image-config";
+import { writeUki } from "./uki";
 import {
   foldedLayer,
   foldedLayerKey,
@@ -49,6 +52,12 @@ export interface ImageArtifacts {
   initramfs: Artifact;
   microcode?: Artifact;
   sbom: Artifact;
+  /**
+   * With `uki`: the image as one EFI executable (uki.ts). Made from the artifacts above (its stub
+   * and os-release come from the initramfs' packages) and the command line with this image's id,
+   * so it is not part of the image id.
+   */
+  uki?: Artifact;
   /** the directory holding them */
   dir: string;
   /** bytes of the uncompressed archive */
@@ -110,7 +119,7 @@ export async function cachedImage(
   const manifestPath = path.join(dir, MANIFEST);
   if (!fs.existsSync(manifestPath)) return undefined;
   const stored = JSON.parse(fs.readFileSync(manifestPath, "utf8")) as ImageArtifacts;
-  for (const a of [stored.kernel, stored.initramfs, stored.microcode, stored.sbom]) {
+  for (const a of [stored.kernel, stored.initramfs, stored.microcode, stored.sbom, stored.uki]) {
     if (!a) continue;
     const file = path.join(dir, path.basename(a.path));
     if ((await sha256File(file)) !== a.sha256) return undefined;
@@ -124,6 +133,7 @@ export async function cachedImage(
     initramfs: at(stored.initramfs)!,
     microcode: at(stored.microcode),
     sbom: at(stored.sbom)!,
+    uki: at(stored.uki),
     built: false,
   };
 }
@@ -200,6 +210,53 @@ export async function buildImage(resolved: ResolvedPlan, opts: BuildOptions = {}
   return image;
 }
 
+/** The image's os-release as the machine sees it: the overlay's when it writes one, else the packages'. */
+function osReleaseOf(resolved: ResolvedPlan, layerDir: string): Buffer {
+  for (const p of ["etc/os-release", "usr/lib/os-release"]) {
+    const entry = resolved.overlayEntries.find((e) => e.path === p);
+    if (entry?.type === "file" && entry.source !== undefined)
+      return Buffer.isBuffer(entry.source) ? entry.source : fs.readFileSync(entry.source);
+  }
+  const packaged = path.join(layerDir, OS_RELEASE_FILE);
+  if (fs.existsSync(packaged)) return fs.readFileSync(packaged);
+  // An image without one (no alpine-release): what systemd assumes when os-release is missing.
+  return Buffer.from('NAME="Linux"\nID=linux\nPRETTY_NAME="Linux"\n');
+}
+
+/**
+ * The UKI: systemd's EFI stub from the image's systemd-efistub, the kernel, microcode then
+ * initramfs, os-release, and the command line an entry booting this image carries
+ * (rdinit=/sbin/init, the image's cmdline, ramroot.image=<imageId>).
+ */
+async function buildUki(
+  resolved: ResolvedPlan,
+  layerDir: string,
+  image: { kernel?: Artifact; initramfs: Artifact; microcode?: Artifact; imageId: string },
+  out: string,
+): Promise<Artifact> {
+  const { config } = resolved;
+  const stub = path.join(layerDir, EFI_STUB_FILE);
+  if (!fs.existsSync(stub))
+    throw new Error(
+      `uki: the image has no /${efiStubPath(config.arch)}; install ${EFI_STUB_PACKAGE} (uki: true adds it; a package layer cached before it was needed lacks it: build again with --force)`,
+    );
+  if (!image.kernel) throw new Error("uki: the image has no kernel to put in it");
+  await writeUki(
+    {
+      arch: config.arch,
+      stub,
+      kernel: image.kernel.path,
+      initrds: [...(image.microcode ? [image.microcode.path] : []), image.initramfs.path],
+      cmdline: ["rdinit=/sbin/init", config.cmdline, `ramroot.image=${image.imageId}`]
+        .filter((s) => s !== "")
+        .join(" "),
+      osRelease: osReleaseOf(resolved, layerDir),
+    },
+    out,
+  );
+  return artifact(out);
+}
+
 async function buildNew(
   resolved: ResolvedPlan,
   cacheDir: string,
@@ -248,6 +305,9 @@ async function buildNew(
     );
     const sbom = await artifact(sbomFile);
     const imageId = imageIdOf({ kernel, initramfs, microcode });
+    const uki = config.uki
+      ? await buildUki(resolved, base.dir, { kernel, initramfs, microcode, imageId }, path.join(outDir, "uki.efi"))
+      : undefined;
     const archiveSize = whole.layers.reduce((n, l) => n + l.rawSize, 0);
     const warnings = whole.layers.flatMap((l) => l.warnings);
 
@@ -261,6 +321,7 @@ async function buildNew(
       initramfs: at(initramfs)!,
       microcode: at(microcode),
       sbom: at(sbom)!,
+      uki: at(uki),
       dir,
       archiveSize,
       packages: plan.packages,

@@ -5,10 +5,10 @@
 import { z } from "zod";
 import { userAppendSchema } from "../boot/kernel-append";
 import { parseDependency } from "../apk/dependency";
+import { ARCHES } from "../arch";
 import { COMPRESSIONS, COMPRESSION_LEVELS, type Compression } from "./compress";
 
 export const LATEST_RELEASE = "v3.24";
-export const ARCHES = ["x86_64", "aarch64"] as const;
 export const KERNEL_FLAVORS = ["lts", "virt", "none"] as const;
 export const MICROCODES = ["intel", "amd", "none"] as const;
 export const RUNLEVELS = ["sysinit", "boot", "default", "shutdown"] as const;
@@ -195,7 +195,7 @@ export const imageConfigSchema = z
       .optional()
       .describe("trusted public key files or directories; default Alpine's pinned keys"),
     allowUntrusted: z.boolean().default(false).describe("accept unsigned indexes"),
-    /** build the image even when an install script fails (apk flags the package and goes on); default: the build fails */
+    /** build the image even when an install script fails (apk flags the package and goes on) or cannot run (another architecture the kernel cannot run); default: the build fails */
     allowScriptFailures: z.boolean().default(false),
     /** accept a remote index older than one seen before, or one offering a lower version of a package (replay/downgrade protection) */
     allowDowngrade: z.boolean().default(false),
@@ -249,6 +249,13 @@ export const imageConfigSchema = z
       .optional()
       .describe("/etc/hostname"),
     cmdline: userAppendSchema.default("").describe("kernel command line for the boot entries"),
+    /** also emit the image as a Unified Kernel Image (uki.efi); systemd-efistub is added for its stub */
+    uki: z
+      .boolean({ error: "expected true or false" })
+      .default(false)
+      .describe(
+        "also emit a Unified Kernel Image: kernel, initramfs, command line and os-release in one EFI executable",
+      ),
     compression: z
       .enum(COMPRESSIONS as [Compression, ...Compression[]], { error: `expected one of ${COMPRESSIONS.join(", ")}` })
       .default("gzip")
@@ -296,6 +303,15 @@ export const imageConfigSchema = z
     }
   })
   .superRefine((c, ctx) => {
+    if (c.uki && c.kernel === "none")
+      ctx.addIssue({
+        code: "custom",
+        path: ["uki"],
+        input: c.uki,
+        message: 'expected a kernel (kernel: "lts" or "virt") with uki: a Unified Kernel Image holds one',
+      });
+  })
+  .superRefine((c, ctx) => {
     if (c.compressionLevel === undefined) return;
     if (c.compression === "none") {
       ctx.addIssue({
@@ -321,12 +337,16 @@ export const imageConfigSchema = z
 export type ImageConfig = z.output<typeof imageConfigSchema>;
 export type ImageConfigInput = z.input<typeof imageConfigSchema>;
 
-/** The world: the requested packages plus what the kernel flavor and microcode choices imply. */
+/** The package that ships systemd's EFI stub, which a UKI is made from (Alpine's community repository). */
+export const EFI_STUB_PACKAGE = "systemd-efistub";
+
+/** The world: the requested packages plus what the kernel flavor, microcode and uki choices imply. */
 export function worldOf(config: ImageConfig): string[] {
   const world = [...config.packages];
   const names = new Set(world.map((p) => parseDependency(p).name));
   if (config.kernel !== "none" && !names.has(`linux-${config.kernel}`)) world.push(`linux-${config.kernel}`);
   if (config.microcode !== "none" && !names.has(`${config.microcode}-ucode`)) world.push(`${config.microcode}-ucode`);
+  if (config.uki && !names.has(EFI_STUB_PACKAGE)) world.push(EFI_STUB_PACKAGE);
   return world;
 }
 

@@ -179,7 +179,18 @@ function parseDb(text: string): DbBlock[] {
   return blocks;
 }
 
-const DERIVED = ["boot", "lib/modules", "lib/firmware", "lib/apk", "etc/apk"];
+// What a layer takes from the tree besides the archive (boot-split.ts: the kernel, microcode, EFI
+// stub, os-release) or rebuilds from it (modules.dep, firmware trim, the apk database).
+const DERIVED = [
+  "boot",
+  "lib/modules",
+  "lib/firmware",
+  "lib/apk",
+  "etc/apk",
+  "usr/lib/systemd/boot/efi",
+  "etc/os-release",
+  "usr/lib/os-release",
+];
 const derived = (p: string) => DERIVED.some((d) => p === d || p.startsWith(`${d}/`));
 const aclOf = (e: Pick<ManifestEntry, "uid" | "gid" | "mode">) => `${e.uid}:${e.gid}:${e.mode.toString(8)}`;
 

@@ -21,7 +21,7 @@ import { writeCpio, type CpioEntry, type CpioEntryType } from "./cpio-writer";
 import { compressor, type Compression } from "./compress";
 import { servicesOf } from "./image-config";
 import { trimFirmware } from "./firmware";
-import { splitBoot } from "./boot-split";
+import { copyUkiParts, EFI_STUB_FILE, OS_RELEASE_FILE, splitBoot } from "./boot-split";
 import { BUILDER_FORMAT, canonicalJson, type ResolvedPlan } from "./plan";
 import { collectEntries, installTree, layOverlay } from "./staging-tree";
 import { overlayLayer, type OverlayLayer, type PackageIndex } from "./overlay-layer";
@@ -147,6 +147,7 @@ function finishTree(staging: string, dir: string, resolved: ResolvedPlan, progre
   }
   // splitBoot names them KERNEL_FILE and MICROCODE_FILE
   splitBoot(staging, dir, { kernelFlavor: config.kernel, microcode: config.microcode });
+  copyUkiParts(staging, dir, config.arch);
 }
 
 function options(resolved: ResolvedPlan) {
@@ -181,7 +182,7 @@ export async function packageLayer(
       progress,
       installCold,
       async (tree) => {
-        for (const name of [KERNEL_FILE, MICROCODE_FILE]) {
+        for (const name of [KERNEL_FILE, MICROCODE_FILE, EFI_STUB_FILE, OS_RELEASE_FILE]) {
           const from = path.join(tree.bootDir, name);
           if (fs.existsSync(from)) fs.copyFileSync(from, path.join(dir, name));
         }

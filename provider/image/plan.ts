@@ -50,6 +50,8 @@ export interface ImagePlan {
     services: Record<string, string[]>;
     hostname: string | null;
     cmdline: string;
+    /** a Unified Kernel Image is emitted too (absent otherwise, so other images' planIds stay as they were) */
+    uki?: true;
     compression: string;
     /** the level used (the default when the config names none; 0 for none) */
     compressionLevel: number;
@@ -163,6 +165,7 @@ export async function planImage(input: ImageConfigInput | ImageConfig, opts: Pla
       services: Object.fromEntries(Object.entries(services).map(([level, list]) => [level, list.map((s) => s.name)])),
       hostname: config.hostname ?? null,
       cmdline: config.cmdline,
+      uki: config.uki ? true : undefined,
       compression: config.compression,
       compressionLevel: compressionLevelOf(config.compression, config.compressionLevel),
       epoch: config.epoch,
@@ -176,14 +179,14 @@ export async function planImage(input: ImageConfigInput | ImageConfig, opts: Pla
   // one lock can be asked for in several ways), the overlay digest and the options (the
   // repositories as written in the config land in /etc/apk/repositories). Where
   // the overlay sits on this machine does not enter it; the kernel command line is not in the
-  // image but in the boot entry.
+  // image but in the boot entry, unless the image is a UKI too, which holds it.
   const planId = sha256Hex(
     canonicalJson({
       format: BUILDER_FORMAT,
       lock: plan.lock.map((p) => ({ name: p.name, version: p.version, checksum: p.checksum })),
       world: plan.world,
       overlayDigest: plan.overlayDigest,
-      options: { ...plan.options, cmdline: undefined },
+      options: { ...plan.options, cmdline: plan.options.uki ? plan.options.cmdline : undefined },
     }),
   );
   return { plan: { planId, ...plan }, config, lock, repositories, keys, overlayEntries };

@@ -58,6 +58,14 @@ export async function installTree(
     warnings.push(
       `${r.package}: ${r.path} not installed, ${r.owner} owns it and ${r.package} does not replace it (flagged f:f in the db, as apk does)`,
     );
+  // A foreign architecture's scripts are refused, not left out quietly: without them (busybox's
+  // applet links, the users a pre-install adds) the image is not what the packages expect.
+  if (installed.skippedScripts.length > 0 && !config.allowScriptFailures) {
+    const scripts = installed.skippedScripts.map((s) => `${s.package} ${s.script}`).join(", ");
+    throw new Error(
+      `install scripts cannot run: ${scripts}. ${installed.skippedScripts[0]!.detail ?? ""}. Build on a ${config.arch} machine, or where the kernel runs ${config.arch} programs through QEMU's user-mode emulator, or use packages without install scripts (ship what they would make), or set allowScriptFailures: true to build the image without them`,
+    );
+  }
   if (installed.failedScripts.length > 0 && !config.allowScriptFailures) {
     const failed = installed.failedScripts.map((s) => s.detail ?? `${s.package} ${s.script}`).join("; ");
     throw new Error(

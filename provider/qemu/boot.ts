@@ -1,6 +1,14 @@
 import { spawn } from "node:child_process";
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import { archInfo, type Arch } from "../arch";
+import { copyVarsStore, firmwareArgs } from "./firmware";
 
-/** What to boot: a kernel and initramfs directly, or a disk image through its own bootloader. */
+/**
+ * What to boot: a kernel and initramfs directly, or a disk image through its own bootloader
+ * (syslinux under the PC BIOS) or, with UEFI firmware, the EFI executable its ESP holds.
+ */
 export type BootMedia =
   { kind: "kernel"; kernel: string; initrd?: string | string[]; append?: string } | { kind: "disk"; image: string };
 
@@ -18,8 +26,15 @@ export interface BootOptions {
   markerCount?: number;
   /** Called with every chunk of console output as it arrives. */
   onOutput?: (chunk: string) => void;
-  /** The qemu binary (default qemu-system-x86_64). */
-  qemu?: string;
+  /** The machine's architecture (default x86_64): QEMU's binary, machine, CPU and console come from the arch table. */
+  arch?: Arch;
+  /**
+   * Boot through UEFI firmware (OVMF on x86_64, AAVMF on aarch64) with a variable store of its
+   * own. Without it x86_64 boots through the PC BIOS and aarch64 only boots a kernel directly.
+   */
+  uefi?: boolean;
+  /** With uefi: the variable store this run uses and keeps. Default: a fresh copy of the firmware's, removed afterwards. */
+  varsFile?: string;
   /** Extra QEMU arguments. */
   extraArgs?: string[];
   /** Use KVM when /dev/kvm is usable (default false: results must not depend on it). */
@@ -40,7 +55,10 @@ export interface BootResult {
 
 /** The QEMU command line for a boot, exported so the CLI and docs show what is run. */
 export function qemuArgs(opts: BootOptions): string[] {
+  const arch = archInfo(opts.arch ?? "x86_64");
   const args = [
+    "-machine",
+    arch.qemu.machine,
     "-display",
     "none",
     "-serial",
@@ -54,6 +72,11 @@ export function qemuArgs(opts: BootOptions): string[] {
   ];
   if (opts.noReboot ?? true) args.push("-no-reboot");
   if (opts.kvm) args.push("-enable-kvm", "-cpu", "host");
+  else if (arch.qemu.cpu) args.push("-cpu", arch.qemu.cpu);
+  if (opts.uefi) {
+    if (opts.varsFile === undefined) throw new Error("a UEFI boot needs its own variable store (varsFile)");
+    args.push(...firmwareArgs(opts.arch ?? "x86_64", opts.varsFile));
+  }
   const media = opts.media;
   if (media.kind === "kernel") {
     args.push("-kernel", media.kernel);
@@ -61,9 +84,19 @@ export function qemuArgs(opts: BootOptions): string[] {
     if (initrds.length > 0) args.push("-initrd", initrds.join(","));
     // The serial console is how the harness listens; panic=-1 turns a kernel panic into a reboot,
     // which -no-reboot turns into QEMU exiting, so a broken image ends the run at once.
-    const append = ["console=ttyS0", "panic=-1", media.append ?? ""].join(" ").trim();
+    const append = [`console=${arch.qemu.console}`, "panic=-1", media.append ?? ""].join(" ").trim();
     args.push("-append", append);
+  } else if (opts.uefi) {
+    // The firmware finds the ESP and boots its EFI/BOOT/BOOT<arch>.EFI (or what its variables say).
+    args.push(
+      "-drive",
+      `file=${media.image},format=raw,if=none,id=disk`,
+      "-device",
+      "virtio-blk-pci,drive=disk,bootindex=0",
+    );
   } else {
+    if (opts.arch === "aarch64")
+      throw new Error("an aarch64 machine boots a disk through UEFI firmware only: set uefi (AAVMF)");
     args.push("-drive", `file=${media.image},format=raw,if=ide`, "-boot", "c");
   }
   args.push(...(opts.extraArgs ?? []));
@@ -80,11 +113,25 @@ function countOccurrences(haystack: string, needle: string): number {
  * Boots under QEMU with the serial console on stdio and waits for a marker. The result is
  * judged by the marker, never by QEMU's exit code. QEMU is always killed before returning.
  */
-export function bootQemu(opts: BootOptions): Promise<BootResult> {
+export async function bootQemu(opts: BootOptions): Promise<BootResult> {
+  if (!opts.uefi || opts.varsFile !== undefined) return runQemu(opts);
+  // The run's own variable store, gone with the run.
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "ramroot-uefi-vars-"));
+  try {
+    const varsFile = path.join(dir, "vars.fd");
+    copyVarsStore(opts.arch ?? "x86_64", varsFile);
+    return await runQemu({ ...opts, varsFile });
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+function runQemu(opts: BootOptions): Promise<BootResult> {
   const started = Date.now();
   const timeoutMs = opts.timeoutMs ?? 120_000;
   const wanted = opts.markerCount ?? 1;
-  const child = spawn(opts.qemu ?? "qemu-system-x86_64", qemuArgs(opts), { stdio: ["ignore", "pipe", "pipe"] });
+  const qemu = archInfo(opts.arch ?? "x86_64").qemu;
+  const child = spawn(qemu.binary, qemuArgs(opts), { stdio: ["ignore", "pipe", "pipe"] });
   let log = "";
   let stderr = "";
   return new Promise<BootResult>((resolve, reject) => {
@@ -118,7 +165,7 @@ export function bootQemu(opts: BootOptions): Promise<BootResult> {
       if (settled) return;
       settled = true;
       clearTimeout(timer);
-      reject(new Error(`cannot start ${opts.qemu ?? "qemu-system-x86_64"}: ${err.message} (install qemu-system-x86)`));
+      reject(new Error(`cannot start ${qemu.binary}: ${err.message} (install ${qemu.debianPackage})`));
     });
     child.on("close", (code) => {
       if (settled) return;

@@ -12,6 +12,8 @@ import * as path from "node:path";
 import { renameDurablySync, tempNameFor } from "../atomic-file";
 import { spawn } from "node:child_process";
 import { execa } from "execa";
+import { archInfo, type Arch } from "../arch";
+import { ensureVarsStore, firmwareArgs } from "./firmware";
 
 export interface TwinOptions {
   /** the boot disk image (MBR or superfloppy FAT with syslinux) */
@@ -30,8 +32,14 @@ export interface TwinOptions {
   memoryMiB?: number;
   /** an i6300esb watchdog whose expiry resets the machine */
   watchdog?: boolean;
-  /** the qemu binary (default qemu-system-x86_64) */
-  qemu?: string;
+  /** the machine's architecture (default x86_64): QEMU's binary, machine and CPU from the arch table */
+  arch?: Arch;
+  /**
+   * boot through UEFI firmware (OVMF, AAVMF) instead of the PC BIOS; the twin's variable store
+   * (its NVRAM: boot entries, BootNext) is `varsFile`, made from the firmware's on first start
+   * and kept, as a machine keeps its own
+   */
+  uefi?: { varsFile: string };
 }
 
 /** Finds a free TCP port on 127.0.0.1 (the forwarded SSH port when none is given). */
@@ -77,18 +85,22 @@ export async function ensureDataDisk(file: string, sizeMiB = 256, label = "data"
 
 /** The QEMU command line of the twin, without the console and daemon flags. */
 export function twinArgs(opts: TwinOptions): string[] {
+  const arch = opts.arch ?? "x86_64";
+  const qemu = archInfo(arch).qemu;
   const args = [
     "-name",
     "ramroot-twin",
     "-machine",
-    "pc",
+    qemu.machine,
+    ...(qemu.cpu ? ["-cpu", qemu.cpu] : []),
     "-m",
     String(opts.memoryMiB ?? 512),
     "-smp",
     "1",
     "-display",
     "none",
-    // The boot disk first: SeaBIOS boots it, syslinux picks the slot.
+    ...(opts.uefi ? firmwareArgs(arch, opts.uefi.varsFile) : []),
+    // The boot disk first: SeaBIOS boots it (syslinux picks the slot), or UEFI firmware its ESP.
     "-drive",
     `file=${opts.disk},format=raw,if=none,id=boot`,
     "-device",
@@ -112,7 +124,18 @@ function check(opts: TwinOptions): void {
     throw new Error(`boot disk ${opts.disk} does not exist; make one with \`ramroot disk create\``);
   if (!Number.isInteger(opts.sshPort) || opts.sshPort < 1 || opts.sshPort > 65535)
     throw new Error(`ssh port: got ${opts.sshPort}; expected 1-65535`);
+  if (opts.arch === "aarch64" && !opts.uefi)
+    throw new Error("an aarch64 twin boots its disk through UEFI firmware only: give it a variable store (uefi)");
 }
+
+/** The data disk and, under UEFI, the twin's own variable store, made when missing. */
+async function prepare(opts: TwinOptions): Promise<void> {
+  check(opts);
+  await ensureDataDisk(opts.data, opts.dataSizeMiB, opts.dataLabel);
+  if (opts.uefi) ensureVarsStore(opts.arch ?? "x86_64", opts.uefi.varsFile);
+}
+
+const qemuOf = (opts: TwinOptions) => archInfo(opts.arch ?? "x86_64").qemu;
 
 export interface DetachedTwin {
   pid: number;
@@ -121,8 +144,7 @@ export interface DetachedTwin {
 
 /** Starts the twin in the background (QEMU's -daemonize); the console goes to the serial log. */
 export async function startTwin(opts: TwinOptions, pidFile: string): Promise<DetachedTwin> {
-  check(opts);
-  await ensureDataDisk(opts.data, opts.dataSizeMiB, opts.dataLabel);
+  await prepare(opts);
   if (fs.existsSync(pidFile)) {
     const pid = Number(fs.readFileSync(pidFile, "utf8").trim());
     if (processAlive(pid))
@@ -143,13 +165,14 @@ export async function startTwin(opts: TwinOptions, pidFile: string): Promise<Det
     "-pidfile",
     path.resolve(pidFile),
   ];
+  const qemu = qemuOf(opts);
   try {
-    await execa(opts.qemu ?? "qemu-system-x86_64", args, { stdin: "ignore" });
+    await execa(qemu.binary, args, { stdin: "ignore" });
   } catch (err) {
     const e = err as { code?: string; stderr?: string; message: string };
     throw new Error(
       e.code === "ENOENT"
-        ? `cannot start ${opts.qemu ?? "qemu-system-x86_64"} (install qemu-system-x86)`
+        ? `cannot start ${qemu.binary} (install ${qemu.debianPackage})`
         : `qemu failed: ${e.stderr?.trim() || e.message}`,
     );
   }
@@ -159,8 +182,7 @@ export async function startTwin(opts: TwinOptions, pidFile: string): Promise<Det
 
 /** Runs the twin on this terminal: the serial console and QEMU's monitor share it (Ctrl-A X quits), and the console is also logged. */
 export async function runTwin(opts: TwinOptions): Promise<number | null> {
-  check(opts);
-  await ensureDataDisk(opts.data, opts.dataSizeMiB, opts.dataLabel);
+  await prepare(opts);
   fs.mkdirSync(path.dirname(path.resolve(opts.serialLog)), { recursive: true });
   const args = [
     ...twinArgs(opts),
@@ -171,10 +193,11 @@ export async function runTwin(opts: TwinOptions): Promise<number | null> {
     "-mon",
     "chardev=console",
   ];
-  const child = spawn(opts.qemu ?? "qemu-system-x86_64", args, { stdio: "inherit" });
+  const qemu = qemuOf(opts);
+  const child = spawn(qemu.binary, args, { stdio: "inherit" });
   return new Promise((resolve, reject) => {
     child.on("error", (err) =>
-      reject(new Error(`cannot start ${opts.qemu ?? "qemu-system-x86_64"}: ${err.message} (install qemu-system-x86)`)),
+      reject(new Error(`cannot start ${qemu.binary}: ${err.message} (install ${qemu.debianPackage})`)),
     );
     child.on("close", (code) => resolve(code));
   });

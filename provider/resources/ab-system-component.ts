@@ -126,6 +126,7 @@ export class AbSystemComponent extends pulumi.ComponentResource {
           append: keepSecret(image.imageId.apply((id) => `${appendFor(id)} ${bootTest.append}`.trim())),
           marker: bootTest.marker,
           timeoutSeconds: bootTest.timeoutSeconds,
+          ...(inputs.image.arch !== "x86_64" ? { arch: inputs.image.arch } : {}),
         },
         parent,
       );

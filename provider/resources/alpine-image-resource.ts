@@ -33,9 +33,14 @@ const artifactSchema = z.object({
 export const alpineImageOutputsSchema = z.object({
   imageId: z.string().optional().describe("sha256 over the artifacts"),
   artifacts: z
-    .object({ kernel: artifactSchema.optional(), initramfs: artifactSchema, microcode: artifactSchema.optional() })
+    .object({
+      kernel: artifactSchema.optional(),
+      initramfs: artifactSchema,
+      microcode: artifactSchema.optional(),
+      uki: artifactSchema.optional(),
+    })
     .optional()
-    .describe("kernel, initramfs and microcode in the local image cache"),
+    .describe("kernel, initramfs, microcode and (uki: true) the Unified Kernel Image in the local image cache"),
   sbomPath: z.string().optional().describe("SPDX 2.3 JSON of every package"),
   archiveSize: z.number().optional().describe("uncompressed archive bytes"),
 });
@@ -58,6 +63,7 @@ export interface ImageArtifactFiles {
   kernel?: Artifact;
   initramfs: Artifact;
   microcode?: Artifact;
+  uki?: Artifact;
 }
 
 export type AlpineImageOutputs = AlpineImageInputs & {
@@ -187,6 +193,7 @@ async function build(
       ...(image.kernel ? { kernel: image.kernel } : {}),
       initramfs: image.initramfs,
       ...(image.microcode ? { microcode: image.microcode } : {}),
+      ...(image.uki ? { uki: image.uki } : {}),
     },
     sbomPath: image.sbom.path,
     archiveSize: image.archiveSize,
@@ -269,6 +276,7 @@ async function importFromCache(planId: string): Promise<{ outs: AlpineImageOutpu
     services: o.services,
     ...(o.hostname !== null ? { hostname: o.hostname } : {}),
     cmdline: o.cmdline,
+    uki: o.uki === true,
     compression: o.compression as AlpineImageInputs["compression"],
     epoch: o.epoch,
     planId,
@@ -285,6 +293,7 @@ async function importFromCache(planId: string): Promise<{ outs: AlpineImageOutpu
         ...(cached.kernel ? { kernel: cached.kernel } : {}),
         initramfs: cached.initramfs,
         ...(cached.microcode ? { microcode: cached.microcode } : {}),
+        ...(cached.uki ? { uki: cached.uki } : {}),
       },
       sbomPath: cached.sbom.path,
       archiveSize: cached.archiveSize,

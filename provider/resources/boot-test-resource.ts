@@ -1,6 +1,7 @@
 import { z } from "zod";
 import { heartbeat } from "../progress";
 import { bootQemu, logTail } from "../qemu/boot";
+import { ARCHES } from "../arch";
 import { checkInputs } from "./check-inputs";
 import { diffProperties } from "./property-diff";
 import type { OperationContext, ResourceHandler } from "./resource-handler";
@@ -17,6 +18,8 @@ export const bootTestInputsSchema = z.strictObject({
   marker: z.string().min(1, "expected a marker the image prints when it is up"),
   timeoutSeconds: z.number().positive("expected a positive number of seconds").default(180),
   memoryMiB: z.number().int().min(64, "expected at least 64 MiB").default(512),
+  /** the image's architecture; absent: x86_64 (so a stack made before it previews no change) */
+  arch: z.enum(ARCHES, { error: `expected one of ${ARCHES.join(", ")}` }).optional(),
 });
 
 export type BootTestInputs = z.output<typeof bootTestInputsSchema>;
@@ -39,6 +42,7 @@ async function run(inputs: BootTestInputs, ctx: OperationContext): Promise<BootT
     ),
   );
   const result = await bootQemu({
+    arch: inputs.arch,
     media: { kind: "kernel", kernel: inputs.kernel, initrd: inputs.initrd, append: inputs.append },
     marker: inputs.marker,
     timeoutMs: inputs.timeoutSeconds * 1000,

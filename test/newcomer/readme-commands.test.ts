@@ -5,16 +5,19 @@ import { buildProgram } from "../../provider/cli/main";
 import { abSystemSchemaInputs } from "../../provider/deploy/ab-system-inputs";
 import { imageConfigSchema } from "../../provider/image/image-config";
 
-// The README's reference lines against what they describe: the command-line table against the
-// program `npx ramroot` runs (every verb a row names exists, `slot write|show` as two, and every
-// flag it shows is one that verb or the program accepts), and the input lists against the zod
-// schemas that validate them. A verb renamed, a flag dropped or an input added fails here.
+// The reference lines against what they describe: the command-line table (docs/commands.md)
+// against the program `npx ramroot` runs (every verb a row names exists, `slot write|show` as two,
+// and every flag it shows is one that verb or the program accepts), and the README's input lists
+// against the zod schemas that validate them. A verb renamed, a flag dropped or an input added
+// fails here.
 
-const README = fs.readFileSync(path.resolve(__dirname, "..", "..", "README.md"), "utf8");
+const ROOT = path.resolve(__dirname, "..", "..");
+const README = fs.readFileSync(path.join(ROOT, "README.md"), "utf8");
+const COMMANDS = fs.readFileSync(path.join(ROOT, "docs", "commands.md"), "utf8");
 
-/** The first cell of every row of the "## Command line" table, its code spans unescaped. */
+/** The first cell of every row of the command table in docs/commands.md, its code spans unescaped. */
 function tableSpans(): string[] {
-  const section = README.slice(README.indexOf("\n## Command line"), README.indexOf("\n## The machine twin"));
+  const section = COMMANDS.slice(COMMANDS.indexOf("| verb |"), COMMANDS.indexOf("\n\n", COMMANDS.indexOf("| verb |")));
   return section
     .split("\n")
     .filter((l) => l.startsWith("| `"))
@@ -60,10 +63,22 @@ function accepts(command: Command, flag: string): boolean {
 
 const spans = tableSpans();
 
-test("the README's table has the verbs a newcomer looks for", () => {
+test("the command table has the verbs a newcomer looks for", () => {
   expect(spans.length).toBeGreaterThan(20);
   const first = new Set(spans.map((s) => s.split(/\s+/)[0]));
-  for (const verb of ["build", "apk", "disk", "slot", "syslinux", "status", "history", "rollback", "image", "vm"])
+  for (const verb of [
+    "init",
+    "build",
+    "apk",
+    "disk",
+    "slot",
+    "syslinux",
+    "status",
+    "history",
+    "rollback",
+    "image",
+    "vm",
+  ])
     expect(first).toContain(verb);
 });
 
@@ -114,8 +129,15 @@ test("the A/B component's signature names exactly its inputs", () => {
 });
 
 test("the Configuration table names exactly the stack config keys the machine program reads", () => {
-  const program = fs.readFileSync(path.resolve(__dirname, "..", "..", "components", "machine-program.ts"), "utf8");
+  const program = fs.readFileSync(path.join(ROOT, "components", "machine-program.ts"), "utf8");
   const read = [...program.matchAll(/config\.(?:get|require)\w*(?:<[^>]*>)?\("([A-Za-z]+)"\)/g)].map((m) => m[1]!);
   expect(read).toEqual(expect.arrayContaining(["target", "image", "strategy", "bootTest"]));
   expect(tableKeys("## Configuration")).toEqual([...new Set(read)].sort());
+});
+
+test("the README sends a reader only to pages of this repository, and each one is there", () => {
+  expect(README).not.toMatch(/\]\((https?:|\/|\.\.)/);
+  const pages = [...README.matchAll(/`(docs\/[a-z-]+\.md)`/g)].map((m) => m[1]!);
+  expect(new Set(pages).size).toBeGreaterThan(6);
+  for (const page of pages) expect([page, fs.existsSync(path.join(ROOT, page))]).toEqual([page, true]);
 });

@@ -2,8 +2,8 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { execFileSync } from "node:child_process";
-import { execa } from "execa";
 import { startSshd, type TestSshd } from "../boot/sshd";
+import { freshShell, type FreshShell, type ShellOptions } from "../fixtures/fresh-shell";
 
 // A newcomer's first hour, as the README tells it: a fresh clone of this repository, then the
 // README's commands in order, in a shell, checking the lines the README promises. It builds,
@@ -17,59 +17,9 @@ const REPO_ROOT = path.resolve(__dirname, "..", "..");
 let work: string;
 let clone: string;
 let sshd: TestSshd | undefined;
-const timings: string[] = [];
-
-/** The environment of a new shell: none of this checkout's pulumi/ramroot settings. */
-function freshEnv(extra: Record<string, string> = {}): Record<string, string> {
-  const env: Record<string, string> = {};
-  for (const [k, v] of Object.entries(process.env)) {
-    if (
-      v === undefined ||
-      k.startsWith("PULUMI_") ||
-      k.startsWith("RAMROOT_") ||
-      k.startsWith("npm_") ||
-      k === "NODE_OPTIONS" ||
-      k === "JEST_WORKER_ID"
-    )
-      continue;
-    env[k] = v;
-  }
-  env.PATH = (process.env.PATH ?? "")
-    .split(path.delimiter)
-    .filter((p) => !p.startsWith(REPO_ROOT))
-    .join(path.delimiter);
-  env.RAMROOT_IMAGE_CACHE = path.join(work, "images");
-  // the suite's own check stays on (jest.config.js): every image the demo builds is read back
-  // through cpio-stream and compared with its staging tree, and the update says so
-  env.RAMROOT_CHECK_ARCHIVES = "1";
-  return { ...env, ...extra };
-}
-
-interface Run {
-  out: string;
-  code: number;
-}
-
-/** Runs a line in bash in the clone (or a directory of it), stdout and stderr together, and times it. */
-async function sh(line: string, opts: { cwd?: string; env?: Record<string, string> } = {}): Promise<Run> {
-  const start = Date.now();
-  const r = await execa("bash", ["-c", line], {
-    cwd: opts.cwd ?? clone,
-    env: freshEnv(opts.env),
-    extendEnv: false,
-    all: true,
-    reject: false,
-    stdin: "ignore",
-  });
-  timings.push(`${((Date.now() - start) / 1000).toFixed(0).padStart(4)} s  ${line}`);
-  return { out: r.all ?? "", code: r.exitCode ?? -1 };
-}
-
-async function ok(line: string, opts: { cwd?: string; env?: Record<string, string> } = {}): Promise<string> {
-  const r = await sh(line, opts);
-  if (r.code !== 0) throw new Error(`\`${line}\` exited ${r.code}:\n${r.out.slice(-4000)}`);
-  return r.out;
-}
+let shell: FreshShell;
+const sh = (line: string, opts?: ShellOptions) => shell.sh(line, opts);
+const ok = (line: string, opts?: ShellOptions) => shell.ok(line, opts);
 
 /** The preview part of an `npm start` (before the update runs). */
 const previewOf = (out: string) => out.slice(out.indexOf("Previewing update (demo)"), out.indexOf("Updating (demo)"));
@@ -78,11 +28,14 @@ beforeAll(() => {
   work = fs.mkdtempSync(path.join(os.tmpdir(), "ramroot-newcomer-"));
   clone = path.join(work, "ramroot");
   execFileSync("git", ["clone", "--quiet", REPO_ROOT, clone]);
+  // the suite's own check stays on (jest.config.js): every image the demo builds is read back
+  // through cpio-stream and compared with its staging tree, and the update says so
+  shell = freshShell(clone, { RAMROOT_IMAGE_CACHE: path.join(work, "images"), RAMROOT_CHECK_ARCHIVES: "1" });
 });
 
 afterAll(async () => {
   await sshd?.stop();
-  console.log(`newcomer test, step by step:\n${timings.join("\n")}`);
+  console.log(`newcomer test, step by step:\n${shell.timings.join("\n")}`);
   fs.rmSync(work, { recursive: true, force: true });
 });
 

@@ -34,13 +34,14 @@ describe("ramroot apk version", () => {
     expect(r).toEqual({ stdout: "<\n>\n=\n", stderr: "", code: 0 });
   });
   test("-c prints the invalid versions and exits 1 when there are any", async () => {
+    // as the real apk 2.14.4: "1.x" is valid (a number, an empty number, a letter), "bad" is not
     expect(await run(["apk", "version", "-c", "1.0", "1.x", "2-r1", "bad"])).toEqual({
-      stdout: "1.x\nbad\n",
+      stdout: "bad\n",
       stderr: "",
       code: 1,
     });
     expect(await run(["apk", "version", "-c", "1.0"])).toEqual({ stdout: "", stderr: "", code: 0 });
-    expect(await run(["apk", "version", "-c"], "1.0\n1..0\n")).toEqual({ stdout: "1..0\n", stderr: "", code: 1 });
+    expect(await run(["apk", "version", "-c"], "1.0\n1.0bc\n")).toEqual({ stdout: "1.0bc\n", stderr: "", code: 1 });
   });
 });
 

@@ -5,7 +5,7 @@ import type { AddressInfo } from "node:net";
 import * as os from "node:os";
 import * as path from "node:path";
 import { pathToFileURL } from "node:url";
-import { serializeApkindex, parseApkindex } from "../../../provider/apk/apkindex";
+import { serializeApkindex, parseApkindex, readApkindex } from "../../../provider/apk/apkindex";
 import { writeIndexArchive } from "../../../provider/apk/index-archive";
 import type { PackageRecord } from "../../../provider/apk/package-record";
 import { loadRepository, packageUrl, RepositoryError } from "../../../provider/apk/repository";
@@ -115,10 +115,42 @@ describe("APKINDEX text", () => {
     expect(serializeApkindex([rec!])).toBe("P:a\nV:1\nD:b c d\np:one=1 two\nX:future\n\n");
   });
 
-  test("malformed text is refused naming the line", () => {
-    expect(() => parseApkindex("P:a\nV:1\nnot a field\n", "idx")).toThrow("idx:3: invalid index line");
-    expect(() => parseApkindex("P:a\nS:big\nV:1\n", "idx")).toThrow(/idx:2: field S has value "big"/);
-    expect(() => parseApkindex("P:a\n\nP:b\nV:1\n", "idx")).toThrow(/idx:1: package a has no V:/);
+  test("a record that cannot be used is skipped, naming it and why; every other record is read", () => {
+    const text = [
+      "P:ok1\nV:1.0-r0\n",
+      "P:badline\nV:1\nnot a field\n",
+      "P:badsize\nS:big\nV:1\n",
+      "P:nover\n",
+      "V:1.0\nT:no name\n",
+      "P:../../tmp/x/pkgname\nV:1.0-r0\n",
+      "P:a..b\nV:1.0-r0\n",
+      "P:dotdot\nV:1.0/../../x\n",
+      "P:nul\nV:1.0\0-r0\n",
+      // versions apk 2.14 reads as they are: valid for it (0.1a1, 1.0-r) or not (1.0~abc), all kept
+      "P:odd\nV:0.1a1-r0\n",
+      "P:odd\nV:1.0-r\n",
+      "P:hash\nV:1.0~abc\n",
+      "P:ok2\nV:6.04_pre1-r15\n",
+    ].join("\n");
+    const read = readApkindex(text, "idx");
+    expect(read.records.map((r) => `${r.name}-${r.version}`)).toEqual([
+      "ok1-1.0-r0",
+      "odd-0.1a1-r0",
+      "odd-1.0-r",
+      "hash-1.0~abc",
+      "ok2-6.04_pre1-r15",
+    ]);
+    expect(read.skipped.map((s) => s.message)).toEqual([
+      'idx:4: package "badline-1" skipped: line 6 "not a field" is not "X:value"',
+      'idx:8: package "badsize-1" skipped: field S on line 9 has value "big"; expected a non-negative integer',
+      'idx:12: package "nover" skipped: it has no V: (version) field',
+      "idx:14: a record skipped: it has no P: (name) field",
+      'idx:17: package "../../tmp/x/pkgname-1.0-r0" skipped: package name "../../tmp/x/pkgname" is not accepted: expected letters, digits and . _ + - (not starting with . or -), no "/" and no ".."',
+      'idx:20: package "a..b-1.0-r0" skipped: package name "a..b" is not accepted: expected letters, digits and . _ + - (not starting with . or -), no "/" and no ".."',
+      'idx:23: package "dotdot-1.0/../../x" skipped: package dotdot: version "1.0/../../x" is not accepted: a version holds no "/", "..", NUL or line break',
+      'idx:26: package "nul-1.0\\u0000-r0" skipped: package nul: version "1.0\\u0000-r0" is not accepted: a version holds no "/", "..", NUL or line break',
+    ]);
+    expect(parseApkindex(text, "idx")).toEqual(read.records);
   });
 });
 
@@ -140,6 +172,34 @@ describe("local repositories", () => {
     expect(packageUrl(repo, repo.packages[0]!)).toBe(`${dir}/x86_64/busybox-1.37.0-r30.apk`);
     const lock = resolvePackages(["/bin/sh"], repo.packages, { arch: "x86_64" });
     expect(lock.packages.map((p) => `${p.name}-${p.version}`)).toEqual(["busybox-1.37.0-r30", "musl-1.2.5-r10"]);
+  });
+
+  test("a signed index with one record that cannot be used loads: the record is reported, the rest resolves", async () => {
+    const text = INDEX_TEXT + "C:Q1CCCCCCCCCCCCCCCCCCCCCCCCCCC=\nP:../../evil\nV:1.0-r0\nA:x86_64\n\n";
+    const archive = writeIndexArchive(text, "v3.24.0-test", {
+      keyName: good.keyName,
+      privateKeyPem: good.privateKeyPem,
+    });
+    const dir = repoDir("one-bad-record", archive);
+    const progress: string[] = [];
+    const repo = await loadRepository(
+      dir,
+      { arch: "x86_64", keysDir: good.keysDir, onProgress: (m) => progress.push(m) },
+      0,
+    );
+    expect(repo.packages.map((p) => p.name)).toEqual(["busybox", "musl"]);
+    expect(repo.skipped.map((s) => [s.line, s.name])).toEqual([
+      [text.split("\n").indexOf("P:../../evil"), "../../evil"],
+    ]);
+    expect(progress).toEqual([
+      expect.stringMatching(
+        new RegExp(
+          `^WARNING: ${dir}/x86_64/APKINDEX.tar.gz:\\d+: package "\\.\\./\\.\\./evil-1\\.0-r0" skipped: package name`,
+        ),
+      ),
+    ]);
+    const lock = resolvePackages(["busybox"], repo.packages, { arch: "x86_64" });
+    expect(lock.packages.map((p) => p.name)).toEqual(["busybox", "musl"]);
   });
 
   test("file:// URLs and direct index files load too", async () => {

@@ -92,39 +92,47 @@ describe("apk version comparison", () => {
     for (let i = 0; i + 1 < order.length; i++) expect(compareVersions(order[i]!, order[i + 1]!)).toBe("<");
   });
 
-  test("a non-initial part with a leading zero compares as a string", () => {
-    expect(compareVersions("1.05", "1.1")).toBe("<"); // "05" < "1" as strings
-    expect(compareVersions("1.010", "1.09")).toBe("<");
-    expect(compareVersions("1.5", "1.10")).toBe("<"); // numbers
-    expect(compareVersions("010", "9")).toBe(">"); // initial part is numeric
+  // Every expectation below is what the real apk 2.14.4 answers (`apk version -t` / `-c` in
+  // Alpine's 3.20.3 minirootfs); test/parity/alpine-data.test.ts asks it again.
+  test("a part with leading zeros sorts by its count of zeros, then by its digits", () => {
+    expect(compareVersions("1.05", "1.1")).toBe("<");
+    expect(compareVersions("1.010", "1.09")).toBe(">");
+    expect(compareVersions("1.001", "1.01")).toBe("<");
+    expect(compareVersions("8.2.0", "8.2.001")).toBe(">"); // apk-tools 3 says "<"
+    expect(compareVersions("1.5", "1.10")).toBe("<");
+    expect(compareVersions("010", "9")).toBe(">"); // the first part is a plain number
   });
 
-  test("commit hashes and revisions", () => {
-    expect(isValidVersion("1.0~abc123-r1")).toBe(true);
-    expect(compareVersions("1.0~abc", "1.0~abd")).toBe("<");
-    // apk: a hash where the other version goes on to its revision makes the hashed version greater
-    expect(compareVersions("1.0~abc-r1", "1.0-r1")).toBe(">");
+  test("numbers, letters and revisions", () => {
     expect(compareVersions("1.0-r10", "1.0-r9")).toBe(">");
-    expect(compareVersions("99999999999999999999999.1", "99999999999999999999998.2")).toBe(">");
+    expect(compareVersions("12345678901234567", "12345678901234568")).toBe("<"); // 17 digits: exact
+    expect(compareVersions("1.0a1", "1.0a")).toBe(">");
+    expect(compareVersions("1.0a1", "1.0b")).toBe("<");
+    expect(compareVersions("1-r1-r2", "1-r1-r3")).toBe("<");
+    expect(compareVersions("1..2", "1.0.2")).toBe(">");
+    expect(compareVersions("1_foo", "1")).toBe("<"); // an unknown suffix sorts like a pre-release
+    // 18 digits make a version invalid; two invalid first parts compare equal
+    expect(compareVersions("99999999999999999999999.1", "99999999999999999999998.2")).toBe("=");
+    // apk 2.14 has no ~hash part: the text after "~" is not compared
+    expect(compareVersions("1.0~abc", "1.0~abd")).toBe("=");
+    expect(compareVersions("1.0~abc-r1", "1.0-r1")).toBe(">");
   });
 
-  test("invalid versions are recognised", () => {
+  test("what apk 2.14 calls valid", () => {
     for (const v of [
-      "",
-      "a",
-      "1.",
-      "1..2",
       "1.0-1",
       "0r-10",
       "10.2.3-100",
       "1.0_foo",
       "1.0~",
       "1.0~XYZ",
-      "1.0-r",
+      "1.0~abc123-r1",
       "1.0bc",
       "1.0 ",
       "1_rc1_p2.3",
-      "1.0-r1-r2",
+      "999999999999999999",
+      "1.0/2",
+      "1.0\n",
     ]) {
       expect([v, isValidVersion(v)]).toEqual([v, false]);
     }
@@ -139,6 +147,20 @@ describe("apk version comparison", () => {
       "1.0_alpha_pre2",
       "2.12r-r4",
       "1_p",
+      "6.04_pre1-r15",
+      "99999999999999999",
+      // valid for 2.14, refused by apk-tools 3:
+      "",
+      "a",
+      "1.",
+      "1..2",
+      ".1",
+      "0.1a1",
+      "1.0-r",
+      "1.0-r1-r2",
+      "-r1",
+      "_pre1",
+      "0.1_",
     ]) {
       expect([v, isValidVersion(v)]).toEqual([v, true]);
     }
@@ -170,7 +192,12 @@ describe("constraint matching", () => {
       expect(operatorText(operatorMask(op))).toBe(op);
     expect(operatorMask("=!")).toBe(0);
   });
-  test("an unversioned provide matches any constraint, as in apk", () => {
-    expect(versionMatches(undefined, operatorMask(">="), "2")).toBe(true);
+  test("an unversioned provide satisfies only a dependency without a version, as in apk 2.14", () => {
+    expect(versionMatches(undefined, operatorMask(">="), "2")).toBe(false);
+    expect(versionMatches(undefined, operatorMask("<>="), undefined)).toBe(true);
+  });
+  test("~ holds when the tokens both versions have are equal (apk 2.14; apk-tools 3 wants a prefix)", () => {
+    expect(versionMatches("3.8", operatorMask("~"), "3.8.1")).toBe(true);
+    expect(versionMatches("3.8.2", operatorMask("~"), "3.8.1")).toBe(false);
   });
 });
