@@ -29,13 +29,29 @@ function setupNode() {
   return undefined;
 }
 
+// The launcher's end (even SIGKILL) ends the run it started: it holds a pipe to the child's fd 3,
+// and the child stops itself (SIGTERM: its exit path runs) when the pipe closes.
+const LAUNCHER_FD = "RAMROOT_LAUNCHER_FD";
+if (process.env[LAUNCHER_FD] === "3") {
+  delete process.env[LAUNCHER_FD];
+  const net = require("node:net");
+  const launcher = new net.Socket({ fd: 3, readable: true, writable: false });
+  launcher.on("error", () => {});
+  launcher.on("close", () => process.kill(process.pid, "SIGTERM"));
+  launcher.resume();
+  launcher.unref();
+}
+
 if (major < 22) {
   const node = setupNode();
   if (!node || node === process.execPath) {
     console.error(`ramroot: needs Node >= 22, this is ${process.version}; run \`npm run setup\``);
     process.exit(2);
   }
-  const result = spawnSync(node, [__filename, ...process.argv.slice(2)], { stdio: "inherit" });
+  const result = spawnSync(node, [__filename, ...process.argv.slice(2)], {
+    stdio: ["inherit", "inherit", "inherit", "pipe"],
+    env: { ...process.env, [LAUNCHER_FD]: "3" },
+  });
   process.exit(result.status === null ? 1 : result.status);
 }
 if (!fs.existsSync(entry)) {

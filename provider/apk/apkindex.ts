@@ -177,7 +177,8 @@ export function readApkindex(text: string, source = "APKINDEX"): ApkindexRead {
       }
       draft.fields[numberKey] = Number(value);
     } else if (listKey) {
-      draft.lists[listKey].push(...splitDependencyField(value));
+      // one at a time: a spread of a crafted line's hundreds of thousands of names overflows the stack
+      for (const dep of splitDependencyField(value)) draft.lists[listKey].push(dep);
     } else if (INSTALLED_DB_ONLY.has(letter)) {
       // installed-database fields: not part of an index record
     } else if (letter >= "A" && letter <= "Z") {

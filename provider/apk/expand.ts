@@ -2,6 +2,7 @@ import { createHash, type Hash } from "node:crypto";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { FileWriter, type BatchReply, type FileFinish } from "./file-writer";
+import { toHostId } from "./sandbox-ids";
 import { StagingRoot } from "./staging-root";
 import { TarStreamParser, type TarHeader, type TarReadType, type TarSink } from "./tar-reader";
 
@@ -170,12 +171,7 @@ interface Ownership {
   gid: number;
   mode: number;
   mtime?: number;
-  /** False when the new file is already owned so (created by root:root in a directory without setgid). */
-  chown?: boolean;
 }
-
-/** Whether a file this process creates is owned by root:root (unless its directory has setgid). */
-const CREATES_ROOT_OWNED = process.geteuid?.() === 0 && process.getegid?.() === 0;
 
 /** The process's umask, read once (it is not changed while ramroot runs). */
 const UMASK = process.umask();
@@ -184,7 +180,7 @@ const UMASK = process.umask();
 function fileFinish(createMode: number, own: Ownership | undefined): FileFinish {
   const finalMode = own ? own.mode & 0o7777 : createMode;
   return {
-    chown: own && own.chown !== false ? { uid: own.uid, gid: own.gid } : undefined,
+    chown: own ? { uid: own.uid, gid: own.gid } : undefined,
     // open's mode lost what the umask masks; chown cleared setuid/setgid: the mode goes after it
     chmod: finalMode !== (createMode & 0o777 & ~UMASK) ? finalMode : undefined,
     mtime: own?.mtime,
@@ -207,8 +203,6 @@ class DataTarExpander implements TarSink {
   private readonly knownDirs = new Map<string, string>();
   /** Directories this unpack made: nothing stands in them but what this package put there. */
   private readonly madeDirs = new Set<string>();
-  /** Directories (relative) whose setgid bit was read (none is set or cleared while files are unpacked). */
-  private readonly setgidDirs = new Map<string, boolean>();
   /** Entries parsed and not yet written, in order. */
   private readonly queue: Pending[] = [];
   /** Writes in flight by relative path. */
@@ -272,28 +266,18 @@ class DataTarExpander implements TarSink {
     return host;
   }
 
-  /** Whether a file created in directory `rel` now takes the directory's group (setgid); read once per directory. */
-  private setgidDir(rel: string): boolean {
-    let setgid = this.setgidDirs.get(rel);
-    if (setgid === undefined) {
-      setgid = (fs.statSync(this.directoryHost(rel)).mode & 0o2000) !== 0; // S_ISGID
-      this.setgidDirs.set(rel, setgid);
-    }
-    return setgid;
-  }
-
   /** Removes what stands at `host` (not a directory); a symlink removed may have been a known directory's way. */
   private unlink(host: string, st: fs.Stats): void {
     fs.unlinkSync(host);
     if (!st.isFile()) {
       this.knownDirs.clear();
       this.madeDirs.clear();
-      this.setgidDirs.clear();
     }
   }
 
+  /** On disk an owner is a sandbox host id (sandbox-ids.ts): install scripts can change it, the host's ids are never used. */
   private ownership(acl: Acl, mtime?: number): Ownership | undefined {
-    return this.applyOwnership ? { uid: acl.uid, gid: acl.gid, mode: acl.mode, mtime } : undefined;
+    return this.applyOwnership ? { uid: toHostId(acl.uid), gid: toHostId(acl.gid), mode: acl.mode, mtime } : undefined;
   }
 
   /** Writes what the parser delivered, in order, as far as it can; waits when too much is in flight. */
@@ -475,8 +459,6 @@ class DataTarExpander implements TarSink {
           this.track(rel, this.writer.closeFile(rel, stream, finish));
         } else {
           if (current) this.unlink(host, current);
-          if (own && own.uid === 0 && own.gid === 0 && CREATES_ROOT_OWNED && !this.setgidDir(work.parent))
-            own.chown = false;
           await this.write(rel, host, item.pieces, mode, own);
         }
         record.sha1 = digest;

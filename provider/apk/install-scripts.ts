@@ -1,8 +1,12 @@
 import * as fs from "node:fs";
-import { execFileSync } from "node:child_process";
+import { execFileSync, spawn } from "node:child_process";
 import * as path from "node:path";
+import type { Readable, Writable } from "node:stream";
 import { execa } from "execa";
 import picomatch from "picomatch";
+import { openScratchDir } from "../scratch-dir";
+import { canApplyOwnership } from "./root-ownership";
+import { SANDBOX_ID_BASE, SANDBOX_ID_COUNT } from "./sandbox-ids";
 import { StagingRoot } from "./staging-root";
 import type { ScriptName } from "./package-file";
 import { hostApkArch, isArch } from "../arch";
@@ -62,10 +66,9 @@ function bwrapPath(): string {
 }
 
 /**
- * Capabilities the script keeps inside its user namespace when ramroot runs as root: what
- * `chown`, `chmod`, `adduser` and friends need on the root's files. Never CAP_SYS_ADMIN,
- * CAP_MKNOD, CAP_NET_* or CAP_SYS_PTRACE; and being in a user namespace, none of these
- * reaches beyond the sandbox's own mounts.
+ * Capabilities the script keeps inside its user namespace: what `chown`, `chmod`, `adduser` and
+ * friends need on the root's files. Never CAP_SYS_ADMIN, CAP_MKNOD, CAP_NET_* or CAP_SYS_PTRACE;
+ * and being in a user namespace, none of these counts beyond the sandbox's own ids and mounts.
  */
 const SCRIPT_CAPABILITIES = [
   "CAP_CHOWN",
@@ -80,24 +83,30 @@ const SCRIPT_CAPABILITIES = [
 ];
 
 /**
- * The bubblewrap command line for one script: only the staging root, bound as "/", its own
- * /proc (a new pid namespace) and a minimal /dev (null, zero, full, random, urandom, tty,
- * and /dev/console as another /dev/null), no network (a new, empty net namespace), new ipc
- * and uts namespaces, a new session, killed with ramroot (--die-with-parent; the pid
- * namespace takes every process the script started with it), PATH as apk sets it and
- * nothing else in the environment, cwd "/".
+ * The bubblewrap command line for one script: a new user namespace in which the script is root,
+ * only the staging root, bound as "/", its own /proc (a new pid namespace) with /proc/sys an
+ * empty read-only directory and /proc/sysrq-trigger (where the kernel has it) read-only, a
+ * minimal /dev (null, zero, full, random, urandom, tty, and /dev/console as another /dev/null),
+ * no network (a new, empty net namespace), new ipc and uts namespaces, a new session, killed with
+ * ramroot (--die-with-parent; the pid namespace takes every process the script started with it),
+ * PATH as apk sets it and nothing else in the environment, cwd "/". With `idMapFds` the user
+ * namespace's maps are written from outside (bwrap says its pid on the second fd and waits on the
+ * first); otherwise bwrap maps the caller onto root.
  */
-export function sandboxArgs(root: string, command: string[], opts: { privileged: boolean }): string[] {
+function sandboxArgs(root: string, command: string[], idMapFds?: { block: number; info: number }): string[] {
   return [
+    "--unshare-user",
+    ...(idMapFds ? ["--userns-block-fd", String(idMapFds.block), "--info-fd", String(idMapFds.info)] : []),
+    "--uid",
+    "0",
+    "--gid",
+    "0",
+    ...SCRIPT_CAPABILITIES.flatMap((c) => ["--cap-add", c]),
     "--unshare-ipc",
     "--unshare-pid",
     "--unshare-net",
     "--unshare-uts",
     "--unshare-cgroup-try",
-    // Unprivileged, bwrap makes the user namespace itself and maps the caller to root.
-    ...(opts.privileged
-      ? ["--cap-drop", "ALL", ...SCRIPT_CAPABILITIES.flatMap((c) => ["--cap-add", c])]
-      : ["--unshare-user", "--uid", "0", "--gid", "0"]),
     "--die-with-parent",
     "--new-session",
     "--bind",
@@ -105,6 +114,11 @@ export function sandboxArgs(root: string, command: string[], opts: { privileged:
     "/",
     "--proc",
     "/proc",
+    "--tmpfs",
+    "/proc/sys",
+    "--remount-ro",
+    "/proc/sys",
+    ...(fs.existsSync("/proc/sysrq-trigger") ? ["--ro-bind", "/dev/null", "/proc/sysrq-trigger"] : []),
     "--dev",
     "/dev",
     "--dev-bind",
@@ -121,64 +135,85 @@ export function sandboxArgs(root: string, command: string[], opts: { privileged:
   ];
 }
 
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+/** Where a staging root is bound for bwrap, which runs as a sandbox id and cannot reach a root under ~/.cache. */
+const VIEW_PREFIX = "ramroot-sandbox-";
+
+interface SandboxRun {
+  exitCode?: number;
+  output: string;
+  shortMessage?: string;
+}
 
 /**
- * Runs `command` in the sandbox. As root, the sandbox's user namespace maps every uid and gid
- * to itself (written by this process before the sandbox starts: bwrap alone would map only
- * uid 0), so a script's `chown 1234:1234 f` lands on disk as apk's would, and is read back for
- * the image; its capabilities, though, count only inside the namespace (no mknod of a host
- * disk, no mount outside its own). Unprivileged, bwrap maps the caller to uid 0; a chown to
- * another id then fails as it would for apk run without root.
+ * Runs `command` in the sandbox. Unprivileged, bwrap maps the caller to uid 0 (a chown to
+ * another id then fails, as it would for apk run without root). As root, the script runs under
+ * the sandbox's host ids (sandbox-ids.ts), never as host root: in a private mount namespace the
+ * staging root is bound onto an empty 0711 directory under the temporary directory, bwrap starts
+ * there as host id 2147352576 (setpriv) and makes the user namespace, and this process writes its
+ * maps (ids 0-65535 onto 2147352576-2147418111; a multi-id map only the host's root may write)
+ * before the script starts. Its capabilities count only for the staging tree's sandbox ids: no
+ * sysctl, no mount outside its own, no device node, no signal or ptrace of a host process.
  */
-async function runSandboxed(
-  root: string,
-  command: string[],
-): Promise<{ exitCode?: number; output: string; shortMessage?: string }> {
+async function runSandboxed(root: string, command: string[]): Promise<SandboxRun> {
   const bwrap = bwrapPath();
-  const privileged = process.getuid?.() === 0;
-  const args = sandboxArgs(root, command, { privileged });
-  const options = { env: { PATH: SCRIPT_PATH }, extendEnv: false, cwd: root, reject: false, all: true } as const;
-  if (!privileged) {
-    const result = await execa(bwrap, args, { ...options, stdin: "ignore" });
+  const env = { PATH: SCRIPT_PATH };
+  if (!canApplyOwnership()) {
+    const result = await execa(bwrap, sandboxArgs(root, command), {
+      env,
+      extendEnv: false,
+      cwd: root,
+      reject: false,
+      all: true,
+      stdin: "ignore",
+    });
     return { exitCode: result.exitCode, output: result.all ?? "", shortMessage: result.shortMessage };
   }
-  // A user namespace first (unshare), held on a read of stdin until its maps are written.
-  const child = execa("unshare", ["--user", "--", "/bin/sh", "-c", 'read -r go && exec "$@"', "sh", bwrap, ...args], {
-    ...options,
-    stdin: "pipe",
-  });
+  const view = await openScratchDir(VIEW_PREFIX, { mode: 0o711, empty: true });
   try {
-    const pid = child.pid;
-    if (pid === undefined) throw new Error("unshare did not start");
-    const own = fs.readlinkSync("/proc/self/ns/user");
-    let ready = false;
-    for (let waited = 0; ; waited += 5) {
-      let ns: string | undefined;
+    const id = String(SANDBOX_ID_BASE);
+    const child = spawn(
+      "unshare",
+      [
+        ...["--mount", "--propagation", "private", "--", "/bin/sh", "-c"],
+        'mount --bind -- "$1" "$2" || exit 125; shift 2; exec "$@"',
+        ...["sh", root, view.dir, "setpriv", `--reuid=${id}`, `--regid=${id}`, "--clear-groups", "--", bwrap],
+        ...sandboxArgs(view.dir, command, { block: 3, info: 4 }),
+      ],
+      { env, cwd: "/", stdio: ["ignore", "pipe", "pipe", "pipe", "pipe"] },
+    );
+    const output: Buffer[] = [];
+    child.stdout!.on("data", (b: Buffer) => output.push(b));
+    child.stderr!.on("data", (b: Buffer) => output.push(b));
+    const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null; error?: Error }>((resolve) => {
+      child.on("error", (error) => resolve({ code: null, signal: null, error }));
+      child.on("close", (code, signal) => resolve({ code, signal }));
+    });
+    const block = child.stdio[3] as Writable;
+    const info = child.stdio[4] as Readable;
+    block.on("error", () => {});
+    // bwrap says the pid of its namespace's first process, then waits for the maps.
+    let said = "";
+    for await (const piece of info) said += String(piece);
+    const pid = /"child-pid"\s*:\s*(\d+)/.exec(said)?.[1];
+    if (pid !== undefined) {
       try {
-        ns = fs.readlinkSync(`/proc/${pid}/ns/user`);
-      } catch {
-        break; // unshare is gone: its exit code and message say why
+        fs.writeFileSync(`/proc/${pid}/uid_map`, `0 ${SANDBOX_ID_BASE} ${SANDBOX_ID_COUNT}\n`);
+        fs.writeFileSync(`/proc/${pid}/gid_map`, `0 ${SANDBOX_ID_BASE} ${SANDBOX_ID_COUNT}\n`);
+      } catch (err) {
+        child.kill("SIGKILL");
+        await exited;
+        throw new Error(`the script sandbox's user namespace could not be mapped: ${(err as Error).message}`);
       }
-      if (ns !== own) {
-        ready = true;
-        break;
-      }
-      if (waited > 30_000) throw new Error("the script sandbox's user namespace did not appear within 30 s");
-      await sleep(5);
-    }
-    if (ready) {
-      fs.writeFileSync(`/proc/${pid}/uid_map`, "0 0 4294967295\n");
-      fs.writeFileSync(`/proc/${pid}/gid_map`, "0 0 4294967295\n");
-    }
-    child.stdin?.end("go\n");
-  } catch (err) {
-    child.kill("SIGKILL");
-    await child;
-    throw err;
+      block.end("1");
+    } else block.destroy();
+    const { code, signal, error } = await exited;
+    const text = Buffer.concat(output).toString("utf8");
+    if (error) return { output: text, shortMessage: error.message };
+    if (code === null) return { output: text, shortMessage: `killed by ${signal}` };
+    return { exitCode: code, output: text };
+  } finally {
+    view.drop();
   }
-  const result = await child;
-  return { exitCode: result.exitCode, output: result.all ?? "", shortMessage: result.shortMessage };
 }
 
 /**

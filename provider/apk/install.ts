@@ -18,6 +18,7 @@ import { fdSource } from "./byte-source";
 import { FileWriter } from "./file-writer";
 import { readPackage, type PackageFile, type ReadPackageOptions } from "./package-file";
 import { canApplyOwnership, readBackOwnership } from "./root-ownership";
+import { fromHostId, toHostId, translateOwners } from "./sandbox-ids";
 import type { RepositoryPackage } from "./package-record";
 import { installOrder, type Lock } from "./solver";
 
@@ -40,6 +41,13 @@ export interface InstallOptions {
   onProgress?: (message: string) => void;
   /** Where a package's .apk is (URL or path): `packageLocator(repositories)` from repository.ts. */
   locate: (record: RepositoryPackage) => string;
+  /**
+   * As root: leave the owners on disk as the sandbox's host ids (sandbox-ids.ts), for a staging
+   * tree the image is packed from (the packer reads them back), rather than translate them
+   * back at the end so that the root is as apk leaves it (the default). Either way the root's
+   * owners are sandbox host ids while the install runs.
+   */
+  sandboxOwners?: boolean;
 }
 
 export interface InstallResult {
@@ -161,7 +169,9 @@ export async function fetchVerifiedPackage(
   if (cached) {
     let pkg: PackageFile | undefined;
     try {
-      await replaceFile(cached, (handle) => httpGetToFile(location, handle), {
+      // The index's S: bounds the download: a server sending more (an endless body) is refused at once.
+      const maxBytes = record.size !== undefined && record.size > 0 ? { maxBytes: record.size } : {};
+      await replaceFile(cached, (handle) => httpGetToFile(location, handle, maxBytes), {
         verify: async (temp, size) => {
           checkSize(size);
           pkg = readFromFd(fs.openSync(temp, "r"), readOpts);
@@ -212,10 +222,23 @@ function dependencyNames(specs: string[]): Set<string> {
  * returned in `skippedScripts`.
  */
 export async function installPackages(opts: InstallOptions): Promise<InstallResult> {
-  const progress = opts.onProgress ?? (() => {});
-  const cacheDir = opts.cacheDir ?? defaultPackageCacheDir();
   const root = path.resolve(opts.root);
   fs.mkdirSync(root, { recursive: true });
+  if (canApplyOwnership()) {
+    // What the root holds (the root itself at least) is owned as scripts can change it.
+    if (opts.sandboxOwners) translateOwners(root, toHostId, { depth: 0 });
+    else translateOwners(root, toHostId);
+  }
+  try {
+    return await installInto(root, opts);
+  } finally {
+    if (canApplyOwnership() && !opts.sandboxOwners) translateOwners(root, fromHostId);
+  }
+}
+
+async function installInto(root: string, opts: InstallOptions): Promise<InstallResult> {
+  const progress = opts.onProgress ?? (() => {});
+  const cacheDir = opts.cacheDir ?? defaultPackageCacheDir();
   // The root as `apk add --initdb` lays it out (tmp, dev nodes, proc, lib/apk/exec, var/cache).
   prepareScriptRoot(root);
   const manifest: FileManifest = new Map();

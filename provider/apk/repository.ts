@@ -15,6 +15,7 @@ import { HttpError, httpGet } from "../http-get";
 import * as path from "node:path";
 import { fileURLToPath } from "node:url";
 import { readApkindex, type SkippedRecord } from "./apkindex";
+import { EXPANSION_LIMITS } from "./gzip-members";
 import { readIndexArchive } from "./index-archive";
 import { packageNameProblem, packageVersionProblem } from "./package-name";
 import { checkIndexFreshness, IndexDowngradeError } from "./index-freshness";
@@ -151,6 +152,8 @@ async function fetchIndex(
   let result;
   try {
     result = await httpGet(url, {
+      // an index, compressed, is never larger than it may expand to: a server sending more is refused
+      maxBytes: EXPANSION_LIMITS.index,
       ...(opts.attempts !== undefined ? { attempts: opts.attempts } : {}),
       ...(opts.retryDelayMs !== undefined ? { retryDelayMs: opts.retryDelayMs } : {}),
       ...(cached

@@ -9,6 +9,7 @@
  */
 import * as fs from "node:fs";
 import type { FileManifest } from "./expand";
+import { fromHostId } from "./sandbox-ids";
 import { StagingRoot } from "./staging-root";
 
 /** Whether this process can give files their owners (lchown needs root). */
@@ -43,8 +44,8 @@ export function readBackOwnership(root: string, manifest: FileManifest): void {
     } catch {
       continue;
     }
-    e.uid = st.uid;
-    e.gid = st.gid;
+    e.uid = fromHostId(st.uid);
+    e.gid = fromHostId(st.gid);
     if (e.type !== "symlink") e.mode = st.mode & 0o7777;
   }
 }

@@ -8,13 +8,26 @@
  * the root or fail; never on the host. The last component is never followed by writes (a
  * symlink standing there is replaced, not written through).
  *
+ * As root, what is made here is owned by the sandbox's root (host id 2147352576, see
+ * sandbox-ids.ts), as the packages' own files are: install scripts can change it, and it is
+ * packed as root's.
+ *
  * The walk is not atomic against a concurrent writer in the tree; nothing runs in the root
  * while ramroot works on it (install scripts run to completion first, in their sandbox).
  */
 import * as fs from "node:fs";
 import * as path from "node:path";
+import { SANDBOX_ID_BASE } from "./sandbox-ids";
 
 const MAX_SYMLINK_HOPS = 40;
+
+/** Whether made entries are given the sandbox root's host id (lchown needs root). */
+const OWN_MADE = process.getuid?.() === 0;
+
+/** Gives an entry just made the sandbox root as owner (before any chmod: chown clears setuid). */
+function ownMade(host: string): void {
+  if (OWN_MADE) fs.lchownSync(host, SANDBOX_ID_BASE, SANDBOX_ID_BASE);
+}
 
 export class RootEscapeError extends Error {
   constructor(message: string) {
@@ -109,8 +122,10 @@ export class StagingRoot {
       host = this.resolve(parts.slice(0, i).join("/"), { follow: true });
       const st = fs.lstatSync(host, { throwIfNoEntry: false });
       // Every existing component of `host` is a real directory (resolve checked it): recursive is safe.
-      if (!st) fs.mkdirSync(host, { mode, recursive: true });
-      else if (!st.isDirectory())
+      if (!st) {
+        fs.mkdirSync(host, { mode, recursive: true });
+        ownMade(host);
+      } else if (!st.isDirectory())
         throw new RootEscapeError(
           `${this.label}: cannot make directory ${parts.slice(0, i).join("/")}: a file stands there`,
         );
@@ -150,6 +165,7 @@ export class StagingRoot {
       mode & 0o777,
     );
     try {
+      if (OWN_MADE) fs.fchownSync(fd, SANDBOX_ID_BASE, SANDBOX_ID_BASE);
       fs.writeFileSync(fd, content);
       fs.fchmodSync(fd, mode);
     } finally {
@@ -169,6 +185,7 @@ export class StagingRoot {
       fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_NOFOLLOW,
       mode & 0o777,
     );
+    if (OWN_MADE) fs.fchownSync(fd, SANDBOX_ID_BASE, SANDBOX_ID_BASE);
     return { fd, host };
   }
 
@@ -176,6 +193,7 @@ export class StagingRoot {
   copyIn(hostSource: string, rel: string, mode: number, opts: { replaceDirectory?: boolean } = {}): string {
     const host = this.prepareEntry(rel, opts);
     fs.copyFileSync(hostSource, host, fs.constants.COPYFILE_EXCL);
+    ownMade(host);
     this.chmod(rel, mode);
     return host;
   }
@@ -184,6 +202,7 @@ export class StagingRoot {
   symlink(rel: string, target: string, opts: { replaceDirectory?: boolean } = {}): string {
     const host = this.prepareEntry(rel, opts);
     fs.symlinkSync(target, host);
+    ownMade(host);
     return host;
   }
 

@@ -47,6 +47,8 @@ export interface TarSink {
 const BLOCK = 512;
 /** PAX and GNU long-name records are read whole: never more than this. */
 const MAX_META_RECORD = 1 << 20;
+/** PAX keys an entry may carry (its own and the global ones): real archives use a handful. */
+const MAX_PAX_KEYS = 256;
 
 // Header fields are read straight from the block's bytes: a data member has an entry per file
 // (~5,000 for a kernel's modules), and slicing and converting each field to a string first made
@@ -86,7 +88,7 @@ function readNumber(block: Buffer, offset: number, length: number, what: string,
 }
 
 function parsePax(body: Buffer, fail: (why: string) => never): Record<string, string> {
-  const records: Record<string, string> = {};
+  const records: Record<string, string> = Object.create(null) as Record<string, string>;
   let pos = 0;
   while (pos < body.length) {
     const space = body.indexOf(0x20, pos);
@@ -97,6 +99,7 @@ function parsePax(body: Buffer, fail: (why: string) => never): Record<string, st
     const eq = record.indexOf("=");
     if (eq < 0) fail("malformed PAX record (no '=')");
     records[record.slice(0, eq)] = record.slice(eq + 1);
+    if (Object.keys(records).length > MAX_PAX_KEYS) fail(`more than ${MAX_PAX_KEYS} PAX keys`);
     pos += len;
   }
   return records;
@@ -281,6 +284,12 @@ export class TarStreamParser {
     this.body = body(type === "file" ? "content" : "skip");
   }
 
+  /** Every later entry copies the PAX keys: their number stays small, however many records there are. */
+  private checkPaxKeys(fail: (why: string) => never): void {
+    if (Object.keys(this.pax).length + Object.keys(this.globalPax).length > MAX_PAX_KEYS)
+      fail(`more than ${MAX_PAX_KEYS} PAX keys for one entry`);
+  }
+
   private meta(body: Body): void {
     const pos = body.headerAt;
     const fail = (why: string): never => {
@@ -291,9 +300,11 @@ export class TarStreamParser {
     switch (body.typeflag) {
       case "x":
         this.pax = { ...this.pax, ...parsePax(data, fail) };
+        this.checkPaxKeys(fail);
         break;
       case "g":
         this.globalPax = { ...this.globalPax, ...parsePax(data, fail) };
+        this.checkPaxKeys(fail);
         break;
       case "L":
         this.longName = data.toString("utf8").replace(/\0+$/, "");

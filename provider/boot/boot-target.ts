@@ -26,8 +26,11 @@ export interface BootTarget {
   readonly spec: TargetSpec;
   /** e.g. "local /mnt/boot", "image disk.img (partition 1)", "ssh root@nas:/media/boot"; never includes secrets. */
   describe(): string;
-  /** The file's bytes, or undefined when it does not exist. */
-  readFile(rel: string): Promise<Buffer | undefined>;
+  /**
+   * The file's bytes, or undefined when it does not exist. With `maxBytes` a larger file is
+   * refused (a file the machine itself writes, such as its health report, is read bounded).
+   */
+  readFile(rel: string, opts?: { maxBytes?: number }): Promise<Buffer | undefined>;
   /** Temp name + fsync + rename, with a read-back check of the hash. Parent directories are created. */
   writeFileAtomic(rel: string, data: Buffer | string): Promise<void>;
   /** Copies a local file in atomically; resolves to the sha256 (hex) read back from the target. */
@@ -65,6 +68,11 @@ export interface BootTarget {
 }
 
 /** `target.listMany` where the target has it, else one `list` after another. */
+/** The error of a `readFile` whose file is larger than `maxBytes`. */
+export function tooLarge(target: string, rel: string, maxBytes: number): Error {
+  return new Error(`${target}: ${rel} is larger than the ${maxBytes} bytes read of it; refused`);
+}
+
 export async function listDirectories(target: BootTarget, relDirs: readonly string[]): Promise<string[][]> {
   if (target.listMany) return target.listMany(relDirs);
   const out: string[][] = [];

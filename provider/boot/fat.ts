@@ -30,6 +30,18 @@ export interface FatFile {
   attributes: number;
 }
 
+/**
+ * What the volume says cannot be (a size beyond the volume, a chain that leaves it or loops, a
+ * volume larger than the image) or is refused (a file larger than its reader takes). Read again
+ * it says the same, so it is reported, not retried another way.
+ */
+export class FatDamagedError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "FatDamagedError";
+  }
+}
+
 async function pread(fh: FileHandle, offset: number, length: number): Promise<Buffer> {
   const buf = Buffer.alloc(length);
   const { bytesRead } = await fh.read(buf, 0, length, offset);
@@ -58,8 +70,21 @@ export async function readFatVolume(fh: FileHandle, offset: number): Promise<Fat
   const rootDirSectors = Math.ceil((rootEntries * 32) / bytesPerSector);
   const dataSector = reserved + fats * fatSectors + rootDirSectors;
   const clusterCount = Math.floor((total - dataSector) / sectorsPerCluster);
+  if (clusterCount < 1) throw new FatDamagedError(`the FAT boot sector at byte ${offset} declares no data clusters`);
   // Microsoft's rule: the type follows from the cluster count alone.
   const bits = clusterCount < 4085 ? 12 : clusterCount < 65525 ? 16 : 32;
+  if (fatSectors * bytesPerSector * 8 < (clusterCount + 2) * bits)
+    throw new FatDamagedError(
+      `the FAT boot sector at byte ${offset} declares ${clusterCount} clusters but a FAT of ${fatSectors} sectors, too small for them`,
+    );
+  // Everything read later (a file's size, a cluster chain, the FAT itself) is bounded by the
+  // volume, so the volume must be in the image: its last byte is read now (block devices too).
+  const end = offset + total * bytesPerSector;
+  const { bytesRead } = await fh.read(Buffer.alloc(1), 0, 1, end - 1);
+  if (bytesRead !== 1)
+    throw new FatDamagedError(
+      `the FAT volume at byte ${offset} declares ${total} sectors (${end - offset} bytes), more than the image holds`,
+    );
   return {
     offset,
     bits,
@@ -84,16 +109,42 @@ async function nextCluster(fh: FileHandle, vol: FatVolume, cluster: number): Pro
   return (await pread(fh, vol.fatStart + cluster * 4, 4)).readUInt32LE(0) & 0x0fffffff;
 }
 
-/** The cluster chain starting at `first`. */
-export async function clusterChain(fh: FileHandle, vol: FatVolume, first: number): Promise<number[]> {
+/**
+ * Adds cluster `c` to `chain`, refusing what no FAT may hold: a cluster outside the volume, or
+ * one the chain has already (a loop). `seen` holds the chain's clusters.
+ */
+function extendChain(vol: FatVolume, chain: number[], seen: Set<number>, c: number, what: string): void {
+  if (c < 2 || c >= vol.clusterCount + 2)
+    throw new FatDamagedError(`FAT cluster chain of ${what} is broken at cluster ${c} (${chain.length} clusters read)`);
+  if (seen.has(c))
+    throw new FatDamagedError(`FAT cluster chain of ${what} loops back to cluster ${c} after ${chain.length} clusters`);
+  seen.add(c);
+  chain.push(c);
+}
+
+/** The cluster chain starting at `first` (`what` names it in errors). */
+export async function clusterChain(
+  fh: FileHandle,
+  vol: FatVolume,
+  first: number,
+  what = `cluster ${first}`,
+): Promise<number[]> {
   const end = vol.bits === 12 ? 0xff8 : vol.bits === 16 ? 0xfff8 : 0x0ffffff8;
   const chain: number[] = [];
-  for (let c = first; c >= 2 && c < end; c = await nextCluster(fh, vol, c)) {
-    if (c >= vol.clusterCount + 2 || chain.length > vol.clusterCount)
-      throw new Error(`FAT cluster chain from ${first} is broken at cluster ${c}`);
-    chain.push(c);
+  const seen = new Set<number>();
+  for (let c = first; c < end; c = await nextCluster(fh, vol, c)) {
+    if (c < 2 && chain.length === 0) break; // an empty file or directory
+    extendChain(vol, chain, seen, c, what);
   }
   return chain;
+}
+
+/** Refuses a file whose directory entry claims more bytes than the volume holds. */
+function checkSize(vol: FatVolume, entry: { size: number }, path: string): void {
+  if (entry.size > vol.clusterCount * vol.clusterBytes)
+    throw new FatDamagedError(
+      `FAT file ${path} claims ${entry.size} bytes, more than the volume's ${vol.clusterCount * vol.clusterBytes}`,
+    );
 }
 
 /** Byte offset in the image of `fileOffset` within a file laid out on `clusters`. */
@@ -162,7 +213,8 @@ function parseDirectory(data: Buffer, bits: FatVolume["bits"]): DirEntry[] {
 async function readDirectory(fh: FileHandle, vol: FatVolume, firstCluster: number | "root"): Promise<DirEntry[]> {
   if (firstCluster === "root" && vol.bits !== 32)
     return parseDirectory(await pread(fh, vol.rootDirStart, vol.rootDirBytes), vol.bits);
-  const chain = await clusterChain(fh, vol, firstCluster === "root" ? vol.rootCluster : firstCluster);
+  const first = firstCluster === "root" ? vol.rootCluster : firstCluster;
+  const chain = await clusterChain(fh, vol, first, `the directory at cluster ${first}`);
   const parts = await Promise.all(
     chain.map((c) => pread(fh, vol.dataStart + (c - 2) * vol.clusterBytes, vol.clusterBytes)),
   );
@@ -191,21 +243,31 @@ async function findFileEntry(fh: FileHandle, vol: FatVolume, path: string): Prom
 export async function findFatFile(fh: FileHandle, vol: FatVolume, path: string): Promise<FatFile | undefined> {
   const entry = await findFileEntry(fh, vol, path);
   if (!entry) return undefined;
-  return {
-    size: entry.size,
-    clusters: entry.size === 0 ? [] : await clusterChain(fh, vol, entry.firstCluster),
-    attributes: entry.attributes,
-  };
+  checkSize(vol, entry, path);
+  const clusters = entry.size === 0 ? [] : await clusterChain(fh, vol, entry.firstCluster, path);
+  if (clusters.length * vol.clusterBytes < entry.size)
+    throw new FatDamagedError(
+      `FAT file ${path} claims ${entry.size} bytes but its chain holds ${clusters.length} clusters`,
+    );
+  return { size: entry.size, clusters, attributes: entry.attributes };
 }
 
 /**
  * A file's bytes, found as `findFatFile` finds it: the FAT is read once and runs of adjacent
  * clusters are read in one call, so a kernel costs a handful of reads, not one per cluster.
  */
-export async function readFatFile(fh: FileHandle, vol: FatVolume, path: string): Promise<Buffer | undefined> {
+export async function readFatFile(
+  fh: FileHandle,
+  vol: FatVolume,
+  path: string,
+  maxBytes?: number,
+): Promise<Buffer | undefined> {
   const entry = await findFileEntry(fh, vol, path);
   if (!entry) return undefined;
   if (entry.size === 0) return Buffer.alloc(0);
+  checkSize(vol, entry, path);
+  if (maxBytes !== undefined && entry.size > maxBytes)
+    throw new FatDamagedError(`FAT file ${path} is ${entry.size} bytes, more than the ${maxBytes} read of it; refused`);
   const fat = await pread(fh, vol.fatStart, Math.ceil(((vol.clusterCount + 2) * vol.bits) / 8) + 1);
   const next = (c: number): number => {
     if (vol.bits === 12) {
@@ -216,11 +278,8 @@ export async function readFatFile(fh: FileHandle, vol: FatVolume, path: string):
   };
   const clusters = Math.ceil(entry.size / vol.clusterBytes);
   const chain: number[] = [];
-  for (let c = entry.firstCluster; chain.length < clusters; c = next(c)) {
-    if (c < 2 || c >= vol.clusterCount + 2)
-      throw new Error(`FAT cluster chain of ${path} is broken at cluster ${c} (${chain.length} of ${clusters} read)`);
-    chain.push(c);
-  }
+  const seen = new Set<number>();
+  for (let c = entry.firstCluster; chain.length < clusters; c = next(c)) extendChain(vol, chain, seen, c, path);
   const out = Buffer.alloc(clusters * vol.clusterBytes);
   for (let i = 0; i < chain.length;) {
     let j = i + 1;

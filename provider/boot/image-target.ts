@@ -1,13 +1,12 @@
 import * as fs from "node:fs";
-import * as os from "node:os";
 import * as path from "node:path";
 import { tempNameFor } from "../atomic-file";
-import { onProcessExit, processAlive } from "../exit-cleanup";
+import { openScratchDir } from "../scratch-dir";
 import { sha256File, sha256Hex } from "../file-hash";
 import { ADV_TAG_BOOTONCE, updateImageAdv, withAdvEntry } from "./adv";
-import type { BootTarget } from "./boot-target";
+import { type BootTarget, tooLarge } from "./boot-target";
 import { fatOffsetOf } from "./mbr";
-import { listFatDirectory, readFatFile, readFatVolume, type FatVolume } from "./fat";
+import { FatDamagedError, listFatDirectory, readFatFile, readFatVolume, type FatVolume } from "./fat";
 import { isMtoolsNotFound, mtools, withImageLock } from "./mtools";
 import type { TargetSpec } from "./target-spec";
 import { targetRelPath } from "./target-path";
@@ -15,19 +14,6 @@ import { targetRelPath } from "./target-path";
 type ImageSpec = Extract<TargetSpec, { kind: "image" }>;
 
 const SCRATCH_PREFIX = "ramroot-image-";
-
-/**
- * Removes scratch directories of image targets whose process is gone (killed before it could
- * clean up): their names carry the pid, `ramroot-image-<pid>-<random>`.
- */
-async function removeStaleScratch(): Promise<void> {
-  const tmp = os.tmpdir();
-  for (const name of await fs.promises.readdir(tmp).catch(() => [] as string[])) {
-    const match = new RegExp(`^${SCRATCH_PREFIX}(\\d+)-`).exec(name);
-    if (match?.[1] === undefined || Number(match[1]) === process.pid || processAlive(Number(match[1]))) continue;
-    await fs.promises.rm(path.join(tmp, name), { recursive: true, force: true }).catch(() => undefined);
-  }
-}
 
 /**
  * A FAT disk image file, superfloppy or MBR-partitioned, read and written with mtools: no
@@ -75,10 +61,8 @@ export class ImageTarget implements BootTarget {
     } finally {
       await fh.close();
     }
-    await removeStaleScratch();
-    const scratch = await fs.promises.mkdtemp(path.join(os.tmpdir(), `${SCRATCH_PREFIX}${process.pid}-`));
-    const dropScratch = onProcessExit(() => fs.rmSync(scratch, { recursive: true, force: true }));
-    return new ImageTarget(spec, image, offset, scratch, dropScratch);
+    const scratch = await openScratchDir(SCRATCH_PREFIX);
+    return new ImageTarget(spec, image, offset, scratch.dir, scratch.drop);
   }
 
   describe(): string {
@@ -154,13 +138,15 @@ export class ImageTarget implements BootTarget {
     return `${st.mtimeNs}:${st.ctimeNs}:${st.size}`;
   }
 
-  async readFile(rel: string): Promise<Buffer | undefined> {
+  async readFile(rel: string, opts: { maxBytes?: number } = {}): Promise<Buffer | undefined> {
     const normal = this.rel(rel);
     if ((await this.kind(normal)) !== "file") return undefined;
-    const settled = await this.readSettled(normal);
-    if (settled !== undefined) return settled;
-    const result = await this.run("mcopy", ["-n", `::/${normal}`, "-"], `reading ${normal}`);
-    return Buffer.from(result.stdout);
+    const settled = await this.readSettled(normal, opts.maxBytes);
+    const data =
+      settled ?? Buffer.from((await this.run("mcopy", ["-n", `::/${normal}`, "-"], `reading ${normal}`)).stdout);
+    if (opts.maxBytes !== undefined && data.length > opts.maxBytes)
+      throw tooLarge(this.describe(), normal, opts.maxBytes);
+    return data;
   }
 
   /**
@@ -180,10 +166,10 @@ export class ImageTarget implements BootTarget {
    * image was written within the last second, changes meanwhile, or the reader does not find
    * the file: mcopy under the lock reads it then. A preview reads five files (~10 MiB).
    */
-  private async readSettled(normal: string): Promise<Buffer | undefined> {
+  private async readSettled(normal: string, maxBytes?: number): Promise<Buffer | undefined> {
     const before = await this.listingStamp();
     if (before === undefined) return undefined;
-    return this.readUnlocked(before, (fh, vol) => readFatFile(fh, vol, normal));
+    return this.readUnlocked(before, (fh, vol) => readFatFile(fh, vol, normal, maxBytes));
   }
 
   /**
@@ -198,7 +184,10 @@ export class ImageTarget implements BootTarget {
     let found: T | undefined;
     try {
       found = await read(fh, await readFatVolume(fh, this.offset));
-    } catch {
+    } catch (err) {
+      // Damage in an image nobody is writing is reported as it is; mtools would only hit it too.
+      if (err instanceof FatDamagedError && (await this.listingStamp()) === stamp)
+        throw new Error(`${this.describe()}: ${err.message}`);
       found = undefined;
     } finally {
       await fh.close();

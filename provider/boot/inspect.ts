@@ -11,7 +11,12 @@ import { defaultSlotOf, readSlot, runningSlotOf, slotOfLabel, type SlotState } f
 import { readSyslinuxConfig, type SyslinuxConfigSpec } from "./syslinux-config";
 import { withTarget, type BootTarget, type TargetSpec } from "./target";
 import { readFailedTrials, type FailedTrial } from "./trial-log";
-import { parseHealthReport, TRIAL_REPORT_FILE, type HealthReport } from "../machine/health-report";
+import {
+  HEALTH_REPORT_MAX_BYTES,
+  parseHealthReport,
+  TRIAL_REPORT_FILE,
+  type HealthReport,
+} from "../machine/health-report";
 import { observeMachine, type Observation } from "./machine-observe";
 
 export interface TargetState {
@@ -60,7 +65,9 @@ export async function inspectOpenTarget(
   const defaultSlot = config ? defaultSlotOf(config) : undefined;
   const machine = opts.machine ? await observeMachine(target) : undefined;
   const runningSlot = machine ? machine.slot : await runningSlotOf(target);
-  const left = opts.machine ? await target.readFile(TRIAL_REPORT_FILE).catch(() => undefined) : undefined;
+  const left = opts.machine
+    ? await target.readFile(TRIAL_REPORT_FILE, { maxBytes: HEALTH_REPORT_MAX_BYTES }).catch(() => undefined)
+    : undefined;
   const trialReport = left ? parseHealthReport(left.toString("utf8")) : undefined;
   return {
     description: target.describe(),

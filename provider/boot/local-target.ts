@@ -4,7 +4,7 @@ import * as path from "node:path";
 import { execa } from "execa";
 import { renameDurably, replaceFile, syncDirectory } from "../atomic-file";
 import { isMissing, sha256File, sha256Hex } from "../file-hash";
-import type { BootTarget } from "./boot-target";
+import { type BootTarget, tooLarge } from "./boot-target";
 import type { TargetSpec } from "./target-spec";
 import { targetRelPath } from "./target-path";
 
@@ -46,9 +46,16 @@ export class LocalTarget implements BootTarget {
     return path.join(this.root, targetRelPath(rel));
   }
 
-  async readFile(rel: string): Promise<Buffer | undefined> {
+  async readFile(rel: string, opts: { maxBytes?: number } = {}): Promise<Buffer | undefined> {
     try {
-      return await fs.promises.readFile(this.resolve(rel));
+      const handle = await fs.promises.open(this.resolve(rel), "r");
+      try {
+        const { size } = await handle.stat();
+        if (opts.maxBytes !== undefined && size > opts.maxBytes) throw tooLarge(this.describe(), rel, opts.maxBytes);
+        return await handle.readFile();
+      } finally {
+        await handle.close();
+      }
     } catch (err) {
       if (isMissing(err) || (err as NodeJS.ErrnoException).code === "EISDIR") return undefined;
       throw err;

@@ -5,7 +5,7 @@
  */
 import type { BootTarget } from "./target";
 import { shellQuote } from "./shell-quote";
-import { HEALTH_PATH, parseHealthReport, type HealthReport } from "../machine/health-report";
+import { HEALTH_PATH, HEALTH_REPORT_MAX_BYTES, parseHealthReport, type HealthReport } from "../machine/health-report";
 import { IMAGE_ID_PATH } from "../machine/image-id";
 import { GUARD_PATH } from "../machine/scripts";
 
@@ -21,19 +21,20 @@ export interface Observation {
   uptimeSeconds: number | undefined;
 }
 
+/** Each file is read bounded: the machine writes them, and a machine can misbehave. */
 const OBSERVE_SCRIPT = (probePath: string) =>
   [
-    "cat /proc/sys/kernel/random/boot_id",
+    "head -c 256 /proc/sys/kernel/random/boot_id",
     "echo ---",
-    `cat ${shellQuote(probePath)} 2>/dev/null`,
+    `head -c 4096 ${shellQuote(probePath)} 2>/dev/null`,
     "echo ---",
-    `cat ${shellQuote(HEALTH_PATH)} 2>/dev/null`,
+    `head -c ${HEALTH_REPORT_MAX_BYTES} ${shellQuote(HEALTH_PATH)} 2>/dev/null`,
     "echo ---",
-    "cat /proc/cmdline",
+    "head -c 65536 /proc/cmdline",
     "echo ---",
     `test -x ${shellQuote(GUARD_PATH)} && echo guarded`,
     "echo ---",
-    "cat /proc/uptime",
+    "head -c 256 /proc/uptime",
   ].join("; ");
 
 /** Undefined when the target has no shell on the machine, or the machine gave no boot id. */

@@ -1,12 +1,11 @@
 import * as fs from "node:fs";
-import * as os from "node:os";
 import * as path from "node:path";
 import { createHash } from "node:crypto";
 import { spawn, spawnSync } from "node:child_process";
 import { execa } from "execa";
 import { tempNameFor } from "../atomic-file";
-import { onProcessExit, processAlive } from "../exit-cleanup";
-import type { BootTarget, CommandResult, MachineShell } from "./boot-target";
+import { openScratchDir } from "../scratch-dir";
+import { type BootTarget, type CommandResult, type MachineShell, tooLarge } from "./boot-target";
 import type { TargetSpec } from "./target-spec";
 import { shellQuote } from "./shell-quote";
 import { targetRelPath } from "./target-path";
@@ -20,24 +19,31 @@ const SESSION_PREFIX = "ramroot-ssh-";
 /** Seconds an idle master connection stays after its last command: bounded, so a killed deploy leaves none. */
 export const CONTROL_PERSIST_SECONDS = 5;
 
-/** Removes session directories of processes that are gone (killed): names carry the pid, `ramroot-ssh-<pid>-<random>`. */
-async function removeStaleSessions(): Promise<void> {
-  const tmp = os.tmpdir();
-  for (const name of await fs.promises.readdir(tmp).catch(() => [] as string[])) {
-    const match = new RegExp(`^${SESSION_PREFIX}(\\d+)-`).exec(name);
-    if (match?.[1] === undefined || Number(match[1]) === process.pid || processAlive(Number(match[1]))) continue;
-    await fs.promises.rm(path.join(tmp, name), { recursive: true, force: true }).catch(() => undefined);
-  }
-}
+/** Seconds the session's agent keeps the key, whatever happens to this process (ssh-add -t). */
+const AGENT_KEY_SECONDS = 60;
+/** The exit code of AGENT_SCRIPT when ssh-add refuses the key. */
+const AGENT_REFUSED_KEY = 97;
+/**
+ * Run by ssh-agent as its command ($0: where the public key goes; "$@": the master's ssh
+ * arguments): the key from stdin into the agent, its public half out to select it, the master
+ * started, the key deleted from the agent and the public half from the disk.
+ */
+const AGENT_SCRIPT = [
+  `ssh-add -q -t ${AGENT_KEY_SECONDS} - || exit ${AGENT_REFUSED_KEY}`,
+  `ssh-add -L > "$0" || exit ${AGENT_REFUSED_KEY}`,
+  'ssh "$@"; rc=$?',
+  'ssh-add -D >/dev/null 2>&1; rm -f "$0"',
+  "exit $rc",
+].join("\n");
 
 /**
  * A boot directory on another machine, through the system's OpenSSH client: `~/.ssh/config`,
  * the agent and known_hosts work as they do for `ssh` itself. Host keys are checked strictly by
  * default. One master connection (ControlMaster) carries every command of the session.
  *
- * Nothing usable outlives the process, however it ends. A private key given as text is written
- * to a 0600 file in a 0700 session directory only while the master authenticates, and deleted
- * as soon as it has; it never appears in arguments or messages. The master ends on close, on
+ * Nothing usable outlives the process, however it ends. A private key given as text never
+ * lands on disk: a private ssh-agent of the session holds it while the master authenticates
+ * (see startMaster); it never appears in arguments or messages. The master ends on close, on
  * exit and on SIGINT/SIGTERM/SIGHUP (exit-cleanup.ts), and by itself after
  * CONTROL_PERSIST_SECONDS without a command, so a SIGKILLed deploy leaves no live master: its
  * socket goes with it, and the empty session directory is swept by the next open. A master that
@@ -46,7 +52,6 @@ async function removeStaleSessions(): Promise<void> {
 export class SshTarget implements BootTarget {
   private readonly running = new Set<{ kill(signal: NodeJS.Signals): boolean }>();
   private readonly controlPath: string;
-  private readonly dropSession: () => void;
   /** One master start at a time. */
   private starting: Promise<void> | undefined;
 
@@ -56,26 +61,26 @@ export class SshTarget implements BootTarget {
     readonly spec: SshSpec,
     private readonly session: string,
     private readonly baseArgs: string[],
+    /** The master told to exit, the directory (agent, socket) removed: also on every exit path. */
+    private readonly dropSession: () => void,
   ) {
     this.controlPath = path.join(session, "cm");
-    // On every exit path: the master told to exit, the directory (key, socket) removed.
-    this.dropSession = onProcessExit(() => {
-      if (fs.existsSync(this.controlPath))
-        spawnSync("ssh", [...this.baseArgs, "-O", "exit", "--", this.spec.host], { stdio: "ignore", timeout: 5000 });
-      fs.rmSync(this.session, { recursive: true, force: true });
-    });
   }
 
   static async open(spec: SshSpec): Promise<SshTarget> {
-    await removeStaleSessions();
-    const session = await fs.promises.mkdtemp(path.join(os.tmpdir(), `${SESSION_PREFIX}${process.pid}-`));
-    await fs.promises.chmod(session, 0o700);
-    const args = [
+    const args: string[] = [];
+    const session = await openScratchDir(SESSION_PREFIX, {
+      beforeRemove: (dir) => {
+        if (fs.existsSync(path.join(dir, "cm")))
+          spawnSync("ssh", [...args, "-O", "exit", "--", spec.host], { stdio: "ignore", timeout: 5000 });
+      },
+    });
+    args.push(
       "-o",
       "BatchMode=yes",
       "-o",
       `StrictHostKeyChecking=${spec.strictHostKeyChecking === false ? "accept-new" : "yes"}`,
-    ];
+    );
     // A machine that is rebooting behind a port forward (a NAT, QEMU's user network) accepts the
     // TCP connection but sends no banner: without a limit, ssh waits for it forever.
     args.push("-o", "ConnectTimeout=30");
@@ -83,9 +88,8 @@ export class SshTarget implements BootTarget {
     if (spec.knownHostsFile !== undefined) args.push("-o", `UserKnownHostsFile=${spec.knownHostsFile}`);
     if (spec.port !== undefined) args.push("-p", String(spec.port));
     if (spec.user !== undefined) args.push("-l", spec.user);
-    if (spec.privateKey !== undefined) args.push("-i", path.join(session, "key"), "-o", "IdentitiesOnly=yes");
-    args.push("-o", `ControlPath=${path.join(session, "cm")}`);
-    const target = new SshTarget(spec, session, args);
+    args.push("-o", `ControlPath=${path.join(session.dir, "cm")}`);
+    const target = new SshTarget(spec, session.dir, args, session.drop);
     try {
       await target.startMaster();
     } catch (err) {
@@ -108,56 +112,67 @@ export class SshTarget implements BootTarget {
 
   /**
    * The master connection: authenticates once (and checks the host key), then backgrounds
-   * itself. The key file exists only for this step.
+   * itself. A `privateKey` never touches the disk: it goes through a pipe into an ssh-agent of
+   * this session alone (its socket in the 0700 session directory), which holds it for at most
+   * AGENT_KEY_SECONDS and only while the master authenticates (`ssh-add -D` after, and the agent
+   * ends within seconds of its command); only its public half is written, to select it.
    */
   private async startMaster(): Promise<void> {
-    const keyFile = path.join(this.session, "key");
-    if (this.spec.privateKey !== undefined) {
-      await fs.promises.writeFile(
-        keyFile,
-        this.spec.privateKey.endsWith("\n") ? this.spec.privateKey : `${this.spec.privateKey}\n`,
-        { mode: 0o600 },
-      );
-    }
     const log = path.join(this.session, "master.log");
+    const publicKey = path.join(this.session, "identity.pub");
+    const master = [
+      ...this.baseArgs,
+      "-o",
+      "ControlMaster=yes",
+      "-o",
+      `ControlPersist=${CONTROL_PERSIST_SECONDS}`,
+      "-f",
+      "-N",
+      "--",
+      this.spec.host,
+    ];
+    const withKey = this.spec.privateKey !== undefined;
+    const agent = path.join(this.session, "agent");
+    const [command, args] = withKey
+      ? [
+          "ssh-agent",
+          [
+            ...["-a", agent, "/bin/sh", "-c", AGENT_SCRIPT, publicKey],
+            ...["-o", `IdentityAgent=${agent}`, "-o", "IdentitiesOnly=yes", "-i", publicKey, ...master],
+          ],
+        ]
+      : ["ssh", master];
     const fd = fs.openSync(log, "w", 0o600);
     try {
       // stdout/stderr go to a file, not a pipe: the backgrounded master keeps them open.
       // node's spawn, not execa: execa would pipe the output, and the master would hold the pipe open.
-      const child = spawn(
-        "ssh",
-        [
-          ...this.baseArgs,
-          "-o",
-          "ControlMaster=yes",
-          "-o",
-          `ControlPersist=${CONTROL_PERSIST_SECONDS}`,
-          "-f",
-          "-N",
-          "--",
-          this.spec.host,
-        ],
-        {
-          stdio: ["ignore", fd, fd],
-        },
-      );
+      const child = spawn(command, args, { stdio: [withKey ? "pipe" : "ignore", fd, fd] });
+      if (withKey) {
+        child.stdin!.on("error", () => {});
+        const key = this.spec.privateKey!;
+        child.stdin!.end(key.endsWith("\n") ? key : `${key}\n`);
+      }
       const exitCode = await new Promise<number | null>((resolve, reject) => {
         child.on("error", (err) =>
           reject(
             (err as NodeJS.ErrnoException).code === "ENOENT"
-              ? new Error("ssh is missing: install openssh-client")
+              ? new Error(`${command} is missing: install openssh-client`)
               : err,
           ),
         );
         child.on("exit", (code) => resolve(code));
       });
+      if (exitCode === AGENT_REFUSED_KEY) {
+        const why = fs.readFileSync(log, "utf8").trim();
+        throw new Error(`${this.describe()}: the privateKey is not a key ssh-add accepts${why ? `: ${why}` : ""}`);
+      }
       if (exitCode !== 0) {
         const why = fs.readFileSync(log, "utf8").trim() || `ssh exited ${exitCode}`;
         throw new Error(`${this.describe()}: cannot connect: ${why}`);
       }
     } finally {
       fs.closeSync(fd);
-      await fs.promises.rm(keyFile, { force: true });
+      await fs.promises.rm(publicKey, { force: true });
       await fs.promises.rm(log, { force: true });
     }
   }
@@ -214,9 +229,13 @@ export class SshTarget implements BootTarget {
     return result.stdout;
   }
 
-  async readFile(rel: string): Promise<Buffer | undefined> {
+  async readFile(rel: string, opts: { maxBytes?: number } = {}): Promise<Buffer | undefined> {
     const file = shellQuote(this.remotePath(rel));
-    return this.check(`if [ -f ${file} ]; then exec cat -- ${file}; else exit ${MISSING}; fi`, `reading ${rel}`);
+    const read = opts.maxBytes === undefined ? `exec cat -- ${file}` : `exec head -c ${opts.maxBytes + 1} -- ${file}`;
+    const data = await this.check(`if [ -f ${file} ]; then ${read}; else exit ${MISSING}; fi`, `reading ${rel}`);
+    if (data && opts.maxBytes !== undefined && data.length > opts.maxBytes)
+      throw tooLarge(this.describe(), rel, opts.maxBytes);
+    return data;
   }
 
   async sha256(rel: string): Promise<string | undefined> {

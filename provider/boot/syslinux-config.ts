@@ -277,12 +277,15 @@ export async function findSyslinuxConfigPath(target: BootTarget): Promise<string
   return joinRel(ldlinuxDir ?? "", "syslinux.cfg");
 }
 
+/** More than any config syslinux is given (a few KiB); a larger file is refused unread. */
+const SYSLINUX_CONFIG_MAX_BYTES = 1 << 20;
+
 /** The config syslinux will use, parsed; undefined when there is none. */
 export async function readSyslinuxConfig(
   target: BootTarget,
 ): Promise<{ path: string; text: string; spec: SyslinuxConfigSpec } | undefined> {
   const path = await findSyslinuxConfigPath(target);
-  const data = await target.readFile(path);
+  const data = await target.readFile(path, { maxBytes: SYSLINUX_CONFIG_MAX_BYTES });
   if (data === undefined) return undefined;
   const text = data.toString("utf8");
   return { path, text, spec: parseSyslinuxConfig(text) };

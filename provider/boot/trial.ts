@@ -29,6 +29,7 @@ import {
 import { sha256Hex } from "../file-hash";
 import {
   describeFailedChecks,
+  HEALTH_REPORT_MAX_BYTES,
   parseHealthReport,
   TRIAL_REPORT_FILE,
   type HealthReport,
@@ -215,7 +216,9 @@ export async function trialBoot(
       if (current && entryByLabel(current.spec, TRIAL_LABEL))
         config = await writeSyslinuxConfig(cleanup, { ...spec, defaultLabel: oldLabel, entries });
       else if (current) config = { path: current.path, sha256: sha256Hex(current.text) };
-      const left = await cleanup.readFile(TRIAL_REPORT_FILE).catch(() => undefined);
+      const left = await cleanup
+        .readFile(TRIAL_REPORT_FILE, { maxBytes: HEALTH_REPORT_MAX_BYTES })
+        .catch(() => undefined);
       const parsed = left ? parseHealthReport(left.toString("utf8")) : undefined;
       if (parsed?.imageId === expected) report = parsed;
       const now = (await observeMachine(cleanup, opts.probePath).catch(() => undefined)) ?? fellBack;

@@ -12,7 +12,7 @@
  */
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { cacheDir } from "../cache-dir";
+import { cacheDir, privateDir } from "../cache-dir";
 import { renameDurablySync } from "../atomic-file";
 import { isMissing, sha256File, sha256Hex } from "../file-hash";
 import { compressionSuffix } from "./compress";
@@ -262,7 +262,8 @@ async function buildNew(
   progress: (m: string) => void,
 ): Promise<ImageArtifacts> {
   const { plan, config } = resolved;
-  fs.mkdirSync(cacheDir, { recursive: true });
+  // Private: installed trees with setuid files, whatever packages ship (also outside ~/.cache).
+  privateDir(cacheDir);
   const layerCache = new LayerCache(path.join(cacheDir, "layers"));
   if (opts.force) {
     const packagesKey = packageLayerKey(resolved);

@@ -51,7 +51,9 @@ export async function extractImage(
     throw new Error(
       `extract: no path ${wanted.map((w) => JSON.stringify(w)).join(", ")} in the image; see \`ramroot image ls\``,
     );
-  fs.mkdirSync(dest, { recursive: true });
+  // The extracted tree is private to whoever extracts it (it may hold setuid files and secrets).
+  fs.mkdirSync(dest, { recursive: true, mode: 0o700 });
+  fs.chmodSync(dest, 0o700);
   const asRoot = process.getuid?.() === 0;
   const result: ExtractResult = { files: 0, dirs: 0, symlinks: 0, skipped: [] };
   const own = (p: string, e: ImageEntry) => {
@@ -74,8 +76,18 @@ export async function extractImage(
   }
   for (const e of entries.filter((x) => x.type === "symlink")) {
     const p = checkedPath(dest, e.path);
+    // A link made before (sorted: its parent) is never gone through: it may point anywhere.
+    const parts = e.path.split("/");
+    const through = parts
+      .slice(0, -1)
+      .map((_, i) => parts.slice(0, i + 1).join("/"))
+      .find((dir) => fs.lstatSync(path.join(dest, dir), { throwIfNoEntry: false })?.isSymbolicLink());
+    if (through) {
+      result.skipped.push(`${e.path} (symlink under the symlink ${through}; not made)`);
+      continue;
+    }
     fs.mkdirSync(path.dirname(p), { recursive: true, mode: 0o755 });
-    if (fs.existsSync(p)) {
+    if (fs.lstatSync(p, { throwIfNoEntry: false })) {
       result.skipped.push(`${e.path} (symlink; paths below it were extracted into a directory)`);
       continue;
     }

@@ -17,7 +17,7 @@ import { createHash } from "node:crypto";
 import { spawnSync } from "node:child_process";
 import * as cpio from "cpio-stream";
 import type { CpioEntryType } from "./cpio-writer";
-import { readGzipMember } from "../apk/gzip-members";
+import { EXPANSION_LIMITS, readGzipMember } from "../apk/gzip-members";
 
 export type ImageCompression = "gzip" | "zstd" | "none";
 
@@ -160,9 +160,23 @@ function zstdFrameEnd(buf: Buffer, pos: number, source: string): number {
   return p;
 }
 
+/**
+ * What a compressed member of `compressed` bytes may expand to: an initramfs compresses a few
+ * times (zero-filled files much more), a bomb thousands of times; past this it is refused before
+ * more is inflated, so a crafted image costs bounded memory and time.
+ */
+function memberLimit(compressed: number): number {
+  return Math.min(EXPANSION_LIMITS.dataMax, Math.max(EXPANSION_LIMITS.dataFloor, 64 * compressed));
+}
+
 /** One zstd frame through the zstd program (as compress.ts does; Node's zstd is not in every Node the provider may run under). */
 function zstdDecompress(frame: Buffer, what: string): Buffer {
-  const result = spawnSync("zstd", ["-d", "-c", "-q"], { input: frame, maxBuffer: 2 ** 33 });
+  const limit = memberLimit(frame.length);
+  const result = spawnSync("zstd", ["-d", "-c", "-q"], { input: frame, maxBuffer: limit });
+  if ((result.error as NodeJS.ErrnoException | undefined)?.code === "ENOBUFS")
+    throw new Error(
+      `${what}: expands beyond ${limit} bytes (from ${frame.length} compressed); refused as a decompression bomb`,
+    );
   if (result.error) throw new Error(`${what}: cannot run zstd: ${result.error.message} (install Debian's zstd)`);
   if (result.status !== 0)
     throw new Error(`${what}: zstd -d exited with ${result.status}: ${result.stderr.toString("utf8").trim()}`);
@@ -225,10 +239,9 @@ export async function readImage(
   // Hard-link groups ("layer:ino" -> paths) and each path's group, for the kernel's O_TRUNC rule.
   const groups = new Map<string, Set<string>>();
   const groupOf = new Map<string, string>();
-  const hasChildren = (dir: string): boolean => {
-    for (const p of entries.keys()) if (p.startsWith(`${dir}/`)) return true;
-    return false;
-  };
+  // Every directory some placed path lies under (paths are never taken out, only replaced).
+  const parents = new Set<string>();
+  const hasChildren = (dir: string): boolean => parents.has(dir);
   const leaveGroup = (path: string): void => {
     const g = groupOf.get(path);
     if (g !== undefined) groups.get(g)?.delete(path);
@@ -237,6 +250,11 @@ export async function readImage(
   const place = (entry: ImageEntry, content: Buffer): void => {
     entries.delete(entry.path);
     entries.set(entry.path, entry);
+    for (let at = entry.path.lastIndexOf("/"); at > 0; at = entry.path.lastIndexOf("/", at - 1)) {
+      const dir = entry.path.slice(0, at);
+      if (parents.has(dir)) break;
+      parents.add(dir);
+    }
     if (entry.type === "file") {
       opts.onFile?.(entry, content);
       if (keep.has(entry.path)) contents.set(entry.path, content);
@@ -299,7 +317,7 @@ export async function readImage(
     pos = skipZeros(image, pos);
     if (pos >= image.length) break;
     if (image[pos] === 0x1f && image[pos + 1] === 0x8b) {
-      const member = readGzipMember(image, pos, source);
+      const member = readGzipMember(image, pos, source, memberLimit(image.length - pos));
       await readArchives({ compression: "gzip", offset: pos, content: member.content, start: 0 }, 0, false);
       pos += member.raw.length;
     } else if (

@@ -199,6 +199,16 @@ function triggersOf(root: string): Map<string, string[]> {
   return out;
 }
 
+/** The first directory of `rel` (its last component not counted) that is a symlink or no directory in the tree. */
+function symlinkAbove(root: string, rel: string): string | undefined {
+  const parts = rel.split("/");
+  for (let i = 1; i < parts.length; i++) {
+    const st = lstatIn(root, parts.slice(0, i).join("/"));
+    if (st && !st.isDirectory()) return parts.slice(0, i).join("/");
+  }
+  return undefined;
+}
+
 function lstatIn(root: string, rel: string): fs.Stats | undefined {
   try {
     return fs.lstatSync(path.join(root, rel));
@@ -285,6 +295,7 @@ async function bringUpToLock(
             allowUntrusted: resolved.config.allowUntrusted,
             locate: packageLocator(resolved.repositories),
             runScripts: false,
+            sandboxOwners: true,
             onProgress: (m) => {
               if (m.startsWith("unpack ")) progress(`installed tree: ${m}`);
             },
@@ -303,13 +314,21 @@ async function bringUpToLock(
       if (globs && matchTriggers(globs, changedDirs).length > 0) return `a trigger of ${b.name} watches what changed`;
     }
 
-    // Take the removed packages out: files, then directories no remaining package lists.
+    // Everything is checked before the tree changes: a reason found part way would leave it half
+    // changed, and a symlink a script put where a package has a directory must never be written,
+    // deleted or renamed through (it would reach whatever it points at on the host).
     const remaining = [...kept, ...addedBlocks];
+    const goneFiles = new Set<string>();
+    /** removed directories, deepest first */
+    const goneDirs: string[] = [];
+    /** directories that stay, taken over by a remaining package */
+    const newOwners = new Map<string, string>();
     for (const p of removed) {
       const block = byName.get(p.name)!;
       for (const f of block.files) {
-        fs.rmSync(path.join(root, f), { force: true });
-        manifest.delete(f);
+        const through = symlinkAbove(root, f);
+        if (through) return `${f} of ${p.name} lies under ${through}, which is a symlink or no directory in the tree`;
+        goneFiles.add(f);
       }
       const dirs = [...block.dirs.keys()].filter((d) => d !== "").sort((a, b) => b.length - a.length);
       for (const d of dirs) {
@@ -319,55 +338,74 @@ async function bringUpToLock(
           if (entry?.package !== p.name) continue;
           const acls = new Set(owners.map((b) => b.dirs.get(d)));
           if (acls.size !== 1 || !acls.has(block.dirs.get(d))) return `${d} would change owner or mode`;
-          manifest.set(d, { ...entry, package: owners[owners.length - 1]!.name });
+          newOwners.set(d, owners[owners.length - 1]!.name);
           continue;
         }
         if (entry && entry.package !== p.name) continue;
-        try {
-          fs.rmdirSync(path.join(root, d));
-        } catch (err) {
-          return `${d} of ${p.name} is not empty once its files are gone (${(err as NodeJS.ErrnoException).code})`;
-        }
-        manifest.delete(d);
+        const through = symlinkAbove(root, d);
+        if (through) return `${d} of ${p.name} lies under ${through}, which is a symlink or no directory in the tree`;
+        const st = lstatIn(root, d);
+        if (st && !st.isDirectory()) return `${d} of ${p.name} is no directory in the tree (a script replaced it)`;
+        const left = st ? fs.readdirSync(path.join(root, d)).filter((n) => !goneFiles.has(`${d}/${n}`)) : [];
+        if (left.some((n) => !goneDirs.includes(`${d}/${n}`)))
+          return `${d} of ${p.name} is not empty once its files are gone`;
+        goneDirs.push(d);
       }
     }
-
-    // Lay the added packages' paths in, parents first, refusing any that the tree has.
+    const gone = (p: string) => goneFiles.has(p) || goneDirs.includes(p);
     const entries = install ? [...install.manifest.values()].sort((a, b) => (a.path < b.path ? -1 : 1)) : [];
     for (const e of entries) {
       if (derived(e.path)) return `${e.package} has ${e.path}, which later build steps derive from`;
-      const parts = e.path.split("/");
-      for (let i = 1; i < parts.length; i++) {
-        if (lstatIn(root, parts.slice(0, i).join("/"))?.isSymbolicLink())
-          return `${e.path} of ${e.package} lies under a symlink in the tree`;
-      }
-      const onDisk = lstatIn(root, e.path);
-      const base = manifest.get(e.path);
+      const through = symlinkAbove(root, e.path);
+      if (through)
+        return `${e.path} of ${e.package} lies under ${through}, which is a symlink or no directory in the tree`;
+      const onDisk = gone(e.path) ? undefined : lstatIn(root, e.path);
+      const base = gone(e.path) ? undefined : manifest.get(e.path);
       if (e.type === "directory") {
         if (onDisk && !onDisk.isDirectory())
           return `${e.path} of ${e.package} is a directory, the tree has another type`;
         if (onDisk && !base) return `${e.path} of ${e.package} was made by a script in the tree`;
         if (base && aclOf(base) !== aclOf(e)) return `${e.path} of ${e.package} would change owner or mode`;
+      } else if (onDisk || base) return `${e.path} of ${e.package} is in the tree already`;
+    }
+
+    // Take the removed packages out (files, then directories no remaining package lists), each
+    // path resolved inside the root.
+    const staging = new StagingRoot(root, "installed tree");
+    for (const f of goneFiles) {
+      staging.remove(f);
+      manifest.delete(f);
+    }
+    for (const d of goneDirs) {
+      if (lstatIn(root, d)) fs.rmdirSync(staging.resolve(d));
+      manifest.delete(d);
+    }
+    for (const [d, owner] of newOwners) manifest.set(d, { ...manifest.get(d)!, package: owner });
+
+    // Lay the added packages' paths in, parents first.
+    for (const e of entries) {
+      const onDisk = lstatIn(root, e.path);
+      const base = manifest.get(e.path);
+      if (e.type === "directory") {
         if (!onDisk) {
           const st = fs.lstatSync(path.join(scratch, e.path));
-          fs.mkdirSync(path.join(root, e.path), { recursive: true, mode: st.mode & 0o7777 });
-          fs.chmodSync(path.join(root, e.path), st.mode & 0o7777);
-          if (canApplyOwnership()) fs.lchownSync(path.join(root, e.path), st.uid, st.gid);
+          const host = staging.mkdirp(e.path, st.mode & 0o7777);
+          fs.chmodSync(host, st.mode & 0o7777);
+          if (canApplyOwnership()) fs.lchownSync(host, st.uid, st.gid);
         }
         if (!base) manifest.set(e.path, e);
         continue;
       }
-      if (onDisk || base) return `${e.path} of ${e.package} is in the tree already`;
       if (e.type !== "char" && e.type !== "block" && e.type !== "fifo") {
-        fs.mkdirSync(path.dirname(path.join(root, e.path)), { recursive: true });
-        fs.renameSync(path.join(scratch, e.path), path.join(root, e.path));
+        const slash = e.path.lastIndexOf("/");
+        const dir = slash < 0 ? root : staging.mkdirp(e.path.slice(0, slash));
+        fs.renameSync(path.join(scratch, e.path), path.join(dir, e.path.slice(slash + 1)));
       }
       manifest.set(e.path, e);
     }
 
     // The database as a cold install writes it: blocks by name, the world of the new lock.
     const db = [...kept, ...addedBlocks].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
-    const staging = new StagingRoot(root);
     staging.writeFile("lib/apk/db/installed", db.map((b) => b.text).join(""));
     staging.writeFile("etc/apk/world", world);
     progress(

@@ -28,7 +28,7 @@ function modulesUnder(dir: string, rel = ""): string[] {
 /** Module paths modules.dep lists (relative to the release directory), or undefined when it is missing. */
 function indexedModules(releaseDir: string): Set<string> | undefined {
   const dep = path.join(releaseDir, "modules.dep");
-  if (!fs.existsSync(dep)) return undefined;
+  if (!fs.lstatSync(dep, { throwIfNoEntry: false })?.isFile()) return undefined;
   const listed = new Set<string>();
   for (const line of fs.readFileSync(dep, "utf8").split("\n")) {
     const colon = line.indexOf(":");
@@ -53,14 +53,22 @@ export function ensureModuleIndex(root: string, manifest?: FileManifest): Module
   const base = path.join(root, "lib", "modules");
   const indexed: string[] = [];
   const files: string[] = [];
-  if (!fs.existsSync(base)) return { indexed, files };
+  // Only real directories: depmod -b writes under <root>/lib/modules/<release> as the host sees
+  // it, so a symlink there (a package's lib/modules -> /somewhere) is not entered.
+  const realDir = (p: string) => fs.lstatSync(p, { throwIfNoEntry: false })?.isDirectory() === true;
+  if (!realDir(path.join(root, "lib")) || !realDir(base)) return { indexed, files };
   for (const release of fs.readdirSync(base).sort()) {
     const releaseDir = path.join(base, release);
-    if (!fs.statSync(releaseDir).isDirectory()) continue;
+    if (!realDir(releaseDir)) continue;
     const modules = modulesUnder(releaseDir);
     if (modules.length === 0) continue;
     const listed = indexedModules(releaseDir);
     if (listed && modules.every((m) => listed.has(m))) continue;
+    for (const name of fs.readdirSync(releaseDir).filter((n) => n.startsWith("modules.")))
+      if (!fs.lstatSync(path.join(releaseDir, name)).isFile())
+        throw new Error(
+          `kernel modules of ${release}: lib/modules/${release}/${name} is not a regular file, and depmod would write through it; a package must ship its module index as files, or none`,
+        );
     runDepmod(root, release, releaseDir, modules);
     indexed.push(release);
     for (const f of fs.readdirSync(releaseDir).sort())

@@ -44,6 +44,7 @@ export async function installTree(
     repositories: config.repositories,
     locate: packageLocator(resolved.repositories),
     onProgress,
+    sandboxOwners: true,
   });
   const warnings: string[] = [];
   for (const s of installed.skippedScripts)

@@ -7,11 +7,13 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import type { FileManifest } from "../apk/expand";
 import type { CpioEntry } from "./cpio-writer";
+import { fromHostId } from "../apk/sandbox-ids";
 
 /**
  * Every path of the staging tree as a cpio entry. Ownership and modes come from the package
  * metadata for files packages installed, root for the overlay, and what install scripts left
- * on disk for the rest; nothing else about the host (mtime, inode, user) reaches the archive.
+ * on disk for the rest (sandbox host ids read back as the image's: sandbox-ids.ts); nothing
+ * else about the host (mtime, inode, user) reaches the archive.
  */
 export function collectEntries(root: string, manifest: FileManifest, overlay: Set<string>): CpioEntry[] {
   const entries: CpioEntry[] = [];
@@ -25,7 +27,7 @@ export function collectEntries(root: string, manifest: FileManifest, overlay: Se
         ? { uid: 0, gid: 0 }
         : meta
           ? { uid: meta.uid, gid: meta.gid }
-          : { uid: st.uid, gid: st.gid };
+          : { uid: fromHostId(st.uid), gid: fromHostId(st.gid) };
       const mode = meta && !overlay.has(p) ? meta.mode : st.mode & 0o7777;
       if (meta && (meta.type === "char" || meta.type === "block" || meta.type === "fifo")) {
         entries.push({ path: p, type: meta.type, mode, ...owner, rdevMajor: meta.devmajor, rdevMinor: meta.devminor });

@@ -39,8 +39,18 @@ export interface HealthReport {
 
 const STATUSES: readonly string[] = ["checking", "healthy", "unhealthy"];
 
+/**
+ * What is read of a report (the machine writes it, and a machine can misbehave): a real one is a
+ * few KiB. Readers fetch at most this much; the parser looks at no more, and keeps at most
+ * MAX_CHECKS checks of at most MAX_CHECK_OUTPUT characters of output each.
+ */
+export const HEALTH_REPORT_MAX_BYTES = 64 << 10;
+const MAX_CHECKS = 64;
+const MAX_CHECK_OUTPUT = 4096;
+
 /** Parses a report; undefined when the text is not one (empty, cut short, another file). */
-export function parseHealthReport(text: string): HealthReport | undefined {
+export function parseHealthReport(whole: string): HealthReport | undefined {
+  const text = whole.slice(0, HEALTH_REPORT_MAX_BYTES);
   let imageId: string | undefined;
   let trial = false;
   let status: HealthStatus | undefined;
@@ -49,7 +59,8 @@ export function parseHealthReport(text: string): HealthReport | undefined {
   for (const line of text.split("\n")) {
     if (line.startsWith("  ")) {
       const last = checks[checks.length - 1];
-      if (last) last.output += `${last.output === "" ? "" : "\n"}${line.slice(2)}`;
+      if (last && last.output.length < MAX_CHECK_OUTPUT)
+        last.output = `${last.output}${last.output === "" ? "" : "\n"}${line.slice(2)}`.slice(0, MAX_CHECK_OUTPUT);
       continue;
     }
     const [key, ...rest] = line.split(" ");
@@ -60,7 +71,7 @@ export function parseHealthReport(text: string): HealthReport | undefined {
     else if (key === "uptime" && /^\d+$/.test(value)) uptimeSeconds = Number(value);
     else if (key === "check") {
       const m = /^(\S+) (ok|failed.*)$/.exec(value);
-      if (m) checks.push({ name: m[1]!, ok: m[2] === "ok", result: m[2]!, output: "" });
+      if (m && checks.length < MAX_CHECKS) checks.push({ name: m[1]!, ok: m[2] === "ok", result: m[2]!, output: "" });
     }
   }
   if (imageId === undefined || status === undefined) return undefined;

@@ -13,6 +13,8 @@ import * as path from "node:path";
 import { execa } from "execa";
 import { compileCli, type CompiledCli } from "../fixtures/ramroot-cli";
 import { cachedMinirootfs } from "../fixtures/alpine-minirootfs";
+import { plantCanaries } from "../fixtures/host-canaries";
+import { hostileBuilds, type HostileBuilds } from "../fixtures/hostile-builds";
 import { buildRepo, signingKey, userland, writeSignedIndex, type SigningKey } from "../fixtures/hostile-repo";
 import { indexRecords } from "../../provider/apk/repository-index";
 import { readGzipMember } from "../../provider/apk/gzip-members";
@@ -24,6 +26,8 @@ let cli: CompiledCli;
 let work: string;
 let minirootfs: string;
 let key: SigningKey;
+let writeConfig: HostileBuilds["writeConfig"];
+let build: HostileBuilds["build"];
 const isRoot = process.getuid?.() === 0;
 
 beforeAll(async () => {
@@ -35,74 +39,17 @@ beforeAll(async () => {
   fs.chmodSync(work, 0o755);
   minirootfs = cachedMinirootfs();
   key = signingKey(path.join(work, "key"));
+  ({ writeConfig, build } = hostileBuilds(cli, key));
 });
 afterAll(() => {
   cli?.dispose();
   if (work) fs.rmSync(work, { recursive: true, force: true });
 });
 
-/** A host directory of canary files; returns a snapshot of everything under it. */
-function plantCanaries(dir: string): () => string {
-  fs.mkdirSync(path.join(dir, "db"), { recursive: true });
-  fs.mkdirSync(path.join(dir, "fw"), { recursive: true });
-  fs.mkdirSync(path.join(dir, "boot"), { recursive: true });
-  fs.mkdirSync(path.join(dir, "overlay-target"), { recursive: true });
-  const put = (rel: string, text: string, mode: number) => {
-    fs.writeFileSync(path.join(dir, rel), text);
-    fs.chmodSync(path.join(dir, rel), mode);
-  };
-  put("canary", "host bytes\n", 0o600);
-  put("db/installed", "the host's own database\n", 0o644);
-  put("fw/keep.bin", "firmware\n", 0o644);
-  put("fw/other.bin", "the host's other file\n", 0o644);
-  put("boot/vmlinuz-lts", "the host's kernel\n", 0o644);
-  put("hostname", "host\n", 0o644);
-  const snapshot = (): string => {
-    const lines: string[] = [];
-    const walk = (rel: string) => {
-      for (const name of fs.readdirSync(path.join(dir, rel)).sort()) {
-        const p = path.join(rel, name);
-        const st = fs.lstatSync(path.join(dir, p));
-        lines.push(
-          `${p} ${st.mode.toString(8)} ${st.uid}:${st.gid} ${st.isFile() ? fs.readFileSync(path.join(dir, p), "hex") : ""}`,
-        );
-        if (st.isDirectory()) walk(p);
-      }
-    };
-    walk("");
-    return lines.join("\n");
-  };
-  return snapshot;
-}
-
 function caseDir(name: string): string {
   const dir = path.join(work, name);
   fs.mkdirSync(dir, { recursive: true });
   return dir;
-}
-
-function writeConfig(dir: string, config: Record<string, unknown>): string {
-  const file = path.join(dir, "image.json");
-  fs.writeFileSync(
-    file,
-    JSON.stringify({ keys: [key.keysDir], kernel: "none", compression: "none", ...config }, null, 2),
-  );
-  return file;
-}
-
-/** `ramroot build CONFIG` with the caches inside the case directory; resolves to the run and the child's peak RSS in KiB. */
-async function build(
-  dir: string,
-  configFile: string,
-  extra: string[] = [],
-): Promise<{ code: number; stdout: string; stderr: string; maxRssKiB: number }> {
-  const { file, args } = cli.commandLine(["build", configFile, "--cache", path.join(dir, "images"), ...extra]);
-  const r = await execa("/usr/bin/time", ["-f", "MAXRSS=%M", file, ...args], {
-    reject: false,
-    env: { RAMROOT_CACHE: path.join(dir, "cache") },
-  });
-  const rss = /MAXRSS=(\d+)/.exec(r.stderr);
-  return { code: r.exitCode ?? -1, stdout: r.stdout, stderr: r.stderr, maxRssKiB: rss ? Number(rss[1]) : Number.NaN };
 }
 
 describe("symlinks a package or the overlay put in the tree never lead ramroot's own steps out of the root", () => {

@@ -1,5 +1,6 @@
 import { execa, type ResultPromise } from "execa";
 import * as fs from "node:fs";
+import * as net from "node:net";
 import * as os from "node:os";
 import * as path from "node:path";
 import { compileCli, type CompiledCli } from "../fixtures/ramroot-cli";
@@ -35,6 +36,11 @@ function sessions(pid: number): string[] {
     .readdirSync(os.tmpdir())
     .filter((n) => n.startsWith(`ramroot-ssh-${pid}-`))
     .map((n) => path.join(os.tmpdir(), n));
+}
+
+/** What is left in a dead session's directory ([] once another session on this machine swept it). */
+function leftIn(session: string): string[] {
+  return fs.existsSync(session) ? fs.readdirSync(session) : [];
 }
 
 /** Processes whose command line names this path (an ssh master started with ControlPath=<dir>/cm). */
@@ -105,7 +111,7 @@ test.each(["SIGKILL", "SIGTERM", "SIGINT"] as const)(
       await sleep(250);
     }
     if (signal === "SIGKILL") {
-      expect(fs.readdirSync(session!)).toEqual([]); // nothing usable: no key, no socket
+      expect(leftIn(session!)).toEqual([]); // nothing usable: no key, no socket
     } else {
       expect(fs.existsSync(session!)).toBe(false); // the exit path removed the whole directory
     }
@@ -126,3 +132,66 @@ test.each(["SIGKILL", "SIGTERM", "SIGINT"] as const)(
     // process is gone from this host): the next case starts with that.
   },
 );
+
+test("a deploy SIGKILLed while its master authenticates (a server that answers nothing for 3 s) never had the key on disk, and its agent ends", async () => {
+  const key = path.join(work, "id-auth");
+  fs.writeFileSync(key, sshd.userKey, { mode: 0o600 });
+  const secret = sshd.userKey.trim().split("\n").slice(1, -1).join("");
+  const silent = net.createServer((s) => {
+    s.on("error", () => {});
+    setTimeout(() => s.destroy(), 3000);
+  });
+  await new Promise<void>((r) => silent.listen(0, "127.0.0.1", r));
+  try {
+    const port = (silent.address() as net.AddressInfo).port;
+    const args = [
+      "slot",
+      "show",
+      "--slot",
+      "a",
+      "--ssh",
+      `root@127.0.0.1:${root}`,
+      "--port",
+      String(port),
+      "--identity",
+      key,
+    ];
+    const deploy: ResultPromise = execa(process.execPath, ["-e", cli.script, "--", ...args], { reject: false });
+    const pid = deploy.pid!;
+    // The master is authenticating: the session's agent holds the key.
+    let session: string | undefined;
+    for (;;) {
+      [session] = sessions(pid);
+      if (session && (await processesNaming(session)).some((l) => l.includes("ssh-agent"))) break;
+      if (deploy.exitCode !== null && deploy.exitCode !== undefined)
+        throw new Error(`the deploy ended before authenticating: ${(await deploy).stderr}`);
+      await sleep(20);
+    }
+    // A file holding the key (a socket, or a file swept meanwhile, holds none).
+    const holdsKey = (name: string) => {
+      try {
+        return fs.readFileSync(path.join(session!, name), "utf8").replace(/\s/g, "").includes(secret);
+      } catch {
+        return false;
+      }
+    };
+    const onDisk = () => leftIn(session!).filter(holdsKey);
+    expect(onDisk()).toEqual([]);
+    process.kill(pid, "SIGKILL");
+    await deploy;
+    expect(onDisk()).toEqual([]);
+    // The server hangs up, ssh fails, the key is deleted from the agent, and the agent ends.
+    for (;;) {
+      if ((await processesNaming(session!)).length === 0) break;
+      await sleep(250);
+    }
+    // No key, no agent socket, no master socket: at most the master's log (what ssh said).
+    expect(leftIn(session!).filter((n) => n !== "master.log")).toEqual([]);
+    expect(onDisk()).toEqual([]);
+    // The next session sweeps the dead one's directory.
+    await cli.run(args);
+    expect(fs.existsSync(session!)).toBe(false);
+  } finally {
+    silent.close();
+  }
+});

@@ -3,6 +3,7 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { createHash } from "node:crypto";
 import { expandDataTar, type FileManifest } from "../../../provider/apk/expand";
+import { fromHostId, SANDBOX_ID_BASE } from "../../../provider/apk/sandbox-ids";
 import { writeTar, type TarEntry } from "../../../provider/apk/tar-writer";
 
 let work: string;
@@ -230,7 +231,12 @@ describe("hostile entries are refused", () => {
       tar([file("srv/plain", "p", { mtime: 1_600_000_000 }), file("srv/su", "s", { mode: 0o4755, uid: 0, gid: 0 })]),
       { ...opts, packageName: "b", source: "b.apk" },
     );
-    const st = (rel: string) => fs.lstatSync(path.join(root, rel));
+    // On disk an owner is its sandbox host id (sandbox-ids.ts); read back, it is the package's.
+    const st = (rel: string) => {
+      const s = fs.lstatSync(path.join(root, rel));
+      return { mode: s.mode, uid: fromHostId(s.uid), gid: fromHostId(s.gid), mtimeMs: s.mtimeMs, hostUid: s.uid };
+    };
+    expect(st("srv/owned").hostUid).toBe(SANDBOX_ID_BASE + 7);
     expect(st("srv").mode & 0o7777).toBe(0o2775);
     expect(st("srv").gid).toBe(42);
     expect({ uid: st("srv/owned").uid, gid: st("srv/owned").gid }).toEqual({ uid: 7, gid: 8 });

@@ -1,6 +1,10 @@
+import * as fs from "node:fs";
 import * as http from "node:http";
+import * as net from "node:net";
 import type { AddressInfo } from "node:net";
-import { HttpError, httpGet, httpGetBody } from "../../../provider/http-get";
+import * as os from "node:os";
+import * as path from "node:path";
+import { HttpError, httpGet, httpGetBody, httpGetToFile } from "../../../provider/http-get";
 
 let server: http.Server;
 let base: string;
@@ -60,4 +64,41 @@ test("a timeout per attempt and a size limit", async () => {
     /slow: cannot be reached after 2 attempts/,
   );
   await expect(httpGetBody(`${base}/big`, { maxBytes: 1000 })).rejects.toThrow(/larger than the limit of 1000 bytes/);
+});
+
+test("an HTTP/1.0 body ended by closing the connection while the download waits for the disk arrives whole (Node's fetch asserted and ended the process here)", async () => {
+  const body = Buffer.alloc(8 << 20, 7);
+  const raw = net.createServer((s) => {
+    s.on("error", () => {});
+    s.once("data", () => {
+      s.write("HTTP/1.0 200 OK\r\nContent-Type: application/octet-stream\r\n\r\n");
+      s.end(body);
+    });
+  });
+  await new Promise<void>((r) => raw.listen(0, "127.0.0.1", r));
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "ramroot-http10-"));
+  try {
+    for (let round = 0; round < 3; round++) {
+      const handle = await fs.promises.open(path.join(dir, `out-${round}`), "w+");
+      // A slow disk: every write waits, so the body is paused when the server closes.
+      const slow = new Proxy(handle, {
+        get: (target, prop, receiver) =>
+          prop === "write"
+            ? async (...args: Parameters<typeof handle.write>) => {
+                await new Promise((r) => setTimeout(r, 5));
+                return target.write(...args);
+              }
+            : Reflect.get(target, prop, receiver),
+      });
+      try {
+        const url = `http://127.0.0.1:${(raw.address() as AddressInfo).port}/x`;
+        expect(await httpGetToFile(url, slow, { attempts: 1 })).toBe(body.length);
+      } finally {
+        await handle.close();
+      }
+    }
+  } finally {
+    raw.close();
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
 });
