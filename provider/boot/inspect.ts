@@ -7,7 +7,7 @@ import { readBootOnce } from "./once";
 import { readJournal, type JournalEntry } from "./journal";
 import { readLease, staleReason, type LeaseRecord } from "./lease";
 import { defaultSlotOf, readSlot, type SlotState } from "./slot";
-import { readSyslinuxConfig, type SyslinuxConfigSpec } from "./syslinux-config";
+import { assertBootPartition, readSyslinuxConfig, type SyslinuxConfigSpec } from "./syslinux-config";
 import { withTarget, type TargetSpec } from "./target";
 import { parseHealthReport, type HealthReport } from "./health-report";
 import { observeMachine, type Observation } from "./machine-observe";
@@ -34,9 +34,11 @@ export interface TargetState {
 export async function inspectTarget(
   spec: TargetSpec,
   slots: string[],
-  opts: { machine?: boolean } = {},
+  opts: { machine?: boolean; requireBootPartition?: boolean } = {},
 ): Promise<TargetState> {
   return withTarget(spec, async (target) => {
+    // A deploy stops here when a mounted-directory or ssh path is no boot partition.
+    if (opts.requireBootPartition) await assertBootPartition(target);
     const lease = await readLease(target);
     const config = await readSyslinuxConfig(target);
     const states: Record<string, SlotState | undefined> = {};

@@ -5,6 +5,8 @@ import { execa } from "execa";
 import { renameDurably, replaceFile, syncDirectory } from "../atomic-file";
 import { isMissing, sha256File, sha256Hex } from "../file-hash";
 import type { BootTarget } from "./boot-target";
+import type { PartitionVolume } from "./fat-volume-id";
+import { deviceStartScript, parseDeviceStart, probeVolume } from "./volume-probe";
 import type { TargetSpec } from "./target-spec";
 import { targetRelPath } from "./target-path";
 
@@ -140,6 +142,28 @@ export class LocalTarget implements BootTarget {
       throw new Error(
         `${this.describe()}: extlinux ${args.join(" ")} failed: ${String(result.stderr || result.message).trim()}`,
       );
+  }
+
+  /** The mount holding the directory and its device's first sector, read as on an ssh target's machine. */
+  async bootVolume(): Promise<PartitionVolume | undefined> {
+    return probeVolume(
+      {
+        mountInfo: async (dir) => {
+          const realDir = await fs.promises.realpath(dir).catch(() => undefined);
+          if (realDir === undefined) return undefined;
+          return { realDir, mountInfo: await fs.promises.readFile("/proc/self/mountinfo", "utf8") };
+        },
+        deviceStart: async (majorMinor) => {
+          const result = await execa("sh", ["-c", deviceStartScript(majorMinor)], {
+            encoding: "buffer",
+            reject: false,
+            stdin: "ignore",
+          });
+          return parseDeviceStart(result.exitCode ?? 1, Buffer.from(result.stdout));
+        },
+      },
+      this.root,
+    );
   }
 
   /** A mounted directory says nothing about which machine boots from it. */

@@ -1,6 +1,8 @@
 import * as fs from "node:fs";
 import { z } from "zod";
 import { withLease, type Lease } from "../boot/lease";
+import type { PartitionVolume } from "../boot/fat-volume-id";
+import { assertBootPartition } from "../boot/syslinux-config";
 import { targetSpecSchema, withTarget, type BootTarget } from "../boot/target";
 import { readSlot, slotRefusal, writeSlot, SLOT_FILES, type SlotFileRole, type SlotState } from "../boot/slot";
 import { imageIdOf } from "../image/build";
@@ -8,7 +10,7 @@ import { sha256File } from "../file-hash";
 import { checkInputs } from "./check-inputs";
 import { noteWritten, wasWrittenThisRun, wipeOnDeleteSchema } from "./delete-policy";
 import { formatTargetId, parseTargetId } from "./target-id";
-import { diffTarget } from "./target-diff";
+import { diffTarget, partitionVolumeSchema } from "./target-diff";
 import type { OperationContext, ResourceHandler } from "./resource-handler";
 
 import { BOOT_SLOT_TOKEN } from "./tokens";
@@ -42,6 +44,7 @@ export const bootSlotOutputsSchema = z.object({
   written: z.string().optional().describe("when the slot was written (its manifest)"),
   consistent: z.boolean().describe("every file re-hashed and matching the manifest"),
   onDelete: z.string().describe("what deleting this resource will do to the slot's files"),
+  volume: partitionVolumeSchema,
 });
 
 export type BootSlotInputs = z.output<typeof bootSlotInputsSchema>;
@@ -63,7 +66,7 @@ function onDelete(inputs: BootSlotInputs): string {
     : `keeps slot ${inputs.slot} and its files on the partition (set wipeOnDelete: true and run up to remove them on delete)`;
 }
 
-function outputsFrom(inputs: BootSlotInputs, state: SlotState): BootSlotOutputs {
+function outputsFrom(inputs: BootSlotInputs, state: SlotState, volume: PartitionVolume | undefined): BootSlotOutputs {
   const files: Record<string, string> = {};
   for (const role of Object.keys(SLOT_FILES) as SlotFileRole[]) {
     const f = state.files[role];
@@ -77,6 +80,7 @@ function outputsFrom(inputs: BootSlotInputs, state: SlotState): BootSlotOutputs 
     ...(state.manifest?.when ? { written: state.manifest.when } : {}),
     consistent: state.consistent,
     onDelete: onDelete(inputs),
+    ...(volume ? { volume } : {}),
   };
 }
 
@@ -117,6 +121,7 @@ function inputsFrom(
 async function place(inputs: BootSlotInputs, ctx: OperationContext, keepLease = true): Promise<BootSlotOutputs> {
   if (ctx.preview) return withTarget(inputs.target, (target) => placeUnder(target, inputs, ctx));
   return withTarget(inputs.target, async (target) => {
+    await assertBootPartition(target);
     // A slot that holds the image already is only read: no lease, nothing on the partition
     // changes (a connection-only update writes nothing). The switch checks it again under its lease.
     const current = await readSlot(target, inputs.slot);
@@ -124,7 +129,7 @@ async function place(inputs: BootSlotInputs, ctx: OperationContext, keepLease = 
       ctx.log(
         `slot ${inputs.slot} on ${target.describe()} already holds image ${inputs.imageId.slice(0, 12)}: nothing to copy`,
       );
-      return outputsFrom(inputs, current!);
+      return outputsFrom(inputs, current!, await target.bootVolume());
     }
     // A write: the lease is taken before the check that decides it and kept for this deploy's
     // switch of DEFAULT (SyslinuxConfig releases it), so no other deploy can switch or write in between.
@@ -146,16 +151,19 @@ async function placeUnder(
   ctx: OperationContext,
   lease?: Lease,
 ): Promise<BootSlotOutputs> {
+  // A preview reads the target here first: a place that is no boot partition stops it.
+  if (ctx.preview) await assertBootPartition(target);
+  const volume = await target.bootVolume();
   const current = await readSlot(target, inputs.slot);
   if (holds(current, inputs)) {
     ctx.log(
       `slot ${inputs.slot} on ${target.describe()} already holds image ${inputs.imageId.slice(0, 12)}: nothing to copy`,
     );
-    return outputsFrom(inputs, current!);
+    return outputsFrom(inputs, current!, volume);
   }
   const refusal = await slotRefusal(target, inputs.slot);
   if (refusal) throw new Error(`slot: ${target.describe()}: refusing to write: ${refusal}`);
-  if (ctx.preview) return { ...inputs, consistent: true, onDelete: onDelete(inputs) };
+  if (ctx.preview) return { ...inputs, consistent: true, onDelete: onDelete(inputs), ...(volume ? { volume } : {}) };
   const sources = inputs.sources;
   if (!sources)
     throw new Error(
@@ -198,7 +206,7 @@ async function placeUnder(
     throw new Error(
       `slot ${inputs.slot}: after the copy the slot does not hold image ${inputs.imageId.slice(0, 12)} (hash mismatch)`,
     );
-  return outputsFrom(inputs, state);
+  return outputsFrom(inputs, state, volume);
 }
 
 /**
@@ -289,7 +297,7 @@ export const bootSlotHandler: ResourceHandler<BootSlotInputs, BootSlotOutputs> =
   },
 
   async diff(_id, olds, news, ctx) {
-    const target = diffTarget(olds.target, news.target);
+    const target = await diffTarget(olds.target, olds.volume, news.target);
     const changes: Record<string, "add" | "delete" | "update"> = { ...target.changes };
     if (olds.slot !== news.slot) changes["slot"] = "update";
     // What the slot holds is what counts; where the local copies sit does not.
@@ -326,7 +334,7 @@ export const bootSlotHandler: ResourceHandler<BootSlotInputs, BootSlotOutputs> =
       const state = await readSlot(target, slot);
       if (!state) return undefined;
       const inputs = inputsFrom(spec, slot, state, known ? olds : undefined);
-      return { outs: outputsFrom(inputs, state), inputs };
+      return { outs: outputsFrom(inputs, state, await target.bootVolume()), inputs };
     });
   },
 

@@ -1,7 +1,10 @@
 import { z } from "zod";
 import { targetSpecSchema, withTarget, type BootTarget, type TargetSpec } from "../boot/target";
+import type { PartitionVolume } from "../boot/fat-volume-id";
 import {
+  assertBootPartition,
   findSyslinuxConfigPath,
+  NotBootPartitionError,
   normalizeSyslinuxConfig,
   readSyslinuxConfig,
   renderSyslinuxConfig,
@@ -20,7 +23,7 @@ import { checkInputs } from "./check-inputs";
 import { noteWritten, wasWrittenThisRun, wipeOnDeleteSchema } from "./delete-policy";
 import { diffProperties } from "./property-diff";
 import { formatTargetId, parseTargetId } from "./target-id";
-import { diffTarget } from "./target-diff";
+import { diffTarget, partitionVolumeSchema } from "./target-diff";
 import type { CheckOutcome, OperationContext, ResourceHandler } from "./resource-handler";
 
 import { SYSLINUX_CONFIG_TOKEN } from "./tokens";
@@ -54,6 +57,8 @@ export interface SyslinuxConfigOutputs extends SyslinuxConfigInputs {
   sha256: string;
   /** the DEFAULT label the file names (refresh re-reads it) */
   activeDefault: string;
+  /** the FAT volume the target is on: the partition's identity (target-identity.ts) */
+  volume?: PartitionVolume;
 }
 
 const deploySchema = z
@@ -113,6 +118,7 @@ export const syslinuxConfigOutputsSchema = z.object({
   sha256: z.string().describe("sha256 of the file as it is on the target"),
   activeDefault: z.string().describe("the DEFAULT label the file names"),
   onDelete: z.string().describe("what deleting this resource will do to the file"),
+  volume: partitionVolumeSchema,
 });
 
 function checkSyslinuxConfigInputs(news: unknown): CheckOutcome<SyslinuxConfigInputs> {
@@ -142,7 +148,7 @@ function specOf(inputs: SyslinuxConfigInputs): SyslinuxConfigSpec {
 }
 
 function inputsOf(outs: SyslinuxConfigOutputs): SyslinuxConfigInputs {
-  const { path: _p, sha256: _s, activeDefault: _d, onDelete: _o, ...inputs } = outs;
+  const { path: _p, sha256: _s, activeDefault: _d, onDelete: _o, volume: _v, ...inputs } = outs;
   return inputs;
 }
 
@@ -155,14 +161,22 @@ function onDelete(inputs: SyslinuxConfigInputs): string {
 async function write(inputs: SyslinuxConfigInputs, ctx: OperationContext): Promise<SyslinuxConfigOutputs> {
   const rendered = renderSyslinuxConfig(specOf(inputs));
   if (ctx.preview) {
-    // A preview only reads: where the file will go, when the target can be looked at already.
-    const path = await withTarget(inputs.target, (target) => findSyslinuxConfigPath(target)).catch(() => "");
+    // A preview only reads: where the file will go, when the target can be looked at already;
+    // a place that is no boot partition stops it.
+    const seen = await withTarget(inputs.target, async (target) => {
+      await assertBootPartition(target);
+      return { path: await findSyslinuxConfigPath(target), volume: await target.bootVolume() };
+    }).catch((err: Error) => {
+      if (err instanceof NotBootPartitionError) throw err;
+      return { path: "", volume: undefined };
+    });
     return {
       ...inputs,
-      path,
+      path: seen.path,
       sha256: sha256Hex(rendered),
       activeDefault: inputs.defaultLabel,
       onDelete: onDelete(inputs),
+      ...(seen.volume ? { volume: seen.volume } : {}),
     };
   }
   const leaseOptions = {
@@ -173,7 +187,10 @@ async function write(inputs: SyslinuxConfigInputs, ctx: OperationContext): Promi
   // lease is held over a connection of its own for the whole trial.
   if (inputs.strategy === "trial" && inputs.trial) {
     const trial = inputs.trial;
-    const before = await withTarget(inputs.target, (target) => currentDefault(target));
+    const before = await withTarget(inputs.target, async (target) => {
+      await assertBootPartition(target);
+      return currentDefault(target);
+    });
     if (before === undefined || before.label.toLowerCase() !== inputs.defaultLabel.toLowerCase()) {
       return withTarget(inputs.target, (leaseTarget) =>
         withLease(leaseTarget, { ...leaseOptions, ttlSeconds: trial.timeoutSeconds + 300 }, async () => {
@@ -197,6 +214,7 @@ async function write(inputs: SyslinuxConfigInputs, ctx: OperationContext): Promi
   // took, when there was one): what DEFAULT boots, the checks, the write compared and swapped
   // against what was read, the journal. The lease is released after this last write.
   return withTarget(inputs.target, async (target) => {
+    await assertBootPartition(target);
     // A file that already says exactly this is only read: no lease, nothing on the partition
     // changes (a connection-only update writes nothing). A lease a slot write of this deploy
     // kept for the switch is let go.
@@ -204,12 +222,14 @@ async function write(inputs: SyslinuxConfigInputs, ctx: OperationContext): Promi
     if (current && current.text === rendered) {
       await heldLease(target)?.release(target);
       ctx.log(`${current.path} on ${target.describe()} already holds this config: nothing to write`);
+      const volume = await target.bootVolume();
       return {
         ...inputs,
         path: current.path,
         sha256: sha256Hex(current.text),
         activeDefault: current.spec.defaultLabel,
         onDelete: onDelete(inputs),
+        ...(volume ? { volume } : {}),
       };
     }
     return withLease(target, leaseOptions, async (lease) => {
@@ -256,12 +276,14 @@ async function recordWrite(
       inputs.rollbackTo,
     );
   }
+  const volume = await target.bootVolume();
   return {
     ...inputs,
     path: written.path,
     sha256: written.sha256,
     activeDefault: inputs.defaultLabel,
     onDelete: onDelete(inputs),
+    ...(volume ? { volume } : {}),
   };
 }
 
@@ -289,7 +311,7 @@ export const syslinuxConfigHandler: ResourceHandler<SyslinuxConfigInputs, Syslin
   async diff(_id, olds, news) {
     const { target: oldTarget, ...oldRest } = inputsOf(olds);
     const { target: newTarget, ...newRest } = news;
-    const target = diffTarget(oldTarget, newTarget);
+    const target = await diffTarget(oldTarget, olds.volume, newTarget);
     // Field by field: refresh re-reads the file, so a hand edit shows as the field it changed.
     const changes = { ...target.changes, ...diffProperties(oldRest, newRest) };
     return { changes, replaces: target.replace ? ["target"] : [] };
@@ -311,6 +333,7 @@ export const syslinuxConfigHandler: ResourceHandler<SyslinuxConfigInputs, Syslin
         return undefined;
       }
       const inputs = inputsFromFile(found.spec, known ? olds : { target: spec, strategy: "switch" });
+      const volume = await target.bootVolume();
       return {
         inputs,
         outs: {
@@ -319,6 +342,7 @@ export const syslinuxConfigHandler: ResourceHandler<SyslinuxConfigInputs, Syslin
           sha256: sha256Hex(found.text),
           activeDefault: found.spec.defaultLabel,
           onDelete: onDelete(inputs),
+          ...(volume ? { volume } : {}),
         },
       };
     });
