@@ -5,6 +5,7 @@ import { buildImageRepo, type ImageRepo } from "../fixtures/image-repo";
 import { sshTarget, startSshd, type TestSshd } from "../boot/sshd";
 import { engineStack, type EngineStack } from "./pulumi-harness";
 import { expectNoKey, exportAsUser, stateText } from "./ssh-stack";
+import { bootPartitionDir } from "../fixtures/boot-partition-dir";
 
 // The stack's program over ssh. The issue's scenario: the stack's program (index.ts's machineProgram, the AbSystem component the
 // provider constructs) deploying over ssh with the key and a kernel command line token set as
@@ -24,8 +25,7 @@ beforeAll(async () => {
   process.env.RAMROOT_IMAGE_CACHE = path.join(env.dir, "images");
   repo = await buildImageRepo(path.join(env.dir, "repo"));
   sshd = await startSshd();
-  root = path.join(env.dir, "boot");
-  fs.mkdirSync(root);
+  root = await bootPartitionDir(path.join(env.dir, "boot"));
 });
 afterAll(async () => {
   await sshd?.stop();
@@ -77,8 +77,7 @@ test("an ssh up with a secret key and a secret append: no state file and no expo
 test("wipeOnDelete set on the machine program reaches the slots and the config: destroy removes them", async () => {
   const wiped = await engineStack("machine-wipe", machineProgram);
   try {
-    const dir = path.join(wiped.dir, "boot");
-    fs.mkdirSync(dir);
+    const dir = await bootPartitionDir(path.join(wiped.dir, "boot"));
     await wiped.stack.setAllConfig({
       "ramroot:target": {
         value: JSON.stringify(sshTarget(sshd, dir)),
