@@ -198,6 +198,11 @@ export async function createDisk(input: DiskCreateOptions): Promise<DiskCreateRe
   const label = opts.label ?? "RAMROOT";
   const device = blockDeviceAt(output);
   if (device) return createOnDevice(opts, device, volumeId, label);
+  // A mistyped device name would otherwise become a file of --size MiB in /dev (in RAM).
+  if (output.startsWith("/dev/"))
+    throw new Error(
+      `output: ${output} is not a block device${fs.existsSync(output) ? "" : " (there is no such device)"}; expected a disk or partition (\`lsblk\` lists them), or an image file outside /dev`,
+    );
   if (opts.sizeMiB === undefined)
     throw new Error(`sizeMiB: got nothing; expected the size of the image file ${output} in MiB (--size)`);
   if (!opts.force && fs.existsSync(output)) {

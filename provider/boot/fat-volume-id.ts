@@ -60,8 +60,3 @@ export function fatVolumeIdFromProbe(uuid: string, label: string | undefined): F
   if (!match) return undefined;
   return { serial: `${match[1]!.toUpperCase()}-${match[2]!.toUpperCase()}`, label: normalLabel(label ?? "") };
 }
-
-/** "FAT 5241-4D52 RAMROOT" (and the directory inside it): how messages name a partition. */
-export function describeVolume(v: PartitionVolume): string {
-  return `FAT ${v.serial}${v.label !== "" ? ` "${v.label}"` : ""}${v.dir !== "" ? ` /${v.dir}` : ""}`;
-}

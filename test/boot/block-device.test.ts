@@ -244,6 +244,13 @@ test("refusals: a mounted partition, swap, a device too small, and this machine'
     swaps.pop();
   });
 
+  await step("a device name that is no device is refused (no file is made in /dev)", async () => {
+    await expect(ramroot("disk", "create", "--yes", "--size", "8", "/dev/ramroot-no-such-disk")).rejects.toThrow(
+      /output: \/dev\/ramroot-no-such-disk is not a block device \(there is no such device\)/,
+    );
+    expect(fs.existsSync("/dev/ramroot-no-such-disk")).toBe(false);
+  });
+
   await step("a device smaller than a boot disk is refused", async () => {
     const tiny = loopDevice("tiny.img", 4);
     await expect(ramroot("disk", "create", "--yes", tiny)).rejects.toThrow(
