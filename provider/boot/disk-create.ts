@@ -117,34 +117,32 @@ async function run(cmd: string, args: string[]): Promise<void> {
 /** How a FAT is laid onto `where` (an image file being made, or a block device). */
 interface Layout {
   where: string;
-  /** first sector of the FAT */
-  start: number;
-  /** sectors the FAT spans */
-  fatSectors: number;
-  /** write syslinux's mbr.bin and a partition table in sector 0 */
-  mbr: boolean;
-  volumeId: number;
-  label: string;
-  fatBits?: 12 | 16 | 32;
-  slots: string[];
+  layout: "mbr" | "superfloppy";
+  /** sectors of `where` the disk spans */
+  totalSectors: number;
   /** mkfs.fat -I: the target is a whole disk (not a partition) and that is meant */
   wholeDevice: boolean;
+  volumeId: number;
+  label: string;
+  opts: Pick<DiskCreateOptions, "fatBits" | "slots">;
 }
 
 /** mkfs.fat, syslinux, the MBR, the slot directories: the same steps for a new image file and for a device. */
 async function layFat(l: Layout): Promise<12 | 16 | 32> {
+  const start = l.layout === "mbr" ? PARTITION_START_SECTOR : 0;
+  const fatSectors = l.totalSectors - start;
   const mkfs = ["--invariant", "-i", l.volumeId.toString(16).padStart(8, "0"), "-n", l.label];
   if (l.wholeDevice) mkfs.push("-I");
-  if (l.fatBits !== undefined) mkfs.push("-F", String(l.fatBits));
-  if (l.start > 0) mkfs.push(`--offset=${l.start}`, "-h", String(l.start));
+  if (l.opts.fatBits !== undefined) mkfs.push("-F", String(l.opts.fatBits));
+  if (start > 0) mkfs.push(`--offset=${start}`, "-h", String(start));
   // mkfs.fat's block count is in KiB.
-  await run("mkfs.fat", [...mkfs, l.where, String(Math.floor(l.fatSectors / 2))]);
-  await run("syslinux", ["--install", ...(l.start > 0 ? ["--offset", String(l.start * 512)] : []), l.where]);
+  await run("mkfs.fat", [...mkfs, l.where, String(Math.floor(fatSectors / 2))]);
+  await run("syslinux", ["--install", ...(start > 0 ? ["--offset", String(start * 512)] : []), l.where]);
   let fatBits: 12 | 16 | 32;
   const fh = await fs.promises.open(l.where, "r+");
   try {
-    fatBits = (await readFatVolume(fh, l.start * 512)).bits;
-    if (l.mbr) {
+    fatBits = (await readFatVolume(fh, start * 512)).bits;
+    if (l.layout === "mbr") {
       const sector0 = Buffer.alloc(512);
       let bootCode: Buffer;
       try {
@@ -155,8 +153,8 @@ async function layFat(l: Layout): Promise<12 | 16 | 32> {
       writeMbr(sector0, bootCode, l.volumeId, {
         active: true,
         type: PARTITION_TYPE[fatBits],
-        start: l.start,
-        sectors: l.fatSectors,
+        start,
+        sectors: fatSectors,
       });
       await fh.write(sector0, 0, 512, 0);
     }
@@ -164,8 +162,8 @@ async function layFat(l: Layout): Promise<12 | 16 | 32> {
   } finally {
     await fh.close();
   }
-  for (const slot of l.slots) {
-    const made = await mtools("mmd", l.where, l.start * 512, [`::/${slot}`]);
+  for (const slot of l.opts.slots) {
+    const made = await mtools("mmd", l.where, start * 512, [`::/${slot}`]);
     if (made.exitCode !== 0) throw new Error(`creating slot directory ${slot} failed: ${made.stderr.trim()}`);
   }
   const synced = await fs.promises.open(l.where, "r+");
@@ -219,17 +217,7 @@ export async function createDisk(input: DiskCreateOptions): Promise<DiskCreateRe
     const fh = await fs.promises.open(temp, "wx", 0o644);
     await fh.truncate(totalSectors * 512);
     await fh.close();
-    fatBits = await layFat({
-      where: temp,
-      start,
-      fatSectors: totalSectors - start,
-      mbr: layout === "mbr",
-      volumeId,
-      label,
-      ...(opts.fatBits !== undefined ? { fatBits: opts.fatBits } : {}),
-      slots: opts.slots,
-      wholeDevice: false,
-    });
+    fatBits = await layFat({ where: temp, layout, totalSectors, wholeDevice: false, volumeId, label, opts });
     await renameDurably(temp, output);
   } catch (err) {
     await fs.promises.rm(temp, { force: true });
@@ -292,14 +280,12 @@ async function createOnDevice(
   await run("wipefs", ["--all", "--quiet", device.path]);
   const fatBits = await layFat({
     where: device.path,
-    start,
-    fatSectors: totalSectors - start,
-    mbr: layout === "mbr",
+    layout,
+    totalSectors,
+    wholeDevice: !device.partition,
     volumeId,
     label,
-    ...(opts.fatBits !== undefined ? { fatBits: opts.fatBits } : {}),
-    slots: opts.slots,
-    wholeDevice: !device.partition,
+    opts,
   });
   const notes: string[] = [];
   if (!device.partition) {

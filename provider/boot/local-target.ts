@@ -6,7 +6,7 @@ import { renameDurably, replaceFile, syncDirectory } from "../atomic-file";
 import { isMissing, sha256File, sha256Hex } from "../file-hash";
 import type { BootTarget } from "./boot-target";
 import type { PartitionVolume } from "./fat-volume-id";
-import { deviceStartScript, parseDeviceStart, probeVolume } from "./volume-probe";
+import { parseVolumeProbe, volumeProbeScript } from "./volume-probe";
 import type { TargetSpec } from "./target-spec";
 import { targetRelPath } from "./target-path";
 
@@ -144,26 +144,14 @@ export class LocalTarget implements BootTarget {
       );
   }
 
-  /** The mount holding the directory and its device's first sector, read as on an ssh target's machine. */
+  /** The mount holding the directory and its device's first sector, by the script an ssh target runs on its machine. */
   async bootVolume(): Promise<PartitionVolume | undefined> {
-    return probeVolume(
-      {
-        mountInfo: async (dir) => {
-          const realDir = await fs.promises.realpath(dir).catch(() => undefined);
-          if (realDir === undefined) return undefined;
-          return { realDir, mountInfo: await fs.promises.readFile("/proc/self/mountinfo", "utf8") };
-        },
-        deviceStart: async (majorMinor) => {
-          const result = await execa("sh", ["-c", deviceStartScript(majorMinor)], {
-            encoding: "buffer",
-            reject: false,
-            stdin: "ignore",
-          });
-          return parseDeviceStart(result.exitCode ?? 1, Buffer.from(result.stdout));
-        },
-      },
-      this.root,
-    );
+    const result = await execa("sh", ["-c", volumeProbeScript(this.root)], {
+      encoding: "buffer",
+      reject: false,
+      stdin: "ignore",
+    });
+    return parseVolumeProbe(result.exitCode ?? 1, Buffer.from(result.stdout));
   }
 
   /** A mounted directory says nothing about which machine boots from it. */

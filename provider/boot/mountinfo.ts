@@ -1,8 +1,8 @@
 /**
  * /proc/self/mountinfo, read the way the kernel writes it (Documentation/filesystems/proc.rst):
  * which filesystem (device number, type, source) is mounted where, and which directory of it
- * (`root`, for bind mounts). Used here and on an ssh target's machine (the same text), to find
- * the device behind a boot directory, and by the block-device checks to see what is mounted.
+ * (`root`, for bind mounts). The block-device checks read what is mounted from it, and which
+ * disk holds this system's `/` and `/boot`.
  */
 import * as path from "node:path";
 
@@ -59,6 +59,3 @@ export function mountHolding(
   const inFs = path.posix.join(best.root, below);
   return { mount: best, dir: inFs.replace(/^\/+|\/+$/g, "") };
 }
-
-/** Filesystem types whose boot sector is a FAT boot sector. */
-export const FAT_FS_TYPES = new Set(["vfat", "msdos", "fat"]);

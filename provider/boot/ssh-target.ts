@@ -8,7 +8,7 @@ import { tempNameFor } from "../atomic-file";
 import { onProcessExit, processAlive } from "../exit-cleanup";
 import type { BootTarget, CommandResult, MachineShell } from "./boot-target";
 import type { PartitionVolume } from "./fat-volume-id";
-import { deviceStartScript, parseDeviceStart, probeVolume } from "./volume-probe";
+import { parseVolumeProbe, volumeProbeScript } from "./volume-probe";
 import type { TargetSpec } from "./target-spec";
 import { shellQuote } from "./shell-quote";
 import { targetRelPath } from "./target-path";
@@ -357,26 +357,10 @@ export class SshTarget implements BootTarget {
       );
   }
 
-  /** The mount holding the boot directory on the machine and its device's first sector (volume-probe.ts). */
+  /** The mount holding the boot directory on the machine and its device's first sector: one remote command (volume-probe.ts). */
   async bootVolume(): Promise<PartitionVolume | undefined> {
-    return probeVolume(
-      {
-        mountInfo: async (dir) => {
-          const result = await this.runRemote(
-            `d=$(cd -- ${shellQuote(dir)} 2>/dev/null && pwd -P) || exit ${MISSING}; printf '%s\n' "$d"; cat /proc/self/mountinfo`,
-          );
-          if (result.exitCode !== 0) return undefined;
-          const text = result.stdout.toString("utf8");
-          const newline = text.indexOf("\n");
-          return { realDir: text.slice(0, newline), mountInfo: text.slice(newline + 1) };
-        },
-        deviceStart: async (majorMinor) => {
-          const result = await this.runRemote(deviceStartScript(majorMinor));
-          return parseDeviceStart(result.exitCode, result.stdout);
-        },
-      },
-      this.remotePath(""),
-    );
+    const result = await this.runRemote(volumeProbeScript(this.remotePath("")));
+    return parseVolumeProbe(result.exitCode, result.stdout);
   }
 
   async runningCmdline(): Promise<string | undefined> {

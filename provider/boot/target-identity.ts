@@ -91,16 +91,19 @@ export async function readTargetVolume(spec: TargetSpec): Promise<PartitionVolum
 
 /**
  * Whether `news` names the partition a resource's state names (`old.target`, and `old.volume`
- * when the state recorded one): the same place, or the same FAT volume wherever it is reached
- * now. A state without a volume (written before they were recorded) is looked at where it was:
- * when that place still shows a volume, it counts. When either volume cannot be read, only the
+ * as the state recorded it, null for "on no FAT"): the same place, or the same FAT volume
+ * wherever it is reached now. A state without a volume (written before they were recorded) is
+ * looked at where it was: when that place still shows a volume, it counts. When either volume cannot be read, only the
  * same place is the same partition.
  */
 export async function samePartition(
-  old: { target: TargetSpec; volume?: PartitionVolume | undefined },
+  old: { target: TargetSpec; volume?: PartitionVolume | null | undefined },
   news: TargetSpec,
 ): Promise<boolean> {
   if (sameTarget(old.target, news)) return true;
-  const [before, after] = await Promise.all([old.volume ?? readTargetVolume(old.target), readTargetVolume(news)]);
+  const [before, after] = await Promise.all([
+    old.volume === undefined ? readTargetVolume(old.target) : (old.volume ?? undefined),
+    readTargetVolume(news),
+  ]);
   return before !== undefined && after !== undefined && volumeIdentity(before) === volumeIdentity(after);
 }

@@ -1,25 +1,51 @@
 /**
- * Which FAT volume a mounted boot directory is on, found the same way on this machine (a
- * `local` target) and on the machine at the other end of an `ssh` target: the directory's real
- * path, the mount holding it (/proc/self/mountinfo), the device of that mount
- * (/sys/dev/block/<major:minor>), and that device's first sector, parsed by `fatVolumeIdOf`.
+ * Which FAT volume a mounted boot directory is on, found by one POSIX shell script that runs the
+ * same on this machine (a `local` target) and on the machine at the other end of an `ssh`
+ * target (one remote command): the directory's real path, the mount holding it (the longest
+ * mount point above it in /proc/self/mountinfo, the one on top), that mount's device
+ * (/sys/dev/block/<major:minor>) and the device's first sector, which `fatVolumeIdOf` parses.
  * Where the device cannot be read (not root), udev's /dev/disk/by-uuid and by-label links give
  * the same serial and label. A directory on a filesystem that is not FAT has no volume: its
  * identity is then its location (target-identity.ts).
  */
+import * as path from "node:path";
 import { fatVolumeIdFromProbe, fatVolumeIdOf, type FatVolumeId, type PartitionVolume } from "./fat-volume-id";
-import { FAT_FS_TYPES, mountHolding, parseMountInfo } from "./mountinfo";
+import { shellQuote } from "./shell-quote";
 
-/** What a transport can tell about the machine the directory is on. */
-export interface VolumeProbeHost {
-  /** The directory's real path and the text of /proc/self/mountinfo; undefined when the directory does not exist. */
-  mountInfo(dir: string): Promise<{ realDir: string; mountInfo: string } | undefined>;
-  /**
-   * The first 512 bytes of the block device numbered `majorMinor`, or where it cannot be read,
-   * the names of the /dev/disk/by-uuid and by-label links that point at it; undefined when there
-   * is no such device.
-   */
-  deviceStart(majorMinor: string): Promise<{ sector: Buffer } | { uuids: string[]; labels: string[] } | undefined>;
+/** Exit code of the script when the directory does not exist. */
+const NO_DIRECTORY = 3;
+
+/**
+ * The script (busybox or coreutils sh). Output: `mount <major:minor> <fstype>`, the mount's root
+ * inside its filesystem, the mount point and the directory's real path, one a line; for a FAT
+ * mount then `device <dev>` and either `sector` followed by the device's first 512 bytes, or
+ * `uuid <name>` / `label <name>` lines from /dev/disk when the device cannot be read.
+ */
+export function volumeProbeScript(dir: string): string {
+  return [
+    "set -f",
+    `d=$(cd -- ${shellQuote(dir)} 2>/dev/null && pwd -P) || exit ${NO_DIRECTORY}`,
+    "best=; mm=; root=; fstype=",
+    "while IFS= read -r line; do",
+    "  set -- $line",
+    // mountinfo escapes a space as \040, which printf's %b reads as the octal \0nnn.
+    '  m=$(printf "%b" "$5")',
+    '  case "$d/" in "${m%/}"/*) ;; *) continue ;; esac',
+    "  [ ${#m} -ge ${#best} ] || continue",
+    '  best=$m; mm=$3; root=$(printf "%b" "$4")',
+    '  shift 6; while [ $# -gt 0 ] && [ "$1" != "-" ]; do shift; done; fstype=${2:-}',
+    "done < /proc/self/mountinfo",
+    `printf 'mount %s %s\\n%s\\n%s\\n%s\\n' "$mm" "$fstype" "$root" "$best" "$d"`,
+    'case "$fstype" in vfat|msdos|fat) ;; *) exit 0 ;; esac',
+    'n=$(readlink -f "/sys/dev/block/$mm") || exit 0',
+    'dev="/dev/${n##*/}"',
+    '[ -b "$dev" ] || exit 0',
+    "printf 'device %s\\n' \"$dev\"",
+    'if head -c 512 -- "$dev" >/dev/null 2>&1; then printf \'sector\\n\'; exec head -c 512 -- "$dev"; fi',
+    "for kind in uuid label; do for l in /dev/disk/by-$kind/*; do",
+    '  [ -e "$l" ] && [ "$(readlink -f "$l")" = "$dev" ] && printf \'%s %s\\n\' "$kind" "${l##*/}"',
+    "done; done; exit 0",
+  ].join("\n");
 }
 
 /** udev escapes bytes of a link name as \xNN (a space in a label is \x20). */
@@ -27,50 +53,33 @@ function udevUnescape(name: string): string {
   return name.replace(/\\x([0-9a-fA-F]{2})/g, (_, hex: string) => String.fromCharCode(Number.parseInt(hex, 16)));
 }
 
-export async function probeVolume(host: VolumeProbeHost, dir: string): Promise<PartitionVolume | undefined> {
-  const info = await host.mountInfo(dir);
-  if (!info) return undefined;
-  const held = mountHolding(parseMountInfo(info.mountInfo), info.realDir);
-  if (!held || !FAT_FS_TYPES.has(held.mount.fsType)) return undefined;
-  const start = await host.deviceStart(held.mount.device);
-  if (!start) return undefined;
-  let id: FatVolumeId | undefined;
-  if ("sector" in start) id = fatVolumeIdOf(start.sector);
-  else if (start.uuids.length === 1)
-    id = fatVolumeIdFromProbe(start.uuids[0]!, start.labels.length === 1 ? udevUnescape(start.labels[0]!) : undefined);
-  return id ? { ...id, dir: held.dir } : undefined;
-}
-
-/**
- * The shell side of `deviceStart` (POSIX sh, busybox or coreutils): the sector on stdout with
- * exit 0; exit 4 and lines "uuid <name>" / "label <name>" when the device cannot be read; exit 3
- * when there is no such device.
- */
-export function deviceStartScript(majorMinor: string): string {
-  if (!/^\d+:\d+$/.test(majorMinor)) throw new Error(`device number: got ${JSON.stringify(majorMinor)}`);
-  return [
-    `n=$(readlink -f /sys/dev/block/${majorMinor}) || exit 3`,
-    `dev="/dev/\${n##*/}"`,
-    `[ -b "$dev" ] || exit 3`,
-    `if head -c 512 -- "$dev" 2>/dev/null; then exit 0; fi`,
-    `for kind in uuid label; do for l in /dev/disk/by-$kind/*; do [ -e "$l" ] || continue;`,
-    `  [ "$(readlink -f "$l")" = "$dev" ] && printf '%s %s\\n' "$kind" "\${l##*/}"; done; done`,
-    "exit 4",
-  ].join("\n");
-}
-
-/** Parses what deviceStartScript printed, by its exit code. */
-export function parseDeviceStart(
-  exitCode: number,
-  stdout: Buffer,
-): { sector: Buffer } | { uuids: string[]; labels: string[] } | undefined {
-  if (exitCode === 0) return stdout.length >= 512 ? { sector: stdout.subarray(0, 512) } : undefined;
-  if (exitCode !== 4) return undefined;
-  const uuids: string[] = [];
-  const labels: string[] = [];
-  for (const line of stdout.toString("utf8").split("\n")) {
-    const m = /^(uuid|label) (.+)$/.exec(line);
-    if (m) (m[1] === "uuid" ? uuids : labels).push(m[2]!);
+/** What `volumeProbeScript` printed, read: the volume and the directory's place in it, or undefined. */
+export function parseVolumeProbe(exitCode: number, stdout: Buffer): PartitionVolume | undefined {
+  if (exitCode !== 0) return undefined;
+  const lines: string[] = [];
+  let at = 0;
+  let sector: Buffer | undefined;
+  while (at < stdout.length) {
+    const end = stdout.indexOf(0x0a, at);
+    const line = stdout.toString("utf8", at, end < 0 ? stdout.length : end);
+    at = end < 0 ? stdout.length : end + 1;
+    if (line === "sector" && lines.length >= 4) {
+      sector = stdout.subarray(at, at + 512);
+      break;
+    }
+    lines.push(line);
   }
-  return { uuids, labels };
+  const [mount, root, mountPoint, realDir] = lines;
+  const fsType = /^mount \S* (\S+)$/.exec(mount ?? "")?.[1];
+  if (fsType === undefined || root === undefined || mountPoint === undefined || realDir === undefined) return undefined;
+  let id: FatVolumeId | undefined;
+  if (sector?.length === 512) id = fatVolumeIdOf(sector);
+  else {
+    const uuids = lines.filter((l) => l.startsWith("uuid ")).map((l) => l.slice(5));
+    const labels = lines.filter((l) => l.startsWith("label ")).map((l) => udevUnescape(l.slice(6)));
+    if (uuids.length === 1) id = fatVolumeIdFromProbe(uuids[0]!, labels.length === 1 ? labels[0] : undefined);
+  }
+  if (!id) return undefined;
+  const below = path.posix.relative(mountPoint, realDir);
+  return { ...id, dir: path.posix.join(root, below).replace(/^\/+|\/+$/g, "") };
 }

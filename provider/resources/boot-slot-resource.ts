@@ -3,6 +3,7 @@ import { z } from "zod";
 import { withLease, type Lease } from "../boot/lease";
 import type { PartitionVolume } from "../boot/fat-volume-id";
 import { assertBootPartition } from "../boot/syslinux-config";
+import { sameTarget } from "../boot/target-identity";
 import { targetSpecSchema, withTarget, type BootTarget } from "../boot/target";
 import { readSlot, slotRefusal, writeSlot, SLOT_FILES, type SlotFileRole, type SlotState } from "../boot/slot";
 import { imageIdOf } from "../image/build";
@@ -66,7 +67,7 @@ function onDelete(inputs: BootSlotInputs): string {
     : `keeps slot ${inputs.slot} and its files on the partition (set wipeOnDelete: true and run up to remove them on delete)`;
 }
 
-function outputsFrom(inputs: BootSlotInputs, state: SlotState, volume: PartitionVolume | undefined): BootSlotOutputs {
+function outputsFrom(inputs: BootSlotInputs, state: SlotState, volume: PartitionVolume | null): BootSlotOutputs {
   const files: Record<string, string> = {};
   for (const role of Object.keys(SLOT_FILES) as SlotFileRole[]) {
     const f = state.files[role];
@@ -80,7 +81,7 @@ function outputsFrom(inputs: BootSlotInputs, state: SlotState, volume: Partition
     ...(state.manifest?.when ? { written: state.manifest.when } : {}),
     consistent: state.consistent,
     onDelete: onDelete(inputs),
-    ...(volume ? { volume } : {}),
+    volume,
   };
 }
 
@@ -118,10 +119,16 @@ function inputsFrom(
  * DEFAULT (SyslinuxConfig releases it); a repair (the image the slot held, rewritten) is
  * followed by no switch, so it gives the lease back.
  */
-async function place(inputs: BootSlotInputs, ctx: OperationContext, keepLease = true): Promise<BootSlotOutputs> {
-  if (ctx.preview) return withTarget(inputs.target, (target) => placeUnder(target, inputs, ctx));
+async function place(
+  inputs: BootSlotInputs,
+  ctx: OperationContext,
+  keepLease = true,
+  known?: PartitionVolume | null,
+): Promise<BootSlotOutputs> {
+  if (ctx.preview) return withTarget(inputs.target, (target) => placeUnder(target, inputs, ctx, undefined, known));
   return withTarget(inputs.target, async (target) => {
     await assertBootPartition(target);
+    const volume = known !== undefined ? known : ((await target.bootVolume()) ?? null);
     // A slot that holds the image already is only read: no lease, nothing on the partition
     // changes (a connection-only update writes nothing). The switch checks it again under its lease.
     const current = await readSlot(target, inputs.slot);
@@ -129,7 +136,7 @@ async function place(inputs: BootSlotInputs, ctx: OperationContext, keepLease = 
       ctx.log(
         `slot ${inputs.slot} on ${target.describe()} already holds image ${inputs.imageId.slice(0, 12)}: nothing to copy`,
       );
-      return outputsFrom(inputs, current!, await target.bootVolume());
+      return outputsFrom(inputs, current!, volume);
     }
     // A write: the lease is taken before the check that decides it and kept for this deploy's
     // switch of DEFAULT (SyslinuxConfig releases it), so no other deploy can switch or write in between.
@@ -140,7 +147,7 @@ async function place(inputs: BootSlotInputs, ctx: OperationContext, keepLease = 
         keep: keepLease,
         log: (m) => ctx.log(m),
       },
-      (lease) => placeUnder(target, inputs, ctx, lease),
+      (lease) => placeUnder(target, inputs, ctx, lease, volume),
     );
   });
 }
@@ -150,10 +157,11 @@ async function placeUnder(
   inputs: BootSlotInputs,
   ctx: OperationContext,
   lease?: Lease,
+  known?: PartitionVolume | null,
 ): Promise<BootSlotOutputs> {
   // A preview reads the target here first: a place that is no boot partition stops it.
   if (ctx.preview) await assertBootPartition(target);
-  const volume = await target.bootVolume();
+  const volume = known !== undefined ? known : ((await target.bootVolume()) ?? null);
   const current = await readSlot(target, inputs.slot);
   if (holds(current, inputs)) {
     ctx.log(
@@ -163,7 +171,7 @@ async function placeUnder(
   }
   const refusal = await slotRefusal(target, inputs.slot);
   if (refusal) throw new Error(`slot: ${target.describe()}: refusing to write: ${refusal}`);
-  if (ctx.preview) return { ...inputs, consistent: true, onDelete: onDelete(inputs), ...(volume ? { volume } : {}) };
+  if (ctx.preview) return { ...inputs, consistent: true, onDelete: onDelete(inputs), volume };
   const sources = inputs.sources;
   if (!sources)
     throw new Error(
@@ -334,12 +342,18 @@ export const bootSlotHandler: ResourceHandler<BootSlotInputs, BootSlotOutputs> =
       const state = await readSlot(target, slot);
       if (!state) return undefined;
       const inputs = inputsFrom(spec, slot, state, known ? olds : undefined);
-      return { outs: outputsFrom(inputs, state, await target.bootVolume()), inputs };
+      return { outs: outputsFrom(inputs, state, (await target.bootVolume()) ?? null), inputs };
     });
   },
 
   async update(_id, olds, news, ctx) {
-    return place(news, ctx, olds.imageId !== news.imageId);
+    // The same place is the same volume as recorded (a refresh re-reads it): no need to look again.
+    return place(
+      news,
+      ctx,
+      olds.imageId !== news.imageId,
+      sameTarget(olds.target, news.target) ? olds.volume : undefined,
+    );
   },
 
   /** Lets go of the slot (its files stay), unless wipeOnDelete asks for a removal. */

@@ -24,6 +24,7 @@ import { noteWritten, wasWrittenThisRun, wipeOnDeleteSchema } from "./delete-pol
 import { diffProperties } from "./property-diff";
 import { formatTargetId, parseTargetId } from "./target-id";
 import { diffTarget, partitionVolumeSchema } from "./target-diff";
+import { sameTarget } from "../boot/target-identity";
 import type { CheckOutcome, OperationContext, ResourceHandler } from "./resource-handler";
 
 import { SYSLINUX_CONFIG_TOKEN } from "./tokens";
@@ -57,8 +58,8 @@ export interface SyslinuxConfigOutputs extends SyslinuxConfigInputs {
   sha256: string;
   /** the DEFAULT label the file names (refresh re-reads it) */
   activeDefault: string;
-  /** the FAT volume the target is on: the partition's identity (target-identity.ts) */
-  volume?: PartitionVolume;
+  /** the FAT volume the target is on: the partition's identity (target-identity.ts); null when on none */
+  volume?: PartitionVolume | null;
 }
 
 const deploySchema = z
@@ -158,14 +159,20 @@ function onDelete(inputs: SyslinuxConfigInputs): string {
     : "keeps the config on the partition, so it keeps booting its DEFAULT (set wipeOnDelete: true and run up to remove it on delete)";
 }
 
-async function write(inputs: SyslinuxConfigInputs, ctx: OperationContext): Promise<SyslinuxConfigOutputs> {
+async function write(
+  inputs: SyslinuxConfigInputs,
+  ctx: OperationContext,
+  known?: PartitionVolume | null,
+): Promise<SyslinuxConfigOutputs> {
   const rendered = renderSyslinuxConfig(specOf(inputs));
+  /** The volume as the state knows it (the same place), else read from the target. */
+  const volumeOf = async (target: BootTarget) => (known !== undefined ? known : ((await target.bootVolume()) ?? null));
   if (ctx.preview) {
     // A preview only reads: where the file will go, when the target can be looked at already;
     // a place that is no boot partition stops it.
     const seen = await withTarget(inputs.target, async (target) => {
       await assertBootPartition(target);
-      return { path: await findSyslinuxConfigPath(target), volume: await target.bootVolume() };
+      return { path: await findSyslinuxConfigPath(target), volume: await volumeOf(target) };
     }).catch((err: Error) => {
       if (err instanceof NotBootPartitionError) throw err;
       return { path: "", volume: undefined };
@@ -176,7 +183,7 @@ async function write(inputs: SyslinuxConfigInputs, ctx: OperationContext): Promi
       sha256: sha256Hex(rendered),
       activeDefault: inputs.defaultLabel,
       onDelete: onDelete(inputs),
-      ...(seen.volume ? { volume: seen.volume } : {}),
+      ...(seen.volume !== undefined ? { volume: seen.volume } : {}),
     };
   }
   const leaseOptions = {
@@ -205,7 +212,9 @@ async function write(inputs: SyslinuxConfigInputs, ctx: OperationContext): Promi
           });
           noteWritten(inputs.target, "syslinux config");
           const written = await trialBoot(inputs.target, specOf(inputs), { ...trial, log: (m) => ctx.log(m) });
-          return withTarget(inputs.target, (target) => recordWrite(target, inputs, before, written, ctx));
+          return withTarget(inputs.target, async (target) =>
+            recordWrite(target, inputs, before, written, ctx, await volumeOf(target)),
+          );
         }),
       );
     }
@@ -222,14 +231,13 @@ async function write(inputs: SyslinuxConfigInputs, ctx: OperationContext): Promi
     if (current && current.text === rendered) {
       await heldLease(target)?.release(target);
       ctx.log(`${current.path} on ${target.describe()} already holds this config: nothing to write`);
-      const volume = await target.bootVolume();
       return {
         ...inputs,
         path: current.path,
         sha256: sha256Hex(current.text),
         activeDefault: current.spec.defaultLabel,
         onDelete: onDelete(inputs),
-        ...(volume ? { volume } : {}),
+        volume: await volumeOf(target),
       };
     }
     return withLease(target, leaseOptions, async (lease) => {
@@ -253,7 +261,7 @@ async function write(inputs: SyslinuxConfigInputs, ctx: OperationContext): Promi
         expectedSha256: found ? sha256Hex(found.text) : null,
         beforeCommit: () => lease.assertHeld(target),
       });
-      return recordWrite(target, inputs, before, written, ctx);
+      return recordWrite(target, inputs, before, written, ctx, await volumeOf(target));
     });
   });
 }
@@ -265,6 +273,7 @@ async function recordWrite(
   before: Awaited<ReturnType<typeof currentDefault>>,
   written: { path: string; sha256: string },
   ctx: OperationContext,
+  volume: PartitionVolume | null,
 ): Promise<SyslinuxConfigOutputs> {
   ctx.log(`wrote ${written.path} on ${target.describe()}: DEFAULT ${inputs.defaultLabel}`);
   const after = await currentDefault(target);
@@ -276,14 +285,13 @@ async function recordWrite(
       inputs.rollbackTo,
     );
   }
-  const volume = await target.bootVolume();
   return {
     ...inputs,
     path: written.path,
     sha256: written.sha256,
     activeDefault: inputs.defaultLabel,
     onDelete: onDelete(inputs),
-    ...(volume ? { volume } : {}),
+    volume,
   };
 }
 
@@ -333,7 +341,6 @@ export const syslinuxConfigHandler: ResourceHandler<SyslinuxConfigInputs, Syslin
         return undefined;
       }
       const inputs = inputsFromFile(found.spec, known ? olds : { target: spec, strategy: "switch" });
-      const volume = await target.bootVolume();
       return {
         inputs,
         outs: {
@@ -342,14 +349,15 @@ export const syslinuxConfigHandler: ResourceHandler<SyslinuxConfigInputs, Syslin
           sha256: sha256Hex(found.text),
           activeDefault: found.spec.defaultLabel,
           onDelete: onDelete(inputs),
-          ...(volume ? { volume } : {}),
+          volume: (await target.bootVolume()) ?? null,
         },
       };
     });
   },
 
-  async update(_id, _olds, news, ctx) {
-    return write(news, ctx);
+  async update(_id, olds, news, ctx) {
+    // The same place is the same volume as recorded (a refresh re-reads it): no need to look again.
+    return write(news, ctx, sameTarget(olds.target, news.target) ? olds.volume : undefined);
   },
 
   /** Lets go of the file (it stays, so the partition keeps booting), unless wipeOnDelete asks for a removal. */

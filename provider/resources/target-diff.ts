@@ -20,19 +20,21 @@ export const partitionVolumeSchema = z
     label: z.string().describe("the FAT volume label"),
     dir: z.string().describe('the target\'s directory inside the volume ("" = its root)'),
   })
+  .nullable()
   .optional()
   .describe(
-    "the FAT volume the target is on (serial and label from its boot sector): the partition's identity, whatever reaches it",
+    "the FAT volume the target is on (serial and label from its boot sector): the partition's identity, whatever reaches it; null when it is on none (a plain directory)",
   );
 
 /**
  * Every changed field by its path (`target.port`), and whether the change moves the resource to
  * another partition (a replacement) or only changes how the same partition is reached or spelled
- * (an in-place update that writes nothing). `oldVolume` is what the state recorded.
+ * (an in-place update that writes nothing). `oldVolume` is what the state recorded: null when the
+ * target showed no volume, undefined when the state is older than volumes.
  */
 export async function diffTarget(
   olds: TargetSpec | undefined,
-  oldVolume: PartitionVolume | undefined,
+  oldVolume: PartitionVolume | null | undefined,
   news: TargetSpec,
 ): Promise<{ changes: Record<string, PropertyChange>; replace: boolean }> {
   const changes = diffProperties(olds, news, "target");

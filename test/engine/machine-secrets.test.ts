@@ -88,7 +88,7 @@ test("wipeOnDelete set on the machine program reaches the slots and the config: 
     });
     const up = await wiped.stack.up();
     expect(up.summary.result).toBe("succeeded");
-    expect(fs.readdirSync(dir).sort()).toEqual(["a", "ramroot", "syslinux.cfg"]);
+    expect(fs.readdirSync(dir).sort()).toEqual(["a", "ldlinux.c32", "ldlinux.sys", "ramroot", "syslinux.cfg"]);
     const state = await wiped.stack.exportStack();
     const onDelete = state.deployment.resources
       .filter((r: { type: string }) => /BootSlot|SyslinuxConfig/.test(r.type))
@@ -101,6 +101,8 @@ test("wipeOnDelete set on the machine program reaches the slots and the config: 
     expect(destroy.stdout).toMatch(/removed slot a on .* \(wipeOnDelete\)/);
     expect(fs.existsSync(path.join(dir, "a"))).toBe(false);
     expect(fs.existsSync(path.join(dir, "syslinux.cfg"))).toBe(false);
+    // syslinux itself is the partition's, not the stack's: it stays.
+    expect(fs.existsSync(path.join(dir, "ldlinux.sys"))).toBe(true);
   } finally {
     await wiped.cleanup();
   }

@@ -1,11 +1,12 @@
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
-import { execFileSync } from "node:child_process";
+import { execFileSync, spawnSync } from "node:child_process";
 import { createDisk } from "../../../provider/boot/disk-create";
 import { fatVolumeIdFromProbe, fatVolumeIdOf } from "../../../provider/boot/fat-volume-id";
 import { mountHolding, parseMountInfo } from "../../../provider/boot/mountinfo";
 import { openTarget } from "../../../provider/boot/target";
+import { parseVolumeProbe, volumeProbeScript } from "../../../provider/boot/volume-probe";
 
 // The FAT volume serial and label, read from the boot sector, against what blkid (util-linux)
 // reads from the same bytes: FAT12, FAT16 and FAT32 made by the real mkfs.fat, and the disks
@@ -106,4 +107,43 @@ test("mountinfo: this process's own table finds the mount holding a directory, e
   ]);
   expect(mountHolding(bind, "/mnt/my boot/ramroot")).toEqual({ mount: bind[0], dir: "srv/boot dir/ramroot" });
   expect(mountHolding(bind, "/mnt/my bootx")).toBeUndefined();
+});
+
+test("the volume probe script finds the mount holding a directory as mountinfo.ts does, under dash and busybox sh; a directory on no FAT has no volume", () => {
+  const mounts = parseMountInfo(fs.readFileSync("/proc/self/mountinfo", "utf8"));
+  const sub = path.join(dir, "probe dir", "inner");
+  fs.mkdirSync(sub, { recursive: true });
+  for (const shell of [["sh"], ["/bin/busybox", "sh"]]) {
+    for (const where of ["/", dir, sub]) {
+      const real = fs.realpathSync(where);
+      const out = execFileSync(shell[0]!, [...shell.slice(1), "-c", volumeProbeScript(where)]);
+      const [mount, root, mountPoint, realDir] = out.toString("utf8").split("\n");
+      const held = mountHolding(mounts, real)!;
+      expect({ mount, root, mountPoint, realDir }).toEqual({
+        mount: `mount ${held.mount.device} ${held.mount.fsType}`,
+        root: held.mount.root,
+        mountPoint: held.mount.mountPoint,
+        realDir: real,
+      });
+      expect(parseVolumeProbe(0, out)).toBeUndefined();
+    }
+  }
+  expect(spawnSync("sh", ["-c", volumeProbeScript(path.join(dir, "missing"))]).status).toBe(3);
+});
+
+test("a probe of a FAT mount is read as the serial and label of the sector it carries, or of the /dev/disk links", async () => {
+  const { output } = await createDisk({
+    output: path.join(dir, "probed.img"),
+    sizeMiB: 16,
+    slots: ["a"],
+    layout: "superfloppy",
+    volumeId: 0x1a2b3c4d,
+    label: "PROBED",
+  });
+  const header = "mount 8:17 vfat\n/\n/media/boot\n/media/boot/sub\ndevice /dev/sdb1\n";
+  const sector = Buffer.concat([Buffer.from(`${header}sector\n`), firstSector(output)]);
+  expect(parseVolumeProbe(0, sector)).toEqual({ serial: "1A2B-3C4D", label: "PROBED", dir: "sub" });
+  const links = Buffer.from(`${header}uuid 1A2B-3C4D\nlabel MY\\x20STICK\n`);
+  expect(parseVolumeProbe(0, links)).toEqual({ serial: "1A2B-3C4D", label: "MY STICK", dir: "sub" });
+  expect(parseVolumeProbe(0, Buffer.from(header))).toBeUndefined();
 });
