@@ -2,7 +2,7 @@ import { createHash } from "node:crypto";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
-import { freePort, stopTwin, waitForConsole } from "../../provider/qemu/twin";
+import { freePort, stopTwin } from "../../provider/qemu/twin";
 import { ramroot } from "../fixtures/debian-repo";
 import { buildNasRepo } from "../fixtures/nas-repo";
 import { step } from "../fixtures/scenario-step";
@@ -13,9 +13,10 @@ import {
   knownHostsLines,
   machineSshArgs,
   nasImageConfig,
+  nextBoot,
   onMachine,
   rebootMachine,
-  SSHD_READY,
+  runningRelease,
   startMachine,
   twinStackConfig,
   userKeyFor,
@@ -59,13 +60,7 @@ test("disk image target, boot, then the same stack over ssh: no replacement, no 
   const port = await freePort();
   const serialLog = path.join(work, "serial.log");
   const twin = { disk, data: path.join(work, "data.img"), sshPort: port, serialLog, pidFile };
-  let boots = 0;
-  const booted = async () => {
-    boots++;
-    const log = await waitForConsole(serialLog, SSHD_READY, { count: boots, timeoutMs: 600_000, pidFile });
-    const starts = [...log.matchAll(/Linux version /g)].map((m) => m.index);
-    return log.slice(starts[starts.length - 1] ?? 0);
-  };
+  const booted = nextBoot(serialLog, pidFile);
 
   env = await machineStack("bootstrap");
   const stack = env.stack;
@@ -95,11 +90,7 @@ test("disk image target, boot, then the same stack over ssh: no replacement, no 
     fs.writeFileSync(knownHosts, knownHostsLines(port, hostKeys));
     const sshArgs = machineSshArgs(port, userKey, knownHosts);
     const sh = (script: string) => onMachine(sshArgs, script);
-    const running = async () => ({
-      imageId: (await sh("cat /run/ramroot/image-id")).trim(),
-      slot: /BOOT_IMAGE=\/([ab])\/vmlinuz/.exec(await sh("cat /proc/cmdline"))?.[1],
-      release: (await sh("cat /etc/ramroot/release")).trim(),
-    });
+    const running = () => runningRelease(sh);
     /** The disk's bytes once the machine has flushed what it holds for it. */
     const diskBytes = async () => {
       await sh("sync");
