@@ -2,6 +2,7 @@
  * A boot partition, wherever it is, by what it can do. Code outside the factory (target.ts)
  * uses these capabilities and never asks which kind a target is.
  */
+import type { PartitionVolume } from "./fat-volume-id";
 import type { TargetSpec } from "./target-spec";
 
 /** A command's outcome; a non-zero exit is not an exception. */
@@ -61,6 +62,12 @@ export interface BootTarget {
   writeBootOnce(label: string | undefined, ldlinuxDir: string): Promise<void>;
   /** The kernel command line of the machine running from this partition, when it can be known (ssh: /proc/cmdline). */
   runningCmdline(): Promise<string | undefined>;
+  /**
+   * The FAT volume (serial, label) the target's root is on, and the root's directory inside it,
+   * read from the filesystem's first sector wherever it is (fat-volume-id.ts); undefined when
+   * the root is not on a FAT filesystem (a plain directory standing in for one).
+   */
+  bootVolume(): Promise<PartitionVolume | undefined>;
   /** A shell on the machine that boots from this partition, when there is one (ssh targets). */
   readonly machine?: MachineShell;
   /** Releases what the target holds (scratch files, temp key files, ssh master connections). */

@@ -1,8 +1,17 @@
+import { randomBytes } from "node:crypto";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { execa } from "execa";
 import { z } from "zod";
 import { renameDurably, tempNameFor } from "../atomic-file";
+import {
+  blockDeviceAt,
+  describeBlockDevice,
+  diskAndPartitions,
+  partitionNumbers,
+  whyInUse,
+  type BlockDevice,
+} from "./block-device";
 import { readFatVolume } from "./fat";
 import { sha256File } from "../file-hash";
 import { parseInput } from "../input-error";
@@ -15,14 +24,18 @@ export const SYSLINUX_MBR = "/usr/lib/syslinux/mbr/mbr.bin";
 export const PARTITION_START_SECTOR = 2048;
 
 export interface DiskCreateOptions {
-  /** image file to write (replaced atomically) */
+  /** image file to write (replaced atomically), or a block device (a whole disk or a partition) to write in place */
   output: string;
-  sizeMiB: number;
-  /** "mbr": syslinux mbr.bin + one active FAT partition at 1 MiB; "superfloppy": FAT from sector 0 */
-  layout: "mbr" | "superfloppy";
+  /** an image file's size; on a block device the FAT's size (default: all of it) */
+  sizeMiB?: number;
+  /**
+   * "mbr": syslinux mbr.bin + one active FAT partition at 1 MiB; "superfloppy": FAT from byte 0.
+   * Default "mbr", but a partition device always takes the FAT from its first byte ("superfloppy").
+   */
+  layout?: "mbr" | "superfloppy";
   /** slot directories to create, e.g. ["a", "b"] */
   slots: string[];
-  /** FAT volume id (32 bits); also the MBR disk signature. Default 0x52414d52 ("RAMR"). */
+  /** FAT volume id (32 bits); also the MBR disk signature. Default: a random one, so every disk has its own identity. */
   volumeId?: number;
   /** FAT volume label, up to 11 characters. Default "RAMROOT". */
   label?: string;
@@ -30,6 +43,8 @@ export interface DiskCreateOptions {
   fatBits?: 12 | 16 | 32;
   /** replace an existing file (it may hold deployed slots); default false: an existing file is refused */
   force?: boolean;
+  /** write a block device: it is erased, so only once its model, size and serial were shown (`--yes`) */
+  yes?: boolean;
 }
 
 export interface DiskCreateResult {
@@ -37,17 +52,29 @@ export interface DiskCreateResult {
   /** byte offset of the FAT filesystem */
   fatOffset: number;
   fatBits: 12 | 16 | 32;
-  sha256: string;
+  /** the FAT serial as blkid shows it (the partition's identity, with the label) */
+  volumeId: string;
+  label: string;
+  /** sha256 of an image file (a block device is not read back whole) */
+  sha256?: string;
+  /** the block device written: model, size, serial */
+  device?: string;
+  /** what the user should know afterwards (a partition table the kernel did not re-read, a partition's boot code) */
+  notes?: string[];
 }
 
+/** MBR partition entries count sectors in 32 bits. */
+const MAX_MIB = 2 ** 32 / 2048 - 1;
+
 const optionsSchema = z.strictObject({
-  output: z.string().min(1, "expected an image file path"),
+  output: z.string().min(1, "expected an image file path or a block device"),
   sizeMiB: z
     .number()
     .int("expected whole MiB")
     .min(8, "expected at least 8 MiB")
-    .max(65536, "expected at most 65536 MiB"),
-  layout: z.enum(["mbr", "superfloppy"], 'expected "mbr" or "superfloppy"'),
+    .max(MAX_MIB, `expected at most ${MAX_MIB} MiB (what an MBR partition can hold)`)
+    .optional(),
+  layout: z.enum(["mbr", "superfloppy"], 'expected "mbr" or "superfloppy"').optional(),
   slots: z
     .array(
       z
@@ -66,6 +93,7 @@ const optionsSchema = z.strictObject({
     .optional(),
   fatBits: z.union([z.literal(12), z.literal(16), z.literal(32)], "expected 12, 16 or 32").optional(),
   force: z.boolean().optional(),
+  yes: z.boolean().optional(),
 });
 
 /** Validates untrusted input (CLI flags) for `createDisk`. */
@@ -80,74 +108,202 @@ async function run(cmd: string, args: string[]): Promise<void> {
   if (result.exitCode !== 0) {
     const hint =
       result.code === "ENOENT"
-        ? ` (${cmd} is missing: install ${cmd === "syslinux" ? "syslinux" : cmd.startsWith("mkfs") ? "dosfstools" : cmd})`
+        ? ` (${cmd} is missing: install ${cmd === "syslinux" ? "syslinux" : cmd.startsWith("mkfs") ? "dosfstools" : cmd === "wipefs" ? "util-linux" : cmd})`
         : "";
     throw new Error(`${cmd} ${args.join(" ")} failed${hint}: ${String(result.stderr || result.message).trim()}`);
   }
 }
 
+/** How a FAT is laid onto `where` (an image file being made, or a block device). */
+interface Layout {
+  where: string;
+  layout: "mbr" | "superfloppy";
+  /** sectors of `where` the disk spans */
+  totalSectors: number;
+  /** mkfs.fat -I: the target is a whole disk (not a partition) and that is meant */
+  wholeDevice: boolean;
+  volumeId: number;
+  label: string;
+  opts: Pick<DiskCreateOptions, "fatBits" | "slots">;
+}
+
+/** mkfs.fat, syslinux, the MBR, the slot directories: the same steps for a new image file and for a device. */
+async function layFat(l: Layout): Promise<12 | 16 | 32> {
+  const start = l.layout === "mbr" ? PARTITION_START_SECTOR : 0;
+  const fatSectors = l.totalSectors - start;
+  const mkfs = ["--invariant", "-i", l.volumeId.toString(16).padStart(8, "0"), "-n", l.label];
+  if (l.wholeDevice) mkfs.push("-I");
+  if (l.opts.fatBits !== undefined) mkfs.push("-F", String(l.opts.fatBits));
+  if (start > 0) mkfs.push(`--offset=${start}`, "-h", String(start));
+  // mkfs.fat's block count is in KiB.
+  await run("mkfs.fat", [...mkfs, l.where, String(Math.floor(fatSectors / 2))]);
+  await run("syslinux", ["--install", ...(start > 0 ? ["--offset", String(start * 512)] : []), l.where]);
+  let fatBits: 12 | 16 | 32;
+  const fh = await fs.promises.open(l.where, "r+");
+  try {
+    fatBits = (await readFatVolume(fh, start * 512)).bits;
+    if (l.layout === "mbr") {
+      const sector0 = Buffer.alloc(512);
+      let bootCode: Buffer;
+      try {
+        bootCode = (await fs.promises.readFile(SYSLINUX_MBR)).subarray(0, 440);
+      } catch {
+        throw new Error(`${SYSLINUX_MBR} is missing: install Debian's syslinux-common`);
+      }
+      writeMbr(sector0, bootCode, l.volumeId, {
+        active: true,
+        type: PARTITION_TYPE[fatBits],
+        start,
+        sectors: fatSectors,
+      });
+      await fh.write(sector0, 0, 512, 0);
+    }
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+  for (const slot of l.opts.slots) {
+    const made = await mtools("mmd", l.where, start * 512, [`::/${slot}`]);
+    if (made.exitCode !== 0) throw new Error(`creating slot directory ${slot} failed: ${made.stderr.trim()}`);
+  }
+  const synced = await fs.promises.open(l.where, "r+");
+  try {
+    await synced.sync();
+  } finally {
+    await synced.close();
+  }
+  return fatBits;
+}
+
+function serialOf(volumeId: number): string {
+  const hex = volumeId.toString(16).toUpperCase().padStart(8, "0");
+  return `${hex.slice(0, 4)}-${hex.slice(4)}`;
+}
+
 /**
- * Makes a bootable FAT disk image ready to write to an SD card or USB stick: FAT made with
- * mkfs.fat (pinned volume id, `--invariant`), syslinux installed with the stock FAT installer,
- * for MBR disks syslinux's mbr.bin in sector 0 and one active partition, and an empty
- * directory per slot. Same options, same bytes. Written to a temporary file and renamed; an
- * existing file is replaced only with `force`.
+ * Makes a bootable FAT disk ready for an SD card or USB stick: FAT made with mkfs.fat (the
+ * volume id pinned, `--invariant`), syslinux installed with the stock FAT installer, for MBR
+ * disks syslinux's mbr.bin in sector 0 and one active partition, and an empty directory per
+ * slot. Same options (volumeId included), same bytes. An image file is written to a temporary
+ * file and renamed; an existing file is replaced only with `force`. A block device
+ * (`/dev/sdb`, `/dev/disk/by-id/...`, or a partition `/dev/sdb1`) is written in place, only
+ * with `yes`, and refused while anything uses it (block-device.ts) or when it is too small.
  */
 export async function createDisk(input: DiskCreateOptions): Promise<DiskCreateResult> {
   const opts = parseDiskCreateOptions(input);
   const output = path.resolve(opts.output);
+  const volumeId = opts.volumeId ?? randomBytes(4).readUInt32LE(0);
+  const label = opts.label ?? "RAMROOT";
+  const device = blockDeviceAt(output);
+  if (device) return createOnDevice(opts, device, volumeId, label);
+  // A mistyped device name would otherwise become a file of --size MiB in /dev (in RAM).
+  if (output.startsWith("/dev/"))
+    throw new Error(
+      `output: ${output} is not a block device${fs.existsSync(output) ? "" : " (there is no such device)"}; expected a disk or partition (\`lsblk\` lists them), or an image file outside /dev`,
+    );
+  if (opts.sizeMiB === undefined)
+    throw new Error(`sizeMiB: got nothing; expected the size of the image file ${output} in MiB (--size)`);
   if (!opts.force && fs.existsSync(output)) {
     throw new Error(
       `output: ${output} exists (it may hold deployed slots and their history); expected a new file name, or force (--force) to replace it`,
     );
   }
+  const layout = opts.layout ?? "mbr";
   const temp = tempNameFor(output);
-  const volumeId = opts.volumeId ?? 0x52414d52;
   const totalSectors = opts.sizeMiB * 2048;
-  const start = opts.layout === "mbr" ? PARTITION_START_SECTOR : 0;
-  const fatSectors = totalSectors - start;
-  let fatBits: 12 | 16 | 32 = 16;
+  const start = layout === "mbr" ? PARTITION_START_SECTOR : 0;
+  let fatBits: 12 | 16 | 32;
   try {
     const fh = await fs.promises.open(temp, "wx", 0o644);
     await fh.truncate(totalSectors * 512);
     await fh.close();
-    const mkfs = ["--invariant", "-i", volumeId.toString(16).padStart(8, "0"), "-n", opts.label ?? "RAMROOT"];
-    if (opts.fatBits !== undefined) mkfs.push("-F", String(opts.fatBits));
-    if (start > 0) mkfs.push(`--offset=${start}`, "-h", String(start));
-    // mkfs.fat's block count is in KiB.
-    await run("mkfs.fat", [...mkfs, temp, String(fatSectors / 2)]);
-    await run("syslinux", ["--install", ...(start > 0 ? ["--offset", String(start * 512)] : []), temp]);
-    const fh2 = await fs.promises.open(temp, "r+");
-    try {
-      fatBits = (await readFatVolume(fh2, start * 512)).bits;
-      if (start > 0) {
-        const sector0 = Buffer.alloc(512);
-        let bootCode: Buffer;
-        try {
-          bootCode = (await fs.promises.readFile(SYSLINUX_MBR)).subarray(0, 440);
-        } catch {
-          throw new Error(`${SYSLINUX_MBR} is missing: install Debian's syslinux-common`);
-        }
-        writeMbr(sector0, bootCode, volumeId, {
-          active: true,
-          type: PARTITION_TYPE[fatBits],
-          start,
-          sectors: fatSectors,
-        });
-        await fh2.write(sector0, 0, 512, 0);
-      }
-      await fh2.sync();
-    } finally {
-      await fh2.close();
-    }
-    for (const slot of opts.slots) {
-      const made = await mtools("mmd", temp, start * 512, [`::/${slot}`]);
-      if (made.exitCode !== 0) throw new Error(`creating slot directory ${slot} failed: ${made.stderr.trim()}`);
-    }
+    fatBits = await layFat({ where: temp, layout, totalSectors, wholeDevice: false, volumeId, label, opts });
     await renameDurably(temp, output);
   } catch (err) {
     await fs.promises.rm(temp, { force: true });
     throw err;
   }
-  return { output, fatOffset: start * 512, fatBits, sha256: (await sha256File(output)) as string };
+  return {
+    output,
+    fatOffset: start * 512,
+    fatBits,
+    volumeId: serialOf(volumeId),
+    label,
+    sha256: (await sha256File(output)) as string,
+  };
+}
+
+/**
+ * Has the kernel read the new partition table: BLKRRPART (`blockdev --rereadpt`), and where the
+ * kernel parses no MBR itself or did not re-read, `partx --update` (util-linux parses the table
+ * and hands the partitions to the kernel). Undefined when partition 1 shows in sysfs; else why not.
+ */
+async function tellKernelPartitions(device: BlockDevice): Promise<string | undefined> {
+  const reread = await execa("blockdev", ["--rereadpt", device.path], { reject: false, stdin: "ignore" });
+  if (partitionNumbers(device.disk).includes(1)) return undefined;
+  const partx = await execa("partx", ["--update", device.path], { reject: false, stdin: "ignore" });
+  if (partitionNumbers(device.disk).includes(1)) return undefined;
+  return [reread, partx]
+    .map((r) => String(r.stderr).trim() || `${r.command.split(" ")[0]} exited ${r.exitCode}`)
+    .join("; ");
+}
+
+/** The block device side of createDisk: checked, confirmed, then written in place. */
+async function createOnDevice(
+  opts: DiskCreateOptions,
+  device: BlockDevice,
+  volumeId: number,
+  label: string,
+): Promise<DiskCreateResult> {
+  const shown = describeBlockDevice(device);
+  if (device.partition && opts.layout === "mbr")
+    throw new Error(
+      `layout: got "mbr"; ${device.given} is a partition: its FAT starts at its first byte (superfloppy) and the partition table of /dev/${device.disk} stays as it is; name the whole disk for an MBR layout`,
+    );
+  const layout = device.partition ? "superfloppy" : (opts.layout ?? "mbr");
+  const start = layout === "mbr" ? PARTITION_START_SECTOR : 0;
+  const deviceMiB = Math.floor(device.sizeBytes / (1 << 20));
+  const sizeMiB = Math.min(opts.sizeMiB ?? deviceMiB, MAX_MIB);
+  if (deviceMiB < 8 || sizeMiB > deviceMiB)
+    throw new Error(
+      `output: ${shown} is too small: ${deviceMiB} MiB, and ${opts.sizeMiB !== undefined ? `--size asks for ${opts.sizeMiB} MiB` : "a boot disk needs at least 8 MiB"}; nothing was written`,
+    );
+  const use = whyInUse(device.partition ? [device.name] : diskAndPartitions(device), device.path);
+  if (use.length > 0) throw new Error(`output: refusing to write ${shown}: ${use.join("; ")}; nothing was written`);
+  if (!opts.yes)
+    throw new Error(
+      `output: ${shown} will be erased${device.partition ? "" : " (its partition table and every partition on it)"}: ` +
+        "check that this is the device you mean, then run again with --yes; nothing was written",
+    );
+  const totalSectors = Math.min(Math.floor(device.sizeBytes / 512), sizeMiB * 2048);
+  // Old signatures (a GPT's two headers, a filesystem's magic) would make tools see two layouts.
+  await run("wipefs", ["--all", "--quiet", device.path]);
+  const fatBits = await layFat({
+    where: device.path,
+    layout,
+    totalSectors,
+    wholeDevice: !device.partition,
+    volumeId,
+    label,
+    opts,
+  });
+  const notes: string[] = [];
+  if (!device.partition) {
+    const problem = await tellKernelPartitions(device);
+    if (problem !== undefined)
+      notes.push(`the kernel does not show the new partition yet (${problem}): unplug and replug the device`);
+  } else {
+    notes.push(
+      `the partition table and boot code of /dev/${device.disk} are as they were: to boot this partition through the BIOS, the disk needs boot code that loads the active partition (such as ${SYSLINUX_MBR}) and partition ${device.partition.number} marked active`,
+    );
+  }
+  return {
+    output: device.path,
+    fatOffset: start * 512,
+    fatBits,
+    volumeId: serialOf(volumeId),
+    label,
+    device: shown,
+    ...(notes.length > 0 ? { notes } : {}),
+  };
 }

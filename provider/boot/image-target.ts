@@ -1,10 +1,13 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
+import { execFile } from "node:child_process";
 import { tempNameFor } from "../atomic-file";
 import { openScratchDir } from "../scratch-dir";
 import { sha256File, sha256Hex } from "../file-hash";
 import { ADV_TAG_BOOTONCE, updateImageAdv, withAdvEntry } from "./adv";
 import { type BootTarget, tooLarge } from "./boot-target";
+import { blockDeviceAt, describeBlockDevice, devicesOfFat, whyInUse, type BlockDevice } from "./block-device";
+import { fatVolumeIdOf, type PartitionVolume } from "./fat-volume-id";
 import { fatOffsetOf } from "./mbr";
 import { FatDamagedError, listFatDirectory, readFatFile, readFatVolume, type FatVolume } from "./fat";
 import { isMtoolsNotFound, mtools, withImageLock } from "./mtools";
@@ -15,9 +18,22 @@ type ImageSpec = Extract<TargetSpec, { kind: "image" }>;
 
 const SCRATCH_PREFIX = "ramroot-image-";
 
+/** A block device is written only while nothing else uses the FAT's bytes (`claim`: the FAT's own device node). */
+function refuseInUse(device: BlockDevice, names: string[], claim?: string): void {
+  const use = whyInUse(names, claim);
+  if (use.length > 0)
+    throw new Error(
+      `boot target path: ${describeBlockDevice(device)} is in use (${use.join("; ")}); expected a device nothing has mounted: ` +
+        "unmount it, or name the directory it is mounted on as a {kind: local} target",
+    );
+}
+
 /**
- * A FAT disk image file, superfloppy or MBR-partitioned, read and written with mtools: no
- * mount, no loop device, no root needed. Every mtools command runs under an exclusive lock of
+ * A FAT disk image file, superfloppy or MBR-partitioned, or the same on a block device (a whole
+ * disk such as /dev/sdb, or a partition such as /dev/sdb1), read and written with mtools: no
+ * mount, no loop device, no root needed for a file. A block device is refused while anything
+ * uses the FAT's bytes (a mount, swap, a device-mapper/md holder) or when it is the disk of this
+ * system's `/` or `/boot`. Every mtools command runs under an exclusive lock of
  * the image file (mtools itself does not lock image files), so two processes never interleave
  * FAT updates. A replace copies to a temporary name, reads it back and compares the sha256,
  * then renames it over the old file (`mren -o`). The local scratch directory is removed on
@@ -30,6 +46,8 @@ export class ImageTarget implements BootTarget {
     readonly image: string,
     /** byte offset of the FAT filesystem in the image */
     readonly offset: number,
+    /** a block device, not a file: its node's times say nothing about writes */
+    private readonly isDevice: boolean,
     private readonly scratch: string,
     private readonly dropScratch: () => void,
   ) {}
@@ -42,13 +60,22 @@ export class ImageTarget implements BootTarget {
 
   static async open(spec: ImageSpec): Promise<ImageTarget> {
     const image = path.resolve(spec.path);
+    const device = blockDeviceAt(image);
+    // A device in use is refused before its bytes are looked at (the disk holding / has no FAT to find).
+    if (device) {
+      refuseInUse(device, [device.name]);
+      // The kernel caches each device node's blocks on its own: what was read through this node
+      // earlier (a blkid probe of /dev/sdb1) may be older than what was written through another
+      // (/dev/sdb). Drop this node's clean cache so the FAT is read as it is now.
+      await new Promise<void>((resolve) => execFile("blockdev", ["--flushbufs", image], () => resolve()));
+    }
     let fh: fs.promises.FileHandle;
     try {
       fh = await fs.promises.open(image, "r");
     } catch (err) {
       const missing = (err as NodeJS.ErrnoException).code === "ENOENT";
       throw new Error(
-        `boot target path: "${spec.path}" cannot be opened (${(err as Error).message}); expected a FAT disk image file` +
+        `boot target path: "${spec.path}" cannot be opened (${(err as Error).message}); expected a FAT disk image file or block device` +
           (missing ? `; make one with \`npx ramroot disk create --size 64 ${spec.path}\`` : ""),
       );
     }
@@ -56,17 +83,34 @@ export class ImageTarget implements BootTarget {
     try {
       const sector0 = Buffer.alloc(512);
       await fh.read(sector0, 0, 512, 0);
-      offset = fatOffsetOf(sector0, spec.partition, `disk image ${spec.path}`);
+      offset = fatOffsetOf(sector0, spec.partition, `${device ? "block device" : "disk image"} ${spec.path}`);
+      if (device) {
+        const fat = devicesOfFat(device, offset);
+        refuseInUse(device, fat, `/dev/${fat[fat.length - 1]}`);
+      }
       await readFatVolume(fh, offset);
     } finally {
       await fh.close();
     }
     const scratch = await openScratchDir(SCRATCH_PREFIX);
-    return new ImageTarget(spec, image, offset, scratch.dir, scratch.drop);
+    return new ImageTarget(spec, image, offset, device !== undefined, scratch.dir, scratch.drop);
   }
 
   describe(): string {
-    return `image ${this.image}${this.offset === 0 ? "" : ` (FAT at byte ${this.offset})`}`;
+    return `${this.isDevice ? "disk" : "image"} ${this.image}${this.offset === 0 ? "" : ` (FAT at byte ${this.offset})`}`;
+  }
+
+  /** The FAT's boot sector, where its serial and label are. */
+  async bootVolume(): Promise<PartitionVolume | undefined> {
+    const fh = await fs.promises.open(this.image, "r");
+    try {
+      const sector = Buffer.alloc(512);
+      const { bytesRead } = await fh.read(sector, 0, 512, this.offset);
+      const id = bytesRead === 512 ? fatVolumeIdOf(sector) : undefined;
+      return id ? { ...id, dir: "" } : undefined;
+    } finally {
+      await fh.close();
+    }
   }
 
   private rel(rel: string): string {
@@ -130,9 +174,11 @@ export class ImageTarget implements BootTarget {
    * ADV edit, by this process or another) sets its mtime to the clock's time, so while the stamp
    * stays the same no listing has changed; a younger mtime could be shared by a write still to
    * come within the filesystem's timestamp granularity, so nothing is reused then. A preview
-   * looks up the same few directories ~13 times (a kind check before every read).
+   * looks up the same few directories ~13 times (a kind check before every read). A block
+   * device's node keeps its times whatever is written through it: nothing is reused there.
    */
   private async listingStamp(): Promise<string | undefined> {
+    if (this.isDevice) return undefined;
     const st = await fs.promises.stat(this.image, { bigint: true });
     if (Number(st.mtimeNs / 1_000_000n) > Date.now() - 1000) return undefined;
     return `${st.mtimeNs}:${st.ctimeNs}:${st.size}`;

@@ -8,7 +8,7 @@ import { readBootOnce } from "./once";
 import { readJournal, type JournalEntry } from "./journal";
 import { readLease, staleReason, type LeaseRecord } from "./lease";
 import { defaultSlotOf, readSlot, runningSlotOf, slotOfLabel, type SlotState } from "./slot";
-import { readSyslinuxConfig, type SyslinuxConfigSpec } from "./syslinux-config";
+import { assertBootPartition, readSyslinuxConfig, type SyslinuxConfigSpec } from "./syslinux-config";
 import { withTarget, type BootTarget, type TargetSpec } from "./target";
 import { readFailedTrials, type FailedTrial } from "./trial-log";
 import {
@@ -45,9 +45,13 @@ export interface TargetState {
 export async function inspectTarget(
   spec: TargetSpec,
   slots: readonly string[],
-  opts: { machine?: boolean } = {},
+  opts: { machine?: boolean; requireBootPartition?: boolean } = {},
 ): Promise<TargetState> {
-  return withTarget(spec, (target) => inspectOpenTarget(target, slots, opts));
+  return withTarget(spec, async (target) => {
+    // A deploy stops here when a mounted-directory or ssh path is no boot partition.
+    if (opts.requireBootPartition) await assertBootPartition(target);
+    return inspectOpenTarget(target, slots, opts);
+  });
 }
 
 /** inspectTarget on a target already open (a write checks under its lease, on its own connection). */

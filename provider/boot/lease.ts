@@ -22,7 +22,7 @@ import * as os from "node:os";
 import { processAlive } from "../exit-cleanup";
 import type { BootTarget } from "./boot-target";
 import type { TargetSpec } from "./target-spec";
-import { targetIdentity } from "./target-identity";
+import { targetLocation } from "./target-identity";
 
 export const LEASE_DIR = "ramroot/lease";
 export const LEASE_RECORD = `${LEASE_DIR}/holder.json`;
@@ -217,7 +217,7 @@ export class Lease {
  * name on two ports (forwarded twins) share an identity but not a lease.
  */
 function leaseKey(spec: TargetSpec): string {
-  return spec.kind === "ssh" ? `${targetIdentity(spec)} port ${spec.port ?? 22}` : targetIdentity(spec);
+  return spec.kind === "ssh" ? `${targetLocation(spec)} port ${spec.port ?? 22}` : targetLocation(spec);
 }
 
 /** Leases this process holds, by lease key: one deploy's steps share one lease. */

@@ -5,6 +5,8 @@ import { execa } from "execa";
 import { renameDurably, replaceFile, syncDirectory } from "../atomic-file";
 import { isMissing, sha256File, sha256Hex } from "../file-hash";
 import { type BootTarget, tooLarge } from "./boot-target";
+import type { PartitionVolume } from "./fat-volume-id";
+import { parseVolumeProbe, volumeProbeScript } from "./volume-probe";
 import type { TargetSpec } from "./target-spec";
 import { targetRelPath } from "./target-path";
 
@@ -147,6 +149,16 @@ export class LocalTarget implements BootTarget {
       throw new Error(
         `${this.describe()}: extlinux ${args.join(" ")} failed: ${String(result.stderr || result.message).trim()}`,
       );
+  }
+
+  /** The mount holding the directory and its device's first sector, by the script an ssh target runs on its machine. */
+  async bootVolume(): Promise<PartitionVolume | undefined> {
+    const result = await execa("sh", ["-c", volumeProbeScript(this.root)], {
+      encoding: "buffer",
+      reject: false,
+      stdin: "ignore",
+    });
+    return parseVolumeProbe(result.exitCode ?? 1, Buffer.from(result.stdout));
   }
 
   /** A mounted directory says nothing about which machine boots from it. */

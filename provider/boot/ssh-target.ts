@@ -6,6 +6,8 @@ import { execa } from "execa";
 import { tempNameFor } from "../atomic-file";
 import { openScratchDir } from "../scratch-dir";
 import { type BootTarget, type CommandResult, type MachineShell, tooLarge } from "./boot-target";
+import type { PartitionVolume } from "./fat-volume-id";
+import { parseVolumeProbe, volumeProbeScript } from "./volume-probe";
 import type { TargetSpec } from "./target-spec";
 import { shellQuote } from "./shell-quote";
 import { targetRelPath } from "./target-path";
@@ -372,6 +374,12 @@ export class SshTarget implements BootTarget {
       throw new Error(
         `${this.describe()}: extlinux ${args.join(" ")} failed (exit ${result.exitCode}): ${result.stderr.trim()}`,
       );
+  }
+
+  /** The mount holding the boot directory on the machine and its device's first sector: one remote command (volume-probe.ts). */
+  async bootVolume(): Promise<PartitionVolume | undefined> {
+    const result = await this.runRemote(volumeProbeScript(this.remotePath("")));
+    return parseVolumeProbe(result.exitCode, result.stdout);
   }
 
   async runningCmdline(): Promise<string | undefined> {

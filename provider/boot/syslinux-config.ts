@@ -277,6 +277,40 @@ export async function findSyslinuxConfigPath(target: BootTarget): Promise<string
   return joinRel(ldlinuxDir ?? "", "syslinux.cfg");
 }
 
+/**
+ * Why a mounted-directory or ssh target's directory is not a boot partition, or undefined when
+ * it is one: syslinux is installed there (ldlinux.sys) or a config is (syslinux.cfg,
+ * extlinux.conf), where syslinux looks. A path that holds neither is most likely not where the
+ * partition is mounted (a typo, or the machine's RAM root): writing slots there would boot
+ * nothing. A disk image's FAT is read from its own boot sector and needs no such check.
+ */
+export async function bootPartitionProblem(target: BootTarget): Promise<string | undefined> {
+  if (target.spec.kind === "image") return undefined;
+  const listed = await listDirectories(target, LDLINUX_DIRS);
+  if (ldlinuxDirIn(LDLINUX_DIRS, listed) !== undefined) return undefined;
+  if (listed.some((names) => names.some((n) => CONFIG_NAMES.includes(n.toLowerCase())))) return undefined;
+  const top = listed[0] ?? [];
+  const found =
+    top.length === 0
+      ? "nothing (the directory is empty or does not exist)"
+      : `${top.slice(0, 12).join(", ")}${top.length > 12 ? ` and ${top.length - 12} more` : ""}`;
+  return (
+    `target.path: ${target.describe()} holds neither ldlinux.sys nor syslinux.cfg (nor extlinux.conf; looked in ${LDLINUX_DIRS.map((d) => `/${d}`).join(", ")}); found there: ${found}; ` +
+    "expected the directory the boot partition is mounted on, with syslinux installed (`ramroot disk create`, or `extlinux --install <dir>`)"
+  );
+}
+
+/** A target whose directory is not a boot partition (bootPartitionProblem). */
+export class NotBootPartitionError extends Error {
+  override name = "NotBootPartitionError";
+}
+
+/** Throws `bootPartitionProblem`'s reason, if there is one. */
+export async function assertBootPartition(target: BootTarget): Promise<void> {
+  const problem = await bootPartitionProblem(target);
+  if (problem !== undefined) throw new NotBootPartitionError(problem);
+}
+
 /** More than any config syslinux is given (a few KiB); a larger file is refused unread. */
 const SYSLINUX_CONFIG_MAX_BYTES = 1 << 20;
 

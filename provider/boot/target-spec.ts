@@ -6,7 +6,11 @@ import { z } from "zod";
 import { parseInput } from "../input-error";
 import * as path from "node:path";
 
-/** Where a boot partition is: a mounted directory, a FAT disk image file, or a directory on a remote machine. */
+/**
+ * Where a boot partition is: a mounted directory, a FAT disk image file or block device (a whole
+ * disk such as /dev/sdb or /dev/disk/by-id/..., or a partition such as /dev/sdb1), or a
+ * directory on a remote machine.
+ */
 export type TargetSpec =
   | { kind: "local"; path: string }
   /** partition: 1-based MBR partition; absent = auto (superfloppy, or the first partition of an MBR disk). */
@@ -37,7 +41,10 @@ const localSchema = z.strictObject({
 
 const imageSchema = z.strictObject({
   kind: z.literal("image"),
-  path: nonEmpty.refine(noControl, "expected a disk image file path without control characters"),
+  path: nonEmpty.refine(
+    noControl,
+    "expected a disk image file or block device path (/dev/sdX, /dev/disk/by-id/...) without control characters",
+  ),
   partition: z
     .number()
     .int("expected a whole number")

@@ -115,36 +115,52 @@ function print(value: unknown): void {
 
 /** `ramroot disk create`, `ramroot slot write|show`, `ramroot syslinux show|write|set-default|once|clear-once`. */
 export function registerBootCommands(program: Command): void {
-  const disk = program.command("disk").description("bootable disk images");
+  const disk = program.command("disk").description("bootable disks: image files and block devices");
   disk
     .command("create")
     .description(
-      "make a bootable FAT image with syslinux and empty slot directories, ready to write to an SD card or USB stick",
+      "make a bootable FAT disk with syslinux and empty slot directories: an image file to write to an SD card or USB stick, or the stick itself (a block device, with --yes)",
     )
-    .argument("<out>", "image file to write")
-    .requiredOption("--size <MiB>", "image size in MiB")
-    .option("--layout <layout>", "mbr (syslinux mbr.bin + one active partition) or superfloppy", "mbr")
+    .argument("<out>", "image file to write, or a block device (/dev/sdX, /dev/disk/by-id/..., or a partition)")
+    .option("--size <MiB>", "image size in MiB (required for a file; on a device the FAT's size, default all of it)")
+    .option(
+      "--layout <layout>",
+      "mbr (syslinux mbr.bin + one active partition, the default) or superfloppy; a partition device is always superfloppy",
+    )
     .option("--slots <names>", "comma-separated slot directories", "a,b")
-    .option("--volume-id <hex>", "FAT volume id and MBR disk signature (8 hex digits)")
+    .option("--volume-id <hex>", "FAT volume id and MBR disk signature (8 hex digits; default: a random one)")
     .option("--label <label>", "FAT volume label")
     .option("--force", "replace an existing file (it may hold deployed slots)")
+    .option("--yes", "erase and write a block device (run without it first to see its model, size and serial)")
     .action(
       async (
         out: string,
-        flags: { size: string; layout: string; slots: string; volumeId?: string; label?: string; force?: boolean },
+        flags: {
+          size?: string;
+          layout?: string;
+          slots: string;
+          volumeId?: string;
+          label?: string;
+          force?: boolean;
+          yes?: boolean;
+        },
       ) => {
         if (flags.volumeId !== undefined && !/^[0-9a-fA-F]{1,8}$/.test(flags.volumeId))
           throw new Error(`--volume-id: got "${flags.volumeId}"; expected up to 8 hex digits`);
+        const sizeMiB = int(flags.size, "--size");
         const opts = parseDiskCreateOptions({
           output: out,
-          sizeMiB: int(flags.size, "--size"),
-          layout: flags.layout,
+          ...(sizeMiB !== undefined ? { sizeMiB } : {}),
+          ...(flags.layout !== undefined ? { layout: flags.layout } : {}),
           slots: flags.slots.split(",").filter((s) => s !== ""),
           ...(flags.volumeId !== undefined ? { volumeId: Number.parseInt(flags.volumeId, 16) } : {}),
           ...(flags.label !== undefined ? { label: flags.label } : {}),
           ...(flags.force ? { force: true } : {}),
+          ...(flags.yes ? { yes: true } : {}),
         });
-        print(await createDisk(opts));
+        const result = await createDisk(opts);
+        for (const note of result.notes ?? []) process.stderr.write(`note: ${note}\n`);
+        print(result);
       },
     );
 

@@ -121,7 +121,7 @@ async function pinnedImage(pin: Pin, state: TargetState, slots: SlotPair): Promi
 /** Reads the target, plans the config's image and decides; nothing is written. */
 export async function planDeployment(input: DeploymentInput): Promise<DeploymentPlan> {
   const [state, resolved] = await Promise.all([
-    inspectTarget(input.target, [...input.slots]),
+    inspectTarget(input.target, [...input.slots], { requireBootPartition: true }),
     planImageOnce(input.image, {
       baseDir: input.baseDir,
       ...(input.onProgress ? { onProgress: input.onProgress } : {}),

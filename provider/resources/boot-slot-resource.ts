@@ -1,6 +1,9 @@
 import * as fs from "node:fs";
 import { z } from "zod";
 import { withLease, type Lease } from "../boot/lease";
+import type { PartitionVolume } from "../boot/fat-volume-id";
+import { assertBootPartition } from "../boot/syslinux-config";
+import { sameTarget } from "../boot/target-identity";
 import { targetSpecSchema, withTarget, type BootTarget } from "../boot/target";
 import { readSlot, SLOT_FILES, type SlotFileRole, type SlotState } from "../boot/slot";
 import { slotWriteRefusalOn, writeSlotChecked } from "../deploy/slot-guard";
@@ -9,7 +12,7 @@ import { sha256File } from "../file-hash";
 import { checkInputs } from "./check-inputs";
 import { noteWritten, wasWrittenThisRun, wipeOnDeleteSchema } from "./delete-policy";
 import { formatTargetId, parseTargetId } from "./target-id";
-import { diffTarget } from "./target-diff";
+import { diffTarget, partitionVolumeSchema } from "./target-diff";
 import type { OperationContext, ResourceHandler } from "./resource-handler";
 
 import { BOOT_SLOT_TOKEN } from "./tokens";
@@ -43,6 +46,7 @@ export const bootSlotOutputsSchema = z.object({
   written: z.string().optional().describe("when the slot was written (its manifest)"),
   consistent: z.boolean().describe("every file re-hashed and matching the manifest"),
   onDelete: z.string().describe("what deleting this resource will do to the slot's files"),
+  volume: partitionVolumeSchema,
 });
 
 export type BootSlotInputs = z.output<typeof bootSlotInputsSchema>;
@@ -64,7 +68,7 @@ function onDelete(inputs: BootSlotInputs): string {
     : `keeps slot ${inputs.slot} and its files on the partition (set wipeOnDelete: true and run up to remove them on delete)`;
 }
 
-function outputsFrom(inputs: BootSlotInputs, state: SlotState): BootSlotOutputs {
+function outputsFrom(inputs: BootSlotInputs, state: SlotState, volume: PartitionVolume | null): BootSlotOutputs {
   const files: Record<string, string> = {};
   for (const role of Object.keys(SLOT_FILES) as SlotFileRole[]) {
     const f = state.files[role];
@@ -78,6 +82,7 @@ function outputsFrom(inputs: BootSlotInputs, state: SlotState): BootSlotOutputs 
     ...(state.manifest?.when ? { written: state.manifest.when } : {}),
     consistent: state.consistent,
     onDelete: onDelete(inputs),
+    volume,
   };
 }
 
@@ -115,9 +120,16 @@ function inputsFrom(
  * DEFAULT (SyslinuxConfig releases it); a repair (the image the slot held, rewritten) is
  * followed by no switch, so it gives the lease back.
  */
-async function place(inputs: BootSlotInputs, ctx: OperationContext, keepLease = true): Promise<BootSlotOutputs> {
-  if (ctx.preview) return withTarget(inputs.target, (target) => placeUnder(target, inputs, ctx));
+async function place(
+  inputs: BootSlotInputs,
+  ctx: OperationContext,
+  keepLease = true,
+  known?: PartitionVolume | null,
+): Promise<BootSlotOutputs> {
+  if (ctx.preview) return withTarget(inputs.target, (target) => placeUnder(target, inputs, ctx, undefined, known));
   return withTarget(inputs.target, async (target) => {
+    await assertBootPartition(target);
+    const volume = known !== undefined ? known : ((await target.bootVolume()) ?? null);
     // A slot that holds the image already is only read: no lease, nothing on the partition
     // changes (a connection-only update writes nothing). The switch checks it again under its lease.
     const current = await readSlot(target, inputs.slot);
@@ -125,7 +137,7 @@ async function place(inputs: BootSlotInputs, ctx: OperationContext, keepLease = 
       ctx.log(
         `slot ${inputs.slot} on ${target.describe()} already holds image ${inputs.imageId.slice(0, 12)}: nothing to copy`,
       );
-      return outputsFrom(inputs, current!);
+      return outputsFrom(inputs, current!, volume);
     }
     // A write: the lease is taken before the check that decides it and kept for this deploy's
     // switch of DEFAULT (SyslinuxConfig releases it), so no other deploy can switch or write in between.
@@ -136,7 +148,7 @@ async function place(inputs: BootSlotInputs, ctx: OperationContext, keepLease = 
         keep: keepLease,
         log: (m) => ctx.log(m),
       },
-      (lease) => placeUnder(target, inputs, ctx, lease),
+      (lease) => placeUnder(target, inputs, ctx, lease, volume),
     );
   });
 }
@@ -146,18 +158,22 @@ async function placeUnder(
   inputs: BootSlotInputs,
   ctx: OperationContext,
   lease?: Lease,
+  known?: PartitionVolume | null,
 ): Promise<BootSlotOutputs> {
+  // A preview reads the target here first: a place that is no boot partition stops it.
+  if (ctx.preview) await assertBootPartition(target);
+  const volume = known !== undefined ? known : ((await target.bootVolume()) ?? null);
   const current = await readSlot(target, inputs.slot);
   if (holds(current, inputs)) {
     ctx.log(
       `slot ${inputs.slot} on ${target.describe()} already holds image ${inputs.imageId.slice(0, 12)}: nothing to copy`,
     );
-    return outputsFrom(inputs, current!);
+    return outputsFrom(inputs, current!, volume);
   }
   if (ctx.preview) {
     const refusal = await slotWriteRefusalOn(target, inputs.slot);
     if (refusal) throw new Error(`slot: ${target.describe()}: refusing to write: ${refusal}`);
-    return { ...inputs, consistent: true, onDelete: onDelete(inputs) };
+    return { ...inputs, consistent: true, onDelete: onDelete(inputs), volume };
   }
   const sources = inputs.sources;
   if (!sources)
@@ -205,7 +221,7 @@ async function placeUnder(
     throw new Error(
       `slot ${inputs.slot}: after the copy the slot does not hold image ${inputs.imageId.slice(0, 12)} (hash mismatch)`,
     );
-  return outputsFrom(inputs, state);
+  return outputsFrom(inputs, state, volume);
 }
 
 /**
@@ -296,7 +312,7 @@ export const bootSlotHandler: ResourceHandler<BootSlotInputs, BootSlotOutputs> =
   },
 
   async diff(_id, olds, news, ctx) {
-    const target = diffTarget(olds.target, news.target);
+    const target = await diffTarget(olds.target, olds.volume, news.target);
     const changes: Record<string, "add" | "delete" | "update"> = { ...target.changes };
     if (olds.slot !== news.slot) changes["slot"] = "update";
     // What the slot holds is what counts; where the local copies sit does not.
@@ -333,12 +349,18 @@ export const bootSlotHandler: ResourceHandler<BootSlotInputs, BootSlotOutputs> =
       const state = await readSlot(target, slot);
       if (!state) return undefined;
       const inputs = inputsFrom(spec, slot, state, known ? olds : undefined);
-      return { outs: outputsFrom(inputs, state), inputs };
+      return { outs: outputsFrom(inputs, state, (await target.bootVolume()) ?? null), inputs };
     });
   },
 
   async update(_id, olds, news, ctx) {
-    return place(news, ctx, olds.imageId !== news.imageId);
+    // The same place is the same volume as recorded (a refresh re-reads it): no need to look again.
+    return place(
+      news,
+      ctx,
+      olds.imageId !== news.imageId,
+      sameTarget(olds.target, news.target) ? olds.volume : undefined,
+    );
   },
 
   /** Lets go of the slot (its files stay), unless wipeOnDelete asks for a removal. */

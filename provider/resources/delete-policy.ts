@@ -8,7 +8,7 @@
  */
 import { z } from "zod";
 import type { TargetSpec } from "../boot/target";
-import { targetIdentity } from "../boot/target-identity";
+import { targetLocation } from "../boot/target-identity";
 
 export const wipeOnDeleteSchema = z
   .boolean()
@@ -21,7 +21,7 @@ export const wipeOnDeleteSchema = z
 const writtenThisRun = new Set<string>();
 
 function place(target: TargetSpec, what: string): string {
-  return `${targetIdentity(target)}|${what.toLowerCase()}`;
+  return `${targetLocation(target)}|${what.toLowerCase()}`;
 }
 
 export function noteWritten(target: TargetSpec, what: string): void {

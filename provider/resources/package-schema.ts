@@ -34,7 +34,13 @@ export function packageSchema(version: string): Record<string, unknown> {
       description: "one A/B slot directory on a boot target",
       inputs: bootSlotInputsSchema,
       outputs: bootSlotOutputsSchema,
-      typeNames: { target: "Target", "target.kind": "TargetKind", files: "SlotFiles", sources: "SlotSources" },
+      typeNames: {
+        target: "Target",
+        "target.kind": "TargetKind",
+        files: "SlotFiles",
+        sources: "SlotSources",
+        volume: "PartitionVolume",
+      },
     },
     {
       token: SYSLINUX_CONFIG_TOKEN,
@@ -48,6 +54,7 @@ export function packageSchema(version: string): Record<string, unknown> {
         serial: "SerialConsole",
         trial: "Trial",
         strategy: "Strategy",
+        volume: "PartitionVolume",
       },
     },
     {

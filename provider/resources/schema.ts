@@ -73,7 +73,8 @@ function annotations(node: Json): Json {
 /** Variants of a union, with a nested union flattened. */
 function variantsOf(node: Json): Json[] | undefined {
   const list = (node.oneOf ?? node.anyOf) as Json[] | undefined;
-  return Array.isArray(list) ? list.filter(isObject) : undefined;
+  // A nullable value (zod .nullable()) is its other variant: any Pulumi property may be null.
+  return Array.isArray(list) ? list.filter((v) => isObject(v) && v.type !== "null") : undefined;
 }
 
 /** Object variants that all carry a `kind`-like const field: one object type with that field as an enum. */

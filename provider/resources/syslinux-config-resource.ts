@@ -1,7 +1,10 @@
 import { z } from "zod";
 import { targetSpecSchema, withTarget, type BootTarget, type TargetSpec } from "../boot/target";
+import type { PartitionVolume } from "../boot/fat-volume-id";
 import {
+  assertBootPartition,
   findSyslinuxConfigPath,
+  NotBootPartitionError,
   normalizeSyslinuxConfig,
   readSyslinuxConfig,
   renderSyslinuxConfig,
@@ -20,7 +23,8 @@ import { checkInputs } from "./check-inputs";
 import { noteWritten, wasWrittenThisRun, wipeOnDeleteSchema } from "./delete-policy";
 import { diffProperties } from "./property-diff";
 import { formatTargetId, parseTargetId } from "./target-id";
-import { diffTarget } from "./target-diff";
+import { diffTarget, partitionVolumeSchema } from "./target-diff";
+import { sameTarget } from "../boot/target-identity";
 import type { CheckOutcome, OperationContext, ResourceHandler } from "./resource-handler";
 
 import { SYSLINUX_CONFIG_TOKEN } from "./tokens";
@@ -58,6 +62,8 @@ export interface SyslinuxConfigOutputs extends SyslinuxConfigInputs {
   activeDefault: string;
   /** set when this update's trial failed: what was seen (DEFAULT stayed; the outputs describe the file as it is) */
   failedTrial?: string;
+  /** the FAT volume the target is on: the partition's identity (target-identity.ts); null when on none */
+  volume?: PartitionVolume | null;
 }
 
 const deploySchema = z
@@ -129,6 +135,7 @@ export const syslinuxConfigOutputsSchema = z.object({
     .describe(
       "set when the update's trial failed: what was seen; DEFAULT stayed, and the other outputs describe the file as it is on the partition",
     ),
+  volume: partitionVolumeSchema,
 });
 
 function checkSyslinuxConfigInputs(news: unknown): CheckOutcome<SyslinuxConfigInputs> {
@@ -162,7 +169,7 @@ function specOf(inputs: SyslinuxConfigInputs): SyslinuxConfigSpec {
 }
 
 function inputsOf(outs: SyslinuxConfigOutputs): SyslinuxConfigInputs {
-  const { path: _p, sha256: _s, activeDefault: _d, onDelete: _o, failedTrial: _f, ...inputs } = outs;
+  const { path: _p, sha256: _s, activeDefault: _d, onDelete: _o, failedTrial: _f, volume: _v, ...inputs } = outs;
   return inputs;
 }
 
@@ -172,17 +179,31 @@ function onDelete(inputs: SyslinuxConfigInputs): string {
     : "keeps the config on the partition, so it keeps booting its DEFAULT (set wipeOnDelete: true and run up to remove it on delete)";
 }
 
-async function write(inputs: SyslinuxConfigInputs, ctx: OperationContext): Promise<SyslinuxConfigOutputs> {
+async function write(
+  inputs: SyslinuxConfigInputs,
+  ctx: OperationContext,
+  known?: PartitionVolume | null,
+): Promise<SyslinuxConfigOutputs> {
   const rendered = renderSyslinuxConfig(specOf(inputs));
+  /** The volume as the state knows it (the same place), else read from the target. */
+  const volumeOf = async (target: BootTarget) => (known !== undefined ? known : ((await target.bootVolume()) ?? null));
   if (ctx.preview) {
-    // A preview only reads: where the file will go, when the target can be looked at already.
-    const path = await withTarget(inputs.target, (target) => findSyslinuxConfigPath(target)).catch(() => "");
+    // A preview only reads: where the file will go, when the target can be looked at already;
+    // a place that is no boot partition stops it.
+    const seen = await withTarget(inputs.target, async (target) => {
+      await assertBootPartition(target);
+      return { path: await findSyslinuxConfigPath(target), volume: await volumeOf(target) };
+    }).catch((err: Error) => {
+      if (err instanceof NotBootPartitionError) throw err;
+      return { path: "", volume: undefined };
+    });
     return {
       ...inputs,
-      path,
+      path: seen.path,
       sha256: sha256Hex(rendered),
       activeDefault: inputs.defaultLabel,
       onDelete: onDelete(inputs),
+      ...(seen.volume !== undefined ? { volume: seen.volume } : {}),
     };
   }
   const leaseOptions = {
@@ -193,7 +214,10 @@ async function write(inputs: SyslinuxConfigInputs, ctx: OperationContext): Promi
   // lease is held over a connection of its own for the whole trial.
   if (inputs.strategy === "trial" && inputs.trial) {
     const trial = inputs.trial;
-    const before = await withTarget(inputs.target, (target) => currentDefault(target));
+    const before = await withTarget(inputs.target, async (target) => {
+      await assertBootPartition(target);
+      return currentDefault(target);
+    });
     if (before === undefined || before.label.toLowerCase() !== inputs.defaultLabel.toLowerCase()) {
       return withTarget(inputs.target, (leaseTarget) =>
         withLease(leaseTarget, { ...leaseOptions, ttlSeconds: trial.timeoutSeconds + 300 }, async () => {
@@ -213,8 +237,15 @@ async function write(inputs: SyslinuxConfigInputs, ctx: OperationContext): Promi
               throw err;
             },
           );
-          if (written instanceof TrialFailedError) return afterFailedTrial(inputs, before!.label, written);
-          return withTarget(inputs.target, (target) => recordWrite(target, inputs, before, written, ctx));
+          if (written instanceof TrialFailedError) {
+            const failed = written;
+            return withTarget(inputs.target, async (target) =>
+              afterFailedTrial(inputs, before!.label, failed, await volumeOf(target)),
+            );
+          }
+          return withTarget(inputs.target, async (target) =>
+            recordWrite(target, inputs, before, written, ctx, await volumeOf(target)),
+          );
         }),
       );
     }
@@ -223,6 +254,7 @@ async function write(inputs: SyslinuxConfigInputs, ctx: OperationContext): Promi
   // took, when there was one): what DEFAULT boots, the checks, the write compared and swapped
   // against what was read, the journal. The lease is released after this last write.
   return withTarget(inputs.target, async (target) => {
+    await assertBootPartition(target);
     // A file that already says exactly this is only read: no lease, nothing on the partition
     // changes (a connection-only update writes nothing). A lease a slot write of this deploy
     // kept for the switch is let go.
@@ -236,6 +268,7 @@ async function write(inputs: SyslinuxConfigInputs, ctx: OperationContext): Promi
         sha256: sha256Hex(current.text),
         activeDefault: current.spec.defaultLabel,
         onDelete: onDelete(inputs),
+        volume: await volumeOf(target),
       };
     }
     return withLease(target, leaseOptions, async (lease) => {
@@ -259,7 +292,7 @@ async function write(inputs: SyslinuxConfigInputs, ctx: OperationContext): Promi
         expectedSha256: found ? sha256Hex(found.text) : null,
         beforeCommit: () => lease.assertHeld(target),
       });
-      return recordWrite(target, inputs, before, written, ctx);
+      return recordWrite(target, inputs, before, written, ctx, await volumeOf(target));
     });
   });
 }
@@ -274,6 +307,7 @@ function afterFailedTrial(
   inputs: SyslinuxConfigInputs,
   defaultLabel: string,
   err: TrialFailedError,
+  volume: PartitionVolume | null,
 ): SyslinuxConfigOutputs {
   return {
     ...inputs,
@@ -283,6 +317,7 @@ function afterFailedTrial(
     activeDefault: defaultLabel,
     onDelete: onDelete(inputs),
     failedTrial: err.message,
+    volume,
   };
 }
 
@@ -293,6 +328,7 @@ async function recordWrite(
   before: Awaited<ReturnType<typeof currentDefault>>,
   written: { path: string; sha256: string },
   ctx: OperationContext,
+  volume: PartitionVolume | null,
 ): Promise<SyslinuxConfigOutputs> {
   ctx.log(`wrote ${written.path} on ${target.describe()}: DEFAULT ${inputs.defaultLabel}`);
   const after = await currentDefault(target);
@@ -314,6 +350,7 @@ async function recordWrite(
     sha256: written.sha256,
     activeDefault: inputs.defaultLabel,
     onDelete: onDelete(inputs),
+    volume,
   };
 }
 
@@ -343,7 +380,7 @@ export const syslinuxConfigHandler: ResourceHandler<SyslinuxConfigInputs, Syslin
     // The gate record changes nothing on the partition: it is written with the next switch.
     const { target: oldTarget, bootTest: _ob, ...oldRest } = inputsOf(olds);
     const { target: newTarget, bootTest: _nb, ...newRest } = news;
-    const target = diffTarget(oldTarget, newTarget);
+    const target = await diffTarget(oldTarget, olds.volume, newTarget);
     // Field by field: refresh re-reads the file, so a hand edit shows as the field it changed.
     const changes = { ...target.changes, ...diffProperties(oldRest, newRest) };
     return { changes, replaces: target.replace ? ["target"] : [] };
@@ -373,13 +410,15 @@ export const syslinuxConfigHandler: ResourceHandler<SyslinuxConfigInputs, Syslin
           sha256: sha256Hex(found.text),
           activeDefault: found.spec.defaultLabel,
           onDelete: onDelete(inputs),
+          volume: (await target.bootVolume()) ?? null,
         },
       };
     });
   },
 
-  async update(_id, _olds, news, ctx) {
-    return write(news, ctx);
+  async update(_id, olds, news, ctx) {
+    // The same place is the same volume as recorded (a refresh re-reads it): no need to look again.
+    return write(news, ctx, sameTarget(olds.target, news.target) ? olds.volume : undefined);
   },
 
   /** Lets go of the file (it stays, so the partition keeps booting), unless wipeOnDelete asks for a removal. */

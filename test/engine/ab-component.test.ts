@@ -4,6 +4,7 @@ import { inspectTarget } from "../../provider/boot/inspect";
 import { buildImageRepo, type ImageRepo } from "../fixtures/image-repo";
 import { step } from "../fixtures/scenario-step";
 import { machineStack, type EngineStack } from "./pulumi-harness";
+import { bootPartitionDir } from "../fixtures/boot-partition-dir";
 
 // The A/B component built by the provider (Construct), on a mounted-directory target: the
 // program only declares it; the provider reads the target, plans once, and declares the rest.
@@ -40,8 +41,7 @@ beforeAll(async () => {
   overlay = path.join(env.dir, "root");
   fs.mkdirSync(path.join(overlay, "etc", "ramroot"), { recursive: true });
   fs.writeFileSync(path.join(overlay, "etc", "ramroot", "message"), "first\n");
-  boot = path.join(env.dir, "boot");
-  fs.mkdirSync(boot);
+  boot = await bootPartitionDir(path.join(env.dir, "boot"));
 });
 afterAll(async () => env?.cleanup());
 

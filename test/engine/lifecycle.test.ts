@@ -15,6 +15,7 @@ import { sshTarget, startSshd, type TestSshd } from "../boot/sshd";
 import { step } from "../fixtures/scenario-step";
 import { engineStack, type EngineStack } from "./pulumi-harness";
 import { expectNoKey, exportAsUser, stateText } from "./ssh-stack";
+import { bootPartitionDir } from "../fixtures/boot-partition-dir";
 
 // Lifecycle safety with the real pulumi CLI (file backend) driving the real provider plugin, on
 // a disk image target and on an ssh target (a real sshd on loopback): a connection-only change
@@ -118,12 +119,14 @@ describe("disk image target", () => {
   let env: EngineStack;
   let disk: string;
   let moved: string;
+  let copy: string;
   const state: { target: TargetSpec } = { target: { kind: "image", path: "" } };
 
   beforeAll(async () => {
     env = await engineStack("lifecycle-image", lowLevelProgram(state));
     disk = path.join(env.dir, "disk.img");
     moved = path.join(env.dir, "other.img");
+    copy = path.join(env.dir, "copy.img");
     await createDisk({ output: disk, sizeMiB: 48, layout: "mbr", slots: ["a", "b"] });
     await createDisk({ output: moved, sizeMiB: 48, layout: "mbr", slots: ["a", "b"] });
     state.target = { kind: "image", path: disk };
@@ -152,15 +155,30 @@ describe("disk image target", () => {
     expect(again.changeSummary.update ?? 0).toBe(0);
   }
 
+  async function aByteCopyIsTheSamePartition(): Promise<void> {
+    // A byte copy is the same FAT volume (serial and label), as the stick written from the image
+    // is: an update that writes nothing to it, however differently the path reads.
+    fs.copyFileSync(disk, copy);
+    const before = { disk: snapshotImage(disk), copy: snapshotImage(copy) };
+    state.target = { kind: "image", path: copy };
+    const preview = await env.stack.preview({ diff: true });
+    expect(preview.changeSummary.update).toBe(3);
+    expect(preview.changeSummary.replace ?? 0).toBe(0);
+    const up = await env.stack.up();
+    expect(up.summary.resourceChanges?.update).toBe(3);
+    expect(up.summary.resourceChanges?.delete ?? 0).toBe(0);
+    expect({ disk: snapshotImage(disk), copy: snapshotImage(copy) }).toEqual(before);
+  }
+
   async function anotherDiskIsAReplacement(): Promise<void> {
-    const before = snapshotImage(disk);
+    const before = snapshotImage(copy);
     state.target = { kind: "image", path: moved };
     const preview = await env.stack.preview({ diff: true });
     expect(preview.changeSummary.replace).toBe(3);
     const up = await env.stack.up();
     expect(up.summary.result).toBe("succeeded");
-    expect(up.stdout).toMatch(/left slot a on image:.*disk\.img#?.* in place/);
-    expect(snapshotImage(disk)).toBe(before);
+    expect(up.stdout).toMatch(/left slot a on image:.*copy\.img#?.* in place/);
+    expect(snapshotImage(copy)).toBe(before);
   }
 
   async function destroyLetsGo(): Promise<void> {
@@ -181,14 +199,18 @@ describe("disk image target", () => {
   }
 
   // One scenario: each step changes the stack the next one starts from.
-  test("a disk image's life: up, another spelling of the same partition, another disk, destroy", async () => {
+  test("a disk image's life: up, another spelling of the same partition, a byte copy, another disk, destroy", async () => {
     await step("up writes both slots and the config", upWritesBothSlots);
     await step(
       "naming the auto-detected partition and another spelling of the path: an update, and the disk stays byte-identical",
       anotherSpellingIsAnUpdate,
     );
     await step(
-      "another disk is another identity: a replacement that writes the new disk and removes nothing from the old",
+      "a byte copy of the disk is the same partition (its FAT volume): an update that writes nothing",
+      aByteCopyIsTheSamePartition,
+    );
+    await step(
+      "another disk is another partition: a replacement that writes the new disk and removes nothing from the old",
       anotherDiskIsAReplacement,
     );
     await step("destroy lets go: the disk still boots its DEFAULT slot in QEMU", destroyLetsGo);
@@ -207,14 +229,31 @@ describe("ssh target (sshd on loopback)", () => {
 
   beforeAll(async () => {
     env = await engineStack("lifecycle-ssh", lowLevelProgram(state));
-    root = path.join(env.dir, "boot");
-    movedRoot = path.join(env.dir, "boot2");
-    fs.mkdirSync(root);
-    fs.mkdirSync(movedRoot);
+    root = await bootPartitionDir(path.join(env.dir, "boot"));
+    movedRoot = await bootPartitionDir(path.join(env.dir, "boot2"));
     // The program passes the key as a plain string: the provider makes it a secret anyway.
     state.target = sshTarget(sshd, root);
   });
   afterAll(async () => env?.cleanup());
+
+  async function notABootPartitionIsRefused(): Promise<void> {
+    const media = path.join(env.dir, "media");
+    fs.mkdirSync(path.join(media, "lost+found"), { recursive: true });
+    fs.writeFileSync(path.join(media, "README"), "the data disk\n");
+    const target = state.target;
+    state.target = sshTarget(sshd, media);
+    const refused = await env.stack.preview().then(
+      () => "previewed",
+      (err: Error) => err.message,
+    );
+    expect(refused).toMatch(
+      new RegExp(
+        `target\\.path: ssh .*:${media} holds neither ldlinux\\.sys nor syslinux\\.cfg .*found there: README, lost\\+found`,
+      ),
+    );
+    expect(fs.readdirSync(media).sort()).toEqual(["README", "lost+found"]);
+    state.target = target;
+  }
 
   async function upOverSshKeepsTheKeySecret(): Promise<void> {
     const up = await env.stack.up();
@@ -279,7 +318,11 @@ describe("ssh target (sshd on loopback)", () => {
   }
 
   // One scenario: each step changes the stack the next one starts from.
-  test("an ssh target's life: up, a connection change, another directory, destroy", async () => {
+  test("an ssh target's life: not a boot partition, up, a connection change, another directory, destroy", async () => {
+    await step(
+      "a directory on the machine that is no boot partition is refused at preview, naming what is there",
+      notABootPartitionIsRefused,
+    );
     await step("up over ssh: the private key is in no state file, no export and no output", upOverSshKeepsTheKeySecret);
     await step(
       "a new key, known_hosts file, explicit host key checking and a trailing slash: an update that touches no file",

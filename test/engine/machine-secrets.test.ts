@@ -5,6 +5,7 @@ import { buildImageRepo, type ImageRepo } from "../fixtures/image-repo";
 import { sshTarget, startSshd, type TestSshd } from "../boot/sshd";
 import { engineStack, type EngineStack } from "./pulumi-harness";
 import { expectNoKey, exportAsUser, stateText } from "./ssh-stack";
+import { bootPartitionDir } from "../fixtures/boot-partition-dir";
 
 // The stack's program over ssh. The issue's scenario: the stack's program (index.ts's machineProgram, the AbSystem component the
 // provider constructs) deploying over ssh with the key and a kernel command line token set as
@@ -24,8 +25,7 @@ beforeAll(async () => {
   process.env.RAMROOT_IMAGE_CACHE = path.join(env.dir, "images");
   repo = await buildImageRepo(path.join(env.dir, "repo"));
   sshd = await startSshd();
-  root = path.join(env.dir, "boot");
-  fs.mkdirSync(root);
+  root = await bootPartitionDir(path.join(env.dir, "boot"));
 });
 afterAll(async () => {
   await sshd?.stop();
@@ -77,8 +77,7 @@ test("an ssh up with a secret key and a secret append: no state file and no expo
 test("wipeOnDelete set on the machine program reaches the slots and the config: destroy removes them", async () => {
   const wiped = await engineStack("machine-wipe", machineProgram);
   try {
-    const dir = path.join(wiped.dir, "boot");
-    fs.mkdirSync(dir);
+    const dir = await bootPartitionDir(path.join(wiped.dir, "boot"));
     await wiped.stack.setAllConfig({
       "ramroot:target": {
         value: JSON.stringify(sshTarget(sshd, dir)),
@@ -89,7 +88,7 @@ test("wipeOnDelete set on the machine program reaches the slots and the config: 
     });
     const up = await wiped.stack.up();
     expect(up.summary.result).toBe("succeeded");
-    expect(fs.readdirSync(dir).sort()).toEqual(["a", "ramroot", "syslinux.cfg"]);
+    expect(fs.readdirSync(dir).sort()).toEqual(["a", "ldlinux.c32", "ldlinux.sys", "ramroot", "syslinux.cfg"]);
     const state = await wiped.stack.exportStack();
     const onDelete = state.deployment.resources
       .filter((r: { type: string }) => /BootSlot|SyslinuxConfig/.test(r.type))
@@ -102,6 +101,8 @@ test("wipeOnDelete set on the machine program reaches the slots and the config: 
     expect(destroy.stdout).toMatch(/removed slot a on .* \(wipeOnDelete\)/);
     expect(fs.existsSync(path.join(dir, "a"))).toBe(false);
     expect(fs.existsSync(path.join(dir, "syslinux.cfg"))).toBe(false);
+    // syslinux itself is the partition's, not the stack's: it stays.
+    expect(fs.existsSync(path.join(dir, "ldlinux.sys"))).toBe(true);
   } finally {
     await wiped.cleanup();
   }

@@ -10,6 +10,7 @@ import { sshTarget, startSshd, type TestSshd } from "../boot/sshd";
 import { buildImageRepo, stackImageConfig, type ImageRepo } from "../fixtures/image-repo";
 import { step } from "../fixtures/scenario-step";
 import { machineStack, type EngineStack } from "./pulumi-harness";
+import { bootPartitionDir } from "../fixtures/boot-partition-dir";
 
 // History numbers that never move and a rollback that holds, with the real engine (file
 // backend: every entry is version 0) and the stack's own program: on a disk image (12 updates
@@ -176,8 +177,7 @@ describe("an ssh target (sshd on loopback)", () => {
   beforeAll(async () => {
     env = await machineStack("history-ssh");
     sshd = await startSshd();
-    const boot = path.join(env.dir, "boot");
-    fs.mkdirSync(boot);
+    const boot = await bootPartitionDir(path.join(env.dir, "boot"));
     target = sshTarget(sshd, boot);
   });
   afterAll(async () => {

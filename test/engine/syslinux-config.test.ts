@@ -4,6 +4,7 @@ import { SyslinuxConfig } from "../../components/resources";
 import { parseSyslinuxConfig } from "../../provider/boot/syslinux-config";
 import { step } from "../fixtures/scenario-step";
 import { engineStack, type EngineStack } from "./pulumi-harness";
+import { bootPartitionDir } from "../fixtures/boot-partition-dir";
 
 // The real pulumi engine (file backend, no network) drives the real provider plugin.
 jest.setTimeout(300_000);
@@ -34,7 +35,7 @@ const program = async () => {
 
 beforeAll(async () => {
   env = await engineStack("syslinux", program);
-  bootDir = path.join(env.dir, "boot");
+  bootDir = await bootPartitionDir(path.join(env.dir, "boot"));
   // Files for both entries: a DEFAULT whose kernel or initramfs is missing is refused.
   for (const slot of ["a", "b"]) {
     fs.mkdirSync(path.join(bootDir, slot), { recursive: true });

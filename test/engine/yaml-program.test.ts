@@ -6,6 +6,7 @@ import { inspectTarget } from "../../provider/boot/inspect";
 import { buildImageRepo, type ImageRepo } from "../fixtures/image-repo";
 import { step } from "../fixtures/scenario-step";
 import { machineStack, pulumiCommand, REPO_ROOT, type EngineStack } from "./pulumi-harness";
+import { bootPartitionDir } from "../fixtures/boot-partition-dir";
 
 // examples/yaml/Pulumi.yaml run by the real YAML language host against the real provider, beside
 // index.ts's program (components/machine-program.ts) on the same config: the A/B component is
@@ -34,10 +35,10 @@ function config(boot: string, packages = ["alpine-baselayout", "busybox", "ramro
 }
 
 /** The YAML project's directory as a user has it: root/ (the overlay) and boot/ (a mounted boot partition); both programs name them by absolute path. */
-function projectFiles(dir: string): void {
+async function projectFiles(dir: string): Promise<void> {
   fs.mkdirSync(path.join(dir, "root", "etc"), { recursive: true });
   fs.writeFileSync(path.join(dir, "root", "etc", "motd"), "one program, two languages\n");
-  fs.mkdirSync(path.join(dir, "boot"), { recursive: true });
+  await bootPartitionDir(path.join(dir, "boot"));
 }
 
 /** The preview's resource and property lines, without the project and stack names and the boot directory. */
@@ -80,10 +81,9 @@ beforeAll(async () => {
   repo = await buildImageRepo(path.join(ts.dir, "repo"));
   yamlDir = path.join(ts.dir, "yaml");
   fs.mkdirSync(yamlDir);
-  projectFiles(yamlDir);
+  await projectFiles(yamlDir);
   yamlBoot = path.join(yamlDir, "boot");
-  tsBoot = path.join(ts.dir, "boot");
-  fs.mkdirSync(tsBoot);
+  tsBoot = await bootPartitionDir(path.join(ts.dir, "boot"));
   const program = parse(fs.readFileSync(path.join(REPO_ROOT, "examples", "yaml", "Pulumi.yaml"), "utf8")) as Record<
     string,
     unknown

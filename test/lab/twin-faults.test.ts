@@ -2,7 +2,7 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { execa } from "execa";
-import { freePort, processAlive, stopTwin, waitForConsole } from "../../provider/qemu/twin";
+import { freePort, processAlive, stopTwin } from "../../provider/qemu/twin";
 import { ramroot, ramrootArgv } from "../fixtures/debian-repo";
 import { buildNasRepo } from "../fixtures/nas-repo";
 import { machineStack, type EngineStack } from "../engine/pulumi-harness";
@@ -14,9 +14,10 @@ import {
   machineSshArgs,
   makeBootDisk,
   nasImageConfig,
+  nextBoot,
   onMachine,
   rebootMachine,
-  SSHD_READY,
+  runningRelease,
   startMachine,
   twinStackConfig,
   userKeyFor,
@@ -77,14 +78,7 @@ test("QEMU killed during the slot copy over ssh boots a again and the next up su
   const serialLog = path.join(work, "serial.log");
   const data = path.join(work, "data.img");
   const twin = { disk, data, sshPort: port, serialLog, pidFile };
-  let boots = 0;
-  /** Waits for the next boot's sshd; returns the console of that boot. */
-  const booted = async () => {
-    boots++;
-    const log = await waitForConsole(serialLog, SSHD_READY, { count: boots, timeoutMs: 600_000, pidFile });
-    const starts = [...log.matchAll(/Linux version /g)].map((m) => m.index);
-    return log.slice(starts[starts.length - 1] ?? 0);
-  };
+  const booted = nextBoot(serialLog, pidFile);
 
   await keepingSerialLog(serialLog, async () => {
     await startMachine(twin);
@@ -96,12 +90,7 @@ test("QEMU killed during the slot copy over ssh boots a again and the next up su
     fs.writeFileSync(knownHosts, knownHostsLines(port, hostKeys));
     const sshArgs = machineSshArgs(port, userKey, knownHosts);
     const sh = (script: string) => onMachine(sshArgs, script);
-    /** What the machine runs now: the image id it publishes, the slot syslinux booted, the overlay's release file. */
-    const running = async () => ({
-      imageId: (await sh("cat /run/ramroot/image-id")).trim(),
-      slot: /BOOT_IMAGE=\/([ab])\/vmlinuz/.exec(await sh("cat /proc/cmdline"))?.[1],
-      release: (await sh("cat /etc/ramroot/release")).trim(),
-    });
+    const running = () => runningRelease(sh);
     const defaultSlot = async () => (await sh("sed -n 's/^DEFAULT //p' /media/boot/syslinux.cfg")).trim();
     const manifestOf = async (slot: string) => JSON.parse(await sh(`cat /media/boot/${slot}/manifest.json`));
     /** The file written before the first deploy, read back. */

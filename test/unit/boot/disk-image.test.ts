@@ -28,10 +28,14 @@ afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
 
 const sha = (b: Buffer | string) => createHash("sha256").update(b).digest("hex");
 
-test("disk create is deterministic and lays out MBR, active FAT partition, syslinux and slots", async () => {
-  const one = await createDisk({ output: path.join(dir, "one.img"), sizeMiB: 32, layout: "mbr", slots: ["a", "b"] });
-  const two = await createDisk({ output: path.join(dir, "two.img"), sizeMiB: 32, layout: "mbr", slots: ["a", "b"] });
+test("disk create is deterministic for one volume id and lays out MBR, active FAT partition, syslinux and slots", async () => {
+  const opts = { sizeMiB: 32, layout: "mbr", slots: ["a", "b"], volumeId: 0x52414d52 } as const;
+  const one = await createDisk({ ...opts, output: path.join(dir, "one.img"), slots: ["a", "b"] });
+  const two = await createDisk({ ...opts, output: path.join(dir, "two.img"), slots: ["a", "b"] });
   expect(one.sha256).toBe(two.sha256);
+  // Without a volume id each disk gets its own: its identity as a boot target (fat-volume-id.ts).
+  const three = await createDisk({ ...opts, volumeId: undefined, output: path.join(dir, "three.img"), slots: ["a"] });
+  expect(three.volumeId).not.toBe(one.volumeId);
   expect(one.fatOffset).toBe(2048 * 512);
   const sector0 = Buffer.alloc(512);
   const fd = fs.openSync(one.output, "r");

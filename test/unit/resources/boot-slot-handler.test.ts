@@ -9,6 +9,8 @@ import { withTarget } from "../../../provider/boot/target";
 import { imageIdOf } from "../../../provider/image/build";
 import { bootSlotHandler, type BootSlotInputs } from "../../../provider/resources/boot-slot-resource";
 import type { OperationContext } from "../../../provider/resources/resource-handler";
+import { syslinuxConfigHandler } from "../../../provider/resources/syslinux-config-resource";
+import { bootPartitionDir } from "../../fixtures/boot-partition-dir";
 
 // BootSlot's handler on a real mounted-directory target: the local copies are re-hashed against
 // the image the state names before anything is sent, and a slot damaged on the target is seen by
@@ -22,10 +24,9 @@ let logs: { message: string; severity?: string }[];
 let ctx: OperationContext;
 let inputs: BootSlotInputs;
 
-beforeEach(() => {
+beforeEach(async () => {
   dir = fs.mkdtempSync(path.join(os.tmpdir(), "ramroot-slot-handler-"));
-  boot = path.join(dir, "boot");
-  fs.mkdirSync(boot);
+  boot = await bootPartitionDir(path.join(dir, "boot"));
   const kernel = path.join(dir, "vmlinuz");
   const initramfs = path.join(dir, "initramfs");
   fs.writeFileSync(kernel, Buffer.alloc(70_000, 3));
@@ -102,4 +103,33 @@ test("a damaged slot that syslinux boots by DEFAULT is not planned for a write, 
     ),
     severity: "warning",
   });
+});
+
+test("a directory with neither ldlinux.sys nor syslinux.cfg is refused at preview, saying what is there; nothing is written", async () => {
+  const notBoot = path.join(dir, "media");
+  fs.mkdirSync(path.join(notBoot, "lost+found"), { recursive: true });
+  fs.writeFileSync(path.join(notBoot, "notes.txt"), "the data disk\n");
+  const preview = { ...ctx, preview: true };
+  const elsewhere = { ...inputs, target: { kind: "local" as const, path: notBoot } };
+  const refusal = new RegExp(
+    `target\\.path: local ${notBoot} holds neither ldlinux\\.sys nor syslinux\\.cfg .*; found there: lost\\+found, notes\\.txt; expected the directory the boot partition is mounted on`,
+  );
+  await expect(bootSlotHandler.create(elsewhere, preview)).rejects.toThrow(refusal);
+  await expect(
+    syslinuxConfigHandler.create(
+      {
+        target: elsewhere.target,
+        strategy: "switch",
+        defaultLabel: "b",
+        timeout: 0,
+        entries: [slotEntry("b", { microcode: false, append: "rdinit=/sbin/init" })],
+      },
+      preview,
+    ),
+  ).rejects.toThrow(refusal);
+  fs.mkdirSync(path.join(dir, "empty"));
+  await expect(
+    bootSlotHandler.create({ ...inputs, target: { kind: "local", path: path.join(dir, "empty") } }, preview),
+  ).rejects.toThrow(/found there: nothing \(the directory is empty or does not exist\)/);
+  expect(fs.readdirSync(notBoot).sort()).toEqual(["lost+found", "notes.txt"]);
 });

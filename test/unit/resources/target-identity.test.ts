@@ -2,9 +2,10 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { createDisk } from "../../../provider/boot/disk-create";
-import { sameTarget, targetIdentity } from "../../../provider/boot/target-identity";
+import { samePartition, sameTarget, targetLocation } from "../../../provider/boot/target-identity";
 import { diffTarget } from "../../../provider/resources/target-diff";
 import { formatTargetId, parseTargetId } from "../../../provider/resources/target-id";
+import { openTarget } from "../../../provider/boot/target";
 
 jest.setTimeout(60_000);
 
@@ -20,10 +21,10 @@ beforeAll(async () => {
 afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
 
 test("an auto-detected partition and the same partition named are one identity; another partition is not", () => {
-  expect(targetIdentity({ kind: "image", path: disk })).toBe(
-    targetIdentity({ kind: "image", path: disk, partition: 1 }),
+  expect(targetLocation({ kind: "image", path: disk })).toBe(
+    targetLocation({ kind: "image", path: disk, partition: 1 }),
   );
-  expect(targetIdentity({ kind: "image", path: disk })).toMatch(/@1048576$/);
+  expect(targetLocation({ kind: "image", path: disk })).toMatch(/@1048576$/);
   expect(sameTarget({ kind: "image", path: disk }, { kind: "image", path: `${dir}/./disk.img` })).toBe(true);
   // A partition the disk does not have is spelled out, so it differs from the real one.
   expect(sameTarget({ kind: "image", path: disk }, { kind: "image", path: disk, partition: 2 })).toBe(false);
@@ -38,7 +39,7 @@ test("a trailing slash or a symlink to the same directory changes nothing; anoth
   expect(sameTarget({ kind: "local", path: boot }, { kind: "image", path: boot })).toBe(false);
 });
 
-test("ssh: user, port, key, known hosts, ssh config and host key checking are the connection, not the identity", () => {
+test("ssh: user, port, key, known hosts, ssh config and host key checking are the connection, not the identity", async () => {
   const old = { kind: "ssh" as const, host: "NAS", path: "/media/boot/", user: "root", port: 22 };
   const moved = {
     kind: "ssh" as const,
@@ -50,7 +51,7 @@ test("ssh: user, port, key, known hosts, ssh config and host key checking are th
     strictHostKeyChecking: false,
     sshConfigFile: "/c",
   };
-  const d = diffTarget(old, moved);
+  const d = await diffTarget(old, undefined, moved);
   expect(d.replace).toBe(false);
   expect(Object.keys(d.changes).sort()).toEqual([
     "target.host",
@@ -61,10 +62,42 @@ test("ssh: user, port, key, known hosts, ssh config and host key checking are th
     "target.strictHostKeyChecking",
     "target.user",
   ]);
-  expect(diffTarget(old, { ...old, host: "other" }).replace).toBe(true);
-  expect(diffTarget(old, { ...old, path: "/media/other" }).replace).toBe(true);
-  expect(diffTarget(old, old)).toEqual({ changes: {}, replace: false });
+  // Hosts that cannot be reached show no volume: another host or path is another place, a replacement.
+  expect((await diffTarget(old, undefined, { ...old, host: "other.invalid" })).replace).toBe(true);
+  expect((await diffTarget(old, undefined, { ...old, path: "/media/other" })).replace).toBe(true);
+  expect(await diffTarget(old, undefined, old)).toEqual({ changes: {}, replace: false });
 });
+
+test("the partition is its FAT volume: a byte copy of a disk is the same partition wherever it is, another disk is not, and an old state without a volume is looked at where it was", async () => {
+  const copy = path.join(dir, "copy.img");
+  fs.copyFileSync(disk, copy);
+  const other = path.join(dir, "other-disk.img");
+  await createDisk({ output: other, sizeMiB: 8, slots: ["a", "b"] });
+  const at = (p: string) => ({ kind: "image" as const, path: p });
+  const volume = await readVolume(disk);
+  expect(volume).toMatchObject({ label: "RAMROOT", dir: "" });
+  // As a resource's state records it, and as an old state (no volume) has it while the disk is still there.
+  expect(await samePartition({ target: at(disk), volume }, at(copy))).toBe(true);
+  expect(await samePartition({ target: at(disk) }, at(copy))).toBe(true);
+  expect((await diffTarget(at(disk), volume, at(copy))).replace).toBe(false);
+  expect(await samePartition({ target: at(disk), volume }, at(other))).toBe(false);
+  expect((await diffTarget(at(disk), volume, at(other))).replace).toBe(true);
+  // An old state whose place is gone, and a new place with no FAT: only the same place counts.
+  expect(await samePartition({ target: at(path.join(dir, "gone.img")) }, at(copy))).toBe(false);
+  expect(await samePartition({ target: at(disk), volume }, { kind: "local", path: path.join(dir, "boot") })).toBe(
+    false,
+  );
+  expect(await samePartition({ target: at(disk), volume }, at(`${dir}/./disk.img`))).toBe(true);
+});
+
+async function readVolume(image: string) {
+  const target = await openTarget({ kind: "image", path: image });
+  try {
+    return await target.bootVolume();
+  } finally {
+    await target.close();
+  }
+}
 
 test("ids round-trip, carry no key, and a bad id names what is accepted", () => {
   const ssh = {
