@@ -51,8 +51,8 @@ test("the default stack is a real Alpine box the component accepts: ssh, host ke
 });
 
 test("every image prints the boot test's marker: the image-id service echoes it", () => {
-  const services = fs.readFileSync(path.join(ROOT, "provider", "image", "machine-services.ts"), "utf8");
-  expect(services).toContain(`echo "${BOOT_MARKER}$image"`);
+  const script = fs.readFileSync(path.join(ROOT, "provider", "machine", "image-id.sh"), "utf8");
+  expect(script).toContain(`echo "${BOOT_MARKER}$image"`);
 });
 
 test("an own repository and package list: paths as given, no ssh server, no host keys", () => {
