@@ -131,7 +131,7 @@ function absolute(p: string, baseDir: string): string {
 
 /** secureBoot's key and certificate: a path made absolute, PEM text kept as it is. */
 function absolutePems<T extends { privateKey: string; certificate: string }>(pems: T, baseDir: string): T {
-  const pem = (v: string) => (v.includes("-----BEGIN ") ? v : absolute(v, baseDir));
+  const pem = (v: string) => (v.includes("-----BEGIN ") || v.includes("\n") ? v : absolute(v, baseDir));
   return { ...pems, privateKey: pem(pems.privateKey), certificate: pem(pems.certificate) };
 }
 

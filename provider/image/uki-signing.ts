@@ -2,9 +2,8 @@
  * Secure Boot: a UKI signed with the user's key (Debian's sbsigntool), and checked against the
  * user's certificate before it is written to a slot.
  *
- * The private key never touches the disk: sbsign reads it from a pipe (/dev/stdin), the
- * certificate from another (/dev/fd/3); the plan, the image cache and the logs carry only the
- * certificate's sha256. sbsign stamps the signature with the time it signs at, so it runs under
+ * The private key never touches the disk: sbsign reads it from a pipe (/dev/stdin); the plan,
+ * the image cache and the logs carry only the certificate's sha256. sbsign stamps the signature with the time it signs at, so it runs under
  * libfaketime with the clock stopped at the image's epoch: the same UKI, key and certificate give
  * the same signed bytes. RSA signatures (PKCS#1 v1.5, what UEFI firmware verifies) carry no
  * randomness; other key types are refused.
@@ -15,6 +14,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { InputError } from "../ramroot-error";
 import { sha256Hex } from "../file-hash";
+import { openScratchDir } from "../scratch-dir";
 
 /** A key and certificate, read and checked: what signs a UKI. */
 export interface UkiSigner {
@@ -38,7 +38,8 @@ function refuse(name: keyof SecureBootInput, reason: string): never {
 
 /** PEM text as given, or the file a path names (relative to `baseDir`). */
 function pemOf(value: string, name: keyof SecureBootInput, baseDir: string): string {
-  if (value.includes("-----BEGIN ")) return value;
+  // Text with a line break is PEM text however malformed (and a key's is never echoed), not a path.
+  if (value.includes("-----BEGIN ") || value.includes("\n")) return value;
   const file = path.resolve(baseDir, value);
   try {
     return fs.readFileSync(file, "utf8");
@@ -74,7 +75,7 @@ export function readUkiSigner(input: SecureBootInput, baseDir: string): UkiSigne
     // The library's message may quote the input: say what was expected, not what was found.
     return refuse(
       "privateKey",
-      "got a secret that is not an unencrypted private key in PEM; expected \"-----BEGIN PRIVATE KEY-----\" (or RSA PRIVATE KEY) text or its file, without a passphrase",
+      'got a secret that is not an unencrypted private key in PEM; expected "-----BEGIN PRIVATE KEY-----" (or RSA PRIVATE KEY) text or its file, without a passphrase',
     );
   }
   if (key.asymmetricKeyType !== "rsa")
@@ -111,29 +112,25 @@ interface Run {
   output: string;
 }
 
-/** Runs an sbsigntool command with `stdin` on fd 0 and `fd3` on fd 3; both are pipes, never files. */
-function runWithPipes(command: string, args: string[], stdin: string, fd3: string, env?: NodeJS.ProcessEnv): Promise<Run> {
+/**
+ * Runs an sbsigntool command with `stdin` fed to it through a pipe it can open as /dev/stdin:
+ * node's stdio is a socket, which open(2) refuses, so `cat` hands it on through a real pipe.
+ */
+function runFed(command: string, args: string[], stdin: string, env: NodeJS.ProcessEnv = process.env): Promise<Run> {
   return new Promise((resolve, reject) => {
-    const child = spawn(command, args, { stdio: ["pipe", "pipe", "pipe", "pipe"], env: env ?? process.env });
+    const child = spawn("sh", ["-c", 'cat | "$@"', "sh", command, ...args], { stdio: "pipe", env });
     let output = "";
-    child.stdout!.on("data", (d: Buffer) => (output += d.toString()));
-    child.stderr!.on("data", (d: Buffer) => (output += d.toString()));
-    child.on("error", (err: NodeJS.ErrnoException) =>
-      reject(
-        err.code === "ENOENT"
-          ? new Error(`secureBoot: ${command} is not installed (Debian sbsigntool; scripts/setup.sh installs it)`)
-          : err,
-      ),
+    child.stdout.on("data", (d: Buffer) => (output += d.toString()));
+    child.stderr.on("data", (d: Buffer) => (output += d.toString()));
+    child.on("error", reject);
+    child.on("close", (code) =>
+      code === 127 && /not found/.test(output)
+        ? reject(new Error(`secureBoot: ${command} is not installed (Debian sbsigntool; scripts/setup.sh installs it)`))
+        : resolve({ code, output }),
     );
-    child.on("close", (code) => resolve({ code, output }));
     // A child that exits before reading its input must not crash us with EPIPE.
-    for (const [stream, text] of [
-      [child.stdin!, stdin],
-      [child.stdio[3] as NodeJS.WritableStream, fd3],
-    ] as const) {
-      (stream as NodeJS.WritableStream & { on(e: "error", f: () => void): void }).on("error", () => {});
-      stream.end(text);
-    }
+    child.stdin.on("error", () => {});
+    child.stdin.end(stdin);
   });
 }
 
@@ -147,22 +144,33 @@ function toolMessage(output: string): string {
 
 /** `unsigned` signed with `signer` into `out`, the signature dated `epoch` (seconds since 1970). */
 export async function signUki(unsigned: string, out: string, signer: UkiSigner, epoch: number): Promise<void> {
-  const time = new Date(epoch * 1000).toISOString().replace("T", " ").replace(/\.\d+Z$/, "");
+  const time = new Date(epoch * 1000)
+    .toISOString()
+    .replace("T", " ")
+    .replace(/\.\d+Z$/, "");
   const env = { ...process.env, LD_PRELOAD: faketimeLibrary(), FAKETIME: time, TZ: "UTC", FAKETIME_DONT_RESET: "1" };
-  const run = await runWithPipes(
-    "sbsign",
-    ["--key", "/dev/stdin", "--cert", "/dev/fd/3", "--output", out, unsigned],
-    signer.privateKey,
-    signer.certificate,
-    env,
-  );
+  // The certificate is public: a file in a private scratch directory. The key only ever flows through the pipe.
+  const scratch = await openScratchDir("ramroot-sbsign-");
+  let run: Run;
+  try {
+    const cert = path.join(scratch.dir, "db.crt");
+    fs.writeFileSync(cert, signer.certificate, { mode: 0o600 });
+    run = await runFed(
+      "sbsign",
+      ["--key", "/dev/stdin", "--cert", cert, "--output", out, unsigned],
+      signer.privateKey,
+      env,
+    );
+  } finally {
+    scratch.drop();
+  }
   if (run.code !== 0 || !fs.existsSync(out))
     throw new Error(`secureBoot: sbsign could not sign the UKI: ${toolMessage(run.output) || `exit ${run.code}`}`);
 }
 
 /** Why `uki` is not signed by `certificatePem`'s key, or undefined when sbverify accepts it. */
 export async function ukiSignatureRefusal(uki: string, certificatePem: string): Promise<string | undefined> {
-  const run = await runWithPipes("sbverify", ["--cert", "/dev/stdin", uki], certificatePem, "");
+  const run = await runFed("sbverify", ["--cert", "/dev/stdin", uki], certificatePem);
   if (run.code === 0) return undefined;
   return toolMessage(run.output) || `sbverify exited ${run.code}`;
 }
