@@ -324,7 +324,9 @@ async function buildNew(
     );
     const sbom = await artifact(sbomFile);
     const imageId = imageIdOf({ kernel, initramfs, microcode });
-    const uki = config.uki ? await ukiOf(resolved, base.dir, { kernel, initramfs, microcode, imageId }, outDir) : undefined;
+    const uki = config.uki
+      ? await ukiOf(resolved, base.dir, { kernel, initramfs, microcode, imageId }, outDir)
+      : undefined;
     const archiveSize = whole.layers.reduce((n, l) => n + l.rawSize, 0);
     const warnings = whole.layers.flatMap((l) => l.warnings);
 

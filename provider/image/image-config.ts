@@ -259,14 +259,11 @@ export const imageConfigSchema = z
     /** sign the UKI for Secure Boot (uki-signing.ts); the key is a secret, only the certificate's hash is in the plan */
     secureBoot: z
       .strictObject({
-        privateKey: z
-          .string()
-          .min(1, "expected the private key's PEM text, or the path of its PEM file")
-          .meta({
-            secret: true,
-            description:
-              "the RSA private key that signs the UKI: PEM text or the path of a PEM file, a Pulumi secret; it reaches sbsign through a pipe and is never written",
-          }),
+        privateKey: z.string().min(1, "expected the private key's PEM text, or the path of its PEM file").meta({
+          secret: true,
+          description:
+            "the RSA private key that signs the UKI: PEM text or the path of a PEM file, a Pulumi secret; it reaches sbsign through a pipe and is never written",
+        }),
         certificate: z
           .string()
           .min(1, "expected the certificate's PEM text, or the path of its PEM file")
