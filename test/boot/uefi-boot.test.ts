@@ -36,6 +36,19 @@ function project(dir: string): string {
   return dir;
 }
 
+/** The image both tests build: the overlay's hello service prints the marker. */
+const ukiConfig = () => ({
+  repositories: [repo.repository],
+  keys: [repo.keysDir],
+  packages: ["alpine-baselayout", "busybox", "ramroot-init"],
+  kernel: "lts" as const,
+  uki: true,
+  cmdline: "console=ttyS0",
+  overlay: "root",
+  services: { default: ["hello"] },
+  epoch: 1700000000,
+});
+
 beforeAll(async () => {
   work = fs.mkdtempSync(path.join(os.tmpdir(), "ramroot-uefi-"));
   repo = await buildImageRepo(path.join(work, "repo"), { efiStub: true });
@@ -43,17 +56,7 @@ beforeAll(async () => {
 afterAll(() => fs.rmSync(work, { recursive: true, force: true }));
 
 test("an image as a UKI: same bytes from two directories, boots from an ESP under OVMF with its id on the command line", async () => {
-  const config = {
-    repositories: [repo.repository],
-    keys: [repo.keysDir],
-    packages: ["alpine-baselayout", "busybox", "ramroot-init"],
-    kernel: "lts" as const,
-    uki: true,
-    cmdline: "console=ttyS0",
-    overlay: "root",
-    services: { default: ["hello"] },
-    epoch: 1700000000,
-  };
+  const config = ukiConfig();
   const build = async (name: string) => {
     const dir = project(path.join(work, name));
     return buildImage(await planImage(config, { baseDir: dir }), { cacheDir: path.join(work, `cache-${name}`) });
@@ -98,17 +101,7 @@ const SNAKEOIL = {
 
 test("Secure Boot on (OVMF, snakeoil db): the UKI signed with secureBoot boots to its marker; the same image unsigned is refused", async () => {
   const dir = project(path.join(work, "sb"));
-  const config = {
-    repositories: [repo.repository],
-    keys: [repo.keysDir],
-    packages: ["alpine-baselayout", "busybox", "ramroot-init"],
-    kernel: "lts" as const,
-    uki: true,
-    cmdline: "console=ttyS0",
-    overlay: "root",
-    services: { default: ["hello"] },
-    epoch: 1700000000,
-  };
+  const config = ukiConfig();
   const privateKey = execFileSync("openssl", ["pkey", "-in", SNAKEOIL.key, "-passin", "pass:snakeoil"], {
     encoding: "utf8",
   });
