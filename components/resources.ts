@@ -63,10 +63,9 @@ export class SyslinuxConfig extends pulumi.CustomResource {
 export type AlpineImageArgs = Inputs<ImageConfigInput>;
 
 /** Resolves the config's local paths against `baseDir`, so the provider sees absolute paths. */
-export function absolutePaths<T extends { overlay?: unknown; keys?: unknown; repositories?: unknown }>(
-  config: T,
-  baseDir: string,
-): T {
+export function absolutePaths<
+  T extends { overlay?: unknown; keys?: unknown; repositories?: unknown; secureBoot?: unknown },
+>(config: T, baseDir: string): T {
   const abs = (p: string) => (/^[a-z]+:\/\//.test(p) || path.isAbsolute(p) ? p : path.resolve(baseDir, p));
   const out = { ...config } as Record<string, unknown>;
   if (typeof config.overlay === "string") out.overlay = abs(config.overlay);
@@ -75,6 +74,12 @@ export function absolutePaths<T extends { overlay?: unknown; keys?: unknown; rep
     // Repositories keep their text for /etc/apk/repositories; only local directories become absolute.
     out.repositories = config.repositories.map((r) => (typeof r === "string" && !/^[a-z]+:\/\//.test(r) ? abs(r) : r));
   }
+  // secureBoot's key and certificate are PEM text or paths; a path (never the text) is made absolute.
+  const pemPath = (v: unknown) =>
+    typeof v === "string" && !v.includes("-----BEGIN ") && !v.includes("\n") ? abs(v) : v;
+  const sb = config.secureBoot as { privateKey?: unknown; certificate?: unknown } | undefined;
+  if (sb !== null && typeof sb === "object" && !pulumi.Output.isInstance(sb))
+    out.secureBoot = { ...sb, privateKey: pemPath(sb.privateKey), certificate: pemPath(sb.certificate) };
   return out as T;
 }
 

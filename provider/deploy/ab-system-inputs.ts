@@ -129,6 +129,12 @@ function absolute(p: string, baseDir: string): string {
   return /^[a-z]+:\/\//.test(p) || path.isAbsolute(p) ? p : path.resolve(baseDir, p);
 }
 
+/** secureBoot's key and certificate: a path made absolute, PEM text kept as it is. */
+function absolutePems<T extends { privateKey: string; certificate: string }>(pems: T, baseDir: string): T {
+  const pem = (v: string) => (v.includes("-----BEGIN ") || v.includes("\n") ? v : absolute(v, baseDir));
+  return { ...pems, privateKey: pem(pems.privateKey), certificate: pem(pems.certificate) };
+}
+
 /** The image config with its local paths made absolute, so every process that plans it sees the same config. */
 export function absoluteImageConfig(config: ImageConfig, baseDir: string): ImageConfig {
   return {
@@ -136,6 +142,7 @@ export function absoluteImageConfig(config: ImageConfig, baseDir: string): Image
     repositories: config.repositories.map((r) => absolute(r, baseDir)),
     ...(config.keys ? { keys: config.keys.map((k) => absolute(k, baseDir)) } : {}),
     ...(config.overlay ? { overlay: absolute(config.overlay, baseDir) } : {}),
+    ...(config.secureBoot ? { secureBoot: absolutePems(config.secureBoot, baseDir) } : {}),
   };
 }
 

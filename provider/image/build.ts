@@ -24,6 +24,7 @@ import { cacheBoundFromEnv, markUsed, pruneImageCache, recordStateReference } fr
 import { efiStubPath, EFI_STUB_FILE, OS_RELEASE_FILE } from "./boot-split";
 import { EFI_STUB_PACKAGE } from "./image-config";
 import { writeUki } from "./uki";
+import { assertUkiSignedBy, signUki } from "./uki-signing";
 import {
   foldedLayer,
   KERNEL_FILE,
@@ -255,6 +256,26 @@ async function buildUki(
   return artifact(out);
 }
 
+/**
+ * uki.efi in `outDir`: built, then, with secureBoot, signed (the signature dated the image's
+ * epoch, so the bytes repeat) and checked against the certificate before it is published.
+ */
+async function ukiOf(
+  resolved: ResolvedPlan,
+  layerDir: string,
+  image: { kernel?: Artifact; initramfs: Artifact; microcode?: Artifact; imageId: string },
+  outDir: string,
+): Promise<Artifact> {
+  const out = path.join(outDir, "uki.efi");
+  if (!resolved.signer) return buildUki(resolved, layerDir, image, out);
+  const unsigned = path.join(outDir, "uki.unsigned.efi");
+  await buildUki(resolved, layerDir, image, unsigned);
+  await signUki(unsigned, out, resolved.signer, resolved.config.epoch);
+  fs.rmSync(unsigned);
+  await assertUkiSignedBy(out, resolved.signer.certificate);
+  return artifact(out);
+}
+
 async function buildNew(
   resolved: ResolvedPlan,
   cacheDir: string,
@@ -304,7 +325,7 @@ async function buildNew(
     const sbom = await artifact(sbomFile);
     const imageId = imageIdOf({ kernel, initramfs, microcode });
     const uki = config.uki
-      ? await buildUki(resolved, base.dir, { kernel, initramfs, microcode, imageId }, path.join(outDir, "uki.efi"))
+      ? await ukiOf(resolved, base.dir, { kernel, initramfs, microcode, imageId }, outDir)
       : undefined;
     const archiveSize = whole.layers.reduce((n, l) => n + l.rawSize, 0);
     const warnings = whole.layers.flatMap((l) => l.warnings);
