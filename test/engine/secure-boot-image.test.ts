@@ -45,7 +45,7 @@ const config = () => ({
   packages: ["alpine-baselayout", "busybox", "ramroot-init"],
   kernel: "lts" as const,
   uki: true,
-  cmdline: "console=ttyS0",
+  cmdline: "console=ttyS0 no_timer_check",
   epoch: 1700000000,
 });
 
