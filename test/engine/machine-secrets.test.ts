@@ -72,6 +72,28 @@ test("an ssh up with a secret key and a secret append: no state file and no expo
   }
   const preview = await env.stack.preview({ diff: true });
   expect(preview.changeSummary.update ?? 0).toBe(0);
+
+  // An up with nothing to copy: one connection and one remote shell for it, and few round trips
+  // (each command through the shell is one; a channel of its own would carry a file's bytes).
+  const trace = path.join(env.dir, "ssh-trace");
+  process.env.RAMROOT_SSH_TRACE = trace;
+  try {
+    const again = await env.stack.up();
+    expect(again.summary.result).toBe("succeeded");
+  } finally {
+    delete process.env.RAMROOT_SSH_TRACE;
+  }
+  const events = fs
+    .readFileSync(trace, "utf8")
+    .split("\n")
+    .filter((l) => l !== "");
+  const count = (event: string) => events.filter((e) => e === event).length;
+  console.log(
+    `ssh up with nothing to copy: ${JSON.stringify({ connect: count("connect"), shell: count("shell"), exchange: count("exchange"), channel: count("channel") })}`,
+  );
+  expect(count("channel")).toBe(0);
+  expect(count("connect")).toBe(1);
+  expect(count("exchange")).toBeLessThanOrEqual(15);
 });
 
 test("wipeOnDelete set on the machine program reaches the slots and the config: destroy removes them", async () => {
