@@ -7,7 +7,7 @@ import { createDisk } from "../../provider/boot/disk-create";
 import { collectLayers, layerPath, layersProblem, putLayers, type LayerSpec } from "../../provider/boot/layer-store";
 import { slotEntry, writeSlot } from "../../provider/boot/slot";
 import { readSyslinuxConfig, writeSyslinuxConfig } from "../../provider/boot/syslinux-config";
-import { openTarget, type BootTarget } from "../../provider/boot/target";
+import { withTarget, type BootTarget } from "../../provider/boot/target";
 import { sha256File } from "../../provider/file-hash";
 import { compressor } from "../../provider/image/compress";
 import { writeCpio } from "../../provider/image/cpio-writer";
@@ -43,14 +43,9 @@ async function spec(file: string): Promise<LayerSpec> {
   return { sha256: (await sha256File(file))!, size: fs.statSync(file).size };
 }
 
-async function withImage<T>(image: string, use: (target: BootTarget) => Promise<T>): Promise<T> {
-  const target = await openTarget({ kind: "image", path: image });
-  try {
-    return await use(target);
-  } finally {
-    await target.close();
-  }
-}
+/** The disk image as a boot target, for the length of `use`. */
+const withImage = <T>(image: string, use: (target: BootTarget) => Promise<T>) =>
+  withTarget({ kind: "image", path: image }, use);
 
 test("layers cut from an initramfs are stored once, verified by hash, collected, and boot the same machine as the folded slot", async () => {
   const base = makeBusyboxInitramfs({
