@@ -132,7 +132,7 @@ interface SshCounts {
 
 function sshCounts(trace: string): SshCounts {
   const events = fs.existsSync(trace) ? fs.readFileSync(trace, "utf8").split("\n") : [];
-  const count = (event: string) => events.filter((e) => e === event).length;
+  const count = (event: string) => events.filter((e) => e.split(" ")[0] === event).length;
   return { connections: count("connect"), roundTrips: count("exchange"), channels: count("channel") };
 }
 

@@ -216,7 +216,7 @@ export class SshTarget implements BootTarget {
         this.shell = new RemoteShell(child, this.describe());
         traceSsh("shell");
       }
-      traceSsh("exchange");
+      traceSsh("exchange", script);
       return this.shell.run(script, input);
     }
     return this.runOnChannel(script, input);
@@ -225,7 +225,7 @@ export class SshTarget implements BootTarget {
   /** Runs a script on an ssh channel of its own (over the master): for bytes too many for the shell's framing. */
   private async runOnChannel(script: string, input?: Buffer | string | fs.ReadStream): Promise<CommandResult> {
     await this.ensureMaster();
-    traceSsh("channel");
+    traceSsh("channel", script);
     const args = [...this.baseArgs, "-o", "ControlMaster=no", "--", this.spec.host, script];
     const common = { encoding: "buffer", reject: false, stripFinalNewline: false, maxBuffer: 1 << 30 } as const;
     const child = execa("ssh", args, { ...common, stdin: "pipe" });
@@ -292,6 +292,22 @@ export class SshTarget implements BootTarget {
       `hashing ${rel}`,
     );
     return out === undefined ? undefined : parseSha256(out.toString("utf8"), rel);
+  }
+
+  /** One remote command for all: a line per file, its sha256sum line or "-" when it does not exist. */
+  async sha256Many(rels: readonly string[]): Promise<(string | undefined)[]> {
+    if (rels.length === 0) return [];
+    const script = rels
+      .map((rel) => {
+        const file = shellQuote(this.remotePath(rel));
+        return `if [ -f ${file} ]; then sha256sum < ${file} || exit 1; else echo -; fi`;
+      })
+      .join("; ");
+    const out = await this.check(script, `hashing ${rels.join(", ")}`);
+    const lines = (out?.toString("utf8") ?? "").split("\n").filter((l) => l !== "");
+    if (lines.length !== rels.length)
+      throw new Error(`${this.describe()}: hashing ${rels.length} files printed ${lines.length} lines`);
+    return lines.map((line, i) => (line === "-" ? undefined : parseSha256(line, rels[i]!)));
   }
 
   async list(relDir: string): Promise<string[]> {
@@ -447,9 +463,10 @@ export class SshTarget implements BootTarget {
  * started), "exchange" (a command through it: one round trip), "channel" (a command on a channel
  * of its own: a file's bytes). What the bench and the tests count.
  */
-function traceSsh(event: "connect" | "shell" | "exchange" | "channel"): void {
+function traceSsh(event: "connect" | "shell" | "exchange" | "channel", script?: string): void {
   const file = process.env.RAMROOT_SSH_TRACE;
-  if (file) fs.appendFileSync(file, `${event}\n`);
+  const what = script === undefined ? "" : ` ${script.replace(/\s+/g, " ").slice(0, 100)}`;
+  if (file) fs.appendFileSync(file, `${event}${what}\n`);
 }
 
 function parseSha256(text: string, rel: string): string {
