@@ -4,8 +4,8 @@
  * shell and its exit (about 90 ms each on a LAN). The requests go one at a time.
  *
  * Protocol: each request is two lines, the script and its stdin, each base64 (an empty line for no
- * input). The shell writes the script to a file in its private directory, runs it with `sh` (as
- * ssh would, in a process of its own) with its output in files there, then answers with a line
+ * input). The shell writes the script to a file in its private directory, runs it in a subshell
+ * (its `exit`, traps and `set -e` its own, as under ssh) with its output in files there, then answers with a line
  * `<exit code> <stdout bytes> <stderr bytes>` followed by those bytes. `read` in a POSIX shell
  * reads a line byte by byte, so nothing after the request is consumed; output lengths are known
  * before they are sent, so binary output needs no escaping.
@@ -21,11 +21,23 @@ export const REMOTE_SHELL_LOOP = [
   "umask 077",
   "d=$(mktemp -d) || exit 1",
   `trap 'rm -rf "$d"' EXIT`,
+  // Few processes per request (each costs a fork, slow on a small or emulated CPU): base64, a
+  // subshell that sources the script (no new sh to exec), wc and cat; the lines go to base64 as
+  // here-documents, and only a request with input decodes it.
   "while IFS= read -r s && IFS= read -r i; do",
-  '  printf %s "$s" | base64 -d > "$d/s" || exit 1',
-  '  printf %s "$i" | base64 -d | sh "$d/s" > "$d/o" 2> "$d/e"',
+  '  base64 -d > "$d/s" <<EOF || exit 1',
+  "$s",
+  "EOF",
+  '  if [ -n "$i" ]; then',
+  '    base64 -d <<EOF | (. "$d/s") > "$d/o" 2> "$d/e"',
+  "$i",
+  "EOF",
+  "  else",
+  '    (. "$d/s") < /dev/null > "$d/o" 2> "$d/e"',
+  "  fi",
   "  c=$?",
-  '  printf "%s %s %s\\n" "$c" $(($(wc -c < "$d/o"))) $(($(wc -c < "$d/e")))',
+  '  set -- $(wc -c "$d/o" "$d/e")',
+  '  printf "%s %s %s\\n" "$c" "$1" "$3"',
   '  cat "$d/o" "$d/e"',
   "done",
 ].join("\n");

@@ -46,8 +46,9 @@ describe.each(["busybox ash", "sh"])("the remote shell's loop in %s", (name) => 
     expect(quoted.stdout.toString()).toBe(`it's\na "b"\n`);
   });
 
+  // $$ in the script is the loop shell (a subshell keeps it)
   test("a script that ends the shell fails what is in flight, and later runs, with one error", async () => {
-    const killed = shell.run("kill -9 $PPID; sleep 5");
+    const killed = shell.run("kill -9 $$; sleep 5");
     await expect(killed).rejects.toThrow(/test shell: ssh failed/);
     expect(shell.alive).toBe(false);
     await expect(shell.run("true")).rejects.toThrow(/ssh failed/);
