@@ -88,12 +88,10 @@ test("an ssh up with a secret key and a secret append: no state file and no expo
     .split("\n")
     .filter((l) => l !== "");
   const count = (event: string) => events.filter((e) => e.split(" ")[0] === event).length;
-  console.log(
-    `ssh up with nothing to copy:\n${events.join("\n")}\n${JSON.stringify({ connect: count("connect"), shell: count("shell"), exchange: count("exchange"), channel: count("channel") })}`,
-  );
-  expect(count("channel")).toBe(0);
-  expect(count("connect")).toBe(1);
-  expect(count("exchange")).toBeLessThanOrEqual(15);
+  // One connection, no channel, at most 15 round trips; else the counts and every command, to see which.
+  const within = count("connect") === 1 && count("channel") === 0 && count("exchange") <= 15;
+  const summary = `${count("connect")} connection(s), ${count("exchange")} round trips, ${count("channel")} channel(s)`;
+  expect(within ? "within" : `${summary}:\n${events.join("\n")}`).toBe("within");
 });
 
 test("wipeOnDelete set on the machine program reaches the slots and the config: destroy removes them", async () => {
