@@ -63,8 +63,8 @@ export interface ImageArtifacts {
   archiveSize: number;
   /** package name -> version */
   packages: Record<string, string>;
-  /** the layers the initramfs is the concatenation of, in order */
-  layers: { key: string; sha256: string; rawSize: number }[];
+  /** the layers the initramfs is the concatenation of, in order (size: compressed bytes; absent in images built before it was recorded) */
+  layers: { key: string; sha256: string; rawSize: number; size?: number }[];
   /** whether this call built it (false: it came from the cache) */
   built: boolean;
   warnings: string[];
@@ -344,7 +344,13 @@ async function buildNew(
       dir,
       archiveSize,
       packages: plan.packages,
-      layers: whole.layers.map((l) => ({ key: l.key, sha256: l.sha256, rawSize: l.rawSize })),
+      // size: the compressed archive's bytes, so a slot writer can cut the initramfs back into its layers
+      layers: whole.layers.map((l) => ({
+        key: l.key,
+        sha256: l.sha256,
+        rawSize: l.rawSize,
+        size: fs.statSync(l.archive).size,
+      })),
       built: true,
       warnings,
     };
