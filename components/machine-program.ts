@@ -10,8 +10,9 @@
  *              boot test (a boot test that was there goes only by this explicit value)
  *   append     extra kernel command line (kept a Pulumi secret)
  *   wipeOnDelete  true: a destroy removes the slots and syslinux.cfg (default: they stay)
- *   pin        {update, planId, imageId}: written by `ramroot rollback`, removed by `ramroot
- *              release`; the provider's AbSystem reads it from the stack config
+ *   pins       {<machine>: {update, planId, imageId}}: written by `ramroot rollback`, removed
+ *              by `ramroot release`; each AbSystem reads its own from the stack config (a
+ *              stack's `pin` from before machines had names is still read, for every machine)
  *
  * The provider checks the whole `ramroot:` config (provider/deploy/stack-config.ts): a key not
  * listed here, at any depth, stops the preview naming the key it most likely meant.
@@ -50,6 +51,7 @@ export async function machineProgram(): Promise<Record<string, pulumi.Output<unk
   const target = json<TargetSpec>(config.get("target"));
   const append = config.get("append") !== undefined ? config.requireSecret("append") : undefined;
   const sshKey = typeof target === "object" && target !== null && "privateKey" in target;
+  // The name `ramroot status|rollback|release` use when none is given (STACK_MACHINE_NAME).
   const system = new AbSystem("machine", {
     // Missing or malformed, they go to the provider as they are: it names what is wrong.
     target: (sshKey ? pulumi.secret(target) : target) as pulumi.Input<TargetSpec>,
