@@ -118,18 +118,21 @@ test("two machines in one stack deploy, pin, roll back and release independently
     return up.outputs.routerImageId?.value;
   });
 
-  await step("rollback router: its own history (update 1's image), its own pin; nas's pin kept", async () => {
+  await step("rollback router: its own journal (back to image one), its own pin; nas's pin kept", async () => {
     const result = await rollback(env.stack, targets.router, { machine: "router" });
-    expect(result).toMatchObject({ update: 1, inSlot: "a" });
+    // the newest earlier update that left router another image than now: nas's rollback (3),
+    // which left router's image one running
+    expect(result).toMatchObject({ update: 3, inSlot: "a" });
     expect((await slots("router")).slots.a?.manifest?.imageId).toBe(first.routerImageId?.value);
     expect((await slots("router")).defaultSlot).toBe("a");
-    expect((await stackPin(env.stack, "router"))?.update).toBe(1);
+    expect((await stackPin(env.stack, "router"))?.update).toBe(3);
     expect((await stackPin(env.stack, "nas"))?.update).toBe(1);
   });
 
   await step("release nas: up deploys nas's config image again; router stays pinned", async () => {
     const routerBefore = await slots("router");
     expect((await release(env.stack, "nas"))?.update).toBe(1);
+    expect((await stackPin(env.stack, "router"))?.update).toBe(3);
     expect(await stackPin(env.stack, "nas")).toBeUndefined();
     const up = await env.stack.up();
     expect(up.outputs.nasImageId?.value).not.toBe(first.nasImageId?.value);
