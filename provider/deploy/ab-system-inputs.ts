@@ -85,6 +85,11 @@ export const abSystemSchemaInputs = z.object({
   image: imageConfigSchema.in.describe("the image: the inputs of AlpineImage"),
   target: targetSpecSchema.describe("the boot partition: {kind: local|image|ssh, path, ...}"),
   slots: z.array(slotName).optional().describe("the two slot names (default a, b)"),
+  // It can carry a token: the stack's program always passes it as a secret, and so does every SDK.
+  append: userAppendSchema
+    .default("")
+    .meta({ secret: true })
+    .describe("kernel command line after rdinit=/sbin/init, the image's cmdline, ramroot.image= and panic= (a secret)"),
 });
 
 /** What the component returns (its outputs describe one image: the one DEFAULT boots). */
