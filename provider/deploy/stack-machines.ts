@@ -49,7 +49,7 @@ const isAbSystem = (r: StateResource) => r.type === AB_SYSTEM_TOKEN || r.type ==
 
 const nameOf = (urn: string) => urn.slice(urn.lastIndexOf("::") + 2);
 
-/** The AbSystems of an exported deployment, in the state's order, each with its recorded target. */
+/** The AbSystems of an exported deployment, by name, each with its recorded target. */
 export function machinesOf(resources: readonly StateResource[], projectDir: string): StackMachine[] {
   return resources.filter(isAbSystem).map((system) => {
     const syslinux = resources.find((r) => r.parent === system.urn && r.type === SYSLINUX_CONFIG_TOKEN);
@@ -73,7 +73,10 @@ async function stackMachines(stack: Stack, projectDir: string): Promise<StackMac
 
 /** The names of the stack's machines (its AbSystems), from its state. */
 export async function machineNames(stack: Stack): Promise<string[]> {
-  return (await stateResources(stack)).filter(isAbSystem).map((r) => nameOf(r.urn));
+  return (await stateResources(stack))
+    .filter(isAbSystem)
+    .map((r) => nameOf(r.urn))
+    .sort();
 }
 
 /** The stack's target from its config (ramroot:target), with paths resolved like the program does. */
@@ -102,7 +105,7 @@ export async function stackMachine(
   const machines = await stackMachines(stack, projectDir);
   if (name === undefined && machines.length > 1)
     throw new InputError(
-      "machine",
+      "machine name",
       [
         {
           property: "machine",
