@@ -87,7 +87,7 @@ async function configTarget(stack: Stack, projectDir: string): Promise<TargetSpe
 
 function machineRefusal(given: string, reason: string, fix: string): InputError {
   return new InputError(
-    "machine",
+    "machine name",
     [{ property: "machine", reason: `machine: got ${JSON.stringify(given)}; ${reason}` }],
     fix,
   );
