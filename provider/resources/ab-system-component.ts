@@ -303,7 +303,7 @@ async function prepare(
   // named as the image's fields.
   await planImageOnce(inputs.image, { baseDir }).catch((err: unknown) => {
     const message = (err as Error).message;
-    const field = propertyOf(message);
+    const field = propertyOf(err);
     const reason = `image.${message.startsWith(`${field}:`) ? message : `${field}: ${message}`}`;
     throw new InputError("AbSystem inputs", [{ property: `image.${field}`, reason }]);
   });
