@@ -28,14 +28,12 @@ const esmOnly = [
 process.env.RAMROOT_CHECK_ARCHIVES ??= "1";
 
 // `npm run test:fast` (RAMROOT_TEST_TIER=fast): the unit tests and the engine tests that boot no
-// QEMU. Their work is mostly in the processes they start (pulumi, the plugin, the CLI), so a
-// worker per core, where jest's default leaves one core to its own, mostly idle, main process.
+// QEMU.
 const fastTier = process.env.RAMROOT_TEST_TIER === "fast" ? require("./test/fast-tier.js") : undefined;
 const escape = (s) => s.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
 const fast = fastTier && {
   roots: fastTier.roots.map((r) => `<rootDir>/${r}`),
   testPathIgnorePatterns: ["/node_modules/", ...fastTier.bootsQemu.map((f) => `<rootDir>/${escape(f)}$`)],
-  maxWorkers: require("node:os").availableParallelism(),
 };
 
 module.exports = {
@@ -51,5 +49,11 @@ module.exports = {
   // seed is printed; `--seed=N` repeats it). A flow that is one scenario is one test with named
   // steps (test/fixtures/scenario-step.ts).
   randomize: true,
+  // Both tiers: a worker per core. A test's work is mostly in the processes it starts (pulumi,
+  // the plugin, the CLI, QEMU, sshd), where jest's default (cores - 1: one worker on two cores)
+  // leaves a core to jest's own, mostly idle, main process. Every test keeps to its own
+  // directories, ports and stacks, and fixture caches are published atomically
+  // (test/fixtures/cache.ts), so files run side by side.
+  maxWorkers: require("node:os").availableParallelism(),
   ...fast,
 };

@@ -147,7 +147,13 @@ export function registerBootCommands(program: Command): void {
           force?: boolean;
           yes?: boolean;
         },
+        cmd: Command,
       ) => {
+        // An image file needs a size; a block device (a /dev path, as disk-create.ts tells them apart) has one.
+        if (flags.size === undefined && !out.startsWith("/dev/"))
+          cmd.error(
+            "required option '--size <MiB>' not specified (an image file needs one; a block device has its own)",
+          );
         if (flags.volumeId !== undefined && !/^[0-9a-fA-F]{1,8}$/.test(flags.volumeId))
           throw new Error(`--volume-id: got "${flags.volumeId}"; expected up to 8 hex digits`);
         const sizeMiB = int(flags.size, "--size");

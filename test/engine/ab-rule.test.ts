@@ -5,6 +5,7 @@ import { execa } from "execa";
 import { inspectTarget } from "../../provider/boot/inspect";
 import type { TargetSpec } from "../../provider/boot/target-spec";
 import { sshTarget, startSshd, type TestSshd } from "../boot/sshd";
+import { bootPartitionDir } from "../fixtures/boot-partition-dir";
 import { ramrootArgv } from "../fixtures/debian-repo";
 import { buildImageRepo, stackImageConfig, type ImageRepo } from "../fixtures/image-repo";
 import { step } from "../fixtures/scenario-step";
@@ -93,7 +94,7 @@ beforeAll(async () => {
   cmdline = path.join(env.dir, "cmdline");
   bootedFrom(undefined);
   sshd = await startSshd({ cmdline });
-  boot = fs.mkdtempSync(path.join(os.tmpdir(), "ramroot-ab-rule-boot-"));
+  boot = await bootPartitionDir(fs.mkdtempSync(path.join(os.tmpdir(), "ramroot-ab-rule-boot-")));
   target = sshTarget(sshd, boot);
 });
 afterAll(async () => {

@@ -62,7 +62,7 @@ const CASES: Case[] = [
     name: "a disk image that is not there",
     spoil: (c) => (c.target = { kind: "image", path: path.join(work, "nodisk.img") }),
     error:
-      /boot target path: ".*nodisk\.img" cannot be opened \(ENOENT.*\); expected a FAT disk image file; make one with `npx ramroot disk create --size 64 .*nodisk\.img`/,
+      /boot target path: ".*nodisk\.img" cannot be opened \(ENOENT.*\); expected a FAT disk image file or block device; make one with `npx ramroot disk create --size 64 .*nodisk\.img`/,
   },
   {
     name: "kernel: lst",

@@ -12,15 +12,19 @@ import { expectNoKey } from "./ssh-stack";
 // any of them, and no command line, holds a line of the key, and the key lands in the stack
 // intact. And the demo's passphrase reaches the demo stack only: the shell setup sets none.
 
-const README = fs.readFileSync(path.join(REPO_ROOT, "README.md"), "utf8");
+// The README and the docs/ pages it points at: a command documented anywhere is run.
+const DOCS = ["README.md", ...fs.readdirSync(path.join(REPO_ROOT, "docs")).map((n) => path.join("docs", n))]
+  .filter((f) => f.endsWith(".md"))
+  .map((f) => fs.readFileSync(path.join(REPO_ROOT, f), "utf8"))
+  .join("\n");
 
 let work: string;
 let key: string;
 let pulumiDir: string;
 
-/** Every documented command that sets a secret: inline code and code blocks of the README. */
+/** Every documented command that sets a secret: inline code and code blocks of the README and docs/. */
 function secretCommands(): string[] {
-  const spans = [...README.matchAll(/`([^`\n]+)`/g), ...README.matchAll(/```sh\n([\s\S]*?)```/g)].flatMap((m) =>
+  const spans = [...DOCS.matchAll(/`([^`\n]+)`/g), ...DOCS.matchAll(/```sh\n([\s\S]*?)```/g)].flatMap((m) =>
     m[1]!.split("\n"),
   );
   return [...new Set(spans.filter((c) => /\bconfig set\b.*--secret|--secret.*\bconfig set\b/.test(c)))];

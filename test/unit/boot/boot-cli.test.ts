@@ -4,7 +4,7 @@ import * as path from "node:path";
 import { Command } from "commander";
 import { registerBootCommands } from "../../../provider/cli/boot-command";
 
-jest.setTimeout(60_000);
+jest.setTimeout(300_000);
 
 let dir: string;
 beforeAll(() => {

@@ -36,7 +36,7 @@ test.each([
   ],
   [
     ["disk", "create", "x.img"],
-    "ramroot disk create: required option '--size <MiB>' not specified (see `ramroot disk create --help`)",
+    "ramroot disk create: required option '--size <MiB>' not specified (an image file needs one; a block device has its own) (see `ramroot disk create --help`)",
   ],
 ])("ramroot %j: one line", async (args, line) => {
   expect(await usageError(...args)).toBe(`${line}\n`);

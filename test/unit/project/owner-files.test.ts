@@ -47,12 +47,12 @@ test("the default stack is a real Alpine box the component accepts: ssh, host ke
   // the label `ramroot disk create` gives the FAT, so the machine mounts its boot partition
   expect(inputs.image.bootPartition).toMatchObject({ label: "RAMROOT", mountpoint: "/media/boot" });
   expect(inputs.bootTest !== false && inputs.bootTest?.marker).toBe(BOOT_MARKER);
-  expect(inputs.strategy).toBe("switch");
+  expect(inputs.strategy).toBeUndefined(); // switch, the default (a trial needs an ssh target)
 });
 
 test("every image prints the boot test's marker: the image-id service echoes it", () => {
-  const services = fs.readFileSync(path.join(ROOT, "provider", "image", "machine-services.ts"), "utf8");
-  expect(services).toContain(`echo "${BOOT_MARKER}$image"`);
+  const script = fs.readFileSync(path.join(ROOT, "provider", "machine", "image-id.sh"), "utf8");
+  expect(script).toContain(`echo "${BOOT_MARKER}$image"`);
 });
 
 test("an own repository and package list: paths as given, no ssh server, no host keys", () => {
