@@ -16,6 +16,7 @@ import { parsePin, PIN_CONFIG_KEY, type Pin } from "./ab-system-inputs";
 import { deployedBy, stackHistory, type StackUpdate } from "./history";
 import { machinePin, parsePins, PINS_CONFIG_KEY, type Pins } from "./machine-pins";
 import { machineNames, STACK_MACHINE_NAME } from "./stack-machines";
+import { ConflictError, FieldError } from "../ramroot-error";
 
 const short = (id: string | undefined) => (id ? id.slice(0, 12) : "-");
 
@@ -44,14 +45,21 @@ export function chooseRollback(
         updates.length > 0
           ? `its updates are numbered ${updates[0]!.number} to ${updates[updates.length - 1]!.number}`
           : "it has no updates yet";
-      throw new Error(`--to: no update ${to} in this stack (${range}; see \`ramroot history\`)`);
+      throw new FieldError("--to", `no update ${to} in this stack (${range}; see \`ramroot history\`)`);
     }
     if (update.result !== "succeeded")
-      throw new Error(
-        `--to: update ${to} ${update.result === "failed" ? "failed" : `ended ${update.result}`}; pick a succeeded update (see \`ramroot history\`)`,
+      throw new FieldError(
+        "--to",
+        `update ${to} ${update.result === "failed" ? "failed" : `ended ${update.result}`}`,
+        "pick a succeeded update (see `ramroot history`)",
       );
     const deployed = deployedBy(update, journal);
-    if (!deployed?.planId) throw new Error(`--to: update ${to} left nothing running that the target's journal records`);
+    if (!deployed?.planId)
+      throw new FieldError(
+        "--to",
+        `update ${to} left nothing running that the target's journal records`,
+        "pick another update (see `ramroot history`)",
+      );
     return { update, deployed: { ...deployed, planId: deployed.planId } };
   }
   for (const update of [...updates].reverse()) {
@@ -60,8 +68,9 @@ export function chooseRollback(
     if (deployed?.planId && deployed.planId !== currentPlanId)
       return { update, deployed: { ...deployed, planId: deployed.planId } };
   }
-  throw new Error(
-    "rollback: no earlier successful update left another image running than the one DEFAULT boots now; see `ramroot history`",
+  throw new ConflictError(
+    "rollback: no earlier successful update left another image running than the one DEFAULT boots now",
+    "see `ramroot history`",
   );
 }
 
@@ -106,8 +115,9 @@ async function writePins(stack: Stack, pins: Pins): Promise<void> {
 export async function rollback(stack: Stack, target: TargetSpec, opts: RollbackOptions = {}): Promise<RollbackResult> {
   const log = opts.log ?? (() => undefined);
   if (opts.to !== undefined && !(Number.isInteger(opts.to) && opts.to >= 1))
-    throw new Error(
-      `--to: got ${JSON.stringify(opts.to)}; expected an update number (1 or more; see \`ramroot history\`)`,
+    throw new FieldError(
+      "--to",
+      `got ${JSON.stringify(opts.to)}; expected an update number (1 or more; see \`ramroot history\`)`,
     );
   const history = await stackHistory(stack);
   const state = await inspectTarget(target, [...DEFAULT_SLOTS]);
@@ -116,11 +126,11 @@ export async function rollback(stack: Stack, target: TargetSpec, opts: RollbackO
   const inSlot = slotHolding(state, DEFAULT_SLOTS, deployed.planId);
   if (!inSlot && !(await cachedImage({ planId: deployed.planId }))) {
     const commit = chosen.update.commit;
-    throw new Error(
-      `image ${short(deployed.imageId)} (plan ${short(deployed.planId)}) that update ${chosen.update.number} left running is in no slot of ${state.description} and not in the local image cache: ` +
-        (commit
-          ? `check out commit ${commit.replace(/\+dirty$/, "")} and run \`pulumi up\` to rebuild it (same plan, same bytes)`
-          : "check out the commit of that update and run `pulumi up` to rebuild it"),
+    throw new ConflictError(
+      `image ${short(deployed.imageId)} (plan ${short(deployed.planId)}) that update ${chosen.update.number} left running is in no slot of ${state.description} and not in the local image cache`,
+      commit
+        ? `check out commit ${commit.replace(/\+dirty$/, "")} and run \`pulumi up\` to rebuild it (same plan, same bytes)`
+        : "check out the commit of that update and run `pulumi up` to rebuild it",
     );
   }
   const machine = opts.machine ?? STACK_MACHINE_NAME;
