@@ -124,6 +124,22 @@ function benchProject(dir: string, compiledRoot: string): void {
   );
 }
 
+interface SshCounts {
+  connections: number;
+  roundTrips: number;
+  channels: number;
+}
+
+function sshCounts(trace: string): SshCounts {
+  const events = fs.existsSync(trace) ? fs.readFileSync(trace, "utf8").split("\n") : [];
+  const count = (event: string) => events.filter((e) => e.split(" ")[0] === event).length;
+  return { connections: count("connect"), roundTrips: count("exchange"), channels: count("channel") };
+}
+
+function describeCounts(c: SshCounts | undefined): string {
+  return c ? `${c.connections} connection(s), ${c.roundTrips} round trips, ${c.channels} channel(s)` : "not measured";
+}
+
 export async function benchDeploy(ctx: BenchContext): Promise<SectionResult> {
   const dir = path.join(ctx.scratch, "deploy");
   const compiledRoot = path.resolve(__dirname, "..");
@@ -172,6 +188,17 @@ export async function benchDeploy(ctx: BenchContext): Promise<SectionResult> {
   fs.mkdirSync(path.join(dir, "state"));
   const pulumi = (...args: string[]) =>
     execa("pulumi", [...args, "--stack", STACK, "--non-interactive"], { cwd: project, env });
+  /** `pulumi up` with the provider's ssh events counted (ssh-target.ts's RAMROOT_SSH_TRACE). */
+  const tracedUp = async (): Promise<SshCounts> => {
+    const trace = path.join(dir, `ssh-trace-${++traced}`);
+    await execa("pulumi", ["up", "--yes", "--skip-preview", "--stack", STACK, "--non-interactive"], {
+      cwd: project,
+      env: { ...env, RAMROOT_SSH_TRACE: trace },
+    });
+    return sshCounts(trace);
+  };
+  let traced = 0;
+  const sshUse: { write?: SshCounts; idle?: SshCounts } = {};
 
   const samples: Record<Strategy, Map<string, number[]>> = {
     switch: new Map(PHASES.switch.map(([id]) => [id, []])),
@@ -201,8 +228,9 @@ export async function benchDeploy(ctx: BenchContext): Promise<SectionResult> {
         const built = await buildImage(path.join(dir, "image.yaml"), config, images);
         const tBuilt = Date.now();
         clock.start();
-        await pulumi("up", "--yes", "--skip-preview");
+        const counts = await tracedUp();
         const tUp = Date.now();
+        if (strategy === "switch") sshUse.write ??= counts;
         const deployed = (await pulumi("stack", "output", "imageId")).stdout.trim();
         if (deployed !== built.imageId)
           throw new Error(
@@ -230,6 +258,8 @@ export async function benchDeploy(ctx: BenchContext): Promise<SectionResult> {
             `${strategy} round ${n}: the machine runs image ${running} from slot ${slot}, DEFAULT ${defaultLabel}; expected ${deployed}, DEFAULT its slot`,
           );
         initramfsBytes = Number(await onMachine(ssh, `wc -c < /media/boot/${slot}/initramfs`));
+        // The same stack again, nothing to copy: what an `up` costs in round trips when nothing changed.
+        if (strategy === "switch") sshUse.idle ??= await tracedUp();
         PHASES[strategy].forEach(([id], i) => samples[strategy].get(id)!.push(seconds[i]! / 1000));
         ctx.log(
           `  [${strategy} ${n}/${ctx.heavyRuns}] slot ${slot}: ${PHASES[strategy].map(([id], i) => `${id} ${(seconds[i]! / 1000).toFixed(1)} s`).join(", ")}`,
@@ -264,6 +294,7 @@ export async function benchDeploy(ctx: BenchContext): Promise<SectionResult> {
     notes: [
       `The twin's image: the test repository's NAS packages (busybox, dropbear and its libraries, extlinux, the Debian kernel's machine modules); its initramfs is ${(initramfsBytes / 2 ** 20).toFixed(1)} MiB.`,
       "In a trial the write phase ends when the machine restarts, so it holds the guest's shutdown too; promote is bounded below by the provider's 5 s probe interval.",
+      `ssh per \`pulumi up\` (counted by RAMROOT_SSH_TRACE; a round trip is one command through the session's remote shell, a channel carries a file's bytes): one that writes the slot (switch): ${describeCounts(sshUse.write)}; the same stack again with nothing to copy: ${describeCounts(sshUse.idle)}.`,
     ],
   };
 }

@@ -64,6 +64,12 @@ export interface ArchInfo {
     cpu?: string;
     /** the serial console the kernel writes to (console=...) */
     console: string;
+    /**
+     * what a kernel QEMU boots directly (a boot test) is also given. x86_64: no_timer_check, since
+     * under TCG on a busy host the IO-APIC timer check can miss its ticks and panic ("IO-APIC +
+     * timer doesn't work!") an image that is fine; a deployed entry never gets it.
+     */
+    kernelArgs: readonly string[];
   };
   /** the ELF e_machine of its executables (what binfmt_misc matches on) */
   elfMachine: number;
@@ -86,7 +92,13 @@ const TABLE: Record<Arch, ArchInfo> = {
   x86_64: {
     apk: "x86_64",
     debian: "amd64",
-    qemu: { binary: "qemu-system-x86_64", debianPackage: "qemu-system-x86", machine: "pc", console: "ttyS0" },
+    qemu: {
+      binary: "qemu-system-x86_64",
+      debianPackage: "qemu-system-x86",
+      machine: "pc",
+      console: "ttyS0",
+      kernelArgs: ["no_timer_check"],
+    },
     elfMachine: 62,
     binfmtName: "qemu-x86_64",
     uefi: {
@@ -110,6 +122,7 @@ const TABLE: Record<Arch, ArchInfo> = {
       machine: "virt",
       cpu: "max",
       console: "ttyAMA0",
+      kernelArgs: [],
     },
     elfMachine: 183,
     binfmtName: "qemu-aarch64",

@@ -52,6 +52,7 @@ declare -A tools=(
   [mcopy]=mtools [mkfs.fat]=dosfstools [cpio]=cpio [zstd]=zstd [pigz]=pigz
   [sshd]=openssh-server [ssh]=openssh-client [ssh-keygen]=openssh-client [depmod]=kmod
   [bwrap]=bubblewrap [qemu-system-aarch64]=qemu-system-arm [shellcheck]=shellcheck
+  [sbsign]=sbsigntool [sbverify]=sbsigntool
 )
 missing=()
 for cmd in "${!tools[@]}"; do
@@ -59,6 +60,8 @@ for cmd in "${!tools[@]}"; do
 done
 [ -f /bin/busybox ] || missing+=(busybox-static)
 [ -f /usr/lib/syslinux/mbr/mbr.bin ] || missing+=(syslinux-common)
+# Secure Boot signing (provider/image/uki-signing.ts): sbsign runs with its clock stopped at the image's epoch.
+compgen -G "/usr/lib/*/faketime/libfaketime.so.1" >/dev/null || missing+=(libfaketime)
 # UEFI firmware for QEMU (provider/arch.ts): OVMF for x86_64, AAVMF for aarch64.
 [ -f /usr/share/OVMF/OVMF_CODE_4M.fd ] || missing+=(ovmf)
 [ -f /usr/share/AAVMF/AAVMF_CODE.fd ] || missing+=(qemu-efi-aarch64)

@@ -38,6 +38,11 @@ export interface BootTarget {
   copyInAtomic(rel: string, localFile: string, onProgress?: (done: number, total: number) => void): Promise<string>;
   /** sha256 (hex) of the file as stored on the target, or undefined when it does not exist. */
   sha256(rel: string): Promise<string | undefined>;
+  /**
+   * `sha256` of several files read together, in the order given; where a look costs a round
+   * trip (ssh), one for all of them.
+   */
+  sha256Many?(rels: readonly string[]): Promise<(string | undefined)[]>;
   /** Names (not paths) in a directory, sorted; [] when the directory does not exist. */
   list(relDir: string): Promise<string[]>;
   /**
@@ -74,12 +79,20 @@ export interface BootTarget {
   close(): Promise<void>;
 }
 
-/** `target.listMany` where the target has it, else one `list` after another. */
 /** The error of a `readFile` whose file is larger than `maxBytes`. */
 export function tooLarge(target: string, rel: string, maxBytes: number): Error {
   return new Error(`${target}: ${rel} is larger than the ${maxBytes} bytes read of it; refused`);
 }
 
+/** `target.sha256Many` where the target has it, else one `sha256` after another. */
+export async function hashFiles(target: BootTarget, rels: readonly string[]): Promise<(string | undefined)[]> {
+  if (target.sha256Many) return target.sha256Many(rels);
+  const out: (string | undefined)[] = [];
+  for (const rel of rels) out.push(await target.sha256(rel));
+  return out;
+}
+
+/** `target.listMany` where the target has it, else one `list` after another. */
 export async function listDirectories(target: BootTarget, relDirs: readonly string[]): Promise<string[][]> {
   if (target.listMany) return target.listMany(relDirs);
   const out: string[][] = [];

@@ -3,7 +3,7 @@ import * as path from "node:path";
 import { z } from "zod";
 import { isTempName } from "../atomic-file";
 import { parseInput } from "../input-error";
-import type { BootTarget } from "./boot-target";
+import { hashFiles, type BootTarget } from "./boot-target";
 import { entryByLabel, readSyslinuxConfig, type SyslinuxConfigSpec, type SyslinuxEntry } from "./syslinux-config";
 
 /**
@@ -283,11 +283,16 @@ export async function readSlot(target: BootTarget, slot: string): Promise<SlotSt
     }
   }
   const files: SlotState["files"] = {};
-  for (const role of Object.keys(SLOT_FILES) as SlotFileRole[]) {
-    const p = slotPath(slot, SLOT_FILES[role]);
-    const sha256 = names.includes(SLOT_FILES[role]) ? await target.sha256(p) : undefined;
-    if (sha256 !== undefined) files[role] = { path: p, sha256 };
-  }
+  // Every file hashed in one look (one round trip over ssh).
+  const present = (Object.keys(SLOT_FILES) as SlotFileRole[]).filter((role) => names.includes(SLOT_FILES[role]));
+  const hashes = await hashFiles(
+    target,
+    present.map((role) => slotPath(slot, SLOT_FILES[role])),
+  );
+  present.forEach((role, i) => {
+    const sha256 = hashes[i];
+    if (sha256 !== undefined) files[role] = { path: slotPath(slot, SLOT_FILES[role]), sha256 };
+  });
   const consistent =
     manifest !== undefined &&
     (Object.keys(SLOT_FILES) as SlotFileRole[]).every(

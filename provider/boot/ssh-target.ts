@@ -9,6 +9,7 @@ import { type BootTarget, type CommandResult, type MachineShell, tooLarge } from
 import type { PartitionVolume } from "./fat-volume-id";
 import { parseVolumeProbe, volumeProbeScript } from "./volume-probe";
 import type { TargetSpec } from "./target-spec";
+import { RemoteShell, REMOTE_SHELL_LOOP } from "./remote-shell";
 import { shellQuote } from "./shell-quote";
 import { targetRelPath } from "./target-path";
 
@@ -16,6 +17,10 @@ type SshSpec = Extract<TargetSpec, { kind: "ssh" }>;
 
 /** Exit code the remote scripts use for "no such file". */
 const MISSING = 3;
+/** Exit code of a read through the shell of a file larger than SHELL_OUTPUT_MAX. */
+const TOO_LARGE = 7;
+/** Bytes a read sends back through the session's shell; a larger file is read on a channel of its own. */
+const SHELL_OUTPUT_MAX = 8 << 20;
 
 const SESSION_PREFIX = "ramroot-ssh-";
 /** Seconds an idle master connection stays after its last command: bounded, so a killed deploy leaves none. */
@@ -56,6 +61,8 @@ export class SshTarget implements BootTarget {
   private readonly controlPath: string;
   /** One master start at a time. */
   private starting: Promise<void> | undefined;
+  /** The remote shell that runs the session's commands (remote-shell.ts), started on first use. */
+  private shell: RemoteShell | undefined;
 
   readonly machine: MachineShell = { run: (script, input) => this.runRemote(script, input) };
 
@@ -120,6 +127,7 @@ export class SshTarget implements BootTarget {
    * ends within seconds of its command); only its public half is written, to select it.
    */
   private async startMaster(): Promise<void> {
+    traceSsh("connect");
     const log = path.join(this.session, "master.log");
     const publicKey = path.join(this.session, "identity.pub");
     const master = [
@@ -187,11 +195,37 @@ export class SshTarget implements BootTarget {
   }
 
   /**
-   * Runs a POSIX shell script on the remote machine through the master connection. `input` is
-   * piped to its stdin. Resolves with the exit code and output; never rejects on a non-zero exit.
+   * Runs a POSIX shell script on the remote machine: through the session's one remote shell (one
+   * round trip, remote-shell.ts), or, for a stream or a large input, on an ssh channel of its own
+   * over the same master connection. `input` is piped to its stdin. Resolves with the exit code
+   * and output; never rejects on a non-zero exit.
    */
   async runRemote(script: string, input?: Buffer | string | fs.ReadStream): Promise<CommandResult> {
     await this.ensureMaster();
+    if (!(input instanceof fs.ReadStream) && RemoteShell.fits(input)) {
+      if (!this.shell?.alive) {
+        const child = spawn(
+          "ssh",
+          [...this.baseArgs, "-o", "ControlMaster=no", "--", this.spec.host, REMOTE_SHELL_LOOP],
+          {
+            stdio: ["pipe", "pipe", "pipe"],
+          },
+        );
+        this.running.add(child);
+        child.on("close", () => this.running.delete(child));
+        this.shell = new RemoteShell(child, this.describe());
+        traceSsh("shell");
+      }
+      traceSsh("exchange", script);
+      return this.shell.run(script, input);
+    }
+    return this.runOnChannel(script, input);
+  }
+
+  /** Runs a script on an ssh channel of its own (over the master): for bytes too many for the shell's framing. */
+  private async runOnChannel(script: string, input?: Buffer | string | fs.ReadStream): Promise<CommandResult> {
+    await this.ensureMaster();
+    traceSsh("channel", script);
     const args = [...this.baseArgs, "-o", "ControlMaster=no", "--", this.spec.host, script];
     const common = { encoding: "buffer", reject: false, stripFinalNewline: false, maxBuffer: 1 << 30 } as const;
     const child = execa("ssh", args, { ...common, stdin: "pipe" });
@@ -224,7 +258,11 @@ export class SshTarget implements BootTarget {
     what: string,
     input?: Buffer | string | fs.ReadStream,
   ): Promise<Buffer | undefined> {
-    const result = await this.runRemote(script, input);
+    return this.checked(await this.runRemote(script, input), what);
+  }
+
+  /** The output of a command that succeeded, undefined when it said MISSING; else an error naming `what`. */
+  private checked(result: CommandResult, what: string): Buffer | undefined {
     if (result.exitCode === MISSING) return undefined;
     if (result.exitCode !== 0)
       throw new Error(`${this.describe()}: ${what} failed (exit ${result.exitCode}): ${result.stderr.trim()}`);
@@ -234,7 +272,14 @@ export class SshTarget implements BootTarget {
   async readFile(rel: string, opts: { maxBytes?: number } = {}): Promise<Buffer | undefined> {
     const file = shellQuote(this.remotePath(rel));
     const read = opts.maxBytes === undefined ? `exec cat -- ${file}` : `exec head -c ${opts.maxBytes + 1} -- ${file}`;
-    const data = await this.check(`if [ -f ${file} ]; then ${read}; else exit ${MISSING}; fi`, `reading ${rel}`);
+    // Through the shell a reply is staged in a file on the machine (in its RAM): a large file is
+    // read on a channel of its own instead.
+    const size = `n=$(stat -c %s -- ${file} 2>/dev/null || wc -c < ${file}); [ "$n" -le ${SHELL_OUTPUT_MAX} ] || exit ${TOO_LARGE}`;
+    const result = await this.runRemote(`if [ -f ${file} ]; then ${size}; ${read}; else exit ${MISSING}; fi`);
+    const data =
+      result.exitCode === TOO_LARGE
+        ? this.checked(await this.runOnChannel(`${read}`), `reading ${rel}`)
+        : this.checked(result, `reading ${rel}`);
     if (data && opts.maxBytes !== undefined && data.length > opts.maxBytes)
       throw tooLarge(this.describe(), rel, opts.maxBytes);
     return data;
@@ -247,6 +292,22 @@ export class SshTarget implements BootTarget {
       `hashing ${rel}`,
     );
     return out === undefined ? undefined : parseSha256(out.toString("utf8"), rel);
+  }
+
+  /** One remote command for all: a line per file, its sha256sum line or "-" when it does not exist. */
+  async sha256Many(rels: readonly string[]): Promise<(string | undefined)[]> {
+    if (rels.length === 0) return [];
+    const script = rels
+      .map((rel) => {
+        const file = shellQuote(this.remotePath(rel));
+        return `if [ -f ${file} ]; then sha256sum < ${file} || exit 1; else echo -; fi`;
+      })
+      .join("; ");
+    const out = await this.check(script, `hashing ${rels.join(", ")}`);
+    const lines = (out?.toString("utf8") ?? "").split("\n").filter((l) => l !== "");
+    if (lines.length !== rels.length)
+      throw new Error(`${this.describe()}: hashing ${rels.length} files printed ${lines.length} lines`);
+    return lines.map((line, i) => (line === "-" ? undefined : parseSha256(line, rels[i]!)));
   }
 
   async list(relDir: string): Promise<string[]> {
@@ -388,11 +449,24 @@ export class SshTarget implements BootTarget {
   }
 
   async close(): Promise<void> {
+    this.shell?.end();
     this.cancel();
     if (fs.existsSync(this.controlPath))
       await execa("ssh", [...this.baseArgs, "-O", "exit", "--", this.spec.host], { reject: false, stdin: "ignore" });
     this.dropSession();
   }
+}
+
+/**
+ * With RAMROOT_SSH_TRACE set to a file, one line per remote event is appended to it: "connect"
+ * (a master connection: TCP, key exchange, authentication), "shell" (the session's remote shell
+ * started), "exchange" (a command through it: one round trip), "channel" (a command on a channel
+ * of its own: a file's bytes). What the bench and the tests count.
+ */
+function traceSsh(event: "connect" | "shell" | "exchange" | "channel", script?: string): void {
+  const file = process.env.RAMROOT_SSH_TRACE;
+  const what = script === undefined ? "" : ` ${script.replace(/\s+/g, " ").slice(0, 100)}`;
+  if (file) fs.appendFileSync(file, `${event}${what}\n`);
 }
 
 function parseSha256(text: string, rel: string): string {

@@ -3,7 +3,7 @@
  * target says now (DEFAULT, a pending once-boot, the slot the machine runs, the journal) is read
  * on the writer's own connection and the rule asked. Every slot write goes through here:
  * BootSlot's create and update (under the target's lease), its diff (whether a damaged slot can
- * be rewritten) and `ramroot slot write`.
+ * be rewritten) and `ramroot slot write`. A signed UKI is checked against its certificate first.
  */
 import { inspectOpenTarget } from "../boot/inspect";
 import { recordDefault } from "../boot/journal";
@@ -12,6 +12,7 @@ import { readSyslinuxConfig, writeSyslinuxConfig } from "../boot/syslinux-config
 import type { BootTarget } from "../boot/target";
 import { sha256Hex } from "../file-hash";
 import { ConflictError } from "../ramroot-error";
+import { assertUkiSignedBy } from "../image/uki-signing";
 import { slotWriteRefusal } from "./ab-decision";
 
 /** Why `slot` on the open target must not be written now, or undefined when it may be. */
@@ -50,12 +51,24 @@ export async function prepareSlotWrite(target: BootTarget, slot: string, log: (m
   );
 }
 
-/** writeSlot, after the A/B rule allowed it (prepareSlotWrite). */
+/** A Secure Boot UKI the write carries: the file and the certificate (PEM) whose key must have signed it. */
+export interface SignedUki {
+  uki: string;
+  certificate: string;
+}
+
+/**
+ * writeSlot, after the A/B rule allowed it (prepareSlotWrite). With `secureBoot`, the UKI is
+ * first checked against the certificate (sbverify): one not signed by its key is refused with
+ * an error naming secureBoot.certificate before anything on the target changes.
+ */
 export async function writeSlotChecked(
   target: BootTarget,
-  input: WriteSlotOptions,
+  input: WriteSlotOptions & { secureBoot?: SignedUki },
   log: (m: string) => void,
 ): Promise<SlotState> {
-  await prepareSlotWrite(target, input.slot, log);
-  return writeSlot(target, input);
+  const { secureBoot, ...write } = input;
+  if (secureBoot) await assertUkiSignedBy(secureBoot.uki, secureBoot.certificate);
+  await prepareSlotWrite(target, write.slot, log);
+  return writeSlot(target, write);
 }

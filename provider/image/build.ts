@@ -24,6 +24,7 @@ import { cacheBoundFromEnv, markUsed, pruneImageCache, recordStateReference } fr
 import { efiStubPath, EFI_STUB_FILE, OS_RELEASE_FILE } from "./boot-split";
 import { EFI_STUB_PACKAGE } from "./image-config";
 import { writeUki } from "./uki";
+import { assertUkiSignedBy, signUki } from "./uki-signing";
 import {
   foldedLayer,
   KERNEL_FILE,
@@ -62,8 +63,8 @@ export interface ImageArtifacts {
   archiveSize: number;
   /** package name -> version */
   packages: Record<string, string>;
-  /** the layers the initramfs is the concatenation of, in order */
-  layers: { key: string; sha256: string; rawSize: number }[];
+  /** the layers the initramfs is the concatenation of, in order (size: compressed bytes; absent in images built before it was recorded) */
+  layers: { key: string; sha256: string; rawSize: number; size?: number }[];
   /** whether this call built it (false: it came from the cache) */
   built: boolean;
   warnings: string[];
@@ -255,6 +256,26 @@ async function buildUki(
   return artifact(out);
 }
 
+/**
+ * uki.efi in `outDir`: built, then, with secureBoot, signed (the signature dated the image's
+ * epoch, so the bytes repeat) and checked against the certificate before it is published.
+ */
+async function ukiOf(
+  resolved: ResolvedPlan,
+  layerDir: string,
+  image: { kernel?: Artifact; initramfs: Artifact; microcode?: Artifact; imageId: string },
+  outDir: string,
+): Promise<Artifact> {
+  const out = path.join(outDir, "uki.efi");
+  if (!resolved.signer) return buildUki(resolved, layerDir, image, out);
+  const unsigned = path.join(outDir, "uki.unsigned.efi");
+  await buildUki(resolved, layerDir, image, unsigned);
+  await signUki(unsigned, out, resolved.signer, resolved.config.epoch);
+  fs.rmSync(unsigned);
+  await assertUkiSignedBy(out, resolved.signer.certificate);
+  return artifact(out);
+}
+
 async function buildNew(
   resolved: ResolvedPlan,
   cacheDir: string,
@@ -304,7 +325,7 @@ async function buildNew(
     const sbom = await artifact(sbomFile);
     const imageId = imageIdOf({ kernel, initramfs, microcode });
     const uki = config.uki
-      ? await buildUki(resolved, base.dir, { kernel, initramfs, microcode, imageId }, path.join(outDir, "uki.efi"))
+      ? await ukiOf(resolved, base.dir, { kernel, initramfs, microcode, imageId }, outDir)
       : undefined;
     const archiveSize = whole.layers.reduce((n, l) => n + l.rawSize, 0);
     const warnings = whole.layers.flatMap((l) => l.warnings);
@@ -323,7 +344,13 @@ async function buildNew(
       dir,
       archiveSize,
       packages: plan.packages,
-      layers: whole.layers.map((l) => ({ key: l.key, sha256: l.sha256, rawSize: l.rawSize })),
+      // size: the compressed archive's bytes, so a slot writer can cut the initramfs back into its layers
+      layers: whole.layers.map((l) => ({
+        key: l.key,
+        sha256: l.sha256,
+        rawSize: l.rawSize,
+        size: fs.statSync(l.archive).size,
+      })),
       built: true,
       warnings,
     };

@@ -51,6 +51,8 @@ export const OPTION_SHAPES = {
   cmdline: "none",
   /** the UKI is made from a layer's kept files (BESIDE_LAYER), after the layers */
   uki: "none",
+  /** the UKI's signature, made after the layers; only the certificate's hash is here, never the key */
+  secureBoot: "none",
 } as const satisfies Record<keyof PlanOptions, Shapes>;
 
 /** The options of `shape`, by name. */

@@ -256,6 +256,21 @@ export const imageConfigSchema = z
       .describe(
         "also emit a Unified Kernel Image: kernel, initramfs, command line and os-release in one EFI executable",
       ),
+    /** sign the UKI for Secure Boot (uki-signing.ts); the key is a secret, only the certificate's hash is in the plan */
+    secureBoot: z
+      .strictObject({
+        privateKey: z.string().min(1, "expected the private key's PEM text, or the path of its PEM file").meta({
+          secret: true,
+          description:
+            "the RSA private key that signs the UKI: PEM text or the path of a PEM file, a Pulumi secret; it reaches sbsign through a pipe and is never written",
+        }),
+        certificate: z
+          .string()
+          .min(1, "expected the certificate's PEM text, or the path of its PEM file")
+          .describe("the X.509 certificate of that key (PEM text or path), enrolled in the machine's db"),
+      })
+      .optional()
+      .describe("sign uki.efi with sbsign for UEFI Secure Boot; a slot write checks it with sbverify first"),
     compression: z
       .enum(COMPRESSIONS as [Compression, ...Compression[]], { error: `expected one of ${COMPRESSIONS.join(", ")}` })
       .default("gzip")
@@ -309,6 +324,13 @@ export const imageConfigSchema = z
         path: ["uki"],
         input: c.uki,
         message: 'expected a kernel (kernel: "lts" or "virt") with uki: a Unified Kernel Image holds one',
+      });
+    if (c.secureBoot !== undefined && !c.uki)
+      ctx.addIssue({
+        code: "custom",
+        path: ["uki"],
+        input: c.uki,
+        message: "expected true with secureBoot: what is signed is the Unified Kernel Image",
       });
   })
   .superRefine((c, ctx) => {

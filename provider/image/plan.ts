@@ -15,6 +15,7 @@ import { parseInput } from "../input-error";
 import { machineEntries } from "./machine-services";
 import { imageConfigSchema, servicesOf, worldOf, type ImageConfig, type ImageConfigInput } from "./image-config";
 import { compressionLevelOf } from "./compress";
+import { certificateId, readUkiSigner, type UkiSigner } from "./uki-signing";
 import { inlineEntries, mergeOverlays, overlayDigest, overlaySummary, scanOverlay, type OverlayEntry } from "./overlay";
 import { FieldError } from "../ramroot-error";
 
@@ -54,6 +55,8 @@ export interface ImagePlan {
     cmdline: string;
     /** a Unified Kernel Image is emitted too (absent otherwise, so other images' planIds stay as they were) */
     uki?: true;
+    /** the UKI is signed: the sha256 of the certificate's DER (the key never enters the plan) */
+    secureBoot?: { certificate: string };
     compression: string;
     /** the level used (the default when the config names none; 0 for none) */
     compressionLevel: number;
@@ -72,6 +75,8 @@ export interface ResolvedPlan {
   repositories: LoadedRepository[];
   keys: Map<string, Buffer>;
   overlayEntries: OverlayEntry[];
+  /** with secureBoot: the key and certificate that sign the UKI, read and checked (never stored) */
+  signer?: UkiSigner;
 }
 
 /** Reads the config with zod; a bad field throws naming the field, the value and what is accepted. */
@@ -117,6 +122,8 @@ export interface PlanOptions {
 /** Resolves the config into a plan: repositories read and verified, world solved, overlay hashed. */
 export async function planImage(input: ImageConfigInput | ImageConfig, opts: PlanOptions): Promise<ResolvedPlan> {
   const config = parseImageConfig(input);
+  // Read first: a wrong key or certificate is refused before the repositories are read.
+  const signer = config.secureBoot ? readUkiSigner(config.secureBoot, opts.baseDir) : undefined;
   const repoSpecs = config.repositories.map((r) => (/^[a-z]+:\/\//.test(r) ? r : path.resolve(opts.baseDir, r)));
   const keys = await trustedKeys(config, opts.baseDir);
   const repositories = await loadRepositories(repoSpecs, {
@@ -178,6 +185,7 @@ export async function planImage(input: ImageConfigInput | ImageConfig, opts: Pla
       hostname: config.hostname ?? null,
       cmdline: config.cmdline,
       uki: config.uki ? true : undefined,
+      secureBoot: signer ? { certificate: certificateId(signer.certificate) } : undefined,
       compression: config.compression,
       compressionLevel: compressionLevelOf(config.compression, config.compressionLevel),
       epoch: config.epoch,
@@ -201,5 +209,5 @@ export async function planImage(input: ImageConfigInput | ImageConfig, opts: Pla
       options: { ...plan.options, cmdline: plan.options.uki ? plan.options.cmdline : undefined },
     }),
   );
-  return { plan: { planId, ...plan }, config, lock, repositories, keys, overlayEntries };
+  return { plan: { planId, ...plan }, config, lock, repositories, keys, overlayEntries, signer };
 }

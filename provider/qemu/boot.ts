@@ -84,7 +84,9 @@ export function qemuArgs(opts: BootOptions): string[] {
     if (initrds.length > 0) args.push("-initrd", initrds.join(","));
     // The serial console is how the harness listens; panic=-1 turns a kernel panic into a reboot,
     // which -no-reboot turns into QEMU exiting, so a broken image ends the run at once.
-    const append = [`console=${arch.qemu.console}`, "panic=-1", media.append ?? ""].join(" ").trim();
+    const append = [`console=${arch.qemu.console}`, ...arch.qemu.kernelArgs, "panic=-1", media.append ?? ""]
+      .join(" ")
+      .trim();
     args.push("-append", append);
   } else if (opts.uefi) {
     // The firmware finds the ESP and boots its EFI/BOOT/BOOT<arch>.EFI (or what its variables say).

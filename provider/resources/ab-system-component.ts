@@ -99,7 +99,10 @@ export class AbSystemComponent extends pulumi.ComponentResource {
     const keepSecret = <T>(o: pulumi.Output<T>) => (secretInputs.has("append") ? pulumi.secret(o) : o);
     const wipe = inputs.wipeOnDelete !== undefined ? { wipeOnDelete: inputs.wipeOnDelete } : {};
     const { decision } = plan;
-    const image = new AlpineImage(`${name}-image`, inputs.image, parent);
+    // The Secure Boot key is a secret in the image's state whatever the program marked.
+    const sb = inputs.image.secureBoot;
+    const imageArgs = sb ? { ...inputs.image, secureBoot: pulumi.secret(sb) } : inputs.image;
+    const image = new AlpineImage(`${name}-image`, imageArgs, parent);
     const appendFor = (imageId: string) =>
       [
         "rdinit=/sbin/init",

@@ -9,6 +9,7 @@ import { forgetStateReference } from "../image/cache-prune";
 import { archiveCheckEnabled } from "../image/archive-check";
 import { imageChangeSummary } from "../image/image-summary";
 import { checkInputs } from "./check-inputs";
+import { InputError } from "../ramroot-error";
 import { diffProperties } from "./property-diff";
 import type { CheckOutcome, OperationContext, ResourceHandler } from "./resource-handler";
 
@@ -116,6 +117,8 @@ export async function checkAlpineImage(news: unknown): Promise<CheckOutcome<Alpi
       },
     };
   } catch (err) {
+    // A field the plan checks (secureBoot's key and certificate): its own failures, by field.
+    if (err instanceof InputError) return { ok: false, failures: [...err.failures] };
     const message = (err as Error).message;
     const property = propertyOf(err);
     return {
@@ -261,6 +264,10 @@ async function importFromCache(planId: string): Promise<{ outs: AlpineImageOutpu
   }
   const plan = JSON.parse(fs.readFileSync(planFile, "utf8")) as ImagePlan;
   const o = plan.options;
+  if (o.secureBoot)
+    throw new Error(
+      `id: image plan ${planId.slice(0, 12)} signs its UKI for Secure Boot (certificate ${o.secureBoot.certificate.slice(0, 12)}), and an import cannot restore the key (it is never stored); declare the image with its secureBoot inputs and run \`pulumi up\`: the same plan comes from the cache`,
+    );
   const inputs: AlpineImageInputs = {
     release: o.release,
     arch: o.arch as AlpineImageInputs["arch"],

@@ -25,6 +25,7 @@ export function packageSchema(version: string): Record<string, unknown> {
         kernel: "KernelFlavor",
         microcode: "Microcode",
         compression: "Compression",
+        secureBoot: "SecureBoot",
         artifacts: "ImageArtifacts",
         "artifacts.kernel": "Artifact",
       },
@@ -73,6 +74,7 @@ export function packageSchema(version: string): Record<string, unknown> {
       typeNames: {
         "image.files[]": "InlineFile",
         "image.services": "Services",
+        "image.secureBoot": "SecureBoot",
         target: "Target",
         "target.kind": "TargetKind",
         serial: "SerialConsole",

@@ -163,7 +163,7 @@ test("a whole disk: disk create shows the device and wants --yes, refuses a size
         "--slots",
         "a",
         "--append",
-        "rdinit=/sbin/init console=ttyS0 panic=5 quiet",
+        "rdinit=/sbin/init console=ttyS0 no_timer_check panic=5 quiet",
       );
       const result = await bootQemu({
         media: { kind: "disk", image: dev },

@@ -8,7 +8,7 @@ import { debianKernel } from "../fixtures/debian-kernel";
 import { makeBusyboxInitramfs } from "../fixtures/busybox-initramfs";
 
 /** The kernel command line every test slot boots with: serial console, and a panic reboots after 5 s. */
-export const TEST_APPEND = "rdinit=/sbin/init console=ttyS0 panic=5 quiet";
+export const TEST_APPEND = "rdinit=/sbin/init console=ttyS0 no_timer_check panic=5 quiet";
 
 /**
  * A bootable MBR disk image made through ramroot's own API (disk create, slot write, syslinux

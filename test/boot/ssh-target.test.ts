@@ -48,7 +48,7 @@ test("reads, writes atomically with read-back hashes, lists and removes over a r
   }
 });
 
-test("listMany reads several directories at once, each as `list` gives it; the config is found in syslinux's order", async () => {
+test("listMany and sha256Many read several directories and files at once, each as `list` and `sha256` give it; the config is found in syslinux's order", async () => {
   const where = fs.mkdtempSync(path.join(os.tmpdir(), "ramroot-sshlist-"));
   const target = await openTarget({ ...spec, path: where });
   try {
@@ -61,6 +61,12 @@ test("listMany reads several directories at once, each as `list` gives it; the c
     const oneByOne: string[][] = [];
     for (const d of dirs) oneByOne.push(await target.list(d));
     expect(together).toEqual(oneByOne);
+    // Hashes likewise: several files in one look, each as `sha256` gives it, a missing one undefined.
+    const files = ["syslinux.cfg", "b's file", "missing", "boot/syslinux/ldlinux.sys"];
+    const hashed = await target.sha256Many!(files);
+    expect(hashed).toEqual(await Promise.all(files.map((f) => target.sha256(f))));
+    expect(hashed[2]).toBeUndefined();
+    expect(hashed[0]).toMatch(/^[0-9a-f]{64}$/);
     expect(together).toEqual([
       ["b's file", "boot", "empty", "syslinux.cfg"],
       ["SYSLINUX.CFG", "ldlinux.sys"],

@@ -4,6 +4,8 @@
  * initramfs, the command line with the image's id and the os-release, built twice from two
  * directories with their own caches into the same bytes, then put on a FAT EFI system
  * partition as EFI/BOOT/BOOTX64.EFI and booted by OVMF, with no bootloader, to the machine's marker.
+ * Signed for Secure Boot (secureBoot) with the key Debian's ovmf ships enrolled in PK, KEK and db
+ * of OVMF_VARS_4M.snakeoil.fd, it boots with Secure Boot on; the same image unsigned is refused.
  */
 import * as fs from "node:fs";
 import * as os from "node:os";
@@ -11,6 +13,7 @@ import * as path from "node:path";
 import { planImage } from "../../provider/image/plan";
 import { buildImage } from "../../provider/image/build";
 import { readPeHeader } from "../../provider/image/uki";
+import { execFileSync } from "node:child_process";
 import { bootQemu } from "../../provider/qemu/boot";
 import { buildImageRepo, type ImageRepo } from "../fixtures/image-repo";
 import { makeEspDisk } from "../fixtures/esp-disk";
@@ -33,6 +36,19 @@ function project(dir: string): string {
   return dir;
 }
 
+/** The image both tests build: the overlay's hello service prints the marker. */
+const ukiConfig = () => ({
+  repositories: [repo.repository],
+  keys: [repo.keysDir],
+  packages: ["alpine-baselayout", "busybox", "ramroot-init"],
+  kernel: "lts" as const,
+  uki: true,
+  cmdline: "console=ttyS0",
+  overlay: "root",
+  services: { default: ["hello"] },
+  epoch: 1700000000,
+});
+
 beforeAll(async () => {
   work = fs.mkdtempSync(path.join(os.tmpdir(), "ramroot-uefi-"));
   repo = await buildImageRepo(path.join(work, "repo"), { efiStub: true });
@@ -40,17 +56,7 @@ beforeAll(async () => {
 afterAll(() => fs.rmSync(work, { recursive: true, force: true }));
 
 test("an image as a UKI: same bytes from two directories, boots from an ESP under OVMF with its id on the command line", async () => {
-  const config = {
-    repositories: [repo.repository],
-    keys: [repo.keysDir],
-    packages: ["alpine-baselayout", "busybox", "ramroot-init"],
-    kernel: "lts" as const,
-    uki: true,
-    cmdline: "console=ttyS0",
-    overlay: "root",
-    services: { default: ["hello"] },
-    epoch: 1700000000,
-  };
+  const config = ukiConfig();
   const build = async (name: string) => {
     const dir = project(path.join(work, name));
     return buildImage(await planImage(config, { baseDir: dir }), { cacheDir: path.join(work, `cache-${name}`) });
@@ -82,4 +88,52 @@ test("an image as a UKI: same bytes from two directories, boots from an ESP unde
   });
   if (!result.found) console.log(result.log.slice(-3000));
   expect(result.found).toBe(true);
+});
+
+// Debian's ovmf: a variable store with Secure Boot on and its "snakeoil" certificate in PK, KEK
+// and db, the key beside it (passphrase "snakeoil", README.Debian). Not our own key enrolled:
+// ramroot does not change a firmware's keys; this is a firmware that trusts a key we hold.
+const SNAKEOIL = {
+  vars: "/usr/share/OVMF/OVMF_VARS_4M.snakeoil.fd",
+  key: "/usr/share/ovmf/PkKek-1-snakeoil.key",
+  cert: "/usr/share/ovmf/PkKek-1-snakeoil.pem",
+};
+
+test("Secure Boot on (OVMF, snakeoil db): the UKI signed with secureBoot boots to its marker; the same image unsigned is refused", async () => {
+  const dir = project(path.join(work, "sb"));
+  const config = ukiConfig();
+  const privateKey = execFileSync("openssl", ["pkey", "-in", SNAKEOIL.key, "-passin", "pass:snakeoil"], {
+    encoding: "utf8",
+  });
+  const cacheDir = path.join(work, "cache-sb");
+  const signed = await buildImage(
+    await planImage({ ...config, secureBoot: { privateKey, certificate: SNAKEOIL.cert } }, { baseDir: dir }),
+    { cacheDir },
+  );
+  const unsigned = await buildImage(await planImage(config, { baseDir: dir }), { cacheDir });
+  expect(signed.imageId).toBe(unsigned.imageId);
+
+  const boot = async (name: string, uki: string, marker: string) => {
+    const varsFile = path.join(work, `${name}-vars.fd`);
+    fs.copyFileSync(SNAKEOIL.vars, varsFile);
+    const disk = await makeEspDisk(path.join(work, `${name}.img`), "x86_64", uki);
+    return bootQemu({
+      arch: "x86_64",
+      uefi: true,
+      varsFile,
+      media: { kind: "disk", image: disk },
+      marker,
+      timeoutMs: 300_000,
+    });
+  };
+  const on = await boot("sb-signed", signed.uki!.path, `RAMROOT-UEFI arch=x86_64 image=${signed.imageId} efi=yes`);
+  if (!on.found) console.log(on.log.slice(-3000));
+  expect(on.found).toBe(true);
+  expect(on.log).toContain("secureboot: Secure boot enabled");
+
+  // The firmware gives up on the disk, then on its own shell (not signed by db either).
+  const off = await boot("sb-unsigned", unsigned.uki!.path, "No bootable option or device was found");
+  expect(off.found).toBe(true);
+  expect(off.log).toMatch(/failed to load Boot\d+ "[^"]+" from PciRoot[^\n]*: Access Denied/);
+  expect(off.log).not.toContain("Linux version");
 });

@@ -23,7 +23,7 @@ import { bootPartitionDir } from "../fixtures/boot-partition-dir";
 // partition that boots its DEFAULT, and the ssh key never reaches the state.
 jest.setTimeout(900_000);
 
-const APPEND = "rdinit=/sbin/init console=ttyS0 panic=5 quiet";
+const APPEND = "rdinit=/sbin/init console=ttyS0 no_timer_check panic=5 quiet";
 const sha = (data: Buffer | string) => createHash("sha256").update(data).digest("hex");
 
 interface SlotImage {

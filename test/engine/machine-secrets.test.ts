@@ -72,6 +72,26 @@ test("an ssh up with a secret key and a secret append: no state file and no expo
   }
   const preview = await env.stack.preview({ diff: true });
   expect(preview.changeSummary.update ?? 0).toBe(0);
+
+  // An up with nothing to copy: one connection and one remote shell for it, and few round trips
+  // (each command through the shell is one; a channel of its own would carry a file's bytes).
+  const trace = path.join(env.dir, "ssh-trace");
+  process.env.RAMROOT_SSH_TRACE = trace;
+  try {
+    const again = await env.stack.up();
+    expect(again.summary.result).toBe("succeeded");
+  } finally {
+    delete process.env.RAMROOT_SSH_TRACE;
+  }
+  const events = fs
+    .readFileSync(trace, "utf8")
+    .split("\n")
+    .filter((l) => l !== "");
+  const count = (event: string) => events.filter((e) => e.split(" ")[0] === event).length;
+  // One connection, no channel, at most 15 round trips; else the counts and every command, to see which.
+  const within = count("connect") === 1 && count("channel") === 0 && count("exchange") <= 15;
+  const summary = `${count("connect")} connection(s), ${count("exchange")} round trips, ${count("channel")} channel(s)`;
+  expect(within ? "within" : `${summary}:\n${events.join("\n")}`).toBe("within");
 });
 
 test("wipeOnDelete set on the machine program reaches the slots and the config: destroy removes them", async () => {

@@ -27,7 +27,7 @@ function config(boot: string, packages = ["alpine-baselayout", "busybox", "ramro
       keys: [repo.keysDir],
       packages,
       overlay: path.join(yamlDir, "root"),
-      cmdline: "console=ttyS0",
+      cmdline: "console=ttyS0 no_timer_check",
       epoch: 1700000000,
     },
     "ramroot:bootTest": { marker: "Run /sbin/init", timeoutSeconds: 600 },

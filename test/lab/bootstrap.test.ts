@@ -55,7 +55,7 @@ test("disk image target, boot, then the same stack over ssh: no replacement, no 
     fs.mkdirSync(path.join(overlay, "etc", "ramroot"), { recursive: true });
     fs.writeFileSync(path.join(overlay, "etc", "ramroot", "release"), `${text}\n`);
   };
-  const config = { ...nasImageConfig(repo, overlay), cmdline: "console=ttyS0" };
+  const config = { ...nasImageConfig(repo, overlay), cmdline: "console=ttyS0 no_timer_check" };
   const disk = path.join(work, "boot.img");
   const port = await freePort();
   const serialLog = path.join(work, "serial.log");

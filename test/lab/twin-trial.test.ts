@@ -61,7 +61,7 @@ const keepingSerialLog = (body: () => Promise<void>) => keepingLog(serialLog, bo
 function imageConfig(extra: Record<string, unknown> = {}): Record<string, unknown> {
   return {
     ...nasImageConfig(repo, overlay),
-    cmdline: "console=ttyS0",
+    cmdline: "console=ttyS0 no_timer_check",
     health: {
       checks: [
         { name: "sshd", command: "netstat -ltn | grep -q ':22 ' || { echo 'nothing listens on port 22'; exit 1; }" },

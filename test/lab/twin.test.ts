@@ -182,7 +182,7 @@ async function pulumiUpOverSsh(): Promise<void> {
     const env = await engineStack("twin", async () => machineProgram());
     try {
       process.env.RAMROOT_IMAGE_CACHE = path.join(env.dir, "images");
-      const image = { ...m.config, overlay: path.join(m.project, "root"), cmdline: "console=ttyS0" };
+      const image = { ...m.config, overlay: path.join(m.project, "root"), cmdline: "console=ttyS0 no_timer_check" };
       await env.stack.setAllConfig(twinStackConfig(port, m.userKey, knownHosts, image));
       const up = await env.stack.up();
       expect(up.summary.result).toBe("succeeded");

@@ -83,7 +83,7 @@ async function projectStack(name: string): Promise<Stack> {
         kernel: "lts",
         overlay,
         hostname: name,
-        cmdline: "console=ttyS0",
+        cmdline: "console=ttyS0 no_timer_check",
         services: { default: ["machine"] },
         epoch: 1700000000,
       }),

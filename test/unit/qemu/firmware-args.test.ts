@@ -29,7 +29,7 @@ test("a direct kernel boot: x86_64 on the PC machine with ttyS0, aarch64 on virt
   expect(after(x86, "-machine")).toEqual(["pc"]);
   expect(after(x86, "-cpu")).toEqual([]);
   expect(after(x86, "-initrd")).toEqual(["microcode,initramfs"]);
-  expect(after(x86, "-append")).toEqual(["console=ttyS0 panic=-1 rdinit=/sbin/init"]);
+  expect(after(x86, "-append")).toEqual(["console=ttyS0 no_timer_check panic=-1 rdinit=/sbin/init"]);
   const arm = qemuArgs({ media, arch: "aarch64" });
   expect(after(arm, "-machine")).toEqual(["virt"]);
   expect(after(arm, "-cpu")).toEqual(["max"]);

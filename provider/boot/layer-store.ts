@@ -1,0 +1,153 @@
+/**
+ * The layer store on a boot partition: the archives an initramfs is the concatenation of
+ * (provider/image/layers.ts), each kept once under `layers/`, named by its sha256, so both slots
+ * share what they have in common and a deploy sends only the layers the partition lacks.
+ *
+ * Names are 8.3 (`layers/3f9c01ab.cd2`: the first 11 hex digits of the sha256), which every FAT
+ * driver and syslinux's own reads without long-name entries; a name is a claim checked by hashing,
+ * never trusted: a file under a layer's name that hashes otherwise is replaced, and a slot is
+ * verified by hashing each of its layers. A layer is written atomically (temporary name, read back
+ * by hash, rename) before any manifest names it, and collected only when no slot's manifest
+ * names it, so a cut at any point leaves every slot's layers whole.
+ */
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { createHash } from "node:crypto";
+import { isTempName } from "../atomic-file";
+import { listDirectories, type BootTarget } from "./boot-target";
+
+export const LAYER_DIR = "layers";
+
+/** A layer as an image records it: the sha256 and size of its compressed archive, in initramfs order. */
+export interface LayerSpec {
+  sha256: string;
+  size: number;
+}
+
+/** A layer on the partition: where it is, what it hashes to, how large it is. */
+export interface LayerRecord extends LayerSpec {
+  path: string;
+}
+
+/** The partition path of a layer with this sha256 (8.3: eight hex digits, a dot, three more). */
+export function layerPath(sha256: string): string {
+  if (!/^[0-9a-f]{64}$/.test(sha256))
+    throw new Error(`layer sha256: got ${JSON.stringify(sha256)}; expected 64 hex digits`);
+  return `${LAYER_DIR}/${sha256.slice(0, 8)}.${sha256.slice(8, 11)}`;
+}
+
+/** The layer's bytes of the local initramfs (at `offset`) copied into a file of its own in `dir`, checked by hash. */
+async function sliceOf(initramfs: string, offset: number, layer: LayerSpec, dir: string): Promise<string> {
+  const out = path.join(dir, `layer-${layer.sha256.slice(0, 16)}`);
+  const hash = createHash("sha256");
+  const write = fs.createWriteStream(out);
+  if (layer.size > 0) {
+    for await (const chunk of fs.createReadStream(initramfs, { start: offset, end: offset + layer.size - 1 })) {
+      hash.update(chunk as Buffer);
+      if (!write.write(chunk)) await new Promise<void>((resolve) => write.once("drain", () => resolve()));
+    }
+  }
+  await new Promise<void>((resolve, reject) => write.end((err?: Error | null) => (err ? reject(err) : resolve())));
+  const got = hash.digest("hex");
+  if (got !== layer.sha256)
+    throw new Error(
+      `${initramfs}: bytes ${offset}-${offset + layer.size} hash to ${got.slice(0, 12)}, not layer ${layer.sha256.slice(0, 12)}: the image's layer list does not describe its initramfs`,
+    );
+  return out;
+}
+
+/**
+ * Throws unless the local initramfs is exactly the layers in order: sizes adding up to its size,
+ * each slice hashing as its layer (one read of the file). Checked before anything is sent, also
+ * when every layer is already on the partition.
+ */
+async function checkLayersCover(initramfs: string, layers: readonly LayerSpec[]): Promise<void> {
+  const size = fs.statSync(initramfs).size;
+  const sum = layers.reduce((n, l) => n + l.size, 0);
+  if (layers.length === 0 || sum !== size)
+    throw new Error(
+      `layers: ${layers.length} layer(s) of ${sum} bytes do not make up ${initramfs} (${size} bytes); expected the image's layers in order`,
+    );
+  let offset = 0;
+  for (const layer of layers) {
+    const hash = createHash("sha256");
+    if (layer.size > 0)
+      for await (const chunk of fs.createReadStream(initramfs, { start: offset, end: offset + layer.size - 1 }))
+        hash.update(chunk as Buffer);
+    const got = hash.digest("hex");
+    if (got !== layer.sha256)
+      throw new Error(
+        `${initramfs}: bytes ${offset}-${offset + layer.size} hash to ${got.slice(0, 12)}, not layer ${layer.sha256.slice(0, 12)}: the image's layer list does not describe its initramfs`,
+      );
+    offset += layer.size;
+  }
+}
+
+/**
+ * Puts the layers of the local `initramfs` (its bytes are the layers in order) into the store:
+ * a layer already there (by name, and by hash) is not sent again. Resolves with the records a
+ * slot manifest keeps and the bytes sent. `scratch` is a local directory for the slices.
+ */
+export async function putLayers(
+  target: BootTarget,
+  initramfs: string,
+  layers: readonly LayerSpec[],
+  scratch: string,
+  onProgress?: (done: number, total: number) => void,
+): Promise<{ records: LayerRecord[]; sent: number }> {
+  await checkLayersCover(initramfs, layers);
+  const [present] = await listDirectories(target, [LAYER_DIR]);
+  const have = new Set((present ?? []).map((n) => n.toLowerCase()));
+  const total = layers.reduce((n, l) => n + l.size, 0);
+  const records: LayerRecord[] = [];
+  let offset = 0;
+  let sent = 0;
+  let done = 0;
+  for (const layer of layers) {
+    const rel = layerPath(layer.sha256);
+    const there = have.has(path.posix.basename(rel)) && (await target.sha256(rel)) === layer.sha256;
+    if (!there) {
+      const slice = await sliceOf(initramfs, offset, layer, scratch);
+      try {
+        const got = await target.copyInAtomic(rel, slice, (d) => onProgress?.(done + d, total));
+        if (got !== layer.sha256)
+          throw new Error(`${target.describe()}: ${rel} read back as ${got}, expected ${layer.sha256}`);
+      } finally {
+        fs.rmSync(slice, { force: true });
+      }
+      sent += layer.size;
+    }
+    done += layer.size;
+    onProgress?.(done, total);
+    records.push({ path: rel, sha256: layer.sha256, size: layer.size });
+    offset += layer.size;
+  }
+  return { records, sent };
+}
+
+/** Why the layers would not make the initramfs they were recorded for, or undefined when each hashes as recorded. */
+export async function layersProblem(target: BootTarget, records: readonly LayerRecord[]): Promise<string | undefined> {
+  for (const record of records) {
+    const now = await target.sha256(record.path);
+    if (now === undefined) return `layer ${record.path} does not exist on ${target.describe()}`;
+    if (now !== record.sha256)
+      return `layer ${record.path} hashes to ${now.slice(0, 12)}, not ${record.sha256.slice(0, 12)} as recorded`;
+  }
+  return undefined;
+}
+
+/**
+ * Removes every file in the store that no layer in `needed` names (and leftovers of interrupted
+ * writes). `needed`: the layers of every slot's manifest, and of a write in progress. Resolves
+ * with the paths removed.
+ */
+export async function collectLayers(target: BootTarget, needed: Iterable<LayerRecord>): Promise<string[]> {
+  const keep = new Set([...needed].map((r) => path.posix.basename(r.path).toLowerCase()));
+  const removed: string[] = [];
+  for (const name of await target.list(LAYER_DIR)) {
+    if (keep.has(name.toLowerCase()) && !isTempName(name)) continue;
+    await target.remove(`${LAYER_DIR}/${name}`);
+    removed.push(`${LAYER_DIR}/${name}`);
+  }
+  return removed;
+}
