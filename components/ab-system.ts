@@ -8,37 +8,27 @@
  */
 import * as pulumi from "./pulumi-sdk";
 import type { TargetSpec } from "../provider/boot/target-spec";
-import type { ImageConfigInput } from "../provider/image/image-config";
+import type { z } from "zod";
+import type { abSystemSchemaInputs } from "../provider/deploy/ab-system-inputs";
 import type { ImageFiles } from "../provider/deploy/deployment-plan";
 import { AB_SYSTEM_TOKEN } from "../provider/resources/tokens";
 
-export interface AbSystemArgs {
-  /** the image config (AlpineImage inputs); relative paths resolve against the project directory */
-  image: pulumi.Input<ImageConfigInput>;
-  target: pulumi.Input<TargetSpec>;
-  /** the two slot names (default a, b) */
-  slots?: pulumi.Input<[string, string]>;
-  /** kernel command line after rdinit=/sbin/init, the image's cmdline, ramroot.image= and panic= */
-  append?: pulumi.Input<string>;
-  /** seconds before a panicking kernel reboots (default 10) */
-  panicSeconds?: pulumi.Input<number>;
-  /** deciseconds syslinux waits (default 10) */
-  timeout?: pulumi.Input<number>;
-  serial?: pulumi.Input<{ port: number; baud: number } | false>;
-  /**
-   * "switch" (default) or "trial"; the provider refuses anything else, naming the field. A trial
-   * the last switch ran under goes only by an explicit "switch".
-   */
-  strategy?: pulumi.Input<string>;
-  trial?: pulumi.Input<{ probePath?: string; timeoutSeconds?: number; reboot?: boolean }>;
-  /**
-   * boot the config's image in QEMU and require this marker before it is written or selected;
-   * false: no boot test (one the last switch ran under goes only by this explicit value)
-   */
-  bootTest?: pulumi.Input<{ marker: string; timeoutSeconds?: number; append?: string } | false>;
-  /** true: a destroy removes the slots and syslinux.cfg (default: they stay, the partition keeps booting) */
-  wipeOnDelete?: pulumi.Input<boolean>;
-}
+type Inputs<T> = { [K in keyof T]: pulumi.Input<T[K]> };
+
+/**
+ * The component's arguments as its zod schema takes them (provider/deploy/ab-system-inputs.ts:
+ * one source for the provider's check, the package schema and these types), each an Input; the
+ * target's fields are Inputs of their own (a secret privateKey). Among them: `image` (AlpineImage's
+ * inputs; relative paths resolve against the project directory), `target`, `slots` (default a,
+ * b), `append` (kernel command line after rdinit=/sbin/init, the image's cmdline, ramroot.image=
+ * and panic=; a secret), `strategy` ("switch", default, or "trial": a trial the last switch ran
+ * under goes only by an explicit "switch"), `trial`, `bootTest` (boot the config's image in QEMU
+ * and require its marker before it is written or selected; false: none, and one the last
+ * switch ran under goes only by this explicit value), `wipeOnDelete`.
+ */
+export type AbSystemArgs = Inputs<Omit<z.input<typeof abSystemSchemaInputs>, "target">> & {
+  target: pulumi.Input<Inputs<TargetSpec>>;
+};
 
 export class AbSystem extends pulumi.ComponentResource {
   /** the slot DEFAULT names after this update */

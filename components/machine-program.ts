@@ -10,16 +10,15 @@
  *              boot test (a boot test that was there goes only by this explicit value)
  *   append     extra kernel command line (kept a Pulumi secret)
  *   wipeOnDelete  true: a destroy removes the slots and syslinux.cfg (default: they stay)
- *   pin        {update, planId, imageId}: written by `ramroot rollback`, removed by `ramroot
- *              release`; the provider's AbSystem reads it from the stack config
+ *   pins       {<machine>: {update, planId, imageId}}: written by `ramroot rollback`, removed
+ *              by `ramroot release`; each AbSystem reads its own from the stack config (a
+ *              stack's `pin` from before machines had names is still read, for every machine)
  *
  * The provider checks the whole `ramroot:` config (provider/deploy/stack-config.ts): a key not
  * listed here, at any depth, stops the preview naming the key it most likely meant.
  */
 import * as pulumi from "./pulumi-sdk";
-import { AbSystem } from "./ab-system";
-import type { TargetSpec } from "../provider/boot/target-spec";
-import type { ImageConfigInput } from "../provider/image/image-config";
+import { AbSystem, type AbSystemArgs } from "./ab-system";
 
 /**
  * A config value as given: JSON when it parses (objects, lists, booleans), else its text. Nothing
@@ -40,20 +39,22 @@ const PROGRAM_FAILED_AFTER_LOGGING = 32;
 
 export async function machineProgram(): Promise<Record<string, pulumi.Output<unknown>>> {
   const config = new pulumi.Config("ramroot");
-  const strategy = config.get("strategy");
-  const trial = json<{ probePath?: string; timeoutSeconds?: number; reboot?: boolean }>(config.get("trial"));
-  const bootTest = json<{ marker: string; timeoutSeconds?: number } | false>(config.get("bootTest"));
-  const wipeOnDelete = json<boolean>(config.get("wipeOnDelete"));
+  // Typed as the component takes them; the provider checks what they really are.
+  const strategy = config.get("strategy") as AbSystemArgs["strategy"];
+  const trial = json<AbSystemArgs["trial"]>(config.get("trial"));
+  const bootTest = json<AbSystemArgs["bootTest"]>(config.get("bootTest"));
+  const wipeOnDelete = json<AbSystemArgs["wipeOnDelete"]>(config.get("wipeOnDelete"));
   // Secrets stay secrets: the ssh key (set with `pulumi config set --secret --path
   // ramroot:target.privateKey`) and the kernel command line (it can carry a token; the SDK cannot
   // tell a secret config value from a plain one, so a set append is always kept secret).
-  const target = json<TargetSpec>(config.get("target"));
+  const target = json<AbSystemArgs["target"]>(config.get("target"));
   const append = config.get("append") !== undefined ? config.requireSecret("append") : undefined;
   const sshKey = typeof target === "object" && target !== null && "privateKey" in target;
+  // The name `ramroot status|rollback|release` use when none is given (STACK_MACHINE_NAME).
   const system = new AbSystem("machine", {
     // Missing or malformed, they go to the provider as they are: it names what is wrong.
-    target: (sshKey ? pulumi.secret(target) : target) as pulumi.Input<TargetSpec>,
-    image: json<ImageConfigInput>(config.get("image")) as ImageConfigInput,
+    target: (sshKey ? pulumi.secret(target) : target) as AbSystemArgs["target"],
+    image: json<AbSystemArgs["image"]>(config.get("image")) as AbSystemArgs["image"],
     ...(strategy !== undefined ? { strategy } : {}),
     ...(trial !== undefined ? { trial } : {}),
     ...(bootTest !== undefined ? { bootTest } : {}),

@@ -4,13 +4,16 @@
  * whose type token the ramroot provider plugin serves; no code is serialised into the state.
  * Only types and the tokens come from provider/: a program loads no engine code.
  */
-import * as path from "node:path";
+import type { z } from "zod";
 import * as pulumi from "./pulumi-sdk";
 import type { TargetSpec } from "../provider/boot/target";
 import type { SyslinuxEntry } from "../provider/boot/syslinux-config";
 import type { ImageConfigInput } from "../provider/image/image-config";
 import type { Artifact } from "../provider/image/build";
-import type { TrialInputs } from "../provider/resources/syslinux-config-resource";
+import type { trialSchema } from "../provider/deploy/ab-system-inputs";
+import type { bootSlotInputsSchema } from "../provider/resources/boot-slot-resource";
+import type { bootTestInputsSchema } from "../provider/resources/boot-test-resource";
+import { absoluteImageConfig } from "../provider/image/absolute-paths";
 import {
   ALPINE_IMAGE_TOKEN,
   BOOT_SLOT_TOKEN,
@@ -20,9 +23,18 @@ import {
 
 type Inputs<T> = { [K in keyof T]: pulumi.Input<T[K]> };
 
+/**
+ * A resource's arguments as its zod schema takes them (the input side: defaults optional), each
+ * field an Input: the provider's check and the program's types are one source.
+ */
+type Args<S extends z.ZodType> = Inputs<z.input<S>>;
+
+/** The target, each field an Input of its own (a secret privateKey inside a plain target). */
+type TargetArg = pulumi.Input<Inputs<TargetSpec>>;
+
 export interface SyslinuxConfigArgs {
   /** a field (e.g. privateKey) may be a secret Output */
-  target: pulumi.Input<Inputs<TargetSpec>>;
+  target: TargetArg;
   defaultLabel: pulumi.Input<string>;
   /** deciseconds before DEFAULT boots; 0 = at once */
   timeout: pulumi.Input<number>;
@@ -32,7 +44,7 @@ export interface SyslinuxConfigArgs {
   entries: pulumi.Input<pulumi.Input<Inputs<SyslinuxEntry>>[]>;
   /** "switch" (default) or "trial" (ssh targets: boot once, promote when the machine answers) */
   strategy?: pulumi.Input<"switch" | "trial">;
-  trial?: pulumi.Input<Partial<TrialInputs>>;
+  trial?: pulumi.Input<z.input<typeof trialSchema>>;
   /** the update a rollback went back to: the journal on the target records the switch as a rollback */
   rollbackTo?: pulumi.Input<number>;
   /** true: deleting the resource removes the file (default: it stays, the partition keeps booting) */
@@ -62,27 +74,6 @@ export class SyslinuxConfig extends pulumi.CustomResource {
 /** The image config (see provider/image/image-config.ts); relative paths resolve against the program's directory. */
 export type AlpineImageArgs = Inputs<ImageConfigInput>;
 
-/** Resolves the config's local paths against `baseDir`, so the provider sees absolute paths. */
-export function absolutePaths<
-  T extends { overlay?: unknown; keys?: unknown; repositories?: unknown; secureBoot?: unknown },
->(config: T, baseDir: string): T {
-  const abs = (p: string) => (/^[a-z]+:\/\//.test(p) || path.isAbsolute(p) ? p : path.resolve(baseDir, p));
-  const out = { ...config } as Record<string, unknown>;
-  if (typeof config.overlay === "string") out.overlay = abs(config.overlay);
-  if (Array.isArray(config.keys)) out.keys = config.keys.map((k) => (typeof k === "string" ? abs(k) : k));
-  if (Array.isArray(config.repositories)) {
-    // Repositories keep their text for /etc/apk/repositories; only local directories become absolute.
-    out.repositories = config.repositories.map((r) => (typeof r === "string" && !/^[a-z]+:\/\//.test(r) ? abs(r) : r));
-  }
-  // secureBoot's key and certificate are PEM text or paths; a path (never the text) is made absolute.
-  const pemPath = (v: unknown) =>
-    typeof v === "string" && !v.includes("-----BEGIN ") && !v.includes("\n") ? abs(v) : v;
-  const sb = config.secureBoot as { privateKey?: unknown; certificate?: unknown } | undefined;
-  if (sb !== null && typeof sb === "object" && !pulumi.Output.isInstance(sb))
-    out.secureBoot = { ...sb, privateKey: pemPath(sb.privateKey), certificate: pemPath(sb.certificate) };
-  return out as T;
-}
-
 export class AlpineImage extends pulumi.CustomResource {
   declare public readonly planId: pulumi.Output<string>;
   declare public readonly imageId: pulumi.Output<string>;
@@ -104,7 +95,7 @@ export class AlpineImage extends pulumi.CustomResource {
       ALPINE_IMAGE_TOKEN,
       name,
       {
-        ...absolutePaths(args, process.cwd()),
+        ...absoluteImageConfig(args, process.cwd()),
         planId: undefined,
         lock: undefined,
         overlayFiles: undefined,
@@ -119,18 +110,8 @@ export class AlpineImage extends pulumi.CustomResource {
   }
 }
 
-export interface BootSlotArgs {
-  /** a field (e.g. privateKey) may be a secret Output */
-  target: pulumi.Input<Inputs<TargetSpec>>;
-  slot: pulumi.Input<string>;
-  imageId: pulumi.Input<string>;
-  planId: pulumi.Input<string>;
-  files: pulumi.Input<{ kernel: string; initramfs: string; microcode?: string }>;
-  sources?: pulumi.Input<{ kernel: string; initramfs: string; microcode?: string }>;
-  packages?: pulumi.Input<Record<string, string>>;
-  /** true: deleting the resource removes the slot's files (default: they stay) */
-  wipeOnDelete?: pulumi.Input<boolean>;
-}
+/** the slot's target, image and files (provider/resources/boot-slot-resource.ts) */
+export type BootSlotArgs = Omit<Args<typeof bootSlotInputsSchema>, "target"> & { target: TargetArg };
 
 export class BootSlot extends pulumi.CustomResource {
   declare public readonly imageId: pulumi.Output<string>;
@@ -143,17 +124,8 @@ export class BootSlot extends pulumi.CustomResource {
   }
 }
 
-export interface BootTestArgs {
-  imageId: pulumi.Input<string>;
-  kernel: pulumi.Input<string>;
-  initrd: pulumi.Input<pulumi.Input<string>[]>;
-  append?: pulumi.Input<string>;
-  marker: pulumi.Input<string>;
-  timeoutSeconds?: pulumi.Input<number>;
-  memoryMiB?: pulumi.Input<number>;
-  /** the image's architecture, when not x86_64: QEMU's binary, machine and console follow it */
-  arch?: pulumi.Input<"x86_64" | "aarch64">;
-}
+/** the image to boot and the marker it must print (provider/resources/boot-test-resource.ts) */
+export type BootTestArgs = Args<typeof bootTestInputsSchema>;
 
 export class BootTest extends pulumi.CustomResource {
   declare public readonly passed: pulumi.Output<boolean>;

@@ -5,6 +5,7 @@
  * file, the PE machine type) and firmware (OVMF, AAVMF), and how the kernel recognises its
  * executables (the ELF machine, for binfmt_misc). Nothing else names an architecture's details.
  */
+import { FieldError } from "./ramroot-error";
 
 /** Every architecture Alpine publishes packages for: what repository tools (`ramroot apk`) accept. */
 export const APK_ARCHES = [
@@ -145,7 +146,7 @@ export function isArch(value: string): value is Arch {
 
 /** The table's row for `arch`; an unknown name is refused with the accepted ones. */
 export function archInfo(arch: string): ArchInfo {
-  if (!isArch(arch)) throw new Error(`arch: "${arch}" is not supported; expected one of ${ARCHES.join(", ")}`);
+  if (!isArch(arch)) throw new FieldError("arch", `"${arch}" is not supported; expected one of ${ARCHES.join(", ")}`);
   return TABLE[arch];
 }
 

@@ -4,8 +4,13 @@
  * same text; `fix` keeps it as data for whoever wants it alone.
  *
  * - input: a config value or flag is wrong (the field, the value, what is accepted);
+ * - trust: a signature does not verify, or nothing trusted vouches for an index or a package;
+ * - target: the boot target cannot be read or is not what it must be (not a boot partition);
  * - conflict: what the target holds now forbids the operation (the A/B rule, a lease);
  * - machine: the machine did not come up as it must (a failed trial).
+ *
+ * An error about one input field carries that field as data (`property`), so whoever reports
+ * it (the provider's check, the AbSystem's refusal) names the field without reading the text.
  */
 
 export interface FieldFailure {
@@ -15,7 +20,7 @@ export interface FieldFailure {
   reason: string;
 }
 
-export type ErrorKind = "input" | "conflict" | "machine";
+export type ErrorKind = "input" | "trust" | "target" | "conflict" | "machine";
 
 export class RamrootError extends Error {
   constructor(
@@ -24,6 +29,8 @@ export class RamrootError extends Error {
     readonly problem: string,
     /** what to do about it, when there is something to do */
     readonly fix?: string,
+    /** the input field it is about (e.g. "packages", "keys"), when it is about one */
+    readonly property?: string,
   ) {
     super(fix === undefined ? problem : `${problem}${problem.includes("\n") ? "\n" : "; "}${fix}`);
     this.name = new.target.name;
@@ -39,6 +46,27 @@ export class InputError extends RamrootError {
     fix?: string,
   ) {
     super("input", `invalid ${what}:\n  ${failures.map((f) => f.reason).join("\n  ")}`, fix);
+  }
+}
+
+/** One input field is wrong: the message starts with the field ("overlay: ..."), as the field's check names it. */
+export class FieldError extends RamrootError {
+  constructor(property: string, problem: string, fix?: string) {
+    super("input", `${property}: ${problem}`, fix, property);
+  }
+}
+
+/** Nothing trusted vouches for what was read (an index, a package, a key); it is not used. */
+export class TrustError extends RamrootError {
+  constructor(problem: string, fix?: string) {
+    super("trust", problem, fix, "keys");
+  }
+}
+
+/** The boot target cannot be read or is not what it must be; nothing was written to it. */
+export class TargetError extends RamrootError {
+  constructor(problem: string, fix?: string) {
+    super("target", problem, fix, "target");
   }
 }
 

@@ -2,6 +2,7 @@ import { EXPANSION_LIMITS, GzipLimitError, gzipDeterministic, readGzipMember, sp
 import { checkSignatures, describeSignatureCheck, signatureMember, type Signer } from "./signature";
 import { readTar, type TarReadEntry } from "./tar-reader";
 import { writeTar } from "./tar-writer";
+import { TrustError } from "../ramroot-error";
 
 /** What an `APKINDEX.tar.gz` holds once read and checked. */
 export interface IndexArchive {
@@ -59,14 +60,16 @@ export function readIndexArchive(
   const signature = readSignaturePart(data, source);
   const check = checkSignatures(signature.signatureEntries, data.subarray(signature.bodyOffset), opts.keys);
   if (check.signer && !check.valid) {
-    throw new Error(
+    throw new TrustError(
       `${source}: signature does not verify (${describeSignatureCheck(check)}); the index is corrupt or was tampered with`,
+      "fetch it again from the repository you trust; do not add keys to make it pass",
     );
   }
   if (!check.valid && !opts.allowUntrusted) {
     const keyList = [...opts.keys.keys()].join(", ") || "none";
-    throw new Error(
-      `${source}: not signed by a trusted key (${describeSignatureCheck(check)}; trusted keys: ${keyList}); add the signer's public key to the keys directory or allow untrusted repositories`,
+    throw new TrustError(
+      `${source}: not signed by a trusted key (${describeSignatureCheck(check)}; trusted keys: ${keyList})`,
+      "add the signer's public key to the keys directory or allow untrusted repositories",
     );
   }
   const members = splitGzipMembers(data.subarray(signature.bodyOffset), source, EXPANSION_LIMITS.index);

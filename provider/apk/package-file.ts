@@ -6,6 +6,7 @@ import { EXPANSION_LIMITS, readGzipMember, streamGzipMember } from "./gzip-membe
 import { checkSignatures, describeSignatureCheck } from "./signature";
 import { readTar } from "./tar-reader";
 import { parsePkginfo, pkginfoToRecord, type Pkginfo } from "./pkginfo";
+import { TrustError } from "../ramroot-error";
 
 /** Script names apk-tools knows, as control entries `.<name>` and as scripts.tar suffixes. */
 export const SCRIPT_NAMES = [
@@ -141,8 +142,9 @@ export function readPackage(src: ByteSource, opts: ReadPackageOptions): PackageF
     datahash !== undefined ? control.raw : src.read(signature.bodyOffset, src.size - signature.bodyOffset);
   const check = checkSignatures(signature.signatureEntries, signedBytes, opts.keys);
   if (check.signer && !check.valid) {
-    throw new Error(
+    throw new TrustError(
       `${source}: package signature does not verify (${describeSignatureCheck(check)}); the package is corrupt or was tampered with`,
+      "fetch it again from the repository you trust; do not add keys to make it pass",
     );
   }
 
@@ -150,8 +152,9 @@ export function readPackage(src: ByteSource, opts: ReadPackageOptions): PackageF
   if (opts.expected) {
     const want = opts.expected;
     if (want.checksum !== undefined && want.checksum !== checksum) {
-      throw new Error(
+      throw new TrustError(
         `${source}: control checksum is ${checksum} but the index says ${want.checksum} for ${want.name}-${want.version}; the download is corrupt or not the indexed package`,
+        "fetch it again (the package cache keeps only what matched its index)",
       );
     }
     if (want.name !== record.name || want.version !== record.version) {
@@ -169,8 +172,9 @@ export function readPackage(src: ByteSource, opts: ReadPackageOptions): PackageF
       datahash === undefined
         ? "it has no datahash, so only a signature over control and data can vouch for its data"
         : "no index checksum to compare with";
-    throw new Error(
-      `${source}: not signed by a trusted key (${describeSignatureCheck(check)}) and ${why}; add the signer's public key to the keys directory or allow untrusted packages`,
+    throw new TrustError(
+      `${source}: not signed by a trusted key (${describeSignatureCheck(check)}) and ${why}`,
+      "add the signer's public key to the keys directory or allow untrusted packages",
     );
   }
 

@@ -22,6 +22,7 @@ import { checkIndexFreshness, IndexDowngradeError } from "./index-freshness";
 import type { PackageRecord } from "./package-record";
 import type { RepositoryPackage } from "./package-record";
 import { loadKeysDir } from "./signature";
+import { RamrootError, TrustError } from "../ramroot-error";
 
 export interface LoadedRepository {
   /** The repository as configured (trailing slashes removed). */
@@ -51,13 +52,13 @@ export interface LoadRepositoryOptions {
   allowDowngrade?: boolean;
 }
 
-export class RepositoryError extends Error {
+/** A repository that cannot be read or is not a repository: the `repositories` field is what to fix. */
+export class RepositoryError extends RamrootError {
   constructor(
     readonly url: string,
     message: string,
   ) {
-    super(message);
-    this.name = "RepositoryError";
+    super("input", message, undefined, "repositories");
   }
 }
 
@@ -203,6 +204,7 @@ function readIndexData(
     try {
       archive = readIndexArchive(data, { keys, allowUntrusted: opts.allowUntrusted, source });
     } catch (err) {
+      if (err instanceof TrustError) throw err; // it names the index already, and its fix is the keys'
       throw new RepositoryError(
         source,
         (err as Error).message.startsWith(source) ? (err as Error).message : `${source}: ${(err as Error).message}`,
@@ -214,9 +216,9 @@ function readIndexData(
     if (archive.description !== undefined) result.description = archive.description;
   } else {
     if (!opts.allowUntrusted) {
-      throw new RepositoryError(
-        source,
-        `${source}: is a plain, unsigned APKINDEX text; pass allowUntrusted (--allow-untrusted) to use it`,
+      throw new TrustError(
+        `${source}: is a plain, unsigned APKINDEX text`,
+        "pass allowUntrusted (--allow-untrusted) to use it",
       );
     }
     text = data.toString("utf8");

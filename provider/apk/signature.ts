@@ -3,6 +3,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { gzipDeterministic } from "./gzip-members";
 import { writeTar } from "./tar-writer";
+import { TrustError } from "../ramroot-error";
 
 /** Digest of an APK v2 RSA signature, named by the signature file's prefix. */
 export type SignatureDigest = "sha1" | "sha256" | "sha512";
@@ -113,8 +114,9 @@ export function loadKeysDir(dir: string, opts: LoadKeysOptions = {}): Map<string
 export function loadPublicKeyFile(file: string, what = `key file ${JSON.stringify(file)}`): Buffer {
   const pem = fs.readFileSync(file);
   if (isPrivateKeyPem(pem))
-    throw new Error(
-      `${what} is a PRIVATE key; name its public half (${path.basename(file)}.pub) instead: only public keys are trusted and copied into a root`,
+    throw new TrustError(
+      `${what} is a PRIVATE key`,
+      `name its public half (${path.basename(file)}.pub) instead: only public keys are trusted and copied into a root`,
     );
   return pem;
 }

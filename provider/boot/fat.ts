@@ -1,4 +1,5 @@
 import type { FileHandle } from "node:fs/promises";
+import { TargetError } from "../ramroot-error";
 
 /**
  * Just enough of FAT12/16/32 to find where a file's bytes lie inside a disk image, so a few
@@ -35,10 +36,9 @@ export interface FatFile {
  * volume larger than the image) or is refused (a file larger than its reader takes). Read again
  * it says the same, so it is reported, not retried another way.
  */
-export class FatDamagedError extends Error {
+export class FatDamagedError extends TargetError {
   constructor(message: string) {
-    super(message);
-    this.name = "FatDamagedError";
+    super(message, "check the volume (fsck.vfat -n from dosfstools), or make the disk anew with `ramroot disk create`");
   }
 }
 

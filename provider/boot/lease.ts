@@ -23,6 +23,7 @@ import { processAlive } from "../exit-cleanup";
 import type { BootTarget } from "./boot-target";
 import type { TargetSpec } from "./target-spec";
 import { targetLocation } from "./target-identity";
+import { ConflictError } from "../ramroot-error";
 
 export const LEASE_DIR = "ramroot/lease";
 export const LEASE_RECORD = `${LEASE_DIR}/holder.json`;
@@ -50,17 +51,21 @@ export interface LeaseOptions {
 }
 
 /** Says who holds the lease: `holder`, until when. */
-export class LeaseHeldError extends Error {
+export class LeaseHeldError extends ConflictError {
   constructor(
     readonly target: string,
     readonly holder: LeaseRecord | undefined,
   ) {
-    super(
-      holder
-        ? `${target} is leased by ${describeHolder(holder)} until ${holder.expires}: another deploy is writing this boot target; wait for it to finish (or set RAMROOT_LEASE_WAIT=<seconds> to wait); a lease whose process is gone from its host is taken over, any other after it expires`
-        : `${target} has a lease directory (${LEASE_DIR}) without a holder record: a writer is taking it right now, or one died while taking it; if no deploy is running, remove ${LEASE_DIR} from the partition`,
-    );
-    this.name = "LeaseHeldError";
+    if (holder)
+      super(
+        `${target} is leased by ${describeHolder(holder)} until ${holder.expires}: another deploy is writing this boot target`,
+        "wait for it to finish (or set RAMROOT_LEASE_WAIT=<seconds> to wait); a lease whose process is gone from its host is taken over, any other after it expires",
+      );
+    else
+      super(
+        `${target} has a lease directory (${LEASE_DIR}) without a holder record: a writer is taking it right now, or one died while taking it`,
+        `if no deploy is running, remove ${LEASE_DIR} from the partition`,
+      );
   }
 }
 

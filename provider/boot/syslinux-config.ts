@@ -3,6 +3,7 @@ import { sha256Hex } from "../file-hash";
 import { parseInput } from "../input-error";
 import { entryAppendSchema } from "../machine/kernel-append";
 import { listDirectories, type BootTarget } from "./boot-target";
+import { TargetError } from "../ramroot-error";
 
 /** One boot entry: `LABEL label`, `LINUX kernel`, `INITRD a,b`, `APPEND ...`. */
 export interface SyslinuxEntry {
@@ -300,10 +301,8 @@ export async function bootPartitionProblem(target: BootTarget): Promise<string |
   );
 }
 
-/** A target whose directory is not a boot partition (bootPartitionProblem). */
-export class NotBootPartitionError extends Error {
-  override name = "NotBootPartitionError";
-}
+/** A target whose directory is not a boot partition (bootPartitionProblem, which says what to do). */
+export class NotBootPartitionError extends TargetError {}
 
 /** Throws `bootPartitionProblem`'s reason, if there is one. */
 export async function assertBootPartition(target: BootTarget): Promise<void> {

@@ -13,6 +13,8 @@ import { openStack, stackTarget } from "./stack-command";
 export interface TargetFlags {
   /** the stack whose target is used when no --dir, --image or --ssh is given */
   stack: string;
+  /** the stack's machine (AbSystem name) whose target is used; default: its only one */
+  machine?: string;
   cwd?: string;
   dir?: string;
   image?: string;
@@ -28,6 +30,7 @@ export interface TargetFlags {
 export function addTargetOptions(cmd: Command): Command {
   return cmd
     .option("--stack <name>", "the stack whose target to use when no --dir, --image or --ssh is given", "demo")
+    .option("--machine <name>", "the stack's machine whose target to use (default: the stack's only one)")
     .option("--cwd <dir>", "a directory in the Pulumi project (default: this one)")
     .option("--dir <path>", "a mounted boot partition")
     .option("--image <file>", "a FAT disk image file")
@@ -50,7 +53,7 @@ export async function targetOf(flags: TargetFlags): Promise<TargetSpec> {
   if (flags.dir !== undefined || flags.image !== undefined || flags.ssh !== undefined)
     return targetSpecFromFlags(flags);
   const { stack, projectDir } = await openStack(flags);
-  return stackTarget(stack, projectDir);
+  return stackTarget(stack, projectDir, flags.machine);
 }
 
 /** The target named by --dir, --image or --ssh (exactly one), validated like any other input. */

@@ -36,7 +36,7 @@ class SourceResolver {
       ...(this.flags.cwd !== undefined ? { cwd: this.flags.cwd } : {}),
     }).then(async (open) => ({
       open,
-      target: await stackTarget(open.stack, open.projectDir),
+      target: await stackTarget(open.stack, open.projectDir, this.flags.machine),
     }));
     return this.stack;
   }

@@ -9,11 +9,12 @@ import type { Stack } from "@pulumi/pulumi/automation";
 import { inspectTarget, type TargetState } from "../boot/inspect";
 import type { JournalEntry } from "../boot/journal";
 import { describeFailedChecks, type HealthReport } from "../machine/health-report";
-import { parseTargetSpec, resolveTargetSpec, type TargetSpec } from "../boot/target-spec";
+import type { TargetSpec } from "../boot/target-spec";
 import { DEFAULT_SLOTS } from "../deploy/ab-decision";
 import type { Pin } from "../deploy/ab-system-inputs";
 import { deployedBy, stackHistory, updateOf, type StackUpdate } from "../deploy/history";
 import { release, rollback, stackPin } from "../deploy/rollback";
+import { stackMachine } from "../deploy/stack-machines";
 import { findProjectDir } from "../project-dir";
 import { stackPassphraseEnv } from "./stack-passphrase";
 import { heartbeat, terminalSink } from "../progress";
@@ -39,11 +40,9 @@ export async function openStack(flags: StackFlags): Promise<{ stack: Stack; proj
   return { stack, projectDir };
 }
 
-/** The stack's boot target, from its config (ramroot:target), with paths resolved like the program does. */
-export async function stackTarget(stack: Stack, projectDir: string): Promise<TargetSpec> {
-  const value = (await stack.getAllConfig())["ramroot:target"]?.value;
-  if (value === undefined) throw new Error(`stack ${stack.name} has no ramroot:target in its config`);
-  return resolveTargetSpec(parseTargetSpec(JSON.parse(value)), projectDir);
+/** The boot target of one machine of the stack (the named one, else its only one): see stack-machines.ts. */
+export async function stackTarget(stack: Stack, projectDir: string, machine?: string): Promise<TargetSpec> {
+  return (await stackMachine(stack, projectDir, machine)).target;
 }
 
 function short(id: string | undefined): string {
@@ -103,14 +102,15 @@ function machineLines(state: TargetState): string[] {
   return lines;
 }
 
-export function renderStatus(state: TargetState, history: StackUpdate[], pin?: Pin): string {
+export function renderStatus(state: TargetState, history: StackUpdate[], pin?: Pin, name?: string): string {
   const lines = [
+    ...(name !== undefined ? [`name     ${name}`] : []),
     `target   ${state.description}`,
     `DEFAULT  ${state.defaultLabel ?? "(no syslinux config)"}${state.defaultSlot ? ` -> slot ${state.defaultSlot}` : ""}`,
   ];
   if (pin)
     lines.push(
-      `PINNED   to update ${pin.update} (image ${short(pin.imageId ?? pin.planId)}) by \`ramroot rollback\`; \`ramroot release\` lets the config's image deploy again`,
+      `PINNED   to update ${pin.update} (image ${short(pin.imageId ?? pin.planId)}) by \`ramroot rollback\`; \`ramroot release${name !== undefined ? ` ${name}` : ""}\` lets the config's image deploy again`,
     );
   if (state.once) lines.push(`ONCE     ${state.once} (set to boot once)`);
   for (const [slot, s] of Object.entries(state.slots)) {
@@ -160,17 +160,31 @@ function historyLine(h: StackUpdate, deployed: JournalEntry | undefined): string
   );
 }
 
-function releaseMessage(pin: Pin | undefined): string {
+function releaseMessage(machine: string, pin: Pin | undefined): string {
   return pin
-    ? `[ramroot] released the pin to update ${pin.update} (image ${short(pin.imageId ?? pin.planId)}); \`pulumi preview\` shows the way back to the config's image, \`pulumi up\` deploys it`
-    : "[ramroot] the stack is not pinned; nothing to release";
+    ? `[ramroot] released ${machine}'s pin to update ${pin.update} (image ${short(pin.imageId ?? pin.planId)}); \`pulumi preview\` shows the way back to the config's image, \`pulumi up\` deploys it`
+    : `[ramroot] ${machine} is not pinned; nothing to release`;
 }
 
-/** A verb that works on a stack of the Pulumi project in --cwd. */
+/**
+ * Removes the named machine's pin (else the stack's only machine's) and says what it was. A name
+ * is taken as given: the pin of a machine the program no longer declares can still be released.
+ */
+async function releaseVerb(machine: string | undefined, flags: StackFlags): Promise<void> {
+  const { stack, projectDir } = await openStack(flags);
+  const name = machine ?? (await stackMachine(stack, projectDir)).name;
+  process.stderr.write(releaseMessage(name, await release(stack, name)) + "\n");
+}
+
+/** A verb that works on one machine of a stack of the Pulumi project in --cwd. */
 function stackCommand(program: Command, name: string, description: string): Command {
   return program
     .command(name)
     .description(description)
+    .argument(
+      "[machine]",
+      "the machine: its AbSystem's name in the program (default: the stack's only one; `machine` in the stack's own program)",
+    )
     .option("--stack <name>", "the stack", "demo")
     .option(
       "--cwd <dir>",
@@ -183,10 +197,11 @@ export function registerStackCommands(program: Command): void {
     program,
     "status",
     "what each slot holds, which stack update wrote it, which one is DEFAULT (and since which update), and the pin",
-  ).action(async (flags: StackFlags) => {
+  ).action(async (machine: string | undefined, flags: StackFlags) => {
     const { stack, projectDir } = await openStack(flags);
-    const state = await inspectTarget(await stackTarget(stack, projectDir), [...DEFAULT_SLOTS], { machine: true });
-    process.stdout.write(renderStatus(state, await stackHistory(stack), await stackPin(stack)) + "\n");
+    const { name, target } = await stackMachine(stack, projectDir, machine);
+    const state = await inspectTarget(target, [...DEFAULT_SLOTS], { machine: true });
+    process.stdout.write(renderStatus(state, await stackHistory(stack), await stackPin(stack, name), name) + "\n");
   });
 
   stackCommand(
@@ -195,10 +210,10 @@ export function registerStackCommands(program: Command): void {
     "the stack's updates, numbered (numbers never change), with the image each one left as DEFAULT (from the target's journal)",
   )
     .option("--json", "print the list as JSON, for scripts")
-    .action(async (flags: StackFlags & { json?: boolean }) => {
+    .action(async (machine: string | undefined, flags: StackFlags & { json?: boolean }) => {
       const { stack, projectDir } = await openStack(flags);
       const history = await stackHistory(stack);
-      const state = await inspectTarget(await stackTarget(stack, projectDir), [...DEFAULT_SLOTS]);
+      const state = await inspectTarget(await stackTarget(stack, projectDir, machine), [...DEFAULT_SLOTS]);
       const rows = history.map((h) => ({
         ...h,
         deployed: h.kind === "update" && h.result === "succeeded" ? deployedBy(h, state.journal) : undefined,
@@ -217,15 +232,14 @@ export function registerStackCommands(program: Command): void {
   )
     .option("--to <update>", "the update number to go back to (see `ramroot history`)")
     .option("--release", "remove the pin instead (the same as `ramroot release`)")
-    .action(async (flags: StackFlags & { to?: string; release?: boolean }) => {
-      const { stack, projectDir } = await openStack(flags);
-      if (flags.release) {
-        process.stderr.write(releaseMessage(await release(stack)) + "\n");
-        return;
-      }
+    .action(async (machine: string | undefined, flags: StackFlags & { to?: string; release?: boolean }) => {
+      if (flags.release) return releaseVerb(machine, flags);
       if (flags.to !== undefined && !/^\d+$/.test(flags.to))
         throw new Error(`--to: got ${JSON.stringify(flags.to)}; expected an update number (see \`ramroot history\`)`);
-      await rollback(stack, await stackTarget(stack, projectDir), {
+      const { stack, projectDir } = await openStack(flags);
+      const { name, target } = await stackMachine(stack, projectDir, machine);
+      await rollback(stack, target, {
+        machine: name,
         ...(flags.to !== undefined ? { to: Number(flags.to) } : {}),
         log: (m) => process.stderr.write(`[ramroot] ${m}\n`),
         onOutput: (o) => process.stdout.write(o),
@@ -236,10 +250,7 @@ export function registerStackCommands(program: Command): void {
     program,
     "release",
     "remove the pin a rollback wrote to the stack config: the next `pulumi preview` shows the way back to the config's image",
-  ).action(async (flags: StackFlags) => {
-    const { stack } = await openStack(flags);
-    process.stderr.write(releaseMessage(await release(stack)) + "\n");
-  });
+  ).action(releaseVerb);
 
   stackCommand(
     program,
@@ -249,55 +260,57 @@ export function registerStackCommands(program: Command): void {
     .option("--disk <image>", "a disk image to boot instead of the stack's")
     .option("--expect <marker>", "exit 0 once this marker shows on the console, 1 if it does not")
     .option("--timeout <seconds>", "with --expect: give up after this long", "180")
-    .action(async (flags: StackFlags & { disk?: string; expect?: string; timeout: string }) => {
-      let media: BootMedia;
-      if (flags.disk) media = { kind: "disk", image: path.resolve(flags.disk) };
-      else {
-        const { stack, projectDir } = await openStack(flags);
-        const target = await stackTarget(stack, projectDir);
-        if (target.kind === "image") media = { kind: "disk", image: target.path };
+    .action(
+      async (machine: string | undefined, flags: StackFlags & { disk?: string; expect?: string; timeout: string }) => {
+        let media: BootMedia;
+        if (flags.disk) media = { kind: "disk", image: path.resolve(flags.disk) };
         else {
-          // No disk to boot here: the stack's current image, kernel and initramfs directly.
-          const artifacts = (await stack.outputs())["artifacts"]?.value as
-            { kernel?: { path: string }; initramfs?: { path: string }; microcode?: { path: string } } | undefined;
-          if (!artifacts?.kernel || !artifacts.initramfs)
-            throw new Error(
-              `qemu: stack ${stack.name} has no built image with a kernel in its outputs; run \`pulumi up\`, or give --disk`,
-            );
-          media = {
-            kind: "kernel",
-            kernel: artifacts.kernel.path,
-            initrd: [...(artifacts.microcode ? [artifacts.microcode.path] : []), artifacts.initramfs.path],
-            append: "rdinit=/sbin/init",
-          };
+          const { stack, projectDir } = await openStack(flags);
+          const target = await stackTarget(stack, projectDir, machine);
+          if (target.kind === "image") media = { kind: "disk", image: target.path };
+          else {
+            // No disk to boot here: the stack's current image, kernel and initramfs directly.
+            const artifacts = (await stack.outputs())["artifacts"]?.value as
+              { kernel?: { path: string }; initramfs?: { path: string }; microcode?: { path: string } } | undefined;
+            if (!artifacts?.kernel || !artifacts.initramfs)
+              throw new Error(
+                `qemu: stack ${stack.name} has no built image with a kernel in its outputs; run \`pulumi up\`, or give --disk`,
+              );
+            media = {
+              kind: "kernel",
+              kernel: artifacts.kernel.path,
+              initrd: [...(artifacts.microcode ? [artifacts.microcode.path] : []), artifacts.initramfs.path],
+              append: "rdinit=/sbin/init",
+            };
+          }
         }
-      }
-      if (flags.expect === undefined) {
-        // Interactive: the serial console and QEMU's monitor share this terminal (Ctrl-A X quits).
-        const args = qemuArgs({ media })
-          .map((a) => (a === "stdio" ? "mon:stdio" : a))
-          .filter((a, i, all) => !(a === "-monitor" || all[i - 1] === "-monitor"));
-        process.stderr.write("[ramroot] QEMU: Ctrl-A X quits\n");
-        // The stack's machines boot x86_64 through syslinux (a UEFI scheme is to come).
-        const child = spawn(archInfo("x86_64").qemu.binary, args, { stdio: "inherit" });
-        await new Promise<void>((resolve) => child.on("close", () => resolve()));
-        return;
-      }
-      const sink = terminalSink();
-      const waiting = process.stdout.isTTY
-        ? undefined
-        : heartbeat((s) =>
-            sink(`waiting for "${flags.expect}" on the console: ${s} of at most ${flags.timeout} s`, true),
-          );
-      const result = await bootQemu({
-        media,
-        marker: flags.expect,
-        timeoutMs: Number(flags.timeout) * 1000,
-        noReboot: false,
-        onOutput: (c) => process.stdout.write(c),
-      }).finally(() => waiting?.stop());
-      if (!result.found) throw new Error(`qemu: "${flags.expect}" did not show within ${flags.timeout} s`);
-      const line = result.log.split(/\r?\n/).find((l) => l.includes(flags.expect!));
-      process.stderr.write(`\n[ramroot] seen: ${line?.trim()}\n`);
-    });
+        if (flags.expect === undefined) {
+          // Interactive: the serial console and QEMU's monitor share this terminal (Ctrl-A X quits).
+          const args = qemuArgs({ media })
+            .map((a) => (a === "stdio" ? "mon:stdio" : a))
+            .filter((a, i, all) => !(a === "-monitor" || all[i - 1] === "-monitor"));
+          process.stderr.write("[ramroot] QEMU: Ctrl-A X quits\n");
+          // The stack's machines boot x86_64 through syslinux (a UEFI scheme is to come).
+          const child = spawn(archInfo("x86_64").qemu.binary, args, { stdio: "inherit" });
+          await new Promise<void>((resolve) => child.on("close", () => resolve()));
+          return;
+        }
+        const sink = terminalSink();
+        const waiting = process.stdout.isTTY
+          ? undefined
+          : heartbeat((s) =>
+              sink(`waiting for "${flags.expect}" on the console: ${s} of at most ${flags.timeout} s`, true),
+            );
+        const result = await bootQemu({
+          media,
+          marker: flags.expect,
+          timeoutMs: Number(flags.timeout) * 1000,
+          noReboot: false,
+          onOutput: (c) => process.stdout.write(c),
+        }).finally(() => waiting?.stop());
+        if (!result.found) throw new Error(`qemu: "${flags.expect}" did not show within ${flags.timeout} s`);
+        const line = result.log.split(/\r?\n/).find((l) => l.includes(flags.expect!));
+        process.stderr.write(`\n[ramroot] seen: ${line?.trim()}\n`);
+      },
+    );
 }

@@ -3,12 +3,13 @@
  * field is named with its value and what is accepted. Relative paths (the image's overlay, keys
  * and local repositories, a local or disk-image target) resolve against the project directory.
  */
-import * as path from "node:path";
 import { z } from "zod";
 import { parseInput } from "../input-error";
-import { imageConfigSchema, type ImageConfig } from "../image/image-config";
+import { imageConfigSchema } from "../image/image-config";
+import { absoluteImageConfig } from "../image/absolute-paths";
 import { resolveTargetSpec, targetSpecSchema, type TargetSpec } from "../boot/target-spec";
 import { userAppendSchema } from "../machine/kernel-append";
+import { IMAGE_ID_PATH } from "../machine/image-id";
 import type { SlotPair } from "./ab-decision";
 
 const slotName = z
@@ -25,11 +26,24 @@ const bootTestSchema = z.strictObject({
 
 export const strategySchema = z.enum(["switch", "trial"], { error: 'expected "switch" or "trial"' });
 
-export const trialSchema = z.strictObject({
-  probePath: z.string().optional(),
-  timeoutSeconds: z.number().optional(),
-  reboot: z.boolean().optional(),
-});
+/** How a trial runs: the one shape the AbSystem, SyslinuxConfig and the stack config take. */
+export const trialSchema = z
+  .strictObject({
+    probePath: z
+      .string()
+      .startsWith("/", "expected an absolute path on the machine")
+      .default(IMAGE_ID_PATH)
+      .describe("a file the booted image writes with its image id"),
+    timeoutSeconds: z
+      .number()
+      .positive("expected a positive number of seconds")
+      .default(300)
+      .describe("how long to wait for the machine to answer"),
+    reboot: z.boolean().default(true).describe("reboot the machine to start the trial"),
+  })
+  .describe("how a trial runs");
+
+export type TrialInputs = z.output<typeof trialSchema>;
 
 /**
  * bootTest as given: the test, or `false` to deploy without one (a boot test that was there goes
@@ -85,6 +99,11 @@ export const abSystemSchemaInputs = z.object({
   image: imageConfigSchema.in.describe("the image: the inputs of AlpineImage"),
   target: targetSpecSchema.describe("the boot partition: {kind: local|image|ssh, path, ...}"),
   slots: z.array(slotName).optional().describe("the two slot names (default a, b)"),
+  // It can carry a token: the stack's program always passes it as a secret, and so does every SDK.
+  append: userAppendSchema
+    .default("")
+    .meta({ secret: true })
+    .describe("kernel command line after rdinit=/sbin/init, the image's cmdline, ramroot.image= and panic= (a secret)"),
 });
 
 /** What the component returns (its outputs describe one image: the one DEFAULT boots). */
@@ -124,27 +143,6 @@ export type Pin = z.output<typeof pinSchema>;
 
 /** The stack config key `ramroot rollback` writes and `ramroot release` removes. */
 export const PIN_CONFIG_KEY = "ramroot:pin";
-
-function absolute(p: string, baseDir: string): string {
-  return /^[a-z]+:\/\//.test(p) || path.isAbsolute(p) ? p : path.resolve(baseDir, p);
-}
-
-/** secureBoot's key and certificate: a path made absolute, PEM text kept as it is. */
-function absolutePems<T extends { privateKey: string; certificate: string }>(pems: T, baseDir: string): T {
-  const pem = (v: string) => (v.includes("-----BEGIN ") || v.includes("\n") ? v : absolute(v, baseDir));
-  return { ...pems, privateKey: pem(pems.privateKey), certificate: pem(pems.certificate) };
-}
-
-/** The image config with its local paths made absolute, so every process that plans it sees the same config. */
-export function absoluteImageConfig(config: ImageConfig, baseDir: string): ImageConfig {
-  return {
-    ...config,
-    repositories: config.repositories.map((r) => absolute(r, baseDir)),
-    ...(config.keys ? { keys: config.keys.map((k) => absolute(k, baseDir)) } : {}),
-    ...(config.overlay ? { overlay: absolute(config.overlay, baseDir) } : {}),
-    ...(config.secureBoot ? { secureBoot: absolutePems(config.secureBoot, baseDir) } : {}),
-  };
-}
 
 /** Validates the component's inputs and resolves their paths against `baseDir`. */
 export function parseAbSystemInputs(

@@ -15,12 +15,14 @@ import { imageConfigSchema } from "../image/image-config";
 import { fieldFailures, PARSE_OPTIONS } from "../input-error";
 import { InputError } from "../ramroot-error";
 import { bootTestInputSchema, PIN_CONFIG_KEY, pinSchema, strategySchema, trialSchema } from "./ab-system-inputs";
+import { PINS_CONFIG_KEY, pinsSchema } from "./machine-pins";
 
 const NAMESPACE = "ramroot:";
 
 /**
  * Every key a stack may set under `ramroot:`: what components/machine-program.ts reads, the
- * rollback pin, and the twin's disk `ramroot vm --stack` reads.
+ * rollback pins (per machine, and the stack's one from before machines had names), and the
+ * twin's disk `ramroot vm --stack` reads.
  */
 const stackConfigSchema = z.strictObject({
   target: targetSpecSchema.optional(),
@@ -31,6 +33,7 @@ const stackConfigSchema = z.strictObject({
   append: userAppendSchema.optional(),
   wipeOnDelete: z.boolean({ error: "expected true or false" }).optional(),
   [PIN_CONFIG_KEY.slice(NAMESPACE.length)]: pinSchema.optional(),
+  [PINS_CONFIG_KEY.slice(NAMESPACE.length)]: pinsSchema.optional(),
   twin: z.strictObject({ disk: z.string().min(1, "expected the twin's boot disk image file") }).optional(),
 });
 

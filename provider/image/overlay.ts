@@ -8,6 +8,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { didYouMean } from "../similar-name";
 import { StagingRoot } from "../apk/staging-root";
+import { FieldError } from "../ramroot-error";
 
 export interface OverlayEntry {
   /** path in the image, relative, "/" separated */
@@ -36,11 +37,12 @@ export function scanOverlay(dir: string): OverlayEntry[] {
     top = fs.statSync(dir);
   } catch {
     const siblings = fs.existsSync(path.dirname(dir)) ? fs.readdirSync(path.dirname(dir)) : [];
-    throw new Error(
-      `overlay: directory "${dir}" does not exist; expected a directory whose files land at the same paths in the image${didYouMean(path.basename(dir), siblings)}`,
+    throw new FieldError(
+      "overlay",
+      `directory "${dir}" does not exist; expected a directory whose files land at the same paths in the image${didYouMean(path.basename(dir), siblings)}`,
     );
   }
-  if (!top.isDirectory()) throw new Error(`overlay: "${dir}" is not a directory`);
+  if (!top.isDirectory()) throw new FieldError("overlay", `"${dir}" is not a directory`);
   const entries: OverlayEntry[] = [];
   const walk = (rel: string) => {
     const abs = path.join(dir, rel);
@@ -67,7 +69,7 @@ export function scanOverlay(dir: string): OverlayEntry[] {
           sha256: sha256(fs.readFileSync(childAbs)),
         });
       } else {
-        throw new Error(`overlay: "${childAbs}" is not a file, directory or symlink`);
+        throw new FieldError("overlay", `"${childAbs}" is not a file, directory or symlink`);
       }
     }
   };

@@ -17,6 +17,7 @@ import { imageConfigSchema, servicesOf, worldOf, type ImageConfig, type ImageCon
 import { compressionLevelOf } from "./compress";
 import { certificateId, readUkiSigner, type UkiSigner } from "./uki-signing";
 import { inlineEntries, mergeOverlays, overlayDigest, overlaySummary, scanOverlay, type OverlayEntry } from "./overlay";
+import { FieldError } from "../ramroot-error";
 
 /**
  * Bumped whenever the builder's output for the same plan would change. 4: the initramfs is a
@@ -90,7 +91,7 @@ export async function trustedKeys(config: ImageConfig, baseDir: string): Promise
   for (const k of config.keys) {
     const p = path.resolve(baseDir, k);
     if (!fs.existsSync(p))
-      throw new Error(`keys: "${k}" does not exist; expected a public key file or a directory of them`);
+      throw new FieldError("keys", `"${k}" does not exist; expected a public key file or a directory of them`);
     // Private keys never become trusted keys, so they never reach etc/apk/keys of an image.
     if (fs.statSync(p).isDirectory()) for (const [name, pem] of loadKeysDir(p)) keys.set(name, pem);
     else keys.set(path.basename(p), loadPublicKeyFile(p, `keys: "${k}"`));
@@ -149,7 +150,10 @@ export async function planImage(input: ImageConfigInput | ImageConfig, opts: Pla
       const near = nearestName(name!, names);
       return near ? [`${name}: did you mean ${JSON.stringify(near)}?`] : [];
     });
-    throw new Error(`packages: ${message}\nrepositories searched: ${searched}${hints.map((h) => `\n${h}`).join("")}`);
+    throw new FieldError(
+      "packages",
+      `${message}\nrepositories searched: ${searched}${hints.map((h) => `\n${h}`).join("")}`,
+    );
   }
   const overlayEntries = mergeOverlays(
     machineEntries(

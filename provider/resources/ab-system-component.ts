@@ -9,7 +9,8 @@ import { slotEntry } from "../boot/slot";
 import { describeHolder, LeaseHeldError } from "../boot/lease";
 import type { SyslinuxEntry } from "../boot/syslinux-config";
 import { imageParameter } from "../machine/image-id";
-import { parseAbSystemInputs, parsePin, PIN_CONFIG_KEY, type AbSystemInputs } from "../deploy/ab-system-inputs";
+import { parseAbSystemInputs, type AbSystemInputs } from "../deploy/ab-system-inputs";
+import { machinePin } from "../deploy/machine-pins";
 import { planDeployment, type DeployedImage, type DeploymentPlan, type ImageFiles } from "../deploy/deployment-plan";
 import { planImageOnce } from "../image/plan-memo";
 import type { ComponentHandler, ConstructContext } from "./construct";
@@ -117,7 +118,7 @@ export class AbSystemComponent extends pulumi.ComponentResource {
     if (plan.pinned) {
       const { pin, image: pinnedImage } = plan.pinned;
       warn?.(
-        `pinned to update ${pin.update} (image ${short(pinnedImage.imageId)}) by \`ramroot rollback\`; \`ramroot release\` lets the config's image deploy again`,
+        `pinned to update ${pin.update} (image ${short(pinnedImage.imageId)}) by \`ramroot rollback\`; \`ramroot release ${name}\` lets the config's image deploy again`,
       );
     }
     for (const note of plan.notes) warn?.(note);
@@ -292,18 +293,20 @@ function unpassedKeys(config: ReadonlyMap<string, string>, raw: Record<string, u
 
 /** What Construct checks before anything is declared: inputs, stack config, pin, plan, gates, lease. */
 async function prepare(
+  name: string,
   raw: Record<string, unknown>,
   ctx: ConstructContext,
   baseDir: string,
 ): Promise<{ inputs: ReturnType<typeof parseAbSystemInputs>; plan: DeploymentPlan }> {
   checkStackConfig(ctx.config, stackConfigFile(baseDir, ctx.project, ctx.stack));
   const inputs = parseAbSystemInputs(raw, baseDir);
-  const pin = parsePin(ctx.config.get(PIN_CONFIG_KEY));
+  // Each machine its own pin: `ramroot rollback <name>` holds this AbSystem only.
+  const pin = machinePin(ctx.config, name);
   // The image's own problems (a package no repository has, a missing overlay, a wrong key) are
   // named as the image's fields.
   await planImageOnce(inputs.image, { baseDir }).catch((err: unknown) => {
     const message = (err as Error).message;
-    const field = propertyOf(message);
+    const field = propertyOf(err);
     const reason = `image.${message.startsWith(`${field}:`) ? message : `${field}: ${message}`}`;
     throw new InputError("AbSystem inputs", [{ property: `image.${field}`, reason }]);
   });
@@ -347,7 +350,7 @@ export const abSystemHandler: ComponentHandler = {
     const baseDir = projectDirOr(process.cwd());
     let prepared: Awaited<ReturnType<typeof prepare>>;
     try {
-      prepared = await prepare(raw, ctx, baseDir);
+      prepared = await prepare(name, raw, ctx, baseDir);
     } catch (err) {
       return refuse(AB_SYSTEM_TOKEN, name, err, ctx.options);
     }

@@ -14,6 +14,7 @@ import { diffProperties } from "./property-diff";
 import type { CheckOutcome, OperationContext, ResourceHandler } from "./resource-handler";
 
 import { ALPINE_IMAGE_TOKEN } from "./tokens";
+import { RamrootError } from "../ramroot-error";
 
 const summary = z.record(z.string(), z.string());
 
@@ -75,13 +76,13 @@ export type AlpineImageOutputs = AlpineImageInputs & {
   archiveSize?: number;
 };
 
-/** Where a planning failure belongs, so the preview names the property to fix. */
-export function propertyOf(message: string): string {
-  if (/^packages:/.test(message)) return "packages";
-  if (/^overlay:/.test(message)) return "overlay";
-  if (/^keys:|trusted key|signature|signed by/i.test(message)) return "keys";
-  if (/^arch:/.test(message)) return "arch";
-  return "repositories";
+/**
+ * Where a planning failure belongs, so the preview names the property to fix: the property the
+ * error carries (a field's own error, a trust error's keys, a repository's), else the
+ * repositories, which is what planning reads beyond the config's fields.
+ */
+export function propertyOf(err: unknown): string {
+  return err instanceof RamrootError && err.property !== undefined ? err.property : "repositories";
 }
 
 function shortSummary(summary: Record<string, string>): Record<string, string> {
@@ -119,7 +120,7 @@ export async function checkAlpineImage(news: unknown): Promise<CheckOutcome<Alpi
     // A field the plan checks (secureBoot's key and certificate): its own failures, by field.
     if (err instanceof InputError) return { ok: false, failures: [...err.failures] };
     const message = (err as Error).message;
-    const property = propertyOf(message);
+    const property = propertyOf(err);
     return {
       ok: false,
       failures: [{ property, reason: message.startsWith(`${property}:`) ? message : `${property}: ${message}` }],

@@ -182,9 +182,10 @@ function convert(node: Json, name: string, table: TypeTable, names: Record<strin
           );
         }
         const required = Array.isArray(node.required) ? (node.required as string[]).filter((k) => k in properties) : [];
+        // The description is the property's (in `notes`), not the type's: a type used by two
+        // properties described apart is one type still (no `Target2`).
         const token = table.add(names[path] ?? name, {
           type: "object",
-          ...(typeof node.description === "string" ? { description: node.description } : {}),
           properties,
           ...(required.length > 0 ? { required } : {}),
         });
@@ -248,7 +249,12 @@ export function providerSchema(version: string, resources: ResourceSchemaSource[
   };
 }
 
-/** Names of the properties the schema flags secret, anywhere in its types and resources. */
+/**
+ * Names of the properties the schema flags secret, anywhere in its types and custom resources:
+ * the provider keeps every field of those names secret in what it returns. A component's own
+ * secret inputs (AbSystem's `append`) are not among them: Construct learns which inputs the
+ * program made secret and keeps each secret in the children it declares.
+ */
 export function secretPropertyNames(schema: Json): Set<string> {
   const names = new Set<string>();
   const visit = (node: unknown): void => {
@@ -261,6 +267,8 @@ export function secretPropertyNames(schema: Json): Set<string> {
     }
     Object.values(node).forEach(visit);
   };
-  visit(schema);
+  visit(schema.types);
+  if (isObject(schema.resources))
+    for (const r of Object.values(schema.resources)) if (!(isObject(r) && r.isComponent)) visit(r);
   return names;
 }

@@ -18,7 +18,7 @@ import { heldLease, withLease } from "../boot/lease";
 import { assertLabelBootable } from "../boot/slot";
 import { trialBoot, TrialFailedError } from "../boot/trial";
 import { clearStaleBootOnce } from "../boot/once";
-import { IMAGE_ID_PATH } from "../machine/image-id";
+import { trialSchema, type TrialInputs } from "../deploy/ab-system-inputs";
 import { checkInputs } from "./check-inputs";
 import { noteWritten, wasWrittenThisRun, wipeOnDeleteSchema } from "./delete-policy";
 import { diffProperties } from "./property-diff";
@@ -28,14 +28,6 @@ import { sameTarget } from "../boot/target-identity";
 import type { CheckOutcome, OperationContext, ResourceHandler } from "./resource-handler";
 
 import { SYSLINUX_CONFIG_TOKEN } from "./tokens";
-
-export interface TrialInputs {
-  /** a file the booted image writes with its image id, read over ssh */
-  probePath: string;
-  timeoutSeconds: number;
-  /** reboot the machine to start the trial (default true) */
-  reboot: boolean;
-}
 
 /** Inputs: where the boot partition is, the config it should hold, and how DEFAULT changes. */
 export type SyslinuxConfigInputs = SyslinuxConfigSpec & {
@@ -75,22 +67,7 @@ const deploySchema = z
       .describe(
         "switch: rewrite DEFAULT at once; trial (ssh targets): boot the new DEFAULT once and promote it when the machine answers healthy (an image without health checks: when it answers with its image id)",
       ),
-    trial: z
-      .strictObject({
-        probePath: z
-          .string()
-          .startsWith("/", "expected an absolute path on the machine")
-          .default(IMAGE_ID_PATH)
-          .describe("a file the booted image writes with its image id"),
-        timeoutSeconds: z
-          .number()
-          .positive("expected a positive number of seconds")
-          .default(300)
-          .describe("how long to wait for the machine to answer"),
-        reboot: z.boolean().default(true).describe("reboot the machine to start the trial"),
-      })
-      .optional()
-      .describe("how a trial runs"),
+    trial: trialSchema.optional(),
     wipeOnDelete: wipeOnDeleteSchema,
     rollbackTo: z
       .number()
@@ -152,9 +129,7 @@ function checkSyslinuxConfigInputs(news: unknown): CheckOutcome<SyslinuxConfigIn
     inputs: {
       target: deploy.target,
       strategy: deploy.strategy,
-      ...(deploy.strategy === "trial"
-        ? { trial: deploy.trial ?? { probePath: IMAGE_ID_PATH, timeoutSeconds: 300, reboot: true } }
-        : {}),
+      ...(deploy.strategy === "trial" ? { trial: deploy.trial ?? trialSchema.parse({}) } : {}),
       ...(deploy.wipeOnDelete !== undefined ? { wipeOnDelete: deploy.wipeOnDelete } : {}),
       ...(deploy.rollbackTo !== undefined ? { rollbackTo: deploy.rollbackTo } : {}),
       ...(deploy.bootTest !== undefined ? { bootTest: deploy.bootTest } : {}),

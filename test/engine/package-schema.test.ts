@@ -73,3 +73,13 @@ test("the private key is flagged secret; the target kinds are an enum", () => {
     enum: [{ value: "local" }, { value: "image" }, { value: "ssh" }],
   });
 });
+
+test("every secret input is flagged (the AbSystem's command line too); no type is there twice", () => {
+  const system = schema.resources["ramroot:index:AbSystem"]!;
+  expect(system.inputProperties.append).toMatchObject({ type: "string", secret: true });
+  expect(system.inputProperties.target).toMatchObject({ $ref: "#/types/ramroot:index:Target" });
+  // one type per shape: no numbered twin (`Target2`) of a type described apart where it is used
+  expect(Object.keys(schema.types).filter((token) => /\d$/.test(token))).toEqual([]);
+  const shapes = Object.values(schema.types).map((t) => JSON.stringify(t));
+  expect(new Set(shapes).size).toBe(shapes.length);
+});

@@ -177,7 +177,9 @@ test("init, setup, preview, up, boot, an edit under root/, up, rollback: all fro
     expect(status).toMatch(/^slot a +image ([0-9a-f]{12}) .*\[DEFAULT since update 3: rollback to update 1\]$/m);
     expect(status).toContain(`slot a   image ${first.slice(0, 12)}`);
     // the pin is in the stack's file, which is the owner's (in git)
-    expect(fs.readFileSync(path.join(box, "stacks", "Pulumi.machine.yaml"), "utf8")).toMatch(/ramroot:pin:/);
+    expect(fs.readFileSync(path.join(box, "stacks", "Pulumi.machine.yaml"), "utf8")).toMatch(
+      /ramroot:pins: .*"machine"/,
+    );
   });
 });
 

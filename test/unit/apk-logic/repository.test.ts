@@ -8,7 +8,8 @@ import { pathToFileURL } from "node:url";
 import { serializeApkindex, parseApkindex, readApkindex } from "../../../provider/apk/apkindex";
 import { writeIndexArchive } from "../../../provider/apk/index-archive";
 import type { PackageRecord } from "../../../provider/apk/package-record";
-import { loadRepository, packageUrl, RepositoryError } from "../../../provider/apk/repository";
+import { loadRepository, packageUrl } from "../../../provider/apk/repository";
+import { TrustError } from "../../../provider/ramroot-error";
 import { resolvePackages } from "../../../provider/apk/solver";
 
 const RECORDS: PackageRecord[] = [
@@ -233,13 +234,17 @@ describe("local repositories", () => {
     expect(repo.signer).toBeUndefined();
   });
 
-  test("a tampered index is refused even with --allow-untrusted", async () => {
+  test("a tampered index is refused even with --allow-untrusted: a trust error, the keys to look at", async () => {
     const bad = Buffer.from(signedArchive);
     bad.writeUInt8(bad.readUInt8(bad.length - 20) ^ 0xff, bad.length - 20);
     const dir = repoDir("tampered", bad);
-    await expect(
-      loadRepository(dir, { arch: "x86_64", keysDir: good.keysDir, allowUntrusted: true }, 0),
-    ).rejects.toThrow(RepositoryError);
+    const refused = loadRepository(dir, { arch: "x86_64", keysDir: good.keysDir, allowUntrusted: true }, 0);
+    await expect(refused).rejects.toThrow(TrustError);
+    await expect(refused).rejects.toMatchObject({
+      kind: "trust",
+      property: "keys",
+      fix: "fetch it again from the repository you trust; do not add keys to make it pass",
+    });
   });
 
   test("a plain APKINDEX text file is accepted only untrusted", async () => {

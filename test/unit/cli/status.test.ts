@@ -171,3 +171,14 @@ test("every failed trial the target records is listed: when, slot, image, cause 
     ].join("\n"),
   );
 });
+
+test("the status of one machine of several names it, and its pin is released by that name", () => {
+  const pin = { update: 1, planId: "1".repeat(64), imageId: "image1".padEnd(64, "0") };
+  const out = renderStatus(state([switched(1, "a", 1)], "a"), history, pin, "router");
+  const lines = out.split("\n");
+  expect(lines[0]).toBe("name     router");
+  expect(lines[1]).toMatch(/^target   /);
+  expect(out).toContain(
+    "PINNED   to update 1 (image image1000000) by `ramroot rollback`; `ramroot release router` lets the config's image deploy again",
+  );
+});

@@ -67,3 +67,16 @@ test("every verb that reads a target takes the stack's when none is named", () =
     expect({ verb: path.join(" "), default: stack?.defaultValue }).toEqual({ verb: path.join(" "), default: "demo" });
   }
 });
+
+test("the stack verbs take the machine's name, and the target verbs --machine", () => {
+  const program = buildProgram();
+  for (const verb of ["status", "history", "rollback", "release", "qemu"]) {
+    const cmd = program.commands.find((c) => c.name() === verb)!;
+    expect({ verb, args: cmd.registeredArguments.map((a) => `${a.name()}${a.required ? "" : "?"}`) }).toEqual({
+      verb,
+      args: ["machine?"],
+    });
+  }
+  const slotShow = program.commands.find((c) => c.name() === "slot")!.commands.find((c) => c.name() === "show")!;
+  expect(slotShow.options.map((o) => o.long)).toContain("--machine");
+});

@@ -6,7 +6,9 @@ import ts from "typescript";
 // what a Pulumi program loads. It may take types from provider/ (erased when compiled) and the
 // type tokens, nothing else: the engine runs on the provider's side of the gRPC boundary only.
 const ROOT = path.resolve(__dirname, "..", "..", "..");
-const ALLOWED_PROVIDER_MODULES = ["provider/resources/tokens.ts"];
+// the tokens, and the image config's paths made absolute (node:path only), which the provider
+// applies to an AbSystem's image the same way
+const ALLOWED_PROVIDER_MODULES = ["provider/image/absolute-paths.ts", "provider/resources/tokens.ts"];
 
 /** The module specifiers a file imports at run time (type-only imports and specifiers left out). */
 function runtimeImports(file: string): string[] {
@@ -53,7 +55,7 @@ function reachable(entry: string): Set<string> {
   return seen;
 }
 
-test("the stack program and the typed classes load no engine code: only types and the tokens come from provider/", () => {
+test("the stack program and the typed classes load no engine code: only types, the tokens and the path rule come from provider/", () => {
   const files = new Set<string>();
   for (const entry of ["index.ts", ...fs.readdirSync(path.join(ROOT, "components")).map((f) => `components/${f}`)])
     for (const f of reachable(path.join(ROOT, entry))) files.add(f);

@@ -142,4 +142,25 @@ describe("deployedBy and chooseRollback", () => {
     expect(chooseRollback(history, journal, PLAN(1), 3).deployed.planId).toBe(PLAN(3));
     expect(() => chooseRollback(history, journal, PLAN(3), 4)).toThrow(/--to: update 4 failed/);
   });
+
+  test("each refusal is typed: a bad --to is an input error on --to, nothing to go back to a conflict, each with its fix", () => {
+    const refusal = (fn: () => unknown) => {
+      try {
+        fn();
+      } catch (err) {
+        return err;
+      }
+      throw new Error("not refused");
+    };
+    expect(refusal(() => chooseRollback(history, journal, PLAN(3), 4))).toMatchObject({
+      kind: "input",
+      property: "--to",
+      fix: "pick a succeeded update (see `ramroot history`)",
+    });
+    const only = numberHistory([entry("update", 1)]);
+    expect(refusal(() => chooseRollback(only, [switched(1, 1)], PLAN(1)))).toMatchObject({
+      kind: "conflict",
+      fix: "see `ramroot history`",
+    });
+  });
 });

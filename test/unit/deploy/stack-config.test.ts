@@ -26,6 +26,7 @@ const good = {
   append: "quiet",
   wipeOnDelete: false,
   pin: { update: 1, planId: "1".repeat(64) },
+  pins: { nas: { update: 2, planId: "2".repeat(64), imageId: "3".repeat(64) } },
 };
 
 function asConfig(values: Record<string, unknown>): Map<string, string> {
@@ -97,6 +98,7 @@ const nested: [string, string[], (v: Record<string, unknown>) => Record<string, 
   ["trial", Object.keys(good.trial), (v) => v.trial as Record<string, unknown>],
   ["bootTest", Object.keys(good.bootTest), (v) => v.bootTest as Record<string, unknown>],
   ["pin", Object.keys(good.pin), (v) => v.pin as Record<string, unknown>],
+  ["pins.nas", Object.keys(good.pins.nas), (v) => (v.pins as Record<string, unknown>).nas as Record<string, unknown>],
   ["image", Object.keys(good.image), (v) => v.image as Record<string, unknown>],
   ["image.network", ["mode"], (v) => (v.image as Record<string, unknown>).network as Record<string, unknown>],
 ];
@@ -128,7 +130,7 @@ test("every key the image accepts, misspelt, is named with the one it most likel
 
 test("a key nothing is near gets the list of what is accepted; a wrong value the nearest choice", () => {
   expect(failure({ ...good, zzz: 1 })).toContain(
-    "ramroot:zzz: unknown key; accepted keys: target, image, strategy, trial, bootTest, append, wipeOnDelete, pin, twin",
+    "ramroot:zzz: unknown key; accepted keys: target, image, strategy, trial, bootTest, append, wipeOnDelete, pin, pins, twin",
   );
   expect(failure({ ...good, strategy: "trail" })).toContain(
     'ramroot:strategy: got "trail"; expected "switch" or "trial"; did you mean "trial"?',
