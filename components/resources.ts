@@ -7,7 +7,7 @@
 import * as path from "node:path";
 import * as pulumi from "./pulumi-sdk";
 import type { TargetSpec } from "../provider/boot/target";
-import type { SyslinuxEntry } from "../provider/boot/syslinux-config";
+import type { SyslinuxEntry } from "../provider/boot/schemes/syslinux/config";
 import type { ImageConfigInput } from "../provider/image/image-config";
 import type { Artifact } from "../provider/image/build";
 import type { TrialInputs } from "../provider/resources/syslinux-config-resource";

@@ -2,22 +2,21 @@ import { z } from "zod";
 import { targetSpecSchema, withTarget, type BootTarget, type TargetSpec } from "../boot/target";
 import type { PartitionVolume } from "../boot/fat-volume-id";
 import {
-  assertBootPartition,
   findSyslinuxConfigPath,
-  NotBootPartitionError,
   normalizeSyslinuxConfig,
   readSyslinuxConfig,
   renderSyslinuxConfig,
   syslinuxConfigSpecSchema,
   writeSyslinuxConfig,
   type SyslinuxConfigSpec,
-} from "../boot/syslinux-config";
+} from "../boot/schemes/syslinux/config";
 import { sha256Hex } from "../file-hash";
 import { currentDefault, readJournal, recordDefault } from "../boot/journal";
 import { heldLease, withLease } from "../boot/lease";
 import { assertLabelBootable } from "../boot/slot";
 import { trialBoot, TrialFailedError } from "../boot/trial";
-import { clearStaleBootOnce } from "../boot/once";
+import { switchBootConfig } from "../boot/switch-config";
+import { assertBootPartition, NotBootPartitionError } from "../boot/schemes/registry";
 import { IMAGE_ID_PATH } from "../machine/image-id";
 import { checkInputs } from "./check-inputs";
 import { noteWritten, wasWrittenThisRun, wipeOnDeleteSchema } from "./delete-policy";
@@ -272,25 +271,16 @@ async function write(
       };
     }
     return withLease(target, leaseOptions, async (lease) => {
-      const found = await readSyslinuxConfig(target);
       const before = await currentDefault(target);
       await readJournal(target); // a damaged journal stops the switch before it happens
-      await assertLabelBootable(
-        target,
-        specOf(inputs),
-        inputs.defaultLabel,
-        found?.path ?? (await findSyslinuxConfigPath(target)),
-      );
-      noteWritten(inputs.target, "syslinux config");
-      const stale = await clearStaleBootOnce(target, specOf(inputs));
-      if (stale !== undefined)
-        ctx.log(
-          `cleared a pending one-time boot of ${stale} on ${target.describe()} (left by an interrupted trial?): the new config has no such label, and syslinux would stop at its boot: prompt`,
-          "warning",
-        );
-      const written = await writeSyslinuxConfig(target, specOf(inputs), {
-        expectedSha256: found ? sha256Hex(found.text) : null,
-        beforeCommit: () => lease.assertHeld(target),
+      const written = await switchBootConfig(target, specOf(inputs), {
+        lease,
+        beforeWrite: () => noteWritten(inputs.target, "syslinux config"),
+        onStaleOnce: (stale) =>
+          ctx.log(
+            `cleared a pending one-time boot of ${stale} on ${target.describe()} (left by an interrupted trial?): the new config has no such label, and the boot loader would not boot it`,
+            "warning",
+          ),
       });
       return recordWrite(target, inputs, before, written, ctx, await volumeOf(target));
     });

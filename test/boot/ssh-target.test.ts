@@ -3,7 +3,7 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { createHash } from "node:crypto";
 import { openTarget, type TargetSpec } from "../../provider/boot/target";
-import { findSyslinuxConfigPath } from "../../provider/boot/syslinux-config";
+import { findSyslinuxConfigPath } from "../../provider/boot/schemes/syslinux/config";
 import { sshTarget, startSshd, type TestSshd } from "./sshd";
 
 jest.setTimeout(120_000);
