@@ -126,6 +126,11 @@ export function registerBootCommands(program: Command): void {
       "--layout <layout>",
       "mbr (syslinux mbr.bin + one active partition, the default) or superfloppy; a partition device is always superfloppy",
     )
+    .option(
+      "--scheme <scheme>",
+      "syslinux (BIOS, the default) or uefi (an EFI system partition with systemd-boot from Debian's systemd-boot-efi)",
+    )
+    .option("--arch <arch>", "with --scheme uefi: whose systemd-boot, x86_64 (default) or aarch64")
     .option("--slots <names>", "comma-separated slot directories", "a,b")
     .option("--volume-id <hex>", "FAT volume id and MBR disk signature (8 hex digits; default: a random one)")
     .option("--label <label>", "FAT volume label")
@@ -137,6 +142,8 @@ export function registerBootCommands(program: Command): void {
         flags: {
           size?: string;
           layout?: string;
+          scheme?: string;
+          arch?: string;
           slots: string;
           volumeId?: string;
           label?: string;
@@ -151,6 +158,8 @@ export function registerBootCommands(program: Command): void {
           output: out,
           ...(sizeMiB !== undefined ? { sizeMiB } : {}),
           ...(flags.layout !== undefined ? { layout: flags.layout } : {}),
+          ...(flags.scheme !== undefined ? { scheme: flags.scheme } : {}),
+          ...(flags.arch !== undefined ? { arch: flags.arch } : {}),
           slots: flags.slots.split(",").filter((s) => s !== ""),
           ...(flags.volumeId !== undefined ? { volumeId: Number.parseInt(flags.volumeId, 16) } : {}),
           ...(flags.label !== undefined ? { label: flags.label } : {}),

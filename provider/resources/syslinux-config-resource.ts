@@ -2,12 +2,8 @@ import { z } from "zod";
 import { targetSpecSchema, withTarget, type BootTarget, type TargetSpec } from "../boot/target";
 import type { PartitionVolume } from "../boot/fat-volume-id";
 import {
-  findSyslinuxConfigPath,
   normalizeSyslinuxConfig,
-  readSyslinuxConfig,
-  renderSyslinuxConfig,
   syslinuxConfigSpecSchema,
-  writeSyslinuxConfig,
   type SyslinuxConfigSpec,
 } from "../boot/schemes/syslinux/config";
 import { sha256Hex } from "../file-hash";
@@ -16,7 +12,8 @@ import { heldLease, withLease } from "../boot/lease";
 import { assertLabelBootable } from "../boot/slot";
 import { trialBoot, TrialFailedError } from "../boot/trial";
 import { switchBootConfig } from "../boot/switch-config";
-import { assertBootPartition, NotBootPartitionError } from "../boot/schemes/registry";
+import { assertBootPartition, NotBootPartitionError, schemeOf } from "../boot/schemes/registry";
+import { syslinuxScheme } from "../boot/schemes/syslinux/scheme";
 import { IMAGE_ID_PATH } from "../machine/image-id";
 import { checkInputs } from "./check-inputs";
 import { noteWritten, wasWrittenThisRun, wipeOnDeleteSchema } from "./delete-policy";
@@ -183,7 +180,6 @@ async function write(
   ctx: OperationContext,
   known?: PartitionVolume | null,
 ): Promise<SyslinuxConfigOutputs> {
-  const rendered = renderSyslinuxConfig(specOf(inputs));
   /** The volume as the state knows it (the same place), else read from the target. */
   const volumeOf = async (target: BootTarget) => (known !== undefined ? known : ((await target.bootVolume()) ?? null));
   if (ctx.preview) {
@@ -191,11 +187,14 @@ async function write(
     // a place that is no boot partition stops it.
     const seen = await withTarget(inputs.target, async (target) => {
       await assertBootPartition(target);
-      return { path: await findSyslinuxConfigPath(target), volume: await volumeOf(target) };
+      const scheme = await schemeOf(target);
+      return { path: await scheme.configPath(target), volume: await volumeOf(target), scheme };
     }).catch((err: Error) => {
       if (err instanceof NotBootPartitionError) throw err;
-      return { path: "", volume: undefined };
+      return { path: "", volume: undefined, scheme: undefined };
     });
+    // Where the target cannot be looked at yet, the hash is syslinux's (the scheme a new partition is taken for).
+    const rendered = (seen.scheme ?? syslinuxScheme).renderConfig(specOf(inputs));
     return {
       ...inputs,
       path: seen.path,
@@ -226,7 +225,7 @@ async function write(
               target,
               specOf(inputs),
               inputs.defaultLabel,
-              await findSyslinuxConfigPath(target),
+              await (await schemeOf(target)).configPath(target),
             );
           });
           noteWritten(inputs.target, "syslinux config");
@@ -257,8 +256,9 @@ async function write(
     // A file that already says exactly this is only read: no lease, nothing on the partition
     // changes (a connection-only update writes nothing). A lease a slot write of this deploy
     // kept for the switch is let go.
-    const current = await readSyslinuxConfig(target);
-    if (current && current.text === rendered) {
+    const scheme = await schemeOf(target);
+    const current = await scheme.readConfig(target);
+    if (current && current.text === scheme.renderConfig(specOf(inputs))) {
       await heldLease(target)?.release(target);
       ctx.log(`${current.path} on ${target.describe()} already holds this config: nothing to write`);
       return {
@@ -386,9 +386,9 @@ export const syslinuxConfigHandler: ResourceHandler<SyslinuxConfigInputs, Syslin
     const known = olds.target !== undefined;
     const spec = known ? olds.target : parseTargetId(id).target;
     return withTarget(spec, async (target) => {
-      const found = await readSyslinuxConfig(target);
+      const found = await (await schemeOf(target)).readConfig(target);
       if (!found) {
-        ctx.log(`no syslinux config on ${target.describe()}`, "warning");
+        ctx.log(`no boot config on ${target.describe()}`, "warning");
         return undefined;
       }
       const inputs = inputsFromFile(found.spec, known ? olds : { target: spec, strategy: "switch" });
@@ -427,7 +427,7 @@ export const syslinuxConfigHandler: ResourceHandler<SyslinuxConfigInputs, Syslin
     }
     await withTarget(olds.target, (target) =>
       withLease(target, { owner: "pulumi destroy: SyslinuxConfig", log: (m) => ctx.log(m) }, async () => {
-        const found = await readSyslinuxConfig(target);
+        const found = await (await schemeOf(target)).readConfig(target);
         if (!found) return;
         if (sha256Hex(found.text) !== olds.sha256) {
           ctx.log(`kept ${found.path} on ${target.describe()}: it changed since this resource wrote it`, "warning");

@@ -21,10 +21,11 @@ export async function makeSlotDisk(
   inits: Record<string, string>,
   defaultLabel: string,
   sizeMiB = 48,
+  scheme: "syslinux" | "uefi" = "syslinux",
 ): Promise<string> {
   const kernel = debianKernel();
   const output = path.join(dir, name);
-  await createDisk({ output, sizeMiB, layout: "mbr", slots: Object.keys(inits) });
+  await createDisk({ output, sizeMiB, layout: "mbr", scheme, slots: Object.keys(inits) });
   const target = await openTarget({ kind: "image", path: output });
   try {
     for (const [slot, init] of Object.entries(inits)) {

@@ -5,9 +5,10 @@
 import type { BootTarget } from "../boot-target";
 import type { BootScheme } from "./boot-scheme";
 import { syslinuxScheme } from "./syslinux/scheme";
+import { uefiScheme } from "./uefi/scheme";
 
 /** In the order they are looked for; the last is what a partition with no boot loader found is taken for. */
-const SCHEMES: readonly BootScheme[] = [syslinuxScheme];
+const SCHEMES: readonly BootScheme[] = [syslinuxScheme, uefiScheme];
 const FALLBACK: BootScheme = syslinuxScheme;
 
 /**
