@@ -7,7 +7,7 @@
 import type { z } from "zod";
 import * as pulumi from "./pulumi-sdk";
 import type { TargetSpec } from "../provider/boot/target";
-import type { SyslinuxEntry } from "../provider/boot/syslinux-config";
+import type { SyslinuxEntry } from "../provider/boot/schemes/syslinux/config";
 import type { ImageConfigInput } from "../provider/image/image-config";
 import type { Artifact } from "../provider/image/build";
 import type { trialSchema } from "../provider/deploy/ab-system-inputs";

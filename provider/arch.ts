@@ -80,6 +80,8 @@ export interface ArchInfo {
     stub: string;
     /** the file UEFI firmware boots from removable media: EFI/BOOT/<bootFile> on an ESP */
     bootFile: string;
+    /** systemd-boot, as named in /usr/lib/systemd/boot/efi/ (Debian's systemd-boot-efi) */
+    systemdBoot: string;
     /** the PE/COFF machine type of its EFI executables (the stub and the kernel must both carry it) */
     peMachine: number;
     firmware: UefiFirmware;
@@ -104,6 +106,7 @@ const TABLE: Record<Arch, ArchInfo> = {
     uefi: {
       stub: "linuxx64.efi.stub",
       bootFile: "BOOTX64.EFI",
+      systemdBoot: "systemd-bootx64.efi",
       peMachine: 0x8664,
       firmware: {
         code: "/usr/share/OVMF/OVMF_CODE_4M.fd",
@@ -129,6 +132,7 @@ const TABLE: Record<Arch, ArchInfo> = {
     uefi: {
       stub: "linuxaa64.efi.stub",
       bootFile: "BOOTAA64.EFI",
+      systemdBoot: "systemd-bootaa64.efi",
       peMachine: 0xaa64,
       firmware: {
         code: "/usr/share/AAVMF/AAVMF_CODE.fd",

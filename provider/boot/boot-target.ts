@@ -61,10 +61,11 @@ export interface BootTarget {
    */
   makeDirectoryExclusive(rel: string): Promise<boolean>;
   /**
-   * Sets (or with undefined clears) syslinux's boot-once label in the ADV of the ldlinux.sys in
-   * `ldlinuxDir`: `extlinux --once` where the partition is mounted, an in-place ADV edit on images.
+   * Writes `data` into the existing file `rel` at byte `offset`, in place: the file keeps its
+   * blocks (a boot loader may have recorded where they are, as syslinux's boot sector records
+   * ldlinux.sys's sectors), flushed and read back. The file must already reach `offset + data.length`.
    */
-  writeBootOnce(label: string | undefined, ldlinuxDir: string): Promise<void>;
+  overwriteInPlace(rel: string, offset: number, data: Buffer): Promise<void>;
   /** The kernel command line of the machine running from this partition, when it can be known (ssh: /proc/cmdline). */
   runningCmdline(): Promise<string | undefined>;
   /**

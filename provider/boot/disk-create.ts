@@ -1,6 +1,8 @@
 import { randomBytes } from "node:crypto";
 import * as fs from "node:fs";
+import * as os from "node:os";
 import * as path from "node:path";
+import { archInfo, ARCHES, type Arch } from "../arch";
 import { execa } from "execa";
 import { z } from "zod";
 import { renameDurably, tempNameFor } from "../atomic-file";
@@ -16,7 +18,7 @@ import { readFatVolume } from "./fat";
 import { sha256File } from "../file-hash";
 import { parseInput } from "../input-error";
 import { writeMbr } from "./mbr";
-import { mtools, mtoolsEnv } from "./mtools";
+import { FAT_EPOCH, mtools, mtoolsEnv } from "./mtools";
 
 /** syslinux's MBR boot code: loads the active partition's boot sector. */
 export const SYSLINUX_MBR = "/usr/lib/syslinux/mbr/mbr.bin";
@@ -33,6 +35,13 @@ export interface DiskCreateOptions {
    * Default "mbr", but a partition device always takes the FAT from its first byte ("superfloppy").
    */
   layout?: "mbr" | "superfloppy";
+  /**
+   * "syslinux" (the default): syslinux on a BIOS FAT partition. "uefi": an EFI system partition
+   * (MBR type 0xEF) with systemd-boot as EFI/BOOT/BOOT<arch>.EFI and EFI/systemd/, and loader/.
+   */
+  scheme?: "syslinux" | "uefi";
+  /** with scheme "uefi": whose systemd-boot (default x86_64) */
+  arch?: Arch;
   /** slot directories to create, e.g. ["a", "b"] */
   slots: string[];
   /** FAT volume id (32 bits); also the MBR disk signature. Default: a random one, so every disk has its own identity. */
@@ -75,6 +84,8 @@ const optionsSchema = z.strictObject({
     .max(MAX_MIB, `expected at most ${MAX_MIB} MiB (what an MBR partition can hold)`)
     .optional(),
   layout: z.enum(["mbr", "superfloppy"], 'expected "mbr" or "superfloppy"').optional(),
+  scheme: z.enum(["syslinux", "uefi"], 'expected "syslinux" or "uefi"').optional(),
+  arch: z.enum(ARCHES, `expected one of ${ARCHES.join(", ")}`).optional(),
   slots: z
     .array(
       z
@@ -124,7 +135,7 @@ interface Layout {
   wholeDevice: boolean;
   volumeId: number;
   label: string;
-  opts: Pick<DiskCreateOptions, "fatBits" | "slots">;
+  opts: Pick<DiskCreateOptions, "fatBits" | "slots" | "scheme" | "arch">;
 }
 
 /** mkfs.fat, syslinux, the MBR, the slot directories: the same steps for a new image file and for a device. */
@@ -137,22 +148,26 @@ async function layFat(l: Layout): Promise<12 | 16 | 32> {
   if (start > 0) mkfs.push(`--offset=${start}`, "-h", String(start));
   // mkfs.fat's block count is in KiB.
   await run("mkfs.fat", [...mkfs, l.where, String(Math.floor(fatSectors / 2))]);
-  await run("syslinux", ["--install", ...(start > 0 ? ["--offset", String(start * 512)] : []), l.where]);
+  const uefi = l.opts.scheme === "uefi";
+  if (!uefi) await run("syslinux", ["--install", ...(start > 0 ? ["--offset", String(start * 512)] : []), l.where]);
   let fatBits: 12 | 16 | 32;
   const fh = await fs.promises.open(l.where, "r+");
   try {
     fatBits = (await readFatVolume(fh, start * 512)).bits;
     if (l.layout === "mbr") {
       const sector0 = Buffer.alloc(512);
-      let bootCode: Buffer;
-      try {
-        bootCode = (await fs.promises.readFile(SYSLINUX_MBR)).subarray(0, 440);
-      } catch {
-        throw new Error(`${SYSLINUX_MBR} is missing: install Debian's syslinux-common`);
+      let bootCode = Buffer.alloc(0);
+      // UEFI firmware reads the partition table itself: an ESP needs no boot code and no active flag.
+      if (!uefi) {
+        try {
+          bootCode = (await fs.promises.readFile(SYSLINUX_MBR)).subarray(0, 440);
+        } catch {
+          throw new Error(`${SYSLINUX_MBR} is missing: install Debian's syslinux-common`);
+        }
       }
       writeMbr(sector0, bootCode, l.volumeId, {
-        active: true,
-        type: PARTITION_TYPE[fatBits],
+        active: !uefi,
+        type: uefi ? ESP_PARTITION_TYPE : PARTITION_TYPE[fatBits],
         start,
         sectors: fatSectors,
       });
@@ -162,6 +177,7 @@ async function layFat(l: Layout): Promise<12 | 16 | 32> {
   } finally {
     await fh.close();
   }
+  if (uefi) await installSystemdBoot(l.where, start * 512, l.opts.arch ?? "x86_64");
   for (const slot of l.opts.slots) {
     const made = await mtools("mmd", l.where, start * 512, [`::/${slot}`]);
     if (made.exitCode !== 0) throw new Error(`creating slot directory ${slot} failed: ${made.stderr.trim()}`);
@@ -173,6 +189,44 @@ async function layFat(l: Layout): Promise<12 | 16 | 32> {
     await synced.close();
   }
   return fatBits;
+}
+
+/** The MBR partition type of an EFI system partition. */
+const ESP_PARTITION_TYPE = 0xef;
+/** Where Debian's systemd-boot-efi puts systemd-boot and the EFI stubs. */
+const SYSTEMD_BOOT_DIR = "/usr/lib/systemd/boot/efi";
+/** loader.conf before the first deploy: no default yet (the first switch writes it), no menu, no editor. */
+const FIRST_LOADER_CONF = "# written by ramroot: the default entry is what boots\ntimeout 0\neditor no\n";
+
+/**
+ * systemd-boot on the new ESP: as EFI/BOOT/BOOT<arch>.EFI (what firmware boots from removable
+ * media and from a disk with no boot entry) and as EFI/systemd/, with loader/entries/ and a
+ * loader.conf. Copied with its package file's time (mcopy -m), so the same package makes the same bytes.
+ */
+async function installSystemdBoot(where: string, fatOffset: number, arch: Arch): Promise<void> {
+  const info = archInfo(arch).uefi;
+  const binary = path.join(SYSTEMD_BOOT_DIR, info.systemdBoot);
+  if (!fs.existsSync(binary))
+    throw new Error(
+      `scheme: "uefi" needs systemd-boot for ${arch}: ${binary} is missing; install Debian's systemd-boot-efi${arch === "x86_64" ? "" : ` for ${archInfo(arch).debian} (dpkg --add-architecture ${archInfo(arch).debian})`}`,
+    );
+  const scratch = fs.mkdtempSync(path.join(os.tmpdir(), "ramroot-esp-"));
+  try {
+    const conf = path.join(scratch, "loader.conf");
+    fs.writeFileSync(conf, FIRST_LOADER_CONF);
+    fs.utimesSync(conf, FAT_EPOCH, FAT_EPOCH);
+    for (const [cmd, args] of [
+      ["mmd", ["::/EFI", "::/EFI/BOOT", "::/EFI/systemd", "::/loader", "::/loader/entries"]],
+      ["mcopy", ["-m", binary, `::/EFI/BOOT/${info.bootFile}`]],
+      ["mcopy", ["-m", binary, `::/EFI/systemd/${info.systemdBoot}`]],
+      ["mcopy", ["-m", conf, "::/loader/loader.conf"]],
+    ] as const) {
+      const done = await mtools(cmd, where, fatOffset, [...args]);
+      if (done.exitCode !== 0) throw new Error(`${cmd} ${args.join(" ")} on ${where} failed: ${done.stderr.trim()}`);
+    }
+  } finally {
+    fs.rmSync(scratch, { recursive: true, force: true });
+  }
 }
 
 function serialOf(volumeId: number): string {

@@ -4,7 +4,7 @@ import { execFile } from "node:child_process";
 import { tempNameFor } from "../atomic-file";
 import { openScratchDir } from "../scratch-dir";
 import { sha256File, sha256Hex } from "../file-hash";
-import { ADV_TAG_BOOTONCE, updateImageAdv, withAdvEntry } from "./adv";
+import { overwriteFatFile } from "./fat-overwrite";
 import { type BootTarget, tooLarge } from "./boot-target";
 import { blockDeviceAt, describeBlockDevice, devicesOfFat, whyInUse, type BlockDevice } from "./block-device";
 import { fatVolumeIdOf, type PartitionVolume } from "./fat-volume-id";
@@ -355,13 +355,9 @@ export class ImageTarget implements BootTarget {
     );
   }
 
-  /** The ADV at the end of ldlinux.sys is edited in place (no extlinux without a mount), under the image lock. */
-  async writeBootOnce(label: string | undefined): Promise<void> {
-    await withImageLock(this.image, () =>
-      updateImageAdv(this.image, this.spec.partition, (entries) =>
-        withAdvEntry(entries, ADV_TAG_BOOTONCE, label === undefined ? undefined : Buffer.from(label, "latin1")),
-      ),
-    );
+  /** The file's clusters are found through the FAT and only the bytes asked for are rewritten, under the image lock. */
+  async overwriteInPlace(rel: string, offset: number, data: Buffer): Promise<void> {
+    await withImageLock(this.image, () => overwriteFatFile(this.image, this.offset, this.rel(rel), offset, data));
   }
 
   /** An image file is not running anywhere. */

@@ -4,11 +4,11 @@
  * failed trials. Read-only; `ramroot status` prints it, and the A/B rule
  * (provider/deploy/ab-decision.ts) decides from it which slot may be written.
  */
-import { readBootOnce } from "./once";
 import { readJournal, type JournalEntry } from "./journal";
 import { readLease, staleReason, type LeaseRecord } from "./lease";
 import { defaultSlotOf, readSlot, runningSlotOf, slotOfLabel, type SlotState } from "./slot";
-import { assertBootPartition, readSyslinuxConfig, type SyslinuxConfigSpec } from "./syslinux-config";
+import type { SyslinuxConfigSpec } from "./schemes/syslinux/config";
+import { assertBootPartition, schemeOf } from "./schemes/registry";
 import { withTarget, type BootTarget, type TargetSpec } from "./target";
 import { readFailedTrials, type FailedTrial } from "./trial-log";
 import {
@@ -61,10 +61,11 @@ export async function inspectOpenTarget(
   opts: { machine?: boolean } = {},
 ): Promise<TargetState> {
   const lease = await readLease(target);
-  const config = await readSyslinuxConfig(target);
+  const scheme = await schemeOf(target);
+  const config = await scheme.readConfig(target);
   const states: Record<string, SlotState | undefined> = {};
   for (const slot of slots) states[slot] = await readSlot(target, slot);
-  const once = config ? await readBootOnce(target).catch(() => undefined) : undefined;
+  const once = config ? await scheme.readBootOnce(target).catch(() => undefined) : undefined;
   const onceSlot = config && once ? slotOfLabel(config, once) : undefined;
   const defaultSlot = config ? defaultSlotOf(config) : undefined;
   const machine = opts.machine ? await observeMachine(target) : undefined;

@@ -6,7 +6,7 @@
 import type { BootTarget } from "./boot-target";
 import { describeHolder, heldLease } from "./lease";
 import { defaultSlotOf, readSlot } from "./slot";
-import { readSyslinuxConfig } from "./syslinux-config";
+import { schemeOf } from "./schemes/registry";
 
 /** Where the deployment journal lives on a boot partition. */
 export const JOURNAL_PATH = "ramroot/journal.json";
@@ -75,7 +75,7 @@ export async function readJournal(target: BootTarget): Promise<JournalEntry[]> {
 
 /** What DEFAULT boots now: the label, its slot and the image the slot's manifest names. */
 export async function currentDefault(target: BootTarget): Promise<Omit<JournalEntry, "when" | "how"> | undefined> {
-  const config = await readSyslinuxConfig(target);
+  const config = await (await schemeOf(target)).readConfig(target);
   if (!config) return undefined;
   const slot = defaultSlotOf(config);
   const state = slot ? await readSlot(target, slot) : undefined;

@@ -141,14 +141,22 @@ export class LocalTarget implements BootTarget {
     return true;
   }
 
-  async writeBootOnce(label: string | undefined, ldlinuxDir: string): Promise<void> {
-    const args = label === undefined ? ["--clear-once"] : [`--once=${label}`];
-    const result = await execa("extlinux", [...args, this.resolve(ldlinuxDir)], { reject: false, stdin: "ignore" });
-    if (result.code === "ENOENT") throw new Error("extlinux is missing: install Debian's extlinux");
-    if (result.exitCode !== 0)
-      throw new Error(
-        `${this.describe()}: extlinux ${args.join(" ")} failed: ${String(result.stderr || result.message).trim()}`,
-      );
+  async overwriteInPlace(rel: string, offset: number, data: Buffer): Promise<void> {
+    const fh = await fs.promises.open(this.resolve(rel), "r+");
+    try {
+      if ((await fh.stat()).size < offset + data.length)
+        throw new Error(
+          `${this.describe()}: ${rel} is shorter than the ${offset + data.length} bytes an in-place write needs`,
+        );
+      await fh.write(data, 0, data.length, offset);
+      await fh.sync();
+      const back = Buffer.alloc(data.length);
+      await fh.read(back, 0, data.length, offset);
+      if (!back.equals(data))
+        throw new Error(`${this.describe()}: ${rel} reads back differently after an in-place write`);
+    } finally {
+      await fh.close();
+    }
   }
 
   /** The mount holding the directory and its device's first sector, by the script an ssh target runs on its machine. */

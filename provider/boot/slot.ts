@@ -4,7 +4,7 @@ import { z } from "zod";
 import { isTempName } from "../atomic-file";
 import { parseInput } from "../input-error";
 import { hashFiles, type BootTarget } from "./boot-target";
-import { entryByLabel, readSyslinuxConfig, type SyslinuxConfigSpec, type SyslinuxEntry } from "./syslinux-config";
+import { entryByLabel, type SyslinuxConfigSpec, type SyslinuxEntry } from "./schemes/syslinux/config";
 
 /**
  * A/B slots as storage: a directory per slot on the boot partition (`<slot>/vmlinuz`,

@@ -426,14 +426,19 @@ export class SshTarget implements BootTarget {
     throw new Error(`${this.describe()}: creating ${rel} failed (exit ${result.exitCode}): ${result.stderr.trim()}`);
   }
 
-  async writeBootOnce(label: string | undefined, ldlinuxDir: string): Promise<void> {
-    const args = label === undefined ? ["--clear-once"] : [`--once=${label}`];
+  /** `dd conv=notrunc` on the machine (busybox has it), then the bytes are read back. */
+  async overwriteInPlace(rel: string, offset: number, data: Buffer): Promise<void> {
+    const file = shellQuote(this.remotePath(rel));
+    const end = offset + data.length;
     const result = await this.runRemote(
-      `extlinux ${args.map(shellQuote).join(" ")} ${shellQuote(this.remotePath(ldlinuxDir))}`,
+      `[ "$(($(wc -c < ${file})))" -ge ${end} ] || exit ${MISSING}; dd of=${file} bs=1 seek=${offset} count=${data.length} conv=notrunc 2>/dev/null && sync && dd if=${file} bs=1 skip=${offset} count=${data.length} 2>/dev/null`,
+      data,
     );
-    if (result.exitCode !== 0)
+    if (result.exitCode === MISSING)
+      throw new Error(`${this.describe()}: ${rel} is shorter than the ${end} bytes an in-place write needs`);
+    if (result.exitCode !== 0 || !result.stdout.equals(data))
       throw new Error(
-        `${this.describe()}: extlinux ${args.join(" ")} failed (exit ${result.exitCode}): ${result.stderr.trim()}`,
+        `${this.describe()}: writing ${data.length} bytes into ${rel} in place failed (exit ${result.exitCode}): ${result.stderr.trim() || "it reads back differently"}`,
       );
   }
 

@@ -17,15 +17,9 @@
  * where the machine is now.
  */
 import { openTarget, type BootTarget, type TargetSpec } from "./target";
-import { clearBootOnce, setBootOnce } from "./once";
+import { schemeOf } from "./schemes/registry";
 import { readSlot, runningSlotOf, slotOfLabel } from "./slot";
-import {
-  entryByLabel,
-  readSyslinuxConfig,
-  writeSyslinuxConfig,
-  type SyslinuxConfigSpec,
-  type SyslinuxEntry,
-} from "./syslinux-config";
+import { entryByLabel, type SyslinuxConfigSpec, type SyslinuxEntry } from "./schemes/syslinux/config";
 import { sha256Hex } from "../file-hash";
 import {
   describeFailedChecks,
@@ -126,17 +120,18 @@ export async function trialBoot(
   let newSlot: string | undefined;
   let bootBefore: string | undefined;
   try {
-    const current = await readSyslinuxConfig(target);
+    const scheme = await schemeOf(target);
+    const current = await scheme.readConfig(target);
     const currentDefault = current?.spec.defaultLabel;
     if (!current || !currentDefault || !entryByLabel(current.spec, currentDefault)) {
       // Nothing to fall back to: a plain switch is the only honest choice.
-      return await writeSyslinuxConfig(target, { ...spec, entries });
+      return await scheme.writeConfig(target, { ...spec, entries });
     }
     oldLabel = currentDefault;
     const newEntry = entryByLabel(spec, newLabel);
     if (!newEntry) throw new Error(`trial: the config has no entry ${newLabel} to try`);
     // The new entries go in with the old DEFAULT and the trial entry, which is set to boot once.
-    const staged = await writeSyslinuxConfig(target, {
+    const staged = await scheme.writeConfig(target, {
       ...spec,
       defaultLabel: oldLabel,
       entries: [...entries, trialEntry(newEntry)],
@@ -148,7 +143,7 @@ export async function trialBoot(
     newSlot = trying.slot;
     old = await imageOfLabel(target, { ...spec, defaultLabel: oldLabel }, oldLabel, staged.path);
     bootBefore = (await observeMachine(target, opts.probePath))?.bootId;
-    await setBootOnce(target, TRIAL_LABEL);
+    await scheme.setBootOnce(target, TRIAL_LABEL);
     log(
       `trial: ${newLabel} (image ${short(expected)}) set to boot once (DEFAULT stays ${oldLabel}); waiting up to ${opts.timeoutSeconds} s for it to answer healthy`,
     );
@@ -183,7 +178,7 @@ export async function trialBoot(
           log(
             `trial: image ${short(expected)} answered ${seen.guarded ? "healthy" : "(it has no health checks)"}; promoting ${newLabel}`,
           );
-          const promoted = await writeSyslinuxConfig(again, { ...spec, entries });
+          const promoted = await (await schemeOf(again)).writeConfig(again, { ...spec, entries });
           // An earlier failed trial's report is no longer the last trial's: `ramroot status` stops showing it.
           await again.remove(TRIAL_REPORT_FILE).catch(() => undefined);
           return promoted;
@@ -211,10 +206,11 @@ export async function trialBoot(
   const cleanup = await openTarget(targetSpec).catch(() => undefined);
   if (cleanup) {
     try {
-      await clearBootOnce(cleanup).catch(() => undefined);
-      const current = await readSyslinuxConfig(cleanup);
+      const scheme = await schemeOf(cleanup);
+      await scheme.clearBootOnce(cleanup).catch(() => undefined);
+      const current = await scheme.readConfig(cleanup);
       if (current && entryByLabel(current.spec, TRIAL_LABEL))
-        config = await writeSyslinuxConfig(cleanup, { ...spec, defaultLabel: oldLabel, entries });
+        config = await scheme.writeConfig(cleanup, { ...spec, defaultLabel: oldLabel, entries });
       else if (current) config = { path: current.path, sha256: sha256Hex(current.text) };
       const left = await cleanup
         .readFile(TRIAL_REPORT_FILE, { maxBytes: HEALTH_REPORT_MAX_BYTES })

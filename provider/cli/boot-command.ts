@@ -1,12 +1,11 @@
 import * as fs from "node:fs";
 import type { Command } from "commander";
 import { createDisk, parseDiskCreateOptions } from "../boot/disk-create";
-import { clearBootOnce, clearStaleBootOnce, promote, readBootOnce, setBootOnce } from "../boot/once";
+import { schemeOf } from "../boot/schemes/registry";
+import { promote, switchBootConfig } from "../boot/switch-config";
 import { withLease, type Lease } from "../boot/lease";
 import { assertLabelBootable, readSlot, slotEntry } from "../boot/slot";
 import { writeSlotChecked } from "../deploy/slot-guard";
-import { findSyslinuxConfigPath, readSyslinuxConfig, writeSyslinuxConfig } from "../boot/syslinux-config";
-import { sha256Hex } from "../file-hash";
 import { openTarget, parseTargetSpec, type BootTarget, type TargetSpec } from "../boot/target";
 import { openStack, stackTarget } from "./stack-command";
 
@@ -107,8 +106,8 @@ async function withWriteTarget<T>(
 
 /** Refuses to make `label` DEFAULT or boot-once unless its files are there and match their slot's manifest. */
 async function assertBootable(target: BootTarget, label: string): Promise<void> {
-  const config = await readSyslinuxConfig(target);
-  if (!config) throw new Error(`${target.describe()}: no syslinux config; write one first (ramroot syslinux write)`);
+  const config = await (await schemeOf(target)).readConfig(target);
+  if (!config) throw new Error(`${target.describe()}: no boot config; write one first (ramroot syslinux write)`);
   await assertLabelBootable(target, config.spec, label, config.path);
 }
 
@@ -130,6 +129,11 @@ export function registerBootCommands(program: Command): void {
       "--layout <layout>",
       "mbr (syslinux mbr.bin + one active partition, the default) or superfloppy; a partition device is always superfloppy",
     )
+    .option(
+      "--scheme <scheme>",
+      "syslinux (BIOS, the default) or uefi (an EFI system partition with systemd-boot from Debian's systemd-boot-efi)",
+    )
+    .option("--arch <arch>", "with --scheme uefi: whose systemd-boot, x86_64 (default) or aarch64")
     .option("--slots <names>", "comma-separated slot directories", "a,b")
     .option("--volume-id <hex>", "FAT volume id and MBR disk signature (8 hex digits; default: a random one)")
     .option("--label <label>", "FAT volume label")
@@ -141,6 +145,8 @@ export function registerBootCommands(program: Command): void {
         flags: {
           size?: string;
           layout?: string;
+          scheme?: string;
+          arch?: string;
           slots: string;
           volumeId?: string;
           label?: string;
@@ -161,6 +167,8 @@ export function registerBootCommands(program: Command): void {
           output: out,
           ...(sizeMiB !== undefined ? { sizeMiB } : {}),
           ...(flags.layout !== undefined ? { layout: flags.layout } : {}),
+          ...(flags.scheme !== undefined ? { scheme: flags.scheme } : {}),
+          ...(flags.arch !== undefined ? { arch: flags.arch } : {}),
           slots: flags.slots.split(",").filter((s) => s !== ""),
           ...(flags.volumeId !== undefined ? { volumeId: Number.parseInt(flags.volumeId, 16) } : {}),
           ...(flags.label !== undefined ? { label: flags.label } : {}),
@@ -229,8 +237,14 @@ export function registerBootCommands(program: Command): void {
     syslinux.command("show").description("the config syslinux will read, parsed, and any pending one-time boot"),
   ).action(async (flags: TargetFlags) => {
     await withTarget(flags, async (target) => {
-      const config = await readSyslinuxConfig(target);
-      print({ path: config?.path, config: config?.spec, bootOnce: await readBootOnce(target).catch(() => undefined) });
+      const scheme = await schemeOf(target);
+      const config = await scheme.readConfig(target);
+      print({
+        scheme: scheme.name,
+        path: config?.path,
+        config: config?.spec,
+        bootOnce: await scheme.readBootOnce(target).catch(() => undefined),
+      });
     });
   });
   addTargetOptions(
@@ -254,15 +268,11 @@ export function registerBootCommands(program: Command): void {
             slotEntry(s, { microcode: flags.microcode === true, append: flags.append, menuLabel: `slot ${s}` }),
           );
         const spec = { defaultLabel: flags.default, timeout: int(flags.timeout, "--timeout") ?? 0, entries };
-        const read = await readSyslinuxConfig(target);
-        await assertLabelBootable(target, spec, flags.default, read?.path ?? (await findSyslinuxConfigPath(target)));
-        const stale = await clearStaleBootOnce(target, spec);
-        if (stale !== undefined)
-          process.stderr.write(`cleared a pending one-time boot of ${stale}: the new config has no such label\n`);
         print(
-          await writeSyslinuxConfig(target, spec, {
-            expectedSha256: read ? sha256Hex(read.text) : null,
-            beforeCommit: () => lease.assertHeld(target),
+          await switchBootConfig(target, spec, {
+            lease,
+            onStaleOnce: (stale) =>
+              process.stderr.write(`cleared a pending one-time boot of ${stale}: the new config has no such label\n`),
           }),
         );
       });
@@ -280,16 +290,18 @@ export function registerBootCommands(program: Command): void {
     async (label: string, flags: TargetFlags) => {
       await withWriteTarget(flags, `syslinux once ${label}`, async (target) => {
         await assertBootable(target, label);
-        await setBootOnce(target, label);
-        print({ bootOnce: await readBootOnce(target) });
+        const scheme = await schemeOf(target);
+        await scheme.setBootOnce(target, label);
+        print({ bootOnce: await scheme.readBootOnce(target) });
       });
     },
   );
   addTargetOptions(syslinux.command("clear-once").description("cancel a pending one-time boot")).action(
     async (flags: TargetFlags) => {
       await withWriteTarget(flags, "syslinux clear-once", async (target) => {
-        await clearBootOnce(target);
-        print({ bootOnce: await readBootOnce(target) });
+        const scheme = await schemeOf(target);
+        await scheme.clearBootOnce(target);
+        print({ bootOnce: await scheme.readBootOnce(target) });
       });
     },
   );

@@ -8,7 +8,7 @@
 import { inspectOpenTarget } from "../boot/inspect";
 import { recordDefault } from "../boot/journal";
 import { assertLabelBootable, slotOfBootPath, writeSlot, type SlotState, type WriteSlotOptions } from "../boot/slot";
-import { readSyslinuxConfig, writeSyslinuxConfig } from "../boot/syslinux-config";
+import { schemeOf } from "../boot/schemes/registry";
 import type { BootTarget } from "../boot/target";
 import { sha256Hex } from "../file-hash";
 import { ConflictError } from "../ramroot-error";
@@ -32,7 +32,8 @@ export async function prepareSlotWrite(target: BootTarget, slot: string, log: (m
     throw new ConflictError(`${target.describe()}: refusing to write: ${refusal}`, "nothing was written to the slot");
   const running = state.runningSlot;
   if (state.defaultSlot?.toLowerCase() !== slot.toLowerCase() || running === undefined) return;
-  const config = await readSyslinuxConfig(target);
+  const scheme = await schemeOf(target);
+  const config = await scheme.readConfig(target);
   if (!config) return;
   const entries = config.spec.entries.filter((e) => slotOfBootPath(e.kernel, config.path) === running.toLowerCase());
   const label = (entries.find((e) => e.label.toLowerCase() === running.toLowerCase()) ?? entries[0])?.label;
@@ -43,7 +44,7 @@ export async function prepareSlotWrite(target: BootTarget, slot: string, log: (m
     );
   const spec = { ...config.spec, defaultLabel: label };
   await assertLabelBootable(target, spec, label, config.path);
-  await writeSyslinuxConfig(target, spec, { expectedSha256: sha256Hex(config.text) });
+  await scheme.writeConfig(target, spec, { expectedSha256: sha256Hex(config.text) });
   // The gates of the switch before stay on record: the next deploy still drops them only explicitly.
   await recordDefault(target, "back to the running slot", undefined, undefined, state.journal.at(-1)?.gates);
   log(

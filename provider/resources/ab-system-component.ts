@@ -7,7 +7,7 @@
 import * as pulumi from "../../components/pulumi-sdk";
 import { slotEntry } from "../boot/slot";
 import { describeHolder, LeaseHeldError } from "../boot/lease";
-import type { SyslinuxEntry } from "../boot/syslinux-config";
+import type { SyslinuxEntry } from "../boot/schemes/syslinux/config";
 import { imageParameter } from "../machine/image-id";
 import { parseAbSystemInputs, type AbSystemInputs } from "../deploy/ab-system-inputs";
 import { machinePin } from "../deploy/machine-pins";

@@ -2,7 +2,7 @@ import * as fs from "node:fs";
 import { z } from "zod";
 import { withLease, type Lease } from "../boot/lease";
 import type { PartitionVolume } from "../boot/fat-volume-id";
-import { assertBootPartition } from "../boot/syslinux-config";
+import { assertBootPartition } from "../boot/schemes/registry";
 import { sameTarget } from "../boot/target-identity";
 import { targetSpecSchema, withTarget, type BootTarget } from "../boot/target";
 import { readSlot, SLOT_FILES, type SlotFileRole, type SlotState } from "../boot/slot";

@@ -2,23 +2,20 @@ import { z } from "zod";
 import { targetSpecSchema, withTarget, type BootTarget, type TargetSpec } from "../boot/target";
 import type { PartitionVolume } from "../boot/fat-volume-id";
 import {
-  assertBootPartition,
-  findSyslinuxConfigPath,
-  NotBootPartitionError,
   normalizeSyslinuxConfig,
-  readSyslinuxConfig,
-  renderSyslinuxConfig,
   syslinuxConfigSpecSchema,
-  writeSyslinuxConfig,
   type SyslinuxConfigSpec,
-} from "../boot/syslinux-config";
+} from "../boot/schemes/syslinux/config";
 import { sha256Hex } from "../file-hash";
 import { currentDefault, readJournal, recordDefault } from "../boot/journal";
 import { heldLease, withLease } from "../boot/lease";
 import { assertLabelBootable } from "../boot/slot";
 import { trialBoot, TrialFailedError } from "../boot/trial";
-import { clearStaleBootOnce } from "../boot/once";
 import { trialSchema, type TrialInputs } from "../deploy/ab-system-inputs";
+import { switchBootConfig } from "../boot/switch-config";
+import { assertBootPartition, NotBootPartitionError, schemeOf } from "../boot/schemes/registry";
+import { syslinuxScheme } from "../boot/schemes/syslinux/scheme";
+import { IMAGE_ID_PATH } from "../machine/image-id";
 import { checkInputs } from "./check-inputs";
 import { noteWritten, wasWrittenThisRun, wipeOnDeleteSchema } from "./delete-policy";
 import { diffProperties } from "./property-diff";
@@ -159,7 +156,6 @@ async function write(
   ctx: OperationContext,
   known?: PartitionVolume | null,
 ): Promise<SyslinuxConfigOutputs> {
-  const rendered = renderSyslinuxConfig(specOf(inputs));
   /** The volume as the state knows it (the same place), else read from the target. */
   const volumeOf = async (target: BootTarget) => (known !== undefined ? known : ((await target.bootVolume()) ?? null));
   if (ctx.preview) {
@@ -167,11 +163,14 @@ async function write(
     // a place that is no boot partition stops it.
     const seen = await withTarget(inputs.target, async (target) => {
       await assertBootPartition(target);
-      return { path: await findSyslinuxConfigPath(target), volume: await volumeOf(target) };
+      const scheme = await schemeOf(target);
+      return { path: await scheme.configPath(target), volume: await volumeOf(target), scheme };
     }).catch((err: Error) => {
       if (err instanceof NotBootPartitionError) throw err;
-      return { path: "", volume: undefined };
+      return { path: "", volume: undefined, scheme: undefined };
     });
+    // Where the target cannot be looked at yet, the hash is syslinux's (the scheme a new partition is taken for).
+    const rendered = (seen.scheme ?? syslinuxScheme).renderConfig(specOf(inputs));
     return {
       ...inputs,
       path: seen.path,
@@ -202,7 +201,7 @@ async function write(
               target,
               specOf(inputs),
               inputs.defaultLabel,
-              await findSyslinuxConfigPath(target),
+              await (await schemeOf(target)).configPath(target),
             );
           });
           noteWritten(inputs.target, "syslinux config");
@@ -233,8 +232,9 @@ async function write(
     // A file that already says exactly this is only read: no lease, nothing on the partition
     // changes (a connection-only update writes nothing). A lease a slot write of this deploy
     // kept for the switch is let go.
-    const current = await readSyslinuxConfig(target);
-    if (current && current.text === rendered) {
+    const scheme = await schemeOf(target);
+    const current = await scheme.readConfig(target);
+    if (current && current.text === scheme.renderConfig(specOf(inputs))) {
       await heldLease(target)?.release(target);
       ctx.log(`${current.path} on ${target.describe()} already holds this config: nothing to write`);
       return {
@@ -247,25 +247,16 @@ async function write(
       };
     }
     return withLease(target, leaseOptions, async (lease) => {
-      const found = await readSyslinuxConfig(target);
       const before = await currentDefault(target);
       await readJournal(target); // a damaged journal stops the switch before it happens
-      await assertLabelBootable(
-        target,
-        specOf(inputs),
-        inputs.defaultLabel,
-        found?.path ?? (await findSyslinuxConfigPath(target)),
-      );
-      noteWritten(inputs.target, "syslinux config");
-      const stale = await clearStaleBootOnce(target, specOf(inputs));
-      if (stale !== undefined)
-        ctx.log(
-          `cleared a pending one-time boot of ${stale} on ${target.describe()} (left by an interrupted trial?): the new config has no such label, and syslinux would stop at its boot: prompt`,
-          "warning",
-        );
-      const written = await writeSyslinuxConfig(target, specOf(inputs), {
-        expectedSha256: found ? sha256Hex(found.text) : null,
-        beforeCommit: () => lease.assertHeld(target),
+      const written = await switchBootConfig(target, specOf(inputs), {
+        lease,
+        beforeWrite: () => noteWritten(inputs.target, "syslinux config"),
+        onStaleOnce: (stale) =>
+          ctx.log(
+            `cleared a pending one-time boot of ${stale} on ${target.describe()} (left by an interrupted trial?): the new config has no such label, and the boot loader would not boot it`,
+            "warning",
+          ),
       });
       return recordWrite(target, inputs, before, written, ctx, await volumeOf(target));
     });
@@ -371,9 +362,9 @@ export const syslinuxConfigHandler: ResourceHandler<SyslinuxConfigInputs, Syslin
     const known = olds.target !== undefined;
     const spec = known ? olds.target : parseTargetId(id).target;
     return withTarget(spec, async (target) => {
-      const found = await readSyslinuxConfig(target);
+      const found = await (await schemeOf(target)).readConfig(target);
       if (!found) {
-        ctx.log(`no syslinux config on ${target.describe()}`, "warning");
+        ctx.log(`no boot config on ${target.describe()}`, "warning");
         return undefined;
       }
       const inputs = inputsFromFile(found.spec, known ? olds : { target: spec, strategy: "switch" });
@@ -412,7 +403,7 @@ export const syslinuxConfigHandler: ResourceHandler<SyslinuxConfigInputs, Syslin
     }
     await withTarget(olds.target, (target) =>
       withLease(target, { owner: "pulumi destroy: SyslinuxConfig", log: (m) => ctx.log(m) }, async () => {
-        const found = await readSyslinuxConfig(target);
+        const found = await (await schemeOf(target)).readConfig(target);
         if (!found) return;
         if (sha256Hex(found.text) !== olds.sha256) {
           ctx.log(`kept ${found.path} on ${target.describe()}: it changed since this resource wrote it`, "warning");

@@ -6,7 +6,7 @@ import { pipeline } from "node:stream/promises";
 import { createDisk } from "../../provider/boot/disk-create";
 import { collectLayers, layerPath, layersProblem, putLayers, type LayerSpec } from "../../provider/boot/layer-store";
 import { slotEntry, writeSlot } from "../../provider/boot/slot";
-import { readSyslinuxConfig, writeSyslinuxConfig } from "../../provider/boot/syslinux-config";
+import { readSyslinuxConfig, writeSyslinuxConfig } from "../../provider/boot/schemes/syslinux/config";
 import { withTarget, type BootTarget } from "../../provider/boot/target";
 import { sha256File } from "../../provider/file-hash";
 import { compressor } from "../../provider/image/compress";

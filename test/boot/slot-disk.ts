@@ -2,7 +2,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { createDisk } from "../../provider/boot/disk-create";
 import { slotEntry, writeSlot } from "../../provider/boot/slot";
-import { writeSyslinuxConfig } from "../../provider/boot/syslinux-config";
+import { schemeOf } from "../../provider/boot/schemes/registry";
 import { openTarget } from "../../provider/boot/target";
 import { debianKernel } from "../fixtures/debian-kernel";
 import { makeBusyboxInitramfs } from "../fixtures/busybox-initramfs";
@@ -11,8 +11,8 @@ import { makeBusyboxInitramfs } from "../fixtures/busybox-initramfs";
 export const TEST_APPEND = "rdinit=/sbin/init console=ttyS0 no_timer_check panic=5 quiet";
 
 /**
- * A bootable MBR disk image made through ramroot's own API (disk create, slot write, syslinux
- * config): one slot per entry of `inits`, each with the Debian kernel and a busybox initramfs
+ * A bootable MBR disk image made through ramroot's own API (disk create, slot write, the boot
+ * config of its scheme: syslinux's, or systemd-boot's on an EFI system partition): one slot per entry of `inits`, each with the Debian kernel and a busybox initramfs
  * running that init script, DEFAULT `defaultLabel`.
  */
 export async function makeSlotDisk(
@@ -21,10 +21,11 @@ export async function makeSlotDisk(
   inits: Record<string, string>,
   defaultLabel: string,
   sizeMiB = 48,
+  scheme: "syslinux" | "uefi" = "syslinux",
 ): Promise<string> {
   const kernel = debianKernel();
   const output = path.join(dir, name);
-  await createDisk({ output, sizeMiB, layout: "mbr", slots: Object.keys(inits) });
+  await createDisk({ output, sizeMiB, layout: "mbr", scheme, slots: Object.keys(inits) });
   const target = await openTarget({ kind: "image", path: output });
   try {
     for (const [slot, init] of Object.entries(inits)) {
@@ -36,7 +37,9 @@ export async function makeSlotDisk(
       });
       fs.rmSync(initramfs);
     }
-    await writeSyslinuxConfig(target, {
+    await (
+      await schemeOf(target)
+    ).writeConfig(target, {
       defaultLabel,
       timeout: 0,
       entries: Object.keys(inits).map((slot) =>

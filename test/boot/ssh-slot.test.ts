@@ -3,7 +3,7 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { createHash } from "node:crypto";
 import { readSlot, runningSlotOf, slotEntry, writeSlot } from "../../provider/boot/slot";
-import { writeSyslinuxConfig } from "../../provider/boot/syslinux-config";
+import { writeSyslinuxConfig } from "../../provider/boot/schemes/syslinux/config";
 import { SshTarget } from "../../provider/boot/ssh-target";
 import { openTarget, type TargetSpec } from "../../provider/boot/target";
 import { writeSlotChecked } from "../../provider/deploy/slot-guard";

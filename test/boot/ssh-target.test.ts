@@ -3,7 +3,7 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { createHash } from "node:crypto";
 import { openTarget, type TargetSpec } from "../../provider/boot/target";
-import { findSyslinuxConfigPath } from "../../provider/boot/syslinux-config";
+import { findSyslinuxConfigPath } from "../../provider/boot/schemes/syslinux/config";
 import { sshTarget, startSshd, type TestSshd } from "./sshd";
 
 jest.setTimeout(120_000);
@@ -91,4 +91,24 @@ test("an unknown or changed host key is refused", async () => {
   const empty = path.join(sshd.dir, "known_hosts_empty");
   fs.writeFileSync(empty, "");
   await expect(openTarget({ ...spec, knownHostsFile: empty })).rejects.toThrow(/Host key verification failed/);
+});
+
+test("overwriteInPlace writes bytes at an offset of a file over the session's shell and reads them back; a file too short is refused", async () => {
+  const target = await openTarget(spec);
+  try {
+    // Bytes of every value, as an ADV block holds them: the shell's framing must carry them all.
+    const original = Buffer.alloc(4096, 0xaa);
+    fs.writeFileSync(path.join(root, "ldlinux.sys"), original);
+    const block = Buffer.from(Array.from({ length: 1024 }, (_, i) => (i * 7) % 256));
+    await target.overwriteInPlace("ldlinux.sys", 2048, block);
+    const after = fs.readFileSync(path.join(root, "ldlinux.sys"));
+    expect(after.length).toBe(original.length);
+    expect(after.subarray(2048, 3072).equals(block)).toBe(true);
+    expect(after.subarray(0, 2048).equals(original.subarray(0, 2048))).toBe(true);
+    expect(after.subarray(3072).equals(original.subarray(3072))).toBe(true);
+    await expect(target.overwriteInPlace("ldlinux.sys", 4000, block)).rejects.toThrow(/shorter than the 5024 bytes/);
+    expect(fs.readFileSync(path.join(root, "ldlinux.sys")).equals(after)).toBe(true);
+  } finally {
+    await target.close();
+  }
 });

@@ -1,7 +1,7 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { SyslinuxConfig } from "../../components/resources";
-import { parseSyslinuxConfig } from "../../provider/boot/syslinux-config";
+import { parseSyslinuxConfig } from "../../provider/boot/schemes/syslinux/config";
 import { step } from "../fixtures/scenario-step";
 import { engineStack, type EngineStack } from "./pulumi-harness";
 import { bootPartitionDir } from "../fixtures/boot-partition-dir";

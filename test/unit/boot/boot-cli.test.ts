@@ -67,7 +67,7 @@ test("disk create, slot write, syslinux write/once/clear-once/set-default, throu
   await expect(ramroot("syslinux", "write", "--image", image, "--default", "a")).rejects.toThrow(
     /refusing to make "a" bootable: entry a: \/a\/vmlinuz does not exist/,
   );
-  expect(await ramroot("syslinux", "show", "--image", image)).toEqual({});
+  expect(await ramroot("syslinux", "show", "--image", image)).toEqual({ scheme: "syslinux" });
   await ramroot(
     "slot",
     "write",

@@ -12,7 +12,7 @@ import {
   updateImageAdv,
   withAdvEntry,
   ADV_TAG_BOOTONCE,
-} from "../../../provider/boot/adv";
+} from "../../../provider/boot/schemes/syslinux/adv";
 import { createDisk } from "../../../provider/boot/disk-create";
 import { readMbrPartitions } from "../../../provider/boot/mbr";
 import { openTarget } from "../../../provider/boot/target";

@@ -8,7 +8,7 @@ import {
   parseSyslinuxConfigSpec,
   writeSyslinuxConfig,
   type SyslinuxConfigSpec,
-} from "../../../provider/boot/syslinux-config";
+} from "../../../provider/boot/schemes/syslinux/config";
 import { openTarget, type BootTarget } from "../../../provider/boot/target";
 
 let dir: string;

@@ -9,7 +9,7 @@ import {
   renderSyslinuxConfig,
   writeSyslinuxConfig,
   type SyslinuxConfigSpec,
-} from "../../../provider/boot/syslinux-config";
+} from "../../../provider/boot/schemes/syslinux/config";
 import { openTarget } from "../../../provider/boot/target";
 
 const spec: SyslinuxConfigSpec = {

@@ -4,7 +4,7 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { LEASE_DIR } from "../../../provider/boot/lease";
 import { readSlot, slotEntry } from "../../../provider/boot/slot";
-import { renderSyslinuxConfig } from "../../../provider/boot/syslinux-config";
+import { renderSyslinuxConfig } from "../../../provider/boot/schemes/syslinux/config";
 import { withTarget } from "../../../provider/boot/target";
 import { imageIdOf } from "../../../provider/image/build";
 import { bootSlotHandler, type BootSlotInputs } from "../../../provider/resources/boot-slot-resource";

@@ -1,18 +1,13 @@
-import { advOfLdlinux, bootOnceOf } from "./adv";
-import type { BootTarget } from "./boot-target";
-import {
-  entryByLabel,
-  findLdlinuxDir,
-  readSyslinuxConfig,
-  writeSyslinuxConfig,
-  type SyslinuxConfigSpec,
-} from "./syslinux-config";
+import { ADV_SIZE, ADV_TAG_BOOTONCE, advOfLdlinux, bootOnceOf, renderAdv, withAdvEntry } from "./adv";
+import type { BootTarget } from "../../boot-target";
+import { entryByLabel, findLdlinuxDir, readSyslinuxConfig, type SyslinuxConfigSpec } from "./config";
 
 /**
  * One-time trial boots. "Boot X once" lives in syslinux's ADV at the end of ldlinux.sys;
  * ldlinux clears it on disk before it loads the kernel, so whatever happens next (a panic with
  * panic=N, a watchdog, a power cut) the following boot is DEFAULT again. Promote makes the
- * trial permanent by pointing DEFAULT at it.
+ * trial permanent by pointing DEFAULT at it. The ADV is written through the target's in-place
+ * write, whatever the target is.
  */
 
 /** The directory holding ldlinux.sys ("" for the partition's root); an error when syslinux is not installed. */
@@ -23,6 +18,26 @@ async function ldlinuxDir(target: BootTarget): Promise<string> {
   return dir;
 }
 
+function ldlinuxPath(dir: string): string {
+  return dir === "" ? "ldlinux.sys" : `${dir}/ldlinux.sys`;
+}
+
+/**
+ * Sets (or with undefined clears) the once-boot in the ADV of `dir`'s ldlinux.sys, as
+ * `extlinux --once` does: both ADV copies, the file's last two sectors, rewritten in place
+ * (the boot sector records where ldlinux.sys lies, so the file must not move).
+ */
+async function writeBootOnceIn(target: BootTarget, dir: string, label: string | undefined): Promise<void> {
+  const rel = ldlinuxPath(dir);
+  const bytes = await target.readFile(rel);
+  if (bytes === undefined) throw new Error(`${target.describe()}: ${rel} disappeared`);
+  const { entries } = advOfLdlinux(bytes);
+  const adv = renderAdv(
+    withAdvEntry(entries, ADV_TAG_BOOTONCE, label === undefined ? undefined : Buffer.from(label, "latin1")),
+  );
+  await target.overwriteInPlace(rel, bytes.length - 2 * ADV_SIZE, adv);
+}
+
 /** The label set to boot once, or undefined when the ADV holds none. */
 export async function readBootOnce(target: BootTarget): Promise<string | undefined> {
   const dir = await ldlinuxDir(target);
@@ -31,7 +46,7 @@ export async function readBootOnce(target: BootTarget): Promise<string | undefin
 
 /** The once-boot in the ADV of `dir`'s ldlinux.sys (dir "" is the partition's root). */
 async function readBootOnceIn(target: BootTarget, dir: string): Promise<string | undefined> {
-  const bytes = await target.readFile(dir === "" ? "ldlinux.sys" : `${dir}/ldlinux.sys`);
+  const bytes = await target.readFile(ldlinuxPath(dir));
   if (bytes === undefined) return undefined;
   return bootOnceOf(advOfLdlinux(bytes).entries);
 }
@@ -51,7 +66,7 @@ export async function setBootOnce(target: BootTarget, label: string): Promise<vo
     );
   }
   const dir = await ldlinuxDir(target);
-  await target.writeBootOnce(entry.label, dir);
+  await writeBootOnceIn(target, dir, entry.label);
   const now = await readBootOnce(target);
   if (now !== entry.label)
     throw new Error(
@@ -83,20 +98,8 @@ export async function clearBootOnce(target: BootTarget): Promise<void> {
 
 /** Clears the ADV's once-boot in `dir`'s ldlinux.sys and reads it back. */
 async function clearBootOnceIn(target: BootTarget, dir: string): Promise<void> {
-  await target.writeBootOnce(undefined, dir);
+  await writeBootOnceIn(target, dir, undefined);
   const now = await readBootOnceIn(target, dir);
   if (now !== undefined)
     throw new Error(`${target.describe()}: boot-once still reads ${JSON.stringify(now)} after clearing it`);
-}
-
-/** Makes `label` the DEFAULT (after a good trial boot). Resolves to the config written. */
-export async function promote(target: BootTarget, label: string): Promise<{ path: string; sha256: string }> {
-  const config = await readSyslinuxConfig(target);
-  if (!config) throw new Error(`${target.describe()}: no syslinux config to promote ${JSON.stringify(label)} in`);
-  const entry = entryByLabel(config.spec, label);
-  if (!entry)
-    throw new Error(
-      `label: got ${JSON.stringify(label)}; expected one of the labels in ${config.path}: ${config.spec.entries.map((e) => e.label).join(", ")}`,
-    );
-  return writeSyslinuxConfig(target, { ...config.spec, defaultLabel: entry.label });
 }

@@ -1,6 +1,6 @@
 import * as fs from "node:fs";
-import { findFatFile, imageOffsetOf, readFatVolume } from "./fat";
-import { fatOffsetOf } from "./mbr";
+import { findFatFile, imageOffsetOf, readFatVolume } from "../../fat";
+import { fatOffsetOf } from "../../mbr";
 
 /**
  * syslinux's Auxiliary Data Vector: the last two 512-byte sectors of ldlinux.sys, two identical

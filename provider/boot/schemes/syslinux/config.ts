@@ -1,9 +1,8 @@
 import { z } from "zod";
-import { sha256Hex } from "../file-hash";
-import { parseInput } from "../input-error";
-import { entryAppendSchema } from "../machine/kernel-append";
-import { listDirectories, type BootTarget } from "./boot-target";
-import { TargetError } from "../ramroot-error";
+import { sha256Hex } from "../../../file-hash";
+import { parseInput } from "../../../input-error";
+import { entryAppendSchema } from "../../../machine/kernel-append";
+import { listDirectories, type BootTarget } from "../../boot-target";
 
 /** One boot entry: `LABEL label`, `LINUX kernel`, `INITRD a,b`, `APPEND ...`. */
 export interface SyslinuxEntry {
@@ -279,8 +278,8 @@ export async function findSyslinuxConfigPath(target: BootTarget): Promise<string
 }
 
 /**
- * Why a mounted-directory or ssh target's directory is not a boot partition, or undefined when
- * it is one: syslinux is installed there (ldlinux.sys) or a config is (syslinux.cfg,
+ * Why a mounted-directory or ssh target's directory is not a syslinux boot partition, or undefined
+ * when it is one: syslinux is installed there (ldlinux.sys) or a config is (syslinux.cfg,
  * extlinux.conf), where syslinux looks. A path that holds neither is most likely not where the
  * partition is mounted (a typo, or the machine's RAM root): writing slots there would boot
  * nothing. A disk image's FAT is read from its own boot sector and needs no such check.
@@ -299,15 +298,6 @@ export async function bootPartitionProblem(target: BootTarget): Promise<string |
     `target.path: ${target.describe()} holds neither ldlinux.sys nor syslinux.cfg (nor extlinux.conf; looked in ${LDLINUX_DIRS.map((d) => `/${d}`).join(", ")}); found there: ${found}; ` +
     "expected the directory the boot partition is mounted on, with syslinux installed (`ramroot disk create`, or `extlinux --install <dir>`)"
   );
-}
-
-/** A target whose directory is not a boot partition (bootPartitionProblem, which says what to do). */
-export class NotBootPartitionError extends TargetError {}
-
-/** Throws `bootPartitionProblem`'s reason, if there is one. */
-export async function assertBootPartition(target: BootTarget): Promise<void> {
-  const problem = await bootPartitionProblem(target);
-  if (problem !== undefined) throw new NotBootPartitionError(problem);
 }
 
 /** More than any config syslinux is given (a few KiB); a larger file is refused unread. */
