@@ -263,10 +263,12 @@ test("refusals: a mounted partition, swap, a device too small, and this machine'
     expect(rootDevice).toMatch(/^\/dev\//);
     const disk = `/dev/${execFileSync("lsblk", ["-n", "-d", "-o", "PKNAME", rootDevice], { encoding: "utf8" }).trim() || path.basename(rootDevice)}`;
     const refusal = ramroot("disk", "create", "--yes", disk);
-    await expect(refusal).rejects.toThrow(new RegExp(`refusing to write ${disk}: .*holds / of this system`));
+    await expect(refusal).rejects.toThrow(
+      new RegExp(`refusing to write ${disk}: .*holds /( and /boot)? of this system`),
+    );
     await expect(refusal).rejects.toThrow(/is mounted at \//);
     await expect(ramroot("slot", "show", "--image", disk, "--slot", "a")).rejects.toThrow(
-      new RegExp(`boot target path: ${disk}: .* is in use \\(.*holds / of this system`),
+      new RegExp(`boot target path: ${disk}: .* is in use \\(.*holds /( and /boot)? of this system`),
     );
   });
 });

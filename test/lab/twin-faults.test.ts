@@ -194,7 +194,7 @@ test("QEMU killed during the slot copy over ssh boots a again and the next up su
     mark("rollback");
     expect(rollback.exitCode).toBe(0);
     expect(rollback.stderr).toMatch(
-      new RegExp(`rolling back to update 2: image ${one.slice(0, 12)}, already in slot b: switching only`),
+      new RegExp(`rolling back machine to update 2: image ${one.slice(0, 12)}, already in slot b: switching only`),
     );
     expect(await defaultSlot()).toBe("b");
     expect({ a: await manifestOf("a"), b: await manifestOf("b") }).toEqual(slotsBefore);

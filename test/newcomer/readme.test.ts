@@ -155,7 +155,7 @@ test("the README's commands on a fresh clone do what the README says", async () 
 
   // "npx ramroot rollback --stack demo goes back to slot a without rebuilding or copying anything"
   const back = await ok("source .ramroot/env.sh && npx ramroot rollback --stack demo");
-  expect(back).toMatch(/rolling back to update \d+: image [0-9a-f]{12}, already in slot a: switching only/);
+  expect(back).toMatch(/rolling back machine to update \d+: image [0-9a-f]{12}, already in slot a: switching only/);
   // status reads which update wrote each slot from the slot itself: the rollback (update 4)
   // switched DEFAULT back to a, which update 1 wrote (it went back to update 2, the newest
   // earlier update that left another image running: the no-change one, still running a)
