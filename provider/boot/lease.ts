@@ -52,21 +52,27 @@ export interface LeaseOptions {
 
 /** Says who holds the lease: `holder`, until when. */
 export class LeaseHeldError extends ConflictError {
+  // One super call with the message made first: parameter properties are assigned right after
+  // super, and a super call in each branch of an if runs them before it (a runtime error).
   constructor(
     readonly target: string,
     readonly holder: LeaseRecord | undefined,
   ) {
-    if (holder)
-      super(
+    super(...leaseHeldMessage(target, holder));
+  }
+}
+
+/** The problem and the fix of a held lease. */
+function leaseHeldMessage(target: string, holder: LeaseRecord | undefined): [string, string] {
+  return holder
+    ? [
         `${target} is leased by ${describeHolder(holder)} until ${holder.expires}: another deploy is writing this boot target`,
         "wait for it to finish (or set RAMROOT_LEASE_WAIT=<seconds> to wait); a lease whose process is gone from its host is taken over, any other after it expires",
-      );
-    else
-      super(
+      ]
+    : [
         `${target} has a lease directory (${LEASE_DIR}) without a holder record: a writer is taking it right now, or one died while taking it`,
         `if no deploy is running, remove ${LEASE_DIR} from the partition`,
-      );
-  }
+      ];
 }
 
 /** "ramroot slot write (user root, pid 1234 on host build1, since 2026-...)" */
