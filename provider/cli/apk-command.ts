@@ -86,7 +86,10 @@ export function registerApkCommands(program: Command): void {
       "-t, --test",
       'print <, = or > for A compared with B (pairs "A B" per line on standard input when no arguments)',
     )
-    .option("-c, --check", "print the invalid versions among the arguments (or standard input lines); exit 1 if any")
+    .option(
+      "-c, --check",
+      "print the invalid versions among the arguments (or standard input lines); exit with how many (at most 99), as apk does",
+    )
     .argument("[versions...]")
     .action(async (versions: string[], o: { test?: boolean; check?: boolean }) => {
       if (o.test === o.check) return fail("apk version: give exactly one of -t (test) or -c (check)");
@@ -110,7 +113,8 @@ export function registerApkCommands(program: Command): void {
       const candidates = versions.length > 0 ? versions : await readStdinLines();
       const invalid = candidates.filter((v) => !isValidVersion(v));
       process.stdout.write(invalid.map((v) => v + "\n").join(""));
-      if (invalid.length > 0) process.exitCode = 1;
+      // apk 2.14.4 exits with the number of invalid versions, at most 99 (its exit codes stop there).
+      if (invalid.length > 0) process.exitCode = Math.min(invalid.length, 99);
     });
 
   apk

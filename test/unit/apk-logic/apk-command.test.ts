@@ -33,7 +33,7 @@ describe("ramroot apk version", () => {
     const r = await run(["apk", "version", "-t"], "1.0 1.1\n2.0-r1 2.0\n1.2 1.2\n");
     expect(r).toEqual({ stdout: "<\n>\n=\n", stderr: "", code: 0 });
   });
-  test("-c prints the invalid versions and exits 1 when there are any", async () => {
+  test("-c prints the invalid versions and exits with how many, at most 99, as apk 2.14.4 does", async () => {
     // as the real apk 2.14.4: "1.x" is valid (a number, an empty number, a letter), "bad" is not
     expect(await run(["apk", "version", "-c", "1.0", "1.x", "2-r1", "bad"])).toEqual({
       stdout: "bad\n",
@@ -42,6 +42,10 @@ describe("ramroot apk version", () => {
     });
     expect(await run(["apk", "version", "-c", "1.0"])).toEqual({ stdout: "", stderr: "", code: 0 });
     expect(await run(["apk", "version", "-c"], "1.0\n1.0bc\n")).toEqual({ stdout: "1.0bc\n", stderr: "", code: 1 });
+    // `apk version -c 1.2_foo0 1.2_foo1` exits 2; a hundred invalid ones exit 99 (checked against the real apk)
+    expect((await run(["apk", "version", "-c", "1.2_foo0", "1.0", "1.2_foo1"])).code).toBe(2);
+    const hundred = Array.from({ length: 100 }, (_, i) => `1.2_foo${i}`);
+    expect((await run(["apk", "version", "-c", ...hundred])).code).toBe(99);
   });
 });
 
