@@ -5,6 +5,7 @@
  */
 import type { BootTarget } from "./target";
 import { shellQuote } from "./shell-quote";
+import { bootedSlotOf } from "./booted-slot";
 import { HEALTH_PATH, HEALTH_REPORT_MAX_BYTES, parseHealthReport, type HealthReport } from "../machine/health-report";
 import { IMAGE_ID_PATH } from "../machine/image-id";
 import { GUARD_PATH } from "../machine/scripts";
@@ -15,7 +16,7 @@ export interface Observation {
   health: HealthReport | undefined;
   /** the image has the health guard (so it will report; until then it is not healthy yet) */
   guarded: boolean;
-  /** the slot the running kernel came from (BOOT_IMAGE) */
+  /** the slot the running kernel came from (BOOT_IMAGE under syslinux, initrd= under systemd-boot) */
   slot: string | undefined;
   /** seconds since the machine booted */
   uptimeSeconds: number | undefined;
@@ -46,14 +47,13 @@ export async function observeMachine(
   const r = await target.machine.run(OBSERVE_SCRIPT(probePath));
   const [bootId, imageId, health, cmdline, guarded, uptime] = r.stdout.toString("utf8").split("---\n");
   if (!bootId?.trim()) return undefined;
-  const bootImage = /(?:^|\s)BOOT_IMAGE=\/?([^/\s]+)\//.exec(cmdline ?? "")?.[1];
   const seconds = /^(\d+)(?:\.\d+)?\s/.exec(uptime ?? "")?.[1];
   return {
     bootId: bootId.trim(),
     imageId: imageId?.trim() || undefined,
     health: parseHealthReport(health ?? ""),
     guarded: guarded?.trim() === "guarded",
-    slot: bootImage?.toLowerCase(),
+    slot: bootedSlotOf(cmdline ?? ""),
     uptimeSeconds: seconds === undefined ? undefined : Number(seconds),
   };
 }

@@ -1,4 +1,5 @@
 import * as fs from "node:fs";
+import { bootedSlotOf } from "./booted-slot";
 import * as path from "node:path";
 import { z } from "zod";
 import { isTempName } from "../atomic-file";
@@ -126,12 +127,11 @@ export function defaultSlotOf(config: { path: string; spec: SyslinuxConfigSpec }
   return slotOfLabel(config, config.spec.defaultLabel);
 }
 
-/** The slot the machine running from the target boots, from BOOT_IMAGE in its kernel command line (ssh targets). */
+/** The slot the machine running from the target booted, from its kernel command line (ssh targets; booted-slot.ts). */
 export async function runningSlotOf(target: BootTarget): Promise<string | undefined> {
   const cmdline = await target.runningCmdline();
   if (cmdline === undefined) return undefined;
-  const match = /(?:^|\s)BOOT_IMAGE=(\S+)/.exec(cmdline);
-  return match?.[1] === undefined ? undefined : slotOfBootPath(match[1], "syslinux.cfg");
+  return bootedSlotOf(cmdline);
 }
 
 /** The path on the target (from the partition root) of a path in a boot entry. */

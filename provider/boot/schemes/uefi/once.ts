@@ -16,9 +16,21 @@ const ONESHOT = `${EFIVARS}/LoaderEntryOneShot-4a67b082-0a4c-41cf-b6c7-440b29bb8
 /** EFI_VARIABLE_NON_VOLATILE | BOOTSERVICE_ACCESS | RUNTIME_ACCESS, as efivarfs wants the first 4 bytes. */
 const ATTRIBUTES = Buffer.from([0x07, 0x00, 0x00, 0x00]);
 const NO_EFI = 3;
+const NO_CHATTR = 4;
 
-/** efivarfs mounted (the image may not mount it), or exit NO_EFI when the machine did not boot through UEFI. */
-const MOUNT = `[ -d /sys/firmware/efi ] || exit ${NO_EFI}; grep -q " ${EFIVARS} efivarfs " /proc/mounts || mount -t efivarfs efivarfs ${EFIVARS}`;
+/**
+ * efivarfs mounted (the image may not mount it; Debian and Alpine build it as a module), or exit
+ * NO_EFI when the machine did not boot through UEFI.
+ */
+const MOUNT = `[ -d /sys/firmware/efi ] || exit ${NO_EFI}; grep -q " ${EFIVARS} efivarfs " /proc/mounts || { modprobe -q efivarfs 2>/dev/null; mount -t efivarfs efivarfs ${EFIVARS}; }`;
+
+/**
+ * Removes the variable when it is set. efivarfs marks every variable outside the kernel's short
+ * list of known ones immutable (fs/efivarfs/inode.c), this one included, even one it just
+ * created: it is unlinked only after `chattr -i` (busybox's applet, or e2fsprogs'), as systemd's
+ * own efi_set_variable does. A new one is created and written in one go, which needs no chattr.
+ */
+const REMOVE = `[ ! -e ${ONESHOT} ] || { command -v chattr >/dev/null || exit ${NO_CHATTR}; chattr -i ${ONESHOT} && rm -f ${ONESHOT}; }`;
 
 function shellOf(target: BootTarget, what: string): MachineShell {
   if (!target.machine)
@@ -32,6 +44,10 @@ async function run(shell: MachineShell, target: BootTarget, script: string, inpu
   const result = await shell.run(`${MOUNT}\n${script}`, input);
   if (result.exitCode === NO_EFI)
     throw new Error(`${target.describe()}: the machine did not boot through UEFI (no /sys/firmware/efi)`);
+  if (result.exitCode === NO_CHATTR)
+    throw new Error(
+      `${target.describe()}: LoaderEntryOneShot is set and the machine has no chattr to clear efivarfs' immutable flag on it: add busybox's chattr applet or e2fsprogs-extra to the image's packages`,
+    );
   if (result.exitCode !== 0)
     throw new Error(
       `${target.describe()}: LoaderEntryOneShot on the machine failed (exit ${result.exitCode}): ${result.stderr.trim()}`,
@@ -57,8 +73,8 @@ async function writeOneShot(target: BootTarget, label: string | undefined): Prom
       : Buffer.concat([ATTRIBUTES, Buffer.from(`${label.toLowerCase()}.conf\0`, "utf16le")]);
   const script =
     data === undefined
-      ? `rm -f ${ONESHOT}`
-      : `t=$(mktemp) && cat > "$t" && rm -f ${ONESHOT} && dd if="$t" of=${ONESHOT} bs=${data.length} count=1 2>/dev/null; s=$?; rm -f "$t"; exit $s`;
+      ? REMOVE
+      : `t=$(mktemp) && cat > "$t" && ${REMOVE} && dd if="$t" of=${ONESHOT} bs=${data.length} count=1 2>/dev/null; s=$?; rm -f "$t"; exit $s`;
   await run(shell, target, script, data);
   const now = await readOneShot(target);
   if (now !== label?.toLowerCase())
