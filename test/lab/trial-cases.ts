@@ -5,6 +5,8 @@ import { execa } from "execa";
 import { freePort, stopTwin, waitForConsole } from "../../provider/qemu/twin";
 import { ramrootArgv } from "../fixtures/debian-repo";
 import { buildNasRepo, type NasRepo } from "../fixtures/nas-repo";
+import { buildArm64Repo } from "../fixtures/arm64-repo";
+import { archInfo, type Arch } from "../../provider/arch";
 import {
   buildImage,
   consoleHostKeys,
@@ -23,6 +25,10 @@ import {
 } from "../fixtures/twin-machine";
 import { machineStack, type EngineStack } from "../engine/pulumi-harness";
 
+/** The cases of a trial, by how it ends. */
+export type TrialCase = "good" | "panic" | "unhealthy" | "hung";
+const TRIAL_CASES: readonly TrialCase[] = ["good", "panic", "unhealthy", "hung"];
+
 /**
  * The trial that cannot lose the box, on the machine twin (QEMU without KVM, ssh on a forwarded
  * port of 127.0.0.1, a data disk, an i6300esb watchdog) with the real pulumi CLI and the stack's
@@ -34,8 +40,15 @@ import { machineStack, type EngineStack } from "../engine/pulumi-harness";
  * needs only a running, healthy machine, so they pass in any order. On a failure the machine's
  * serial log is kept and named.
  */
-export function trialCases(scheme: TwinScheme): void {
+export function trialCases(scheme: TwinScheme, opts: { arch?: Arch; cases?: readonly TrialCase[] } = {}): void {
   jest.setTimeout(3_600_000);
+  const arch = opts.arch ?? "x86_64";
+  const cases = new Set(opts.cases ?? TRIAL_CASES);
+  /** A test of a case this run takes (the others are not registered). */
+  const trialCase = (name: TrialCase, title: string, body: () => Promise<void>) => {
+    if (cases.has(name)) test(title, body);
+  };
+  const serialConsole = archInfo(arch).qemu.console;
 
   /**
    * Seconds after the kernel starts within which the checks must pass: a TCG boot is healthy in
@@ -46,7 +59,7 @@ export function trialCases(scheme: TwinScheme): void {
   const SHORT_HEALTH_TIMEOUT = 90;
 
   let work: string;
-  let repo: NasRepo;
+  let repo: Pick<NasRepo, "repository" | "keysDir" | "nasPackages">;
   let env: EngineStack;
   let overlay: string;
   let port: number;
@@ -67,7 +80,8 @@ export function trialCases(scheme: TwinScheme): void {
   function imageConfig(extra: Record<string, unknown> = {}): Record<string, unknown> {
     return {
       ...nasImageConfig(repo, overlay),
-      cmdline: "console=ttyS0 no_timer_check",
+      ...(arch === "x86_64" ? {} : { arch }),
+      cmdline: `console=${serialConsole} no_timer_check`,
       health: {
         checks: [
           { name: "sshd", command: "netstat -ltn | grep -q ':22 ' || { echo 'nothing listens on port 22'; exit 1; }" },
@@ -133,8 +147,11 @@ export function trialCases(scheme: TwinScheme): void {
   }
 
   beforeAll(async () => {
-    work = fs.mkdtempSync(path.join(os.tmpdir(), `ramroot-twin-trial-${scheme}-`));
-    repo = await buildNasRepo(path.join(work, "repo"));
+    work = fs.mkdtempSync(path.join(os.tmpdir(), `ramroot-twin-trial-${scheme}-${arch}-`));
+    repo =
+      arch === "x86_64"
+        ? await buildNasRepo(path.join(work, "repo"))
+        : await buildArm64Repo(path.join(work, "repo"), { machine: true });
     env = await machineStack("trial");
     process.env.RAMROOT_IMAGE_CACHE = path.join(env.dir, "images");
     overlay = path.join(work, "nas", "root");
@@ -150,16 +167,19 @@ export function trialCases(scheme: TwinScheme): void {
       process.env.RAMROOT_IMAGE_CACHE,
     );
     const disk = path.join(work, "boot.img");
-    await makeBootDisk(disk, first, scheme);
+    await makeBootDisk(disk, first, scheme, arch);
     port = await freePort();
     serialLog = path.join(work, "serial.log");
     pidFile = path.join(work, "qemu.pid");
     sshArgs = machineSshArgs(port, userKey, knownHosts);
     const firmware = scheme === "uefi" ? ["--uefi", "--vars", path.join(work, "vars.fd")] : [];
+    // aarch64's `virt` has no i6300esb (docs/boot-schemes.md: what covers a hang there).
+    const watchdog = arch === "x86_64" ? ["--watchdog"] : [];
     await startMachine(
       { disk, data: path.join(work, "data.img"), sshPort: port, serialLog, pidFile },
-      "--watchdog",
+      ...watchdog,
       ...firmware,
+      ...(arch === "x86_64" ? [] : ["--arch", arch]),
     );
     await keepingSerialLog(async () => {
       // First contact: the host keys the machine printed on its console, and nothing else, are trusted.
@@ -260,172 +280,190 @@ export function trialCases(scheme: TwinScheme): void {
       });
     });
 
-  test("a good image: written to the idle slot over ssh, booted once, healthy, promoted; after a reboot it still runs, same host key; status tells the truth", async () => {
-    await keepingSerialLog(async () => {
-      const before = await defaultSlot();
-      const other = before === "a" ? "b" : "a";
-      release(`good ${Date.now()}`);
-      await configure(imageConfig());
-      const up = await env.stack.up();
-      expect(up.summary.result).toBe("succeeded");
-      expect(up.stdout).toMatch(/trial: image [0-9a-f]{12} answered healthy; promoting/);
-      const deployed = up.outputs.imageId!.value as string;
-      expect(up.outputs.activeSlot!.value).toBe(other);
-      await nextBoot(); // the trial boot
-
-      // Running the trial image, healthy, DEFAULT promoted; the trial entry is gone.
-      expect(await runningSlot()).toBe(other);
-      const health = await onMachine("cat /run/ramroot/health");
-      expect(health).toMatch(new RegExp(`^image ${deployed}\ntrial yes\nstatus healthy\n`));
-      expect(health).toMatch(/^check sshd ok$/m);
-      expect(await defaultSlot()).toBe(other);
-      expect(await bootConfig()).not.toMatch(/ramroot-trial|ramroot\.trial/);
-
-      // `ramroot status` reads the boot partition over ssh: DEFAULT the new slot, holding the image, by a trial.
-      const status = await ramrootOnStack("status", "--stack", "trial", "--cwd", env.dir);
-      expect(status).toMatch(new RegExp(`^DEFAULT  ${other} -> slot ${other}$`, "m"));
-      expect(status).toMatch(new RegExp(`^slot ${other}   image ${deployed.slice(0, 12)} .*\\[DEFAULT\\]$`, "m"));
-      expect(status).toMatch(new RegExp(`DEFAULT ${other} \\(slot ${other}, image ${deployed.slice(0, 12)}\\)  trial`));
-      expect(status).not.toMatch(/^ONCE/m);
-      // It also asks the machine: the slot and image it runs, and its guard's report. A trial that
-      // promoted leaves no failed-trial report behind.
-      expect(status).toMatch(
-        new RegExp(
-          `^machine  runs slot ${other}, image ${deployed.slice(0, 12)}, up \\d+ s; health healthy \\(.*sshd ok`,
-          "m",
-        ),
-      );
-      expect(status).not.toMatch(/^TRIAL/m);
-
-      // A further reboot (not a trial): DEFAULT, the same image, the same host key (strict checking).
-      await rebootMachine(sshArgs);
-      const console = await nextBoot();
-      expect(await runningSlot()).toBe(other);
-      expect((await onMachine("cat /run/ramroot/image-id")).trim()).toBe(deployed);
-      expect(await onMachine("test -e /run/ramroot/trial && echo trial || echo no-trial")).toBe("no-trial");
-      const keysNow = consoleHostKeys(console).slice(-2);
-      expect(keysNow).toEqual(hostKeys);
-      await waitHealthy(deployed);
-    });
-  });
-
-  test("an image that panics: the machine comes back on the old slot by itself, `up` fails naming the trial, DEFAULT unchanged", async () => {
-    await keepingSerialLog(async () => {
-      const before = await defaultSlot();
-      const running = (await onMachine("cat /run/ramroot/image-id")).trim();
-      const other = before === "a" ? "b" : "a";
-      // Its /sbin/init exits at once: the kernel panics, and panic=10 reboots it.
-      const init = path.join(overlay, "sbin", "init");
-      fs.mkdirSync(path.dirname(init), { recursive: true });
-      fs.writeFileSync(init, "#!/bin/sh\necho 'broken init: exiting'\nexit 1\n", { mode: 0o755 });
-      try {
-        release(`panics ${Date.now()}`);
+  trialCase(
+    "good",
+    "a good image: written to the idle slot over ssh, booted once, healthy, promoted; after a reboot it still runs, same host key; status tells the truth",
+    async () => {
+      await keepingSerialLog(async () => {
+        const before = await defaultSlot();
+        const other = before === "a" ? "b" : "a";
+        release(`good ${Date.now()}`);
         await configure(imageConfig());
-        const message = await failingUp("panic");
+        const up = await env.stack.up();
+        expect(up.summary.result).toBe("succeeded");
+        expect(up.stdout).toMatch(/trial: image [0-9a-f]{12} answered healthy; promoting/);
+        const deployed = up.outputs.imageId!.value as string;
+        expect(up.outputs.activeSlot!.value).toBe(other);
+        await nextBoot(); // the trial boot
+
+        // Running the trial image, healthy, DEFAULT promoted; the trial entry is gone.
+        expect(await runningSlot()).toBe(other);
+        const health = await onMachine("cat /run/ramroot/health");
+        expect(health).toMatch(new RegExp(`^image ${deployed}\ntrial yes\nstatus healthy\n`));
+        expect(health).toMatch(/^check sshd ok$/m);
+        expect(await defaultSlot()).toBe(other);
+        expect(await bootConfig()).not.toMatch(/ramroot-trial|ramroot\.trial/);
+
+        // `ramroot status` reads the boot partition over ssh: DEFAULT the new slot, holding the image, by a trial.
+        const status = await ramrootOnStack("status", "--stack", "trial", "--cwd", env.dir);
+        expect(status).toMatch(new RegExp(`^DEFAULT  ${other} -> slot ${other}$`, "m"));
+        expect(status).toMatch(new RegExp(`^slot ${other}   image ${deployed.slice(0, 12)} .*\\[DEFAULT\\]$`, "m"));
+        expect(status).toMatch(
+          new RegExp(`DEFAULT ${other} \\(slot ${other}, image ${deployed.slice(0, 12)}\\)  trial`),
+        );
+        expect(status).not.toMatch(/^ONCE/m);
+        // It also asks the machine: the slot and image it runs, and its guard's report. A trial that
+        // promoted leaves no failed-trial report behind.
+        expect(status).toMatch(
+          new RegExp(
+            `^machine  runs slot ${other}, image ${deployed.slice(0, 12)}, up \\d+ s; health healthy \\(.*sshd ok`,
+            "m",
+          ),
+        );
+        expect(status).not.toMatch(/^TRIAL/m);
+
+        // A further reboot (not a trial): DEFAULT, the same image, the same host key (strict checking).
+        await rebootMachine(sshArgs);
+        const console = await nextBoot();
+        expect(await runningSlot()).toBe(other);
+        expect((await onMachine("cat /run/ramroot/image-id")).trim()).toBe(deployed);
+        expect(await onMachine("test -e /run/ramroot/trial && echo trial || echo no-trial")).toBe("no-trial");
+        const keysNow = consoleHostKeys(console).slice(-2);
+        expect(keysNow).toEqual(hostKeys);
+        await waitHealthy(deployed);
+      });
+    },
+  );
+
+  trialCase(
+    "panic",
+    "an image that panics: the machine comes back on the old slot by itself, `up` fails naming the trial, DEFAULT unchanged",
+    async () => {
+      await keepingSerialLog(async () => {
+        const before = await defaultSlot();
+        const running = (await onMachine("cat /run/ramroot/image-id")).trim();
+        const other = before === "a" ? "b" : "a";
+        // Its /sbin/init exits at once: the kernel panics, and panic=10 reboots it.
+        const init = path.join(overlay, "sbin", "init");
+        fs.mkdirSync(path.dirname(init), { recursive: true });
+        fs.writeFileSync(init, "#!/bin/sh\necho 'broken init: exiting'\nexit 1\n", { mode: 0o755 });
+        try {
+          release(`panics ${Date.now()}`);
+          await configure(imageConfig());
+          const message = await failingUp("panic");
+          expect(message).toMatch(new RegExp(`trial of ${other} \\(slot ${other}, image [0-9a-f]{12}\\) failed`));
+          expect(message).toMatch(/never answered: the machine came back with image/);
+          expect(message).toContain(`the machine is back on slot ${before} (image ${running.slice(0, 12)})`);
+          expect(message).toContain(`DEFAULT stays ${before}`);
+        } finally {
+          fs.rmSync(path.join(overlay, "sbin"), { recursive: true, force: true });
+        }
+        const console = await nextBoot();
+        expect(console).toMatch(/broken init: exiting[\s\S]*Kernel panic[\s\S]*Attempted to kill init/);
+        expect(await runningSlot()).toBe(before);
+        expect((await onMachine("cat /run/ramroot/image-id")).trim()).toBe(running);
+        expect(await defaultSlot()).toBe(before);
+        expect(await bootConfig()).not.toMatch(/ramroot-trial/);
+      });
+    },
+  );
+
+  trialCase(
+    "unhealthy",
+    "an image whose health check fails (sshd disabled): its guard reboots it to the old slot within the configured time; `up` fails with the check's output; DEFAULT unchanged",
+    async () => {
+      await keepingSerialLog(async () => {
+        const before = await defaultSlot();
+        const running = (await onMachine("cat /run/ramroot/image-id")).trim();
+        const other = before === "a" ? "b" : "a";
+        release(`no sshd ${Date.now()}`);
+        const base = imageConfig();
+        await configure({
+          ...base,
+          services: { boot: ["hostname"] },
+          health: { ...(base.health as object), timeoutSeconds: SHORT_HEALTH_TIMEOUT },
+        });
+        const message = await failingUp("unhealthy");
         expect(message).toMatch(new RegExp(`trial of ${other} \\(slot ${other}, image [0-9a-f]{12}\\) failed`));
-        expect(message).toMatch(/never answered: the machine came back with image/);
+        expect(message).toMatch(/booted but was not healthy \(unhealthy at (\d+) s after boot\)/);
+        const at = Number(/unhealthy at (\d+) s after boot/.exec(message)![1]);
+        // The guard decides at its first round past the deadline (a round: each check, at most 30 s, then 5 s).
+        expect(at).toBeGreaterThanOrEqual(SHORT_HEALTH_TIMEOUT);
+        expect(at).toBeLessThan(SHORT_HEALTH_TIMEOUT + 90);
+        expect(message).toMatch(/check sshd failed \(exit 1\):\n\s+nothing listens on port 22/);
         expect(message).toContain(`the machine is back on slot ${before} (image ${running.slice(0, 12)})`);
         expect(message).toContain(`DEFAULT stays ${before}`);
-      } finally {
-        fs.rmSync(path.join(overlay, "sbin"), { recursive: true, force: true });
-      }
-      const console = await nextBoot();
-      expect(console).toMatch(/broken init: exiting[\s\S]*Kernel panic[\s\S]*Attempted to kill init/);
-      expect(await runningSlot()).toBe(before);
-      expect((await onMachine("cat /run/ramroot/image-id")).trim()).toBe(running);
-      expect(await defaultSlot()).toBe(before);
-      expect(await bootConfig()).not.toMatch(/ramroot-trial/);
-    });
-  });
-
-  test("an image whose health check fails (sshd disabled): its guard reboots it to the old slot within the configured time; `up` fails with the check's output; DEFAULT unchanged", async () => {
-    await keepingSerialLog(async () => {
-      const before = await defaultSlot();
-      const running = (await onMachine("cat /run/ramroot/image-id")).trim();
-      const other = before === "a" ? "b" : "a";
-      release(`no sshd ${Date.now()}`);
-      const base = imageConfig();
-      await configure({
-        ...base,
-        services: { boot: ["hostname"] },
-        health: { ...(base.health as object), timeoutSeconds: SHORT_HEALTH_TIMEOUT },
+        const console = await nextBoot();
+        expect(console).toMatch(
+          /ramroot-guard: trial of image [0-9a-f]+ not healthy within \d+ s of boot: rebooting to DEFAULT/,
+        );
+        expect(await runningSlot()).toBe(before);
+        expect((await onMachine("cat /run/ramroot/image-id")).trim()).toBe(running);
+        expect(await defaultSlot()).toBe(before);
+        // `ramroot status`: the machine runs the old slot, healthy; the failed trial's report, left on
+        // the boot partition by its guard, names the image and the check's output.
+        const tried = new RegExp(`trial of ${other} \\(slot ${other}, image ([0-9a-f]{12})\\)`).exec(message)![1]!;
+        await waitHealthy(running);
+        const status = await ramrootOnStack("status", "--stack", "trial", "--cwd", env.dir);
+        expect(status).toMatch(
+          new RegExp(`^machine  runs slot ${before}, image ${running.slice(0, 12)}, up \\d+ s; health healthy`, "m"),
+        );
+        expect(status).toMatch(
+          new RegExp(
+            `^TRIAL    image ${tried} failed its last trial: unhealthy at \\d+ s after boot \\(sshd failed \\(exit 1\\)`,
+            "m",
+          ),
+        );
+        expect(status).toMatch(/^ {9}check sshd failed \(exit 1\):\n {13}nothing listens on port 22/m);
       });
-      const message = await failingUp("unhealthy");
-      expect(message).toMatch(new RegExp(`trial of ${other} \\(slot ${other}, image [0-9a-f]{12}\\) failed`));
-      expect(message).toMatch(/booted but was not healthy \(unhealthy at (\d+) s after boot\)/);
-      const at = Number(/unhealthy at (\d+) s after boot/.exec(message)![1]);
-      // The guard decides at its first round past the deadline (a round: each check, at most 30 s, then 5 s).
-      expect(at).toBeGreaterThanOrEqual(SHORT_HEALTH_TIMEOUT);
-      expect(at).toBeLessThan(SHORT_HEALTH_TIMEOUT + 90);
-      expect(message).toMatch(/check sshd failed \(exit 1\):\n\s+nothing listens on port 22/);
-      expect(message).toContain(`the machine is back on slot ${before} (image ${running.slice(0, 12)})`);
-      expect(message).toContain(`DEFAULT stays ${before}`);
-      const console = await nextBoot();
-      expect(console).toMatch(
-        /ramroot-guard: trial of image [0-9a-f]+ not healthy within \d+ s of boot: rebooting to DEFAULT/,
-      );
-      expect(await runningSlot()).toBe(before);
-      expect((await onMachine("cat /run/ramroot/image-id")).trim()).toBe(running);
-      expect(await defaultSlot()).toBe(before);
-      // `ramroot status`: the machine runs the old slot, healthy; the failed trial's report, left on
-      // the boot partition by its guard, names the image and the check's output.
-      const tried = new RegExp(`trial of ${other} \\(slot ${other}, image ([0-9a-f]{12})\\)`).exec(message)![1]!;
-      await waitHealthy(running);
-      const status = await ramrootOnStack("status", "--stack", "trial", "--cwd", env.dir);
-      expect(status).toMatch(
-        new RegExp(`^machine  runs slot ${before}, image ${running.slice(0, 12)}, up \\d+ s; health healthy`, "m"),
-      );
-      expect(status).toMatch(
-        new RegExp(
-          `^TRIAL    image ${tried} failed its last trial: unhealthy at \\d+ s after boot \\(sshd failed \\(exit 1\\)`,
-          "m",
-        ),
-      );
-      expect(status).toMatch(/^ {9}check sshd failed \(exit 1\):\n {13}nothing listens on port 22/m);
-    });
-  });
+    },
+  );
 
-  test("a trial image that stops feeding its watchdog (as a hung kernel does): QEMU's i6300esb resets it, it comes back on the old slot, `up` fails, DEFAULT unchanged", async () => {
-    await keepingSerialLog(async () => {
-      const before = await defaultSlot();
-      const running = (await onMachine("cat /run/ramroot/image-id")).trim();
-      const other = before === "a" ? "b" : "a";
-      const consoleBefore = fs.readFileSync(serialLog, "utf8").length;
-      release(`hangs ${Date.now()}`);
-      // The check freezes the guard's watchdog daemon; the guard's own deadline is far away, so
-      // only the watchdog (armed for 60 s, QEMU resets at its second stage) can end the trial.
-      await configure(
-        imageConfig({
-          health: {
-            checks: [
-              {
-                name: "hang",
-                command: "kill -STOP $(pidof watchdog); echo 'the watchdog daemon is frozen'; exit 1",
-              },
-            ],
-            timeoutSeconds: 1800,
-          },
-        }),
-      );
-      const message = await failingUp("hung");
-      expect(message).toMatch(new RegExp(`trial of ${other} \\(slot ${other}, image [0-9a-f]{12}\\) failed`));
-      expect(message).toMatch(
-        /booted but was not healthy \(checking at \d+ s after boot\), then stopped answering and came back on DEFAULT \(a hang its watchdog reset\):\s+check hang failed \(exit 1\):\s+the watchdog daemon is frozen/,
-      );
-      expect(message).toContain(`the machine is back on slot ${before} (image ${running.slice(0, 12)})`);
-      expect(message).toContain(`DEFAULT stays ${before}`);
-      const console = (await nextBoot()).slice(consoleBefore);
-      // The trial boot armed the watchdog, and nothing but the watchdog rebooted it.
-      const trialBoot = console.slice(
-        console.indexOf("Kernel command line:"),
-        console.lastIndexOf("Kernel command line:"),
-      );
-      expect(trialBoot).toMatch(/ramroot\.trial=1/);
-      expect(trialBoot).toMatch(/ramroot-guard: watchdog armed \(60 s\)/);
-      expect(trialBoot).not.toMatch(/Requesting system reboot|rebooting to DEFAULT|Kernel panic/);
-      expect(await runningSlot()).toBe(before);
-      expect((await onMachine("cat /run/ramroot/image-id")).trim()).toBe(running);
-      expect(await defaultSlot()).toBe(before);
-    });
-  });
+  trialCase(
+    "hung",
+    "a trial image that stops feeding its watchdog (as a hung kernel does): QEMU's i6300esb resets it, it comes back on the old slot, `up` fails, DEFAULT unchanged",
+    async () => {
+      await keepingSerialLog(async () => {
+        const before = await defaultSlot();
+        const running = (await onMachine("cat /run/ramroot/image-id")).trim();
+        const other = before === "a" ? "b" : "a";
+        const consoleBefore = fs.readFileSync(serialLog, "utf8").length;
+        release(`hangs ${Date.now()}`);
+        // The check freezes the guard's watchdog daemon; the guard's own deadline is far away, so
+        // only the watchdog (armed for 60 s, QEMU resets at its second stage) can end the trial.
+        await configure(
+          imageConfig({
+            health: {
+              checks: [
+                {
+                  name: "hang",
+                  command: "kill -STOP $(pidof watchdog); echo 'the watchdog daemon is frozen'; exit 1",
+                },
+              ],
+              timeoutSeconds: 1800,
+            },
+          }),
+        );
+        const message = await failingUp("hung");
+        expect(message).toMatch(new RegExp(`trial of ${other} \\(slot ${other}, image [0-9a-f]{12}\\) failed`));
+        expect(message).toMatch(
+          /booted but was not healthy \(checking at \d+ s after boot\), then stopped answering and came back on DEFAULT \(a hang its watchdog reset\):\s+check hang failed \(exit 1\):\s+the watchdog daemon is frozen/,
+        );
+        expect(message).toContain(`the machine is back on slot ${before} (image ${running.slice(0, 12)})`);
+        expect(message).toContain(`DEFAULT stays ${before}`);
+        const console = (await nextBoot()).slice(consoleBefore);
+        // The trial boot armed the watchdog, and nothing but the watchdog rebooted it.
+        const trialBoot = console.slice(
+          console.indexOf("Kernel command line:"),
+          console.lastIndexOf("Kernel command line:"),
+        );
+        expect(trialBoot).toMatch(/ramroot\.trial=1/);
+        expect(trialBoot).toMatch(/ramroot-guard: watchdog armed \(60 s\)/);
+        expect(trialBoot).not.toMatch(/Requesting system reboot|rebooting to DEFAULT|Kernel panic/);
+        expect(await runningSlot()).toBe(before);
+        expect((await onMachine("cat /run/ramroot/image-id")).trim()).toBe(running);
+        expect(await defaultSlot()).toBe(before);
+      });
+    },
+  );
 }
