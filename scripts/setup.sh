@@ -82,6 +82,13 @@ if [ "$(id -u)" -eq 0 ] && ! dpkg --print-foreign-architectures | grep -qx arm64
   dpkg --add-architecture arm64
   apt-get update -qq
 fi
+# systemd-boot for the EFI system partitions `ramroot disk create --scheme uefi` makes: the amd64
+# one, and the arm64 one for an aarch64 twin (Multi-Arch: same, so both install side by side).
+efi=/usr/lib/systemd/boot/efi
+if [ "$(id -u)" -eq 0 ] && { [ ! -f $efi/systemd-bootx64.efi ] || [ ! -f $efi/systemd-bootaa64.efi ]; }; then
+  say "installing Debian's systemd-boot-efi (amd64 and arm64)"
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends systemd-boot-efi systemd-boot-efi:arm64 >&2
+fi
 if ! apt-cache depends linux-image-amd64 2>/dev/null | grep -q Depends ||
   ! apt-cache depends linux-image-cloud-arm64:arm64 2>/dev/null | grep -q Depends; then
   [ "$(id -u)" -eq 0 ] && apt-get update -qq
