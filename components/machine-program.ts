@@ -3,6 +3,7 @@
  * run it as an inline program. Keys (all under the `ramroot:` namespace):
  *
  *   target     where the boot partition is: {kind: local|image|ssh, path, ...}
+ *   scheme     syslinux or uefi: the boot scheme the partition must hold (default: the one it holds)
  *   image      the image: release, repositories, keys, packages, overlay, services, ...
  *   strategy   switch (default) or trial
  *   trial      {probePath, timeoutSeconds, reboot} for the trial strategy
@@ -41,6 +42,7 @@ export async function machineProgram(): Promise<Record<string, pulumi.Output<unk
   const config = new pulumi.Config("ramroot");
   // Typed as the component takes them; the provider checks what they really are.
   const strategy = config.get("strategy") as AbSystemArgs["strategy"];
+  const scheme = config.get("scheme") as AbSystemArgs["scheme"];
   const trial = json<AbSystemArgs["trial"]>(config.get("trial"));
   const bootTest = json<AbSystemArgs["bootTest"]>(config.get("bootTest"));
   const wipeOnDelete = json<AbSystemArgs["wipeOnDelete"]>(config.get("wipeOnDelete"));
@@ -55,6 +57,7 @@ export async function machineProgram(): Promise<Record<string, pulumi.Output<unk
     // Missing or malformed, they go to the provider as they are: it names what is wrong.
     target: (sshKey ? pulumi.secret(target) : target) as AbSystemArgs["target"],
     image: json<AbSystemArgs["image"]>(config.get("image")) as AbSystemArgs["image"],
+    ...(scheme !== undefined ? { scheme } : {}),
     ...(strategy !== undefined ? { strategy } : {}),
     ...(trial !== undefined ? { trial } : {}),
     ...(bootTest !== undefined ? { bootTest } : {}),

@@ -24,6 +24,15 @@ const bootTestSchema = z.strictObject({
   append: userAppendSchema.default(""),
 });
 
+/** The boot scheme a deploy expects on the partition; absent: the partition's own (schemes/registry.ts). */
+export const schemeSchema = z
+  .enum(["syslinux", "uefi"], {
+    error: 'expected "syslinux" (BIOS) or "uefi" (systemd-boot on an EFI system partition)',
+  })
+  .describe(
+    "the boot scheme: syslinux (BIOS) or uefi (systemd-boot on an ESP); absent: the one found on the partition. A partition that holds the other is refused",
+  );
+
 export const strategySchema = z.enum(["switch", "trial"], { error: 'expected "switch" or "trial"' });
 
 /** How a trial runs: the one shape the AbSystem, SyslinuxConfig and the stack config take. */
@@ -59,6 +68,7 @@ const abSystemShape = {
   image: imageConfigSchema,
   target: targetSpecSchema,
   slots: z.tuple([slotName, slotName]).default(["a", "b"]),
+  scheme: schemeSchema.optional(),
   /** kernel command line after rdinit=/sbin/init, the image's cmdline, ramroot.image= and panic= */
   append: userAppendSchema.default(""),
   /** seconds before a panicking kernel reboots */

@@ -18,6 +18,8 @@ import { refuse } from "./component-refusal";
 import { checkGates } from "../deploy/gates";
 import { checkStackConfig, stackConfigFile } from "../deploy/stack-config";
 import { InputError } from "../ramroot-error";
+import { withTarget } from "../boot/target";
+import { assertSchemeOn } from "../boot/schemes/registry";
 import { AlpineImage, BootSlot, BootTest, SyslinuxConfig } from "../../components/resources";
 import { propertyOf } from "./alpine-image-resource";
 import { AB_SYSTEM_TOKEN } from "./tokens";
@@ -235,6 +237,7 @@ export class AbSystemComponent extends pulumi.ComponentResource {
       `${name}-syslinux`,
       {
         target,
+        ...(inputs.scheme !== undefined ? { scheme: inputs.scheme } : {}),
         defaultLabel: decision.active,
         timeout: inputs.timeout,
         ...(inputs.serial !== undefined ? { serial: inputs.serial } : {}),
@@ -282,7 +285,7 @@ export class AbSystemComponent extends pulumi.ComponentResource {
 }
 
 /** The AbSystem inputs a stack config key is for (pin and twin are read elsewhere). */
-const INPUT_KEYS = ["target", "image", "strategy", "trial", "bootTest", "append", "wipeOnDelete"];
+const INPUT_KEYS = ["target", "scheme", "image", "strategy", "trial", "bootTest", "append", "wipeOnDelete"];
 
 function unpassedKeys(config: ReadonlyMap<string, string>, raw: Record<string, unknown>): string[] {
   return INPUT_KEYS.filter((key) => config.has(`ramroot:${key}`) && raw[key] === undefined).map(
@@ -318,6 +321,9 @@ async function prepare(
     retryFailedTrial: process.env.RAMROOT_RETRY_TRIAL === "1",
     baseDir,
   });
+  // An explicit scheme the partition contradicts stops here, before anything is declared.
+  const scheme = inputs.scheme;
+  if (scheme !== undefined) await withTarget(inputs.target, (target) => assertSchemeOn(target, scheme));
   // A gate (boot test, trial) the last switch ran under goes only by an explicit value.
   const said = {
     ...(inputs.bootTest !== undefined ? { bootTest: inputs.bootTest !== false } : {}),
