@@ -10,6 +10,8 @@
  *   bootTest   {marker, timeoutSeconds}: boot the image in QEMU before it is written; false: no
  *              boot test (a boot test that was there goes only by this explicit value)
  *   append     extra kernel command line (kept a Pulumi secret)
+ *   secureBoot {privateKey, certificate}: sign each slot's UKI for UEFI Secure Boot (an ESP only;
+ *              set the key with `pulumi config set --secret --path ramroot:secureBoot.privateKey`)
  *   wipeOnDelete  true: a destroy removes the slots and syslinux.cfg (default: they stay)
  *   pins       {<machine>: {update, planId, imageId}}: written by `ramroot rollback`, removed
  *              by `ramroot release`; each AbSystem reads its own from the stack config (a
@@ -51,6 +53,10 @@ export async function machineProgram(): Promise<Record<string, pulumi.Output<unk
   // tell a secret config value from a plain one, so a set append is always kept secret).
   const target = json<AbSystemArgs["target"]>(config.get("target"));
   const append = config.get("append") !== undefined ? config.requireSecret("append") : undefined;
+  const secureBoot =
+    config.get("secureBoot") !== undefined
+      ? config.requireSecret("secureBoot").apply((t) => json<AbSystemArgs["secureBoot"]>(t))
+      : undefined;
   const sshKey = typeof target === "object" && target !== null && "privateKey" in target;
   // The name `ramroot status|rollback|release` use when none is given (STACK_MACHINE_NAME).
   const system = new AbSystem("machine", {
@@ -63,6 +69,7 @@ export async function machineProgram(): Promise<Record<string, pulumi.Output<unk
     ...(bootTest !== undefined ? { bootTest } : {}),
     ...(append !== undefined ? { append } : {}),
     ...(wipeOnDelete !== undefined ? { wipeOnDelete } : {}),
+    ...(secureBoot !== undefined ? { secureBoot: secureBoot as AbSystemArgs["secureBoot"] } : {}),
   });
   // A trial that failed leaves DEFAULT where it was, and the outputs say so (they read as before);
   // the update fails with what was seen, once those outputs are registered.

@@ -19,6 +19,7 @@ import {
   PIN_CONFIG_KEY,
   pinSchema,
   schemeSchema,
+  secureBootSchema,
   strategySchema,
   trialSchema,
 } from "./ab-system-inputs";
@@ -40,6 +41,7 @@ const stackConfigSchema = z.strictObject({
   bootTest: bootTestInputSchema,
   append: userAppendSchema.optional(),
   wipeOnDelete: z.boolean({ error: "expected true or false" }).optional(),
+  secureBoot: secureBootSchema.optional(),
   [PIN_CONFIG_KEY.slice(NAMESPACE.length)]: pinSchema.optional(),
   [PINS_CONFIG_KEY.slice(NAMESPACE.length)]: pinsSchema.optional(),
   twin: z.strictObject({ disk: z.string().min(1, "expected the twin's boot disk image file") }).optional(),
