@@ -143,7 +143,13 @@ export async function planDeployment(input: DeploymentInput): Promise<Deployment
     const held = state.slots[slot]!;
     const manifest = held.manifest!;
     let from: ImageFiles | undefined;
-    if (decision.repair.includes(slot)) {
+    if (decision.repair.includes(slot) && manifest.files.uki !== undefined)
+      // Its signed UKIs are made for the slot an update writes, with the key: a copy from the
+      // image cache would leave an entry Secure Boot refuses. Said, not done.
+      notes.push(
+        `slot ${slot}: its files no longer match its manifest, and it holds Secure Boot UKIs, which are made only for the slot an update writes: it is not rewritten from the image cache; deploy image ${short(manifest.imageId)} again to rewrite it`,
+      );
+    else if (decision.repair.includes(slot)) {
       const cached = await cachedImage({ planId: manifest.planId });
       if (cached && cached.imageId === manifest.imageId) from = filesOf(cached);
       else
