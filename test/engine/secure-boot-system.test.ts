@@ -1,7 +1,6 @@
 import * as crypto from "node:crypto";
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { execFileSync } from "node:child_process";
 import { createDisk } from "../../provider/boot/disk-create";
 import { openTarget, type TargetSpec } from "../../provider/boot/target";
 import { ukiCmdline } from "../../provider/image/uki-cmdline";
@@ -10,6 +9,7 @@ import { buildImageRepo, type ImageRepo } from "../fixtures/image-repo";
 import { step } from "../fixtures/scenario-step";
 import { machineStack, type EngineStack } from "./pulumi-harness";
 import { expectNoKey, exportAsUser, stateText } from "./ssh-stack";
+import { secureBootKeyPair } from "../fixtures/secure-boot-keys";
 
 // An AbSystem with `secureBoot` on an EFI system partition, through the real pulumi CLI and
 // provider plugin: each slot gets signed UKIs (the entry's command line baked in, and the trial's
@@ -30,17 +30,8 @@ let otherKeyPem: string;
 const sha256 = (file: string) => crypto.createHash("sha256").update(fs.readFileSync(file)).digest("hex");
 
 function keyPair(name: string): { key: string; cert: string } {
-  const key = path.join(env.dir, `${name}.key`);
-  const cert = path.join(env.dir, `${name}.crt`);
-  execFileSync(
-    "openssl",
-    ["req", "-new", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", cert, "-days", "3650"].concat([
-      "-subj",
-      `/CN=ramroot secure boot ${name}/`,
-    ]),
-    { stdio: "ignore" },
-  );
-  return { key: fs.readFileSync(key, "utf8"), cert: fs.readFileSync(cert, "utf8") };
+  const made = secureBootKeyPair(env.dir, name);
+  return { key: fs.readFileSync(made.key, "utf8"), cert: fs.readFileSync(made.cert, "utf8") };
 }
 
 async function configure(target: TargetSpec, privateKey: string): Promise<void> {

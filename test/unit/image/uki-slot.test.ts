@@ -17,6 +17,7 @@ import { readUkiSigner, signUki, ukiSignatureRefusal } from "../../../provider/i
 import { InputError } from "../../../provider/ramroot-error";
 import { debianDeb } from "../../fixtures/debian-deb";
 import { debianKernel } from "../../fixtures/debian-kernel";
+import { secureBootKeyPair } from "../../fixtures/secure-boot-keys";
 
 jest.setTimeout(300_000);
 
@@ -27,19 +28,7 @@ let imageUki: string;
 const sha256 = (f: string) => createHash("sha256").update(fs.readFileSync(f)).digest("hex");
 const read = (f: string) => fs.readFileSync(f, "utf8");
 
-function keyPair(name: string): { key: string; cert: string } {
-  const key = path.join(work, `${name}.key`);
-  const cert = path.join(work, `${name}.crt`);
-  execFileSync(
-    "openssl",
-    ["req", "-new", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", cert, "-days", "3650"].concat([
-      "-subj",
-      `/CN=ramroot test ${name}/`,
-    ]),
-    { stdio: "ignore" },
-  );
-  return { key, cert };
-}
+const keyPair = (name: string) => secureBootKeyPair(work, name);
 
 beforeAll(async () => {
   work = fs.mkdtempSync(path.join(os.tmpdir(), "ramroot-uki-slot-"));
