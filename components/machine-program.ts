@@ -3,12 +3,15 @@
  * run it as an inline program. Keys (all under the `ramroot:` namespace):
  *
  *   target     where the boot partition is: {kind: local|image|ssh, path, ...}
+ *   scheme     syslinux or uefi: the boot scheme the partition must hold (default: the one it holds)
  *   image      the image: release, repositories, keys, packages, overlay, services, ...
  *   strategy   switch (default) or trial
  *   trial      {probePath, timeoutSeconds, reboot} for the trial strategy
  *   bootTest   {marker, timeoutSeconds}: boot the image in QEMU before it is written; false: no
  *              boot test (a boot test that was there goes only by this explicit value)
  *   append     extra kernel command line (kept a Pulumi secret)
+ *   secureBoot {privateKey, certificate}: sign each slot's UKI for UEFI Secure Boot (an ESP only;
+ *              set the key with `pulumi config set --secret --path ramroot:secureBoot.privateKey`)
  *   wipeOnDelete  true: a destroy removes the slots and syslinux.cfg (default: they stay)
  *   pins       {<machine>: {update, planId, imageId}}: written by `ramroot rollback`, removed
  *              by `ramroot release`; each AbSystem reads its own from the stack config (a
@@ -41,6 +44,7 @@ export async function machineProgram(): Promise<Record<string, pulumi.Output<unk
   const config = new pulumi.Config("ramroot");
   // Typed as the component takes them; the provider checks what they really are.
   const strategy = config.get("strategy") as AbSystemArgs["strategy"];
+  const scheme = config.get("scheme") as AbSystemArgs["scheme"];
   const trial = json<AbSystemArgs["trial"]>(config.get("trial"));
   const bootTest = json<AbSystemArgs["bootTest"]>(config.get("bootTest"));
   const wipeOnDelete = json<AbSystemArgs["wipeOnDelete"]>(config.get("wipeOnDelete"));
@@ -49,17 +53,23 @@ export async function machineProgram(): Promise<Record<string, pulumi.Output<unk
   // tell a secret config value from a plain one, so a set append is always kept secret).
   const target = json<AbSystemArgs["target"]>(config.get("target"));
   const append = config.get("append") !== undefined ? config.requireSecret("append") : undefined;
+  const secureBoot =
+    config.get("secureBoot") !== undefined
+      ? config.requireSecret("secureBoot").apply((t) => json<AbSystemArgs["secureBoot"]>(t))
+      : undefined;
   const sshKey = typeof target === "object" && target !== null && "privateKey" in target;
   // The name `ramroot status|rollback|release` use when none is given (STACK_MACHINE_NAME).
   const system = new AbSystem("machine", {
     // Missing or malformed, they go to the provider as they are: it names what is wrong.
     target: (sshKey ? pulumi.secret(target) : target) as AbSystemArgs["target"],
     image: json<AbSystemArgs["image"]>(config.get("image")) as AbSystemArgs["image"],
+    ...(scheme !== undefined ? { scheme } : {}),
     ...(strategy !== undefined ? { strategy } : {}),
     ...(trial !== undefined ? { trial } : {}),
     ...(bootTest !== undefined ? { bootTest } : {}),
     ...(append !== undefined ? { append } : {}),
     ...(wipeOnDelete !== undefined ? { wipeOnDelete } : {}),
+    ...(secureBoot !== undefined ? { secureBoot: secureBoot as AbSystemArgs["secureBoot"] } : {}),
   });
   // A trial that failed leaves DEFAULT where it was, and the outputs say so (they read as before);
   // the update fails with what was seen, once those outputs are registered.

@@ -35,6 +35,8 @@ type TargetArg = pulumi.Input<Inputs<TargetSpec>>;
 export interface SyslinuxConfigArgs {
   /** a field (e.g. privateKey) may be a secret Output */
   target: TargetArg;
+  /** "syslinux" or "uefi": the boot scheme the partition must hold; absent: the one it holds */
+  scheme?: pulumi.Input<"syslinux" | "uefi">;
   defaultLabel: pulumi.Input<string>;
   /** deciseconds before DEFAULT boots; 0 = at once */
   timeout: pulumi.Input<number>;
@@ -58,6 +60,8 @@ export class SyslinuxConfig extends pulumi.CustomResource {
   declare public readonly sha256: pulumi.Output<string>;
   declare public readonly defaultLabel: pulumi.Output<string>;
   declare public readonly activeDefault: pulumi.Output<string>;
+  /** the boot scheme the config is written for: syslinux (syslinux.cfg) or uefi (loader.conf + entries) */
+  declare public readonly scheme: pulumi.Output<string>;
   /** set when the update's trial failed (DEFAULT stayed): what was seen */
   declare public readonly failedTrial: pulumi.Output<string | undefined>;
 
@@ -65,7 +69,14 @@ export class SyslinuxConfig extends pulumi.CustomResource {
     super(
       SYSLINUX_CONFIG_TOKEN,
       name,
-      { ...args, path: undefined, sha256: undefined, activeDefault: undefined, failedTrial: undefined },
+      {
+        scheme: undefined,
+        ...args,
+        path: undefined,
+        sha256: undefined,
+        activeDefault: undefined,
+        failedTrial: undefined,
+      },
       opts,
     );
   }

@@ -15,7 +15,14 @@ import { entryByLabel, type SyslinuxConfigSpec, type SyslinuxEntry } from "./sch
  * here: the A/B rule (provider/deploy/ab-decision.ts) decides, and provider/deploy/slot-guard.ts
  * checks it before every write.
  */
-export const SLOT_FILES = { kernel: "vmlinuz", initramfs: "initramfs", microcode: "microcode" } as const;
+export const SLOT_FILES = {
+  kernel: "vmlinuz",
+  initramfs: "initramfs",
+  microcode: "microcode",
+  // Secure Boot (provider/image/uki-slot.ts): the signed UKI the entry boots, and the trial's
+  uki: "ramroot.efi",
+  trialUki: "ramroot-trial.efi",
+} as const;
 export const SLOT_MANIFEST = "manifest.json";
 const STAGED = ".new";
 
@@ -26,6 +33,9 @@ export interface SlotFilesInput {
   kernel: string;
   initramfs: string;
   microcode?: string;
+  /** Secure Boot: the slot's signed UKIs (the entry's, the trial's) */
+  uki?: string;
+  trialUki?: string;
 }
 
 export interface SlotManifestInput {
@@ -73,6 +83,8 @@ const writeSchema = z.strictObject({
     kernel: z.string().min(1, "expected a local file path"),
     initramfs: z.string().min(1, "expected a local file path"),
     microcode: z.string().min(1).optional(),
+    uki: z.string().min(1).optional(),
+    trialUki: z.string().min(1).optional(),
   }),
   manifest: z.strictObject({
     imageId: z.string().min(1, "expected the image id"),
@@ -94,8 +106,17 @@ export interface WriteSlotOptions {
 /** The syslinux entry that boots a slot: absolute paths from the partition root. */
 export function slotEntry(
   slot: string,
-  opts: { microcode: boolean; append: string; menuLabel?: string; label?: string },
+  opts: { microcode: boolean; append: string; menuLabel?: string; label?: string; uki?: boolean },
 ): SyslinuxEntry {
+  if (opts.uki)
+    // Secure Boot: the signed UKI holds kernel, initrds and this command line (baked in).
+    return {
+      label: opts.label ?? slot,
+      ...(opts.menuLabel !== undefined ? { menuLabel: opts.menuLabel } : {}),
+      kernel: `/${slot}/${SLOT_FILES.uki}`,
+      initrd: [],
+      append: opts.append,
+    };
   return {
     label: opts.label ?? slot,
     ...(opts.menuLabel !== undefined ? { menuLabel: opts.menuLabel } : {}),

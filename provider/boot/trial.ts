@@ -18,7 +18,7 @@
  */
 import { openTarget, type BootTarget, type TargetSpec } from "./target";
 import { schemeOf } from "./schemes/registry";
-import { readSlot, runningSlotOf, slotOfLabel } from "./slot";
+import { readSlot, runningSlotOf, slotOfLabel, SLOT_FILES } from "./slot";
 import { entryByLabel, type SyslinuxConfigSpec, type SyslinuxEntry } from "./schemes/syslinux/config";
 import { sha256Hex } from "../file-hash";
 import {
@@ -64,6 +64,10 @@ export function trialEntry(entry: SyslinuxEntry): SyslinuxEntry {
     ...entry,
     label: TRIAL_LABEL,
     menuLabel: `${entry.menuLabel ?? entry.label} (trial)`,
+    // A Secure Boot entry boots a signed UKI whose command line is baked in: the trial's own UKI.
+    kernel: entry.kernel.endsWith(`/${SLOT_FILES.uki}`)
+      ? `${entry.kernel.slice(0, -SLOT_FILES.uki.length)}${SLOT_FILES.trialUki}`
+      : entry.kernel,
     append: trialAppend(entry.append),
   };
 }

@@ -11,6 +11,8 @@ import { resolveTargetSpec, targetSpecSchema, type TargetSpec } from "../boot/ta
 import { userAppendSchema } from "../machine/kernel-append";
 import { IMAGE_ID_PATH } from "../machine/image-id";
 import type { SlotPair } from "./ab-decision";
+import { readUkiSigner, type UkiSigner } from "../image/uki-signing";
+import { InputError } from "../ramroot-error";
 
 const slotName = z
   .string()
@@ -23,6 +25,15 @@ const bootTestSchema = z.strictObject({
   timeoutSeconds: z.number().positive("expected a positive number of seconds").default(180),
   append: userAppendSchema.default(""),
 });
+
+/** The boot scheme a deploy expects on the partition; absent: the partition's own (schemes/registry.ts). */
+export const schemeSchema = z
+  .enum(["syslinux", "uefi"], {
+    error: 'expected "syslinux" (BIOS) or "uefi" (systemd-boot on an EFI system partition)',
+  })
+  .describe(
+    "the boot scheme: syslinux (BIOS) or uefi (systemd-boot on an ESP); absent: the one found on the partition. A partition that holds the other is refused",
+  );
 
 export const strategySchema = z.enum(["switch", "trial"], { error: 'expected "switch" or "trial"' });
 
@@ -55,10 +66,25 @@ export const bootTestInputSchema = z
   })
   .optional();
 
+/** Secure Boot's key pair, as AbSystem and the stack config (`ramroot:secureBoot`) take it. */
+export const secureBootSchema = z
+  .strictObject({
+    privateKey: z.string().min(1, "expected PEM text or the path of a PEM file").meta({
+      secret: true,
+      description:
+        "the RSA private key that signs each slot's UKIs: PEM text or the path of a PEM file, a Pulumi secret; it reaches sbsign through a pipe and is never written",
+    }),
+    certificate: z.string().min(1, "expected PEM text or the path of a PEM file"),
+  })
+  .describe(
+    "{privateKey, certificate}: sign each slot's UKI (the entry's command line baked in) for UEFI Secure Boot; an ESP only; privateKey is a secret, never in the state",
+  );
+
 const abSystemShape = {
   image: imageConfigSchema,
   target: targetSpecSchema,
   slots: z.tuple([slotName, slotName]).default(["a", "b"]),
+  scheme: schemeSchema.optional(),
   /** kernel command line after rdinit=/sbin/init, the image's cmdline, ramroot.image= and panic= */
   append: userAppendSchema.default(""),
   /** seconds before a panicking kernel reboots */
@@ -78,6 +104,8 @@ const abSystemShape = {
     ),
   /** boot the config's image in QEMU and require this marker before a slot is written or DEFAULT switches to it */
   bootTest: bootTestInputSchema,
+  /** Secure Boot: each slot gets signed UKIs with its entry's command line (provider/image/uki-slot.ts) */
+  secureBoot: secureBootSchema.optional(),
 };
 
 export const abSystemInputsSchema = z
@@ -150,10 +178,22 @@ export function parseAbSystemInputs(
   baseDir: string,
 ): AbSystemInputs & { target: TargetSpec; slots: SlotPair } {
   const inputs = parseInput(abSystemInputsSchema, value, "AbSystem inputs");
+  // Secure Boot: the key pair read and checked once, here (PEM texts from here on); the image is
+  // then also a UKI, which each slot's signed UKIs are made from.
+  let signer: UkiSigner | undefined;
+  if (inputs.secureBoot) {
+    try {
+      signer = readUkiSigner(inputs.secureBoot, baseDir);
+    } catch (err) {
+      if (err instanceof InputError) throw new InputError("AbSystem inputs", err.failures);
+      throw err;
+    }
+  }
   return {
     ...inputs,
-    image: absoluteImageConfig(inputs.image, baseDir),
+    image: absoluteImageConfig(signer ? { ...inputs.image, uki: true } : inputs.image, baseDir),
     target: resolveTargetSpec(inputs.target, baseDir),
+    ...(signer ? { secureBoot: signer } : {}),
   };
 }
 

@@ -65,11 +65,12 @@ export interface SignedUki {
  */
 export async function writeSlotChecked(
   target: BootTarget,
-  input: WriteSlotOptions & { secureBoot?: SignedUki },
+  input: WriteSlotOptions & { secureBoot?: SignedUki | SignedUki[] },
   log: (m: string) => void,
 ): Promise<SlotState> {
   const { secureBoot, ...write } = input;
-  if (secureBoot) await assertUkiSignedBy(secureBoot.uki, secureBoot.certificate);
+  for (const signed of secureBoot === undefined ? [] : [secureBoot].flat())
+    await assertUkiSignedBy(signed.uki, signed.certificate);
   await prepareSlotWrite(target, write.slot, log);
   return writeSlot(target, write);
 }

@@ -14,7 +14,15 @@ import { userAppendSchema } from "../machine/kernel-append";
 import { imageConfigSchema } from "../image/image-config";
 import { fieldFailures, PARSE_OPTIONS } from "../input-error";
 import { InputError } from "../ramroot-error";
-import { bootTestInputSchema, PIN_CONFIG_KEY, pinSchema, strategySchema, trialSchema } from "./ab-system-inputs";
+import {
+  bootTestInputSchema,
+  PIN_CONFIG_KEY,
+  pinSchema,
+  schemeSchema,
+  secureBootSchema,
+  strategySchema,
+  trialSchema,
+} from "./ab-system-inputs";
 import { PINS_CONFIG_KEY, pinsSchema } from "./machine-pins";
 
 const NAMESPACE = "ramroot:";
@@ -26,19 +34,21 @@ const NAMESPACE = "ramroot:";
  */
 const stackConfigSchema = z.strictObject({
   target: targetSpecSchema.optional(),
+  scheme: schemeSchema.optional(),
   image: imageConfigSchema.optional(),
   strategy: strategySchema.optional(),
   trial: trialSchema.optional(),
   bootTest: bootTestInputSchema,
   append: userAppendSchema.optional(),
   wipeOnDelete: z.boolean({ error: "expected true or false" }).optional(),
+  secureBoot: secureBootSchema.optional(),
   [PIN_CONFIG_KEY.slice(NAMESPACE.length)]: pinSchema.optional(),
   [PINS_CONFIG_KEY.slice(NAMESPACE.length)]: pinsSchema.optional(),
   twin: z.strictObject({ disk: z.string().min(1, "expected the twin's boot disk image file") }).optional(),
 });
 
 /** Keys whose values are text as they are; every other value is JSON (objects, lists, booleans, numbers). */
-const TEXT_KEYS = new Set(["strategy", "append"]);
+const TEXT_KEYS = new Set(["strategy", "scheme", "append"]);
 
 function valueOf(key: string, text: string): unknown {
   if (TEXT_KEYS.has(key)) return text;

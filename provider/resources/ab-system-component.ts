@@ -17,7 +17,10 @@ import type { ComponentHandler, ConstructContext } from "./construct";
 import { refuse } from "./component-refusal";
 import { checkGates } from "../deploy/gates";
 import { checkStackConfig, stackConfigFile } from "../deploy/stack-config";
-import { InputError } from "../ramroot-error";
+import { FieldError, InputError } from "../ramroot-error";
+import { withTarget } from "../boot/target";
+import { assertSchemeOn, schemeOf } from "../boot/schemes/registry";
+import { cachedSlotUkis } from "../image/uki-slot";
 import { AlpineImage, BootSlot, BootTest, SyslinuxConfig } from "../../components/resources";
 import { propertyOf } from "./alpine-image-resource";
 import { AB_SYSTEM_TOKEN } from "./tokens";
@@ -40,7 +43,10 @@ export interface AbSystemState {
 
 const short = (id: string) => id.slice(0, 12);
 
-function shasOf(files: ImageFiles | undefined): { kernel: string; initramfs: string; microcode?: string } {
+type SlotFiles = { kernel: string; initramfs: string; microcode?: string; uki?: string; trialUki?: string };
+type SignedUkis = Awaited<ReturnType<typeof cachedSlotUkis>>;
+
+function shasOf(files: ImageFiles | undefined): SlotFiles {
   return {
     kernel: files?.kernel?.sha256 ?? "",
     initramfs: files?.initramfs.sha256 ?? "",
@@ -48,7 +54,7 @@ function shasOf(files: ImageFiles | undefined): { kernel: string; initramfs: str
   };
 }
 
-function pathsOf(files: ImageFiles | undefined): { kernel: string; initramfs: string; microcode?: string } {
+function pathsOf(files: ImageFiles | undefined): SlotFiles {
   return {
     kernel: files?.kernel?.path ?? "",
     initramfs: files?.initramfs.path ?? "",
@@ -172,6 +178,7 @@ export class AbSystemComponent extends pulumi.ComponentResource {
           pulumi.output(
             slotEntry(kept.slot, {
               microcode: kept.microcode,
+              uki: kept.files.uki !== undefined,
               append: appendFor(kept.imageId),
               menuLabel: menuLabel(kept.imageId),
             }),
@@ -199,6 +206,23 @@ export class AbSystemComponent extends pulumi.ComponentResource {
             artifacts: image.artifacts.apply((a): ImageFiles | undefined => a),
             packages: image.lock,
           };
+      // Secure Boot: the slot's signed UKIs, the entry's command line baked in (made here, where
+      // the key is; the slot gets their paths and hashes, and the certificate sbverify checks them with).
+      const signer = inputs.secureBoot;
+      const ukis: pulumi.Output<SignedUkis | undefined> = pulumi
+        .all([source.imageId, source.artifacts])
+        .apply(async ([imageId, a]): Promise<SignedUkis | undefined> =>
+          signer && a?.uki
+            ? cachedSlotUkis(a.uki, {
+                arch: inputs.image.arch,
+                cmdline: appendFor(imageId),
+                signer,
+                epoch: inputs.image.epoch,
+              })
+            : undefined,
+        );
+      const withUkis = (files: SlotFiles, u: SignedUkis | undefined, pick: "sha256" | "path"): SlotFiles =>
+        u ? { ...files, uki: u.uki[pick], trialUki: u.trialUki[pick] } : files;
       slots[slot] = new BootSlot(
         `${name}-slot-${slot}`,
         {
@@ -206,8 +230,11 @@ export class AbSystemComponent extends pulumi.ComponentResource {
           slot,
           imageId: source.imageId,
           planId: source.planId,
-          files: source.artifacts.apply(shasOf),
-          sources: source.artifacts.apply(pathsOf),
+          files: pulumi.all([source.artifacts, ukis]).apply(([a, u]) => withUkis(shasOf(a), u as SignedUkis, "sha256")),
+          sources: pulumi
+            .all([source.artifacts, ukis])
+            .apply(([a, u]) => withUkis(pathsOf(a), u as SignedUkis, "path")),
+          ...(signer ? { certificate: signer.certificate } : {}),
           packages: source.packages,
           ...wipe,
         },
@@ -220,6 +247,7 @@ export class AbSystemComponent extends pulumi.ComponentResource {
           pulumi.all([source.imageId, source.artifacts]).apply(([imageId, a]) =>
             slotEntry(slot, {
               microcode: a?.microcode !== undefined,
+              uki: inputs.secureBoot !== undefined,
               append: appendFor(imageId),
               menuLabel: menuLabel(imageId),
             }),
@@ -235,6 +263,7 @@ export class AbSystemComponent extends pulumi.ComponentResource {
       `${name}-syslinux`,
       {
         target,
+        ...(inputs.scheme !== undefined ? { scheme: inputs.scheme } : {}),
         defaultLabel: decision.active,
         timeout: inputs.timeout,
         ...(inputs.serial !== undefined ? { serial: inputs.serial } : {}),
@@ -282,7 +311,17 @@ export class AbSystemComponent extends pulumi.ComponentResource {
 }
 
 /** The AbSystem inputs a stack config key is for (pin and twin are read elsewhere). */
-const INPUT_KEYS = ["target", "image", "strategy", "trial", "bootTest", "append", "wipeOnDelete"];
+const INPUT_KEYS = [
+  "target",
+  "scheme",
+  "image",
+  "strategy",
+  "trial",
+  "bootTest",
+  "append",
+  "wipeOnDelete",
+  "secureBoot",
+];
 
 function unpassedKeys(config: ReadonlyMap<string, string>, raw: Record<string, unknown>): string[] {
   return INPUT_KEYS.filter((key) => config.has(`ramroot:${key}`) && raw[key] === undefined).map(
@@ -318,6 +357,20 @@ async function prepare(
     retryFailedTrial: process.env.RAMROOT_RETRY_TRIAL === "1",
     baseDir,
   });
+  // An explicit scheme the partition contradicts stops here, before anything is declared.
+  const scheme = inputs.scheme;
+  if (scheme !== undefined) await withTarget(inputs.target, (target) => assertSchemeOn(target, scheme));
+  // A signed UKI boots from an EFI system partition only.
+  if (inputs.secureBoot)
+    await withTarget(inputs.target, async (target) => {
+      const found = (await schemeOf(target)).name;
+      if (found !== "uefi")
+        throw new FieldError(
+          "secureBoot",
+          `Secure Boot boots a signed UKI from an EFI system partition, and ${target.describe()} is a ${found} boot partition`,
+          "deploy to an ESP (`ramroot disk create --scheme uefi`), or leave secureBoot out; nothing was written",
+        );
+    });
   // A gate (boot test, trial) the last switch ran under goes only by an explicit value.
   const said = {
     ...(inputs.bootTest !== undefined ? { bootTest: inputs.bootTest !== false } : {}),

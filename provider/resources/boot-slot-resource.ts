@@ -17,6 +17,9 @@ import type { OperationContext, ResourceHandler } from "./resource-handler";
 
 import { BOOT_SLOT_TOKEN } from "./tokens";
 
+/** The files an image id is made of (a slot's signed UKIs are made from them, per entry). */
+const IMAGE_ROLES: readonly SlotFileRole[] = ["kernel", "initramfs", "microcode"];
+
 const sha = z.string().regex(/^[0-9a-f]{64}$/, "expected a sha256 in hex");
 
 export const bootSlotInputsSchema = z.strictObject({
@@ -32,12 +35,26 @@ export const bootSlotInputsSchema = z.strictObject({
       kernel: sha.describe("sha256 of vmlinuz"),
       initramfs: sha.describe("sha256 of initramfs"),
       microcode: sha.optional().describe("sha256 of microcode"),
+      uki: sha.optional().describe("Secure Boot: sha256 of the signed UKI the entry boots (ramroot.efi)"),
+      trialUki: sha.optional().describe("Secure Boot: sha256 of the signed UKI a trial boots (ramroot-trial.efi)"),
     })
     .describe("sha256 of each file the slot must hold"),
   sources: z
-    .strictObject({ kernel: z.string(), initramfs: z.string(), microcode: z.string().optional() })
+    .strictObject({
+      kernel: z.string(),
+      initramfs: z.string(),
+      microcode: z.string().optional(),
+      uki: z.string().optional(),
+      trialUki: z.string().optional(),
+    })
     .optional()
     .describe("local copies to send when the slot does not hold them yet (paths in the image cache)"),
+  certificate: z
+    .string()
+    .optional()
+    .describe(
+      "Secure Boot: the certificate (PEM) whose key signed the slot's UKIs; sbverify checks them against it before the slot is written",
+    ),
   packages: z.record(z.string(), z.string()).optional().describe("package -> version, written to the slot's manifest"),
   wipeOnDelete: wipeOnDeleteSchema,
 });
@@ -105,10 +122,17 @@ function inputsFrom(
     // A slot made by hand has no manifest: its image id is computed from its files as ramroot does.
     imageId:
       state.manifest?.imageId ??
-      imageIdOf(Object.fromEntries(Object.entries(files).map(([r, sha256]) => [r, { sha256 }]))),
+      imageIdOf(
+        Object.fromEntries(
+          Object.entries(files)
+            .filter(([r]) => IMAGE_ROLES.includes(r as SlotFileRole))
+            .map(([r, sha256]) => [r, { sha256 }]),
+        ),
+      ),
     planId: state.manifest?.planId ?? "unknown",
     files: files as BootSlotInputs["files"],
     ...(olds?.sources ? { sources: olds.sources } : {}),
+    ...(olds?.certificate ? { certificate: olds.certificate } : {}),
     ...(lock ? { packages: lock } : {}),
     ...(olds?.wipeOnDelete !== undefined ? { wipeOnDelete: olds.wipeOnDelete } : {}),
   };
@@ -198,7 +222,17 @@ async function placeUnder(
         kernel: sources.kernel,
         initramfs: sources.initramfs,
         ...(sources.microcode ? { microcode: sources.microcode } : {}),
+        ...(sources.uki ? { uki: sources.uki } : {}),
+        ...(sources.trialUki ? { trialUki: sources.trialUki } : {}),
       },
+      ...(inputs.certificate && sources.uki && sources.trialUki
+        ? {
+            secureBoot: [
+              { uki: sources.uki, certificate: inputs.certificate },
+              { uki: sources.trialUki, certificate: inputs.certificate },
+            ],
+          }
+        : {}),
       manifest: {
         imageId: inputs.imageId,
         planId: inputs.planId,
@@ -245,7 +279,7 @@ async function assertSourcesAreImage(inputs: BootSlotInputs, sources: NonNullabl
         `sources.${role}: ${file} hashes to ${now?.slice(0, 12) ?? "(missing)"}, but image ${inputs.imageId.slice(0, 12)} in the stack's state has ${wanted.slice(0, 12)}: ` +
           `the image cache changed after the build; nothing was written to slot ${inputs.slot}. Remove that image from the cache and run \`pulumi up --refresh\` to rebuild it`,
       );
-    hashes[role] = { sha256: now };
+    if (IMAGE_ROLES.includes(role)) hashes[role] = { sha256: now };
   }
   if (/^[0-9a-f]{64}$/.test(inputs.imageId) && imageIdOf(hashes) !== inputs.imageId)
     throw new Error(

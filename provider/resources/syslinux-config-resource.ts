@@ -11,10 +11,13 @@ import { currentDefault, readJournal, recordDefault } from "../boot/journal";
 import { heldLease, withLease } from "../boot/lease";
 import { assertLabelBootable } from "../boot/slot";
 import { trialBoot, TrialFailedError } from "../boot/trial";
-import { trialSchema, type TrialInputs } from "../deploy/ab-system-inputs";
+import { schemeSchema, trialSchema, type TrialInputs } from "../deploy/ab-system-inputs";
 import { switchBootConfig } from "../boot/switch-config";
-import { assertBootPartition, NotBootPartitionError, schemeOf } from "../boot/schemes/registry";
+import { assertBootPartition, assertSchemeOn, NotBootPartitionError, schemeOf } from "../boot/schemes/registry";
+import type { BootSchemeName } from "../boot/schemes/boot-scheme";
 import { syslinuxScheme } from "../boot/schemes/syslinux/scheme";
+import { uefiScheme } from "../boot/schemes/uefi/scheme";
+import { FieldError } from "../ramroot-error";
 import { IMAGE_ID_PATH } from "../machine/image-id";
 import { checkInputs } from "./check-inputs";
 import { noteWritten, wasWrittenThisRun, wipeOnDeleteSchema } from "./delete-policy";
@@ -29,6 +32,8 @@ import { SYSLINUX_CONFIG_TOKEN } from "./tokens";
 /** Inputs: where the boot partition is, the config it should hold, and how DEFAULT changes. */
 export type SyslinuxConfigInputs = SyslinuxConfigSpec & {
   target: TargetSpec;
+  /** the boot scheme the partition must hold; absent: the one it holds (syslinux.cfg, or systemd-boot's loader.conf and entries) */
+  scheme?: BootSchemeName;
   /** "switch" rewrites DEFAULT at once; "trial" boots the new DEFAULT once and promotes it when it answers */
   strategy: "switch" | "trial";
   trial?: TrialInputs;
@@ -40,7 +45,9 @@ export type SyslinuxConfigInputs = SyslinuxConfigSpec & {
   bootTest?: boolean;
 };
 
-export interface SyslinuxConfigOutputs extends SyslinuxConfigInputs {
+export interface SyslinuxConfigOutputs extends Omit<SyslinuxConfigInputs, "scheme"> {
+  /** the scheme the config is written for: the one the partition holds (unknown in a preview that cannot look) */
+  scheme?: BootSchemeName;
   /** what deleting this resource will do to the file */
   onDelete: string;
   /** where the config lives on the target, e.g. "syslinux.cfg" */
@@ -58,6 +65,7 @@ export interface SyslinuxConfigOutputs extends SyslinuxConfigInputs {
 const deploySchema = z
   .object({
     target: targetSpecSchema,
+    scheme: schemeSchema.optional(),
     strategy: z
       .enum(["switch", "trial"], { error: 'expected "switch" or "trial"' })
       .default("switch")
@@ -110,14 +118,20 @@ export const syslinuxConfigOutputsSchema = z.object({
       "set when the update's trial failed: what was seen; DEFAULT stayed, and the other outputs describe the file as it is on the partition",
     ),
   volume: partitionVolumeSchema,
+  scheme: z
+    .string()
+    .optional()
+    .describe(
+      "the boot scheme the config is written for: syslinux (syslinux.cfg) or uefi (loader/loader.conf and loader/entries/<label>.conf)",
+    ),
 });
 
 function checkSyslinuxConfigInputs(news: unknown): CheckOutcome<SyslinuxConfigInputs> {
-  const { target, strategy, trial, wipeOnDelete, rollbackTo, bootTest, ...rest } = (news ?? {}) as Record<
+  const { target, scheme, strategy, trial, wipeOnDelete, rollbackTo, bootTest, ...rest } = (news ?? {}) as Record<
     string,
     unknown
   >;
-  const d = checkInputs(deploySchema, { target, strategy, trial, wipeOnDelete, rollbackTo, bootTest });
+  const d = checkInputs(deploySchema, { target, scheme, strategy, trial, wipeOnDelete, rollbackTo, bootTest });
   const s = checkInputs(syslinuxConfigSpecSchema, rest);
   if (!d.ok || !s.ok) return { ok: false, failures: [...(d.ok ? [] : d.failures), ...(s.ok ? [] : s.failures)] };
   const deploy = d.inputs;
@@ -125,6 +139,7 @@ function checkSyslinuxConfigInputs(news: unknown): CheckOutcome<SyslinuxConfigIn
     ok: true,
     inputs: {
       target: deploy.target,
+      ...(deploy.scheme !== undefined ? { scheme: deploy.scheme } : {}),
       strategy: deploy.strategy,
       ...(deploy.strategy === "trial" ? { trial: deploy.trial ?? trialSchema.parse({}) } : {}),
       ...(deploy.wipeOnDelete !== undefined ? { wipeOnDelete: deploy.wipeOnDelete } : {}),
@@ -136,11 +151,21 @@ function checkSyslinuxConfigInputs(news: unknown): CheckOutcome<SyslinuxConfigIn
 }
 
 function specOf(inputs: SyslinuxConfigInputs): SyslinuxConfigSpec {
-  const { target: _target, strategy: _s, trial: _t, wipeOnDelete: _w, rollbackTo: _r, bootTest: _b, ...spec } = inputs;
+  const {
+    target: _target,
+    scheme: _scheme,
+    strategy: _s,
+    trial: _t,
+    wipeOnDelete: _w,
+    rollbackTo: _r,
+    bootTest: _b,
+    ...spec
+  } = inputs;
   return spec;
 }
 
 function inputsOf(outs: SyslinuxConfigOutputs): SyslinuxConfigInputs {
+  // `scheme` is read back as the input it stands for: what the partition holds.
   const { path: _p, sha256: _s, activeDefault: _d, onDelete: _o, failedTrial: _f, volume: _v, ...inputs } = outs;
   return inputs;
 }
@@ -163,16 +188,21 @@ async function write(
     // a place that is no boot partition stops it.
     const seen = await withTarget(inputs.target, async (target) => {
       await assertBootPartition(target);
+      if (inputs.scheme !== undefined) await assertSchemeOn(target, inputs.scheme);
       const scheme = await schemeOf(target);
       return { path: await scheme.configPath(target), volume: await volumeOf(target), scheme };
     }).catch((err: Error) => {
-      if (err instanceof NotBootPartitionError) throw err;
+      if (err instanceof NotBootPartitionError || err instanceof FieldError) throw err;
       return { path: "", volume: undefined, scheme: undefined };
     });
-    // Where the target cannot be looked at yet, the hash is syslinux's (the scheme a new partition is taken for).
-    const rendered = (seen.scheme ?? syslinuxScheme).renderConfig(specOf(inputs));
+    // Where the target cannot be looked at yet, the hash is the named scheme's, else syslinux's
+    // (the scheme a new partition is taken for).
+    const named = inputs.scheme === "uefi" ? uefiScheme : syslinuxScheme;
+    const rendered = (seen.scheme ?? named).renderConfig(specOf(inputs));
+    const scheme = seen.scheme?.name ?? inputs.scheme;
     return {
       ...inputs,
+      ...(scheme !== undefined ? { scheme } : {}),
       path: seen.path,
       sha256: sha256Hex(rendered),
       activeDefault: inputs.defaultLabel,
@@ -190,6 +220,7 @@ async function write(
     const trial = inputs.trial;
     const before = await withTarget(inputs.target, async (target) => {
       await assertBootPartition(target);
+      if (inputs.scheme !== undefined) await assertSchemeOn(target, inputs.scheme);
       return currentDefault(target);
     });
     if (before === undefined || before.label.toLowerCase() !== inputs.defaultLabel.toLowerCase()) {
@@ -229,6 +260,7 @@ async function write(
   // against what was read, the journal. The lease is released after this last write.
   return withTarget(inputs.target, async (target) => {
     await assertBootPartition(target);
+    if (inputs.scheme !== undefined) await assertSchemeOn(target, inputs.scheme);
     // A file that already says exactly this is only read: no lease, nothing on the partition
     // changes (a connection-only update writes nothing). A lease a slot write of this deploy
     // kept for the switch is let go.
@@ -239,6 +271,7 @@ async function write(
       ctx.log(`${current.path} on ${target.describe()} already holds this config: nothing to write`);
       return {
         ...inputs,
+        scheme: scheme.name,
         path: current.path,
         sha256: sha256Hex(current.text),
         activeDefault: current.spec.defaultLabel,
@@ -312,6 +345,7 @@ async function recordWrite(
   }
   return {
     ...inputs,
+    scheme: (await schemeOf(target)).name,
     path: written.path,
     sha256: written.sha256,
     activeDefault: inputs.defaultLabel,
@@ -323,10 +357,14 @@ async function recordWrite(
 /** The inputs that describe a config file as it is: what `pulumi import` adopts and `refresh` records. */
 function inputsFromFile(
   spec: SyslinuxConfigSpec,
-  deploy: Pick<SyslinuxConfigInputs, "target" | "strategy" | "trial" | "wipeOnDelete" | "rollbackTo" | "bootTest">,
+  deploy: Pick<
+    SyslinuxConfigInputs,
+    "target" | "scheme" | "strategy" | "trial" | "wipeOnDelete" | "rollbackTo" | "bootTest"
+  >,
 ): SyslinuxConfigInputs {
   return {
     target: deploy.target,
+    ...(deploy.scheme !== undefined ? { scheme: deploy.scheme } : {}),
     strategy: deploy.strategy,
     ...(deploy.trial ? { trial: deploy.trial } : {}),
     ...(deploy.wipeOnDelete !== undefined ? { wipeOnDelete: deploy.wipeOnDelete } : {}),
@@ -344,11 +382,14 @@ export const syslinuxConfigHandler: ResourceHandler<SyslinuxConfigInputs, Syslin
 
   async diff(_id, olds, news) {
     // The gate record changes nothing on the partition: it is written with the next switch.
-    const { target: oldTarget, bootTest: _ob, ...oldRest } = inputsOf(olds);
-    const { target: newTarget, bootTest: _nb, ...newRest } = news;
+    const { target: oldTarget, bootTest: _ob, scheme: oldScheme, ...oldRest } = inputsOf(olds);
+    const { target: newTarget, bootTest: _nb, scheme: newScheme, ...newRest } = news;
+    // An absent scheme means the partition's own (what the state recorded): no change. A named
+    // one is a change only when it is not the one recorded (the write then checks the partition).
+    const schemeChanges = newScheme !== undefined ? diffProperties({ scheme: oldScheme }, { scheme: newScheme }) : {};
     const target = await diffTarget(oldTarget, olds.volume, newTarget);
     // Field by field: refresh re-reads the file, so a hand edit shows as the field it changed.
-    const changes = { ...target.changes, ...diffProperties(oldRest, newRest) };
+    const changes = { ...target.changes, ...schemeChanges, ...diffProperties(oldRest, newRest) };
     return { changes, replaces: target.replace ? ["target"] : [] };
   },
 
@@ -367,11 +408,15 @@ export const syslinuxConfigHandler: ResourceHandler<SyslinuxConfigInputs, Syslin
         ctx.log(`no boot config on ${target.describe()}`, "warning");
         return undefined;
       }
-      const inputs = inputsFromFile(found.spec, known ? olds : { target: spec, strategy: "switch" });
+      const inputs = inputsFromFile(
+        found.spec,
+        known ? { ...olds, scheme: undefined } : { target: spec, strategy: "switch" },
+      );
       return {
         inputs,
         outs: {
           ...inputs,
+          scheme: (await schemeOf(target)).name,
           path: found.path,
           sha256: sha256Hex(found.text),
           activeDefault: found.spec.defaultLabel,

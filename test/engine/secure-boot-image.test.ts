@@ -1,6 +1,5 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { execFileSync } from "node:child_process";
 import { createPrivateKey } from "node:crypto";
 import { AlpineImage } from "../../components/resources";
 import { planImage } from "../../provider/image/plan";
@@ -8,6 +7,7 @@ import { buildImage } from "../../provider/image/build";
 import { certificateId, ukiSignatureRefusal } from "../../provider/image/uki-signing";
 import { buildImageRepo, type ImageRepo } from "../fixtures/image-repo";
 import { engineStack, type EngineStack } from "./pulumi-harness";
+import { secureBootKeyPair } from "../fixtures/secure-boot-keys";
 import { expectNoKey, exportAsUser, stateText } from "./ssh-stack";
 
 // An AlpineImage emitted as a UKI and signed for Secure Boot through the real pulumi CLI: the
@@ -25,19 +25,7 @@ let cert: string;
 let otherKeyPem: string;
 let useOtherKey = false;
 
-function keyPair(dir: string, name: string): { key: string; cert: string } {
-  const key = path.join(dir, `${name}.key`);
-  const crt = path.join(dir, `${name}.crt`);
-  execFileSync(
-    "openssl",
-    ["req", "-new", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", crt, "-days", "3650"].concat([
-      "-subj",
-      `/CN=ramroot secure boot ${name}/`,
-    ]),
-    { stdio: "ignore" },
-  );
-  return { key, cert: crt };
-}
+const keyPair = secureBootKeyPair;
 
 const config = () => ({
   repositories: [repo.repository],

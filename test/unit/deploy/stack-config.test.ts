@@ -130,10 +130,13 @@ test("every key the image accepts, misspelt, is named with the one it most likel
 
 test("a key nothing is near gets the list of what is accepted; a wrong value the nearest choice", () => {
   expect(failure({ ...good, zzz: 1 })).toContain(
-    "ramroot:zzz: unknown key; accepted keys: target, image, strategy, trial, bootTest, append, wipeOnDelete, pin, pins, twin",
+    "ramroot:zzz: unknown key; accepted keys: target, scheme, image, strategy, trial, bootTest, append, wipeOnDelete, secureBoot, pin, pins, twin",
   );
   expect(failure({ ...good, strategy: "trail" })).toContain(
     'ramroot:strategy: got "trail"; expected "switch" or "trial"; did you mean "trial"?',
+  );
+  expect(failure({ ...good, scheme: "efi" })).toContain(
+    'ramroot:scheme: got "efi"; expected "syslinux" (BIOS) or "uefi" (systemd-boot on an EFI system partition)',
   );
   expect(failure({ ...good, target: { kind: "imag", path: "disk.img" } })).toContain(
     'ramroot:target.kind: got "imag"; expected one of "local", "image", "ssh"; did you mean "image"?',

@@ -24,6 +24,7 @@ import { openTarget } from "../../../provider/boot/target";
 import { InputError } from "../../../provider/ramroot-error";
 import { debianDeb } from "../../fixtures/debian-deb";
 import { debianKernel } from "../../fixtures/debian-kernel";
+import { secureBootKeyPair } from "../../fixtures/secure-boot-keys";
 
 jest.setTimeout(300_000);
 
@@ -33,30 +34,7 @@ let db: { key: string; cert: string };
 let other: { key: string; cert: string };
 
 /** A key (RSA-2048 unless said) and its self-signed certificate, as files in `work`. */
-function keyPair(name: string, newkey = ["-newkey", "rsa:2048"]): { key: string; cert: string } {
-  const key = path.join(work, `${name}.key`);
-  const cert = path.join(work, `${name}.crt`);
-  execFileSync(
-    "openssl",
-    [
-      "req",
-      "-new",
-      "-x509",
-      ...newkey,
-      "-nodes",
-      "-keyout",
-      key,
-      "-out",
-      cert,
-      "-days",
-      "3650",
-      "-subj",
-      `/CN=ramroot test ${name}/`,
-    ],
-    { stdio: "ignore" },
-  );
-  return { key, cert };
-}
+const keyPair = (name: string, newkey?: string[]) => secureBootKeyPair(work, name, newkey);
 
 const read = (f: string) => fs.readFileSync(f, "utf8");
 const sha256 = (f: string) => createHash("sha256").update(fs.readFileSync(f)).digest("hex");
@@ -130,7 +108,7 @@ test("a wrong key, a key that is not the certificate's, an EC key, a bad certifi
     throw new Error("expected a refusal");
   };
   expect(refused({ privateKey: other.key, certificate: db.cert }).message).toMatch(
-    /secureBoot\.privateKey: got a key that is not the certificate's \(CN=ramroot test db, sha256 [0-9a-f]{12}\); expected the private key of secureBoot\.certificate/,
+    /secureBoot\.privateKey: got a key that is not the certificate's \(CN=ramroot secure boot db, sha256 [0-9a-f]{12}\); expected the private key of secureBoot\.certificate/,
   );
   expect(refused({ privateKey: ec.key, certificate: ec.cert }).message).toMatch(
     /secureBoot\.privateKey: got a ec key; expected an RSA key/,

@@ -30,8 +30,13 @@ function renderLoaderConf(spec: BootConfigSpec): string {
   return `# written by ramroot: the default entry is what boots\ndefault ${entryFile(spec.defaultLabel)}\ntimeout ${seconds}\neditor no\n`;
 }
 
+/** An entry that boots a UKI (Secure Boot: a signed one per slot) rather than a kernel and initrds. */
+const bootsUki = (entry: SyslinuxEntry) => entry.initrd.length === 0 && entry.kernel.toLowerCase().endsWith(".efi");
+
 function renderEntry(entry: SyslinuxEntry): string {
-  const lines = [`title ${entry.menuLabel ?? entry.label}`, `linux ${entry.kernel}`];
+  // `efi`: systemd-boot starts the UKI; its stub takes `options` only without Secure Boot, and
+  // they are the command line baked into it, so the entry reads the same either way.
+  const lines = [`title ${entry.menuLabel ?? entry.label}`, `${bootsUki(entry) ? "efi" : "linux"} ${entry.kernel}`];
   for (const initrd of entry.initrd) lines.push(`initrd ${initrd}`);
   lines.push(`options ${entry.append}`);
   return `${lines.join("\n")}\n`;
@@ -67,7 +72,7 @@ function parseEntry(label: string, text: string): SyslinuxEntry {
     const [key, ...rest] = line.split(/\s+/);
     const value = rest.join(" ");
     if (key === "title") title = value;
-    else if (key === "linux") kernel = value;
+    else if (key === "linux" || key === "efi") kernel = value;
     else if (key === "initrd") initrd.push(value);
     else if (key === "options") append = append === "" ? value : `${append} ${value}`;
   }

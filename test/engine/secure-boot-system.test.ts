@@ -1,0 +1,128 @@
+import * as crypto from "node:crypto";
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { createDisk } from "../../provider/boot/disk-create";
+import { openTarget, type TargetSpec } from "../../provider/boot/target";
+import { ukiCmdline } from "../../provider/image/uki-cmdline";
+import { ukiSignatureRefusal } from "../../provider/image/uki-signing";
+import { buildImageRepo, type ImageRepo } from "../fixtures/image-repo";
+import { step } from "../fixtures/scenario-step";
+import { machineStack, type EngineStack } from "./pulumi-harness";
+import { expectNoKey, exportAsUser, stateText } from "./ssh-stack";
+import { secureBootKeyPair } from "../fixtures/secure-boot-keys";
+
+// An AbSystem with `secureBoot` on an EFI system partition, through the real pulumi CLI and
+// provider plugin: each slot gets signed UKIs (the entry's command line baked in, and the trial's
+// with ramroot.trial=1), checked by sbverify before the slot write; the entry boots it with
+// `efi`. The key is given as a secret in the stack config and is nowhere in the state. A key that
+// is not the certificate's, or a partition that is not an ESP, stops the preview naming the
+// field. Keys made by openssl; sbverify (Debian's sbsigntool) checks what is on the disk.
+jest.setTimeout(900_000);
+
+let env: EngineStack;
+let repo: ImageRepo;
+let esp: string;
+let bios: string;
+let keyPem: string;
+let certPem: string;
+let otherKeyPem: string;
+
+const sha256 = (file: string) => crypto.createHash("sha256").update(fs.readFileSync(file)).digest("hex");
+
+function keyPair(name: string): { key: string; cert: string } {
+  const made = secureBootKeyPair(env.dir, name);
+  return { key: fs.readFileSync(made.key, "utf8"), cert: fs.readFileSync(made.cert, "utf8") };
+}
+
+async function configure(target: TargetSpec, privateKey: string): Promise<void> {
+  await env.stack.setAllConfig({
+    "ramroot:target": { value: JSON.stringify(target) },
+    "ramroot:image": {
+      value: JSON.stringify({
+        repositories: [repo.repository],
+        keys: [repo.keysDir],
+        packages: ["alpine-baselayout", "busybox", "ramroot-init"],
+        kernel: "lts",
+        cmdline: "console=ttyS0",
+        epoch: 1700000000,
+      }),
+    },
+    "ramroot:secureBoot": { value: JSON.stringify({ privateKey, certificate: certPem }), secret: true },
+  });
+}
+
+/** A file of the ESP, copied out. */
+async function fromEsp(file: string): Promise<string> {
+  const t = await openTarget({ kind: "image", path: esp });
+  try {
+    const out = path.join(env.dir, file.replace(/\//g, "_"));
+    fs.writeFileSync(out, (await t.readFile(file))!);
+    return out;
+  } finally {
+    await t.close();
+  }
+}
+
+beforeAll(async () => {
+  env = await machineStack("secure-boot");
+  process.env.RAMROOT_IMAGE_CACHE = path.join(env.dir, "images");
+  repo = await buildImageRepo(path.join(env.dir, "repo"), { efiStub: true });
+  ({ key: keyPem, cert: certPem } = keyPair("db"));
+  otherKeyPem = keyPair("other").key;
+  esp = path.join(env.dir, "esp.img");
+  await createDisk({ output: esp, sizeMiB: 64, layout: "mbr", slots: ["a", "b"], scheme: "uefi" });
+  bios = path.join(env.dir, "bios.img");
+  await createDisk({ output: bios, sizeMiB: 16, layout: "mbr", slots: ["a", "b"] });
+});
+afterAll(async () => env?.cleanup());
+
+test("secureBoot on an ESP: slot a holds signed UKIs with the entry's command line, the entry boots one with efi, the key is nowhere in the state; a wrong pair or a BIOS partition stops the preview", async () => {
+  await step(
+    "a key that is not the certificate's: the preview names secureBoot.privateKey, never the key",
+    async () => {
+      const before = sha256(esp);
+      await configure({ kind: "image", path: esp }, otherKeyPem);
+      const err = await env.stack.preview().catch((e: Error) => e);
+      expect(String(err)).toMatch(/secureBoot\.privateKey: got a key that is not the certificate's/);
+      expectNoKey(String(err), otherKeyPem);
+      expect(sha256(esp)).toBe(before);
+    },
+  );
+
+  await step("a syslinux partition: the preview names secureBoot and what the partition is", async () => {
+    const before = sha256(bios);
+    await configure({ kind: "image", path: bios }, keyPem);
+    await expect(env.stack.preview()).rejects.toThrow(
+      /secureBoot: Secure Boot boots a signed UKI from an EFI system partition, and image .*bios\.img.* is a syslinux boot partition/,
+    );
+    expect(sha256(bios)).toBe(before);
+  });
+
+  await step("up on the ESP: signed UKIs in slot a, verified; the entry boots ramroot.efi", async () => {
+    await configure({ kind: "image", path: esp }, keyPem);
+    const up = await env.stack.up();
+    expect(up.summary.result).toBe("succeeded");
+    expect(up.outputs.activeSlot!.value).toBe("a");
+    const image = up.outputs.imageId!.value as string;
+    const entry = fs.readFileSync(await fromEsp("loader/entries/a.conf"), "utf8");
+    expect(entry).toMatch(/^efi \/a\/ramroot\.efi$/m);
+    expect(entry).not.toMatch(/^(linux|initrd) /m);
+    const options = /^options (.*)$/m.exec(entry)![1]!;
+    expect(options).toContain(`ramroot.image=${image}`);
+    expect(options).toContain("panic=10");
+    const uki = await fromEsp("a/ramroot.efi");
+    const trial = await fromEsp("a/ramroot-trial.efi");
+    expect(await ukiSignatureRefusal(uki, certPem)).toBeUndefined();
+    expect(await ukiSignatureRefusal(trial, certPem)).toBeUndefined();
+    expect(ukiCmdline(uki)).toBe(options);
+    expect(ukiCmdline(trial)).toBe(`${options} ramroot.trial=1`);
+  });
+
+  await step("the key is in no state file and no `pulumi stack export`; a preview shows no change", async () => {
+    expectNoKey(stateText(env), keyPem);
+    expectNoKey(await exportAsUser(env), keyPem);
+    const preview = await env.stack.preview({ diff: true });
+    expect(preview.changeSummary.update ?? 0).toBe(0);
+    expect(preview.changeSummary.create ?? 0).toBe(0);
+  });
+});
