@@ -14,7 +14,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { createHash } from "node:crypto";
 import { isTempName } from "../atomic-file";
-import { listDirectories, type BootTarget } from "./boot-target";
+import { hashFiles, listDirectories, type BootTarget } from "./boot-target";
 
 export const LAYER_DIR = "layers";
 
@@ -127,8 +127,22 @@ export async function putLayers(
 
 /** Why the layers would not make the initramfs they were recorded for, or undefined when each hashes as recorded. */
 export async function layersProblem(target: BootTarget, records: readonly LayerRecord[]): Promise<string | undefined> {
-  for (const record of records) {
-    const now = await target.sha256(record.path);
+  // Every layer hashed in one look (one round trip over ssh).
+  const hashes = await hashFiles(
+    target,
+    records.map((r) => r.path),
+  );
+  return layerHashesProblem(target, records, hashes);
+}
+
+/** layersProblem on hashes already taken (`hashes[i]`: what `records[i].path` hashes to now, undefined when missing). */
+export function layerHashesProblem(
+  target: BootTarget,
+  records: readonly LayerRecord[],
+  hashes: readonly (string | undefined)[],
+): string | undefined {
+  for (const [i, record] of records.entries()) {
+    const now = hashes[i];
     if (now === undefined) return `layer ${record.path} does not exist on ${target.describe()}`;
     if (now !== record.sha256)
       return `layer ${record.path} hashes to ${now.slice(0, 12)}, not ${record.sha256.slice(0, 12)} as recorded`;

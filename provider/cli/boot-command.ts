@@ -261,12 +261,14 @@ export function registerBootCommands(program: Command): void {
       flags: TargetFlags & { default: string; slots: string; append: string; timeout: string; microcode?: boolean },
     ) => {
       await withWriteTarget(flags, "syslinux write", async (target, lease) => {
-        const entries = flags.slots
-          .split(",")
-          .filter((s) => s !== "")
-          .map((s) =>
-            slotEntry(s, { microcode: flags.microcode === true, append: flags.append, menuLabel: `slot ${s}` }),
+        const entries = [];
+        for (const s of flags.slots.split(",").filter((n) => n !== "")) {
+          // A layered slot's entry loads its layers, as its manifest names them.
+          const layers = (await readSlot(target, s))?.manifest?.layers;
+          entries.push(
+            slotEntry(s, { microcode: flags.microcode === true, append: flags.append, menuLabel: `slot ${s}`, layers }),
           );
+        }
         const spec = { defaultLabel: flags.default, timeout: int(flags.timeout, "--timeout") ?? 0, entries };
         print(
           await switchBootConfig(target, spec, {

@@ -13,6 +13,7 @@ import { parseAbSystemInputs, type AbSystemInputs } from "../deploy/ab-system-in
 import { machinePin } from "../deploy/machine-pins";
 import { planDeployment, type DeployedImage, type DeploymentPlan, type ImageFiles } from "../deploy/deployment-plan";
 import { planImageOnce } from "../image/plan-memo";
+import { recordedLayersOf } from "../image/build";
 import type { ComponentHandler, ConstructContext } from "./construct";
 import { refuse } from "./component-refusal";
 import { checkGates } from "../deploy/gates";
@@ -172,6 +173,7 @@ export class AbSystemComponent extends pulumi.ComponentResource {
           pulumi.output(
             slotEntry(kept.slot, {
               microcode: kept.microcode,
+              layers: kept.layers,
               append: appendFor(kept.imageId),
               menuLabel: menuLabel(kept.imageId),
             }),
@@ -220,6 +222,8 @@ export class AbSystemComponent extends pulumi.ComponentResource {
           pulumi.all([source.imageId, source.artifacts]).apply(([imageId, a]) =>
             slotEntry(slot, {
               microcode: a?.microcode !== undefined,
+              // the layers BootSlot puts in the store for this image (boot-slot-resource.ts)
+              layers: a ? recordedLayersOf(a.initramfs.path) : undefined,
               append: appendFor(imageId),
               menuLabel: menuLabel(imageId),
             }),
