@@ -308,26 +308,41 @@ export async function writeSlot(target: BootTarget, input: WriteSlotOptions): Pr
   }
   // The files copied into the slot directory: a layered slot's initramfs is in the store.
   const roles = all.filter((role) => !(role === "initramfs" && layers !== undefined));
-  for (const role of roles) {
+  // A file the slot holds already (the kernel of the image it held before, say) is kept, not sent again.
+  const held = await hashFiles(
+    target,
+    roles.map((role) => slotPath(opts.slot, SLOT_FILES[role])),
+  );
+  const staged: SlotFileRole[] = [];
+  for (const [i, role] of roles.entries()) {
     const local = opts.files[role] as string;
     const finalPath = slotPath(opts.slot, SLOT_FILES[role]);
+    const size = (await fs.promises.stat(local)).size;
+    if (held[i] !== undefined && held[i] === (await sha256File(local))) {
+      records[role] = { path: finalPath, sha256: held[i], size };
+      continue;
+    }
     const sha256 = await target.copyInAtomic(`${finalPath}${STAGED}`, local, (done, total) =>
       onProgress?.(role, done, total),
     );
-    records[role] = { path: finalPath, sha256, size: (await fs.promises.stat(local)).size };
+    records[role] = { path: finalPath, sha256, size };
+    staged.push(role);
   }
-  // All staged and verified: move them in, then check each under its final name.
+  // All staged and verified: move them in, then check each under its final name (one look).
   await beforeCommit?.();
-  for (const role of roles) {
+  for (const role of staged) {
     const record = records[role] as SlotFileRecord;
     await target.rename(`${record.path}${STAGED}`, record.path);
   }
-  for (const role of roles) {
+  const now = await hashFiles(
+    target,
+    roles.map((role) => (records[role] as SlotFileRecord).path),
+  );
+  for (const [i, role] of roles.entries()) {
     const record = records[role] as SlotFileRecord;
-    const now = await target.sha256(record.path);
-    if (now !== record.sha256)
+    if (now[i] !== record.sha256)
       throw new Error(
-        `${target.describe()}: ${record.path} hashes to ${now ?? "(missing)"} after the rename, expected ${record.sha256}`,
+        `${target.describe()}: ${record.path} hashes to ${now[i] ?? "(missing)"} after the rename, expected ${record.sha256}`,
       );
   }
   for (const role of Object.keys(SLOT_FILES) as SlotFileRole[]) {
