@@ -57,6 +57,29 @@ async function sliceOf(initramfs: string, offset: number, layer: LayerSpec, dir:
 }
 
 /**
+ * The layers of a local initramfs cut at these compressed sizes, in order (each slice hashed):
+ * for an initramfs from outside the image cache, whose layer sizes its maker knows.
+ */
+export async function layersOfSizes(initramfs: string, sizes: readonly number[]): Promise<LayerSpec[]> {
+  const total = fs.statSync(initramfs).size;
+  const sum = sizes.reduce((n, s) => n + s, 0);
+  if (sizes.length === 0 || sum !== total || sizes.some((s) => !Number.isInteger(s) || s <= 0))
+    throw new Error(
+      `layer sizes: got ${sizes.join(",") || "none"} (${sum} bytes); expected positive whole sizes adding up to ${initramfs}'s ${total} bytes`,
+    );
+  const layers: LayerSpec[] = [];
+  let offset = 0;
+  for (const size of sizes) {
+    const hash = createHash("sha256");
+    for await (const chunk of fs.createReadStream(initramfs, { start: offset, end: offset + size - 1 }))
+      hash.update(chunk as Buffer);
+    layers.push({ sha256: hash.digest("hex"), size });
+    offset += size;
+  }
+  return layers;
+}
+
+/**
  * Throws unless the local initramfs is exactly the layers in order: sizes adding up to its size,
  * each slice hashing as its layer (one read of the file). Checked before anything is sent, also
  * when every layer is already on the partition.

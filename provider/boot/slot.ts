@@ -1,9 +1,9 @@
 import * as fs from "node:fs";
-import * as os from "node:os";
 import * as path from "node:path";
 import { z } from "zod";
 import { isTempName } from "../atomic-file";
 import { parseInput } from "../input-error";
+import { openScratchDir } from "../scratch-dir";
 import { sha256File } from "../file-hash";
 import { hashFiles, type BootTarget } from "./boot-target";
 import {
@@ -371,11 +371,12 @@ async function putLayersOf(
   layers: readonly LayerSpec[],
   onProgress: (done: number, total: number) => void,
 ): Promise<{ records: LayerRecord[]; sent: number }> {
-  const scratch = fs.mkdtempSync(path.join(os.tmpdir(), "ramroot-layers-"));
+  // Removed on every exit path; a killed process's is swept by the next open (scratch-dir.ts).
+  const scratch = await openScratchDir("ramroot-layers-");
   try {
-    return await putLayers(target, initramfs, layers, scratch, onProgress);
+    return await putLayers(target, initramfs, layers, scratch.dir, onProgress);
   } finally {
-    fs.rmSync(scratch, { recursive: true, force: true });
+    scratch.drop();
   }
 }
 
