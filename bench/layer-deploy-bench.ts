@@ -12,7 +12,7 @@ import * as net from "node:net";
 import * as path from "node:path";
 import { withLease } from "../provider/boot/lease";
 import { LAYER_DIR, layerPath } from "../provider/boot/layer-store";
-import { readSlot, slotEntry, writeSlot } from "../provider/boot/slot";
+import { SLOT_MANIFEST, slotEntry, writeSlot, type SlotManifest } from "../provider/boot/slot";
 import { switchBootConfig } from "../provider/boot/switch-config";
 import { withTarget, type BootTarget, type TargetSpec } from "../provider/boot/target";
 import { createDisk } from "../provider/boot/disk-create";
@@ -68,11 +68,12 @@ async function deploy(target: BootTarget, image: Built, slot: string, layered: b
       ...(layers ? { layers } : {}),
       manifest: { imageId, planId: imageId },
     });
+    // The entries from the slots' manifests, as a deploy declares them (the switch re-hashes the slot it boots).
     const entries = [];
     for (const s of ["a", "b"]) {
-      const state = await readSlot(target, s);
-      if (state?.manifest)
-        entries.push(slotEntry(s, { microcode: false, append: TEST_APPEND, layers: state.manifest.layers }));
+      const raw = await target.readFile(`${s}/${SLOT_MANIFEST}`);
+      const manifest = raw === undefined ? undefined : (JSON.parse(raw.toString("utf8")) as SlotManifest);
+      if (manifest) entries.push(slotEntry(s, { microcode: false, append: TEST_APPEND, layers: manifest.layers }));
     }
     await switchBootConfig(target, { defaultLabel: slot, timeout: 0, entries }, { lease });
   });
