@@ -70,13 +70,19 @@ export async function layersOfSizes(initramfs: string, sizes: readonly number[])
   const layers: LayerSpec[] = [];
   let offset = 0;
   for (const size of sizes) {
-    const hash = createHash("sha256");
-    for await (const chunk of fs.createReadStream(initramfs, { start: offset, end: offset + size - 1 }))
-      hash.update(chunk as Buffer);
-    layers.push({ sha256: hash.digest("hex"), size });
+    layers.push({ sha256: await sliceSha256(initramfs, offset, size), size });
     offset += size;
   }
   return layers;
+}
+
+/** The sha256 of `size` bytes of `file` from `offset`. */
+async function sliceSha256(file: string, offset: number, size: number): Promise<string> {
+  const hash = createHash("sha256");
+  if (size > 0)
+    for await (const chunk of fs.createReadStream(file, { start: offset, end: offset + size - 1 }))
+      hash.update(chunk as Buffer);
+  return hash.digest("hex");
 }
 
 /**
@@ -93,11 +99,7 @@ async function checkLayersCover(initramfs: string, layers: readonly LayerSpec[])
     );
   let offset = 0;
   for (const layer of layers) {
-    const hash = createHash("sha256");
-    if (layer.size > 0)
-      for await (const chunk of fs.createReadStream(initramfs, { start: offset, end: offset + layer.size - 1 }))
-        hash.update(chunk as Buffer);
-    const got = hash.digest("hex");
+    const got = await sliceSha256(initramfs, offset, layer.size);
     if (got !== layer.sha256)
       throw new Error(
         `${initramfs}: bytes ${offset}-${offset + layer.size} hash to ${got.slice(0, 12)}, not layer ${layer.sha256.slice(0, 12)}: the image's layer list does not describe its initramfs`,
