@@ -7,6 +7,7 @@ import { layerPath, type LayerSpec } from "../../../provider/boot/layer-store";
 import { labelBootProblem, readSlot, slotEntry, writeSlot } from "../../../provider/boot/slot";
 import { openTarget, type BootTarget } from "../../../provider/boot/target";
 import { imageBytes } from "../../../provider/deploy/image-source";
+import { renderLoaderConfig } from "../../../provider/boot/schemes/uefi/loader-config";
 import { sha256File } from "../../../provider/file-hash";
 import { compressor } from "../../../provider/image/compress";
 import { writeCpio } from "../../../provider/image/cpio-writer";
@@ -87,6 +88,10 @@ test("a layered slot holds no initramfs, is verified by its layers, boots from i
   expect(entry.initrd).toEqual(one.layers.map((l) => `/${layerPath(l.sha256)}`));
   const spec = { defaultLabel: "a", timeout: 0, entries: [entry] };
   expect(await labelBootProblem(target, spec, "a", "syslinux.cfg")).toBeUndefined();
+  // The uefi scheme's type-1 entry from the same records: one initrd line per layer, in order.
+  expect(renderLoaderConfig(spec)).toContain(
+    `linux /a/vmlinuz\n${one.layers.map((l) => `initrd /${layerPath(l.sha256)}\n`).join("")}options console=ttyS0\n`,
+  );
   // An entry naming a layer the slot's manifest does not name is not bootable.
   const stray = { ...entry, initrd: [`/${layerPath(two.layers[1]!.sha256)}`] };
   expect(await labelBootProblem(target, { ...spec, entries: [stray] }, "a", "syslinux.cfg")).toMatch(
