@@ -20,6 +20,7 @@ import { benchRebuild } from "./rebuild-bench";
 import { benchCompression } from "./compression-bench";
 import { benchDeploy } from "./deploy-bench";
 import { benchDemoLoop } from "./demo-loop-bench";
+import { benchLayerDeploy } from "./layer-deploy-bench";
 import type { BenchContext, SectionResult } from "./section";
 
 const SECTIONS = [
@@ -32,6 +33,7 @@ const SECTIONS = [
   "rebuild",
   "compression",
   "deploy",
+  "layer-deploy",
   "demo-loop",
 ] as const;
 type SectionId = (typeof SECTIONS)[number];
@@ -115,6 +117,7 @@ async function main(): Promise<void> {
       rebuild: () => benchRebuild(w, ctx),
       compression: () => benchCompression(w, ctx),
       deploy: () => benchDeploy(ctx),
+      "layer-deploy": () => benchLayerDeploy(w, ctx),
       "demo-loop": () => benchDemoLoop(ctx, repoRoot),
     };
     for (const id of only) {

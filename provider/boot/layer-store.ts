@@ -14,7 +14,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { createHash } from "node:crypto";
 import { isTempName } from "../atomic-file";
-import { listDirectories, type BootTarget } from "./boot-target";
+import { hashFiles, listDirectories, type BootTarget } from "./boot-target";
 
 export const LAYER_DIR = "layers";
 
@@ -57,6 +57,35 @@ async function sliceOf(initramfs: string, offset: number, layer: LayerSpec, dir:
 }
 
 /**
+ * The layers of a local initramfs cut at these compressed sizes, in order (each slice hashed):
+ * for an initramfs from outside the image cache, whose layer sizes its maker knows.
+ */
+export async function layersOfSizes(initramfs: string, sizes: readonly number[]): Promise<LayerSpec[]> {
+  const total = fs.statSync(initramfs).size;
+  const sum = sizes.reduce((n, s) => n + s, 0);
+  if (sizes.length === 0 || sum !== total || sizes.some((s) => !Number.isInteger(s) || s <= 0))
+    throw new Error(
+      `layer sizes: got ${sizes.join(",") || "none"} (${sum} bytes); expected positive whole sizes adding up to ${initramfs}'s ${total} bytes`,
+    );
+  const layers: LayerSpec[] = [];
+  let offset = 0;
+  for (const size of sizes) {
+    layers.push({ sha256: await sliceSha256(initramfs, offset, size), size });
+    offset += size;
+  }
+  return layers;
+}
+
+/** The sha256 of `size` bytes of `file` from `offset`. */
+async function sliceSha256(file: string, offset: number, size: number): Promise<string> {
+  const hash = createHash("sha256");
+  if (size > 0)
+    for await (const chunk of fs.createReadStream(file, { start: offset, end: offset + size - 1 }))
+      hash.update(chunk as Buffer);
+  return hash.digest("hex");
+}
+
+/**
  * Throws unless the local initramfs is exactly the layers in order: sizes adding up to its size,
  * each slice hashing as its layer (one read of the file). Checked before anything is sent, also
  * when every layer is already on the partition.
@@ -70,11 +99,7 @@ async function checkLayersCover(initramfs: string, layers: readonly LayerSpec[])
     );
   let offset = 0;
   for (const layer of layers) {
-    const hash = createHash("sha256");
-    if (layer.size > 0)
-      for await (const chunk of fs.createReadStream(initramfs, { start: offset, end: offset + layer.size - 1 }))
-        hash.update(chunk as Buffer);
-    const got = hash.digest("hex");
+    const got = await sliceSha256(initramfs, offset, layer.size);
     if (got !== layer.sha256)
       throw new Error(
         `${initramfs}: bytes ${offset}-${offset + layer.size} hash to ${got.slice(0, 12)}, not layer ${layer.sha256.slice(0, 12)}: the image's layer list does not describe its initramfs`,
@@ -127,8 +152,22 @@ export async function putLayers(
 
 /** Why the layers would not make the initramfs they were recorded for, or undefined when each hashes as recorded. */
 export async function layersProblem(target: BootTarget, records: readonly LayerRecord[]): Promise<string | undefined> {
-  for (const record of records) {
-    const now = await target.sha256(record.path);
+  // Every layer hashed in one look (one round trip over ssh).
+  const hashes = await hashFiles(
+    target,
+    records.map((r) => r.path),
+  );
+  return layerHashesProblem(target, records, hashes);
+}
+
+/** layersProblem on hashes already taken (`hashes[i]`: what `records[i].path` hashes to now, undefined when missing). */
+export function layerHashesProblem(
+  target: BootTarget,
+  records: readonly LayerRecord[],
+  hashes: readonly (string | undefined)[],
+): string | undefined {
+  for (const [i, record] of records.entries()) {
+    const now = hashes[i];
     if (now === undefined) return `layer ${record.path} does not exist on ${target.describe()}`;
     if (now !== record.sha256)
       return `layer ${record.path} hashes to ${now.slice(0, 12)}, not ${record.sha256.slice(0, 12)} as recorded`;

@@ -4,14 +4,28 @@ import * as path from "node:path";
 import { z } from "zod";
 import { isTempName } from "../atomic-file";
 import { parseInput } from "../input-error";
+import { openScratchDir } from "../scratch-dir";
+import { sha256File } from "../file-hash";
 import { hashFiles, type BootTarget } from "./boot-target";
+import {
+  collectLayers,
+  LAYER_DIR,
+  layerPath,
+  layerHashesProblem,
+  putLayers,
+  type LayerRecord,
+  type LayerSpec,
+} from "./layer-store";
 import { entryByLabel, type SyslinuxConfigSpec, type SyslinuxEntry } from "./schemes/syslinux/config";
 
 /**
  * A/B slots as storage: a directory per slot on the boot partition (`<slot>/vmlinuz`,
  * `initramfs`, optional `microcode`) and a `manifest.json` saying what it holds, and where a
- * syslinux entry's files are. A write stages every file under a temporary name (each verified by
- * hash), then renames them in, then writes the manifest. Which slot may be written is not decided
+ * syslinux entry's files are. A layered slot (docs/layer-store.md) holds no `initramfs`: its
+ * manifest names the image's layers in the partition's layer store (layer-store.ts), and its
+ * entry loads them in order. A write puts the layers first, then stages every file under a
+ * temporary name (each verified by hash), then renames them in, then writes the manifest, then
+ * collects the layers no slot's manifest names. Which slot may be written is not decided
  * here: the A/B rule (provider/deploy/ab-decision.ts) decides, and provider/deploy/slot-guard.ts
  * checks it before every write.
  */
@@ -60,7 +74,13 @@ export interface SlotManifest {
   planId: string;
   lockSummary?: Record<string, string>;
   when: string;
+  /**
+   * files.initramfs records the whole initramfs (sha256 and size, what the image id is made of);
+   * in a layered slot its path lists the layers, and these are its bytes, in order, in the store.
+   */
   files: Partial<Record<SlotFileRole, SlotFileRecord>>;
+  /** a layered slot: the layers its initramfs is the concatenation of (absent in a whole-file slot) */
+  layers?: LayerRecord[];
 }
 
 export interface SlotState {
@@ -71,6 +91,8 @@ export interface SlotState {
   files: Partial<Record<SlotFileRole, { path: string; sha256: string }>>;
   /** true when a manifest exists and every file it lists hashes as recorded (and no unlisted file is present) */
   consistent: boolean;
+  /** a layered slot whose layers do not all hash as recorded: why (its initramfs is then not in `files`) */
+  layersProblem?: string;
 }
 
 const slotName = z
@@ -78,7 +100,7 @@ const slotName = z
   .regex(/^[a-z0-9][a-z0-9_-]{0,7}$/, "expected a slot name of 1-8 lower-case letters, digits, _ or -");
 
 const writeSchema = z.strictObject({
-  slot: slotName,
+  slot: slotName.refine((s) => s !== LAYER_DIR, `expected a slot name other than ${LAYER_DIR} (the layer store)`),
   files: z.strictObject({
     kernel: z.string().min(1, "expected a local file path"),
     initramfs: z.string().min(1, "expected a local file path"),
@@ -86,6 +108,15 @@ const writeSchema = z.strictObject({
     uki: z.string().min(1).optional(),
     trialUki: z.string().min(1).optional(),
   }),
+  layers: z
+    .array(
+      z.strictObject({
+        sha256: z.string().regex(/^[0-9a-f]{64}$/, "expected a sha256 in hex"),
+        size: z.number().int().nonnegative(),
+      }),
+    )
+    .min(1, "expected the image's layers, in order")
+    .optional(),
   manifest: z.strictObject({
     imageId: z.string().min(1, "expected the image id"),
     planId: z.string().min(1, "expected the plan id"),
@@ -97,16 +128,29 @@ const writeSchema = z.strictObject({
 export interface WriteSlotOptions {
   slot: string;
   files: SlotFilesInput;
+  /** the layers `files.initramfs` is the concatenation of: a layered slot (none: the whole file in `<slot>/initramfs`) */
+  layers?: readonly LayerSpec[];
   manifest: SlotManifestInput;
   onProgress?: (file: SlotFileRole, done: number, total: number) => void;
   /** runs after every file is staged and verified, before the first rename: a lease check */
   beforeCommit?: () => Promise<void>;
 }
 
-/** The syslinux entry that boots a slot: absolute paths from the partition root. */
+/**
+ * The syslinux entry that boots a slot: absolute paths from the partition root. `layers`: a
+ * layered slot's (from the image it receives, or a kept slot's manifest); its initrds are the
+ * microcode, then each layer in order, instead of `<slot>/initramfs`.
+ */
 export function slotEntry(
   slot: string,
-  opts: { microcode: boolean; append: string; menuLabel?: string; label?: string; uki?: boolean },
+  opts: {
+    microcode: boolean;
+    append: string;
+    menuLabel?: string;
+    label?: string;
+    uki?: boolean;
+    layers?: readonly { sha256: string }[] | undefined;
+  },
 ): SyslinuxEntry {
   if (opts.uki)
     // Secure Boot: the signed UKI holds kernel, initrds and this command line (baked in).
@@ -117,11 +161,15 @@ export function slotEntry(
       initrd: [],
       append: opts.append,
     };
+  const initramfs =
+    opts.layers !== undefined && opts.layers.length > 0
+      ? opts.layers.map((l) => `/${layerPath(l.sha256)}`)
+      : [`/${slot}/${SLOT_FILES.initramfs}`];
   return {
     label: opts.label ?? slot,
     ...(opts.menuLabel !== undefined ? { menuLabel: opts.menuLabel } : {}),
     kernel: `/${slot}/${SLOT_FILES.kernel}`,
-    initrd: [...(opts.microcode ? [`/${slot}/${SLOT_FILES.microcode}`] : []), `/${slot}/${SLOT_FILES.initramfs}`],
+    initrd: [...(opts.microcode ? [`/${slot}/${SLOT_FILES.microcode}`] : []), ...initramfs],
     append: opts.append,
   };
 }
@@ -183,9 +231,24 @@ export async function labelBootProblem(
     if (!slots.has(slot)) slots.set(slot, await readSlot(target, slot).catch(() => undefined));
     return slots.get(slot);
   };
+  const kernelSlot = slotOfBootPath(entry.kernel, configPath);
   for (const bootPath of [entry.kernel, ...entry.initrd]) {
     const rel = targetPathOfBootPath(bootPath, configPath);
     const slot = slotOfBootPath(bootPath, configPath);
+    if (slot === LAYER_DIR) {
+      // A layer is the kernel's slot's: named by its manifest, and every layer of it hashing as recorded.
+      const state = kernelSlot !== undefined ? await slotState(kernelSlot) : undefined;
+      const layers = state?.manifest?.layers;
+      if (layers === undefined) {
+        if ((await target.sha256(rel)) === undefined)
+          return `entry ${entry.label}: ${bootPath} does not exist on ${target.describe()}`;
+        continue;
+      }
+      if (!layers.some((l) => l.path.toLowerCase() === rel.toLowerCase()))
+        return `entry ${entry.label}: ${bootPath} is no layer of slot ${kernelSlot}'s manifest`;
+      if (state?.layersProblem !== undefined) return `entry ${entry.label}: slot ${kernelSlot}: ${state.layersProblem}`;
+      continue;
+    }
     const state = slot !== undefined && slotName.safeParse(slot).success ? await slotState(slot) : undefined;
     const role = (Object.keys(SLOT_FILES) as SlotFileRole[]).find(
       (r) => state?.files[r]?.path === rel || state?.manifest?.files[r]?.path === rel,
@@ -231,17 +294,20 @@ function slotPath(slot: string, name: string): string {
 }
 
 /**
- * Copies kernel, initramfs and microcode into `<slot>/` and writes the manifest. Every file is
- * staged under `<name>.new` (temp name, fsync, rename, read back and compared by sha256), and
- * only when all are staged are they renamed over the old ones; the manifest goes last. A copy
- * that fails or is killed leaves the slot's previous files as they were. It does not ask whether
+ * Copies kernel, initramfs and microcode into `<slot>/` and writes the manifest. With `layers`,
+ * the initramfs is not copied whole: its layers go into the layer store first (those the
+ * partition lacks; each complete and hashed before the manifest names it), and the manifest
+ * records them. Every file is staged under `<name>.new` (temp name, fsync, rename, read back and
+ * compared by sha256), and only when all are staged are they renamed over the old ones; the
+ * manifest goes last, then the layers no slot's manifest names are collected. A copy that fails
+ * or is killed leaves the slot's previous files and layers as they were. It does not ask whether
  * the slot may be written: callers go through provider/deploy/slot-guard.ts.
  */
 export async function writeSlot(target: BootTarget, input: WriteSlotOptions): Promise<SlotState> {
   const { onProgress, beforeCommit, ...rest } = input;
   const opts = parseInput(writeSchema, rest, "slot write");
-  const roles = (Object.keys(SLOT_FILES) as SlotFileRole[]).filter((role) => opts.files[role] !== undefined);
-  for (const role of roles) {
+  const all = (Object.keys(SLOT_FILES) as SlotFileRole[]).filter((role) => opts.files[role] !== undefined);
+  for (const role of all) {
     const file = opts.files[role] as string;
     if (!fs.existsSync(file)) throw new Error(`files.${role}: got ${JSON.stringify(file)}; the file does not exist`);
   }
@@ -250,26 +316,55 @@ export async function writeSlot(target: BootTarget, input: WriteSlotOptions): Pr
     if (name.endsWith(STAGED) || isTempName(name)) await target.remove(slotPath(opts.slot, name));
   }
   const records: Partial<Record<SlotFileRole, SlotFileRecord>> = {};
-  for (const role of roles) {
+  let layers: LayerRecord[] | undefined;
+  if (opts.layers !== undefined) {
+    const put = await putLayersOf(target, opts.files.initramfs, opts.layers, (done, total) =>
+      onProgress?.("initramfs", done, total),
+    );
+    layers = put.records;
+    records.initramfs = {
+      path: layers.map((l) => l.path).join(","),
+      sha256: (await sha256File(opts.files.initramfs)) as string,
+      size: (await fs.promises.stat(opts.files.initramfs)).size,
+    };
+  }
+  // The files copied into the slot directory: a layered slot's initramfs is in the store.
+  const roles = all.filter((role) => !(role === "initramfs" && layers !== undefined));
+  // A file the slot holds already (the kernel of the image it held before, say) is kept, not sent again.
+  const held = await hashFiles(
+    target,
+    roles.map((role) => slotPath(opts.slot, SLOT_FILES[role])),
+  );
+  const staged: SlotFileRole[] = [];
+  for (const [i, role] of roles.entries()) {
     const local = opts.files[role] as string;
     const finalPath = slotPath(opts.slot, SLOT_FILES[role]);
+    const size = (await fs.promises.stat(local)).size;
+    if (held[i] !== undefined && held[i] === (await sha256File(local))) {
+      records[role] = { path: finalPath, sha256: held[i], size };
+      continue;
+    }
     const sha256 = await target.copyInAtomic(`${finalPath}${STAGED}`, local, (done, total) =>
       onProgress?.(role, done, total),
     );
-    records[role] = { path: finalPath, sha256, size: (await fs.promises.stat(local)).size };
+    records[role] = { path: finalPath, sha256, size };
+    staged.push(role);
   }
-  // All staged and verified: move them in, then check each under its final name.
+  // All staged and verified: move them in, then check each under its final name (one look).
   await beforeCommit?.();
-  for (const role of roles) {
+  for (const role of staged) {
     const record = records[role] as SlotFileRecord;
     await target.rename(`${record.path}${STAGED}`, record.path);
   }
-  for (const role of roles) {
+  const now = await hashFiles(
+    target,
+    roles.map((role) => (records[role] as SlotFileRecord).path),
+  );
+  for (const [i, role] of roles.entries()) {
     const record = records[role] as SlotFileRecord;
-    const now = await target.sha256(record.path);
-    if (now !== record.sha256)
+    if (now[i] !== record.sha256)
       throw new Error(
-        `${target.describe()}: ${record.path} hashes to ${now ?? "(missing)"} after the rename, expected ${record.sha256}`,
+        `${target.describe()}: ${record.path} hashes to ${now[i] ?? "(missing)"} after the rename, expected ${record.sha256}`,
       );
   }
   for (const role of Object.keys(SLOT_FILES) as SlotFileRole[]) {
@@ -282,11 +377,56 @@ export async function writeSlot(target: BootTarget, input: WriteSlotOptions): Pr
     ...(opts.manifest.lockSummary ? { lockSummary: opts.manifest.lockSummary } : {}),
     when: opts.manifest.when ?? new Date().toISOString(),
     files: records,
+    ...(layers ? { layers } : {}),
   };
   await target.writeFileAtomic(slotPath(opts.slot, SLOT_MANIFEST), JSON.stringify(manifest, null, 2) + "\n");
   const state = await readSlot(target, opts.slot);
   if (!state?.consistent) throw new Error(`${target.describe()}: slot ${opts.slot} does not read back as written`);
+  await collectUnnamedLayers(target);
   return state;
+}
+
+/** putLayers with a local scratch directory for the slices, removed after. */
+async function putLayersOf(
+  target: BootTarget,
+  initramfs: string,
+  layers: readonly LayerSpec[],
+  onProgress: (done: number, total: number) => void,
+): Promise<{ records: LayerRecord[]; sent: number }> {
+  // Removed on every exit path; a killed process's is swept by the next open (scratch-dir.ts).
+  const scratch = await openScratchDir("ramroot-layers-");
+  try {
+    return await putLayers(target, initramfs, layers, scratch.dir, onProgress);
+  } finally {
+    scratch.drop();
+  }
+}
+
+/**
+ * Removes the layers in the store that no slot's manifest on the partition names. A manifest
+ * that cannot be read might name any layer: then nothing is removed. A pin or a journal entry
+ * only ever needs an image that is in a slot, or that the image cache writes again.
+ */
+export async function collectUnnamedLayers(target: BootTarget): Promise<string[]> {
+  const stored = await target.list(LAYER_DIR);
+  if (stored.length === 0) return [];
+  const needed: LayerRecord[] = [];
+  for (const name of await target.list("")) {
+    if (name === LAYER_DIR || !slotName.safeParse(name).success) continue;
+    let raw: Buffer | undefined;
+    try {
+      raw = await target.readFile(slotPath(name, SLOT_MANIFEST));
+    } catch {
+      raw = undefined;
+    }
+    if (raw === undefined) continue;
+    try {
+      needed.push(...((JSON.parse(raw.toString("utf8")) as SlotManifest).layers ?? []));
+    } catch {
+      return [];
+    }
+  }
+  return collectLayers(target, needed);
 }
 
 /** What a slot holds now: the stored manifest and every file re-hashed, so hand edits show. */
@@ -305,19 +445,34 @@ export async function readSlot(target: BootTarget, slot: string): Promise<SlotSt
   }
   const files: SlotState["files"] = {};
   // Every file hashed in one look (one round trip over ssh).
-  const present = (Object.keys(SLOT_FILES) as SlotFileRole[]).filter((role) => names.includes(SLOT_FILES[role]));
-  const hashes = await hashFiles(
-    target,
-    present.map((role) => slotPath(slot, SLOT_FILES[role])),
+  const layered = manifest?.layers !== undefined && manifest.layers.length > 0;
+  const present = (Object.keys(SLOT_FILES) as SlotFileRole[]).filter(
+    (role) => names.includes(SLOT_FILES[role]) && !(layered && role === "initramfs"),
   );
+  const layers = layered ? (manifest?.layers ?? []) : [];
+  const hashes = await hashFiles(target, [
+    ...present.map((role) => slotPath(slot, SLOT_FILES[role])),
+    ...layers.map((l) => l.path),
+  ]);
   present.forEach((role, i) => {
     const sha256 = hashes[i];
     if (sha256 !== undefined) files[role] = { path: slotPath(slot, SLOT_FILES[role]), sha256 };
   });
+  // A layered slot's initramfs is its layers: there when every one hashes as recorded.
+  const problem = layered ? layerHashesProblem(target, layers, hashes.slice(present.length)) : undefined;
+  const whole = manifest?.files?.initramfs;
+  if (layered && problem === undefined && whole !== undefined)
+    files.initramfs = { path: whole.path, sha256: whole.sha256 };
   const consistent =
     manifest !== undefined &&
     (Object.keys(SLOT_FILES) as SlotFileRole[]).every(
       (role) => (manifest.files?.[role]?.sha256 ?? undefined) === files[role]?.sha256,
     );
-  return { slot, ...(manifest ? { manifest } : {}), files, consistent };
+  return {
+    slot,
+    ...(manifest ? { manifest } : {}),
+    files,
+    consistent,
+    ...(problem !== undefined ? { layersProblem: problem } : {}),
+  };
 }

@@ -5,6 +5,7 @@ import { schemeOf } from "../boot/schemes/registry";
 import { promote, switchBootConfig } from "../boot/switch-config";
 import { withLease, type Lease } from "../boot/lease";
 import { assertLabelBootable, readSlot, slotEntry } from "../boot/slot";
+import { layersOfSizes } from "../boot/layer-store";
 import { writeSlotChecked } from "../deploy/slot-guard";
 import { openTarget, parseTargetSpec, type BootTarget, type TargetSpec } from "../boot/target";
 import { openStack, stackTarget } from "./stack-command";
@@ -190,6 +191,10 @@ export function registerBootCommands(program: Command): void {
       .requiredOption("--kernel <file>", "kernel image")
       .requiredOption("--initramfs <file>", "initramfs image")
       .option("--microcode <file>", "microcode initramfs")
+      .option(
+        "--layer-sizes <bytes,...>",
+        "the initramfs is these layers (compressed sizes, in order): a layered slot, the layers kept in the partition's store",
+      )
       .option("--image-id <id>", "image id for the manifest", "unknown")
       .option("--plan-id <id>", "plan id for the manifest", "unknown"),
   ).action(
@@ -199,10 +204,18 @@ export function registerBootCommands(program: Command): void {
         kernel: string;
         initramfs: string;
         microcode?: string;
+        layerSizes?: string;
         imageId: string;
         planId: string;
       },
     ) => {
+      const layers =
+        flags.layerSizes === undefined
+          ? undefined
+          : await layersOfSizes(
+              flags.initramfs,
+              flags.layerSizes.split(",").map((n) => (/^\d+$/.test(n.trim()) ? Number(n) : NaN)),
+            );
       await withWriteTarget(flags, `slot write --slot ${flags.slot}`, async (target, lease) => {
         const files = {
           kernel: flags.kernel,
@@ -215,6 +228,7 @@ export function registerBootCommands(program: Command): void {
             {
               slot: flags.slot,
               files,
+              ...(layers ? { layers } : {}),
               manifest: { imageId: flags.imageId, planId: flags.planId },
               beforeCommit: () => lease.assertHeld(target),
             },
@@ -261,12 +275,14 @@ export function registerBootCommands(program: Command): void {
       flags: TargetFlags & { default: string; slots: string; append: string; timeout: string; microcode?: boolean },
     ) => {
       await withWriteTarget(flags, "syslinux write", async (target, lease) => {
-        const entries = flags.slots
-          .split(",")
-          .filter((s) => s !== "")
-          .map((s) =>
-            slotEntry(s, { microcode: flags.microcode === true, append: flags.append, menuLabel: `slot ${s}` }),
+        const entries = [];
+        for (const s of flags.slots.split(",").filter((n) => n !== "")) {
+          // A layered slot's entry loads its layers, as its manifest names them.
+          const layers = (await readSlot(target, s))?.manifest?.layers;
+          entries.push(
+            slotEntry(s, { microcode: flags.microcode === true, append: flags.append, menuLabel: `slot ${s}`, layers }),
           );
+        }
         const spec = { defaultLabel: flags.default, timeout: int(flags.timeout, "--timeout") ?? 0, entries };
         print(
           await switchBootConfig(target, spec, {

@@ -9,7 +9,7 @@ import type { JournalEntry } from "../boot/journal";
 import type { LeaseRecord } from "../boot/lease";
 import type { SlotState } from "../boot/slot";
 import type { TargetSpec } from "../boot/target-spec";
-import { cachedImage, type Artifact, type ImageArtifacts } from "../image/build";
+import { cachedImage, recordedLayersOf, type Artifact, type ImageArtifacts } from "../image/build";
 import type { ImageConfig } from "../image/image-config";
 import { planImageOnce } from "../image/plan-memo";
 import { decide, slotHolding, type AbDecision, type SlotPair } from "./ab-decision";
@@ -41,6 +41,8 @@ export interface KeptSlot {
   packages?: Record<string, string>;
   files: { kernel: string; initramfs: string; microcode?: string; uki?: string; trialUki?: string };
   microcode: boolean;
+  /** a layered slot's layers, in order: its entry loads them (from the image it is rewritten from, or its manifest) */
+  layers?: { sha256: string }[];
   /** damaged, not booted now, and its image is in the cache: rewrite it from there */
   from?: ImageFiles;
 }
@@ -110,6 +112,9 @@ function shas(state: SlotState): KeptSlot["files"] {
 
 const short = (id: string) => id.slice(0, 12);
 
+const layersOf = (layers: { sha256: string }[] | undefined) =>
+  layers !== undefined && layers.length > 0 ? { layers: layers.map((l) => ({ sha256: l.sha256 })) } : {};
+
 /** The pinned image: from the slot that holds it (artifacts too when cached), else from the image cache. */
 async function pinnedImage(pin: Pin, state: TargetState, slots: SlotPair): Promise<DeployedImage> {
   const cached = await cachedImage({ planId: pin.planId });
@@ -170,6 +175,7 @@ export async function planDeployment(input: DeploymentInput): Promise<Deployment
           }
         : shas(held),
       microcode: from ? from.microcode !== undefined : held.files.microcode !== undefined,
+      ...layersOf(from ? recordedLayersOf(from.initramfs.path) : manifest.layers),
       ...(from ? { from } : {}),
     });
   }

@@ -5,8 +5,9 @@
  * images and boot targets meet, so that image/ needs nothing from boot/.
  */
 import * as fs from "node:fs";
-import { SLOT_FILES } from "../boot/slot";
-import { withTarget, type TargetSpec } from "../boot/target";
+import { createHash } from "node:crypto";
+import { SLOT_FILES, SLOT_MANIFEST, type SlotManifest } from "../boot/slot";
+import { withTarget, type BootTarget, type TargetSpec } from "../boot/target";
 import { cachedImage, defaultImageCacheDir } from "../image/build";
 import type { ReadImage } from "../image/image-diff";
 import { initramfsFileBytes, readImageBytes } from "../image/image-read";
@@ -30,6 +31,38 @@ export function describeSource(source: ImageSource): string {
   }
 }
 
+/**
+ * A layered slot's initramfs: its manifest's layers read from the store and concatenated, each
+ * checked against its record (and the whole against the manifest's initramfs). Undefined for a
+ * whole-file slot (no layers in its manifest).
+ */
+async function layeredInitramfs(target: BootTarget, slot: string): Promise<Buffer | undefined> {
+  const raw = await target.readFile(`${slot}/${SLOT_MANIFEST}`);
+  let manifest: Partial<SlotManifest> | undefined;
+  try {
+    manifest = raw === undefined ? undefined : (JSON.parse(raw.toString("utf8")) as Partial<SlotManifest>);
+  } catch {
+    manifest = undefined;
+  }
+  const layers = manifest?.layers;
+  if (layers === undefined || layers.length === 0) return undefined;
+  const parts: Buffer[] = [];
+  for (const layer of layers) {
+    const data = await target.readFile(layer.path);
+    const got = data === undefined ? undefined : createHash("sha256").update(data).digest("hex");
+    if (data === undefined || got !== layer.sha256)
+      throw new Error(
+        `slot ${slot}: layer ${layer.path} on ${target.describe()} ${data === undefined ? "is missing" : `hashes to ${got?.slice(0, 12)}, not ${layer.sha256.slice(0, 12)}`}; the slot cannot be read back (see \`ramroot status\`)`,
+      );
+    parts.push(data);
+  }
+  const whole = Buffer.concat(parts);
+  const want = manifest?.files?.initramfs?.sha256;
+  if (want !== undefined && createHash("sha256").update(whole).digest("hex") !== want)
+    throw new Error(`slot ${slot}: its layers on ${target.describe()} do not make the initramfs its manifest records`);
+  return whole;
+}
+
 /** The initramfs bytes of a source. */
 export async function imageBytes(source: ImageSource): Promise<Buffer> {
   switch (source.kind) {
@@ -37,6 +70,8 @@ export async function imageBytes(source: ImageSource): Promise<Buffer> {
       return initramfsFileBytes(source.path);
     case "slot":
       return withTarget(source.target, async (target) => {
+        const layered = await layeredInitramfs(target, source.slot);
+        if (layered) return layered;
         const rel = `${source.slot}/${SLOT_FILES.initramfs}`;
         const data = await target.readFile(rel);
         if (data === undefined)

@@ -110,6 +110,21 @@ export function imageIdOf(artifacts: Record<string, { sha256: string } | undefin
 }
 
 /** A cached build of the plan, re-hashed so a damaged cache is never trusted. */
+/**
+ * The layers the image cache records for the initramfs at `initramfs` (its image directory's
+ * manifest), with each layer's compressed size: what a slot writer cuts the file back into.
+ * Undefined for a file outside the cache, or an image built before sizes were recorded.
+ */
+export function recordedLayersOf(initramfs: string): { sha256: string; size: number }[] | undefined {
+  const manifestPath = path.join(path.dirname(initramfs), MANIFEST);
+  if (!fs.existsSync(manifestPath)) return undefined;
+  const stored = JSON.parse(fs.readFileSync(manifestPath, "utf8")) as Partial<ImageArtifacts>;
+  if (path.basename(stored.initramfs?.path ?? "") !== path.basename(initramfs)) return undefined;
+  const layers = stored.layers ?? [];
+  if (layers.length === 0 || layers.some((l) => l.size === undefined)) return undefined;
+  return layers.map((l) => ({ sha256: l.sha256, size: l.size as number }));
+}
+
 export async function cachedImage(
   plan: Pick<ImagePlan, "planId">,
   cacheDir = defaultImageCacheDir(),

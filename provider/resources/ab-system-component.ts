@@ -13,6 +13,7 @@ import { parseAbSystemInputs, type AbSystemInputs } from "../deploy/ab-system-in
 import { machinePin } from "../deploy/machine-pins";
 import { planDeployment, type DeployedImage, type DeploymentPlan, type ImageFiles } from "../deploy/deployment-plan";
 import { planImageOnce } from "../image/plan-memo";
+import { recordedLayersOf } from "../image/build";
 import type { ComponentHandler, ConstructContext } from "./construct";
 import { refuse } from "./component-refusal";
 import { checkGates } from "../deploy/gates";
@@ -179,6 +180,7 @@ export class AbSystemComponent extends pulumi.ComponentResource {
             slotEntry(kept.slot, {
               microcode: kept.microcode,
               uki: kept.files.uki !== undefined,
+              layers: kept.layers,
               append: appendFor(kept.imageId),
               menuLabel: menuLabel(kept.imageId),
             }),
@@ -248,6 +250,8 @@ export class AbSystemComponent extends pulumi.ComponentResource {
             slotEntry(slot, {
               microcode: a?.microcode !== undefined,
               uki: inputs.secureBoot !== undefined,
+              // the layers BootSlot puts in the store for this image (boot-slot-resource.ts; none under Secure Boot)
+              layers: a ? recordedLayersOf(a.initramfs.path) : undefined,
               append: appendFor(imageId),
               menuLabel: menuLabel(imageId),
             }),

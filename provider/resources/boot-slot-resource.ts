@@ -7,7 +7,7 @@ import { sameTarget } from "../boot/target-identity";
 import { targetSpecSchema, withTarget, type BootTarget } from "../boot/target";
 import { readSlot, SLOT_FILES, type SlotFileRole, type SlotState } from "../boot/slot";
 import { slotWriteRefusalOn, writeSlotChecked } from "../deploy/slot-guard";
-import { imageIdOf } from "../image/build";
+import { imageIdOf, recordedLayersOf } from "../image/build";
 import { sha256File } from "../file-hash";
 import { checkInputs } from "./check-inputs";
 import { noteWritten, wasWrittenThisRun, wipeOnDeleteSchema } from "./delete-policy";
@@ -214,6 +214,10 @@ async function placeUnder(
   ctx.log(`writing image ${inputs.imageId.slice(0, 12)} into slot ${inputs.slot} on ${target.describe()}`);
   noteWritten(inputs.target, inputs.slot);
   let lastTenth = -1;
+  // An image the cache records the layers of goes into the partition's layer store (a layered slot),
+  // unless the slot boots signed UKIs (Secure Boot): each holds the whole initramfs, so the slot keeps
+  // it whole too.
+  const layers = sources.uki ? undefined : recordedLayersOf(sources.initramfs);
   const state = await writeSlotChecked(
     target,
     {
@@ -233,6 +237,7 @@ async function placeUnder(
             ],
           }
         : {}),
+      ...(layers ? { layers } : {}),
       manifest: {
         imageId: inputs.imageId,
         planId: inputs.planId,

@@ -5,7 +5,7 @@ import { PassThrough } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { createDisk } from "../../provider/boot/disk-create";
 import { collectLayers, layerPath, layersProblem, putLayers, type LayerSpec } from "../../provider/boot/layer-store";
-import { slotEntry, writeSlot } from "../../provider/boot/slot";
+import { assertLabelBootable, readSlot, slotEntry, writeSlot } from "../../provider/boot/slot";
 import { readSyslinuxConfig, writeSyslinuxConfig } from "../../provider/boot/schemes/syslinux/config";
 import { withTarget, type BootTarget } from "../../provider/boot/target";
 import { sha256File } from "../../provider/file-hash";
@@ -17,9 +17,10 @@ import { debianKernel } from "../fixtures/debian-kernel";
 import { TEST_APPEND } from "./slot-disk";
 
 // The layer store (provider/boot/layer-store.ts) on a real FAT disk image: an initramfs of two
-// archives is cut back into its layers and kept under 8.3 names in layers/, and syslinux's
-// `INITRD /layers/x,/layers/y` boots the same machine as the folded file in a slot. Two boots
-// through QEMU's BIOS and syslinux (~10-20 s each under TCG).
+// archives is cut back into its layers and kept under 8.3 names in layers/, and a layered slot
+// (writeSlot with the image's layers: no b/initramfs, syslinux's `INITRD /layers/x,/layers/y`)
+// boots the same machine as the folded file in slot a. Two boots through QEMU's BIOS and
+// syslinux (~10-20 s each under TCG), their times logged side by side.
 jest.setTimeout(600_000);
 
 let dir: string;
@@ -61,7 +62,7 @@ test("layers cut from an initramfs are stored once, verified by hash, collected,
   const layers = [await spec(base), await spec(top)];
 
   const image = path.join(dir, "disk.img");
-  await createDisk({ output: image, sizeMiB: 48, layout: "mbr", slots: ["a"] });
+  await createDisk({ output: image, sizeMiB: 48, layout: "mbr", slots: ["a", "b"] });
   await withImage(image, async (target) => {
     await writeSlot(target, {
       slot: "a",
@@ -87,14 +88,27 @@ test("layers cut from an initramfs are stored once, verified by hash, collected,
     // Only what no slot needs is collected: the edited layer goes, the booted ones stay.
     expect(await collectLayers(target, first.records)).toEqual([second.records[1]!.path]);
     expect(await collectLayers(target, first.records)).toEqual([]);
-    await writeSyslinuxConfig(target, {
+    // The deploy path: slot b written layered, the store collected against both slots' manifests.
+    const b = await writeSlot(target, {
+      slot: "b",
+      files: { kernel: debianKernel().vmlinuz, initramfs: folded },
+      layers,
+      manifest: { imageId: "layered", planId: "plan-layered", when: "1980-01-01T00:00:00Z" },
+    });
+    expect(await target.list("b")).toEqual(["manifest.json", "vmlinuz"]);
+    expect(b.consistent).toBe(true);
+    expect((await target.list("layers")).sort()).toEqual(first.records.map((r) => path.posix.basename(r.path)).sort());
+    const config = {
       defaultLabel: "a",
       timeout: 0,
       entries: [
         slotEntry("a", { microcode: false, append: TEST_APPEND }),
-        { label: "l", kernel: "/a/vmlinuz", initrd: first.records.map((r) => `/${r.path}`), append: TEST_APPEND },
+        slotEntry("b", { microcode: false, append: TEST_APPEND, layers: b.manifest?.layers }),
       ],
-    });
+    };
+    expect(config.entries[1]!.initrd).toEqual(first.records.map((r) => `/${r.path}`));
+    await assertLabelBootable(target, config, "b", "syslinux.cfg");
+    await writeSyslinuxConfig(target, config);
   });
 
   const boot = async (label: string) => {
@@ -111,12 +125,17 @@ test("layers cut from an initramfs are stored once, verified by hash, collected,
   };
   // The folded slot and the layered entry: the same machine (the top layer's /etc/which).
   expect(await boot("a")).toBe("top-layer");
-  expect(await boot("l")).toBe("top-layer");
+  expect(await boot("b")).toBe("top-layer");
 
-  // A layer changed on the partition is found by hashing.
+  // A layer changed on the partition is found by hashing: slot b no longer reads as written, and its entry is refused.
   await withImage(image, async (target) => {
     const records = layers.map((l) => ({ ...l, path: layerPath(l.sha256) }));
     await target.writeFileAtomic(records[1]!.path, "not the layer");
     expect(await layersProblem(target, records)).toMatch(/hashes to .*, not /);
+    expect((await readSlot(target, "b"))?.consistent).toBe(false);
+    const read = await readSyslinuxConfig(target);
+    await expect(assertLabelBootable(target, read!.spec, "b", read!.path)).rejects.toThrow(
+      /slot b: layer layers\/.*hashes to/,
+    );
   });
 });

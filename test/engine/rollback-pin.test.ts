@@ -231,7 +231,12 @@ describe("an ssh target (sshd on loopback)", () => {
     await step(
       "slot b (idle, image two, which the cache holds) damaged on the machine: one up rewrites it",
       async () => {
-        fs.writeFileSync(path.join(target.path, "b", "initramfs"), "bit rot");
+        // A layered slot: a layer only slot b names, not one slot a shares; a whole-file slot (its
+        // image cached before layer sizes were recorded): b/initramfs.
+        const before = await slotsNow();
+        const shared = new Set((before.slots.a?.manifest?.layers ?? []).map((l) => l.path));
+        const own = (before.slots.b?.manifest?.layers ?? []).find((l) => !shared.has(l.path));
+        fs.writeFileSync(path.join(target.path, own?.path ?? "b/initramfs"), "bit rot");
         expect((await slotsNow()).slots.b?.consistent).toBe(false);
         const preview = await env.stack.preview({ diff: true });
         expect(preview.changeSummary.update).toBe(1);

@@ -161,7 +161,11 @@ test("QEMU killed during the slot copy over ssh boots a again and the next up su
     const one = second.outputs.imageId!.value as string;
     expect(one).not.toBe(zero.imageId);
     expect(await defaultSlot()).toBe("b");
-    expect((await sh("ls /media/boot/b")).split("\n").sort()).toEqual(["initramfs", "manifest.json", "vmlinuz"]);
+    // A layered slot: its initramfs is the layers its manifest names, in /media/boot/layers.
+    expect((await sh("ls /media/boot/b")).split("\n").sort()).toEqual(["manifest.json", "vmlinuz"]);
+    const layers = (JSON.parse(await sh("cat /media/boot/b/manifest.json")) as { layers: { path: string }[] }).layers;
+    expect(layers.length).toBeGreaterThan(0);
+    for (const layer of layers) expect(await sh(`ls /media/boot/${layer.path}`)).toBe(`/media/boot/${layer.path}`);
     expect(await sh("ls /media/boot/ramroot/lease 2>/dev/null || echo none")).toBe("none");
     await rebootMachine(sshArgs);
     await booted();

@@ -135,17 +135,13 @@ test("the README's commands on a fresh clone do what the README says", async () 
   // into the directory the ssh target names, compared by `ramroot image diff --ssh`.
   sshd = await startSshd();
   const bootDir = path.join(work, "ssh-boot");
-  for (const slot of ["a", "b"]) {
-    fs.mkdirSync(path.join(bootDir, slot), { recursive: true });
-    execFileSync("mcopy", [
-      "-n",
-      "-o",
-      "-i",
-      `${path.join(clone, ".ramroot", "demo", "disk.img")}@@1048576`,
-      `::/${slot}/initramfs`,
-      path.join(bootDir, slot, "initramfs"),
-    ]);
-  }
+  // Both slots and the layer store their manifests name (a layered slot holds no initramfs of its own).
+  // (An image cached before layer sizes were recorded is a whole-file slot, with no layers/.)
+  fs.mkdirSync(bootDir, { recursive: true });
+  const demoDisk = `${path.join(clone, ".ramroot", "demo", "disk.img")}@@1048576`;
+  const top = execFileSync("mdir", ["-b", "-i", demoDisk, "::/"], { encoding: "utf8" });
+  const dirs = ["::/a", "::/b", ...(/^::\/layers\/?$/im.test(top) ? ["::/layers"] : [])];
+  execFileSync("mcopy", ["-s", "-n", "-o", "-i", demoDisk, ...dirs, bootDir]);
   const ssh = `--ssh root@127.0.0.1:${bootDir} --port ${sshd.port} --identity ${path.join(sshd.dir, "user_key")} --known-hosts ${sshd.knownHosts}`;
   const sshDiff = await ok(`source .ramroot/env.sh && npx ramroot image diff ${ssh} slot:a slot:b`);
   expect(sshDiff).toMatch(/^--- slot a \(ssh root@127\.0\.0\.1:/m);

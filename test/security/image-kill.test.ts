@@ -8,9 +8,10 @@ import { readSlot } from "../../provider/boot/slot";
 import { openTarget } from "../../provider/boot/target";
 import { compileCli, type CompiledCli } from "../fixtures/ramroot-cli";
 
-// A slot write to a disk image killed mid-copy: the scratch directory goes on every exit path
-// (SIGTERM: the exit path; SIGKILL: the next open sweeps it), the old slot stays as it was,
-// the killed writer's lease is taken over by the next writer.
+// A layered slot write to a disk image killed mid-copy of a layer: the scratch directories go on
+// every exit path (SIGTERM: the exit path; SIGKILL: the next open sweeps them), the old slot
+// stays as it was, the killed writer's lease is taken over by the next writer, and the cut
+// layer's leftovers are collected by it.
 jest.setTimeout(600_000);
 
 let cli: CompiledCli;
@@ -25,9 +26,10 @@ afterAll(() => {
 });
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-const scratchOf = (pid: number) => fs.readdirSync(os.tmpdir()).filter((n) => n.startsWith(`ramroot-image-${pid}-`));
+const scratchOf = (pid: number, kind = "image") =>
+  fs.readdirSync(os.tmpdir()).filter((n) => n.startsWith(`ramroot-${kind}-${pid}-`));
 
-/** An mcopy on `image` (of `source`, when given) is running: /proc read directly, so the poll is quick. */
+/** An mcopy on `image` (of a file under `source`, when given) is running: /proc read directly, so the poll is quick. */
 async function mcopyRunning(image: string, source?: string): Promise<boolean> {
   for (const pid of fs.readdirSync("/proc").filter((n) => /^\d+$/.test(n))) {
     let args: string[];
@@ -39,7 +41,7 @@ async function mcopyRunning(image: string, source?: string): Promise<boolean> {
     if (
       path.basename(args[0] ?? "") === "mcopy" &&
       args.some((a) => a.startsWith(image)) &&
-      (source === undefined || args.includes(source))
+      (source === undefined || args.some((a) => a.startsWith(source)))
     )
       return true;
   }
@@ -89,21 +91,25 @@ test.each(["SIGKILL", "SIGTERM"] as const)(
         kernel,
         "--initramfs",
         big,
+        "--layer-sizes",
+        `${100 << 20},${100 << 20}`,
         "--image-id",
         "new",
       ],
       { reject: false },
     );
     const pid = deploy.pid!;
-    while (!(await mcopyRunning(image, big))) {
+    // The first layer arriving, from its slice in the layer scratch directory.
+    while (!(await mcopyRunning(image, path.join(os.tmpdir(), `ramroot-layers-${pid}-`)))) {
       if (deploy.exitCode !== null && deploy.exitCode !== undefined)
         throw new Error(`ended before the copy: ${(await deploy).stderr}`);
       await sleep(5);
     }
     expect(scratchOf(pid)).toHaveLength(1);
+    expect(scratchOf(pid, "layers")).toHaveLength(1);
     process.kill(pid, signal);
     expect((await deploy).exitCode === 0).toBe(false);
-    if (signal === "SIGTERM") expect(scratchOf(pid)).toEqual([]);
+    if (signal === "SIGTERM") expect([...scratchOf(pid), ...scratchOf(pid, "layers")]).toEqual([]);
     // A flock child may still finish the mcopy it started; wait for the image to be free.
     while (await mcopyRunning(image)) await sleep(100);
 
@@ -129,6 +135,8 @@ test.each(["SIGKILL", "SIGTERM"] as const)(
       kernel,
       "--initramfs",
       kernel,
+      "--layer-sizes",
+      String(fs.statSync(kernel).size),
       "--image-id",
       "next",
     ]);
@@ -138,7 +146,12 @@ test.each(["SIGKILL", "SIGTERM"] as const)(
     );
     const after = await openTarget({ kind: "image", path: image });
     try {
-      expect((await after.list("b")).sort()).toEqual(["initramfs", "manifest.json", "vmlinuz"]);
+      // Layered: no b/initramfs; the store holds the one layer slot b names (the cut copy's leftovers collected).
+      expect((await after.list("b")).sort()).toEqual(["manifest.json", "vmlinuz"]);
+      const b = await readSlot(after, "b");
+      expect(b?.consistent).toBe(true);
+      expect((await after.list("layers")).map((n) => `layers/${n}`)).toEqual(b?.manifest?.layers?.map((l) => l.path));
+      expect(scratchOf(pid, "layers")).toEqual([]);
       expect(await readLease(after)).toBeUndefined();
     } finally {
       await after.close();

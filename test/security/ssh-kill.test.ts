@@ -81,15 +81,20 @@ test.each(["SIGKILL", "SIGTERM", "SIGINT"] as const)(
       "--known-hosts",
       sshd.knownHosts,
     ];
-    const args = ["slot", "write", ...target, "--slot", "b", "--kernel", kernel, "--initramfs", initramfs];
+    // A layered write: two layers of 40 MiB, kept in the partition's layer store.
+    const args = [
+      ...["slot", "write", ...target, "--slot", "b", "--kernel", kernel, "--initramfs", initramfs],
+      ...["--layer-sizes", `${40 << 20},${40 << 20}`],
+    ];
     const deploy: ResultPromise = execa(process.execPath, ["-e", cli.script, "--", ...args], { reject: false });
     const pid = deploy.pid!;
-    // Mid-copy: the initramfs is arriving under its temporary name on the target.
-    for (;;) {
-      const staging = fs.existsSync(path.join(root, "b"))
-        ? fs.readdirSync(path.join(root, "b")).filter((n) => n.startsWith("initramfs.new.tmp-"))
+    // Mid-copy: a layer is arriving under its temporary name in the target's layer store.
+    const tmpIn = (dir: string) =>
+      fs.existsSync(path.join(root, dir))
+        ? fs.readdirSync(path.join(root, dir)).filter((n) => n.includes(".tmp-"))
         : [];
-      if (staging.some((n) => fs.statSync(path.join(root, "b", n)).size > 4 << 20)) break;
+    for (;;) {
+      if (tmpIn("layers").some((n) => fs.statSync(path.join(root, "layers", n)).size > 4 << 20)) break;
       if (deploy.exitCode !== null && deploy.exitCode !== undefined)
         throw new Error(`the deploy ended before the copy: ${(await deploy).stderr}`);
       await sleep(50);
@@ -117,11 +122,7 @@ test.each(["SIGKILL", "SIGTERM", "SIGINT"] as const)(
     }
     // Nothing of the cut copy stays on the target, and the next session sweeps stale directories.
     for (;;) {
-      if (
-        !fs.existsSync(path.join(root, "b")) ||
-        fs.readdirSync(path.join(root, "b")).every((n) => !n.includes(".tmp-"))
-      )
-        break;
+      if (tmpIn("b").length === 0 && tmpIn("layers").length === 0) break;
       await sleep(250);
     }
     expect(fs.existsSync(path.join(root, "b", "initramfs"))).toBe(false);
