@@ -7,7 +7,8 @@
  * - trust: a signature does not verify, or nothing trusted vouches for an index or a package;
  * - target: the boot target cannot be read or is not what it must be (not a boot partition);
  * - conflict: what the target holds now forbids the operation (the A/B rule, a lease);
- * - machine: the machine did not come up as it must (a failed trial).
+ * - machine: the machine did not come up as it must (a failed trial);
+ * - internal: an invariant of ramroot's own broke (a bug): no input reaches it, so no fix but a report.
  *
  * An error about one input field carries that field as data (`property`), so whoever reports
  * it (the provider's check, the AbSystem's refusal) names the field without reading the text.
@@ -20,7 +21,7 @@ export interface FieldFailure {
   reason: string;
 }
 
-export type ErrorKind = "input" | "trust" | "target" | "conflict" | "machine";
+export type ErrorKind = "input" | "trust" | "target" | "conflict" | "machine" | "internal";
 
 export class RamrootError extends Error {
   constructor(
@@ -81,5 +82,21 @@ export class ConflictError extends RamrootError {
 export class MachineError extends RamrootError {
   constructor(problem: string, fix?: string) {
     super("machine", problem, fix);
+  }
+}
+
+/**
+ * An invariant of ramroot's own broke: what a caller inside ramroot promised did not hold (a slot
+ * that must exist, a value the schema already checked). No input a user gives reaches it, so it
+ * carries no fix for the user but says it is a bug. Every other failure is one of the classes above
+ * (test/unit/shared/typed-errors.test.ts keeps plain `throw new Error` out of provider/).
+ */
+export class InternalError extends RamrootError {
+  constructor(problem: string) {
+    super(
+      "internal",
+      `internal error (a bug in ramroot): ${problem}`,
+      "please report it with the command that led here",
+    );
   }
 }

@@ -20,6 +20,7 @@ import { stackPassphraseEnv } from "./stack-passphrase";
 import { heartbeat, terminalSink } from "../progress";
 import { bootQemu, qemuArgs, type BootMedia } from "../qemu/boot";
 import { archInfo } from "../arch";
+import { FieldError, MachineError, RamrootError } from "../ramroot-error";
 
 export interface StackFlags {
   stack: string;
@@ -235,7 +236,10 @@ export function registerStackCommands(program: Command): void {
     .action(async (machine: string | undefined, flags: StackFlags & { to?: string; release?: boolean }) => {
       if (flags.release) return releaseVerb(machine, flags);
       if (flags.to !== undefined && !/^\d+$/.test(flags.to))
-        throw new Error(`--to: got ${JSON.stringify(flags.to)}; expected an update number (see \`ramroot history\`)`);
+        throw new FieldError(
+          "--to",
+          `got ${JSON.stringify(flags.to)}; expected an update number (see \`ramroot history\`)`,
+        );
       const { stack, projectDir } = await openStack(flags);
       const { name, target } = await stackMachine(stack, projectDir, machine);
       await rollback(stack, target, {
@@ -273,7 +277,8 @@ export function registerStackCommands(program: Command): void {
             const artifacts = (await stack.outputs())["artifacts"]?.value as
               { kernel?: { path: string }; initramfs?: { path: string }; microcode?: { path: string } } | undefined;
             if (!artifacts?.kernel || !artifacts.initramfs)
-              throw new Error(
+              throw new RamrootError(
+                "input",
                 `qemu: stack ${stack.name} has no built image with a kernel in its outputs; run \`pulumi up\`, or give --disk`,
               );
             media = {
@@ -308,7 +313,7 @@ export function registerStackCommands(program: Command): void {
           noReboot: false,
           onOutput: (c) => process.stdout.write(c),
         }).finally(() => waiting?.stop());
-        if (!result.found) throw new Error(`qemu: "${flags.expect}" did not show within ${flags.timeout} s`);
+        if (!result.found) throw new MachineError(`qemu: "${flags.expect}" did not show within ${flags.timeout} s`);
         const line = result.log.split(/\r?\n/).find((l) => l.includes(flags.expect!));
         process.stderr.write(`\n[ramroot] seen: ${line?.trim()}\n`);
       },
