@@ -20,6 +20,7 @@ import { stackPassphraseEnv } from "./stack-passphrase";
 import { heartbeat, terminalSink } from "../progress";
 import { bootQemu, qemuArgs, type BootMedia } from "../qemu/boot";
 import { archInfo } from "../arch";
+import { machineBootMedia } from "./machine-media";
 import { FieldError, MachineError, RamrootError } from "../ramroot-error";
 
 export interface StackFlags {
@@ -270,24 +271,7 @@ export function registerStackCommands(program: Command): void {
         if (flags.disk) media = { kind: "disk", image: path.resolve(flags.disk) };
         else {
           const { stack, projectDir } = await openStack(flags);
-          const target = await stackTarget(stack, projectDir, machine);
-          if (target.kind === "image") media = { kind: "disk", image: target.path };
-          else {
-            // No disk to boot here: the stack's current image, kernel and initramfs directly.
-            const artifacts = (await stack.outputs())["artifacts"]?.value as
-              { kernel?: { path: string }; initramfs?: { path: string }; microcode?: { path: string } } | undefined;
-            if (!artifacts?.kernel || !artifacts.initramfs)
-              throw new RamrootError(
-                "input",
-                `qemu: stack ${stack.name} has no built image with a kernel in its outputs; run \`pulumi up\`, or give --disk`,
-              );
-            media = {
-              kind: "kernel",
-              kernel: artifacts.kernel.path,
-              initrd: [...(artifacts.microcode ? [artifacts.microcode.path] : []), artifacts.initramfs.path],
-              append: "rdinit=/sbin/init",
-            };
-          }
+          media = await machineBootMedia(stack, projectDir, machine);
         }
         if (flags.expect === undefined) {
           // Interactive: the serial console and QEMU's monitor share this terminal (Ctrl-A X quits).
