@@ -57,10 +57,14 @@ export class FieldError extends RamrootError {
   }
 }
 
-/** Nothing trusted vouches for what was read (an index, a package, a key); it is not used. */
+/**
+ * Nothing trusted vouches for what was read (an index, a package, a key), or what was read is not
+ * what it claims (a corrupt archive, a hash that does not match); it is not used. The field is
+ * `keys` when no key vouches, `repositories` when what a repository served is broken.
+ */
 export class TrustError extends RamrootError {
-  constructor(problem: string, fix?: string) {
-    super("trust", problem, fix, "keys");
+  constructor(problem: string, fix?: string, property: "keys" | "repositories" = "keys") {
+    super("trust", problem, fix, property);
   }
 }
 
