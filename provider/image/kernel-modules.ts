@@ -11,6 +11,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { execFileSync } from "node:child_process";
 import type { FileManifest } from "../apk/expand";
+import { TrustError } from "../ramroot-error";
 
 const MODULE_FILE = /\.ko(\.(gz|xz|zst))?$/;
 
@@ -66,8 +67,10 @@ export function ensureModuleIndex(root: string, manifest?: FileManifest): Module
     if (listed && modules.every((m) => listed.has(m))) continue;
     for (const name of fs.readdirSync(releaseDir).filter((n) => n.startsWith("modules.")))
       if (!fs.lstatSync(path.join(releaseDir, name)).isFile())
-        throw new Error(
+        throw new TrustError(
           `kernel modules of ${release}: lib/modules/${release}/${name} is not a regular file, and depmod would write through it; a package must ship its module index as files, or none`,
+          undefined,
+          "repositories",
         );
     runDepmod(root, release, releaseDir, modules);
     indexed.push(release);
