@@ -8,6 +8,7 @@
  * - target: the boot target cannot be read or is not what it must be (not a boot partition);
  * - conflict: what the target holds now forbids the operation (the A/B rule, a lease);
  * - machine: the machine did not come up as it must (a failed trial);
+ * - host: the machine ramroot runs on lacks a tool it needs, or the tool failed (the setup installs them);
  * - internal: an invariant of ramroot's own broke (a bug): no input reaches it, so no fix but a report.
  *
  * An error about one input field carries that field as data (`property`), so whoever reports
@@ -21,7 +22,7 @@ export interface FieldFailure {
   reason: string;
 }
 
-export type ErrorKind = "input" | "trust" | "target" | "conflict" | "machine" | "internal";
+export type ErrorKind = "input" | "trust" | "target" | "conflict" | "machine" | "host" | "internal";
 
 export class RamrootError extends Error {
   constructor(
@@ -86,6 +87,13 @@ export class ConflictError extends RamrootError {
 export class MachineError extends RamrootError {
   constructor(problem: string, fix?: string) {
     super("machine", problem, fix);
+  }
+}
+
+/** The host lacks a tool ramroot runs (mtools, zstd, bwrap, ...) or the tool failed; the fix installs it. */
+export class HostError extends RamrootError {
+  constructor(problem: string, fix?: string) {
+    super("host", problem, fix);
   }
 }
 

@@ -19,7 +19,7 @@ import { sha256File } from "../file-hash";
 import { parseInput } from "../input-error";
 import { writeMbr } from "./mbr";
 import { FAT_EPOCH, mtools, mtoolsEnv } from "./mtools";
-import { FieldError, TargetError } from "../ramroot-error";
+import { FieldError, HostError, TargetError } from "../ramroot-error";
 
 /** syslinux's MBR boot code: loads the active partition's boot sector. */
 export const SYSLINUX_MBR = "/usr/lib/syslinux/mbr/mbr.bin";
@@ -163,7 +163,7 @@ async function layFat(l: Layout): Promise<12 | 16 | 32> {
         try {
           bootCode = (await fs.promises.readFile(SYSLINUX_MBR)).subarray(0, 440);
         } catch {
-          throw new Error(`${SYSLINUX_MBR} is missing: install Debian's syslinux-common`);
+          throw new HostError(`${SYSLINUX_MBR} is missing`, "install Debian's syslinux-common");
         }
       }
       writeMbr(sector0, bootCode, l.volumeId, {
@@ -208,7 +208,7 @@ async function installSystemdBoot(where: string, fatOffset: number, arch: Arch):
   const info = archInfo(arch).uefi;
   const binary = path.join(SYSTEMD_BOOT_DIR, info.systemdBoot);
   if (!fs.existsSync(binary))
-    throw new Error(
+    throw new HostError(
       `scheme: "uefi" needs systemd-boot for ${arch}: ${binary} is missing; install Debian's systemd-boot-efi${arch === "x86_64" ? "" : ` for ${archInfo(arch).debian} (dpkg --add-architecture ${archInfo(arch).debian})`}`,
     );
   const scratch = fs.mkdtempSync(path.join(os.tmpdir(), "ramroot-esp-"));

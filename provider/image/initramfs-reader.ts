@@ -18,7 +18,7 @@ import { spawnSync } from "node:child_process";
 import * as cpio from "cpio-stream";
 import type { CpioEntryType } from "./cpio-writer";
 import { EXPANSION_LIMITS, readGzipMember } from "../apk/gzip-members";
-import { TargetError } from "../ramroot-error";
+import { HostError, TargetError } from "../ramroot-error";
 
 export type ImageCompression = "gzip" | "zstd" | "none";
 
@@ -178,9 +178,9 @@ function zstdDecompress(frame: Buffer, what: string): Buffer {
     throw new TargetError(
       `${what}: expands beyond ${limit} bytes (from ${frame.length} compressed); refused as a decompression bomb`,
     );
-  if (result.error) throw new Error(`${what}: cannot run zstd: ${result.error.message} (install Debian's zstd)`);
+  if (result.error) throw new HostError(`${what}: cannot run zstd: ${result.error.message} (install Debian's zstd)`);
   if (result.status !== 0)
-    throw new Error(`${what}: zstd -d exited with ${result.status}: ${result.stderr.toString("utf8").trim()}`);
+    throw new HostError(`${what}: zstd -d exited with ${result.status}: ${result.stderr.toString("utf8").trim()}`);
   return result.stdout;
 }
 
