@@ -28,12 +28,15 @@ const esmOnly = [
 process.env.RAMROOT_CHECK_ARCHIVES ??= "1";
 
 // `npm run test:fast` (RAMROOT_TEST_TIER=fast): the unit tests and the engine tests that boot no
-// QEMU.
+// QEMU, but for the few slow ones (test/fast-tier.js).
 const fastTier = process.env.RAMROOT_TEST_TIER === "fast" ? require("./test/fast-tier.js") : undefined;
 const escape = (s) => s.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
 const fast = fastTier && {
   roots: fastTier.roots.map((r) => `<rootDir>/${r}`),
-  testPathIgnorePatterns: ["/node_modules/", ...fastTier.bootsQemu.map((f) => `<rootDir>/${escape(f)}$`)],
+  testPathIgnorePatterns: [
+    "/node_modules/",
+    ...[...fastTier.bootsQemu, ...fastTier.slow].map((f) => `<rootDir>/${escape(f)}$`),
+  ],
 };
 
 module.exports = {

@@ -10,9 +10,9 @@ import type { TargetSpec } from "../provider/boot/target";
 import type { SyslinuxEntry } from "../provider/boot/schemes/syslinux/config";
 import type { ImageConfigInput } from "../provider/image/image-config";
 import type { Artifact } from "../provider/image/build";
-import type { trialSchema } from "../provider/deploy/ab-system-inputs";
 import type { bootSlotInputsSchema } from "../provider/resources/boot-slot-resource";
 import type { bootTestInputsSchema } from "../provider/resources/boot-test-resource";
+import type { syslinuxConfigInputsSchema } from "../provider/resources/syslinux-config-resource";
 import { absoluteImageConfig } from "../provider/image/absolute-paths";
 import {
   ALPINE_IMAGE_TOKEN,
@@ -32,28 +32,15 @@ type Args<S extends z.ZodType> = Inputs<z.input<S>>;
 /** The target, each field an Input of its own (a secret privateKey inside a plain target). */
 type TargetArg = pulumi.Input<Inputs<TargetSpec>>;
 
-export interface SyslinuxConfigArgs {
-  /** a field (e.g. privateKey) may be a secret Output */
+/**
+ * The config's and the deploy's inputs as the provider's schema takes them
+ * (provider/resources/syslinux-config-resource.ts); the target and each entry field by field, so a
+ * secret (a target's privateKey, an entry's append) may sit inside a plain value.
+ */
+export type SyslinuxConfigArgs = Omit<Args<typeof syslinuxConfigInputsSchema>, "target" | "entries"> & {
   target: TargetArg;
-  /** "syslinux" or "uefi": the boot scheme the partition must hold; absent: the one it holds */
-  scheme?: pulumi.Input<"syslinux" | "uefi">;
-  defaultLabel: pulumi.Input<string>;
-  /** deciseconds before DEFAULT boots; 0 = at once */
-  timeout: pulumi.Input<number>;
-  prompt?: pulumi.Input<boolean>;
-  /** SERIAL line; default port 0 at 115200; false for none */
-  serial?: pulumi.Input<{ port: number; baud: number } | false>;
   entries: pulumi.Input<pulumi.Input<Inputs<SyslinuxEntry>>[]>;
-  /** "switch" (default) or "trial" (ssh targets: boot once, promote when the machine answers) */
-  strategy?: pulumi.Input<"switch" | "trial">;
-  trial?: pulumi.Input<z.input<typeof trialSchema>>;
-  /** the update a rollback went back to: the journal on the target records the switch as a rollback */
-  rollbackTo?: pulumi.Input<number>;
-  /** true: deleting the resource removes the file (default: it stays, the partition keeps booting) */
-  wipeOnDelete?: pulumi.Input<boolean>;
-  /** the image DEFAULT switches to passed a boot test (recorded in the target's journal) */
-  bootTest?: pulumi.Input<boolean>;
-}
+};
 
 export class SyslinuxConfig extends pulumi.CustomResource {
   declare public readonly path: pulumi.Output<string>;

@@ -5,6 +5,7 @@
  */
 import * as fs from "node:fs";
 import * as path from "node:path";
+import { RamrootError } from "./ramroot-error";
 
 const PROJECT_FILES = ["Pulumi.yaml", "Pulumi.yml"];
 
@@ -15,8 +16,10 @@ export function findProjectDir(from: string = process.cwd()): string {
     if (PROJECT_FILES.some((f) => fs.existsSync(path.join(dir, f)))) return dir;
     if (path.dirname(dir) === dir) break;
   }
-  throw new Error(
-    `no Pulumi project at or above ${start} (no Pulumi.yaml); run ramroot inside the project, or give --cwd <project dir>`,
+  throw new RamrootError(
+    "input",
+    `no Pulumi project at or above ${start} (no Pulumi.yaml)`,
+    "run ramroot inside the project, or give --cwd <project dir>",
   );
 }
 

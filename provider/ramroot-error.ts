@@ -7,7 +7,9 @@
  * - trust: a signature does not verify, or nothing trusted vouches for an index or a package;
  * - target: the boot target cannot be read or is not what it must be (not a boot partition);
  * - conflict: what the target holds now forbids the operation (the A/B rule, a lease);
- * - machine: the machine did not come up as it must (a failed trial).
+ * - machine: the machine did not come up as it must (a failed trial);
+ * - host: the machine ramroot runs on lacks a tool it needs, or the tool failed (the setup installs them);
+ * - internal: an invariant of ramroot's own broke (a bug): no input reaches it, so no fix but a report.
  *
  * An error about one input field carries that field as data (`property`), so whoever reports
  * it (the provider's check, the AbSystem's refusal) names the field without reading the text.
@@ -20,7 +22,7 @@ export interface FieldFailure {
   reason: string;
 }
 
-export type ErrorKind = "input" | "trust" | "target" | "conflict" | "machine";
+export type ErrorKind = "input" | "trust" | "target" | "conflict" | "machine" | "host" | "internal";
 
 export class RamrootError extends Error {
   constructor(
@@ -56,10 +58,14 @@ export class FieldError extends RamrootError {
   }
 }
 
-/** Nothing trusted vouches for what was read (an index, a package, a key); it is not used. */
+/**
+ * Nothing trusted vouches for what was read (an index, a package, a key), or what was read is not
+ * what it claims (a corrupt archive, a hash that does not match); it is not used. The field is
+ * `keys` when no key vouches, `repositories` when what a repository served is broken.
+ */
 export class TrustError extends RamrootError {
-  constructor(problem: string, fix?: string) {
-    super("trust", problem, fix, "keys");
+  constructor(problem: string, fix?: string, property: "keys" | "repositories" = "keys") {
+    super("trust", problem, fix, property);
   }
 }
 
@@ -81,5 +87,28 @@ export class ConflictError extends RamrootError {
 export class MachineError extends RamrootError {
   constructor(problem: string, fix?: string) {
     super("machine", problem, fix);
+  }
+}
+
+/** The host lacks a tool ramroot runs (mtools, zstd, bwrap, ...) or the tool failed; the fix installs it. */
+export class HostError extends RamrootError {
+  constructor(problem: string, fix?: string) {
+    super("host", problem, fix);
+  }
+}
+
+/**
+ * An invariant of ramroot's own broke: what a caller inside ramroot promised did not hold (a slot
+ * that must exist, a value the schema already checked). No input a user gives reaches it, so it
+ * carries no fix for the user but says it is a bug. Every other failure is one of the classes above
+ * (test/unit/shared/typed-errors.test.ts keeps plain `throw new Error` out of provider/).
+ */
+export class InternalError extends RamrootError {
+  constructor(problem: string) {
+    super(
+      "internal",
+      `internal error (a bug in ramroot): ${problem}`,
+      "please report it with the command that led here",
+    );
   }
 }

@@ -9,6 +9,7 @@ import { httpGetBody } from "../http-get";
 import { sha256Hex } from "../file-hash";
 import * as fs from "node:fs";
 import * as path from "node:path";
+import { FieldError, TrustError } from "../ramroot-error";
 
 export const ALPINE_KEYS_URL = "https://alpinelinux.org/keys";
 
@@ -40,8 +41,9 @@ export async function alpineKeys(
 ): Promise<Map<string, Buffer>> {
   const pins = ALPINE_KEY_PINS[arch];
   if (!pins)
-    throw new Error(
-      `arch: no pinned Alpine keys for "${arch}"; expected one of ${Object.keys(ALPINE_KEY_PINS).join(", ")}`,
+    throw new FieldError(
+      "arch",
+      `no pinned Alpine keys for "${arch}"; expected one of ${Object.keys(ALPINE_KEY_PINS).join(", ")}`,
     );
   const keyDir = opts.cacheDir ?? cacheDir("alpine-keys");
   fs.mkdirSync(keyDir, { recursive: true });
@@ -54,13 +56,14 @@ export async function alpineKeys(
       try {
         data = await httpGetBody(url, { timeoutMs: 30_000, maxBytes: 1 << 16 });
       } catch (err) {
-        throw new Error(
-          `cannot fetch Alpine key: ${(err as Error).message}; give the keys yourself (keys input) when offline`,
+        throw new TrustError(
+          `cannot fetch Alpine key: ${(err as Error).message}`,
+          "give the keys yourself (keys input) when offline",
         );
       }
       const got = sha256Hex(data);
       if (got !== pin)
-        throw new Error(`Alpine key ${url} has sha256 ${got}, but the pinned fingerprint is ${pin}: refusing it`);
+        throw new TrustError(`Alpine key ${url} has sha256 ${got}, but the pinned fingerprint is ${pin}: refusing it`);
       writeFileAtomicSync(cached, data);
     }
     keys.set(name, data);

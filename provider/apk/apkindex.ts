@@ -14,6 +14,7 @@
 import type { PackageRecord } from "./package-record";
 import { splitDependencyField } from "./dependency";
 import { packageNameProblem, packageVersionProblem } from "./package-name";
+import { RamrootError } from "../ramroot-error";
 
 /** A record the reader left out. */
 export interface SkippedRecord {
@@ -212,7 +213,10 @@ export function serializeRecord(rec: PackageRecord): string {
     const v = fieldValue(rec, letter);
     if (v !== undefined) {
       if (v.includes("\n"))
-        throw new Error(`package ${rec.name}: field ${letter} contains a newline; index values must be one line`);
+        throw new RamrootError(
+          "input",
+          `package ${rec.name}: field ${letter} contains a newline; index values must be one line`,
+        );
       out.push(`${letter}:${v}`);
     }
   }

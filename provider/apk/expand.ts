@@ -5,6 +5,7 @@ import { FileWriter, type BatchReply, type FileFinish } from "./file-writer";
 import { toHostId } from "./sandbox-ids";
 import { StagingRoot } from "./staging-root";
 import { TarStreamParser, type TarHeader, type TarReadType, type TarSink } from "./tar-reader";
+import { RamrootError, TrustError } from "../ramroot-error";
 
 /** One path of the built tree, with the ownership and mode the image must give it. */
 export interface ManifestEntry {
@@ -101,14 +102,25 @@ function readIds(root: StagingRoot, file: string, idField: number): Map<string, 
  * absolute paths and ".." components. Returns "" for the root itself ("./").
  */
 export function safeEntryPath(name: string, source: string): string {
-  if (name.includes("\0")) throw new Error(`${source}: entry ${JSON.stringify(name)} contains a NUL byte; refused`);
+  if (name.includes("\0"))
+    throw new TrustError(
+      `${source}: entry ${JSON.stringify(name)} contains a NUL byte; refused`,
+      undefined,
+      "repositories",
+    );
   if (name.startsWith("/"))
-    throw new Error(
+    throw new TrustError(
       `${source}: entry ${JSON.stringify(name)} is an absolute path; package entries must be relative, refused`,
+      undefined,
+      "repositories",
     );
   const parts = name.split("/").filter((p) => p !== "" && p !== ".");
   if (parts.includes(".."))
-    throw new Error(`${source}: entry ${JSON.stringify(name)} contains "..", which could leave the root; refused`);
+    throw new TrustError(
+      `${source}: entry ${JSON.stringify(name)} contains "..", which could leave the root; refused`,
+      undefined,
+      "repositories",
+    );
   return parts.join("/");
 }
 
@@ -371,7 +383,8 @@ class DataTarExpander implements TarSink {
           this.opts.onRefusedOverwrite(rel, existing.package);
           return undefined;
         }
-        throw new Error(
+        throw new RamrootError(
+          "input",
           `${source}: trying to overwrite ${rel} owned by ${existing.package}; the package must list it in replaces`,
         );
       }
@@ -384,7 +397,10 @@ class DataTarExpander implements TarSink {
     const current =
       this.madeDirs.has(parent) && !manifest.has(rel) ? undefined : fs.lstatSync(host, { throwIfNoEntry: false });
     if (current?.isDirectory() && header.type !== "directory")
-      throw new Error(`${source}: ${rel} is a directory on disk but a ${header.type} in the package; refused`);
+      throw new RamrootError(
+        "input",
+        `${source}: ${rel} is a directory on disk but a ${header.type} in the package; refused`,
+      );
     const work: EntryWork = { rel, parent, base, host, acl, current };
     if (header.type === "file") {
       work.sha1 = paxSha1(header);
@@ -478,8 +494,10 @@ class DataTarExpander implements TarSink {
         const targetRel = safeEntryPath(header.linkTarget ?? "", source);
         const linked = manifest.get(targetRel);
         if (!linked || linked.type !== "file")
-          throw new Error(
+          throw new TrustError(
             `${source}: hard link ${rel} points to ${JSON.stringify(header.linkTarget)}, which is no file installed before it; refused`,
+            undefined,
+            "repositories",
           );
         await this.settle(targetRel);
         const from = this.staging.resolve(targetRel);

@@ -1,5 +1,6 @@
 import * as zlib from "node:zlib";
 import type { ByteSource } from "./byte-source";
+import { TrustError } from "../ramroot-error";
 
 /**
  * One gzip member of a concatenated stream: the raw bytes it occupies in the file (what APK
@@ -59,7 +60,7 @@ const FCOMMENT = 16;
  */
 export function gzipBodyOffset(data: Buffer, offset: number, source: string, reportAt: number = offset): number {
   const fail = (why: string): never => {
-    throw new Error(`${source}: gzip member at byte ${reportAt}: ${why}`);
+    throw new TrustError(`${source}: gzip member at byte ${reportAt}: ${why}`, undefined, "repositories");
   };
   if (data.length - offset < 18)
     fail(`truncated (${data.length - offset} bytes left, a gzip member needs at least 18)`);
@@ -99,7 +100,7 @@ export function readGzipMember(
   maxOutput: number = MAX_MEMBER_OUTPUT,
 ): GzipMember {
   const fail = (why: string): never => {
-    throw new Error(`${source}: gzip member at byte ${offset}: ${why}`);
+    throw new TrustError(`${source}: gzip member at byte ${offset}: ${why}`, undefined, "repositories");
   };
   const pos = gzipBodyOffset(data, offset, source);
   let inflated: { buffer: Buffer; engine: zlib.InflateRaw };
@@ -186,7 +187,7 @@ export async function streamGzipMember(
 ): Promise<StreamedMember> {
   const { source, maxOutput } = opts;
   const fail = (why: string): never => {
-    throw new Error(`${source}: gzip member at byte ${offset}: ${why}`);
+    throw new TrustError(`${source}: gzip member at byte ${offset}: ${why}`, undefined, "repositories");
   };
   const head = src.read(offset, Math.min(src.size - offset, MAX_STREAMED_HEADER));
   const bodyStart = offset + gzipBodyOffset(head, 0, source, offset);
@@ -267,7 +268,8 @@ export async function streamGzipMember(
  * they may expand to at most `maxOutput` bytes.
  */
 export function splitGzipMembers(data: Buffer, source: string, maxOutput: number = MAX_MEMBER_OUTPUT): GzipMember[] {
-  if (data.length === 0) throw new Error(`${source}: empty file, expected concatenated gzip members`);
+  if (data.length === 0)
+    throw new TrustError(`${source}: empty file, expected concatenated gzip members`, undefined, "repositories");
   const members: GzipMember[] = [];
   let offset = 0;
   let total = 0;

@@ -28,7 +28,8 @@ export interface SignaturePart {
  * first member that expands beyond the limit is no signature member (it is the content).
  */
 export function readSignaturePart(data: Buffer, source: string): SignaturePart {
-  if (data.length === 0) throw new Error(`${source}: empty file, expected concatenated gzip members`);
+  if (data.length === 0)
+    throw new TrustError(`${source}: empty file, expected concatenated gzip members`, undefined, "repositories");
   let first;
   try {
     first = readGzipMember(data, 0, source, EXPANSION_LIMITS.signatureMember);
@@ -77,8 +78,10 @@ export function readIndexArchive(
   const entries = readTar(tar, source);
   const apkindex = entries.find((e) => e.name === "APKINDEX" && e.type === "file");
   if (!apkindex) {
-    throw new Error(
+    throw new TrustError(
       `${source}: no APKINDEX file in the archive (found: ${entries.map((e) => e.name).join(", ") || "nothing"})`,
+      undefined,
+      "repositories",
     );
   }
   const description = entries.find((e) => e.name === "DESCRIPTION" && e.type === "file");

@@ -11,6 +11,7 @@ import { StagingRoot } from "./staging-root";
 import type { ScriptName } from "./package-file";
 import { hostApkArch, isArch } from "../arch";
 import { foreignRun } from "./binfmt";
+import { HostError } from "../ramroot-error";
 
 /**
  * How scripts run here: in a bubblewrap sandbox (new user, mount, pid, network, ipc and uts
@@ -60,8 +61,9 @@ function bwrapPath(): string {
     const candidate = path.join(dir, "bwrap");
     if (fs.existsSync(candidate)) return candidate;
   }
-  throw new Error(
-    "install scripts run in a bubblewrap sandbox, and bwrap is not installed; install Debian's bubblewrap (scripts/setup.sh does), or build for another architecture where no script runs",
+  throw new HostError(
+    "install scripts run in a bubblewrap sandbox, and bwrap is not installed",
+    "install Debian's bubblewrap (scripts/setup.sh does), or build for another architecture where no script runs",
   );
 }
 
@@ -202,7 +204,7 @@ async function runSandboxed(root: string, command: string[]): Promise<SandboxRun
       } catch (err) {
         child.kill("SIGKILL");
         await exited;
-        throw new Error(`the script sandbox's user namespace could not be mapped: ${(err as Error).message}`);
+        throw new HostError(`the script sandbox's user namespace could not be mapped: ${(err as Error).message}`);
       }
       block.end("1");
     } else block.destroy();

@@ -21,6 +21,7 @@ import { canApplyOwnership, readBackOwnership } from "./root-ownership";
 import { fromHostId, toHostId, translateOwners } from "./sandbox-ids";
 import type { RepositoryPackage } from "./package-record";
 import { installOrder, type Lock } from "./solver";
+import { TrustError } from "../ramroot-error";
 
 export interface InstallOptions {
   /** The staging root to install into (created when missing). */
@@ -125,8 +126,10 @@ export async function fetchVerifiedPackage(
   const checkSize = (size: number) => {
     // The index's S: is verified (signed index): a file of another size is refused before anything is inflated.
     if (record.size !== undefined && record.size > 0 && size !== record.size)
-      throw new Error(
+      throw new TrustError(
         `${location}: is ${size} bytes but the index says ${record.size} for ${record.name}-${record.version}; the download is corrupt or not the indexed package`,
+        undefined,
+        "repositories",
       );
   };
   const file = localFile(location);
@@ -135,7 +138,11 @@ export async function fetchVerifiedPackage(
     try {
       fd = fs.openSync(file, "r");
     } catch (err) {
-      throw new Error(`${location}: cannot read the package: ${(err as Error).message}`);
+      throw new TrustError(
+        `${location}: cannot read the package: ${(err as Error).message}`,
+        undefined,
+        "repositories",
+      );
     }
     try {
       checkSize(fs.fstatSync(fd).size);

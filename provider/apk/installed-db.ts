@@ -5,6 +5,7 @@ import { DEFAULT_DIR_ACL, DEFAULT_FILE_ACL, type Acl, type FileManifest, type In
 import { StagingRoot } from "./staging-root";
 import { SCRIPT_NAMES, type ScriptName } from "./package-file";
 import { writeTar, type TarEntry } from "./tar-writer";
+import { RamrootError, TrustError } from "../ramroot-error";
 
 /** One installed package as the apk database records it. */
 export interface InstalledPackage {
@@ -115,7 +116,7 @@ export function scriptEntryName(
   action: ScriptName,
 ): string {
   if (!record.checksum?.startsWith("Q1"))
-    throw new Error(`package ${record.name}: no Q1 checksum to name its scripts with`);
+    throw new TrustError(`package ${record.name}: no Q1 checksum to name its scripts with`, undefined, "repositories");
   const name = Buffer.from(`${record.name}-${record.version}.${record.checksum}.${action}`);
   return name.subarray(0, 99).toString("utf8");
 }
@@ -170,10 +171,12 @@ export function writeApkDatabase(root: string, db: ApkDatabase): void {
   staging.mkdirp("etc/apk/keys");
   for (const [name, pem] of db.keys) {
     if (name.includes("/") || name.startsWith("."))
-      throw new Error(`key file name ${JSON.stringify(name)} is not accepted: a plain file name`);
+      throw new RamrootError("input", `key file name ${JSON.stringify(name)} is not accepted: a plain file name`);
     // The last guard: only public keys ever enter a root.
     if (isPrivateKeyPem(pem))
-      throw new Error(`key ${JSON.stringify(name)} is a PRIVATE key; only public keys may be written to etc/apk/keys`);
+      throw new TrustError(
+        `key ${JSON.stringify(name)} is a PRIVATE key; only public keys may be written to etc/apk/keys`,
+      );
     write(`etc/apk/keys/${name}`, pem);
   }
 }

@@ -8,6 +8,7 @@ import { apkEntrySha1, writeTar, type TarEntry } from "./tar-writer";
 import type { ScriptName } from "./package-file";
 import { packageNameProblem, packageVersionProblem } from "./package-name";
 import { isValidVersion } from "./version";
+import { RamrootError } from "../ramroot-error";
 
 /** What goes into .PKGINFO, as abuild's APKBUILD variables name it. */
 export interface PackageSpec {
@@ -88,7 +89,8 @@ function dataEntries(dir: string, spec: PackageSpec, mtime: number): TarEntry[] 
         entry = { ...base, name: rel, type: "file", content: fs.readFileSync(full) };
       }
     } else {
-      throw new Error(
+      throw new RamrootError(
+        "input",
         `package ${spec.name}: ${full} is neither a file, a directory nor a symlink; packages cannot carry it`,
       );
     }
@@ -101,20 +103,23 @@ function dataEntries(dir: string, spec: PackageSpec, mtime: number): TarEntry[] 
 
 function checkSpec(spec: PackageSpec): void {
   const field = (name: string, value: string, re: RegExp, accepted: string) => {
-    if (!re.test(value)) throw new Error(`package ${name} ${JSON.stringify(value)} is not accepted: ${accepted}`);
+    if (!re.test(value))
+      throw new RamrootError("input", `package ${name} ${JSON.stringify(value)} is not accepted: ${accepted}`);
   };
   const nameProblem = packageNameProblem(spec.name);
-  if (nameProblem) throw new Error(nameProblem);
+  if (nameProblem) throw new RamrootError("input", nameProblem);
   // What abuild checks with `apk version --check`, and no text that could leave a directory.
   if (!isValidVersion(spec.version) || packageVersionProblem(spec.name, spec.version))
-    throw new Error(
+    throw new RamrootError(
+      "input",
       `package version ${JSON.stringify(spec.version)} is not accepted: an apk version such as 1.2.3-r0 (see "ramroot apk version -c")`,
     );
   field("arch", spec.arch, /^[A-Za-z0-9_]+$/, "an apk architecture such as x86_64, aarch64 or noarch");
   for (const list of ["depends", "provides", "installIf", "replaces", "triggers"] as const) {
     for (const item of spec[list] ?? []) {
       if (item === "" || /\s/.test(item))
-        throw new Error(
+        throw new RamrootError(
+          "input",
           `package ${spec.name}: ${list} entry ${JSON.stringify(item)} is not accepted: one non-empty word without spaces`,
         );
     }
@@ -131,7 +136,10 @@ function checkSpec(spec: PackageSpec): void {
 export function buildPackage(dir: string, spec: PackageSpec, signer?: Signer): BuiltPackage {
   checkSpec(spec);
   if (!fs.existsSync(dir) || !fs.statSync(dir).isDirectory())
-    throw new Error(`package ${spec.name}: directory ${JSON.stringify(dir)} does not exist or is not a directory`);
+    throw new RamrootError(
+      "input",
+      `package ${spec.name}: directory ${JSON.stringify(dir)} does not exist or is not a directory`,
+    );
   const envEpoch = process.env.SOURCE_DATE_EPOCH;
   const buildTime = spec.buildTime ?? (envEpoch && /^[0-9]+$/.test(envEpoch) ? Number(envEpoch) : 0);
   const entries = dataEntries(dir, spec, buildTime);
@@ -187,7 +195,7 @@ export function buildPackage(dir: string, spec: PackageSpec, signer?: Signer): B
     });
   }
   if (spec.scripts?.trigger !== undefined && !(spec.triggers ?? []).length) {
-    throw new Error(`package ${spec.name}: a trigger script needs triggers (the paths that fire it)`);
+    throw new RamrootError("input", `package ${spec.name}: a trigger script needs triggers (the paths that fire it)`);
   }
   const controlMember = gzipDeterministic(writeTar(controlEntries, { endOfArchive: false }));
   const parts = signer

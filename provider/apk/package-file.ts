@@ -6,7 +6,7 @@ import { EXPANSION_LIMITS, readGzipMember, streamGzipMember } from "./gzip-membe
 import { checkSignatures, describeSignatureCheck } from "./signature";
 import { readTar } from "./tar-reader";
 import { parsePkginfo, pkginfoToRecord, type Pkginfo } from "./pkginfo";
-import { TrustError } from "../ramroot-error";
+import { InternalError, TrustError } from "../ramroot-error";
 
 /** Script names apk-tools knows, as control entries `.<name>` and as scripts.tar suffixes. */
 export const SCRIPT_NAMES = [
@@ -113,14 +113,18 @@ export function readPackage(src: ByteSource, opts: ReadPackageOptions): PackageF
   const { source } = opts;
   const { signature, control, dataOffset } = readHead(src, source);
   if (dataOffset >= src.size)
-    throw new Error(
+    throw new TrustError(
       `${source}: expected a control and a data gzip member after the signature, found 1 member(s); not a v2 .apk`,
+      undefined,
+      "repositories",
     );
   const controlEntries = readTar(control.content, `${source} (control member)`);
   const pkginfoEntry = controlEntries.find((e) => e.name === ".PKGINFO" && e.type === "file");
   if (!pkginfoEntry)
-    throw new Error(
+    throw new TrustError(
       `${source}: control member has no .PKGINFO (found: ${controlEntries.map((e) => e.name).join(", ") || "nothing"})`,
+      undefined,
+      "repositories",
     );
   const pkginfo = parsePkginfo(pkginfoEntry.content.toString("utf8"), source);
   const checksum = q1Checksum(control.raw);
@@ -133,8 +137,10 @@ export function readPackage(src: ByteSource, opts: ReadPackageOptions): PackageF
   const datahash = pkginfo.get("datahash")?.at(-1);
 
   if (datahash !== undefined && datahash.toLowerCase() !== dataSha256) {
-    throw new Error(
+    throw new TrustError(
       `${source}: data member SHA-256 is ${dataSha256} but .PKGINFO datahash says ${datahash}; the package is corrupt or was tampered with`,
+      undefined,
+      "repositories",
     );
   }
   // Without datahash the signature covers control + data: read whole (only such old packages are).
@@ -158,8 +164,10 @@ export function readPackage(src: ByteSource, opts: ReadPackageOptions): PackageF
       );
     }
     if (want.name !== record.name || want.version !== record.version) {
-      throw new Error(
+      throw new TrustError(
         `${source}: the file is ${record.name}-${record.version} but the index record is ${want.name}-${want.version}`,
+        undefined,
+        "repositories",
       );
     }
     if (want.checksum !== undefined && datahash !== undefined) trust = "index";
@@ -184,7 +192,7 @@ export function readPackage(src: ByteSource, opts: ReadPackageOptions): PackageF
   );
   let streamed = false;
   const streamDataTar = async (sink: (piece: Buffer) => void | Promise<void>): Promise<void> => {
-    if (streamed) throw new Error(`${source}: the package's data was already read`);
+    if (streamed) throw new InternalError(`${source}: the package's data was already read`);
     streamed = true;
     const again = createHash("sha256");
     try {
@@ -196,12 +204,16 @@ export function readPackage(src: ByteSource, opts: ReadPackageOptions): PackageF
       });
       const rehashed = again.digest("hex");
       if (rehashed !== dataSha256)
-        throw new Error(
+        throw new TrustError(
           `${source}: changed since it was verified (data member SHA-256 ${rehashed}, verified ${dataSha256}); refused`,
+          undefined,
+          "repositories",
         );
       if (member.trailing > 0)
-        throw new Error(
+        throw new TrustError(
           `${source}: expected a control and a data gzip member after the signature, found more after the data member (${member.trailing} bytes); not a v2 .apk`,
+          undefined,
+          "repositories",
         );
     } finally {
       opts.onDone?.();

@@ -1,4 +1,5 @@
 import type { PackageRecord } from "./package-record";
+import { RamrootError, TrustError } from "../ramroot-error";
 
 /**
  * `.PKGINFO`, the control file abuild writes into every v2 package: `key = value` lines,
@@ -11,7 +12,12 @@ export function parsePkginfo(text: string, source: string): Pkginfo {
   text.split("\n").forEach((line, i) => {
     if (line.trim() === "" || line.startsWith("#")) return;
     const eq = line.indexOf(" = ");
-    if (eq <= 0) throw new Error(`${source}: .PKGINFO line ${i + 1} is not "key = value": ${JSON.stringify(line)}`);
+    if (eq <= 0)
+      throw new TrustError(
+        `${source}: .PKGINFO line ${i + 1} is not "key = value": ${JSON.stringify(line)}`,
+        undefined,
+        "repositories",
+      );
     const key = line.slice(0, eq);
     const value = line.slice(eq + 3);
     const values = info.get(key) ?? [];
@@ -29,7 +35,11 @@ function number(info: Pkginfo, key: string, source: string): number | undefined 
   const value = one(info, key);
   if (value === undefined) return undefined;
   if (!/^[0-9]+$/.test(value))
-    throw new Error(`${source}: .PKGINFO ${key} is ${JSON.stringify(value)}; expected a non-negative integer`);
+    throw new TrustError(
+      `${source}: .PKGINFO ${key} is ${JSON.stringify(value)}; expected a non-negative integer`,
+      undefined,
+      "repositories",
+    );
   return Number(value);
 }
 
@@ -48,8 +58,8 @@ export function pkginfoToRecord(
 ): PackageRecord {
   const name = one(info, "pkgname");
   const version = one(info, "pkgver");
-  if (!name) throw new Error(`${source}: .PKGINFO has no pkgname`);
-  if (!version) throw new Error(`${source}: .PKGINFO has no pkgver`);
+  if (!name) throw new TrustError(`${source}: .PKGINFO has no pkgname`, undefined, "repositories");
+  if (!version) throw new TrustError(`${source}: .PKGINFO has no pkgver`, undefined, "repositories");
   return {
     checksum: extra.checksum,
     name,
@@ -79,7 +89,8 @@ export function formatPkginfo(fields: [string, string | number | undefined][]): 
   for (const [key, value] of fields) {
     if (value === undefined || value === "") continue;
     const text = String(value);
-    if (text.includes("\n")) throw new Error(`.PKGINFO ${key} contains a newline; values must be one line`);
+    if (text.includes("\n"))
+      throw new RamrootError("input", `.PKGINFO ${key} contains a newline; values must be one line`);
     lines.push(`${key} = ${text}`);
   }
   return lines.join("\n") + "\n";

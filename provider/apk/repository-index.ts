@@ -7,6 +7,7 @@ import { readPackageFile } from "./package-file";
 import type { PackageRecord } from "./package-record";
 import type { Signer } from "./signature";
 import { versionSort } from "./version";
+import { RamrootError } from "../ramroot-error";
 
 /**
  * Reads every `.apk` in `dir` (not recursive) into index records, as `apk index` does: C: from
@@ -38,7 +39,8 @@ export function writeRepositoryIndex(
   opts: { description: string; signer?: Signer; keys?: Map<string, Buffer> },
 ): PackageRecord[] {
   const records = indexRecords(dir, { keys: opts.keys });
-  if (records.length === 0) throw new Error(`repository directory ${JSON.stringify(dir)} holds no .apk files to index`);
+  if (records.length === 0)
+    throw new RamrootError("input", `repository directory ${JSON.stringify(dir)} holds no .apk files to index`);
   const archive = writeIndexArchive(serializeApkindex(records), opts.description, opts.signer);
   const target = path.join(dir, "APKINDEX.tar.gz");
   writeFileAtomicSync(target, archive);

@@ -22,7 +22,7 @@ import { checkIndexFreshness, IndexDowngradeError } from "./index-freshness";
 import type { PackageRecord } from "./package-record";
 import type { RepositoryPackage } from "./package-record";
 import { loadKeysDir } from "./signature";
-import { RamrootError, TrustError } from "../ramroot-error";
+import { InternalError, RamrootError, TrustError } from "../ramroot-error";
 
 export interface LoadedRepository {
   /** The repository as configured (trailing slashes removed). */
@@ -310,7 +310,7 @@ export function packageLocator(repos: readonly LoadedRepository[]): (pkg: Reposi
   return (pkg) => {
     const repo = byUrl.get(pkg.repository);
     if (!repo)
-      throw new Error(`${pkg.name}-${pkg.version}: its repository ${pkg.repository} is not among those loaded`);
+      throw new InternalError(`${pkg.name}-${pkg.version}: its repository ${pkg.repository} is not among those loaded`);
     return packageUrl(repo, pkg);
   };
 }

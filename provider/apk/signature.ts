@@ -3,7 +3,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { gzipDeterministic } from "./gzip-members";
 import { writeTar } from "./tar-writer";
-import { TrustError } from "../ramroot-error";
+import { ConflictError, RamrootError, TrustError } from "../ramroot-error";
 
 /** Digest of an APK v2 RSA signature, named by the signature file's prefix. */
 export type SignatureDigest = "sha1" | "sha256" | "sha512";
@@ -32,7 +32,8 @@ export function parseSignatureEntryName(name: string): { digest: SignatureDigest
 /** RSA PKCS#1 v1.5 signature of `data` with the given digest. */
 export function signData(data: Buffer, privateKeyPem: string | Buffer, digest: SignatureDigest): Buffer {
   const key = crypto.createPrivateKey(privateKeyPem);
-  if (key.asymmetricKeyType !== "rsa") throw new Error(`signing key is ${key.asymmetricKeyType}, expected an RSA key`);
+  if (key.asymmetricKeyType !== "rsa")
+    throw new RamrootError("input", `signing key is ${key.asymmetricKeyType}, expected an RSA key`);
   return crypto.sign(digest, data, { key, padding: crypto.constants.RSA_PKCS1_PADDING });
 }
 
@@ -94,7 +95,12 @@ export function loadKeysDir(dir: string, opts: LoadKeysOptions = {}): Map<string
   try {
     names = fs.readdirSync(dir);
   } catch (err) {
-    throw new Error(`keys directory ${JSON.stringify(dir)} cannot be read: ${(err as Error).message}`);
+    throw new RamrootError(
+      "input",
+      `keys directory ${JSON.stringify(dir)} cannot be read: ${(err as Error).message}`,
+      undefined,
+      "keys",
+    );
   }
   const keys = new Map<string, Buffer>();
   for (const name of names.sort()) {
@@ -136,17 +142,18 @@ export interface GeneratedKeyPair {
  */
 export function generateKeyPair(dir: string, name: string, opts: { bits?: number } = {}): GeneratedKeyPair {
   if (!/^[A-Za-z0-9@._+-]+$/.test(name) || name.startsWith(".")) {
-    throw new Error(
+    throw new RamrootError(
+      "input",
       `key name ${JSON.stringify(name)} is not accepted: use letters, digits and @ . _ + - (e.g. "me@example.org-5f1a2b3c"), not starting with "."`,
     );
   }
   const bits = opts.bits ?? 4096;
   if (![2048, 3072, 4096, 8192].includes(bits))
-    throw new Error(`key bits ${bits} is not accepted: use 2048, 3072, 4096 or 8192`);
+    throw new RamrootError("input", `key bits ${bits} is not accepted: use 2048, 3072, 4096 or 8192`);
   const privateKeyPath = path.join(dir, `${name}.rsa`);
   const publicKeyPath = `${privateKeyPath}.pub`;
   for (const file of [privateKeyPath, publicKeyPath]) {
-    if (fs.existsSync(file)) throw new Error(`key file ${file} already exists; refusing to overwrite it`);
+    if (fs.existsSync(file)) throw new ConflictError(`key file ${file} already exists; refusing to overwrite it`);
   }
   const { privateKey, publicKey } = crypto.generateKeyPairSync("rsa", {
     modulusLength: bits,

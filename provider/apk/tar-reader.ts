@@ -1,3 +1,4 @@
+import { TrustError } from "../ramroot-error";
 /**
  * A tar reader for APK members, written by hand because tar-stream hides or drops what APK needs:
  * a member without end-of-archive blocks (signature and control members), the PAX
@@ -210,19 +211,23 @@ export class TarStreamParser {
   end(): void {
     if (this.done) return;
     if (this.headerFill > 0)
-      throw new Error(
+      throw new TrustError(
         `${this.source}: tar header at byte ${this.offset - this.headerFill}: truncated (${this.headerFill} bytes left, a header needs 512)`,
+        undefined,
+        "repositories",
       );
     const body = this.body;
     if (body && body.left > 0)
-      throw new Error(
+      throw new TrustError(
         `${this.source}: tar header at byte ${body.headerAt}: truncated: entry needs ${body.size} bytes, ${body.size - body.left} left`,
+        undefined,
+        "repositories",
       );
   }
 
   private readHeader(pos: number): void {
     const fail = (why: string): never => {
-      throw new Error(`${this.source}: tar header at byte ${pos}: ${why}`);
+      throw new TrustError(`${this.source}: tar header at byte ${pos}: ${why}`, undefined, "repositories");
     };
     const block = this.header;
     if (block.every((b) => b === 0)) {
@@ -293,7 +298,7 @@ export class TarStreamParser {
   private meta(body: Body): void {
     const pos = body.headerAt;
     const fail = (why: string): never => {
-      throw new Error(`${this.source}: tar header at byte ${pos}: ${why}`);
+      throw new TrustError(`${this.source}: tar header at byte ${pos}: ${why}`, undefined, "repositories");
     };
     const data = Buffer.concat(body.pieces);
     body.pieces = [];

@@ -1,4 +1,5 @@
 import { createHash } from "node:crypto";
+import { RamrootError } from "../ramroot-error";
 
 /**
  * A small synchronous ustar/pax writer. Written by hand because tar-stream only packs through
@@ -32,13 +33,19 @@ const TYPEFLAG: Record<TarEntryType, string> = { file: "0", hardlink: "1", symli
 
 function putString(block: Buffer, offset: number, length: number, value: string): void {
   const bytes = Buffer.from(value, "utf8");
-  if (bytes.length > length) throw new Error(`tar field too long: ${value}`);
+  // (a name, link or owner name too long for its header field: an owner's user or group name can be)
+  if (bytes.length > length)
+    throw new RamrootError("input", `tar field too long: ${value} (at most ${length} bytes)`, "use a shorter name");
   bytes.copy(block, offset);
 }
 
 function putOctal(block: Buffer, offset: number, length: number, value: number): void {
   if (!Number.isInteger(value) || value < 0 || value >= 8 ** (length - 1)) {
-    throw new Error(`tar numeric field out of range: ${value} does not fit ${length - 1} octal digits`);
+    throw new RamrootError(
+      "input",
+      `tar numeric field out of range: ${value} does not fit ${length - 1} octal digits`,
+      "use a smaller id (a uid or gid below 2097152) or mtime",
+    );
   }
   putString(block, offset, length, value.toString(8).padStart(length - 1, "0") + "\0");
 }

@@ -9,6 +9,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { execFileSync } from "node:child_process";
 import { mountHolding, parseMountInfo, type MountEntry } from "./mountinfo";
+import { TargetError } from "../ramroot-error";
 
 export interface BlockDevice {
   /** the path as given (a /dev/disk/by-id link stays one) */
@@ -83,7 +84,7 @@ export function blockDeviceAt(p: string): BlockDevice | undefined {
   if (!st.isBlockDevice()) return undefined;
   const majorMinor = majorMinorOf(st.rdev);
   const name = nameOf(majorMinor);
-  if (name === undefined) throw new Error(`${p}: block device ${majorMinor} is not in /sys/dev/block`);
+  if (name === undefined) throw new TargetError(`${p}: block device ${majorMinor} is not in /sys/dev/block`);
   const sys = path.join(SYS_BLOCK, name);
   const sectors = Number(readSys(path.join(sys, "size")) ?? "0");
   const partNumber = readSys(path.join(sys, "partition"));

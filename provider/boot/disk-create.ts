@@ -19,6 +19,7 @@ import { sha256File } from "../file-hash";
 import { parseInput } from "../input-error";
 import { writeMbr } from "./mbr";
 import { FAT_EPOCH, mtools, mtoolsEnv } from "./mtools";
+import { FieldError, HostError, TargetError } from "../ramroot-error";
 
 /** syslinux's MBR boot code: loads the active partition's boot sector. */
 export const SYSLINUX_MBR = "/usr/lib/syslinux/mbr/mbr.bin";
@@ -121,7 +122,7 @@ async function run(cmd: string, args: string[]): Promise<void> {
       result.code === "ENOENT"
         ? ` (${cmd} is missing: install ${cmd === "syslinux" ? "syslinux" : cmd.startsWith("mkfs") ? "dosfstools" : cmd === "wipefs" ? "util-linux" : cmd})`
         : "";
-    throw new Error(`${cmd} ${args.join(" ")} failed${hint}: ${String(result.stderr || result.message).trim()}`);
+    throw new TargetError(`${cmd} ${args.join(" ")} failed${hint}: ${String(result.stderr || result.message).trim()}`);
   }
 }
 
@@ -162,7 +163,7 @@ async function layFat(l: Layout): Promise<12 | 16 | 32> {
         try {
           bootCode = (await fs.promises.readFile(SYSLINUX_MBR)).subarray(0, 440);
         } catch {
-          throw new Error(`${SYSLINUX_MBR} is missing: install Debian's syslinux-common`);
+          throw new HostError(`${SYSLINUX_MBR} is missing`, "install Debian's syslinux-common");
         }
       }
       writeMbr(sector0, bootCode, l.volumeId, {
@@ -180,7 +181,7 @@ async function layFat(l: Layout): Promise<12 | 16 | 32> {
   if (uefi) await installSystemdBoot(l.where, start * 512, l.opts.arch ?? "x86_64");
   for (const slot of l.opts.slots) {
     const made = await mtools("mmd", l.where, start * 512, [`::/${slot}`]);
-    if (made.exitCode !== 0) throw new Error(`creating slot directory ${slot} failed: ${made.stderr.trim()}`);
+    if (made.exitCode !== 0) throw new TargetError(`creating slot directory ${slot} failed: ${made.stderr.trim()}`);
   }
   const synced = await fs.promises.open(l.where, "r+");
   try {
@@ -207,7 +208,7 @@ async function installSystemdBoot(where: string, fatOffset: number, arch: Arch):
   const info = archInfo(arch).uefi;
   const binary = path.join(SYSTEMD_BOOT_DIR, info.systemdBoot);
   if (!fs.existsSync(binary))
-    throw new Error(
+    throw new HostError(
       `scheme: "uefi" needs systemd-boot for ${arch}: ${binary} is missing; install Debian's systemd-boot-efi${arch === "x86_64" ? "" : ` for ${archInfo(arch).debian} (dpkg --add-architecture ${archInfo(arch).debian})`}`,
     );
   const scratch = fs.mkdtempSync(path.join(os.tmpdir(), "ramroot-esp-"));
@@ -222,7 +223,8 @@ async function installSystemdBoot(where: string, fatOffset: number, arch: Arch):
       ["mcopy", ["-m", conf, "::/loader/loader.conf"]],
     ] as const) {
       const done = await mtools(cmd, where, fatOffset, [...args]);
-      if (done.exitCode !== 0) throw new Error(`${cmd} ${args.join(" ")} on ${where} failed: ${done.stderr.trim()}`);
+      if (done.exitCode !== 0)
+        throw new TargetError(`${cmd} ${args.join(" ")} on ${where} failed: ${done.stderr.trim()}`);
     }
   } finally {
     fs.rmSync(scratch, { recursive: true, force: true });
@@ -252,14 +254,16 @@ export async function createDisk(input: DiskCreateOptions): Promise<DiskCreateRe
   if (device) return createOnDevice(opts, device, volumeId, label);
   // A mistyped device name would otherwise become a file of --size MiB in /dev (in RAM).
   if (output.startsWith("/dev/"))
-    throw new Error(
-      `output: ${output} is not a block device${fs.existsSync(output) ? "" : " (there is no such device)"}; expected a disk or partition (\`lsblk\` lists them), or an image file outside /dev`,
+    throw new FieldError(
+      "output",
+      `${output} is not a block device${fs.existsSync(output) ? "" : " (there is no such device)"}; expected a disk or partition (\`lsblk\` lists them), or an image file outside /dev`,
     );
   if (opts.sizeMiB === undefined)
-    throw new Error(`sizeMiB: got nothing; expected the size of the image file ${output} in MiB (--size)`);
+    throw new FieldError("sizeMiB", `got nothing; expected the size of the image file ${output} in MiB (--size)`);
   if (!opts.force && fs.existsSync(output)) {
-    throw new Error(
-      `output: ${output} exists (it may hold deployed slots and their history); expected a new file name, or force (--force) to replace it`,
+    throw new FieldError(
+      "output",
+      `${output} exists (it may hold deployed slots and their history); expected a new file name, or force (--force) to replace it`,
     );
   }
   const layout = opts.layout ?? "mbr";
@@ -311,22 +315,26 @@ async function createOnDevice(
 ): Promise<DiskCreateResult> {
   const shown = describeBlockDevice(device);
   if (device.partition && opts.layout === "mbr")
-    throw new Error(
-      `layout: got "mbr"; ${device.given} is a partition: its FAT starts at its first byte (superfloppy) and the partition table of /dev/${device.disk} stays as it is; name the whole disk for an MBR layout`,
+    throw new FieldError(
+      "layout",
+      `got "mbr"; ${device.given} is a partition: its FAT starts at its first byte (superfloppy) and the partition table of /dev/${device.disk} stays as it is; name the whole disk for an MBR layout`,
     );
   const layout = device.partition ? "superfloppy" : (opts.layout ?? "mbr");
   const start = layout === "mbr" ? PARTITION_START_SECTOR : 0;
   const deviceMiB = Math.floor(device.sizeBytes / (1 << 20));
   const sizeMiB = Math.min(opts.sizeMiB ?? deviceMiB, MAX_MIB);
   if (deviceMiB < 8 || sizeMiB > deviceMiB)
-    throw new Error(
-      `output: ${shown} is too small: ${deviceMiB} MiB, and ${opts.sizeMiB !== undefined ? `--size asks for ${opts.sizeMiB} MiB` : "a boot disk needs at least 8 MiB"}; nothing was written`,
+    throw new FieldError(
+      "output",
+      `${shown} is too small: ${deviceMiB} MiB, and ${opts.sizeMiB !== undefined ? `--size asks for ${opts.sizeMiB} MiB` : "a boot disk needs at least 8 MiB"}; nothing was written`,
     );
   const use = whyInUse(device.partition ? [device.name] : diskAndPartitions(device), device.path);
-  if (use.length > 0) throw new Error(`output: refusing to write ${shown}: ${use.join("; ")}; nothing was written`);
+  if (use.length > 0)
+    throw new FieldError("output", `refusing to write ${shown}: ${use.join("; ")}; nothing was written`);
   if (!opts.yes)
-    throw new Error(
-      `output: ${shown} will be erased${device.partition ? "" : " (its partition table and every partition on it)"}: ` +
+    throw new FieldError(
+      "output",
+      `${shown} will be erased${device.partition ? "" : " (its partition table and every partition on it)"}: ` +
         "check that this is the device you mean, then run again with --yes; nothing was written",
     );
   const totalSectors = Math.min(Math.floor(device.sizeBytes / 512), sizeMiB * 2048);

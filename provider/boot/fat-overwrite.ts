@@ -1,5 +1,6 @@
 import * as fs from "node:fs";
 import { findFatFile, imageOffsetOf, readFatVolume } from "./fat";
+import { TargetError } from "../ramroot-error";
 
 /**
  * Writes `data` at `offset` into the file `rel` of the FAT filesystem that starts `fatOffset`
@@ -18,9 +19,9 @@ export async function overwriteFatFile(
   try {
     const vol = await readFatVolume(fh, fatOffset);
     const file = await findFatFile(fh, vol, rel);
-    if (!file) throw new Error(`${image}: no ${rel} to write into in place`);
+    if (!file) throw new TargetError(`${image}: no ${rel} to write into in place`);
     if (file.size < offset + data.length)
-      throw new Error(
+      throw new TargetError(
         `${image}: ${rel} is ${file.size} bytes, shorter than the ${offset + data.length} an in-place write needs`,
       );
     // Byte by byte would be slow; a run stops where a cluster ends, since the next cluster may lie anywhere.
@@ -35,7 +36,7 @@ export async function overwriteFatFile(
     await fh.sync();
     const back = Buffer.alloc(data.length);
     for (const run of runs) await fh.read(back, run.from, run.length, run.at);
-    if (!back.equals(data)) throw new Error(`${image}: ${rel} reads back differently after an in-place write`);
+    if (!back.equals(data)) throw new TargetError(`${image}: ${rel} reads back differently after an in-place write`);
   } finally {
     await fh.close();
   }

@@ -46,7 +46,7 @@ async function pread(fh: FileHandle, offset: number, length: number): Promise<Bu
   const buf = Buffer.alloc(length);
   const { bytesRead } = await fh.read(buf, 0, length, offset);
   if (bytesRead !== length)
-    throw new Error(`FAT image ends at byte ${offset + bytesRead}; expected ${length} bytes at ${offset}`);
+    throw new TargetError(`FAT image ends at byte ${offset + bytesRead}; expected ${length} bytes at ${offset}`);
   return buf;
 }
 
@@ -65,7 +65,7 @@ export async function readFatVolume(fh: FileHandle, offset: number): Promise<Fat
     sectorsPerCluster === 0 ||
     fats === 0
   ) {
-    throw new Error(`no FAT boot sector at byte ${offset} of the image`);
+    throw new TargetError(`no FAT boot sector at byte ${offset} of the image`);
   }
   const rootDirSectors = Math.ceil((rootEntries * 32) / bytesPerSector);
   const dataSector = reserved + fats * fatSectors + rootDirSectors;
@@ -150,7 +150,8 @@ function checkSize(vol: FatVolume, entry: { size: number }, path: string): void 
 /** Byte offset in the image of `fileOffset` within a file laid out on `clusters`. */
 export function imageOffsetOf(vol: FatVolume, clusters: number[], fileOffset: number): number {
   const cluster = clusters[Math.floor(fileOffset / vol.clusterBytes)];
-  if (cluster === undefined) throw new Error(`byte ${fileOffset} lies past the file's ${clusters.length} clusters`);
+  if (cluster === undefined)
+    throw new TargetError(`byte ${fileOffset} lies past the file's ${clusters.length} clusters`);
   return vol.dataStart + (cluster - 2) * vol.clusterBytes + (fileOffset % vol.clusterBytes);
 }
 
@@ -292,7 +293,7 @@ export async function readFatFile(
       length,
       vol.dataStart + (first - 2) * vol.clusterBytes,
     );
-    if (bytesRead !== length) throw new Error(`FAT image ends inside ${path}`);
+    if (bytesRead !== length) throw new TargetError(`FAT image ends inside ${path}`);
     i = j;
   }
   return out.subarray(0, entry.size);

@@ -7,6 +7,7 @@ import type { BootTarget } from "./boot-target";
 import { describeHolder, heldLease } from "./lease";
 import { defaultSlotOf, readSlot } from "./slot";
 import { schemeOf } from "./schemes/registry";
+import { TargetError } from "../ramroot-error";
 
 /** Where the deployment journal lives on a boot partition. */
 export const JOURNAL_PATH = "ramroot/journal.json";
@@ -68,7 +69,7 @@ export async function readJournal(target: BootTarget): Promise<JournalEntry[]> {
     backupEntries !== undefined && typeof backupEntries !== "string"
       ? `${JOURNAL_BACKUP_PATH} holds the journal before its last entry (${backupEntries.length} entries): copy it over ${JOURNAL_PATH} to go on`
       : `no intact backup (${JOURNAL_BACKUP_PATH}) exists: move ${JOURNAL_PATH} aside to start a new history`;
-  throw new Error(
+  throw new TargetError(
     `${target.describe()}: the deployment journal ${JOURNAL_PATH} is damaged (${entries}); nothing was changed. ${way}`,
   );
 }

@@ -1,3 +1,4 @@
+import { FieldError, InternalError } from "../ramroot-error";
 /**
  * The classic MBR partition table: four 16-byte entries at byte 446, 0x55AA at 510. Written by
  * hand: it is 64 bytes of fixed layout, and no npm package does it without pulling in a disk
@@ -70,7 +71,7 @@ export function writeMbr(
   partition: Omit<MbrPartition, "number">,
 ): void {
   if (bootCode.length > 440)
-    throw new Error(`MBR boot code is ${bootCode.length} bytes; at most 440 fit before the disk signature`);
+    throw new InternalError(`MBR boot code is ${bootCode.length} bytes; at most 440 fit before the disk signature`);
   sector.fill(0, 0, SECTOR);
   bootCode.copy(sector, 0);
   sector.writeUInt32LE(diskSignature >>> 0, 440);
@@ -96,16 +97,18 @@ export function fatOffsetOf(sector0: Buffer, partition: number | undefined, what
   if (partition !== undefined) {
     const found = parts.find((p) => p.number === partition);
     if (!found) {
-      throw new Error(
-        `partition: got ${partition}; ${what} has ${parts.length === 0 ? "no MBR partitions" : `partitions ${parts.map((p) => p.number).join(", ")}`}`,
+      throw new FieldError(
+        "partition",
+        `got ${partition}; ${what} has ${parts.length === 0 ? "no MBR partitions" : `partitions ${parts.map((p) => p.number).join(", ")}`}`,
       );
     }
     return found.start * SECTOR;
   }
   const fat = parts.find((p) => FAT_PARTITION_TYPES.has(p.type));
   if (!fat)
-    throw new Error(
-      `${what}: neither a FAT superfloppy nor an MBR disk with a FAT partition; expected a disk made by \`ramroot disk create\` or a FAT image`,
+    throw new FieldError(
+      what,
+      `neither a FAT superfloppy nor an MBR disk with a FAT partition; expected a disk made by \`ramroot disk create\` or a FAT image`,
     );
   return fat.start * SECTOR;
 }

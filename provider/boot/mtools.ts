@@ -1,4 +1,5 @@
 import { spawn } from "node:child_process";
+import { HostError } from "../ramroot-error";
 
 /**
  * Runs an mtools command on a FAT filesystem inside an image file (`-i image@@offset`), never
@@ -82,7 +83,7 @@ export async function mtools(
   });
   const stderr = Buffer.concat(err).toString("utf8");
   if (exitCode !== 0 && /^flock: failed to execute/m.test(stderr)) {
-    throw new Error(`${command} is missing: install Debian's mtools`);
+    throw new HostError(`${command} is missing`, "install Debian's mtools");
   }
   return { exitCode, stdout: Buffer.concat(out), stderr };
 }

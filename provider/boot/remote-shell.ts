@@ -12,6 +12,7 @@
  */
 import type { ChildProcess } from "node:child_process";
 import type { CommandResult } from "./boot-target";
+import { TargetError } from "../ramroot-error";
 
 /** Input larger than this does not go through the shell (its base64 line is read a byte at a time): see `fits`. */
 export const SHELL_INPUT_MAX = 64 * 1024;
@@ -63,7 +64,9 @@ class ReplyReader {
         const line = this.buffer.subarray(0, nl).toString("latin1");
         const m = /^(\d+) (\d+) (\d+)$/.exec(line);
         if (!m)
-          throw new Error(`the remote shell answered ${JSON.stringify(line.slice(0, 80))}; expected a reply header`);
+          throw new TargetError(
+            `the remote shell answered ${JSON.stringify(line.slice(0, 80))}; expected a reply header`,
+          );
         this.header = { code: Number(m[1]), out: Number(m[2]), err: Number(m[3]) };
         this.buffer = this.buffer.subarray(nl + 1);
       }

@@ -11,6 +11,7 @@ import { assertLabelBootable } from "./slot";
 import type { BootConfig, BootConfigSpec } from "./schemes/boot-scheme";
 import { schemeOf } from "./schemes/registry";
 import { sha256Hex } from "../file-hash";
+import { FieldError, RamrootError } from "../ramroot-error";
 
 export interface SwitchOptions {
   /** the lease the caller holds on the target: checked right before the write */
@@ -45,11 +46,13 @@ export async function switchBootConfig(
 export async function promote(target: BootTarget, label: string): Promise<{ path: string; sha256: string }> {
   const scheme = await schemeOf(target);
   const config = await scheme.readConfig(target);
-  if (!config) throw new Error(`${target.describe()}: no boot config to promote ${JSON.stringify(label)} in`);
+  if (!config)
+    throw new RamrootError("input", `${target.describe()}: no boot config to promote ${JSON.stringify(label)} in`);
   const entry = config.spec.entries.find((e) => e.label.toLowerCase() === label.toLowerCase());
   if (!entry)
-    throw new Error(
-      `label: got ${JSON.stringify(label)}; expected one of the labels in ${config.path}: ${config.spec.entries.map((e) => e.label).join(", ")}`,
+    throw new FieldError(
+      "label",
+      `got ${JSON.stringify(label)}; expected one of the labels in ${config.path}: ${config.spec.entries.map((e) => e.label).join(", ")}`,
     );
   return scheme.writeConfig(target, { ...config.spec, defaultLabel: entry.label });
 }

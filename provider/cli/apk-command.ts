@@ -21,6 +21,7 @@ import {
   SolverError,
 } from "../apk/solver";
 import { compareVersions, isValidVersion } from "../apk/version";
+import { RamrootError } from "../ramroot-error";
 
 /**
  * A reader that closes the pipe early (`ramroot apk index ... | head`) ends the output, not the
@@ -57,7 +58,7 @@ const repoOptions = z.object({
 
 function parseRepoOptions(raw: unknown): z.infer<typeof repoOptions> {
   const parsed = repoOptions.safeParse(raw);
-  if (!parsed.success) throw new Error(parsed.error.issues.map((i) => i.message).join("; "));
+  if (!parsed.success) throw new RamrootError("input", parsed.error.issues.map((i) => i.message).join("; "));
   return parsed.data;
 }
 
@@ -265,7 +266,10 @@ export function registerApkCommands(program: Command): void {
             try {
               return fs.readFileSync(file, "utf8");
             } catch (err) {
-              throw new Error(`${what} ${JSON.stringify(file)} cannot be read: ${(err as Error).message}`);
+              throw new RamrootError(
+                "input",
+                `${what} ${JSON.stringify(file)} cannot be read: ${(err as Error).message}`,
+              );
             }
           };
           const installed = parseInstalledDb(read(installedFile, "--installed"), installedFile ?? "installed");

@@ -9,6 +9,7 @@ import { layersOfSizes } from "../boot/layer-store";
 import { writeSlotChecked } from "../deploy/slot-guard";
 import { openTarget, parseTargetSpec, type BootTarget, type TargetSpec } from "../boot/target";
 import { openStack, stackTarget } from "./stack-command";
+import { FieldError, RamrootError, TargetError } from "../ramroot-error";
 
 export interface TargetFlags {
   /** the stack whose target is used when no --dir, --image or --ssh is given */
@@ -44,7 +45,7 @@ export function addTargetOptions(cmd: Command): Command {
 
 function int(value: string | undefined, flag: string): number | undefined {
   if (value === undefined) return undefined;
-  if (!/^\d+$/.test(value)) throw new Error(`${flag}: got "${value}"; expected a whole number`);
+  if (!/^\d+$/.test(value)) throw new FieldError(flag, `got "${value}"; expected a whole number`);
   return Number(value);
 }
 
@@ -60,7 +61,8 @@ export async function targetOf(flags: TargetFlags): Promise<TargetSpec> {
 function targetSpecFromFlags(flags: TargetFlags): TargetSpec {
   const given = [flags.dir, flags.image, flags.ssh].filter((v) => v !== undefined);
   if (given.length !== 1)
-    throw new Error(
+    throw new RamrootError(
+      "input",
       "target: give one of --dir <path>, --image <file> or --ssh <[user@]host:/path>, or none for the stack's",
     );
   if (flags.dir !== undefined) return parseTargetSpec({ kind: "local", path: flags.dir });
@@ -69,7 +71,7 @@ function targetSpecFromFlags(flags: TargetFlags): TargetSpec {
     return parseTargetSpec({ kind: "image", path: flags.image, ...(partition !== undefined ? { partition } : {}) });
   }
   const match = /^(?:([^@]+)@)?([^:]+):(\/.*)$/.exec(flags.ssh ?? "");
-  if (!match) throw new Error(`--ssh: got "${flags.ssh}"; expected [user@]host:/absolute/path`);
+  if (!match) throw new FieldError("--ssh", `got "${flags.ssh}"; expected [user@]host:/absolute/path`);
   const port = int(flags.port, "--port");
   return parseTargetSpec({
     kind: "ssh",
@@ -108,7 +110,8 @@ async function withWriteTarget<T>(
 /** Refuses to make `label` DEFAULT or boot-once unless its files are there and match their slot's manifest. */
 async function assertBootable(target: BootTarget, label: string): Promise<void> {
   const config = await (await schemeOf(target)).readConfig(target);
-  if (!config) throw new Error(`${target.describe()}: no boot config; write one first (ramroot syslinux write)`);
+  if (!config)
+    throw new TargetError(`${target.describe()}: no boot config`, "write one first (ramroot syslinux write)");
   await assertLabelBootable(target, config.spec, label, config.path);
 }
 
@@ -162,7 +165,7 @@ export function registerBootCommands(program: Command): void {
             "required option '--size <MiB>' not specified (an image file needs one; a block device has its own)",
           );
         if (flags.volumeId !== undefined && !/^[0-9a-fA-F]{1,8}$/.test(flags.volumeId))
-          throw new Error(`--volume-id: got "${flags.volumeId}"; expected up to 8 hex digits`);
+          throw new FieldError("--volume-id", `got "${flags.volumeId}"; expected up to 8 hex digits`);
         const sizeMiB = int(flags.size, "--size");
         const opts = parseDiskCreateOptions({
           output: out,

@@ -5,6 +5,7 @@ import { parse as parseYaml } from "yaml";
 import { parseImageConfig, planImage } from "../image/plan";
 import { buildImage } from "../image/build";
 import { terminalSink } from "../progress";
+import { RamrootError } from "../ramroot-error";
 
 /** Reads a build config (YAML or JSON: JSON is YAML) with the inputs of AlpineImage. */
 export function readBuildConfig(file: string): unknown {
@@ -12,12 +13,12 @@ export function readBuildConfig(file: string): unknown {
   try {
     text = fs.readFileSync(file, "utf8");
   } catch (err) {
-    throw new Error(`build: cannot read config ${file}: ${(err as Error).message}`);
+    throw new RamrootError("input", `build: cannot read config ${file}: ${(err as Error).message}`);
   }
   try {
     return parseYaml(text);
   } catch (err) {
-    throw new Error(`build: ${file} is not valid YAML or JSON: ${(err as Error).message}`);
+    throw new RamrootError("input", `build: ${file} is not valid YAML or JSON: ${(err as Error).message}`);
   }
 }
 

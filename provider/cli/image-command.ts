@@ -16,6 +16,7 @@ import { describeSource, imageBytes, readImageSource, type ImageSource } from ".
 import { addTargetOptions, targetOf, type TargetFlags } from "./boot-command";
 import { openStack, stackTarget } from "./stack-command";
 import { deployedBy, stackHistory } from "../deploy/history";
+import { RamrootError, TargetError } from "../ramroot-error";
 
 interface ImageFlags extends TargetFlags {
   slot?: string[];
@@ -52,7 +53,7 @@ class SourceResolver {
     if (kind === "slot") return { kind: "slot", target: await this.target(), slot: value! };
     if (kind === "plan") {
       if (!/^[0-9a-f]{12,64}$/.test(value!))
-        throw new Error(`plan:${value}: expected a plan id (hex, at least 12 digits)`);
+        throw new RamrootError("input", `plan:${value}: expected a plan id (hex, at least 12 digits)`);
       return { kind: "plan", planId: value! };
     }
     if (kind === "update") return this.update(value!);
@@ -62,22 +63,24 @@ class SourceResolver {
   /** The image stack update N deployed: the image cache when it holds it, else the slot that does. */
   private async update(value: string): Promise<ImageSource> {
     const version = Number(value);
-    if (!/^\d+$/.test(value)) throw new Error(`update:${value}: expected an update number (see \`ramroot history\`)`);
+    if (!/^\d+$/.test(value))
+      throw new RamrootError("input", `update:${value}: expected an update number (see \`ramroot history\`)`);
     const { open, target } = await this.stackSide();
     const history = await stackHistory(open.stack);
     const update = history.find((h) => h.number === version && h.kind === "update");
-    if (!update) throw new Error(`no update ${version} in stack ${open.stack.name} (see \`ramroot history\`)`);
+    if (!update)
+      throw new RamrootError("input", `no update ${version} in stack ${open.stack.name} (see \`ramroot history\`)`);
     const state = await inspectTarget(target, DEFAULT_SLOTS);
     const deployed = deployedBy(update, state.journal);
     if (!deployed?.planId)
-      throw new Error(
+      throw new TargetError(
         `update ${version} of stack ${open.stack.name} deployed no image that the journal on ${state.description} records`,
       );
     if (await cachedImage({ planId: deployed.planId }))
       return { kind: "plan", planId: deployed.planId, update: version };
     const slot = slotHolding(state, DEFAULT_SLOTS, deployed.planId);
     if (slot !== undefined) return { kind: "slot", target, slot };
-    throw new Error(
+    throw new TargetError(
       `the image update ${version} deployed (plan ${deployed.planId.slice(0, 12)}) is neither in the local image cache nor in a slot`,
     );
   }
@@ -119,7 +122,10 @@ export function registerImageCommands(program: Command): void {
     .action(async (source: string | undefined, flags: ImageFlags & { layers?: boolean }) => {
       const specs = sourceSpecs(source === undefined ? [] : [source], flags);
       if (specs.length !== 1)
-        throw new Error(`image ls: give one image (${SOURCE_HELP}, or --slot/--update); got ${specs.length}`);
+        throw new RamrootError(
+          "input",
+          `image ls: give one image (${SOURCE_HELP}, or --slot/--update); got ${specs.length}`,
+        );
       const resolved = await new SourceResolver(flags).resolve(specs[0]!);
       const read = await readImageSource(resolved);
       if (flags.layers) {
@@ -144,7 +150,10 @@ export function registerImageCommands(program: Command): void {
         flags,
       );
       if (specs.length !== 2)
-        throw new Error(`image diff: give two images (${SOURCE_HELP}, or --slot/--update twice); got ${specs.length}`);
+        throw new RamrootError(
+          "input",
+          `image diff: give two images (${SOURCE_HELP}, or --slot/--update twice); got ${specs.length}`,
+        );
       const resolver = new SourceResolver(flags);
       const a = await resolver.resolve(specs[0]!);
       const b = await resolver.resolve(specs[1]!);
@@ -166,7 +175,8 @@ export function registerImageCommands(program: Command): void {
     .action(async (source: string, dir: string, paths: string[], flags: ImageFlags) => {
       const specs = sourceSpecs([source], flags);
       if (specs.length !== 1)
-        throw new Error(
+        throw new RamrootError(
+          "input",
           `image extract: give one image, as the first argument (${SOURCE_HELP}); --slot and --update are for ls and diff`,
         );
       const resolved = await new SourceResolver(flags).resolve(source);

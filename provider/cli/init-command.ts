@@ -4,6 +4,7 @@ import type { Command } from "commander";
 import { execa } from "execa";
 import { initRepository } from "../project/init-repository";
 import { DISK_IMAGE } from "../project/owner-files";
+import { RamrootError } from "../ramroot-error";
 
 const collect = (value: string, previous: string[] = []) => [...previous, value];
 
@@ -68,7 +69,11 @@ export function registerInitCommands(program: Command): void {
           `[init] npm install: ramroot and its dependencies${result.locked ? " (from npm's cache, as package-lock.json pins them)" : ""}`,
         );
         if (!(await step(result.dir, "npm", ["install", "--no-audit", "--no-fund"])))
-          throw new Error(`npm install failed in ${result.dir}: fix what npm says above, then run npm install there`);
+          throw new RamrootError(
+            "input",
+            `npm install failed in ${result.dir}`,
+            "fix what npm says above, then run npm install there",
+          );
       }
       const cd = path.relative(process.cwd(), result.dir);
       out("");

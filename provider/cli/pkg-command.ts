@@ -13,6 +13,7 @@ import { loadRepositories, packageLocator } from "../apk/repository";
 import { generateKeyPair, loadKeysDir, type Signer, type SignatureDigest } from "../apk/signature";
 import { resolvePackages } from "../apk/solver";
 import { apkCommandGroup } from "./apk-command";
+import { FieldError, RamrootError } from "../ramroot-error";
 
 const collect = (value: string, previous: string[] = []) => [...previous, value];
 
@@ -23,12 +24,13 @@ function signerFrom(flags: { signKey?: string; keyName?: string; signatureDigest
   try {
     pem = fs.readFileSync(flags.signKey, "utf8");
   } catch (err) {
-    throw new Error(`--sign-key: cannot read ${JSON.stringify(flags.signKey)}: ${(err as Error).message}`);
+    throw new FieldError("--sign-key", `cannot read ${JSON.stringify(flags.signKey)}: ${(err as Error).message}`);
   }
   const digest = z.enum(["sha1", "sha256", "sha512"]).safeParse(flags.signatureDigest ?? "sha1");
   if (!digest.success)
-    throw new Error(
-      `--signature-digest: ${JSON.stringify(flags.signatureDigest)} is not accepted: use sha1, sha256 or sha512`,
+    throw new FieldError(
+      "--signature-digest",
+      `${JSON.stringify(flags.signatureDigest)} is not accepted: use sha1, sha256 or sha512`,
     );
   return {
     keyName: flags.keyName ?? `${path.basename(flags.signKey)}.pub`,
@@ -39,7 +41,7 @@ function signerFrom(flags: { signKey?: string; keyName?: string; signatureDigest
 
 function integer(flag: string, value: string | undefined): number | undefined {
   if (value === undefined) return undefined;
-  if (!/^-?[0-9]+$/.test(value)) throw new Error(`${flag}: ${JSON.stringify(value)} is not an integer`);
+  if (!/^-?[0-9]+$/.test(value)) throw new FieldError(flag, `${JSON.stringify(value)} is not an integer`);
   return Number(value);
 }
 
@@ -49,8 +51,9 @@ function parseOwners(values: string[]): PackageSpec["owners"] {
   for (const value of values) {
     const m = /^(.+)=([A-Za-z0-9_.-]+):([A-Za-z0-9_.-]+)(?::([0-7]{3,4}))?$/.exec(value);
     if (!m)
-      throw new Error(
-        `--owner: ${JSON.stringify(value)} is not accepted: use PATH=USER:GROUP or PATH=USER:GROUP:MODE (ids or names, mode in octal), e.g. var/lib/app=app:app:0750`,
+      throw new FieldError(
+        "--owner",
+        `${JSON.stringify(value)} is not accepted: use PATH=USER:GROUP or PATH=USER:GROUP:MODE (ids or names, mode in octal), e.g. var/lib/app=app:app:0750`,
       );
     const [user, group] = [m[2]!, m[3]!];
     owners[m[1]!.replace(/^\/+/, "")] = {
@@ -143,7 +146,7 @@ export function registerPkgCommands(program: Command): void {
         try {
           scripts[script] = fs.readFileSync(file);
         } catch (err) {
-          throw new Error(`--${script}: cannot read ${JSON.stringify(file)}: ${(err as Error).message}`);
+          throw new FieldError(`--${script}`, `cannot read ${JSON.stringify(file)}: ${(err as Error).message}`);
         }
       }
     }
@@ -213,7 +216,8 @@ export function registerPkgCommands(program: Command): void {
     .argument("<file>", "the .apk")
     .action((file: string, flags: { keys?: string; index?: string; allowUntrusted?: boolean }) => {
       if (!flags.keys && !flags.allowUntrusted)
-        throw new Error(
+        throw new RamrootError(
+          "input",
           "apk verify: give --keys DIR (the trusted public keys), or --allow-untrusted to check only the package's integrity",
         );
       const keys = flags.keys ? loadKeysDir(flags.keys) : new Map<string, Buffer>();
@@ -230,7 +234,10 @@ export function registerPkgCommands(program: Command): void {
           (r) => r.name === unchecked.record.name && r.version === unchecked.record.version,
         );
         if (!expected)
-          throw new Error(`${file}: ${unchecked.record.name}-${unchecked.record.version} is not in ${flags.index}`);
+          throw new RamrootError(
+            "input",
+            `${file}: ${unchecked.record.name}-${unchecked.record.version} is not in ${flags.index}`,
+          );
       }
       const pkgFile = readPackageFile(data, { source: file, keys, expected, allowUntrusted: flags.allowUntrusted });
       const how =
@@ -273,7 +280,7 @@ export function registerPkgCommands(program: Command): void {
           cacheDir?: string;
         },
       ) => {
-        if (flags.repository.length === 0) throw new Error("--repository: give at least one repository");
+        if (flags.repository.length === 0) throw new FieldError("--repository", "give at least one repository");
         const keys = loadKeysDir(flags.keys);
         const progress = (msg: string) => process.stderr.write(`${msg}\n`);
         const repos = await loadRepositories(flags.repository, {

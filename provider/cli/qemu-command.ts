@@ -2,6 +2,7 @@ import type { Command } from "commander";
 import { bootQemu, logTail, type BootMedia } from "../qemu/boot";
 import { heartbeat, terminalSink } from "../progress";
 import { ARCHES, isArch } from "../arch";
+import { FieldError, MachineError, RamrootError } from "../ramroot-error";
 
 interface BootTestFlags {
   kernel?: string;
@@ -31,10 +32,11 @@ export function registerQemuCommands(program: Command): void {
     .option("--quiet", "do not echo the console")
     .action(async (flags: BootTestFlags) => {
       const media = bootMediaFromFlags(flags);
-      if (!isArch(flags.arch)) throw new Error(`--arch: got "${flags.arch}"; expected one of ${ARCHES.join(", ")}`);
+      if (!isArch(flags.arch))
+        throw new FieldError("--arch", `got "${flags.arch}"; expected one of ${ARCHES.join(", ")}`);
       const timeoutS = Number(flags.timeout);
       if (!Number.isFinite(timeoutS) || timeoutS <= 0) {
-        throw new Error(`--timeout: "${flags.timeout}" is not a positive number of seconds`);
+        throw new FieldError("--timeout", `"${flags.timeout}" is not a positive number of seconds`);
       }
       // With the console hidden (or sent to a file), say every 10 s that the wait goes on.
       const sink = terminalSink();
@@ -61,16 +63,19 @@ export function registerQemuCommands(program: Command): void {
           ? `not seen within ${timeoutS} s`
           : `QEMU exited (code ${result.exitCode}) before it appeared`;
       if (flags.quiet) process.stderr.write(logTail(result.log) + "\n");
-      throw new Error(`boot-test: marker "${flags.expect}" ${why}`);
+      throw new MachineError(`boot-test: marker "${flags.expect}" ${why}`);
     });
 }
 
 function bootMediaFromFlags(flags: BootTestFlags): BootMedia {
   if (flags.disk !== undefined && flags.kernel !== undefined) {
-    throw new Error("boot-test: give either --kernel (direct boot) or --disk (through the bootloader), not both");
+    throw new RamrootError(
+      "input",
+      "boot-test: give either --kernel (direct boot) or --disk (through the bootloader), not both",
+    );
   }
   if (flags.disk !== undefined) return { kind: "disk", image: flags.disk };
   if (flags.kernel !== undefined)
     return { kind: "kernel", kernel: flags.kernel, initrd: flags.initrd, append: flags.append };
-  throw new Error("boot-test: one of --kernel <file> or --disk <image> is required");
+  throw new RamrootError("input", "boot-test: one of --kernel <file> or --disk <image> is required");
 }

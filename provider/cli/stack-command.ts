@@ -20,6 +20,8 @@ import { stackPassphraseEnv } from "./stack-passphrase";
 import { heartbeat, terminalSink } from "../progress";
 import { bootQemu, qemuArgs, type BootMedia } from "../qemu/boot";
 import { archInfo } from "../arch";
+import { machineBootMedia } from "./machine-media";
+import { FieldError, MachineError, RamrootError } from "../ramroot-error";
 
 export interface StackFlags {
   stack: string;
@@ -235,7 +237,10 @@ export function registerStackCommands(program: Command): void {
     .action(async (machine: string | undefined, flags: StackFlags & { to?: string; release?: boolean }) => {
       if (flags.release) return releaseVerb(machine, flags);
       if (flags.to !== undefined && !/^\d+$/.test(flags.to))
-        throw new Error(`--to: got ${JSON.stringify(flags.to)}; expected an update number (see \`ramroot history\`)`);
+        throw new FieldError(
+          "--to",
+          `got ${JSON.stringify(flags.to)}; expected an update number (see \`ramroot history\`)`,
+        );
       const { stack, projectDir } = await openStack(flags);
       const { name, target } = await stackMachine(stack, projectDir, machine);
       await rollback(stack, target, {
@@ -266,23 +271,7 @@ export function registerStackCommands(program: Command): void {
         if (flags.disk) media = { kind: "disk", image: path.resolve(flags.disk) };
         else {
           const { stack, projectDir } = await openStack(flags);
-          const target = await stackTarget(stack, projectDir, machine);
-          if (target.kind === "image") media = { kind: "disk", image: target.path };
-          else {
-            // No disk to boot here: the stack's current image, kernel and initramfs directly.
-            const artifacts = (await stack.outputs())["artifacts"]?.value as
-              { kernel?: { path: string }; initramfs?: { path: string }; microcode?: { path: string } } | undefined;
-            if (!artifacts?.kernel || !artifacts.initramfs)
-              throw new Error(
-                `qemu: stack ${stack.name} has no built image with a kernel in its outputs; run \`pulumi up\`, or give --disk`,
-              );
-            media = {
-              kind: "kernel",
-              kernel: artifacts.kernel.path,
-              initrd: [...(artifacts.microcode ? [artifacts.microcode.path] : []), artifacts.initramfs.path],
-              append: "rdinit=/sbin/init",
-            };
-          }
+          media = await machineBootMedia(stack, projectDir, machine);
         }
         if (flags.expect === undefined) {
           // Interactive: the serial console and QEMU's monitor share this terminal (Ctrl-A X quits).
@@ -308,7 +297,7 @@ export function registerStackCommands(program: Command): void {
           noReboot: false,
           onOutput: (c) => process.stdout.write(c),
         }).finally(() => waiting?.stop());
-        if (!result.found) throw new Error(`qemu: "${flags.expect}" did not show within ${flags.timeout} s`);
+        if (!result.found) throw new MachineError(`qemu: "${flags.expect}" did not show within ${flags.timeout} s`);
         const line = result.log.split(/\r?\n/).find((l) => l.includes(flags.expect!));
         process.stderr.write(`\n[ramroot] seen: ${line?.trim()}\n`);
       },

@@ -5,6 +5,7 @@ import { parse as parseYaml } from "yaml";
 import { findProjectDir, projectDirOr } from "../project-dir";
 import { freePort, runTwin, startTwin, stopTwin, type TwinOptions } from "../qemu/twin";
 import { ARCHES, isArch } from "../arch";
+import { FieldError, RamrootError } from "../ramroot-error";
 
 interface VmFlags {
   stack?: string;
@@ -25,7 +26,7 @@ interface VmFlags {
 
 function wholeNumber(value: string, flag: string, min: number, max: number): number {
   if (!/^\d+$/.test(value) || Number(value) < min || Number(value) > max)
-    throw new Error(`${flag}: got "${value}"; expected a whole number from ${min} to ${max}`);
+    throw new FieldError(flag, `got "${value}"; expected a whole number from ${min} to ${max}`);
   return Number(value);
 }
 
@@ -43,14 +44,15 @@ function stackDisk(stack: string): string {
   const project = findProjectDir();
   const file = path.join(project, "stacks", `Pulumi.${stack}.yaml`);
   if (!fs.existsSync(file))
-    throw new Error(`--stack: ${file} does not exist; name a stack of this project or give --disk IMG`);
+    throw new FieldError("--stack", `${file} does not exist; name a stack of this project or give --disk IMG`);
   const config =
     (parseYaml(fs.readFileSync(file, "utf8")) as { config?: Record<string, unknown> } | null)?.config ?? {};
   const target = config["ramroot:target"] as { kind?: string; path?: string } | undefined;
   if (target?.kind === "image" && typeof target.path === "string") return path.resolve(project, target.path);
   const twin = config["ramroot:twin"] as { disk?: unknown } | undefined;
   if (typeof twin?.disk === "string") return path.resolve(project, twin.disk);
-  throw new Error(
+  throw new RamrootError(
+    "input",
     `--stack ${stack}: its target is not a disk image and it names no ramroot:twin.disk; give --disk IMG`,
   );
 }
@@ -85,12 +87,12 @@ export function registerVmCommands(program: Command): void {
     .option("--detach", "run in the background; stop with `ramroot vm stop`")
     .action(async (action: string | undefined, flags: VmFlags) => {
       if (action !== undefined && action !== "stop")
-        throw new Error(`vm: got "${action}"; expected no action (start the twin) or "stop"`);
+        throw new RamrootError("input", `vm: got "${action}"; expected no action (start the twin) or "stop"`);
       if (action === "stop") {
         const name =
           flags.stack ?? (flags.disk !== undefined ? path.basename(flags.disk).replace(/\.[^.]*$/, "") : undefined);
         if (flags.pidFile === undefined && name === undefined)
-          throw new Error("vm stop: give --pid-file <file>, --stack <name> or --disk <image>");
+          throw new RamrootError("input", "vm stop: give --pid-file <file>, --stack <name> or --disk <image>");
         const pidFile = path.resolve(flags.pidFile ?? path.join(stateDir(name!), "qemu.pid"));
         const stopped = await stopTwin(pidFile);
         process.stderr.write(
@@ -99,11 +101,12 @@ export function registerVmCommands(program: Command): void {
         return;
       }
       if ((flags.stack === undefined) === (flags.disk === undefined))
-        throw new Error("vm: give exactly one of --stack <name> or --disk <image>");
+        throw new RamrootError("input", "vm: give exactly one of --stack <name> or --disk <image>");
       const disk = flags.disk !== undefined ? path.resolve(flags.disk) : stackDisk(flags.stack!);
       const name = flags.stack ?? path.basename(disk).replace(/\.[^.]*$/, "");
       const state = stateDir(name);
-      if (!isArch(flags.arch)) throw new Error(`--arch: got "${flags.arch}"; expected one of ${ARCHES.join(", ")}`);
+      if (!isArch(flags.arch))
+        throw new FieldError("--arch", `got "${flags.arch}"; expected one of ${ARCHES.join(", ")}`);
       const uefi = flags.uefi === true || flags.arch === "aarch64" || flags.vars !== undefined;
       const opts: TwinOptions = {
         arch: flags.arch,

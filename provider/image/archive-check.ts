@@ -14,6 +14,7 @@ import * as fs from "node:fs";
 import type { CpioEntry } from "./cpio-writer";
 import { readImage, type ImageEntry } from "./initramfs-reader";
 import type { OnPacked } from "./layers";
+import { InternalError } from "../ramroot-error";
 
 /** What the check turns on; set to "1" in the environment. */
 export const CHECK_ARCHIVES_ENV = "RAMROOT_CHECK_ARCHIVES";
@@ -115,7 +116,7 @@ export async function checkArchive(file: string, entries: CpioEntry[]): Promise<
   if (result.mismatches.length > 0) {
     const shown = result.mismatches.slice(0, 10);
     const more = result.mismatches.length - shown.length;
-    throw new Error(
+    throw new InternalError(
       `${file} does not read back (cpio-stream) as it was packed: ${shown.join("; ")}${more > 0 ? `; and ${more} more` : ""}`,
     );
   }

@@ -7,6 +7,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { StagingRoot } from "../apk/staging-root";
 import { archInfo } from "../arch";
+import { FieldError } from "../ramroot-error";
 
 export interface BootFiles {
   /** the kernel, moved out of the tree, or undefined when the image has none */
@@ -26,8 +27,9 @@ export function splitBoot(root: string, outDir: string, opts: { kernelFlavor: st
   const result: BootFiles = { removed: [] };
   if (!staging.stat("boot")?.stat.isDirectory()) {
     if (opts.kernelFlavor !== "none")
-      throw new Error(
-        `kernel: flavor "${opts.kernelFlavor}" was asked for, but no package installed /boot/vmlinuz-${opts.kernelFlavor}`,
+      throw new FieldError(
+        "kernel",
+        `flavor "${opts.kernelFlavor}" was asked for, but no package installed /boot/vmlinuz-${opts.kernelFlavor}`,
       );
     return result;
   }
@@ -37,8 +39,9 @@ export function splitBoot(root: string, outDir: string, opts: { kernelFlavor: st
     const name = `vmlinuz-${opts.kernelFlavor}`;
     if (!names.includes(name)) {
       const found = names.filter((n) => n.startsWith("vmlinuz"));
-      throw new Error(
-        `kernel: no /boot/${name} in the image (found: ${found.join(", ") || "no kernel"}); install linux-${opts.kernelFlavor} or set kernel to none`,
+      throw new FieldError(
+        "kernel",
+        `no /boot/${name} in the image (found: ${found.join(", ") || "no kernel"}); install linux-${opts.kernelFlavor} or set kernel to none`,
       );
     }
     result.kernel = path.join(outDir, "vmlinuz");
@@ -47,7 +50,10 @@ export function splitBoot(root: string, outDir: string, opts: { kernelFlavor: st
   if (opts.microcode !== "none") {
     const name = MICROCODE_FILES[opts.microcode];
     if (!name || !names.includes(name))
-      throw new Error(`microcode: no /boot/${name ?? opts.microcode} in the image; install ${opts.microcode}-ucode`);
+      throw new FieldError(
+        "microcode",
+        `no /boot/${name ?? opts.microcode} in the image; install ${opts.microcode}-ucode`,
+      );
     result.microcode = path.join(outDir, "microcode");
     staging.copyOut(`boot/${name}`, result.microcode);
   }

@@ -35,6 +35,7 @@ import {
   type OnPacked,
 } from "./layers";
 import { foldedLayerKey, overlayLayerKey, packageLayerKey } from "./cache-keys";
+import { FieldError, RamrootError } from "../ramroot-error";
 
 export interface Artifact {
   /** absolute path in the image cache */
@@ -95,7 +96,7 @@ const MANIFEST = "image.json";
 
 async function artifact(file: string): Promise<Artifact> {
   const sha256 = await sha256File(file);
-  if (sha256 === undefined) throw new Error(`${file} vanished while the image was being built`);
+  if (sha256 === undefined) throw new RamrootError("input", `${file} vanished while the image was being built`);
   return { path: file, sha256, size: fs.statSync(file).size };
 }
 
@@ -251,10 +252,11 @@ async function buildUki(
   const { config } = resolved;
   const stub = path.join(layerDir, EFI_STUB_FILE);
   if (!fs.existsSync(stub))
-    throw new Error(
-      `uki: the image has no /${efiStubPath(config.arch)}; install ${EFI_STUB_PACKAGE} (uki: true adds it; a package layer cached before it was needed lacks it: build again with --force)`,
+    throw new FieldError(
+      "uki",
+      `the image has no /${efiStubPath(config.arch)}; install ${EFI_STUB_PACKAGE} (uki: true adds it; a package layer cached before it was needed lacks it: build again with --force)`,
     );
-  if (!image.kernel) throw new Error("uki: the image has no kernel to put in it");
+  if (!image.kernel) throw new FieldError("uki", "the image has no kernel to put in it");
   await writeUki(
     {
       arch: config.arch,

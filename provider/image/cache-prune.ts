@@ -13,6 +13,7 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { sha256Hex } from "../file-hash";
+import { FieldError } from "../ramroot-error";
 
 /** The bound, from the environment (bytes, or with K, M, G, T). */
 export const CACHE_MAX_ENV = "RAMROOT_IMAGE_CACHE_MAX";
@@ -27,8 +28,9 @@ const TREE_NOTES = "state.json";
 export function parseByteSize(text: string, field: string): number {
   const m = /^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)(i?b)?\s*$/i.exec(text);
   if (!m) {
-    throw new Error(
-      `${field}: got ${JSON.stringify(text)}; expected a size in bytes, or with a unit K, M, G or T (powers of 1024), e.g. 8G or 500M`,
+    throw new FieldError(
+      field,
+      `got ${JSON.stringify(text)}; expected a size in bytes, or with a unit K, M, G or T (powers of 1024), e.g. 8G or 500M`,
     );
   }
   const unit = (m[2] ?? "").toLowerCase();

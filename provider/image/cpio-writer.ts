@@ -12,6 +12,7 @@
 import * as fs from "node:fs";
 import { once } from "node:events";
 import type { Writable } from "node:stream";
+import { InternalError, RamrootError } from "../ramroot-error";
 
 export type CpioEntryType = "file" | "dir" | "symlink" | "char" | "block" | "fifo" | "socket";
 
@@ -61,7 +62,7 @@ export interface WriteCpioOptions {
 
 function hex8(n: number): string {
   if (!Number.isInteger(n) || n < 0 || n > 0xffffffff)
-    throw new Error(`cpio: value ${n} does not fit a newc header field`);
+    throw new InternalError(`cpio: value ${n} does not fit a newc header field`);
   return n.toString(16).padStart(8, "0");
 }
 
@@ -111,7 +112,7 @@ export function archiveOrder(entries: CpioEntry[]): CpioEntry[] {
 
 function checkPath(p: string): void {
   if (p === "" || p.startsWith("/") || p.split("/").some((part) => part === ".." || part === "." || part === "")) {
-    throw new Error(`cpio: entry path "${p}" must be relative, without "." or ".." parts or empty parts`);
+    throw new InternalError(`cpio: entry path "${p}" must be relative, without "." or ".." parts or empty parts`);
   }
 }
 
@@ -177,7 +178,7 @@ class Output {
     for (let at = 0; at < size;) {
       if (this.used === this.chunk.length) await this.flush();
       const n = fs.readSync(fd, this.chunk, this.used, Math.min(size - at, this.chunk.length - this.used), at);
-      if (n === 0) throw new Error(`cpio: ${name} shrank while it was being archived`);
+      if (n === 0) throw new RamrootError("input", `cpio: ${name} shrank while it was being archived`);
       this.used += n;
       this.written += n;
       at += n;
@@ -219,7 +220,7 @@ export async function writeCpio(entries: CpioEntry[], stream: Writable, opts: Wr
   const seen = new Set<string>();
   for (const e of ordered) {
     checkPath(e.path);
-    if (seen.has(e.path)) throw new Error(`cpio: "${e.path}" appears twice`);
+    if (seen.has(e.path)) throw new InternalError(`cpio: "${e.path}" appears twice`);
     seen.add(e.path);
   }
   // Hard-link groups: one inode, nlink = members, data on the last member (as GNU cpio does;
@@ -243,7 +244,7 @@ export async function writeCpio(entries: CpioEntry[], stream: Writable, opts: Wr
     const carriesData = !group || group.length === 1 || group[group.length - 1] === e;
     let body: Buffer | string | undefined;
     if (e.type === "symlink") {
-      if (!e.linkTarget) throw new Error(`cpio: symlink "${e.path}" has no target`);
+      if (!e.linkTarget) throw new InternalError(`cpio: symlink "${e.path}" has no target`);
       body = Buffer.from(e.linkTarget, "utf8");
     } else if (e.type === "file" && carriesData) {
       body = e.source;

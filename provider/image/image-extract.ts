@@ -9,6 +9,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import type { ImageEntry } from "./initramfs-reader";
 import { readImageBytes } from "./image-read";
+import { FieldError, TrustError } from "../ramroot-error";
 
 export interface ExtractResult {
   files: number;
@@ -21,7 +22,11 @@ export interface ExtractResult {
 function checkedPath(dest: string, rel: string): string {
   const parts = rel.split("/");
   if (rel.startsWith("/") || parts.some((p) => p === ".." || p === ""))
-    throw new Error(`image entry ${JSON.stringify(rel)} would leave the destination; refused`);
+    throw new TrustError(
+      `image entry ${JSON.stringify(rel)} would leave the destination; refused`,
+      undefined,
+      "repositories",
+    );
   return path.join(dest, ...parts);
 }
 
@@ -39,7 +44,7 @@ export async function extractImage(
 ): Promise<ExtractResult> {
   const wanted = wantedPaths.map((p) => p.replace(/^\/+|\/+$/g, "")).filter((p) => p !== "");
   if (fs.existsSync(dest) && fs.readdirSync(dest).length > 0)
-    throw new Error(`extract: ${dest} is not empty; give a new or empty directory`);
+    throw new FieldError("extract", `${dest} is not empty; give a new or empty directory`);
   const contents = new Map<string, Buffer>();
   const image = await readImageBytes(await bytes(), description, (entry, content) => {
     if (selected(entry.path, wanted)) contents.set(entry.path, content);
@@ -48,8 +53,9 @@ export async function extractImage(
     .filter((e) => selected(e.path, wanted))
     .sort((a, b) => (a.path < b.path ? -1 : 1));
   if (wanted.length > 0 && entries.length === 0)
-    throw new Error(
-      `extract: no path ${wanted.map((w) => JSON.stringify(w)).join(", ")} in the image; see \`ramroot image ls\``,
+    throw new FieldError(
+      "extract",
+      `no path ${wanted.map((w) => JSON.stringify(w)).join(", ")} in the image; see \`ramroot image ls\``,
     );
   // The extracted tree is private to whoever extracts it (it may hold setuid files and secrets).
   fs.mkdirSync(dest, { recursive: true, mode: 0o700 });

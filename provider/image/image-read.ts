@@ -8,6 +8,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { INSTALLED_DB, packageOwners, type ReadImage } from "./image-diff";
 import { readImage, type ImageEntry } from "./initramfs-reader";
+import { FieldError } from "../ramroot-error";
 
 /** Reads an initramfs's bytes; `description` names it in errors. */
 export async function readImageBytes(
@@ -23,7 +24,7 @@ export async function readImageBytes(
 /** The bytes of an initramfs file, or an error naming it. */
 export function initramfsFileBytes(file: string): Promise<Buffer> {
   return fs.promises.readFile(file).catch((err: NodeJS.ErrnoException) => {
-    throw new Error(`image: ${JSON.stringify(file)} cannot be read (${err.code ?? err.message})`);
+    throw new FieldError("image", `${JSON.stringify(file)} cannot be read (${err.code ?? err.message})`);
   });
 }
 

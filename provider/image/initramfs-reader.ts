@@ -18,6 +18,7 @@ import { spawnSync } from "node:child_process";
 import * as cpio from "cpio-stream";
 import type { CpioEntryType } from "./cpio-writer";
 import { EXPANSION_LIMITS, readGzipMember } from "../apk/gzip-members";
+import { HostError, TargetError } from "../ramroot-error";
 
 export type ImageCompression = "gzip" | "zstd" | "none";
 
@@ -122,7 +123,7 @@ function archiveEnd(buf: Buffer, start: number, entries: RawEntry[], source: str
   const nameSize = Number.parseInt(buf.toString("latin1", trailerAt + 94, trailerAt + 102), 16);
   const name = buf.toString("latin1", trailerAt + NEWC_HEADER, trailerAt + NEWC_HEADER + nameSize - 1);
   if ((magic !== "070701" && magic !== "070702") || name !== TRAILER) {
-    throw new Error(
+    throw new TargetError(
       `${source}: the cpio archive at byte ${start} of its member does not end in ${TRAILER} (truncated or not newc)`,
     );
   }
@@ -137,7 +138,7 @@ function skipZeros(buf: Buffer, pos: number): number {
 /** The end of the zstd frame (or skippable frame) at `pos`, from its block headers. */
 function zstdFrameEnd(buf: Buffer, pos: number, source: string): number {
   const fail = (why: string): never => {
-    throw new Error(`${source}: zstd frame at byte ${pos}: ${why}`);
+    throw new TargetError(`${source}: zstd frame at byte ${pos}: ${why}`);
   };
   const magic = buf.readUInt32LE(pos);
   if ((magic & 0xfffffff0) === 0x184d2a50) return pos + 8 + buf.readUInt32LE(pos + 4);
@@ -174,12 +175,12 @@ function zstdDecompress(frame: Buffer, what: string): Buffer {
   const limit = memberLimit(frame.length);
   const result = spawnSync("zstd", ["-d", "-c", "-q"], { input: frame, maxBuffer: limit });
   if ((result.error as NodeJS.ErrnoException | undefined)?.code === "ENOBUFS")
-    throw new Error(
+    throw new TargetError(
       `${what}: expands beyond ${limit} bytes (from ${frame.length} compressed); refused as a decompression bomb`,
     );
-  if (result.error) throw new Error(`${what}: cannot run zstd: ${result.error.message} (install Debian's zstd)`);
+  if (result.error) throw new HostError(`${what}: cannot run zstd: ${result.error.message} (install Debian's zstd)`);
   if (result.status !== 0)
-    throw new Error(`${what}: zstd -d exited with ${result.status}: ${result.stderr.toString("utf8").trim()}`);
+    throw new HostError(`${what}: zstd -d exited with ${result.status}: ${result.stderr.toString("utf8").trim()}`);
   return result.stdout;
 }
 
@@ -217,7 +218,7 @@ export async function readImage(
       if (pos >= member.content.length) return pos;
       if (!isCpioMagic(member.content, pos)) {
         if (untilCompressed) return pos;
-        throw new Error(
+        throw new TargetError(
           `${source}: ${member.compression} member at byte ${member.offset} holds something other than a cpio archive at byte ${pos}`,
         );
       }
@@ -270,7 +271,9 @@ export async function readImage(
     for (const r of raw) {
       const type = TYPE_OF[String(r.header.type)];
       if (type === undefined)
-        throw new Error(`${source}: "${r.header.name}" has an unknown file type (mode 0${r.header.mode.toString(8)})`);
+        throw new TargetError(
+          `${source}: "${r.header.name}" has an unknown file type (mode 0${r.header.mode.toString(8)})`,
+        );
       const path = r.header.name.replace(/^\.?\/+/, "");
       if (path === "" || path === ".") continue;
       const content =
@@ -333,11 +336,11 @@ export async function readImage(
     } else if (isCpioMagic(image, pos)) {
       pos = await readArchives({ compression: "none", offset: pos, content: image, start: pos }, pos, true);
     } else {
-      throw new Error(
+      throw new TargetError(
         `${source}: byte ${pos} starts neither a cpio archive nor a gzip or zstd member (0x${image.subarray(pos, pos + 4).toString("hex")})`,
       );
     }
   }
-  if (layers.length === 0) throw new Error(`${source}: no cpio archive in it`);
+  if (layers.length === 0) throw new TargetError(`${source}: no cpio archive in it`);
   return { entries, layers, contents };
 }

@@ -11,6 +11,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { execFileSync } from "node:child_process";
 import type { FileManifest } from "../apk/expand";
+import { HostError, TrustError } from "../ramroot-error";
 
 const MODULE_FILE = /\.ko(\.(gz|xz|zst))?$/;
 
@@ -66,8 +67,10 @@ export function ensureModuleIndex(root: string, manifest?: FileManifest): Module
     if (listed && modules.every((m) => listed.has(m))) continue;
     for (const name of fs.readdirSync(releaseDir).filter((n) => n.startsWith("modules.")))
       if (!fs.lstatSync(path.join(releaseDir, name)).isFile())
-        throw new Error(
+        throw new TrustError(
           `kernel modules of ${release}: lib/modules/${release}/${name} is not a regular file, and depmod would write through it; a package must ship its module index as files, or none`,
+          undefined,
+          "repositories",
         );
     runDepmod(root, release, releaseDir, modules);
     indexed.push(release);
@@ -101,7 +104,7 @@ function runDepmod(root: string, release: string, releaseDir: string, modules: s
   } catch (err) {
     const e = err as NodeJS.ErrnoException & { stderr?: Buffer };
     const why = e.code === "ENOENT" ? "depmod is missing (install kmod)" : (e.stderr?.toString().trim() ?? e.message);
-    throw new Error(`kernel modules of ${release}: making modules.dep failed: ${why}`);
+    throw new HostError(`kernel modules of ${release}: making modules.dep failed: ${why}`);
   } finally {
     if (missing.length > 0) {
       if (original) fs.writeFileSync(orderFile, original);
@@ -109,5 +112,5 @@ function runDepmod(root: string, release: string, releaseDir: string, modules: s
     }
   }
   if (!fs.existsSync(path.join(releaseDir, "modules.dep")))
-    throw new Error(`kernel modules of ${release}: depmod wrote no modules.dep`);
+    throw new HostError(`kernel modules of ${release}: depmod wrote no modules.dep`);
 }

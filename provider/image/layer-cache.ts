@@ -14,6 +14,7 @@ import { createHash, type Hash } from "node:crypto";
 import { renameDurablySync } from "../atomic-file";
 import { isMissing, sha256File } from "../file-hash";
 import { markUsed } from "./cache-prune";
+import { InternalError } from "../ramroot-error";
 
 export interface LayerNotes {
   /** sha256 of the compressed archive */
@@ -98,10 +99,10 @@ export class LayerCache {
     try {
       const archive = path.join(scratch, ARCHIVE);
       const { rawSize, warnings, hash } = await build(archive, scratch);
-      if (!fs.existsSync(archive)) throw new Error(`layer ${key.slice(0, 12)}: the build wrote no archive`);
+      if (!fs.existsSync(archive)) throw new InternalError(`layer ${key.slice(0, 12)}: the build wrote no archive`);
       const written = hash ? { hash, stamp: stampOf(archive) } : undefined;
       const sha256 = hash ? hash.copy().digest("hex") : await sha256File(archive);
-      if (sha256 === undefined) throw new Error(`layer ${key.slice(0, 12)}: the build wrote no archive`);
+      if (sha256 === undefined) throw new InternalError(`layer ${key.slice(0, 12)}: the build wrote no archive`);
       const notes: LayerNotes = { sha256, rawSize, warnings };
       fs.writeFileSync(path.join(scratch, NOTES), JSON.stringify(notes, null, 2) + "\n");
       const dir = this.dirOf(key);

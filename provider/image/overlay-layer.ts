@@ -14,6 +14,7 @@
 import type { CpioEntry, CpioEntryType } from "./cpio-writer";
 import type { OverlayEntry } from "./overlay";
 import { RUNLEVELS, type Runlevel } from "./image-config";
+import { FieldError } from "../ramroot-error";
 
 /** What the package layer holds at a path: what the overlay layer must know of it. */
 export interface PackagePath {
@@ -75,8 +76,9 @@ export function overlayLayer(input: OverlayLayerInput): OverlayLayer {
     for (const { name, required } of input.services[level]) {
       if (!exists(`etc/init.d/${name}`)) {
         if (required)
-          throw new Error(
-            `services.${level}: "${name}" has no /etc/init.d/${name} in the image; install the package that provides it or drop it from services`,
+          throw new FieldError(
+            `services.${level}`,
+            `"${name}" has no /etc/init.d/${name} in the image; install the package that provides it or drop it from services`,
           );
         skippedServices.push(`${level}/${name}`);
         continue;

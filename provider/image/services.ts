@@ -4,6 +4,7 @@
  */
 import { StagingRoot } from "../apk/staging-root";
 import { RUNLEVELS, type Runlevel } from "./image-config";
+import { FieldError } from "../ramroot-error";
 
 export interface ServiceLinks {
   enabled: Record<Runlevel, string[]>;
@@ -23,8 +24,9 @@ export function enableServices(
     for (const { name, required } of services[level]) {
       if (!staging.exists(`etc/init.d/${name}`)) {
         if (required) {
-          throw new Error(
-            `services.${level}: "${name}" has no /etc/init.d/${name} in the image; install the package that provides it or drop it from services`,
+          throw new FieldError(
+            `services.${level}`,
+            `"${name}" has no /etc/init.d/${name} in the image; install the package that provides it or drop it from services`,
           );
         }
         skipped.push(`${level}/${name}`);

@@ -14,6 +14,7 @@ import type { ResolvedPlan } from "./plan";
 import { writeOverlay } from "./overlay";
 import { StagingRoot } from "../apk/staging-root";
 import { counter } from "../progress";
+import { RamrootError } from "../ramroot-error";
 
 /** Installs the plan's lock into `staging`; resolves to the ownership manifest and the script warnings. */
 export async function installTree(
@@ -58,13 +59,15 @@ export async function installTree(
   // applet links, the users a pre-install adds) the image is not what the packages expect.
   if (installed.skippedScripts.length > 0 && !config.allowScriptFailures) {
     const scripts = installed.skippedScripts.map((s) => `${s.package} ${s.script}`).join(", ");
-    throw new Error(
+    throw new RamrootError(
+      "input",
       `install scripts cannot run: ${scripts}. ${installed.skippedScripts[0]!.detail ?? ""}. Build on a ${config.arch} machine, or where the kernel runs ${config.arch} programs through QEMU's user-mode emulator, or use packages without install scripts (ship what they would make), or set allowScriptFailures: true to build the image without them`,
     );
   }
   if (installed.failedScripts.length > 0 && !config.allowScriptFailures) {
     const failed = installed.failedScripts.map((s) => s.detail ?? `${s.package} ${s.script}`).join("; ");
-    throw new Error(
+    throw new RamrootError(
+      "input",
       `install scripts failed, so the image is not what the packages expect: ${failed}. Fix the package, or set allowScriptFailures: true to build it anyway (apk flags the package and goes on)`,
     );
   }

@@ -12,7 +12,7 @@ import { spawn } from "node:child_process";
 import * as crypto from "node:crypto";
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { InputError } from "../ramroot-error";
+import { FieldError, HostError, InputError } from "../ramroot-error";
 import { sha256Hex } from "../file-hash";
 import { openScratchDir } from "../scratch-dir";
 
@@ -102,8 +102,9 @@ function faketimeLibrary(): string {
     const lib = path.join(dir, "faketime", "libfaketime.so.1");
     if (fs.existsSync(lib)) return lib;
   }
-  throw new Error(
-    "secureBoot: signing needs libfaketime (Debian libfaketime), so the signature carries the image's epoch and the same inputs give the same bytes: apt-get install libfaketime (scripts/setup.sh installs it)",
+  throw new HostError(
+    "secureBoot: signing needs libfaketime (Debian libfaketime), so the signature carries the image's epoch and the same inputs give the same bytes",
+    "apt-get install libfaketime (scripts/setup.sh installs it)",
   );
 }
 
@@ -165,7 +166,10 @@ export async function signUki(unsigned: string, out: string, signer: UkiSigner, 
     scratch.drop();
   }
   if (run.code !== 0 || !fs.existsSync(out))
-    throw new Error(`secureBoot: sbsign could not sign the UKI: ${toolMessage(run.output) || `exit ${run.code}`}`);
+    throw new FieldError(
+      "secureBoot",
+      `sbsign could not sign the UKI: ${toolMessage(run.output) || `exit ${run.code}`}`,
+    );
 }
 
 /** Why `uki` is not signed by `certificatePem`'s key, or undefined when sbverify accepts it. */

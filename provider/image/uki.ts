@@ -18,6 +18,7 @@ import * as fs from "node:fs";
 import * as zlib from "node:zlib";
 import { replaceFile } from "../atomic-file";
 import { archInfo, archOfPeMachine, type Arch } from "../arch";
+import { RamrootError } from "../ramroot-error";
 
 export interface UkiInputs {
   arch: Arch;
@@ -69,7 +70,7 @@ const alignUp = (n: number, to: number) => Math.ceil(n / to) * to;
 /** Reads a PE32+ image's headers and section table; `what` names it in errors. */
 export function readPeHeader(buf: Buffer, what: string): PeHeader {
   const fail = (why: string): never => {
-    throw new Error(`${what} is not a PE32+ EFI executable: ${why}`);
+    throw new RamrootError("input", `${what} is not a PE32+ EFI executable: ${why}`);
   };
   if (buf.length < 64 || buf.toString("latin1", 0, 2) !== "MZ") fail("no MZ header");
   const peAt = buf.readUInt32LE(0x3c);
@@ -152,7 +153,8 @@ function kernelImage(file: string, arch: Arch): Buffer {
   const machine = readPeHeader(kernel, `kernel ${file}`).machine;
   const want = archInfo(arch).uefi.peMachine;
   if (machine !== want)
-    throw new Error(
+    throw new RamrootError(
+      "input",
       `kernel ${file} is an EFI image for ${archOfPeMachine(machine) ?? `PE machine 0x${machine.toString(16)}`}, not ${arch}`,
     );
   return kernel;
@@ -172,7 +174,7 @@ async function* bytesOf(pieces: Piece[]): AsyncGenerator<Buffer> {
         yield chunk as Buffer;
       }
       if (seen !== p.size)
-        throw new Error(`${p.file} changed while the UKI was written (${seen} bytes, not ${p.size})`);
+        throw new RamrootError("input", `${p.file} changed while the UKI was written (${seen} bytes, not ${p.size})`);
     }
   }
 }
@@ -183,11 +185,13 @@ function layout(inputs: UkiInputs): Piece[] {
   const stub = fs.readFileSync(inputs.stub);
   const pe = readPeHeader(stub, `EFI stub ${inputs.stub}`);
   if (pe.machine !== info.uefi.peMachine)
-    throw new Error(
+    throw new RamrootError(
+      "input",
       `EFI stub ${inputs.stub} is for ${archOfPeMachine(pe.machine) ?? `PE machine 0x${pe.machine.toString(16)}`}, not ${inputs.arch}; use ${info.uefi.stub}`,
     );
   if (pe.securitySize !== 0)
-    throw new Error(
+    throw new RamrootError(
+      "input",
       `EFI stub ${inputs.stub} is signed; sections appended to it would void the signature: use the unsigned stub and sign the UKI`,
     );
   const taken = new Set(pe.sections.map((s) => s.name));
@@ -200,12 +204,13 @@ function layout(inputs: UkiInputs): Piece[] {
   ];
   for (const s of added)
     if (taken.has(s.name))
-      throw new Error(`EFI stub ${inputs.stub} already has a ${s.name} section; expected a bare stub`);
+      throw new RamrootError("input", `EFI stub ${inputs.stub} already has a ${s.name} section; expected a bare stub`);
 
   const tableEnd = pe.sectionTable + (pe.sections.length + added.length) * SECTION_HEADER;
   const firstRaw = Math.min(...pe.sections.filter((s) => s.sizeOfRawData > 0).map((s) => s.pointerToRawData));
   if (tableEnd > pe.sizeOfHeaders || tableEnd > firstRaw)
-    throw new Error(
+    throw new RamrootError(
+      "input",
       `EFI stub ${inputs.stub} has no room for ${added.length} more section headers (${pe.sizeOfHeaders} bytes of headers)`,
     );
 
@@ -238,7 +243,8 @@ function layout(inputs: UkiInputs): Piece[] {
     imageEnd = virtualAt + size;
     virtualAt = alignUp(imageEnd, sectionAlignment);
   });
-  if (rawAt > 0xffffffff) throw new Error(`the UKI would be ${rawAt} bytes; a PE image holds at most 4 GiB`);
+  if (rawAt > 0xffffffff)
+    throw new RamrootError("input", `the UKI would be ${rawAt} bytes; a PE image holds at most 4 GiB`);
   head.writeUInt16LE(pe.sections.length + added.length, pe.coff + 2);
   head.writeUInt32LE(initialized >>> 0, pe.optional + 8);
   head.writeUInt32LE(alignUp(imageEnd, pe.sectionAlignment), pe.optional + 56);

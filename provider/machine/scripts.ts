@@ -6,6 +6,7 @@
  */
 import * as fs from "node:fs";
 import * as path from "node:path";
+import { InternalError } from "../ramroot-error";
 
 /** Where the scripts go in an image (relative to its root). */
 export const LIBEXEC = "usr/libexec/ramroot";
@@ -43,7 +44,7 @@ export function scriptsDirFrom(moduleDir: string): string {
     if (fs.existsSync(path.join(candidate, FILES.guard))) return candidate;
     if (path.dirname(dir) === dir) break;
   }
-  throw new Error(
+  throw new InternalError(
     `the machine scripts (${FILES.guard} and the others) are in none of ${looked.join(", ")}; the ramroot package is incomplete (reinstall it)`,
   );
 }
@@ -65,7 +66,7 @@ export function machineScript(name: MachineScript): Buffer {
     try {
       bytes = fs.readFileSync(file);
     } catch (err) {
-      throw new Error(
+      throw new InternalError(
         `the machine script ${name} (${file}) cannot be read: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}; the ramroot package is incomplete (reinstall it)`,
       );
     }

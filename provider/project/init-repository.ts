@@ -11,6 +11,7 @@ import { z } from "zod";
 import { parseInput } from "../input-error";
 import { fileIntegrity, ownerLock, type PackageLock, type PackedManifest } from "./dependency-lock";
 import { DEFAULT_PACKAGES, ownerFiles } from "./owner-files";
+import { ConflictError, FieldError, InternalError, RamrootError } from "../ramroot-error";
 
 const NAME = /^[A-Za-z0-9_.-]+$/;
 
@@ -48,7 +49,7 @@ function ownPackageRoot(): string {
       (JSON.parse(fs.readFileSync(manifest, "utf8")) as { name?: string }).name === "ramroot"
     )
       return dir;
-    if (path.dirname(dir) === dir) throw new Error(`no ramroot package.json above ${__dirname}`);
+    if (path.dirname(dir) === dir) throw new InternalError(`no ramroot package.json above ${__dirname}`);
   }
 }
 
@@ -60,7 +61,8 @@ function readJson<T>(file: string): T {
 function stackPath(value: string, dir: string): string {
   if (/^[a-z][a-z0-9+.-]*:\/\//i.test(value)) return value;
   const absolute = path.resolve(value);
-  if (!fs.existsSync(absolute)) throw new Error(`${JSON.stringify(value)}: no such file or directory (${absolute})`);
+  if (!fs.existsSync(absolute))
+    throw new RamrootError("input", `${JSON.stringify(value)}: no such file or directory (${absolute})`);
   const relative = path.relative(dir, absolute);
   return relative.startsWith("..") || path.isAbsolute(relative) ? absolute : relative;
 }
@@ -70,17 +72,21 @@ function tarballOf(spec: string): string | undefined {
   const file = spec.replace(/^file:/, "");
   if (!/\.(tgz|tar\.gz)$/.test(file)) return undefined;
   const absolute = path.resolve(file);
-  if (!fs.existsSync(absolute)) throw new Error(`--ramroot: ${JSON.stringify(spec)}: no such file (${absolute})`);
+  if (!fs.existsSync(absolute))
+    throw new FieldError("--ramroot", `${JSON.stringify(spec)}: no such file (${absolute})`);
   return absolute;
 }
 
 async function packedManifest(tarball: string): Promise<PackedManifest> {
   const r = await execa("tar", ["-xzOf", tarball, "package/package.json"], { reject: false, stdin: "ignore" });
   if (r.exitCode !== 0)
-    throw new Error(`--ramroot: ${tarball} is not a packed npm package (no package/package.json): ${r.stderr.trim()}`);
+    throw new FieldError(
+      "--ramroot",
+      `${tarball} is not a packed npm package (no package/package.json): ${r.stderr.trim()}`,
+    );
   const manifest = JSON.parse(r.stdout) as PackedManifest;
   if (manifest.name !== "ramroot")
-    throw new Error(`--ramroot: ${tarball} holds the package ${JSON.stringify(manifest.name)}, not ramroot`);
+    throw new FieldError("--ramroot", `${tarball} holds the package ${JSON.stringify(manifest.name)}, not ramroot`);
   return manifest;
 }
 
@@ -101,10 +107,11 @@ export async function initRepository(input: InitOptions): Promise<InitResult> {
   const own = readJson<{ version: string; allowScripts?: Record<string, boolean> }>(path.join(root, "package.json"));
   const name = path.basename(dir).replace(/[^A-Za-z0-9_.-]+/g, "-");
   if (opts.repositories.length === 0 && opts.keys.length > 0)
-    throw new Error("--key: keys go with --repository (Alpine's own repositories use Alpine's keys)");
+    throw new FieldError("--key", "keys go with --repository (Alpine's own repositories use Alpine's keys)");
   if (opts.repositories.length > 0 && opts.keys.length === 0)
-    throw new Error(
-      "--repository: name the repository's public signing keys with --key (a .pub file or a directory of them)",
+    throw new FieldError(
+      "--repository",
+      "name the repository's public signing keys with --key (a .pub file or a directory of them)",
     );
 
   const tarball = opts.ramroot !== undefined ? tarballOf(opts.ramroot) : undefined;
@@ -134,8 +141,9 @@ export async function initRepository(input: InitOptions): Promise<InitResult> {
 
   const existing = Object.keys(files).filter((f) => fs.existsSync(path.join(dir, f)));
   if (existing.length > 0)
-    throw new Error(
-      `${dir} already has ${existing.join(", ")}: init writes a new repository and overwrites nothing (choose an empty directory)`,
+    throw new ConflictError(
+      `${dir} already has ${existing.join(", ")}: init writes a new repository and overwrites nothing`,
+      "choose an empty directory",
     );
   for (const [file, content] of Object.entries(files)) {
     fs.mkdirSync(path.dirname(path.join(dir, file)), { recursive: true });

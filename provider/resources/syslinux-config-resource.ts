@@ -99,13 +99,8 @@ const deploySchema = z
     }
   });
 
-function shapeOf(schema: z.ZodType): z.ZodRawShape {
-  if (schema instanceof z.ZodObject) return schema.shape;
-  throw new Error("syslinux config spec: expected a zod object schema");
-}
-
 /** Inputs and outputs for the package schema (provider/resources/schema.ts). */
-export const syslinuxConfigInputsSchema = z.object({ ...deploySchema.shape, ...shapeOf(syslinuxConfigSpecSchema) });
+export const syslinuxConfigInputsSchema = z.object({ ...deploySchema.shape, ...syslinuxConfigSpecSchema.shape });
 export const syslinuxConfigOutputsSchema = z.object({
   path: z.string().describe("where syslinux reads the config, e.g. syslinux.cfg"),
   sha256: z.string().describe("sha256 of the file as it is on the target"),

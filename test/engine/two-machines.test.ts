@@ -1,3 +1,4 @@
+import { createHash } from "node:crypto";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { AbSystem } from "../../components/ab-system";
@@ -6,6 +7,7 @@ import { inspectTarget } from "../../provider/boot/inspect";
 import type { TargetSpec } from "../../provider/boot/target-spec";
 import { release, rollback, stackPin } from "../../provider/deploy/rollback";
 import { stackMachine } from "../../provider/deploy/stack-machines";
+import { machineArtifacts } from "../../provider/cli/machine-media";
 import { buildImageRepo, type ImageRepo } from "../fixtures/image-repo";
 import { step } from "../fixtures/scenario-step";
 import { engineStack, type EngineStack } from "./pulumi-harness";
@@ -93,6 +95,21 @@ test("two machines in one stack deploy, pin, roll back and release independently
     expect(up.outputs.nasImageId?.value).not.toBe(first.nasImageId?.value);
     expect((await slots("nas")).defaultSlot).toBe("b");
     expect(await slots("router")).toEqual(routerBefore);
+  });
+
+  await step("`ramroot qemu <machine>` boots each machine's own image: the one its DEFAULT slot holds", async () => {
+    // (the stack's outputs hold no image here; they held one machine's at most, which `qemu` booted for both)
+    const sha = (file: string) => createHash("sha256").update(fs.readFileSync(file)).digest("hex");
+    const booted: string[] = [];
+    for (const machine of MACHINES) {
+      const artifacts = await machineArtifacts(env.stack, machine);
+      const state = await slots(machine);
+      const slot = state.slots[state.defaultSlot!]!.manifest!;
+      expect(sha(artifacts!.initramfs.path)).toBe(slot.files.initramfs?.sha256);
+      expect(sha(artifacts!.kernel!.path)).toBe(slot.files.kernel?.sha256);
+      booted.push(artifacts!.initramfs.path);
+    }
+    expect(booted[0]).not.toBe(booted[1]);
   });
 
   await step("rollback nas: nas alone goes back to update 1's image and is pinned; router is not", async () => {

@@ -2,7 +2,11 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 
 const ROOT = path.join(__dirname, "..", "..", "..");
-const tier = require(path.join(ROOT, "test", "fast-tier.js")) as { roots: string[]; bootsQemu: string[] };
+const tier = require(path.join(ROOT, "test", "fast-tier.js")) as {
+  roots: string[];
+  bootsQemu: string[];
+  slow: string[];
+};
 
 /** What boots QEMU: the harness, the twin, a stack's boot test, the CLI's boot-test verb, the binary itself. */
 const QEMU = /\bbootQemu\(|\bstartTwin\(|\brunTwin\(|["']ramroot:bootTest["']|["']boot-test["']|qemu-system-/;
@@ -42,4 +46,13 @@ test("npm run test:fast leaves out exactly the unit and engine tests that boot Q
       "test/boot/syslinux-boot.test.ts",
     ]),
   );
+});
+
+test("the slow engine tests left to `npm test` exist, boot no QEMU, and are few", () => {
+  for (const f of tier.slow) {
+    expect(fs.existsSync(path.join(ROOT, f))).toBe(true);
+    expect(tier.roots.some((r) => f.startsWith(`${r}/`))).toBe(true);
+    expect(tier.bootsQemu).not.toContain(f);
+  }
+  expect(tier.slow.length).toBeLessThanOrEqual(3);
 });

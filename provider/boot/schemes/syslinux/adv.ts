@@ -1,6 +1,7 @@
 import * as fs from "node:fs";
 import { findFatFile, imageOffsetOf, readFatVolume } from "../../fat";
 import { fatOffsetOf } from "../../mbr";
+import { InternalError, TargetError } from "../../../ramroot-error";
 
 /**
  * syslinux's Auxiliary Data Vector: the last two 512-byte sectors of ldlinux.sys, two identical
@@ -41,7 +42,8 @@ function isValidCopy(sector: Buffer): boolean {
  * copy wins; when neither is valid the ADV counts as empty and `valid` is false.
  */
 export function parseAdv(twoSectors: Buffer): { valid: boolean; entries: AdvEntry[] } {
-  if (twoSectors.length !== 2 * ADV_SIZE) throw new Error(`an ADV is ${2 * ADV_SIZE} bytes; got ${twoSectors.length}`);
+  if (twoSectors.length !== 2 * ADV_SIZE)
+    throw new InternalError(`an ADV is ${2 * ADV_SIZE} bytes; got ${twoSectors.length}`);
   const copy = [twoSectors.subarray(0, ADV_SIZE), twoSectors.subarray(ADV_SIZE)].find(isValidCopy);
   if (!copy) return { valid: false, entries: [] };
   const entries: AdvEntry[] = [];
@@ -63,10 +65,11 @@ export function renderAdv(entries: AdvEntry[]): Buffer {
   sector.writeUInt32LE(ADV_MAGIC3, DATA_END);
   let at = DATA_START;
   for (const entry of entries) {
-    if (entry.tag < 1 || entry.tag > 255) throw new Error(`ADV tag: got ${entry.tag}; expected 1-255`);
-    if (entry.data.length > 255) throw new Error(`ADV entry ${entry.tag}: ${entry.data.length} bytes; at most 255 fit`);
+    if (entry.tag < 1 || entry.tag > 255) throw new InternalError(`ADV tag: got ${entry.tag}; expected 1-255`);
+    if (entry.data.length > 255)
+      throw new InternalError(`ADV entry ${entry.tag}: ${entry.data.length} bytes; at most 255 fit`);
     if (at + 2 + entry.data.length > DATA_END)
-      throw new Error(`ADV entries need more than the ${DATA_END - DATA_START} bytes an ADV holds`);
+      throw new InternalError(`ADV entries need more than the ${DATA_END - DATA_START} bytes an ADV holds`);
     sector[at] = entry.tag;
     sector[at + 1] = entry.data.length;
     entry.data.copy(sector, at + 2);
@@ -91,7 +94,7 @@ export function bootOnceOf(entries: AdvEntry[]): string | undefined {
 /** The ADV at the end of an ldlinux.sys file's bytes. */
 export function advOfLdlinux(ldlinux: Buffer): { valid: boolean; entries: AdvEntry[] } {
   if (ldlinux.length < 2 * ADV_SIZE || ldlinux.length % ADV_SIZE !== 0) {
-    throw new Error(
+    throw new TargetError(
       `ldlinux.sys is ${ldlinux.length} bytes; expected a whole number of 512-byte sectors ending in the ADV`,
     );
   }
@@ -124,11 +127,11 @@ export async function updateImageAdv(
       if (file) break;
     }
     if (!file)
-      throw new Error(
+      throw new TargetError(
         `disk image ${image}: no ldlinux.sys (looked at ${LDLINUX_PATHS.join(", ")}); install syslinux first (\`ramroot disk create\`)`,
       );
     if (file.size < 2 * ADV_SIZE || file.size % ADV_SIZE !== 0)
-      throw new Error(
+      throw new TargetError(
         `disk image ${image}: ldlinux.sys is ${file.size} bytes; expected whole sectors ending in the ADV`,
       );
     const offsets = [file.size - 2 * ADV_SIZE, file.size - ADV_SIZE].map((o) => imageOffsetOf(vol, file.clusters, o));
@@ -144,7 +147,8 @@ export async function updateImageAdv(
     for (const [i, at] of offsets.entries()) await fh.write(bytes, i * ADV_SIZE, ADV_SIZE, at);
     await fh.sync();
     const back = await readAdv();
-    if (!back.equals(bytes)) throw new Error(`disk image ${image}: the ADV read back differs from what was written`);
+    if (!back.equals(bytes))
+      throw new TargetError(`disk image ${image}: the ADV read back differs from what was written`);
     return parseAdv(back).entries;
   } finally {
     await fh.close();

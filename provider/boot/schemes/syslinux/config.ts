@@ -3,6 +3,7 @@ import { sha256Hex } from "../../../file-hash";
 import { parseInput } from "../../../input-error";
 import { entryAppendSchema } from "../../../machine/kernel-append";
 import { listDirectories, type BootTarget } from "../../boot-target";
+import { ConflictError, FieldError, RamrootError } from "../../../ramroot-error";
 
 /** One boot entry: `LABEL label`, `LINUX kernel`, `INITRD a,b`, `APPEND ...`. */
 export interface SyslinuxEntry {
@@ -49,7 +50,7 @@ const entrySchema = z.strictObject({
 });
 
 /** zod schema of a config spec: labels unique, DEFAULT names one of them. */
-export const syslinuxConfigSpecSchema: z.ZodType<SyslinuxConfigSpec> = z
+export const syslinuxConfigSpecSchema = z
   .strictObject({
     defaultLabel: z.string().min(1, "expected the label of one of the entries"),
     timeout: z
@@ -222,7 +223,7 @@ export function parseSyslinuxConfig(text: string): SyslinuxConfigSpec {
   for (const entry of entries) if (entry.kernel === "") entry.kernel = entry.label; // syslinux boots the label's name when no LINUX is given
   const chosen = defaultLabel ?? onTimeout ?? menuDefault ?? entries[0]?.label;
   if (chosen === undefined)
-    throw new Error("syslinux config: no DEFAULT and no LABEL; expected at least one LABEL entry");
+    throw new RamrootError("input", "syslinux config: no DEFAULT and no LABEL; expected at least one LABEL entry");
   const spec: SyslinuxConfigSpec = { defaultLabel: chosen, timeout, prompt, serial, entries };
   return spec;
 }
@@ -236,7 +237,7 @@ function splitInitrd(value: string): string[] {
 
 function parseNumber(text: string, what: string): number {
   const value = /^0x[0-9a-f]+$/i.test(text) ? Number.parseInt(text, 16) : Number(text);
-  if (!Number.isInteger(value)) throw new Error(`${what}: got ${JSON.stringify(text)}; expected a whole number`);
+  if (!Number.isInteger(value)) throw new FieldError(what, `got ${JSON.stringify(text)}; expected a whole number`);
   return value;
 }
 
@@ -339,7 +340,7 @@ export async function writeSyslinuxConfig(
     if (nowSha !== opts.expectedSha256) {
       const nowDefault =
         now === undefined ? "no config" : `DEFAULT ${parseSyslinuxConfig(now.toString("utf8")).defaultLabel}`;
-      throw new Error(
+      throw new ConflictError(
         `${target.describe()}: ${path} changed since it was read (now ${nowDefault}): another writer switched it; nothing was written, run the deploy again`,
       );
     }

@@ -1,6 +1,7 @@
 import { ADV_SIZE, ADV_TAG_BOOTONCE, advOfLdlinux, bootOnceOf, renderAdv, withAdvEntry } from "./adv";
 import type { BootTarget } from "../../boot-target";
 import { entryByLabel, findLdlinuxDir, readSyslinuxConfig, type SyslinuxConfigSpec } from "./config";
+import { FieldError, TargetError } from "../../../ramroot-error";
 
 /**
  * One-time trial boots. "Boot X once" lives in syslinux's ADV at the end of ldlinux.sys;
@@ -14,7 +15,9 @@ import { entryByLabel, findLdlinuxDir, readSyslinuxConfig, type SyslinuxConfigSp
 async function ldlinuxDir(target: BootTarget): Promise<string> {
   const dir = await findLdlinuxDir(target);
   if (dir === undefined)
-    throw new Error(`${target.describe()}: no ldlinux.sys found; syslinux is not installed on this boot partition`);
+    throw new TargetError(
+      `${target.describe()}: no ldlinux.sys found; syslinux is not installed on this boot partition`,
+    );
   return dir;
 }
 
@@ -30,7 +33,7 @@ function ldlinuxPath(dir: string): string {
 async function writeBootOnceIn(target: BootTarget, dir: string, label: string | undefined): Promise<void> {
   const rel = ldlinuxPath(dir);
   const bytes = await target.readFile(rel);
-  if (bytes === undefined) throw new Error(`${target.describe()}: ${rel} disappeared`);
+  if (bytes === undefined) throw new TargetError(`${target.describe()}: ${rel} disappeared`);
   const { entries } = advOfLdlinux(bytes);
   const adv = renderAdv(
     withAdvEntry(entries, ADV_TAG_BOOTONCE, label === undefined ? undefined : Buffer.from(label, "latin1")),
@@ -58,18 +61,20 @@ async function readBootOnceIn(target: BootTarget, dir: string): Promise<string |
  */
 export async function setBootOnce(target: BootTarget, label: string): Promise<void> {
   const config = await readSyslinuxConfig(target);
-  if (!config) throw new Error(`${target.describe()}: no syslinux config; write one before setting a one-time boot`);
+  if (!config)
+    throw new TargetError(`${target.describe()}: no syslinux config; write one before setting a one-time boot`);
   const entry = entryByLabel(config.spec, label);
   if (!entry) {
-    throw new Error(
-      `label: got ${JSON.stringify(label)}; expected one of the labels in ${config.path}: ${config.spec.entries.map((e) => e.label).join(", ")}`,
+    throw new FieldError(
+      "label",
+      `got ${JSON.stringify(label)}; expected one of the labels in ${config.path}: ${config.spec.entries.map((e) => e.label).join(", ")}`,
     );
   }
   const dir = await ldlinuxDir(target);
   await writeBootOnceIn(target, dir, entry.label);
   const now = await readBootOnce(target);
   if (now !== entry.label)
-    throw new Error(
+    throw new TargetError(
       `${target.describe()}: boot-once reads back as ${JSON.stringify(now)} after setting ${JSON.stringify(entry.label)}`,
     );
 }
@@ -101,5 +106,5 @@ async function clearBootOnceIn(target: BootTarget, dir: string): Promise<void> {
   await writeBootOnceIn(target, dir, undefined);
   const now = await readBootOnceIn(target, dir);
   if (now !== undefined)
-    throw new Error(`${target.describe()}: boot-once still reads ${JSON.stringify(now)} after clearing it`);
+    throw new TargetError(`${target.describe()}: boot-once still reads ${JSON.stringify(now)} after clearing it`);
 }
