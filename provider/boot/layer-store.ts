@@ -15,6 +15,7 @@ import * as path from "node:path";
 import { createHash } from "node:crypto";
 import { isTempName } from "../atomic-file";
 import { hashFiles, listDirectories, type BootTarget } from "./boot-target";
+import { TargetError } from "../ramroot-error";
 
 export const LAYER_DIR = "layers";
 
@@ -136,7 +137,7 @@ export async function putLayers(
       try {
         const got = await target.copyInAtomic(rel, slice, (d) => onProgress?.(done + d, total));
         if (got !== layer.sha256)
-          throw new Error(`${target.describe()}: ${rel} read back as ${got}, expected ${layer.sha256}`);
+          throw new TargetError(`${target.describe()}: ${rel} read back as ${got}, expected ${layer.sha256}`);
       } finally {
         fs.rmSync(slice, { force: true });
       }

@@ -12,6 +12,7 @@ import { cachedImage, defaultImageCacheDir } from "../image/build";
 import type { ReadImage } from "../image/image-diff";
 import { initramfsFileBytes, readImageBytes } from "../image/image-read";
 import type { ImageEntry } from "../image/initramfs-reader";
+import { TargetError } from "../ramroot-error";
 
 export type ImageSource =
   | { kind: "file"; path: string }
@@ -51,7 +52,7 @@ async function layeredInitramfs(target: BootTarget, slot: string): Promise<Buffe
     const data = await target.readFile(layer.path);
     const got = data === undefined ? undefined : createHash("sha256").update(data).digest("hex");
     if (data === undefined || got !== layer.sha256)
-      throw new Error(
+      throw new TargetError(
         `slot ${slot}: layer ${layer.path} on ${target.describe()} ${data === undefined ? "is missing" : `hashes to ${got?.slice(0, 12)}, not ${layer.sha256.slice(0, 12)}`}; the slot cannot be read back (see \`ramroot status\`)`,
       );
     parts.push(data);
@@ -59,7 +60,9 @@ async function layeredInitramfs(target: BootTarget, slot: string): Promise<Buffe
   const whole = Buffer.concat(parts);
   const want = manifest?.files?.initramfs?.sha256;
   if (want !== undefined && createHash("sha256").update(whole).digest("hex") !== want)
-    throw new Error(`slot ${slot}: its layers on ${target.describe()} do not make the initramfs its manifest records`);
+    throw new TargetError(
+      `slot ${slot}: its layers on ${target.describe()} do not make the initramfs its manifest records`,
+    );
   return whole;
 }
 
@@ -75,7 +78,7 @@ export async function imageBytes(source: ImageSource): Promise<Buffer> {
         const rel = `${source.slot}/${SLOT_FILES.initramfs}`;
         const data = await target.readFile(rel);
         if (data === undefined)
-          throw new Error(
+          throw new TargetError(
             `slot ${source.slot}: ${target.describe()} has no ${rel}; the slot is empty (see \`ramroot status\`)`,
           );
         return data;

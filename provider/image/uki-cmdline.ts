@@ -15,6 +15,7 @@ import * as path from "node:path";
 import type { Arch } from "../arch";
 import { openScratchDir } from "../scratch-dir";
 import { readPeHeader, writeUki, type PeSection } from "./uki";
+import { InternalError } from "../ramroot-error";
 
 /** The sections uki.ts appends to the stub, in its order. */
 const RAMROOT_SECTIONS = [".osrel", ".cmdline", ".initrd", ".linux"] as const;
@@ -29,7 +30,7 @@ const sectionData = (buf: Buffer, s: PeSection) =>
 export function ukiCmdline(uki: string): string {
   const buf = fs.readFileSync(uki);
   const section = readPeHeader(buf, uki).sections.find((s) => s.name === ".cmdline");
-  if (!section) throw new Error(`${uki} has no .cmdline section: not a UKI`);
+  if (!section) throw new InternalError(`${uki} has no .cmdline section: not a UKI`);
   return sectionData(buf, section).toString("utf8").replace(/\0+$/, "");
 }
 
@@ -39,7 +40,7 @@ export async function ukiWithCmdline(uki: string, arch: Arch, cmdline: string, o
   const pe = readPeHeader(buf, uki);
   const tail = pe.sections.slice(-RAMROOT_SECTIONS.length);
   if (tail.map((s) => s.name).join(" ") !== RAMROOT_SECTIONS.join(" "))
-    throw new Error(
+    throw new InternalError(
       `${uki} does not end in the sections ${RAMROOT_SECTIONS.join(" ")} (it has ${pe.sections.map((s) => s.name).join(" ")}): not a UKI ramroot built`,
     );
   const [osrel, , initrd, linux] = tail as [PeSection, PeSection, PeSection, PeSection];

@@ -10,6 +10,7 @@
 import type { BootTarget, MachineShell } from "../../boot-target";
 import type { BootConfigSpec } from "../boot-scheme";
 import { readLoaderConfig } from "./loader-config";
+import { FieldError, TargetError } from "../../../ramroot-error";
 
 const EFIVARS = "/sys/firmware/efi/efivars";
 const ONESHOT = `${EFIVARS}/LoaderEntryOneShot-4a67b082-0a4c-41cf-b6c7-440b29bb8c4f`;
@@ -34,7 +35,7 @@ const REMOVE = `[ ! -e ${ONESHOT} ] || { command -v chattr >/dev/null || exit ${
 
 function shellOf(target: BootTarget, what: string): MachineShell {
   if (!target.machine)
-    throw new Error(
+    throw new TargetError(
       `${target.describe()}: ${what} under UEFI is the LoaderEntryOneShot variable in the machine's NVRAM, set from the running machine: it needs an ssh target (a disk image or a mounted partition has no NVRAM)`,
     );
   return target.machine;
@@ -43,9 +44,10 @@ function shellOf(target: BootTarget, what: string): MachineShell {
 async function run(shell: MachineShell, target: BootTarget, script: string, input?: Buffer): Promise<Buffer> {
   const result = await shell.run(`${MOUNT}\n${script}`, input);
   if (result.exitCode === NO_EFI)
-    throw new Error(`${target.describe()}: the machine did not boot through UEFI (no /sys/firmware/efi)`);
+    throw new TargetError(`${target.describe()}: the machine did not boot through UEFI (no /sys/firmware/efi)`);
   if (result.exitCode === NO_CHATTR)
-    throw new Error(
+    throw new FieldError(
+      "packages",
       `${target.describe()}: LoaderEntryOneShot is set and the machine has no chattr to clear efivarfs' immutable flag on it: add busybox's chattr applet or e2fsprogs-extra to the image's packages`,
     );
   if (result.exitCode !== 0)
