@@ -49,9 +49,10 @@ const isAbSystem = (r: StateResource) => r.type === AB_SYSTEM_TOKEN || r.type ==
 
 const nameOf = (urn: string) => urn.slice(urn.lastIndexOf("::") + 2);
 
-/** The AbSystems of an exported deployment, by name, each with its recorded target. */
+/** The AbSystems of an exported deployment, sorted by name (not by the state's order), each with its recorded target. */
 export function machinesOf(resources: readonly StateResource[], projectDir: string): StackMachine[] {
-  return resources.filter(isAbSystem).map((system) => {
+  const systems = resources.filter(isAbSystem).sort((a, b) => (nameOf(a.urn) < nameOf(b.urn) ? -1 : 1));
+  return systems.map((system) => {
     const syslinux = resources.find((r) => r.parent === system.urn && r.type === SYSLINUX_CONFIG_TOKEN);
     const target = revealed(syslinux?.inputs?.target);
     return {
