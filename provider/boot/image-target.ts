@@ -13,6 +13,7 @@ import { FatDamagedError, listFatDirectory, readFatFile, readFatVolume, type Fat
 import { isMtoolsNotFound, mtools, withImageLock } from "./mtools";
 import type { TargetSpec } from "./target-spec";
 import { targetRelPath } from "./target-path";
+import { InternalError, TargetError } from "../ramroot-error";
 
 type ImageSpec = Extract<TargetSpec, { kind: "image" }>;
 
@@ -22,7 +23,7 @@ const SCRATCH_PREFIX = "ramroot-image-";
 function refuseInUse(device: BlockDevice, names: string[], claim?: string): void {
   const use = whyInUse(names, claim);
   if (use.length > 0)
-    throw new Error(
+    throw new TargetError(
       `boot target path: ${describeBlockDevice(device)} is in use (${use.join("; ")}); expected a device nothing has mounted: ` +
         "unmount it, or name the directory it is mounted on as a {kind: local} target",
     );
@@ -74,7 +75,7 @@ export class ImageTarget implements BootTarget {
       fh = await fs.promises.open(image, "r");
     } catch (err) {
       const missing = (err as NodeJS.ErrnoException).code === "ENOENT";
-      throw new Error(
+      throw new TargetError(
         `boot target path: "${spec.path}" cannot be opened (${(err as Error).message}); expected a FAT disk image file or block device` +
           (missing ? `; make one with \`npx ramroot disk create --size 64 ${spec.path}\`` : ""),
       );
@@ -116,14 +117,16 @@ export class ImageTarget implements BootTarget {
   private rel(rel: string): string {
     const normal = targetRelPath(rel);
     if (/[*?[\]]/.test(normal))
-      throw new Error(`path: got ${JSON.stringify(rel)}; mtools treats * ? [ ] as wildcards, expected a plain name`);
+      throw new InternalError(
+        `path: got ${JSON.stringify(rel)}; mtools treats * ? [ ] as wildcards, expected a plain name`,
+      );
     return normal;
   }
 
   private async run(command: Parameters<typeof mtools>[0], args: string[], what: string) {
     const result = await mtools(command, this.image, this.offset, args);
     if (result.exitCode !== 0) {
-      throw new Error(
+      throw new TargetError(
         `${this.describe()}: ${what} failed: ${result.stderr.trim() || `${command} exited ${result.exitCode}`}`,
       );
     }
@@ -155,7 +158,7 @@ export class ImageTarget implements BootTarget {
     }
     const result = await mtools("mdir", this.image, this.offset, ["-a", "-b", `::/${dir}`]);
     if (result.exitCode !== 0 && !isMtoolsNotFound(result.stderr))
-      throw new Error(`${this.describe()}: listing ${dir || "/"} failed: ${result.stderr.trim()}`);
+      throw new TargetError(`${this.describe()}: listing ${dir || "/"} failed: ${result.stderr.trim()}`);
     const lines =
       result.exitCode !== 0
         ? []
@@ -233,7 +236,7 @@ export class ImageTarget implements BootTarget {
     } catch (err) {
       // Damage in an image nobody is writing is reported as it is; mtools would only hit it too.
       if (err instanceof FatDamagedError && (await this.listingStamp()) === stamp)
-        throw new Error(`${this.describe()}: ${err.message}`);
+        throw new TargetError(`${this.describe()}: ${err.message}`);
       found = undefined;
     } finally {
       await fh.close();
@@ -268,7 +271,7 @@ export class ImageTarget implements BootTarget {
     onProgress?: (done: number, total: number) => void,
   ): Promise<string> {
     const normal = this.rel(rel);
-    if (normal === "") throw new Error("path: got the target root; expected a file path");
+    if (normal === "") throw new InternalError("path: got the target root; expected a file path");
     const total = (await fs.promises.stat(localFile)).size;
     const expected = await sha256File(localFile);
     onProgress?.(0, total);
@@ -279,13 +282,13 @@ export class ImageTarget implements BootTarget {
       await this.run("mcopy", ["-o", localFile, `::/${temp}`], `copying ${localFile} to ${temp}`);
       const readBack = await this.sha256(temp);
       if (readBack !== expected) {
-        throw new Error(
+        throw new TargetError(
           `${this.describe()}: ${temp} read back as sha256 ${readBack ?? "(missing)"} but ${expected} was copied; the old ${normal} is kept`,
         );
       }
       await this.syncImage();
       if ((await this.kind(normal)) === "dir")
-        throw new Error(`${this.describe()}: ${normal} is a directory; expected a file path`);
+        throw new TargetError(`${this.describe()}: ${normal} is a directory; expected a file path`);
       await this.run("mren", ["-o", `::/${temp}`, `::/${normal}`], `renaming ${temp} over ${normal}`);
       await this.syncImage();
     } catch (err) {
@@ -301,7 +304,7 @@ export class ImageTarget implements BootTarget {
     for (let i = 1; i <= parts.length; i++) {
       const dir = parts.slice(0, i).join("/");
       const kind = await this.kind(dir);
-      if (kind === "file") throw new Error(`${this.describe()}: ${dir} is a file; expected a directory`);
+      if (kind === "file") throw new TargetError(`${this.describe()}: ${dir} is a file; expected a directory`);
       if (kind === undefined) await this.run("mmd", [`::/${dir}`], `creating ${dir}`);
     }
   }
@@ -319,10 +322,10 @@ export class ImageTarget implements BootTarget {
     const from = this.rel(fromRel);
     const to = this.rel(toRel);
     if (path.posix.dirname(from) !== path.posix.dirname(to))
-      throw new Error(`rename: ${fromRel} and ${toRel} are in different directories; expected one directory`);
+      throw new InternalError(`rename: ${fromRel} and ${toRel} are in different directories; expected one directory`);
     const kind = await this.kind(from);
-    if (kind === undefined) throw new Error(`${this.describe()}: rename: ${from} does not exist`);
-    if ((await this.kind(to)) === "dir") throw new Error(`${this.describe()}: rename: ${to} is a directory`);
+    if (kind === undefined) throw new TargetError(`${this.describe()}: rename: ${from} does not exist`);
+    if ((await this.kind(to)) === "dir") throw new TargetError(`${this.describe()}: rename: ${to} is a directory`);
     await this.run(
       "mren",
       [...(kind === "file" ? ["-o"] : []), `::/${from}`, `::/${to}`],
@@ -333,7 +336,7 @@ export class ImageTarget implements BootTarget {
 
   async remove(rel: string): Promise<void> {
     const normal = this.rel(rel);
-    if (normal === "") throw new Error(`remove: refusing to remove the root of ${this.describe()}`);
+    if (normal === "") throw new InternalError(`remove: refusing to remove the root of ${this.describe()}`);
     const kind = await this.kind(normal);
     if (kind === "dir") await this.run("mdeltree", [`::/${normal}`], `removing ${normal}`);
     if (kind === "file") await this.run("mdel", [`::/${normal}`], `removing ${normal}`);
@@ -350,7 +353,7 @@ export class ImageTarget implements BootTarget {
       return true;
     }
     if ((await this.kind(normal)) !== undefined) return false;
-    throw new Error(
+    throw new TargetError(
       `${this.describe()}: creating ${normal} failed: ${made.stderr.trim() || `mmd exited ${made.exitCode}`}`,
     );
   }

@@ -15,7 +15,7 @@ import * as path from "node:path";
 import { createHash } from "node:crypto";
 import { isTempName } from "../atomic-file";
 import { hashFiles, listDirectories, type BootTarget } from "./boot-target";
-import { TargetError } from "../ramroot-error";
+import { FieldError, InternalError, RamrootError, TargetError } from "../ramroot-error";
 
 export const LAYER_DIR = "layers";
 
@@ -33,7 +33,7 @@ export interface LayerRecord extends LayerSpec {
 /** The partition path of a layer with this sha256 (8.3: eight hex digits, a dot, three more). */
 export function layerPath(sha256: string): string {
   if (!/^[0-9a-f]{64}$/.test(sha256))
-    throw new Error(`layer sha256: got ${JSON.stringify(sha256)}; expected 64 hex digits`);
+    throw new InternalError(`layer sha256: got ${JSON.stringify(sha256)}; expected 64 hex digits`);
   return `${LAYER_DIR}/${sha256.slice(0, 8)}.${sha256.slice(8, 11)}`;
 }
 
@@ -51,7 +51,8 @@ async function sliceOf(initramfs: string, offset: number, layer: LayerSpec, dir:
   await new Promise<void>((resolve, reject) => write.end((err?: Error | null) => (err ? reject(err) : resolve())));
   const got = hash.digest("hex");
   if (got !== layer.sha256)
-    throw new Error(
+    throw new RamrootError(
+      "input",
       `${initramfs}: bytes ${offset}-${offset + layer.size} hash to ${got.slice(0, 12)}, not layer ${layer.sha256.slice(0, 12)}: the image's layer list does not describe its initramfs`,
     );
   return out;
@@ -65,8 +66,9 @@ export async function layersOfSizes(initramfs: string, sizes: readonly number[])
   const total = fs.statSync(initramfs).size;
   const sum = sizes.reduce((n, s) => n + s, 0);
   if (sizes.length === 0 || sum !== total || sizes.some((s) => !Number.isInteger(s) || s <= 0))
-    throw new Error(
-      `layer sizes: got ${sizes.join(",") || "none"} (${sum} bytes); expected positive whole sizes adding up to ${initramfs}'s ${total} bytes`,
+    throw new FieldError(
+      "layer sizes",
+      `got ${sizes.join(",") || "none"} (${sum} bytes); expected positive whole sizes adding up to ${initramfs}'s ${total} bytes`,
     );
   const layers: LayerSpec[] = [];
   let offset = 0;
@@ -95,14 +97,16 @@ async function checkLayersCover(initramfs: string, layers: readonly LayerSpec[])
   const size = fs.statSync(initramfs).size;
   const sum = layers.reduce((n, l) => n + l.size, 0);
   if (layers.length === 0 || sum !== size)
-    throw new Error(
-      `layers: ${layers.length} layer(s) of ${sum} bytes do not make up ${initramfs} (${size} bytes); expected the image's layers in order`,
+    throw new FieldError(
+      "layers",
+      `${layers.length} layer(s) of ${sum} bytes do not make up ${initramfs} (${size} bytes); expected the image's layers in order`,
     );
   let offset = 0;
   for (const layer of layers) {
     const got = await sliceSha256(initramfs, offset, layer.size);
     if (got !== layer.sha256)
-      throw new Error(
+      throw new RamrootError(
+        "input",
         `${initramfs}: bytes ${offset}-${offset + layer.size} hash to ${got.slice(0, 12)}, not layer ${layer.sha256.slice(0, 12)}: the image's layer list does not describe its initramfs`,
       );
     offset += layer.size;

@@ -9,6 +9,7 @@ import type { PartitionVolume } from "./fat-volume-id";
 import { parseVolumeProbe, volumeProbeScript } from "./volume-probe";
 import type { TargetSpec } from "./target-spec";
 import { targetRelPath } from "./target-path";
+import { InternalError, TargetError } from "../ramroot-error";
 
 type LocalSpec = Extract<TargetSpec, { kind: "local" }>;
 
@@ -29,11 +30,13 @@ export class LocalTarget implements BootTarget {
       stat = await fs.promises.stat(root);
     } catch (err) {
       if (isMissing(err))
-        throw new Error(`boot target path: "${spec.path}" does not exist; expected a mounted boot partition directory`);
+        throw new TargetError(
+          `boot target path: "${spec.path}" does not exist; expected a mounted boot partition directory`,
+        );
       throw err;
     }
     if (!stat.isDirectory())
-      throw new Error(
+      throw new TargetError(
         `boot target path: "${spec.path}" is not a directory; expected a mounted boot partition directory`,
       );
     return new LocalTarget(spec, root);
@@ -119,13 +122,13 @@ export class LocalTarget implements BootTarget {
     const from = this.resolve(fromRel);
     const to = this.resolve(toRel);
     if (path.dirname(from) !== path.dirname(to))
-      throw new Error(`rename: ${fromRel} and ${toRel} are in different directories; expected one directory`);
+      throw new InternalError(`rename: ${fromRel} and ${toRel} are in different directories; expected one directory`);
     await renameDurably(from, to);
   }
 
   async remove(rel: string): Promise<void> {
     const abs = this.resolve(rel);
-    if (abs === this.root) throw new Error(`remove: refusing to remove the target root ${this.root}`);
+    if (abs === this.root) throw new InternalError(`remove: refusing to remove the target root ${this.root}`);
     await fs.promises.rm(abs, { recursive: true, force: true });
   }
 
@@ -145,7 +148,7 @@ export class LocalTarget implements BootTarget {
     const fh = await fs.promises.open(this.resolve(rel), "r+");
     try {
       if ((await fh.stat()).size < offset + data.length)
-        throw new Error(
+        throw new TargetError(
           `${this.describe()}: ${rel} is shorter than the ${offset + data.length} bytes an in-place write needs`,
         );
       await fh.write(data, 0, data.length, offset);
@@ -153,7 +156,7 @@ export class LocalTarget implements BootTarget {
       const back = Buffer.alloc(data.length);
       await fh.read(back, 0, data.length, offset);
       if (!back.equals(data))
-        throw new Error(`${this.describe()}: ${rel} reads back differently after an in-place write`);
+        throw new TargetError(`${this.describe()}: ${rel} reads back differently after an in-place write`);
     } finally {
       await fh.close();
     }
@@ -183,12 +186,12 @@ export class LocalTarget implements BootTarget {
    */
   private async replaceAtomic(rel: string, fill: (handle: fs.promises.FileHandle) => Promise<string>): Promise<string> {
     const normal = targetRelPath(rel);
-    if (normal === "") throw new Error("path: got the target root; expected a file path");
+    if (normal === "") throw new InternalError("path: got the target root; expected a file path");
     return replaceFile(path.join(this.root, normal), (handle) => fill(handle), {
       verify: async (temp, expected) => {
         const readBack = await sha256File(temp);
         if (readBack !== expected) {
-          throw new Error(
+          throw new TargetError(
             `${this.describe()}: ${normal} read back as sha256 ${readBack ?? "(missing)"} but ${expected} was written; the old file is kept`,
           );
         }

@@ -17,6 +17,7 @@ import {
   type LayerSpec,
 } from "./layer-store";
 import { entryByLabel, type SyslinuxConfigSpec, type SyslinuxEntry } from "./schemes/syslinux/config";
+import { FieldError, TargetError } from "../ramroot-error";
 
 /**
  * A/B slots as storage: a directory per slot on the boot partition (`<slot>/vmlinuz`,
@@ -284,7 +285,7 @@ export async function assertLabelBootable(
 ): Promise<void> {
   const problem = await labelBootProblem(target, spec, label, configPath);
   if (problem)
-    throw new Error(
+    throw new TargetError(
       `${target.describe()}: refusing to make ${JSON.stringify(label)} bootable: ${problem}; nothing was written`,
     );
 }
@@ -309,7 +310,8 @@ export async function writeSlot(target: BootTarget, input: WriteSlotOptions): Pr
   const all = (Object.keys(SLOT_FILES) as SlotFileRole[]).filter((role) => opts.files[role] !== undefined);
   for (const role of all) {
     const file = opts.files[role] as string;
-    if (!fs.existsSync(file)) throw new Error(`files.${role}: got ${JSON.stringify(file)}; the file does not exist`);
+    if (!fs.existsSync(file))
+      throw new FieldError(`files.${role}`, `got ${JSON.stringify(file)}; the file does not exist`);
   }
   // Leftovers of an interrupted write are not part of the slot.
   for (const name of await target.list(opts.slot)) {
@@ -363,7 +365,7 @@ export async function writeSlot(target: BootTarget, input: WriteSlotOptions): Pr
   for (const [i, role] of roles.entries()) {
     const record = records[role] as SlotFileRecord;
     if (now[i] !== record.sha256)
-      throw new Error(
+      throw new TargetError(
         `${target.describe()}: ${record.path} hashes to ${now[i] ?? "(missing)"} after the rename, expected ${record.sha256}`,
       );
   }
@@ -381,7 +383,8 @@ export async function writeSlot(target: BootTarget, input: WriteSlotOptions): Pr
   };
   await target.writeFileAtomic(slotPath(opts.slot, SLOT_MANIFEST), JSON.stringify(manifest, null, 2) + "\n");
   const state = await readSlot(target, opts.slot);
-  if (!state?.consistent) throw new Error(`${target.describe()}: slot ${opts.slot} does not read back as written`);
+  if (!state?.consistent)
+    throw new TargetError(`${target.describe()}: slot ${opts.slot} does not read back as written`);
   await collectUnnamedLayers(target);
   return state;
 }

@@ -12,6 +12,7 @@ import type { TargetSpec } from "./target-spec";
 import { RemoteShell, REMOTE_SHELL_LOOP } from "./remote-shell";
 import { shellQuote } from "./shell-quote";
 import { targetRelPath } from "./target-path";
+import { InternalError, TargetError } from "../ramroot-error";
 
 type SshSpec = Extract<TargetSpec, { kind: "ssh" }>;
 
@@ -174,11 +175,13 @@ export class SshTarget implements BootTarget {
       });
       if (exitCode === AGENT_REFUSED_KEY) {
         const why = fs.readFileSync(log, "utf8").trim();
-        throw new Error(`${this.describe()}: the privateKey is not a key ssh-add accepts${why ? `: ${why}` : ""}`);
+        throw new TargetError(
+          `${this.describe()}: the privateKey is not a key ssh-add accepts${why ? `: ${why}` : ""}`,
+        );
       }
       if (exitCode !== 0) {
         const why = fs.readFileSync(log, "utf8").trim() || `ssh exited ${exitCode}`;
-        throw new Error(`${this.describe()}: cannot connect: ${why}`);
+        throw new TargetError(`${this.describe()}: cannot connect: ${why}`);
       }
     } finally {
       fs.closeSync(fd);
@@ -238,7 +241,7 @@ export class SshTarget implements BootTarget {
       const result = await child;
       const stderr = Buffer.from(result.stderr).toString("utf8");
       if (result.exitCode === 255 || result.isTerminated) {
-        throw new Error(
+        throw new TargetError(
           `${this.describe()}: ssh failed${result.isTerminated ? ` (killed by ${result.signal})` : ""}: ${stderr.trim() || "connection lost"}`,
         );
       }
@@ -265,7 +268,7 @@ export class SshTarget implements BootTarget {
   private checked(result: CommandResult, what: string): Buffer | undefined {
     if (result.exitCode === MISSING) return undefined;
     if (result.exitCode !== 0)
-      throw new Error(`${this.describe()}: ${what} failed (exit ${result.exitCode}): ${result.stderr.trim()}`);
+      throw new TargetError(`${this.describe()}: ${what} failed (exit ${result.exitCode}): ${result.stderr.trim()}`);
     return result.stdout;
   }
 
@@ -306,7 +309,7 @@ export class SshTarget implements BootTarget {
     const out = await this.check(script, `hashing ${rels.join(", ")}`);
     const lines = (out?.toString("utf8") ?? "").split("\n").filter((l) => l !== "");
     if (lines.length !== rels.length)
-      throw new Error(`${this.describe()}: hashing ${rels.length} files printed ${lines.length} lines`);
+      throw new TargetError(`${this.describe()}: hashing ${rels.length} files printed ${lines.length} lines`);
     return lines.map((line, i) => (line === "-" ? undefined : parseSha256(line, rels[i]!)));
   }
 
@@ -339,7 +342,7 @@ export class SshTarget implements BootTarget {
   }
 
   async remove(rel: string): Promise<void> {
-    if (targetRelPath(rel) === "") throw new Error(`remove: refusing to remove the root of ${this.describe()}`);
+    if (targetRelPath(rel) === "") throw new InternalError(`remove: refusing to remove the root of ${this.describe()}`);
     // Synced like every other change on the partition: a released lease (or a removed file) must
     // stay gone when the machine loses power right after the deploy.
     await this.check(`rm -rf -- ${shellQuote(this.remotePath(rel))} && sync`, `removing ${rel}`);
@@ -349,7 +352,7 @@ export class SshTarget implements BootTarget {
     const from = this.remotePath(fromRel);
     const to = this.remotePath(toRel);
     if (path.posix.dirname(from) !== path.posix.dirname(to))
-      throw new Error(`rename: ${fromRel} and ${toRel} are in different directories; expected one directory`);
+      throw new InternalError(`rename: ${fromRel} and ${toRel} are in different directories; expected one directory`);
     await this.check(
       `set -e; [ -e ${shellQuote(from)} ]; [ ! -d ${shellQuote(to)} ]; mv -f -- ${shellQuote(from)} ${shellQuote(to)}; sync`,
       `renaming ${fromRel} over ${toRel}`,
@@ -388,7 +391,7 @@ export class SshTarget implements BootTarget {
    */
   private async replace(rel: string, size: number, expected: string, input: Buffer | fs.ReadStream): Promise<string> {
     const normal = targetRelPath(rel);
-    if (normal === "") throw new Error("path: got the target root; expected a file path");
+    if (normal === "") throw new InternalError("path: got the target root; expected a file path");
     const final = shellQuote(this.remotePath(normal));
     const temp = shellQuote(this.remotePath(tempNameFor(normal)));
     const dir = shellQuote(path.posix.dirname(this.remotePath(normal)));
@@ -412,7 +415,7 @@ export class SshTarget implements BootTarget {
     const out = await this.check(script, `writing ${normal}`, input);
     const readBack = parseSha256(out?.toString("utf8") ?? "", normal);
     if (readBack !== expected)
-      throw new Error(`${this.describe()}: ${normal} read back as sha256 ${readBack} but ${expected} was sent`);
+      throw new TargetError(`${this.describe()}: ${normal} read back as sha256 ${readBack} but ${expected} was sent`);
     return readBack;
   }
 
@@ -423,7 +426,9 @@ export class SshTarget implements BootTarget {
     );
     if (result.exitCode === 0) return true;
     if (result.exitCode === MISSING) return false;
-    throw new Error(`${this.describe()}: creating ${rel} failed (exit ${result.exitCode}): ${result.stderr.trim()}`);
+    throw new TargetError(
+      `${this.describe()}: creating ${rel} failed (exit ${result.exitCode}): ${result.stderr.trim()}`,
+    );
   }
 
   /** `dd conv=notrunc` on the machine (busybox has it), then the bytes are read back. */
@@ -435,9 +440,9 @@ export class SshTarget implements BootTarget {
       data,
     );
     if (result.exitCode === MISSING)
-      throw new Error(`${this.describe()}: ${rel} is shorter than the ${end} bytes an in-place write needs`);
+      throw new TargetError(`${this.describe()}: ${rel} is shorter than the ${end} bytes an in-place write needs`);
     if (result.exitCode !== 0 || !result.stdout.equals(data))
-      throw new Error(
+      throw new TargetError(
         `${this.describe()}: writing ${data.length} bytes into ${rel} in place failed (exit ${result.exitCode}): ${result.stderr.trim() || "it reads back differently"}`,
       );
   }
@@ -477,6 +482,6 @@ function traceSsh(event: "connect" | "shell" | "exchange" | "channel", script?: 
 function parseSha256(text: string, rel: string): string {
   const match = /^([0-9a-f]{64})\b/.exec(text.trim());
   if (!match?.[1])
-    throw new Error(`sha256sum of ${rel} printed ${JSON.stringify(text.slice(0, 80))}; expected a hex digest`);
+    throw new TargetError(`sha256sum of ${rel} printed ${JSON.stringify(text.slice(0, 80))}; expected a hex digest`);
   return match[1];
 }

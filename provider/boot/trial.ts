@@ -30,7 +30,7 @@ import {
 } from "../machine/health-report";
 import { trialAppend } from "../machine/image-id";
 import { observeMachine, type Observation } from "./machine-observe";
-import { MachineError } from "../ramroot-error";
+import { ConflictError, FieldError, MachineError, TargetError } from "../ramroot-error";
 import { recordFailedTrial, type FailedTrial, type TrialCause } from "./trial-log";
 
 /** The entry the once-boot names during a trial (longer than a slot name can be, so never one). */
@@ -112,8 +112,9 @@ export async function trialBoot(
   const machine = target.machine;
   if (!machine) {
     await target.close();
-    throw new Error(
-      'strategy: "trial" needs a target with a shell on the machine, an ssh target (it waits for the booted machine to answer); use "switch" for this target',
+    throw new FieldError(
+      "strategy",
+      '"trial" needs a target with a shell on the machine, an ssh target (it waits for the booted machine to answer); use "switch" for this target',
     );
   }
   const newLabel = spec.defaultLabel;
@@ -133,7 +134,7 @@ export async function trialBoot(
     }
     oldLabel = currentDefault;
     const newEntry = entryByLabel(spec, newLabel);
-    if (!newEntry) throw new Error(`trial: the config has no entry ${newLabel} to try`);
+    if (!newEntry) throw new ConflictError(`trial: the config has no entry ${newLabel} to try`);
     // The new entries go in with the old DEFAULT and the trial entry, which is set to boot once.
     const staged = await scheme.writeConfig(target, {
       ...spec,
@@ -142,7 +143,7 @@ export async function trialBoot(
     });
     const trying = await imageOfLabel(target, spec, newLabel, staged.path);
     if (!trying.imageId)
-      throw new Error(`trial: label ${newLabel} boots slot ${trying.slot ?? "?"}, which holds no ramroot image`);
+      throw new TargetError(`trial: label ${newLabel} boots slot ${trying.slot ?? "?"}, which holds no ramroot image`);
     expected = trying.imageId;
     newSlot = trying.slot;
     old = await imageOfLabel(target, { ...spec, defaultLabel: oldLabel }, oldLabel, staged.path);

@@ -20,7 +20,7 @@
  * repaired (rewritten from the image cache).
  */
 import type { TargetState } from "../boot/inspect";
-import { ConflictError } from "../ramroot-error";
+import { ConflictError, FieldError } from "../ramroot-error";
 
 export type SlotPair = readonly [string, string];
 
@@ -97,7 +97,8 @@ export function decide(
   wantedPlanId: string,
   opts: { retryFailedTrial?: boolean } = {},
 ): AbDecision {
-  if (slots[0] === slots[1]) throw new Error(`slots: got ${JSON.stringify(slots)}; expected two different slot names`);
+  if (slots[0] === slots[1])
+    throw new FieldError("slots", `got ${JSON.stringify(slots)}; expected two different slot names`);
   const notes: string[] = [];
   const current = state.defaultSlot && slots.includes(state.defaultSlot) ? state.defaultSlot : undefined;
   let holder = slotHolding(state, slots, wantedPlanId);

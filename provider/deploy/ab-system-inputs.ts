@@ -12,7 +12,7 @@ import { userAppendSchema } from "../machine/kernel-append";
 import { IMAGE_ID_PATH } from "../machine/image-id";
 import type { SlotPair } from "./ab-decision";
 import { readUkiSigner, type UkiSigner } from "../image/uki-signing";
-import { InputError } from "../ramroot-error";
+import { FieldError, InputError } from "../ramroot-error";
 
 const slotName = z
   .string()
@@ -204,8 +204,9 @@ export function parsePin(json: string | undefined): Pin | undefined {
   try {
     value = JSON.parse(json);
   } catch {
-    throw new Error(
-      `${PIN_CONFIG_KEY}: got ${JSON.stringify(json)}; expected {update, planId} as \`ramroot rollback\` writes it (\`ramroot release\` removes it)`,
+    throw new FieldError(
+      PIN_CONFIG_KEY,
+      `got ${JSON.stringify(json)}; expected {update, planId} as \`ramroot rollback\` writes it (\`ramroot release\` removes it)`,
     );
   }
   return parseInput(pinSchema, value, PIN_CONFIG_KEY);

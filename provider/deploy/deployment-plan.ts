@@ -14,6 +14,7 @@ import type { ImageConfig } from "../image/image-config";
 import { planImageOnce } from "../image/plan-memo";
 import { decide, slotHolding, type AbDecision, type SlotPair } from "./ab-decision";
 import type { Pin } from "./ab-system-inputs";
+import { ConflictError } from "../ramroot-error";
 
 export interface ImageFiles {
   kernel?: Artifact;
@@ -122,7 +123,7 @@ async function pinnedImage(pin: Pin, state: TargetState, slots: SlotPair): Promi
   const holder = slotHolding(state, slots, pin.planId);
   const manifest = holder ? state.slots[holder]?.manifest : undefined;
   if (manifest) return { imageId: manifest.imageId, planId: manifest.planId, packages: manifest.lockSummary ?? {} };
-  throw new Error(
+  throw new ConflictError(
     `ramroot:pin: image ${short(pin.imageId ?? pin.planId)} (plan ${short(pin.planId)}) that update ${pin.update} deployed is in no slot of ${state.description} and not in the local image cache; ` +
       "check out that update's commit and run `pulumi up` without the pin to rebuild it (same plan, same bytes), or `ramroot release` to deploy the config's image",
   );
@@ -206,7 +207,7 @@ export async function planDeployment(input: DeploymentInput): Promise<Deployment
   let writeFromCache: DeploymentPlan["writeFromCache"];
   if (decision.write && pinned && pinned.image.planId !== config.planId) {
     if (!pinned.image.artifacts)
-      throw new Error(
+      throw new ConflictError(
         `ramroot:pin: image ${short(pinned.image.imageId)} must be written to slot ${decision.write} but is not in the local image cache`,
       );
     writeFromCache = { ...pinned.image, artifacts: pinned.image.artifacts };

@@ -12,7 +12,7 @@ import { cachedImage, defaultImageCacheDir } from "../image/build";
 import type { ReadImage } from "../image/image-diff";
 import { initramfsFileBytes, readImageBytes } from "../image/image-read";
 import type { ImageEntry } from "../image/initramfs-reader";
-import { TargetError } from "../ramroot-error";
+import { ConflictError, TargetError } from "../ramroot-error";
 
 export type ImageSource =
   | { kind: "file"; path: string }
@@ -86,7 +86,7 @@ export async function imageBytes(source: ImageSource): Promise<Buffer> {
     case "plan": {
       const cached = await cachedImage({ planId: source.planId }, source.cacheDir ?? defaultImageCacheDir());
       if (!cached)
-        throw new Error(
+        throw new ConflictError(
           `plan ${source.planId.slice(0, 12)}: not in the local image cache (${source.cacheDir ?? defaultImageCacheDir()}); \`pulumi up\` at the commit that planned it rebuilds it`,
         );
       return fs.promises.readFile(cached.initramfs.path);

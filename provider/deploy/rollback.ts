@@ -149,7 +149,8 @@ export async function rollback(stack: Stack, target: TargetSpec, opts: RollbackO
       message: `ramroot rollback to update ${pin.update} (${machine}: image ${short(deployed.imageId)})`,
       ...(opts.onOutput ? { onOutput: opts.onOutput } : {}),
     });
-    if (result.summary.result !== "succeeded") throw new Error(`rollback: pulumi up ended ${result.summary.result}`);
+    if (result.summary.result !== "succeeded")
+      throw new ConflictError(`rollback: pulumi up ended ${result.summary.result}`);
   } catch (err) {
     await writePins(stack, parsePins(previous));
     throw err;

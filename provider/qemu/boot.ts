@@ -4,6 +4,7 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { archInfo, type Arch } from "../arch";
 import { copyVarsStore, firmwareArgs } from "./firmware";
+import { InternalError, RamrootError } from "../ramroot-error";
 
 /**
  * What to boot: a kernel and initramfs directly, or a disk image through its own bootloader
@@ -74,7 +75,7 @@ export function qemuArgs(opts: BootOptions): string[] {
   if (opts.kvm) args.push("-enable-kvm", "-cpu", "host");
   else if (arch.qemu.cpu) args.push("-cpu", arch.qemu.cpu);
   if (opts.uefi) {
-    if (opts.varsFile === undefined) throw new Error("a UEFI boot needs its own variable store (varsFile)");
+    if (opts.varsFile === undefined) throw new InternalError("a UEFI boot needs its own variable store (varsFile)");
     args.push(...firmwareArgs(opts.arch ?? "x86_64", opts.varsFile));
   }
   const media = opts.media;
@@ -98,7 +99,7 @@ export function qemuArgs(opts: BootOptions): string[] {
     );
   } else {
     if (opts.arch === "aarch64")
-      throw new Error("an aarch64 machine boots a disk through UEFI firmware only: set uefi (AAVMF)");
+      throw new RamrootError("input", "an aarch64 machine boots a disk through UEFI firmware only: set uefi (AAVMF)");
     args.push("-drive", `file=${media.image},format=raw,if=ide`, "-boot", "c");
   }
   args.push(...(opts.extraArgs ?? []));

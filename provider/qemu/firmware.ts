@@ -7,12 +7,13 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { archInfo, type Arch } from "../arch";
+import { HostError } from "../ramroot-error";
 
 function firmwareFile(arch: Arch, which: "code" | "vars"): string {
   const firmware = archInfo(arch).uefi.firmware;
   const file = firmware[which];
   if (!fs.existsSync(file))
-    throw new Error(
+    throw new HostError(
       `UEFI firmware for ${arch}: ${file} is missing; install Debian's ${firmware.debianPackage} (scripts/setup.sh does)`,
     );
   return file;

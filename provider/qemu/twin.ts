@@ -14,6 +14,7 @@ import { spawn } from "node:child_process";
 import { execa } from "execa";
 import { archInfo, type Arch } from "../arch";
 import { ensureVarsStore, firmwareArgs } from "./firmware";
+import { ConflictError, FieldError, HostError, MachineError, RamrootError, TargetError } from "../ramroot-error";
 
 export interface TwinOptions {
   /** the boot disk image (MBR or superfloppy FAT with syslinux) */
@@ -63,9 +64,9 @@ export function freePort(): Promise<number> {
 export async function ensureDataDisk(file: string, sizeMiB = 256, label = "data"): Promise<{ created: boolean }> {
   if (fs.existsSync(file)) return { created: false };
   if (!Number.isInteger(sizeMiB) || sizeMiB < 16)
-    throw new Error(`data disk size: got ${sizeMiB}; expected whole MiB, at least 16`);
+    throw new FieldError("data disk size", `got ${sizeMiB}; expected whole MiB, at least 16`);
   if (!/^[A-Za-z0-9_.-]{1,16}$/.test(label))
-    throw new Error(`data disk label: got "${label}"; expected 1-16 letters, digits, _ . -`);
+    throw new FieldError("data disk label", `got "${label}"; expected 1-16 letters, digits, _ . -`);
   fs.mkdirSync(path.dirname(path.resolve(file)), { recursive: true });
   const temp = tempNameFor(file);
   fs.writeFileSync(temp, "", { flag: "wx" });
@@ -75,7 +76,7 @@ export async function ensureDataDisk(file: string, sizeMiB = 256, label = "data"
   } catch (err) {
     fs.rmSync(temp, { force: true });
     const e = err as { code?: string; stderr?: string; message: string };
-    throw new Error(
+    throw new HostError(
       `making the data disk ${file}: ${e.code === "ENOENT" ? "mkfs.ext4 is missing (install e2fsprogs)" : e.stderr?.trim() || e.message}`,
     );
   }
@@ -121,11 +122,14 @@ export function twinArgs(opts: TwinOptions): string[] {
 
 function check(opts: TwinOptions): void {
   if (!fs.existsSync(opts.disk))
-    throw new Error(`boot disk ${opts.disk} does not exist; make one with \`ramroot disk create\``);
+    throw new TargetError(`boot disk ${opts.disk} does not exist; make one with \`ramroot disk create\``);
   if (!Number.isInteger(opts.sshPort) || opts.sshPort < 1 || opts.sshPort > 65535)
-    throw new Error(`ssh port: got ${opts.sshPort}; expected 1-65535`);
+    throw new FieldError("ssh port", `got ${opts.sshPort}; expected 1-65535`);
   if (opts.arch === "aarch64" && !opts.uefi)
-    throw new Error("an aarch64 twin boots its disk through UEFI firmware only: give it a variable store (uefi)");
+    throw new RamrootError(
+      "input",
+      "an aarch64 twin boots its disk through UEFI firmware only: give it a variable store (uefi)",
+    );
 }
 
 /** The data disk and, under UEFI, the twin's own variable store, made when missing. */
@@ -148,7 +152,7 @@ export async function startTwin(opts: TwinOptions, pidFile: string): Promise<Det
   if (fs.existsSync(pidFile)) {
     const pid = Number(fs.readFileSync(pidFile, "utf8").trim());
     if (processAlive(pid))
-      throw new Error(`a twin already runs with pid ${pid} (${pidFile}); stop it with \`ramroot vm stop\``);
+      throw new ConflictError(`a twin already runs with pid ${pid} (${pidFile}); stop it with \`ramroot vm stop\``);
     fs.rmSync(pidFile, { force: true });
   }
   fs.mkdirSync(path.dirname(path.resolve(opts.serialLog)), { recursive: true });
@@ -170,7 +174,7 @@ export async function startTwin(opts: TwinOptions, pidFile: string): Promise<Det
     await execa(qemu.binary, args, { stdin: "ignore" });
   } catch (err) {
     const e = err as { code?: string; stderr?: string; message: string };
-    throw new Error(
+    throw new HostError(
       e.code === "ENOENT"
         ? `cannot start ${qemu.binary} (install ${qemu.debianPackage})`
         : `qemu failed: ${e.stderr?.trim() || e.message}`,
@@ -265,7 +269,7 @@ export async function waitForConsole(
       !(fs.existsSync(opts.pidFile) && processAlive(Number(fs.readFileSync(opts.pidFile, "utf8").trim())));
     if (gone || Date.now() > deadline) {
       const tail = log.replace(/\r/g, "").split("\n").slice(-30).join("\n");
-      throw new Error(
+      throw new MachineError(
         `${gone ? "QEMU exited" : "timed out"} before ${pattern} showed ${wanted} time(s) on the console (${serialLog}); it ended with:\n${tail}`,
       );
     }

@@ -9,7 +9,7 @@ import { forgetStateReference } from "../image/cache-prune";
 import { archiveCheckEnabled } from "../image/archive-check";
 import { imageChangeSummary } from "../image/image-summary";
 import { checkInputs } from "./check-inputs";
-import { InputError } from "../ramroot-error";
+import { ConflictError, FieldError, InputError } from "../ramroot-error";
 import { diffProperties } from "./property-diff";
 import type { CheckOutcome, OperationContext, ResourceHandler } from "./resource-handler";
 
@@ -177,7 +177,7 @@ async function build(
   }
   const resolved = await plan(configOf(inputs), ctx);
   if (resolved.plan.planId !== inputs.planId) {
-    throw new Error(
+    throw new ConflictError(
       `the plan changed between preview and update (repositories moved on?): planned ${inputs.planId.slice(0, 12)}, now ${resolved.plan.planId.slice(0, 12)}; run the update again`,
     );
   }
@@ -251,22 +251,25 @@ export const alpineImageHandler: ResourceHandler<AlpineImageInputs, AlpineImageO
 async function importFromCache(planId: string): Promise<{ outs: AlpineImageOutputs; inputs: AlpineImageInputs }> {
   const cacheDir = defaultImageCacheDir();
   if (!/^[0-9a-f]{64}$/.test(planId)) {
-    throw new Error(
-      `id: got ${JSON.stringify(planId)}; an AlpineImage is imported by its planId (64 hex digits), as \`ramroot build --plan-only\` or the stack's planId output prints it`,
+    throw new FieldError(
+      "id",
+      `got ${JSON.stringify(planId)}; an AlpineImage is imported by its planId (64 hex digits), as \`ramroot build --plan-only\` or the stack's planId output prints it`,
     );
   }
   const cached = await cachedImage({ planId }, cacheDir);
   const planFile = path.join(cacheDir, planId, "plan.json");
   if (!cached || !fs.existsSync(planFile)) {
-    throw new Error(
-      `id: image plan ${planId.slice(0, 12)} is not in the local image cache (${cacheDir}), or its files no longer hash as built; build it with \`pulumi up\` (same config, same plan) instead of importing it`,
+    throw new FieldError(
+      "id",
+      `image plan ${planId.slice(0, 12)} is not in the local image cache (${cacheDir}), or its files no longer hash as built; build it with \`pulumi up\` (same config, same plan) instead of importing it`,
     );
   }
   const plan = JSON.parse(fs.readFileSync(planFile, "utf8")) as ImagePlan;
   const o = plan.options;
   if (o.secureBoot)
-    throw new Error(
-      `id: image plan ${planId.slice(0, 12)} signs its UKI for Secure Boot (certificate ${o.secureBoot.certificate.slice(0, 12)}), and an import cannot restore the key (it is never stored); declare the image with its secureBoot inputs and run \`pulumi up\`: the same plan comes from the cache`,
+    throw new FieldError(
+      "id",
+      `image plan ${planId.slice(0, 12)} signs its UKI for Secure Boot (certificate ${o.secureBoot.certificate.slice(0, 12)}), and an import cannot restore the key (it is never stored); declare the image with its secureBoot inputs and run \`pulumi up\`: the same plan comes from the cache`,
     );
   const inputs: AlpineImageInputs = {
     release: o.release,

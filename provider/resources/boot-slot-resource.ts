@@ -16,6 +16,7 @@ import { diffTarget, partitionVolumeSchema } from "./target-diff";
 import type { OperationContext, ResourceHandler } from "./resource-handler";
 
 import { BOOT_SLOT_TOKEN } from "./tokens";
+import { ConflictError, FieldError, InternalError, TargetError } from "../ramroot-error";
 
 /** The files an image id is made of (a slot's signed UKIs are made from them, per entry). */
 const IMAGE_ROLES: readonly SlotFileRole[] = ["kernel", "initramfs", "microcode"];
@@ -196,17 +197,17 @@ async function placeUnder(
   }
   if (ctx.preview) {
     const refusal = await slotWriteRefusalOn(target, inputs.slot);
-    if (refusal) throw new Error(`slot: ${target.describe()}: refusing to write: ${refusal}`);
+    if (refusal) throw new TargetError(`slot: ${target.describe()}: refusing to write: ${refusal}`);
     return { ...inputs, consistent: true, onDelete: onDelete(inputs), volume };
   }
   const sources = inputs.sources;
   if (!sources)
-    throw new Error(
+    throw new InternalError(
       `sources: slot ${inputs.slot} must receive image ${inputs.imageId.slice(0, 12)}, but no local copy was given`,
     );
   for (const [role, file] of Object.entries(sources)) {
     if (file && !fs.existsSync(file))
-      throw new Error(
+      throw new ConflictError(
         `sources.${role}: ${file} is not in the local image cache any more; run \`pulumi up --refresh\` to rebuild it`,
       );
   }
@@ -257,7 +258,7 @@ async function placeUnder(
     (m) => ctx.log(m, "warning"),
   );
   if (!holds(state, inputs))
-    throw new Error(
+    throw new TargetError(
       `slot ${inputs.slot}: after the copy the slot does not hold image ${inputs.imageId.slice(0, 12)} (hash mismatch)`,
     );
   return outputsFrom(inputs, state, volume);
@@ -275,19 +276,19 @@ async function assertSourcesAreImage(inputs: BootSlotInputs, sources: NonNullabl
     const wanted = inputs.files[role];
     if (file === undefined && wanted === undefined) continue;
     if (file === undefined || wanted === undefined)
-      throw new Error(
+      throw new ConflictError(
         `sources.${role}: image ${inputs.imageId.slice(0, 12)} ${wanted === undefined ? "has no" : "has a"} ${role}, but the local copy ${file === undefined ? "has none" : `names ${file}`}; nothing was written to slot ${inputs.slot}`,
       );
     const now = await sha256File(file);
     if (now !== wanted)
-      throw new Error(
+      throw new ConflictError(
         `sources.${role}: ${file} hashes to ${now?.slice(0, 12) ?? "(missing)"}, but image ${inputs.imageId.slice(0, 12)} in the stack's state has ${wanted.slice(0, 12)}: ` +
           `the image cache changed after the build; nothing was written to slot ${inputs.slot}. Remove that image from the cache and run \`pulumi up --refresh\` to rebuild it`,
       );
     if (IMAGE_ROLES.includes(role)) hashes[role] = { sha256: now };
   }
   if (/^[0-9a-f]{64}$/.test(inputs.imageId) && imageIdOf(hashes) !== inputs.imageId)
-    throw new Error(
+    throw new ConflictError(
       `imageId: the local copies make image ${imageIdOf(hashes).slice(0, 12)}, not ${inputs.imageId.slice(0, 12)} as the stack's state says; nothing was written to slot ${inputs.slot}`,
     );
 }
@@ -383,7 +384,10 @@ export const bootSlotHandler: ResourceHandler<BootSlotInputs, BootSlotOutputs> =
     const known = olds.target !== undefined && olds.slot !== undefined;
     const { target: spec, slot } = known ? { target: olds.target, slot: olds.slot } : parseTargetId(id);
     if (slot === undefined)
-      throw new Error(`id: got ${JSON.stringify(id)}; a BootSlot id ends in #<slot>, e.g. image:/srv/disk.img#a`);
+      throw new FieldError(
+        "id",
+        `got ${JSON.stringify(id)}; a BootSlot id ends in #<slot>, e.g. image:/srv/disk.img#a`,
+      );
     return withTarget(spec, async (target) => {
       const state = await readSlot(target, slot);
       if (!state) return undefined;

@@ -7,6 +7,7 @@ import { diffProperties } from "./property-diff";
 import type { OperationContext, ResourceHandler } from "./resource-handler";
 
 import { BOOT_TEST_TOKEN } from "./tokens";
+import { MachineError } from "../ramroot-error";
 
 export const bootTestInputsSchema = z.strictObject({
   /** the image under test: a new imageId means a new boot test */
@@ -63,7 +64,7 @@ async function run(inputs: BootTestInputs, ctx: OperationContext): Promise<BootT
       result.reason === "timeout"
         ? `did not print it within ${inputs.timeoutSeconds} s`
         : `stopped (QEMU exit ${result.exitCode}) before printing it`;
-    throw new Error(
+    throw new MachineError(
       `boot test: image ${inputs.imageId.slice(0, 12)} ${why}; nothing was written to the target. Last console lines:\n${logTail(result.log, 15)}`,
     );
   }

@@ -12,6 +12,7 @@
  */
 import * as pulumi from "../../components/pulumi-sdk";
 import type { ResourceHandler } from "./resource-handler";
+import { InternalError } from "../ramroot-error";
 
 interface RefusalInputs {
   refusal: string;
@@ -20,7 +21,7 @@ interface RefusalInputs {
 /** The check that always fails with the carried reason; nothing else is ever asked of it. */
 export function refusalHandler(token: string): ResourceHandler<RefusalInputs, RefusalInputs> {
   const never = (): never => {
-    throw new Error(`${token}: a refusal is never created, read, updated or deleted`);
+    throw new InternalError(`${token}: a refusal is never created, read, updated or deleted`);
   };
   return {
     token,

@@ -14,6 +14,7 @@ import * as rpc from "@pulumi/pulumi/runtime/rpc";
 import * as settings from "@pulumi/pulumi/runtime/settings";
 import * as localState from "@pulumi/pulumi/runtime/state";
 import { containsSecret, reveal } from "./secret-values";
+import { InternalError, RamrootError } from "../ramroot-error";
 
 // The three runtime steps the SDK's provider server takes are internal to the SDK (no typings).
 declare module "@pulumi/pulumi/runtime/settings" {
@@ -92,7 +93,8 @@ export async function construct(
   handler: ComponentHandler,
   warn: ConstructContext["warn"],
 ): Promise<provproto.ConstructResponse> {
-  if (!engineAddress) throw new Error("Construct: the engine's address is unknown (the plugin was started without it)");
+  if (!engineAddress)
+    throw new InternalError("Construct: the engine's address is unknown (the plugin was started without it)");
   return localState.withLocalStorage(async () => {
     settings.resetOptions(
       req.getProject(),
@@ -116,7 +118,8 @@ export async function construct(
       if (containsSecret(value)) secretInputs.add(key);
       const plain: unknown = reveal(value);
       if (containsUnknownOutput(plain)) {
-        throw new Error(
+        throw new RamrootError(
+          "input",
           `${handler.token} ${req.getName()}: input "${key}" is not known yet; the A/B decision needs every input during the preview (pass plain values or stack config, not another resource's outputs)`,
         );
       }

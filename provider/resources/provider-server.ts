@@ -17,6 +17,7 @@ import * as engineproto from "@pulumi/pulumi/proto/engine_pb";
 import type { AnyResourceHandler, OperationContext, PropertyChange } from "./resource-handler";
 import { construct, type ComponentHandler } from "./construct";
 import { annotateSecrets, reveal, secretFields } from "./secret-values";
+import { InternalError } from "../ramroot-error";
 
 /** The sentinel the engine uses for values not known until another resource is created. */
 export const UNKNOWN = "04da6b54-80e4-46f7-96ec-b56ff0331ba9";
@@ -136,7 +137,7 @@ export class ProviderServer {
     const token = typeOf(urn);
     const h = this.handlers.get(token);
     if (!h)
-      throw new Error(
+      throw new InternalError(
         `unknown resource type ${token}; ${this.opts.name} provides ${[...this.handlers.keys()].join(", ")}`,
       );
     return h;
@@ -196,7 +197,7 @@ export class ProviderServer {
       construct: this.unary((req: provproto.ConstructRequest) => {
         const component = this.components.get(req.getType());
         if (!component)
-          throw new Error(
+          throw new InternalError(
             `unknown component type ${req.getType()}; ${this.opts.name} constructs ${[...this.components.keys()].join(", ") || "none"}`,
           );
         return construct(req, this.engineAddress, component, (message, urn) =>

@@ -9,6 +9,7 @@
  * schema carries `.meta({ secret: true })` is flagged `secret`. No input is `Any`.
  */
 import { z } from "zod";
+import { InternalError } from "../ramroot-error";
 
 type Json = Record<string, unknown>;
 
@@ -197,7 +198,7 @@ function convert(node: Json, name: string, table: TypeTable, names: Record<strin
       return { type: "object", additionalProperties: value, ...notes };
     }
     default:
-      throw new Error(
+      throw new InternalError(
         `schema: ${name} (${path}) has no Pulumi type (${JSON.stringify(node).slice(0, 200)}); give its zod schema a concrete type`,
       );
   }

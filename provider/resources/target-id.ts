@@ -11,6 +11,7 @@
  */
 import * as path from "node:path";
 import { parseTargetSpec, type TargetSpec } from "../boot/target";
+import { FieldError } from "../ramroot-error";
 
 const QUERY_FIELDS = ["knownHostsFile", "sshConfigFile", "strictHostKeyChecking"] as const;
 
@@ -45,7 +46,7 @@ export function parseTargetId(id: string): { target: TargetSpec; slot?: string }
   const kind = colon >= 0 ? location.slice(0, colon) : "";
   const where = location.slice(colon + 1);
   const fail = (why: string): never => {
-    throw new Error(`id: got ${JSON.stringify(id)}; ${why}; ${ACCEPTED}`);
+    throw new FieldError("id", `got ${JSON.stringify(id)}; ${why}; ${ACCEPTED}`);
   };
   let spec: Record<string, unknown>;
   switch (kind) {

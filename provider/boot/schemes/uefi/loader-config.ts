@@ -12,6 +12,7 @@ import { sha256Hex } from "../../../file-hash";
 import type { BootTarget } from "../../boot-target";
 import type { BootConfig, BootConfigSpec, WriteBootConfigOptions } from "../boot-scheme";
 import type { SyslinuxEntry } from "../syslinux/config";
+import { ConflictError, FieldError } from "../../../ramroot-error";
 
 export const LOADER_DIR = "loader";
 export const LOADER_CONF = "loader/loader.conf";
@@ -116,13 +117,15 @@ export async function writeLoaderConfig(
 ): Promise<{ path: string; sha256: string }> {
   for (const entry of spec.entries) {
     if (entry.label !== entry.label.toLowerCase())
-      throw new Error(
-        `entries: label ${JSON.stringify(entry.label)} has capitals; systemd-boot lower-cases entry ids, so a UEFI boot partition takes lower-case labels (${JSON.stringify(entry.label.toLowerCase())})`,
+      throw new FieldError(
+        "entries",
+        `label ${JSON.stringify(entry.label)} has capitals; systemd-boot lower-cases entry ids, so a UEFI boot partition takes lower-case labels (${JSON.stringify(entry.label.toLowerCase())})`,
       );
   }
   if (!spec.entries.some((e) => e.label === spec.defaultLabel))
-    throw new Error(
-      `defaultLabel: got ${JSON.stringify(spec.defaultLabel)}; expected one of the entries: ${spec.entries.map((e) => e.label).join(", ")}`,
+    throw new FieldError(
+      "defaultLabel",
+      `got ${JSON.stringify(spec.defaultLabel)}; expected one of the entries: ${spec.entries.map((e) => e.label).join(", ")}`,
     );
   const files = filesOf(spec);
   await opts.beforeCommit?.();
@@ -130,7 +133,7 @@ export async function writeLoaderConfig(
   if (opts.expectedSha256 !== undefined) {
     const nowSha = now === undefined ? null : sha256Hex(now.text);
     if (nowSha !== opts.expectedSha256)
-      throw new Error(
+      throw new ConflictError(
         `${target.describe()}: ${LOADER_CONF} or its entries changed since they were read (now default ${now?.spec.defaultLabel || "none"}): another writer switched it; nothing was written, run the deploy again`,
       );
   }

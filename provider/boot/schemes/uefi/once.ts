@@ -10,7 +10,7 @@
 import type { BootTarget, MachineShell } from "../../boot-target";
 import type { BootConfigSpec } from "../boot-scheme";
 import { readLoaderConfig } from "./loader-config";
-import { FieldError, TargetError } from "../../../ramroot-error";
+import { FieldError, MachineError, TargetError } from "../../../ramroot-error";
 
 const EFIVARS = "/sys/firmware/efi/efivars";
 const ONESHOT = `${EFIVARS}/LoaderEntryOneShot-4a67b082-0a4c-41cf-b6c7-440b29bb8c4f`;
@@ -51,7 +51,7 @@ async function run(shell: MachineShell, target: BootTarget, script: string, inpu
       `${target.describe()}: LoaderEntryOneShot is set and the machine has no chattr to clear efivarfs' immutable flag on it: add busybox's chattr applet or e2fsprogs-extra to the image's packages`,
     );
   if (result.exitCode !== 0)
-    throw new Error(
+    throw new MachineError(
       `${target.describe()}: LoaderEntryOneShot on the machine failed (exit ${result.exitCode}): ${result.stderr.trim()}`,
     );
   return result.stdout;
@@ -80,7 +80,7 @@ async function writeOneShot(target: BootTarget, label: string | undefined): Prom
   await run(shell, target, script, data);
   const now = await readOneShot(target);
   if (now !== label?.toLowerCase())
-    throw new Error(
+    throw new MachineError(
       `${target.describe()}: LoaderEntryOneShot reads back as ${JSON.stringify(now)} after setting ${JSON.stringify(label)}`,
     );
 }
@@ -89,8 +89,9 @@ async function writeOneShot(target: BootTarget, label: string | undefined): Prom
 export async function setOneShot(target: BootTarget, label: string): Promise<void> {
   const config = await readLoaderConfig(target);
   if (!config?.spec.entries.some((e) => e.label === label.toLowerCase()))
-    throw new Error(
-      `label: got ${JSON.stringify(label)}; expected one of the entries in loader/entries: ${config?.spec.entries.map((e) => e.label).join(", ") ?? "none"}`,
+    throw new FieldError(
+      "label",
+      `got ${JSON.stringify(label)}; expected one of the entries in loader/entries: ${config?.spec.entries.map((e) => e.label).join(", ") ?? "none"}`,
     );
   await writeOneShot(target, label);
 }
