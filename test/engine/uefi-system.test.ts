@@ -80,6 +80,8 @@ test("an AbSystem on an ESP: up writes entry a, an edit previews entry b and the
     expect(now.defaultLabel).toBe("a");
     expect(Object.keys(now.entries)).toEqual(["a.conf"]);
     expect(now.entries["a.conf"]).toMatch(/^linux \/a\/vmlinuz$/m);
+    // an ESP's slots stay whole-file (layer-store.ts schemeKeepsLayers): the entry names the slot's own initramfs
+    expect(now.entries["a.conf"]).toMatch(/^initrd \/a\/initramfs$/m);
     expect(now.entries["a.conf"]).toMatch(new RegExp(`^options .*ramroot\\.image=${image}.* panic=10`, "m"));
     const state = await env.stack.exportStack();
     const config = state.deployment.resources.find((r: { type: string }) => r.type === "ramroot:index:SyslinuxConfig");
@@ -128,6 +130,7 @@ test("an AbSystem on an ESP: up writes entry a, an edit previews entry b and the
       expect(now.defaultLabel).toBe("b");
       expect(Object.keys(now.entries).sort()).toEqual(["a.conf", "b.conf"]);
       expect(now.entries["b.conf"]).toMatch(new RegExp(`ramroot\\.image=${image}`));
+      expect(now.entries["b.conf"]).toMatch(/^initrd \/b\/initramfs$/m);
       expect(now.entries["a.conf"]).toMatch(new RegExp(`ramroot\\.image=${first}`));
       return image;
     },
