@@ -3,10 +3,10 @@ import { z } from "zod";
 import { withLease, type Lease } from "../boot/lease";
 import type { PartitionVolume } from "../boot/fat-volume-id";
 import { assertBootPartition, schemeOf } from "../boot/schemes/registry";
-import { schemeKeepsLayers } from "../boot/layer-store";
+import { LAYER_DIR, schemeKeepsLayers } from "../boot/layer-store";
 import { sameTarget } from "../boot/target-identity";
 import { targetSpecSchema, withTarget, type BootTarget } from "../boot/target";
-import { readSlot, SLOT_FILES, type SlotFileRole, type SlotState } from "../boot/slot";
+import { collectUnnamedLayers, readSlot, SLOT_FILES, type SlotFileRole, type SlotState } from "../boot/slot";
 import { slotWriteRefusalOn, writeSlotChecked } from "../deploy/slot-guard";
 import { imageIdOf, recordedLayersOf } from "../image/build";
 import { sha256File } from "../file-hash";
@@ -343,6 +343,10 @@ async function wipe(target: BootTarget, olds: BootSlotOutputs, ctx: OperationCon
   }
   await target.remove(olds.slot);
   ctx.log(`removed ${where} (wipeOnDelete)`, "warning");
+  // Its layers go too, unless another slot's manifest names them; an empty store goes with them.
+  const layers = await collectUnnamedLayers(target);
+  if (layers.length > 0) ctx.log(`removed ${layers.length} layer(s) no slot names from ${target.describe()}`);
+  if (layers.length > 0 && (await target.list(LAYER_DIR)).length === 0) await target.remove(LAYER_DIR);
 }
 
 /** One slot directory on a boot target: kernel, initramfs, microcode and a manifest. */

@@ -108,7 +108,15 @@ test("wipeOnDelete set on the machine program reaches the slots and the config: 
     });
     const up = await wiped.stack.up();
     expect(up.summary.result).toBe("succeeded");
-    expect(fs.readdirSync(dir).sort()).toEqual(["a", "ldlinux.c32", "ldlinux.sys", "ramroot", "syslinux.cfg"]);
+    // slot a's initramfs is its layers in the partition's store (layers/)
+    expect(fs.readdirSync(dir).sort()).toEqual([
+      "a",
+      "layers",
+      "ldlinux.c32",
+      "ldlinux.sys",
+      "ramroot",
+      "syslinux.cfg",
+    ]);
     const state = await wiped.stack.exportStack();
     const onDelete = state.deployment.resources
       .filter((r: { type: string }) => /BootSlot|SyslinuxConfig/.test(r.type))
@@ -120,6 +128,8 @@ test("wipeOnDelete set on the machine program reaches the slots and the config: 
     const destroy = await wiped.stack.destroy();
     expect(destroy.stdout).toMatch(/removed slot a on .* \(wipeOnDelete\)/);
     expect(fs.existsSync(path.join(dir, "a"))).toBe(false);
+    // and its layers, which no slot names any more
+    expect(fs.existsSync(path.join(dir, "layers"))).toBe(false);
     expect(fs.existsSync(path.join(dir, "syslinux.cfg"))).toBe(false);
     // syslinux itself is the partition's, not the stack's: it stays.
     expect(fs.existsSync(path.join(dir, "ldlinux.sys"))).toBe(true);
