@@ -143,7 +143,10 @@ export async function trialBoot(
     });
     const trying = await imageOfLabel(target, spec, newLabel, staged.path);
     if (!trying.imageId)
-      throw new TargetError(`trial: label ${newLabel} boots slot ${trying.slot ?? "?"}, which holds no ramroot image`);
+      throw new TargetError(
+        `trial: label ${newLabel} boots slot ${trying.slot ?? "?"}, which holds no ramroot image`,
+        "write an image to that slot first (`pulumi up`, or `ramroot slot write`), then try it",
+      );
     expected = trying.imageId;
     newSlot = trying.slot;
     old = await imageOfLabel(target, { ...spec, defaultLabel: oldLabel }, oldLabel, staged.path);

@@ -75,6 +75,7 @@ class SourceResolver {
     if (!deployed?.planId)
       throw new TargetError(
         `update ${version} of stack ${open.stack.name} deployed no image that the journal on ${state.description} records`,
+        "name an update that wrote a slot (`ramroot history` lists them), or the slot itself (--slot)",
       );
     if (await cachedImage({ planId: deployed.planId }))
       return { kind: "plan", planId: deployed.planId, update: version };
@@ -82,6 +83,7 @@ class SourceResolver {
     if (slot !== undefined) return { kind: "slot", target, slot };
     throw new TargetError(
       `the image update ${version} deployed (plan ${deployed.planId.slice(0, 12)}) is neither in the local image cache nor in a slot`,
+      "name an update whose image is still cached or in a slot (`ramroot history` lists the updates)",
     );
   }
 }

@@ -17,6 +17,7 @@ async function ldlinuxDir(target: BootTarget): Promise<string> {
   if (dir === undefined)
     throw new TargetError(
       `${target.describe()}: no ldlinux.sys found; syslinux is not installed on this boot partition`,
+      "install it (`syslinux --install` on the partition, or a new disk from `ramroot disk create`), or use scheme uefi on an EFI system partition",
     );
   return dir;
 }

@@ -44,7 +44,10 @@ function shellOf(target: BootTarget, what: string): MachineShell {
 async function run(shell: MachineShell, target: BootTarget, script: string, input?: Buffer): Promise<Buffer> {
   const result = await shell.run(`${MOUNT}\n${script}`, input);
   if (result.exitCode === NO_EFI)
-    throw new TargetError(`${target.describe()}: the machine did not boot through UEFI (no /sys/firmware/efi)`);
+    throw new TargetError(
+      `${target.describe()}: the machine did not boot through UEFI (no /sys/firmware/efi)`,
+      "boot it through UEFI (firmware set to UEFI, not legacy/CSM), or deploy a BIOS machine with scheme syslinux",
+    );
   if (result.exitCode === NO_CHATTR)
     throw new FieldError(
       "packages",
