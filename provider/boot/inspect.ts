@@ -9,7 +9,6 @@ import { readLease, staleReason, type LeaseRecord } from "./lease";
 import { defaultSlotOf, readSlot, runningSlotOf, slotOfLabel, type SlotState } from "./slot";
 import type { SyslinuxConfigSpec } from "./schemes/syslinux/config";
 import { assertBootPartition, schemeOf } from "./schemes/registry";
-import type { BootSchemeName } from "./schemes/boot-scheme";
 import { withTarget, type BootTarget, type TargetSpec } from "./target";
 import { readFailedTrials, type FailedTrial } from "./trial-log";
 import {
@@ -22,8 +21,6 @@ import { observeMachine, type Observation } from "./machine-observe";
 
 export interface TargetState {
   description: string;
-  /** the boot scheme found on the partition */
-  scheme?: BootSchemeName;
   config?: { path: string; spec: SyslinuxConfigSpec };
   /** the DEFAULT label and the slot it boots */
   defaultLabel?: string;
@@ -79,7 +76,6 @@ export async function inspectOpenTarget(
   const trialReport = left ? parseHealthReport(left.toString("utf8")) : undefined;
   return {
     description: target.describe(),
-    scheme: scheme.name,
     ...(config ? { config: { path: config.path, spec: config.spec }, defaultLabel: config.spec.defaultLabel } : {}),
     ...(defaultSlot ? { defaultSlot } : {}),
     ...(once ? { once } : {}),

@@ -16,7 +16,6 @@ import { createHash } from "node:crypto";
 import { isTempName } from "../atomic-file";
 import { hashFiles, listDirectories, type BootTarget } from "./boot-target";
 import { FieldError, InternalError, RamrootError, TargetError } from "../ramroot-error";
-import type { BootSchemeName } from "./schemes/boot-scheme";
 
 export const LAYER_DIR = "layers";
 
@@ -32,18 +31,6 @@ export interface LayerRecord extends LayerSpec {
 }
 
 /** The partition path of a layer with this sha256 (8.3: eight hex digits, a dot, three more). */
-/**
- * Whether a deploy keeps slots' initramfs as layers in the store on a partition of this scheme.
- * Not on an EFI system partition yet: systemd-boot tells the booted kernel which entry it came
- * from only by the `initrd=` paths it adds to the command line (and the LoaderEntrySelected
- * variable), and a layer's path names the shared store, not the slot; so the running slot, which
- * a deploy must never write, could no longer be read. Until it is read from LoaderEntrySelected,
- * UEFI slots stay whole-file (`<slot>/initramfs`), as they were.
- */
-export function schemeKeepsLayers(scheme: BootSchemeName | undefined): boolean {
-  return scheme !== "uefi";
-}
-
 export function layerPath(sha256: string): string {
   if (!/^[0-9a-f]{64}$/.test(sha256))
     throw new InternalError(`layer sha256: got ${JSON.stringify(sha256)}; expected 64 hex digits`);

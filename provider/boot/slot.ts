@@ -1,5 +1,6 @@
 import * as fs from "node:fs";
 import { bootedSlotOf } from "./booted-slot";
+import { SLOT_PARAMETER } from "../machine/image-id";
 import * as path from "node:path";
 import { z } from "zod";
 import { isTempName } from "../atomic-file";
@@ -140,7 +141,9 @@ export interface WriteSlotOptions {
 /**
  * The syslinux entry that boots a slot: absolute paths from the partition root. `layers`: a
  * layered slot's (from the image it receives, or a kept slot's manifest); its initrds are the
- * microcode, then each layer in order, instead of `<slot>/initramfs`.
+ * microcode, then each layer in order, instead of `<slot>/initramfs`, and its command line names
+ * the slot (`ramroot.slot=`): the layers' paths name the shared store, and systemd-boot tells the
+ * kernel its entry only through those paths (booted-slot.ts).
  */
 export function slotEntry(
   slot: string,
@@ -162,16 +165,14 @@ export function slotEntry(
       initrd: [],
       append: opts.append,
     };
-  const initramfs =
-    opts.layers !== undefined && opts.layers.length > 0
-      ? opts.layers.map((l) => `/${layerPath(l.sha256)}`)
-      : [`/${slot}/${SLOT_FILES.initramfs}`];
+  const layered = opts.layers !== undefined && opts.layers.length > 0;
+  const initramfs = layered ? opts.layers!.map((l) => `/${layerPath(l.sha256)}`) : [`/${slot}/${SLOT_FILES.initramfs}`];
   return {
     label: opts.label ?? slot,
     ...(opts.menuLabel !== undefined ? { menuLabel: opts.menuLabel } : {}),
     kernel: `/${slot}/${SLOT_FILES.kernel}`,
     initrd: [...(opts.microcode ? [`/${slot}/${SLOT_FILES.microcode}`] : []), ...initramfs],
-    append: opts.append,
+    append: layered ? `${opts.append} ${SLOT_PARAMETER}=${slot}`.trim() : opts.append,
   };
 }
 

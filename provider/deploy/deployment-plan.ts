@@ -15,8 +15,6 @@ import { planImageOnce } from "../image/plan-memo";
 import { decide, slotHolding, type AbDecision, type SlotPair } from "./ab-decision";
 import type { Pin } from "./ab-system-inputs";
 import { ConflictError } from "../ramroot-error";
-import { schemeKeepsLayers } from "../boot/layer-store";
-import type { BootSchemeName } from "../boot/schemes/boot-scheme";
 
 export interface ImageFiles {
   kernel?: Artifact;
@@ -54,8 +52,6 @@ export interface DeploymentPlan {
   slots: SlotPair;
   /** the target as `ramroot status` names it */
   target: string;
-  /** the boot scheme on the partition (whether written slots keep their layers in the store: layer-store.ts) */
-  scheme?: BootSchemeName;
   /** the config's image before it is built: its plan id and package versions */
   config: { planId: string; packages: Record<string, string> };
   decision: AbDecision;
@@ -180,9 +176,7 @@ export async function planDeployment(input: DeploymentInput): Promise<Deployment
           }
         : shas(held),
       microcode: from ? from.microcode !== undefined : held.files.microcode !== undefined,
-      ...layersOf(
-        from ? (schemeKeepsLayers(state.scheme) ? recordedLayersOf(from.initramfs.path) : undefined) : manifest.layers,
-      ),
+      ...layersOf(from ? recordedLayersOf(from.initramfs.path) : manifest.layers),
       ...(from ? { from } : {}),
     });
   }
@@ -221,7 +215,6 @@ export async function planDeployment(input: DeploymentInput): Promise<Deployment
   return {
     slots: input.slots,
     target: state.description,
-    ...(state.scheme ? { scheme: state.scheme } : {}),
     config,
     decision,
     kept,

@@ -7,6 +7,12 @@
 
 /** The kernel parameter naming the image an entry boots (every entry ramroot writes sets it). */
 export const IMAGE_PARAMETER = "ramroot.image";
+/**
+ * The kernel parameter naming the slot an entry boots, on an entry whose initrds are layers in the
+ * partition's shared store (slot.ts slotEntry): no path on its command line names the slot then
+ * (systemd-boot adds `initrd=\layers\...` for each), so the running slot is read from this.
+ */
+export const SLOT_PARAMETER = "ramroot.slot";
 /** The kernel parameter that marks a trial boot (only the trial entry sets it). */
 export const TRIAL_PARAMETER = "ramroot.trial";
 /** Where the running machine publishes its image id (image-id.sh). */

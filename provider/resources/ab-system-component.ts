@@ -21,7 +21,6 @@ import { checkStackConfig, stackConfigFile } from "../deploy/stack-config";
 import { FieldError, InputError } from "../ramroot-error";
 import { withTarget } from "../boot/target";
 import { assertSchemeOn, schemeOf } from "../boot/schemes/registry";
-import { schemeKeepsLayers } from "../boot/layer-store";
 import { cachedSlotUkis } from "../image/uki-slot";
 import { AlpineImage, BootSlot, BootTest, SyslinuxConfig } from "../../components/resources";
 import { propertyOf } from "./alpine-image-resource";
@@ -251,9 +250,8 @@ export class AbSystemComponent extends pulumi.ComponentResource {
             slotEntry(slot, {
               microcode: a?.microcode !== undefined,
               uki: inputs.secureBoot !== undefined,
-              // the layers BootSlot puts in the store for this image (boot-slot-resource.ts; none under
-              // Secure Boot, none on an ESP: layer-store.ts schemeKeepsLayers)
-              layers: a && schemeKeepsLayers(plan.scheme) ? recordedLayersOf(a.initramfs.path) : undefined,
+              // the layers BootSlot puts in the store for this image (boot-slot-resource.ts; none under Secure Boot)
+              layers: a ? recordedLayersOf(a.initramfs.path) : undefined,
               append: appendFor(imageId),
               menuLabel: menuLabel(imageId),
             }),

@@ -2,8 +2,8 @@ import * as fs from "node:fs";
 import { z } from "zod";
 import { withLease, type Lease } from "../boot/lease";
 import type { PartitionVolume } from "../boot/fat-volume-id";
-import { assertBootPartition, schemeOf } from "../boot/schemes/registry";
-import { LAYER_DIR, schemeKeepsLayers } from "../boot/layer-store";
+import { assertBootPartition } from "../boot/schemes/registry";
+import { LAYER_DIR } from "../boot/layer-store";
 import { sameTarget } from "../boot/target-identity";
 import { targetSpecSchema, withTarget, type BootTarget } from "../boot/target";
 import { collectUnnamedLayers, readSlot, SLOT_FILES, type SlotFileRole, type SlotState } from "../boot/slot";
@@ -217,10 +217,9 @@ async function placeUnder(
   noteWritten(inputs.target, inputs.slot);
   let lastTenth = -1;
   // An image the cache records the layers of goes into the partition's layer store (a layered slot),
-  // unless the slot boots signed UKIs (Secure Boot: each holds the whole initramfs, so the slot keeps
-  // it whole too) or the partition is an ESP (layer-store.ts schemeKeepsLayers).
-  const layered = !sources.uki && schemeKeepsLayers((await schemeOf(target)).name);
-  const layers = layered ? recordedLayersOf(sources.initramfs) : undefined;
+  // unless the slot boots signed UKIs (Secure Boot): each holds the whole initramfs, so the slot keeps
+  // it whole too.
+  const layers = sources.uki ? undefined : recordedLayersOf(sources.initramfs);
   const state = await writeSlotChecked(
     target,
     {

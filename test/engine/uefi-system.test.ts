@@ -80,8 +80,11 @@ test("an AbSystem on an ESP: up writes entry a, an edit previews entry b and the
     expect(now.defaultLabel).toBe("a");
     expect(Object.keys(now.entries)).toEqual(["a.conf"]);
     expect(now.entries["a.conf"]).toMatch(/^linux \/a\/vmlinuz$/m);
-    // an ESP's slots stay whole-file (layer-store.ts schemeKeepsLayers): the entry names the slot's own initramfs
-    expect(now.entries["a.conf"]).toMatch(/^initrd \/a\/initramfs$/m);
+    // a layered slot: its initrds are the shared store's layers, and its command line names the
+    // slot (systemd-boot's initrd= paths name the store: provider/boot/booted-slot.ts)
+    expect(now.entries["a.conf"]).toMatch(/^initrd \/layers\/[0-9a-f]{8}\.[0-9a-f]{3}$/m);
+    expect(now.entries["a.conf"]).not.toMatch(/^initrd \/a\/initramfs$/m);
+    expect(now.entries["a.conf"]).toMatch(/^options .* ramroot\.slot=a$/m);
     expect(now.entries["a.conf"]).toMatch(new RegExp(`^options .*ramroot\\.image=${image}.* panic=10`, "m"));
     const state = await env.stack.exportStack();
     const config = state.deployment.resources.find((r: { type: string }) => r.type === "ramroot:index:SyslinuxConfig");
@@ -130,7 +133,6 @@ test("an AbSystem on an ESP: up writes entry a, an edit previews entry b and the
       expect(now.defaultLabel).toBe("b");
       expect(Object.keys(now.entries).sort()).toEqual(["a.conf", "b.conf"]);
       expect(now.entries["b.conf"]).toMatch(new RegExp(`ramroot\\.image=${image}`));
-      expect(now.entries["b.conf"]).toMatch(/^initrd \/b\/initramfs$/m);
       expect(now.entries["a.conf"]).toMatch(new RegExp(`ramroot\\.image=${first}`));
       return image;
     },

@@ -88,9 +88,10 @@ test("a layered slot holds no initramfs, is verified by its layers, boots from i
   expect(entry.initrd).toEqual(one.layers.map((l) => `/${layerPath(l.sha256)}`));
   const spec = { defaultLabel: "a", timeout: 0, entries: [entry] };
   expect(await labelBootProblem(target, spec, "a", "syslinux.cfg")).toBeUndefined();
-  // The uefi scheme's type-1 entry from the same records: one initrd line per layer, in order.
+  // The uefi scheme's type-1 entry from the same records: one initrd line per layer, in order, and
+  // the slot on its command line (the layers' paths name the store, not the slot: booted-slot.ts).
   expect(renderLoaderConfig(spec)).toContain(
-    `linux /a/vmlinuz\n${one.layers.map((l) => `initrd /${layerPath(l.sha256)}\n`).join("")}options console=ttyS0\n`,
+    `linux /a/vmlinuz\n${one.layers.map((l) => `initrd /${layerPath(l.sha256)}\n`).join("")}options console=ttyS0 ramroot.slot=a\n`,
   );
   // An entry naming a layer the slot's manifest does not name is not bootable.
   const stray = { ...entry, initrd: [`/${layerPath(two.layers[1]!.sha256)}`] };

@@ -158,8 +158,10 @@ test("bad health inputs are refused naming the field, the value and what is acce
     /health\.timeoutSeconds: got 5; expected at least 10 seconds/,
   );
   expect(errorOf({ cmdline: "console=ttyS0 ramroot.trial=1" })).toMatch(
-    /cmdline: got "console=ttyS0 ramroot\.trial=1"; expected no ramroot\.image= or ramroot\.trial=/,
+    /cmdline: got "console=ttyS0 ramroot\.trial=1"; expected no ramroot\.image=, ramroot\.slot= or ramroot\.trial=/,
   );
+  // a user's ramroot.slot= would make the running slot read as the one it names
+  expect(errorOf({ cmdline: "ramroot.slot=b" })).toMatch(/cmdline: got "ramroot\.slot=b"; expected no ramroot\.image=/);
 });
 
 test("the health guard comes with health checks, in the default runlevel, its checks in the config's order", () => {
