@@ -126,13 +126,15 @@ export function trialCases(scheme: TwinScheme, opts: { arch?: Arch; cases?: read
   }
 
   /**
-   * The slot the running kernel came from: syslinux puts BOOT_IMAGE=/<slot>/vmlinuz on its command
-   * line, systemd-boot an initrd=\\<slot>\\initramfs for each initrd of the entry.
+   * The slot the running kernel came from: a layered slot's entry names it (ramroot.slot=<slot>:
+   * its initrds are the shared store's layers); else syslinux puts BOOT_IMAGE=/<slot>/vmlinuz on
+   * its command line, systemd-boot an initrd=\\<slot>\\initramfs for each initrd of the entry.
    */
   async function runningSlot(): Promise<string> {
     const cmdline = await onMachine("cat /proc/cmdline");
     const found =
-      scheme === "uefi" ? /(?:^|\s)initrd=\\([^\\\s]+)\\/.exec(cmdline) : /BOOT_IMAGE=\/([^/\s]+)\//.exec(cmdline);
+      /(?:^|\s)ramroot\.slot=(\S+)/.exec(cmdline) ??
+      (scheme === "uefi" ? /(?:^|\s)initrd=\\([^\\\s]+)\\/.exec(cmdline) : /BOOT_IMAGE=\/([^/\s]+)\//.exec(cmdline));
     return found?.[1] ?? "?";
   }
 
