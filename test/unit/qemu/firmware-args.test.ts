@@ -84,6 +84,11 @@ test("a UEFI twin: its machine, CPU and firmware from the arch table, its NVRAM 
   });
   expect(after(args, "-machine")).toEqual(["virt"]);
   expect(after(args, "-cpu")).toEqual(["max"]);
+  // A reset ends QEMU; the twin's loop power-cycles it (docs/machine-twin.md, "Resets").
+  expect(args).toContain("-no-reboot");
+  expect(twinArgs({ disk: "boot.img", data: "data.img", sshPort: 2222, serialLog: "serial.log" })).not.toContain(
+    "-no-reboot",
+  );
   expect(after(args, "-drive").slice(0, 2)).toEqual([
     "if=pflash,format=raw,unit=0,readonly=on,file=/usr/share/AAVMF/AAVMF_CODE.fd",
     "if=pflash,format=raw,unit=1,file=twin-vars.fd",
