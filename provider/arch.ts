@@ -132,7 +132,10 @@ const TABLE: Record<Arch, ArchInfo> = {
       binary: "qemu-system-aarch64",
       debianPackage: "qemu-system-arm",
       machine: "virt",
-      cpu: "max",
+      // The Ampere Altra's core (the seed's machine). Not `max`: its pointer authentication, which
+      // the kernel uses, costs TCG a QARMA computation per signed pointer (QEMU's own docs say
+      // so); Linux reached init in about 2 s here instead of 11-21 s, and AAVMF is faster too.
+      cpu: "neoverse-n1",
       console: "ttyAMA0",
       kernelArgs: [],
       powerCycleOnReset: true,
