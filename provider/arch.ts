@@ -133,8 +133,8 @@ const TABLE: Record<Arch, ArchInfo> = {
       debianPackage: "qemu-system-arm",
       machine: "virt",
       // The Ampere Altra's core (the seed's machine). Not `max`: its pointer authentication, which
-      // the kernel uses, costs TCG a QARMA computation per signed pointer (QEMU's own docs say
-      // so); Linux reached init in about 2 s here instead of 11-21 s, and AAVMF is faster too.
+      // the kernel uses, costs TCG a QARMA computation per signed pointer (why QEMU offers
+      // pauth-impdef); Linux reached init in about 2 s here instead of 11-21 s, AAVMF faster too.
       cpu: "neoverse-n1",
       console: "ttyAMA0",
       kernelArgs: [],
