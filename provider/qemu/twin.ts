@@ -100,6 +100,8 @@ export function twinArgs(opts: TwinOptions): string[] {
     "1",
     "-display",
     "none",
+    // A reset ends QEMU, and the power-cycle loop starts it again (powerCycleLoop).
+    ...(qemu.powerCycleOnReset ? ["-no-reboot"] : []),
     ...(opts.uefi ? firmwareArgs(arch, opts.uefi.varsFile) : []),
     // The boot disk first: SeaBIOS boots it (syslinux picks the slot), or UEFI firmware its ESP.
     "-drive",
@@ -146,7 +148,42 @@ export interface DetachedTwin {
   pidFile: string;
 }
 
-/** Starts the twin in the background (QEMU's -daemonize); the console goes to the serial log. */
+/**
+ * The shell loop that runs the QEMU of a twin whose resets are power cycles (the arch table's
+ * powerCycleOnReset; QEMU has -no-reboot): when QEMU ends by itself and the console since the
+ * firmware's last banner shows the kernel asking for a restart ("reboot: Restarting system", or
+ * a panic's "Rebooting in N seconds"), it starts QEMU again on the same disks and variable store,
+ * as a board's reset line cuts and restores power. Any other end (a poweroff, a QEMU error,
+ * Ctrl-A X) ends the loop with QEMU's status; SIGTERM ends QEMU, then the loop.
+ * Arguments: the serial log, then QEMU's binary and arguments.
+ */
+const POWER_CYCLE_LOOP = `log=$1; shift
+exec 3<&0 # a background job's stdin would be /dev/null; QEMU keeps the terminal's (runTwin)
+trap 'kill -TERM $q 2>/dev/null; wait $q; exit 143' TERM INT HUP
+while :; do
+  "$@" <&3 3<&- & q=$!
+  wait $q; rc=$?
+  [ $rc -eq 0 ] || exit $rc
+  awk '/UEFI firmware \\(/ { boot = "" } { boot = boot $0 "\\n" } END { printf "%s", boot }' "$log" |
+    grep -Eq 'reboot: Restarting system|Rebooting in [0-9]+ seconds' || exit 0
+  echo "[ramroot twin] the machine reset itself: power-cycling QEMU" >> "$log"
+done`;
+
+/** The command that runs QEMU with `args`: QEMU itself, or the power-cycle loop around it. */
+function qemuCommand(opts: TwinOptions, args: string[]): { file: string; args: string[] } {
+  const qemu = qemuOf(opts);
+  if (!qemu.powerCycleOnReset) return { file: qemu.binary, args };
+  return {
+    file: "sh",
+    args: ["-c", POWER_CYCLE_LOOP, "ramroot-twin", path.resolve(opts.serialLog), qemu.binary, ...args],
+  };
+}
+
+/**
+ * Starts the twin in the background, the console going to the serial log: QEMU's -daemonize, or,
+ * for a twin whose resets are power cycles, the power-cycle loop as a process of its own (the pid
+ * file names the loop; stopping it stops QEMU, and QEMU's own messages go to the serial log).
+ */
 export async function startTwin(opts: TwinOptions, pidFile: string): Promise<DetachedTwin> {
   await prepare(opts);
   if (fs.existsSync(pidFile)) {
@@ -157,19 +194,17 @@ export async function startTwin(opts: TwinOptions, pidFile: string): Promise<Det
   }
   fs.mkdirSync(path.dirname(path.resolve(opts.serialLog)), { recursive: true });
   fs.mkdirSync(path.dirname(path.resolve(pidFile)), { recursive: true });
-  const args = [
-    ...twinArgs(opts),
+  const console = [
     "-chardev",
     `file,id=console,path=${path.resolve(opts.serialLog)},append=on`,
     "-serial",
     "chardev:console",
     "-monitor",
     "none",
-    "-daemonize",
-    "-pidfile",
-    path.resolve(pidFile),
   ];
   const qemu = qemuOf(opts);
+  if (qemu.powerCycleOnReset) return startPowerCycled(opts, [...twinArgs(opts), ...console], pidFile);
+  const args = [...twinArgs(opts), ...console, "-daemonize", "-pidfile", path.resolve(pidFile)];
   try {
     await execa(qemu.binary, args, { stdin: "ignore" });
   } catch (err) {
@@ -181,6 +216,36 @@ export async function startTwin(opts: TwinOptions, pidFile: string): Promise<Det
     );
   }
   const pid = Number(fs.readFileSync(pidFile, "utf8").trim());
+  return { pid, pidFile };
+}
+
+/** The power-cycle loop, detached; a QEMU that fails at once (bad arguments, a missing binary) is reported. */
+async function startPowerCycled(opts: TwinOptions, args: string[], pidFile: string): Promise<DetachedTwin> {
+  const qemu = qemuOf(opts);
+  const serialLog = path.resolve(opts.serialLog);
+  const logFd = fs.openSync(serialLog, "a");
+  const before = fs.fstatSync(logFd).size;
+  const command = qemuCommand(opts, args);
+  const loop = spawn(command.file, command.args, { detached: true, stdio: ["ignore", logFd, logFd] });
+  fs.closeSync(logFd);
+  const pid = loop.pid;
+  if (pid === undefined) throw new HostError(`cannot start the twin's power-cycle loop (sh)`);
+  let exited: number | null = null;
+  loop.on("exit", (code) => (exited = code ?? 1));
+  loop.unref();
+  fs.writeFileSync(pidFile, `${pid}\n`);
+  // QEMU refuses bad arguments and missing files within a second; the firmware's first words take longer.
+  const deadline = Date.now() + 3000;
+  while (exited === null && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+  if (exited !== null) {
+    fs.rmSync(pidFile, { force: true });
+    const said = fs.readFileSync(serialLog, "utf8").slice(before).trim();
+    throw new HostError(
+      exited === 127
+        ? `cannot start ${qemu.binary} (install ${qemu.debianPackage})`
+        : `qemu failed (exit ${exited}): ${said || "no message"}`,
+    );
+  }
   return { pid, pidFile };
 }
 
@@ -198,7 +263,8 @@ export async function runTwin(opts: TwinOptions): Promise<number | null> {
     "chardev=console",
   ];
   const qemu = qemuOf(opts);
-  const child = spawn(qemu.binary, args, { stdio: "inherit" });
+  const command = qemuCommand(opts, args);
+  const child = spawn(command.file, command.args, { stdio: "inherit" });
   return new Promise((resolve, reject) => {
     child.on("error", (err) =>
       reject(new Error(`cannot start ${qemu.binary}: ${err.message} (install ${qemu.debianPackage})`)),
