@@ -9,6 +9,7 @@ module.exports = {
     "test/engine/ab-system.test.ts",
     "test/engine/lifecycle.test.ts",
     "test/engine/rollback-pin.test.ts",
+    "test/engine/secure-boot-system.test.ts",
     "test/engine/yaml-program.test.ts",
   ],
   // Engine tests that boot nothing but take a minute or more each (several previews and `pulumi up`
