@@ -3,6 +3,8 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { createDisk } from "../../provider/boot/disk-create";
 import { openTarget, type TargetSpec } from "../../provider/boot/target";
+import { inspectTarget } from "../../provider/boot/inspect";
+import { rollback } from "../../provider/deploy/rollback";
 import { mtools } from "../../provider/boot/mtools";
 import { bootQemu } from "../../provider/qemu/boot";
 import { ukiCmdline } from "../../provider/image/uki-cmdline";
@@ -10,6 +12,7 @@ import { ukiSignatureRefusal } from "../../provider/image/uki-signing";
 import { buildImageRepo, type ImageRepo } from "../fixtures/image-repo";
 import { step } from "../fixtures/scenario-step";
 import { machineStack, type EngineStack } from "./pulumi-harness";
+import { expectEspImport } from "./esp-import";
 import { expectNoKey, exportAsUser, stateText } from "./ssh-stack";
 import { secureBootKeyPair, snakeoil } from "../fixtures/secure-boot-keys";
 
@@ -41,6 +44,7 @@ image=$(sed -n 's/.*ramroot\\.image=\\([^ ]*\\).*/\\1/p' /proc/cmdline)
 echo "SB-MACHINE-UP image=$image"
 `;
 
+const espTarget = (): TargetSpec => ({ kind: "image", path: esp });
 const sha256 = (file: string) => crypto.createHash("sha256").update(fs.readFileSync(file)).digest("hex");
 
 function keyPair(name: string): { key: string; cert: string } {
@@ -217,4 +221,61 @@ test("secureBoot on an ESP: slot a holds signed UKIs with the entry's command li
     expect(preview.changeSummary.update ?? 0).toBe(0);
     expect(preview.changeSummary.create ?? 0).toBe(0);
   });
+
+  const second = await step("an edited image: up writes signed slot b, DEFAULT b", async () => {
+    fs.writeFileSync(path.join(overlay, "etc", "motd"), "second\n");
+    const up = await env.stack.up();
+    expect(up.outputs.activeSlot!.value).toBe("b");
+    for (const f of ["b/ramroot.efi", "b/ramroot-trial.efi"])
+      expect(await ukiSignatureRefusal(await fromEsp(f), certPem)).toBeUndefined();
+    return up.outputs.imageId!.value as string;
+  });
+
+  await step(
+    "slot a damaged: the preview names it, up rewrites it from the image cache with its UKIs signed again, the same bytes",
+    async () => {
+      const was = sha256(await fromEsp("a/ramroot-trial.efi"));
+      const junk = path.join(env.dir, "junk.efi");
+      fs.writeFileSync(junk, "not a UKI\n");
+      expect((await mtools("mcopy", esp, 1 << 20, ["-o", junk, "::/a/ramroot-trial.efi"])).exitCode).toBe(0);
+      expect((await inspectTarget(espTarget(), ["a", "b"])).slots.a?.consistent).toBe(false);
+      // Signed again, not copied: the slot UKIs made by the first up leave the image cache.
+      for (const dir of fs.globSync(path.join(env.dir, "images", "**", "slot-ukis")))
+        fs.rmSync(dir, { recursive: true, force: true });
+      const preview = await env.stack.preview({ diff: true });
+      expect(preview.stdout).toMatch(/machine-slot-a/);
+      expect(preview.stdout).not.toMatch(/not rewritten/);
+      expect(preview.changeSummary.update ?? 0).toBeGreaterThan(0);
+      const up = await env.stack.up();
+      expect(up.outputs.activeSlot!.value).toBe("b");
+      const after = await inspectTarget(espTarget(), ["a", "b"]);
+      expect(after.slots.a?.consistent).toBe(true);
+      expect(after.defaultLabel).toBe("b");
+      const trial = await fromEsp("a/ramroot-trial.efi");
+      expect(sha256(trial)).toBe(was);
+      expect(await ukiSignatureRefusal(trial, certPem)).toBeUndefined();
+      expectNoKey(stateText(env), keyPem);
+    },
+  );
+
+  await step("ramroot rollback: DEFAULT back to signed slot a, nothing copied, sbverify still passes", async () => {
+    const before = await inspectTarget(espTarget(), ["a", "b"]);
+    const result = await rollback(env.stack, espTarget());
+    expect(result.inSlot).toBe("a");
+    const after = await inspectTarget(espTarget(), ["a", "b"]);
+    expect(after.defaultLabel).toBe("a");
+    expect(after.slots.a?.manifest?.when).toBe(before.slots.a?.manifest?.when);
+    expect(after.slots.b?.manifest?.imageId).toBe(second);
+    expect(fs.readFileSync(await fromEsp("loader/entries/a.conf"), "utf8")).toMatch(/^efi \/a\/ramroot\.efi$/m);
+    for (const f of ["a/ramroot.efi", "a/ramroot-trial.efi"])
+      expect(await ukiSignatureRefusal(await fromEsp(f), certPem)).toBeUndefined();
+    expectNoKey(stateText(env), keyPem);
+  });
+
+  await step(
+    "import: another stack adopts the signed slots (their UKIs by hash) and the ESP's config, writing nothing",
+    async () => {
+      await expectEspImport("sb-import", espTarget(), "a", certPem);
+    },
+  );
 });
