@@ -19,7 +19,6 @@ module.exports = {
   // Secure Boot's signing are unit-tested in test/unit/boot and test/unit/image.
   slow: [
     "test/engine/ab-rule.test.ts",
-    "test/engine/secure-boot-system.test.ts",
     "test/engine/two-machines.test.ts",
     "test/engine/uefi-system.test.ts",
   ],
