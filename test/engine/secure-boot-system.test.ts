@@ -129,7 +129,7 @@ async function bootSecure(name: string, marker: string, tamper?: (copy: string) 
   });
 }
 
-test("secureBoot on an ESP: slot a holds signed UKIs with the entry's command line, the entry boots one with efi, the key is nowhere in the state; a wrong pair or a BIOS partition stops the preview", async () => {
+test("secureBoot on an ESP: signed UKIs in the slot, the key in no state, a wrong pair or a BIOS partition stops the preview; boots under OVMF with Secure Boot through the signed systemd-boot of disk create, a tampered UKI refused; a damaged signed slot rewritten, rollback, import", async () => {
   await step(
     "a key that is not the certificate's: the preview names secureBoot.privateKey, never the key",
     async () => {
