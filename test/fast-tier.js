@@ -9,6 +9,7 @@ module.exports = {
     "test/engine/ab-system.test.ts",
     "test/engine/lifecycle.test.ts",
     "test/engine/rollback-pin.test.ts",
+    "test/engine/secure-boot-system.test.ts",
     "test/engine/yaml-program.test.ts",
   ],
   // Engine tests that boot nothing but take a minute or more each (several previews and `pulumi up`
@@ -16,10 +17,5 @@ module.exports = {
   // minutes on 2 cores (366 s of jest with them on a quiet machine). What they cover beside the
   // tier: the A/B rule's whole table is test/unit/deploy/ab-decision, the UEFI scheme's entries and
   // Secure Boot's signing are unit-tested in test/unit/boot and test/unit/image.
-  slow: [
-    "test/engine/ab-rule.test.ts",
-    "test/engine/secure-boot-system.test.ts",
-    "test/engine/two-machines.test.ts",
-    "test/engine/uefi-system.test.ts",
-  ],
+  slow: ["test/engine/ab-rule.test.ts", "test/engine/two-machines.test.ts", "test/engine/uefi-system.test.ts"],
 };

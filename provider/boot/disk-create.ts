@@ -20,6 +20,13 @@ import { parseInput } from "../input-error";
 import { writeMbr } from "./mbr";
 import { FAT_EPOCH, mtools, mtoolsEnv } from "./mtools";
 import { FieldError, HostError, TargetError } from "../ramroot-error";
+import {
+  readUkiSigner,
+  signUki,
+  ukiSignatureRefusal,
+  type SecureBootInput,
+  type UkiSigner,
+} from "../image/uki-signing";
 
 /** syslinux's MBR boot code: loads the active partition's boot sector. */
 export const SYSLINUX_MBR = "/usr/lib/syslinux/mbr/mbr.bin";
@@ -43,6 +50,12 @@ export interface DiskCreateOptions {
   scheme?: "syslinux" | "uefi";
   /** with scheme "uefi": whose systemd-boot (default x86_64) */
   arch?: Arch;
+  /**
+   * with scheme "uefi": systemd-boot signed with this key (PEM text or a PEM file's path each), for
+   * firmware with Secure Boot on whose db holds the certificate. The key signs and is gone: only
+   * the signed binary is written.
+   */
+  secureBoot?: SecureBootInput;
   /** slot directories to create, e.g. ["a", "b"] */
   slots: string[];
   /** FAT volume id (32 bits); also the MBR disk signature. Default: a random one, so every disk has its own identity. */
@@ -87,6 +100,12 @@ const optionsSchema = z.strictObject({
   layout: z.enum(["mbr", "superfloppy"], 'expected "mbr" or "superfloppy"').optional(),
   scheme: z.enum(["syslinux", "uefi"], 'expected "syslinux" or "uefi"').optional(),
   arch: z.enum(ARCHES, `expected one of ${ARCHES.join(", ")}`).optional(),
+  secureBoot: z
+    .strictObject({
+      privateKey: z.string().min(1, "expected the private key's PEM file (--secure-boot-key)"),
+      certificate: z.string().min(1, "expected the certificate's PEM file (--secure-boot-cert)"),
+    })
+    .optional(),
   slots: z
     .array(
       z
@@ -137,6 +156,8 @@ interface Layout {
   volumeId: number;
   label: string;
   opts: Pick<DiskCreateOptions, "fatBits" | "slots" | "scheme" | "arch">;
+  /** with scheme "uefi": signs systemd-boot */
+  signer: UkiSigner | undefined;
 }
 
 /** mkfs.fat, syslinux, the MBR, the slot directories: the same steps for a new image file and for a device. */
@@ -178,7 +199,7 @@ async function layFat(l: Layout): Promise<12 | 16 | 32> {
   } finally {
     await fh.close();
   }
-  if (uefi) await installSystemdBoot(l.where, start * 512, l.opts.arch ?? "x86_64");
+  if (uefi) await installSystemdBoot(l.where, start * 512, l.opts.arch ?? "x86_64", l.signer);
   for (const slot of l.opts.slots) {
     const made = await mtools("mmd", l.where, start * 512, [`::/${slot}`]);
     if (made.exitCode !== 0) throw new TargetError(`creating slot directory ${slot} failed: ${made.stderr.trim()}`);
@@ -203,8 +224,15 @@ const FIRST_LOADER_CONF = "# written by ramroot: the default entry is what boots
  * systemd-boot on the new ESP: as EFI/BOOT/BOOT<arch>.EFI (what firmware boots from removable
  * media and from a disk with no boot entry) and as EFI/systemd/, with loader/entries/ and a
  * loader.conf. Copied with its package file's time (mcopy -m), so the same package makes the same bytes.
+ * With a signer, the copies are systemd-boot signed by sbsign, dated that same time (so the same
+ * package and key make the same bytes) and checked by sbverify against the certificate first.
  */
-async function installSystemdBoot(where: string, fatOffset: number, arch: Arch): Promise<void> {
+async function installSystemdBoot(
+  where: string,
+  fatOffset: number,
+  arch: Arch,
+  signer: UkiSigner | undefined,
+): Promise<void> {
   const info = archInfo(arch).uefi;
   const binary = path.join(SYSTEMD_BOOT_DIR, info.systemdBoot);
   if (!fs.existsSync(binary))
@@ -213,13 +241,14 @@ async function installSystemdBoot(where: string, fatOffset: number, arch: Arch):
     );
   const scratch = fs.mkdtempSync(path.join(os.tmpdir(), "ramroot-esp-"));
   try {
+    const loader = signer ? await signedSystemdBoot(binary, scratch, signer) : binary;
     const conf = path.join(scratch, "loader.conf");
     fs.writeFileSync(conf, FIRST_LOADER_CONF);
     fs.utimesSync(conf, FAT_EPOCH, FAT_EPOCH);
     for (const [cmd, args] of [
       ["mmd", ["::/EFI", "::/EFI/BOOT", "::/EFI/systemd", "::/loader", "::/loader/entries"]],
-      ["mcopy", ["-m", binary, `::/EFI/BOOT/${info.bootFile}`]],
-      ["mcopy", ["-m", binary, `::/EFI/systemd/${info.systemdBoot}`]],
+      ["mcopy", ["-m", loader, `::/EFI/BOOT/${info.bootFile}`]],
+      ["mcopy", ["-m", loader, `::/EFI/systemd/${info.systemdBoot}`]],
       ["mcopy", ["-m", conf, "::/loader/loader.conf"]],
     ] as const) {
       const done = await mtools(cmd, where, fatOffset, [...args]);
@@ -231,9 +260,34 @@ async function installSystemdBoot(where: string, fatOffset: number, arch: Arch):
   }
 }
 
+/** `binary` signed with `signer` into `dir`, with the package file's time, verified by sbverify. */
+async function signedSystemdBoot(binary: string, dir: string, signer: UkiSigner): Promise<string> {
+  const signed = path.join(dir, path.basename(binary));
+  const mtime = fs.statSync(binary).mtime;
+  await signUki(binary, signed, signer, Math.floor(mtime.getTime() / 1000), `systemd-boot (${binary})`);
+  const refusal = await ukiSignatureRefusal(signed, signer.certificate);
+  if (refusal !== undefined)
+    throw new HostError(
+      `secureBoot: systemd-boot signed by sbsign does not verify against the certificate: ${refusal}`,
+    );
+  fs.utimesSync(signed, mtime, mtime);
+  return signed;
+}
+
 function serialOf(volumeId: number): string {
   const hex = volumeId.toString(16).toUpperCase().padStart(8, "0");
   return `${hex.slice(0, 4)}-${hex.slice(4)}`;
+}
+
+/** The key and certificate that sign systemd-boot, read and checked before anything is written. */
+function secureBootSigner(opts: DiskCreateOptions): UkiSigner | undefined {
+  if (!opts.secureBoot) return undefined;
+  if (opts.scheme !== "uefi")
+    throw new FieldError(
+      "secureBoot",
+      `got a key for scheme "${opts.scheme ?? "syslinux"}"; Secure Boot signs systemd-boot on an EFI system partition: expected scheme "uefi" (--scheme uefi)`,
+    );
+  return readUkiSigner(opts.secureBoot, process.cwd());
 }
 
 /**
@@ -250,8 +304,9 @@ export async function createDisk(input: DiskCreateOptions): Promise<DiskCreateRe
   const output = path.resolve(opts.output);
   const volumeId = opts.volumeId ?? randomBytes(4).readUInt32LE(0);
   const label = opts.label ?? "RAMROOT";
+  const signer = secureBootSigner(opts);
   const device = blockDeviceAt(output);
-  if (device) return createOnDevice(opts, device, volumeId, label);
+  if (device) return createOnDevice(opts, device, volumeId, label, signer);
   // A mistyped device name would otherwise become a file of --size MiB in /dev (in RAM).
   if (output.startsWith("/dev/"))
     throw new FieldError(
@@ -275,7 +330,7 @@ export async function createDisk(input: DiskCreateOptions): Promise<DiskCreateRe
     const fh = await fs.promises.open(temp, "wx", 0o644);
     await fh.truncate(totalSectors * 512);
     await fh.close();
-    fatBits = await layFat({ where: temp, layout, totalSectors, wholeDevice: false, volumeId, label, opts });
+    fatBits = await layFat({ where: temp, layout, totalSectors, wholeDevice: false, volumeId, label, opts, signer });
     await renameDurably(temp, output);
   } catch (err) {
     await fs.promises.rm(temp, { force: true });
@@ -312,6 +367,7 @@ async function createOnDevice(
   device: BlockDevice,
   volumeId: number,
   label: string,
+  signer: UkiSigner | undefined,
 ): Promise<DiskCreateResult> {
   const shown = describeBlockDevice(device);
   if (device.partition && opts.layout === "mbr")
@@ -348,6 +404,7 @@ async function createOnDevice(
     volumeId,
     label,
     opts,
+    signer,
   });
   const notes: string[] = [];
   if (!device.partition) {

@@ -138,6 +138,11 @@ export function registerBootCommands(program: Command): void {
       "syslinux (BIOS, the default) or uefi (an EFI system partition with systemd-boot from Debian's systemd-boot-efi)",
     )
     .option("--arch <arch>", "with --scheme uefi: whose systemd-boot, x86_64 (default) or aarch64")
+    .option(
+      "--secure-boot-key <file>",
+      "with --scheme uefi and --secure-boot-cert: sign systemd-boot with this RSA private key (PEM), for firmware with Secure Boot on",
+    )
+    .option("--secure-boot-cert <file>", "the certificate (PEM) of --secure-boot-key, the one the firmware's db holds")
     .option("--slots <names>", "comma-separated slot directories", "a,b")
     .option("--volume-id <hex>", "FAT volume id and MBR disk signature (8 hex digits; default: a random one)")
     .option("--label <label>", "FAT volume label")
@@ -151,6 +156,8 @@ export function registerBootCommands(program: Command): void {
           layout?: string;
           scheme?: string;
           arch?: string;
+          secureBootKey?: string;
+          secureBootCert?: string;
           slots: string;
           volumeId?: string;
           label?: string;
@@ -166,6 +173,11 @@ export function registerBootCommands(program: Command): void {
           );
         if (flags.volumeId !== undefined && !/^[0-9a-fA-F]{1,8}$/.test(flags.volumeId))
           throw new FieldError("--volume-id", `got "${flags.volumeId}"; expected up to 8 hex digits`);
+        if ((flags.secureBootKey === undefined) !== (flags.secureBootCert === undefined))
+          throw new FieldError(
+            flags.secureBootKey === undefined ? "--secure-boot-key" : "--secure-boot-cert",
+            "got nothing; expected both --secure-boot-key and --secure-boot-cert (the key and its certificate), or neither",
+          );
         const sizeMiB = int(flags.size, "--size");
         const opts = parseDiskCreateOptions({
           output: out,
@@ -173,6 +185,9 @@ export function registerBootCommands(program: Command): void {
           ...(flags.layout !== undefined ? { layout: flags.layout } : {}),
           ...(flags.scheme !== undefined ? { scheme: flags.scheme } : {}),
           ...(flags.arch !== undefined ? { arch: flags.arch } : {}),
+          ...(flags.secureBootKey !== undefined && flags.secureBootCert !== undefined
+            ? { secureBoot: { privateKey: flags.secureBootKey, certificate: flags.secureBootCert } }
+            : {}),
           slots: flags.slots.split(",").filter((s) => s !== ""),
           ...(flags.volumeId !== undefined ? { volumeId: Number.parseInt(flags.volumeId, 16) } : {}),
           ...(flags.label !== undefined ? { label: flags.label } : {}),

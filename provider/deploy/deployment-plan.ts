@@ -46,6 +46,11 @@ export interface KeptSlot {
   layers?: { sha256: string }[];
   /** damaged, not booted now, and its image is in the cache: rewrite it from there */
   from?: ImageFiles;
+  /**
+   * the slot boots signed UKIs (Secure Boot): `files` names them, or, with `from`, they are
+   * made again from `from.uki` with the program's key, as for a written slot
+   */
+  signed: boolean;
 }
 
 export interface DeploymentPlan {
@@ -81,6 +86,8 @@ export interface DeploymentInput {
   /** the image config, paths absolute */
   image: ImageConfig;
   pin?: Pin;
+  /** the program gives a Secure Boot key (AbSystem secureBoot): a damaged signed slot can be signed again */
+  signsSlots?: boolean;
   /** try an image again in a slot where its trial failed (RAMROOT_RETRY_TRIAL=1) */
   retryFailedTrial?: boolean;
   /** what relative paths are relative to (the project directory) */
@@ -149,15 +156,17 @@ export async function planDeployment(input: DeploymentInput): Promise<Deployment
     const held = state.slots[slot]!;
     const manifest = held.manifest!;
     let from: ImageFiles | undefined;
-    if (decision.repair.includes(slot) && manifest.files.uki !== undefined)
-      // Its signed UKIs are made for the slot an update writes, with the key: a copy from the
-      // image cache would leave an entry Secure Boot refuses. Said, not done.
+    const signed = manifest.files.uki !== undefined;
+    if (decision.repair.includes(slot) && signed && input.signsSlots !== true)
+      // Its UKIs are signed with the key, which only the program gives: a copy without them
+      // would leave an entry Secure Boot refuses. Said, not done.
       notes.push(
-        `slot ${slot}: its files no longer match its manifest, and it holds Secure Boot UKIs, which are made only for the slot an update writes: it is not rewritten from the image cache; deploy image ${short(manifest.imageId)} again to rewrite it`,
+        `slot ${slot}: its files no longer match its manifest, and it holds Secure Boot UKIs, which only the secureBoot key can sign again: it is not rewritten; give secureBoot to rewrite it from the image cache`,
       );
     else if (decision.repair.includes(slot)) {
       const cached = await cachedImage({ planId: manifest.planId });
-      if (cached && cached.imageId === manifest.imageId) from = filesOf(cached);
+      // A signed slot's UKIs are made from the image's UKI: a cached image without one cannot repair it.
+      if (cached && cached.imageId === manifest.imageId && (!signed || cached.uki)) from = filesOf(cached);
       else
         notes.push(
           `slot ${slot}: its files no longer match its manifest and image ${short(manifest.imageId)} is not in the local image cache to rewrite it`,
@@ -178,6 +187,7 @@ export async function planDeployment(input: DeploymentInput): Promise<Deployment
       microcode: from ? from.microcode !== undefined : held.files.microcode !== undefined,
       ...layersOf(from ? recordedLayersOf(from.initramfs.path) : manifest.layers),
       ...(from ? { from } : {}),
+      signed,
     });
   }
 

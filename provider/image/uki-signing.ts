@@ -143,8 +143,17 @@ function toolMessage(output: string): string {
     .join("; ");
 }
 
-/** `unsigned` signed with `signer` into `out`, the signature dated `epoch` (seconds since 1970). */
-export async function signUki(unsigned: string, out: string, signer: UkiSigner, epoch: number): Promise<void> {
+/**
+ * `unsigned` (a UKI, or any EFI binary such as systemd-boot: `what` names it in errors) signed with
+ * `signer` into `out`, the signature dated `epoch` (seconds since 1970).
+ */
+export async function signUki(
+  unsigned: string,
+  out: string,
+  signer: UkiSigner,
+  epoch: number,
+  what = "the UKI",
+): Promise<void> {
   const time = new Date(epoch * 1000)
     .toISOString()
     .replace("T", " ")
@@ -168,7 +177,7 @@ export async function signUki(unsigned: string, out: string, signer: UkiSigner, 
   if (run.code !== 0 || !fs.existsSync(out))
     throw new FieldError(
       "secureBoot",
-      `sbsign could not sign the UKI: ${toolMessage(run.output) || `exit ${run.code}`}`,
+      `sbsign could not sign ${what}: ${toolMessage(run.output) || `exit ${run.code}`}`,
     );
 }
 

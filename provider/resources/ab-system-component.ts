@@ -155,9 +155,28 @@ export class AbSystemComponent extends pulumi.ComponentResource {
     const entries: EntryInputs[] = [];
     const written: pulumi.Resource[] = [];
 
+    // Secure Boot: a slot's signed UKIs, the entry's command line baked in (made here, where the
+    // key is; the slot gets their paths and hashes, and the certificate sbverify checks them with).
+    const signer = inputs.secureBoot;
+    const signedUkis = (imageId: string, a: ImageFiles | undefined): Promise<SignedUkis | undefined> =>
+      signer && a?.uki
+        ? cachedSlotUkis(a.uki, {
+            arch: inputs.image.arch,
+            cmdline: appendFor(imageId),
+            signer,
+            epoch: inputs.image.epoch,
+          })
+        : Promise.resolve(undefined);
+    const withUkis = (files: SlotFiles, u: SignedUkis | undefined, pick: "sha256" | "path"): SlotFiles =>
+      u ? { ...files, uki: u.uki[pick], trialUki: u.trialUki[pick] } : files;
+    const certificate = signer ? { certificate: signer.certificate } : {};
+
     // Slots that keep what they hold are declared as they are, so nothing is copied to them;
-    // a damaged one that is not booted now is rewritten from the image cache.
+    // a damaged one that is not booted now is rewritten from the image cache (a signed one's
+    // UKIs signed again with the program's key, as for a written slot).
     for (const kept of plan.kept) {
+      const from = kept.from;
+      const resigned = from && kept.signed ? pulumi.output(signedUkis(kept.imageId, from)) : undefined;
       slots[kept.slot] = new BootSlot(
         `${name}-slot-${kept.slot}`,
         {
@@ -165,21 +184,26 @@ export class AbSystemComponent extends pulumi.ComponentResource {
           slot: kept.slot,
           imageId: kept.imageId,
           planId: kept.planId,
-          files: kept.files,
-          ...(kept.from ? { sources: pathsOf(kept.from) } : {}),
+          files: resigned ? resigned.apply((u) => withUkis(kept.files, u, "sha256")) : kept.files,
+          ...(from
+            ? {
+                sources: resigned ? resigned.apply((u) => withUkis(pathsOf(from), u, "path")) : pathsOf(from),
+                ...(resigned ? certificate : {}),
+              }
+            : {}),
           ...(kept.packages ? { packages: kept.packages } : {}),
           ...wipe,
         },
         parent,
       );
-      if (kept.from) written.push(slots[kept.slot]!);
+      if (from) written.push(slots[kept.slot]!);
       entries.push(
         entryInputs(
           kept.slot,
           pulumi.output(
             slotEntry(kept.slot, {
               microcode: kept.microcode,
-              uki: kept.files.uki !== undefined,
+              uki: kept.signed,
               layers: kept.layers,
               append: appendFor(kept.imageId),
               menuLabel: menuLabel(kept.imageId),
@@ -208,23 +232,9 @@ export class AbSystemComponent extends pulumi.ComponentResource {
             artifacts: image.artifacts.apply((a): ImageFiles | undefined => a),
             packages: image.lock,
           };
-      // Secure Boot: the slot's signed UKIs, the entry's command line baked in (made here, where
-      // the key is; the slot gets their paths and hashes, and the certificate sbverify checks them with).
-      const signer = inputs.secureBoot;
       const ukis: pulumi.Output<SignedUkis | undefined> = pulumi
         .all([source.imageId, source.artifacts])
-        .apply(async ([imageId, a]): Promise<SignedUkis | undefined> =>
-          signer && a?.uki
-            ? cachedSlotUkis(a.uki, {
-                arch: inputs.image.arch,
-                cmdline: appendFor(imageId),
-                signer,
-                epoch: inputs.image.epoch,
-              })
-            : undefined,
-        );
-      const withUkis = (files: SlotFiles, u: SignedUkis | undefined, pick: "sha256" | "path"): SlotFiles =>
-        u ? { ...files, uki: u.uki[pick], trialUki: u.trialUki[pick] } : files;
+        .apply(([imageId, a]) => signedUkis(imageId, a));
       slots[slot] = new BootSlot(
         `${name}-slot-${slot}`,
         {
@@ -236,7 +246,7 @@ export class AbSystemComponent extends pulumi.ComponentResource {
           sources: pulumi
             .all([source.artifacts, ukis])
             .apply(([a, u]) => withUkis(pathsOf(a), u as SignedUkis, "path")),
-          ...(signer ? { certificate: signer.certificate } : {}),
+          ...certificate,
           packages: source.packages,
           ...wipe,
         },
@@ -358,6 +368,7 @@ async function prepare(
     slots: inputs.slots,
     image: inputs.image,
     ...(pin ? { pin } : {}),
+    signsSlots: inputs.secureBoot !== undefined,
     retryFailedTrial: process.env.RAMROOT_RETRY_TRIAL === "1",
     baseDir,
   });

@@ -13,10 +13,10 @@ import * as path from "node:path";
 import { planImage } from "../../provider/image/plan";
 import { buildImage } from "../../provider/image/build";
 import { readPeHeader } from "../../provider/image/uki";
-import { execFileSync } from "node:child_process";
 import { bootQemu } from "../../provider/qemu/boot";
 import { buildImageRepo, type ImageRepo } from "../fixtures/image-repo";
 import { makeEspDisk } from "../fixtures/esp-disk";
+import { snakeoil } from "../fixtures/secure-boot-keys";
 
 jest.setTimeout(900_000);
 
@@ -90,21 +90,11 @@ test("an image as a UKI: same bytes from two directories, boots from an ESP unde
   expect(result.found).toBe(true);
 });
 
-// Debian's ovmf: a variable store with Secure Boot on and its "snakeoil" certificate in PK, KEK
-// and db, the key beside it (passphrase "snakeoil", README.Debian). Not our own key enrolled:
-// ramroot does not change a firmware's keys; this is a firmware that trusts a key we hold.
-const SNAKEOIL = {
-  vars: "/usr/share/OVMF/OVMF_VARS_4M.snakeoil.fd",
-  key: "/usr/share/ovmf/PkKek-1-snakeoil.key",
-  cert: "/usr/share/ovmf/PkKek-1-snakeoil.pem",
-};
-
 test("Secure Boot on (OVMF, snakeoil db): the UKI signed with secureBoot boots to its marker; the same image unsigned is refused", async () => {
   const dir = project(path.join(work, "sb"));
   const config = ukiConfig();
-  const privateKey = execFileSync("openssl", ["pkey", "-in", SNAKEOIL.key, "-passin", "pass:snakeoil"], {
-    encoding: "utf8",
-  });
+  const SNAKEOIL = snakeoil();
+  const privateKey = SNAKEOIL.key;
   const cacheDir = path.join(work, "cache-sb");
   const signed = await buildImage(
     await planImage({ ...config, secureBoot: { privateKey, certificate: SNAKEOIL.cert } }, { baseDir: dir }),

@@ -6,11 +6,10 @@ import { inspectTarget } from "../../provider/boot/inspect";
 import { openTarget, type TargetSpec } from "../../provider/boot/target";
 import { readLoaderConfig } from "../../provider/boot/schemes/uefi/loader-config";
 import { rollback } from "../../provider/deploy/rollback";
-import { formatTargetId } from "../../provider/resources/target-id";
-import { BootSlot, SyslinuxConfig } from "../../components/resources";
 import { buildImageRepo, type ImageRepo } from "../fixtures/image-repo";
 import { step } from "../fixtures/scenario-step";
-import { engineStack, machineStack, type EngineStack } from "./pulumi-harness";
+import { machineStack, type EngineStack } from "./pulumi-harness";
+import { expectEspImport } from "./esp-import";
 
 // An AbSystem on an EFI system partition (`ramroot disk create --scheme uefi`: systemd-boot,
 // loader.conf and Type #1 entries), through the real pulumi engine and provider plugin: up, an
@@ -150,51 +149,6 @@ test("an AbSystem on an ESP: up writes entry a, an edit previews entry b and the
   });
 
   await step("import: another stack adopts the ESP's config and slots by their ids, writing nothing", async () => {
-    const held = await inspectTarget(target(), ["a", "b"]);
-    const spec = held.config!.spec;
-    const id = formatTargetId(target());
-    let importing = true;
-    const adopt = await engineStack("uefi-import", async () => {
-      const slots = ["a", "b"].map((slot) => {
-        const m = held.slots[slot]!.manifest!;
-        return new BootSlot(
-          `slot-${slot}`,
-          {
-            target: target(),
-            slot,
-            imageId: m.imageId,
-            planId: m.planId,
-            files: { kernel: m.files.kernel!.sha256, initramfs: m.files.initramfs!.sha256 },
-          },
-          importing ? { import: `${id}#${slot}` } : {},
-        );
-      });
-      const config = new SyslinuxConfig(
-        "boot",
-        {
-          target: target(),
-          scheme: "uefi",
-          defaultLabel: spec.defaultLabel,
-          timeout: spec.timeout,
-          entries: spec.entries,
-        },
-        { dependsOn: slots, ...(importing ? { import: id } : {}) },
-      );
-      return { default: config.activeDefault, scheme: config.scheme };
-    });
-    try {
-      const before = sha256(disk);
-      const up = await adopt.stack.up();
-      expect(up.summary.resourceChanges?.import).toBe(3);
-      expect(up.outputs.default!.value).toBe("a");
-      expect(up.outputs.scheme!.value).toBe("uefi");
-      expect(sha256(disk)).toBe(before);
-      importing = false;
-      const preview = await adopt.stack.preview({ diff: true });
-      expect(preview.changeSummary.update ?? 0).toBe(0);
-      expect(preview.changeSummary.same).toBe(4);
-    } finally {
-      await adopt.cleanup();
-    }
+    await expectEspImport("uefi-import", target(), "a");
   });
 });
