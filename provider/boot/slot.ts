@@ -143,7 +143,8 @@ export interface WriteSlotOptions {
  * layered slot's (from the image it receives, or a kept slot's manifest); its initrds are the
  * microcode, then each layer in order, instead of `<slot>/initramfs`, and its command line names
  * the slot (`ramroot.slot=`): the layers' paths name the shared store, and systemd-boot tells the
- * kernel its entry only through those paths (booted-slot.ts).
+ * kernel its entry only through those paths (booted-slot.ts). A UKI's entry (Secure Boot) names it
+ * too: the command line baked into the UKI is the only one its kernel gets.
  */
 export function slotEntry(
   slot: string,
@@ -163,7 +164,7 @@ export function slotEntry(
       ...(opts.menuLabel !== undefined ? { menuLabel: opts.menuLabel } : {}),
       kernel: `/${slot}/${SLOT_FILES.uki}`,
       initrd: [],
-      append: opts.append,
+      append: namingSlot(slot, opts.append),
     };
   const layered = opts.layers !== undefined && opts.layers.length > 0;
   const initramfs = layered ? opts.layers!.map((l) => `/${layerPath(l.sha256)}`) : [`/${slot}/${SLOT_FILES.initramfs}`];
@@ -172,8 +173,16 @@ export function slotEntry(
     ...(opts.menuLabel !== undefined ? { menuLabel: opts.menuLabel } : {}),
     kernel: `/${slot}/${SLOT_FILES.kernel}`,
     initrd: [...(opts.microcode ? [`/${slot}/${SLOT_FILES.microcode}`] : []), ...initramfs],
-    append: layered ? `${opts.append} ${SLOT_PARAMETER}=${slot}`.trim() : opts.append,
+    append: layered ? namingSlot(slot, opts.append) : opts.append,
   };
+}
+
+/**
+ * A command line that names the slot it boots (`ramroot.slot=`), for an entry no boot loader mark
+ * names it in: a layered slot's, a UKI's. The UKIs signed for a slot bake in this same line.
+ */
+export function namingSlot(slot: string, append: string): string {
+  return `${append} ${SLOT_PARAMETER}=${slot}`.trim();
 }
 
 /** The slot directory a boot path points into ("/a/vmlinuz" -> "a"), resolved against the config's directory. */

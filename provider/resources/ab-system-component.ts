@@ -5,7 +5,7 @@
  * no decision of its own. Its outputs describe one image: the one DEFAULT boots.
  */
 import * as pulumi from "../../components/pulumi-sdk";
-import { slotEntry } from "../boot/slot";
+import { namingSlot, slotEntry } from "../boot/slot";
 import { describeHolder, LeaseHeldError } from "../boot/lease";
 import type { SyslinuxEntry } from "../boot/schemes/syslinux/config";
 import { imageParameter } from "../machine/image-id";
@@ -158,11 +158,11 @@ export class AbSystemComponent extends pulumi.ComponentResource {
     // Secure Boot: a slot's signed UKIs, the entry's command line baked in (made here, where the
     // key is; the slot gets their paths and hashes, and the certificate sbverify checks them with).
     const signer = inputs.secureBoot;
-    const signedUkis = (imageId: string, a: ImageFiles | undefined): Promise<SignedUkis | undefined> =>
+    const signedUkis = (slot: string, imageId: string, a: ImageFiles | undefined): Promise<SignedUkis | undefined> =>
       signer && a?.uki
         ? cachedSlotUkis(a.uki, {
             arch: inputs.image.arch,
-            cmdline: appendFor(imageId),
+            cmdline: namingSlot(slot, appendFor(imageId)),
             signer,
             epoch: inputs.image.epoch,
           })
@@ -176,7 +176,7 @@ export class AbSystemComponent extends pulumi.ComponentResource {
     // UKIs signed again with the program's key, as for a written slot).
     for (const kept of plan.kept) {
       const from = kept.from;
-      const resigned = from && kept.signed ? pulumi.output(signedUkis(kept.imageId, from)) : undefined;
+      const resigned = from && kept.signed ? pulumi.output(signedUkis(kept.slot, kept.imageId, from)) : undefined;
       slots[kept.slot] = new BootSlot(
         `${name}-slot-${kept.slot}`,
         {
@@ -234,7 +234,7 @@ export class AbSystemComponent extends pulumi.ComponentResource {
           };
       const ukis: pulumi.Output<SignedUkis | undefined> = pulumi
         .all([source.imageId, source.artifacts])
-        .apply(([imageId, a]) => signedUkis(imageId, a));
+        .apply(([imageId, a]) => signedUkis(slot, imageId, a));
       slots[slot] = new BootSlot(
         `${name}-slot-${slot}`,
         {

@@ -18,10 +18,12 @@ import {
 test("a UKI entry is `efi /<slot>/ramroot.efi`; its trial boots ramroot-trial.efi with ramroot.trial=1; written and read back the same", async () => {
   const append = "rdinit=/sbin/init console=ttyS0 ramroot.image=abc panic=10";
   const a = slotEntry("a", { microcode: true, append, menuLabel: "ramroot abc", uki: true });
-  expect(a).toEqual({ label: "a", menuLabel: "ramroot abc", kernel: "/a/ramroot.efi", initrd: [], append });
+  // the slot on the command line: the UKI's baked one is all its kernel gets (no loader mark names the slot)
+  const named = `${append} ramroot.slot=a`;
+  expect(a).toEqual({ label: "a", menuLabel: "ramroot abc", kernel: "/a/ramroot.efi", initrd: [], append: named });
   const trial = trialEntry(a);
   expect(trial.kernel).toBe("/a/ramroot-trial.efi");
-  expect(trial.append).toBe(`${append} ramroot.trial=1`);
+  expect(trial.append).toBe(`${named} ramroot.trial=1`);
   // A kernel entry's trial keeps its kernel.
   expect(trialEntry(slotEntry("b", { microcode: false, append })).kernel).toBe("/b/vmlinuz");
 
