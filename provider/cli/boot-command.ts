@@ -5,7 +5,7 @@ import { schemeOf } from "../boot/schemes/registry";
 import { promote, switchBootConfig } from "../boot/switch-config";
 import { withLease, type Lease } from "../boot/lease";
 import { assertLabelBootable, readSlot, slotEntry } from "../boot/slot";
-import { layersOfSizes } from "../boot/layer-store";
+import { layersOfSizes, schemeKeepsLayers } from "../boot/layer-store";
 import { writeSlotChecked } from "../deploy/slot-guard";
 import { openTarget, parseTargetSpec, type BootTarget, type TargetSpec } from "../boot/target";
 import { openStack, stackTarget } from "./stack-command";
@@ -99,12 +99,15 @@ async function withWriteTarget<T>(
   flags: TargetFlags,
   what: string,
   use: (target: BootTarget, lease: Lease) => Promise<T>,
+  /** a check of the target before its lease is taken: a refusal leaves it as it was */
+  check?: (target: BootTarget) => Promise<void>,
 ): Promise<T> {
-  return withTarget(flags, (target) =>
-    withLease(target, { owner: `ramroot ${what}`, log: (m) => process.stderr.write(`${m}\n`) }, (lease) =>
+  return withTarget(flags, async (target) => {
+    await check?.(target);
+    return withLease(target, { owner: `ramroot ${what}`, log: (m) => process.stderr.write(`${m}\n`) }, (lease) =>
       use(target, lease),
-    ),
-  );
+    );
+  });
 }
 
 /** Refuses to make `label` DEFAULT or boot-once unless its files are there and match their slot's manifest. */
@@ -219,26 +222,39 @@ export function registerBootCommands(program: Command): void {
               flags.initramfs,
               flags.layerSizes.split(",").map((n) => (/^\d+$/.test(n.trim()) ? Number(n) : NaN)),
             );
-      await withWriteTarget(flags, `slot write --slot ${flags.slot}`, async (target, lease) => {
-        const files = {
-          kernel: flags.kernel,
-          initramfs: flags.initramfs,
-          ...(flags.microcode !== undefined ? { microcode: flags.microcode } : {}),
-        };
-        print(
-          await writeSlotChecked(
-            target,
-            {
-              slot: flags.slot,
-              files,
-              ...(layers ? { layers } : {}),
-              manifest: { imageId: flags.imageId, planId: flags.planId },
-              beforeCommit: () => lease.assertHeld(target),
-            },
-            (m) => process.stderr.write(`${m}\n`),
-          ),
-        );
-      });
+      await withWriteTarget(
+        flags,
+        `slot write --slot ${flags.slot}`,
+        async (target, lease) => {
+          const files = {
+            kernel: flags.kernel,
+            initramfs: flags.initramfs,
+            ...(flags.microcode !== undefined ? { microcode: flags.microcode } : {}),
+          };
+          print(
+            await writeSlotChecked(
+              target,
+              {
+                slot: flags.slot,
+                files,
+                ...(layers ? { layers } : {}),
+                manifest: { imageId: flags.imageId, planId: flags.planId },
+                beforeCommit: () => lease.assertHeld(target),
+              },
+              (m) => process.stderr.write(`${m}\n`),
+            ),
+          );
+        },
+        async (target) => {
+          const scheme = layers ? (await schemeOf(target)).name : undefined;
+          if (layers && !schemeKeepsLayers(scheme))
+            throw new FieldError(
+              "--layer-sizes",
+              `got ${flags.layerSizes}, but ${target.describe()} boots with scheme ${scheme}, whose slots keep their initramfs whole (an ESP: systemd-boot names the booted entry only by its initrd paths); expected no --layer-sizes there`,
+              "drop --layer-sizes: the initramfs goes whole into <slot>/initramfs",
+            );
+        },
+      );
     },
   );
   addTargetOptions(

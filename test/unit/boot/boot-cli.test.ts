@@ -114,3 +114,23 @@ test("disk create, slot write, syslinux write/once/clear-once/set-default, throu
   await ramroot("disk", "create", "--size", "16", "--force", image);
   expect(await ramroot("slot", "show", "--image", image, "--slot", "b")).toEqual({ slot: "b", empty: true });
 });
+
+test("slot write --layer-sizes on an EFI system partition is refused, naming the flag; nothing is written", async () => {
+  const esp = path.join(dir, "esp");
+  fs.mkdirSync(path.join(esp, "loader"), { recursive: true });
+  fs.writeFileSync(path.join(esp, "loader", "loader.conf"), "timeout 0\n");
+  const kernel = path.join(dir, "esp-kernel");
+  const initramfs = path.join(dir, "esp-initramfs");
+  fs.writeFileSync(kernel, "kernel bytes");
+  fs.writeFileSync(initramfs, Buffer.concat([Buffer.alloc(100, 1), Buffer.alloc(50, 2)]));
+  const before = fs.readdirSync(esp).sort();
+  const write = (...more: string[]) =>
+    ramroot("slot", "write", "--dir", esp, "--slot", "a", "--kernel", kernel, "--initramfs", initramfs, ...more);
+  await expect(write("--layer-sizes", "100,50")).rejects.toThrow(
+    /^--layer-sizes: got 100,50, but .* boots with scheme uefi, whose slots keep their initramfs whole/,
+  );
+  expect(fs.readdirSync(esp).sort()).toEqual(before);
+  // Without the flag the slot is written whole.
+  expect(((await write()) as { consistent: boolean }).consistent).toBe(true);
+  expect(fs.readdirSync(path.join(esp, "a")).sort()).toEqual(["initramfs", "manifest.json", "vmlinuz"]);
+});
