@@ -315,7 +315,8 @@ export async function writeSlot(target: BootTarget, input: WriteSlotOptions): Pr
       throw new FieldError(`files.${role}`, `got ${JSON.stringify(file)}; the file does not exist`);
   }
   // Leftovers of an interrupted write are not part of the slot.
-  for (const name of await target.list(opts.slot)) {
+  const before = await target.list(opts.slot);
+  for (const name of before) {
     if (name.endsWith(STAGED) || isTempName(name)) await target.remove(slotPath(opts.slot, name));
   }
   const records: Partial<Record<SlotFileRole, SlotFileRecord>> = {};
@@ -371,8 +372,10 @@ export async function writeSlot(target: BootTarget, input: WriteSlotOptions): Pr
         `${target.describe()}: ${record.path} hashes to ${now[i] ?? "(missing)"} after the rename, expected ${record.sha256}`,
       );
   }
+  // What the slot held and this write does not (a whole initramfs where layers go now): removed.
+  const had = new Set(before.map((n) => n.toLowerCase()));
   for (const role of Object.keys(SLOT_FILES) as SlotFileRole[]) {
-    if (!roles.includes(role)) await target.remove(slotPath(opts.slot, SLOT_FILES[role]));
+    if (!roles.includes(role) && had.has(SLOT_FILES[role])) await target.remove(slotPath(opts.slot, SLOT_FILES[role]));
   }
   const manifest: SlotManifest = {
     slot: opts.slot,
