@@ -163,7 +163,9 @@ export async function hashWithLayers(
 ): Promise<{ files: (string | undefined)[]; layers: (string | undefined)[] }> {
   const known = hashedLayers.get(target);
   const unhashed = [...new Set(layerRels.filter((rel) => known?.get(rel.toLowerCase()) === undefined))];
-  const hashed = await hashFiles(target, [...files, ...unhashed]);
+  const all = [...files, ...unhashed];
+  // Nothing to read: no look at all (a round trip over ssh).
+  const hashed = all.length === 0 ? [] : await hashFiles(target, all);
   unhashed.forEach((rel, i) => {
     const sha256 = hashed[files.length + i];
     if (sha256 !== undefined) rememberLayerHash(target, rel, sha256);
