@@ -1,7 +1,7 @@
 /**
  * `npm run bench` (through bench/run.sh): makes the workload once, runs every benchmark and
  * rewrites bench/RESULTS.md (and bench/results.json with every sample). BENCH_ONLY picks
- * sections (cpio,compress,build,install,preview,boot,rebuild,compression,deploy,demo-loop); a partial run writes
+ * sections (cpio,compress,build,install,preview,boot,rebuild,compression,deploy,layer-deploy,layer-boot,demo-loop); a partial run writes
  * RESULTS.partial.md, or with BENCH_MERGE=1 replaces those sections in RESULTS.md.
  */
 import * as fs from "node:fs";
@@ -20,6 +20,7 @@ import { benchRebuild } from "./rebuild-bench";
 import { benchCompression } from "./compression-bench";
 import { benchDeploy } from "./deploy-bench";
 import { benchDemoLoop } from "./demo-loop-bench";
+import { benchLayerBoot } from "./layer-boot-bench";
 import { benchLayerDeploy } from "./layer-deploy-bench";
 import type { BenchContext, SectionResult } from "./section";
 
@@ -34,6 +35,7 @@ const SECTIONS = [
   "compression",
   "deploy",
   "layer-deploy",
+  "layer-boot",
   "demo-loop",
 ] as const;
 type SectionId = (typeof SECTIONS)[number];
@@ -118,6 +120,7 @@ async function main(): Promise<void> {
       compression: () => benchCompression(w, ctx),
       deploy: () => benchDeploy(ctx),
       "layer-deploy": () => benchLayerDeploy(w, ctx),
+      "layer-boot": () => benchLayerBoot(w, ctx),
       "demo-loop": () => benchDemoLoop(ctx, repoRoot),
     };
     for (const id of only) {

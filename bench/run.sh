@@ -2,7 +2,7 @@
 # `npm run bench`: compiles the sources with the benchmarks into a private directory (so the
 # developer's dist/ is neither used nor disturbed), then runs bench/main.ts, which measures
 # everything and rewrites bench/RESULTS.md. BENCH_RUNS / BENCH_HEAVY_RUNS set the run counts;
-# BENCH_ONLY=cpio,compress,build,install,preview,boot,rebuild,compression,deploy,layer-deploy,demo-loop runs a subset
+# BENCH_ONLY=cpio,compress,build,install,preview,boot,rebuild,compression,deploy,layer-deploy,layer-boot,demo-loop runs a subset
 # (with BENCH_MERGE=1 its sections replace those in RESULTS.md; otherwise RESULTS.md is then
 # written to bench/RESULTS.partial.md instead). `npm run bench -- --render` rewrites RESULTS.md
 # from bench/results.json and bench/analysis.md without measuring.

@@ -1,7 +1,7 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { execFile } from "node:child_process";
-import { tempNameFor } from "../atomic-file";
+import { shortTempNameFor, tempNameFor } from "../atomic-file";
 import { openScratchDir } from "../scratch-dir";
 import { sha256File, sha256Hex } from "../file-hash";
 import { overwriteFatFile } from "./fat-overwrite";
@@ -276,7 +276,10 @@ export class ImageTarget implements BootTarget {
     const expected = await sha256File(localFile);
     onProgress?.(0, total);
     await this.makeParents(normal);
-    const temp = tempNameFor(normal);
+    // A lower-case 8.3 name (a layer's) is staged under an 8.3 name too, so mren keeps its case.
+    const temp = /^[a-z0-9_-]{1,8}(\.[a-z0-9_-]{1,3})?$/.test(path.posix.basename(normal))
+      ? shortTempNameFor(normal)
+      : tempNameFor(normal);
     try {
       // mtools writes through to the image file; an fsync of the image follows the copy.
       await this.run("mcopy", ["-o", localFile, `::/${temp}`], `copying ${localFile} to ${temp}`);

@@ -12,7 +12,7 @@
  */
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { createHash } from "node:crypto";
+import { createHash, type Hash } from "node:crypto";
 import { isTempName } from "../atomic-file";
 import { hashFiles, listDirectories, type BootTarget } from "./boot-target";
 import { FieldError, InternalError, RamrootError, TargetError } from "../ramroot-error";
@@ -79,12 +79,14 @@ export async function layersOfSizes(initramfs: string, sizes: readonly number[])
   return layers;
 }
 
-/** The sha256 of `size` bytes of `file` from `offset`. */
-async function sliceSha256(file: string, offset: number, size: number): Promise<string> {
+/** The sha256 of `size` bytes of `file` from `offset` (the bytes also fed to `also`, the whole file's hash). */
+async function sliceSha256(file: string, offset: number, size: number, also?: Hash): Promise<string> {
   const hash = createHash("sha256");
   if (size > 0)
-    for await (const chunk of fs.createReadStream(file, { start: offset, end: offset + size - 1 }))
+    for await (const chunk of fs.createReadStream(file, { start: offset, end: offset + size - 1 })) {
       hash.update(chunk as Buffer);
+      also?.update(chunk as Buffer);
+    }
   return hash.digest("hex");
 }
 
@@ -93,7 +95,7 @@ async function sliceSha256(file: string, offset: number, size: number): Promise<
  * each slice hashing as its layer (one read of the file). Checked before anything is sent, also
  * when every layer is already on the partition.
  */
-async function checkLayersCover(initramfs: string, layers: readonly LayerSpec[]): Promise<void> {
+async function checkLayersCover(initramfs: string, layers: readonly LayerSpec[]): Promise<string> {
   const size = fs.statSync(initramfs).size;
   const sum = layers.reduce((n, l) => n + l.size, 0);
   if (layers.length === 0 || sum !== size)
@@ -102,8 +104,9 @@ async function checkLayersCover(initramfs: string, layers: readonly LayerSpec[])
       `${layers.length} layer(s) of ${sum} bytes do not make up ${initramfs} (${size} bytes); expected the image's layers in order`,
     );
   let offset = 0;
+  const whole = createHash("sha256");
   for (const layer of layers) {
-    const got = await sliceSha256(initramfs, offset, layer.size);
+    const got = await sliceSha256(initramfs, offset, layer.size, whole);
     if (got !== layer.sha256)
       throw new RamrootError(
         "input",
@@ -111,6 +114,56 @@ async function checkLayersCover(initramfs: string, layers: readonly LayerSpec[])
       );
     offset += layer.size;
   }
+  return whole.digest("hex");
+}
+
+/**
+ * What each layer this operation hashed on a target hashed to (by path, lower case: FAT ignores
+ * case). A layer's name is its content address, and the store's files are written only whole,
+ * under a temporary name, read back and renamed in (putLayers), or removed (collectLayers), both
+ * here, keeping this up to date; so within one operation, one open target under its lease, a
+ * layer hashed once (found in the store, or just read back) is not read again by the slot's own
+ * read-back or the switch's check of the entry it makes DEFAULT. Each operation opens its
+ * target anew, and hashes every layer it relies on again.
+ */
+const hashedLayers = new WeakMap<BootTarget, Map<string, string>>();
+
+function rememberLayerHash(target: BootTarget, rel: string, sha256: string): void {
+  let known = hashedLayers.get(target);
+  if (!known) hashedLayers.set(target, (known = new Map()));
+  known.set(rel.toLowerCase(), sha256);
+}
+
+function forgetLayerHash(target: BootTarget, rel: string): void {
+  hashedLayers.get(target)?.delete(rel.toLowerCase());
+}
+
+/**
+ * What these layer paths hash to on the target (undefined: missing), each hashed at most once
+ * per operation (see hashedLayers), with the `files` (not layers: always hashed) in the same look
+ * (one round trip over ssh).
+ */
+export async function hashWithLayers(
+  target: BootTarget,
+  files: readonly string[],
+  layerRels: readonly string[],
+): Promise<{ files: (string | undefined)[]; layers: (string | undefined)[] }> {
+  const known = hashedLayers.get(target);
+  const unhashed = [...new Set(layerRels.filter((rel) => known?.get(rel.toLowerCase()) === undefined))];
+  const all = [...files, ...unhashed];
+  // Nothing to read: no look at all (a round trip over ssh).
+  const hashed = all.length === 0 ? [] : await hashFiles(target, all);
+  unhashed.forEach((rel, i) => {
+    const sha256 = hashed[files.length + i];
+    if (sha256 !== undefined) rememberLayerHash(target, rel, sha256);
+  });
+  const now = hashedLayers.get(target);
+  return { files: hashed.slice(0, files.length), layers: layerRels.map((rel) => now?.get(rel.toLowerCase())) };
+}
+
+/** hashWithLayers of layers only. */
+async function layerHashes(target: BootTarget, rels: readonly string[]): Promise<(string | undefined)[]> {
+  return (await hashWithLayers(target, [], rels)).layers;
 }
 
 /**
@@ -124,10 +177,15 @@ export async function putLayers(
   layers: readonly LayerSpec[],
   scratch: string,
   onProgress?: (done: number, total: number) => void,
-): Promise<{ records: LayerRecord[]; sent: number }> {
-  await checkLayersCover(initramfs, layers);
+): Promise<{ records: LayerRecord[]; sent: number; sha256: string }> {
+  const whole = await checkLayersCover(initramfs, layers);
   const [present] = await listDirectories(target, [LAYER_DIR]);
   const have = new Set((present ?? []).map((n) => n.toLowerCase()));
+  // The layers the store has a file for, hashed in one look (one round trip over ssh).
+  const named = layers
+    .map((l) => layerPath(l.sha256))
+    .filter((rel) => have.has(path.posix.basename(rel).toLowerCase()));
+  const found = new Map((await layerHashes(target, named)).map((sha256, i) => [named[i]!, sha256]));
   const total = layers.reduce((n, l) => n + l.size, 0);
   const records: LayerRecord[] = [];
   let offset = 0;
@@ -135,13 +193,15 @@ export async function putLayers(
   let done = 0;
   for (const layer of layers) {
     const rel = layerPath(layer.sha256);
-    const there = have.has(path.posix.basename(rel)) && (await target.sha256(rel)) === layer.sha256;
+    const there = found.get(rel) === layer.sha256;
     if (!there) {
       const slice = await sliceOf(initramfs, offset, layer, scratch);
       try {
         const got = await target.copyInAtomic(rel, slice, (d) => onProgress?.(done + d, total));
         if (got !== layer.sha256)
           throw new TargetError(`${target.describe()}: ${rel} read back as ${got}, expected ${layer.sha256}`);
+        // Read back under its temporary name, renamed in by the target: this operation has hashed it.
+        rememberLayerHash(target, rel, got);
       } finally {
         fs.rmSync(slice, { force: true });
       }
@@ -152,13 +212,12 @@ export async function putLayers(
     records.push({ path: rel, sha256: layer.sha256, size: layer.size });
     offset += layer.size;
   }
-  return { records, sent };
+  return { records, sent, sha256: whole };
 }
 
 /** Why the layers would not make the initramfs they were recorded for, or undefined when each hashes as recorded. */
 export async function layersProblem(target: BootTarget, records: readonly LayerRecord[]): Promise<string | undefined> {
-  // Every layer hashed in one look (one round trip over ssh).
-  const hashes = await hashFiles(
+  const hashes = await layerHashes(
     target,
     records.map((r) => r.path),
   );
@@ -191,6 +250,7 @@ export async function collectLayers(target: BootTarget, needed: Iterable<LayerRe
   for (const name of await target.list(LAYER_DIR)) {
     if (keep.has(name.toLowerCase()) && !isTempName(name)) continue;
     await target.remove(`${LAYER_DIR}/${name}`);
+    forgetLayerHash(target, `${LAYER_DIR}/${name}`);
     removed.push(`${LAYER_DIR}/${name}`);
   }
   return removed;

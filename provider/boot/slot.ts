@@ -12,6 +12,7 @@ import {
   collectLayers,
   LAYER_DIR,
   layerPath,
+  hashWithLayers,
   layerHashesProblem,
   putLayers,
   type LayerRecord,
@@ -324,7 +325,8 @@ export async function writeSlot(target: BootTarget, input: WriteSlotOptions): Pr
       throw new FieldError(`files.${role}`, `got ${JSON.stringify(file)}; the file does not exist`);
   }
   // Leftovers of an interrupted write are not part of the slot.
-  for (const name of await target.list(opts.slot)) {
+  const before = await target.list(opts.slot);
+  for (const name of before) {
     if (name.endsWith(STAGED) || isTempName(name)) await target.remove(slotPath(opts.slot, name));
   }
   const records: Partial<Record<SlotFileRole, SlotFileRecord>> = {};
@@ -336,7 +338,7 @@ export async function writeSlot(target: BootTarget, input: WriteSlotOptions): Pr
     layers = put.records;
     records.initramfs = {
       path: layers.map((l) => l.path).join(","),
-      sha256: (await sha256File(opts.files.initramfs)) as string,
+      sha256: put.sha256,
       size: (await fs.promises.stat(opts.files.initramfs)).size,
     };
   }
@@ -368,19 +370,22 @@ export async function writeSlot(target: BootTarget, input: WriteSlotOptions): Pr
     const record = records[role] as SlotFileRecord;
     await target.rename(`${record.path}${STAGED}`, record.path);
   }
+  // A kept file was hashed under its final name just above; what was renamed in is hashed again.
   const now = await hashFiles(
     target,
-    roles.map((role) => (records[role] as SlotFileRecord).path),
+    staged.map((role) => (records[role] as SlotFileRecord).path),
   );
-  for (const [i, role] of roles.entries()) {
+  for (const [i, role] of staged.entries()) {
     const record = records[role] as SlotFileRecord;
     if (now[i] !== record.sha256)
       throw new TargetError(
         `${target.describe()}: ${record.path} hashes to ${now[i] ?? "(missing)"} after the rename, expected ${record.sha256}`,
       );
   }
+  // What the slot held and this write does not (a whole initramfs where layers go now): removed.
+  const had = new Set(before.map((n) => n.toLowerCase()));
   for (const role of Object.keys(SLOT_FILES) as SlotFileRole[]) {
-    if (!roles.includes(role)) await target.remove(slotPath(opts.slot, SLOT_FILES[role]));
+    if (!roles.includes(role) && had.has(SLOT_FILES[role])) await target.remove(slotPath(opts.slot, SLOT_FILES[role]));
   }
   const manifest: SlotManifest = {
     slot: opts.slot,
@@ -405,7 +410,7 @@ async function putLayersOf(
   initramfs: string,
   layers: readonly LayerSpec[],
   onProgress: (done: number, total: number) => void,
-): Promise<{ records: LayerRecord[]; sent: number }> {
+): Promise<{ records: LayerRecord[]; sent: number; sha256: string }> {
   // Removed on every exit path; a killed process's is swept by the next open (scratch-dir.ts).
   const scratch = await openScratchDir("ramroot-layers-");
   try {
@@ -457,22 +462,23 @@ export async function readSlot(target: BootTarget, slot: string): Promise<SlotSt
     }
   }
   const files: SlotState["files"] = {};
-  // Every file hashed in one look (one round trip over ssh).
   const layered = manifest?.layers !== undefined && manifest.layers.length > 0;
   const present = (Object.keys(SLOT_FILES) as SlotFileRole[]).filter(
     (role) => names.includes(SLOT_FILES[role]) && !(layered && role === "initramfs"),
   );
   const layers = layered ? (manifest?.layers ?? []) : [];
-  const hashes = await hashFiles(target, [
-    ...present.map((role) => slotPath(slot, SLOT_FILES[role])),
-    ...layers.map((l) => l.path),
-  ]);
+  // The slot's files and the layers this operation has not hashed yet, in one look (one round trip over ssh).
+  const { files: hashes, layers: layerNow } = await hashWithLayers(
+    target,
+    present.map((role) => slotPath(slot, SLOT_FILES[role])),
+    layers.map((l) => l.path),
+  );
   present.forEach((role, i) => {
     const sha256 = hashes[i];
     if (sha256 !== undefined) files[role] = { path: slotPath(slot, SLOT_FILES[role]), sha256 };
   });
   // A layered slot's initramfs is its layers: there when every one hashes as recorded.
-  const problem = layered ? layerHashesProblem(target, layers, hashes.slice(present.length)) : undefined;
+  const problem = layered ? layerHashesProblem(target, layers, layerNow) : undefined;
   const whole = manifest?.files?.initramfs;
   if (layered && problem === undefined && whole !== undefined)
     files.initramfs = { path: whole.path, sha256: whole.sha256 };

@@ -90,6 +90,12 @@ test("image target: atomic verified copies, reads, lists, removes; a full disk k
     expect(await target.readFile("nope")).toBeUndefined();
     await target.remove("c");
     expect(await target.list("")).not.toContain("c");
+    // A lower-case 8.3 name (a layer's) keeps its case in the directory entry, as mdir lists it.
+    await target.writeFileAtomic("layers/3f9c01ab.cd2", "a layer");
+    await target.writeFileAtomic("layers/3f9c01ab.cd2", "a layer, again");
+    const listed = await mtools("mdir", output, 1048576, ["-a", "-b", "::/layers"]);
+    expect(listed.stdout.toString("utf8").trim().split("\n")).toEqual(["::/layers/3f9c01ab.cd2"]);
+    await target.remove("layers");
 
     const big = path.join(dir, "big.bin");
     fs.writeFileSync(big, Buffer.alloc(12 * 1024 * 1024, 1));

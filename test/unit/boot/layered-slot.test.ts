@@ -126,8 +126,36 @@ test("a layered slot holds no initramfs, is verified by its layers, boots from i
   expect(wholeA.files.initramfs).toEqual({ path: "a/initramfs", sha256: await sha256File(one.initramfs) });
   expect(storeFiles().sort()).toEqual(two.layers.map((l) => path.posix.basename(layerPath(l.sha256))).sort());
 
-  // A changed layer is found by hashing: the slot is not consistent, and its entry is not bootable.
+  // Within one operation (one open target) each layer is hashed once: the write's put, its read-back and the
+  // check of the entry that boots it take what the put hashed or read back.
+  const hashed: string[] = [];
+  const opened = await openTarget({ kind: "local", path: boot });
+  const counted = new Proxy(opened, {
+    get(obj, prop) {
+      const value = Reflect.get(obj, prop) as unknown;
+      if (prop === "sha256") return (rel: string) => (hashed.push(rel), opened.sha256(rel));
+      if (prop === "sha256Many")
+        return opened.sha256Many && ((rels: string[]) => (hashed.push(...rels), opened.sha256Many!(rels)));
+      return typeof value === "function" ? (value as (...a: unknown[]) => unknown).bind(obj) : value;
+    },
+  });
+  const again = await writeSlot(counted, {
+    slot: "b",
+    files: { kernel: kernel(), initramfs: two.initramfs },
+    layers: two.layers,
+    manifest: { imageId: "image-two", planId: "plan-two" },
+  });
+  const entryAgain = slotEntry("b", { microcode: false, append: "console=ttyS0", layers: again.manifest?.layers });
+  expect(
+    await labelBootProblem(counted, { defaultLabel: "b", timeout: 0, entries: [entryAgain] }, "b", "syslinux.cfg"),
+  ).toBeUndefined();
+  for (const l of two.layers) expect(hashed.filter((rel) => rel === layerPath(l.sha256))).toHaveLength(1);
+  await opened.close();
+
+  // A changed layer is found by hashing in the next operation: the slot is not consistent, and its entry is not bootable.
   fs.writeFileSync(path.join(boot, layerPath(two.layers[1]!.sha256)), "not the layer");
+  await target.close();
+  target = await openTarget({ kind: "local", path: boot });
   const b = await readSlot(target, "b");
   expect(b?.consistent).toBe(false);
   expect(b?.files.initramfs).toBeUndefined();

@@ -4,6 +4,7 @@ import * as path from "node:path";
 import {
   isTempName,
   replaceFile,
+  shortTempNameFor,
   tempNameFor,
   writeFileAtomic,
   writeFileAtomicSync,
@@ -52,4 +53,9 @@ test("one naming scheme for temporary names, posix or native paths", () => {
   expect(isTempName(a)).toBe(true);
   expect(isTempName("a/vmlinuz")).toBe(false);
   expect(tempNameFor("x")).not.toBe(tempNameFor("x"));
+  // An 8.3 temporary name (for FAT through mtools), recognized as one; a layer's name is not.
+  const short = shortTempNameFor("layers/3f9c01ab.cd2");
+  expect(short).toMatch(/^layers\/~[0-9a-f]{7}\.tmp$/);
+  expect(isTempName(short)).toBe(true);
+  expect(isTempName("layers/3f9c01ab.cd2")).toBe(false);
 });
