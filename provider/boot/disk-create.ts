@@ -26,7 +26,7 @@ import {
   ukiSignatureRefusal,
   type SecureBootInput,
   type UkiSigner,
-} from "../image/uki-signing";
+} from "../secure-boot-signing";
 
 /** syslinux's MBR boot code: loads the active partition's boot sector. */
 export const SYSLINUX_MBR = "/usr/lib/syslinux/mbr/mbr.bin";

@@ -11,7 +11,7 @@ import { resolveTargetSpec, targetSpecSchema, type TargetSpec } from "../boot/ta
 import { userAppendSchema } from "../machine/kernel-append";
 import { IMAGE_ID_PATH } from "../machine/image-id";
 import type { SlotPair } from "./ab-decision";
-import { readUkiSigner, type UkiSigner } from "../image/uki-signing";
+import { readUkiSigner, type UkiSigner } from "../secure-boot-signing";
 import { FieldError, InputError } from "../ramroot-error";
 
 const slotName = z

@@ -12,7 +12,7 @@ import { schemeOf } from "../boot/schemes/registry";
 import type { BootTarget } from "../boot/target";
 import { sha256Hex } from "../file-hash";
 import { ConflictError } from "../ramroot-error";
-import { assertUkiSignedBy } from "../image/uki-signing";
+import { assertUkiSignedBy } from "../secure-boot-signing";
 import { slotWriteRefusal } from "./ab-decision";
 
 /** Why `slot` on the open target must not be written now, or undefined when it may be. */

@@ -24,7 +24,7 @@ import { cacheBoundFromEnv, markUsed, pruneImageCache, recordStateReference } fr
 import { efiStubPath, EFI_STUB_FILE, OS_RELEASE_FILE } from "./boot-split";
 import { EFI_STUB_PACKAGE } from "./image-config";
 import { writeUki } from "./uki";
-import { assertUkiSignedBy, signUki } from "./uki-signing";
+import { assertUkiSignedBy, signUki } from "../secure-boot-signing";
 import {
   foldedLayer,
   KERNEL_FILE,

@@ -256,7 +256,7 @@ export const imageConfigSchema = z
       .describe(
         "also emit a Unified Kernel Image: kernel, initramfs, command line and os-release in one EFI executable",
       ),
-    /** sign the UKI for Secure Boot (uki-signing.ts); the key is a secret, only the certificate's hash is in the plan */
+    /** sign the UKI for Secure Boot (secure-boot-signing.ts); the key is a secret, only the certificate's hash is in the plan */
     secureBoot: z
       .strictObject({
         privateKey: z.string().min(1, "expected the private key's PEM text, or the path of its PEM file").meta({

@@ -15,7 +15,7 @@ import { parseInput } from "../input-error";
 import { machineEntries } from "./machine-services";
 import { imageConfigSchema, servicesOf, worldOf, type ImageConfig, type ImageConfigInput } from "./image-config";
 import { compressionLevelOf } from "./compress";
-import { certificateId, readUkiSigner, type UkiSigner } from "./uki-signing";
+import { certificateId, readUkiSigner, type UkiSigner } from "../secure-boot-signing";
 import { inlineEntries, mergeOverlays, overlayDigest, overlaySummary, scanOverlay, type OverlayEntry } from "./overlay";
 import { FieldError } from "../ramroot-error";
 

@@ -16,7 +16,7 @@ import { privateDir } from "../cache-dir";
 import { sha256File } from "../file-hash";
 import { trialAppend } from "../machine/image-id";
 import { ukiWithCmdline } from "./uki-cmdline";
-import { assertUkiSignedBy, certificateId, signUki, type UkiSigner } from "./uki-signing";
+import { assertUkiSignedBy, certificateId, signUki, type UkiSigner } from "../secure-boot-signing";
 
 export interface SlotUkis {
   /** the UKI the slot's entry boots */

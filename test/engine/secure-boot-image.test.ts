@@ -4,7 +4,7 @@ import { createPrivateKey } from "node:crypto";
 import { AlpineImage } from "../../components/resources";
 import { planImage } from "../../provider/image/plan";
 import { buildImage } from "../../provider/image/build";
-import { certificateId, ukiSignatureRefusal } from "../../provider/image/uki-signing";
+import { certificateId, ukiSignatureRefusal } from "../../provider/secure-boot-signing";
 import { buildImageRepo, type ImageRepo } from "../fixtures/image-repo";
 import { engineStack, type EngineStack } from "./pulumi-harness";
 import { secureBootKeyPair } from "../fixtures/secure-boot-keys";

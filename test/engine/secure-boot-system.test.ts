@@ -8,7 +8,7 @@ import { rollback } from "../../provider/deploy/rollback";
 import { mtools } from "../../provider/boot/mtools";
 import { bootQemu } from "../../provider/qemu/boot";
 import { ukiCmdline } from "../../provider/image/uki-cmdline";
-import { ukiSignatureRefusal } from "../../provider/image/uki-signing";
+import { ukiSignatureRefusal } from "../../provider/secure-boot-signing";
 import { buildImageRepo, type ImageRepo } from "../fixtures/image-repo";
 import { step } from "../fixtures/scenario-step";
 import { machineStack, type EngineStack } from "./pulumi-harness";

@@ -5,7 +5,7 @@ import { Command } from "commander";
 import * as crypto from "node:crypto";
 import { registerBootCommands } from "../../../provider/cli/boot-command";
 import { mtools } from "../../../provider/boot/mtools";
-import { ukiSignatureRefusal } from "../../../provider/image/uki-signing";
+import { ukiSignatureRefusal } from "../../../provider/secure-boot-signing";
 import { secureBootKeyPair } from "../../fixtures/secure-boot-keys";
 
 jest.setTimeout(300_000);

@@ -13,7 +13,7 @@ import { efiStubPath } from "../../../provider/image/boot-split";
 import { writeUki, type UkiInputs } from "../../../provider/image/uki";
 import { ukiCmdline, ukiWithCmdline } from "../../../provider/image/uki-cmdline";
 import { signedSlotUkis } from "../../../provider/image/uki-slot";
-import { readUkiSigner, signUki, ukiSignatureRefusal } from "../../../provider/image/uki-signing";
+import { readUkiSigner, signUki, ukiSignatureRefusal } from "../../../provider/secure-boot-signing";
 import { InputError } from "../../../provider/ramroot-error";
 import { debianDeb } from "../../fixtures/debian-deb";
 import { debianKernel } from "../../fixtures/debian-kernel";

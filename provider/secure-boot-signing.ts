@@ -1,6 +1,7 @@
 /**
- * Secure Boot: a UKI signed with the user's key (Debian's sbsigntool), and checked against the
- * user's certificate before it is written to a slot.
+ * Secure Boot: an EFI binary (a UKI, or systemd-boot on a new disk) signed with the user's key
+ * (Debian's sbsigntool), and checked against the user's certificate before it is written. A module
+ * of its own, outside image/ and boot/, as both sign (image/ its UKIs, boot/disk-create systemd-boot).
  *
  * The private key never touches the disk: sbsign reads it from a pipe (/dev/stdin); the plan,
  * the image cache and the logs carry only the certificate's sha256. sbsign stamps the signature with the time it signs at, so it runs under
@@ -12,9 +13,9 @@ import { spawn } from "node:child_process";
 import * as crypto from "node:crypto";
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { FieldError, HostError, InputError } from "../ramroot-error";
-import { sha256Hex } from "../file-hash";
-import { openScratchDir } from "../scratch-dir";
+import { FieldError, HostError, InputError } from "./ramroot-error";
+import { sha256Hex } from "./file-hash";
+import { openScratchDir } from "./scratch-dir";
 
 /** A key and certificate, read and checked: what signs a UKI. */
 export interface UkiSigner {

@@ -18,7 +18,7 @@ import {
   ukiSignatureRefusal,
   certificateId,
   type UkiSigner,
-} from "../../../provider/image/uki-signing";
+} from "../../../provider/secure-boot-signing";
 import { writeSlotChecked } from "../../../provider/deploy/slot-guard";
 import { openTarget } from "../../../provider/boot/target";
 import { InputError } from "../../../provider/ramroot-error";
