@@ -24,19 +24,21 @@ export function tempNameFor(file: string): string {
 }
 
 /**
- * A temporary name in `file`'s directory that is itself an 8.3 name (`~1a2b3c4.tmp`), for FAT
+ * A temporary name in `file`'s directory that is itself an 8.3 name (`~t1a2b3c.tmp`), for FAT
  * through mtools: renaming a long name to a lower-case 8.3 name stores the 8.3 name in capitals,
- * renaming a lower-case 8.3 name keeps its case (so `layers/3f9c01ab.cd2` lists as written).
+ * renaming a lower-case 8.3 name keeps its case flags (so `layers/3f9c01ab.cd2` lists as written).
+ * The `t` makes sure the base has a letter: an all-digit base carries no lower-case flag, and the
+ * name renamed from it would list in capitals.
  */
 export function shortTempNameFor(file: string): string {
   const slash = file.lastIndexOf("/");
-  return `${slash >= 0 ? file.slice(0, slash + 1) : ""}~${randomBytes(4).toString("hex").slice(0, 7)}.tmp`;
+  return `${slash >= 0 ? file.slice(0, slash + 1) : ""}~t${randomBytes(3).toString("hex")}.tmp`;
 }
 
 /** True for a name `tempNameFor` or `shortTempNameFor` makes. */
 export function isTempName(name: string): boolean {
   const base = path.basename(name);
-  return base.includes(TEMP_MARK) || /^~[0-9a-f]{7}\.tmp$/i.test(base);
+  return base.includes(TEMP_MARK) || /^~t[0-9a-f]{6}\.tmp$/i.test(base);
 }
 
 /** Directory fsync errors that mean "this filesystem does not do that" (vfat, some FUSE): not failures. */

@@ -55,7 +55,7 @@ test("one naming scheme for temporary names, posix or native paths", () => {
   expect(tempNameFor("x")).not.toBe(tempNameFor("x"));
   // An 8.3 temporary name (for FAT through mtools), recognized as one; a layer's name is not.
   const short = shortTempNameFor("layers/3f9c01ab.cd2");
-  expect(short).toMatch(/^layers\/~[0-9a-f]{7}\.tmp$/);
+  expect(short).toMatch(/^layers\/~t[0-9a-f]{6}\.tmp$/);
   expect(isTempName(short)).toBe(true);
   expect(isTempName("layers/3f9c01ab.cd2")).toBe(false);
 });
