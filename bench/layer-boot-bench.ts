@@ -115,7 +115,7 @@ export async function benchLayerBoot(w: Workload, ctx: BenchContext): Promise<Se
     ],
     notes: [
       `**${line}.**`,
-      "The layered entry's INITRD names two files where the folded one names one; syslinux reads the same bytes either way. The machine was shared with other engineers' jobs while this ran.",
+      "The layered entry's INITRD names two files where the folded one names one; syslinux reads the same bytes either way.",
     ],
   };
 }

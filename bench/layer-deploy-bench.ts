@@ -324,7 +324,7 @@ export async function benchLayerDeploy(w: Workload, ctx: BenchContext): Promise<
     }
     notes.push(
       `The image is ${layerCount} layers (packages, overlay). An edit of one overlay file changes only the overlay layer: the layered deploy puts that layer (the package layer is in the store already, checked by hash on the partition), keeps the kernel the idle slot already holds (same hash), writes the manifest and the syslinux config. The whole-image copy sends the initramfs again. rsync's delta transfer finds the unchanged package layer in the idle slot's old initramfs (a gzip stream whose prefix is unchanged) and sends little more, but it copies files only: no hash read back under the final name, no manifest, no switch of DEFAULT.`,
-      "Time is the build (`ramroot build`, the package layer from the layer cache) plus the copy and the switch; the output column is the bytes sent up the ssh connection (client to server), or for the disk image the bytes of files written into it. The machine was shared with other engineers' jobs while this ran.",
+      "Time is the build (`ramroot build`, the package layer from the layer cache) plus the copy and the switch; the output column is the bytes sent up the ssh connection (client to server), or for the disk image the bytes of files written into it.",
     );
     const tables: ResultTable[] = (
       [

@@ -177,11 +177,15 @@ export class SshTarget implements BootTarget {
         const why = fs.readFileSync(log, "utf8").trim();
         throw new TargetError(
           `${this.describe()}: the privateKey is not a key ssh-add accepts${why ? `: ${why}` : ""}`,
+          "give the private key's own text (OpenSSH or PEM, without a passphrase) as the target's privateKey",
         );
       }
       if (exitCode !== 0) {
         const why = fs.readFileSync(log, "utf8").trim() || `ssh exited ${exitCode}`;
-        throw new TargetError(`${this.describe()}: cannot connect: ${why}`);
+        throw new TargetError(
+          `${this.describe()}: cannot connect: ${why}`,
+          "check the target's host, port and user, and that sshd there accepts this key (`ssh -p PORT USER@HOST true` with it must work)",
+        );
       }
     } finally {
       fs.closeSync(fd);
