@@ -10,7 +10,8 @@ import { blockDeviceAt, describeBlockDevice, devicesOfFat, whyInUse, type BlockD
 import { fatVolumeIdOf, type PartitionVolume } from "./fat-volume-id";
 import { fatOffsetOf } from "./mbr";
 import { FatDamagedError, listFatDirectory, readFatFile, readFatVolume, type FatVolume } from "./fat";
-import { isMtoolsNotFound, mtools, withImageLock } from "./mtools";
+import { isMtoolsNotFound, mtools } from "./mtools";
+import { ImageLock } from "./image-lock";
 import type { TargetSpec } from "./target-spec";
 import { targetRelPath } from "./target-path";
 import { InternalError, TargetError } from "../ramroot-error";
@@ -31,12 +32,12 @@ function refuseInUse(device: BlockDevice, names: string[], claim?: string): void
 
 /**
  * A FAT disk image file, superfloppy or MBR-partitioned, or the same on a block device (a whole
- * disk such as /dev/sdb, or a partition such as /dev/sdb1), read and written with mtools: no
- * mount, no loop device, no root needed for a file. A block device is refused while anything
- * uses the FAT's bytes (a mount, swap, a device-mapper/md holder) or when it is the disk of this
- * system's `/` or `/boot`. Every mtools command runs under an exclusive lock of
- * the image file (mtools itself does not lock image files), so two processes never interleave
- * FAT updates. A replace copies to a temporary name, reads it back and compares the sha256,
+ * disk such as /dev/sdb, or a partition such as /dev/sdb1), written with mtools and read straight
+ * from its FAT (fat.ts): no mount, no loop device, no root needed for a file. A block device is
+ * refused while anything uses the FAT's bytes (a mount, swap, a device-mapper/md holder) or when
+ * it is the disk of this system's `/` or `/boot`. Every mtools command and every read runs under
+ * an exclusive lock of the image file (mtools itself does not lock image files), so two
+ * processes never interleave FAT updates and a read never sees half of one. A replace copies to a temporary name, reads it back and compares the sha256,
  * then renames it over the old file (`mren -o`). The local scratch directory is removed on
  * close and on every exit path of the process; those of killed processes are swept at open.
  */
@@ -51,13 +52,12 @@ export class ImageTarget implements BootTarget {
     private readonly isDevice: boolean,
     private readonly scratch: string,
     private readonly dropScratch: () => void,
-  ) {}
+  ) {
+    this.lock = new ImageLock(image);
+  }
 
-  /** Directory listings (mdir -b lines) read while the image file's stamp was `stamp`. */
-  private listings: { stamp: string | undefined; byDir: Map<string, string[]> } = {
-    stamp: undefined,
-    byDir: new Map(),
-  };
+  /** The image's lock, held for each read straight from the FAT. */
+  private readonly lock: ImageLock;
 
   static async open(spec: ImageSpec): Promise<ImageTarget> {
     const image = path.resolve(spec.path);
@@ -147,101 +147,53 @@ export class ImageTarget implements BootTarget {
   }
 
   private async listRaw(dir: string): Promise<string[]> {
-    const stamp = await this.listingStamp();
-    if (stamp !== this.listings.stamp) this.listings = { stamp, byDir: new Map() };
-    const cached = this.listings.byDir.get(dir);
-    if (cached) return cached;
-    const settled = stamp === undefined ? undefined : await this.listSettled(dir, stamp);
-    if (settled !== undefined) {
-      this.listings.byDir.set(dir, settled);
-      return settled;
-    }
+    const direct = await this.readDirect((fh, vol) => listFatDirectory(fh, vol, dir));
+    if (direct !== undefined)
+      return direct.map((e) => `::/${dir === "" ? "" : `${dir}/`}${e.name}${e.isDir ? "/" : ""}`);
     const result = await mtools("mdir", this.image, this.offset, ["-a", "-b", `::/${dir}`]);
     if (result.exitCode !== 0 && !isMtoolsNotFound(result.stderr))
       throw new TargetError(`${this.describe()}: listing ${dir || "/"} failed: ${result.stderr.trim()}`);
-    const lines =
-      result.exitCode !== 0
-        ? []
-        : result.stdout
-            .toString("utf8")
-            .split("\n")
-            .map((l) => l.trim())
-            .filter((l) => l.startsWith("::/"));
-    if (stamp !== undefined) this.listings.byDir.set(dir, lines);
-    return lines;
-  }
-
-  /**
-   * What a directory listing read now may be reused under: the image file's mtime, ctime and
-   * size, when its mtime is over a second old. Every change to the image (an mtools command, an
-   * ADV edit, by this process or another) sets its mtime to the clock's time, so while the stamp
-   * stays the same no listing has changed; a younger mtime could be shared by a write still to
-   * come within the filesystem's timestamp granularity, so nothing is reused then. A preview
-   * looks up the same few directories ~13 times (a kind check before every read). A block
-   * device's node keeps its times whatever is written through it: nothing is reused there.
-   */
-  private async listingStamp(): Promise<string | undefined> {
-    if (this.isDevice) return undefined;
-    const st = await fs.promises.stat(this.image, { bigint: true });
-    if (Number(st.mtimeNs / 1_000_000n) > Date.now() - 1000) return undefined;
-    return `${st.mtimeNs}:${st.ctimeNs}:${st.size}`;
+    return result.exitCode !== 0
+      ? []
+      : result.stdout
+          .toString("utf8")
+          .split("\n")
+          .map((l) => l.trim())
+          .filter((l) => l.startsWith("::/"));
   }
 
   async readFile(rel: string, opts: { maxBytes?: number } = {}): Promise<Buffer | undefined> {
     const normal = this.rel(rel);
     if ((await this.kind(normal)) !== "file") return undefined;
-    const settled = await this.readSettled(normal, opts.maxBytes);
+    const direct = await this.readDirect((fh, vol) => readFatFile(fh, vol, normal, opts.maxBytes));
     const data =
-      settled ?? Buffer.from((await this.run("mcopy", ["-n", `::/${normal}`, "-"], `reading ${normal}`)).stdout);
+      direct ?? Buffer.from((await this.run("mcopy", ["-n", `::/${normal}`, "-"], `reading ${normal}`)).stdout);
     if (opts.maxBytes !== undefined && data.length > opts.maxBytes)
       throw tooLarge(this.describe(), normal, opts.maxBytes);
     return data;
   }
 
   /**
-   * `dir` listed straight from the image (fat.ts) as mdir lists it, when the image's stamp is
-   * `stamp` before and after: see readSettled. Undefined when the reader does not find `dir` or
-   * fails, or the stamp moved: mdir under the lock lists it then.
+   * What `read` finds straight in the image (fat.ts), read under the image's lock (image-lock.ts):
+   * every mtools command here holds the same lock and its writes are in the file when it exits,
+   * so these are the bytes mtools would read, without a process per read (a deploy reads ~40
+   * times; a listing through mdir costs ~15-30 ms, this well under one). Damage is reported as
+   * it is; undefined when the reader fails otherwise or finds nothing: mtools reads it then.
    */
-  private async listSettled(dir: string, stamp: string): Promise<string[] | undefined> {
-    const entries = await this.readUnlocked(stamp, (fh, vol) => listFatDirectory(fh, vol, dir));
-    return entries?.map((e) => `::/${dir === "" ? "" : `${dir}/`}${e.name}${e.isDir ? "/" : ""}`);
-  }
-
-  /**
-   * The file's bytes read straight from the image (fat.ts), without mtools and its lock, when
-   * the image's stamp (see listingStamp) is the same before and after the read: no write began
-   * or ended in between, so the bytes are the ones the lock would have given. Undefined when the
-   * image was written within the last second, changes meanwhile, or the reader does not find
-   * the file: mcopy under the lock reads it then. A preview reads five files (~10 MiB).
-   */
-  private async readSettled(normal: string, maxBytes?: number): Promise<Buffer | undefined> {
-    const before = await this.listingStamp();
-    if (before === undefined) return undefined;
-    return this.readUnlocked(before, (fh, vol) => readFatFile(fh, vol, normal, maxBytes));
-  }
-
-  /**
-   * What `read` finds straight in the image (fat.ts), kept only when the image's stamp is still
-   * `stamp` after it; undefined when the reader fails or finds nothing, or the stamp moved.
-   */
-  private async readUnlocked<T>(
-    stamp: string,
+  private async readDirect<T>(
     read: (fh: fs.promises.FileHandle, vol: FatVolume) => Promise<T | undefined>,
   ): Promise<T | undefined> {
-    const fh = await fs.promises.open(this.image, "r");
-    let found: T | undefined;
-    try {
-      found = await read(fh, await readFatVolume(fh, this.offset));
-    } catch (err) {
-      // Damage in an image nobody is writing is reported as it is; mtools would only hit it too.
-      if (err instanceof FatDamagedError && (await this.listingStamp()) === stamp)
-        throw new TargetError(`${this.describe()}: ${err.message}`);
-      found = undefined;
-    } finally {
-      await fh.close();
-    }
-    return found !== undefined && (await this.listingStamp()) === stamp ? found : undefined;
+    return this.lock.hold(async () => {
+      const fh = await fs.promises.open(this.image, "r");
+      try {
+        return await read(fh, await readFatVolume(fh, this.offset));
+      } catch (err) {
+        if (err instanceof FatDamagedError) throw new TargetError(`${this.describe()}: ${err.message}`);
+        return undefined;
+      } finally {
+        await fh.close();
+      }
+    });
   }
 
   async sha256(rel: string): Promise<string | undefined> {
@@ -363,7 +315,7 @@ export class ImageTarget implements BootTarget {
 
   /** The file's clusters are found through the FAT and only the bytes asked for are rewritten, under the image lock. */
   async overwriteInPlace(rel: string, offset: number, data: Buffer): Promise<void> {
-    await withImageLock(this.image, () => overwriteFatFile(this.image, this.offset, this.rel(rel), offset, data));
+    await this.lock.hold(() => overwriteFatFile(this.image, this.offset, this.rel(rel), offset, data));
   }
 
   /** An image file is not running anywhere. */
@@ -372,6 +324,7 @@ export class ImageTarget implements BootTarget {
   }
 
   async close(): Promise<void> {
+    this.lock.close();
     this.dropScratch();
   }
 }

@@ -27,34 +27,7 @@ export interface MtoolsResult {
 }
 
 /** How long an mtools command waits for another process's lock on the same image. */
-const LOCK_WAIT_SECONDS = 600;
-
-/**
- * Runs `fn` while this process holds an exclusive lock (flock(2), through util-linux's flock)
- * on `image`: the same lock every mtools command here runs under. The lock is held by a child
- * whose stdin is this process: if this process dies, the child reads EOF and the lock goes.
- */
-export async function withImageLock<T>(image: string, fn: () => Promise<T>): Promise<T> {
-  const holder = spawn(
-    "flock",
-    ["-w", String(LOCK_WAIT_SECONDS), image, "sh", "-c", "echo locked; exec cat >/dev/null"],
-    { stdio: ["pipe", "pipe", "ignore"] },
-  );
-  const closed = new Promise<void>((resolve) => holder.once("close", () => resolve()));
-  await new Promise<void>((resolve, reject) => {
-    holder.stdout.once("data", () => resolve());
-    holder.once("exit", (code) =>
-      reject(new Error(`locking ${image} failed (flock exited ${code}); is util-linux's flock installed?`)),
-    );
-    holder.once("error", reject);
-  });
-  try {
-    return await fn();
-  } finally {
-    holder.stdin.end();
-    await closed;
-  }
-}
+export const LOCK_WAIT_SECONDS = 600;
 
 export async function mtools(
   command: "mcopy" | "mdir" | "mdel" | "mdeltree" | "mmd" | "mren" | "mmove" | "mattrib",
