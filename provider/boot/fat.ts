@@ -1,3 +1,4 @@
+import { createHash } from "node:crypto";
 import type { FileHandle } from "node:fs/promises";
 import { TargetError } from "../ramroot-error";
 
@@ -254,21 +255,22 @@ export async function findFatFile(fh: FileHandle, vol: FatVolume, path: string):
 }
 
 /**
- * A file's bytes, found as `findFatFile` finds it: the FAT is read once and runs of adjacent
- * clusters are read in one call, so a kernel costs a handful of reads, not one per cluster.
+ * Where a file's bytes lie in the image, found as `findFatFile` finds it: its size and the runs
+ * of adjacent clusters, as (image offset, length) in file order, the last cut to the size; with
+ * `maxBytes`, only the first maxBytes + 1 bytes (so a caller sees that the file is larger). The
+ * FAT is read once, so a kernel costs a handful of reads, not one per cluster.
  */
-export async function readFatFile(
+async function fileRuns(
   fh: FileHandle,
   vol: FatVolume,
   path: string,
   maxBytes?: number,
-): Promise<Buffer | undefined> {
+): Promise<{ size: number; runs: { at: number; length: number }[] } | undefined> {
   const entry = await findFileEntry(fh, vol, path);
   if (!entry) return undefined;
-  if (entry.size === 0) return Buffer.alloc(0);
+  if (entry.size === 0) return { size: 0, runs: [] };
   checkSize(vol, entry, path);
-  if (maxBytes !== undefined && entry.size > maxBytes)
-    throw new FatDamagedError(`FAT file ${path} is ${entry.size} bytes, more than the ${maxBytes} read of it; refused`);
+  const size = maxBytes === undefined ? entry.size : Math.min(entry.size, maxBytes + 1);
   const fat = await pread(fh, vol.fatStart, Math.ceil(((vol.clusterCount + 2) * vol.bits) / 8) + 1);
   const next = (c: number): number => {
     if (vol.bits === 12) {
@@ -277,26 +279,63 @@ export async function readFatFile(
     }
     return vol.bits === 16 ? fat.readUInt16LE(c * 2) : fat.readUInt32LE(c * 4) & 0x0fffffff;
   };
-  const clusters = Math.ceil(entry.size / vol.clusterBytes);
+  const clusters = Math.ceil(size / vol.clusterBytes);
   const chain: number[] = [];
   const seen = new Set<number>();
   for (let c = entry.firstCluster; chain.length < clusters; c = next(c)) extendChain(vol, chain, seen, c, path);
-  const out = Buffer.alloc(clusters * vol.clusterBytes);
+  const runs: { at: number; length: number }[] = [];
   for (let i = 0; i < chain.length;) {
     let j = i + 1;
     while (j < chain.length && chain[j] === (chain[j - 1] ?? 0) + 1) j++;
-    const first = chain[i] ?? 0;
-    const length = (j - i) * vol.clusterBytes;
-    const { bytesRead } = await fh.read(
-      out,
-      i * vol.clusterBytes,
-      length,
-      vol.dataStart + (first - 2) * vol.clusterBytes,
-    );
-    if (bytesRead !== length) throw new TargetError(`FAT image ends inside ${path}`);
+    const length = Math.min((j - i) * vol.clusterBytes, size - i * vol.clusterBytes);
+    runs.push({ at: vol.dataStart + ((chain[i] ?? 0) - 2) * vol.clusterBytes, length });
     i = j;
   }
-  return out.subarray(0, entry.size);
+  return { size, runs };
+}
+
+/** A file's bytes (see fileRuns: at most maxBytes + 1 of them); undefined when there is no such file. */
+export async function readFatFile(
+  fh: FileHandle,
+  vol: FatVolume,
+  path: string,
+  maxBytes?: number,
+): Promise<Buffer | undefined> {
+  const file = await fileRuns(fh, vol, path, maxBytes);
+  if (!file) return undefined;
+  const out = Buffer.alloc(file.size);
+  let done = 0;
+  for (const run of file.runs) {
+    const { bytesRead } = await fh.read(out, done, run.length, run.at);
+    if (bytesRead !== run.length) throw new TargetError(`FAT image ends inside ${path}`);
+    done += run.length;
+  }
+  return out;
+}
+
+/** Bytes read per turn when a file is hashed: one buffer, reused, so its pages are touched once. */
+const HASH_CHUNK = 4 << 20;
+
+/**
+ * The sha256 (hex) of a file (see fileRuns), read in chunks through one buffer: a 100 MiB layer
+ * read whole into a new buffer spent most of its time faulting in the buffer's pages.
+ * Undefined when there is no such file.
+ */
+export async function hashFatFile(fh: FileHandle, vol: FatVolume, path: string): Promise<string | undefined> {
+  const file = await fileRuns(fh, vol, path);
+  if (!file) return undefined;
+  const hash = createHash("sha256");
+  const chunk = Buffer.allocUnsafe(Math.min(HASH_CHUNK, Math.max(file.size, 1)));
+  for (const run of file.runs) {
+    for (let done = 0; done < run.length;) {
+      const length = Math.min(chunk.length, run.length - done);
+      const { bytesRead } = await fh.read(chunk, 0, length, run.at + done);
+      if (bytesRead !== length) throw new TargetError(`FAT image ends inside ${path}`);
+      hash.update(chunk.subarray(0, length));
+      done += length;
+    }
+  }
+  return hash.digest("hex");
 }
 
 /**

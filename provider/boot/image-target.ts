@@ -9,7 +9,7 @@ import { type BootTarget, tooLarge } from "./boot-target";
 import { blockDeviceAt, describeBlockDevice, devicesOfFat, whyInUse, type BlockDevice } from "./block-device";
 import { fatVolumeIdOf, type PartitionVolume } from "./fat-volume-id";
 import { fatOffsetOf } from "./mbr";
-import { FatDamagedError, listFatDirectory, readFatFile, readFatVolume, type FatVolume } from "./fat";
+import { FatDamagedError, hashFatFile, listFatDirectory, readFatFile, readFatVolume, type FatVolume } from "./fat";
 import { isMtoolsNotFound, mtools } from "./mtools";
 import { ImageLock } from "./image-lock";
 import type { TargetSpec } from "./target-spec";
@@ -19,6 +19,9 @@ import { InternalError, TargetError } from "../ramroot-error";
 type ImageSpec = Extract<TargetSpec, { kind: "image" }>;
 
 const SCRATCH_PREFIX = "ramroot-image-";
+
+/** What a read straight from the FAT gives when the reader failed (not when it found nothing): mtools reads then. */
+const UNREAD = Symbol("unread");
 
 /** A block device is written only while nothing else uses the FAT's bytes (`claim`: the FAT's own device node). */
 function refuseInUse(device: BlockDevice, names: string[], claim?: string): void {
@@ -148,7 +151,7 @@ export class ImageTarget implements BootTarget {
 
   private async listRaw(dir: string): Promise<string[]> {
     const direct = await this.readDirect((fh, vol) => listFatDirectory(fh, vol, dir));
-    if (direct !== undefined)
+    if (direct !== UNREAD && direct !== undefined)
       return direct.map((e) => `::/${dir === "" ? "" : `${dir}/`}${e.name}${e.isDir ? "/" : ""}`);
     const result = await mtools("mdir", this.image, this.offset, ["-a", "-b", `::/${dir}`]);
     if (result.exitCode !== 0 && !isMtoolsNotFound(result.stderr))
@@ -164,10 +167,16 @@ export class ImageTarget implements BootTarget {
 
   async readFile(rel: string, opts: { maxBytes?: number } = {}): Promise<Buffer | undefined> {
     const normal = this.rel(rel);
-    if ((await this.kind(normal)) !== "file") return undefined;
+    if (normal === "") return undefined;
     const direct = await this.readDirect((fh, vol) => readFatFile(fh, vol, normal, opts.maxBytes));
+    if (direct === undefined) return undefined;
     const data =
-      direct ?? Buffer.from((await this.run("mcopy", ["-n", `::/${normal}`, "-"], `reading ${normal}`)).stdout);
+      direct !== UNREAD
+        ? direct
+        : (await this.kind(normal)) !== "file"
+          ? undefined
+          : Buffer.from((await this.run("mcopy", ["-n", `::/${normal}`, "-"], `reading ${normal}`)).stdout);
+    if (data === undefined) return undefined;
     if (opts.maxBytes !== undefined && data.length > opts.maxBytes)
       throw tooLarge(this.describe(), normal, opts.maxBytes);
     return data;
@@ -178,18 +187,18 @@ export class ImageTarget implements BootTarget {
    * every mtools command here holds the same lock and its writes are in the file when it exits,
    * so these are the bytes mtools would read, without a process per read (a deploy reads ~40
    * times; a listing through mdir costs ~15-30 ms, this well under one). Damage is reported as
-   * it is; undefined when the reader fails otherwise or finds nothing: mtools reads it then.
+   * it is; UNREAD when the reader fails otherwise: mtools reads it then.
    */
   private async readDirect<T>(
-    read: (fh: fs.promises.FileHandle, vol: FatVolume) => Promise<T | undefined>,
-  ): Promise<T | undefined> {
+    read: (fh: fs.promises.FileHandle, vol: FatVolume) => Promise<T>,
+  ): Promise<T | typeof UNREAD> {
     return this.lock.hold(async () => {
       const fh = await fs.promises.open(this.image, "r");
       try {
         return await read(fh, await readFatVolume(fh, this.offset));
       } catch (err) {
         if (err instanceof FatDamagedError) throw new TargetError(`${this.describe()}: ${err.message}`);
-        return undefined;
+        return UNREAD;
       } finally {
         await fh.close();
       }
@@ -197,7 +206,10 @@ export class ImageTarget implements BootTarget {
   }
 
   async sha256(rel: string): Promise<string | undefined> {
-    const data = await this.readFile(rel);
+    const normal = this.rel(rel);
+    const direct = normal === "" ? undefined : await this.readDirect((fh, vol) => hashFatFile(fh, vol, normal));
+    if (direct !== UNREAD) return direct;
+    const data = await this.readFile(normal);
     return data === undefined ? undefined : sha256Hex(data);
   }
 

@@ -170,9 +170,8 @@ describe("FAT disk images", () => {
       await expect(listFatDirectory(reading.fh, vol, "loopdir")).rejects.toThrow(
         /chain of the directory at cluster \d+ loops back/,
       );
-      await expect(readFatFile(reading.fh, vol, "syslinux.cfg", 4096)).rejects.toThrow(
-        /syslinux\.cfg is 1048576 bytes, more than the 4096 read of it; refused/,
-      );
+      // With a cap, only the first cap + 1 bytes are followed: the loop is still found within them.
+      await expect(readFatFile(reading.fh, vol, "syslinux.cfg", 4096)).rejects.toThrow(/loops back to cluster/);
       expect(reading.bytesRead()).toBeLessThan(256 << 10); // the FAT (32 KiB) and a few sectors
     } finally {
       await reading.close();

@@ -232,6 +232,14 @@ test("image target: a file is read from the image directly, fragmented or not, w
     expect((await reader.readFile("syslinux.cfg"))?.toString()).toBe("DEFAULT a\n");
     expect((await reader.readFile("empty"))?.length).toBe(0);
     expect(await reader.readFile("a/one")).toBeUndefined();
+    // Hashed in chunks from the same clusters; a capped read refuses a larger file.
+    expect(await reader.sha256("a/three")).toBe(sha(big));
+    expect(await reader.sha256("a/one")).toBeUndefined();
+    expect(await reader.sha256("a")).toBeUndefined();
+    await expect(reader.readFile("a/three", { maxBytes: 1000 })).rejects.toThrow(
+      /a\/three is larger than the 1000 bytes read of it; refused/,
+    );
+    expect((await reader.readFile("a/two", { maxBytes: 100_000 }))?.length).toBe(100_000);
     expect(copies()).toBe(0);
     // mcopy gives the same bytes.
     const viaMcopy = await mtools("mcopy", output, fatOffset, ["-n", "::/a/three", "-"]);
