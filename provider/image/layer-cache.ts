@@ -13,6 +13,7 @@ import * as path from "node:path";
 import { createHash, type Hash } from "node:crypto";
 import { renameDurablySync } from "../atomic-file";
 import { isMissing, sha256File } from "../file-hash";
+import { readChunks } from "../file-chunks";
 import { markUsed } from "./cache-prune";
 import { InternalError } from "../ramroot-error";
 
@@ -163,23 +164,15 @@ export async function concatenateLayers(layers: StoredLayer[], out: string): Pro
       fd = fs.openSync(out, "r+");
       size = fs.fstatSync(fd).size;
     } else fd = fs.openSync(out, "w");
-    // One buffer for every read: a stream's fresh 1 MiB chunk each time cost a cold CLI run more
-    // (page faults, garbage collection) than hashing the bytes.
-    const buf = Buffer.allocUnsafe(1 << 20);
+    const output = fd;
     for (const layer of known ? rest : layers) {
       const own = layer === first ? undefined : createHash("sha256");
-      const input = await fs.promises.open(layer.archive, "r");
-      try {
-        for (let n; (n = (await input.read(buf, 0, buf.length, null)).bytesRead) > 0;) {
-          const chunk = buf.subarray(0, n);
-          own?.update(chunk);
-          whole.update(chunk);
-          for (let at = 0; at < n;) at += fs.writeSync(fd, chunk, at, n - at, size + at);
-          size += n;
-        }
-      } finally {
-        await input.close();
-      }
+      await readChunks(layer.archive, (chunk) => {
+        own?.update(chunk);
+        whole.update(chunk);
+        for (let at = 0; at < chunk.length;) at += fs.writeSync(output, chunk, at, chunk.length - at, size + at);
+        size += chunk.length;
+      });
       const actual = (own ?? whole.copy()).digest("hex");
       if (actual !== layer.sha256) throw new DamagedLayerError(layer, actual);
     }
