@@ -10,7 +10,9 @@ export function sha256Hex(data: Buffer | string): string {
 export async function sha256File(file: string): Promise<string | undefined> {
   const hash = createHash("sha256");
   try {
-    await readChunks(file, (chunk) => hash.update(chunk));
+    await readChunks(file, (chunk) => {
+      hash.update(chunk);
+    });
   } catch (err) {
     if (isMissing(err)) return undefined;
     throw err;
