@@ -6,7 +6,6 @@
 const path = require("node:path");
 const fs = require("node:fs");
 const os = require("node:os");
-const { spawnSync } = require("node:child_process");
 
 const root = path.join(__dirname, "..");
 const entry = path.join(root, "dist", "provider", "cli", "main.js");
@@ -48,6 +47,8 @@ if (major < 22) {
     console.error(`ramroot: needs Node >= 22, this is ${process.version}; run \`npm run setup\``);
     process.exit(2);
   }
+  // Loaded only here: node:child_process costs every run on a current Node a few ms to load.
+  const { spawnSync } = require("node:child_process");
   const result = spawnSync(node, [__filename, ...process.argv.slice(2)], {
     stdio: ["inherit", "inherit", "inherit", "pipe"],
     env: { ...process.env, [LAUNCHER_FD]: "3" },

@@ -1,16 +1,18 @@
 import { createHash } from "node:crypto";
-import * as fs from "node:fs";
+import { readChunks } from "./file-chunks";
 
 /** sha256 (hex) of bytes. */
 export function sha256Hex(data: Buffer | string): string {
   return createHash("sha256").update(data).digest("hex");
 }
 
-/** sha256 (hex) of a local file, streamed; undefined when it does not exist. */
+/** sha256 (hex) of a local file, read in chunks; undefined when it does not exist. */
 export async function sha256File(file: string): Promise<string | undefined> {
   const hash = createHash("sha256");
   try {
-    for await (const chunk of fs.createReadStream(file, { highWaterMark: 1 << 20 })) hash.update(chunk as Buffer);
+    await readChunks(file, (chunk) => {
+      hash.update(chunk);
+    });
   } catch (err) {
     if (isMissing(err)) return undefined;
     throw err;

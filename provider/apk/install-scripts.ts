@@ -2,7 +2,6 @@ import * as fs from "node:fs";
 import { execFileSync, spawn } from "node:child_process";
 import * as path from "node:path";
 import type { Readable, Writable } from "node:stream";
-import { execa } from "execa";
 import picomatch from "picomatch";
 import { openScratchDir } from "../scratch-dir";
 import { canApplyOwnership } from "./root-ownership";
@@ -160,6 +159,9 @@ async function runSandboxed(root: string, command: string[]): Promise<SandboxRun
   const bwrap = bwrapPath();
   const env = { PATH: SCRIPT_PATH };
   if (!canApplyOwnership()) {
+    // Loaded here, where a process runs: execa (ESM, ~100 ms to load) would otherwise cost every
+    // build, which runs no script when its package layer is cached.
+    const { execa } = require("execa") as typeof import("execa");
     const result = await execa(bwrap, sandboxArgs(root, command), {
       env,
       extendEnv: false,

@@ -39,19 +39,31 @@ function oneLineUsageErrors(cmd: Command): void {
   for (const sub of cmd.commands) oneLineUsageErrors(sub);
 }
 
-/** Builds the `ramroot` command tree. Each area adds its verbs in its own module. */
-export function buildProgram(): Command {
+/** The verb `argv` runs (`build` in `ramroot --verbose build x.yaml`): its first word that is no option. */
+function verbOf(argv: string[]): string | undefined {
+  for (const arg of argv.slice(2)) {
+    if (arg === "--") return undefined;
+    if (!arg.startsWith("-")) return arg;
+  }
+  return undefined;
+}
+
+/**
+ * Builds the `ramroot` command tree. Each area adds its verbs in its own module; with `verb`,
+ * only the areas that add to it are loaded (commands.ts), otherwise all.
+ */
+export function buildProgram(verb?: string): Command {
   const program = new Command("ramroot")
     .description("Build a whole Alpine Linux machine into one initramfs and deploy it to A/B syslinux slots")
     .option("--verbose", "on failure, print the whole error (pulumi's output, stack trace) instead of one line")
     .exitOverride();
-  registerCommands(program);
+  registerCommands(program, verb);
   oneLineUsageErrors(program);
   return program;
 }
 
 export async function main(argv: string[]): Promise<void> {
-  const program = buildProgram();
+  const program = buildProgram(verbOf(argv));
   try {
     await program.parseAsync(argv);
   } catch (err) {

@@ -122,6 +122,27 @@ function treeBytes(dir: string): number {
   return total;
 }
 
+/**
+ * A tree's size, recorded when its build puts it back (recordTreeBytes): an installed tree holds
+ * thousands of files, and walking them cost every build's prune ~0.1 s. Trees are only changed
+ * by a build that takes them out, so the record holds until the next one rewrites it.
+ */
+const TREE_BYTES = "bytes.json";
+
+/** Records the size of the tree in `dir` for the listing (before it is renamed into trees/). */
+export function recordTreeBytes(dir: string): void {
+  fs.writeFileSync(path.join(dir, TREE_BYTES), JSON.stringify({ bytes: treeBytes(dir) }) + "\n");
+}
+
+function recordedTreeBytes(dir: string): number | undefined {
+  try {
+    const { bytes } = JSON.parse(fs.readFileSync(path.join(dir, TREE_BYTES), "utf8")) as { bytes?: unknown };
+    return typeof bytes === "number" && Number.isSafeInteger(bytes) && bytes >= 0 ? bytes : undefined;
+  } catch {
+    return undefined; // a tree kept before sizes were recorded, or an unreadable record: walked
+  }
+}
+
 function entriesIn(root: string, kind: CacheEntry["kind"], notes: string): CacheEntry[] {
   let names: string[];
   try {
@@ -139,7 +160,8 @@ function entriesIn(root: string, kind: CacheEntry["kind"], notes: string): Cache
     } catch {
       continue; // not a finished entry
     }
-    found.push({ kind, name, dir, bytes: treeBytes(dir), lastUsed });
+    const bytes = (kind === "tree" ? recordedTreeBytes(dir) : undefined) ?? treeBytes(dir);
+    found.push({ kind, name, dir, bytes, lastUsed });
   }
   return found;
 }

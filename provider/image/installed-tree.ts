@@ -28,6 +28,7 @@ import type { FileManifest, ManifestEntry } from "../apk/expand";
 import type { LockEntry } from "../apk/solver";
 import type { ResolvedPlan } from "./plan";
 import { installedTreeKey } from "./cache-keys";
+import { recordTreeBytes } from "./cache-prune";
 
 type Progress = (message: string) => void;
 
@@ -104,6 +105,7 @@ export async function withInstalledTree<T>(
       warnings: tree.warnings,
     };
     fs.writeFileSync(path.join(taken, STATE), JSON.stringify(state) + "\n");
+    recordTreeBytes(taken);
     fs.mkdirSync(treesDir, { recursive: true });
     try {
       fs.renameSync(taken, cached);

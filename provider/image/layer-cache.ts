@@ -13,6 +13,7 @@ import * as path from "node:path";
 import { createHash, type Hash } from "node:crypto";
 import { renameDurablySync } from "../atomic-file";
 import { isMissing, sha256File } from "../file-hash";
+import { readChunks } from "../file-chunks";
 import { markUsed } from "./cache-prune";
 import { InternalError } from "../ramroot-error";
 
@@ -163,15 +164,15 @@ export async function concatenateLayers(layers: StoredLayer[], out: string): Pro
       fd = fs.openSync(out, "r+");
       size = fs.fstatSync(fd).size;
     } else fd = fs.openSync(out, "w");
+    const output = fd;
     for (const layer of known ? rest : layers) {
       const own = layer === first ? undefined : createHash("sha256");
-      for await (const chunk of fs.createReadStream(layer.archive, { highWaterMark: 1 << 20 })) {
-        const buf = chunk as Buffer;
-        own?.update(buf);
-        whole.update(buf);
-        for (let at = 0; at < buf.length;) at += fs.writeSync(fd, buf, at, buf.length - at, size + at);
-        size += buf.length;
-      }
+      await readChunks(layer.archive, (chunk) => {
+        own?.update(chunk);
+        whole.update(chunk);
+        for (let at = 0; at < chunk.length;) at += fs.writeSync(output, chunk, at, chunk.length - at, size + at);
+        size += chunk.length;
+      });
       const actual = (own ?? whole.copy()).digest("hex");
       if (actual !== layer.sha256) throw new DamagedLayerError(layer, actual);
     }

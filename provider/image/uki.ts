@@ -17,6 +17,7 @@
 import * as fs from "node:fs";
 import * as zlib from "node:zlib";
 import { replaceFile } from "../atomic-file";
+import { readChunks } from "../file-chunks";
 import { archInfo, archOfPeMachine, type Arch } from "../arch";
 import { RamrootError } from "../ramroot-error";
 
@@ -164,15 +165,12 @@ type Piece = Buffer | { file: string; size: number };
 
 const sizeOf = (p: Piece) => (Buffer.isBuffer(p) ? p.length : p.size);
 
-async function* bytesOf(pieces: Piece[]): AsyncGenerator<Buffer> {
+/** Hands the pieces' bytes to `use` in order, a file's through one reused buffer (file-chunks.ts). */
+async function eachChunk(pieces: Piece[], use: (chunk: Buffer) => void | Promise<void>): Promise<void> {
   for (const p of pieces) {
-    if (Buffer.isBuffer(p)) yield p;
+    if (Buffer.isBuffer(p)) await use(p);
     else {
-      let seen = 0;
-      for await (const chunk of fs.createReadStream(p.file, { highWaterMark: 1 << 20 })) {
-        seen += (chunk as Buffer).length;
-        yield chunk as Buffer;
-      }
+      const seen = await readChunks(p.file, use);
       if (seen !== p.size)
         throw new RamrootError("input", `${p.file} changed while the UKI was written (${seen} bytes, not ${p.size})`);
     }
@@ -261,14 +259,14 @@ export async function writeUki(inputs: UkiInputs, out: string): Promise<{ size: 
   const head = pieces[0] as Buffer;
   const checkSumAt = readPeHeader(head, "the UKI").optional + 64;
   const checksum = new PeChecksum(checkSumAt);
-  for await (const chunk of bytesOf(pieces)) checksum.add(chunk);
+  await eachChunk(pieces, (chunk) => checksum.add(chunk));
   head.writeUInt32LE(checksum.digest(), checkSumAt);
   return replaceFile(out, async (handle) => {
     let size = 0;
-    for await (const chunk of bytesOf(pieces)) {
+    await eachChunk(pieces, async (chunk) => {
       await handle.write(chunk);
       size += chunk.length;
-    }
+    });
     return { size };
   });
 }

@@ -9,6 +9,7 @@ import {
   parseByteSize,
   pruneImageCache,
   recordStateReference,
+  recordTreeBytes,
   stateReferences,
 } from "../../../provider/image/cache-prune";
 import { LayerCache } from "../../../provider/image/layer-cache";
@@ -127,4 +128,23 @@ test("a layer found in the cache counts as used now, so it outlives older ones",
   const result = pruneImageCache({ cacheDir: cache, maxBytes: 50 * KiB });
   expect(result.removed.map((e) => e.name[0])).toEqual(["f"]);
   expect(layers.get(key("e"))).toBeDefined();
+});
+
+test("an installed tree is counted by the size recorded when it was put back, walked only without a record", () => {
+  const dir = path.join(cache, "trees", key("e"));
+  fs.mkdirSync(path.join(dir, "root", "usr", "lib"), { recursive: true });
+  fs.writeFileSync(path.join(dir, "root", "usr", "lib", "libx.so"), Buffer.alloc(30 * KiB));
+  fs.writeFileSync(path.join(dir, "state.json"), "{}");
+  const walked = 30 * KiB + 2;
+  const treeBytes = () => listImageCache(cache).find((e) => e.kind === "tree")!.bytes;
+  expect(treeBytes()).toBe(walked);
+  recordTreeBytes(dir);
+  expect(JSON.parse(fs.readFileSync(path.join(dir, "bytes.json"), "utf8"))).toEqual({ bytes: walked });
+  // the listing takes the record as it is: a file added behind the build's back is not seen
+  fs.writeFileSync(path.join(dir, "root", "extra"), Buffer.alloc(10 * KiB));
+  expect(treeBytes()).toBe(walked);
+  // an unreadable record is walked again (the record itself counted)
+  fs.writeFileSync(path.join(dir, "bytes.json"), "{");
+  expect(treeBytes()).toBe(walked + 10 * KiB + 1);
+  expect(pruneImageCache({ cacheDir: cache, maxBytes: 0 }).removed.map((e) => e.kind)).toEqual(["tree"]);
 });
