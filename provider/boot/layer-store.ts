@@ -13,6 +13,7 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { createHash, type Hash } from "node:crypto";
+import { readChunks } from "../file-chunks";
 import { isTempName } from "../atomic-file";
 import { hashFiles, listDirectories, type BootTarget } from "./boot-target";
 import { FieldError, InternalError, RamrootError, TargetError } from "../ramroot-error";
@@ -41,14 +42,20 @@ export function layerPath(sha256: string): string {
 async function sliceOf(initramfs: string, offset: number, layer: LayerSpec, dir: string): Promise<string> {
   const out = path.join(dir, `layer-${layer.sha256.slice(0, 16)}`);
   const hash = createHash("sha256");
-  const write = fs.createWriteStream(out);
-  if (layer.size > 0) {
-    for await (const chunk of fs.createReadStream(initramfs, { start: offset, end: offset + layer.size - 1 })) {
-      hash.update(chunk as Buffer);
-      if (!write.write(chunk)) await new Promise<void>((resolve) => write.once("drain", () => resolve()));
-    }
+  const write = await fs.promises.open(out, "w");
+  try {
+    // One reused buffer (file-chunks.ts): each chunk is hashed and written before the next read.
+    await readChunks(
+      initramfs,
+      async (chunk) => {
+        hash.update(chunk);
+        for (let done = 0; done < chunk.length;) done += (await write.write(chunk, done)).bytesWritten;
+      },
+      { start: offset, length: layer.size },
+    );
+  } finally {
+    await write.close();
   }
-  await new Promise<void>((resolve, reject) => write.end((err?: Error | null) => (err ? reject(err) : resolve())));
   const got = hash.digest("hex");
   if (got !== layer.sha256)
     throw new RamrootError(
@@ -82,11 +89,14 @@ export async function layersOfSizes(initramfs: string, sizes: readonly number[])
 /** The sha256 of `size` bytes of `file` from `offset` (the bytes also fed to `also`, the whole file's hash). */
 async function sliceSha256(file: string, offset: number, size: number, also?: Hash): Promise<string> {
   const hash = createHash("sha256");
-  if (size > 0)
-    for await (const chunk of fs.createReadStream(file, { start: offset, end: offset + size - 1 })) {
-      hash.update(chunk as Buffer);
-      also?.update(chunk as Buffer);
-    }
+  await readChunks(
+    file,
+    (chunk) => {
+      hash.update(chunk);
+      also?.update(chunk);
+    },
+    { start: offset, length: size },
+  );
   return hash.digest("hex");
 }
 

@@ -5,6 +5,7 @@ import { spawn, spawnSync } from "node:child_process";
 import { execa } from "execa";
 import { tempNameFor } from "../atomic-file";
 import { openScratchDir } from "../scratch-dir";
+import { sha256File } from "../file-hash";
 import { type BootTarget, type CommandResult, type MachineShell, tooLarge } from "./boot-target";
 import type { PartitionVolume } from "./fat-volume-id";
 import { parseVolumeProbe, volumeProbeScript } from "./volume-probe";
@@ -374,9 +375,8 @@ export class SshTarget implements BootTarget {
     onProgress?: (done: number, total: number) => void,
   ): Promise<string> {
     const total = (await fs.promises.stat(localFile)).size;
-    const hash = createHash("sha256");
-    for await (const chunk of fs.createReadStream(localFile, { highWaterMark: 1 << 20 })) hash.update(chunk as Buffer);
-    const expected = hash.digest("hex");
+    const expected = await sha256File(localFile);
+    if (expected === undefined) throw new TargetError(`${localFile} disappeared while it was being sent`);
     const stream = fs.createReadStream(localFile, { highWaterMark: 1 << 20 });
     let done = 0;
     onProgress?.(0, total);

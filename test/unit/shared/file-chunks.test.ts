@@ -36,3 +36,19 @@ test("an empty file gives no chunk; a missing one is no hash", async () => {
   expect(await sha256File(path.join(work, "missing"))).toBeUndefined();
   await expect(readChunks(path.join(work, "missing"), use)).rejects.toMatchObject({ code: "ENOENT" });
 });
+
+test("a range gives exactly its bytes, over several chunks; one past the end stops at the end", async () => {
+  const bytes = randomBytes(3 * 2 ** 20);
+  const file = path.join(work, "data");
+  fs.writeFileSync(file, bytes);
+  const read = async (start: number, length: number) => {
+    const copies: Buffer[] = [];
+    const total = await readChunks(file, (chunk) => void copies.push(Buffer.from(chunk)), { start, length });
+    expect(total).toBe(Buffer.concat(copies).length);
+    return Buffer.concat(copies);
+  };
+  expect((await read(12345, 2 ** 20 + 99)).equals(bytes.subarray(12345, 12345 + 2 ** 20 + 99))).toBe(true);
+  expect((await read(0, 5)).equals(bytes.subarray(0, 5))).toBe(true);
+  expect((await read(100, 0)).length).toBe(0);
+  expect((await read(bytes.length - 10, 100)).equals(bytes.subarray(bytes.length - 10))).toBe(true);
+});
