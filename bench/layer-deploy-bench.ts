@@ -285,13 +285,13 @@ export async function benchLayerDeploy(w: Workload, ctx: BenchContext): Promise<
       variant(
         "diskLayered",
         "layered: build + put the new layers + switch (disk image)",
-        "ramroot build image-gzip.yaml; writeSlot --layers + switch DEFAULT on a syslinux disk image (mtools)",
+        "ramroot build image-gzip.yaml; writeSlot --layers + switch DEFAULT on a syslinux disk image (written with mtools, read straight from the FAT)",
         onTarget("diskLayered", true),
       ),
       variant(
         "diskWhole",
         "whole image: build + copy the initramfs + switch (disk image)",
-        "ramroot build image-gzip.yaml; writeSlot (whole initramfs) + switch DEFAULT on a syslinux disk image (mtools)",
+        "ramroot build image-gzip.yaml; writeSlot (whole initramfs) + switch DEFAULT on a syslinux disk image (written with mtools, read straight from the FAT)",
         onTarget("diskWhole", false),
       ),
     ];
