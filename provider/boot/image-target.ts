@@ -40,9 +40,10 @@ function refuseInUse(device: BlockDevice, names: string[], claim?: string): void
  * refused while anything uses the FAT's bytes (a mount, swap, a device-mapper/md holder) or when
  * it is the disk of this system's `/` or `/boot`. Every mtools command and every read runs under
  * an exclusive lock of the image file (mtools itself does not lock image files), so two
- * processes never interleave FAT updates and a read never sees half of one. A replace copies to a temporary name, reads it back and compares the sha256,
- * then renames it over the old file (`mren -o`). The local scratch directory is removed on
- * close and on every exit path of the process; those of killed processes are swept at open.
+ * processes never interleave FAT updates and a read never sees half of one. A replace copies
+ * to a temporary name, reads it back and compares the sha256, then renames it over the old
+ * file (`mren -o`). The local scratch directory is removed on close and on every exit path of
+ * the process; those of killed processes are swept at open.
  */
 export class ImageTarget implements BootTarget {
   private constructor(
@@ -185,9 +186,9 @@ export class ImageTarget implements BootTarget {
   /**
    * What `read` finds straight in the image (fat.ts), read under the image's lock (image-lock.ts):
    * every mtools command here holds the same lock and its writes are in the file when it exits,
-   * so these are the bytes mtools would read, without a process per read (a deploy reads ~40
-   * times; a listing through mdir costs ~15-30 ms, this well under one). Damage is reported as
-   * it is; UNREAD when the reader fails otherwise: mtools reads it then.
+   * so these are the bytes mtools would read, without starting mtools for each (a deploy reads
+   * ~40 times; an mdir costs ~15-30 ms, a turn of the lock ~7 ms). Damage is reported as it is;
+   * UNREAD when the reader fails otherwise: mtools reads it then.
    */
   private async readDirect<T>(
     read: (fh: fs.promises.FileHandle, vol: FatVolume) => Promise<T>,
