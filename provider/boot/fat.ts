@@ -172,9 +172,22 @@ function shortNameOf(raw: Buffer): string {
   return ext === "" ? base : `${base}.${ext}`;
 }
 
+/**
+ * The checksum each long-name entry carries of the 11-byte short name it belongs to (the FAT
+ * specification's ChkSum). A long name whose checksum does not match the short entry after it is
+ * an orphan (the short entry was renamed or replaced by a tool that knows no long names): it is
+ * dropped, as mtools and the kernel drop it.
+ */
+function shortNameChecksum(raw: Buffer): number {
+  let sum = 0;
+  for (let i = 0; i < 11; i++) sum = (((sum & 1) << 7) + (sum >> 1) + (raw[i] ?? 0)) & 0xff;
+  return sum;
+}
+
 function parseDirectory(data: Buffer, bits: FatVolume["bits"]): DirEntry[] {
   const entries: DirEntry[] = [];
   let lfn: string[] = [];
+  let lfnChecksum = -1;
   for (let at = 0; at + 32 <= data.length; at += 32) {
     const first = data[at] ?? 0;
     if (first === 0x00) break;
@@ -190,7 +203,10 @@ function parseDirectory(data: Buffer, bits: FatVolume["bits"]): DirEntry[] {
         data.subarray(at + 28, at + 32),
       ]);
       const text = part.toString("utf16le").split("\u0000")[0] ?? "";
+      const checksum = data[at + 13] ?? 0;
       if (first & 0x40) lfn = [];
+      else if (checksum !== lfnChecksum) lfn = [];
+      lfnChecksum = checksum;
       lfn.unshift(text);
       continue;
     }
@@ -199,9 +215,10 @@ function parseDirectory(data: Buffer, bits: FatVolume["bits"]): DirEntry[] {
       continue; // volume label
     }
     const hi = bits === 32 ? data.readUInt16LE(at + 20) : 0;
+    const raw = data.subarray(at, at + 11);
     entries.push({
-      longName: lfn.length > 0 ? lfn.join("") : undefined,
-      shortName: shortNameOf(data.subarray(at, at + 11)),
+      longName: lfn.length > 0 && lfnChecksum === shortNameChecksum(raw) ? lfn.join("") : undefined,
+      shortName: shortNameOf(raw),
       caseFlags: data[at + 12] ?? 0,
       attributes,
       firstCluster: (hi << 16) | data.readUInt16LE(at + 26),

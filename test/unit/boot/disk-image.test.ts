@@ -258,13 +258,28 @@ test("image target: directories are listed straight from the image, with the nam
     slots: ["a", "b"],
   });
   const writer = await openTarget({ kind: "image", path: output });
-  const names = ["a/vmlinuz", "a/manifest.json", "UPPER.TXT", "mixedCase.cfg", "long file name.txt", "c/deep/x"];
+  const names = [
+    "a/vmlinuz",
+    "a/manifest.json",
+    "UPPER.TXT",
+    "mixedCase.cfg",
+    "long file name.txt",
+    "another long name.txt",
+    "c/deep/x",
+  ];
   try {
     for (const name of names) await writer.writeFileAtomic(name, name);
     await writer.rename("a/vmlinuz", "a/KERNEL");
   } finally {
     await writer.close();
   }
+  // A tool that knows no long names renames a short entry: its long name is an orphan now (its
+  // checksum no longer matches), and mdir shows the short name.
+  const bytes = fs.readFileSync(output);
+  const short = bytes.indexOf(Buffer.from("ANOTHE~1TXT", "latin1"));
+  expect(short).toBeGreaterThan(0);
+  Buffer.from("RENAMED TXT", "latin1").copy(bytes, short);
+  fs.writeFileSync(output, bytes);
   const dirs = ["", "a", "b", "c", "c/deep", "nope", "UPPER.TXT"];
   const mdirNames = async (d: string) => {
     const r = await mtools("mdir", output, fatOffset, ["-a", "-b", `::/${d}`]);
@@ -288,7 +303,17 @@ test("image target: directories are listed straight from the image, with the nam
   const reader = await openTarget({ kind: "image", path: output });
   try {
     expect(expected[0]).toEqual(
-      ["a", "b", "c", "ldlinux.c32", "ldlinux.sys", "long file name.txt", "mixedCase.cfg", "upper.txt"].sort(),
+      [
+        "a",
+        "b",
+        "c",
+        "ldlinux.c32",
+        "ldlinux.sys",
+        "long file name.txt",
+        "mixedCase.cfg",
+        "renamed.txt",
+        "upper.txt",
+      ].sort(),
     );
     // mren leaves a short name without its case bits: MTOOLS_LOWER_CASE shows it in lower case.
     expect(expected[1]).toEqual(["kernel", "manifest.json"]);
