@@ -3,10 +3,12 @@ import type { FileHandle } from "node:fs/promises";
 import { TargetError } from "../ramroot-error";
 
 /**
- * Just enough of FAT12/16/32 to find where a file's bytes lie inside a disk image, so a few
- * sectors can be patched in place (syslinux's ADV at the end of ldlinux.sys). mtools can only
+ * A reader of FAT12/16/32 inside a disk image: the image target's listings, reads and hashes
+ * (each read by mtools would be a process, ~15-30 ms), and where a file's bytes lie, so a few
+ * sectors can be patched in place (syslinux's ADV at the end of ldlinux.sys: mtools can only
  * replace whole files, which would move ldlinux.sys away from the sectors its boot sector
- * records; no maintained npm package reads FAT without a block-device layer, hence this reader.
+ * records). Names follow what mdir shows (long names, checksums, case flags). Writes stay with
+ * mtools. No maintained npm package reads FAT without a block-device layer, hence this reader.
  */
 export interface FatVolume {
   /** byte offset of the filesystem inside the image */
