@@ -7,6 +7,7 @@ import { withLease, type Lease } from "../boot/lease";
 import { assertLabelBootable, readSlot, slotEntry } from "../boot/slot";
 import { layersOfSizes } from "../boot/layer-store";
 import { writeSlotChecked } from "../deploy/slot-guard";
+import { ukiCmdlineOf } from "../image/uki-cmdline";
 import { openTarget, parseTargetSpec, type BootTarget, type TargetSpec } from "../boot/target";
 import { openStack, stackTarget } from "./stack-command";
 import { FieldError, RamrootError, TargetError } from "../ramroot-error";
@@ -291,14 +292,38 @@ export function registerBootCommands(program: Command): void {
   ).action(
     async (
       flags: TargetFlags & { default: string; slots: string; append: string; timeout: string; microcode?: boolean },
+      command: Command,
     ) => {
       await withWriteTarget(flags, "syslinux write", async (target, lease) => {
         const entries = [];
         for (const s of flags.slots.split(",").filter((n) => n !== "")) {
+          const manifest = (await readSlot(target, s))?.manifest;
+          const uki = manifest?.files.uki;
+          if (uki) {
+            // A Secure Boot slot: its entry boots the slot's signed UKI, whose baked command line is
+            // the only one its kernel gets (the stub ignores the entry's under Secure Boot); an entry
+            // of its kernel and initrds would be refused by the firmware.
+            const bytes = await target.readFile(uki.path);
+            if (!bytes) throw new TargetError(`slot ${s}: its manifest names ${uki.path}, which is missing`);
+            const baked = ukiCmdlineOf(bytes, `${target.describe()}: ${uki.path}`);
+            if (command.getOptionValueSource("append") === "cli")
+              process.stderr.write(
+                `note: slot ${s} boots a signed UKI: its command line is the one baked into it, not --append\n`,
+              );
+            entries.push({
+              ...slotEntry(s, { microcode: false, uki: true, append: "", menuLabel: `slot ${s}` }),
+              append: baked,
+            });
+            continue;
+          }
           // A layered slot's entry loads its layers, as its manifest names them.
-          const layers = (await readSlot(target, s))?.manifest?.layers;
           entries.push(
-            slotEntry(s, { microcode: flags.microcode === true, append: flags.append, menuLabel: `slot ${s}`, layers }),
+            slotEntry(s, {
+              microcode: flags.microcode === true,
+              append: flags.append,
+              menuLabel: `slot ${s}`,
+              layers: manifest?.layers,
+            }),
           );
         }
         const spec = { defaultLabel: flags.default, timeout: int(flags.timeout, "--timeout") ?? 0, entries };

@@ -28,9 +28,13 @@ const sectionData = (buf: Buffer, s: PeSection) =>
 
 /** The `.cmdline` a UKI carries (as the stub passes it to the kernel). */
 export function ukiCmdline(uki: string): string {
-  const buf = fs.readFileSync(uki);
-  const section = readPeHeader(buf, uki).sections.find((s) => s.name === ".cmdline");
-  if (!section) throw new InternalError(`${uki} has no .cmdline section: not a UKI`);
+  return ukiCmdlineOf(fs.readFileSync(uki), uki);
+}
+
+/** The `.cmdline` of the UKI `buf` (`what` names it in errors). */
+export function ukiCmdlineOf(buf: Buffer, what: string): string {
+  const section = readPeHeader(buf, what).sections.find((s) => s.name === ".cmdline");
+  if (!section) throw new InternalError(`${what} has no .cmdline section: not a UKI`);
   return sectionData(buf, section).toString("utf8").replace(/\0+$/, "");
 }
 

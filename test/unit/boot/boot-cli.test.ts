@@ -5,8 +5,15 @@ import { Command } from "commander";
 import * as crypto from "node:crypto";
 import { registerBootCommands } from "../../../provider/cli/boot-command";
 import { mtools } from "../../../provider/boot/mtools";
-import { ukiSignatureRefusal } from "../../../provider/secure-boot-signing";
 import { secureBootKeyPair } from "../../fixtures/secure-boot-keys";
+import { readUkiSigner, ukiSignatureRefusal } from "../../../provider/secure-boot-signing";
+import { efiStubPath } from "../../../provider/image/boot-split";
+import { writeUki } from "../../../provider/image/uki";
+import { signedSlotUkis } from "../../../provider/image/uki-slot";
+import { namingSlot, writeSlot } from "../../../provider/boot/slot";
+import { openTarget } from "../../../provider/boot/target";
+import { debianDeb } from "../../fixtures/debian-deb";
+import { debianKernel } from "../../fixtures/debian-kernel";
 
 jest.setTimeout(300_000);
 
@@ -167,4 +174,70 @@ test("disk create --secure-boot-key/--secure-boot-cert: systemd-boot signed, ver
     /secureBoot: got a key for scheme "syslinux".*expected scheme "uefi" \(--scheme uefi\)/,
   );
   expect(fs.existsSync(refused)).toBe(false);
+});
+
+// `syslinux write` on an ESP whose slot holds signed UKIs (Secure Boot): the entry boots the UKI
+// with the command line baked into it, never the slot's kernel and initrds (the firmware would
+// refuse an unsigned kernel under Secure Boot); --append does not change it and says so.
+test("syslinux write on a Secure Boot slot: the entry boots its signed UKI, with the command line baked in", async () => {
+  const esp = path.join(dir, "sb-esp.img");
+  await ramroot("disk", "create", "--size", "32", "--scheme", "uefi", "--slots", "a,b", "--volume-id", "5b5b0002", esp);
+  const stubRoot = debianDeb("systemd-boot-efi", { ready: (r) => fs.existsSync(path.join(r, efiStubPath("x86_64"))) });
+  const kernel = debianKernel("x86_64").vmlinuz;
+  const initramfs = path.join(dir, "sb-initramfs");
+  fs.writeFileSync(initramfs, Buffer.alloc(4099, 0x49));
+  const imageUki = path.join(dir, "sb-uki.efi");
+  await writeUki(
+    {
+      arch: "x86_64",
+      stub: path.join(stubRoot, efiStubPath("x86_64")),
+      kernel,
+      initrds: [initramfs],
+      cmdline: "rdinit=/sbin/init",
+      osRelease: 'ID=alpine\nPRETTY_NAME="Alpine Linux"\n',
+    },
+    imageUki,
+  );
+  const db = secureBootKeyPair(dir, "sb-db");
+  const signer = readUkiSigner({ privateKey: db.key, certificate: db.cert }, dir);
+  const baked = namingSlot("a", "rdinit=/sbin/init console=ttyS0 ramroot.image=0123");
+  const ukiDir = fs.mkdtempSync(path.join(dir, "sb-ukis-"));
+  const ukis = await signedSlotUkis(imageUki, {
+    arch: "x86_64",
+    cmdline: baked,
+    signer,
+    epoch: 1700000000,
+    dir: ukiDir,
+  });
+  const target = await openTarget({ kind: "image", path: esp });
+  try {
+    await writeSlot(target, {
+      slot: "a",
+      files: { kernel, initramfs, uki: ukis.uki, trialUki: ukis.trialUki },
+      manifest: { imageId: "0123", planId: "0123" },
+    });
+  } finally {
+    await target.close();
+  }
+  const notes: string[] = [];
+  const write = process.stderr.write.bind(process.stderr);
+  process.stderr.write = ((chunk: string) => {
+    notes.push(chunk);
+    return true;
+  }) as typeof process.stderr.write;
+  try {
+    await ramroot("syslinux", "write", "--image", esp, "--default", "a", "--slots", "a", "--append", "quiet");
+  } finally {
+    process.stderr.write = write;
+  }
+  expect(notes.join("")).toMatch(/slot a boots a signed UKI: its command line is the one baked into it, not --append/);
+  const shown = (await ramroot("syslinux", "show", "--image", esp)) as {
+    scheme: string;
+    config: { defaultLabel: string; entries: { label: string; kernel: string; initrd: string[]; append: string }[] };
+  };
+  expect(shown.scheme).toBe("uefi");
+  expect(shown.config.defaultLabel).toBe("a");
+  expect(shown.config.entries).toEqual([
+    expect.objectContaining({ label: "a", kernel: "/a/ramroot.efi", initrd: [], append: baked }),
+  ]);
 });
