@@ -31,9 +31,22 @@ function finish(fd: number, op: FileFinish): void {
   if (op.mtime !== undefined) fs.futimesSync(fd, op.mtime, op.mtime);
 }
 
-const written: Promise<WriteReply> = Promise.resolve({ errors: [] });
-const failed = (rel: string, err: unknown): Promise<WriteReply> =>
-  Promise.resolve({ errors: [[rel, (err as Error).message]] });
+const failed = (rel: string, message: string): Promise<WriteReply> => Promise.resolve({ errors: [[rel, message]] });
+
+/** Writes `content` to `fd`, gives it its finish and closes it (whatever fails): the reply for `rel`. */
+function complete(rel: string, fd: number, content: Buffer[], done: FileFinish): Promise<WriteReply> {
+  try {
+    try {
+      writeAll(fd, content);
+      finish(fd, done);
+    } finally {
+      fs.closeSync(fd);
+    }
+    return Promise.resolve({ errors: [] });
+  } catch (err) {
+    return failed(rel, (err as Error).message);
+  }
+}
 
 /**
  * Creates files with synchronous calls on the calling thread, each step as it is queued: a whole
@@ -54,18 +67,13 @@ export class FileWriter {
 
   /** Writes a whole file. */
   writeFile(rel: string, host: string, mode: number, content: Buffer[], done: FileFinish): Promise<WriteReply> {
+    let fd: number;
     try {
-      const fd = fs.openSync(host, CREATE_FLAGS, mode);
-      try {
-        writeAll(fd, content);
-        finish(fd, done);
-      } finally {
-        fs.closeSync(fd);
-      }
-      return written;
+      fd = fs.openSync(host, CREATE_FLAGS, mode);
     } catch (err) {
-      return failed(rel, err);
+      return failed(rel, (err as Error).message);
     }
+    return complete(rel, fd, content, done);
   }
 
   /** Creates a file whose content follows in pieces; returns its stream id. */
@@ -97,21 +105,12 @@ export class FileWriter {
     const why = this.broken.get(id);
     if (why !== undefined) {
       this.broken.delete(id);
-      return Promise.resolve({ errors: [[rel, why]] });
+      return failed(rel, why);
     }
     const fd = this.streams.get(id);
     this.streams.delete(id);
-    if (fd === undefined) return failed(rel, new Error(`no open file (stream ${id})`));
-    try {
-      try {
-        finish(fd, done);
-      } finally {
-        fs.closeSync(fd);
-      }
-      return written;
-    } catch (err) {
-      return failed(rel, err);
-    }
+    if (fd === undefined) return failed(rel, `no open file (stream ${id})`);
+    return complete(rel, fd, [], done);
   }
 
   /** Closes what is still open (files a failure left unfinished). */

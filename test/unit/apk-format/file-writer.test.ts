@@ -15,7 +15,7 @@ const fresh = (name: string) => {
   return dir;
 };
 
-test("writes many whole files with their content, mode and mtime; a piece is reusable once the call returns", async () => {
+test("writes whole files with content, mode and mtime; a piece is reusable once the call returns", async () => {
   const dir = fresh("many");
   const writer = new FileWriter();
   const replies = [];
