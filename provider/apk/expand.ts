@@ -1,7 +1,7 @@
 import { createHash, type Hash } from "node:crypto";
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { FileWriter, type BatchReply, type FileFinish } from "./file-writer";
+import { FileWriter, type FileFinish, type WriteReply } from "./file-writer";
 import { toHostId } from "./sandbox-ids";
 import { StagingRoot } from "./staging-root";
 import { TarStreamParser, type TarHeader, type TarReadType, type TarSink } from "./tar-reader";
@@ -73,7 +73,7 @@ export interface ExpandOptions {
   onRefusedOverwrite?: (path: string, owner: string) => void;
   /** Give what is made its owner, full mode and (files) mtime on disk, as apk running as root does (needs root). */
   applyOwnership?: boolean;
-  /** The thread that creates files: one for a whole install; made and ended here when not given. */
+  /** What creates files: one for a whole install; made and closed here when not given. */
   writer?: FileWriter;
 }
 
@@ -147,8 +147,6 @@ export type TarFeed = (sink: (piece: Buffer) => void | Promise<void>) => Promise
 
 /** Files larger than this are written as their content arrives; smaller ones whole. */
 const STREAMED_FILE = 1 << 20;
-/** Content bytes handed to the file writer and not yet written. */
-const MAX_WRITE_BYTES = 16 << 20;
 
 /** An entry as the parser delivered it, waiting to be written. */
 interface Pending {
@@ -201,9 +199,8 @@ function fileFinish(createMode: number, own: Ownership | undefined): FileFinish 
 
 /**
  * Unpacks one package's data tar as it streams in: metadata (directories, symlinks, links,
- * checks) in order on this thread, files created by the file writer's thread in batches with a
- * bound on the bytes in flight; an entry that touches a path still being written waits for that
- * write first.
+ * checks) and files (by the file writer, as their content arrives) in order; an entry that
+ * touches a path whose write has not reported back yet waits for that first.
  */
 class DataTarExpander implements TarSink {
   readonly dirs: InstalledDir[] = [];
@@ -217,7 +214,7 @@ class DataTarExpander implements TarSink {
   private readonly madeDirs = new Set<string>();
   /** Entries parsed and not yet written, in order. */
   private readonly queue: Pending[] = [];
-  /** Writes in flight by relative path. */
+  /** Writes not yet reported back, by relative path. */
   private readonly writing = new Map<string, Promise<void>>();
   private failure: unknown;
   /** Directories the package made or owns, given their owner and mode once its files are in. */
@@ -257,15 +254,12 @@ class DataTarExpander implements TarSink {
     return dir;
   }
 
-  /** Waits for writes in flight to `rel` or to any of its parents. */
+  /** Waits for writes to `rel` or to any of its parents to report back. */
   private async settle(rel: string): Promise<void> {
     if (this.writing.size === 0) return;
     for (let at = rel.length; at > 0; at = rel.lastIndexOf("/", at - 1)) {
       const write = this.writing.get(rel.slice(0, at));
-      if (write) {
-        this.writer.flush();
-        await write;
-      }
+      if (write) await write;
     }
   }
 
@@ -292,7 +286,7 @@ class DataTarExpander implements TarSink {
     return this.applyOwnership ? { uid: toHostId(acl.uid), gid: toHostId(acl.gid), mode: acl.mode, mtime } : undefined;
   }
 
-  /** Writes what the parser delivered, in order, as far as it can; waits when too much is in flight. */
+  /** Writes what the parser delivered, in order, as far as it can. */
   async drain(): Promise<void> {
     if (this.failure) throw this.failure;
     while (this.queue.length > 0) {
@@ -307,7 +301,6 @@ class DataTarExpander implements TarSink {
         this.writer.append(work.rel, work.stream, item.pieces);
         item.pieces = [];
         item.bytes = 0;
-        await this.writer.waitBelow(MAX_WRITE_BYTES);
       } else if (!work) {
         item.pieces = []; // a skipped entry's content is not kept
       }
@@ -320,7 +313,7 @@ class DataTarExpander implements TarSink {
   /**
    * Lets go of every piece given so far, as the feed reuses a piece's memory once its sink call
    * returns: a file still arriving is handed to the writer as a stream (its pieces so far, the
-   * rest as it comes), and the writer takes its own copy of what it gathered. Copying the held
+   * rest as it comes), which the writer writes at once. Copying the held
    * pieces instead made ~60 MiB of short-lived buffers over a kernel's module tree.
    */
   handOverPieces(): void {
@@ -333,7 +326,6 @@ class DataTarExpander implements TarSink {
       item.pieces = [];
       item.bytes = 0;
     }
-    this.writer.flush();
   }
 
   /** Creates the file of `work` now, its content to follow in pieces (whatever stood there removed). */
@@ -345,7 +337,6 @@ class DataTarExpander implements TarSink {
   /** Everything written and every directory given its owner and mode. */
   async close(): Promise<void> {
     await this.drain();
-    this.writer.flush();
     await Promise.all(this.writing.values());
     if (this.failure) throw this.failure;
     for (const { host, own } of this.ownedDirs) {
@@ -361,7 +352,6 @@ class DataTarExpander implements TarSink {
       if (work?.stream !== undefined) this.track(work.rel, this.writer.closeFile(work.rel, work.stream, {}));
     }
     this.queue.length = 0;
-    this.writer.flush();
     await Promise.allSettled(this.writing.values());
   }
 
@@ -525,15 +515,14 @@ class DataTarExpander implements TarSink {
     this.dirFor(work.parent).files.push({ name: work.base, acl, sha1: record.sha1 });
   }
 
-  /** Hands a whole file to the writer once there is room for its content. */
+  /** Hands a whole file to the writer. */
   private async write(rel: string, host: string, content: Buffer[], mode: number, own: Ownership | undefined) {
-    await this.writer.waitBelow(MAX_WRITE_BYTES);
     if (this.failure) throw this.failure;
     this.track(rel, this.writer.writeFile(rel, host, mode & 0o777, content, fileFinish(mode, own)));
   }
 
-  /** Remembers a write in flight to `rel`; a failure in its batch fails the unpack. */
-  private track(rel: string, reply: Promise<BatchReply>): void {
+  /** Remembers a write to `rel` until it reports back; a failure fails the unpack. */
+  private track(rel: string, reply: Promise<WriteReply>): void {
     const done: Promise<void> = reply.then((answer) => {
       if (this.writing.get(rel) === done) this.writing.delete(rel);
       for (const [failed, message] of answer.errors)
@@ -573,7 +562,7 @@ export async function expandDataTar(data: Buffer | TarFeed, opts: ExpandOptions)
     await expander.abandon();
     throw err;
   } finally {
-    if (!opts.writer) await writer.close();
+    if (!opts.writer) writer.close();
   }
   return expander.dirs;
 }

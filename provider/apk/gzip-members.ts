@@ -135,7 +135,7 @@ const RAW_CHUNK = 128 << 10;
 const INFLATE_CHUNK = 128 << 10;
 /**
  * The content is handed to the sink in pieces of this size (one buffer, reused). The expander
- * hands each piece on to the file writer's batches, so it also bounds a batch.
+ * hands each piece on to the file writer, which writes it at once.
  */
 const PIECE = 256 << 10;
 /** A gzip header longer than this (a name or comment field) is refused when streaming. */

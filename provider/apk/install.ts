@@ -271,7 +271,7 @@ async function installInto(root: string, opts: InstallOptions): Promise<InstallR
   const order = installOrder(opts.lock);
   // Verify everything before the first byte is unpacked.
   const files: PackageFile[] = [];
-  // One thread creates the files of every package, in batches.
+  // One writer creates the files of every package.
   const writer = new FileWriter();
   try {
     for (const entry of order) {
@@ -325,7 +325,7 @@ async function installInto(root: string, opts: InstallOptions): Promise<InstallR
   } finally {
     // A failure part way leaves later packages unread: their cache files are let go of.
     for (const pkg of files) pkg.release();
-    await writer.close();
+    writer.close();
   }
 
   if (runScripts) {

@@ -1,3 +1,5 @@
+// First: keeps V8's young generation small before any module loads.
+import "../young-generation";
 import { Command, CommanderError } from "commander";
 import { registerCommands } from "./commands";
 import { errorLine, fullText } from "./error-line";

@@ -2,6 +2,8 @@
  * Entry point of the `pulumi-resource-ramroot` plugin. The engine starts it with its own
  * address as the first argument and reads the port it listens on from standard output.
  */
+// First: keeps V8's young generation small before any module loads.
+import "../young-generation";
 import { ProviderServer } from "./provider-server";
 import { syslinuxConfigHandler } from "./syslinux-config-resource";
 import { alpineImageHandler } from "./alpine-image-resource";
