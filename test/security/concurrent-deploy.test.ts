@@ -113,10 +113,34 @@ test("the second of two concurrent deploys fails naming the lease holder; the di
   let holder: LeaseRecord | undefined;
   while (!(holder = await leaseOf())) await sleep(200);
   expect(holder.owner).toMatch(/^pulumi up: BootSlot a <- image [0-9a-f]{12}$/);
-  const lost = await second.up().then(
-    () => undefined,
-    (err: unknown) => String(err),
-  );
+  // The first deploy's copy is now faster than the second's start (a pulumi up, a build), so the
+  // lease holder (its provider plugin) is frozen while the second runs: it stays alive and holds
+  // the lease, as a slow copy over a slow link would. It is frozen where it holds no lock of the
+  // image (not inside a read or an mtools command), or the second would wait for the image
+  // instead of meeting the lease.
+  const holderPid = holder.pid;
+  const inode = fs.statSync(disk).ino;
+  const imageLocked = () =>
+    fs
+      .readFileSync("/proc/locks", "utf8")
+      .split("\n")
+      .some((l) => /\bFLOCK\b/.test(l) && l.includes(`:${inode} `));
+  for (;;) {
+    process.kill(holderPid, "SIGSTOP");
+    await sleep(100); // a lock turn it asked for just before is taken by now
+    if (!imageLocked()) break;
+    process.kill(holderPid, "SIGCONT");
+    await sleep(20);
+  }
+  let lost: string | undefined;
+  try {
+    lost = await second.up().then(
+      () => undefined,
+      (err: unknown) => String(err),
+    );
+  } finally {
+    process.kill(holderPid, "SIGCONT");
+  }
 
   const won = await firstUp;
   expect(won.summary.result).toBe("succeeded");
